@@ -1,0 +1,103 @@
+/* The registry of every certificate the project CA has issued: devices,
+ * servers (gateway, broker) and clients (the gateway's MQTT identity,
+ * operators, consumers). SQLite, one file, written by the admin CLI and read
+ * by the gateway to decide whether a device may speak.
+ *
+ * A name (device ID or certificate name) is unique across all kinds: the
+ * broker uses certificate CNs as usernames, so a device must never be able
+ * to share a name with the gateway or a consumer. Names are not reused after
+ * revocation; the row stays as the audit trail.
+ *
+ * The database uses a rollback journal, not WAL, so readers need only read
+ * access to the file. Every call that touches the file may return IOT_EBUSY
+ * when another process holds the lock past the busy timeout.
+ */
+#ifndef IOT_REGISTRY_H
+#define IOT_REGISTRY_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "iot/identity.h"
+#include "iot/status.h"
+
+#define IOT_SERIAL_HEX_MAX 64 /* 20 octets at most in X.509, as hex */
+#define IOT_FPR_HEX_LEN    64 /* SHA-256 */
+#define IOT_ROLE_MAX       16
+
+typedef struct iot_registry iot_registry;
+
+typedef enum iot_cert_kind {
+    IOT_KIND_DEVICE,
+    IOT_KIND_SERVER,
+    IOT_KIND_CLIENT,
+} iot_cert_kind;
+
+typedef struct iot_cert_record {
+    char name[IOT_ID_MAX + 1];
+    iot_cert_kind kind;
+    char role[IOT_ROLE_MAX + 1];              /* client role; "" for other kinds */
+    char serial[IOT_SERIAL_HEX_MAX + 1];      /* upper-case hex, no separators */
+    char fingerprint[IOT_FPR_HEX_LEN + 1];    /* SHA-256 of the DER, lower-case hex */
+    int64_t not_before;                       /* Unix seconds */
+    int64_t not_after;
+    int64_t created;
+    bool revoked;
+    int64_t revoked_at;                       /* 0 while active */
+    char revoke_reason[32];
+} iot_cert_record;
+
+enum {
+    IOT_REGISTRY_READONLY = 1, /* open for lookups only (the gateway) */
+    IOT_REGISTRY_WRITE = 2,    /* open for changes (the admin CLI) */
+};
+
+const char *iot_cert_kind_name(iot_cert_kind kind);
+
+/* Creates a new, empty registry; IOT_EEXIST if `path` exists. */
+iot_status iot_registry_create(const char *path, iot_registry **out, iot_err *err);
+
+/* Opens an existing registry. IOT_ENOENT if missing; IOT_ECORRUPT if the
+ * file is not a registry or is damaged; IOT_EBUSY if locked. */
+iot_status iot_registry_open(const char *path, int mode, iot_registry **out, iot_err *err);
+
+void iot_registry_close(iot_registry *reg);
+
+/* Sets how long a call waits for another process's lock (default 2000 ms). */
+void iot_registry_set_busy_timeout(iot_registry *reg, int ms);
+
+/* Write transaction: begin takes the write lock at once (BEGIN IMMEDIATE),
+ * so a concurrent writer is reported before any work is done. */
+iot_status iot_registry_begin(iot_registry *reg, iot_err *err);
+iot_status iot_registry_commit(iot_registry *reg, iot_err *err);
+void iot_registry_rollback(iot_registry *reg);
+
+/* Inserts a record. IOT_EEXIST (with a message saying which kind holds the
+ * name) if the name or serial is already taken. */
+iot_status iot_registry_add(iot_registry *reg, const iot_cert_record *rec, iot_err *err);
+
+/* Looks a record up; IOT_ENOENT if absent. */
+iot_status iot_registry_get_by_name(iot_registry *reg, const char *name, iot_cert_record *out,
+                                    iot_err *err);
+iot_status iot_registry_get_by_serial(iot_registry *reg, const char *serial_hex,
+                                      iot_cert_record *out, iot_err *err);
+
+/* Marks the named record of `kind` revoked at `now`. IOT_ENOENT if there is
+ * no such record; IOT_ESTATE if it is already revoked. */
+iot_status iot_registry_revoke(iot_registry *reg, iot_cert_kind kind, const char *name,
+                               const char *reason, int64_t now, iot_err *err);
+
+/* Calls fn for each record (of `kind`, or all kinds if kind < 0), ordered
+ * by name. A non-zero return from fn stops the walk and is returned. */
+typedef int (*iot_registry_fn)(const iot_cert_record *rec, void *ctx);
+iot_status iot_registry_foreach(iot_registry *reg, int kind, iot_registry_fn fn, void *ctx,
+                                iot_err *err);
+
+/* Calls fn for each revoked record (all kinds), for building the CRL. */
+iot_status iot_registry_foreach_revoked(iot_registry *reg, iot_registry_fn fn, void *ctx,
+                                        iot_err *err);
+
+/* Increments and returns the CRL number (RFC 5280 5.2.3). */
+iot_status iot_registry_next_crl_number(iot_registry *reg, uint64_t *out, iot_err *err);
+
+#endif

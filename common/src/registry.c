@@ -1,0 +1,417 @@
+#include "iot/registry.h"
+
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "iot/fsutil.h"
+
+/* 'IOTR' in the SQLite header: tells a registry from any other database. */
+#define REGISTRY_APP_ID         0x494f5452
+#define REGISTRY_SCHEMA_VERSION 1
+#define DEFAULT_BUSY_MS         2000
+
+struct iot_registry {
+    sqlite3 *db;
+    char path[512];
+};
+
+static const char SCHEMA[] =
+    "CREATE TABLE certificates ("
+    "  name TEXT NOT NULL UNIQUE,"
+    "  kind TEXT NOT NULL CHECK (kind IN ('device','server','client')),"
+    "  role TEXT NOT NULL DEFAULT '',"
+    "  serial TEXT NOT NULL UNIQUE,"
+    "  fingerprint TEXT NOT NULL,"
+    "  not_before INTEGER NOT NULL,"
+    "  not_after INTEGER NOT NULL,"
+    "  state TEXT NOT NULL CHECK (state IN ('active','revoked')),"
+    "  created INTEGER NOT NULL,"
+    "  revoked_at INTEGER NOT NULL DEFAULT 0,"
+    "  revoke_reason TEXT NOT NULL DEFAULT '');"
+    "CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);"
+    "INSERT INTO meta VALUES ('crl_number', 0);"
+    /* The device view is the registry as the gateway and operators see it. */
+    "CREATE VIEW devices AS SELECT name AS id, serial, fingerprint, not_after, state, created,"
+    "  revoked_at FROM certificates WHERE kind = 'device';";
+
+const char *iot_cert_kind_name(iot_cert_kind kind)
+{
+    switch (kind) {
+    case IOT_KIND_DEVICE:
+        return "device";
+    case IOT_KIND_SERVER:
+        return "server";
+    case IOT_KIND_CLIENT:
+        return "client";
+    }
+    return "?";
+}
+
+static int kind_from_name(const char *s)
+{
+    if (strcmp(s, "device") == 0)
+        return IOT_KIND_DEVICE;
+    if (strcmp(s, "server") == 0)
+        return IOT_KIND_SERVER;
+    if (strcmp(s, "client") == 0)
+        return IOT_KIND_CLIENT;
+    return -1;
+}
+
+/* Maps an SQLite failure to a status with a message naming the file. */
+static iot_status db_fail(iot_registry *reg, int rc, const char *doing, iot_err *err)
+{
+    int base = rc & 0xff;
+    const char *detail = reg->db ? sqlite3_errmsg(reg->db) : sqlite3_errstr(rc);
+    if (base == SQLITE_BUSY || base == SQLITE_LOCKED)
+        return iot_err_set(err, IOT_EBUSY,
+                           "registry %s is locked by another process while %s; try again when "
+                           "it has finished",
+                           reg->path, doing);
+    if (base == SQLITE_NOTADB || base == SQLITE_CORRUPT)
+        return iot_err_set(err, IOT_ECORRUPT,
+                           "registry %s is corrupt or not a database (%s); restore it from a "
+                           "backup",
+                           reg->path, detail);
+    if (base == SQLITE_READONLY || base == SQLITE_PERM || base == SQLITE_CANTOPEN)
+        return iot_err_set(err, IOT_EPERM, "registry %s cannot be %s: %s", reg->path,
+                           base == SQLITE_CANTOPEN ? "opened" : "written", detail);
+    return iot_err_set(err, IOT_EIO, "registry %s: %s failed: %s", reg->path, doing, detail);
+}
+
+static iot_status exec(iot_registry *reg, const char *sql, const char *doing, iot_err *err)
+{
+    int rc = sqlite3_exec(reg->db, sql, NULL, NULL, NULL);
+    return rc == SQLITE_OK ? IOT_OK : db_fail(reg, rc, doing, err);
+}
+
+static iot_status pragma_int(iot_registry *reg, const char *pragma, int *out, iot_err *err)
+{
+    sqlite3_stmt *st = NULL;
+    char sql[64];
+    snprintf(sql, sizeof(sql), "PRAGMA %s", pragma);
+    int rc = sqlite3_prepare_v2(reg->db, sql, -1, &st, NULL);
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) {
+            *out = sqlite3_column_int(st, 0);
+            rc = SQLITE_OK;
+        }
+    }
+    sqlite3_finalize(st);
+    return rc == SQLITE_OK ? IOT_OK : db_fail(reg, rc, "reading the header", err);
+}
+
+static iot_status reg_alloc(const char *path, iot_registry **out, iot_err *err)
+{
+    iot_registry *reg = calloc(1, sizeof(*reg));
+    if (reg == NULL)
+        return iot_err_set(err, IOT_ENOMEM, "out of memory opening %s", path);
+    snprintf(reg->path, sizeof(reg->path), "%s", path);
+    *out = reg;
+    return IOT_OK;
+}
+
+static iot_status reg_connect(iot_registry *reg, int flags, iot_err *err)
+{
+    int rc = sqlite3_open_v2(reg->path, &reg->db, flags, NULL);
+    if (rc != SQLITE_OK)
+        return db_fail(reg, rc, "opening", err);
+    sqlite3_busy_timeout(reg->db, DEFAULT_BUSY_MS);
+    sqlite3_extended_result_codes(reg->db, 1);
+    return IOT_OK;
+}
+
+iot_status iot_registry_create(const char *path, iot_registry **out, iot_err *err)
+{
+    *out = NULL;
+    if (iot_path_exists(path))
+        return iot_err_set(err, IOT_EEXIST, "registry %s already exists", path);
+    iot_registry *reg = NULL;
+    iot_status st = reg_alloc(path, &reg, err);
+    if (st != IOT_OK)
+        return st;
+    st = reg_connect(reg, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_EXCLUSIVE, err);
+    if (st != IOT_OK)
+        goto fail;
+    char sql[128];
+    snprintf(sql, sizeof(sql), "PRAGMA application_id=%d; PRAGMA user_version=%d;",
+             REGISTRY_APP_ID, REGISTRY_SCHEMA_VERSION);
+    if ((st = exec(reg, "BEGIN IMMEDIATE", "creating", err)) != IOT_OK ||
+        (st = exec(reg, sql, "creating", err)) != IOT_OK ||
+        (st = exec(reg, SCHEMA, "creating the schema", err)) != IOT_OK ||
+        (st = exec(reg, "COMMIT", "creating", err)) != IOT_OK)
+        goto fail;
+    *out = reg;
+    return IOT_OK;
+fail:
+    iot_registry_close(reg);
+    return st;
+}
+
+iot_status iot_registry_open(const char *path, int mode, iot_registry **out, iot_err *err)
+{
+    *out = NULL;
+    if (!iot_path_exists(path))
+        return iot_err_set(err, IOT_ENOENT, "registry %s does not exist (run 'iotctl pki init')",
+                           path);
+    iot_registry *reg = NULL;
+    iot_status st = reg_alloc(path, &reg, err);
+    if (st != IOT_OK)
+        return st;
+    int flags = mode == IOT_REGISTRY_WRITE ? SQLITE_OPEN_READWRITE : SQLITE_OPEN_READONLY;
+    st = reg_connect(reg, flags, err);
+    if (st != IOT_OK)
+        goto fail;
+    int app_id = 0;
+    int version = 0;
+    if ((st = pragma_int(reg, "application_id", &app_id, err)) != IOT_OK ||
+        (st = pragma_int(reg, "user_version", &version, err)) != IOT_OK)
+        goto fail;
+    if (app_id != REGISTRY_APP_ID) {
+        st = iot_err_set(err, IOT_ECORRUPT, "%s is not a device registry (application id %#x)",
+                         path, (unsigned)app_id);
+        goto fail;
+    }
+    if (version != REGISTRY_SCHEMA_VERSION) {
+        st = iot_err_set(err, IOT_ECORRUPT,
+                         "registry %s has schema version %d; this program understands %d", path,
+                         version, REGISTRY_SCHEMA_VERSION);
+        goto fail;
+    }
+    *out = reg;
+    return IOT_OK;
+fail:
+    iot_registry_close(reg);
+    return st;
+}
+
+void iot_registry_close(iot_registry *reg)
+{
+    if (reg == NULL)
+        return;
+    sqlite3_close(reg->db);
+    free(reg);
+}
+
+void iot_registry_set_busy_timeout(iot_registry *reg, int ms)
+{
+    sqlite3_busy_timeout(reg->db, ms);
+}
+
+iot_status iot_registry_begin(iot_registry *reg, iot_err *err)
+{
+    return exec(reg, "BEGIN IMMEDIATE", "starting a change", err);
+}
+
+iot_status iot_registry_commit(iot_registry *reg, iot_err *err)
+{
+    return exec(reg, "COMMIT", "saving a change", err);
+}
+
+void iot_registry_rollback(iot_registry *reg)
+{
+    if (!sqlite3_get_autocommit(reg->db))
+        sqlite3_exec(reg->db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+static void copy_text(char *dst, size_t size, sqlite3_stmt *st, int col)
+{
+    const unsigned char *s = sqlite3_column_text(st, col);
+    snprintf(dst, size, "%s", s ? (const char *)s : "");
+}
+
+#define SELECT_COLUMNS                                                                             \
+    "SELECT name, kind, role, serial, fingerprint, not_before, not_after, created, state,"         \
+    " revoked_at, revoke_reason FROM certificates "
+
+static iot_status row_to_record(iot_registry *reg, sqlite3_stmt *st, iot_cert_record *rec,
+                                iot_err *err)
+{
+    memset(rec, 0, sizeof(*rec));
+    copy_text(rec->name, sizeof(rec->name), st, 0);
+    char kind[16];
+    copy_text(kind, sizeof(kind), st, 1);
+    int k = kind_from_name(kind);
+    if (k < 0)
+        return iot_err_set(err, IOT_ECORRUPT, "registry %s: record '%s' has unknown kind '%s'",
+                           reg->path, rec->name, kind);
+    rec->kind = (iot_cert_kind)k;
+    copy_text(rec->role, sizeof(rec->role), st, 2);
+    copy_text(rec->serial, sizeof(rec->serial), st, 3);
+    copy_text(rec->fingerprint, sizeof(rec->fingerprint), st, 4);
+    rec->not_before = sqlite3_column_int64(st, 5);
+    rec->not_after = sqlite3_column_int64(st, 6);
+    rec->created = sqlite3_column_int64(st, 7);
+    const unsigned char *state = sqlite3_column_text(st, 8);
+    rec->revoked = state != NULL && strcmp((const char *)state, "revoked") == 0;
+    rec->revoked_at = sqlite3_column_int64(st, 9);
+    copy_text(rec->revoke_reason, sizeof(rec->revoke_reason), st, 10);
+    return IOT_OK;
+}
+
+static iot_status get_one(iot_registry *reg, const char *sql, const char *key,
+                          iot_cert_record *out, iot_err *err)
+{
+    sqlite3_stmt *st = NULL;
+    iot_status s;
+    int rc = sqlite3_prepare_v2(reg->db, sql, -1, &st, NULL);
+    if (rc != SQLITE_OK) {
+        s = db_fail(reg, rc, "looking up a record", err);
+        goto out;
+    }
+    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        s = row_to_record(reg, st, out, err);
+    else if (rc == SQLITE_DONE)
+        s = iot_err_set(err, IOT_ENOENT, "'%s' is not in registry %s", key, reg->path);
+    else
+        s = db_fail(reg, rc, "looking up a record", err);
+out:
+    sqlite3_finalize(st);
+    return s;
+}
+
+iot_status iot_registry_get_by_name(iot_registry *reg, const char *name, iot_cert_record *out,
+                                    iot_err *err)
+{
+    return get_one(reg, SELECT_COLUMNS "WHERE name = ?1", name, out, err);
+}
+
+iot_status iot_registry_get_by_serial(iot_registry *reg, const char *serial_hex,
+                                      iot_cert_record *out, iot_err *err)
+{
+    return get_one(reg, SELECT_COLUMNS "WHERE serial = ?1", serial_hex, out, err);
+}
+
+iot_status iot_registry_add(iot_registry *reg, const iot_cert_record *rec, iot_err *err)
+{
+    iot_cert_record existing;
+    iot_err lookup;
+    iot_status s = iot_registry_get_by_name(reg, rec->name, &existing, &lookup);
+    if (s == IOT_OK)
+        return iot_err_set(err, IOT_EEXIST, "the name '%s' is already taken by a %s%s certificate",
+                           rec->name, existing.revoked ? "revoked " : "",
+                           iot_cert_kind_name(existing.kind));
+    if (s != IOT_ENOENT) {
+        if (err)
+            *err = lookup;
+        return s;
+    }
+    static const char sql[] =
+        "INSERT INTO certificates (name, kind, role, serial, fingerprint, not_before, not_after,"
+        " state, created) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'active', ?8)";
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(reg->db, sql, -1, &st, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, rec->name, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, iot_cert_kind_name(rec->kind), -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, rec->role, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 4, rec->serial, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 5, rec->fingerprint, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 6, rec->not_before);
+        sqlite3_bind_int64(st, 7, rec->not_after);
+        sqlite3_bind_int64(st, 8, rec->created);
+        rc = sqlite3_step(st);
+    }
+    sqlite3_finalize(st);
+    if (rc == SQLITE_DONE)
+        return IOT_OK;
+    if ((rc & 0xff) == SQLITE_CONSTRAINT)
+        return iot_err_set(err, IOT_EEXIST, "serial %s is already in registry %s", rec->serial,
+                           reg->path);
+    return db_fail(reg, rc, "adding a record", err);
+}
+
+iot_status iot_registry_revoke(iot_registry *reg, iot_cert_kind kind, const char *name,
+                               const char *reason, int64_t now, iot_err *err)
+{
+    iot_cert_record rec;
+    iot_status s = iot_registry_get_by_name(reg, name, &rec, err);
+    if (s != IOT_OK)
+        return s;
+    if (rec.kind != kind)
+        return iot_err_set(err, IOT_ENOENT, "'%s' is a %s certificate, not a %s", name,
+                           iot_cert_kind_name(rec.kind), iot_cert_kind_name(kind));
+    if (rec.revoked)
+        return iot_err_set(err, IOT_ESTATE, "%s '%s' is already revoked", iot_cert_kind_name(kind),
+                           name);
+    static const char sql[] = "UPDATE certificates SET state = 'revoked', revoked_at = ?1,"
+                              " revoke_reason = ?2 WHERE name = ?3";
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(reg->db, sql, -1, &st, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_int64(st, 1, now);
+        sqlite3_bind_text(st, 2, reason ? reason : "", -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, name, -1, SQLITE_STATIC);
+        rc = sqlite3_step(st);
+    }
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? IOT_OK : db_fail(reg, rc, "revoking", err);
+}
+
+static iot_status walk(iot_registry *reg, const char *sql, int kind, iot_registry_fn fn, void *ctx,
+                       iot_err *err)
+{
+    sqlite3_stmt *st = NULL;
+    iot_status s = IOT_OK;
+    int rc = sqlite3_prepare_v2(reg->db, sql, -1, &st, NULL);
+    if (rc != SQLITE_OK) {
+        s = db_fail(reg, rc, "listing records", err);
+        goto out;
+    }
+    if (kind >= 0)
+        sqlite3_bind_text(st, 1, iot_cert_kind_name((iot_cert_kind)kind), -1, SQLITE_STATIC);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        iot_cert_record rec;
+        s = row_to_record(reg, st, &rec, err);
+        if (s != IOT_OK)
+            goto out;
+        int stop = fn(&rec, ctx);
+        if (stop != 0) {
+            s = (iot_status)stop;
+            goto out;
+        }
+    }
+    if (rc != SQLITE_DONE)
+        s = db_fail(reg, rc, "listing records", err);
+out:
+    sqlite3_finalize(st);
+    return s;
+}
+
+iot_status iot_registry_foreach(iot_registry *reg, int kind, iot_registry_fn fn, void *ctx,
+                                iot_err *err)
+{
+    if (kind >= 0)
+        return walk(reg, SELECT_COLUMNS "WHERE kind = ?1 ORDER BY name", kind, fn, ctx, err);
+    return walk(reg, SELECT_COLUMNS "ORDER BY name", -1, fn, ctx, err);
+}
+
+iot_status iot_registry_foreach_revoked(iot_registry *reg, iot_registry_fn fn, void *ctx,
+                                        iot_err *err)
+{
+    return walk(reg, SELECT_COLUMNS "WHERE state = 'revoked' ORDER BY serial", -1, fn, ctx, err);
+}
+
+iot_status iot_registry_next_crl_number(iot_registry *reg, uint64_t *out, iot_err *err)
+{
+    iot_status s = exec(reg, "UPDATE meta SET value = value + 1 WHERE key = 'crl_number'",
+                        "numbering the CRL", err);
+    if (s != IOT_OK)
+        return s;
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(reg->db, "SELECT value FROM meta WHERE key = 'crl_number'", -1,
+                                &st, NULL);
+    if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        *out = (uint64_t)sqlite3_column_int64(st, 0);
+        rc = SQLITE_OK;
+    }
+    sqlite3_finalize(st);
+    if (rc == SQLITE_DONE)
+        return iot_err_set(err, IOT_ECORRUPT, "registry %s has no CRL number", reg->path);
+    return rc == SQLITE_OK ? IOT_OK : db_fail(reg, rc, "numbering the CRL", err);
+}

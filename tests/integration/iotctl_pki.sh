@@ -1,0 +1,217 @@
+#!/usr/bin/env bash
+# iotctl end to end: PKI, server/client certificates, device enrollment in
+# both flows, revocation checked by `openssl verify -crl_check`, and every
+# error case with its one-line message and exit status.
+. "$(dirname "$0")/lib.sh"
+
+P="$T/pki"
+ctl() { "$IOTCTL" --dir "$P" "$@"; }
+
+# --- pki init ---------------------------------------------------------------
+expect_ok "pki init creates a CA" ctl pki init --days 3650
+[ "$(file_mode "$P")" = 700 ] || fail "PKI directory mode is $(file_mode "$P"), want 700"
+[ "$(file_mode "$P/ca.key")" = 600 ] || fail "ca.key mode is $(file_mode "$P/ca.key"), want 600"
+pass "PKI directory 0700 and CA key 0600"
+echo "$OUT" | grep -q "PRIVATE KEY" && fail "pki init printed key material"
+openssl x509 -in "$P/ca.crt" -noout -text >"$T/ca.txt"
+grep -q "CA:TRUE" "$T/ca.txt" || fail "CA certificate lacks CA:TRUE"
+grep -q "prime256v1" "$T/ca.txt" || fail "CA key is not P-256"
+grep -q "ecdsa-with-SHA256" "$T/ca.txt" || fail "CA is not signed with ECDSA SHA-256"
+pass "CA is ECDSA P-256 with SHA-256 and CA:TRUE"
+expect_ok "initial CRL verifies against the CA" \
+  openssl crl -in "$P/crl.pem" -CAfile "$P/ca.crt" -noout
+
+before="$(cd "$P" && sha256sum ca.key ca.crt crl.pem registry.db)"
+expect_fail "pki init refuses an existing PKI" 1 "already exists.*nothing was changed" ctl pki init
+expect_eq "re-running pki init changes nothing" "$before" "$(cd "$P" && sha256sum ca.key ca.crt crl.pem registry.db)"
+
+# --- server and client certificates ----------------------------------------
+expect_ok "gateway server certificate" ctl cert server gateway --dns localhost --ip 127.0.0.1 --ip ::1
+expect_ok "broker server certificate" ctl cert server broker --dns broker.example.org --ip 10.8.0.1
+expect_ok "gateway MQTT client certificate" ctl cert client gateway-mqtt --role gateway
+expect_ok "consumer client certificate" ctl cert client dashboard --role consumer
+expect_ok "gateway cert verifies for TLS servers and its hostname" \
+  openssl verify -CAfile "$P/ca.crt" -purpose sslserver -verify_hostname localhost "$P/servers/gateway/cert.pem"
+expect_ok "gateway cert verifies for its IP" \
+  openssl verify -CAfile "$P/ca.crt" -purpose sslserver -verify_ip 127.0.0.1 "$P/servers/gateway/cert.pem"
+expect_fail "gateway cert does not verify for another hostname" 2 "hostname mismatch|verification failed" \
+  openssl verify -CAfile "$P/ca.crt" -verify_hostname evil.example "$P/servers/gateway/cert.pem"
+expect_ok "client cert verifies for TLS clients" \
+  openssl verify -CAfile "$P/ca.crt" -purpose sslclient "$P/clients/gateway-mqtt/cert.pem"
+openssl x509 -in "$P/clients/gateway-mqtt/cert.pem" -noout -subject | grep -q "OU = gateway, CN = gateway-mqtt" ||
+  fail "client certificate subject lacks role and name"
+pass "client certificate subject carries role and name"
+expect_fail "server cert needs a SAN" 2 "at least one --dns or --ip" ctl cert server lonely
+expect_fail "server cert refuses a bad IP" 1 "not an IPv4 or IPv6 address" ctl cert server s2 --ip 300.1.1.1
+expect_fail "server cert refuses a bad DNS name" 2 "not a valid DNS name" ctl cert server s3 --dns 'a,DNS:evil'
+expect_fail "client cert needs a known role" 2 "not one of gateway, operator, consumer" ctl cert client c1 --role root
+
+# --- device add: development flow -------------------------------------------
+expect_ok "device add dev-001" ctl device add dev-001
+expect_ok "device add dev-002" ctl device add dev-002
+echo "$OUT" | grep -q "PRIVATE KEY" && fail "device add printed key material"
+[ "$(file_mode "$P/devices/dev-001/key.pem")" = 600 ] || fail "device key is not 0600"
+[ "$(file_mode "$P/devices/dev-001")" = 700 ] || fail "device directory is not 0700"
+pass "device key 0600 in a 0700 directory"
+expect_ok "device cert verifies for TLS clients" \
+  openssl verify -CAfile "$P/ca.crt" -purpose sslclient "$P/devices/dev-001/cert.pem"
+subject="$(openssl x509 -in "$P/devices/dev-001/cert.pem" -noout -subject -nameopt RFC2253)"
+expect_eq "device certificate CN is the device ID" "subject=CN=dev-001,OU=device,O=IoT Telemetry" "$subject"
+cmp -s "$P/ca.crt" "$P/devices/dev-001/ca.pem" || fail "device bundle's ca.pem is not the CA"
+pass "device bundle carries the CA certificate"
+
+# --- invalid and duplicate IDs ------------------------------------------------
+expect_fail "duplicate device ID" 1 "already taken by a device" ctl device add dev-001
+expect_fail "device ID that is a client name" 1 "already taken by a client" ctl device add dashboard
+expect_fail "client name that is a device ID" 1 "already taken by a device" ctl cert client dev-002 --role consumer
+expect_fail "ID with a leading dot" 1 "starts with a dot" ctl device add .hidden
+expect_fail "ID with a topic separator" 1 "0x2f" ctl device add 'a/b'
+expect_fail "ID with an MQTT wildcard" 1 "0x2b" ctl device add 'a+b'
+expect_fail "ID with a hash" 1 "0x23" ctl device add 'a#'
+expect_fail "ID with a dollar" 1 "0x24" ctl device add '$SYS'
+expect_fail "ID with a space" 1 "0x20" ctl device add 'a b'
+expect_fail "ID with a control character" 1 "0x0a" ctl device add $'a\nb'
+expect_fail "empty ID" 1 "is empty" ctl device add ''
+expect_fail "65-character ID" 1 "longer than 64" ctl device add "$(printf 'a%.0s' $(seq 65))"
+expect_ok "64-character ID" ctl device add "$(printf 'b%.0s' $(seq 64))"
+[ ! -e "$P/devices/.hidden" ] || fail "a refused ID left files behind"
+pass "refused IDs leave no files"
+
+# --- never overwrite ----------------------------------------------------------
+mkdir -p "$T/occupied" && echo "precious" >"$T/occupied/key.pem"
+expect_fail "device add refuses to overwrite a key" 1 "occupied/key.pem already exists" \
+  ctl device add dev-ow --out "$T/occupied"
+expect_eq "the existing key is untouched" "precious" "$(cat "$T/occupied/key.pem")"
+expect_fail "a refused enrollment is not registered" 1 "no device 'dev-ow'" ctl device show dev-ow
+
+# --- device add: production flow (CSR) ----------------------------------------
+openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/csr.key" \
+  -subj "/CN=dev-csr" -out "$T/dev-csr.csr" 2>/dev/null
+expect_ok "device add signs a CSR" ctl device add dev-csr --csr "$T/dev-csr.csr"
+[ ! -e "$P/devices/dev-csr/key.pem" ] || fail "CSR flow wrote a private key"
+echo "$OUT" | grep -q "private key" && fail "CSR flow mentions a private key"
+want_pub="$(openssl pkey -in "$T/csr.key" -pubout)"
+got_pub="$(openssl x509 -in "$P/devices/dev-csr/cert.pem" -noout -pubkey)"
+expect_eq "certificate carries the CSR's key" "$want_pub" "$got_pub"
+expect_ok "CSR-flow cert verifies" openssl verify -CAfile "$P/ca.crt" "$P/devices/dev-csr/cert.pem"
+
+openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/o.key" \
+  -subj "/CN=someone-else" -out "$T/other.csr" 2>/dev/null
+expect_fail "CSR whose subject disagrees with the ID" 1 "is for CN=someone-else, but the device ID is dev-x" \
+  ctl device add dev-x --csr "$T/other.csr"
+openssl req -new -newkey rsa:2048 -nodes -keyout "$T/rsa.key" -subj "/CN=dev-rsa" \
+  -out "$T/rsa.csr" 2>/dev/null
+expect_fail "CSR with an RSA key" 1 "must be ECDSA P-256" ctl device add dev-rsa --csr "$T/rsa.csr"
+openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-384 -nodes -keyout "$T/p384.key" \
+  -subj "/CN=dev-p384" -out "$T/p384.csr" 2>/dev/null
+expect_fail "CSR with a P-384 key" 1 "must be ECDSA P-256" ctl device add dev-p384 --csr "$T/p384.csr"
+echo "not a csr" >"$T/garbage.csr"
+expect_fail "malformed CSR" 1 "is not a certificate signing request" ctl device add dev-g --csr "$T/garbage.csr"
+# Flip one byte inside the signed part: the self-signature must fail.
+openssl req -in "$T/dev-csr.csr" -outform DER -out "$T/good.der"
+cp "$T/good.der" "$T/tampered.der"
+printf '\x41' | dd of="$T/tampered.der" bs=1 seek=40 conv=notrunc 2>/dev/null
+run ctl device add dev-t --csr "$T/tampered.der"
+[ "$RC" -eq 1 ] || fail "tampered CSR: expected exit 1, got $RC"
+echo "$ERR" | grep -Eq "signature that does not verify|is for CN=|not a certificate signing request" ||
+  fail "tampered CSR: unclear error: $ERR"
+pass "tampered CSR is refused"
+expect_fail "missing CSR file" 1 "cannot read $T/nope.csr" ctl device add dev-m --csr "$T/nope.csr"
+expect_fail "CSR path is a directory" 1 "is not a regular file" ctl device add dev-d --csr "$T"
+
+# --- list and show --------------------------------------------------------------
+expect_ok "device list" ctl device list
+echo "$OUT" | head -1 | grep -q "ID.*STATE.*NOT AFTER.*DAYS LEFT" || fail "device list header: $OUT"
+echo "$OUT" | grep -Eq "^dev-001 +active +[0-9T:-]+Z +82[0-9]$" || fail "device list row: $OUT"
+pass "device list shows ID, state, expiry and days left"
+expect_ok "device list --json" ctl device list --json
+expect_eq "JSON lists every device" 4 "$(echo "$OUT" | jq length)"
+expect_eq "JSON device fields" "dev-001 active false" \
+  "$(echo "$OUT" | jq -r '.[] | select(.id=="dev-001") | "\(.id) \(.state) \(.expired)"')"
+serial="$(echo "$OUT" | jq -r '.[] | select(.id=="dev-001") | .serial')"
+want_serial="$(openssl x509 -in "$P/devices/dev-001/cert.pem" -noout -serial | cut -d= -f2)"
+expect_eq "registry serial matches the certificate" "$want_serial" "$serial"
+fpr="$(echo "$OUT" | jq -r '.[] | select(.id=="dev-001") | .sha256')"
+want_fpr="$(openssl x509 -in "$P/devices/dev-001/cert.pem" -noout -fingerprint -sha256 | cut -d= -f2 | tr -d : | tr A-F a-f)"
+expect_eq "registry fingerprint matches the certificate" "$want_fpr" "$fpr"
+expect_ok "device show" ctl device show dev-002
+echo "$OUT" | grep -q "^state        active$" || fail "device show: $OUT"
+pass "device show prints the state"
+expect_fail "device show of an unknown ID" 1 "no device 'ghost'" ctl device show ghost
+expect_fail "device show of a non-device" 1 "is a client certificate, not a device" ctl device show dashboard
+expect_ok "cert list --json" ctl cert list --json
+expect_eq "cert list holds servers and clients only" "broker dashboard gateway gateway-mqtt" \
+  "$(echo "$OUT" | jq -r '[.[].name] | join(" ")')"
+
+# --- revocation -----------------------------------------------------------------
+expect_ok "device revoke" ctl device revoke dev-001 --reason key-compromise
+expect_fail "revoked device fails openssl verify -crl_check" 2 "certificate revoked" \
+  openssl verify -crl_check -CAfile "$P/ca.crt" -CRLfile "$P/crl.pem" "$P/devices/dev-001/cert.pem"
+expect_ok "other devices still pass openssl verify -crl_check" \
+  openssl verify -crl_check -CAfile "$P/ca.crt" -CRLfile "$P/crl.pem" \
+  "$P/devices/dev-002/cert.pem" "$P/devices/dev-csr/cert.pem" "$P/servers/gateway/cert.pem"
+openssl crl -in "$P/crl.pem" -noout -text | grep -q "Key Compromise" || fail "CRL lacks the reason code"
+pass "CRL carries the revocation reason"
+expect_eq "device list shows the revocation" revoked \
+  "$(ctl device list --json | jq -r '.[] | select(.id=="dev-001") | .state')"
+expect_fail "revoking twice" 1 "already revoked" ctl device revoke dev-001
+expect_fail "revoking an unknown device" 1 "'ghost' is not in registry" ctl device revoke ghost
+expect_fail "revoked IDs are not reused" 1 "taken by a revoked device" ctl device add dev-001 --out "$T/reuse"
+expect_fail "bad revocation reason" 2 "not one of" ctl device revoke dev-002 --reason because
+expect_ok "cert revoke of a consumer" ctl cert revoke dashboard
+expect_fail "revoked consumer fails -crl_check" 2 "certificate revoked" \
+  openssl verify -crl_check -CAfile "$P/ca.crt" -CRLfile "$P/crl.pem" "$P/clients/dashboard/cert.pem"
+expect_fail "cert revoke refuses a device" 1 "is a device; use 'iotctl device revoke" ctl cert revoke dev-002
+n1="$(openssl crl -in "$P/crl.pem" -noout -crlnumber | cut -d= -f2)"
+expect_ok "crl update" ctl crl update --days 7
+n2="$(openssl crl -in "$P/crl.pem" -noout -crlnumber | cut -d= -f2)"
+[ $((16#$n2)) -gt $((16#$n1)) ] || fail "CRL number did not increase ($n1 -> $n2)"
+pass "crl update increases the CRL number"
+expect_fail "still revoked after crl update" 2 "certificate revoked" \
+  openssl verify -crl_check -CAfile "$P/ca.crt" -CRLfile "$P/crl.pem" "$P/devices/dev-001/cert.pem"
+
+# --- validity -------------------------------------------------------------------
+expect_ok "an already expired certificate can be made for tests" \
+  ctl device add dev-expired --not-before 2020-01-01 --not-after 2020-01-02
+expect_fail "expired certificate fails openssl verify" 2 "certificate has expired" \
+  openssl verify -CAfile "$P/ca.crt" "$P/devices/dev-expired/cert.pem"
+expect_eq "expired device is shown as expired" "true -2" \
+  "$(ctl device list --json | jq -r '.[] | select(.id=="dev-expired") | "\(.expired) \(.days_left | if . < -1 then -2 else . end)"')"
+expect_fail "a certificate may not outlive the CA" 1 "would outlive the CA" ctl device add dev-long --days 36000
+expect_fail "--days must be a number" 2 "not a number of days" ctl device add dev-n --days 12x
+expect_fail "--not-after must be a date" 2 "is not a date" ctl device add dev-n --not-after 2030-02-30
+
+# --- missing CA, key permissions, locked and corrupt registry -------------------
+expect_fail "missing CA" 1 "no CA in $T/empty.*pki init" "$IOTCTL" --dir "$T/empty" device add dev-001
+chmod 644 "$P/ca.key"
+expect_fail "CA key readable by others is refused" 1 "has mode 0644.*chmod 600" ctl device add dev-perm
+chmod 600 "$P/ca.key"
+cp -a "$P" "$T/corrupt"
+head -c 4096 /dev/urandom >"$T/corrupt/registry.db"
+expect_fail "corrupt registry" 1 "corrupt or not a database" "$IOTCTL" --dir "$T/corrupt" device add dev-c
+expect_fail "corrupt registry on list" 1 "corrupt or not a database" "$IOTCTL" --dir "$T/corrupt" device list
+# Hold an exclusive lock from another process while iotctl tries to write.
+mkfifo "$T/lockfifo"
+exec 7<>"$T/lockfifo" # read-write open: never blocks, keeps a writer alive
+spawn_in "$T/lockfifo" sqlite3 "$P/registry.db"
+echo "BEGIN EXCLUSIVE; SELECT 'locked';" >&7
+sleep 0.5
+expect_fail "locked registry" 1 "locked by another process" ctl device add dev-lock
+echo "ROLLBACK;" >&7
+exec 7>&-
+expect_ok "works again once the lock is gone" ctl device add dev-lock
+
+# --- help and usage -------------------------------------------------------------
+for cmd in "pki init" "cert server" "cert client" "cert list" "cert show" "cert revoke" \
+  "device add" "device revoke" "device list" "device show" "crl update"; do
+  run "$IOTCTL" $cmd --help
+  [ "$RC" -eq 0 ] && echo "$OUT" | grep -q "^usage: iotctl \[--dir DIR\] $cmd" ||
+    fail "'iotctl $cmd --help' (exit $RC): $OUT"
+done
+pass "--help works for every command"
+expect_fail "unknown command" 2 "unknown command 'device frobnicate'" "$IOTCTL" device frobnicate
+expect_fail "unknown option" 2 "unknown option '--bogus'" ctl device add x --bogus
+expect_fail "option without a value" 2 "needs a value" ctl device add x --csr
+expect_fail "missing ID" 2 "missing device ID" ctl device add
+
+finish

@@ -1,0 +1,118 @@
+/* Key files: created atomically, 0600, never overwritten, checked on read. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "iot/fsutil.h"
+
+static char dir[64];
+
+static int make_dir(void **state)
+{
+    (void)state;
+    snprintf(dir, sizeof(dir), "/tmp/iot-fsutil.XXXXXX");
+    return mkdtemp(dir) ? 0 : -1;
+}
+
+static int remove_dir(void **state)
+{
+    (void)state;
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+static void create_sets_mode_and_content(void **state)
+{
+    (void)state;
+    char path[128];
+    snprintf(path, sizeof(path), "%s/key.pem", dir);
+    iot_err err = {0};
+    assert_int_equal(iot_file_create(path, "secret", 6, 0600, &err), IOT_OK);
+    struct stat sb;
+    assert_int_equal(stat(path, &sb), 0);
+    assert_int_equal(sb.st_mode & 0777, 0600);
+    char *data = NULL;
+    size_t len = 0;
+    assert_int_equal(iot_file_read(path, 100, &data, &len, &err), IOT_OK);
+    assert_int_equal(len, 6);
+    assert_string_equal(data, "secret");
+    free(data);
+}
+
+static void create_never_overwrites(void **state)
+{
+    (void)state;
+    char path[128];
+    snprintf(path, sizeof(path), "%s/once.pem", dir);
+    iot_err err = {0};
+    assert_int_equal(iot_file_create(path, "first", 5, 0600, &err), IOT_OK);
+    assert_int_equal(iot_file_create(path, "second", 6, 0600, &err), IOT_EEXIST);
+    assert_non_null(strstr(err.msg, "refusing to overwrite"));
+    char *data = NULL;
+    size_t len = 0;
+    assert_int_equal(iot_file_read(path, 100, &data, &len, &err), IOT_OK);
+    assert_string_equal(data, "first");
+    free(data);
+}
+
+static void replace_swaps_content(void **state)
+{
+    (void)state;
+    char path[128];
+    snprintf(path, sizeof(path), "%s/crl.pem", dir);
+    assert_int_equal(iot_file_replace(path, "v1", 2, 0644, NULL), IOT_OK);
+    assert_int_equal(iot_file_replace(path, "v2", 2, 0644, NULL), IOT_OK);
+    char *data = NULL;
+    size_t len = 0;
+    assert_int_equal(iot_file_read(path, 100, &data, &len, NULL), IOT_OK);
+    assert_string_equal(data, "v2");
+    free(data);
+}
+
+static void read_is_capped(void **state)
+{
+    (void)state;
+    char path[128];
+    snprintf(path, sizeof(path), "%s/big", dir);
+    assert_int_equal(iot_file_create(path, "0123456789", 10, 0644, NULL), IOT_OK);
+    char *data = NULL;
+    size_t len = 0;
+    iot_err err = {0};
+    assert_int_equal(iot_file_read(path, 9, &data, &len, &err), IOT_ENOMEM);
+    assert_null(data);
+    assert_non_null(strstr(err.msg, "limit is 9"));
+}
+
+static void key_mode_check(void **state)
+{
+    (void)state;
+    char path[128];
+    snprintf(path, sizeof(path), "%s/loose.key", dir);
+    iot_err err = {0};
+    assert_int_equal(iot_file_create(path, "k", 1, 0644, NULL), IOT_OK);
+    assert_int_equal(iot_key_mode_check(path, &err), IOT_EPERM);
+    assert_non_null(strstr(err.msg, "chmod 600"));
+    assert_int_equal(chmod(path, 0600), 0);
+    assert_int_equal(iot_key_mode_check(path, &err), IOT_OK);
+    snprintf(path, sizeof(path), "%s/missing.key", dir);
+    assert_int_equal(iot_key_mode_check(path, &err), IOT_ENOENT);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(create_sets_mode_and_content),
+        cmocka_unit_test(create_never_overwrites),
+        cmocka_unit_test(replace_swaps_content),
+        cmocka_unit_test(read_is_capped),
+        cmocka_unit_test(key_mode_check),
+    };
+    return cmocka_run_group_tests(tests, make_dir, remove_dir);
+}

@@ -1,0 +1,182 @@
+/* The registry: uniqueness across kinds, revocation, corruption, locking. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sqlite3.h>
+
+#include "iot/registry.h"
+
+static char dir[64];
+static char db[128];
+
+static int setup(void **state)
+{
+    (void)state;
+    snprintf(dir, sizeof(dir), "/tmp/iot-registry.XXXXXX");
+    if (mkdtemp(dir) == NULL)
+        return -1;
+    snprintf(db, sizeof(db), "%s/registry.db", dir);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+static iot_cert_record record(const char *name, iot_cert_kind kind, const char *serial)
+{
+    iot_cert_record r = {0};
+    snprintf(r.name, sizeof(r.name), "%s", name);
+    r.kind = kind;
+    snprintf(r.serial, sizeof(r.serial), "%s", serial);
+    snprintf(r.fingerprint, sizeof(r.fingerprint), "%064d", 0);
+    r.not_before = 1000;
+    r.not_after = 2000;
+    r.created = 1000;
+    return r;
+}
+
+static void create_add_get(void **state)
+{
+    (void)state;
+    iot_registry *reg = NULL;
+    iot_err err = {0};
+    assert_int_equal(iot_registry_create(db, &reg, &err), IOT_OK);
+    iot_cert_record r = record("dev-1", IOT_KIND_DEVICE, "0A");
+    assert_int_equal(iot_registry_add(reg, &r, &err), IOT_OK);
+    iot_cert_record got;
+    assert_int_equal(iot_registry_get_by_name(reg, "dev-1", &got, &err), IOT_OK);
+    assert_string_equal(got.serial, "0A");
+    assert_int_equal(got.kind, IOT_KIND_DEVICE);
+    assert_false(got.revoked);
+    assert_int_equal(iot_registry_get_by_serial(reg, "0A", &got, &err), IOT_OK);
+    assert_string_equal(got.name, "dev-1");
+    assert_int_equal(iot_registry_get_by_name(reg, "nobody", &got, &err), IOT_ENOENT);
+    iot_registry_close(reg);
+    /* create refuses an existing file */
+    assert_int_equal(iot_registry_create(db, &reg, &err), IOT_EEXIST);
+}
+
+static void names_are_unique_across_kinds(void **state)
+{
+    (void)state;
+    iot_registry *reg = NULL;
+    iot_err err = {0};
+    assert_int_equal(iot_registry_open(db, IOT_REGISTRY_WRITE, &reg, &err), IOT_OK);
+    iot_cert_record r = record("dev-1", IOT_KIND_CLIENT, "0B");
+    assert_int_equal(iot_registry_add(reg, &r, &err), IOT_EEXIST);
+    assert_non_null(strstr(err.msg, "device"));
+    r = record("gw", IOT_KIND_CLIENT, "0A"); /* serial already used */
+    assert_int_equal(iot_registry_add(reg, &r, &err), IOT_EEXIST);
+    iot_registry_close(reg);
+}
+
+static int count_revoked(const iot_cert_record *rec, void *ctx)
+{
+    (void)rec;
+    (*(int *)ctx)++;
+    return 0;
+}
+
+static void revoke_once(void **state)
+{
+    (void)state;
+    iot_registry *reg = NULL;
+    iot_err err = {0};
+    assert_int_equal(iot_registry_open(db, IOT_REGISTRY_WRITE, &reg, &err), IOT_OK);
+    assert_int_equal(iot_registry_revoke(reg, IOT_KIND_SERVER, "dev-1", "", 1500, &err),
+                     IOT_ENOENT);
+    assert_int_equal(iot_registry_revoke(reg, IOT_KIND_DEVICE, "dev-1", "superseded", 1500, &err),
+                     IOT_OK);
+    assert_int_equal(iot_registry_revoke(reg, IOT_KIND_DEVICE, "dev-1", "", 1600, &err),
+                     IOT_ESTATE);
+    iot_cert_record got;
+    assert_int_equal(iot_registry_get_by_name(reg, "dev-1", &got, &err), IOT_OK);
+    assert_true(got.revoked);
+    assert_int_equal(got.revoked_at, 1500);
+    assert_string_equal(got.revoke_reason, "superseded");
+    int n = 0;
+    assert_int_equal(iot_registry_foreach_revoked(reg, count_revoked, &n, &err), IOT_OK);
+    assert_int_equal(n, 1);
+    uint64_t a = 0, b = 0;
+    assert_int_equal(iot_registry_next_crl_number(reg, &a, &err), IOT_OK);
+    assert_int_equal(iot_registry_next_crl_number(reg, &b, &err), IOT_OK);
+    assert_int_equal(b, a + 1);
+    iot_registry_close(reg);
+}
+
+static void readonly_refuses_writes(void **state)
+{
+    (void)state;
+    iot_registry *reg = NULL;
+    iot_err err = {0};
+    assert_int_equal(iot_registry_open(db, IOT_REGISTRY_READONLY, &reg, &err), IOT_OK);
+    iot_cert_record r = record("dev-2", IOT_KIND_DEVICE, "0C");
+    assert_int_not_equal(iot_registry_add(reg, &r, &err), IOT_OK);
+    iot_registry_close(reg);
+}
+
+static void lock_is_reported(void **state)
+{
+    (void)state;
+    sqlite3 *other = NULL;
+    assert_int_equal(sqlite3_open(db, &other), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(other, "BEGIN EXCLUSIVE", NULL, NULL, NULL), SQLITE_OK);
+    iot_registry *reg = NULL;
+    iot_err err = {0};
+    iot_status st = iot_registry_open(db, IOT_REGISTRY_WRITE, &reg, &err);
+    if (st == IOT_OK) {
+        iot_registry_set_busy_timeout(reg, 50);
+        st = iot_registry_begin(reg, &err);
+    }
+    assert_int_equal(st, IOT_EBUSY);
+    assert_non_null(strstr(err.msg, "locked by another process"));
+    iot_registry_close(reg);
+    sqlite3_exec(other, "ROLLBACK", NULL, NULL, NULL);
+    sqlite3_close(other);
+}
+
+static void garbage_is_corrupt(void **state)
+{
+    (void)state;
+    char path[160];
+    snprintf(path, sizeof(path), "%s/garbage.db", dir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    for (int i = 0; i < 200; i++)
+        fputs("this is not a database ", f);
+    fclose(f);
+    iot_registry *reg = NULL;
+    iot_err err = {0};
+    assert_int_equal(iot_registry_open(path, IOT_REGISTRY_READONLY, &reg, &err), IOT_ECORRUPT);
+    assert_null(reg);
+    /* A valid SQLite file that is not a registry is refused too. */
+    snprintf(path, sizeof(path), "%s/other.db", dir);
+    sqlite3 *other = NULL;
+    assert_int_equal(sqlite3_open(path, &other), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(other, "CREATE TABLE t(x)", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(other);
+    assert_int_equal(iot_registry_open(path, IOT_REGISTRY_READONLY, &reg, &err), IOT_ECORRUPT);
+    assert_non_null(strstr(err.msg, "not a device registry"));
+    snprintf(path, sizeof(path), "%s/missing.db", dir);
+    assert_int_equal(iot_registry_open(path, IOT_REGISTRY_READONLY, &reg, &err), IOT_ENOENT);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(create_add_get),         cmocka_unit_test(names_are_unique_across_kinds),
+        cmocka_unit_test(revoke_once),            cmocka_unit_test(readonly_refuses_writes),
+        cmocka_unit_test(lock_is_reported),       cmocka_unit_test(garbage_is_corrupt),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}

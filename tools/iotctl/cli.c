@@ -1,0 +1,150 @@
+#define _GNU_SOURCE /* timegm */
+#include "cli.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "iot/fsutil.h"
+
+int cli_fail(const iot_err *err)
+{
+    fprintf(stderr, "iotctl: error: %s\n", err->msg[0] ? err->msg : iot_strerror(err->status));
+    return CLI_EXIT_FAILURE;
+}
+
+int cli_usage(const cli_command *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("iotctl: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    fprintf(stderr, "usage: iotctl %s %s %s\n(see: iotctl %s %s --help)\n", cmd->group, cmd->name,
+            cmd->synopsis, cmd->group, cmd->name);
+    return CLI_EXIT_USAGE;
+}
+
+int cli_help(const cli_command *cmd)
+{
+    printf("usage: iotctl [--dir DIR] %s %s %s\n\n%s\n", cmd->group, cmd->name, cmd->synopsis,
+           cmd->summary);
+    if (cmd->help != NULL && cmd->help[0] != '\0')
+        printf("\n%s", cmd->help);
+    printf("\nThe PKI directory is --dir, else $IOTCTL_DIR, else ./pki.\n");
+    return CLI_EXIT_OK;
+}
+
+iot_status cli_path(const cli_ctx *ctx, char *buf, const char *name, iot_err *err)
+{
+    return iot_path_join(buf, CLI_PATH_MAX, ctx->dir, name, err);
+}
+
+iot_status cli_parse_days(const char *what, const char *s, int *out, iot_err *err)
+{
+    char *end = NULL;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno != 0 || end == s || *end != '\0' || v < 1 || v > CLI_MAX_DAYS)
+        return iot_err_set(err, IOT_EINVAL, "%s '%s' is not a number of days in 1..%d", what, s,
+                           CLI_MAX_DAYS);
+    *out = (int)v;
+    return IOT_OK;
+}
+
+static bool take_digits(const char **p, int n, int *out)
+{
+    int v = 0;
+    for (int i = 0; i < n; i++) {
+        char c = (*p)[i];
+        if (c < '0' || c > '9')
+            return false;
+        v = v * 10 + (c - '0');
+    }
+    *p += n;
+    *out = v;
+    return true;
+}
+
+static bool take_char(const char **p, char c)
+{
+    if (**p != c)
+        return false;
+    (*p)++;
+    return true;
+}
+
+iot_status cli_parse_time(const char *what, const char *s, time_t *out, iot_err *err)
+{
+    struct tm tm;
+    memset(&tm, 0, sizeof(tm));
+    const char *p = s;
+    int year, mon, day, hour = 0, min = 0, sec = 0;
+    bool ok = take_digits(&p, 4, &year) && take_char(&p, '-') && take_digits(&p, 2, &mon) &&
+              take_char(&p, '-') && take_digits(&p, 2, &day);
+    if (ok && *p == 'T') {
+        p++;
+        ok = take_digits(&p, 2, &hour) && take_char(&p, ':') && take_digits(&p, 2, &min) &&
+             take_char(&p, ':') && take_digits(&p, 2, &sec) && take_char(&p, 'Z');
+    }
+    ok = ok && *p == '\0' && year >= 1970 && mon >= 1 && mon <= 12 && day >= 1 && day <= 31 &&
+         hour <= 23 && min <= 59 && sec <= 59;
+    if (ok) {
+        tm.tm_year = year - 1900;
+        tm.tm_mon = mon - 1;
+        tm.tm_mday = day;
+        tm.tm_hour = hour;
+        tm.tm_min = min;
+        tm.tm_sec = sec;
+        time_t t = timegm(&tm);
+        /* timegm normalises 02-31 to 03-03; a round trip catches it. */
+        struct tm back;
+        ok = t != (time_t)-1 && gmtime_r(&t, &back) != NULL && back.tm_mday == day;
+        *out = t;
+    }
+    if (!ok)
+        return iot_err_set(err, IOT_EINVAL,
+                           "%s '%s' is not a date; use YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ (UTC)",
+                           what, s);
+    return IOT_OK;
+}
+
+iot_status cli_validity(const cli_ctx *ctx, const cli_validity_opts *o, int default_days,
+                        time_t *from, time_t *to, iot_err *err)
+{
+    iot_status st;
+    int days = default_days;
+    if (o->days && o->not_after)
+        return iot_err_set(err, IOT_EINVAL, "--days and --not-after cannot be used together");
+    if (o->days && (st = cli_parse_days("--days", o->days, &days, err)) != IOT_OK)
+        return st;
+    *from = ctx->now - 300;
+    if (o->not_before && (st = cli_parse_time("--not-before", o->not_before, from, err)) != IOT_OK)
+        return st;
+    *to = *from + (time_t)days * 86400;
+    if (o->not_after && (st = cli_parse_time("--not-after", o->not_after, to, err)) != IOT_OK)
+        return st;
+    if (*to <= *from)
+        return iot_err_set(err, IOT_EINVAL, "the certificate would expire before it becomes valid");
+    return IOT_OK;
+}
+
+void cli_format_time(long long t, char *buf, size_t size)
+{
+    time_t tt = (time_t)t;
+    struct tm tm;
+    if (gmtime_r(&tt, &tm) == NULL || strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+        snprintf(buf, size, "@%lld", t);
+}
+
+long long cli_days_left(const cli_ctx *ctx, long long t)
+{
+    long long diff = t - (long long)ctx->now;
+    long long days = diff / 86400;
+    if (diff < 0 && diff % 86400 != 0)
+        days--;
+    return days;
+}

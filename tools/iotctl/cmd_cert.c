@@ -1,0 +1,181 @@
+/* iotctl cert server|client|list|revoke: identities other than devices. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cmds.h"
+#include "iot/identity.h"
+#include "issue.h"
+#include "listing.h"
+
+static const char *const CLIENT_ROLES[] = {"gateway", "operator", "consumer"};
+
+static bool role_is_valid(const char *role)
+{
+    for (size_t i = 0; i < sizeof(CLIENT_ROLES) / sizeof(CLIENT_ROLES[0]); i++)
+        if (strcmp(role, CLIENT_ROLES[i]) == 0)
+            return true;
+    return false;
+}
+
+int cmd_cert_server(cli_ctx *ctx, int argc, char **argv)
+{
+    const cli_command *self = cmd_find("cert", "server");
+    static const struct option opts[] = {
+        {"dns", required_argument, NULL, 'n'},        {"ip", required_argument, NULL, 'i'},
+        {"days", required_argument, NULL, 'd'},       {"not-before", required_argument, NULL, 'b'},
+        {"not-after", required_argument, NULL, 'a'},  {"out", required_argument, NULL, 'o'},
+        {"help", no_argument, NULL, 'h'},             {NULL, 0, NULL, 0}};
+    issue_request req = {.kind = IOT_KIND_SERVER, .role = "server"};
+    req.profile.type = PKI_PROFILE_SERVER;
+    cli_validity_opts validity = {0};
+    int c;
+    while ((c = cmd_getopt(argc, argv, opts)) != -1) {
+        switch (c) {
+        case 'n':
+            if (!iot_dns_name_is_valid(optarg))
+                return cli_usage(self, "--dns '%s' is not a valid DNS name", optarg);
+            if (req.profile.n_dns == PKI_MAX_SANS)
+                return cli_usage(self, "at most %d --dns names", PKI_MAX_SANS);
+            req.profile.dns[req.profile.n_dns++] = optarg;
+            break;
+        case 'i':
+            if (req.profile.n_ips == PKI_MAX_SANS)
+                return cli_usage(self, "at most %d --ip addresses", PKI_MAX_SANS);
+            req.profile.ips[req.profile.n_ips++] = optarg;
+            break;
+        case 'd':
+            validity.days = optarg;
+            break;
+        case 'b':
+            validity.not_before = optarg;
+            break;
+        case 'a':
+            validity.not_after = optarg;
+            break;
+        case 'o':
+            req.out_dir = optarg;
+            break;
+        case 'h':
+            return cli_help(self);
+        default:
+            return cmd_bad_option(self, argc, argv, c);
+        }
+    }
+    if (optind + 1 != argc)
+        return cli_usage(self, optind == argc ? "missing NAME" : "too many arguments");
+    req.name = argv[optind];
+    if (req.profile.n_dns == 0 && req.profile.n_ips == 0)
+        return cli_usage(self, "a server certificate needs at least one --dns or --ip");
+    iot_err err = {0};
+    if (cli_validity(ctx, &validity, CLI_DEFAULT_SERVER_DAYS, &req.profile.not_before,
+                     &req.profile.not_after, &err) != IOT_OK)
+        return cli_usage(self, "%s", err.msg);
+    return issue_identity(ctx, &req);
+}
+
+int cmd_cert_client(cli_ctx *ctx, int argc, char **argv)
+{
+    const cli_command *self = cmd_find("cert", "client");
+    static const struct option opts[] = {
+        {"role", required_argument, NULL, 'r'},       {"days", required_argument, NULL, 'd'},
+        {"not-before", required_argument, NULL, 'b'}, {"not-after", required_argument, NULL, 'a'},
+        {"out", required_argument, NULL, 'o'},        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
+    issue_request req = {.kind = IOT_KIND_CLIENT};
+    req.profile.type = PKI_PROFILE_CLIENT;
+    cli_validity_opts validity = {0};
+    int c;
+    while ((c = cmd_getopt(argc, argv, opts)) != -1) {
+        switch (c) {
+        case 'r':
+            if (!role_is_valid(optarg))
+                return cli_usage(self, "--role '%s' is not one of gateway, operator, consumer",
+                                 optarg);
+            req.role = optarg;
+            break;
+        case 'd':
+            validity.days = optarg;
+            break;
+        case 'b':
+            validity.not_before = optarg;
+            break;
+        case 'a':
+            validity.not_after = optarg;
+            break;
+        case 'o':
+            req.out_dir = optarg;
+            break;
+        case 'h':
+            return cli_help(self);
+        default:
+            return cmd_bad_option(self, argc, argv, c);
+        }
+    }
+    if (optind + 1 != argc)
+        return cli_usage(self, optind == argc ? "missing NAME" : "too many arguments");
+    if (req.role == NULL)
+        return cli_usage(self, "--role is required (gateway, operator or consumer)");
+    req.name = argv[optind];
+    iot_err err = {0};
+    if (cli_validity(ctx, &validity, CLI_DEFAULT_CLIENT_DAYS, &req.profile.not_before,
+                     &req.profile.not_after, &err) != IOT_OK)
+        return cli_usage(self, "%s", err.msg);
+    return issue_identity(ctx, &req);
+}
+
+int cmd_cert_list(cli_ctx *ctx, int argc, char **argv)
+{
+    return listing_run(ctx, cmd_find("cert", "list"), -1, argc, argv);
+}
+
+int cmd_cert_show(cli_ctx *ctx, int argc, char **argv)
+{
+    return listing_show(ctx, cmd_find("cert", "show"), -1, argc, argv);
+}
+
+int cmd_cert_revoke(cli_ctx *ctx, int argc, char **argv)
+{
+    const cli_command *self = cmd_find("cert", "revoke");
+    static const struct option opts[] = {{"reason", required_argument, NULL, 'r'},
+                                          {"help", no_argument, NULL, 'h'},
+                                          {NULL, 0, NULL, 0}};
+    const char *reason = "unspecified";
+    int c;
+    while ((c = cmd_getopt(argc, argv, opts)) != -1) {
+        switch (c) {
+        case 'r':
+            if (pki_reason_code(optarg) < 0)
+                return cli_usage(self, "--reason '%s' is not one of: %s", optarg,
+                                 pki_reason_names);
+            reason = optarg;
+            break;
+        case 'h':
+            return cli_help(self);
+        default:
+            return cmd_bad_option(self, argc, argv, c);
+        }
+    }
+    if (optind + 1 != argc)
+        return cli_usage(self, optind == argc ? "missing NAME" : "too many arguments");
+    const char *name = argv[optind];
+    /* The kind is looked up so one command revokes servers and clients. */
+    iot_err err = {0};
+    iot_registry *reg = NULL;
+    char db[CLI_PATH_MAX];
+    iot_cert_record rec;
+    iot_status st;
+    if ((st = iot_id_check("certificate name", name, &err)) != IOT_OK ||
+        (st = cli_path(ctx, db, "registry.db", &err)) != IOT_OK ||
+        (st = iot_registry_open(db, IOT_REGISTRY_READONLY, &reg, &err)) != IOT_OK ||
+        (st = iot_registry_get_by_name(reg, name, &rec, &err)) != IOT_OK) {
+        iot_registry_close(reg);
+        return cli_fail(&err);
+    }
+    iot_registry_close(reg);
+    if (rec.kind == IOT_KIND_DEVICE) {
+        iot_err_set(&err, IOT_EINVAL, "'%s' is a device; use 'iotctl device revoke %s'", name,
+                    name);
+        return cli_fail(&err);
+    }
+    return revoke_identity(ctx, rec.kind, name, reason);
+}

@@ -1,0 +1,270 @@
+#include "issue.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+
+#include "iot/fsutil.h"
+#include "iot/identity.h"
+
+/* Files an identity's directory holds; the key only when generated here. */
+typedef struct identity_files {
+    char dir[CLI_PATH_MAX];
+    char key[CLI_PATH_MAX];
+    char cert[CLI_PATH_MAX];
+    char ca[CLI_PATH_MAX];
+    bool created[3]; /* key, cert, ca: for cleanup on failure */
+} identity_files;
+
+static const char *kind_dir(iot_cert_kind kind)
+{
+    switch (kind) {
+    case IOT_KIND_DEVICE:
+        return "devices";
+    case IOT_KIND_SERVER:
+        return "servers";
+    case IOT_KIND_CLIENT:
+        return "clients";
+    }
+    return "other";
+}
+
+iot_status open_pki(const cli_ctx *ctx, pki_ca *ca, iot_registry **reg, iot_err *err)
+{
+    char key[CLI_PATH_MAX], cert[CLI_PATH_MAX], db[CLI_PATH_MAX];
+    iot_status st;
+    *reg = NULL;
+    if ((st = cli_path(ctx, key, "ca.key", err)) != IOT_OK ||
+        (st = cli_path(ctx, cert, "ca.crt", err)) != IOT_OK ||
+        (st = cli_path(ctx, db, "registry.db", err)) != IOT_OK)
+        return st;
+    if (!iot_path_exists(key) && !iot_path_exists(cert))
+        return iot_err_set(err, IOT_ENOENT,
+                           "no CA in %s (ca.key and ca.crt are missing); create one with "
+                           "'iotctl --dir %s pki init' or point --dir at an existing PKI",
+                           ctx->dir, ctx->dir);
+    if ((st = pki_ca_load(key, cert, ca, err)) != IOT_OK)
+        return st;
+    st = iot_registry_open(db, IOT_REGISTRY_WRITE, reg, err);
+    if (st != IOT_OK)
+        pki_ca_free(ca);
+    return st;
+}
+
+iot_status crl_regenerate(const cli_ctx *ctx, const pki_ca *ca, iot_registry *reg, int days,
+                          uint64_t *number, iot_err *err)
+{
+    char path[CLI_PATH_MAX];
+    X509_CRL *crl = NULL;
+    char *pem = NULL;
+    size_t len = 0;
+    iot_status st;
+    if ((st = cli_path(ctx, path, "crl.pem", err)) != IOT_OK ||
+        (st = iot_registry_next_crl_number(reg, number, err)) != IOT_OK ||
+        (st = pki_crl_build(ca, reg, *number, ctx->now, days, &crl, err)) != IOT_OK ||
+        (st = pki_crl_pem(crl, &pem, &len, err)) != IOT_OK)
+        goto out;
+    st = iot_file_replace(path, pem, len, 0644, err);
+out:
+    free(pem);
+    X509_CRL_free(crl);
+    return st;
+}
+
+static iot_status plan_files(const cli_ctx *ctx, const issue_request *req, identity_files *f,
+                             iot_err *err)
+{
+    memset(f, 0, sizeof(*f));
+    iot_status st;
+    if (req->out_dir != NULL) {
+        int n = snprintf(f->dir, sizeof(f->dir), "%s", req->out_dir);
+        if (n < 0 || (size_t)n >= sizeof(f->dir))
+            return iot_err_set(err, IOT_EINVAL, "--out path is too long");
+    } else {
+        char sub[CLI_PATH_MAX];
+        int n = snprintf(sub, sizeof(sub), "%s/%s", kind_dir(req->kind), req->name);
+        if (n < 0 || (size_t)n >= sizeof(sub) || (st = cli_path(ctx, f->dir, sub, err)) != IOT_OK)
+            return iot_err_set(err, IOT_EINVAL, "output path is too long");
+    }
+    if ((st = iot_path_join(f->key, sizeof(f->key), f->dir, "key.pem", err)) != IOT_OK ||
+        (st = iot_path_join(f->cert, sizeof(f->cert), f->dir, "cert.pem", err)) != IOT_OK ||
+        (st = iot_path_join(f->ca, sizeof(f->ca), f->dir, "ca.pem", err)) != IOT_OK)
+        return st;
+    /* All or nothing: refuse before any work if a file is in the way. */
+    const char *paths[] = {req->csr_path ? NULL : f->key, f->cert, f->ca};
+    for (size_t i = 0; i < 3; i++)
+        if (paths[i] && iot_path_exists(paths[i]))
+            return iot_err_set(err, IOT_EEXIST,
+                               "%s already exists; refusing to overwrite it (move it away or "
+                               "choose another --out)",
+                               paths[i]);
+    return IOT_OK;
+}
+
+static void remove_created(identity_files *f)
+{
+    const char *paths[] = {f->key, f->cert, f->ca};
+    for (size_t i = 0; i < 3; i++)
+        if (f->created[i])
+            unlink(paths[i]);
+}
+
+static iot_status write_identity_files(const pki_ca *ca, EVP_PKEY *key, X509 *cert,
+                                       identity_files *f, iot_err *err)
+{
+    char *pem = NULL;
+    size_t len = 0;
+    iot_status st = iot_mkdir_p(f->dir, 0700, err);
+    if (st != IOT_OK)
+        return st;
+    if (key != NULL) {
+        if ((st = pki_key_pem(key, &pem, &len, err)) != IOT_OK)
+            return st;
+        st = iot_file_create(f->key, pem, len, 0600, err);
+        OPENSSL_clear_free(pem, len);
+        if (st != IOT_OK)
+            return st;
+        f->created[0] = true;
+    }
+    if ((st = pki_cert_pem(cert, &pem, &len, err)) != IOT_OK)
+        return st;
+    st = iot_file_create(f->cert, pem, len, 0644, err);
+    free(pem);
+    if (st != IOT_OK)
+        return st;
+    f->created[1] = true;
+    if ((st = pki_cert_pem(ca->cert, &pem, &len, err)) != IOT_OK)
+        return st;
+    st = iot_file_create(f->ca, pem, len, 0644, err);
+    free(pem);
+    if (st == IOT_OK)
+        f->created[2] = true;
+    return st;
+}
+
+/* A certificate must not outlive the CA that vouches for it. */
+static iot_status check_within_ca(const pki_ca *ca, const pki_profile *p, iot_err *err)
+{
+    pki_cert_facts ca_facts;
+    iot_status st = pki_cert_facts_get(ca->cert, &ca_facts, err);
+    if (st != IOT_OK)
+        return st;
+    if ((int64_t)p->not_after > ca_facts.not_after) {
+        char when[32];
+        cli_format_time(ca_facts.not_after, when, sizeof(when));
+        return iot_err_set(err, IOT_EINVAL,
+                           "the certificate would outlive the CA, which expires %s; choose a "
+                           "shorter --days",
+                           when);
+    }
+    return IOT_OK;
+}
+
+static void print_issued(const issue_request *req, const identity_files *f,
+                         const pki_cert_facts *facts)
+{
+    char until[32];
+    cli_format_time(facts->not_after, until, sizeof(until));
+    printf("%s %s: certificate issued\n", iot_cert_kind_name(req->kind), req->name);
+    printf("  serial       %s\n", facts->serial);
+    printf("  sha256       %s\n", facts->fingerprint);
+    printf("  expires      %s\n", until);
+    printf("  certificate  %s\n", f->cert);
+    if (req->csr_path == NULL)
+        printf("  private key  %s (mode 0600)\n", f->key);
+    printf("  CA           %s\n", f->ca);
+}
+
+int issue_identity(cli_ctx *ctx, issue_request *req)
+{
+    iot_err err = {0};
+    pki_ca ca = {0};
+    iot_registry *reg = NULL;
+    EVP_PKEY *key = NULL;
+    X509 *cert = NULL;
+    identity_files files = {0};
+    pki_cert_facts facts;
+    iot_status st;
+    const char *what = req->kind == IOT_KIND_DEVICE ? "device ID" : "certificate name";
+
+    if ((st = iot_id_check(what, req->name, &err)) != IOT_OK ||
+        (st = open_pki(ctx, &ca, &reg, &err)) != IOT_OK ||
+        (st = iot_registry_begin(reg, &err)) != IOT_OK)
+        goto out;
+    iot_cert_record existing;
+    if (iot_registry_get_by_name(reg, req->name, &existing, NULL) == IOT_OK) {
+        st = iot_err_set(&err, IOT_EEXIST, "%s '%s' is already taken by a %s%s certificate", what,
+                         req->name, existing.revoked ? "revoked " : "",
+                         iot_cert_kind_name(existing.kind));
+        goto out;
+    }
+    if ((st = plan_files(ctx, req, &files, &err)) != IOT_OK ||
+        (st = check_within_ca(&ca, &req->profile, &err)) != IOT_OK)
+        goto out;
+    if (req->csr_path != NULL)
+        st = pki_csr_load(req->csr_path, req->name, &key, &err);
+    else
+        st = pki_key_generate(&key, &err);
+    if (st != IOT_OK)
+        goto out;
+    req->profile.common_name = req->name;
+    req->profile.organization = CLI_ORGANIZATION;
+    req->profile.unit = req->role;
+    if ((st = pki_issue(&ca, key, &req->profile, &cert, &err)) != IOT_OK ||
+        (st = pki_cert_facts_get(cert, &facts, &err)) != IOT_OK)
+        goto out;
+    iot_cert_record rec = {0};
+    snprintf(rec.name, sizeof(rec.name), "%s", req->name);
+    rec.kind = req->kind;
+    snprintf(rec.role, sizeof(rec.role), "%s", req->kind == IOT_KIND_CLIENT ? req->role : "");
+    memcpy(rec.serial, facts.serial, sizeof(rec.serial));
+    memcpy(rec.fingerprint, facts.fingerprint, sizeof(rec.fingerprint));
+    rec.not_before = facts.not_before;
+    rec.not_after = facts.not_after;
+    rec.created = (int64_t)ctx->now;
+    if ((st = iot_registry_add(reg, &rec, &err)) != IOT_OK ||
+        (st = write_identity_files(&ca, req->csr_path ? NULL : key, cert, &files, &err)) !=
+            IOT_OK ||
+        (st = iot_registry_commit(reg, &err)) != IOT_OK)
+        goto out;
+    print_issued(req, &files, &facts);
+out:
+    if (st != IOT_OK) {
+        if (reg != NULL)
+            iot_registry_rollback(reg);
+        remove_created(&files);
+    }
+    X509_free(cert);
+    EVP_PKEY_free(key);
+    iot_registry_close(reg);
+    pki_ca_free(&ca);
+    return st == IOT_OK ? CLI_EXIT_OK : cli_fail(&err);
+}
+
+int revoke_identity(cli_ctx *ctx, iot_cert_kind kind, const char *name, const char *reason)
+{
+    iot_err err = {0};
+    pki_ca ca = {0};
+    iot_registry *reg = NULL;
+    uint64_t number = 0;
+    iot_status st;
+    const char *what = kind == IOT_KIND_DEVICE ? "device ID" : "certificate name";
+    if ((st = iot_id_check(what, name, &err)) != IOT_OK ||
+        (st = open_pki(ctx, &ca, &reg, &err)) != IOT_OK ||
+        (st = iot_registry_begin(reg, &err)) != IOT_OK ||
+        (st = iot_registry_revoke(reg, kind, name, reason, (int64_t)ctx->now, &err)) != IOT_OK ||
+        (st = crl_regenerate(ctx, &ca, reg, CLI_DEFAULT_CRL_DAYS, &number, &err)) != IOT_OK ||
+        (st = iot_registry_commit(reg, &err)) != IOT_OK)
+        goto out;
+    printf("%s %s: revoked; %s/crl.pem regenerated (CRL number %llu)\n", iot_cert_kind_name(kind),
+           name, ctx->dir, (unsigned long long)number);
+out:
+    if (st != IOT_OK && reg != NULL)
+        iot_registry_rollback(reg);
+    iot_registry_close(reg);
+    pki_ca_free(&ca);
+    return st == IOT_OK ? CLI_EXIT_OK : cli_fail(&err);
+}

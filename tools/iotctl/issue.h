@@ -1,0 +1,32 @@
+/* The two transactions every identity goes through: issuance (key or CSR,
+ * certificate, registry row, files) and revocation (registry row, CRL).
+ * Each is all-or-nothing: on failure the registry is rolled back and the
+ * files this call created are removed. */
+#ifndef IOTCTL_ISSUE_H
+#define IOTCTL_ISSUE_H
+
+#include "cli.h"
+#include "pki.h"
+
+typedef struct issue_request {
+    iot_cert_kind kind;
+    const char *name;     /* CN and registry name, validated here */
+    const char *role;     /* OU; also stored as the client role */
+    pki_profile profile;  /* type, validity and SANs set by the caller */
+    const char *csr_path; /* sign this CSR instead of generating a key */
+    const char *out_dir;  /* NULL: DIR/<kind>s/<name> */
+} issue_request;
+
+int issue_identity(cli_ctx *ctx, issue_request *req);
+int revoke_identity(cli_ctx *ctx, iot_cert_kind kind, const char *name, const char *reason);
+
+/* Loads the CA and opens the registry for writing, with messages that say
+ * what to run when the PKI does not exist yet. */
+iot_status open_pki(const cli_ctx *ctx, pki_ca *ca, iot_registry **reg, iot_err *err);
+
+/* Builds the next CRL and atomically replaces DIR/crl.pem. Runs inside the
+ * caller's registry transaction. */
+iot_status crl_regenerate(const cli_ctx *ctx, const pki_ca *ca, iot_registry *reg, int days,
+                          uint64_t *number, iot_err *err);
+
+#endif

@@ -1,0 +1,226 @@
+#include "listing.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "cmds.h"
+#include "iot/registry.h"
+
+typedef struct list_walk {
+    const cli_ctx *ctx;
+    int kind;
+    cJSON *array; /* NULL for table output */
+    size_t count;
+} list_walk;
+
+static bool is_expired(const cli_ctx *ctx, const iot_cert_record *rec)
+{
+    return rec->not_after <= (int64_t)ctx->now;
+}
+
+static cJSON *record_json(const cli_ctx *ctx, const iot_cert_record *rec)
+{
+    char not_before[32], not_after[32], created[32], revoked_at[32];
+    cli_format_time(rec->not_before, not_before, sizeof(not_before));
+    cli_format_time(rec->not_after, not_after, sizeof(not_after));
+    cli_format_time(rec->created, created, sizeof(created));
+    cJSON *o = cJSON_CreateObject();
+    if (o == NULL)
+        return NULL;
+    bool device = rec->kind == IOT_KIND_DEVICE;
+    cJSON_AddStringToObject(o, device ? "id" : "name", rec->name);
+    if (!device) {
+        cJSON_AddStringToObject(o, "kind", iot_cert_kind_name(rec->kind));
+        if (rec->role[0])
+            cJSON_AddStringToObject(o, "role", rec->role);
+    }
+    cJSON_AddStringToObject(o, "state", rec->revoked ? "revoked" : "active");
+    cJSON_AddBoolToObject(o, "expired", is_expired(ctx, rec));
+    cJSON_AddStringToObject(o, "serial", rec->serial);
+    cJSON_AddStringToObject(o, "sha256", rec->fingerprint);
+    cJSON_AddStringToObject(o, "not_before", not_before);
+    cJSON_AddStringToObject(o, "not_after", not_after);
+    cJSON_AddNumberToObject(o, "days_left", (double)cli_days_left(ctx, rec->not_after));
+    cJSON_AddStringToObject(o, "created", created);
+    if (rec->revoked) {
+        cli_format_time(rec->revoked_at, revoked_at, sizeof(revoked_at));
+        cJSON_AddStringToObject(o, "revoked_at", revoked_at);
+        cJSON_AddStringToObject(o, "revoke_reason", rec->revoke_reason);
+    }
+    return o;
+}
+
+static const char *state_label(const cli_ctx *ctx, const iot_cert_record *rec)
+{
+    if (rec->revoked)
+        return "revoked";
+    return is_expired(ctx, rec) ? "expired" : "active";
+}
+
+static int list_one(const iot_cert_record *rec, void *arg)
+{
+    list_walk *w = arg;
+    if (w->kind < 0 && rec->kind == IOT_KIND_DEVICE)
+        return 0;
+    w->count++;
+    if (w->array != NULL) {
+        cJSON *o = record_json(w->ctx, rec);
+        if (o == NULL)
+            return IOT_ENOMEM;
+        cJSON_AddItemToArray(w->array, o);
+        return 0;
+    }
+    char until[32];
+    cli_format_time(rec->not_after, until, sizeof(until));
+    long long days = cli_days_left(w->ctx, rec->not_after);
+    if (w->kind == IOT_KIND_DEVICE)
+        printf("%-32s %-8s %-21s %9lld\n", rec->name, state_label(w->ctx, rec), until, days);
+    else
+        printf("%-32s %-7s %-9s %-8s %-21s %9lld\n", rec->name, iot_cert_kind_name(rec->kind),
+               rec->role[0] ? rec->role : "-", state_label(w->ctx, rec), until, days);
+    return 0;
+}
+
+static int print_json(cJSON *item)
+{
+    char *text = cJSON_Print(item);
+    if (text == NULL) {
+        iot_err err;
+        iot_err_set(&err, IOT_ENOMEM, "out of memory formatting JSON");
+        return cli_fail(&err);
+    }
+    puts(text);
+    cJSON_free(text);
+    return CLI_EXIT_OK;
+}
+
+static iot_status open_readonly(const cli_ctx *ctx, iot_registry **reg, iot_err *err)
+{
+    char db[CLI_PATH_MAX];
+    iot_status st = cli_path(ctx, db, "registry.db", err);
+    return st != IOT_OK ? st : iot_registry_open(db, IOT_REGISTRY_READONLY, reg, err);
+}
+
+/* Parses [--json] [--help] and the expected number of positional args. */
+static int parse_flags(const cli_command *self, int argc, char **argv, int positional,
+                       bool *json)
+{
+    static const struct option opts[] = {{"json", no_argument, NULL, 'j'},
+                                          {"help", no_argument, NULL, 'h'},
+                                          {NULL, 0, NULL, 0}};
+    int c;
+    *json = false;
+    while ((c = cmd_getopt(argc, argv, opts)) != -1) {
+        switch (c) {
+        case 'j':
+            *json = true;
+            break;
+        case 'h':
+            return cli_help(self) == CLI_EXIT_OK ? -1 : CLI_EXIT_USAGE;
+        default:
+            return cmd_bad_option(self, argc, argv, c);
+        }
+    }
+    if (argc - optind > positional)
+        return cli_usage(self, "unexpected argument '%s'", argv[optind + positional]);
+    if (argc - optind < positional)
+        return cli_usage(self, "missing argument");
+    return CLI_EXIT_OK;
+}
+
+int listing_run(cli_ctx *ctx, const cli_command *self, int kind, int argc, char **argv)
+{
+    bool json;
+    int rc = parse_flags(self, argc, argv, 0, &json);
+    if (rc != CLI_EXIT_OK)
+        return rc < 0 ? CLI_EXIT_OK : rc;
+    iot_err err = {0};
+    iot_registry *reg = NULL;
+    list_walk w = {.ctx = ctx, .kind = kind};
+    if (json && (w.array = cJSON_CreateArray()) == NULL) {
+        iot_err_set(&err, IOT_ENOMEM, "out of memory");
+        return cli_fail(&err);
+    }
+    iot_status st = open_readonly(ctx, &reg, &err);
+    if (st == IOT_OK && !json) {
+        if (kind == IOT_KIND_DEVICE)
+            printf("%-32s %-8s %-21s %9s\n", "ID", "STATE", "NOT AFTER", "DAYS LEFT");
+        else
+            printf("%-32s %-7s %-9s %-8s %-21s %9s\n", "NAME", "KIND", "ROLE", "STATE",
+                   "NOT AFTER", "DAYS LEFT");
+    }
+    if (st == IOT_OK)
+        st = iot_registry_foreach(reg, kind < 0 ? -1 : kind, list_one, &w, &err);
+    iot_registry_close(reg);
+    if (st == IOT_OK)
+        rc = json ? print_json(w.array) : CLI_EXIT_OK;
+    else
+        rc = cli_fail(&err);
+    cJSON_Delete(w.array);
+    return rc;
+}
+
+static void print_record(const cli_ctx *ctx, const iot_cert_record *rec)
+{
+    char t[32];
+    bool device = rec->kind == IOT_KIND_DEVICE;
+    printf("%-12s %s\n", device ? "id" : "name", rec->name);
+    if (!device) {
+        printf("%-12s %s\n", "kind", iot_cert_kind_name(rec->kind));
+        if (rec->role[0])
+            printf("%-12s %s\n", "role", rec->role);
+    }
+    printf("%-12s %s\n", "state", state_label(ctx, rec));
+    printf("%-12s %s\n", "serial", rec->serial);
+    printf("%-12s %s\n", "sha256", rec->fingerprint);
+    cli_format_time(rec->not_before, t, sizeof(t));
+    printf("%-12s %s\n", "not before", t);
+    cli_format_time(rec->not_after, t, sizeof(t));
+    printf("%-12s %s (%lld days left)\n", "not after", t, cli_days_left(ctx, rec->not_after));
+    cli_format_time(rec->created, t, sizeof(t));
+    printf("%-12s %s\n", "created", t);
+    if (rec->revoked) {
+        cli_format_time(rec->revoked_at, t, sizeof(t));
+        printf("%-12s %s (%s)\n", "revoked", t, rec->revoke_reason);
+    }
+}
+
+int listing_show(cli_ctx *ctx, const cli_command *self, int kind, int argc, char **argv)
+{
+    bool json;
+    int rc = parse_flags(self, argc, argv, 1, &json);
+    if (rc != CLI_EXIT_OK)
+        return rc < 0 ? CLI_EXIT_OK : rc;
+    const char *name = argv[optind];
+    iot_err err = {0};
+    iot_registry *reg = NULL;
+    iot_cert_record rec;
+    iot_status st;
+    if ((st = iot_id_check(kind == IOT_KIND_DEVICE ? "device ID" : "name", name, &err)) ==
+            IOT_OK &&
+        (st = open_readonly(ctx, &reg, &err)) == IOT_OK)
+        st = iot_registry_get_by_name(reg, name, &rec, &err);
+    iot_registry_close(reg);
+    if (st == IOT_ENOENT && kind == IOT_KIND_DEVICE)
+        iot_err_set(&err, IOT_ENOENT, "no device '%s' in the registry (see 'iotctl device list')",
+                    name);
+    if (st == IOT_OK && kind >= 0 && rec.kind != (iot_cert_kind)kind)
+        st = iot_err_set(&err, IOT_ENOENT, "'%s' is a %s certificate, not a %s", name,
+                         iot_cert_kind_name(rec.kind), iot_cert_kind_name((iot_cert_kind)kind));
+    if (st == IOT_OK && kind < 0 && rec.kind == IOT_KIND_DEVICE)
+        st = iot_err_set(&err, IOT_ENOENT, "'%s' is a device; use 'iotctl device show %s'", name,
+                         name);
+    if (st != IOT_OK)
+        return cli_fail(&err);
+    if (!json) {
+        print_record(ctx, &rec);
+        return CLI_EXIT_OK;
+    }
+    cJSON *o = record_json(ctx, &rec);
+    rc = print_json(o);
+    cJSON_Delete(o);
+    return rc;
+}
