@@ -1,0 +1,98 @@
+/* Gateway configuration: one table (config.c) drives parsing, defaults,
+ * validation, `--check-config` and the commented example file
+ * (deploy/gateway/iotgw.conf.example), so the three cannot disagree.
+ *
+ * File format: one `key = value` per line; `#` starts a comment; blank
+ * lines ignored; values may be quoted with "..." (no escapes). Unknown keys,
+ * duplicate keys, and malformed values are errors naming the file, line
+ * and key. Durations take a unit suffix (ms, s, m, h, d); sizes take
+ * B, KiB, MiB, GiB; booleans are yes/no/true/false/on/off.
+ */
+#ifndef GW_CONFIG_H
+#define GW_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "iot/status.h"
+
+#define GW_PATH_MAX 512
+#define GW_HOST_MAX 256
+
+typedef struct gw_config {
+    /* device listener (HTTPS, mutual TLS) */
+    char device_listen[GW_HOST_MAX]; /* "host:port" or "[v6]:port"; default "0.0.0.0:8443" */
+    bool device_tls;                 /* default yes; "no" (plaintext) needs development_mode */
+    bool require_client_cert;        /* default yes; "no" needs development_mode, and then the
+                                        device ID comes from the X-Device-Id header */
+    char tls_cert[GW_PATH_MAX];      /* gateway server certificate (PEM); required */
+    char tls_key[GW_PATH_MAX];       /* its private key; required; must not be group/other readable */
+    char client_ca[GW_PATH_MAX];     /* CA that signs device certificates; required */
+    char crl_file[GW_PATH_MAX];      /* CRL from iotctl; required */
+    char registry[GW_PATH_MAX];      /* registry.db from iotctl; required */
+    int workers;                     /* event-loop threads for devices; 0 = one per core (default) */
+    int64_t request_timeout_ms;      /* whole request incl. slow headers/body; default 10 s */
+    int64_t idle_timeout_ms;         /* keep-alive idle; default 60 s */
+    int max_connections;             /* default 20000 */
+    int64_t reload_interval_ms;      /* poll registry/CRL for changes; 0 = SIGHUP only; default 2 s */
+
+    /* admin listener (plain HTTP: /healthz, /metrics) */
+    char admin_listen[GW_HOST_MAX]; /* default "127.0.0.1:9100"; "" disables */
+
+    /* payload limits (see gateway/payload/payload.h) */
+    size_t max_body;           /* default 16 KiB */
+    int max_depth;             /* default 4 */
+    size_t max_records;        /* default 256 */
+    size_t max_readings;       /* default 64 */
+    int64_t past_window_ms;    /* default 7 d */
+    int64_t future_window_ms;  /* default 5 m */
+
+    /* per-device rate limit (token bucket) */
+    double rate_limit;         /* requests per second; default 10; 0 disables */
+    double rate_burst;         /* bucket size; default 20 */
+
+    /* durable outbox */
+    char outbox[GW_PATH_MAX];  /* SQLite file; default "/var/lib/iotgw/outbox.db" */
+    int64_t outbox_max;        /* readings held at most; default 1000000 */
+    int64_t retry_after_s;     /* Retry-After on 503; default 5 */
+
+    /* MQTT forwarder */
+    char mqtt_host[GW_HOST_MAX]; /* required */
+    int mqtt_port;               /* default 8883 */
+    char mqtt_ca[GW_PATH_MAX];   /* CA that signs the broker certificate; required */
+    char mqtt_cert[GW_PATH_MAX]; /* gateway's MQTT client certificate; required */
+    char mqtt_key[GW_PATH_MAX];  /* its key; required; must not be group/other readable */
+    char mqtt_client_id[128];    /* default "iotgw-<hostname>" when empty */
+    char topic_prefix[128];      /* default "telemetry"; no wildcards, no leading/trailing '/' */
+    int64_t mqtt_keepalive_ms;   /* default 30 s */
+    int mqtt_inflight;           /* QoS 1 messages in flight; default 256 */
+    int64_t reconnect_min_ms;    /* default 500 ms */
+    int64_t reconnect_max_ms;    /* default 30 s */
+
+    /* operations */
+    char log_level[16];        /* debug, info, warn, error; default info */
+    bool development_mode;     /* allows insecure settings, loudly; default no */
+} gw_config;
+
+/* Fills every field with its default. */
+void gw_config_defaults(gw_config *cfg);
+
+/* Parses a configuration file over the defaults, then validates. */
+iot_status gw_config_load(const char *path, gw_config *cfg, iot_err *err);
+
+/* Parses text (for tests and fuzzing); `origin` names it in messages. */
+iot_status gw_config_parse(const char *text, size_t len, const char *origin, gw_config *cfg,
+                           iot_err *err);
+
+/* Checks required keys, ranges and security rules (key file modes, ...).
+ * Insecure settings are refused unless development_mode is set; in that
+ * case each one is reported through `warn` (may be NULL). */
+typedef void (*gw_config_warn_fn)(void *ctx, const char *key, const char *message);
+iot_status gw_config_validate(const gw_config *cfg, gw_config_warn_fn warn, void *warn_ctx,
+                              iot_err *err);
+
+/* Writes the documented example (every key, its default, its meaning). */
+iot_status gw_config_write_example(char *buf, size_t size, size_t *written);
+
+#endif

@@ -1,0 +1,385 @@
+#define _GNU_SOURCE /* gethostname */
+#include "forwarder.h"
+
+#include <mosquitto.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/rand.h>
+
+#include "log.h"
+#include "message.h"
+#include "metrics.h"
+
+#define MESSAGE_MAX     (64 * 1024)
+#define CONNECT_TIMEOUT 10 /* seconds to get a CONNACK */
+
+typedef struct inflight {
+    int mid;
+    int64_t id;
+} inflight;
+
+struct gw_forwarder {
+    gw_app *app;
+    struct event_base *base;
+    struct mosquitto *mosq;
+    struct event *sock_ev;
+    struct event *write_ev;
+    struct event *misc_ev;
+    struct event *wake_ev;      /* new rows, from the committer thread */
+    struct event *retry_ev;     /* reconnect after a backoff */
+    struct event *teardown_ev;  /* leave libmosquitto callbacks before destroying */
+    struct event *deadline_ev;  /* CONNACK timeout */
+    gw_outbox_reader *reader;
+    atomic_bool connected;
+    int64_t cursor; /* last outbox id handed to libmosquitto */
+    inflight *window;
+    int window_cap;
+    int n_inflight;
+    int attempt;
+    char client_id[128];
+    char *msg;
+    bool stopping;
+};
+
+static void schedule_reconnect(gw_forwarder *fw);
+static void pump(gw_forwarder *fw);
+
+static void teardown(gw_forwarder *fw)
+{
+    if (fw->sock_ev) {
+        event_free(fw->sock_ev);
+        fw->sock_ev = NULL;
+    }
+    if (fw->write_ev) {
+        event_free(fw->write_ev);
+        fw->write_ev = NULL;
+    }
+    event_del(fw->deadline_ev);
+    if (fw->mosq) {
+        mosquitto_destroy(fw->mosq);
+        fw->mosq = NULL;
+    }
+    if (atomic_exchange(&fw->connected, false)) {
+        gw_metric_inc(GW_M_MQTT_DISCONNECTS);
+        gw_gauge_set(GW_G_MQTT_CONNECTED, 0);
+    }
+    fw->n_inflight = 0;
+    fw->cursor = 0;
+    gw_gauge_set(GW_G_MQTT_INFLIGHT, 0);
+}
+
+/* Called where a failure is noticed; the real work happens outside any
+ * libmosquitto callback. */
+static void connection_lost(gw_forwarder *fw, const char *why)
+{
+    if (fw->mosq == NULL || event_pending(fw->teardown_ev, EV_TIMEOUT, NULL))
+        return;
+    gw_log(GW_LOG_WARN, "mqtt.disconnected", "broker=%s:%d reason=\"%s\"", fw->app->cfg.mqtt_host,
+           fw->app->cfg.mqtt_port, why);
+    event_active(fw->teardown_ev, EV_TIMEOUT, 0);
+}
+
+static void on_teardown(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    gw_forwarder *fw = arg;
+    teardown(fw);
+    if (!fw->stopping)
+        schedule_reconnect(fw);
+}
+
+static void update_write_interest(gw_forwarder *fw)
+{
+    if (fw->mosq && fw->write_ev && mosquitto_want_write(fw->mosq))
+        event_add(fw->write_ev, NULL);
+}
+
+static void on_socket_read(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    gw_forwarder *fw = arg;
+    int rc = mosquitto_loop_read(fw->mosq, 1);
+    if (rc != MOSQ_ERR_SUCCESS) {
+        connection_lost(fw, mosquitto_strerror(rc));
+        return;
+    }
+    update_write_interest(fw);
+}
+
+static void on_socket_write(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    gw_forwarder *fw = arg;
+    int rc = mosquitto_loop_write(fw->mosq, 1);
+    if (rc != MOSQ_ERR_SUCCESS) {
+        connection_lost(fw, mosquitto_strerror(rc));
+        return;
+    }
+    update_write_interest(fw);
+}
+
+static void on_misc(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    gw_forwarder *fw = arg;
+    if (fw->mosq == NULL)
+        return;
+    int rc = mosquitto_loop_misc(fw->mosq);
+    if (rc != MOSQ_ERR_SUCCESS) {
+        connection_lost(fw, mosquitto_strerror(rc));
+        return;
+    }
+    update_write_interest(fw);
+}
+
+static void on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    connection_lost(arg, "no CONNACK within the connect timeout");
+}
+
+static void on_connect(struct mosquitto *mosq, void *arg, int rc)
+{
+    (void)mosq;
+    gw_forwarder *fw = arg;
+    if (rc != 0) {
+        gw_log(GW_LOG_ERROR, "mqtt.refused", "broker=%s:%d reason=\"%s\"", fw->app->cfg.mqtt_host,
+               fw->app->cfg.mqtt_port, mosquitto_connack_string(rc));
+        connection_lost(fw, mosquitto_connack_string(rc));
+        return;
+    }
+    event_del(fw->deadline_ev);
+    fw->attempt = 0;
+    fw->cursor = 0;
+    fw->n_inflight = 0;
+    atomic_store(&fw->connected, true);
+    gw_metric_inc(GW_M_MQTT_CONNECTS);
+    gw_gauge_set(GW_G_MQTT_CONNECTED, 1);
+    gw_log(GW_LOG_INFO, "mqtt.connected", "broker=%s:%d client_id=%s outbox_depth=%lld",
+           fw->app->cfg.mqtt_host, fw->app->cfg.mqtt_port, fw->client_id,
+           (long long)gw_outbox_depth(fw->app->outbox));
+    pump(fw);
+}
+
+static void on_disconnect(struct mosquitto *mosq, void *arg, int rc)
+{
+    (void)mosq;
+    connection_lost(arg, rc == 0 ? "closed" : mosquitto_strerror(rc));
+}
+
+static void on_publish(struct mosquitto *mosq, void *arg, int mid)
+{
+    (void)mosq;
+    gw_forwarder *fw = arg;
+    for (int i = 0; i < fw->n_inflight; i++) {
+        if (fw->window[i].mid != mid)
+            continue;
+        int64_t id = fw->window[i].id;
+        fw->window[i] = fw->window[--fw->n_inflight];
+        gw_gauge_set(GW_G_MQTT_INFLIGHT, fw->n_inflight);
+        gw_outbox_ack(fw->app->outbox, &id, 1);
+        break;
+    }
+    pump(fw);
+}
+
+static int publish_row(const gw_outbox_row *row, void *arg)
+{
+    gw_forwarder *fw = arg;
+    char topic[256];
+    int len = gw_message_full(row->device, row->gseq, row->body, row->body_len, fw->msg,
+                              MESSAGE_MAX);
+    if (len < 0 ||
+        gw_message_topic(fw->app->cfg.topic_prefix, row->device, topic, sizeof(topic)) < 0) {
+        /* Cannot happen with validated input; skipping would lose data, so
+         * stop and say so loudly. */
+        gw_log(GW_LOG_ERROR, "mqtt.message_too_large", "id=%lld device=%s", (long long)row->id,
+               row->device);
+        return 1;
+    }
+    int mid = 0;
+    int rc = mosquitto_publish(fw->mosq, &mid, topic, len, fw->msg, 1, false);
+    if (rc != MOSQ_ERR_SUCCESS) {
+        connection_lost(fw, mosquitto_strerror(rc));
+        return 1;
+    }
+    fw->window[fw->n_inflight].mid = mid;
+    fw->window[fw->n_inflight].id = row->id;
+    fw->n_inflight++;
+    fw->cursor = row->id;
+    return 0;
+}
+
+/* Fills the in-flight window from the outbox. */
+static void pump(gw_forwarder *fw)
+{
+    while (atomic_load(&fw->connected) && fw->mosq && fw->n_inflight < fw->window_cap) {
+        int count = 0;
+        iot_err err = {0};
+        int before = fw->n_inflight;
+        if (gw_outbox_fetch(fw->reader, fw->cursor, fw->window_cap - fw->n_inflight, publish_row,
+                            fw, &count, &err) != IOT_OK) {
+            gw_log(GW_LOG_ERROR, "outbox.read_failed", "error=\"%s\"", err.msg);
+            break;
+        }
+        if (count == 0 || fw->n_inflight == before)
+            break;
+    }
+    gw_gauge_set(GW_G_MQTT_INFLIGHT, fw->n_inflight);
+    update_write_interest(fw);
+}
+
+static void on_wake(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    pump(arg);
+}
+
+void gw_forwarder_notify(void *arg)
+{
+    gw_forwarder *fw = arg;
+    event_active(fw->wake_ev, EV_READ, 0);
+}
+
+static int connect_now(gw_forwarder *fw)
+{
+    const gw_config *c = &fw->app->cfg;
+    fw->mosq = mosquitto_new(fw->client_id, true, fw);
+    if (fw->mosq == NULL)
+        return MOSQ_ERR_NOMEM;
+    mosquitto_connect_callback_set(fw->mosq, on_connect);
+    mosquitto_disconnect_callback_set(fw->mosq, on_disconnect);
+    mosquitto_publish_callback_set(fw->mosq, on_publish);
+    mosquitto_int_option(fw->mosq, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V311);
+    /* Our own window bounds what is in flight; libmosquitto must not hold back. */
+    mosquitto_max_inflight_messages_set(fw->mosq, 0);
+    int rc = mosquitto_tls_set(fw->mosq, c->mqtt_ca, NULL, c->mqtt_cert, c->mqtt_key, NULL);
+    if (rc == MOSQ_ERR_SUCCESS)
+        rc = mosquitto_tls_opts_set(fw->mosq, 1, "tlsv1.2", NULL);
+    if (rc == MOSQ_ERR_SUCCESS)
+        rc = mosquitto_tls_insecure_set(fw->mosq, false);
+    if (rc == MOSQ_ERR_SUCCESS)
+        rc = mosquitto_connect_async(fw->mosq, c->mqtt_host, c->mqtt_port,
+                                     (int)(c->mqtt_keepalive_ms / 1000));
+    if (rc != MOSQ_ERR_SUCCESS)
+        return rc;
+    int sock = mosquitto_socket(fw->mosq);
+    if (sock < 0)
+        return MOSQ_ERR_NO_CONN;
+    fw->sock_ev = event_new(fw->base, sock, EV_READ | EV_PERSIST, on_socket_read, fw);
+    fw->write_ev = event_new(fw->base, sock, EV_WRITE, on_socket_write, fw);
+    if (fw->sock_ev == NULL || fw->write_ev == NULL)
+        return MOSQ_ERR_NOMEM;
+    event_add(fw->sock_ev, NULL);
+    event_add(fw->write_ev, NULL);
+    struct timeval deadline = {CONNECT_TIMEOUT, 0};
+    event_add(fw->deadline_ev, &deadline);
+    return MOSQ_ERR_SUCCESS;
+}
+
+static void on_retry(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    gw_forwarder *fw = arg;
+    int rc = connect_now(fw);
+    if (rc != MOSQ_ERR_SUCCESS) {
+        gw_log(GW_LOG_WARN, "mqtt.connect_failed", "broker=%s:%d reason=\"%s\" attempt=%d",
+               fw->app->cfg.mqtt_host, fw->app->cfg.mqtt_port,
+               rc == MOSQ_ERR_ERRNO ? "connection refused or unreachable" : mosquitto_strerror(rc),
+               fw->attempt);
+        teardown(fw);
+        schedule_reconnect(fw);
+    }
+}
+
+/* Exponential backoff with jitter: the delay doubles per failure up to the
+ * cap, and a random half of it is taken off so many gateways do not
+ * reconnect in step. */
+static void schedule_reconnect(gw_forwarder *fw)
+{
+    const gw_config *c = &fw->app->cfg;
+    int64_t delay = c->reconnect_min_ms;
+    for (int i = 0; i < fw->attempt && delay < c->reconnect_max_ms; i++)
+        delay *= 2;
+    if (delay > c->reconnect_max_ms)
+        delay = c->reconnect_max_ms;
+    unsigned int r = 0;
+    RAND_bytes((unsigned char *)&r, sizeof(r));
+    int64_t jittered = delay / 2 + (int64_t)(r % (unsigned int)(delay / 2 + 1));
+    fw->attempt++;
+    struct timeval tv = {(time_t)(jittered / 1000), (suseconds_t)((jittered % 1000) * 1000)};
+    event_add(fw->retry_ev, &tv);
+}
+
+iot_status gw_forwarder_start(gw_app *app, struct event_base *base, gw_forwarder **out,
+                              iot_err *err)
+{
+    *out = NULL;
+    gw_forwarder *fw = calloc(1, sizeof(*fw));
+    if (fw == NULL)
+        return iot_err_set(err, IOT_ENOMEM, "out of memory");
+    fw->app = app;
+    fw->base = base;
+    fw->window_cap = app->cfg.mqtt_inflight > 0 ? app->cfg.mqtt_inflight : 1;
+    fw->window = calloc((size_t)fw->window_cap, sizeof(*fw->window));
+    fw->msg = malloc(MESSAGE_MAX);
+    if (app->cfg.mqtt_client_id[0]) {
+        snprintf(fw->client_id, sizeof(fw->client_id), "%s", app->cfg.mqtt_client_id);
+    } else {
+        char host[64] = "host";
+        gethostname(host, sizeof(host) - 1);
+        snprintf(fw->client_id, sizeof(fw->client_id), "iotgw-%s", host);
+    }
+    fw->wake_ev = event_new(base, -1, EV_READ | EV_PERSIST, on_wake, fw);
+    fw->retry_ev = evtimer_new(base, on_retry, fw);
+    fw->teardown_ev = evtimer_new(base, on_teardown, fw);
+    fw->deadline_ev = evtimer_new(base, on_deadline, fw);
+    fw->misc_ev = event_new(base, -1, EV_PERSIST, on_misc, fw);
+    iot_status st = IOT_OK;
+    if (fw->window == NULL || fw->msg == NULL || fw->wake_ev == NULL || fw->retry_ev == NULL ||
+        fw->teardown_ev == NULL || fw->deadline_ev == NULL || fw->misc_ev == NULL) {
+        st = iot_err_set(err, IOT_ENOMEM, "out of memory");
+        goto fail;
+    }
+    if ((st = gw_outbox_reader_open(app->cfg.outbox, &fw->reader, err)) != IOT_OK)
+        goto fail;
+    event_add(fw->wake_ev, NULL);
+    struct timeval second = {1, 0};
+    event_add(fw->misc_ev, &second);
+    event_active(fw->retry_ev, EV_TIMEOUT, 0);
+    *out = fw;
+    return IOT_OK;
+fail:
+    gw_forwarder_stop(fw);
+    return st;
+}
+
+bool gw_forwarder_connected(const gw_forwarder *fw)
+{
+    return fw != NULL && atomic_load(&((gw_forwarder *)fw)->connected);
+}
+
+void gw_forwarder_stop(gw_forwarder *fw)
+{
+    if (fw == NULL)
+        return;
+    fw->stopping = true;
+    if (fw->mosq && atomic_load(&fw->connected)) {
+        mosquitto_disconnect(fw->mosq);
+        mosquitto_loop_write(fw->mosq, 1);
+    }
+    teardown(fw);
+    struct event *evs[] = {fw->wake_ev, fw->retry_ev, fw->teardown_ev, fw->deadline_ev,
+                           fw->misc_ev};
+    for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++)
+        if (evs[i])
+            event_free(evs[i]);
+    gw_outbox_reader_close(fw->reader);
+    free(fw->window);
+    free(fw->msg);
+    free(fw);
+}

@@ -1,0 +1,379 @@
+#include "identity.h"
+
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <openssl/bn.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+
+#include "iot/fsutil.h"
+#include "iot/registry.h"
+#include "log.h"
+
+#define CRL_FILE_MAX (16 * 1024 * 1024)
+
+typedef struct id_entry {
+    char serial[IOT_SERIAL_HEX_MAX + 1];
+    char name[IOT_ID_MAX + 1];
+    char fingerprint[IOT_FPR_HEX_LEN + 1];
+    iot_cert_kind kind;
+    bool revoked;
+} id_entry;
+
+/* Immutable once built: sorted by serial for bsearch. */
+typedef struct id_snapshot {
+    id_entry *entries;
+    size_t n;
+    int refs; /* guarded by gw_identity.lock */
+} id_snapshot;
+
+typedef struct file_stamp {
+    dev_t dev;
+    ino_t ino;
+    off_t size;
+    struct timespec mtime;
+} file_stamp;
+
+struct gw_identity {
+    char registry_path[512];
+    char crl_path[512];
+    X509 *ca;
+    pthread_mutex_t lock;
+    id_snapshot *current;
+    file_stamp registry_stamp;
+    file_stamp crl_stamp;
+};
+
+static int entry_cmp(const void *a, const void *b)
+{
+    return strcmp(((const id_entry *)a)->serial, ((const id_entry *)b)->serial);
+}
+
+static void snapshot_release(gw_identity *id, id_snapshot *s)
+{
+    if (s == NULL)
+        return;
+    pthread_mutex_lock(&id->lock);
+    int refs = --s->refs;
+    pthread_mutex_unlock(&id->lock);
+    if (refs == 0) {
+        free(s->entries);
+        free(s);
+    }
+}
+
+static id_snapshot *snapshot_acquire(gw_identity *id)
+{
+    pthread_mutex_lock(&id->lock);
+    id_snapshot *s = id->current;
+    if (s)
+        s->refs++;
+    pthread_mutex_unlock(&id->lock);
+    return s;
+}
+
+typedef struct load_ctx {
+    id_snapshot *snap;
+    size_t cap;
+} load_ctx;
+
+static int add_record(const iot_cert_record *rec, void *arg)
+{
+    load_ctx *lc = arg;
+    if (lc->snap->n == lc->cap) {
+        size_t cap = lc->cap ? lc->cap * 2 : 256;
+        id_entry *grown = realloc(lc->snap->entries, cap * sizeof(*grown));
+        if (grown == NULL)
+            return IOT_ENOMEM;
+        lc->snap->entries = grown;
+        lc->cap = cap;
+    }
+    id_entry *e = &lc->snap->entries[lc->snap->n++];
+    memset(e, 0, sizeof(*e));
+    memcpy(e->serial, rec->serial, sizeof(e->serial));
+    memcpy(e->name, rec->name, sizeof(e->name));
+    memcpy(e->fingerprint, rec->fingerprint, sizeof(e->fingerprint));
+    e->kind = rec->kind;
+    e->revoked = rec->revoked;
+    return 0;
+}
+
+static bool serial_hex(const ASN1_INTEGER *serial, char out[IOT_SERIAL_HEX_MAX + 1])
+{
+    BIGNUM *bn = ASN1_INTEGER_to_BN(serial, NULL);
+    char *hex = bn ? BN_bn2hex(bn) : NULL;
+    BN_free(bn);
+    bool ok = hex != NULL && strlen(hex) <= IOT_SERIAL_HEX_MAX;
+    if (ok)
+        snprintf(out, IOT_SERIAL_HEX_MAX + 1, "%s", hex);
+    OPENSSL_free(hex);
+    return ok;
+}
+
+/* Marks every serial the CRL lists; the CRL must be signed by the CA. */
+static iot_status apply_crl(gw_identity *id, id_snapshot *snap, size_t *listed, iot_err *err)
+{
+    char *data = NULL;
+    size_t len = 0;
+    iot_status st = iot_file_read(id->crl_path, CRL_FILE_MAX, &data, &len, err);
+    if (st != IOT_OK)
+        return st;
+    BIO *bio = BIO_new_mem_buf(data, (int)len);
+    X509_CRL *crl = bio ? PEM_read_bio_X509_CRL(bio, NULL, NULL, NULL) : NULL;
+    BIO_free(bio);
+    free(data);
+    if (crl == NULL) {
+        ERR_clear_error();
+        return iot_err_set(err, IOT_ECORRUPT, "CRL %s is not a PEM CRL", id->crl_path);
+    }
+    EVP_PKEY *ca_key = X509_get0_pubkey(id->ca);
+    if (ca_key == NULL || X509_CRL_verify(crl, ca_key) != 1) {
+        ERR_clear_error();
+        X509_CRL_free(crl);
+        return iot_err_set(err, IOT_ECRYPTO, "CRL %s is not signed by the client CA",
+                           id->crl_path);
+    }
+    const ASN1_TIME *next = X509_CRL_get0_nextUpdate(crl);
+    if (next != NULL && X509_cmp_current_time(next) < 0)
+        gw_log(GW_LOG_WARN, "identity.crl_expired",
+               "path=%s action=\"run 'iotctl crl update' and copy the CRL\"", id->crl_path);
+    STACK_OF(X509_REVOKED) *revoked = X509_CRL_get_REVOKED(crl);
+    *listed = 0;
+    for (int i = 0; i < sk_X509_REVOKED_num(revoked); i++) {
+        id_entry key = {0};
+        if (!serial_hex(X509_REVOKED_get0_serialNumber(sk_X509_REVOKED_value(revoked, i)),
+                        key.serial))
+            continue;
+        (*listed)++;
+        id_entry *e = bsearch(&key, snap->entries, snap->n, sizeof(*e), entry_cmp);
+        if (e != NULL)
+            e->revoked = true;
+    }
+    X509_CRL_free(crl);
+    return IOT_OK;
+}
+
+static void stamp_of(const char *path, file_stamp *st)
+{
+    struct stat sb;
+    memset(st, 0, sizeof(*st));
+    if (stat(path, &sb) == 0) {
+        st->dev = sb.st_dev;
+        st->ino = sb.st_ino;
+        st->size = sb.st_size;
+        st->mtime = sb.st_mtim;
+    }
+}
+
+static bool stamp_equal(const file_stamp *a, const file_stamp *b)
+{
+    return a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
+           a->mtime.tv_sec == b->mtime.tv_sec && a->mtime.tv_nsec == b->mtime.tv_nsec;
+}
+
+iot_status gw_identity_reload(gw_identity *id, iot_err *err)
+{
+    file_stamp reg_stamp, crl_stamp;
+    stamp_of(id->registry_path, &reg_stamp);
+    stamp_of(id->crl_path, &crl_stamp);
+    id_snapshot *snap = calloc(1, sizeof(*snap));
+    if (snap == NULL)
+        return iot_err_set(err, IOT_ENOMEM, "out of memory loading the registry");
+    snap->refs = 1;
+    iot_registry *reg = NULL;
+    load_ctx lc = {snap, 0};
+    size_t listed = 0;
+    iot_status st = iot_registry_open(id->registry_path, IOT_REGISTRY_READONLY, &reg, err);
+    if (st == IOT_OK)
+        st = iot_registry_foreach(reg, -1, add_record, &lc, err);
+    iot_registry_close(reg);
+    if (st == IOT_OK) {
+        qsort(snap->entries, snap->n, sizeof(id_entry), entry_cmp);
+        st = apply_crl(id, snap, &listed, err);
+    }
+    if (st != IOT_OK) {
+        free(snap->entries);
+        free(snap);
+        gw_metric_inc(GW_M_RELOAD_FAILURES);
+        return st;
+    }
+    size_t active = 0;
+    for (size_t i = 0; i < snap->n; i++)
+        if (snap->entries[i].kind == IOT_KIND_DEVICE && !snap->entries[i].revoked)
+            active++;
+    pthread_mutex_lock(&id->lock);
+    id_snapshot *old = id->current;
+    id->current = snap;
+    id->registry_stamp = reg_stamp;
+    id->crl_stamp = crl_stamp;
+    pthread_mutex_unlock(&id->lock);
+    snapshot_release(id, old);
+    gw_gauge_set(GW_G_REGISTRY_DEVICES, (int64_t)active);
+    gw_gauge_set(GW_G_CRL_REVOKED, (int64_t)listed);
+    gw_metric_inc(GW_M_RELOADS);
+    gw_log(GW_LOG_INFO, "identity.loaded", "registry=%s crl=%s active_devices=%zu crl_entries=%zu",
+           id->registry_path, id->crl_path, active, listed);
+    return IOT_OK;
+}
+
+iot_status gw_identity_reload_if_changed(gw_identity *id, bool *reloaded, iot_err *err)
+{
+    file_stamp reg_stamp, crl_stamp;
+    stamp_of(id->registry_path, &reg_stamp);
+    stamp_of(id->crl_path, &crl_stamp);
+    pthread_mutex_lock(&id->lock);
+    bool same = stamp_equal(&reg_stamp, &id->registry_stamp) &&
+                stamp_equal(&crl_stamp, &id->crl_stamp);
+    pthread_mutex_unlock(&id->lock);
+    *reloaded = false;
+    if (same)
+        return IOT_OK;
+    iot_status st = gw_identity_reload(id, err);
+    *reloaded = st == IOT_OK;
+    return st;
+}
+
+static iot_status load_ca(const char *path, X509 **out, iot_err *err)
+{
+    char *data = NULL;
+    size_t len = 0;
+    iot_status st = iot_file_read(path, 1024 * 1024, &data, &len, err);
+    if (st != IOT_OK)
+        return st;
+    BIO *bio = BIO_new_mem_buf(data, (int)len);
+    *out = bio ? PEM_read_bio_X509(bio, NULL, NULL, NULL) : NULL;
+    BIO_free(bio);
+    free(data);
+    if (*out == NULL) {
+        ERR_clear_error();
+        return iot_err_set(err, IOT_ECORRUPT, "%s is not a PEM certificate", path);
+    }
+    return IOT_OK;
+}
+
+iot_status gw_identity_open(const char *registry_path, const char *crl_path, const char *ca_path,
+                            gw_identity **out, iot_err *err)
+{
+    *out = NULL;
+    gw_identity *id = calloc(1, sizeof(*id));
+    if (id == NULL)
+        return iot_err_set(err, IOT_ENOMEM, "out of memory");
+    pthread_mutex_init(&id->lock, NULL);
+    snprintf(id->registry_path, sizeof(id->registry_path), "%s", registry_path);
+    snprintf(id->crl_path, sizeof(id->crl_path), "%s", crl_path);
+    iot_status st = load_ca(ca_path, &id->ca, err);
+    if (st == IOT_OK)
+        st = gw_identity_reload(id, err);
+    if (st != IOT_OK) {
+        gw_identity_close(id);
+        return st;
+    }
+    *out = id;
+    return IOT_OK;
+}
+
+void gw_identity_close(gw_identity *id)
+{
+    if (id == NULL)
+        return;
+    snapshot_release(id, id->current);
+    X509_free(id->ca);
+    pthread_mutex_destroy(&id->lock);
+    free(id);
+}
+
+static bool cert_cn(X509 *cert, char out[IOT_ID_MAX + 1])
+{
+    X509_NAME *subject = X509_get_subject_name(cert);
+    int idx = X509_NAME_get_index_by_NID(subject, NID_commonName, -1);
+    if (idx < 0 || X509_NAME_get_index_by_NID(subject, NID_commonName, idx) >= 0)
+        return false;
+    ASN1_STRING *value = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subject, idx));
+    int len = ASN1_STRING_length(value);
+    if (len <= 0 || len > IOT_ID_MAX)
+        return false;
+    memcpy(out, ASN1_STRING_get0_data(value), (size_t)len);
+    out[len] = '\0';
+    return strlen(out) == (size_t)len && iot_id_is_valid(out);
+}
+
+static bool fingerprint_of(X509 *cert, char out[IOT_FPR_HEX_LEN + 1])
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int n = 0;
+    if (!X509_digest(cert, EVP_sha256(), md, &n) || n * 2 != IOT_FPR_HEX_LEN)
+        return false;
+    static const char digits[] = "0123456789abcdef";
+    for (unsigned int i = 0; i < n; i++) {
+        out[2 * i] = digits[md[i] >> 4];
+        out[2 * i + 1] = digits[md[i] & 0xf];
+    }
+    out[IOT_FPR_HEX_LEN] = '\0';
+    return true;
+}
+
+gw_id_verdict gw_identity_check(gw_identity *id, X509 *cert, char device_id[IOT_ID_MAX + 1])
+{
+    id_entry key = {0};
+    char cn[IOT_ID_MAX + 1];
+    char fpr[IOT_FPR_HEX_LEN + 1];
+    device_id[0] = '\0';
+    if (!serial_hex(X509_get0_serialNumber(cert), key.serial))
+        return GW_ID_UNKNOWN;
+    id_snapshot *snap = snapshot_acquire(id);
+    if (snap == NULL)
+        return GW_ID_UNKNOWN;
+    gw_id_verdict v = GW_ID_OK;
+    const id_entry *e = bsearch(&key, snap->entries, snap->n, sizeof(*e), entry_cmp);
+    if (e == NULL)
+        v = GW_ID_UNKNOWN;
+    else if (e->revoked)
+        v = GW_ID_REVOKED;
+    else if (e->kind != IOT_KIND_DEVICE)
+        v = GW_ID_NOT_DEVICE;
+    else if (!cert_cn(cert, cn) || strcmp(cn, e->name) != 0 || !fingerprint_of(cert, fpr) ||
+             strcmp(fpr, e->fingerprint) != 0)
+        v = GW_ID_MISMATCH;
+    else
+        memcpy(device_id, e->name, sizeof(e->name));
+    snapshot_release(id, snap);
+    return v;
+}
+
+const char *gw_id_verdict_name(gw_id_verdict v)
+{
+    switch (v) {
+    case GW_ID_OK:
+        return "ok";
+    case GW_ID_UNKNOWN:
+        return "device_unknown";
+    case GW_ID_REVOKED:
+        return "device_revoked";
+    case GW_ID_NOT_DEVICE:
+        return "not_a_device";
+    case GW_ID_MISMATCH:
+        return "certificate_mismatch";
+    }
+    return "unknown";
+}
+
+gw_refusal gw_id_verdict_refusal(gw_id_verdict v)
+{
+    switch (v) {
+    case GW_ID_REVOKED:
+        return GW_R_DEVICE_REVOKED;
+    case GW_ID_NOT_DEVICE:
+        return GW_R_NOT_A_DEVICE;
+    case GW_ID_MISMATCH:
+        return GW_R_TLS_BAD_CERT;
+    case GW_ID_OK:
+    case GW_ID_UNKNOWN:
+        break;
+    }
+    return GW_R_DEVICE_UNKNOWN;
+}

@@ -1,0 +1,53 @@
+/* Who may speak: a snapshot of the device registry and the CRL, checked on
+ * every TLS handshake and every request.
+ *
+ * A device is admitted only if its certificate chains to the project CA
+ * (OpenSSL checks that, and validity dates), its serial is in the registry
+ * as an active *device* whose name equals the certificate CN and whose
+ * fingerprint matches, and the serial is not in the CRL. The CRL's
+ * signature is verified against the CA before it is used.
+ *
+ * The snapshot is immutable and reference counted: a reload (SIGHUP or a
+ * changed file) builds a new one and swaps it in; checks in progress keep
+ * the one they started with. A failed reload keeps the previous snapshot.
+ */
+#ifndef GW_IDENTITY_H
+#define GW_IDENTITY_H
+
+#include <stdbool.h>
+
+#include <openssl/x509.h>
+
+#include "iot/identity.h"
+#include "iot/status.h"
+#include "metrics.h"
+
+typedef struct gw_identity gw_identity;
+
+typedef enum gw_id_verdict {
+    GW_ID_OK,
+    GW_ID_UNKNOWN,  /* serial not in the registry */
+    GW_ID_REVOKED,  /* revoked in the registry or listed in the CRL */
+    GW_ID_NOT_DEVICE, /* a server or client certificate, not a device */
+    GW_ID_MISMATCH, /* CN or fingerprint differ from the registry record */
+} gw_id_verdict;
+
+iot_status gw_identity_open(const char *registry_path, const char *crl_path, const char *ca_path,
+                            gw_identity **out, iot_err *err);
+void gw_identity_close(gw_identity *id);
+
+/* Rebuilds the snapshot from the files; keeps the old one on failure. */
+iot_status gw_identity_reload(gw_identity *id, iot_err *err);
+
+/* Reloads if either file changed since the last load (mtime, size, inode).
+ * Returns IOT_OK when nothing changed. */
+iot_status gw_identity_reload_if_changed(gw_identity *id, bool *reloaded, iot_err *err);
+
+/* Checks a peer certificate; on GW_ID_OK copies the device ID into
+ * device_id. Thread-safe. */
+gw_id_verdict gw_identity_check(gw_identity *id, X509 *cert, char device_id[IOT_ID_MAX + 1]);
+
+const char *gw_id_verdict_name(gw_id_verdict v);
+gw_refusal gw_id_verdict_refusal(gw_id_verdict v);
+
+#endif

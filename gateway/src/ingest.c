@@ -1,0 +1,519 @@
+#define _GNU_SOURCE /* getpeername flags, strdup */
+#include "ingest.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include <cjson/cJSON.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <event2/listener.h>
+#include <event2/thread.h>
+
+#include "log.h"
+#include "message.h"
+#include "metrics.h"
+#include "tls.h"
+
+#define HEADERS_MAX (8 * 1024)
+
+typedef struct gw_worker gw_worker;
+
+struct gw_worker {
+    gw_app *app;
+    int index;
+    pthread_t thread;
+    struct event_base *base;
+    struct evhttp *http;
+    struct evconnlistener *listener;
+    struct event *done_ev;
+    struct event *drain_ev;
+    pthread_mutex_t lock;
+    gw_store_job *done_head; /* completed jobs, guarded by lock */
+    int pending;             /* jobs in the outbox; worker thread only */
+    bool draining;
+};
+
+struct gw_ingest {
+    gw_worker *workers;
+    int n;
+};
+
+/* A request waiting for the outbox. */
+typedef struct ingest_job {
+    gw_store_job job; /* first: the outbox hands this pointer back */
+    struct evhttp_request *req;
+    gw_worker *worker;
+} ingest_job;
+
+static double now_wall(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static double now_mono(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void peer_string(struct evhttp_request *req, char *buf, size_t size)
+{
+    char *host = NULL;
+    ev_uint16_t port = 0;
+    struct evhttp_connection *conn = evhttp_request_get_connection(req);
+    if (conn)
+        evhttp_connection_get_peer(conn, &host, &port);
+    snprintf(buf, size, "%s:%u", host ? host : "?", (unsigned)port);
+}
+
+/* Every reply is JSON. `detail` must already be safe text. */
+static void reply_json(struct evhttp_request *req, int status, const char *reason, cJSON *body,
+                       int retry_after)
+{
+    struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+    evhttp_add_header(h, "Content-Type", "application/json");
+    evhttp_add_header(h, "Cache-Control", "no-store");
+    if (retry_after > 0) {
+        char v[16];
+        snprintf(v, sizeof(v), "%d", retry_after);
+        evhttp_add_header(h, "Retry-After", v);
+    }
+    struct evbuffer *out = evbuffer_new();
+    char *text = body ? cJSON_PrintUnformatted(body) : NULL;
+    if (out && text) {
+        evbuffer_add(out, text, strlen(text));
+        evbuffer_add(out, "\n", 1);
+    }
+    evhttp_send_reply(req, status, reason, out);
+    cJSON_free(text);
+    if (out)
+        evbuffer_free(out);
+}
+
+static void reply_error(struct evhttp_request *req, int status, const char *reason,
+                        const char *code, const char *detail, int retry_after)
+{
+    cJSON *body = cJSON_CreateObject();
+    if (body) {
+        cJSON_AddStringToObject(body, "error", code);
+        cJSON_AddStringToObject(body, "detail", detail);
+    }
+    reply_json(req, status, reason, body, retry_after);
+    cJSON_Delete(body);
+}
+
+static const char *reason_phrase(int status)
+{
+    switch (status) {
+    case 400:
+        return "Bad Request";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 413:
+        return "Payload Too Large";
+    case 415:
+        return "Unsupported Media Type";
+    case 422:
+        return "Unprocessable Entity";
+    case 429:
+        return "Too Many Requests";
+    case 503:
+        return "Service Unavailable";
+    }
+    return "Error";
+}
+
+/* Logs, counts and answers a refusal. */
+static void refuse(struct evhttp_request *req, gw_refusal why, int status, const char *code,
+                   const char *device, const char *detail, int retry_after)
+{
+    char peer[80];
+    peer_string(req, peer, sizeof(peer));
+    gw_refusal_inc(why);
+    gw_log(gw_refusal_is_security(why) ? GW_LOG_WARN : GW_LOG_INFO, "request.refused",
+           "peer=%s device=%s status=%d error=%s class=%s detail=\"%s\"", peer,
+           device && device[0] ? device : "-", status, code,
+           gw_refusal_is_security(why) ? "security" : "quality", detail);
+    reply_error(req, status, reason_phrase(status), code, detail, retry_after);
+}
+
+static SSL *request_ssl(struct evhttp_request *req)
+{
+    struct evhttp_connection *conn = evhttp_request_get_connection(req);
+    struct bufferevent *bev = conn ? evhttp_connection_get_bufferevent(conn) : NULL;
+    return bev ? bufferevent_openssl_get_ssl(bev) : NULL;
+}
+
+/* The device speaking on this connection, re-checked per request so a
+ * revocation loaded after the handshake takes effect at once. */
+static bool authenticate(gw_worker *w, struct evhttp_request *req, char device[IOT_ID_MAX + 1])
+{
+    SSL *ssl = request_ssl(req);
+    if (ssl == NULL) {
+        refuse(req, GW_R_TLS_NO_CERT, 403, "device_unknown", NULL, "no TLS client identity", 0);
+        return false;
+    }
+    gw_id_verdict v = gw_tls_peer_device(ssl, w->app->identity, device);
+    if (v == GW_ID_OK)
+        return true;
+    const char *code = v == GW_ID_REVOKED ? "device_revoked" : "device_unknown";
+    /* This identity may no longer speak: end the connection after the answer. */
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
+    refuse(req, gw_id_verdict_refusal(v), 403, code, NULL, gw_id_verdict_name(v), 0);
+    return false;
+}
+
+static int build_items(const gw_batch *batch, double rx, gw_store_item **out)
+{
+    gw_store_item *items = calloc(batch->n_readings, sizeof(*items));
+    if (items == NULL)
+        return -1;
+    for (size_t i = 0; i < batch->n_readings; i++) {
+        uint32_t dropped = (i == 0 && batch->has_dropped) ? batch->dropped : 0;
+        items[i].has_dseq = batch->readings[i].has_seq;
+        items[i].dseq = batch->readings[i].seq;
+        if (gw_message_tail(batch, i, rx, dropped, &items[i].body, &items[i].body_len) != 0) {
+            for (size_t j = 0; j < i; j++)
+                free(items[j].body);
+            free(items);
+            return -1;
+        }
+    }
+    *out = items;
+    return 0;
+}
+
+static void job_done(gw_store_job *job)
+{
+    ingest_job *ij = (ingest_job *)job;
+    gw_worker *w = ij->worker;
+    pthread_mutex_lock(&w->lock);
+    job->next = w->done_head;
+    w->done_head = job;
+    pthread_mutex_unlock(&w->lock);
+    event_active(w->done_ev, EV_READ, 0);
+}
+
+static void answer_job(gw_worker *w, ingest_job *ij)
+{
+    gw_store_job *job = &ij->job;
+    int retry = (int)w->app->cfg.retry_after_s;
+    switch (job->result) {
+    case GW_STORE_OK: {
+        if (job->duplicates > 0) {
+            gw_refusal_inc(GW_R_REPLAY);
+            gw_log(GW_LOG_INFO, "reading.duplicate", "device=%s duplicates=%zu stored=%zu",
+                   job->device, job->duplicates, job->stored);
+        }
+        cJSON *body = cJSON_CreateObject();
+        if (body) {
+            cJSON_AddNumberToObject(body, "stored", (double)job->stored);
+            cJSON_AddNumberToObject(body, "duplicates", (double)job->duplicates);
+        }
+        reply_json(ij->req, 200, "OK", body, 0);
+        cJSON_Delete(body);
+        break;
+    }
+    case GW_STORE_FULL:
+        refuse(ij->req, GW_R_OUTBOX_FULL, 503, "outbox_full", job->device,
+               "the gateway's outbox is full; retry later", retry);
+        break;
+    case GW_STORE_ERROR:
+        refuse(ij->req, GW_R_STORAGE_ERROR, 503, "storage_unavailable", job->device,
+               "the gateway cannot write to its outbox; retry later", retry);
+        break;
+    case GW_STORE_SHUTDOWN:
+        refuse(ij->req, GW_R_STORAGE_ERROR, 503, "shutting_down", job->device,
+               "the gateway is shutting down; retry later", retry);
+        break;
+    }
+    gw_store_job_free_items(job);
+    free(ij);
+    w->pending--;
+}
+
+static void on_jobs_done(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    gw_worker *w = arg;
+    pthread_mutex_lock(&w->lock);
+    gw_store_job *list = w->done_head;
+    w->done_head = NULL;
+    pthread_mutex_unlock(&w->lock);
+    while (list) {
+        gw_store_job *next = list->next;
+        answer_job(w, (ingest_job *)list);
+        list = next;
+    }
+}
+
+/* Validated body in, outbox job out; the reply waits for the outbox. */
+static void submit(gw_worker *w, struct evhttp_request *req, const char *device,
+                   const gw_batch *batch, double rx)
+{
+    ingest_job *ij = calloc(1, sizeof(*ij));
+    gw_store_item *items = NULL;
+    if (ij == NULL || build_items(batch, rx, &items) != 0) {
+        free(ij);
+        refuse(req, GW_R_STORAGE_ERROR, 503, "storage_unavailable", device,
+               "the gateway is out of memory; retry later", (int)w->app->cfg.retry_after_s);
+        return;
+    }
+    snprintf(ij->job.device, sizeof(ij->job.device), "%s", device);
+    ij->job.items = items;
+    ij->job.n_items = batch->n_readings;
+    ij->job.done = job_done;
+    ij->req = req;
+    ij->worker = w;
+    if (batch->has_dropped && batch->dropped > 0) {
+        gw_metric_add(GW_M_READINGS_DROPPED_BY_DEVICES, batch->dropped);
+        gw_log(GW_LOG_WARN, "device.dropped", "device=%s dropped=%u", device,
+               (unsigned)batch->dropped);
+    }
+    w->pending++;
+    gw_outbox_submit(w->app->outbox, &ij->job);
+}
+
+static void handle_telemetry(struct evhttp_request *req, void *arg)
+{
+    gw_worker *w = arg;
+    gw_app *app = w->app;
+    char device[IOT_ID_MAX + 1] = "";
+    gw_metric_inc(GW_M_REQUESTS);
+    if (!authenticate(w, req, device))
+        return;
+    if (evhttp_request_get_command(req) != EVHTTP_REQ_POST) {
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "POST");
+        refuse(req, GW_R_HTTP_PROTOCOL, 405, "method_not_allowed", device,
+               "use POST for /v1/telemetry", 0);
+        return;
+    }
+    if (atomic_load(&app->draining) || w->draining) {
+        refuse(req, GW_R_STORAGE_ERROR, 503, "shutting_down", device,
+               "the gateway is shutting down; retry later", (int)app->cfg.retry_after_s);
+        return;
+    }
+    const char *ctype = evhttp_find_header(evhttp_request_get_input_headers(req), "Content-Type");
+    gw_content_type ct;
+    if (ctype == NULL || gw_content_type_parse(ctype, &ct) != 0) {
+        refuse(req, GW_R_HTTP_PROTOCOL, 415, "unsupported_media_type", device,
+               "use application/senml+json or application/json", 0);
+        return;
+    }
+    struct evbuffer *in = evhttp_request_get_input_buffer(req);
+    size_t len = evbuffer_get_length(in);
+    if (len > app->limits.max_body) {
+        refuse(req, GW_R_PAYLOAD_TOO_LARGE, 413, "payload_too_large", device,
+               "the body is larger than the gateway accepts", 0);
+        return;
+    }
+    int retry_after = 0;
+    if (!gw_ratelimit_take(app->ratelimit, device, now_mono(), &retry_after)) {
+        refuse(req, GW_R_RATE_LIMITED, 429, "rate_limited", device,
+               "this device is sending faster than its rate limit", retry_after);
+        return;
+    }
+    const char *body = len ? (const char *)evbuffer_pullup(in, (ev_ssize_t)len) : "";
+    double rx = now_wall();
+    gw_batch batch;
+    gw_payload_error perr;
+    memset(&batch, 0, sizeof(batch));
+    if (gw_payload_parse(body, len, ct, device, rx, &app->limits, &batch, &perr) != 0) {
+        gw_refusal why = perr.cls == GW_PAYLOAD_SECURITY ? GW_R_PAYLOAD_SECURITY
+                         : perr.http_status == 413       ? GW_R_PAYLOAD_TOO_LARGE
+                         : perr.http_status == 403       ? GW_R_IDENTITY_MISMATCH
+                                                         : GW_R_PAYLOAD_INVALID;
+        if (perr.http_status == 403)
+            why = GW_R_IDENTITY_MISMATCH;
+        refuse(req, why, perr.http_status, perr.code, device, perr.detail, 0);
+        return;
+    }
+    submit(w, req, device, &batch, rx);
+    gw_batch_free(&batch);
+}
+
+static void handle_other(struct evhttp_request *req, void *arg)
+{
+    gw_worker *w = arg;
+    char device[IOT_ID_MAX + 1] = "";
+    gw_metric_inc(GW_M_REQUESTS);
+    if (!authenticate(w, req, device))
+        return;
+    refuse(req, GW_R_HTTP_PROTOCOL, 404, "not_found", device,
+           "the only endpoint is POST /v1/telemetry", 0);
+}
+
+static struct bufferevent *make_tls_bev(struct event_base *base, void *arg)
+{
+    gw_worker *w = arg;
+    SSL *ssl = SSL_new(w->app->device_tls);
+    if (ssl == NULL)
+        return NULL;
+    gw_metric_inc(GW_M_CONNECTIONS_ACCEPTED);
+    return bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
+                                          BEV_OPT_CLOSE_ON_FREE | BEV_OPT_THREADSAFE);
+}
+
+static void on_drain_tick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    gw_worker *w = arg;
+    if (!w->draining) {
+        w->draining = true;
+        if (w->listener)
+            evconnlistener_disable(w->listener);
+    }
+    if (w->pending == 0)
+        event_base_loopexit(w->base, NULL);
+}
+
+static void *worker_main(void *arg)
+{
+    gw_worker *w = arg;
+    event_base_dispatch(w->base);
+    return NULL;
+}
+
+static iot_status worker_init(gw_app *app, gw_worker *w, int index, iot_err *err)
+{
+    w->app = app;
+    w->index = index;
+    pthread_mutex_init(&w->lock, NULL);
+    w->base = event_base_new();
+    w->http = w->base ? evhttp_new(w->base) : NULL;
+    if (w->http == NULL)
+        return iot_err_set(err, IOT_ENOMEM, "cannot create an event loop");
+    /* Headroom over the payload cap so slightly larger bodies reach us and
+     * get the JSON 413; anything bigger is cut by evhttp itself. */
+    evhttp_set_max_body_size(w->http, (ev_ssize_t)(app->limits.max_body + 64 * 1024));
+    evhttp_set_max_headers_size(w->http, HEADERS_MAX);
+    struct timeval tv = {(time_t)(app->cfg.request_timeout_ms / 1000),
+                         (suseconds_t)((app->cfg.request_timeout_ms % 1000) * 1000)};
+    evhttp_set_timeout_tv(w->http, &tv);
+    evhttp_set_allowed_methods(w->http, EVHTTP_REQ_POST | EVHTTP_REQ_GET | EVHTTP_REQ_PUT |
+                                            EVHTTP_REQ_DELETE | EVHTTP_REQ_HEAD |
+                                            EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
+    evhttp_set_default_content_type(w->http, "application/json");
+    evhttp_set_bevcb(w->http, make_tls_bev, w);
+    evhttp_set_cb(w->http, "/v1/telemetry", handle_telemetry, w);
+    evhttp_set_gencb(w->http, handle_other, w);
+
+    struct sockaddr_storage ss;
+    int sslen = sizeof(ss);
+    if (evutil_parse_sockaddr_port(app->cfg.device_listen, (struct sockaddr *)&ss, &sslen) != 0)
+        return iot_err_set(err, IOT_EINVAL, "device_listen '%s' is not host:port",
+                           app->cfg.device_listen);
+    w->listener = evconnlistener_new_bind(w->base, NULL, NULL,
+                                          LEV_OPT_REUSEABLE | LEV_OPT_REUSEABLE_PORT |
+                                              LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC,
+                                          1024, (struct sockaddr *)&ss, sslen);
+    if (w->listener == NULL)
+        return iot_err_set(err, IOT_EIO,
+                           "cannot listen on %s: %s (is another process using the port?)",
+                           app->cfg.device_listen, strerror(errno));
+    if (evhttp_bind_listener(w->http, w->listener) == NULL)
+        return iot_err_set(err, IOT_EIO, "cannot serve HTTP on %s", app->cfg.device_listen);
+    w->done_ev = event_new(w->base, -1, EV_PERSIST | EV_READ, on_jobs_done, w);
+    w->drain_ev = event_new(w->base, -1, EV_PERSIST, on_drain_tick, w);
+    if (w->done_ev == NULL || w->drain_ev == NULL)
+        return iot_err_set(err, IOT_ENOMEM, "cannot create events");
+    /* Keeps the loop alive while idle; activated from the committer. */
+    event_add(w->done_ev, NULL);
+    return IOT_OK;
+}
+
+static void worker_free(gw_worker *w)
+{
+    /* Jobs finished after the loop stopped: their connections are gone. */
+    while (w->done_head) {
+        gw_store_job *next = w->done_head->next;
+        gw_store_job_free_items(w->done_head);
+        free(w->done_head);
+        w->done_head = next;
+    }
+    if (w->done_ev)
+        event_free(w->done_ev);
+    if (w->drain_ev)
+        event_free(w->drain_ev);
+    if (w->http)
+        evhttp_free(w->http); /* also frees the bound listener */
+    if (w->base)
+        event_base_free(w->base);
+    pthread_mutex_destroy(&w->lock);
+}
+
+iot_status gw_ingest_start(gw_app *app, int workers, gw_ingest **out, iot_err *err)
+{
+    *out = NULL;
+    gw_ingest *in = calloc(1, sizeof(*in));
+    if (in == NULL || (in->workers = calloc((size_t)workers, sizeof(gw_worker))) == NULL) {
+        free(in);
+        return iot_err_set(err, IOT_ENOMEM, "out of memory");
+    }
+    in->n = workers;
+    iot_status st = IOT_OK;
+    for (int i = 0; i < workers && st == IOT_OK; i++)
+        st = worker_init(app, &in->workers[i], i, err);
+    for (int i = 0; i < workers && st == IOT_OK; i++)
+        if (pthread_create(&in->workers[i].thread, NULL, worker_main, &in->workers[i]) != 0)
+            st = iot_err_set(err, IOT_EIO, "cannot start worker thread %d", i);
+    if (st != IOT_OK) {
+        /* Threads that started are stopped by gw_ingest_stop's path. */
+        for (int i = 0; i < workers; i++)
+            if (in->workers[i].thread)
+                event_base_loopbreak(in->workers[i].base);
+        for (int i = 0; i < workers; i++) {
+            if (in->workers[i].thread)
+                pthread_join(in->workers[i].thread, NULL);
+            worker_free(&in->workers[i]);
+        }
+        free(in->workers);
+        free(in);
+        return st;
+    }
+    *out = in;
+    return IOT_OK;
+}
+
+void gw_ingest_stop(gw_ingest *in, int grace_ms)
+{
+    if (in == NULL)
+        return;
+    struct timeval tick = {0, 50 * 1000};
+    for (int i = 0; i < in->n; i++)
+        event_add(in->workers[i].drain_ev, &tick);
+    /* Past the grace period, stop whatever is still waiting. */
+    struct timeval grace = {grace_ms / 1000, (grace_ms % 1000) * 1000};
+    for (int i = 0; i < in->n; i++)
+        event_base_loopexit(in->workers[i].base, &grace);
+    for (int i = 0; i < in->n; i++)
+        pthread_join(in->workers[i].thread, NULL);
+}
+
+void gw_ingest_free(gw_ingest *in)
+{
+    if (in == NULL)
+        return;
+    for (int i = 0; i < in->n; i++)
+        worker_free(&in->workers[i]);
+    free(in->workers);
+    free(in);
+}

@@ -1,0 +1,23 @@
+/* The device listener: N worker threads, each with its own libevent loop
+ * and evhttp server on the same port (SO_REUSEPORT), so TLS handshakes and
+ * request handling use every core. A request is answered only after the
+ * outbox reports its readings durable. */
+#ifndef GW_INGEST_H
+#define GW_INGEST_H
+
+#include "app.h"
+#include "iot/status.h"
+
+typedef struct gw_ingest gw_ingest;
+
+iot_status gw_ingest_start(gw_app *app, int workers, gw_ingest **out, iot_err *err);
+
+/* Stops accepting connections, answers what is in flight, then stops the
+ * threads. Waits at most grace_ms for in-flight requests. */
+void gw_ingest_stop(gw_ingest *in, int grace_ms);
+
+/* Frees the workers. Call after the outbox is closed: the outbox may still
+ * hand finished jobs back to a stopped worker until then. */
+void gw_ingest_free(gw_ingest *in);
+
+#endif

@@ -1,0 +1,287 @@
+/* iotgw: the telemetry gateway daemon.
+ *
+ *   iotgw --config FILE          run
+ *   iotgw --check-config FILE    validate a configuration and exit
+ *   iotgw --print-example-config print the documented example configuration
+ *
+ * Threads: N device workers (ingest.c), one outbox committer (outbox.c),
+ * and this main thread, whose event loop runs the MQTT forwarder, the admin
+ * listener, signal handling and identity reloads.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <mosquitto.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <event2/thread.h>
+#include <openssl/ssl.h>
+
+#include "admin.h"
+#include "app.h"
+#include "forwarder.h"
+#include "ingest.h"
+#include "log.h"
+#include "tls.h"
+
+#define SHUTDOWN_GRACE_MS 10000
+
+typedef struct daemon_state {
+    gw_app app;
+    struct event_base *base;
+    gw_ingest *ingest;
+    gw_admin *admin;
+    struct event *sigterm_ev;
+    struct event *sigint_ev;
+    struct event *sighup_ev;
+    struct event *reload_ev;
+} daemon_state;
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: iotgw --config FILE\n"
+                 "       iotgw --check-config FILE\n"
+                 "       iotgw --print-example-config\n"
+                 "       iotgw --version\n\n"
+                 "The telemetry gateway: HTTPS ingest with mutual TLS, a durable outbox, and\n"
+                 "MQTT over TLS to the broker. See docs/gateway.md and docs/configuration.md.\n"
+                 "Signals: SIGTERM/SIGINT stop gracefully; SIGHUP reloads the registry and CRL.\n");
+}
+
+static void warn_insecure(void *ctx, const char *key, const char *message)
+{
+    (void)ctx;
+    gw_log(GW_LOG_WARN, "config.insecure", "key=%s detail=\"%s\" DEVELOPMENT MODE: NOT FOR PRODUCTION",
+           key, message);
+}
+
+static void limits_from_config(const gw_config *c, gw_payload_limits *l)
+{
+    gw_payload_limits_default(l);
+    l->max_body = c->max_body;
+    l->max_depth = c->max_depth;
+    l->max_records = c->max_records;
+    l->max_readings = c->max_readings;
+    l->past_window_s = c->past_window_ms / 1000;
+    l->future_window_s = c->future_window_ms / 1000;
+}
+
+static void reload_identity(daemon_state *d, const char *why)
+{
+    iot_err err = {0};
+    if (gw_identity_reload(d->app.identity, &err) != IOT_OK)
+        gw_log(GW_LOG_ERROR, "identity.reload_failed", "trigger=%s error=\"%s\" action=\"kept the previous registry and CRL\"",
+               why, err.msg);
+}
+
+static void on_shutdown(evutil_socket_t sig, short what, void *arg)
+{
+    (void)what;
+    daemon_state *d = arg;
+    if (atomic_exchange(&d->app.draining, true))
+        return;
+    gw_log(GW_LOG_INFO, "gateway.stopping", "signal=%d", (int)sig);
+    event_base_loopbreak(d->base);
+}
+
+static void on_sighup(evutil_socket_t sig, short what, void *arg)
+{
+    (void)sig, (void)what;
+    reload_identity(arg, "SIGHUP");
+}
+
+static void on_reload_tick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    daemon_state *d = arg;
+    bool reloaded = false;
+    iot_err err = {0};
+    if (gw_identity_reload_if_changed(d->app.identity, &reloaded, &err) != IOT_OK)
+        gw_log(GW_LOG_ERROR, "identity.reload_failed",
+               "trigger=file_change error=\"%s\" action=\"kept the previous registry and CRL\"",
+               err.msg);
+}
+
+static iot_status start(daemon_state *d, iot_err *err)
+{
+    gw_app *app = &d->app;
+    iot_status st;
+    limits_from_config(&app->cfg, &app->limits);
+    if ((st = gw_identity_open(app->cfg.registry, app->cfg.crl_file, app->cfg.client_ca,
+                               &app->identity, err)) != IOT_OK ||
+        (st = gw_outbox_open(app->cfg.outbox, app->cfg.outbox_max, &app->outbox, err)) != IOT_OK)
+        return st;
+    app->ratelimit = gw_ratelimit_new(app->cfg.rate_limit, app->cfg.rate_burst);
+    if (app->ratelimit == NULL)
+        return iot_err_set(err, IOT_ENOMEM, "out of memory");
+    gw_tls_options topt = {app->cfg.tls_cert, app->cfg.tls_key, app->cfg.client_ca,
+                           app->cfg.require_client_cert};
+    if ((st = gw_tls_server_ctx(&topt, app->identity, &app->device_tls, err)) != IOT_OK ||
+        (st = gw_forwarder_start(app, d->base, &app->forwarder, err)) != IOT_OK ||
+        (st = gw_outbox_start(app->outbox, gw_forwarder_notify, app->forwarder, err)) != IOT_OK)
+        return st;
+    int workers = app->cfg.workers;
+    if (workers <= 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        workers = n > 0 && n < 64 ? (int)n : 2;
+    }
+    if ((st = gw_ingest_start(app, workers, &d->ingest, err)) != IOT_OK)
+        return st;
+    if (app->cfg.admin_listen[0] && (st = gw_admin_start(app, d->base, &d->admin, err)) != IOT_OK)
+        return st;
+    d->sigterm_ev = evsignal_new(d->base, SIGTERM, on_shutdown, d);
+    d->sigint_ev = evsignal_new(d->base, SIGINT, on_shutdown, d);
+    d->sighup_ev = evsignal_new(d->base, SIGHUP, on_sighup, d);
+    d->reload_ev = event_new(d->base, -1, EV_PERSIST, on_reload_tick, d);
+    if (!d->sigterm_ev || !d->sigint_ev || !d->sighup_ev || !d->reload_ev)
+        return iot_err_set(err, IOT_ENOMEM, "out of memory");
+    event_add(d->sigterm_ev, NULL);
+    event_add(d->sigint_ev, NULL);
+    event_add(d->sighup_ev, NULL);
+    if (app->cfg.reload_interval_ms > 0) {
+        struct timeval tv = {(time_t)(app->cfg.reload_interval_ms / 1000),
+                             (suseconds_t)((app->cfg.reload_interval_ms % 1000) * 1000)};
+        event_add(d->reload_ev, &tv);
+    }
+    gw_log(GW_LOG_INFO, "gateway.started",
+           "version=%s device_listen=%s admin_listen=%s workers=%d outbox=%s outbox_depth=%lld "
+           "broker=%s:%d",
+           IOT_VERSION, app->cfg.device_listen, app->cfg.admin_listen[0] ? app->cfg.admin_listen : "-",
+           workers, app->cfg.outbox, (long long)gw_outbox_depth(app->outbox), app->cfg.mqtt_host,
+           app->cfg.mqtt_port);
+    return IOT_OK;
+}
+
+static void stop(daemon_state *d)
+{
+    gw_app *app = &d->app;
+    atomic_store(&app->draining, true);
+    /* Order matters: stop taking requests and answer those in flight, then
+     * let the outbox commit everything queued, and only then free workers
+     * (the outbox hands finished jobs back to them). */
+    gw_ingest_stop(d->ingest, SHUTDOWN_GRACE_MS);
+    gw_outbox_close(app->outbox);
+    app->outbox = NULL;
+    gw_ingest_free(d->ingest);
+    gw_admin_stop(d->admin);
+    gw_forwarder_stop(app->forwarder);
+    struct event *evs[] = {d->sigterm_ev, d->sigint_ev, d->sighup_ev, d->reload_ev};
+    for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++)
+        if (evs[i])
+            event_free(evs[i]);
+    gw_identity_close(app->identity);
+    SSL_CTX_free(app->device_tls);
+    gw_ratelimit_free(app->ratelimit);
+}
+
+static int run(const char *config_path)
+{
+    daemon_state d;
+    memset(&d, 0, sizeof(d));
+    iot_err err = {0};
+    gw_config_defaults(&d.app.cfg);
+    if (gw_config_load(config_path, &d.app.cfg, &err) != IOT_OK ||
+        gw_config_validate(&d.app.cfg, warn_insecure, NULL, &err) != IOT_OK) {
+        fprintf(stderr, "iotgw: error: %s\n", err.msg);
+        return 2;
+    }
+    int level = gw_log_level_parse(d.app.cfg.log_level);
+    gw_log_set_level(level < 0 ? GW_LOG_INFO : (gw_log_level)level);
+    d.base = event_base_new();
+    if (d.base == NULL) {
+        fprintf(stderr, "iotgw: error: cannot create the event loop\n");
+        return 1;
+    }
+    int rc = 0;
+    if (start(&d, &err) != IOT_OK) {
+        gw_log(GW_LOG_ERROR, "gateway.start_failed", "error=\"%s\"", err.msg);
+        fprintf(stderr, "iotgw: error: %s\n", err.msg);
+        rc = 1;
+    } else {
+        event_base_dispatch(d.base);
+    }
+    stop(&d);
+    event_base_free(d.base);
+    if (rc == 0)
+        gw_log(GW_LOG_INFO, "gateway.stopped", NULL);
+    return rc;
+}
+
+static int check_config(const char *path)
+{
+    gw_config cfg;
+    iot_err err = {0};
+    gw_config_defaults(&cfg);
+    if (gw_config_load(path, &cfg, &err) != IOT_OK ||
+        gw_config_validate(&cfg, warn_insecure, NULL, &err) != IOT_OK) {
+        fprintf(stderr, "iotgw: error: %s\n", err.msg);
+        return 1;
+    }
+    printf("iotgw: configuration %s is valid\n", path);
+    return 0;
+}
+
+static int print_example(void)
+{
+    size_t size = 64 * 1024, n = 0;
+    char *buf = malloc(size);
+    if (buf == NULL || gw_config_write_example(buf, size, &n) != IOT_OK) {
+        free(buf);
+        fprintf(stderr, "iotgw: error: cannot render the example configuration\n");
+        return 1;
+    }
+    fwrite(buf, 1, n, stdout);
+    free(buf);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
+                                         {"check-config", required_argument, NULL, 'k'},
+                                         {"print-example-config", no_argument, NULL, 'e'},
+                                         {"version", no_argument, NULL, 'v'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    const char *config = NULL;
+    int c;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c':
+            config = optarg;
+            break;
+        case 'k':
+            return check_config(optarg);
+        case 'e':
+            return print_example();
+        case 'v':
+            printf("iotgw %s (%s, libmosquitto)\n", IOT_VERSION, OpenSSL_version(OPENSSL_VERSION));
+            return 0;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            fprintf(stderr, "iotgw: unknown option or missing value: '%s'\n\n", argv[optind - 1]);
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (config == NULL || optind != argc) {
+        usage(stderr);
+        return 2;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    if (evthread_use_pthreads() != 0) {
+        fprintf(stderr, "iotgw: error: libevent has no thread support\n");
+        return 1;
+    }
+    mosquitto_lib_init();
+    int rc = run(config);
+    mosquitto_lib_cleanup();
+    return rc;
+}

@@ -1,0 +1,102 @@
+#include "message.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct strbuf {
+    char *data;
+    size_t len;
+    size_t cap;
+    int failed;
+} strbuf;
+
+static void sb_append(strbuf *sb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void sb_append(strbuf *sb, const char *fmt, ...)
+{
+    if (sb->failed)
+        return;
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(sb->data + sb->len, sb->cap - sb->len, fmt, ap);
+        va_end(ap);
+        if (n < 0) {
+            sb->failed = 1;
+            return;
+        }
+        if ((size_t)n < sb->cap - sb->len) {
+            sb->len += (size_t)n;
+            return;
+        }
+        size_t cap = sb->cap * 2 + (size_t)n;
+        char *grown = realloc(sb->data, cap);
+        if (grown == NULL) {
+            sb->failed = 1;
+            return;
+        }
+        sb->data = grown;
+        sb->cap = cap;
+    }
+}
+
+/* Shortest of %.15g / %.17g that reads back as the same double. */
+static void format_number(char *buf, size_t size, double v)
+{
+    snprintf(buf, size, "%.15g", v);
+    if (strtod(buf, NULL) != v)
+        snprintf(buf, size, "%.17g", v);
+}
+
+int gw_message_tail(const gw_batch *batch, size_t reading, double rx, uint32_t dropped,
+                    char **out, size_t *out_len)
+{
+    const gw_reading *r = &batch->readings[reading];
+    strbuf sb = {malloc(256), 0, 256, 0};
+    if (sb.data == NULL)
+        return -1;
+    char t[32], v[32], rxs[32];
+    format_number(t, sizeof(t), r->t);
+    snprintf(rxs, sizeof(rxs), "%.3f", rx);
+    if (r->has_seq)
+        sb_append(&sb, "\"dseq\":%u,", (unsigned)r->seq);
+    sb_append(&sb, "\"t\":%s,\"rx\":%s,", t, rxs);
+    if (dropped > 0)
+        sb_append(&sb, "\"dropped\":%u,", (unsigned)dropped);
+    sb_append(&sb, "\"values\":[");
+    for (size_t i = 0; i < r->count; i++) {
+        const gw_value *val = &batch->values[r->first + i];
+        format_number(v, sizeof(v), val->v);
+        /* Names and units were validated to a charset that needs no escaping. */
+        sb_append(&sb, "%s{\"n\":\"%s\"", i ? "," : "", val->name);
+        if (val->unit[0])
+            sb_append(&sb, ",\"u\":\"%s\"", val->unit);
+        sb_append(&sb, ",\"v\":%s}", v);
+    }
+    sb_append(&sb, "]}");
+    if (sb.failed) {
+        free(sb.data);
+        return -1;
+    }
+    *out = sb.data;
+    *out_len = sb.len;
+    return 0;
+}
+
+int gw_message_topic(const char *prefix, const char *device, char *buf, size_t size)
+{
+    int n = snprintf(buf, size, "%s/%s/telemetry", prefix, device);
+    return (n < 0 || (size_t)n >= size) ? -1 : n;
+}
+
+int gw_message_full(const char *device, int64_t gseq, const char *tail, size_t tail_len,
+                    char *buf, size_t size)
+{
+    int n = snprintf(buf, size, "{\"device\":\"%s\",\"seq\":%lld,", device, (long long)gseq);
+    if (n < 0 || (size_t)n + tail_len >= size)
+        return -1;
+    memcpy(buf + n, tail, tail_len);
+    return n + (int)tail_len;
+}

@@ -1,0 +1,435 @@
+#include "outbox.h"
+
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "metrics.h"
+
+#define ACK_BATCH_MAX 65536
+
+struct gw_outbox {
+    sqlite3 *db;
+    char path[512];
+    int64_t max_items;
+    atomic_int_fast64_t depth;
+
+    sqlite3_stmt *insert_row;
+    sqlite3_stmt *select_device;
+    sqlite3_stmt *upsert_device;
+    sqlite3_stmt *delete_row;
+
+    pthread_t thread;
+    bool started;
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    gw_store_job *jobs_head; /* FIFO, guarded by lock */
+    gw_store_job *jobs_tail;
+    int64_t *acks; /* guarded by lock */
+    size_t n_acks;
+    size_t cap_acks;
+    bool stopping;
+
+    gw_outbox_notify_fn notify;
+    void *notify_ctx;
+};
+
+static const char SCHEMA[] =
+    "CREATE TABLE IF NOT EXISTS outbox ("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  device TEXT NOT NULL,"
+    "  gseq INTEGER NOT NULL,"
+    "  body BLOB NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS devices ("
+    "  device TEXT PRIMARY KEY,"
+    "  last_dseq INTEGER NOT NULL DEFAULT 0,"
+    "  next_gseq INTEGER NOT NULL DEFAULT 1) WITHOUT ROWID;";
+
+static iot_status db_error(sqlite3 *db, const char *path, const char *doing, iot_err *err)
+{
+    return iot_err_set(err, IOT_EIO, "outbox %s: %s: %s", path, doing,
+                       db ? sqlite3_errmsg(db) : "out of memory");
+}
+
+static iot_status prepare(gw_outbox *ob, const char *sql, sqlite3_stmt **st, iot_err *err)
+{
+    if (sqlite3_prepare_v3(ob->db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL) != SQLITE_OK)
+        return db_error(ob->db, ob->path, "preparing a statement", err);
+    return IOT_OK;
+}
+
+static iot_status count_rows(gw_outbox *ob, iot_err *err)
+{
+    sqlite3_stmt *st = NULL;
+    iot_status s = IOT_OK;
+    if (sqlite3_prepare_v2(ob->db, "SELECT count(*) FROM outbox", -1, &st, NULL) != SQLITE_OK ||
+        sqlite3_step(st) != SQLITE_ROW)
+        s = db_error(ob->db, ob->path, "counting readings", err);
+    else
+        atomic_store(&ob->depth, sqlite3_column_int64(st, 0));
+    sqlite3_finalize(st);
+    return s;
+}
+
+iot_status gw_outbox_open(const char *path, int64_t max_items, gw_outbox **out, iot_err *err)
+{
+    *out = NULL;
+    gw_outbox *ob = calloc(1, sizeof(*ob));
+    if (ob == NULL)
+        return iot_err_set(err, IOT_ENOMEM, "out of memory opening outbox %s", path);
+    snprintf(ob->path, sizeof(ob->path), "%s", path);
+    ob->max_items = max_items;
+    pthread_mutex_init(&ob->lock, NULL);
+    pthread_cond_init(&ob->wake, NULL);
+    iot_status s = IOT_OK;
+    if (sqlite3_open_v2(path, &ob->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
+        SQLITE_OK) {
+        s = db_error(ob->db, path, "opening", err);
+        goto fail;
+    }
+    sqlite3_busy_timeout(ob->db, 5000);
+    /* WAL + FULL: each commit is fsynced; readers never block the writer. */
+    if (sqlite3_exec(ob->db,
+                     "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
+                     "PRAGMA journal_size_limit=67108864;",
+                     NULL, NULL, NULL) != SQLITE_OK ||
+        sqlite3_exec(ob->db, SCHEMA, NULL, NULL, NULL) != SQLITE_OK) {
+        s = db_error(ob->db, path, "initialising", err);
+        goto fail;
+    }
+    if ((s = count_rows(ob, err)) != IOT_OK ||
+        (s = prepare(ob, "INSERT INTO outbox (device, gseq, body) VALUES (?1, ?2, ?3)",
+                     &ob->insert_row, err)) != IOT_OK ||
+        (s = prepare(ob, "SELECT last_dseq, next_gseq FROM devices WHERE device = ?1",
+                     &ob->select_device, err)) != IOT_OK ||
+        (s = prepare(ob,
+                     "INSERT INTO devices (device, last_dseq, next_gseq) VALUES (?1, ?2, ?3)"
+                     " ON CONFLICT(device) DO UPDATE SET last_dseq = ?2, next_gseq = ?3",
+                     &ob->upsert_device, err)) != IOT_OK ||
+        (s = prepare(ob, "DELETE FROM outbox WHERE id = ?1", &ob->delete_row, err)) != IOT_OK)
+        goto fail;
+    gw_gauge_set(GW_G_OUTBOX_DEPTH, atomic_load(&ob->depth));
+    *out = ob;
+    return IOT_OK;
+fail:
+    gw_outbox_close(ob);
+    return s;
+}
+
+int64_t gw_outbox_depth(const gw_outbox *ob)
+{
+    return atomic_load(&((gw_outbox *)ob)->depth);
+}
+
+void gw_store_job_free_items(gw_store_job *job)
+{
+    for (size_t i = 0; i < job->n_items; i++)
+        free(job->items[i].body);
+    free(job->items);
+    job->items = NULL;
+    job->n_items = 0;
+}
+
+void gw_outbox_submit(gw_outbox *ob, gw_store_job *job)
+{
+    job->next = NULL;
+    job->stored = 0;
+    job->duplicates = 0;
+    pthread_mutex_lock(&ob->lock);
+    if (ob->stopping) {
+        pthread_mutex_unlock(&ob->lock);
+        job->result = GW_STORE_SHUTDOWN;
+        job->done(job);
+        return;
+    }
+    if (ob->jobs_tail)
+        ob->jobs_tail->next = job;
+    else
+        ob->jobs_head = job;
+    ob->jobs_tail = job;
+    pthread_cond_signal(&ob->wake);
+    pthread_mutex_unlock(&ob->lock);
+}
+
+void gw_outbox_ack(gw_outbox *ob, const int64_t *ids, size_t n)
+{
+    pthread_mutex_lock(&ob->lock);
+    if (ob->n_acks + n > ob->cap_acks) {
+        size_t cap = ob->cap_acks ? ob->cap_acks : 1024;
+        while (cap < ob->n_acks + n)
+            cap *= 2;
+        int64_t *grown = realloc(ob->acks, cap * sizeof(*grown));
+        if (grown == NULL) {
+            /* Not deleting is safe: the rows are published again later and
+             * consumers drop them as duplicates. */
+            pthread_mutex_unlock(&ob->lock);
+            gw_log(GW_LOG_ERROR, "outbox.ack_dropped", "count=%zu", n);
+            return;
+        }
+        ob->acks = grown;
+        ob->cap_acks = cap;
+    }
+    memcpy(ob->acks + ob->n_acks, ids, n * sizeof(*ids));
+    ob->n_acks += n;
+    pthread_cond_signal(&ob->wake);
+    pthread_mutex_unlock(&ob->lock);
+}
+
+/* Looks up (or starts) a device's sequence state inside the transaction. */
+static int device_state(gw_outbox *ob, const char *device, int64_t *last_dseq, int64_t *next_gseq)
+{
+    sqlite3_stmt *st = ob->select_device;
+    sqlite3_bind_text(st, 1, device, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        *last_dseq = sqlite3_column_int64(st, 0);
+        *next_gseq = sqlite3_column_int64(st, 1);
+        rc = SQLITE_OK;
+    } else if (rc == SQLITE_DONE) {
+        *last_dseq = 0;
+        *next_gseq = 1;
+        rc = SQLITE_OK;
+    }
+    sqlite3_reset(st);
+    return rc;
+}
+
+static int save_device_state(gw_outbox *ob, const char *device, int64_t last_dseq,
+                             int64_t next_gseq)
+{
+    sqlite3_stmt *st = ob->upsert_device;
+    sqlite3_bind_text(st, 1, device, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, last_dseq);
+    sqlite3_bind_int64(st, 3, next_gseq);
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+static int insert_row(gw_outbox *ob, const char *device, int64_t gseq, const gw_store_item *item)
+{
+    sqlite3_stmt *st = ob->insert_row;
+    sqlite3_bind_text(st, 1, device, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, gseq);
+    sqlite3_bind_blob(st, 3, item->body, (int)item->body_len, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+/* Stores one job inside the open transaction. *added counts new rows. */
+static int store_job(gw_outbox *ob, gw_store_job *job, int64_t *added)
+{
+    int64_t held = atomic_load(&ob->depth) + *added;
+    if (held + (int64_t)job->n_items > ob->max_items) {
+        job->result = GW_STORE_FULL;
+        return SQLITE_OK;
+    }
+    int64_t last_dseq = 0, next_gseq = 1;
+    int rc = device_state(ob, job->device, &last_dseq, &next_gseq);
+    for (size_t i = 0; rc == SQLITE_OK && i < job->n_items; i++) {
+        const gw_store_item *item = &job->items[i];
+        if (item->has_dseq && (int64_t)item->dseq <= last_dseq) {
+            job->duplicates++;
+            continue;
+        }
+        rc = insert_row(ob, job->device, next_gseq, item);
+        if (rc != SQLITE_OK)
+            break;
+        next_gseq++;
+        if (item->has_dseq)
+            last_dseq = item->dseq;
+        job->stored++;
+    }
+    if (rc == SQLITE_OK && job->stored > 0)
+        rc = save_device_state(ob, job->device, last_dseq, next_gseq);
+    *added += (int64_t)job->stored;
+    job->result = GW_STORE_OK;
+    return rc;
+}
+
+static int delete_acked(gw_outbox *ob, const int64_t *ids, size_t n, int64_t *deleted)
+{
+    for (size_t i = 0; i < n; i++) {
+        sqlite3_bind_int64(ob->delete_row, 1, ids[i]);
+        int rc = sqlite3_step(ob->delete_row);
+        sqlite3_reset(ob->delete_row);
+        if (rc != SQLITE_DONE)
+            return rc;
+        *deleted += sqlite3_changes(ob->db);
+    }
+    return SQLITE_OK;
+}
+
+/* One transaction for every job and ack that arrived meanwhile. */
+static void commit_group(gw_outbox *ob, gw_store_job *jobs, int64_t *acks, size_t n_acks)
+{
+    int64_t added = 0, deleted = 0;
+    int rc = sqlite3_exec(ob->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+    if (rc == SQLITE_OK)
+        rc = delete_acked(ob, acks, n_acks, &deleted);
+    for (gw_store_job *j = jobs; rc == SQLITE_OK && j != NULL; j = j->next)
+        rc = store_job(ob, j, &added);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(ob->db, "COMMIT", NULL, NULL, NULL);
+    if (rc != SQLITE_OK) {
+        const char *why = sqlite3_errmsg(ob->db);
+        gw_log(GW_LOG_ERROR, "outbox.commit_failed", "path=%s error=\"%s\" code=%d", ob->path,
+               why, rc);
+        sqlite3_exec(ob->db, "ROLLBACK", NULL, NULL, NULL);
+        gw_metric_inc(GW_M_STORE_ERRORS);
+        for (gw_store_job *j = jobs; j != NULL; j = j->next) {
+            j->result = GW_STORE_ERROR;
+            j->stored = j->duplicates = 0;
+        }
+        if (n_acks > 0) /* retry the deletes with the next group */
+            gw_outbox_ack(ob, acks, n_acks);
+        return;
+    }
+    gw_metric_inc(GW_M_STORE_COMMITS);
+    int64_t depth = atomic_fetch_add(&ob->depth, added - deleted) + added - deleted;
+    gw_gauge_set(GW_G_OUTBOX_DEPTH, depth);
+    gw_metric_add(GW_M_READINGS_PUBLISHED, (uint64_t)deleted);
+    if (added > 0 && ob->notify)
+        ob->notify(ob->notify_ctx);
+}
+
+static void *committer_main(void *arg)
+{
+    gw_outbox *ob = arg;
+    int64_t *acks = NULL;
+    for (;;) {
+        pthread_mutex_lock(&ob->lock);
+        while (ob->jobs_head == NULL && ob->n_acks == 0 && !ob->stopping)
+            pthread_cond_wait(&ob->wake, &ob->lock);
+        if (ob->jobs_head == NULL && ob->n_acks == 0 && ob->stopping) {
+            pthread_mutex_unlock(&ob->lock);
+            break;
+        }
+        gw_store_job *jobs = ob->jobs_head;
+        ob->jobs_head = ob->jobs_tail = NULL;
+        size_t n_acks = ob->n_acks;
+        /* Take the ack array; the lock holder starts a fresh one. */
+        acks = ob->acks;
+        ob->acks = NULL;
+        ob->n_acks = ob->cap_acks = 0;
+        pthread_mutex_unlock(&ob->lock);
+
+        commit_group(ob, jobs, acks, n_acks);
+        free(acks);
+        acks = NULL;
+        while (jobs != NULL) {
+            gw_store_job *next = jobs->next;
+            if (jobs->result == GW_STORE_OK) {
+                gw_metric_add(GW_M_READINGS_STORED, jobs->stored);
+                gw_metric_add(GW_M_READINGS_DUPLICATE, jobs->duplicates);
+            }
+            jobs->done(jobs);
+            jobs = next;
+        }
+    }
+    return NULL;
+}
+
+iot_status gw_outbox_start(gw_outbox *ob, gw_outbox_notify_fn notify, void *ctx, iot_err *err)
+{
+    ob->notify = notify;
+    ob->notify_ctx = ctx;
+    if (pthread_create(&ob->thread, NULL, committer_main, ob) != 0)
+        return iot_err_set(err, IOT_EIO, "cannot start the outbox thread");
+    ob->started = true;
+    return IOT_OK;
+}
+
+void gw_outbox_close(gw_outbox *ob)
+{
+    if (ob == NULL)
+        return;
+    if (ob->started) {
+        pthread_mutex_lock(&ob->lock);
+        ob->stopping = true;
+        pthread_cond_signal(&ob->wake);
+        pthread_mutex_unlock(&ob->lock);
+        pthread_join(ob->thread, NULL);
+    }
+    sqlite3_finalize(ob->insert_row);
+    sqlite3_finalize(ob->select_device);
+    sqlite3_finalize(ob->upsert_device);
+    sqlite3_finalize(ob->delete_row);
+    sqlite3_close(ob->db);
+    free(ob->acks);
+    pthread_mutex_destroy(&ob->lock);
+    pthread_cond_destroy(&ob->wake);
+    free(ob);
+}
+
+/* --- reader --- */
+
+struct gw_outbox_reader {
+    sqlite3 *db;
+    sqlite3_stmt *fetch;
+    char path[512];
+};
+
+iot_status gw_outbox_reader_open(const char *path, gw_outbox_reader **out, iot_err *err)
+{
+    *out = NULL;
+    gw_outbox_reader *r = calloc(1, sizeof(*r));
+    if (r == NULL)
+        return iot_err_set(err, IOT_ENOMEM, "out of memory");
+    snprintf(r->path, sizeof(r->path), "%s", path);
+    iot_status s = IOT_OK;
+    if (sqlite3_open_v2(path, &r->db, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v3(r->db,
+                           "SELECT id, device, gseq, body FROM outbox WHERE id > ?1 ORDER BY id"
+                           " LIMIT ?2",
+                           -1, SQLITE_PREPARE_PERSISTENT, &r->fetch, NULL) != SQLITE_OK) {
+        s = db_error(r->db, path, "opening for reading", err);
+        gw_outbox_reader_close(r);
+        return s;
+    }
+    sqlite3_busy_timeout(r->db, 5000);
+    *out = r;
+    return IOT_OK;
+}
+
+iot_status gw_outbox_fetch(gw_outbox_reader *r, int64_t after_id, int limit, gw_outbox_row_fn fn,
+                           void *ctx, int *count, iot_err *err)
+{
+    *count = 0;
+    sqlite3_stmt *st = r->fetch;
+    sqlite3_bind_int64(st, 1, after_id);
+    sqlite3_bind_int(st, 2, limit);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        gw_outbox_row row = {0};
+        row.id = sqlite3_column_int64(st, 0);
+        const unsigned char *dev = sqlite3_column_text(st, 1);
+        snprintf(row.device, sizeof(row.device), "%s", dev ? (const char *)dev : "");
+        row.gseq = sqlite3_column_int64(st, 2);
+        row.body = sqlite3_column_blob(st, 3);
+        row.body_len = (size_t)sqlite3_column_bytes(st, 3);
+        (*count)++;
+        if (fn(&row, ctx) != 0) {
+            rc = SQLITE_DONE;
+            break;
+        }
+    }
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE)
+        return db_error(r->db, r->path, "reading readings", err);
+    return IOT_OK;
+}
+
+void gw_outbox_reader_close(gw_outbox_reader *r)
+{
+    if (r == NULL)
+        return;
+    sqlite3_finalize(r->fetch);
+    sqlite3_close(r->db);
+    free(r);
+}

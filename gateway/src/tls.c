@@ -1,0 +1,202 @@
+#include "tls.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <openssl/err.h>
+#include <openssl/x509v3.h>
+
+#include "log.h"
+#include "metrics.h"
+
+/* TLS 1.2 suites: forward secrecy and AEAD only. TLS 1.3 suites are all AEAD. */
+static const char TLS12_CIPHERS[] = "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"
+                                    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-AES128-GCM-SHA256:"
+                                    "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-CHACHA20-POLY1305";
+
+static int ex_identity = -1; /* SSL_CTX ex_data: gw_identity * */
+static int ex_peer = -1;     /* SSL ex_data: malloc'd peer string */
+static int ex_logged = -1;   /* SSL ex_data: non-NULL once a refusal was logged */
+
+static void free_peer(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void *argp)
+{
+    (void)parent, (void)ad, (void)idx, (void)argl, (void)argp;
+    free(ptr);
+}
+
+/* The peer address, looked up once from the socket and kept with the SSL. */
+static const char *peer_of(SSL *ssl)
+{
+    if (ssl == NULL)
+        return "?";
+    const char *p = SSL_get_ex_data(ssl, ex_peer);
+    if (p != NULL)
+        return p;
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    char host[INET6_ADDRSTRLEN] = "?";
+    char buf[INET6_ADDRSTRLEN + 8];
+    int fd = SSL_get_fd(ssl);
+    if (fd < 0 || getpeername(fd, (struct sockaddr *)&ss, &len) != 0)
+        return "?";
+    unsigned port = 0;
+    if (ss.ss_family == AF_INET) {
+        struct sockaddr_in *in = (struct sockaddr_in *)&ss;
+        inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
+        port = ntohs(in->sin_port);
+    } else if (ss.ss_family == AF_INET6) {
+        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+        inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
+        port = ntohs(in6->sin6_port);
+    }
+    snprintf(buf, sizeof(buf), "%s:%u", host, port);
+    gw_tls_set_peer(ssl, buf);
+    p = SSL_get_ex_data(ssl, ex_peer);
+    return p ? p : "?";
+}
+
+void gw_tls_set_peer(SSL *ssl, const char *peer)
+{
+    char *copy = strdup(peer);
+    if (copy != NULL && !SSL_set_ex_data(ssl, ex_peer, copy))
+        free(copy);
+}
+
+static void refuse(SSL *ssl, gw_refusal why, const char *detail, const char *subject)
+{
+    gw_refusal_inc(why);
+    if (ssl != NULL)
+        SSL_set_ex_data(ssl, ex_logged, (void *)1);
+    gw_log(GW_LOG_WARN, "tls.refused", "peer=%s reason=%s detail=\"%s\" subject=\"%s\"",
+           peer_of(ssl), gw_refusal_name(why), detail, subject ? subject : "");
+}
+
+static int verify_cb(int preverify_ok, X509_STORE_CTX *store)
+{
+    SSL *ssl = X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx());
+    X509 *cert = X509_STORE_CTX_get_current_cert(store);
+    char subject[256] = "";
+    if (cert)
+        X509_NAME_oneline(X509_get_subject_name(cert), subject, sizeof(subject));
+    if (!preverify_ok) {
+        int e = X509_STORE_CTX_get_error(store);
+        refuse(ssl, GW_R_TLS_BAD_CERT, X509_verify_cert_error_string(e), subject);
+        return 0;
+    }
+    if (X509_STORE_CTX_get_error_depth(store) != 0)
+        return 1;
+    gw_identity *identity = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), ex_identity);
+    char device[IOT_ID_MAX + 1];
+    gw_id_verdict v = gw_identity_check(identity, cert, device);
+    if (v != GW_ID_OK) {
+        refuse(ssl, gw_id_verdict_refusal(v), gw_id_verdict_name(v), subject);
+        X509_STORE_CTX_set_error(store, v == GW_ID_REVOKED ? X509_V_ERR_CERT_REVOKED
+                                                           : X509_V_ERR_CERT_REJECTED);
+        return 0;
+    }
+    return 1;
+}
+
+/* Logs handshakes the server ends with a fatal alert that verify_cb did not
+ * already explain: no certificate, old protocol, no shared cipher. */
+static void info_cb(const SSL *cssl, int where, int ret)
+{
+    SSL *ssl = (SSL *)cssl;
+    if (!(where & SSL_CB_WRITE_ALERT) || (ret >> 8) != 2 /* fatal */)
+        return;
+    if (SSL_get_ex_data(ssl, ex_logged) != NULL)
+        return;
+    const char *desc = SSL_alert_desc_string_long(ret);
+    gw_refusal why = GW_R_TLS_PROTOCOL;
+    if ((ret & 0xff) == SSL_AD_CERTIFICATE_REQUIRED || (ret & 0xff) == SSL_AD_HANDSHAKE_FAILURE) {
+        /* A handshake failure with no peer certificate is the missing-cert case. */
+        X509 *peer = SSL_get0_peer_certificate(ssl);
+        if (peer == NULL && SSL_get_state(ssl) != TLS_ST_BEFORE)
+            why = (ret & 0xff) == SSL_AD_CERTIFICATE_REQUIRED ? GW_R_TLS_NO_CERT : why;
+    }
+    unsigned long code = ERR_peek_last_error();
+    char reason[128] = "";
+    if (code)
+        ERR_error_string_n(code, reason, sizeof(reason));
+    if (strstr(reason, "peer did not return a certificate"))
+        why = GW_R_TLS_NO_CERT;
+    refuse(ssl, why, reason[0] ? reason : desc, NULL);
+}
+
+static iot_status ossl_fail(iot_err *err, const char *what, const char *path)
+{
+    unsigned long code = ERR_peek_last_error();
+    char reason[256] = "";
+    if (code)
+        ERR_error_string_n(code, reason, sizeof(reason));
+    ERR_clear_error();
+    return iot_err_set(err, IOT_ECRYPTO, "%s %s: %s", what, path, reason);
+}
+
+iot_status gw_tls_server_ctx(const gw_tls_options *opt, gw_identity *identity, SSL_CTX **out,
+                             iot_err *err)
+{
+    *out = NULL;
+    if (ex_identity < 0) {
+        ex_identity = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+        ex_peer = SSL_get_ex_new_index(0, NULL, NULL, NULL, free_peer);
+        ex_logged = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+    }
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    if (ctx == NULL)
+        return ossl_fail(err, "cannot create a TLS context", "");
+    iot_status st = IOT_OK;
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION |
+                                 SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_TICKET);
+    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+    if (!SSL_CTX_set_cipher_list(ctx, TLS12_CIPHERS)) {
+        st = ossl_fail(err, "cannot set TLS 1.2 ciphers", "");
+        goto fail;
+    }
+    if (SSL_CTX_use_certificate_chain_file(ctx, opt->cert_path) != 1) {
+        st = ossl_fail(err, "cannot load certificate", opt->cert_path);
+        goto fail;
+    }
+    if (SSL_CTX_use_PrivateKey_file(ctx, opt->key_path, SSL_FILETYPE_PEM) != 1 ||
+        SSL_CTX_check_private_key(ctx) != 1) {
+        st = ossl_fail(err, "cannot load private key (or it does not match the certificate)",
+                       opt->key_path);
+        goto fail;
+    }
+    if (SSL_CTX_load_verify_locations(ctx, opt->client_ca_path, NULL) != 1) {
+        st = ossl_fail(err, "cannot load client CA", opt->client_ca_path);
+        goto fail;
+    }
+    STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(opt->client_ca_path);
+    if (names != NULL)
+        SSL_CTX_set_client_CA_list(ctx, names);
+    SSL_CTX_set_ex_data(ctx, ex_identity, identity);
+    int mode = SSL_VERIFY_PEER;
+    if (opt->require_client_cert)
+        mode |= SSL_VERIFY_FAIL_IF_NO_PEER_CERT;
+    SSL_CTX_set_verify(ctx, mode, verify_cb);
+    SSL_CTX_set_verify_depth(ctx, 2);
+    SSL_CTX_set_info_callback(ctx, info_cb);
+    /* Sessions stay in this gateway's cache only; resumption keeps the
+     * verified peer certificate, and a reload flushes the cache. */
+    SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"iotgw", 5);
+    *out = ctx;
+    return IOT_OK;
+fail:
+    SSL_CTX_free(ctx);
+    return st;
+}
+
+gw_id_verdict gw_tls_peer_device(SSL *ssl, gw_identity *identity, char device_id[IOT_ID_MAX + 1])
+{
+    device_id[0] = '\0';
+    X509 *cert = SSL_get0_peer_certificate(ssl);
+    if (cert == NULL || SSL_get_verify_result(ssl) != X509_V_OK)
+        return GW_ID_UNKNOWN;
+    return gw_identity_check(identity, cert, device_id);
+}

@@ -1,0 +1,38 @@
+/* TLS for the device listener, behind a narrow interface: the rest of the
+ * gateway asks for a context and, per connection, for the device identity.
+ *
+ * Policy: TLS 1.3, or TLS 1.2 with ECDHE + AEAD suites only; no
+ * renegotiation, no compression; a client certificate is required and must
+ * chain to the client CA; the identity snapshot (identity.h) then decides
+ * whether the certificate belongs to an active device. Every refusal is
+ * logged as `tls.refused` with the peer and the reason, and counted.
+ */
+#ifndef GW_TLS_H
+#define GW_TLS_H
+
+#include <stdbool.h>
+
+#include <openssl/ssl.h>
+
+#include "identity.h"
+#include "iot/status.h"
+
+typedef struct gw_tls_options {
+    const char *cert_path;
+    const char *key_path;
+    const char *client_ca_path;
+    bool require_client_cert;
+} gw_tls_options;
+
+iot_status gw_tls_server_ctx(const gw_tls_options *opt, gw_identity *identity, SSL_CTX **out,
+                             iot_err *err);
+
+/* Attaches the peer address (for log lines) to a new connection's SSL. */
+void gw_tls_set_peer(SSL *ssl, const char *peer);
+
+/* After the handshake: checks the peer certificate against the current
+ * identity snapshot (a revocation after the handshake is seen here) and
+ * copies the device ID. */
+gw_id_verdict gw_tls_peer_device(SSL *ssl, gw_identity *identity, char device_id[IOT_ID_MAX + 1]);
+
+#endif
