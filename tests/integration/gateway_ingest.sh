@@ -1,0 +1,154 @@
+#!/usr/bin/env bash
+# The gateway with a real broker: readings arrive on the right topic in the
+# documented format; identity comes from the certificate only; every kind of
+# bad input gets its status, its error code and nothing published; rate
+# limits, replays and revocation while running.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/gateway_lib.sh"
+
+make_pki dev-001 dev-002 dev-rev dev-rate
+"$IOTCTL" --dir "$P" device add dev-expired --not-before 2020-01-01 --not-after 2020-01-02 >/dev/null
+"$IOTCTL" --dir "$T/other" pki init >/dev/null
+"$IOTCTL" --dir "$T/other" device add dev-001 >/dev/null # same name, foreign CA
+start_broker
+write_gateway_config "rate_limit = 2" "rate_burst = 30" "reload_interval = 200ms"
+start_gateway
+SUB="$T/sub.out"
+start_consumer "$SUB"
+sleep 0.5
+
+# --- happy path ---------------------------------------------------------------
+now=$(date +%s)
+r="$(post dev-001 application/json '{"seq":1,"temperature":21.5,"humidity":40.25}')"
+expect_eq "plain JSON reading is stored" '200 {"stored":1,"duplicates":0}' "$r"
+r="$(post dev-002 'application/senml+json' "[{\"bn\":\"dev-002:\",\"bt\":$now,\"n\":\"temperature\",\"u\":\"Cel\",\"v\":19.5,\"seq\":7},{\"n\":\"humidity\",\"u\":\"%RH\",\"v\":41},{\"t\":-10,\"n\":\"temperature\",\"u\":\"Cel\",\"v\":19.25,\"seq\":8}]")"
+expect_eq "SenML batch is stored" '200 {"stored":2,"duplicates":0}' "$r"
+wait_for_lines "$SUB" 3 || fail "expected 3 messages, got: $(cat "$SUB")"
+line="$(grep '^telemetry/dev-001/telemetry ' "$SUB" | head -1)"
+[ -n "$line" ] || fail "no message on telemetry/dev-001/telemetry: $(cat "$SUB")"
+msg="${line#* }"
+expect_eq "message carries device and gateway sequence" "dev-001 1 1" \
+  "$(echo "$msg" | jq -r '"\(.device) \(.seq) \(.dseq)"')"
+expect_eq "message carries the values" "temperature=21.5 humidity=40.25" \
+  "$(echo "$msg" | jq -r '[.values[] | "\(.n)=\(.v)"] | join(" ")')"
+rx="$(echo "$msg" | jq -r '.rx')"
+awk -v rx="$rx" -v now="$now" 'BEGIN { exit !(rx >= now - 5 && rx <= now + 60) }' ||
+  fail "receive time $rx is not now ($now)"
+pass "message carries the gateway receive time"
+expect_eq "SenML readings keep order, units and device time" \
+  "7:$now:Cel:19.5 8:$((now - 10)):Cel:19.25" \
+  "$(grep '^telemetry/dev-002/telemetry ' "$SUB" | cut -d' ' -f2- | jq -r '"\(.dseq):\(.t):\(.values[0].u):\(.values[0].v)"' | tr '\n' ' ' | sed 's/ $//')"
+expect_eq "gateway sequence has no gaps" "1 2" \
+  "$(grep '^telemetry/dev-002/telemetry ' "$SUB" | cut -d' ' -f2- | jq -r .seq | tr '\n' ' ' | sed 's/ $//')"
+
+# --- replay and duplicates ------------------------------------------------------
+r="$(post dev-001 application/json '{"seq":1,"temperature":99}')"
+expect_eq "a replayed sequence is acknowledged as a duplicate" '200 {"stored":0,"duplicates":1}' "$r"
+r="$(post dev-001 application/json '{"seq":2,"temperature":22}')"
+expect_eq "the next sequence is stored" '200 {"stored":1,"duplicates":0}' "$r"
+wait_for_lines "$SUB" 4 || fail "the reading after a replay did not arrive"
+sleep 0.3
+expect_eq "a replayed reading is published once" 0 "$(grep -c '"v":99' "$SUB" || true)"
+[ "$(refusals replay)" -ge 1 ] || fail "replay not counted"
+pass "replays are counted as security events"
+
+# --- identity: only the certificate names the device ------------------------
+before=$(wc -l <"$SUB")
+r="$(post dev-001 'application/senml+json' '[{"bn":"dev-002:","n":"temperature","v":1,"seq":50}]')"
+expect_eq "a body naming another device is refused" 403 "${r%% *}"
+echo "$r" | grep -q '"error":"identity_mismatch"' || fail "wrong error: $r"
+pass "identity_mismatch error code"
+r="$(post dev-001 application/json '{"seq":51,"temperature":1}' -H 'X-Device-Id: dev-002')"
+expect_eq "an X-Device-Id header does not change the identity" 200 "${r%% *}"
+r="$(curl -s -o /dev/null -w '%{http_code}' --cacert "$P/ca.crt" --cert "$P/devices/dev-001/cert.pem" \
+  --key "$P/devices/dev-001/key.pem" -H 'Content-Type: application/json' -d '{"seq":52,"t":1}' \
+  "https://localhost:$GW_PORT/v1/telemetry/dev-002")"
+expect_eq "a path naming another device is not an endpoint" 404 "$r"
+r="$(post dev-001 'application/senml+json' '[{"n":"dev-002/telemetry","v":1,"seq":53}]')"
+expect_eq "a name with a topic separator is refused" 422 "${r%% *}"
+r="$(post dev-001 'application/senml+json' '[{"n":"#","v":1,"seq":54}]')"
+expect_eq "a name with an MQTT wildcard is refused" 422 "${r%% *}"
+wait_for_lines "$SUB" $((before + 1)) || fail "the X-Device-Id reading did not arrive"
+sleep 0.3
+expect_eq "nothing reached another device's topic" 0 \
+  "$(grep -c '^telemetry/dev-002/telemetry .*"dseq":5[0-9]' "$SUB" || true)"
+last="$(tail -1 "$SUB")"
+expect_eq "the header-carrying reading went to the sender's topic" "telemetry/dev-001/telemetry 51" \
+  "$(echo "${last%% *} $(echo "${last#* }" | jq -r .dseq)")"
+
+# --- TLS identity refusals ------------------------------------------------------
+expect_eq "no client certificate: refused" "000" "$(post '' application/json '{"seq":1,"t":1}' | cut -d' ' -f1)"
+r="$(curl -s -o /dev/null -w '%{http_code}' --cacert "$P/ca.crt" --cert "$T/other/devices/dev-001/cert.pem" \
+  --key "$T/other/devices/dev-001/key.pem" -H 'Content-Type: application/json' -d '{"seq":9,"x":1}' \
+  "https://localhost:$GW_PORT/v1/telemetry" || true)"
+expect_eq "a certificate from another CA with the same name: refused" 000 "$r"
+expect_eq "an expired certificate: refused" 000 "$(post dev-expired application/json '{"seq":1,"x":1}' | cut -d' ' -f1)"
+grep -q 'event=tls.refused .*reason=tls_no_certificate' "$T/gw.log" || fail "no-cert refusal not logged"
+grep -q 'event=tls.refused .*detail="certificate has expired"' "$T/gw.log" || fail "expired refusal not logged"
+grep -q 'event=tls.refused .*reason=tls_bad_certificate' "$T/gw.log" || fail "wrong-CA refusal not logged"
+[ "$(refusals tls_no_certificate)" -ge 1 ] && [ "$(refusals tls_bad_certificate)" -ge 2 ] ||
+  fail "TLS refusals not counted: $(refusals tls_no_certificate) $(refusals tls_bad_certificate)"
+pass "TLS refusals are logged and counted"
+
+# --- validation: status, code, nothing published ---------------------------------
+before=$(wc -l <"$SUB")
+check_refusal() {
+  local what="$1" want_status="$2" want_code="$3" ctype="$4" body="$5"
+  local r
+  r="$(post dev-002 "$ctype" "$body")"
+  [ "${r%% *}" = "$want_status" ] || fail "$what: expected $want_status, got: $r"
+  echo "$r" | grep -q "\"error\":\"$want_code\"" || fail "$what: expected error $want_code, got: $r"
+  echo "${r#* }" | jq -e '.detail | type == "string"' >/dev/null || fail "$what: no detail: $r"
+  pass "$what -> $want_status $want_code"
+}
+big="$(head -c 20000 /dev/zero | tr '\0' 'a')"
+check_refusal "oversized body" 413 payload_too_large application/json "{\"seq\":60,\"x\":\"$big\"}"
+check_refusal "malformed JSON" 400 malformed_json application/json '{"seq":60,"x":'
+check_refusal "too deep" 400 too_deep application/json '{"a":[[[[[[1]]]]]]}'
+check_refusal "Infinity" 400 malformed_json application/json '{"seq":60,"x":Infinity}'
+check_refusal "NaN" 400 malformed_json application/json '{"seq":60,"x":NaN}'
+check_refusal "overflowing number" 400 invalid_number application/json '{"seq":60,"x":1e999}'
+check_refusal "invalid UTF-8" 400 invalid_utf8 application/json "$(printf '{"seq":60,"x\xc3\x28":1}')"
+check_refusal "bad sensor name" 422 invalid_name application/json '{"seq":60,"bad name":1}'
+check_refusal "time far in the past" 422 time_out_of_range application/senml+json '[{"bn":"dev-002:","bt":1000000000,"n":"x","v":1,"seq":60}]'
+records="$(for i in $(seq 1 300); do printf '{"n":"x%d","v":1},' "$i"; done)"
+check_refusal "batch too large" 413 batch_too_large application/senml+json "[{\"seq\":60,\"n\":\"a\",\"v\":1},${records%,}]"
+check_refusal "wrong media type" 415 unsupported_media_type text/plain 'temperature=1'
+r="$(curl -s -X GET -o "$T/.resp" -w '%{http_code}' --cacert "$P/ca.crt" --cert "$P/devices/dev-002/cert.pem" \
+  --key "$P/devices/dev-002/key.pem" "https://localhost:$GW_PORT/v1/telemetry")"
+expect_eq "wrong method" 405 "$r"
+jq -e '.error == "method_not_allowed"' "$T/.resp" >/dev/null || fail "405 without JSON error: $(cat "$T/.resp")"
+sleep 0.5
+expect_eq "no refused body was published" "$before" "$(wc -l <"$SUB")"
+kill -0 "$GW_PID" || fail "the gateway died"
+pass "the gateway is still running"
+
+# --- rate limit ---------------------------------------------------------------------
+codes=""
+for i in $(seq 1 40); do
+  r="$(post dev-rate application/json "{\"seq\":$i,\"x\":1}")"
+  codes="$codes ${r%% *}"
+  [ "${r%% *}" != 429 ] || break
+done
+echo "$codes" | grep -q 429 || fail "no 429 in a burst of 40 at 2/s with a burst of 30: $codes"
+pass "a burst over the rate limit gets 429"
+grep -qi '^Retry-After: [1-9]' "$T/.hdr" || fail "429 without Retry-After: $(cat "$T/.hdr")"
+pass "429 carries Retry-After"
+r="$(post dev-001 application/json '{"seq":200,"x":1}')"
+expect_eq "other devices are not limited by it" 200 "${r%% *}"
+
+# --- revocation while running -----------------------------------------------------
+r="$(post dev-rev application/json '{"seq":1,"x":1}')"
+expect_eq "dev-rev posts before revocation" 200 "${r%% *}"
+"$IOTCTL" --dir "$P" device revoke dev-rev >/dev/null
+kill -HUP "$GW_PID"
+sleep 0.5
+grep -q 'event=identity.loaded' "$T/gw.log" || fail "no reload logged"
+expect_eq "revoked while running: refused after reload" 000 \
+  "$(post dev-rev application/json '{"seq":2,"x":1}' | cut -d' ' -f1)"
+grep -q 'event=tls.refused .*reason=device_revoked' "$T/gw.log" || fail "revocation refusal not logged"
+pass "revocation refusal logged"
+r="$(post dev-001 application/json '{"seq":201,"x":1}')"
+expect_eq "other devices unaffected by the reload" 200 "${r%% *}"
+
+finish
