@@ -345,6 +345,25 @@ gw_id_verdict gw_identity_check(gw_identity *id, X509 *cert, char device_id[IOT_
     return v;
 }
 
+gw_id_verdict gw_identity_check_name(gw_identity *id, const char *name)
+{
+    if (!iot_id_is_valid(name))
+        return GW_ID_UNKNOWN;
+    id_snapshot *snap = snapshot_acquire(id);
+    if (snap == NULL)
+        return GW_ID_UNKNOWN;
+    gw_id_verdict v = GW_ID_UNKNOWN;
+    for (size_t i = 0; i < snap->n; i++) {
+        const id_entry *e = &snap->entries[i];
+        if (strcmp(e->name, name) != 0)
+            continue;
+        v = e->revoked ? GW_ID_REVOKED : e->kind != IOT_KIND_DEVICE ? GW_ID_NOT_DEVICE : GW_ID_OK;
+        break;
+    }
+    snapshot_release(id, snap);
+    return v;
+}
+
 const char *gw_id_verdict_name(gw_id_verdict v)
 {
     switch (v) {

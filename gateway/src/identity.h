@@ -47,6 +47,10 @@ iot_status gw_identity_reload_if_changed(gw_identity *id, bool *reloaded, iot_er
  * device_id. Thread-safe. */
 gw_id_verdict gw_identity_check(gw_identity *id, X509 *cert, char device_id[IOT_ID_MAX + 1]);
 
+/* Checks a device by name alone. Only for development mode, where a
+ * device without a certificate names itself in a header. */
+gw_id_verdict gw_identity_check_name(gw_identity *id, const char *name);
+
 const char *gw_id_verdict_name(gw_id_verdict v);
 gw_refusal gw_id_verdict_refusal(gw_id_verdict v);
 

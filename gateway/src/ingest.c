@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <cjson/cJSON.h>
 #include <event2/buffer.h>
@@ -164,14 +165,31 @@ static SSL *request_ssl(struct evhttp_request *req)
 
 /* The device speaking on this connection, re-checked per request so a
  * revocation loaded after the handshake takes effect at once. */
+/* Development mode only: a device without a certificate names itself. */
+static gw_id_verdict header_identity(gw_worker *w, struct evhttp_request *req,
+                                     char device[IOT_ID_MAX + 1])
+{
+    const char *name = evhttp_find_header(evhttp_request_get_input_headers(req), "X-Device-Id");
+    if (name == NULL || !iot_id_is_valid(name))
+        return GW_ID_UNKNOWN;
+    gw_id_verdict v = gw_identity_check_name(w->app->identity, name);
+    if (v == GW_ID_OK)
+        snprintf(device, IOT_ID_MAX + 1, "%s", name);
+    return v;
+}
+
+/* The device speaking on this connection, re-checked per request so a
+ * revocation loaded after the handshake takes effect at once. */
 static bool authenticate(gw_worker *w, struct evhttp_request *req, char device[IOT_ID_MAX + 1])
 {
     SSL *ssl = request_ssl(req);
-    if (ssl == NULL) {
-        refuse(req, GW_R_TLS_NO_CERT, 403, "device_unknown", NULL, "no TLS client identity", 0);
-        return false;
-    }
-    gw_id_verdict v = gw_tls_peer_device(ssl, w->app->identity, device);
+    gw_id_verdict v;
+    if (ssl != NULL && SSL_get0_peer_certificate(ssl) != NULL)
+        v = gw_tls_peer_device(ssl, w->app->identity, device);
+    else if (!w->app->cfg.require_client_cert || !w->app->cfg.device_tls)
+        v = header_identity(w, req, device);
+    else
+        v = GW_ID_UNKNOWN;
     if (v == GW_ID_OK)
         return true;
     const char *code = v == GW_ID_REVOKED ? "device_revoked" : "device_unknown";
@@ -392,7 +410,8 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-static iot_status worker_init(gw_app *app, gw_worker *w, int index, iot_err *err)
+static iot_status worker_init(gw_app *app, gw_worker *w, int index, evutil_socket_t listen_fd,
+                              iot_err *err)
 {
     w->app = app;
     w->index = index;
@@ -412,23 +431,24 @@ static iot_status worker_init(gw_app *app, gw_worker *w, int index, iot_err *err
                                             EVHTTP_REQ_DELETE | EVHTTP_REQ_HEAD |
                                             EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
     evhttp_set_default_content_type(w->http, "application/json");
-    evhttp_set_bevcb(w->http, make_tls_bev, w);
+    if (app->cfg.device_tls)
+        evhttp_set_bevcb(w->http, make_tls_bev, w);
     evhttp_set_cb(w->http, "/v1/telemetry", handle_telemetry, w);
     evhttp_set_gencb(w->http, handle_other, w);
 
-    struct sockaddr_storage ss;
-    int sslen = sizeof(ss);
-    if (evutil_parse_sockaddr_port(app->cfg.device_listen, (struct sockaddr *)&ss, &sslen) != 0)
-        return iot_err_set(err, IOT_EINVAL, "device_listen '%s' is not host:port",
-                           app->cfg.device_listen);
-    w->listener = evconnlistener_new_bind(w->base, NULL, NULL,
-                                          LEV_OPT_REUSEABLE | LEV_OPT_REUSEABLE_PORT |
-                                              LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC,
-                                          1024, (struct sockaddr *)&ss, sslen);
-    if (w->listener == NULL)
-        return iot_err_set(err, IOT_EIO,
-                           "cannot listen on %s: %s (is another process using the port?)",
-                           app->cfg.device_listen, strerror(errno));
+    /* Each worker watches its own duplicate of the one listening socket: the
+     * kernel hands each connection to one of them, and no other process can
+     * join the port the way SO_REUSEPORT would allow. */
+    int fd = dup(listen_fd);
+    if (fd < 0)
+        return iot_err_set(err, IOT_EIO, "cannot duplicate the listening socket: %s",
+                           strerror(errno));
+    w->listener = evconnlistener_new(w->base, NULL, NULL,
+                                     LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, fd);
+    if (w->listener == NULL) {
+        close(fd);
+        return iot_err_set(err, IOT_EIO, "cannot watch the listening socket");
+    }
     if (evhttp_bind_listener(w->http, w->listener) == NULL)
         return iot_err_set(err, IOT_EIO, "cannot serve HTTP on %s", app->cfg.device_listen);
     w->done_ev = event_new(w->base, -1, EV_PERSIST | EV_READ, on_jobs_done, w);
@@ -460,18 +480,46 @@ static void worker_free(gw_worker *w)
     pthread_mutex_destroy(&w->lock);
 }
 
+/* Binds and listens on device_listen, without SO_REUSEPORT. */
+static iot_status open_listener(const char *addr, evutil_socket_t *out, iot_err *err)
+{
+    struct sockaddr_storage ss;
+    int sslen = sizeof(ss);
+    if (evutil_parse_sockaddr_port(addr, (struct sockaddr *)&ss, &sslen) != 0)
+        return iot_err_set(err, IOT_EINVAL, "device_listen '%s' is not host:port", addr);
+    evutil_socket_t fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return iot_err_set(err, IOT_EIO, "cannot create a socket: %s", strerror(errno));
+    if (evutil_make_listen_socket_reuseable(fd) != 0 ||
+        bind(fd, (struct sockaddr *)&ss, (socklen_t)sslen) != 0 || listen(fd, 1024) != 0) {
+        int saved = errno;
+        close(fd);
+        return iot_err_set(err, IOT_EIO,
+                           "cannot listen on %s: %s (is another process using the port?)", addr,
+                           strerror(saved));
+    }
+    *out = fd;
+    return IOT_OK;
+}
+
 iot_status gw_ingest_start(gw_app *app, int workers, gw_ingest **out, iot_err *err)
 {
     *out = NULL;
+    evutil_socket_t listen_fd = -1;
+    iot_status lst = open_listener(app->cfg.device_listen, &listen_fd, err);
+    if (lst != IOT_OK)
+        return lst;
     gw_ingest *in = calloc(1, sizeof(*in));
     if (in == NULL || (in->workers = calloc((size_t)workers, sizeof(gw_worker))) == NULL) {
         free(in);
+        close(listen_fd);
         return iot_err_set(err, IOT_ENOMEM, "out of memory");
     }
     in->n = workers;
     iot_status st = IOT_OK;
     for (int i = 0; i < workers && st == IOT_OK; i++)
-        st = worker_init(app, &in->workers[i], i, err);
+        st = worker_init(app, &in->workers[i], i, listen_fd, err);
+    close(listen_fd); /* each worker holds its own duplicate */
     for (int i = 0; i < workers && st == IOT_OK; i++)
         if (pthread_create(&in->workers[i].thread, NULL, worker_main, &in->workers[i]) != 0)
             st = iot_err_set(err, IOT_EIO, "cannot start worker thread %d", i);

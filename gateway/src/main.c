@@ -120,8 +120,10 @@ static iot_status start(daemon_state *d, iot_err *err)
         return iot_err_set(err, IOT_ENOMEM, "out of memory");
     gw_tls_options topt = {app->cfg.tls_cert, app->cfg.tls_key, app->cfg.client_ca,
                            app->cfg.require_client_cert};
-    if ((st = gw_tls_server_ctx(&topt, app->identity, &app->device_tls, err)) != IOT_OK ||
-        (st = gw_forwarder_start(app, d->base, &app->forwarder, err)) != IOT_OK ||
+    if (app->cfg.device_tls &&
+        (st = gw_tls_server_ctx(&topt, app->identity, &app->device_tls, err)) != IOT_OK)
+        return st;
+    if ((st = gw_forwarder_start(app, d->base, &app->forwarder, err)) != IOT_OK ||
         (st = gw_outbox_start(app->outbox, gw_forwarder_notify, app->forwarder, err)) != IOT_OK)
         return st;
     int workers = app->cfg.workers;

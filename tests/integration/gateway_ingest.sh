@@ -6,7 +6,7 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/gateway_lib.sh"
 
-make_pki dev-001 dev-002 dev-rev dev-rate
+make_pki dev-001 dev-002 dev-rev dev-rev2 dev-rate
 "$IOTCTL" --dir "$P" device add dev-expired --not-before 2020-01-01 --not-after 2020-01-02 >/dev/null
 "$IOTCTL" --dir "$T/other" pki init >/dev/null
 "$IOTCTL" --dir "$T/other" device add dev-001 >/dev/null # same name, foreign CA
@@ -150,5 +150,17 @@ grep -q 'event=tls.refused .*reason=device_revoked' "$T/gw.log" || fail "revocat
 pass "revocation refusal logged"
 r="$(post dev-001 application/json '{"seq":201,"x":1}')"
 expect_eq "other devices unaffected by the reload" 200 "${r%% *}"
+
+# Without a signal: the gateway notices the changed registry and CRL itself.
+r="$(post dev-rev2 application/json '{"seq":1,"x":1}')"
+expect_eq "dev-rev2 posts before revocation" 200 "${r%% *}"
+reloads="$(metric iotgw_identity_reloads_total)"
+"$IOTCTL" --dir "$P" device revoke dev-rev2 >/dev/null
+for _ in $(seq 1 50); do
+  [ "$(metric iotgw_identity_reloads_total)" -gt "$reloads" ] && break
+  sleep 0.1
+done
+expect_eq "revoked while running: refused after the file watch reload" 000 \
+  "$(post dev-rev2 application/json '{"seq":2,"x":1}' | cut -d' ' -f1)"
 
 finish
