@@ -38,8 +38,8 @@ static iot_status fsync_dir(const char *dir, iot_err *err)
 }
 
 /* Writes data into a fresh temp file next to `path`; returns its name. */
-static iot_status write_temp(const char *path, const void *data, size_t len, mode_t mode,
-                             char *tmp, size_t tmp_size, iot_err *err)
+static iot_status write_temp(const char *path, const void *data, size_t len, mode_t mode, char *tmp,
+                             size_t tmp_size, iot_err *err)
 {
     int n = snprintf(tmp, tmp_size, "%s.tmp.XXXXXX", path);
     if (n < 0 || (size_t)n >= tmp_size)
@@ -127,8 +127,8 @@ iot_status iot_file_read(const char *path, size_t max, char **out, size_t *out_l
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         int saved = errno;
-        return iot_err_set(err, saved == ENOENT ? IOT_ENOENT : IOT_EIO, "cannot read %s: %s",
-                           path, strerror(saved));
+        return iot_err_set(err, saved == ENOENT ? IOT_ENOENT : IOT_EIO, "cannot read %s: %s", path,
+                           strerror(saved));
     }
     struct stat sb;
     if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {

@@ -137,8 +137,8 @@ iot_status iot_registry_create(const char *path, iot_registry **out, iot_err *er
     if (st != IOT_OK)
         goto fail;
     char sql[128];
-    snprintf(sql, sizeof(sql), "PRAGMA application_id=%d; PRAGMA user_version=%d;",
-             REGISTRY_APP_ID, REGISTRY_SCHEMA_VERSION);
+    snprintf(sql, sizeof(sql), "PRAGMA application_id=%d; PRAGMA user_version=%d;", REGISTRY_APP_ID,
+             REGISTRY_SCHEMA_VERSION);
     if ((st = exec(reg, "BEGIN IMMEDIATE", "creating", err)) != IOT_OK ||
         (st = exec(reg, sql, "creating", err)) != IOT_OK ||
         (st = exec(reg, SCHEMA, "creating the schema", err)) != IOT_OK ||
@@ -252,8 +252,8 @@ static iot_status row_to_record(iot_registry *reg, sqlite3_stmt *st, iot_cert_re
     return IOT_OK;
 }
 
-static iot_status get_one(iot_registry *reg, const char *sql, const char *key,
-                          iot_cert_record *out, iot_err *err)
+static iot_status get_one(iot_registry *reg, const char *sql, const char *key, iot_cert_record *out,
+                          iot_err *err)
 {
     sqlite3_stmt *st = NULL;
     iot_status s;
@@ -404,8 +404,8 @@ iot_status iot_registry_next_crl_number(iot_registry *reg, uint64_t *out, iot_er
     if (s != IOT_OK)
         return s;
     sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(reg->db, "SELECT value FROM meta WHERE key = 'crl_number'", -1,
-                                &st, NULL);
+    int rc = sqlite3_prepare_v2(reg->db, "SELECT value FROM meta WHERE key = 'crl_number'", -1, &st,
+                                NULL);
     if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
         *out = (uint64_t)sqlite3_column_int64(st, 0);
         rc = SQLITE_OK;

@@ -75,7 +75,8 @@ static void handle_metrics(struct evhttp_request *req, void *arg)
 static void handle_other(struct evhttp_request *req, void *arg)
 {
     (void)arg;
-    static const char body[] = "{\"error\":\"not_found\",\"detail\":\"use /healthz or /metrics\"}\n";
+    static const char body[] =
+        "{\"error\":\"not_found\",\"detail\":\"use /healthz or /metrics\"}\n";
     send_text(req, 404, "application/json", body, sizeof(body) - 1);
 }
 

@@ -27,35 +27,34 @@ typedef struct gw_config {
     bool require_client_cert;        /* default yes; "no" needs development_mode, and then the
                                         device ID comes from the X-Device-Id header */
     char tls_cert[GW_PATH_MAX];      /* gateway server certificate (PEM); required */
-    char tls_key[GW_PATH_MAX];       /* its private key; required; must not be group/other readable */
-    char client_ca[GW_PATH_MAX];     /* CA that signs device certificates; required */
-    char crl_file[GW_PATH_MAX];      /* CRL from iotctl; required */
-    char registry[GW_PATH_MAX];      /* registry.db from iotctl; required */
-    int workers;                     /* event-loop threads for devices; 0 = one per core (default) */
-    int64_t request_timeout_ms;      /* whole request incl. slow headers/body; default 10 s */
-    int64_t idle_timeout_ms;         /* keep-alive idle; default 60 s */
-    int max_connections;             /* default 20000 */
-    int64_t reload_interval_ms;      /* poll registry/CRL for changes; 0 = SIGHUP only; default 2 s */
+    char tls_key[GW_PATH_MAX];   /* its private key; required; must not be group/other readable */
+    char client_ca[GW_PATH_MAX]; /* CA that signs device certificates; required */
+    char crl_file[GW_PATH_MAX];  /* CRL from iotctl; required */
+    char registry[GW_PATH_MAX];  /* registry.db from iotctl; required */
+    int workers;                 /* event-loop threads for devices; 0 = one per core (default) */
+    int64_t request_timeout_ms;  /* silence allowed on a connection; default 10 s */
+    int max_connections;         /* default 20000 */
+    int64_t reload_interval_ms;  /* poll registry/CRL for changes; 0 = SIGHUP only; default 2 s */
 
     /* admin listener (plain HTTP: /healthz, /metrics) */
     char admin_listen[GW_HOST_MAX]; /* default "127.0.0.1:9100"; "" disables */
 
     /* payload limits (see gateway/payload/payload.h) */
-    size_t max_body;           /* default 16 KiB */
-    int max_depth;             /* default 4 */
-    size_t max_records;        /* default 256 */
-    size_t max_readings;       /* default 64 */
-    int64_t past_window_ms;    /* default 7 d */
-    int64_t future_window_ms;  /* default 5 m */
+    size_t max_body;          /* default 16 KiB */
+    int max_depth;            /* default 4 */
+    size_t max_records;       /* default 256 */
+    size_t max_readings;      /* default 64 */
+    int64_t past_window_ms;   /* default 7 d */
+    int64_t future_window_ms; /* default 5 m */
 
     /* per-device rate limit (token bucket) */
-    double rate_limit;         /* requests per second; default 10; 0 disables */
-    double rate_burst;         /* bucket size; default 20 */
+    double rate_limit; /* requests per second; default 10; 0 disables */
+    double rate_burst; /* bucket size; default 20 */
 
     /* durable outbox */
-    char outbox[GW_PATH_MAX];  /* SQLite file; default "/var/lib/iotgw/outbox.db" */
-    int64_t outbox_max;        /* readings held at most; default 1000000 */
-    int64_t retry_after_s;     /* Retry-After on 503; default 5 */
+    char outbox[GW_PATH_MAX]; /* SQLite file; default "/var/lib/iotgw/outbox.db" */
+    int64_t outbox_max;       /* readings held at most; default 1000000 */
+    int64_t retry_after_s;    /* Retry-After on 503; default 5 */
 
     /* MQTT forwarder */
     char mqtt_host[GW_HOST_MAX]; /* required */
@@ -71,8 +70,8 @@ typedef struct gw_config {
     int64_t reconnect_max_ms;    /* default 30 s */
 
     /* operations */
-    char log_level[16];        /* debug, info, warn, error; default info */
-    bool development_mode;     /* allows insecure settings, loudly; default no */
+    char log_level[16];    /* debug, info, warn, error; default info */
+    bool development_mode; /* allows insecure settings, loudly; default no */
 } gw_config;
 
 /* Fills every field with its default. */

@@ -29,10 +29,10 @@ struct gw_forwarder {
     struct event *sock_ev;
     struct event *write_ev;
     struct event *misc_ev;
-    struct event *wake_ev;      /* new rows, from the committer thread */
-    struct event *retry_ev;     /* reconnect after a backoff */
-    struct event *teardown_ev;  /* leave libmosquitto callbacks before destroying */
-    struct event *deadline_ev;  /* CONNACK timeout */
+    struct event *wake_ev;     /* new rows, from the committer thread */
+    struct event *retry_ev;    /* reconnect after a backoff */
+    struct event *teardown_ev; /* leave libmosquitto callbacks before destroying */
+    struct event *deadline_ev; /* CONNACK timeout */
     gw_outbox_reader *reader;
     atomic_bool connected;
     int64_t cursor; /* last outbox id handed to libmosquitto */
@@ -191,8 +191,8 @@ static int publish_row(const gw_outbox_row *row, void *arg)
 {
     gw_forwarder *fw = arg;
     char topic[256];
-    int len = gw_message_full(row->device, row->gseq, row->body, row->body_len, fw->msg,
-                              MESSAGE_MAX);
+    int len =
+        gw_message_full(row->device, row->gseq, row->body, row->body_len, fw->msg, MESSAGE_MAX);
     if (len < 0 ||
         gw_message_topic(fw->app->cfg.topic_prefix, row->device, topic, sizeof(topic)) < 0) {
         /* Cannot happen with validated input; skipping would lose data, so

@@ -135,8 +135,7 @@ static iot_status apply_crl(gw_identity *id, id_snapshot *snap, size_t *listed, 
     if (ca_key == NULL || X509_CRL_verify(crl, ca_key) != 1) {
         ERR_clear_error();
         X509_CRL_free(crl);
-        return iot_err_set(err, IOT_ECRYPTO, "CRL %s is not signed by the client CA",
-                           id->crl_path);
+        return iot_err_set(err, IOT_ECRYPTO, "CRL %s is not signed by the client CA", id->crl_path);
     }
     const ASN1_TIME *next = X509_CRL_get0_nextUpdate(crl);
     if (next != NULL && X509_cmp_current_time(next) < 0)
@@ -227,8 +226,8 @@ iot_status gw_identity_reload_if_changed(gw_identity *id, bool *reloaded, iot_er
     stamp_of(id->registry_path, &reg_stamp);
     stamp_of(id->crl_path, &crl_stamp);
     pthread_mutex_lock(&id->lock);
-    bool same = stamp_equal(&reg_stamp, &id->registry_stamp) &&
-                stamp_equal(&crl_stamp, &id->crl_stamp);
+    bool same =
+        stamp_equal(&reg_stamp, &id->registry_stamp) && stamp_equal(&crl_stamp, &id->crl_stamp);
     pthread_mutex_unlock(&id->lock);
     *reloaded = false;
     if (same)

@@ -26,10 +26,10 @@ typedef struct gw_identity gw_identity;
 
 typedef enum gw_id_verdict {
     GW_ID_OK,
-    GW_ID_UNKNOWN,  /* serial not in the registry */
-    GW_ID_REVOKED,  /* revoked in the registry or listed in the CRL */
+    GW_ID_UNKNOWN,    /* serial not in the registry */
+    GW_ID_REVOKED,    /* revoked in the registry or listed in the CRL */
     GW_ID_NOT_DEVICE, /* a server or client certificate, not a device */
-    GW_ID_MISMATCH, /* CN or fingerprint differ from the registry record */
+    GW_ID_MISMATCH,   /* CN or fingerprint differ from the registry record */
 } gw_id_verdict;
 
 iot_status gw_identity_open(const char *registry_path, const char *crl_path, const char *ca_path,

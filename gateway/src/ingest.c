@@ -382,9 +382,13 @@ static void handle_other(struct evhttp_request *req, void *arg)
 static struct bufferevent *make_tls_bev(struct event_base *base, void *arg)
 {
     gw_worker *w = arg;
-    SSL *ssl = SSL_new(w->app->device_tls);
-    if (ssl == NULL)
-        return NULL;
+    SSL *ssl = gw_tls_new_connection(w->app->device_tls);
+    if (ssl == NULL) {
+        /* evhttp would treat a NULL bufferevent as "use plaintext": never. */
+        gw_log(GW_LOG_ERROR, "gateway.out_of_memory",
+               "detail=\"cannot create a TLS session; stopping rather than serve plaintext\"");
+        abort();
+    }
     gw_metric_inc(GW_M_CONNECTIONS_ACCEPTED);
     return bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
                                           BEV_OPT_CLOSE_ON_FREE | BEV_OPT_THREADSAFE);

@@ -55,8 +55,8 @@ static void usage(FILE *out)
 static void warn_insecure(void *ctx, const char *key, const char *message)
 {
     (void)ctx;
-    gw_log(GW_LOG_WARN, "config.insecure", "key=%s detail=\"%s\" DEVELOPMENT MODE: NOT FOR PRODUCTION",
-           key, message);
+    gw_log(GW_LOG_WARN, "config.insecure",
+           "key=%s detail=\"%s\" DEVELOPMENT MODE: NOT FOR PRODUCTION", key, message);
 }
 
 static void limits_from_config(const gw_config *c, gw_payload_limits *l)
@@ -74,8 +74,9 @@ static void reload_identity(daemon_state *d, const char *why)
 {
     iot_err err = {0};
     if (gw_identity_reload(d->app.identity, &err) != IOT_OK)
-        gw_log(GW_LOG_ERROR, "identity.reload_failed", "trigger=%s error=\"%s\" action=\"kept the previous registry and CRL\"",
-               why, err.msg);
+        gw_log(GW_LOG_ERROR, "identity.reload_failed",
+               "trigger=%s error=\"%s\" action=\"kept the previous registry and CRL\"", why,
+               err.msg);
 }
 
 static void on_shutdown(evutil_socket_t sig, short what, void *arg)
@@ -119,7 +120,7 @@ static iot_status start(daemon_state *d, iot_err *err)
     if (app->ratelimit == NULL)
         return iot_err_set(err, IOT_ENOMEM, "out of memory");
     gw_tls_options topt = {app->cfg.tls_cert, app->cfg.tls_key, app->cfg.client_ca,
-                           app->cfg.require_client_cert};
+                           app->cfg.require_client_cert, app->cfg.max_connections};
     if (app->cfg.device_tls &&
         (st = gw_tls_server_ctx(&topt, app->identity, &app->device_tls, err)) != IOT_OK)
         return st;
@@ -152,9 +153,9 @@ static iot_status start(daemon_state *d, iot_err *err)
     gw_log(GW_LOG_INFO, "gateway.started",
            "version=%s device_listen=%s admin_listen=%s workers=%d outbox=%s outbox_depth=%lld "
            "broker=%s:%d",
-           IOT_VERSION, app->cfg.device_listen, app->cfg.admin_listen[0] ? app->cfg.admin_listen : "-",
-           workers, app->cfg.outbox, (long long)gw_outbox_depth(app->outbox), app->cfg.mqtt_host,
-           app->cfg.mqtt_port);
+           IOT_VERSION, app->cfg.device_listen,
+           app->cfg.admin_listen[0] ? app->cfg.admin_listen : "-", workers, app->cfg.outbox,
+           (long long)gw_outbox_depth(app->outbox), app->cfg.mqtt_host, app->cfg.mqtt_port);
     return IOT_OK;
 }
 

@@ -50,8 +50,8 @@ static void format_number(char *buf, size_t size, double v)
         snprintf(buf, size, "%.17g", v);
 }
 
-int gw_message_tail(const gw_batch *batch, size_t reading, double rx, uint32_t dropped,
-                    char **out, size_t *out_len)
+int gw_message_tail(const gw_batch *batch, size_t reading, double rx, uint32_t dropped, char **out,
+                    size_t *out_len)
 {
     const gw_reading *r = &batch->readings[reading];
     strbuf sb = {malloc(256), 0, 256, 0};
@@ -91,8 +91,8 @@ int gw_message_topic(const char *prefix, const char *device, char *buf, size_t s
     return (n < 0 || (size_t)n >= size) ? -1 : n;
 }
 
-int gw_message_full(const char *device, int64_t gseq, const char *tail, size_t tail_len,
-                    char *buf, size_t size)
+int gw_message_full(const char *device, int64_t gseq, const char *tail, size_t tail_len, char *buf,
+                    size_t size)
 {
     int n = snprintf(buf, size, "{\"device\":\"%s\",\"seq\":%lld,", device, (long long)gseq);
     if (n < 0 || (size_t)n + tail_len >= size)

@@ -22,15 +22,15 @@
 #include "payload.h"
 
 /* Renders the stored tail of one reading's message into a malloc'd buffer. */
-int gw_message_tail(const gw_batch *batch, size_t reading, double rx, uint32_t dropped,
-                    char **out, size_t *out_len);
+int gw_message_tail(const gw_batch *batch, size_t reading, double rx, uint32_t dropped, char **out,
+                    size_t *out_len);
 
 /* Renders the topic; returns -1 if it does not fit. */
 int gw_message_topic(const char *prefix, const char *device, char *buf, size_t size);
 
 /* Renders the whole message from a stored tail into buf; returns its
  * length, or -1 if it does not fit. */
-int gw_message_full(const char *device, int64_t gseq, const char *tail, size_t tail_len,
-                    char *buf, size_t size);
+int gw_message_full(const char *device, int64_t gseq, const char *tail, size_t tail_len, char *buf,
+                    size_t size);
 
 #endif

@@ -12,27 +12,39 @@ static const struct {
     const char *name;
     const char *help;
 } COUNTERS[GW_M_COUNTER_COUNT] = {
-    [GW_M_CONNECTIONS_ACCEPTED] = {"iotgw_connections_accepted_total", "TCP connections accepted on the device listener"},
+    [GW_M_CONNECTIONS_ACCEPTED] = {"iotgw_connections_accepted_total",
+                                   "TCP connections accepted on the device listener"},
     [GW_M_REQUESTS] = {"iotgw_requests_total", "HTTP requests received from devices"},
-    [GW_M_READINGS_STORED] = {"iotgw_readings_stored_total", "Readings durably stored in the outbox"},
-    [GW_M_READINGS_DUPLICATE] = {"iotgw_readings_duplicate_total", "Readings acknowledged as duplicates (sequence already accepted)"},
-    [GW_M_READINGS_PUBLISHED] = {"iotgw_readings_published_total", "Readings acknowledged by the broker (PUBACK) and removed from the outbox"},
-    [GW_M_READINGS_DROPPED_BY_DEVICES] = {"iotgw_device_dropped_readings_total", "Readings devices reported dropping from full offline queues"},
-    [GW_M_STORE_COMMITS] = {"iotgw_outbox_commits_total", "Outbox transactions committed (each one fsync, shared by concurrent requests)"},
+    [GW_M_READINGS_STORED] = {"iotgw_readings_stored_total",
+                              "Readings durably stored in the outbox"},
+    [GW_M_READINGS_DUPLICATE] = {"iotgw_readings_duplicate_total",
+                                 "Readings acknowledged as duplicates (sequence already accepted)"},
+    [GW_M_READINGS_PUBLISHED] =
+        {"iotgw_readings_published_total",
+         "Readings acknowledged by the broker (PUBACK) and removed from the outbox"},
+    [GW_M_READINGS_DROPPED_BY_DEVICES] =
+        {"iotgw_device_dropped_readings_total",
+         "Readings devices reported dropping from full offline queues"},
+    [GW_M_STORE_COMMITS] =
+        {"iotgw_outbox_commits_total",
+         "Outbox transactions committed (each one fsync, shared by concurrent requests)"},
     [GW_M_STORE_ERRORS] = {"iotgw_outbox_errors_total", "Outbox transactions that failed"},
     [GW_M_MQTT_CONNECTS] = {"iotgw_mqtt_connects_total", "Successful connections to the broker"},
     [GW_M_MQTT_DISCONNECTS] = {"iotgw_mqtt_disconnects_total", "Connections to the broker lost"},
     [GW_M_RELOADS] = {"iotgw_identity_reloads_total", "Registry and CRL reloads"},
-    [GW_M_RELOAD_FAILURES] = {"iotgw_identity_reload_failures_total", "Registry or CRL reloads that failed (the previous state is kept)"},
+    [GW_M_RELOAD_FAILURES] = {"iotgw_identity_reload_failures_total",
+                              "Registry or CRL reloads that failed (the previous state is kept)"},
 };
 
 static const struct {
     const char *name;
     const char *help;
 } GAUGES[GW_G_GAUGE_COUNT] = {
-    [GW_G_OUTBOX_DEPTH] = {"iotgw_outbox_depth", "Readings in the outbox waiting for a broker acknowledgement"},
+    [GW_G_OUTBOX_DEPTH] = {"iotgw_outbox_depth",
+                           "Readings in the outbox waiting for a broker acknowledgement"},
     [GW_G_MQTT_CONNECTED] = {"iotgw_mqtt_connected", "1 while connected to the broker"},
-    [GW_G_MQTT_INFLIGHT] = {"iotgw_mqtt_inflight", "QoS 1 messages published and not yet acknowledged"},
+    [GW_G_MQTT_INFLIGHT] = {"iotgw_mqtt_inflight",
+                            "QoS 1 messages published and not yet acknowledged"},
     [GW_G_OPEN_CONNECTIONS] = {"iotgw_open_connections", "Device connections currently open"},
     [GW_G_REGISTRY_DEVICES] = {"iotgw_registry_devices", "Active devices in the loaded registry"},
     [GW_G_CRL_REVOKED] = {"iotgw_crl_revoked", "Serial numbers in the loaded CRL"},
@@ -57,6 +69,7 @@ static const struct {
     [GW_R_PAYLOAD_TOO_LARGE] = {"payload_too_large", 0},
     [GW_R_OUTBOX_FULL] = {"outbox_full", 0},
     [GW_R_STORAGE_ERROR] = {"storage_error", 0},
+    [GW_R_OVER_CAPACITY] = {"over_capacity", 0},
 };
 
 void gw_metric_inc(gw_counter c)
@@ -138,8 +151,7 @@ size_t gw_metrics_render(char *buf, size_t size)
              (unsigned long long)gw_metric_get((gw_counter)i));
     for (int i = 0; i < GW_G_GAUGE_COUNT; i++)
         emit(buf, size, &off, "# HELP %s %s\n# TYPE %s gauge\n%s %lld\n", GAUGES[i].name,
-             GAUGES[i].help, GAUGES[i].name, GAUGES[i].name,
-             (long long)gw_gauge_get((gw_gauge)i));
+             GAUGES[i].help, GAUGES[i].name, GAUGES[i].name, (long long)gw_gauge_get((gw_gauge)i));
     emit(buf, size, &off,
          "# HELP iotgw_refusals_total Requests and connections refused, by reason; "
          "class=\"security\" marks security events\n# TYPE iotgw_refusals_total counter\n");

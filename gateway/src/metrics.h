@@ -40,22 +40,23 @@ typedef enum gw_gauge {
 typedef enum gw_refusal {
     /* security events */
     GW_R_TLS_NO_CERT,
-    GW_R_TLS_BAD_CERT,       /* wrong CA, expired, not yet valid, bad signature */
-    GW_R_TLS_PROTOCOL,       /* old protocol version, no shared cipher, renegotiation */
+    GW_R_TLS_BAD_CERT, /* wrong CA, expired, not yet valid, bad signature */
+    GW_R_TLS_PROTOCOL, /* old protocol version, no shared cipher, renegotiation */
     GW_R_DEVICE_UNKNOWN,
     GW_R_DEVICE_REVOKED,
-    GW_R_NOT_A_DEVICE,       /* a valid certificate that is not a device's */
-    GW_R_IDENTITY_MISMATCH,  /* the body names another device */
-    GW_R_PAYLOAD_SECURITY,   /* control chars, MQTT wildcards in names, ... */
-    GW_R_REPLAY,             /* a sequence number already accepted */
+    GW_R_NOT_A_DEVICE,      /* a valid certificate that is not a device's */
+    GW_R_IDENTITY_MISMATCH, /* the body names another device */
+    GW_R_PAYLOAD_SECURITY,  /* control chars, MQTT wildcards in names, ... */
+    GW_R_REPLAY,            /* a sequence number already accepted */
     GW_R_RATE_LIMITED,
-    GW_R_HTTP_PROTOCOL,      /* wrong method, path, media type */
+    GW_R_HTTP_PROTOCOL, /* wrong method, path, media type */
     /* quality events */
     GW_R_PAYLOAD_INVALID,
     GW_R_PAYLOAD_TOO_LARGE,
     /* capacity */
     GW_R_OUTBOX_FULL,
     GW_R_STORAGE_ERROR,
+    GW_R_OVER_CAPACITY, /* max_connections reached */
     GW_R_REFUSAL_COUNT
 } gw_refusal;
 

@@ -38,16 +38,15 @@ struct gw_outbox {
     void *notify_ctx;
 };
 
-static const char SCHEMA[] =
-    "CREATE TABLE IF NOT EXISTS outbox ("
-    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
-    "  device TEXT NOT NULL,"
-    "  gseq INTEGER NOT NULL,"
-    "  body BLOB NOT NULL);"
-    "CREATE TABLE IF NOT EXISTS devices ("
-    "  device TEXT PRIMARY KEY,"
-    "  last_dseq INTEGER NOT NULL DEFAULT 0,"
-    "  next_gseq INTEGER NOT NULL DEFAULT 1) WITHOUT ROWID;";
+static const char SCHEMA[] = "CREATE TABLE IF NOT EXISTS outbox ("
+                             "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+                             "  device TEXT NOT NULL,"
+                             "  gseq INTEGER NOT NULL,"
+                             "  body BLOB NOT NULL);"
+                             "CREATE TABLE IF NOT EXISTS devices ("
+                             "  device TEXT PRIMARY KEY,"
+                             "  last_dseq INTEGER NOT NULL DEFAULT 0,"
+                             "  next_gseq INTEGER NOT NULL DEFAULT 1) WITHOUT ROWID;";
 
 static iot_status db_error(sqlite3 *db, const char *path, const char *doing, iot_err *err)
 {
@@ -278,8 +277,8 @@ static void commit_group(gw_outbox *ob, gw_store_job *jobs, int64_t *acks, size_
         rc = sqlite3_exec(ob->db, "COMMIT", NULL, NULL, NULL);
     if (rc != SQLITE_OK) {
         const char *why = sqlite3_errmsg(ob->db);
-        gw_log(GW_LOG_ERROR, "outbox.commit_failed", "path=%s error=\"%s\" code=%d", ob->path,
-               why, rc);
+        gw_log(GW_LOG_ERROR, "outbox.commit_failed", "path=%s error=\"%s\" code=%d", ob->path, why,
+               rc);
         sqlite3_exec(ob->db, "ROLLBACK", NULL, NULL, NULL);
         gw_metric_inc(GW_M_STORE_ERRORS);
         for (gw_store_job *j = jobs; j != NULL; j = j->next) {

@@ -21,6 +21,17 @@ static const char TLS12_CIPHERS[] = "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-A
 static int ex_identity = -1; /* SSL_CTX ex_data: gw_identity * */
 static int ex_peer = -1;     /* SSL ex_data: malloc'd peer string */
 static int ex_logged = -1;   /* SSL ex_data: non-NULL once a refusal was logged */
+static int ex_counted = -1;  /* SSL ex_data: counted in the open-connections gauge */
+static int ex_over = -1;     /* SSL ex_data: non-NULL if over max_connections */
+static int max_open = 0;
+
+/* Runs when the SSL is freed with its connection: the connection is gone. */
+static void uncount(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void *argp)
+{
+    (void)parent, (void)ad, (void)idx, (void)argl, (void)argp;
+    if (ptr != NULL)
+        gw_gauge_add(GW_G_OPEN_CONNECTIONS, -1);
+}
 
 static void free_peer(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void *argp)
 {
@@ -127,6 +138,30 @@ static void info_cb(const SSL *cssl, int where, int ret)
     refuse(ssl, why, reason[0] ? reason : desc, NULL);
 }
 
+/* Refuses a connection accepted over max_connections as early as possible. */
+static int client_hello_cb(SSL *ssl, int *alert, void *arg)
+{
+    (void)arg;
+    if (SSL_get_ex_data(ssl, ex_over) == NULL)
+        return SSL_CLIENT_HELLO_SUCCESS;
+    refuse(ssl, GW_R_OVER_CAPACITY, "max_connections reached", NULL);
+    *alert = SSL_AD_INTERNAL_ERROR;
+    return SSL_CLIENT_HELLO_ERROR;
+}
+
+SSL *gw_tls_new_connection(SSL_CTX *ctx)
+{
+    SSL *ssl = SSL_new(ctx);
+    if (ssl == NULL)
+        return NULL;
+    int64_t open = gw_gauge_get(GW_G_OPEN_CONNECTIONS);
+    gw_gauge_add(GW_G_OPEN_CONNECTIONS, 1);
+    SSL_set_ex_data(ssl, ex_counted, (void *)1);
+    if (max_open > 0 && open >= max_open)
+        SSL_set_ex_data(ssl, ex_over, (void *)1);
+    return ssl;
+}
+
 static iot_status ossl_fail(iot_err *err, const char *what, const char *path)
 {
     unsigned long code = ERR_peek_last_error();
@@ -145,7 +180,10 @@ iot_status gw_tls_server_ctx(const gw_tls_options *opt, gw_identity *identity, S
         ex_identity = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, NULL);
         ex_peer = SSL_get_ex_new_index(0, NULL, NULL, NULL, free_peer);
         ex_logged = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+        ex_counted = SSL_get_ex_new_index(0, NULL, NULL, NULL, uncount);
+        ex_over = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
     }
+    max_open = opt->max_connections;
     SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
     if (ctx == NULL)
         return ossl_fail(err, "cannot create a TLS context", "");
@@ -182,6 +220,7 @@ iot_status gw_tls_server_ctx(const gw_tls_options *opt, gw_identity *identity, S
     SSL_CTX_set_verify(ctx, mode, verify_cb);
     SSL_CTX_set_verify_depth(ctx, 2);
     SSL_CTX_set_info_callback(ctx, info_cb);
+    SSL_CTX_set_client_hello_cb(ctx, client_hello_cb, NULL);
     /* Sessions stay in this gateway's cache only; resumption keeps the
      * verified peer certificate, and a reload flushes the cache. */
     SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"iotgw", 5);

@@ -22,10 +22,15 @@ typedef struct gw_tls_options {
     const char *key_path;
     const char *client_ca_path;
     bool require_client_cert;
+    int max_connections; /* handshakes beyond this many open connections are refused */
 } gw_tls_options;
 
 iot_status gw_tls_server_ctx(const gw_tls_options *opt, gw_identity *identity, SSL_CTX **out,
                              iot_err *err);
+
+/* A new connection's SSL, counted in the open-connections gauge until it
+ * is freed; over max_connections its handshake is refused. */
+SSL *gw_tls_new_connection(SSL_CTX *ctx);
 
 /* Attaches the peer address (for log lines) to a new connection's SSL. */
 void gw_tls_set_peer(SSL *ssl, const char *peer);

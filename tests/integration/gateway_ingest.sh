@@ -8,10 +8,12 @@
 
 make_pki dev-001 dev-002 dev-rev dev-rev2 dev-rate
 "$IOTCTL" --dir "$P" device add dev-expired --not-before 2020-01-01 --not-after 2020-01-02 >/dev/null
+"$IOTCTL" --dir "$P" device add dev-gone >/dev/null
+"$IOTCTL" --dir "$P" device revoke dev-gone >/dev/null
 "$IOTCTL" --dir "$T/other" pki init >/dev/null
 "$IOTCTL" --dir "$T/other" device add dev-001 >/dev/null # same name, foreign CA
 start_broker
-write_gateway_config "rate_limit = 2" "rate_burst = 30" "reload_interval = 200ms"
+write_gateway_config "rate_limit = 1" "rate_burst = 20" "reload_interval = 200ms"
 start_gateway
 SUB="$T/sub.out"
 start_consumer "$SUB"
@@ -82,6 +84,8 @@ r="$(curl -s -o /dev/null -w '%{http_code}' --cacert "$P/ca.crt" --cert "$T/othe
   --key "$T/other/devices/dev-001/key.pem" -H 'Content-Type: application/json' -d '{"seq":9,"x":1}' \
   "https://localhost:$GW_PORT/v1/telemetry" || true)"
 expect_eq "a certificate from another CA with the same name: refused" 000 "$r"
+expect_eq "a device revoked before the gateway started: refused" 000 \
+  "$(post dev-gone application/json '{"seq":1,"x":1}' | cut -d' ' -f1)"
 expect_eq "an expired certificate: refused" 000 "$(post dev-expired application/json '{"seq":1,"x":1}' | cut -d' ' -f1)"
 grep -q 'event=tls.refused .*reason=tls_no_certificate' "$T/gw.log" || fail "no-cert refusal not logged"
 grep -q 'event=tls.refused .*detail="certificate has expired"' "$T/gw.log" || fail "expired refusal not logged"
@@ -125,12 +129,12 @@ pass "the gateway is still running"
 
 # --- rate limit ---------------------------------------------------------------------
 codes=""
-for i in $(seq 1 40); do
+for i in $(seq 1 60); do
   r="$(post dev-rate application/json "{\"seq\":$i,\"x\":1}")"
   codes="$codes ${r%% *}"
   [ "${r%% *}" != 429 ] || break
 done
-echo "$codes" | grep -q 429 || fail "no 429 in a burst of 40 at 2/s with a burst of 30: $codes"
+echo "$codes" | grep -q 429 || fail "no 429 in 60 posts at 1/s with a burst of 20: $codes"
 pass "a burst over the rate limit gets 429"
 grep -qi '^Retry-After: [1-9]' "$T/.hdr" || fail "429 without Retry-After: $(cat "$T/.hdr")"
 pass "429 carries Retry-After"

@@ -174,9 +174,9 @@ static void garbage_is_corrupt(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(create_add_get),         cmocka_unit_test(names_are_unique_across_kinds),
-        cmocka_unit_test(revoke_once),            cmocka_unit_test(readonly_refuses_writes),
-        cmocka_unit_test(lock_is_reported),       cmocka_unit_test(garbage_is_corrupt),
+        cmocka_unit_test(create_add_get),   cmocka_unit_test(names_are_unique_across_kinds),
+        cmocka_unit_test(revoke_once),      cmocka_unit_test(readonly_refuses_writes),
+        cmocka_unit_test(lock_is_reported), cmocka_unit_test(garbage_is_corrupt),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

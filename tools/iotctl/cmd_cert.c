@@ -20,11 +20,14 @@ static bool role_is_valid(const char *role)
 int cmd_cert_server(cli_ctx *ctx, int argc, char **argv)
 {
     const cli_command *self = cmd_find("cert", "server");
-    static const struct option opts[] = {
-        {"dns", required_argument, NULL, 'n'},        {"ip", required_argument, NULL, 'i'},
-        {"days", required_argument, NULL, 'd'},       {"not-before", required_argument, NULL, 'b'},
-        {"not-after", required_argument, NULL, 'a'},  {"out", required_argument, NULL, 'o'},
-        {"help", no_argument, NULL, 'h'},             {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {{"dns", required_argument, NULL, 'n'},
+                                         {"ip", required_argument, NULL, 'i'},
+                                         {"days", required_argument, NULL, 'd'},
+                                         {"not-before", required_argument, NULL, 'b'},
+                                         {"not-after", required_argument, NULL, 'a'},
+                                         {"out", required_argument, NULL, 'o'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
     issue_request req = {.kind = IOT_KIND_SERVER, .role = "server"};
     req.profile.type = PKI_PROFILE_SERVER;
     cli_validity_opts validity = {0};
@@ -76,11 +79,13 @@ int cmd_cert_server(cli_ctx *ctx, int argc, char **argv)
 int cmd_cert_client(cli_ctx *ctx, int argc, char **argv)
 {
     const cli_command *self = cmd_find("cert", "client");
-    static const struct option opts[] = {
-        {"role", required_argument, NULL, 'r'},       {"days", required_argument, NULL, 'd'},
-        {"not-before", required_argument, NULL, 'b'}, {"not-after", required_argument, NULL, 'a'},
-        {"out", required_argument, NULL, 'o'},        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {{"role", required_argument, NULL, 'r'},
+                                         {"days", required_argument, NULL, 'd'},
+                                         {"not-before", required_argument, NULL, 'b'},
+                                         {"not-after", required_argument, NULL, 'a'},
+                                         {"out", required_argument, NULL, 'o'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
     issue_request req = {.kind = IOT_KIND_CLIENT};
     req.profile.type = PKI_PROFILE_CLIENT;
     cli_validity_opts validity = {0};
@@ -137,16 +142,15 @@ int cmd_cert_revoke(cli_ctx *ctx, int argc, char **argv)
 {
     const cli_command *self = cmd_find("cert", "revoke");
     static const struct option opts[] = {{"reason", required_argument, NULL, 'r'},
-                                          {"help", no_argument, NULL, 'h'},
-                                          {NULL, 0, NULL, 0}};
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
     const char *reason = "unspecified";
     int c;
     while ((c = cmd_getopt(argc, argv, opts)) != -1) {
         switch (c) {
         case 'r':
             if (pki_reason_code(optarg) < 0)
-                return cli_usage(self, "--reason '%s' is not one of: %s", optarg,
-                                 pki_reason_names);
+                return cli_usage(self, "--reason '%s' is not one of: %s", optarg, pki_reason_names);
             reason = optarg;
             break;
         case 'h':

@@ -8,11 +8,13 @@
 int cmd_device_add(cli_ctx *ctx, int argc, char **argv)
 {
     const cli_command *self = cmd_find("device", "add");
-    static const struct option opts[] = {
-        {"csr", required_argument, NULL, 'c'},        {"days", required_argument, NULL, 'd'},
-        {"not-before", required_argument, NULL, 'b'}, {"not-after", required_argument, NULL, 'a'},
-        {"out", required_argument, NULL, 'o'},        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {{"csr", required_argument, NULL, 'c'},
+                                         {"days", required_argument, NULL, 'd'},
+                                         {"not-before", required_argument, NULL, 'b'},
+                                         {"not-after", required_argument, NULL, 'a'},
+                                         {"out", required_argument, NULL, 'o'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
     issue_request req = {.kind = IOT_KIND_DEVICE, .role = "device"};
     req.profile.type = PKI_PROFILE_CLIENT;
     cli_validity_opts validity = {0};
@@ -54,16 +56,15 @@ int cmd_device_revoke(cli_ctx *ctx, int argc, char **argv)
 {
     const cli_command *self = cmd_find("device", "revoke");
     static const struct option opts[] = {{"reason", required_argument, NULL, 'r'},
-                                          {"help", no_argument, NULL, 'h'},
-                                          {NULL, 0, NULL, 0}};
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
     const char *reason = "unspecified";
     int c;
     while ((c = cmd_getopt(argc, argv, opts)) != -1) {
         switch (c) {
         case 'r':
             if (pki_reason_code(optarg) < 0)
-                return cli_usage(self, "--reason '%s' is not one of: %s", optarg,
-                                 pki_reason_names);
+                return cli_usage(self, "--reason '%s' is not one of: %s", optarg, pki_reason_names);
             reason = optarg;
             break;
         case 'h':

@@ -71,10 +71,10 @@ int cmd_pki_init(cli_ctx *ctx, int argc, char **argv)
 {
     const cli_command *self = cmd_find("pki", "init");
     static const struct option opts[] = {{"cn", required_argument, NULL, 'c'},
-                                          {"days", required_argument, NULL, 'd'},
-                                          {"crl-days", required_argument, NULL, 'r'},
-                                          {"help", no_argument, NULL, 'h'},
-                                          {NULL, 0, NULL, 0}};
+                                         {"days", required_argument, NULL, 'd'},
+                                         {"crl-days", required_argument, NULL, 'r'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
     const char *cn = DEFAULT_CA_CN;
     cli_validity_opts validity = {0};
     const char *crl_days_arg = NULL;
@@ -164,8 +164,8 @@ int cmd_crl_update(cli_ctx *ctx, int argc, char **argv)
 {
     const cli_command *self = cmd_find("crl", "update");
     static const struct option opts[] = {{"days", required_argument, NULL, 'd'},
-                                          {"help", no_argument, NULL, 'h'},
-                                          {NULL, 0, NULL, 0}};
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
     int days = CLI_DEFAULT_CRL_DAYS;
     iot_err err = {0};
     int c;

@@ -105,12 +105,10 @@ static iot_status open_readonly(const cli_ctx *ctx, iot_registry **reg, iot_err 
 }
 
 /* Parses [--json] [--help] and the expected number of positional args. */
-static int parse_flags(const cli_command *self, int argc, char **argv, int positional,
-                       bool *json)
+static int parse_flags(const cli_command *self, int argc, char **argv, int positional, bool *json)
 {
-    static const struct option opts[] = {{"json", no_argument, NULL, 'j'},
-                                          {"help", no_argument, NULL, 'h'},
-                                          {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {
+        {"json", no_argument, NULL, 'j'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
     int c;
     *json = false;
     while ((c = cmd_getopt(argc, argv, opts)) != -1) {
@@ -149,8 +147,8 @@ int listing_run(cli_ctx *ctx, const cli_command *self, int kind, int argc, char 
         if (kind == IOT_KIND_DEVICE)
             printf("%-32s %-8s %-21s %9s\n", "ID", "STATE", "NOT AFTER", "DAYS LEFT");
         else
-            printf("%-32s %-7s %-9s %-8s %-21s %9s\n", "NAME", "KIND", "ROLE", "STATE",
-                   "NOT AFTER", "DAYS LEFT");
+            printf("%-32s %-7s %-9s %-8s %-21s %9s\n", "NAME", "KIND", "ROLE", "STATE", "NOT AFTER",
+                   "DAYS LEFT");
     }
     if (st == IOT_OK)
         st = iot_registry_foreach(reg, kind < 0 ? -1 : kind, list_one, &w, &err);
@@ -199,8 +197,7 @@ int listing_show(cli_ctx *ctx, const cli_command *self, int kind, int argc, char
     iot_registry *reg = NULL;
     iot_cert_record rec;
     iot_status st;
-    if ((st = iot_id_check(kind == IOT_KIND_DEVICE ? "device ID" : "name", name, &err)) ==
-            IOT_OK &&
+    if ((st = iot_id_check(kind == IOT_KIND_DEVICE ? "device ID" : "name", name, &err)) == IOT_OK &&
         (st = open_readonly(ctx, &reg, &err)) == IOT_OK)
         st = iot_registry_get_by_name(reg, name, &rec, &err);
     iot_registry_close(reg);

@@ -16,9 +16,9 @@
 #include "cmds.h"
 
 #define VALIDITY_HELP                                                                              \
-    "  --days N               validity in days (default %s)\n"                                   \
-    "  --not-before DATE      start of validity (default: 5 minutes ago)\n"                      \
-    "  --not-after DATE       end of validity instead of --days\n"                               \
+    "  --days N               validity in days (default %s)\n"                                     \
+    "  --not-before DATE      start of validity (default: 5 minutes ago)\n"                        \
+    "  --not-after DATE       end of validity instead of --days\n"                                 \
     "                         DATE is YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ (UTC)\n"
 
 const cli_command cli_commands[] = {
@@ -28,8 +28,7 @@ const cli_command cli_commands[] = {
      "  --cn NAME              CA common name (default \"IoT Telemetry Root CA\")\n"
      "  --days N               CA validity in days (default 3650)\n"
      "  --crl-days N           CRL validity in days (default 30)\n"},
-    {"cert", "server", cmd_cert_server,
-     "NAME (--dns HOST | --ip ADDR)... [--days N] [--out DIR]",
+    {"cert", "server", cmd_cert_server, "NAME (--dns HOST | --ip ADDR)... [--days N] [--out DIR]",
      "Issue a TLS server certificate (for the gateway or the broker) with DNS and IP\n"
      "subjectAltNames. Writes key.pem (0600), cert.pem and ca.pem to DIR/servers/NAME.",
      "  --dns HOST             a DNS name the server is reached by (repeatable)\n"
@@ -45,7 +44,8 @@ const cli_command cli_commands[] = {
     {"cert", "list", cmd_cert_list, "[--json]",
      "List server and client certificates with state, expiry and days left.",
      "  --json                 machine-readable output\n"},
-    {"cert", "show", cmd_cert_show, "NAME [--json]", "Show one server or client certificate's record.",
+    {"cert", "show", cmd_cert_show, "NAME [--json]",
+     "Show one server or client certificate's record.",
      "  --json                 machine-readable output\n"},
     {"cert", "revoke", cmd_cert_revoke, "NAME [--reason REASON]",
      "Revoke a server or client certificate and regenerate the signed CRL.",

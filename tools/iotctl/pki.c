@@ -374,9 +374,8 @@ static iot_status check_csr_subject(X509_REQ *req, const char *path, const char 
         iot_status valid = iot_id_check("CN", (const char *)utf8, NULL);
         /* Never echo a hostile CN verbatim: it may hold control characters. */
         snprintf(shown, sizeof(shown), "%s",
-                 (valid == IOT_OK && (size_t)n == strlen((const char *)utf8))
-                     ? (const char *)utf8
-                     : "<not a valid ID>");
+                 (valid == IOT_OK && (size_t)n == strlen((const char *)utf8)) ? (const char *)utf8
+                                                                              : "<not a valid ID>");
         st = iot_err_set(err, IOT_EINVAL,
                          "CSR %s is for CN=%s, but the device ID is %s; the subject must match "
                          "the ID",
@@ -402,8 +401,7 @@ static iot_status check_device_key(EVP_PKEY *pk, const char *path, iot_err *err)
     return IOT_OK;
 }
 
-iot_status pki_csr_load(const char *path, const char *expected_cn, EVP_PKEY **pubkey,
-                        iot_err *err)
+iot_status pki_csr_load(const char *path, const char *expected_cn, EVP_PKEY **pubkey, iot_err *err)
 {
     *pubkey = NULL;
     char *data = NULL;
@@ -525,8 +523,7 @@ iot_status pki_crl_build(const pki_ca *ca, iot_registry *reg, uint64_t number, t
     }
     if (!X509_CRL_set_version(crl, X509_CRL_VERSION_2) ||
         !X509_CRL_set_issuer_name(crl, X509_get_subject_name(ca->cert)) ||
-        !X509_CRL_set1_lastUpdate(crl, t) ||
-        !ASN1_TIME_set(t, now + (time_t)valid_days * 86400) ||
+        !X509_CRL_set1_lastUpdate(crl, t) || !ASN1_TIME_set(t, now + (time_t)valid_days * 86400) ||
         !X509_CRL_set1_nextUpdate(crl, t)) {
         st = ossl_fail(err, IOT_ECRYPTO, "cannot fill in the CRL");
         goto out;
@@ -538,9 +535,10 @@ iot_status pki_crl_build(const pki_ca *ca, iot_registry *reg, uint64_t number, t
     X509_CRL_sort(crl);
     X509V3_CTX ctx;
     X509V3_set_ctx(&ctx, ca->cert, NULL, NULL, crl, 0);
-    X509_EXTENSION *aki = X509V3_EXT_conf_nid(NULL, &ctx, NID_authority_key_identifier,
-                                              "keyid:always");
-    int ok = aki != NULL && X509_CRL_add_ext(crl, aki, -1) && ASN1_INTEGER_set_uint64(num, number) &&
+    X509_EXTENSION *aki =
+        X509V3_EXT_conf_nid(NULL, &ctx, NID_authority_key_identifier, "keyid:always");
+    int ok = aki != NULL && X509_CRL_add_ext(crl, aki, -1) &&
+             ASN1_INTEGER_set_uint64(num, number) &&
              X509_CRL_add1_ext_i2d(crl, NID_crl_number, num, 0, 0) &&
              X509_CRL_sign(crl, ca->key, EVP_sha256()) > 0;
     X509_EXTENSION_free(aki);

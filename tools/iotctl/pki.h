@@ -16,9 +16,9 @@
 #include "iot/registry.h"
 #include "iot/status.h"
 
-#define PKI_MAX_SANS  16
-#define PKI_CSR_MAX   (64 * 1024) /* a CSR is a few hundred bytes; cap hostile input */
-#define PKI_PEM_MAX   (256 * 1024)
+#define PKI_MAX_SANS 16
+#define PKI_CSR_MAX  (64 * 1024) /* a CSR is a few hundred bytes; cap hostile input */
+#define PKI_PEM_MAX  (256 * 1024)
 
 typedef enum pki_profile_type {
     PKI_PROFILE_CA,     /* self-signed root: keyCertSign, cRLSign, pathlen 0 */
@@ -76,8 +76,7 @@ iot_status pki_cert_facts_get(X509 *cert, pki_cert_facts *facts, iot_err *err);
 /* Reads a PEM or DER CSR from path, verifies its self-signature, requires
  * an ECDSA P-256 key and a subject whose only CN equals expected_cn.
  * Returns the CSR's public key (caller frees). */
-iot_status pki_csr_load(const char *path, const char *expected_cn, EVP_PKEY **pubkey,
-                        iot_err *err);
+iot_status pki_csr_load(const char *path, const char *expected_cn, EVP_PKEY **pubkey, iot_err *err);
 
 /* Builds and signs a v2 CRL listing every revoked record of the registry. */
 iot_status pki_crl_build(const pki_ca *ca, iot_registry *reg, uint64_t number, time_t now,

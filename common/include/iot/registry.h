@@ -36,14 +36,14 @@ typedef enum iot_cert_kind {
 typedef struct iot_cert_record {
     char name[IOT_ID_MAX + 1];
     iot_cert_kind kind;
-    char role[IOT_ROLE_MAX + 1];              /* client role; "" for other kinds */
-    char serial[IOT_SERIAL_HEX_MAX + 1];      /* upper-case hex, no separators */
-    char fingerprint[IOT_FPR_HEX_LEN + 1];    /* SHA-256 of the DER, lower-case hex */
-    int64_t not_before;                       /* Unix seconds */
+    char role[IOT_ROLE_MAX + 1];           /* client role; "" for other kinds */
+    char serial[IOT_SERIAL_HEX_MAX + 1];   /* upper-case hex, no separators */
+    char fingerprint[IOT_FPR_HEX_LEN + 1]; /* SHA-256 of the DER, lower-case hex */
+    int64_t not_before;                    /* Unix seconds */
     int64_t not_after;
     int64_t created;
     bool revoked;
-    int64_t revoked_at;                       /* 0 while active */
+    int64_t revoked_at; /* 0 while active */
     char revoke_reason[32];
 } iot_cert_record;
 

@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# The device core on its target: builds core/ and its unit tests for
+# rv32imac with picolibc, then fails if
+#   - the core's objects reference malloc/free/calloc/realloc or any printf,
+#   - its .text exceeds 16 KiB or its static RAM (.data + .bss) 4 KiB,
+#   - any test binary exits non-zero (or hangs) under qemu-system-riscv32.
+# Run by ctest as target.core_riscv32; by hand:
+#   IOT_SOURCE_DIR=$PWD IOT_BUILD_DIR=build core/target/run-tests.sh
+set -euo pipefail
+
+: "${IOT_SOURCE_DIR:?set IOT_SOURCE_DIR to the source root}"
+: "${IOT_BUILD_DIR:?set IOT_BUILD_DIR to the host build directory}"
+OUT="$IOT_BUILD_DIR/core-riscv32"
+TEXT_BUDGET=16384
+RAM_BUDGET=4096
+TEST_TIMEOUT=60
+
+fail() {
+  echo "FAIL: $*" >&2
+  exit 1
+}
+
+for tool in riscv64-unknown-elf-gcc riscv64-unknown-elf-nm riscv64-unknown-elf-size qemu-system-riscv32; do
+  command -v "$tool" >/dev/null || fail "$tool not found (scripts/install-deps.sh installs it)"
+done
+
+generator=()
+command -v ninja >/dev/null && generator=(-G Ninja)
+# A host build's sanitizer flags must not leak into the cross build.
+env -u CFLAGS -u LDFLAGS cmake -S "$IOT_SOURCE_DIR/core/target" -B "$OUT" "${generator[@]}" \
+  -DCMAKE_TOOLCHAIN_FILE="$IOT_SOURCE_DIR/cmake/riscv32-picolibc.cmake" \
+  -DCMAKE_BUILD_TYPE=MinSizeRel >"$OUT.configure.log" 2>&1 ||
+  { cat "$OUT.configure.log" >&2; fail "configuring the RISC-V build"; }
+cmake --build "$OUT" >"$OUT.build.log" 2>&1 ||
+  { cat "$OUT.build.log" >&2; fail "building for RISC-V"; }
+
+LIB="$OUT/core/libiotd_core.a"
+[ -f "$LIB" ] || fail "$LIB was not built"
+
+# --- symbols -----------------------------------------------------------------
+undefined="$(riscv64-unknown-elf-nm -u "$LIB" | awk 'NF == 2 { print $2 }' | sort -u)"
+external="$(grep -v '^iotd_' <<<"$undefined" || true)"
+echo "core references outside itself: $(tr '\n' ' ' <<<"$external")"
+banned="$(grep -E '^(malloc|free|calloc|realloc|reallocarray|aligned_alloc|memalign|posix_memalign)$|printf' <<<"$undefined" || true)"
+[ -z "$banned" ] || fail "the core references forbidden symbols: $(tr '\n' ' ' <<<"$banned")"
+echo "ok - no allocation and no printf family in the core"
+
+# --- size --------------------------------------------------------------------
+riscv64-unknown-elf-size -t "$LIB"
+read -r text data bss _ < <(riscv64-unknown-elf-size -t "$LIB" | awk '/\(TOTALS\)/ { print $1, $2, $3 }')
+ram=$((data + bss))
+echo "core size: .text $text B (budget $TEXT_BUDGET), .data $data B + .bss $bss B = $ram B static RAM (budget $RAM_BUDGET)"
+[ "$text" -le "$TEXT_BUDGET" ] || fail ".text is $text bytes, over the $TEXT_BUDGET budget"
+[ "$ram" -le "$RAM_BUDGET" ] || fail "static RAM is $ram bytes, over the $RAM_BUDGET budget"
+echo "ok - within the size budget"
+
+# --- tests under qemu ----------------------------------------------------------
+mapfile -t tests <"$OUT/core-tests.txt"
+[ "${#tests[@]}" -gt 0 ] || fail "no test binaries listed in $OUT/core-tests.txt"
+failed=0
+for t in "${tests[@]}"; do
+  [ -n "$t" ] || continue
+  name="$(basename "$t" .elf)"
+  set +e
+  timeout "$TEST_TIMEOUT" qemu-system-riscv32 -machine virt -nographic -bios none -kernel "$t" \
+    -semihosting-config enable=on,target=native </dev/null >"$OUT/$name.log" 2>&1
+  rc=$?
+  set -e
+  summary="$(grep -E '^\[=+\] .* run' "$OUT/$name.log" || true)"
+  if [ "$rc" -ne 0 ]; then
+    cat "$OUT/$name.log" >&2
+    [ "$rc" -eq 124 ] && echo "FAIL: $name timed out after ${TEST_TIMEOUT}s" >&2 ||
+      echo "FAIL: $name exited with $rc" >&2
+    failed=$((failed + 1))
+  elif [ -z "$summary" ]; then
+    cat "$OUT/$name.log" >&2
+    echo "FAIL: $name exited 0 without running its tests" >&2
+    failed=$((failed + 1))
+  else
+    echo "ok - $name on rv32: $summary"
+  fi
+done
+[ "$failed" -eq 0 ] || fail "$failed of ${#tests[@]} test binaries failed on RISC-V"
+echo "${#tests[@]} test binaries passed on RISC-V"

@@ -1,0 +1,235 @@
+/* The outbox on a real SQLite file: group commit, de-duplication by device
+ * sequence, the bound, acknowledgements, and what survives a reopen. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "metrics.h"
+#include "outbox.h"
+
+static char dir[64];
+static char path[128];
+
+typedef struct waiter {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int done;
+} waiter;
+
+static waiter w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0};
+
+static void on_done(gw_store_job *job)
+{
+    (void)job;
+    pthread_mutex_lock(&w.lock);
+    w.done++;
+    pthread_cond_signal(&w.cond);
+    pthread_mutex_unlock(&w.lock);
+}
+
+static void wait_done(int n)
+{
+    pthread_mutex_lock(&w.lock);
+    while (w.done < n)
+        pthread_cond_wait(&w.cond, &w.lock);
+    w.done = 0;
+    pthread_mutex_unlock(&w.lock);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    snprintf(dir, sizeof(dir), "/tmp/iot-outbox.XXXXXX");
+    if (mkdtemp(dir) == NULL)
+        return -1;
+    snprintf(path, sizeof(path), "%s/outbox.db", dir);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+/* A job of n readings with device sequences first, first+1, ... */
+static gw_store_job *make_job(const char *device, uint32_t first, size_t n)
+{
+    gw_store_job *job = calloc(1, sizeof(*job));
+    assert_non_null(job);
+    snprintf(job->device, sizeof(job->device), "%s", device);
+    job->items = calloc(n, sizeof(*job->items));
+    job->n_items = n;
+    for (size_t i = 0; i < n; i++) {
+        job->items[i].has_dseq = true;
+        job->items[i].dseq = first + (uint32_t)i;
+        char body[64];
+        int len = snprintf(body, sizeof(body), "\"dseq\":%u}", first + (unsigned)i);
+        job->items[i].body = strdup(body);
+        job->items[i].body_len = (size_t)len;
+    }
+    job->done = on_done;
+    return job;
+}
+
+static void free_job(gw_store_job *job)
+{
+    gw_store_job_free_items(job);
+    free(job);
+}
+
+typedef struct collected {
+    int n;
+    int64_t ids[64];
+    int64_t gseq[64];
+    char devices[64][IOT_ID_MAX + 1];
+} collected;
+
+static int collect(const gw_outbox_row *row, void *ctx)
+{
+    collected *c = ctx;
+    c->ids[c->n] = row->id;
+    c->gseq[c->n] = row->gseq;
+    snprintf(c->devices[c->n], sizeof(c->devices[0]), "%s", row->device);
+    c->n++;
+    return 0;
+}
+
+static void stores_dedups_and_numbers(void **state)
+{
+    (void)state;
+    gw_outbox *ob = NULL;
+    iot_err err = {0};
+    assert_int_equal(gw_outbox_open(path, 10, &ob, &err), IOT_OK);
+    assert_int_equal(gw_outbox_start(ob, NULL, NULL, &err), IOT_OK);
+
+    gw_store_job *a = make_job("dev-a", 1, 3);
+    gw_store_job *b = make_job("dev-b", 5, 2);
+    gw_outbox_submit(ob, a);
+    gw_outbox_submit(ob, b);
+    wait_done(2);
+    assert_int_equal(a->result, GW_STORE_OK);
+    assert_int_equal(a->stored, 3);
+    assert_int_equal(b->stored, 2);
+    assert_int_equal(gw_outbox_depth(ob), 5);
+
+    /* 2 and 3 were accepted already: duplicates; 4 is new. */
+    gw_store_job *again = make_job("dev-a", 2, 3);
+    gw_outbox_submit(ob, again);
+    wait_done(1);
+    assert_int_equal(again->result, GW_STORE_OK);
+    assert_int_equal(again->stored, 1);
+    assert_int_equal(again->duplicates, 2);
+
+    /* 6 more would exceed the bound of 10: refused whole. */
+    gw_store_job *big = make_job("dev-b", 100, 6);
+    gw_outbox_submit(ob, big);
+    wait_done(1);
+    assert_int_equal(big->result, GW_STORE_FULL);
+    assert_int_equal(big->stored, 0);
+    assert_int_equal(gw_outbox_depth(ob), 6);
+    free_job(a);
+    free_job(b);
+    free_job(again);
+    free_job(big);
+    gw_outbox_close(ob);
+}
+
+static void survives_reopen_in_order(void **state)
+{
+    (void)state;
+    gw_outbox_reader *r = NULL;
+    iot_err err = {0};
+    collected c = {0};
+    int count = 0;
+    assert_int_equal(gw_outbox_reader_open(path, &r, &err), IOT_OK);
+    assert_int_equal(gw_outbox_fetch(r, 0, 64, collect, &c, &count, &err), IOT_OK);
+    assert_int_equal(count, 6);
+    /* dev-a's gateway sequence is 1, 2, 3, 4 in id order; dev-b's 1, 2. */
+    int64_t next_a = 1, next_b = 1;
+    for (int i = 0; i < c.n; i++) {
+        if (i > 0)
+            assert_true(c.ids[i] > c.ids[i - 1]);
+        if (strcmp(c.devices[i], "dev-a") == 0)
+            assert_int_equal(c.gseq[i], next_a++);
+        else
+            assert_int_equal(c.gseq[i], next_b++);
+    }
+    assert_int_equal(next_a, 5);
+    assert_int_equal(next_b, 3);
+    gw_outbox_reader_close(r);
+
+    /* The sequence state survives too: dev-a's 4 is still a duplicate. */
+    gw_outbox *ob = NULL;
+    assert_int_equal(gw_outbox_open(path, 10, &ob, &err), IOT_OK);
+    assert_int_equal(gw_outbox_depth(ob), 6);
+    assert_int_equal(gw_outbox_start(ob, NULL, NULL, &err), IOT_OK);
+    gw_store_job *dup = make_job("dev-a", 4, 1);
+    gw_outbox_submit(ob, dup);
+    wait_done(1);
+    assert_int_equal(dup->duplicates, 1);
+    free_job(dup);
+    gw_outbox_close(ob);
+}
+
+static void acks_delete(void **state)
+{
+    (void)state;
+    gw_outbox *ob = NULL;
+    gw_outbox_reader *r = NULL;
+    iot_err err = {0};
+    collected c = {0};
+    int count = 0;
+    assert_int_equal(gw_outbox_open(path, 10, &ob, &err), IOT_OK);
+    assert_int_equal(gw_outbox_start(ob, NULL, NULL, &err), IOT_OK);
+    assert_int_equal(gw_outbox_reader_open(path, &r, &err), IOT_OK);
+    assert_int_equal(gw_outbox_fetch(r, 0, 2, collect, &c, &count, &err), IOT_OK);
+    assert_int_equal(count, 2);
+    uint64_t published = gw_metric_get(GW_M_READINGS_PUBLISHED);
+    gw_outbox_ack(ob, c.ids, 2);
+    /* A job after the ack is committed after it (FIFO through one thread). */
+    gw_store_job *j = make_job("dev-c", 1, 1);
+    gw_outbox_submit(ob, j);
+    wait_done(1);
+    assert_int_equal(gw_outbox_depth(ob), 5);
+    assert_int_equal(gw_metric_get(GW_M_READINGS_PUBLISHED), published + 2);
+    collected rest = {0};
+    assert_int_equal(gw_outbox_fetch(r, 0, 64, collect, &rest, &count, &err), IOT_OK);
+    assert_int_equal(count, 5);
+    for (int i = 0; i < rest.n; i++)
+        assert_true(rest.ids[i] != c.ids[0] && rest.ids[i] != c.ids[1]);
+    free_job(j);
+    gw_outbox_reader_close(r);
+    gw_outbox_close(ob);
+}
+
+static void submit_after_close_is_refused(void **state)
+{
+    (void)state;
+    gw_outbox *ob = NULL;
+    iot_err err = {0};
+    assert_int_equal(gw_outbox_open(path, 10, &ob, &err), IOT_OK);
+    assert_int_equal(gw_outbox_start(ob, NULL, NULL, &err), IOT_OK);
+    gw_outbox_close(ob);
+    assert_int_equal(gw_outbox_open("/nonexistent-dir/outbox.db", 10, &ob, &err), IOT_EIO);
+    assert_non_null(strstr(err.msg, "/nonexistent-dir/outbox.db"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(stores_dedups_and_numbers),
+        cmocka_unit_test(survives_reopen_in_order),
+        cmocka_unit_test(acks_delete),
+        cmocka_unit_test(submit_after_close_is_refused),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
