@@ -2,13 +2,16 @@
 #include "forwarder.h"
 
 #include <mosquitto.h>
+#include <mqtt_protocol.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include <openssl/pem.h>
 #include <openssl/rand.h>
+#include <openssl/x509.h>
 
 #include "log.h"
 #include "message.h"
@@ -40,7 +43,9 @@ struct gw_forwarder {
     int window_cap;
     int n_inflight;
     int attempt;
+    bool refused; /* the last connection ended on a refused publish */
     char client_id[128];
+    char status_topic[160]; /* gateway/<certificate CN>/status, "" if unknown */
     char *msg;
     bool stopping;
 };
@@ -148,12 +153,13 @@ static void on_connect(struct mosquitto *mosq, void *arg, int rc)
     gw_forwarder *fw = arg;
     if (rc != 0) {
         gw_log(GW_LOG_ERROR, "mqtt.refused", "broker=%s:%d reason=\"%s\"", fw->app->cfg.mqtt_host,
-               fw->app->cfg.mqtt_port, mosquitto_connack_string(rc));
-        connection_lost(fw, mosquitto_connack_string(rc));
+               fw->app->cfg.mqtt_port, mosquitto_reason_string(rc));
+        connection_lost(fw, mosquitto_reason_string(rc));
         return;
     }
     event_del(fw->deadline_ev);
-    fw->attempt = 0;
+    if (!fw->refused) /* after a refusal, keep backing off until a publish succeeds */
+        fw->attempt = 0;
     fw->cursor = 0;
     fw->n_inflight = 0;
     atomic_store(&fw->connected, true);
@@ -162,6 +168,8 @@ static void on_connect(struct mosquitto *mosq, void *arg, int rc)
     gw_log(GW_LOG_INFO, "mqtt.connected", "broker=%s:%d client_id=%s outbox_depth=%lld",
            fw->app->cfg.mqtt_host, fw->app->cfg.mqtt_port, fw->client_id,
            (long long)gw_outbox_depth(fw->app->outbox));
+    if (fw->status_topic[0]) /* retained, so consumers see the state on subscribing */
+        mosquitto_publish(fw->mosq, NULL, fw->status_topic, 6, "online", 1, true);
     pump(fw);
 }
 
@@ -171,14 +179,32 @@ static void on_disconnect(struct mosquitto *mosq, void *arg, int rc)
     connection_lost(arg, rc == 0 ? "closed" : mosquitto_strerror(rc));
 }
 
-static void on_publish(struct mosquitto *mosq, void *arg, int mid)
+/* MQTT 5 PUBACKs carry a reason: >= 0x80 means the broker did not take the
+ * message (an ACL that does not match topic_prefix, for example). Deleting
+ * it then would lose it silently, so the reading stays in the outbox, the
+ * refusal is logged and counted, and the connection is restarted with
+ * backoff: the outbox fills and devices see 503 until an operator acts. */
+static void on_publish(struct mosquitto *mosq, void *arg, int mid, int reason,
+                       const mosquitto_property *props)
 {
-    (void)mosq;
+    (void)mosq, (void)props;
     gw_forwarder *fw = arg;
     for (int i = 0; i < fw->n_inflight; i++) {
         if (fw->window[i].mid != mid)
             continue;
         int64_t id = fw->window[i].id;
+        if (reason >= 0x80) {
+            gw_metric_inc(GW_M_MQTT_PUBLISH_REFUSED);
+            gw_log(GW_LOG_ERROR, "mqtt.publish_refused",
+                   "id=%lld reason=\"%s\" action=\"kept in the outbox; check the broker ACL "
+                   "against topic_prefix\"",
+                   (long long)id, mosquitto_reason_string(reason));
+            fw->refused = true;
+            connection_lost(fw, "the broker refused a publish");
+            return;
+        }
+        fw->refused = false;
+        fw->attempt = 0;
         fw->window[i] = fw->window[--fw->n_inflight];
         gw_gauge_set(GW_G_MQTT_INFLIGHT, fw->n_inflight);
         gw_outbox_ack(fw->app->outbox, &id, 1);
@@ -253,8 +279,8 @@ static int connect_now(gw_forwarder *fw)
         return MOSQ_ERR_NOMEM;
     mosquitto_connect_callback_set(fw->mosq, on_connect);
     mosquitto_disconnect_callback_set(fw->mosq, on_disconnect);
-    mosquitto_publish_callback_set(fw->mosq, on_publish);
-    mosquitto_int_option(fw->mosq, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V311);
+    mosquitto_publish_v5_callback_set(fw->mosq, on_publish);
+    mosquitto_int_option(fw->mosq, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V5);
     /* Our own window bounds what is in flight; libmosquitto must not hold back. */
     mosquitto_max_inflight_messages_set(fw->mosq, 0);
     int rc = mosquitto_tls_set(fw->mosq, c->mqtt_ca, NULL, c->mqtt_cert, c->mqtt_key, NULL);
@@ -262,6 +288,8 @@ static int connect_now(gw_forwarder *fw)
         rc = mosquitto_tls_opts_set(fw->mosq, 1, "tlsv1.2", NULL);
     if (rc == MOSQ_ERR_SUCCESS)
         rc = mosquitto_tls_insecure_set(fw->mosq, false);
+    if (rc == MOSQ_ERR_SUCCESS && fw->status_topic[0])
+        rc = mosquitto_will_set(fw->mosq, fw->status_topic, 7, "offline", 1, true);
     if (rc == MOSQ_ERR_SUCCESS)
         rc = mosquitto_connect_async(fw->mosq, c->mqtt_host, c->mqtt_port,
                                      (int)(c->mqtt_keepalive_ms / 1000));
@@ -315,6 +343,24 @@ static void schedule_reconnect(gw_forwarder *fw)
     event_add(fw->retry_ev, &tv);
 }
 
+/* The broker knows the gateway by its certificate's CN (it uses the CN as
+ * username and client id); the status topic is named after it. */
+static void status_topic_from_cert(const char *cert_path, char *topic, size_t size)
+{
+    topic[0] = '\0';
+    FILE *f = fopen(cert_path, "r");
+    X509 *cert = f ? PEM_read_X509(f, NULL, NULL, NULL) : NULL;
+    if (f)
+        fclose(f);
+    char cn[IOT_ID_MAX + 1] = "";
+    if (cert != NULL &&
+        X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName, cn, sizeof(cn)) >
+            0 &&
+        iot_id_is_valid(cn))
+        snprintf(topic, size, "gateway/%s/status", cn);
+    X509_free(cert);
+}
+
 iot_status gw_forwarder_start(gw_app *app, struct event_base *base, gw_forwarder **out,
                               iot_err *err)
 {
@@ -334,6 +380,7 @@ iot_status gw_forwarder_start(gw_app *app, struct event_base *base, gw_forwarder
         gethostname(host, sizeof(host) - 1);
         snprintf(fw->client_id, sizeof(fw->client_id), "iotgw-%s", host);
     }
+    status_topic_from_cert(app->cfg.mqtt_cert, fw->status_topic, sizeof(fw->status_topic));
     fw->wake_ev = event_new(base, -1, EV_READ | EV_PERSIST, on_wake, fw);
     fw->retry_ev = evtimer_new(base, on_retry, fw);
     fw->teardown_ev = evtimer_new(base, on_teardown, fw);
@@ -369,6 +416,9 @@ void gw_forwarder_stop(gw_forwarder *fw)
         return;
     fw->stopping = true;
     if (fw->mosq && atomic_load(&fw->connected)) {
+        /* A clean disconnect suppresses the will: say "offline" ourselves. */
+        if (fw->status_topic[0])
+            mosquitto_publish(fw->mosq, NULL, fw->status_topic, 7, "offline", 1, true);
         mosquitto_disconnect(fw->mosq);
         mosquitto_loop_write(fw->mosq, 1);
     }

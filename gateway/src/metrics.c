@@ -31,6 +31,9 @@ static const struct {
     [GW_M_STORE_ERRORS] = {"iotgw_outbox_errors_total", "Outbox transactions that failed"},
     [GW_M_MQTT_CONNECTS] = {"iotgw_mqtt_connects_total", "Successful connections to the broker"},
     [GW_M_MQTT_DISCONNECTS] = {"iotgw_mqtt_disconnects_total", "Connections to the broker lost"},
+    [GW_M_MQTT_PUBLISH_REFUSED] = {"iotgw_mqtt_publish_refused_total",
+                                   "Publishes the broker refused (MQTT 5 reason code >= 0x80); the "
+                                   "readings stay in the outbox"},
     [GW_M_RELOADS] = {"iotgw_identity_reloads_total", "Registry and CRL reloads"},
     [GW_M_RELOAD_FAILURES] = {"iotgw_identity_reload_failures_total",
                               "Registry or CRL reloads that failed (the previous state is kept)"},

@@ -108,6 +108,27 @@ expect_eq "accepting again once drained" 200 "${r%% *}"
 echo "dev-b 1000" >>"$ACKED"
 check "after recovery"
 
+# --- 4. the broker refuses the gateway's publishes (ACL not matching) --------------
+# MQTT 5 PUBACK reason codes let the gateway see it: the readings stay.
+stop_broker
+printf 'user gateway-mqtt\ntopic write elsewhere/#\nuser consumer\ntopic read #\n' >"$T/acl"
+BROKER_ACL="$T/acl" start_broker
+refused_before="$(metric iotgw_mqtt_publish_refused_total)"
+send dev-a 41 45
+for _ in $(seq 1 100); do
+  [ "$(metric iotgw_mqtt_publish_refused_total)" -gt "$refused_before" ] && break
+  sleep 0.1
+done
+[ "$(metric iotgw_mqtt_publish_refused_total)" -gt "$refused_before" ] || fail "refused publishes not counted"
+pass "refused publishes are counted"
+grep -q 'event=mqtt.publish_refused' "$T/gw.log" || fail "no mqtt.publish_refused line"
+pass "refused publishes are logged"
+expect_eq "refused readings stay in the outbox" 5 "$(curl -s "http://127.0.0.1:$ADMIN_PORT/healthz" | jq -r .outbox_depth)"
+stop_broker
+printf 'user gateway-mqtt\ntopic write telemetry/+/telemetry\ntopic write gateway/gateway-mqtt/status\nuser consumer\ntopic read #\n' >"$T/acl"
+BROKER_ACL="$T/acl" start_broker
+check "after the ACL is fixed"
+
 # --- graceful stop -----------------------------------------------------------------------
 kill -TERM "$GW_PID"
 wait "$GW_PID"

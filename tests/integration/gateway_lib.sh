@@ -39,6 +39,9 @@ autosave_interval 1
 log_dest stdout
 log_timestamp_format %Y-%m-%dT%H:%M:%S
 CONF
+  if [ -n "${BROKER_ACL:-}" ]; then
+    echo "acl_file $BROKER_ACL" >>"$T/broker/mosquitto.conf"
+  fi
   spawn mosquitto -c "$T/broker/mosquitto.conf"
   BROKER_PID=$LAST_PID
   wait_port "$BROKER_PORT" 10 || fail "mosquitto did not start on port $BROKER_PORT"
