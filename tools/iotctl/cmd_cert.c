@@ -22,10 +22,7 @@ int cmd_cert_server(cli_ctx *ctx, int argc, char **argv)
     const cli_command *self = cmd_find("cert", "server");
     static const struct option opts[] = {{"dns", required_argument, NULL, 'n'},
                                          {"ip", required_argument, NULL, 'i'},
-                                         {"days", required_argument, NULL, 'd'},
-                                         {"not-before", required_argument, NULL, 'b'},
-                                         {"not-after", required_argument, NULL, 'a'},
-                                         {"out", required_argument, NULL, 'o'},
+                                         CMD_ISSUE_OPTIONS,
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     issue_request req = {.kind = IOT_KIND_SERVER, .role = "server"};
@@ -33,57 +30,32 @@ int cmd_cert_server(cli_ctx *ctx, int argc, char **argv)
     cli_validity_opts validity = {0};
     int c;
     while ((c = cmd_getopt(argc, argv, opts)) != -1) {
-        switch (c) {
-        case 'n':
+        if (c == 'n') {
             if (!iot_dns_name_is_valid(optarg))
                 return cli_usage(self, "--dns '%s' is not a valid DNS name", optarg);
             if (req.profile.n_dns == PKI_MAX_SANS)
                 return cli_usage(self, "at most %d --dns names", PKI_MAX_SANS);
             req.profile.dns[req.profile.n_dns++] = optarg;
-            break;
-        case 'i':
+        } else if (c == 'i') {
             if (req.profile.n_ips == PKI_MAX_SANS)
                 return cli_usage(self, "at most %d --ip addresses", PKI_MAX_SANS);
             req.profile.ips[req.profile.n_ips++] = optarg;
-            break;
-        case 'd':
-            validity.days = optarg;
-            break;
-        case 'b':
-            validity.not_before = optarg;
-            break;
-        case 'a':
-            validity.not_after = optarg;
-            break;
-        case 'o':
-            req.out_dir = optarg;
-            break;
-        case 'h':
+        } else if (c == 'h') {
             return cli_help(self);
-        default:
+        } else if (!cmd_issue_option(c, &validity, &req)) {
             return cmd_bad_option(self, argc, argv, c);
         }
     }
-    if (optind + 1 != argc)
-        return cli_usage(self, optind == argc ? "missing NAME" : "too many arguments");
-    req.name = argv[optind];
-    if (req.profile.n_dns == 0 && req.profile.n_ips == 0)
+    if (optind < argc && req.profile.n_dns == 0 && req.profile.n_ips == 0)
         return cli_usage(self, "a server certificate needs at least one --dns or --ip");
-    iot_err err = {0};
-    if (cli_validity(ctx, &validity, CLI_DEFAULT_SERVER_DAYS, &req.profile.not_before,
-                     &req.profile.not_after, &err) != IOT_OK)
-        return cli_usage(self, "%s", err.msg);
-    return issue_identity(ctx, &req);
+    return cmd_issue(ctx, self, argc, argv, &req, &validity, CLI_DEFAULT_SERVER_DAYS, "NAME");
 }
 
 int cmd_cert_client(cli_ctx *ctx, int argc, char **argv)
 {
     const cli_command *self = cmd_find("cert", "client");
     static const struct option opts[] = {{"role", required_argument, NULL, 'r'},
-                                         {"days", required_argument, NULL, 'd'},
-                                         {"not-before", required_argument, NULL, 'b'},
-                                         {"not-after", required_argument, NULL, 'a'},
-                                         {"out", required_argument, NULL, 'o'},
+                                         CMD_ISSUE_OPTIONS,
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     issue_request req = {.kind = IOT_KIND_CLIENT};
@@ -91,41 +63,20 @@ int cmd_cert_client(cli_ctx *ctx, int argc, char **argv)
     cli_validity_opts validity = {0};
     int c;
     while ((c = cmd_getopt(argc, argv, opts)) != -1) {
-        switch (c) {
-        case 'r':
+        if (c == 'r') {
             if (!role_is_valid(optarg))
                 return cli_usage(self, "--role '%s' is not one of gateway, operator, consumer",
                                  optarg);
             req.role = optarg;
-            break;
-        case 'd':
-            validity.days = optarg;
-            break;
-        case 'b':
-            validity.not_before = optarg;
-            break;
-        case 'a':
-            validity.not_after = optarg;
-            break;
-        case 'o':
-            req.out_dir = optarg;
-            break;
-        case 'h':
+        } else if (c == 'h') {
             return cli_help(self);
-        default:
+        } else if (!cmd_issue_option(c, &validity, &req)) {
             return cmd_bad_option(self, argc, argv, c);
         }
     }
-    if (optind + 1 != argc)
-        return cli_usage(self, optind == argc ? "missing NAME" : "too many arguments");
-    if (req.role == NULL)
+    if (optind < argc && req.role == NULL)
         return cli_usage(self, "--role is required (gateway, operator or consumer)");
-    req.name = argv[optind];
-    iot_err err = {0};
-    if (cli_validity(ctx, &validity, CLI_DEFAULT_CLIENT_DAYS, &req.profile.not_before,
-                     &req.profile.not_after, &err) != IOT_OK)
-        return cli_usage(self, "%s", err.msg);
-    return issue_identity(ctx, &req);
+    return cmd_issue(ctx, self, argc, argv, &req, &validity, CLI_DEFAULT_CLIENT_DAYS, "NAME");
 }
 
 int cmd_cert_list(cli_ctx *ctx, int argc, char **argv)
@@ -140,28 +91,10 @@ int cmd_cert_show(cli_ctx *ctx, int argc, char **argv)
 
 int cmd_cert_revoke(cli_ctx *ctx, int argc, char **argv)
 {
-    const cli_command *self = cmd_find("cert", "revoke");
-    static const struct option opts[] = {{"reason", required_argument, NULL, 'r'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
-    const char *reason = "unspecified";
-    int c;
-    while ((c = cmd_getopt(argc, argv, opts)) != -1) {
-        switch (c) {
-        case 'r':
-            if (pki_reason_code(optarg) < 0)
-                return cli_usage(self, "--reason '%s' is not one of: %s", optarg, pki_reason_names);
-            reason = optarg;
-            break;
-        case 'h':
-            return cli_help(self);
-        default:
-            return cmd_bad_option(self, argc, argv, c);
-        }
-    }
-    if (optind + 1 != argc)
-        return cli_usage(self, optind == argc ? "missing NAME" : "too many arguments");
-    const char *name = argv[optind];
+    const char *name = NULL, *reason = NULL;
+    int rc = cmd_parse_revoke(cmd_find("cert", "revoke"), argc, argv, &name, &reason);
+    if (rc != CLI_EXIT_OK)
+        return rc < 0 ? CLI_EXIT_OK : rc;
     /* The kind is looked up so one command revokes servers and clients. */
     iot_err err = {0};
     iot_registry *reg = NULL;

@@ -5,6 +5,8 @@
 
 #include <getopt.h>
 
+#include <stdbool.h>
+
 #include "cli.h"
 
 int cmd_pki_init(cli_ctx *ctx, int argc, char **argv);
@@ -25,5 +27,30 @@ const cli_command *cmd_find(const char *group, const char *name);
  * '?' and missing values as ':' for cmd_bad_option to report. */
 int cmd_getopt(int argc, char **argv, const struct option *opts);
 int cmd_bad_option(const cli_command *cmd, int argc, char **argv, int c);
+
+/* The options every issuing command takes, for its option table. */
+#define CMD_ISSUE_OPTIONS                                                                          \
+    {"days", required_argument, NULL, 'd'}, {"not-before", required_argument, NULL, 'b'},          \
+        {"not-after", required_argument, NULL, 'a'},                                               \
+    {                                                                                              \
+        "out", required_argument, NULL, 'o'                                                        \
+    }
+
+struct issue_request;
+
+/* Takes one of CMD_ISSUE_OPTIONS; false if c is not one of them. */
+bool cmd_issue_option(int c, cli_validity_opts *validity, struct issue_request *req);
+
+/* After the options: takes the one positional NAME, works out the validity
+ * and issues. `what` names the argument in usage errors. */
+int cmd_issue(cli_ctx *ctx, const cli_command *self, int argc, char **argv,
+              struct issue_request *req, const cli_validity_opts *validity, int default_days,
+              const char *what);
+
+/* Parses "[--reason REASON] NAME" for the revoke commands. Returns
+ * CLI_EXIT_OK with *name and *reason set, else the exit status to return
+ * (or -1 after printing --help). */
+int cmd_parse_revoke(const cli_command *self, int argc, char **argv, const char **name,
+                     const char **reason);
 
 #endif

@@ -401,20 +401,19 @@ static iot_status check_device_key(EVP_PKEY *pk, const char *path, iot_err *err)
     return IOT_OK;
 }
 
-iot_status pki_csr_load(const char *path, const char *expected_cn, EVP_PKEY **pubkey, iot_err *err)
+iot_status pki_csr_parse(const void *buf, size_t len, const char *source, const char *expected_cn,
+                         EVP_PKEY **pubkey, iot_err *err)
 {
     *pubkey = NULL;
-    char *data = NULL;
-    size_t len = 0;
-    iot_status st = iot_file_read(path, PKI_CSR_MAX, &data, &len, err);
-    if (st != IOT_OK)
-        return st;
+    if (len > PKI_CSR_MAX)
+        return iot_err_set(err, IOT_EINVAL, "CSR %s is larger than %d bytes", source, PKI_CSR_MAX);
+    iot_status st = IOT_OK;
     X509_REQ *req = NULL;
-    BIO *bio = BIO_new_mem_buf(data, (int)len);
+    BIO *bio = BIO_new_mem_buf(buf, (int)len);
     if (bio != NULL)
         req = PEM_read_bio_X509_REQ(bio, NULL, NULL, NULL);
     if (req == NULL) {
-        const unsigned char *p = (const unsigned char *)data;
+        const unsigned char *p = buf;
         req = d2i_X509_REQ(NULL, &p, (long)len);
     }
     BIO_free(bio);
@@ -422,7 +421,7 @@ iot_status pki_csr_load(const char *path, const char *expected_cn, EVP_PKEY **pu
         st = iot_err_set(err, IOT_EINVAL,
                          "%s is not a certificate signing request (expected PEM 'BEGIN "
                          "CERTIFICATE REQUEST' or DER)",
-                         path);
+                         source);
         ERR_clear_error();
         goto out;
     }
@@ -431,12 +430,12 @@ iot_status pki_csr_load(const char *path, const char *expected_cn, EVP_PKEY **pu
         st = iot_err_set(err, IOT_ECRYPTO,
                          "CSR %s has a signature that does not verify; it was altered or "
                          "damaged",
-                         path);
+                         source);
         ERR_clear_error();
         goto out;
     }
-    if ((st = check_device_key(pk, path, err)) != IOT_OK ||
-        (st = check_csr_subject(req, path, expected_cn, err)) != IOT_OK)
+    if ((st = check_device_key(pk, source, err)) != IOT_OK ||
+        (st = check_csr_subject(req, source, expected_cn, err)) != IOT_OK)
         goto out;
     if (!EVP_PKEY_up_ref(pk)) {
         st = ossl_fail(err, IOT_ECRYPTO, "cannot keep the CSR key");
@@ -445,6 +444,18 @@ iot_status pki_csr_load(const char *path, const char *expected_cn, EVP_PKEY **pu
     *pubkey = pk;
 out:
     X509_REQ_free(req);
+    return st;
+}
+
+iot_status pki_csr_load(const char *path, const char *expected_cn, EVP_PKEY **pubkey, iot_err *err)
+{
+    *pubkey = NULL;
+    char *data = NULL;
+    size_t len = 0;
+    iot_status st = iot_file_read(path, PKI_CSR_MAX, &data, &len, err);
+    if (st != IOT_OK)
+        return st;
+    st = pki_csr_parse(data, len, path, expected_cn, pubkey, err);
     free(data);
     return st;
 }

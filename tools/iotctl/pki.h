@@ -73,9 +73,15 @@ iot_status pki_crl_pem(X509_CRL *crl, char **pem, size_t *len, iot_err *err);
 
 iot_status pki_cert_facts_get(X509 *cert, pki_cert_facts *facts, iot_err *err);
 
-/* Reads a PEM or DER CSR from path, verifies its self-signature, requires
- * an ECDSA P-256 key and a subject whose only CN equals expected_cn.
- * Returns the CSR's public key (caller frees). */
+/* Checks a PEM or DER CSR of len bytes (at most PKI_CSR_MAX): verifies its
+ * self-signature, requires an ECDSA P-256 key and a subject whose only CN
+ * equals expected_cn. Returns the CSR's public key (caller frees). source
+ * names the input in error messages (the file's path). */
+iot_status pki_csr_parse(const void *buf, size_t len, const char *source, const char *expected_cn,
+                         EVP_PKEY **pubkey, iot_err *err);
+
+/* Reads a CSR from path (at most PKI_CSR_MAX bytes) and checks it as
+ * pki_csr_parse does. */
 iot_status pki_csr_load(const char *path, const char *expected_cn, EVP_PKEY **pubkey, iot_err *err);
 
 /* Builds and signs a v2 CRL listing every revoked record of the registry. */

@@ -1,0 +1,70 @@
+/* Option handling shared by the issuing and revoking commands. */
+#include <stdio.h>
+
+#include "cmds.h"
+#include "issue.h"
+
+bool cmd_issue_option(int c, cli_validity_opts *validity, issue_request *req)
+{
+    switch (c) {
+    case 'd':
+        validity->days = optarg;
+        return true;
+    case 'b':
+        validity->not_before = optarg;
+        return true;
+    case 'a':
+        validity->not_after = optarg;
+        return true;
+    case 'o':
+        req->out_dir = optarg;
+        return true;
+    default:
+        return false;
+    }
+}
+
+int cmd_issue(cli_ctx *ctx, const cli_command *self, int argc, char **argv, issue_request *req,
+              const cli_validity_opts *validity, int default_days, const char *what)
+{
+    if (optind == argc)
+        return cli_usage(self, "missing %s", what);
+    if (optind + 1 != argc)
+        return cli_usage(self, "too many arguments");
+    req->name = argv[optind];
+    iot_err err = {0};
+    if (cli_validity(ctx, validity, default_days, &req->profile.not_before, &req->profile.not_after,
+                     &err) != IOT_OK)
+        return cli_usage(self, "%s", err.msg);
+    return issue_identity(ctx, req);
+}
+
+int cmd_parse_revoke(const cli_command *self, int argc, char **argv, const char **name,
+                     const char **reason)
+{
+    static const struct option opts[] = {{"reason", required_argument, NULL, 'r'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    *reason = "unspecified";
+    int c;
+    while ((c = cmd_getopt(argc, argv, opts)) != -1) {
+        switch (c) {
+        case 'r':
+            if (pki_reason_code(optarg) < 0)
+                return cli_usage(self, "--reason '%s' is not one of: %s", optarg, pki_reason_names);
+            *reason = optarg;
+            break;
+        case 'h':
+            cli_help(self);
+            return -1;
+        default:
+            return cmd_bad_option(self, argc, argv, c);
+        }
+    }
+    if (optind == argc)
+        return cli_usage(self, "missing %s", self->group[0] == 'd' ? "device ID" : "NAME");
+    if (optind + 1 != argc)
+        return cli_usage(self, "too many arguments");
+    *name = argv[optind];
+    return CLI_EXIT_OK;
+}
