@@ -414,8 +414,33 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-static iot_status worker_init(gw_app *app, gw_worker *w, int index, evutil_socket_t listen_fd,
-                              iot_err *err)
+/* Binds and listens on device_listen with SO_REUSEPORT: one socket per
+ * worker, so the kernel spreads connections evenly over the workers (one
+ * socket shared by all lets whichever loop wakes first take them all). The
+ * outbox lock (outbox.c) keeps a second gateway from joining the port. */
+static iot_status open_listener(const char *addr, evutil_socket_t *out, iot_err *err)
+{
+    struct sockaddr_storage ss;
+    int sslen = sizeof(ss);
+    if (evutil_parse_sockaddr_port(addr, (struct sockaddr *)&ss, &sslen) != 0)
+        return iot_err_set(err, IOT_EINVAL, "device_listen '%s' is not host:port", addr);
+    evutil_socket_t fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return iot_err_set(err, IOT_EIO, "cannot create a socket: %s", strerror(errno));
+    if (evutil_make_listen_socket_reuseable(fd) != 0 ||
+        evutil_make_listen_socket_reuseable_port(fd) != 0 ||
+        bind(fd, (struct sockaddr *)&ss, (socklen_t)sslen) != 0 || listen(fd, 1024) != 0) {
+        int saved = errno;
+        close(fd);
+        return iot_err_set(err, IOT_EIO,
+                           "cannot listen on %s: %s (is another process using the port?)", addr,
+                           strerror(saved));
+    }
+    *out = fd;
+    return IOT_OK;
+}
+
+static iot_status worker_init(gw_app *app, gw_worker *w, int index, iot_err *err)
 {
     w->app = app;
     w->index = index;
@@ -440,13 +465,10 @@ static iot_status worker_init(gw_app *app, gw_worker *w, int index, evutil_socke
     evhttp_set_cb(w->http, "/v1/telemetry", handle_telemetry, w);
     evhttp_set_gencb(w->http, handle_other, w);
 
-    /* Each worker watches its own duplicate of the one listening socket: the
-     * kernel hands each connection to one of them, and no other process can
-     * join the port the way SO_REUSEPORT would allow. */
-    int fd = dup(listen_fd);
-    if (fd < 0)
-        return iot_err_set(err, IOT_EIO, "cannot duplicate the listening socket: %s",
-                           strerror(errno));
+    evutil_socket_t fd = -1;
+    iot_status st = open_listener(app->cfg.device_listen, &fd, err);
+    if (st != IOT_OK)
+        return st;
     w->listener = evconnlistener_new(w->base, NULL, NULL,
                                      LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, fd);
     if (w->listener == NULL) {
@@ -484,46 +506,18 @@ static void worker_free(gw_worker *w)
     pthread_mutex_destroy(&w->lock);
 }
 
-/* Binds and listens on device_listen, without SO_REUSEPORT. */
-static iot_status open_listener(const char *addr, evutil_socket_t *out, iot_err *err)
-{
-    struct sockaddr_storage ss;
-    int sslen = sizeof(ss);
-    if (evutil_parse_sockaddr_port(addr, (struct sockaddr *)&ss, &sslen) != 0)
-        return iot_err_set(err, IOT_EINVAL, "device_listen '%s' is not host:port", addr);
-    evutil_socket_t fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return iot_err_set(err, IOT_EIO, "cannot create a socket: %s", strerror(errno));
-    if (evutil_make_listen_socket_reuseable(fd) != 0 ||
-        bind(fd, (struct sockaddr *)&ss, (socklen_t)sslen) != 0 || listen(fd, 1024) != 0) {
-        int saved = errno;
-        close(fd);
-        return iot_err_set(err, IOT_EIO,
-                           "cannot listen on %s: %s (is another process using the port?)", addr,
-                           strerror(saved));
-    }
-    *out = fd;
-    return IOT_OK;
-}
-
 iot_status gw_ingest_start(gw_app *app, int workers, gw_ingest **out, iot_err *err)
 {
     *out = NULL;
-    evutil_socket_t listen_fd = -1;
-    iot_status lst = open_listener(app->cfg.device_listen, &listen_fd, err);
-    if (lst != IOT_OK)
-        return lst;
     gw_ingest *in = calloc(1, sizeof(*in));
     if (in == NULL || (in->workers = calloc((size_t)workers, sizeof(gw_worker))) == NULL) {
         free(in);
-        close(listen_fd);
         return iot_err_set(err, IOT_ENOMEM, "out of memory");
     }
     in->n = workers;
     iot_status st = IOT_OK;
     for (int i = 0; i < workers && st == IOT_OK; i++)
-        st = worker_init(app, &in->workers[i], i, listen_fd, err);
-    close(listen_fd); /* each worker holds its own duplicate */
+        st = worker_init(app, &in->workers[i], i, err);
     for (int i = 0; i < workers && st == IOT_OK; i++)
         if (pthread_create(&in->workers[i].thread, NULL, worker_main, &in->workers[i]) != 0)
             st = iot_err_set(err, IOT_EIO, "cannot start worker thread %d", i);

@@ -1,11 +1,15 @@
 #include "outbox.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "metrics.h"
@@ -13,6 +17,7 @@
 #define ACK_BATCH_MAX 65536
 
 struct gw_outbox {
+    int lock_fd; /* flock on <path>.lock: one gateway per outbox */
     sqlite3 *db;
     char path[512];
     int64_t max_items;
@@ -74,6 +79,22 @@ static iot_status count_rows(gw_outbox *ob, iot_err *err)
     return s;
 }
 
+/* Two gateways on one outbox would both publish and delete its readings, and
+ * (with SO_REUSEPORT) silently share the device port: refuse the second. */
+static iot_status take_lock(gw_outbox *ob, iot_err *err)
+{
+    char lock_path[sizeof(ob->path) + 8];
+    snprintf(lock_path, sizeof(lock_path), "%s.lock", ob->path);
+    ob->lock_fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (ob->lock_fd < 0)
+        return iot_err_set(err, IOT_EIO, "cannot open %s: %s", lock_path, strerror(errno));
+    if (flock(ob->lock_fd, LOCK_EX | LOCK_NB) != 0)
+        return iot_err_set(err, IOT_EBUSY,
+                           "outbox %s is in use by another iotgw (lock %s); stop that one first",
+                           ob->path, lock_path);
+    return IOT_OK;
+}
+
 iot_status gw_outbox_open(const char *path, int64_t max_items, gw_outbox **out, iot_err *err)
 {
     *out = NULL;
@@ -82,9 +103,12 @@ iot_status gw_outbox_open(const char *path, int64_t max_items, gw_outbox **out, 
         return iot_err_set(err, IOT_ENOMEM, "out of memory opening outbox %s", path);
     snprintf(ob->path, sizeof(ob->path), "%s", path);
     ob->max_items = max_items;
+    ob->lock_fd = -1;
     pthread_mutex_init(&ob->lock, NULL);
     pthread_cond_init(&ob->wake, NULL);
-    iot_status s = IOT_OK;
+    iot_status s = take_lock(ob, err);
+    if (s != IOT_OK)
+        goto fail;
     if (sqlite3_open_v2(path, &ob->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
         SQLITE_OK) {
         s = db_error(ob->db, path, "opening", err);
@@ -361,6 +385,8 @@ void gw_outbox_close(gw_outbox *ob)
     sqlite3_finalize(ob->delete_row);
     sqlite3_close(ob->db);
     free(ob->acks);
+    if (ob->lock_fd >= 0)
+        close(ob->lock_fd);
     pthread_mutex_destroy(&ob->lock);
     pthread_cond_destroy(&ob->wake);
     free(ob);

@@ -49,6 +49,16 @@ code="$(curl -s -o "$T/.resp" -w '%{http_code}' -H 'Content-Type: application/js
 expect_eq "development mode: an unknown device is still refused" 403 "$code"
 stop_gateway
 
+# A second gateway on the same outbox (and so the same port) is refused.
+write_gateway_config
+start_gateway
+run "$IOTGW" --config "$T/gw.conf"
+[ "$RC" -ne 0 ] && echo "$ERR" | grep -q "in use by another iotgw" ||
+  fail "a second gateway on the same outbox: exit $RC, stderr: $ERR"
+pass "a second gateway on the same outbox is refused"
+kill -0 "$GW_PID" || fail "the first gateway died"
+stop_gateway
+
 # Startup errors name what is wrong.
 write_gateway_config
 sed -i "s|^registry = .*|registry = $T/missing.db|" "$T/gw.conf"

@@ -207,6 +207,7 @@ for cmd in "pki init" "cert server" "cert client" "cert list" "cert show" "cert 
   run "$IOTCTL" $cmd --help
   [ "$RC" -eq 0 ] && echo "$OUT" | grep -q "^usage: iotctl \[--dir DIR\] $cmd" ||
     fail "'iotctl $cmd --help' (exit $RC): $OUT"
+  ! echo "$OUT" | grep -q '%' || fail "'iotctl $cmd --help' shows a format placeholder: $OUT"
 done
 pass "--help works for every command"
 expect_fail "unknown command" 2 "unknown command 'device frobnicate'" "$IOTCTL" device frobnicate

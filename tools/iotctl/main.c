@@ -15,8 +15,8 @@
 
 #include "cmds.h"
 
-#define VALIDITY_HELP                                                                              \
-    "  --days N               validity in days (default %s)\n"                                     \
+#define VALIDITY_HELP(days)                                                                        \
+    "  --days N               validity in days (default " days ")\n"                                     \
     "  --not-before DATE      start of validity (default: 5 minutes ago)\n"                        \
     "  --not-after DATE       end of validity instead of --days\n"                                 \
     "                         DATE is YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ (UTC)\n"
@@ -33,14 +33,14 @@ const cli_command cli_commands[] = {
      "subjectAltNames. Writes key.pem (0600), cert.pem and ca.pem to DIR/servers/NAME.",
      "  --dns HOST             a DNS name the server is reached by (repeatable)\n"
      "  --ip ADDR              an IPv4/IPv6 address the server is reached by (repeatable)\n"
-     "  --out DIR              write the files to DIR instead\n" VALIDITY_HELP},
+     "  --out DIR              write the files to DIR instead\n" VALIDITY_HELP("397")},
     {"cert", "client", cmd_cert_client,
      "NAME --role gateway|operator|consumer [--days N] [--out DIR]",
      "Issue a TLS client certificate: 'gateway' for the gateway's own MQTT connection,\n"
      "'operator' or 'consumer' for people and applications. The broker uses NAME as the\n"
      "username in its ACL. Writes key.pem (0600), cert.pem and ca.pem to DIR/clients/NAME.",
      "  --role ROLE            gateway, operator or consumer (required)\n"
-     "  --out DIR              write the files to DIR instead\n" VALIDITY_HELP},
+     "  --out DIR              write the files to DIR instead\n" VALIDITY_HELP("397")},
     {"cert", "list", cmd_cert_list, "[--json]",
      "List server and client certificates with state, expiry and days left.",
      "  --json                 machine-readable output\n"},
@@ -57,7 +57,7 @@ const cli_command cli_commands[] = {
      "leaves the device). The CSR must be ECDSA P-256 with CN=ID. The ID is 1-64 characters\n"
      "of [A-Za-z0-9._-], not starting with '.'. Files go to DIR/devices/ID.",
      "  --csr FILE             sign this PEM or DER certificate signing request\n"
-     "  --out DIR              write the files to DIR instead\n" VALIDITY_HELP},
+     "  --out DIR              write the files to DIR instead\n" VALIDITY_HELP("825")},
     {"device", "revoke", cmd_device_revoke, "ID [--reason REASON]",
      "Mark a device revoked in the registry and regenerate the signed CRL.",
      "  --reason REASON        unspecified (default), key-compromise, affiliation-changed,\n"
