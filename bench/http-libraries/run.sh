@@ -2,10 +2,10 @@
 # Compares the two HTTP libraries the gateway can be built on, libevent 2.1
 # evhttp and h2o 2.2.5 (libh2o-evloop), with nginx as the reference: the same
 # mutual-TLS POST /v1/telemetry answered with 204, on loopback, with the same
-# load generator. Writes bench/results/http-spike-DATE.md; see
+# load generator. Writes bench/results/http-libraries-DATE.md; see
 # docs/http-library.md for the method and the decision.
 #
-#   bench/http-spike/run.sh
+#   bench/http-libraries/run.sh
 #
 # Settings (environment): ROUNDS=3 rounds of each kind per server,
 # DURATION=3 measured seconds per keep-alive run, SHORT=2 per latency and
@@ -45,7 +45,7 @@ cmake -S . -B build -G Ninja >/dev/null
 cmake --build build --target iotctl >/dev/null
 IOTCTL=build/tools/iotctl
 
-WORK="$(mktemp -d "${TMPDIR:-/tmp}/http-spike.XXXXXX")"
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/http-libraries.XXXXXX")"
 # nginx workers run as www-data and look up paths below this directory.
 chmod 755 "$WORK"
 declare -A SPID PORT
@@ -66,7 +66,7 @@ trap cleanup EXIT
 say "building the servers and the load generator (gcc -O2)"
 BIN="$WORK/bin"
 mkdir -p "$BIN"
-H=bench/http-spike
+H=bench/http-libraries
 read -r -a EV_FLAGS <<<"$(pkg-config --cflags --libs libevent_openssl libssl libcrypto)"
 read -r -a H2O_FLAGS <<<"$(pkg-config --cflags --libs libh2o-evloop libssl libcrypto)"
 read -r -a SSL_FLAGS <<<"$(pkg-config --cflags --libs libssl libcrypto)"
@@ -402,12 +402,12 @@ c_rssok() { yesno "${RSS1[$1]}" $((64 * 1024)); }
 c_errs() { echo "${ERRS[$1]}"; }
 
 date_tag="$(date +%Y-%m-%d)"
-RESULT="bench/results/http-spike-$date_tag.md"
+RESULT="bench/results/http-libraries-$date_tag.md"
 mkdir -p bench/results
 {
     echo "# HTTP library comparison: evhttp, h2o, nginx ($date_tag)"
     echo
-    echo "Command: \`bench/http-spike/run.sh\` (ROUNDS=$ROUNDS DURATION=$DURATION CONNS=$CONNS IDLE_CONNS=$IDLE_CONNS)."
+    echo "Command: \`bench/http-libraries/run.sh\` (ROUNDS=$ROUNDS DURATION=$DURATION CONNS=$CONNS IDLE_CONNS=$IDLE_CONNS)."
     echo
     echo "Machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), kernel $(uname -r);"
     echo "load average $LOAD_BEFORE before the run, $LOAD_AFTER after. The servers and the load"
