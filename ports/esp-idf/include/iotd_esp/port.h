@@ -1,0 +1,84 @@
+/* The device core's port contract (iotd/port.h) on ESP-IDF 5.x.
+ *
+ * HTTPS with mutual TLS through esp_http_client, the key-value store in
+ * NVS, the clock from newlib's time() (set by SNTP), uptime from esp_timer,
+ * sleep with vTaskDelay, randomness from the hardware RNG and the log
+ * through ESP_LOGx. Written against ESP-IDF v5.2 (the API reference of that
+ * release and the headers of the 5.x branch); every call used also exists
+ * in v5.1, except the BME280's I2C driver (iotd_esp/sensors.h).
+ *
+ * The application initialises NVS (nvs_flash_init) and the network before
+ * calling iotd_esp_init, and keeps the iotd_esp object, the port it fills
+ * and the PEM strings alive for as long as the device runs: esp_http_client
+ * keeps pointers to the PEM buffers, it does not copy them.
+ */
+#ifndef IOTD_ESP_PORT_H
+#define IOTD_ESP_PORT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "esp_http_client.h"
+#include "nvs.h"
+
+#include "iotd/port.h"
+#include "iotd/status.h"
+
+#define IOTD_ESP_URL_MAX         256 /* gateway URL plus the request path */
+#define IOTD_ESP_RETRY_AFTER_MAX 40  /* longest Retry-After value kept ("Sun, 06 Nov ...") */
+
+typedef struct iotd_esp_config {
+    const char *gateway_url;  /* "https://host[:port]", no path; plain http is refused */
+    const char *ca_pem;       /* the project CA: the gateway's certificate must chain to it */
+    const char *cert_pem;     /* this device's certificate (CN = device ID) */
+    const char *key_pem;      /* its private key */
+    int timeout_ms;           /* bound on each network operation (connect, TLS, write, read) */
+    uint32_t reuse_idle_ms;   /* a connection idle longer than this is closed, not reused */
+    const char *kv_namespace; /* NVS namespace (default partition) for the core's records */
+    uint64_t uptime_base_ms;  /* added to esp_timer's time since boot (uptime across deep sleep) */
+} iotd_esp_config;
+
+/* The port's state. Fields are private. */
+typedef struct iotd_esp {
+    esp_http_client_handle_t http;
+    const char *base_url;
+    char url[IOTD_ESP_URL_MAX];
+    uint32_t reuse_idle_ms;
+    bool open;             /* a connection may be open and reusable */
+    uint64_t last_used_ms; /* uptime of the end of the last exchange */
+    nvs_handle_t kv;
+    bool kv_open;
+    uint64_t uptime_base_ms;
+    /* What the event handler saw of the response being read. */
+    bool has_retry_after;
+    bool retry_after_cut; /* the value was longer than the buffer: not used */
+    char retry_after[IOTD_ESP_RETRY_AFTER_MAX];
+    bool server_closes; /* "Connection: close" */
+} iotd_esp;
+
+/* Opens the NVS namespace, creates the HTTP client (no connection yet) and
+ * fills *port with the functions below and ctx = esp. IOTD_EINVAL for a bad
+ * configuration (not https, a PEM missing, a URL too long), IOTD_EIO when
+ * NVS or the HTTP client cannot be set up. */
+iotd_status iotd_esp_init(iotd_esp *esp, const iotd_esp_config *cfg, iotd_port *port);
+
+/* Closes the gateway connection, if any (before deep sleep or Wi-Fi stop). */
+void iotd_esp_disconnect(iotd_esp *esp);
+
+/* Releases the HTTP client and the NVS handle. */
+void iotd_esp_deinit(iotd_esp *esp);
+
+/* The port contract, each taking the iotd_esp as ctx. */
+iotd_status iotd_esp_https_post(void *ctx, const char *path, const char *content_type,
+                                const char *body, size_t body_len, char *resp, size_t resp_cap,
+                                iotd_http_result *result);
+bool iotd_esp_wall_time(void *ctx, int64_t *unix_s);
+uint64_t iotd_esp_uptime_ms(void *ctx);
+void iotd_esp_sleep_ms(void *ctx, uint32_t ms);
+iotd_status iotd_esp_kv_get(void *ctx, const char *key, void *buf, size_t cap, size_t *len);
+iotd_status iotd_esp_kv_set(void *ctx, const char *key, const void *data, size_t len);
+uint32_t iotd_esp_random_u32(void *ctx);
+void iotd_esp_log(void *ctx, iotd_log_level level, const char *event, const char *msg);
+
+#endif

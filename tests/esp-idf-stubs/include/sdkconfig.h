@@ -1,0 +1,38 @@
+/* Stand-in for the sdkconfig.h idf.py generates from Kconfig: the values
+ * the sources read, at their Kconfig defaults. Booleans that are off are
+ * absent, as in the generated file; the check turns them on with -D. Every
+ * CONFIG_IOTD_ name here must exist in firmware/esp32/main/Kconfig.projbuild
+ * (the check verifies it). */
+#pragma once
+
+#define CONFIG_LWIP_SNTP_MAX_SERVERS 1
+
+#ifndef CONFIG_SOC_TEMP_SENSOR_SUPPORTED
+#define CONFIG_SOC_TEMP_SENSOR_SUPPORTED 1
+#endif
+
+#define CONFIG_IOTD_WIFI_SSID          ""
+#define CONFIG_IOTD_WIFI_PASSWORD      ""
+#define CONFIG_IOTD_GATEWAY_URL        "https://gateway.example.org:8443"
+#define CONFIG_IOTD_SNTP_SERVER        "pool.ntp.org"
+#define CONFIG_IOTD_DEVICE_ID          ""
+#define CONFIG_IOTD_SAMPLE_INTERVAL_S  60
+#define CONFIG_IOTD_QUEUE_CAPACITY     128
+#define CONFIG_IOTD_HTTP_TIMEOUT_MS    10000
+#define CONFIG_IOTD_HTTP_REUSE_IDLE_MS 5000
+#define CONFIG_IOTD_WIFI_WAIT_S        15
+
+#if CONFIG_IOTD_DEEP_SLEEP
+#define CONFIG_IOTD_DEEP_SLEEP_MIN_S 30
+#endif
+
+#if CONFIG_IOTD_BME280
+#define CONFIG_IOTD_BME280_I2C_PORT 0
+#define CONFIG_IOTD_BME280_SDA_GPIO 4
+#define CONFIG_IOTD_BME280_SCL_GPIO 5
+#define CONFIG_IOTD_BME280_ADDRESS  0x76
+#endif
+
+#if !CONFIG_IOTD_IDENTITY_EMBEDDED
+#define CONFIG_IOTD_IDENTITY_NVS 1
+#endif
