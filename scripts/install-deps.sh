@@ -12,7 +12,7 @@ set -euo pipefail
 BUILD_PKGS=(
   build-essential cmake ninja-build pkg-config git
   libssl-dev libsqlite3-dev libcjson-dev libevent-dev
-  libmosquitto-dev libmbedtls-dev libcmocka-dev
+  libmosquitto-dev libmbedtls-dev libhttp-parser-dev libcmocka-dev
 )
 # Real programs the test suite starts or checks against.
 TEST_PKGS=(
@@ -25,7 +25,7 @@ TEST_PKGS=(
 # Only for bench/: the systems the gateway is compared with.
 BENCH_PKGS=(
   nginx python3-flask python3-paho-mqtt gunicorn hyperfine
-  libh2o-evloop-dev libhttp-parser-dev
+  libh2o-evloop-dev
 )
 
 want=("${BUILD_PKGS[@]}" "${TEST_PKGS[@]}")

@@ -1,0 +1,71 @@
+/* The gateway's HTTP/1.1 response, read with nodejs http-parser.
+ *
+ * Bytes from the connection are fed in as they arrive; the reader keeps
+ * what the device core needs (status, Retry-After, the first body_cap bytes
+ * of the body) and whether the connection may be reused. Interim 1xx
+ * responses are skipped. Headers are capped at IOTD_POSIX_HTTP_HEADER_MAX
+ * bytes; the body is counted in full but stored only up to body_cap.
+ */
+#ifndef IOTD_POSIX_HTTP_RESPONSE_H
+#define IOTD_POSIX_HTTP_RESPONSE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <http_parser.h>
+
+#define IOTD_POSIX_HTTP_HEADER_MAX 8192
+
+typedef enum iotd_posix_http_rc {
+    IOTD_POSIX_HTTP_MORE = 0, /* the response is not complete yet: feed more */
+    IOTD_POSIX_HTTP_DONE,     /* a complete final response was read */
+    IOTD_POSIX_HTTP_ERROR,    /* not a valid HTTP/1.x response, or over a cap */
+} iotd_posix_http_rc;
+
+typedef struct iotd_posix_http_response {
+    http_parser parser;
+    int64_t now_s; /* Unix time a Retry-After HTTP-date is measured from */
+    char *body;    /* caller's buffer */
+    size_t body_cap;
+
+    /* results */
+    int status;
+    bool has_retry_after;
+    uint32_t retry_after_s;
+    size_t body_len;   /* bytes stored in body, at most body_cap */
+    size_t body_total; /* bytes of body received */
+    bool keep_alive;   /* the connection may carry the next request */
+    bool complete;
+    const char *error; /* why the response was refused (static string) */
+
+    /* header state */
+    size_t header_bytes;
+    bool in_retry_after; /* the value being read belongs to Retry-After */
+    bool field_done;     /* a value started since the last field piece */
+    size_t field_len;
+    char field[16]; /* enough for "retry-after"; longer names never match */
+    size_t value_len;
+    char value[64]; /* enough for any date format and delta-seconds */
+    bool value_overflow;
+} iotd_posix_http_response;
+
+/* Prepares r to read one response into body (body_cap bytes, may be 0). */
+void iotd_posix_http_response_init(iotd_posix_http_response *r, char *body, size_t body_cap,
+                                   int64_t now_s);
+
+/* Feeds the next len bytes received. After DONE, bytes past the end of the
+ * response are ignored (and make the connection unusable: keep_alive false). */
+iotd_posix_http_rc iotd_posix_http_response_feed(iotd_posix_http_response *r, const char *data,
+                                                 size_t len);
+
+/* The connection was closed by the peer: DONE when that ends a response
+ * whose body runs to the end of the connection, ERROR otherwise. */
+iotd_posix_http_rc iotd_posix_http_response_eof(iotd_posix_http_response *r);
+
+/* A Retry-After value (RFC 9110 10.2.3): delta-seconds, or an HTTP-date in
+ * any of the three formats, converted to seconds from now_s (0 if in the
+ * past). False when it is neither. */
+bool iotd_posix_retry_after_parse(const char *value, size_t len, int64_t now_s, uint32_t *seconds);
+
+#endif

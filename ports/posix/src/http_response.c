@@ -1,0 +1,262 @@
+#define _GNU_SOURCE /* strptime, timegm */
+#include "iotd_posix/http_response.h"
+
+#include <string.h>
+#include <time.h>
+
+static const char RETRY_AFTER[] = "retry-after";
+
+static iotd_posix_http_response *of(http_parser *p)
+{
+    return p->data;
+}
+
+static char lower(char c)
+{
+    return c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
+}
+
+/* Header bytes are capped so a hostile or broken peer cannot make the
+ * device read forever before the body. */
+static int count_header(iotd_posix_http_response *r, size_t len)
+{
+    r->header_bytes += len;
+    if (r->header_bytes <= IOTD_POSIX_HTTP_HEADER_MAX)
+        return 0;
+    r->error = "response headers too large";
+    return 1;
+}
+
+/* The value of the previous header is complete: keep it if it mattered. */
+static void end_value(iotd_posix_http_response *r)
+{
+    if (!r->field_done || !r->in_retry_after)
+        return;
+    uint32_t s = 0;
+    r->has_retry_after =
+        !r->value_overflow && iotd_posix_retry_after_parse(r->value, r->value_len, r->now_s, &s);
+    r->retry_after_s = r->has_retry_after ? s : 0;
+}
+
+static int on_header_field(http_parser *p, const char *at, size_t len)
+{
+    iotd_posix_http_response *r = of(p);
+    if (count_header(r, len + 4) != 0) /* ": " and CRLF */
+        return 1;
+    if (r->field_done) {
+        end_value(r);
+        r->field_done = false;
+        r->field_len = 0;
+    }
+    for (size_t i = 0; i < len; i++) {
+        if (r->field_len < sizeof(r->field))
+            r->field[r->field_len] = lower(at[i]);
+        r->field_len++;
+    }
+    return 0;
+}
+
+static int on_header_value(http_parser *p, const char *at, size_t len)
+{
+    iotd_posix_http_response *r = of(p);
+    if (count_header(r, len) != 0)
+        return 1;
+    if (!r->field_done) {
+        r->field_done = true;
+        r->in_retry_after = r->field_len == sizeof(RETRY_AFTER) - 1 &&
+                            memcmp(r->field, RETRY_AFTER, sizeof(RETRY_AFTER) - 1) == 0;
+        r->value_len = 0;
+        r->value_overflow = false;
+    }
+    if (!r->in_retry_after)
+        return 0;
+    if (len > sizeof(r->value) - r->value_len) {
+        r->value_overflow = true;
+        return 0;
+    }
+    memcpy(r->value + r->value_len, at, len);
+    r->value_len += len;
+    return 0;
+}
+
+static int on_headers_complete(http_parser *p)
+{
+    iotd_posix_http_response *r = of(p);
+    end_value(r);
+    r->field_done = false;
+    r->field_len = 0;
+    r->status = (int)p->status_code;
+    return 0;
+}
+
+static int on_body(http_parser *p, const char *at, size_t len)
+{
+    iotd_posix_http_response *r = of(p);
+    size_t room = r->body_cap - r->body_len;
+    size_t n = len < room ? len : room;
+    if (n > 0)
+        memcpy(r->body + r->body_len, at, n);
+    r->body_len += n;
+    r->body_total += len;
+    return 0;
+}
+
+static int on_message_complete(http_parser *p)
+{
+    iotd_posix_http_response *r = of(p);
+    if (r->status >= 100 && r->status < 200) {
+        /* An interim response: the final one follows on the same stream. */
+        r->status = 0;
+        r->has_retry_after = false;
+        r->retry_after_s = 0;
+        r->body_len = 0;
+        r->body_total = 0;
+        r->header_bytes = 0;
+        return 0;
+    }
+    r->complete = true;
+    r->keep_alive = http_should_keep_alive(p) != 0;
+    http_parser_pause(p, 1);
+    return 0;
+}
+
+static const http_parser_settings SETTINGS = {
+    .on_header_field = on_header_field,
+    .on_header_value = on_header_value,
+    .on_headers_complete = on_headers_complete,
+    .on_body = on_body,
+    .on_message_complete = on_message_complete,
+};
+
+void iotd_posix_http_response_init(iotd_posix_http_response *r, char *body, size_t body_cap,
+                                   int64_t now_s)
+{
+    memset(r, 0, sizeof(*r));
+    http_parser_init(&r->parser, HTTP_RESPONSE);
+    r->parser.data = r;
+    r->body = body;
+    r->body_cap = body == NULL ? 0 : body_cap;
+    r->now_s = now_s;
+}
+
+static iotd_posix_http_rc after_execute(iotd_posix_http_response *r, size_t parsed, size_t len)
+{
+    enum http_errno e = HTTP_PARSER_ERRNO(&r->parser);
+    if (r->error != NULL)
+        return IOTD_POSIX_HTTP_ERROR;
+    if (r->complete) {
+        /* Bytes after the response were not asked for: the stream can no
+         * longer be trusted to start at the next response. */
+        if (parsed < len)
+            r->keep_alive = false;
+        return IOTD_POSIX_HTTP_DONE;
+    }
+    if (e != HPE_OK) {
+        r->error = http_errno_description(e);
+        return IOTD_POSIX_HTTP_ERROR;
+    }
+    if (r->parser.upgrade) {
+        r->error = "the server switched protocols";
+        return IOTD_POSIX_HTTP_ERROR;
+    }
+    return IOTD_POSIX_HTTP_MORE;
+}
+
+iotd_posix_http_rc iotd_posix_http_response_feed(iotd_posix_http_response *r, const char *data,
+                                                 size_t len)
+{
+    if (r->complete) {
+        if (len > 0)
+            r->keep_alive = false;
+        return IOTD_POSIX_HTTP_DONE;
+    }
+    if (r->error != NULL)
+        return IOTD_POSIX_HTTP_ERROR;
+    if (len == 0)
+        return IOTD_POSIX_HTTP_MORE;
+    size_t parsed = http_parser_execute(&r->parser, &SETTINGS, data, len);
+    return after_execute(r, parsed, len);
+}
+
+iotd_posix_http_rc iotd_posix_http_response_eof(iotd_posix_http_response *r)
+{
+    if (r->complete) {
+        r->keep_alive = false;
+        return IOTD_POSIX_HTTP_DONE;
+    }
+    if (r->error != NULL)
+        return IOTD_POSIX_HTTP_ERROR;
+    (void)http_parser_execute(&r->parser, &SETTINGS, NULL, 0);
+    iotd_posix_http_rc rc = after_execute(r, 0, 0);
+    if (rc == IOTD_POSIX_HTTP_DONE) {
+        r->keep_alive = false;
+        return rc;
+    }
+    if (r->error == NULL)
+        r->error = "the connection closed before the response was complete";
+    return IOTD_POSIX_HTTP_ERROR;
+}
+
+static bool is_ows(char c)
+{
+    return c == ' ' || c == '\t';
+}
+
+static bool parse_delta(const char *v, size_t len, uint32_t *seconds)
+{
+    uint64_t n = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (v[i] < '0' || v[i] > '9')
+            return false;
+        n = n * 10u + (uint64_t)(v[i] - '0');
+        if (n > UINT32_MAX)
+            n = UINT32_MAX + 1ull; /* saturate; stays above the cap */
+    }
+    *seconds = n > UINT32_MAX ? UINT32_MAX : (uint32_t)n;
+    return true;
+}
+
+/* IMF-fixdate, then the two obsolete forms a recipient must accept. The
+ * format strings assume the C locale, which this library never changes. */
+static bool parse_date(const char *v, size_t len, int64_t now_s, uint32_t *seconds)
+{
+    static const char *const FORMATS[] = {
+        "%a, %d %b %Y %H:%M:%S GMT", /* Sun, 06 Nov 1994 08:49:37 GMT */
+        "%A, %d-%b-%y %H:%M:%S GMT", /* Sunday, 06-Nov-94 08:49:37 GMT */
+        "%a %b %e %H:%M:%S %Y",      /* Sun Nov  6 08:49:37 1994 */
+    };
+    char buf[64];
+    if (len >= sizeof(buf))
+        return false;
+    memcpy(buf, v, len);
+    buf[len] = '\0';
+    for (size_t i = 0; i < sizeof(FORMATS) / sizeof(FORMATS[0]); i++) {
+        struct tm tm;
+        memset(&tm, 0, sizeof(tm));
+        const char *end = strptime(buf, FORMATS[i], &tm);
+        if (end == NULL || *end != '\0')
+            continue;
+        int64_t at = (int64_t)timegm(&tm);
+        int64_t delta = at - now_s;
+        if (delta < 0)
+            delta = 0;
+        *seconds = delta > (int64_t)UINT32_MAX ? UINT32_MAX : (uint32_t)delta;
+        return true;
+    }
+    return false;
+}
+
+bool iotd_posix_retry_after_parse(const char *value, size_t len, int64_t now_s, uint32_t *seconds)
+{
+    while (len > 0 && is_ows(value[0])) {
+        value++;
+        len--;
+    }
+    while (len > 0 && is_ows(value[len - 1]))
+        len--;
+    if (len == 0)
+        return false;
+    if (value[0] >= '0' && value[0] <= '9')
+        return parse_delta(value, len, seconds);
+    return parse_date(value, len, now_s, seconds);
+}

@@ -1,0 +1,757 @@
+#include "iotd_posix/https.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <http_parser.h>
+#include <mbedtls/error.h>
+#include <mbedtls/net_sockets.h>
+#include <mbedtls/oid.h>
+#include <mbedtls/platform_util.h>
+#include <mbedtls/version.h>
+
+#include "iot/fsutil.h"
+#include "iotd_posix/http_response.h"
+
+#define PEM_MAX            (64 * 1024)
+#define HEAD_MAX           512
+#define CLOSE_NOTIFY_MS    200
+#define DEFAULT_CONNECT_MS 5000
+#define DEFAULT_REQUEST_MS 10000
+
+/* Forward secrecy and AEAD only, as the gateway requires; ECDSA first
+ * because the project's PKI issues P-256 keys. */
+static const int SUITES[] = {
+    MBEDTLS_TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+    MBEDTLS_TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+    MBEDTLS_TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+    MBEDTLS_TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+    MBEDTLS_TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+    MBEDTLS_TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+    0,
+};
+
+typedef enum exchange_rc {
+    EX_OK,
+    EX_STALE, /* failed before any byte of a response: the gateway had closed */
+    EX_FAIL,
+} exchange_rc;
+
+const char *iotd_posix_net_error_name(iotd_posix_net_error e)
+{
+    switch (e) {
+    case IOTD_POSIX_NET_NONE:
+        return "none";
+    case IOTD_POSIX_NET_RESOLVE:
+        return "resolve";
+    case IOTD_POSIX_NET_CONNECT:
+        return "connect";
+    case IOTD_POSIX_NET_TIMEOUT:
+        return "timeout";
+    case IOTD_POSIX_NET_SERVER_CERT:
+        return "server certificate";
+    case IOTD_POSIX_NET_REFUSED:
+        return "certificate refused";
+    case IOTD_POSIX_NET_TLS:
+        return "tls";
+    case IOTD_POSIX_NET_IO:
+        return "io";
+    case IOTD_POSIX_NET_HTTP:
+        return "http";
+    }
+    return "?";
+}
+
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void net_fail(iotd_posix_https *c, iotd_posix_net_error kind, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void net_fail(iotd_posix_https *c, iotd_posix_net_error kind, const char *fmt, ...)
+{
+    va_list ap;
+    c->last_error = kind;
+    va_start(ap, fmt);
+    vsnprintf(c->last_msg, sizeof(c->last_msg), fmt, ap);
+    va_end(ap);
+}
+
+static void tls_strerror(int ret, char *buf, size_t cap)
+{
+    mbedtls_strerror(ret, buf, cap);
+}
+
+/* --- URL ------------------------------------------------------------------ */
+
+static bool field_is(const char *url, const struct http_parser_url *u, int f, const char *want)
+{
+    size_t n = strlen(want);
+    return (u->field_set & (1u << f)) && u->field_data[f].len == n &&
+           strncasecmp(url + u->field_data[f].off, want, n) == 0;
+}
+
+iot_status iotd_posix_url_parse(const char *url, char *host, size_t host_cap, char *port,
+                                size_t port_cap, iot_err *err)
+{
+    struct http_parser_url u;
+    http_parser_url_init(&u);
+    if (http_parser_parse_url(url, strlen(url), 0, &u) != 0)
+        return iot_err_set(err, IOT_EINVAL, "'%s' is not a URL; expected https://HOST[:PORT]", url);
+    if (!field_is(url, &u, UF_SCHEMA, "https"))
+        return iot_err_set(err, IOT_EINVAL, "'%s': only https:// URLs are allowed", url);
+    if ((u.field_set & ((1u << UF_QUERY) | (1u << UF_FRAGMENT) | (1u << UF_USERINFO))) ||
+        ((u.field_set & (1u << UF_PATH)) && !field_is(url, &u, UF_PATH, "/")))
+        return iot_err_set(err, IOT_EINVAL, "'%s': give only https://HOST[:PORT]", url);
+    size_t hlen = u.field_data[UF_HOST].len;
+    if (!(u.field_set & (1u << UF_HOST)) || hlen == 0 || hlen >= host_cap)
+        return iot_err_set(err, IOT_EINVAL, "'%s': missing or overlong host", url);
+    memcpy(host, url + u.field_data[UF_HOST].off, hlen);
+    host[hlen] = '\0';
+    unsigned p = (u.field_set & (1u << UF_PORT)) ? u.port : 443u;
+    if (p == 0)
+        return iot_err_set(err, IOT_EINVAL, "'%s': port 0", url);
+    int n = snprintf(port, port_cap, "%u", p);
+    if (n < 0 || (size_t)n >= port_cap)
+        return iot_err_set(err, IOT_EINVAL, "'%s': bad port", url);
+    return IOT_OK;
+}
+
+/* --- credentials ------------------------------------------------------------ */
+
+static iot_status load_crt(mbedtls_x509_crt *crt, const char *path, const char *what, iot_err *err)
+{
+    char *pem = NULL;
+    size_t len = 0;
+    iot_status st = iot_file_read(path, PEM_MAX, &pem, &len, err);
+    if (st != IOT_OK)
+        return iot_err_wrap(err, "%s", what);
+    /* PEM input is parsed with its terminating NUL. */
+    int ret = mbedtls_x509_crt_parse(crt, (const unsigned char *)pem, len + 1);
+    if (ret != 0) {
+        char why[128];
+        tls_strerror(ret < 0 ? ret : MBEDTLS_ERR_X509_INVALID_FORMAT, why, sizeof(why));
+        st = iot_err_set(err, IOT_ECRYPTO, "%s %s is not a valid PEM certificate: %s", what, path,
+                         why);
+    }
+    free(pem);
+    return st;
+}
+
+static iot_status check_cn(const mbedtls_x509_crt *crt, const char *path, const char *want,
+                           iot_err *err)
+{
+    for (const mbedtls_x509_name *n = &crt->subject; n != NULL; n = n->next) {
+        if (MBEDTLS_OID_CMP(MBEDTLS_OID_AT_CN, &n->oid) != 0)
+            continue;
+        if (n->val.len == strlen(want) && memcmp(n->val.p, want, n->val.len) == 0)
+            return IOT_OK;
+        return iot_err_set(err, IOT_EINVAL, "certificate %s is for '%.*s', not device '%s'", path,
+                           (int)(n->val.len > 64 ? 64 : n->val.len), (const char *)n->val.p, want);
+    }
+    return iot_err_set(err, IOT_EINVAL, "certificate %s has no common name", path);
+}
+
+static iot_status load_key(iotd_posix_https *c, const char *path, iot_err *err)
+{
+    char *pem = NULL;
+    size_t len = 0;
+    iot_status st = iot_file_read(path, PEM_MAX, &pem, &len, err);
+    if (st != IOT_OK)
+        return st;
+#if MBEDTLS_VERSION_MAJOR >= 3
+    /* mbedTLS 3 takes an RNG for blinding. */
+    int ret = mbedtls_pk_parse_key(&c->key, (const unsigned char *)pem, len + 1, NULL, 0,
+                                   mbedtls_ctr_drbg_random, &c->drbg);
+#else
+    int ret = mbedtls_pk_parse_key(&c->key, (const unsigned char *)pem, len + 1, NULL, 0);
+#endif
+    if (ret != 0) {
+        char why[128];
+        tls_strerror(ret, why, sizeof(why));
+        st = iot_err_set(err, IOT_ECRYPTO, "device key %s is not a valid PEM private key: %s", path,
+                         why);
+    }
+    mbedtls_platform_zeroize(pem, len);
+    free(pem);
+    return st;
+}
+
+static iot_status check_pair(iotd_posix_https *c, const char *cert, const char *key, iot_err *err)
+{
+#if MBEDTLS_VERSION_MAJOR >= 3
+    int ret = mbedtls_pk_check_pair(&c->cert.pk, &c->key, mbedtls_ctr_drbg_random, &c->drbg);
+#else
+    int ret = mbedtls_pk_check_pair(&c->cert.pk, &c->key);
+#endif
+    if (ret != 0)
+        return iot_err_set(err, IOT_ECRYPTO, "device key %s does not belong to certificate %s", key,
+                           cert);
+    return IOT_OK;
+}
+
+static iot_status setup_conf(iotd_posix_https *c, iot_err *err)
+{
+    int ret = mbedtls_ssl_config_defaults(&c->conf, MBEDTLS_SSL_IS_CLIENT,
+                                          MBEDTLS_SSL_TRANSPORT_STREAM, MBEDTLS_SSL_PRESET_DEFAULT);
+    if (ret != 0)
+        return iot_err_set(err, IOT_ECRYPTO, "cannot set up TLS (mbedTLS error -0x%04x)",
+                           (unsigned)-ret);
+    mbedtls_ssl_conf_authmode(&c->conf, MBEDTLS_SSL_VERIFY_REQUIRED);
+    mbedtls_ssl_conf_ca_chain(&c->conf, &c->ca, NULL);
+    mbedtls_ssl_conf_rng(&c->conf, mbedtls_ctr_drbg_random, &c->drbg);
+    mbedtls_ssl_conf_ciphersuites(&c->conf, SUITES);
+#if MBEDTLS_VERSION_MAJOR >= 3
+    mbedtls_ssl_conf_min_tls_version(&c->conf, MBEDTLS_SSL_VERSION_TLS1_2);
+#else
+    /* 2.28 names TLS 1.2 by its record version, 3.3. */
+    mbedtls_ssl_conf_min_version(&c->conf, MBEDTLS_SSL_MAJOR_VERSION_3,
+                                 MBEDTLS_SSL_MINOR_VERSION_3);
+#endif
+    ret = mbedtls_ssl_conf_own_cert(&c->conf, &c->cert, &c->key);
+    if (ret != 0)
+        return iot_err_set(err, IOT_ECRYPTO, "cannot use the device certificate (-0x%04x)",
+                           (unsigned)-ret);
+    return IOT_OK;
+}
+
+iot_status iotd_posix_https_init(iotd_posix_https *c, const iotd_posix_https_config *cfg,
+                                 iot_err *err)
+{
+    static const unsigned char PERS[] = "iotd-posix-https";
+    memset(c, 0, sizeof(*c));
+    c->fd = -1;
+    c->last_alert = -1;
+    mbedtls_entropy_init(&c->entropy);
+    mbedtls_ctr_drbg_init(&c->drbg);
+    mbedtls_x509_crt_init(&c->ca);
+    mbedtls_x509_crt_init(&c->cert);
+    mbedtls_pk_init(&c->key);
+    mbedtls_ssl_config_init(&c->conf);
+    mbedtls_ssl_init(&c->ssl);
+
+    c->connect_timeout_ms = cfg->connect_timeout_ms ? cfg->connect_timeout_ms : DEFAULT_CONNECT_MS;
+    c->request_timeout_ms = cfg->request_timeout_ms ? cfg->request_timeout_ms : DEFAULT_REQUEST_MS;
+    iot_status st =
+        iotd_posix_url_parse(cfg->url, c->host, sizeof(c->host), c->port, sizeof(c->port), err);
+    if (st != IOT_OK)
+        goto out;
+    snprintf(c->authority, sizeof(c->authority), strchr(c->host, ':') ? "[%s]:%s" : "%s:%s",
+             c->host, c->port);
+
+    int ret =
+        mbedtls_ctr_drbg_seed(&c->drbg, mbedtls_entropy_func, &c->entropy, PERS, sizeof(PERS) - 1);
+    if (ret != 0) {
+        st = iot_err_set(err, IOT_ECRYPTO, "cannot seed the random generator (-0x%04x)",
+                         (unsigned)-ret);
+        goto out;
+    }
+    /* The device's own files first: they are what an operator got wrong. */
+    st = iot_key_mode_check(cfg->key_file, err);
+    if (st == IOT_OK)
+        st = load_crt(&c->cert, cfg->cert_file, "device certificate", err);
+    if (st == IOT_OK && cfg->device_id != NULL)
+        st = check_cn(&c->cert, cfg->cert_file, cfg->device_id, err);
+    if (st == IOT_OK)
+        st = load_crt(&c->ca, cfg->ca_file, "CA certificate", err);
+    if (st == IOT_OK)
+        st = load_key(c, cfg->key_file, err);
+    if (st == IOT_OK)
+        st = check_pair(c, cfg->cert_file, cfg->key_file, err);
+    if (st == IOT_OK)
+        st = setup_conf(c, err);
+out:
+    if (st != IOT_OK)
+        iotd_posix_https_free(c);
+    return st;
+}
+
+/* --- the connection ------------------------------------------------------------ */
+
+/* Waits until fd is ready for `events` or the exchange's deadline passes:
+ * 1 ready, 0 timed out, -1 error. */
+static int wait_fd(iotd_posix_https *c, short events)
+{
+    for (;;) {
+        uint64_t now = mono_ms();
+        if (now >= c->deadline_ms) {
+            c->timed_out = true;
+            return 0;
+        }
+        uint64_t left = c->deadline_ms - now;
+        struct pollfd p = {.fd = c->fd, .events = events};
+        int r = poll(&p, 1, left > 60000 ? 60000 : (int)left);
+        if (r > 0)
+            return 1;
+        if (r < 0 && errno != EINTR)
+            return -1;
+    }
+}
+
+static int bio_send(void *ctx, const unsigned char *buf, size_t len)
+{
+    iotd_posix_https *c = ctx;
+    for (;;) {
+        ssize_t n = send(c->fd, buf, len, MSG_NOSIGNAL);
+        if (n >= 0)
+            return (int)n;
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN) { /* EWOULDBLOCK on Linux */
+            int w = wait_fd(c, POLLOUT);
+            if (w == 0)
+                return MBEDTLS_ERR_SSL_TIMEOUT;
+            if (w < 0)
+                return MBEDTLS_ERR_NET_SEND_FAILED;
+            continue;
+        }
+        if ((errno == EPIPE || errno == ECONNRESET) && c->handshaking) {
+            /* A server that refuses our certificate sends an alert and
+             * closes while we are still sending the rest of our flight.
+             * Carry on as if sent: the next read returns the alert, which
+             * says why, or the reset. */
+            c->reset_in_handshake = true;
+            return (int)len;
+        }
+        return errno == EPIPE || errno == ECONNRESET ? MBEDTLS_ERR_NET_CONN_RESET
+                                                     : MBEDTLS_ERR_NET_SEND_FAILED;
+    }
+}
+
+static int bio_recv(void *ctx, unsigned char *buf, size_t len)
+{
+    iotd_posix_https *c = ctx;
+    for (;;) {
+        ssize_t n = recv(c->fd, buf, len, 0);
+        if (n >= 0)
+            return (int)n;
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN) { /* EWOULDBLOCK on Linux */
+            int w = wait_fd(c, POLLIN);
+            if (w == 0)
+                return MBEDTLS_ERR_SSL_TIMEOUT;
+            if (w < 0)
+                return MBEDTLS_ERR_NET_RECV_FAILED;
+            continue;
+        }
+        return errno == ECONNRESET ? MBEDTLS_ERR_NET_CONN_RESET : MBEDTLS_ERR_NET_RECV_FAILED;
+    }
+}
+
+/* Closes without a goodbye: for a connection that is broken or unusable. */
+static void drop(iotd_posix_https *c)
+{
+    if (!c->open)
+        return;
+    mbedtls_ssl_free(&c->ssl);
+    mbedtls_ssl_init(&c->ssl);
+    close(c->fd);
+    c->fd = -1;
+    c->open = false;
+}
+
+void iotd_posix_https_close(iotd_posix_https *c)
+{
+    if (!c->open)
+        return;
+    c->deadline_ms = mono_ms() + CLOSE_NOTIFY_MS;
+    (void)mbedtls_ssl_close_notify(&c->ssl);
+    drop(c);
+}
+
+void iotd_posix_https_free(iotd_posix_https *c)
+{
+    iotd_posix_https_close(c);
+    mbedtls_ssl_free(&c->ssl);
+    mbedtls_ssl_config_free(&c->conf);
+    mbedtls_pk_free(&c->key);
+    mbedtls_x509_crt_free(&c->cert);
+    mbedtls_x509_crt_free(&c->ca);
+    mbedtls_ctr_drbg_free(&c->drbg);
+    mbedtls_entropy_free(&c->entropy);
+}
+
+/* A non-blocking connect to one address, bounded by deadline. Returns the
+ * socket or -1 with errno set. */
+static int connect_one(const struct addrinfo *ai, uint64_t deadline)
+{
+    int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
+    if (fd < 0)
+        return -1;
+    if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
+        return fd;
+    int e = errno;
+    while (e == EINPROGRESS || e == EINTR) {
+        uint64_t now = mono_ms();
+        if (now >= deadline) {
+            e = ETIMEDOUT;
+            break;
+        }
+        struct pollfd p = {.fd = fd, .events = POLLOUT};
+        int r = poll(&p, 1, (int)(deadline - now));
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0) {
+            e = r == 0 ? ETIMEDOUT : errno;
+            break;
+        }
+        socklen_t len = sizeof(e);
+        if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &len) != 0)
+            e = errno;
+        if (e == 0)
+            return fd;
+    }
+    close(fd);
+    errno = e;
+    return -1;
+}
+
+static bool tcp_connect(iotd_posix_https *c)
+{
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+    struct addrinfo *res = NULL;
+    int rc = getaddrinfo(c->host, c->port, &hints, &res);
+    if (rc != 0) {
+        net_fail(c, IOTD_POSIX_NET_RESOLVE, "cannot resolve %s: %s", c->host, gai_strerror(rc));
+        return false;
+    }
+    uint64_t deadline = mono_ms() + c->connect_timeout_ms;
+    int e = ECONNREFUSED;
+    for (const struct addrinfo *ai = res; ai != NULL && c->fd < 0; ai = ai->ai_next) {
+        c->fd = connect_one(ai, deadline);
+        e = errno;
+    }
+    freeaddrinfo(res);
+    if (c->fd < 0) {
+        /* Devices connect from several threads: strerror's buffer is shared. */
+        char why[96] = "unknown error";
+        if (e == ETIMEDOUT)
+            snprintf(why, sizeof(why), "timed out");
+        else
+            (void)strerror_r(e, why, sizeof(why));
+        net_fail(c, IOTD_POSIX_NET_CONNECT, "cannot connect to %s: %s", c->authority, why);
+        return false;
+    }
+    /* Requests are small and answered at once: do not let Nagle hold them. */
+    int one = 1;
+    setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    return true;
+}
+
+/* The code of the alert the gateway just sent, or -1. */
+static int received_alert(const mbedtls_ssl_context *ssl)
+{
+#if MBEDTLS_VERSION_MAJOR >= 3
+    /* mbedTLS 3 has no accessor for a received alert; the record is private. */
+    const unsigned char *msg = ssl->MBEDTLS_PRIVATE(in_msg);
+    int type = ssl->MBEDTLS_PRIVATE(in_msgtype);
+#else
+    const unsigned char *msg = ssl->in_msg;
+    int type = ssl->in_msgtype;
+#endif
+    return type == MBEDTLS_SSL_MSG_ALERT && msg != NULL ? msg[1] : -1;
+}
+
+const char *iotd_posix_tls_alert_name(int alert)
+{
+    switch (alert) {
+    case 42:
+        return "bad_certificate";
+    case 43:
+        return "unsupported_certificate";
+    case 44:
+        return "certificate_revoked";
+    case 45:
+        return "certificate_expired";
+    case 46:
+        return "certificate_unknown";
+    case 48:
+        return "unknown_ca";
+    case 49:
+        return "access_denied";
+    case 116:
+        return "certificate_required";
+    default:
+        return NULL;
+    }
+}
+
+static void handshake_failed(iotd_posix_https *c, int ret)
+{
+    char why[160];
+    if (c->timed_out) {
+        net_fail(c, IOTD_POSIX_NET_TIMEOUT, "no TLS handshake with %s within %u ms", c->authority,
+                 (unsigned)c->request_timeout_ms);
+        return;
+    }
+    if (ret == MBEDTLS_ERR_X509_CERT_VERIFY_FAILED) {
+        uint32_t flags = mbedtls_ssl_get_verify_result(&c->ssl);
+        char info[256] = "";
+        mbedtls_x509_crt_verify_info(info, sizeof(info), "", flags);
+        for (char *p = info; *p != '\0'; p++)
+            if (*p == '\n')
+                *p = p[1] == '\0' ? '\0' : ';';
+        net_fail(c, IOTD_POSIX_NET_SERVER_CERT,
+                 "the gateway at %s presented a certificate that does not verify: %s", c->authority,
+                 info);
+        return;
+    }
+    if (ret == MBEDTLS_ERR_SSL_FATAL_ALERT_MESSAGE) {
+        c->last_alert = received_alert(&c->ssl);
+        const char *name = iotd_posix_tls_alert_name(c->last_alert);
+        if (name != NULL)
+            net_fail(c, IOTD_POSIX_NET_REFUSED,
+                     "the gateway at %s refused the device certificate (TLS alert %s)",
+                     c->authority, name);
+        else
+            net_fail(c, IOTD_POSIX_NET_TLS, "the gateway at %s ended the TLS handshake (alert %d)",
+                     c->authority, c->last_alert);
+        return;
+    }
+    if (ret == MBEDTLS_ERR_NET_CONN_RESET || ret == MBEDTLS_ERR_SSL_CONN_EOF) {
+        net_fail(c, IOTD_POSIX_NET_TLS,
+                 "the gateway at %s closed the connection during the TLS handshake%s", c->authority,
+                 c->reset_in_handshake ? " without saying why" : "");
+        return;
+    }
+    tls_strerror(ret, why, sizeof(why));
+    net_fail(c, IOTD_POSIX_NET_TLS, "TLS handshake with %s failed: %s", c->authority, why);
+}
+
+static bool tls_connect(iotd_posix_https *c)
+{
+    c->last_alert = -1;
+    c->timed_out = false;
+    if (!tcp_connect(c))
+        return false;
+    c->open = true;
+    int ret = mbedtls_ssl_setup(&c->ssl, &c->conf);
+    if (ret == 0)
+        ret = mbedtls_ssl_set_hostname(&c->ssl, c->host);
+    if (ret != 0) {
+        char why[128];
+        tls_strerror(ret, why, sizeof(why));
+        net_fail(c, IOTD_POSIX_NET_TLS, "cannot set up a TLS session: %s", why);
+        drop(c);
+        return false;
+    }
+    mbedtls_ssl_set_bio(&c->ssl, c, bio_send, bio_recv, NULL);
+    c->deadline_ms = mono_ms() + c->request_timeout_ms;
+    c->handshaking = true;
+    c->reset_in_handshake = false;
+    do {
+        ret = mbedtls_ssl_handshake(&c->ssl);
+    } while (ret == MBEDTLS_ERR_SSL_WANT_READ || ret == MBEDTLS_ERR_SSL_WANT_WRITE);
+    c->handshaking = false;
+    if (ret != 0) {
+        handshake_failed(c, ret);
+        drop(c);
+        return false;
+    }
+    c->stats.connects++;
+    return true;
+}
+
+/* A kept connection the gateway closed (idle timeout, restart) shows as
+ * readable: EOF or a close_notify waiting. Anything readable before a
+ * request is unusable either way. */
+static bool still_open(const iotd_posix_https *c)
+{
+    struct pollfd p = {.fd = c->fd, .events = POLLIN};
+    return poll(&p, 1, 0) == 0;
+}
+
+static int write_all(iotd_posix_https *c, const unsigned char *p, size_t len)
+{
+    while (len > 0) {
+        int n = mbedtls_ssl_write(&c->ssl, p, len);
+        if (n == MBEDTLS_ERR_SSL_WANT_READ || n == MBEDTLS_ERR_SSL_WANT_WRITE)
+            continue;
+        if (n < 0)
+            return n;
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+/* Header values come from the core and the caller: refuse anything that
+ * could end a header line early. */
+static bool header_safe(const char *s, bool spaces)
+{
+    for (; *s != '\0'; s++)
+        if ((unsigned char)*s < (spaces ? 0x20 : 0x21) || (unsigned char)*s > 0x7e)
+            return false;
+    return true;
+}
+
+static exchange_rc send_request(iotd_posix_https *c, const char *path, const char *ctype,
+                                const char *body, size_t body_len)
+{
+    unsigned char buf[4096];
+    int n = snprintf((char *)buf, HEAD_MAX,
+                     "POST %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: iotd-posix\r\n"
+                     "Content-Type: %s\r\nContent-Length: %zu\r\n\r\n",
+                     path, c->authority, ctype, body_len);
+    if (n < 0 || n >= HEAD_MAX) {
+        net_fail(c, IOTD_POSIX_NET_HTTP, "request head too long");
+        return EX_FAIL;
+    }
+    size_t head = (size_t)n;
+    int ret;
+    /* Small requests go out as one TLS record and one segment. */
+    if (head + body_len <= sizeof(buf)) {
+        if (body_len > 0)
+            memcpy(buf + head, body, body_len);
+        ret = write_all(c, buf, head + body_len);
+    } else {
+        ret = write_all(c, buf, head);
+        if (ret == 0)
+            ret = write_all(c, (const unsigned char *)body, body_len);
+    }
+    if (ret == 0)
+        return EX_OK;
+    if (c->timed_out) {
+        net_fail(c, IOTD_POSIX_NET_TIMEOUT, "sending to %s timed out", c->authority);
+        return EX_FAIL;
+    }
+    char why[128];
+    tls_strerror(ret, why, sizeof(why));
+    net_fail(c, IOTD_POSIX_NET_IO, "sending to %s failed: %s", c->authority, why);
+    return EX_STALE;
+}
+
+static exchange_rc read_response(iotd_posix_https *c, char *resp, size_t resp_cap,
+                                 iotd_http_result *result, bool *keep)
+{
+    iotd_posix_http_response r;
+    unsigned char buf[1024];
+    bool got_any = false;
+    iotd_posix_http_rc rc = IOTD_POSIX_HTTP_MORE;
+    iotd_posix_http_response_init(&r, resp, resp_cap, (int64_t)time(NULL));
+    while (rc == IOTD_POSIX_HTTP_MORE) {
+        int n = mbedtls_ssl_read(&c->ssl, buf, sizeof(buf));
+        if (n > 0) {
+            got_any = true;
+            rc = iotd_posix_http_response_feed(&r, (const char *)buf, (size_t)n);
+            continue;
+        }
+        if (n == MBEDTLS_ERR_SSL_WANT_READ || n == MBEDTLS_ERR_SSL_WANT_WRITE)
+            continue;
+#ifdef MBEDTLS_ERR_SSL_RECEIVED_NEW_SESSION_TICKET
+        if (n == MBEDTLS_ERR_SSL_RECEIVED_NEW_SESSION_TICKET)
+            continue;
+#endif
+        if (n == 0 || n == MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY) {
+            rc = iotd_posix_http_response_eof(&r);
+            if (rc == IOTD_POSIX_HTTP_DONE)
+                break;
+            net_fail(c, IOTD_POSIX_NET_IO, "%s closed the connection before answering",
+                     c->authority);
+            return got_any ? EX_FAIL : EX_STALE;
+        }
+        if (c->timed_out) {
+            net_fail(c, IOTD_POSIX_NET_TIMEOUT, "no answer from %s within %u ms", c->authority,
+                     (unsigned)c->request_timeout_ms);
+            return EX_FAIL;
+        }
+        /* With TLS 1.3 (mbedTLS 3) the server judges the client certificate
+         * after the client's handshake is done: its refusal arrives here. */
+        if (n == MBEDTLS_ERR_SSL_FATAL_ALERT_MESSAGE) {
+            c->last_alert = received_alert(&c->ssl);
+            const char *name = iotd_posix_tls_alert_name(c->last_alert);
+            if (name != NULL) {
+                net_fail(c, IOTD_POSIX_NET_REFUSED,
+                         "the gateway at %s refused the device certificate (TLS alert %s)",
+                         c->authority, name);
+                return EX_FAIL;
+            }
+        }
+        char why[128];
+        tls_strerror(n, why, sizeof(why));
+        net_fail(c, IOTD_POSIX_NET_IO, "reading from %s failed: %s", c->authority, why);
+        return got_any ? EX_FAIL : EX_STALE;
+    }
+    if (rc == IOTD_POSIX_HTTP_ERROR) {
+        net_fail(c, IOTD_POSIX_NET_HTTP, "%s sent an invalid HTTP response: %s", c->authority,
+                 r.error);
+        return EX_FAIL;
+    }
+    result->status = r.status;
+    result->has_retry_after = r.has_retry_after;
+    result->retry_after_s = r.retry_after_s;
+    result->body_len = r.body_len;
+    *keep = r.keep_alive;
+    return EX_OK;
+}
+
+static exchange_rc exchange(iotd_posix_https *c, const char *path, const char *ctype,
+                            const char *body, size_t body_len, char *resp, size_t resp_cap,
+                            iotd_http_result *result)
+{
+    bool keep = false;
+    c->timed_out = false;
+    c->deadline_ms = mono_ms() + c->request_timeout_ms;
+    exchange_rc rc = send_request(c, path, ctype, body, body_len);
+    if (rc == EX_OK)
+        rc = read_response(c, resp, resp_cap, result, &keep);
+    if (rc == EX_OK && !keep)
+        iotd_posix_https_close(c);
+    return rc;
+}
+
+iotd_status iotd_posix_https_post(iotd_posix_https *c, const char *path, const char *content_type,
+                                  const char *body, size_t body_len, char *resp, size_t resp_cap,
+                                  iotd_http_result *result)
+{
+    memset(result, 0, sizeof(*result));
+    c->last_error = IOTD_POSIX_NET_NONE;
+    c->last_msg[0] = '\0';
+    c->last_alert = -1;
+    if (path == NULL || path[0] != '/' || !header_safe(path, false) || content_type == NULL ||
+        !header_safe(content_type, true) || (body == NULL && body_len > 0)) {
+        net_fail(c, IOTD_POSIX_NET_HTTP, "invalid request path or content type");
+        c->stats.failures++;
+        return IOTD_ENET;
+    }
+    for (int attempt = 0; attempt < 2; attempt++) {
+        if (c->open && !still_open(c))
+            drop(c);
+        bool reused = c->open;
+        if (!c->open && !tls_connect(c))
+            break;
+        if (reused)
+            c->stats.reuses++;
+        exchange_rc rc = exchange(c, path, content_type, body, body_len, resp, resp_cap, result);
+        if (rc == EX_OK) {
+            c->stats.responses++;
+            return IOTD_OK;
+        }
+        drop(c);
+        memset(result, 0, sizeof(*result));
+        /* Only a kept connection that died before answering gets a second
+         * chance; a fresh one failing is the gateway's answer. */
+        if (rc != EX_STALE || !reused)
+            break;
+    }
+    c->stats.failures++;
+    return IOTD_ENET;
+}

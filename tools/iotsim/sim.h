@@ -1,0 +1,119 @@
+/* The simulator's engine: many devices in one process.
+ *
+ * Each simulated device is the real device core over the POSIX port, with
+ * its own TLS identity, state directory and synthetic sensors. The core's
+ * HTTPS call blocks, so devices cannot share one event loop thread; instead
+ * a small pool of worker threads takes devices from one queue ordered by
+ * when each is next due (a binary heap), steps it, and puts it back. A
+ * device costs its state (a few KiB) plus, while its connection is open,
+ * mbedTLS's two 16 KiB record buffers: about 90 KiB of resident memory per
+ * connected device with 1000 devices (ports/posix/README.md). Threads are
+ * shared, and at most `threads` requests are in flight. A device is stepped
+ * by one worker at a time, which is all the core and the port ask for.
+ */
+#ifndef IOTSIM_SIM_H
+#define IOTSIM_SIM_H
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "iot/identity.h"
+#include "iotd/device.h"
+#include "iotd_posix/port.h"
+#include "iotd_posix/sensors.h"
+
+#define SIM_RESP_MAX 256
+
+typedef struct sim_options {
+    const char *gateway; /* https://HOST[:PORT] */
+    const char *pki;     /* device files are PKI/devices/ID/{key,cert,ca}.pem */
+    const char *state;   /* state of device ID is STATE/ID */
+    uint32_t interval_ms;
+    uint32_t count; /* readings per device, 0: until stopped */
+    uint32_t drain_timeout_ms;
+    uint32_t batch;
+    uint32_t queue;
+    uint32_t threads;
+    uint32_t backoff_max_ms;
+    uint32_t connect_timeout_ms;
+    uint32_t timeout_ms;
+    uint64_t seed;
+    iotd_posix_curve curves[IOTD_POSIX_SENSOR_KINDS];
+    size_t n_curves;
+    int verbose; /* -1 quiet, 0 default, 1 -v, 2 -vv */
+} sim_options;
+
+typedef enum sim_state {
+    SIM_RUNNING,
+    SIM_DONE,    /* count reached and queue empty, drain timeout, or stopped */
+    SIM_REFUSED, /* the gateway refused the device's certificate */
+} sim_state;
+
+struct sim;
+
+typedef struct sim_device {
+    char id[IOT_ID_MAX + 1];
+    struct sim *sim;
+    iotd_posix posix;
+    bool posix_open;
+    iotd_port port;
+    iotd_status (*post)(void *, const char *, const char *, const char *, size_t, char *, size_t,
+                        iotd_http_result *); /* the port's own https_post */
+    iotd_posix_synth synth;
+    iotd_config cfg;
+    iotd_device dev;
+    char *body;
+    char resp[SIM_RESP_MAX];
+
+    /* what the simulator saw, beyond the core's counters */
+    uint32_t sent;       /* readings in requests that got a response (resends too) */
+    uint32_t duplicates; /* readings the gateway acknowledged as duplicates */
+    uint32_t readings_seen;
+    bool unreachable; /* an outage was reported and no response came since */
+    bool refused;
+    char refusal[128];
+    bool drain_timed_out;
+
+    sim_state state;
+    uint64_t wake_ms;
+    uint64_t drain_deadline_ms;
+} sim_device;
+
+typedef struct sim {
+    const sim_options *opt;
+    sim_device **devs;
+    size_t n;
+
+    pthread_mutex_t mu;
+    pthread_cond_t cv; /* on CLOCK_MONOTONIC */
+    sim_device **heap; /* devices waiting for their next step, earliest first */
+    size_t heap_len;
+    size_t active; /* devices not finished */
+    bool stop;
+} sim;
+
+/* Allocates the device table for n devices. */
+int sim_init(sim *s, const sim_options *opt, size_t n);
+
+/* Opens device i: TLS credentials from the PKI, the state directory, the
+ * core. On failure prints one line naming the file at fault and returns -1. */
+int sim_add_device(sim *s, size_t i, const char *id);
+
+/* Runs every device until each is done, refused, or SIGINT/SIGTERM. */
+int sim_run(sim *s);
+
+/* Prints one summary line per device (and a total); returns the exit
+ * status: 0 when every device finished with its queue empty (or was
+ * stopped by a signal), 1 when one was refused or left readings queued at
+ * its drain timeout. */
+int sim_report(const sim *s);
+
+void sim_free(sim *s);
+
+/* Prints "iotsim: " and a formatted line to stderr in one write. */
+void sim_errorf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+#endif
