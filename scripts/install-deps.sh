@@ -21,11 +21,12 @@ TEST_PKGS=(
   gcc-riscv64-unknown-elf picolibc-riscv64-unknown-elf qemu-system-misc
   iproute2 wireguard-go wireguard-tools tcpdump iputils-ping
   testssl.sh
+  systemd strace python3-yaml curl docker-compose
 )
 # Only for bench/: the systems the gateway is compared with.
 BENCH_PKGS=(
   nginx python3-flask python3-paho-mqtt gunicorn hyperfine
-  libh2o-evloop-dev
+  libh2o-evloop-dev linux-perf
 )
 
 want=("${BUILD_PKGS[@]}" "${TEST_PKGS[@]}")

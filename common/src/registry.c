@@ -60,11 +60,23 @@ static int kind_from_name(const char *s)
     return -1;
 }
 
+/* Copies src into dst with every byte outside printable ASCII replaced by
+ * '?': text from the file (a name, or SQLite's message quoting a damaged
+ * schema) must not put control characters into a one-line message. */
+static void printable(char *dst, size_t size, const char *src)
+{
+    size_t i = 0;
+    for (; src[i] != '\0' && i + 1 < size; i++)
+        dst[i] = src[i] >= 0x20 && src[i] < 0x7f ? src[i] : '?';
+    dst[i] = '\0';
+}
+
 /* Maps an SQLite failure to a status with a message naming the file. */
 static iot_status db_fail(iot_registry *reg, int rc, const char *doing, iot_err *err)
 {
     int base = rc & 0xff;
-    const char *detail = reg->db ? sqlite3_errmsg(reg->db) : sqlite3_errstr(rc);
+    char detail[256];
+    printable(detail, sizeof(detail), reg->db ? sqlite3_errmsg(reg->db) : sqlite3_errstr(rc));
     if (base == SQLITE_BUSY || base == SQLITE_LOCKED)
         return iot_err_set(err, IOT_EBUSY,
                            "registry %s is locked by another process while %s; try again when "
@@ -235,9 +247,13 @@ static iot_status row_to_record(iot_registry *reg, sqlite3_stmt *st, iot_cert_re
     char kind[16];
     copy_text(kind, sizeof(kind), st, 1);
     int k = kind_from_name(kind);
-    if (k < 0)
+    if (k < 0) {
+        char name[IOT_ID_MAX + 1];
+        printable(name, sizeof(name), rec->name);
+        printable(kind, sizeof(kind), kind);
         return iot_err_set(err, IOT_ECORRUPT, "registry %s: record '%s' has unknown kind '%s'",
-                           reg->path, rec->name, kind);
+                           reg->path, name, kind);
+    }
     rec->kind = (iot_cert_kind)k;
     copy_text(rec->role, sizeof(rec->role), st, 2);
     copy_text(rec->serial, sizeof(rec->serial), st, 3);

@@ -103,23 +103,16 @@ static void update_write_interest(gw_forwarder *fw)
         event_add(fw->write_ev, NULL);
 }
 
-static void on_socket_read(evutil_socket_t fd, short what, void *arg)
+/* Socket events are handed to mosquitto_loop with a zero timeout rather than
+ * to mosquitto_loop_read/_write: only mosquitto_loop resumes a TLS handshake
+ * that is still in progress (a TCP connect that had not completed when the
+ * handshake started, as over a VPN with real latency). It polls the one
+ * socket without waiting, so this is still event-driven. */
+static void on_socket_event(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd, (void)what;
     gw_forwarder *fw = arg;
-    int rc = mosquitto_loop_read(fw->mosq, 1);
-    if (rc != MOSQ_ERR_SUCCESS) {
-        connection_lost(fw, mosquitto_strerror(rc));
-        return;
-    }
-    update_write_interest(fw);
-}
-
-static void on_socket_write(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd, (void)what;
-    gw_forwarder *fw = arg;
-    int rc = mosquitto_loop_write(fw->mosq, 1);
+    int rc = mosquitto_loop(fw->mosq, 0, 1);
     if (rc != MOSQ_ERR_SUCCESS) {
         connection_lost(fw, mosquitto_strerror(rc));
         return;
@@ -298,8 +291,8 @@ static int connect_now(gw_forwarder *fw)
     int sock = mosquitto_socket(fw->mosq);
     if (sock < 0)
         return MOSQ_ERR_NO_CONN;
-    fw->sock_ev = event_new(fw->base, sock, EV_READ | EV_PERSIST, on_socket_read, fw);
-    fw->write_ev = event_new(fw->base, sock, EV_WRITE, on_socket_write, fw);
+    fw->sock_ev = event_new(fw->base, sock, EV_READ | EV_PERSIST, on_socket_event, fw);
+    fw->write_ev = event_new(fw->base, sock, EV_WRITE, on_socket_event, fw);
     if (fw->sock_ev == NULL || fw->write_ev == NULL)
         return MOSQ_ERR_NOMEM;
     event_add(fw->sock_ev, NULL);

@@ -50,6 +50,57 @@ struct gw_ingest {
     int n;
 };
 
+/* Every connection must deliver each whole request within request_timeout
+ * of being ready for it (accepted, or its previous answer sent): evhttp's
+ * own timeout only bounds silence, so a client sending one byte a second
+ * could otherwise hold a connection for hours. The deadline lives with the
+ * connection's SSL and is freed with it. */
+typedef struct conn_deadline {
+    struct event *ev;
+    SSL *ssl;
+} conn_deadline;
+
+static int ex_deadline = -1;
+static struct timeval request_timeout;
+
+static void deadline_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
+                          void *argp)
+{
+    (void)parent, (void)ad, (void)idx, (void)argl, (void)argp;
+    conn_deadline *d = ptr;
+    if (d != NULL) {
+        event_free(d->ev);
+        free(d);
+    }
+}
+
+/* Shutting the socket down makes evhttp see end-of-stream and free the
+ * connection through its normal path. */
+static void on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    conn_deadline *d = arg;
+    int sock = SSL_get_fd(d->ssl);
+    gw_refusal_inc(GW_R_REQUEST_TIMEOUT);
+    gw_log(GW_LOG_WARN, "request.timeout", "detail=\"no complete request within request_timeout\"");
+    if (sock >= 0)
+        shutdown(sock, SHUT_RDWR);
+}
+
+static void deadline_arm(SSL *ssl)
+{
+    conn_deadline *d = ssl ? SSL_get_ex_data(ssl, ex_deadline) : NULL;
+    if (d != NULL)
+        evtimer_add(d->ev, &request_timeout);
+}
+
+static void deadline_disarm(SSL *ssl)
+{
+    conn_deadline *d = ssl ? SSL_get_ex_data(ssl, ex_deadline) : NULL;
+    if (d != NULL)
+        evtimer_del(d->ev);
+}
+
 /* A request waiting for the outbox. */
 typedef struct ingest_job {
     gw_store_job job; /* first: the outbox hands this pointer back */
@@ -81,11 +132,19 @@ static void peer_string(struct evhttp_request *req, char *buf, size_t size)
     snprintf(buf, size, "%s:%u", host ? host : "?", (unsigned)port);
 }
 
+static SSL *request_ssl(struct evhttp_request *req)
+{
+    struct evhttp_connection *conn = evhttp_request_get_connection(req);
+    struct bufferevent *bev = conn ? evhttp_connection_get_bufferevent(conn) : NULL;
+    return bev ? bufferevent_openssl_get_ssl(bev) : NULL;
+}
+
 /* Every reply is JSON. `detail` must already be safe text. */
 static void reply_json(struct evhttp_request *req, int status, const char *reason, cJSON *body,
                        int retry_after)
 {
     struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+    deadline_arm(request_ssl(req)); /* the clock starts for the next request */
     evhttp_add_header(h, "Content-Type", "application/json");
     evhttp_add_header(h, "Cache-Control", "no-store");
     if (retry_after > 0) {
@@ -154,13 +213,6 @@ static void refuse(struct evhttp_request *req, gw_refusal why, int status, const
            device && device[0] ? device : "-", status, code,
            gw_refusal_is_security(why) ? "security" : "quality", detail);
     reply_error(req, status, reason_phrase(status), code, detail, retry_after);
-}
-
-static SSL *request_ssl(struct evhttp_request *req)
-{
-    struct evhttp_connection *conn = evhttp_request_get_connection(req);
-    struct bufferevent *bev = conn ? evhttp_connection_get_bufferevent(conn) : NULL;
-    return bev ? bufferevent_openssl_get_ssl(bev) : NULL;
 }
 
 /* The device speaking on this connection, re-checked per request so a
@@ -316,6 +368,7 @@ static void handle_telemetry(struct evhttp_request *req, void *arg)
     gw_app *app = w->app;
     char device[IOT_ID_MAX + 1] = "";
     gw_metric_inc(GW_M_REQUESTS);
+    deadline_disarm(request_ssl(req));
     if (!authenticate(w, req, device))
         return;
     if (evhttp_request_get_command(req) != EVHTTP_REQ_POST) {
@@ -373,6 +426,7 @@ static void handle_other(struct evhttp_request *req, void *arg)
     gw_worker *w = arg;
     char device[IOT_ID_MAX + 1] = "";
     gw_metric_inc(GW_M_REQUESTS);
+    deadline_disarm(request_ssl(req));
     if (!authenticate(w, req, device))
         return;
     refuse(req, GW_R_HTTP_PROTOCOL, 404, "not_found", device,
@@ -390,6 +444,14 @@ static struct bufferevent *make_tls_bev(struct event_base *base, void *arg)
         abort();
     }
     gw_metric_inc(GW_M_CONNECTIONS_ACCEPTED);
+    conn_deadline *d = calloc(1, sizeof(*d));
+    if (d != NULL && (d->ev = evtimer_new(base, on_deadline, d)) != NULL) {
+        d->ssl = ssl;
+        SSL_set_ex_data(ssl, ex_deadline, d);
+        evtimer_add(d->ev, &request_timeout); /* handshake and first request */
+    } else {
+        free(d);
+    }
     return bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
                                           BEV_OPT_CLOSE_ON_FREE | BEV_OPT_THREADSAFE);
 }
@@ -509,6 +571,10 @@ static void worker_free(gw_worker *w)
 iot_status gw_ingest_start(gw_app *app, int workers, gw_ingest **out, iot_err *err)
 {
     *out = NULL;
+    if (ex_deadline < 0)
+        ex_deadline = SSL_get_ex_new_index(0, NULL, NULL, NULL, deadline_free);
+    request_timeout.tv_sec = (time_t)(app->cfg.request_timeout_ms / 1000);
+    request_timeout.tv_usec = (suseconds_t)((app->cfg.request_timeout_ms % 1000) * 1000);
     gw_ingest *in = calloc(1, sizeof(*in));
     if (in == NULL || (in->workers = calloc((size_t)workers, sizeof(gw_worker))) == NULL) {
         free(in);

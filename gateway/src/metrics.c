@@ -68,6 +68,7 @@ static const struct {
     [GW_R_REPLAY] = {"replay", 1},
     [GW_R_RATE_LIMITED] = {"rate_limited", 1},
     [GW_R_HTTP_PROTOCOL] = {"http_protocol", 1},
+    [GW_R_REQUEST_TIMEOUT] = {"request_timeout", 1},
     [GW_R_PAYLOAD_INVALID] = {"payload_invalid", 0},
     [GW_R_PAYLOAD_TOO_LARGE] = {"payload_too_large", 0},
     [GW_R_OUTBOX_FULL] = {"outbox_full", 0},

@@ -50,7 +50,8 @@ typedef enum gw_refusal {
     GW_R_PAYLOAD_SECURITY,  /* control chars, MQTT wildcards in names, ... */
     GW_R_REPLAY,            /* a sequence number already accepted */
     GW_R_RATE_LIMITED,
-    GW_R_HTTP_PROTOCOL, /* wrong method, path, media type */
+    GW_R_HTTP_PROTOCOL,   /* wrong method, path, media type */
+    GW_R_REQUEST_TIMEOUT, /* no complete request within request_timeout */
     /* quality events */
     GW_R_PAYLOAD_INVALID,
     GW_R_PAYLOAD_TOO_LARGE,

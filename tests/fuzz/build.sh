@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# Builds the libFuzzer harnesses of tests/fuzz with clang, AddressSanitizer
+# and UndefinedBehaviorSanitizer, into build/fuzz/ (or $IOT_FUZZ_DIR).
+# A harness is rebuilt only when a file it is made from changed.
+#
+#   tests/fuzz/build.sh                 every harness
+#   tests/fuzz/build.sh csr_fuzz ...    only these
+#   tests/fuzz/build.sh --list          the harness names
+#
+# Needs clang and libclang-rt-14-dev (scripts/install-deps.sh).
+set -euo pipefail
+SRC="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+OUT="${IOT_FUZZ_DIR:-$SRC/build/fuzz}"
+CC="${FUZZ_CC:-clang}"
+HARNESSES=(payload_fuzz config_fuzz csr_fuzz registry_fuzz core_response_fuzz)
+
+# The flags every harness gets; sanitizer findings abort, so libFuzzer
+# stops on them and keeps the input.
+# shellcheck disable=SC2054 # the commas belong to -fsanitize=
+CFLAGS=(-g -O1 -std=c11 -fno-omit-frame-pointer
+  -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
+  -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wvla)
+
+# recipe NAME: sets SRCS (compiled), DEPS (directories whose files the
+# harness depends on), FLAGS and LIBS for one harness. pkg-config prints
+# a list of words, split on purpose.
+# shellcheck disable=SC2207
+recipe() {
+  local f="$SRC/tests/fuzz/$1.c"
+  FLAGS=()
+  LIBS=()
+  case "$1" in
+    payload_fuzz)
+      SRCS=("$f" gateway/payload/payload.c gateway/payload/utf8.c)
+      DEPS=(gateway/payload)
+      FLAGS=(-Igateway/payload $(pkg-config --cflags libcjson))
+      LIBS=($(pkg-config --libs libcjson) -lm)
+      ;;
+    config_fuzz)
+      SRCS=("$f" gateway/src/config.c gateway/src/config_parse.c common/src/status.c
+        common/src/fsutil.c)
+      DEPS=(gateway/src/config.h gateway/src/config.c gateway/src/config_parse.h
+        gateway/src/config_parse.c common)
+      FLAGS=(-D_POSIX_C_SOURCE=200809L -Igateway/src -Icommon/include)
+      LIBS=(-lm)
+      ;;
+    csr_fuzz)
+      SRCS=("$f" tools/iotctl/pki.c common/src/status.c common/src/identity.c
+        common/src/fsutil.c common/src/registry.c)
+      DEPS=(tools/iotctl/pki.c tools/iotctl/pki.h common)
+      FLAGS=(-D_POSIX_C_SOURCE=200809L -Itools/iotctl -Icommon/include
+        $(pkg-config --cflags openssl sqlite3))
+      LIBS=($(pkg-config --libs libcrypto sqlite3))
+      ;;
+    registry_fuzz)
+      SRCS=("$f" common/src/status.c common/src/identity.c common/src/fsutil.c
+        common/src/registry.c)
+      DEPS=(common)
+      FLAGS=(-D_POSIX_C_SOURCE=200809L -Icommon/include $(pkg-config --cflags sqlite3))
+      LIBS=($(pkg-config --libs sqlite3))
+      ;;
+    core_response_fuzz)
+      SRCS=("$f" core/src/*.c)
+      DEPS=(core/include core/src)
+      FLAGS=(-Icore/include)
+      ;;
+    *)
+      echo "build.sh: no harness named '$1' (try --list)" >&2
+      return 2
+      ;;
+  esac
+  DEPS+=("$f" tests/fuzz/build.sh)
+}
+
+# up_to_date BIN: BIN exists and nothing it depends on is newer.
+up_to_date() {
+  [ -x "$1" ] && [ -z "$(find "${DEPS[@]}" -newer "$1" -print -quit)" ]
+}
+
+build_one() {
+  local name="$1" bin="$OUT/$1"
+  recipe "$name" || return
+  if up_to_date "$bin"; then
+    echo "build.sh: $name is up to date"
+    return 0
+  fi
+  echo "build.sh: building $name"
+  # Into a file of its own, then renamed: a run of the harness that is
+  # going on meanwhile keeps the old binary.
+  local tmp
+  tmp="$(mktemp "$bin.XXXXXX")"
+  if ! "$CC" "${CFLAGS[@]}" "${FLAGS[@]}" "${SRCS[@]}" "${LIBS[@]}" -o "$tmp" 2>"$tmp.log"; then
+    cat "$tmp.log" >&2
+    rm -f "$tmp" "$tmp.log"
+    echo "build.sh: $name failed to build" >&2
+    return 1
+  fi
+  rm -f "$tmp.log"
+  mv -f "$tmp" "$bin"
+}
+
+case "${1:-}" in
+  --list) printf '%s\n' "${HARNESSES[@]}"; exit 0 ;;
+  -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
+esac
+command -v "$CC" >/dev/null || { echo "build.sh: $CC not found (scripts/install-deps.sh)" >&2; exit 1; }
+
+cd "$SRC"
+mkdir -p "$OUT"
+want=("$@")
+[ ${#want[@]} -gt 0 ] || want=("${HARNESSES[@]}")
+# Two at a time: the machine has two cores.
+pids=()
+rc=0
+for name in "${want[@]}"; do
+  build_one "$name" &
+  pids+=("$!")
+  if [ ${#pids[@]} -ge 2 ]; then
+    wait "${pids[0]}" || rc=1
+    pids=("${pids[@]:1}")
+  fi
+done
+for pid in "${pids[@]}"; do wait "$pid" || rc=1; done
+exit "$rc"
