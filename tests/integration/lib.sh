@@ -29,6 +29,26 @@ _cleanup() {
 }
 trap _cleanup EXIT
 
+# `echo "$x" | grep -q PATTERN` can fail under pipefail: grep -q exits at
+# the first match and echo's next write dies of SIGPIPE. This grep reads all
+# of its input when asked to be quiet, so only the match decides.
+grep() {
+  local args=() quiet=0 a
+  for a in "$@"; do
+    if [[ "$a" =~ ^-[A-Za-z]*q[A-Za-z]*$ ]]; then
+      quiet=1
+      a="${a//q/}"
+      [ "$a" = "-" ] && continue
+    fi
+    args+=("$a")
+  done
+  if [ "$quiet" = 1 ]; then
+    command grep "${args[@]}" >/dev/null
+  else
+    command grep "${args[@]}"
+  fi
+}
+
 # Starts a background process that is killed when the test ends.
 spawn() {
   "$@" &
