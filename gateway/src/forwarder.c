@@ -1,12 +1,14 @@
 #define _GNU_SOURCE /* gethostname */
 #include "forwarder.h"
 
+#include <errno.h>
 #include <mosquitto.h>
 #include <mqtt_protocol.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <openssl/pem.h>
@@ -108,10 +110,30 @@ static void update_write_interest(gw_forwarder *fw)
  * that is still in progress (a TCP connect that had not completed when the
  * handshake started, as over a VPN with real latency). It polls the one
  * socket without waiting, so this is still event-driven. */
+/* A non-blocking connect that failed (broker down) shows as a writable
+ * socket with a pending error: without this check every write attempt
+ * fails and the socket stays writable, a busy loop until the deadline. */
+static bool connect_failed(evutil_socket_t fd, short what)
+{
+    int error = 0;
+    socklen_t len = sizeof(error);
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &len) == 0 && error != 0)
+        return true;
+    /* Writable means the connect finished; without a peer it failed (the
+     * error may already have been taken by libmosquitto's TLS attempt). */
+    struct sockaddr_storage peer;
+    socklen_t plen = sizeof(peer);
+    return (what & EV_WRITE) && getpeername(fd, (struct sockaddr *)&peer, &plen) != 0 &&
+           errno == ENOTCONN;
+}
+
 static void on_socket_event(evutil_socket_t fd, short what, void *arg)
 {
-    (void)fd, (void)what;
     gw_forwarder *fw = arg;
+    if (!atomic_load(&fw->connected) && connect_failed(fd, what)) {
+        connection_lost(fw, "connection refused or unreachable");
+        return;
+    }
     int rc = mosquitto_loop(fw->mosq, 0, 1);
     if (rc != MOSQ_ERR_SUCCESS) {
         connection_lost(fw, mosquitto_strerror(rc));

@@ -66,10 +66,17 @@ CONF
 consumer_connects() { grep -c "New client connected.* as consumer-$$ " "$T/broker.log" || true; }
 
 # wait_consumer N: until the consumer has connected more than N times.
+# mosquitto_sub may give up when a reconnect is refused while the broker is
+# still starting; then a new one takes over the same persistent session
+# (same client id), which is what a real consumer's supervisor would do.
 wait_consumer() {
-  local deadline=$((SECONDS + 15))
+  local deadline=$((SECONDS + 30))
   until [ "$(consumer_connects)" -gt "$1" ]; do
     [ "$SECONDS" -lt "$deadline" ] || fail "the consumer did not reconnect to the restarted broker"
+    if ! kill -0 "$SUB_PID" 2>/dev/null; then
+      echo "# the consumer exited; starting it again with the same session"
+      start_consumer "$SUB"
+    fi
     sleep 0.1
   done
   sleep 0.3
