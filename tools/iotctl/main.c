@@ -16,7 +16,7 @@
 #include "cmds.h"
 
 #define VALIDITY_HELP(days)                                                                        \
-    "  --days N               validity in days (default " days ")\n"                                     \
+    "  --days N               validity in days (default " days ")\n"                               \
     "  --not-before DATE      start of validity (default: 5 minutes ago)\n"                        \
     "  --not-after DATE       end of validity instead of --days\n"                                 \
     "                         DATE is YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ (UTC)\n"
