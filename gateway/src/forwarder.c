@@ -44,6 +44,8 @@ struct gw_forwarder {
     inflight *window;
     int window_cap;
     int n_inflight;
+    int64_t *acked; /* PUBACKed outbox ids not yet handed to the outbox */
+    int n_acked;
     int attempt;
     bool refused; /* the last connection ended on a refused publish */
     char client_id[128];
@@ -55,8 +57,18 @@ struct gw_forwarder {
 static void schedule_reconnect(gw_forwarder *fw);
 static void pump(gw_forwarder *fw);
 
+/* PUBACKs are handed to the outbox once per socket event rather than one
+ * by one: one lock and one committer wake-up for a whole batch. */
+static void flush_acks(gw_forwarder *fw)
+{
+    if (fw->n_acked > 0)
+        gw_outbox_ack(fw->app->outbox, fw->acked, (size_t)fw->n_acked);
+    fw->n_acked = 0;
+}
+
 static void teardown(gw_forwarder *fw)
 {
+    flush_acks(fw);
     if (fw->sock_ev) {
         event_free(fw->sock_ev);
         fw->sock_ev = NULL;
@@ -135,10 +147,15 @@ static void on_socket_event(evutil_socket_t fd, short what, void *arg)
         return;
     }
     int rc = mosquitto_loop(fw->mosq, 0, 1);
+    flush_acks(fw);
     if (rc != MOSQ_ERR_SUCCESS) {
         connection_lost(fw, mosquitto_strerror(rc));
         return;
     }
+    /* Refill once half the window is free: one outbox query per batch, not
+     * one per PUBACK. New readings wake the forwarder on their own. */
+    if (fw->n_inflight <= fw->window_cap / 2)
+        pump(fw);
     update_write_interest(fw);
 }
 
@@ -222,10 +239,9 @@ static void on_publish(struct mosquitto *mosq, void *arg, int mid, int reason,
         fw->attempt = 0;
         fw->window[i] = fw->window[--fw->n_inflight];
         gw_gauge_set(GW_G_MQTT_INFLIGHT, fw->n_inflight);
-        gw_outbox_ack(fw->app->outbox, &id, 1);
+        fw->acked[fw->n_acked++] = id;
         break;
     }
-    pump(fw);
 }
 
 static int publish_row(const gw_outbox_row *row, void *arg)
@@ -387,6 +403,7 @@ iot_status gw_forwarder_start(gw_app *app, struct event_base *base, gw_forwarder
     fw->base = base;
     fw->window_cap = app->cfg.mqtt_inflight > 0 ? app->cfg.mqtt_inflight : 1;
     fw->window = calloc((size_t)fw->window_cap, sizeof(*fw->window));
+    fw->acked = calloc((size_t)fw->window_cap, sizeof(*fw->acked));
     fw->msg = malloc(MESSAGE_MAX);
     if (app->cfg.mqtt_client_id[0]) {
         snprintf(fw->client_id, sizeof(fw->client_id), "%s", app->cfg.mqtt_client_id);
@@ -402,8 +419,9 @@ iot_status gw_forwarder_start(gw_app *app, struct event_base *base, gw_forwarder
     fw->deadline_ev = evtimer_new(base, on_deadline, fw);
     fw->misc_ev = event_new(base, -1, EV_PERSIST, on_misc, fw);
     iot_status st = IOT_OK;
-    if (fw->window == NULL || fw->msg == NULL || fw->wake_ev == NULL || fw->retry_ev == NULL ||
-        fw->teardown_ev == NULL || fw->deadline_ev == NULL || fw->misc_ev == NULL) {
+    if (fw->window == NULL || fw->acked == NULL || fw->msg == NULL || fw->wake_ev == NULL ||
+        fw->retry_ev == NULL || fw->teardown_ev == NULL || fw->deadline_ev == NULL ||
+        fw->misc_ev == NULL) {
         st = iot_err_set(err, IOT_ENOMEM, "out of memory");
         goto fail;
     }
@@ -445,6 +463,7 @@ void gw_forwarder_stop(gw_forwarder *fw)
             event_free(evs[i]);
     gw_outbox_reader_close(fw->reader);
     free(fw->window);
+    free(fw->acked);
     free(fw->msg);
     free(fw);
 }
