@@ -19,7 +19,7 @@ TEST_PKGS=(
   openssl sqlite3 jq mosquitto mosquitto-clients
   clang libclang-rt-14-dev gcovr
   gcc-riscv64-unknown-elf picolibc-riscv64-unknown-elf qemu-system-misc
-  iproute2 wireguard-go wireguard-tools tcpdump iputils-ping
+  iproute2 nftables wireguard-go wireguard-tools tcpdump iputils-ping
   testssl.sh
   systemd strace python3-yaml curl docker-compose
 )
