@@ -8,6 +8,9 @@
 #
 #   scripts/coverage.sh                 the suite without fuzz and target tests
 #   scripts/coverage.sh -R gateway      only tests matching (ctest arguments)
+#   scripts/coverage.sh --report DIR    only the report, from the counters a
+#                                       run in build directory DIR left
+#                                       (scripts/test.sh uses this)
 #
 # The fuzz harnesses (clang, their own build) and the RISC-V target build do
 # not run this build's code, so their tests are left out. The figures are
@@ -19,32 +22,42 @@ BUILD=build/coverage
 GATEWAY_TARGET=85
 CORE_TARGET=95
 case "${1:-}" in
-  -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+  -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
 esac
 
-if ! scripts/install-deps.sh --check >/dev/null 2>&1; then
-  echo "==> installing missing packages"
-  scripts/install-deps.sh
+run_suite() {
+  if ! scripts/install-deps.sh --check >/dev/null 2>&1; then
+    echo "==> installing missing packages"
+    scripts/install-deps.sh
+  fi
+
+  # Debug, as the test build (scripts/test.sh) is: no NDEBUG, no
+  # _FORTIFY_SOURCE; IOT_COVERAGE adds --coverage -O0, so every line counted
+  # is a line of the source. No sanitizer: gcov needs none.
+  echo "==> configuring $BUILD (gcc --coverage)"
+  cmake -S . -B "$BUILD" -G Ninja -DCMAKE_C_COMPILER=gcc -DCMAKE_BUILD_TYPE=Debug \
+    -DIOT_SANITIZE=OFF -DIOT_COVERAGE=ON >/dev/null
+  echo "==> building"
+  cmake --build "$BUILD"
+
+  # Counters add up across runs: start from zero.
+  find "$BUILD" -name '*.gcda' -delete
+  echo "==> running the test suite"
+  local args=("$@")
+  [ ${#args[@]} -gt 0 ] || args=(-LE 'fuzz|target')
+  set +e
+  (cd "$BUILD" && ctest --output-on-failure --parallel 2 "${args[@]}")
+  suite_rc=$?
+  set -e
+}
+
+suite_rc=0
+if [ "${1:-}" = --report ]; then
+  [ -n "${2:-}" ] && [ -d "$2" ] || { echo "coverage: --report needs a build directory, got '${2:-}'" >&2; exit 2; }
+  BUILD="$2"
+else
+  run_suite "$@"
 fi
-
-# Debug, as the test build (scripts/test.sh) is: no NDEBUG, no
-# _FORTIFY_SOURCE; IOT_COVERAGE adds --coverage -O0, so every line counted
-# is a line of the source. No sanitizer: gcov needs none.
-echo "==> configuring $BUILD (gcc --coverage)"
-cmake -S . -B "$BUILD" -G Ninja -DCMAKE_C_COMPILER=gcc -DCMAKE_BUILD_TYPE=Debug \
-  -DIOT_SANITIZE=OFF -DIOT_COVERAGE=ON >/dev/null
-echo "==> building"
-cmake --build "$BUILD"
-
-# Counters add up across runs: start from zero.
-find "$BUILD" -name '*.gcda' -delete
-echo "==> running the test suite"
-args=("$@")
-[ ${#args[@]} -gt 0 ] || args=(-LE 'fuzz|target')
-set +e
-(cd "$BUILD" && ctest --output-on-failure --parallel 2 "${args[@]}")
-suite_rc=$?
-set -e
 
 GCOVR=(gcovr --root "$SRC" --object-directory "$BUILD" --gcov-executable gcov -j 2)
 mkdir -p "$BUILD/html"

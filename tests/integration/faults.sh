@@ -231,7 +231,9 @@ for _ in 1 2 3; do
   wait_acked 10
   stop_broker
   wait_acked 10 # the gateway keeps acknowledging while the broker is away
+  before="$(consumer_connects)"
   broker_up true
+  wait_consumer "$before" # its persistent session kept what it missed
 done
 wait_acked 10
 load_stop
