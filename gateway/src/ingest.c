@@ -108,6 +108,7 @@ typedef struct ingest_job {
     gw_store_job job; /* first: the outbox hands this pointer back */
     struct evhttp_request *req;
     gw_worker *worker;
+    uint32_t dropped; /* what the device reported losing, carried by items[0] */
 } ingest_job;
 
 static double now_wall(void)
@@ -290,6 +291,13 @@ static void answer_job(gw_worker *w, ingest_job *ij)
     int retry = (int)w->app->cfg.retry_after_s;
     switch (job->result) {
     case GW_STORE_OK: {
+        /* The report travels with the first reading: a resent request whose
+         * first reading is a duplicate was counted when it was stored. */
+        if (ij->dropped > 0 && job->first_stored) {
+            gw_metric_add(GW_M_READINGS_DROPPED_BY_DEVICES, ij->dropped);
+            gw_log(GW_LOG_WARN, "device.dropped", "device=%s dropped=%u", job->device,
+                   (unsigned)ij->dropped);
+        }
         if (job->duplicates > 0) {
             gw_refusal_inc(GW_R_REPLAY);
             gw_log(GW_LOG_INFO, "reading.duplicate", "device=%s duplicates=%zu stored=%zu",
@@ -355,11 +363,7 @@ static void submit(gw_worker *w, struct evhttp_request *req, const char *device,
     ij->job.done = job_done;
     ij->req = req;
     ij->worker = w;
-    if (batch->has_dropped && batch->dropped > 0) {
-        gw_metric_add(GW_M_READINGS_DROPPED_BY_DEVICES, batch->dropped);
-        gw_log(GW_LOG_WARN, "device.dropped", "device=%s dropped=%u", device,
-               (unsigned)batch->dropped);
-    }
+    ij->dropped = batch->has_dropped ? batch->dropped : 0;
     w->pending++;
     gw_outbox_submit(w->app->outbox, &ij->job);
 }

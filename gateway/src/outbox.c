@@ -162,6 +162,7 @@ void gw_outbox_submit(gw_outbox *ob, gw_store_job *job)
     job->next = NULL;
     job->stored = 0;
     job->duplicates = 0;
+    job->first_stored = false;
     pthread_mutex_lock(&ob->lock);
     if (ob->stopping) {
         pthread_mutex_unlock(&ob->lock);
@@ -266,6 +267,7 @@ static int store_job(gw_outbox *ob, gw_store_job *job, int64_t *added)
         next_gseq++;
         if (item->has_dseq)
             last_dseq = item->dseq;
+        job->first_stored |= i == 0;
         job->stored++;
     }
     if (rc == SQLITE_OK && job->stored > 0)
@@ -308,6 +310,7 @@ static void commit_group(gw_outbox *ob, gw_store_job *jobs, int64_t *acks, size_
         for (gw_store_job *j = jobs; j != NULL; j = j->next) {
             j->result = GW_STORE_ERROR;
             j->stored = j->duplicates = 0;
+            j->first_stored = false;
         }
         if (n_acks > 0) /* retry the deletes with the next group */
             gw_outbox_ack(ob, acks, n_acks);

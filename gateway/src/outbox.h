@@ -50,6 +50,7 @@ struct gw_store_job {
     gw_store_result result;
     size_t stored;
     size_t duplicates;
+    bool first_stored; /* items[0] is new (not a duplicate) and was stored */
     /* called on the committer thread once the transaction is durable (or
      * failed); it must hand the job back to its owner's thread quickly */
     gw_store_done_fn done;

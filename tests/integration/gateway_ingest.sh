@@ -54,6 +54,24 @@ expect_eq "a replayed reading is published once" 0 "$(grep -c '"v":99' "$SUB" ||
 [ "$(refusals replay)" -ge 1 ] || fail "replay not counted"
 pass "replays are counted as security events"
 
+# --- a device's report of readings it dropped, counted once -------------------
+before=$(wc -l <"$SUB")
+r="$(post dev-001 application/json '{"seq":3,"dropped":4,"temperature":23}')"
+expect_eq "a reading with a dropped report is stored" '200 {"stored":1,"duplicates":0}' "$r"
+wait_for_lines "$SUB" $((before + 1)) || fail "the reading with a dropped report did not arrive"
+tail -1 "$SUB" | grep -q '"dropped":4' || fail "the published message lacks the dropped report: $(tail -1 "$SUB")"
+expect_eq "the dropped report is counted" 4 "$(metric iotgw_device_dropped_readings_total)"
+r="$(post dev-001 application/json '{"seq":3,"dropped":4,"temperature":23}')"
+expect_eq "the same request resent is a duplicate" '200 {"stored":0,"duplicates":1}' "$r"
+r="$(post dev-001 application/json '[{"seq":3,"dropped":4,"temperature":23},{"seq":4,"temperature":24}]')"
+expect_eq "resent with a new reading after it: only the new one is stored" '200 {"stored":1,"duplicates":1}' "$r"
+expect_eq "a resent dropped report is not counted again" 4 "$(metric iotgw_device_dropped_readings_total)"
+grep -q 'event=device.dropped device=dev-001 dropped=4' "$T/gw.log" || fail "device.dropped not logged"
+expect_eq "device.dropped logged once" 1 "$(grep -c 'event=device.dropped' "$T/gw.log")"
+wait_for_lines "$SUB" $((before + 2)) || fail "the reading after the resent report did not arrive"
+sleep 0.3
+expect_eq "only the stored readings were published" $((before + 2)) "$(wc -l <"$SUB")"
+
 # --- identity: only the certificate names the device ------------------------
 before=$(wc -l <"$SUB")
 r="$(post dev-001 'application/senml+json' '[{"bn":"dev-002:","n":"temperature","v":1,"seq":50}]')"

@@ -118,6 +118,7 @@ static void stores_dedups_and_numbers(void **state)
     wait_done(2);
     assert_int_equal(a->result, GW_STORE_OK);
     assert_int_equal(a->stored, 3);
+    assert_true(a->first_stored);
     assert_int_equal(b->stored, 2);
     assert_int_equal(gw_outbox_depth(ob), 5);
 
@@ -128,6 +129,7 @@ static void stores_dedups_and_numbers(void **state)
     assert_int_equal(again->result, GW_STORE_OK);
     assert_int_equal(again->stored, 1);
     assert_int_equal(again->duplicates, 2);
+    assert_false(again->first_stored); /* what items[0] carried was counted */
 
     /* 6 more would exceed the bound of 10: refused whole. */
     gw_store_job *big = make_job("dev-b", 100, 6);
@@ -135,6 +137,7 @@ static void stores_dedups_and_numbers(void **state)
     wait_done(1);
     assert_int_equal(big->result, GW_STORE_FULL);
     assert_int_equal(big->stored, 0);
+    assert_false(big->first_stored);
     assert_int_equal(gw_outbox_depth(ob), 6);
     free_job(a);
     free_job(b);
