@@ -221,8 +221,13 @@ iot_status gw_tls_server_ctx(const gw_tls_options *opt, gw_identity *identity, S
     SSL_CTX_set_verify_depth(ctx, 2);
     SSL_CTX_set_info_callback(ctx, info_cb);
     SSL_CTX_set_client_hello_cb(ctx, client_hello_cb, NULL);
-    /* Sessions stay in this gateway's cache only; resumption keeps the
-     * verified peer certificate, and a reload flushes the cache. */
+    /* No resumption: every connection presents and verifies its certificate
+     * in a full handshake. Devices keep their connection open, so a session
+     * cache would save little, and it would cost a locked cache insert and a
+     * NewSessionTicket per handshake. The context id is still required by
+     * OpenSSL whenever client certificates are verified. */
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+    SSL_CTX_set_num_tickets(ctx, 0);
     SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"iotgw", 5);
     *out = ctx;
     return IOT_OK;

@@ -8,7 +8,7 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/gateway_lib.sh"
 
-make_pki dev-ok dev-reneg
+make_pki dev-ok dev-reneg dev-resume
 "$IOTCTL" --dir "$P" device add dev-future --not-before 2030-01-01 --not-after 2031-01-01 >/dev/null
 # A foreign CA with our CA's subject, and a device with an ID we registered.
 "$IOTCTL" --dir "$T/other" pki init >/dev/null
@@ -50,7 +50,9 @@ tls_refused() {
 }
 
 # legit_ok GROUP: a registered device still gets 200, its reading arrives,
-# nothing else was published, and the gateway is alive.
+# nothing but the readings counted in EXPECTED (by dev-ok, and the two
+# dev-resume posts before its revocation) was published, and the gateway is
+# alive.
 legit_ok() {
   local r
   SEQ=$((SEQ + 1))
@@ -60,7 +62,7 @@ legit_ok() {
   wait_for_lines "$SUB" "$EXPECTED" 10 || fail "$1: the legitimate reading did not arrive"
   sleep 0.3
   [ "$(wc -l <"$SUB")" -eq "$EXPECTED" ] || fail "$1: unexpected messages: $(cat "$SUB")"
-  [ "$(grep -vc '^telemetry/dev-ok/telemetry ' "$SUB")" -eq 0 ] ||
+  [ "$(grep -Evc '^telemetry/dev-ok/telemetry |^telemetry/dev-resume/telemetry .*"dseq":[12],' "$SUB")" -eq 0 ] ||
     fail "$1: an attacker's message was published: $(cat "$SUB")"
   kill -0 "$GW_PID" 2>/dev/null || fail "$1: the gateway died"
 }
@@ -90,6 +92,53 @@ grep -q 'event=tls.refused .*reason=device_unknown .*dev-ghost' "$T/gw.log" ||
   fail "unregistered device refusal not logged with its subject"
 legit_ok certificates
 echo "# certificates: 7 attacks refused and counted; legitimate device served"
+
+# --- a TLS session saved before the device was revoked -----------------------------
+# Resumption would skip certificate verification. The gateway resumes no
+# session (no cache, no tickets): a saved session gets a full handshake, so a
+# revoked device's old session buys nothing. (The registry and CRL are also
+# consulted on every request.)
+# resumed_post SEQ: one POST on a connection that resumes $T/sess (when it
+# exists) and saves its session there; prints "New"/"Reused" and the HTTP
+# status (000: no answer).
+resumed_post() {
+  local in=() out
+  [ -s "$T/sess" ] && in=(-sess_in "$T/sess")
+  out="$({
+    printf 'POST /v1/telemetry HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s' \
+      "$((${#1} + 14))" "{\"seq\":$1,\"x\":1}"
+    sleep 1
+  } | timeout 10 openssl s_client -connect "127.0.0.1:$GW_PORT" -CAfile "$P/ca.crt" \
+    -cert "$P/devices/dev-resume/cert.pem" -key "$P/devices/dev-resume/key.pem" \
+    "${in[@]}" -sess_out "$T/sess.new" 2>&1 || true)"
+  mv -f "$T/sess.new" "$T/sess" 2>/dev/null || true
+  local code
+  code="$(echo "$out" | grep -Eo '^HTTP/1.1 [0-9]+' | awk '{ print $2 }')"
+  echo "$(echo "$out" | grep -Eo '^(New|Reused)' | head -1) ${code:-000}"
+}
+expect_eq "dev-resume posts and saves its TLS session" "New 200" "$(resumed_post 1)"
+expect_eq "the saved session is not resumed: a full handshake" "New 200" "$(resumed_post 2)"
+EXPECTED=$((EXPECTED + 2))
+wait_for_lines "$SUB" "$EXPECTED" 10 || fail "dev-resume's readings did not arrive"
+before="$(counter device_revoked)"
+reloads="$(metric iotgw_identity_reloads_total)"
+"$IOTCTL" --dir "$P" device revoke dev-resume >/dev/null
+for _ in $(seq 1 50); do
+  [ "$(metric iotgw_identity_reloads_total)" -gt "$reloads" ] && break
+  sleep 0.1
+done
+r="$(resumed_post 3)"
+echo "$r" | grep -q '^Reused' && fail "a revoked device's session was resumed: $r"
+[ "${r#* }" != 200 ] || fail "a revoked device's saved session was served: $r"
+wait_delta device_revoked "$before" 1 || fail "the revoked device's resumed session was not counted as device_revoked: $r"
+pass "a session saved before the revocation is refused after it ($r), counted as device_revoked"
+SEQ=$((SEQ + 1))
+r="$(post dev-ok application/json "{\"seq\":$SEQ,\"x\":1}")"
+[ "${r%% *}" = 200 ] || fail "after the revocation a legitimate device got: $r"
+EXPECTED=$((EXPECTED + 1))
+wait_for_lines "$SUB" "$EXPECTED" 10 || fail "after the revocation the legitimate reading did not arrive"
+sleep 0.3
+expect_eq "nothing of the revoked device's session was published" 2 "$(grep -c '^telemetry/dev-resume/' "$SUB")"
 
 # --- protocol ----------------------------------------------------------------------
 ossl() {

@@ -166,6 +166,19 @@ tls_probe() {
     -CAfile "$P/ca.crt" -cert "$d/cert.pem" -key "$d/key.pem" "$@" </dev/null 2>&1 |
     grep -E "^New, |alert" || true
 }
+# tls_session FILE ARGS...: like tls_probe, keeping the connection open for
+# a second so that a TLS 1.3 session ticket arrives; resumes the session in
+# FILE if it exists and saves the new one there. Prints "New, ..." or
+# "Reused, ..." and any alert.
+tls_session() {
+  local d="$P/clients/$CONSUMER" f="$1" in=()
+  shift
+  [ -s "$f" ] && in=(-sess_in "$f")
+  sleep 1 | timeout 10 openssl s_client -connect 127.0.0.1:8883 -servername localhost \
+    -CAfile "$P/ca.crt" -cert "$d/cert.pem" -key "$d/key.pem" "${in[@]}" -sess_out "$f.new" "$@" 2>&1 |
+    grep -E "^(New|Reused), |alert" || true
+  mv -f "$f.new" "$f" 2>/dev/null || true
+}
 
 # --- the listener -----------------------------------------------------------
 start_broker
@@ -347,6 +360,12 @@ expect_eq "the only retained message is the gateway's own status" "gateway/$GW/s
 LIVE="$T/live.out"
 subscriber "$LIVE" "$CONSUMER" -t 'telemetry/+/telemetry'
 LIVE_PID=$SUB
+# TLS sessions saved before the revocation, checked to resume at all.
+for v in 1_2 1_3; do
+  tls_session "$T/sess$v" "-tls$v" >/dev/null
+  expect_eq "a TLS ${v/_/.} session of the consumer resumes before the revocation" Reused \
+    "$(tls_session "$T/sess$v" "-tls$v" | grep -o '^Reused' || true)"
+done
 ctl cert revoke "$CONSUMER" >/dev/null
 install -m 0644 -o mosquitto -g mosquitto "$P/crl.pem" "$B/certs/crl.pem"
 # A bare TLS handshake (no MQTT CONNECT) so as not to take over LIVE.
@@ -356,6 +375,15 @@ kill -HUP "$BROKER"
 wait_log "$m" "Reloading config." 5 || fail "broker did not reload"
 expect_eq "after SIGHUP the revoked certificate gets the alert 'certificate revoked'" "1" \
   "$(tls_probe -tls1_2 | grep -c 'alert certificate revoked' || true)"
+# Resuming skips certificate verification, so a session from before the
+# revocation must not resume once the CRL is reloaded.
+for v in 1_2 1_3; do
+  out="$(tls_session "$T/sess$v" "-tls$v")"
+  ! echo "$out" | grep -q '^Reused' || fail "TLS ${v/_/.}: a session from before the revocation resumed after SIGHUP: $out"
+  echo "$out" | grep -q 'alert certificate revoked' ||
+    fail "TLS ${v/_/.}: resuming an old session did not end in 'certificate revoked': $out"
+  pass "TLS ${v/_/.}: a session saved before the revocation does not resume after SIGHUP"
+done
 m="$(mark)"
 run mqtt mosquitto_pub "$CONSUMER" -d -q 1 -t telemetry/dev-001/telemetry -m revoked
 [ "$RC" -ne 0 ] || fail "revoked consumer could publish: $OUT $ERR"
