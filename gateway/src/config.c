@@ -170,6 +170,17 @@ static const gw__option gw__options[] = {
      .max = 1000000,
      .help = "Device connections open at the same time; handshakes beyond it\n"
              "are refused with a TLS alert and counted as over_capacity."},
+    {.key = "max_connections_per_address",
+     .type = GW__INT,
+     GW__FIELD(max_connections_per_address),
+     .def = "256",
+     .min = 0,
+     .max = 1000000,
+     .help = "Device connections one client address may hold at the same time\n"
+             "(an IPv6 address counts by its /64 prefix), so that one host cannot\n"
+             "take every max_connections slot. A connection beyond it is closed\n"
+             "at once and counted as over_capacity. Raise it when many devices\n"
+             "reach the gateway through one NAT address; 0 removes the cap."},
     {.key = "reload_interval",
      .type = GW__DURATION,
      GW__FIELD(reload_interval_ms),

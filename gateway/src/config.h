@@ -34,7 +34,8 @@ typedef struct gw_config {
     int workers;                 /* event-loop threads for devices; 0 = one per core (default) */
     int64_t request_timeout_ms;  /* silence allowed on a connection; default 10 s */
     int max_connections;         /* default 20000 */
-    int64_t reload_interval_ms;  /* poll registry/CRL for changes; 0 = SIGHUP only; default 2 s */
+    int max_connections_per_address; /* per IPv4 address or IPv6 /64; 0 = no cap; default 256 */
+    int64_t reload_interval_ms; /* poll registry/CRL for changes; 0 = SIGHUP only; default 2 s */
 
     /* admin listener (plain HTTP: /healthz, /metrics) */
     char admin_listen[GW_HOST_MAX]; /* default "127.0.0.1:9100"; "" disables */

@@ -23,6 +23,7 @@
 #include <event2/listener.h>
 #include <event2/thread.h>
 
+#include "addrlimit.h"
 #include "log.h"
 #include "message.h"
 #include "metrics.h"
@@ -42,24 +43,31 @@ struct gw_worker {
     struct event *done_ev;
     struct event *drain_ev;
     pthread_mutex_t lock;
-    gw_store_job *done_head; /* completed jobs, guarded by lock */
-    int pending;             /* jobs in the outbox; worker thread only */
+    gw_store_job *done_head;    /* completed jobs, guarded by lock */
+    int pending;                /* jobs in the outbox; worker thread only */
+    gw_addr_limit *per_address; /* shared by the workers; NULL: no cap */
     bool draining;
 };
 
 struct gw_ingest {
     gw_worker *workers;
     int n;
+    gw_addr_limit *per_address; /* NULL: no per-address cap */
 };
 
 /* Every connection must deliver each whole request within request_timeout
  * of being ready for it (accepted, or its previous answer sent): evhttp's
  * own timeout only bounds silence, so a client sending one byte a second
  * could otherwise hold a connection for hours. The deadline lives with the
- * connection's SSL and is freed with it. */
+ * connection's SSL and is freed with it, as does the connection's slot in
+ * the per-address count. */
 typedef struct conn_deadline {
     struct event *ev;
+    struct event *admit; /* runs once, when the socket is attached */
     SSL *ssl;
+    gw_addr_limit *per_address;
+    gw_addr_key address;
+    bool holds_slot; /* counted in per_address */
 } conn_deadline;
 
 static int ex_deadline = -1;
@@ -71,9 +79,38 @@ static void deadline_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, 
     (void)parent, (void)ad, (void)idx, (void)argl, (void)argp;
     conn_deadline *d = ptr;
     if (d != NULL) {
+        if (d->holds_slot)
+            gw_addr_limit_release(d->per_address, &d->address);
         event_free(d->ev);
+        if (d->admit)
+            event_free(d->admit);
         free(d);
     }
+}
+
+/* Counts the new connection against its address once evhttp has attached
+ * the socket (the bufferevent is made before the socket is known). Over
+ * the cap it is shut down before its handshake costs anything. */
+static void on_admit(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    conn_deadline *d = arg;
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    int sock = SSL_get_fd(d->ssl);
+    if (sock < 0 || getpeername(sock, (struct sockaddr *)&ss, &len) != 0 ||
+        !gw_addr_key_of((struct sockaddr *)&ss, len, &d->address))
+        return; /* not an IP socket, or already gone */
+    if (gw_addr_limit_acquire(d->per_address, &d->address)) {
+        d->holds_slot = true;
+        return;
+    }
+    char addr[64];
+    gw_addr_key_format(&d->address, addr, sizeof(addr));
+    gw_refusal_inc(GW_R_OVER_CAPACITY);
+    gw_log(GW_LOG_WARN, "connection.refused",
+           "address=%s reason=over_capacity detail=\"max_connections_per_address reached\"", addr);
+    shutdown(sock, SHUT_RDWR);
 }
 
 /* Shutting the socket down makes evhttp see end-of-stream and free the
@@ -442,6 +479,7 @@ static void handle_other(struct evhttp_request *req, void *arg)
 static struct bufferevent *make_tls_bev(struct event_base *base, void *arg)
 {
     gw_worker *w = arg;
+    gw_addr_limit *per_address = w->per_address;
     SSL *ssl = gw_tls_new_connection(w->app->device_tls);
     if (ssl == NULL) {
         /* evhttp would treat a NULL bufferevent as "use plaintext": never. */
@@ -453,8 +491,11 @@ static struct bufferevent *make_tls_bev(struct event_base *base, void *arg)
     conn_deadline *d = calloc(1, sizeof(*d));
     if (d != NULL && (d->ev = evtimer_new(base, on_deadline, d)) != NULL) {
         d->ssl = ssl;
+        d->per_address = per_address;
         SSL_set_ex_data(ssl, ex_deadline, d);
         evtimer_add(d->ev, &request_timeout); /* handshake and first request */
+        if (per_address != NULL && (d->admit = event_new(base, -1, 0, on_admit, d)) != NULL)
+            event_active(d->admit, EV_TIMEOUT, 0);
     } else {
         free(d);
     }
@@ -593,8 +634,17 @@ iot_status gw_ingest_start(gw_app *app, int workers, gw_ingest **out, iot_err *e
     }
     in->n = workers;
     iot_status st = IOT_OK;
-    for (int i = 0; i < workers && st == IOT_OK; i++)
+    int per_address = app->cfg.max_connections_per_address;
+    if (per_address > 0 && app->cfg.device_tls) {
+        in->per_address =
+            gw_addr_limit_new((uint32_t)per_address, (uint32_t)app->cfg.max_connections);
+        if (in->per_address == NULL)
+            st = iot_err_set(err, IOT_ENOMEM, "out of memory for the per-address connection table");
+    }
+    for (int i = 0; i < workers && st == IOT_OK; i++) {
+        in->workers[i].per_address = in->per_address;
         st = worker_init(app, &in->workers[i], i, err);
+    }
     for (int i = 0; i < workers && st == IOT_OK; i++)
         if (pthread_create(&in->workers[i].thread, NULL, worker_main, &in->workers[i]) != 0)
             st = iot_err_set(err, IOT_EIO, "cannot start worker thread %d", i);
@@ -608,6 +658,7 @@ iot_status gw_ingest_start(gw_app *app, int workers, gw_ingest **out, iot_err *e
                 pthread_join(in->workers[i].thread, NULL);
             worker_free(&in->workers[i]);
         }
+        gw_addr_limit_free(in->per_address);
         free(in->workers);
         free(in);
         return st;
@@ -636,7 +687,8 @@ void gw_ingest_free(gw_ingest *in)
     if (in == NULL)
         return;
     for (int i = 0; i < in->n; i++)
-        worker_free(&in->workers[i]);
+        worker_free(&in->workers[i]); /* frees the connections, which give back their slots */
+    gw_addr_limit_free(in->per_address);
     free(in->workers);
     free(in);
 }

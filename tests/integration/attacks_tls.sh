@@ -237,8 +237,8 @@ done
 expect_eq "no connection is left open after the flood" 0 "$(metric iotgw_open_connections)"
 
 # max_connections = 100: hold 100 connections, the 101st handshake is refused.
-# (A cap this low is filled by the flood above too: the cap is global, so
-# it bounds resources, it does not protect devices from a flood.)
+# (The cap is global: it bounds resources. What keeps one host from taking
+# all of it is max_connections_per_address, below.)
 stop_gateway
 write_gateway_config "request_timeout = 2s" "rate_limit = 0" "max_connections = 100"
 start_gateway
@@ -265,7 +265,42 @@ for _ in $(seq 1 50); do
   sleep 0.1
 done
 legit_ok connections
-echo "# connections: silent, stalled, 200-handshake flood and over-capacity handled; legitimate device served"
+
+# max_connections_per_address = 20: one address holds 20 silent connections;
+# its 21st is closed before any handshake, counted and logged, while a
+# device connecting from another address (127.0.0.2) is served.
+stop_gateway
+write_gateway_config "request_timeout = 10s" "rate_limit = 0" "max_connections_per_address = 20"
+start_gateway
+sleep 0.3
+fds=()
+for _ in $(seq 1 20); do
+  exec {fd}<>"/dev/tcp/127.0.0.1/$GW_PORT"
+  fds+=("$fd")
+done
+for _ in $(seq 1 20); do
+  [ "$(metric iotgw_open_connections)" -ge 20 ] && break
+  sleep 0.05
+done
+[ "$(metric iotgw_open_connections)" -ge 20 ] || fail "held connections not open: $(metric iotgw_open_connections)"
+before="$(counter over_capacity)"
+r="$(post dev-ok application/json '{"seq":999998,"x":1}')"
+[ "${r%% *}" = 000 ] || fail "over max_connections_per_address: expected a closed connection, got: $r"
+wait_delta over_capacity "$before" 1 || fail "the connection over the per-address cap was not counted as over_capacity"
+grep -q 'event=connection.refused address=127.0.0.1 reason=over_capacity detail="max_connections_per_address reached"' "$T/gw.log" ||
+  fail "the connection over the per-address cap was not logged as connection.refused"
+pass "max_connections_per_address reached -> connection closed, counted as over_capacity, logged with the address"
+SEQ=$((SEQ + 1))
+r="$(post dev-ok application/json "{\"seq\":$SEQ,\"x\":1}" --interface 127.0.0.2)"
+expect_eq "a device from another address is served while 127.0.0.1 is at its cap" 200 "${r%% *}"
+EXPECTED=$((EXPECTED + 1))
+for fd in "${fds[@]}"; do exec {fd}<&-; done
+for _ in $(seq 1 50); do
+  [ "$(metric iotgw_open_connections)" -eq 0 ] && break
+  sleep 0.1
+done
+legit_ok "per-address cap" # from 127.0.0.1 again, once its connections are closed
+echo "# connections: silent, stalled, 200-handshake flood, over-capacity and per-address cap handled; legitimate device served"
 
 [ "$(grep -c $'\e' "$T/gw.log")" -eq 0 ] || fail "raw escape bytes in the log"
 finish

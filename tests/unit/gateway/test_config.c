@@ -36,19 +36,19 @@ static const char *const required_keys[] = {
 };
 
 static const char *const all_keys[] = {
-    "device_listen",    "device_tls",      "require_client_cert",
-    "tls_cert",         "tls_key",         "client_ca",
-    "crl_file",         "registry",        "workers",
-    "request_timeout",  "max_connections", "reload_interval",
-    "admin_listen",     "max_body",        "max_depth",
-    "max_records",      "max_readings",    "past_window",
-    "future_window",    "rate_limit",      "rate_burst",
-    "outbox",           "outbox_max",      "retry_after",
-    "mqtt_host",        "mqtt_port",       "mqtt_ca",
-    "mqtt_cert",        "mqtt_key",        "mqtt_client_id",
-    "topic_prefix",     "mqtt_keepalive",  "mqtt_inflight",
-    "reconnect_min",    "reconnect_max",   "log_level",
-    "development_mode",
+    "device_listen",   "device_tls",       "require_client_cert",
+    "tls_cert",        "tls_key",          "client_ca",
+    "crl_file",        "registry",         "workers",
+    "request_timeout", "max_connections",  "max_connections_per_address",
+    "reload_interval", "admin_listen",     "max_body",
+    "max_depth",       "max_records",      "max_readings",
+    "past_window",     "future_window",    "rate_limit",
+    "rate_burst",      "outbox",           "outbox_max",
+    "retry_after",     "mqtt_host",        "mqtt_port",
+    "mqtt_ca",         "mqtt_cert",        "mqtt_key",
+    "mqtt_client_id",  "topic_prefix",     "mqtt_keepalive",
+    "mqtt_inflight",   "reconnect_min",    "reconnect_max",
+    "log_level",       "development_mode",
 };
 
 static void path_of(char *buf, size_t size, const char *name)

@@ -1,0 +1,194 @@
+/* Open addressing with linear probing and backward-shift deletion, sized
+ * at twice the most addresses that can hold connections at once, so a probe
+ * stays short and a slot is always found for an address under the cap. The
+ * hash is seeded at start-up: a client cannot pick addresses that collide
+ * offline and make every lookup walk the whole table. */
+#include "addrlimit.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+typedef struct slot {
+    gw_addr_key key;
+    uint32_t count; /* 0: empty */
+} slot;
+
+struct gw_addr_limit {
+    pthread_mutex_t lock;
+    uint32_t per_address;
+    uint32_t max_addresses;
+    uint32_t used;
+    uint64_t seed;
+    size_t mask;
+    slot *slots;
+};
+
+gw_addr_limit *gw_addr_limit_new(uint32_t per_address, uint32_t max_addresses)
+{
+    size_t cap = 16;
+    while (cap < 2 * (size_t)max_addresses)
+        cap *= 2;
+    gw_addr_limit *lim = calloc(1, sizeof(*lim));
+    if (lim == NULL || (lim->slots = calloc(cap, sizeof(slot))) == NULL) {
+        free(lim);
+        return NULL;
+    }
+    if (getrandom(&lim->seed, sizeof(lim->seed), 0) != (ssize_t)sizeof(lim->seed))
+        lim->seed = (uint64_t)(uintptr_t)lim ^ 0x9e3779b97f4a7c15u;
+    pthread_mutex_init(&lim->lock, NULL);
+    lim->per_address = per_address;
+    lim->max_addresses = max_addresses;
+    lim->mask = cap - 1;
+    return lim;
+}
+
+void gw_addr_limit_free(gw_addr_limit *lim)
+{
+    if (lim == NULL)
+        return;
+    pthread_mutex_destroy(&lim->lock);
+    free(lim->slots);
+    free(lim);
+}
+
+bool gw_addr_key_of(const struct sockaddr *sa, socklen_t len, gw_addr_key *key)
+{
+    memset(key, 0, sizeof(*key));
+    if (sa->sa_family == AF_INET && len >= (socklen_t)sizeof(struct sockaddr_in)) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+        key->family = 4;
+        memcpy(key->bytes, &in->sin_addr, 4);
+        return true;
+    }
+    if (sa->sa_family == AF_INET6 && len >= (socklen_t)sizeof(struct sockaddr_in6)) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+        if (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr)) {
+            key->family = 4;
+            memcpy(key->bytes, &in6->sin6_addr.s6_addr[12], 4);
+        } else {
+            key->family = 6;
+            memcpy(key->bytes, in6->sin6_addr.s6_addr, 8);
+        }
+        return true;
+    }
+    return false;
+}
+
+static size_t hash_of(const gw_addr_limit *lim, const gw_addr_key *key)
+{
+    uint64_t h;
+    memcpy(&h, key->bytes, sizeof(h));
+    h ^= lim->seed + key->family;
+    /* the 64-bit finaliser of MurmurHash3: every input bit moves every output bit */
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdu;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53u;
+    h ^= h >> 33;
+    return (size_t)h;
+}
+
+static bool same(const gw_addr_key *a, const gw_addr_key *b)
+{
+    return a->family == b->family && memcmp(a->bytes, b->bytes, sizeof(a->bytes)) == 0;
+}
+
+/* The slot holding `key`, or the empty slot where it would go. */
+static size_t find(const gw_addr_limit *lim, const gw_addr_key *key)
+{
+    size_t i = hash_of(lim, key) & lim->mask;
+    while (lim->slots[i].count != 0 && !same(&lim->slots[i].key, key))
+        i = (i + 1) & lim->mask;
+    return i;
+}
+
+bool gw_addr_limit_acquire(gw_addr_limit *lim, const gw_addr_key *key)
+{
+    bool ok = false;
+    pthread_mutex_lock(&lim->lock);
+    slot *s = &lim->slots[find(lim, key)];
+    if (s->count == 0) {
+        if (lim->used < lim->max_addresses && lim->per_address > 0) {
+            s->key = *key;
+            s->count = 1;
+            lim->used++;
+            ok = true;
+        }
+    } else if (s->count < lim->per_address) {
+        s->count++;
+        ok = true;
+    }
+    pthread_mutex_unlock(&lim->lock);
+    return ok;
+}
+
+/* Empties slot i and moves later entries of its probe run back, so that
+ * every entry stays reachable from its home slot without tombstones. */
+static void remove_at(gw_addr_limit *lim, size_t i)
+{
+    size_t j = i;
+    for (;;) {
+        lim->slots[i].count = 0;
+        for (;;) {
+            j = (j + 1) & lim->mask;
+            if (lim->slots[j].count == 0)
+                return;
+            size_t home = hash_of(lim, &lim->slots[j].key) & lim->mask;
+            /* Entry j may move to i only if i lies on its probe path,
+             * cyclically between its home slot and j. */
+            bool stays = i <= j ? (i < home && home <= j) : (i < home || home <= j);
+            if (!stays)
+                break;
+        }
+        lim->slots[i] = lim->slots[j];
+        i = j;
+    }
+}
+
+void gw_addr_limit_release(gw_addr_limit *lim, const gw_addr_key *key)
+{
+    pthread_mutex_lock(&lim->lock);
+    size_t i = find(lim, key);
+    if (lim->slots[i].count > 1) {
+        lim->slots[i].count--;
+    } else if (lim->slots[i].count == 1) {
+        remove_at(lim, i);
+        lim->used--;
+    }
+    pthread_mutex_unlock(&lim->lock);
+}
+
+uint32_t gw_addr_limit_count(gw_addr_limit *lim, const gw_addr_key *key)
+{
+    pthread_mutex_lock(&lim->lock);
+    uint32_t n = lim->slots[find(lim, key)].count;
+    pthread_mutex_unlock(&lim->lock);
+    return n;
+}
+
+uint32_t gw_addr_limit_addresses(gw_addr_limit *lim)
+{
+    pthread_mutex_lock(&lim->lock);
+    uint32_t n = lim->used;
+    pthread_mutex_unlock(&lim->lock);
+    return n;
+}
+
+void gw_addr_key_format(const gw_addr_key *key, char *buf, size_t size)
+{
+    char text[INET6_ADDRSTRLEN] = "?";
+    if (key->family == 4) {
+        inet_ntop(AF_INET, key->bytes, text, sizeof(text));
+        snprintf(buf, size, "%s", text);
+        return;
+    }
+    uint8_t full[16] = {0};
+    memcpy(full, key->bytes, 8);
+    inet_ntop(AF_INET6, full, text, sizeof(text));
+    snprintf(buf, size, "%s/64", text);
+}

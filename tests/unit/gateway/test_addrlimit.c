@@ -1,0 +1,160 @@
+/* Connections per address: the cap, release, how addresses are grouped,
+ * a full table, and the hash table checked against a plain array model
+ * through many random acquires and releases. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "addrlimit.h"
+
+static gw_addr_key v4(const char *text)
+{
+    struct sockaddr_in in = {.sin_family = AF_INET, .sin_port = htons(5000)};
+    assert_int_equal(inet_pton(AF_INET, text, &in.sin_addr), 1);
+    gw_addr_key key;
+    assert_true(gw_addr_key_of((struct sockaddr *)&in, sizeof(in), &key));
+    return key;
+}
+
+static gw_addr_key v6(const char *text, uint16_t port)
+{
+    struct sockaddr_in6 in6 = {.sin6_family = AF_INET6, .sin6_port = htons(port)};
+    assert_int_equal(inet_pton(AF_INET6, text, &in6.sin6_addr), 1);
+    gw_addr_key key;
+    assert_true(gw_addr_key_of((struct sockaddr *)&in6, sizeof(in6), &key));
+    return key;
+}
+
+static void cap_per_address(void **state)
+{
+    (void)state;
+    gw_addr_limit *lim = gw_addr_limit_new(3, 100);
+    assert_non_null(lim);
+    gw_addr_key a = v4("192.0.2.7"), b = v4("192.0.2.8");
+    for (int i = 0; i < 3; i++)
+        assert_true(gw_addr_limit_acquire(lim, &a));
+    assert_false(gw_addr_limit_acquire(lim, &a));
+    assert_int_equal(gw_addr_limit_count(lim, &a), 3);
+    assert_true(gw_addr_limit_acquire(lim, &b)); /* another address is not affected */
+    gw_addr_limit_release(lim, &a);
+    assert_true(gw_addr_limit_acquire(lim, &a)); /* a slot came back */
+    assert_false(gw_addr_limit_acquire(lim, &a));
+    assert_int_equal(gw_addr_limit_addresses(lim), 2);
+    for (int i = 0; i < 3; i++)
+        gw_addr_limit_release(lim, &a);
+    gw_addr_limit_release(lim, &b);
+    assert_int_equal(gw_addr_limit_addresses(lim), 0);
+    assert_int_equal(gw_addr_limit_count(lim, &a), 0);
+    gw_addr_limit_release(lim, &b); /* releasing what is not held changes nothing */
+    assert_int_equal(gw_addr_limit_addresses(lim), 0);
+    gw_addr_limit_free(lim);
+}
+
+static void grouping(void **state)
+{
+    (void)state;
+    gw_addr_key plain = v4("198.51.100.20");
+    gw_addr_key mapped = v6("::ffff:198.51.100.20", 1);
+    assert_memory_equal(&plain, &mapped, sizeof(plain));
+
+    /* One /64: the same key whatever the interface identifier and port. */
+    gw_addr_key h1 = v6("2001:db8:1:2::1", 1), h2 = v6("2001:db8:1:2:ffff:ffff:ffff:ffff", 2);
+    gw_addr_key other = v6("2001:db8:1:3::1", 1);
+    assert_memory_equal(&h1, &h2, sizeof(h1));
+    assert_memory_not_equal(&h1, &other, sizeof(h1));
+
+    char text[64];
+    gw_addr_key_format(&h1, text, sizeof(text));
+    assert_string_equal(text, "2001:db8:1:2::/64");
+    gw_addr_key_format(&mapped, text, sizeof(text));
+    assert_string_equal(text, "198.51.100.20");
+
+    struct sockaddr_un_like {
+        sa_family_t family;
+        char path[20];
+    } unix_addr = {.family = AF_UNIX};
+    gw_addr_key key;
+    assert_false(gw_addr_key_of((struct sockaddr *)&unix_addr, sizeof(unix_addr), &key));
+    struct sockaddr_in short_in = {.sin_family = AF_INET};
+    assert_false(gw_addr_key_of((struct sockaddr *)&short_in, 4, &key));
+}
+
+static void full_table_refuses_new_addresses(void **state)
+{
+    (void)state;
+    gw_addr_limit *lim = gw_addr_limit_new(2, 3);
+    gw_addr_key k[4] = {v4("10.0.0.1"), v4("10.0.0.2"), v4("10.0.0.3"), v4("10.0.0.4")};
+    for (int i = 0; i < 3; i++)
+        assert_true(gw_addr_limit_acquire(lim, &k[i]));
+    assert_false(gw_addr_limit_acquire(lim, &k[3])); /* a fourth address: no room */
+    assert_true(gw_addr_limit_acquire(lim, &k[0]));  /* known addresses still may */
+    gw_addr_limit_release(lim, &k[1]);
+    assert_true(gw_addr_limit_acquire(lim, &k[3]));
+    gw_addr_limit_free(lim);
+}
+
+static void zero_cap_refuses_everything(void **state)
+{
+    (void)state;
+    gw_addr_limit *lim = gw_addr_limit_new(0, 10);
+    gw_addr_key a = v4("10.0.0.1");
+    assert_false(gw_addr_limit_acquire(lim, &a));
+    assert_int_equal(gw_addr_limit_addresses(lim), 0);
+    gw_addr_limit_free(lim);
+}
+
+/* Random acquires and releases over 600 addresses, many sharing probe runs
+ * in a table of 1,024 slots: after every step each address's count must be
+ * what a plain array says, which fails if a deletion strands an entry. */
+static void matches_a_model(void **state)
+{
+    (void)state;
+    enum { N = 600, CAP = 4, STEPS = 200000 };
+    gw_addr_limit *lim = gw_addr_limit_new(CAP, N);
+    uint32_t model[N] = {0};
+    gw_addr_key keys[N];
+    for (int i = 0; i < N; i++) {
+        struct sockaddr_in in = {.sin_family = AF_INET};
+        in.sin_addr.s_addr = htonl(0x0a000000u + (uint32_t)i);
+        assert_true(gw_addr_key_of((struct sockaddr *)&in, sizeof(in), &keys[i]));
+    }
+    srand(7);
+    uint32_t held_addresses = 0;
+    for (int step = 0; step < STEPS; step++) {
+        int i = rand() % N;
+        if (rand() % 2) {
+            bool want = model[i] < CAP;
+            assert_int_equal(gw_addr_limit_acquire(lim, &keys[i]), want);
+            if (want && model[i]++ == 0)
+                held_addresses++;
+        } else {
+            gw_addr_limit_release(lim, &keys[i]);
+            if (model[i] > 0 && --model[i] == 0)
+                held_addresses--;
+        }
+        if (step % 1000 == 0 || step == STEPS - 1) {
+            for (int k = 0; k < N; k++)
+                assert_int_equal(gw_addr_limit_count(lim, &keys[k]), model[k]);
+            assert_int_equal(gw_addr_limit_addresses(lim), held_addresses);
+        }
+    }
+    gw_addr_limit_free(lim);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(cap_per_address),
+        cmocka_unit_test(grouping),
+        cmocka_unit_test(full_table_refuses_new_addresses),
+        cmocka_unit_test(zero_cap_refuses_everything),
+        cmocka_unit_test(matches_a_model),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
