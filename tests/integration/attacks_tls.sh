@@ -121,12 +121,7 @@ expect_eq "the saved session is not resumed: a full handshake" "New 200" "$(resu
 EXPECTED=$((EXPECTED + 2))
 wait_for_lines "$SUB" "$EXPECTED" 10 || fail "dev-resume's readings did not arrive"
 before="$(counter device_revoked)"
-reloads="$(metric iotgw_identity_reloads_total)"
-"$IOTCTL" --dir "$P" device revoke dev-resume >/dev/null
-for _ in $(seq 1 50); do
-  [ "$(metric iotgw_identity_reloads_total)" -gt "$reloads" ] && break
-  sleep 0.1
-done
+revoke_and_wait_reload dev-resume
 r="$(resumed_post 3)"
 echo "$r" | grep -q '^Reused' && fail "a revoked device's session was resumed: $r"
 [ "${r#* }" != 200 ] || fail "a revoked device's saved session was served: $r"
@@ -236,6 +231,32 @@ for _ in $(seq 1 50); do
 done
 expect_eq "no connection is left open after the flood" 0 "$(metric iotgw_open_connections)"
 
+# hold_connections N: opens N silent TCP connections from 127.0.0.1 (kept in
+# HELD) and waits until the gateway counts them open.
+hold_connections() {
+  HELD=()
+  local fd
+  for _ in $(seq 1 "$1"); do
+    exec {fd}<>"/dev/tcp/127.0.0.1/$GW_PORT"
+    HELD+=("$fd")
+  done
+  for _ in $(seq 1 20); do
+    [ "$(metric iotgw_open_connections)" -ge "$1" ] && break
+    sleep 0.05
+  done
+  [ "$(metric iotgw_open_connections)" -ge "$1" ] || fail "held connections not open: $(metric iotgw_open_connections)"
+}
+
+# release_connections: closes HELD and waits until the gateway has let go.
+release_connections() {
+  local fd
+  for fd in "${HELD[@]}"; do exec {fd}<&-; done
+  for _ in $(seq 1 50); do
+    [ "$(metric iotgw_open_connections)" -eq 0 ] && break
+    sleep 0.1
+  done
+}
+
 # max_connections = 100: hold 100 connections, the 101st handshake is refused.
 # (The cap is global: it bounds resources. What keeps one host from taking
 # all of it is max_connections_per_address, below.)
@@ -243,27 +264,14 @@ stop_gateway
 write_gateway_config "request_timeout = 2s" "rate_limit = 0" "max_connections = 100"
 start_gateway
 sleep 0.3
-fds=()
-for _ in $(seq 1 100); do
-  exec {fd}<>"/dev/tcp/127.0.0.1/$GW_PORT"
-  fds+=("$fd")
-done
-for _ in $(seq 1 20); do
-  [ "$(metric iotgw_open_connections)" -ge 100 ] && break
-  sleep 0.05
-done
-[ "$(metric iotgw_open_connections)" -ge 100 ] || fail "held connections not open: $(metric iotgw_open_connections)"
+hold_connections 100
 before="$(counter over_capacity)"
 r="$(post dev-ok application/json '{"seq":999999,"x":1}')"
 [ "${r%% *}" = 000 ] || fail "over max_connections: expected a refused handshake, got: $r"
 wait_delta over_capacity "$before" 1 || fail "over_capacity not counted"
 grep -q 'event=tls.refused .*reason=over_capacity' "$T/gw.log" || fail "over_capacity not logged"
 pass "max_connections reached -> handshake refused, counted and logged as over_capacity"
-for fd in "${fds[@]}"; do exec {fd}<&-; done
-for _ in $(seq 1 50); do
-  [ "$(metric iotgw_open_connections)" -eq 0 ] && break
-  sleep 0.1
-done
+release_connections
 legit_ok connections
 
 # max_connections_per_address = 20: one address holds 20 silent connections;
@@ -273,16 +281,7 @@ stop_gateway
 write_gateway_config "request_timeout = 10s" "rate_limit = 0" "max_connections_per_address = 20"
 start_gateway
 sleep 0.3
-fds=()
-for _ in $(seq 1 20); do
-  exec {fd}<>"/dev/tcp/127.0.0.1/$GW_PORT"
-  fds+=("$fd")
-done
-for _ in $(seq 1 20); do
-  [ "$(metric iotgw_open_connections)" -ge 20 ] && break
-  sleep 0.05
-done
-[ "$(metric iotgw_open_connections)" -ge 20 ] || fail "held connections not open: $(metric iotgw_open_connections)"
+hold_connections 20
 before="$(counter over_capacity)"
 r="$(post dev-ok application/json '{"seq":999998,"x":1}')"
 [ "${r%% *}" = 000 ] || fail "over max_connections_per_address: expected a closed connection, got: $r"
@@ -294,11 +293,7 @@ SEQ=$((SEQ + 1))
 r="$(post dev-ok application/json "{\"seq\":$SEQ,\"x\":1}" --interface 127.0.0.2)"
 expect_eq "a device from another address is served while 127.0.0.1 is at its cap" 200 "${r%% *}"
 EXPECTED=$((EXPECTED + 1))
-for fd in "${fds[@]}"; do exec {fd}<&-; done
-for _ in $(seq 1 50); do
-  [ "$(metric iotgw_open_connections)" -eq 0 ] && break
-  sleep 0.1
-done
+release_connections
 legit_ok "per-address cap" # from 127.0.0.1 again, once its connections are closed
 echo "# connections: silent, stalled, 200-handshake flood, over-capacity and per-address cap handled; legitimate device served"
 

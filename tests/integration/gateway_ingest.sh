@@ -176,12 +176,7 @@ expect_eq "other devices unaffected by the reload" 200 "${r%% *}"
 # Without a signal: the gateway notices the changed registry and CRL itself.
 r="$(post dev-rev2 application/json '{"seq":1,"x":1}')"
 expect_eq "dev-rev2 posts before revocation" 200 "${r%% *}"
-reloads="$(metric iotgw_identity_reloads_total)"
-"$IOTCTL" --dir "$P" device revoke dev-rev2 >/dev/null
-for _ in $(seq 1 50); do
-  [ "$(metric iotgw_identity_reloads_total)" -gt "$reloads" ] && break
-  sleep 0.1
-done
+revoke_and_wait_reload dev-rev2
 expect_eq "revoked while running: refused after the file watch reload" 000 \
   "$(post dev-rev2 application/json '{"seq":2,"x":1}' | cut -d' ' -f1)"
 

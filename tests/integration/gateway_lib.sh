@@ -136,6 +136,20 @@ metric() {
   curl -s "http://127.0.0.1:$ADMIN_PORT/metrics" | awk -v m="$1" '$1 == m { print $2 }'
 }
 
+# revoke_and_wait_reload DEVICE: revokes DEVICE with iotctl and waits (5 s
+# at most) until the running gateway has reloaded its registry and CRL by
+# itself, without a signal.
+revoke_and_wait_reload() {
+  local reloads
+  reloads="$(metric iotgw_identity_reloads_total)"
+  "$IOTCTL" --dir "$P" device revoke "$1" >/dev/null
+  for _ in $(seq 1 50); do
+    [ "$(metric iotgw_identity_reloads_total)" -gt "$reloads" ] && return 0
+    sleep 0.1
+  done
+  fail "the gateway did not reload its registry within 5 s of revoking $1"
+}
+
 refusals() {
   curl -s "http://127.0.0.1:$ADMIN_PORT/metrics" |
     awk -v r="$1" 'index($1, "reason=\"" r "\"") { print $2 }'
