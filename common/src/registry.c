@@ -9,13 +9,27 @@
 
 /* 'IOTR' in the SQLite header: tells a registry from any other database. */
 #define REGISTRY_APP_ID         0x494f5452
-#define REGISTRY_SCHEMA_VERSION 1
+#define REGISTRY_SCHEMA_VERSION 2 /* 2 added `superseded`; 1 is upgraded on a write open */
 #define DEFAULT_BUSY_MS         2000
 
 struct iot_registry {
     sqlite3 *db;
+    int version; /* schema version of the file */
     char path[512];
 };
+
+/* Certificates replaced by a renewal under the same name: the row in
+ * `certificates` now describes the new one, and the CRL lists these. */
+#define SUPERSEDED_TABLE                                                                           \
+    "CREATE TABLE superseded ("                                                                    \
+    "  serial TEXT NOT NULL PRIMARY KEY,"                                                          \
+    "  name TEXT NOT NULL,"                                                                        \
+    "  kind TEXT NOT NULL CHECK (kind IN ('device','server','client')),"                           \
+    "  fingerprint TEXT NOT NULL,"                                                                 \
+    "  not_before INTEGER NOT NULL,"                                                               \
+    "  not_after INTEGER NOT NULL,"                                                                \
+    "  created INTEGER NOT NULL,"                                                                  \
+    "  replaced_at INTEGER NOT NULL);"
 
 static const char SCHEMA[] =
     "CREATE TABLE certificates ("
@@ -34,7 +48,7 @@ static const char SCHEMA[] =
     "INSERT INTO meta VALUES ('crl_number', 0);"
     /* The device view is the registry as the gateway and operators see it. */
     "CREATE VIEW devices AS SELECT name AS id, serial, fingerprint, not_after, state, created,"
-    "  revoked_at FROM certificates WHERE kind = 'device';";
+    "  revoked_at FROM certificates WHERE kind = 'device';" SUPERSEDED_TABLE;
 
 const char *iot_cert_kind_name(iot_cert_kind kind)
 {
@@ -156,6 +170,7 @@ iot_status iot_registry_create(const char *path, iot_registry **out, iot_err *er
         (st = exec(reg, SCHEMA, "creating the schema", err)) != IOT_OK ||
         (st = exec(reg, "COMMIT", "creating", err)) != IOT_OK)
         goto fail;
+    reg->version = REGISTRY_SCHEMA_VERSION;
     *out = reg;
     return IOT_OK;
 fail:
@@ -187,11 +202,25 @@ iot_status iot_registry_open(const char *path, int mode, iot_registry **out, iot
                          path, (unsigned)app_id);
         goto fail;
     }
-    if (version != REGISTRY_SCHEMA_VERSION) {
+    if (version < 1 || version > REGISTRY_SCHEMA_VERSION) {
         st = iot_err_set(err, IOT_ECORRUPT,
-                         "registry %s has schema version %d; this program understands %d", path,
-                         version, REGISTRY_SCHEMA_VERSION);
+                         "registry %s has schema version %d; this program understands 1 to %d",
+                         path, version, REGISTRY_SCHEMA_VERSION);
         goto fail;
+    }
+    reg->version = version;
+    if (mode == IOT_REGISTRY_WRITE && version == 1) {
+        char sql[64];
+        snprintf(sql, sizeof(sql), "PRAGMA user_version=%d;", REGISTRY_SCHEMA_VERSION);
+        if ((st = exec(reg, "BEGIN IMMEDIATE", "upgrading the schema", err)) != IOT_OK)
+            goto fail;
+        if ((st = exec(reg, SUPERSEDED_TABLE, "upgrading the schema", err)) != IOT_OK ||
+            (st = exec(reg, sql, "upgrading the schema", err)) != IOT_OK ||
+            (st = exec(reg, "COMMIT", "upgrading the schema", err)) != IOT_OK) {
+            sqlite3_exec(reg->db, "ROLLBACK", NULL, NULL, NULL);
+            goto fail;
+        }
+        reg->version = REGISTRY_SCHEMA_VERSION;
     }
     *out = reg;
     return IOT_OK;
@@ -410,7 +439,78 @@ iot_status iot_registry_foreach(iot_registry *reg, int kind, iot_registry_fn fn,
 iot_status iot_registry_foreach_revoked(iot_registry *reg, iot_registry_fn fn, void *ctx,
                                         iot_err *err)
 {
-    return walk(reg, SELECT_COLUMNS "WHERE state = 'revoked' ORDER BY serial", -1, fn, ctx, err);
+    if (reg->version < 2)
+        return walk(reg, SELECT_COLUMNS "WHERE state = 'revoked' ORDER BY serial", -1, fn, ctx,
+                    err);
+    return walk(reg,
+                SELECT_COLUMNS "WHERE state = 'revoked' UNION ALL SELECT name, kind, '', serial,"
+                               " fingerprint, not_before, not_after, created, 'revoked',"
+                               " replaced_at, 'superseded' FROM superseded ORDER BY serial",
+                -1, fn, ctx, err);
+}
+
+iot_status iot_registry_renew(iot_registry *reg, const iot_cert_record *rec, int64_t now,
+                              iot_err *err)
+{
+    iot_cert_record old;
+    iot_status s = iot_registry_get_by_name(reg, rec->name, &old, err);
+    if (s != IOT_OK)
+        return s;
+    if (old.kind != rec->kind)
+        return iot_err_set(err, IOT_ENOENT, "'%s' is a %s certificate, not a %s", rec->name,
+                           iot_cert_kind_name(old.kind), iot_cert_kind_name(rec->kind));
+    if (old.revoked)
+        return iot_err_set(err, IOT_ESTATE, "%s '%s' is revoked; it cannot be renewed",
+                           iot_cert_kind_name(old.kind), rec->name);
+    if (reg->version < 2)
+        return iot_err_set(err, IOT_ESTATE, "registry %s was opened read-only", reg->path);
+    /* A serial names one certificate forever, the replaced ones included. */
+    static const char taken[] = "SELECT 1 FROM certificates WHERE serial = ?1"
+                                " UNION ALL SELECT 1 FROM superseded WHERE serial = ?1";
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(reg->db, taken, -1, &st, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, rec->serial, -1, SQLITE_STATIC);
+        rc = sqlite3_step(st);
+    }
+    sqlite3_finalize(st);
+    st = NULL;
+    if (rc == SQLITE_ROW)
+        return iot_err_set(err, IOT_EEXIST, "serial %s is already in registry %s", rec->serial,
+                           reg->path);
+    if (rc != SQLITE_DONE)
+        return db_fail(reg, rc, "renewing", err);
+    static const char keep[] = "INSERT INTO superseded (serial, name, kind, fingerprint,"
+                               " not_before, not_after, created, replaced_at)"
+                               " SELECT serial, name, kind, fingerprint, not_before, not_after,"
+                               " created, ?1 FROM certificates WHERE name = ?2";
+    static const char update[] = "UPDATE certificates SET serial = ?1, fingerprint = ?2,"
+                                 " not_before = ?3, not_after = ?4 WHERE name = ?5";
+    rc = sqlite3_prepare_v2(reg->db, keep, -1, &st, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_int64(st, 1, now);
+        sqlite3_bind_text(st, 2, rec->name, -1, SQLITE_STATIC);
+        rc = sqlite3_step(st);
+    }
+    sqlite3_finalize(st);
+    st = NULL;
+    if (rc == SQLITE_DONE)
+        rc = sqlite3_prepare_v2(reg->db, update, -1, &st, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, rec->serial, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, rec->fingerprint, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 3, rec->not_before);
+        sqlite3_bind_int64(st, 4, rec->not_after);
+        sqlite3_bind_text(st, 5, rec->name, -1, SQLITE_STATIC);
+        rc = sqlite3_step(st);
+    }
+    sqlite3_finalize(st);
+    if (rc == SQLITE_DONE)
+        return IOT_OK;
+    if ((rc & 0xff) == SQLITE_CONSTRAINT)
+        return iot_err_set(err, IOT_EEXIST, "serial %s is already in registry %s", rec->serial,
+                           reg->path);
+    return db_fail(reg, rc, "renewing", err);
 }
 
 iot_status iot_registry_next_crl_number(iot_registry *reg, uint64_t *out, iot_err *err)

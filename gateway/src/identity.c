@@ -115,7 +115,10 @@ static bool serial_hex(const ASN1_INTEGER *serial, char out[IOT_SERIAL_HEX_MAX +
     return ok;
 }
 
-/* Marks every serial the CRL lists; the CRL must be signed by the CA. */
+/* Marks every serial the CRL lists; the CRL must be signed by the CA. A
+ * listed serial the registry no longer has (a certificate replaced by a
+ * renewal under the same name) gets an entry of its own, so that it is
+ * refused as revoked rather than as unknown. */
 static iot_status apply_crl(gw_identity *id, id_snapshot *snap, size_t *listed, iot_err *err)
 {
     char *data = NULL;
@@ -142,17 +145,35 @@ static iot_status apply_crl(gw_identity *id, id_snapshot *snap, size_t *listed, 
         gw_log(GW_LOG_WARN, "identity.crl_expired",
                "path=%s action=\"run 'iotctl crl update' and copy the CRL\"", id->crl_path);
     STACK_OF(X509_REVOKED) *revoked = X509_CRL_get_REVOKED(crl);
+    int n_listed = sk_X509_REVOKED_num(revoked);
+    size_t in_registry = snap->n, orphans = 0;
+    id_entry *grown = n_listed > 0
+                          ? realloc(snap->entries, (snap->n + (size_t)n_listed) * sizeof(id_entry))
+                          : snap->entries;
+    if (n_listed > 0 && grown == NULL) {
+        X509_CRL_free(crl);
+        return iot_err_set(err, IOT_ENOMEM, "out of memory loading CRL %s", id->crl_path);
+    }
+    snap->entries = grown;
     *listed = 0;
-    for (int i = 0; i < sk_X509_REVOKED_num(revoked); i++) {
+    for (int i = 0; i < n_listed; i++) {
         id_entry key = {0};
         if (!serial_hex(X509_REVOKED_get0_serialNumber(sk_X509_REVOKED_value(revoked, i)),
                         key.serial))
             continue;
         (*listed)++;
-        id_entry *e = bsearch(&key, snap->entries, snap->n, sizeof(*e), entry_cmp);
-        if (e != NULL)
+        id_entry *e = bsearch(&key, snap->entries, in_registry, sizeof(*e), entry_cmp);
+        if (e != NULL) {
             e->revoked = true;
+        } else {
+            key.kind = IOT_KIND_DEVICE;
+            key.revoked = true;
+            snap->entries[in_registry + orphans++] = key;
+        }
     }
+    snap->n = in_registry + orphans;
+    if (orphans > 0)
+        qsort(snap->entries, snap->n, sizeof(id_entry), entry_cmp);
     X509_CRL_free(crl);
     return IOT_OK;
 }

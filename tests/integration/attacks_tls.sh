@@ -121,7 +121,7 @@ expect_eq "the saved session is not resumed: a full handshake" "New 200" "$(resu
 EXPECTED=$((EXPECTED + 2))
 wait_for_lines "$SUB" "$EXPECTED" 10 || fail "dev-resume's readings did not arrive"
 before="$(counter device_revoked)"
-revoke_and_wait_reload dev-resume
+iotctl_and_wait_reload device revoke dev-resume
 r="$(resumed_post 3)"
 echo "$r" | grep -q '^Reused' && fail "a revoked device's session was resumed: $r"
 [ "${r#* }" != 200 ] || fail "a revoked device's saved session was served: $r"

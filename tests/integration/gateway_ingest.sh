@@ -2,11 +2,11 @@
 # The gateway with a real broker: readings arrive on the right topic in the
 # documented format; identity comes from the certificate only; every kind of
 # bad input gets its status, its error code and nothing published; rate
-# limits, replays and revocation while running.
+# limits, replays, revocation and renewal while running.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/gateway_lib.sh"
 
-make_pki dev-001 dev-002 dev-rev dev-rev2 dev-rate
+make_pki dev-001 dev-002 dev-rev dev-rev2 dev-rate dev-ren
 "$IOTCTL" --dir "$P" device add dev-expired --not-before 2020-01-01 --not-after 2020-01-02 >/dev/null
 "$IOTCTL" --dir "$P" device add dev-gone >/dev/null
 "$IOTCTL" --dir "$P" device revoke dev-gone >/dev/null
@@ -176,8 +176,32 @@ expect_eq "other devices unaffected by the reload" 200 "${r%% *}"
 # Without a signal: the gateway notices the changed registry and CRL itself.
 r="$(post dev-rev2 application/json '{"seq":1,"x":1}')"
 expect_eq "dev-rev2 posts before revocation" 200 "${r%% *}"
-revoke_and_wait_reload dev-rev2
+iotctl_and_wait_reload device revoke dev-rev2
 expect_eq "revoked while running: refused after the file watch reload" 000 \
   "$(post dev-rev2 application/json '{"seq":2,"x":1}' | cut -d' ' -f1)"
+
+# --- renewal under the same ID while running ------------------------------------
+# The new certificate speaks for the same device: same topic, and the
+# gateway's sequence state carries over. The replaced one is refused.
+r="$(post dev-ren application/json '{"seq":1,"x":1}')"
+expect_eq "dev-ren posts before its renewal" 200 "${r%% *}"
+old_serial="$("$IOTCTL" --dir "$P" device show dev-ren --json | jq -r .serial)"
+iotctl_and_wait_reload device renew dev-ren
+old="$P/devices/dev-ren/superseded-$old_serial"
+code="$(curl -s -o /dev/null -w '%{http_code}' --cacert "$P/ca.crt" --cert "$old/cert.pem" --key "$old/key.pem" \
+  -H 'Content-Type: application/json' -d '{"seq":2,"x":1}' "https://localhost:$GW_PORT/v1/telemetry" || true)"
+expect_eq "the replaced certificate is refused after the reload" 000 "${code:-000}"
+grep -q "event=tls.refused .*reason=device_revoked.*CN=dev-ren" "$T/gw.log" ||
+  fail "the replaced certificate's refusal was not logged as device_revoked: $(grep dev-ren "$T/gw.log" | tail -2)"
+r="$(post dev-ren application/json '{"seq":1,"x":1}')"
+expect_eq "the renewed certificate continues the device's sequence (1 is a duplicate)" \
+  '200 {"stored":0,"duplicates":1}' "$r"
+before=$(wc -l <"$SUB")
+r="$(post dev-ren application/json '{"seq":2,"x":2}')"
+expect_eq "the renewed certificate posts" '200 {"stored":1,"duplicates":0}' "$r"
+wait_for_lines "$SUB" $((before + 1)) || fail "the renewed device's reading did not arrive"
+tail -1 "$SUB" | grep -q '^telemetry/dev-ren/telemetry .*"dseq":2' ||
+  fail "the renewed device's reading is not on its topic: $(tail -1 "$SUB")"
+pass "after renewal the device publishes on the same topic"
 
 finish

@@ -136,18 +136,18 @@ metric() {
   curl -s "http://127.0.0.1:$ADMIN_PORT/metrics" | awk -v m="$1" '$1 == m { print $2 }'
 }
 
-# revoke_and_wait_reload DEVICE: revokes DEVICE with iotctl and waits (5 s
-# at most) until the running gateway has reloaded its registry and CRL by
-# itself, without a signal.
-revoke_and_wait_reload() {
+# iotctl_and_wait_reload ARGS...: runs iotctl ARGS on the test PKI and waits
+# (5 s at most) until the running gateway has reloaded its registry and CRL
+# by itself, without a signal.
+iotctl_and_wait_reload() {
   local reloads
   reloads="$(metric iotgw_identity_reloads_total)"
-  "$IOTCTL" --dir "$P" device revoke "$1" >/dev/null
+  "$IOTCTL" --dir "$P" "$@" >/dev/null || fail "iotctl $* failed"
   for _ in $(seq 1 50); do
     [ "$(metric iotgw_identity_reloads_total)" -gt "$reloads" ] && return 0
     sleep 0.1
   done
-  fail "the gateway did not reload its registry within 5 s of revoking $1"
+  fail "the gateway did not reload its registry within 5 s of 'iotctl $*'"
 }
 
 refusals() {

@@ -170,6 +170,65 @@ pass "crl update increases the CRL number"
 expect_fail "still revoked after crl update" 2 "certificate revoked" \
   openssl verify -crl_check -CAfile "$P/ca.crt" -CRLfile "$P/crl.pem" "$P/devices/dev-001/cert.pem"
 
+# --- renewal under the same ID ---------------------------------------------------
+old_serial="$(ctl device show dev-002 --json | jq -r .serial)"
+old_fpr="$(ctl device show dev-002 --json | jq -r .sha256)"
+cp "$P/devices/dev-002/cert.pem" "$T/dev-002-old.pem"
+expect_ok "device renew dev-002" ctl device renew dev-002 --days 30
+echo "$OUT" | grep -q "device dev-002: certificate renewed" || fail "renew did not say so: $OUT"
+echo "$OUT" | grep -q "PRIVATE KEY" && fail "device renew printed key material"
+new_serial="$(ctl device show dev-002 --json | jq -r .serial)"
+[ "$new_serial" != "$old_serial" ] && [ "$(ctl device show dev-002 --json | jq -r .sha256)" != "$old_fpr" ] ||
+  fail "the registry still describes the old certificate"
+expect_eq "the renewed device stays active" active "$(ctl device show dev-002 --json | jq -r .state)"
+expect_eq "the registry has one row for the ID" 1 "$(ctl device list --json | jq '[.[] | select(.id=="dev-002")] | length')"
+subject="$(openssl x509 -in "$P/devices/dev-002/cert.pem" -noout -subject -nameopt RFC2253)"
+expect_eq "the new certificate has the same CN" "subject=CN=dev-002,OU=device,O=IoT Telemetry" "$subject"
+expect_eq "the new certificate is the one in the registry" "$new_serial" \
+  "$(openssl x509 -in "$P/devices/dev-002/cert.pem" -noout -serial | cut -d= -f2)"
+arch="$P/devices/dev-002/superseded-$old_serial"
+cmp -s "$arch/cert.pem" "$T/dev-002-old.pem" || fail "the old certificate was not kept in $arch"
+[ "$(file_mode "$arch")" = 700 ] && [ "$(file_mode "$arch/key.pem")" = 600 ] &&
+  [ "$(file_mode "$P/devices/dev-002/key.pem")" = 600 ] || fail "renewal left a key or directory readable by others"
+pass "the old files are kept in superseded-SERIAL, keys 0600"
+cmp -s "$arch/key.pem" "$P/devices/dev-002/key.pem" && fail "the renewal reused the old key"
+expect_ok "the new certificate passes openssl verify -crl_check" \
+  openssl verify -crl_check -CAfile "$P/ca.crt" -CRLfile "$P/crl.pem" "$P/devices/dev-002/cert.pem"
+expect_fail "the replaced certificate is revoked in the CRL" 2 "certificate revoked" \
+  openssl verify -crl_check -CAfile "$P/ca.crt" -CRLfile "$P/crl.pem" "$T/dev-002-old.pem"
+openssl crl -in "$P/crl.pem" -noout -text | grep -A4 "Serial Number: $old_serial" | grep -q "Superseded" ||
+  fail "the CRL does not give the replaced certificate the reason superseded"
+pass "the CRL lists the replaced certificate as superseded"
+expect_fail "the revoked certificates stay in the CRL" 2 "certificate revoked" \
+  openssl verify -crl_check -CAfile "$P/ca.crt" -CRLfile "$P/crl.pem" "$P/devices/dev-001/cert.pem"
+# The production flow: the device made a new key and request.
+openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/csr2.key" \
+  -subj "/CN=dev-csr" -out "$T/dev-csr2.csr" 2>/dev/null
+expect_ok "device renew signs a new CSR" ctl device renew dev-csr --csr "$T/dev-csr2.csr"
+[ ! -e "$P/devices/dev-csr/key.pem" ] || fail "the CSR renewal wrote a private key"
+expect_eq "the renewed certificate carries the CSR's key" "$(openssl pkey -in "$T/csr2.key" -pubout)" \
+  "$(openssl x509 -in "$P/devices/dev-csr/cert.pem" -noout -pubkey)"
+# Refusals change nothing: files, registry and CRL stay as they were.
+before="$(cd "$P" && find . -type f | sort | xargs sha256sum)"
+expect_fail "renewing an unknown ID" 1 "'ghost' is not enrolled; enroll it with 'iotctl device add'" \
+  ctl device renew ghost
+expect_fail "renewing a revoked device" 1 "'dev-001' is revoked; a revoked identity is not renewed" \
+  ctl device renew dev-001
+expect_fail "renewing a server certificate as a device" 1 "'gateway' is not enrolled" ctl device renew gateway
+expect_fail "renewing with a CSR for another ID" 1 "CN" ctl device renew dev-002 --csr "$T/other.csr"
+expect_eq "failed renewals change no file" "$before" "$(cd "$P" && find . -type f | sort | xargs sha256sum)"
+[ -z "$(find "$P/devices/dev-002" -maxdepth 1 -name 'superseded-*' ! -name "superseded-$old_serial")" ] ||
+  fail "a failed renewal left a superseded directory"
+pass "a failed renewal puts the old files back"
+# A registry made before renewals existed (schema 1) is read as it is and
+# upgraded by the first change.
+cp -a "$P" "$T/v1"
+sqlite3 "$T/v1/registry.db" "DROP TABLE superseded; PRAGMA user_version=1;"
+expect_ok "a schema 1 registry is listed" "$IOTCTL" --dir "$T/v1" device list
+expect_eq "listing does not change the schema" 1 "$(sqlite3 "$T/v1/registry.db" 'PRAGMA user_version')"
+expect_ok "a schema 1 registry takes a renewal" "$IOTCTL" --dir "$T/v1" device renew dev-csr
+expect_eq "the renewal upgraded the registry to schema 2" 2 "$(sqlite3 "$T/v1/registry.db" 'PRAGMA user_version')"
+
 # --- validity -------------------------------------------------------------------
 expect_ok "an already expired certificate can be made for tests" \
   ctl device add dev-expired --not-before 2020-01-01 --not-after 2020-01-02
@@ -203,7 +262,7 @@ expect_ok "works again once the lock is gone" ctl device add dev-lock
 
 # --- help and usage -------------------------------------------------------------
 for cmd in "pki init" "cert server" "cert client" "cert list" "cert show" "cert revoke" \
-  "device add" "device revoke" "device list" "device show" "crl update"; do
+  "device add" "device renew" "device revoke" "device list" "device show" "crl update"; do
   run "$IOTCTL" $cmd --help
   [ "$RC" -eq 0 ] && echo "$OUT" | grep -q "^usage: iotctl \[--dir DIR\] $cmd" ||
     fail "'iotctl $cmd --help' (exit $RC): $OUT"

@@ -114,6 +114,65 @@ static void revoke_once(void **state)
     iot_registry_close(reg);
 }
 
+typedef struct revoked_list {
+    int n;
+    char serials[4][IOT_SERIAL_HEX_MAX + 1];
+    char reasons[4][32];
+} revoked_list;
+
+static int collect_revoked(const iot_cert_record *rec, void *ctx)
+{
+    revoked_list *l = ctx;
+    if (l->n < 4) {
+        snprintf(l->serials[l->n], sizeof(l->serials[0]), "%s", rec->serial);
+        snprintf(l->reasons[l->n], sizeof(l->reasons[0]), "%s", rec->revoke_reason);
+    }
+    l->n++;
+    return 0;
+}
+
+/* Renewal keeps the name, replaces serial and fingerprint, and lists the
+ * old serial for the CRL as superseded; a revoked or unknown name, another
+ * kind, or a serial already in use are refused and change nothing. */
+static void renew_same_name(void **state)
+{
+    (void)state;
+    iot_registry *reg = NULL;
+    iot_err err = {0};
+    assert_int_equal(iot_registry_open(db, IOT_REGISTRY_WRITE, &reg, &err), IOT_OK);
+    iot_cert_record r = record("dev-r", IOT_KIND_DEVICE, "1A");
+    assert_int_equal(iot_registry_add(reg, &r, &err), IOT_OK);
+    iot_cert_record next = record("dev-r", IOT_KIND_DEVICE, "1B");
+    snprintf(next.fingerprint, sizeof(next.fingerprint), "%064d", 1);
+    next.not_after = 9000;
+    assert_int_equal(iot_registry_renew(reg, &next, 1700, &err), IOT_OK);
+    iot_cert_record got;
+    assert_int_equal(iot_registry_get_by_name(reg, "dev-r", &got, &err), IOT_OK);
+    assert_string_equal(got.serial, "1B");
+    assert_int_equal(got.not_after, 9000);
+    assert_false(got.revoked);
+    assert_int_equal(iot_registry_get_by_serial(reg, "1A", &got, &err), IOT_ENOENT);
+
+    revoked_list l = {0};
+    assert_int_equal(iot_registry_foreach_revoked(reg, collect_revoked, &l, &err), IOT_OK);
+    assert_int_equal(l.n, 2); /* dev-1, revoked above, and dev-r's old certificate */
+    assert_string_equal(l.serials[1], "1A");
+    assert_string_equal(l.reasons[1], "superseded");
+
+    iot_cert_record bad = record("dev-r", IOT_KIND_CLIENT, "1C");
+    assert_int_equal(iot_registry_renew(reg, &bad, 1800, &err), IOT_ENOENT);
+    bad = record("nobody", IOT_KIND_DEVICE, "1D");
+    assert_int_equal(iot_registry_renew(reg, &bad, 1800, &err), IOT_ENOENT);
+    bad = record("dev-1", IOT_KIND_DEVICE, "1E");
+    assert_int_equal(iot_registry_renew(reg, &bad, 1800, &err), IOT_ESTATE);
+    bad = record("dev-r", IOT_KIND_DEVICE, "1B"); /* its own current serial */
+    assert_int_equal(iot_registry_renew(reg, &bad, 1800, &err), IOT_EEXIST);
+    memset(&l, 0, sizeof(l));
+    assert_int_equal(iot_registry_foreach_revoked(reg, collect_revoked, &l, &err), IOT_OK);
+    assert_int_equal(l.n, 2);
+    iot_registry_close(reg);
+}
+
 static void readonly_refuses_writes(void **state)
 {
     (void)state;
@@ -174,9 +233,13 @@ static void garbage_is_corrupt(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(create_add_get),   cmocka_unit_test(names_are_unique_across_kinds),
-        cmocka_unit_test(revoke_once),      cmocka_unit_test(readonly_refuses_writes),
-        cmocka_unit_test(lock_is_reported), cmocka_unit_test(garbage_is_corrupt),
+        cmocka_unit_test(create_add_get),
+        cmocka_unit_test(names_are_unique_across_kinds),
+        cmocka_unit_test(revoke_once),
+        cmocka_unit_test(renew_same_name),
+        cmocka_unit_test(readonly_refuses_writes),
+        cmocka_unit_test(lock_is_reported),
+        cmocka_unit_test(garbage_is_corrupt),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

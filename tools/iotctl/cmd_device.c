@@ -1,4 +1,5 @@
-/* iotctl device add|revoke|list|show: device enrollment and its lifecycle. */
+/* iotctl device add|renew|revoke|list|show: device enrollment and its
+ * lifecycle. */
 #include <stdio.h>
 
 #include "cmds.h"
@@ -13,6 +14,28 @@ int cmd_device_add(cli_ctx *ctx, int argc, char **argv)
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     issue_request req = {.kind = IOT_KIND_DEVICE, .role = "device"};
+    req.profile.type = PKI_PROFILE_CLIENT;
+    cli_validity_opts validity = {0};
+    int c;
+    while ((c = cmd_getopt(argc, argv, opts)) != -1) {
+        if (c == 'c')
+            req.csr_path = optarg;
+        else if (c == 'h')
+            return cli_help(self);
+        else if (!cmd_issue_option(c, &validity, &req))
+            return cmd_bad_option(self, argc, argv, c);
+    }
+    return cmd_issue(ctx, self, argc, argv, &req, &validity, CLI_DEFAULT_DEVICE_DAYS, "device ID");
+}
+
+int cmd_device_renew(cli_ctx *ctx, int argc, char **argv)
+{
+    const cli_command *self = cmd_find("device", "renew");
+    static const struct option opts[] = {{"csr", required_argument, NULL, 'c'},
+                                         CMD_ISSUE_OPTIONS,
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    issue_request req = {.kind = IOT_KIND_DEVICE, .role = "device", .renew = true};
     req.profile.type = PKI_PROFILE_CLIENT;
     cli_validity_opts validity = {0};
     int c;

@@ -18,6 +18,7 @@ int cmd_cert_list(cli_ctx *ctx, int argc, char **argv);
 int cmd_cert_revoke(cli_ctx *ctx, int argc, char **argv);
 int cmd_device_add(cli_ctx *ctx, int argc, char **argv);
 int cmd_device_revoke(cli_ctx *ctx, int argc, char **argv);
+int cmd_device_renew(cli_ctx *ctx, int argc, char **argv);
 int cmd_device_list(cli_ctx *ctx, int argc, char **argv);
 int cmd_device_show(cli_ctx *ctx, int argc, char **argv);
 

@@ -1,8 +1,10 @@
 #include "issue.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <openssl/crypto.h>
@@ -74,7 +76,56 @@ out:
     return st;
 }
 
-static iot_status plan_files(const cli_ctx *ctx, const issue_request *req, identity_files *f,
+/* A renewed identity's old files, moved aside so that the new ones take
+ * their names; put back if the renewal fails. */
+typedef struct archived_files {
+    char dir[CLI_PATH_MAX];
+    char from[3][CLI_PATH_MAX];
+    char to[3][CLI_PATH_MAX];
+    bool moved[3];
+    bool made_dir;
+} archived_files;
+
+static iot_status archive_files(const identity_files *f, const char *serial, archived_files *a,
+                                iot_err *err)
+{
+    static const char *const names[] = {"key.pem", "cert.pem", "ca.pem"};
+    const char *from[] = {f->key, f->cert, f->ca};
+    char sub[64];
+    iot_status st;
+    if (!iot_path_exists(f->key) && !iot_path_exists(f->cert) && !iot_path_exists(f->ca))
+        return IOT_OK; /* issued with --out elsewhere: nothing here to move */
+    snprintf(sub, sizeof(sub), "superseded-%s", serial);
+    if ((st = iot_path_join(a->dir, sizeof(a->dir), f->dir, sub, err)) != IOT_OK)
+        return st;
+    if (mkdir(a->dir, 0700) != 0)
+        return iot_err_set(err, IOT_EIO, "cannot create %s for the replaced files: %s", a->dir,
+                           strerror(errno));
+    a->made_dir = true;
+    for (size_t i = 0; i < 3; i++) {
+        if (!iot_path_exists(from[i]))
+            continue;
+        snprintf(a->from[i], sizeof(a->from[i]), "%s", from[i]);
+        if ((st = iot_path_join(a->to[i], sizeof(a->to[i]), a->dir, names[i], err)) != IOT_OK)
+            return st;
+        if (rename(a->from[i], a->to[i]) != 0)
+            return iot_err_set(err, IOT_EIO, "cannot move %s to %s: %s", a->from[i], a->to[i],
+                               strerror(errno));
+        a->moved[i] = true;
+    }
+    return IOT_OK;
+}
+
+static void restore_files(archived_files *a)
+{
+    for (size_t i = 0; i < 3; i++)
+        if (a->moved[i])
+            (void)rename(a->to[i], a->from[i]);
+    if (a->made_dir)
+        (void)rmdir(a->dir);
+}
+
+static iot_status plan_paths(const cli_ctx *ctx, const issue_request *req, identity_files *f,
                              iot_err *err)
 {
     memset(f, 0, sizeof(*f));
@@ -93,7 +144,12 @@ static iot_status plan_files(const cli_ctx *ctx, const issue_request *req, ident
         (st = iot_path_join(f->cert, sizeof(f->cert), f->dir, "cert.pem", err)) != IOT_OK ||
         (st = iot_path_join(f->ca, sizeof(f->ca), f->dir, "ca.pem", err)) != IOT_OK)
         return st;
-    /* All or nothing: refuse before any work if a file is in the way. */
+    return IOT_OK;
+}
+
+/* All or nothing: refuse before any work if a file is in the way. */
+static iot_status check_paths_free(const issue_request *req, const identity_files *f, iot_err *err)
+{
     const char *paths[] = {req->csr_path ? NULL : f->key, f->cert, f->ca};
     for (size_t i = 0; i < 3; i++)
         if (paths[i] && iot_path_exists(paths[i]))
@@ -168,7 +224,8 @@ static void print_issued(const issue_request *req, const identity_files *f,
 {
     char until[32];
     cli_format_time(facts->not_after, until, sizeof(until));
-    printf("%s %s: certificate issued\n", iot_cert_kind_name(req->kind), req->name);
+    printf("%s %s: certificate %s\n", iot_cert_kind_name(req->kind), req->name,
+           req->renew ? "renewed" : "issued");
     printf("  serial       %s\n", facts->serial);
     printf("  sha256       %s\n", facts->fingerprint);
     printf("  expires      %s\n", until);
@@ -186,6 +243,8 @@ int issue_identity(cli_ctx *ctx, issue_request *req)
     EVP_PKEY *key = NULL;
     X509 *cert = NULL;
     identity_files files = {0};
+    archived_files archived = {0};
+    uint64_t crl_number = 0;
     pki_cert_facts facts;
     iot_status st;
     const char *what = req->kind == IOT_KIND_DEVICE ? "device ID" : "certificate name";
@@ -195,14 +254,33 @@ int issue_identity(cli_ctx *ctx, issue_request *req)
         (st = iot_registry_begin(reg, &err)) != IOT_OK)
         goto out;
     iot_cert_record existing;
-    if (iot_registry_get_by_name(reg, req->name, &existing, NULL) == IOT_OK) {
+    bool found = iot_registry_get_by_name(reg, req->name, &existing, NULL) == IOT_OK;
+    if (found && !req->renew) {
         st = iot_err_set(&err, IOT_EEXIST, "%s '%s' is already taken by a %s%s certificate", what,
                          req->name, existing.revoked ? "revoked " : "",
                          iot_cert_kind_name(existing.kind));
         goto out;
     }
-    if ((st = plan_files(ctx, req, &files, &err)) != IOT_OK ||
+    if (req->renew && (!found || existing.kind != req->kind)) {
+        st = iot_err_set(&err, IOT_ENOENT, "%s '%s' is not enrolled; enroll it with 'iotctl %s'",
+                         what, req->name,
+                         req->kind == IOT_KIND_DEVICE ? "device add" : "cert server|client");
+        goto out;
+    }
+    if (req->renew && existing.revoked) {
+        st = iot_err_set(&err, IOT_ESTATE,
+                         "%s '%s' is revoked; a revoked identity is not renewed (enroll the "
+                         "device under a new ID)",
+                         what, req->name);
+        goto out;
+    }
+    if ((st = plan_paths(ctx, req, &files, &err)) != IOT_OK ||
         (st = check_within_ca(&ca, &req->profile, &err)) != IOT_OK)
+        goto out;
+    if (req->renew && req->out_dir == NULL &&
+        (st = archive_files(&files, existing.serial, &archived, &err)) != IOT_OK)
+        goto out;
+    if ((st = check_paths_free(req, &files, &err)) != IOT_OK)
         goto out;
     if (req->csr_path != NULL)
         st = pki_csr_load(req->csr_path, req->name, &key, &err);
@@ -225,17 +303,31 @@ int issue_identity(cli_ctx *ctx, issue_request *req)
     rec.not_before = facts.not_before;
     rec.not_after = facts.not_after;
     rec.created = (int64_t)ctx->now;
-    if ((st = iot_registry_add(reg, &rec, &err)) != IOT_OK ||
+    if (req->renew)
+        st = iot_registry_renew(reg, &rec, (int64_t)ctx->now, &err);
+    else
+        st = iot_registry_add(reg, &rec, &err);
+    if (st != IOT_OK ||
         (st = write_identity_files(&ca, req->csr_path ? NULL : key, cert, &files, &err)) !=
             IOT_OK ||
+        (req->renew &&
+         (st = crl_regenerate(ctx, &ca, reg, CLI_DEFAULT_CRL_DAYS, &crl_number, &err)) != IOT_OK) ||
         (st = iot_registry_commit(reg, &err)) != IOT_OK)
         goto out;
     print_issued(req, &files, &facts);
+    if (req->renew) {
+        printf("  replaced     serial %s, revoked as superseded; %s/crl.pem regenerated (CRL "
+               "number %llu)\n",
+               existing.serial, ctx->dir, (unsigned long long)crl_number);
+        if (archived.made_dir)
+            printf("  old files    %s\n", archived.dir);
+    }
 out:
     if (st != IOT_OK) {
         if (reg != NULL)
             iot_registry_rollback(reg);
         remove_created(&files);
+        restore_files(&archived);
     }
     X509_free(cert);
     EVP_PKEY_free(key);

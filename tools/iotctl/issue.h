@@ -1,7 +1,9 @@
-/* The two transactions every identity goes through: issuance (key or CSR,
- * certificate, registry row, files) and revocation (registry row, CRL).
- * Each is all-or-nothing: on failure the registry is rolled back and the
- * files this call created are removed. */
+/* The transactions every identity goes through: issuance (key or CSR,
+ * certificate, registry row, files), renewal under the same name (the same,
+ * plus the replaced certificate into the CRL) and revocation (registry row,
+ * CRL). Each is all-or-nothing: on failure the registry is rolled back, the
+ * files this call created are removed and the files it moved aside are put
+ * back. */
 #ifndef IOTCTL_ISSUE_H
 #define IOTCTL_ISSUE_H
 
@@ -15,6 +17,7 @@ typedef struct issue_request {
     pki_profile profile;  /* type, validity and SANs set by the caller */
     const char *csr_path; /* sign this CSR instead of generating a key */
     const char *out_dir;  /* NULL: DIR/<kind>s/<name> */
+    bool renew;           /* replace the active certificate of an existing name */
 } issue_request;
 
 int issue_identity(cli_ctx *ctx, issue_request *req);

@@ -58,6 +58,17 @@ const cli_command cli_commands[] = {
      "of [A-Za-z0-9._-], not starting with '.'. Files go to DIR/devices/ID.",
      "  --csr FILE             sign this PEM or DER certificate signing request\n"
      "  --out DIR              write the files to DIR instead\n" VALIDITY_HELP("825")},
+    {"device", "renew", cmd_device_renew, "ID [--csr FILE] [--days N] [--out DIR]",
+     "Give an enrolled device a new certificate under the same ID, so its topic and its\n"
+     "reading sequence stay the same: before it expires, or after its key was replaced.\n"
+     "The old certificate is revoked (reason superseded) in the regenerated CRL, and its\n"
+     "files move to DIR/devices/ID/superseded-SERIAL/. Without --csr a new key is made\n"
+     "here; with --csr the device's new request is signed. Push crl.pem and registry.db to\n"
+     "the gateway and install the new certificate on the device: the old one stops working\n"
+     "as soon as the gateway has the new registry.",
+     "  --csr FILE             sign this PEM or DER certificate signing request\n"
+     "  --out DIR              write the files to DIR instead (the old files stay)\n" VALIDITY_HELP(
+         "825")},
     {"device", "revoke", cmd_device_revoke, "ID [--reason REASON]",
      "Mark a device revoked in the registry and regenerate the signed CRL.",
      "  --reason REASON        unspecified (default), key-compromise, affiliation-changed,\n"

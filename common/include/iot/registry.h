@@ -6,7 +6,9 @@
  * A name (device ID or certificate name) is unique across all kinds: the
  * broker uses certificate CNs as usernames, so a device must never be able
  * to share a name with the gateway or a consumer. Names are not reused after
- * revocation; the row stays as the audit trail.
+ * revocation; the row stays as the audit trail. A renewal keeps the name:
+ * the row then describes the new certificate and the replaced one moves to
+ * the `superseded` table, from where the CRL lists it.
  *
  * The database uses a rollback journal, not WAL, so readers need only read
  * access to the file. Every call that touches the file may return IOT_EBUSY
@@ -87,13 +89,23 @@ iot_status iot_registry_get_by_serial(iot_registry *reg, const char *serial_hex,
 iot_status iot_registry_revoke(iot_registry *reg, iot_cert_kind kind, const char *name,
                                const char *reason, int64_t now, iot_err *err);
 
+/* Renewal under the same name: `rec` (name, kind, serial, fingerprint,
+ * validity) replaces the active record of that name and kind, whose
+ * certificate is kept as superseded at `now` (listed by
+ * iot_registry_foreach_revoked with reason "superseded"). IOT_ENOENT if
+ * there is no such record; IOT_ESTATE if it is revoked; IOT_EEXIST if the
+ * new serial is taken. */
+iot_status iot_registry_renew(iot_registry *reg, const iot_cert_record *rec, int64_t now,
+                              iot_err *err);
+
 /* Calls fn for each record (of `kind`, or all kinds if kind < 0), ordered
  * by name. A non-zero return from fn stops the walk and is returned. */
 typedef int (*iot_registry_fn)(const iot_cert_record *rec, void *ctx);
 iot_status iot_registry_foreach(iot_registry *reg, int kind, iot_registry_fn fn, void *ctx,
                                 iot_err *err);
 
-/* Calls fn for each revoked record (all kinds), for building the CRL. */
+/* Calls fn for each revoked or superseded certificate (all kinds), ordered
+ * by serial, for building the CRL. */
 iot_status iot_registry_foreach_revoked(iot_registry *reg, iot_registry_fn fn, void *ctx,
                                         iot_err *err);
 
