@@ -91,7 +91,7 @@ static iot_status archive_files(const identity_files *f, const char *serial, arc
 {
     static const char *const names[] = {"key.pem", "cert.pem", "ca.pem"};
     const char *from[] = {f->key, f->cert, f->ca};
-    char sub[64];
+    char sub[sizeof("superseded-") + IOT_SERIAL_HEX_MAX];
     iot_status st;
     if (!iot_path_exists(f->key) && !iot_path_exists(f->cert) && !iot_path_exists(f->ca))
         return IOT_OK; /* issued with --out elsewhere: nothing here to move */
