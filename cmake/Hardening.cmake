@@ -29,7 +29,9 @@ else()
 endif()
 
 if(IOT_COVERAGE)
-  add_compile_options(--coverage -O0)
+  # Atomic counter updates: the gateway's threads update the same counters,
+  # and lost or torn updates leave counts gcov cannot read (negative ones).
+  add_compile_options(--coverage -fprofile-update=atomic -O0)
   add_link_options(--coverage)
 endif()
 

@@ -28,4 +28,8 @@ export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 find "$BUILD" -name '*.gcda' -delete
 echo "==> running the test suite"
 (cd "$BUILD" && ctest --output-on-failure --parallel 2 "$@")
-[ $# -gt 0 ] || scripts/coverage.sh --report "$BUILD"
+# The figures are a report, not a gate: a report that cannot be made says so
+# and leaves the suite's verdict alone.
+if [ $# -eq 0 ] && ! scripts/coverage.sh --report "$BUILD"; then
+  echo "test.sh: the test suite passed, but no coverage report could be made (see above)" >&2
+fi
