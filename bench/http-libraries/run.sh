@@ -40,10 +40,11 @@ die() {
 say "installing what the comparison needs"
 scripts/install-deps.sh --bench >&2
 
-say "building iotctl (for the certificates)"
-cmake -S . -B build -G Ninja >/dev/null
-cmake --build build --target iotctl >/dev/null
-IOTCTL=build/tools/iotctl
+say "building iotctl (for the certificates) and the load generator (bench/loadgen) in build/bench"
+cmake -S . -B build/bench -G Ninja -DIOT_BUILD_TESTS=OFF >/dev/null
+cmake --build build/bench --target iotctl bench_loadgen >/dev/null
+IOTCTL=build/bench/tools/iotctl
+LOADGEN=build/bench/bench/loadgen/loadgen
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/http-libraries.XXXXXX")"
 # nginx workers run as www-data and look up paths below this directory.
@@ -63,24 +64,22 @@ cleanup() {
 }
 trap cleanup EXIT
 
-say "building the servers and the load generator (gcc -O2)"
+say "building the servers (gcc -O2)"
 BIN="$WORK/bin"
 mkdir -p "$BIN"
 H=bench/http-libraries
 read -r -a EV_FLAGS <<<"$(pkg-config --cflags --libs libevent_openssl libssl libcrypto)"
 read -r -a H2O_FLAGS <<<"$(pkg-config --cflags --libs libh2o-evloop libssl libcrypto)"
-read -r -a SSL_FLAGS <<<"$(pkg-config --cflags --libs libssl libcrypto)"
 gcc "${CFLAGS[@]}" -o "$BIN/evhttp_server" "$H/evhttp_server.c" "${EV_FLAGS[@]}" -lpthread
 gcc "${CFLAGS[@]}" -o "$BIN/h2o_server" "$H/h2o_server.c" "${H2O_FLAGS[@]}" -lpthread
-gcc "${CFLAGS[@]}" -o "$BIN/loadgen" "$H/loadgen.c" "${SSL_FLAGS[@]}" -lhttp_parser -lpthread -lm
 
 say "making certificates with iotctl"
 PKI="$WORK/pki"
 "$IOTCTL" --dir "$PKI" pki init >/dev/null
 "$IOTCTL" --dir "$PKI" cert server gw --dns localhost --ip 127.0.0.1 >/dev/null
-"$IOTCTL" --dir "$PKI" device add dev-001 >/dev/null
+"$IOTCTL" --dir "$PKI" device add dev-1 >/dev/null
 SRV="$PKI/servers/gw"
-DEV="$PKI/devices/dev-001"
+DEV="$PKI/devices/dev-1"
 
 # --- helpers ----------------------------------------------------------------
 
@@ -171,15 +170,16 @@ stop_server() {
     unset "SPID[$1]"
 }
 
+# loadgen SERVER ARGS...: every connection speaks for dev-1; one JSON line.
 loadgen() {
     local name="$1"
     shift
-    timeout 200 "$BIN/loadgen" --port "${PORT[$name]}" --cert "$DEV/cert.pem" \
-        --key "$DEV/key.pem" --ca "$DEV/ca.pem" "$@"
+    timeout 200 "$LOADGEN" --port "${PORT[$name]}" --pki "$PKI" --devices dev- --count 1 \
+        --json "$@"
 }
 
-# kv KEY LINE: the value of KEY=VALUE in a loadgen result line.
-kv() { grep -o "\b$1=[^ ]*" <<<"$2" | head -1 | cut -d= -f2; }
+# kv FIELD LINE: a field of a loadgen JSON line (jq path without the dot).
+kv() { jq -r ".$1" <<<"$2"; }
 
 # median "V1 V2 ...": the middle value (the lower middle of an even count).
 median() {
@@ -243,16 +243,16 @@ keepalive_round() {
             'BEGIN { printf "%.0f", 100 * d / hz / (e - s) }')%/"
     done
     rps="$(kv rps "$line")"
-    BODY_BYTES="$(kv body "$line")"
+    BODY_BYTES="$(kv body_bytes "$line")"
     RPS_RUNS[$name]+="$rps "
-    P99_RUNS[$name]+="$(kv p99_us "$line") "
+    P99_RUNS[$name]+="$(kv latency.p99_us "$line") "
     # CPU time over the run (warm-up included) over the requests it made at
     # the measured rate.
     CPU_US_RUNS[$name]+="$(awk -v t="$total" -v hz="$CLK_TCK" -v r="$rps" \
         -v s="$((WARMUP + DURATION))" 'BEGIN { printf "%.1f", 1e6 * t / hz / (r * s) }') "
     BUSY_RUNS[$name]+="${busy%/} "
     ERRS[$name]=$((ERRS[$name] + $(kv errors "$line")))
-    say "$name: $(fmt_int "$rps") req/s, p99 $(kv p99_us "$line") us, errors $(kv errors "$line"), loop threads busy ${busy%/}"
+    say "$name: $(fmt_int "$rps") req/s, p99 $(kv latency.p99_us "$line") us, errors $(kv errors "$line"), loop threads busy ${busy%/}"
 }
 
 # --- keep-alive throughput, latency, handshakes --------------------------------
@@ -289,7 +289,7 @@ for r in $(seq 1 "$ROUNDS"); do
             die "$s: load generator failed"
         LAT_RUNS[$s]+="$line"$'\n'
         ERRS[$s]=$((ERRS[$s] + $(kv errors "$line")))
-        say "$s: p50 $(kv p50_us "$line") us, p99 $(kv p99_us "$line") us, p99.9 $(kv p999_us "$line") us"
+        say "$s: p50 $(kv latency.p50_us "$line") us, p99 $(kv latency.p99_us "$line") us, p99.9 $(kv latency.p999_us "$line") us"
     done
 done
 
@@ -321,15 +321,15 @@ for s in "${SERVERS[@]}"; do
     loadgen "$s" --idle "$IDLE_CONNS" --threads "$LOAD_THREADS" --hold 2 >"$idle_out" &
     lg=$!
     for _ in $(seq 1 1500); do
-        grep -q idle_ready "$idle_out" && break
+        grep -q '"idle_ready"' "$idle_out" && break
         kill -0 "$lg" 2>/dev/null || break
         sleep 0.1
     done
-    grep -q idle_ready "$idle_out" || die "$s: idle connections were not set up"
+    grep -q '"idle_ready"' "$idle_out" || die "$s: idle connections were not set up"
     sleep 1
     RSS1[$s]="$(server_rss "$s")"
     wait "$lg" || die "$s: load generator failed in idle mode"
-    IDLE_UP[$s]="$(kv established "$(grep idle_ready "$idle_out")")"
+    IDLE_UP[$s]="$(kv established "$(grep '"idle_ready"' "$idle_out")")"
     IDLE_CLOSED[$s]="$(kv closed_by_server "$(tail -1 "$idle_out")")"
     ERRS[$s]=$((ERRS[$s] + IDLE_CONNS - IDLE_UP[$s] + IDLE_CLOSED[$s]))
     say "$s: ${IDLE_UP[$s]} connections up, RSS $((RSS1[$s] / 1024)) MiB"
@@ -367,8 +367,13 @@ c_busy() {
     echo "${b// /, }"
 }
 c_p99max() { ms "$(median "${P99_RUNS[$1]}")"; }
-# runs_of KEY RUNS: the values of KEY in each result line of RUNS.
-runs_of() { grep -o "\b$1=[^ ]*" <<<"$2" | cut -d= -f2 | paste -sd' ' -; }
+# runs_of KEY RUNS: the values of KEY in each result line of RUNS (rps, or a
+# latency percentile such as p99_us).
+runs_of() {
+    local k="$1"
+    case "$k" in p*_us) k="latency.$k" ;; esac
+    jq -r ".$k" <<<"$2" | paste -sd' ' -
+}
 # med KEY RUNS: the median of KEY over the runs.
 med() { median "$(runs_of "$1" "$2")"; }
 c_rate() {
