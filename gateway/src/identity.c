@@ -1,6 +1,7 @@
 #include "identity.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +33,10 @@ typedef struct id_snapshot {
     int refs; /* guarded by gw_identity.lock */
 } id_snapshot;
 
+/* Bumped at every snapshot swap: a verdict computed against generation G
+ * stays true for as long as the generation is still G. */
+static atomic_uint_fast64_t generation_counter;
+
 typedef struct file_stamp {
     dev_t dev;
     ino_t ino;
@@ -45,6 +50,7 @@ struct gw_identity {
     X509 *ca;
     pthread_mutex_t lock;
     id_snapshot *current;
+    atomic_uint_fast64_t generation; /* of `current` */
     file_stamp registry_stamp;
     file_stamp crl_stamp;
 };
@@ -229,6 +235,7 @@ iot_status gw_identity_reload(gw_identity *id, iot_err *err)
     pthread_mutex_lock(&id->lock);
     id_snapshot *old = id->current;
     id->current = snap;
+    atomic_store(&id->generation, atomic_fetch_add(&generation_counter, 1) + 1);
     id->registry_stamp = reg_stamp;
     id->crl_stamp = crl_stamp;
     pthread_mutex_unlock(&id->lock);
@@ -363,6 +370,11 @@ gw_id_verdict gw_identity_check(gw_identity *id, X509 *cert, char device_id[IOT_
         memcpy(device_id, e->name, sizeof(e->name));
     snapshot_release(id, snap);
     return v;
+}
+
+uint64_t gw_identity_generation(gw_identity *id)
+{
+    return (uint64_t)atomic_load(&id->generation);
 }
 
 gw_id_verdict gw_identity_check_name(gw_identity *id, const char *name)

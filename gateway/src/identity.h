@@ -15,6 +15,7 @@
 #define GW_IDENTITY_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include <openssl/x509.h>
 
@@ -50,6 +51,11 @@ gw_id_verdict gw_identity_check(gw_identity *id, X509 *cert, char device_id[IOT_
 /* Checks a device by name alone. Only for development mode, where a
  * device without a certificate names itself in a header. */
 gw_id_verdict gw_identity_check_name(gw_identity *id, const char *name);
+
+/* Changes whenever a reload installs a new snapshot, and only then: a
+ * verdict on a certificate holds while the generation it was computed in
+ * is current. */
+uint64_t gw_identity_generation(gw_identity *id);
 
 const char *gw_id_verdict_name(gw_id_verdict v);
 gw_refusal gw_id_verdict_refusal(gw_id_verdict v);

@@ -198,7 +198,15 @@ static void reply_json(struct evhttp_request *req, int status, const char *reaso
         evbuffer_add(out, text, strlen(text));
         evbuffer_add(out, "\n", 1);
     }
+    struct evhttp_connection *conn = evhttp_request_get_connection(req);
+    struct bufferevent *bev = conn ? evhttp_connection_get_bufferevent(conn) : NULL;
     evhttp_send_reply(req, status, reason, out);
+    /* evhttp queues the headers and the body as two chunks, and
+     * bufferevent_openssl writes each chunk as its own TLS record (two
+     * encryptions, two system calls). The queue is written when the socket
+     * is next writable, so joining it here sends the answer as one record. */
+    if (bev != NULL)
+        evbuffer_pullup(bufferevent_get_output(bev), -1);
     cJSON_free(text);
     if (out)
         evbuffer_free(out);

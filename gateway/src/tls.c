@@ -23,6 +23,7 @@ static int ex_peer = -1;     /* SSL ex_data: malloc'd peer string */
 static int ex_logged = -1;   /* SSL ex_data: non-NULL once a refusal was logged */
 static int ex_counted = -1;  /* SSL ex_data: counted in the open-connections gauge */
 static int ex_over = -1;     /* SSL ex_data: non-NULL if over max_connections */
+static int ex_verdict = -1;  /* SSL ex_data: peer_verdict, the last identity check */
 static int max_open = 0;
 
 /* Runs when the SSL is freed with its connection: the connection is gone. */
@@ -182,6 +183,7 @@ iot_status gw_tls_server_ctx(const gw_tls_options *opt, gw_identity *identity, S
         ex_logged = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
         ex_counted = SSL_get_ex_new_index(0, NULL, NULL, NULL, uncount);
         ex_over = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+        ex_verdict = SSL_get_ex_new_index(0, NULL, NULL, NULL, free_peer);
     }
     max_open = opt->max_connections;
     SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
@@ -236,11 +238,38 @@ fail:
     return st;
 }
 
+/* A connection's certificate cannot change (no renegotiation, no
+ * resumption), so its verdict only changes with the identity snapshot:
+ * checked once per connection and snapshot, not once per request (the
+ * check hashes the certificate). */
+typedef struct peer_verdict {
+    uint64_t generation;
+    gw_id_verdict verdict;
+    char device_id[IOT_ID_MAX + 1];
+} peer_verdict;
+
 gw_id_verdict gw_tls_peer_device(SSL *ssl, gw_identity *identity, char device_id[IOT_ID_MAX + 1])
 {
     device_id[0] = '\0';
     X509 *cert = SSL_get0_peer_certificate(ssl);
     if (cert == NULL || SSL_get_verify_result(ssl) != X509_V_OK)
         return GW_ID_UNKNOWN;
-    return gw_identity_check(identity, cert, device_id);
+    uint64_t generation = gw_identity_generation(identity);
+    peer_verdict *cached = SSL_get_ex_data(ssl, ex_verdict);
+    if (cached != NULL && cached->generation == generation) {
+        memcpy(device_id, cached->device_id, sizeof(cached->device_id));
+        return cached->verdict;
+    }
+    gw_id_verdict v = gw_identity_check(identity, cert, device_id);
+    if (cached == NULL && (cached = malloc(sizeof(*cached))) != NULL &&
+        !SSL_set_ex_data(ssl, ex_verdict, cached)) {
+        free(cached);
+        cached = NULL;
+    }
+    if (cached != NULL) {
+        cached->generation = generation;
+        cached->verdict = v;
+        memcpy(cached->device_id, device_id, sizeof(cached->device_id));
+    }
+    return v;
 }

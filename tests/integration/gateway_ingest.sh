@@ -6,7 +6,7 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/gateway_lib.sh"
 
-make_pki dev-001 dev-002 dev-rev dev-rev2 dev-rate dev-ren
+make_pki dev-001 dev-002 dev-rev dev-rev2 dev-rate dev-ren dev-ka
 "$IOTCTL" --dir "$P" device add dev-expired --not-before 2020-01-01 --not-after 2020-01-02 >/dev/null
 "$IOTCTL" --dir "$P" device add dev-gone >/dev/null
 "$IOTCTL" --dir "$P" device revoke dev-gone >/dev/null
@@ -179,6 +179,27 @@ expect_eq "dev-rev2 posts before revocation" 200 "${r%% *}"
 iotctl_and_wait_reload device revoke dev-rev2
 expect_eq "revoked while running: refused after the file watch reload" 000 \
   "$(post dev-rev2 application/json '{"seq":2,"x":1}' | cut -d' ' -f1)"
+
+# A device revoked while its connection stays open: the gateway checks the
+# device once per connection and identity snapshot, so the first request
+# after the reload, on the same connection, is refused.
+req() {
+  printf 'POST /v1/telemetry HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s' \
+    "${#1}" "$1"
+}
+{
+  req '{"seq":1,"x":1}'
+  sleep 0.5
+  req '{"seq":2,"x":1}'
+  sleep 0.5
+  iotctl_and_wait_reload device revoke dev-ka
+  req '{"seq":3,"x":1}'
+  sleep 1
+} | timeout 20 openssl s_client -quiet -connect "127.0.0.1:$GW_PORT" -CAfile "$P/ca.crt" \
+  -cert "$P/devices/dev-ka/cert.pem" -key "$P/devices/dev-ka/key.pem" >"$T/ka.out" 2>/dev/null || true
+expect_eq "one connection: two readings accepted, then refused once revoked" "200 200 403" \
+  "$(grep -o '^HTTP/1.1 [0-9]*' "$T/ka.out" | awk '{ print $2 }' | paste -sd' ' -)"
+grep -q '"error":"device_revoked"' "$T/ka.out" || fail "the refusal on the open connection is not device_revoked: $(cat "$T/ka.out")"
 
 # --- renewal under the same ID while running ------------------------------------
 # The new certificate speaks for the same device: same topic, and the
