@@ -6,14 +6,16 @@
 #include "issue.h"
 #include "listing.h"
 
-int cmd_device_add(cli_ctx *ctx, int argc, char **argv)
+/* device add and device renew take the same options: a CSR or a key made
+ * here, validity, output directory. */
+static int device_issue(cli_ctx *ctx, const char *command, bool renew, int argc, char **argv)
 {
-    const cli_command *self = cmd_find("device", "add");
+    const cli_command *self = cmd_find("device", command);
     static const struct option opts[] = {{"csr", required_argument, NULL, 'c'},
                                          CMD_ISSUE_OPTIONS,
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
-    issue_request req = {.kind = IOT_KIND_DEVICE, .role = "device"};
+    issue_request req = {.kind = IOT_KIND_DEVICE, .role = "device", .renew = renew};
     req.profile.type = PKI_PROFILE_CLIENT;
     cli_validity_opts validity = {0};
     int c;
@@ -28,26 +30,14 @@ int cmd_device_add(cli_ctx *ctx, int argc, char **argv)
     return cmd_issue(ctx, self, argc, argv, &req, &validity, CLI_DEFAULT_DEVICE_DAYS, "device ID");
 }
 
+int cmd_device_add(cli_ctx *ctx, int argc, char **argv)
+{
+    return device_issue(ctx, "add", false, argc, argv);
+}
+
 int cmd_device_renew(cli_ctx *ctx, int argc, char **argv)
 {
-    const cli_command *self = cmd_find("device", "renew");
-    static const struct option opts[] = {{"csr", required_argument, NULL, 'c'},
-                                         CMD_ISSUE_OPTIONS,
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
-    issue_request req = {.kind = IOT_KIND_DEVICE, .role = "device", .renew = true};
-    req.profile.type = PKI_PROFILE_CLIENT;
-    cli_validity_opts validity = {0};
-    int c;
-    while ((c = cmd_getopt(argc, argv, opts)) != -1) {
-        if (c == 'c')
-            req.csr_path = optarg;
-        else if (c == 'h')
-            return cli_help(self);
-        else if (!cmd_issue_option(c, &validity, &req))
-            return cmd_bad_option(self, argc, argv, c);
-    }
-    return cmd_issue(ctx, self, argc, argv, &req, &validity, CLI_DEFAULT_DEVICE_DAYS, "device ID");
+    return device_issue(ctx, "renew", true, argc, argv);
 }
 
 int cmd_device_revoke(cli_ctx *ctx, int argc, char **argv)
