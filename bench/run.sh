@@ -192,8 +192,8 @@ GW_PORT="$(free_port)"
 ADMIN_PORT="$(free_port)"
 # gateway_config FILE [EXTRA LINES...]: the product's defaults except the
 # per-device rate limit (64 simulated devices carry the load of thousands of
-# real ones), the per-address connection cap (every simulated device connects
-# from 127.0.0.1), a keep-alive timeout as long as nginx's (the idle test
+# real ones), the per-address connection cap and rate (every simulated device
+# connects from 127.0.0.1), a keep-alive timeout as long as nginx's (the idle test
 # holds connections while 10,000 handshakes complete) and a short broker
 # backoff.
 gateway_config() {
@@ -216,6 +216,7 @@ mqtt_key = $P/clients/gateway-mqtt/key.pem
 mqtt_client_id = iotgw-bench
 rate_limit = 0
 max_connections_per_address = 0
+connection_rate_per_address = 0
 request_timeout = 60s
 reconnect_min = 100ms
 reconnect_max = 1s

@@ -1,8 +1,10 @@
-/* Open addressing with linear probing and backward-shift deletion, sized
- * at twice the most addresses that can hold connections at once, so a probe
- * stays short and a slot is always found for an address under the cap. The
- * hash is seeded at start-up: a client cannot pick addresses that collide
- * offline and make every lookup walk the whole table. */
+/* Open connections per address: open addressing with linear probing and
+ * backward-shift deletion, sized at twice the most addresses that can hold
+ * connections at once, so a probe stays short and a slot is always found
+ * for an address under the cap. New connections per address over time: a
+ * fixed table of token buckets. Both hashes are seeded at start-up: a
+ * client cannot pick addresses that collide offline, to make every lookup
+ * walk the whole table or to drain another address's bucket. */
 #include "addrlimit.h"
 
 #include <arpa/inet.h>
@@ -28,6 +30,28 @@ struct gw_addr_limit {
     slot *slots;
 };
 
+static uint64_t random_seed(const void *salt)
+{
+    uint64_t seed = 0;
+    if (getrandom(&seed, sizeof(seed), 0) != (ssize_t)sizeof(seed) || seed == 0)
+        seed = (uint64_t)(uintptr_t)salt ^ 0x9e3779b97f4a7c15u;
+    return seed;
+}
+
+static uint64_t seeded_hash(uint64_t seed, const gw_addr_key *key)
+{
+    uint64_t h;
+    memcpy(&h, key->bytes, sizeof(h));
+    h ^= seed + key->family;
+    /* the 64-bit finaliser of MurmurHash3: every input bit moves every output bit */
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdu;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53u;
+    h ^= h >> 33;
+    return h;
+}
+
 gw_addr_limit *gw_addr_limit_new(uint32_t per_address, uint32_t max_addresses)
 {
     size_t cap = 16;
@@ -38,8 +62,7 @@ gw_addr_limit *gw_addr_limit_new(uint32_t per_address, uint32_t max_addresses)
         free(lim);
         return NULL;
     }
-    if (getrandom(&lim->seed, sizeof(lim->seed), 0) != (ssize_t)sizeof(lim->seed))
-        lim->seed = (uint64_t)(uintptr_t)lim ^ 0x9e3779b97f4a7c15u;
+    lim->seed = random_seed(lim);
     pthread_mutex_init(&lim->lock, NULL);
     lim->per_address = per_address;
     lim->max_addresses = max_addresses;
@@ -81,16 +104,7 @@ bool gw_addr_key_of(const struct sockaddr *sa, socklen_t len, gw_addr_key *key)
 
 static size_t hash_of(const gw_addr_limit *lim, const gw_addr_key *key)
 {
-    uint64_t h;
-    memcpy(&h, key->bytes, sizeof(h));
-    h ^= lim->seed + key->family;
-    /* the 64-bit finaliser of MurmurHash3: every input bit moves every output bit */
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdu;
-    h ^= h >> 33;
-    h *= 0xc4ceb9fe1a85ec53u;
-    h ^= h >> 33;
-    return (size_t)h;
+    return (size_t)seeded_hash(lim->seed, key);
 }
 
 static bool same(const gw_addr_key *a, const gw_addr_key *b)
@@ -191,4 +205,69 @@ void gw_addr_key_format(const gw_addr_key *key, char *buf, size_t size)
     memcpy(full, key->bytes, 8);
     inet_ntop(AF_INET6, full, text, sizeof(text));
     snprintf(buf, size, "%s/64", text);
+}
+
+/* --- new connections per address over time -------------------------------- */
+
+typedef struct rate_bucket {
+    double tokens;
+    double updated; /* 0: never used, full */
+} rate_bucket;
+
+struct gw_addr_rate {
+    pthread_mutex_t lock;
+    double rate;
+    double burst;
+    uint64_t seed;
+    rate_bucket buckets[GW_ADDR_RATE_BUCKETS];
+};
+
+gw_addr_rate *gw_addr_rate_new(double rate, double burst, uint64_t seed)
+{
+    gw_addr_rate *r = calloc(1, sizeof(*r));
+    if (r == NULL)
+        return NULL;
+    pthread_mutex_init(&r->lock, NULL);
+    r->rate = rate;
+    r->burst = burst < 1 ? 1 : burst;
+    r->seed = seed != 0 ? seed : random_seed(r);
+    return r;
+}
+
+void gw_addr_rate_free(gw_addr_rate *r)
+{
+    if (r == NULL)
+        return;
+    pthread_mutex_destroy(&r->lock);
+    free(r);
+}
+
+static rate_bucket *bucket_of(gw_addr_rate *r, const gw_addr_key *key)
+{
+    return &r->buckets[seeded_hash(r->seed, key) % GW_ADDR_RATE_BUCKETS];
+}
+
+bool gw_addr_rate_take(gw_addr_rate *r, const gw_addr_key *key, double now)
+{
+    pthread_mutex_lock(&r->lock);
+    rate_bucket *b = bucket_of(r, key);
+    if (b->updated == 0) {
+        b->tokens = r->burst;
+        b->updated = now;
+    } else if (now > b->updated) {
+        double refill = (now - b->updated) * r->rate;
+        b->tokens = b->tokens + refill > r->burst ? r->burst : b->tokens + refill;
+        b->updated = now;
+    }
+    bool ok = b->tokens >= 1.0;
+    if (ok)
+        b->tokens -= 1.0;
+    pthread_mutex_unlock(&r->lock);
+    return ok;
+}
+
+bool gw_addr_rate_same_bucket(const gw_addr_rate *r, const gw_addr_key *a, const gw_addr_key *b)
+{
+    return seeded_hash(r->seed, a) % GW_ADDR_RATE_BUCKETS ==
+           seeded_hash(r->seed, b) % GW_ADDR_RATE_BUCKETS;
 }

@@ -12,6 +12,7 @@
 #define GW_ADDRLIMIT_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
 
@@ -46,5 +47,26 @@ uint32_t gw_addr_limit_addresses(gw_addr_limit *lim);
 
 /* Writes the key as text ("192.0.2.7" or "2001:db8:1:2::/64"). */
 void gw_addr_key_format(const gw_addr_key *key, char *buf, size_t size);
+
+/* New connections per address over time: a token bucket of `burst`
+ * connections refilled at `rate` per second. The buckets are a fixed table
+ * indexed by a seeded hash of the key, so any number of addresses costs the
+ * same memory and nothing has to be evicted; two addresses that share a
+ * bucket share its rate, which with GW_ADDR_RATE_BUCKETS buckets is rare
+ * and cannot be aimed at without the seed. */
+#define GW_ADDR_RATE_BUCKETS 65536
+
+typedef struct gw_addr_rate gw_addr_rate;
+
+/* seed 0: a random seed. NULL if out of memory. */
+gw_addr_rate *gw_addr_rate_new(double rate, double burst, uint64_t seed);
+void gw_addr_rate_free(gw_addr_rate *r);
+
+/* Takes one connection from the key's bucket at time `now` (seconds, any
+ * monotonic clock); false if the bucket is empty. */
+bool gw_addr_rate_take(gw_addr_rate *r, const gw_addr_key *key, double now);
+
+/* Whether two keys share a bucket (for tests). */
+bool gw_addr_rate_same_bucket(const gw_addr_rate *r, const gw_addr_key *a, const gw_addr_key *b);
 
 #endif

@@ -181,6 +181,25 @@ static const gw__option gw__options[] = {
              "take every max_connections slot. A connection beyond it is closed\n"
              "at once and counted as over_capacity. Raise it when many devices\n"
              "reach the gateway through one NAT address; 0 removes the cap."},
+    {.key = "connection_rate_per_address",
+     .type = GW__DOUBLE,
+     GW__FIELD(connection_rate_per_address),
+     .def = "20",
+     .dmin = 0,
+     .dmax = 100000,
+     .help = "New connections per second one client address (an IPv6 /64) may\n"
+             "open on average, so that one host cannot spend the gateway's CPU\n"
+             "on handshakes. A connection beyond it is closed before its\n"
+             "handshake and counted as rate_limited. 0 removes the limit."},
+    {.key = "connection_burst_per_address",
+     .type = GW__DOUBLE,
+     GW__FIELD(connection_burst_per_address),
+     .def = "200",
+     .dmin = 1,
+     .dmax = 1000000,
+     .help = "New connections one address may open at once above that average,\n"
+             "for example devices behind one NAT address reconnecting after an\n"
+             "outage."},
     {.key = "reload_interval",
      .type = GW__DURATION,
      GW__FIELD(reload_interval_ms),

@@ -46,6 +46,7 @@ struct gw_worker {
     gw_store_job *done_head;    /* completed jobs, guarded by lock */
     int pending;                /* jobs in the outbox; worker thread only */
     gw_addr_limit *per_address; /* shared by the workers; NULL: no cap */
+    gw_addr_rate *address_rate; /* shared by the workers; NULL: no limit */
     bool draining;
 };
 
@@ -53,6 +54,7 @@ struct gw_ingest {
     gw_worker *workers;
     int n;
     gw_addr_limit *per_address; /* NULL: no per-address cap */
+    gw_addr_rate *address_rate; /* NULL: no per-address connection rate */
 };
 
 /* Every connection must deliver each whole request within request_timeout
@@ -66,6 +68,7 @@ typedef struct conn_deadline {
     struct event *admit; /* runs once, when the socket is attached */
     SSL *ssl;
     gw_addr_limit *per_address;
+    gw_addr_rate *address_rate;
     gw_addr_key address;
     bool holds_slot; /* counted in per_address */
 } conn_deadline;
@@ -88,9 +91,12 @@ static void deadline_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, 
     }
 }
 
+static double now_mono(void);
+
 /* Counts the new connection against its address once evhttp has attached
- * the socket (the bufferevent is made before the socket is known). Over
- * the cap it is shut down before its handshake costs anything. */
+ * the socket (the bufferevent is made before the socket is known): first
+ * the rate of new connections, then the connections open at once. Over
+ * either limit it is shut down before its handshake costs anything. */
 static void on_admit(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd, (void)what;
@@ -101,15 +107,23 @@ static void on_admit(evutil_socket_t fd, short what, void *arg)
     if (sock < 0 || getpeername(sock, (struct sockaddr *)&ss, &len) != 0 ||
         !gw_addr_key_of((struct sockaddr *)&ss, len, &d->address))
         return; /* not an IP socket, or already gone */
-    if (gw_addr_limit_acquire(d->per_address, &d->address)) {
-        d->holds_slot = true;
-        return;
+    gw_refusal why = GW_R_RATE_LIMITED;
+    const char *detail = "connection_rate_per_address exceeded";
+    if (d->address_rate == NULL || gw_addr_rate_take(d->address_rate, &d->address, now_mono())) {
+        if (d->per_address == NULL)
+            return;
+        if (gw_addr_limit_acquire(d->per_address, &d->address)) {
+            d->holds_slot = true;
+            return;
+        }
+        why = GW_R_OVER_CAPACITY;
+        detail = "max_connections_per_address reached";
     }
     char addr[64];
     gw_addr_key_format(&d->address, addr, sizeof(addr));
-    gw_refusal_inc(GW_R_OVER_CAPACITY);
-    gw_log(GW_LOG_WARN, "connection.refused",
-           "address=%s reason=over_capacity detail=\"max_connections_per_address reached\"", addr);
+    gw_refusal_inc(why);
+    gw_log(GW_LOG_WARN, "connection.refused", "address=%s reason=%s detail=\"%s\"", addr,
+           gw_refusal_name(why), detail);
     shutdown(sock, SHUT_RDWR);
 }
 
@@ -494,7 +508,6 @@ static void handle_other(struct evhttp_request *req, void *arg)
 static struct bufferevent *make_tls_bev(struct event_base *base, void *arg)
 {
     gw_worker *w = arg;
-    gw_addr_limit *per_address = w->per_address;
     SSL *ssl = gw_tls_new_connection(w->app->device_tls);
     if (ssl == NULL) {
         /* evhttp would treat a NULL bufferevent as "use plaintext": never. */
@@ -506,10 +519,12 @@ static struct bufferevent *make_tls_bev(struct event_base *base, void *arg)
     conn_deadline *d = calloc(1, sizeof(*d));
     if (d != NULL && (d->ev = evtimer_new(base, on_deadline, d)) != NULL) {
         d->ssl = ssl;
-        d->per_address = per_address;
+        d->per_address = w->per_address;
+        d->address_rate = w->address_rate;
         SSL_set_ex_data(ssl, ex_deadline, d);
         evtimer_add(d->ev, &request_timeout); /* handshake and first request */
-        if (per_address != NULL && (d->admit = event_new(base, -1, 0, on_admit, d)) != NULL)
+        if ((d->per_address != NULL || d->address_rate != NULL) &&
+            (d->admit = event_new(base, -1, 0, on_admit, d)) != NULL)
             event_active(d->admit, EV_TIMEOUT, 0);
     } else {
         free(d);
@@ -656,8 +671,15 @@ iot_status gw_ingest_start(gw_app *app, int workers, gw_ingest **out, iot_err *e
         if (in->per_address == NULL)
             st = iot_err_set(err, IOT_ENOMEM, "out of memory for the per-address connection table");
     }
+    if (st == IOT_OK && app->cfg.connection_rate_per_address > 0 && app->cfg.device_tls) {
+        in->address_rate = gw_addr_rate_new(app->cfg.connection_rate_per_address,
+                                            app->cfg.connection_burst_per_address, 0);
+        if (in->address_rate == NULL)
+            st = iot_err_set(err, IOT_ENOMEM, "out of memory for the per-address rate table");
+    }
     for (int i = 0; i < workers && st == IOT_OK; i++) {
         in->workers[i].per_address = in->per_address;
+        in->workers[i].address_rate = in->address_rate;
         st = worker_init(app, &in->workers[i], i, err);
     }
     for (int i = 0; i < workers && st == IOT_OK; i++)
@@ -674,6 +696,7 @@ iot_status gw_ingest_start(gw_app *app, int workers, gw_ingest **out, iot_err *e
             worker_free(&in->workers[i]);
         }
         gw_addr_limit_free(in->per_address);
+        gw_addr_rate_free(in->address_rate);
         free(in->workers);
         free(in);
         return st;
@@ -704,6 +727,7 @@ void gw_ingest_free(gw_ingest *in)
     for (int i = 0; i < in->n; i++)
         worker_free(&in->workers[i]); /* frees the connections, which give back their slots */
     gw_addr_limit_free(in->per_address);
+    gw_addr_rate_free(in->address_rate);
     free(in->workers);
     free(in);
 }

@@ -295,7 +295,34 @@ expect_eq "a device from another address is served while 127.0.0.1 is at its cap
 EXPECTED=$((EXPECTED + 1))
 release_connections
 legit_ok "per-address cap" # from 127.0.0.1 again, once its connections are closed
-echo "# connections: silent, stalled, 200-handshake flood, over-capacity and per-address cap handled; legitimate device served"
+
+# connection_rate_per_address = 0.2/s with a burst of 5: ten connections in
+# a row from 127.0.0.3 (well under 5 s, so less than one connection comes
+# back meanwhile): five are served, the rest closed before their handshake,
+# counted as rate_limited; 127.0.0.1 is served throughout.
+stop_gateway
+write_gateway_config "request_timeout = 10s" "rate_limit = 0" \
+  "connection_rate_per_address = 0.2" "connection_burst_per_address = 5"
+start_gateway
+sleep 0.3
+before="$(counter rate_limited)"
+codes=""
+start_s=$SECONDS
+for _ in $(seq 1 10); do
+  SEQ=$((SEQ + 1))
+  r="$(post dev-ok application/json "{\"seq\":$SEQ,\"x\":1}" --interface 127.0.0.3)"
+  codes="$codes ${r%% *}"
+  [ "${r%% *}" = 200 ] && EXPECTED=$((EXPECTED + 1))
+done
+[ $((SECONDS - start_s)) -lt 5 ] || fail "ten connections took $((SECONDS - start_s)) s; the rate check needs them under 5 s"
+expect_eq "127.0.0.3 at 0.2 connections/s with a burst of 5: the first five served, then closed" \
+  "200 200 200 200 200 000 000 000 000 000" "${codes# }"
+wait_delta rate_limited "$before" 5 || fail "connections over the rate were not counted as rate_limited"
+grep -q 'event=connection.refused address=127.0.0.3 reason=rate_limited detail="connection_rate_per_address exceeded"' "$T/gw.log" ||
+  fail "connections over the rate were not logged as connection.refused"
+pass "connection_rate_per_address exceeded -> closed before the handshake, counted as rate_limited, logged"
+legit_ok "per-address rate" # 127.0.0.1 has its own bucket
+echo "# connections: silent, stalled, 200-handshake flood, over-capacity, per-address cap and rate handled; legitimate device served"
 
 [ "$(grep -c $'\e' "$T/gw.log")" -eq 0 ] || fail "raw escape bytes in the log"
 finish

@@ -1,6 +1,7 @@
 /* Connections per address: the cap, release, how addresses are grouped,
  * a full table, and the hash table checked against a plain array model
- * through many random acquires and releases. */
+ * through many random acquires and releases; then the rate of new
+ * connections per address. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -147,6 +148,45 @@ static void matches_a_model(void **state)
     gw_addr_limit_free(lim);
 }
 
+/* New connections over time: the burst, then one per 1/rate seconds, per
+ * bucket; the bucket never holds more than the burst. */
+static void rate_burst_and_refill(void **state)
+{
+    (void)state;
+    gw_addr_rate *r = gw_addr_rate_new(2.0, 5.0, 42);
+    assert_non_null(r);
+    gw_addr_key a = v4("192.0.2.7"), b = v4("192.0.2.8");
+    assert_false(gw_addr_rate_same_bucket(r, &a, &b)); /* true for seed 42 */
+    for (int i = 0; i < 5; i++)
+        assert_true(gw_addr_rate_take(r, &a, 100.0));
+    assert_false(gw_addr_rate_take(r, &a, 100.0));
+    assert_true(gw_addr_rate_take(r, &b, 100.0)); /* another address has its own */
+    assert_false(gw_addr_rate_take(r, &a, 100.4)); /* 0.8 of a connection back */
+    assert_true(gw_addr_rate_take(r, &a, 100.5));  /* one back */
+    assert_false(gw_addr_rate_take(r, &a, 100.5));
+    /* An hour later: the burst again, not 7,200 connections. */
+    for (int i = 0; i < 5; i++)
+        assert_true(gw_addr_rate_take(r, &a, 3700.0));
+    assert_false(gw_addr_rate_take(r, &a, 3700.0));
+    /* A clock that steps back gives nothing back. */
+    assert_false(gw_addr_rate_take(r, &a, 3000.0));
+    gw_addr_rate_free(r);
+}
+
+static void rate_groups_like_the_cap(void **state)
+{
+    (void)state;
+    gw_addr_rate *r = gw_addr_rate_new(1.0, 2.0, 7);
+    gw_addr_key plain = v4("198.51.100.20"), mapped = v6("::ffff:198.51.100.20", 9);
+    gw_addr_key h1 = v6("2001:db8:1:2::1", 1), h2 = v6("2001:db8:1:2::2", 2);
+    assert_true(gw_addr_rate_same_bucket(r, &plain, &mapped));
+    assert_true(gw_addr_rate_same_bucket(r, &h1, &h2));
+    assert_true(gw_addr_rate_take(r, &plain, 1.0));
+    assert_true(gw_addr_rate_take(r, &mapped, 1.0));
+    assert_false(gw_addr_rate_take(r, &plain, 1.0)); /* the same address twice over */
+    gw_addr_rate_free(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -155,6 +195,8 @@ int main(void)
         cmocka_unit_test(full_table_refuses_new_addresses),
         cmocka_unit_test(zero_cap_refuses_everything),
         cmocka_unit_test(matches_a_model),
+        cmocka_unit_test(rate_burst_and_refill),
+        cmocka_unit_test(rate_groups_like_the_cap),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
