@@ -160,7 +160,7 @@ static void rate_burst_and_refill(void **state)
     for (int i = 0; i < 5; i++)
         assert_true(gw_addr_rate_take(r, &a, 100.0));
     assert_false(gw_addr_rate_take(r, &a, 100.0));
-    assert_true(gw_addr_rate_take(r, &b, 100.0)); /* another address has its own */
+    assert_true(gw_addr_rate_take(r, &b, 100.0));  /* another address has its own */
     assert_false(gw_addr_rate_take(r, &a, 100.4)); /* 0.8 of a connection back */
     assert_true(gw_addr_rate_take(r, &a, 100.5));  /* one back */
     assert_false(gw_addr_rate_take(r, &a, 100.5));
