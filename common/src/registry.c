@@ -436,6 +436,10 @@ iot_status iot_registry_foreach(iot_registry *reg, int kind, iot_registry_fn fn,
     return walk(reg, SELECT_COLUMNS "ORDER BY name", -1, fn, ctx, err);
 }
 
+#define SUPERSEDED_COLUMNS                                                                         \
+    "SELECT name, kind, '', serial, fingerprint, not_before, not_after, created, 'revoked',"       \
+    " replaced_at, 'superseded' FROM superseded "
+
 iot_status iot_registry_foreach_revoked(iot_registry *reg, iot_registry_fn fn, void *ctx,
                                         iot_err *err)
 {
@@ -443,10 +447,40 @@ iot_status iot_registry_foreach_revoked(iot_registry *reg, iot_registry_fn fn, v
         return walk(reg, SELECT_COLUMNS "WHERE state = 'revoked' ORDER BY serial", -1, fn, ctx,
                     err);
     return walk(reg,
-                SELECT_COLUMNS "WHERE state = 'revoked' UNION ALL SELECT name, kind, '', serial,"
-                               " fingerprint, not_before, not_after, created, 'revoked',"
-                               " replaced_at, 'superseded' FROM superseded ORDER BY serial",
+                SELECT_COLUMNS "WHERE state = 'revoked' UNION ALL " SUPERSEDED_COLUMNS
+                               "ORDER BY serial",
                 -1, fn, ctx, err);
+}
+
+iot_status iot_registry_foreach_superseded(iot_registry *reg, const char *name, iot_registry_fn fn,
+                                           void *ctx, iot_err *err)
+{
+    if (reg->version < 2)
+        return IOT_OK;
+    sqlite3_stmt *st = NULL;
+    iot_status s = IOT_OK;
+    int rc = sqlite3_prepare_v2(
+        reg->db, SUPERSEDED_COLUMNS "WHERE name = ?1 ORDER BY replaced_at, rowid", -1, &st, NULL);
+    if (rc != SQLITE_OK) {
+        s = db_fail(reg, rc, "listing replaced certificates", err);
+        goto out;
+    }
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        iot_cert_record rec;
+        if ((s = row_to_record(reg, st, &rec, err)) != IOT_OK)
+            goto out;
+        int stop = fn(&rec, ctx);
+        if (stop != 0) {
+            s = (iot_status)stop;
+            goto out;
+        }
+    }
+    if (rc != SQLITE_DONE)
+        s = db_fail(reg, rc, "listing replaced certificates", err);
+out:
+    sqlite3_finalize(st);
+    return s;
 }
 
 iot_status iot_registry_renew(iot_registry *reg, const iot_cert_record *rec, int64_t now,

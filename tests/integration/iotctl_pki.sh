@@ -182,6 +182,10 @@ new_serial="$(ctl device show dev-002 --json | jq -r .serial)"
   fail "the registry still describes the old certificate"
 expect_eq "the renewed device stays active" active "$(ctl device show dev-002 --json | jq -r .state)"
 expect_eq "the registry has one row for the ID" 1 "$(ctl device list --json | jq '[.[] | select(.id=="dev-002")] | length')"
+expect_eq "device show lists the replaced certificate" "$old_serial $old_fpr" \
+  "$(ctl device show dev-002 --json | jq -r '.superseded | map(.serial + " " + .sha256) | join(",")')"
+ctl device show dev-002 | grep -q "^superseded   $old_serial, replaced " ||
+  fail "device show does not list the replaced certificate: $(ctl device show dev-002)"
 subject="$(openssl x509 -in "$P/devices/dev-002/cert.pem" -noout -subject -nameopt RFC2253)"
 expect_eq "the new certificate has the same CN" "subject=CN=dev-002,OU=device,O=IoT Telemetry" "$subject"
 expect_eq "the new certificate is the one in the registry" "$new_serial" \
@@ -225,6 +229,8 @@ pass "a failed renewal puts the old files back"
 cp -a "$P" "$T/v1"
 sqlite3 "$T/v1/registry.db" "DROP TABLE superseded; PRAGMA user_version=1;"
 expect_ok "a schema 1 registry is listed" "$IOTCTL" --dir "$T/v1" device list
+expect_eq "a schema 1 registry shows no replaced certificates" "[]" \
+  "$("$IOTCTL" --dir "$T/v1" device show dev-csr --json | jq -c .superseded)"
 expect_eq "listing does not change the schema" 1 "$(sqlite3 "$T/v1/registry.db" 'PRAGMA user_version')"
 expect_ok "a schema 1 registry takes a renewal" "$IOTCTL" --dir "$T/v1" device renew dev-csr
 expect_eq "the renewal upgraded the registry to schema 2" 2 "$(sqlite3 "$T/v1/registry.db" 'PRAGMA user_version')"

@@ -158,6 +158,15 @@ static void renew_same_name(void **state)
     assert_int_equal(l.n, 2); /* dev-1, revoked above, and dev-r's old certificate */
     assert_string_equal(l.serials[1], "1A");
     assert_string_equal(l.reasons[1], "superseded");
+    revoked_list h = {0};
+    assert_int_equal(iot_registry_foreach_superseded(reg, "dev-r", collect_revoked, &h, &err),
+                     IOT_OK);
+    assert_int_equal(h.n, 1);
+    assert_string_equal(h.serials[0], "1A");
+    memset(&h, 0, sizeof(h));
+    assert_int_equal(iot_registry_foreach_superseded(reg, "dev-1", collect_revoked, &h, &err),
+                     IOT_OK);
+    assert_int_equal(h.n, 0); /* revoked, never renewed */
 
     iot_cert_record bad = record("dev-r", IOT_KIND_CLIENT, "1C");
     assert_int_equal(iot_registry_renew(reg, &bad, 1800, &err), IOT_ENOENT);

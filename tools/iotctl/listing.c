@@ -186,6 +186,51 @@ static void print_record(const cli_ctx *ctx, const iot_cert_record *rec)
     }
 }
 
+/* The certificates a name had before its renewals, for `show`. */
+#define HISTORY_MAX 64
+typedef struct history {
+    iot_cert_record recs[HISTORY_MAX];
+    size_t n, more;
+} history;
+
+static int add_history(const iot_cert_record *rec, void *arg)
+{
+    history *h = arg;
+    if (h->n < HISTORY_MAX)
+        h->recs[h->n++] = *rec;
+    else
+        h->more++;
+    return 0;
+}
+
+static void print_history(const history *h)
+{
+    char t[32];
+    for (size_t i = 0; i < h->n; i++) {
+        cli_format_time(h->recs[i].revoked_at, t, sizeof(t));
+        printf("%-12s %s, replaced %s\n", i == 0 ? "superseded" : "", h->recs[i].serial, t);
+    }
+    if (h->more > 0)
+        printf("%-12s and %zu more\n", "", h->more);
+}
+
+static cJSON *history_json(const history *h)
+{
+    cJSON *a = cJSON_CreateArray();
+    for (size_t i = 0; a != NULL && i < h->n; i++) {
+        char t[32];
+        cli_format_time(h->recs[i].revoked_at, t, sizeof(t));
+        cJSON *o = cJSON_CreateObject();
+        if (o == NULL)
+            break;
+        cJSON_AddStringToObject(o, "serial", h->recs[i].serial);
+        cJSON_AddStringToObject(o, "sha256", h->recs[i].fingerprint);
+        cJSON_AddStringToObject(o, "replaced", t);
+        cJSON_AddItemToArray(a, o);
+    }
+    return a;
+}
+
 int listing_show(cli_ctx *ctx, const cli_command *self, int kind, int argc, char **argv)
 {
     bool json;
@@ -196,10 +241,13 @@ int listing_show(cli_ctx *ctx, const cli_command *self, int kind, int argc, char
     iot_err err = {0};
     iot_registry *reg = NULL;
     iot_cert_record rec;
+    static history past; /* large: not on the stack */
+    past.n = past.more = 0;
     iot_status st;
     if ((st = iot_id_check(kind == IOT_KIND_DEVICE ? "device ID" : "name", name, &err)) == IOT_OK &&
-        (st = open_readonly(ctx, &reg, &err)) == IOT_OK)
-        st = iot_registry_get_by_name(reg, name, &rec, &err);
+        (st = open_readonly(ctx, &reg, &err)) == IOT_OK &&
+        (st = iot_registry_get_by_name(reg, name, &rec, &err)) == IOT_OK)
+        st = iot_registry_foreach_superseded(reg, name, add_history, &past, &err);
     iot_registry_close(reg);
     if (st == IOT_ENOENT && kind == IOT_KIND_DEVICE)
         iot_err_set(&err, IOT_ENOENT, "no device '%s' in the registry (see 'iotctl device list')",
@@ -214,9 +262,12 @@ int listing_show(cli_ctx *ctx, const cli_command *self, int kind, int argc, char
         return cli_fail(&err);
     if (!json) {
         print_record(ctx, &rec);
+        print_history(&past);
         return CLI_EXIT_OK;
     }
     cJSON *o = record_json(ctx, &rec);
+    if (o != NULL)
+        cJSON_AddItemToObject(o, "superseded", history_json(&past));
     rc = print_json(o);
     cJSON_Delete(o);
     return rc;

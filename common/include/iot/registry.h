@@ -104,6 +104,12 @@ typedef int (*iot_registry_fn)(const iot_cert_record *rec, void *ctx);
 iot_status iot_registry_foreach(iot_registry *reg, int kind, iot_registry_fn fn, void *ctx,
                                 iot_err *err);
 
+/* Calls fn for each certificate `name` had before its renewals, oldest
+ * first (revoked_at is when it was replaced, revoke_reason "superseded").
+ * Nothing for a registry of schema 1, which has none. */
+iot_status iot_registry_foreach_superseded(iot_registry *reg, const char *name, iot_registry_fn fn,
+                                           void *ctx, iot_err *err);
+
 /* Calls fn for each revoked or superseded certificate (all kinds), ordered
  * by serial, for building the CRL. */
 iot_status iot_registry_foreach_revoked(iot_registry *reg, iot_registry_fn fn, void *ctx,
