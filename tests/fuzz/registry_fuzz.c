@@ -7,8 +7,9 @@
  * read-only open never changes the file.
  *
  * Each input is written to a file in a private temporary directory and
- * opened twice: read-only (every record, the revoked ones, a lookup by name
- * and by serial) and for writing (the CRL number, rolled back).
+ * opened twice: read-only (every record, the revoked and replaced ones, a
+ * lookup by name and by serial) and for writing (a schema 1 file is
+ * upgraded; the CRL number and a renewal, rolled back).
  *
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -D_POSIX_C_SOURCE=200809L \
  *     -Icommon/include tests/fuzz/registry_fuzz.c common/src/status.c \
@@ -160,6 +161,9 @@ static void read_only(void)
     st = iot_registry_foreach_revoked(reg, check_record, NULL, &err);
     if (st != IOT_OK)
         check_error(st, &err);
+    st = iot_registry_foreach_superseded(reg, "dev-001", check_record, NULL, &err);
+    if (st != IOT_OK)
+        check_error(st, &err);
     st = iot_registry_get_by_name(reg, "dev-001", &rec, &err);
     lookup(st, &rec, &err);
     st = iot_registry_get_by_serial(reg, "01", &rec, &err);
@@ -178,8 +182,14 @@ static void read_write(void)
     }
     iot_registry_set_busy_timeout(reg, 0);
     uint64_t number = 0;
+    iot_cert_record next = {.kind = IOT_KIND_DEVICE, .not_before = 1, .not_after = 2};
+    snprintf(next.name, sizeof(next.name), "dev-001");
+    snprintf(next.serial, sizeof(next.serial), "0123456789ABCDEF");
+    memset(next.fingerprint, 'a', IOT_FPR_HEX_LEN);
     if ((st = iot_registry_begin(reg, &err)) != IOT_OK ||
         (st = iot_registry_next_crl_number(reg, &number, &err)) != IOT_OK)
+        check_error(st, &err);
+    else if ((st = iot_registry_renew(reg, &next, 3, &err)) != IOT_OK)
         check_error(st, &err);
     iot_registry_rollback(reg);
     iot_registry_close(reg);
