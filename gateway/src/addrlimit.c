@@ -121,9 +121,9 @@ static size_t find(const gw_addr_limit *lim, const gw_addr_key *key)
     return i;
 }
 
-bool gw_addr_limit_acquire(gw_addr_limit *lim, const gw_addr_key *key)
+bool gw_addr_limit_acquire(gw_addr_limit *lim, const gw_addr_key *key, bool *first)
 {
-    bool ok = false;
+    bool ok = false, added = false;
     pthread_mutex_lock(&lim->lock);
     slot *s = &lim->slots[find(lim, key)];
     if (s->count == 0) {
@@ -131,13 +131,15 @@ bool gw_addr_limit_acquire(gw_addr_limit *lim, const gw_addr_key *key)
             s->key = *key;
             s->count = 1;
             lim->used++;
-            ok = true;
+            ok = added = true;
         }
     } else if (s->count < lim->per_address) {
         s->count++;
         ok = true;
     }
     pthread_mutex_unlock(&lim->lock);
+    if (first != NULL)
+        *first = added;
     return ok;
 }
 
@@ -164,8 +166,9 @@ static void remove_at(gw_addr_limit *lim, size_t i)
     }
 }
 
-void gw_addr_limit_release(gw_addr_limit *lim, const gw_addr_key *key)
+bool gw_addr_limit_release(gw_addr_limit *lim, const gw_addr_key *key)
 {
+    bool last = false;
     pthread_mutex_lock(&lim->lock);
     size_t i = find(lim, key);
     if (lim->slots[i].count > 1) {
@@ -173,8 +176,10 @@ void gw_addr_limit_release(gw_addr_limit *lim, const gw_addr_key *key)
     } else if (lim->slots[i].count == 1) {
         remove_at(lim, i);
         lim->used--;
+        last = true;
     }
     pthread_mutex_unlock(&lim->lock);
+    return last;
 }
 
 uint32_t gw_addr_limit_count(gw_addr_limit *lim, const gw_addr_key *key)

@@ -33,11 +33,13 @@ void gw_addr_limit_free(gw_addr_limit *lim);
 bool gw_addr_key_of(const struct sockaddr *sa, socklen_t len, gw_addr_key *key);
 
 /* Takes one connection slot for `key`; false (and nothing taken) if the
- * address already holds per_address connections or the table is full. */
-bool gw_addr_limit_acquire(gw_addr_limit *lim, const gw_addr_key *key);
+ * address already holds per_address connections or the table is full.
+ * *first (if not NULL) tells whether the address held none before. */
+bool gw_addr_limit_acquire(gw_addr_limit *lim, const gw_addr_key *key, bool *first);
 
-/* Gives back a slot taken by gw_addr_limit_acquire(). */
-void gw_addr_limit_release(gw_addr_limit *lim, const gw_addr_key *key);
+/* Gives back a slot taken by gw_addr_limit_acquire(); true if that was the
+ * address's last one. */
+bool gw_addr_limit_release(gw_addr_limit *lim, const gw_addr_key *key);
 
 /* Connections `key` holds now. */
 uint32_t gw_addr_limit_count(gw_addr_limit *lim, const gw_addr_key *key);

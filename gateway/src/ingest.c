@@ -82,8 +82,8 @@ static void deadline_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, 
     (void)parent, (void)ad, (void)idx, (void)argl, (void)argp;
     conn_deadline *d = ptr;
     if (d != NULL) {
-        if (d->holds_slot)
-            gw_addr_limit_release(d->per_address, &d->address);
+        if (d->holds_slot && gw_addr_limit_release(d->per_address, &d->address))
+            gw_gauge_add(GW_G_CONNECTED_ADDRESSES, -1);
         event_free(d->ev);
         if (d->admit)
             event_free(d->admit);
@@ -112,8 +112,11 @@ static void on_admit(evutil_socket_t fd, short what, void *arg)
     if (d->address_rate == NULL || gw_addr_rate_take(d->address_rate, &d->address, now_mono())) {
         if (d->per_address == NULL)
             return;
-        if (gw_addr_limit_acquire(d->per_address, &d->address)) {
+        bool first = false;
+        if (gw_addr_limit_acquire(d->per_address, &d->address, &first)) {
             d->holds_slot = true;
+            if (first)
+                gw_gauge_add(GW_G_CONNECTED_ADDRESSES, 1);
             return;
         }
         why = GW_R_OVER_CAPACITY;

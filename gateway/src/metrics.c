@@ -49,6 +49,9 @@ static const struct {
     [GW_G_MQTT_INFLIGHT] = {"iotgw_mqtt_inflight",
                             "QoS 1 messages published and not yet acknowledged"},
     [GW_G_OPEN_CONNECTIONS] = {"iotgw_open_connections", "Device connections currently open"},
+    [GW_G_CONNECTED_ADDRESSES] =
+        {"iotgw_connected_addresses",
+         "Client addresses (IPv6: /64 prefixes) holding device connections"},
     [GW_G_REGISTRY_DEVICES] = {"iotgw_registry_devices", "Active devices in the loaded registry"},
     [GW_G_CRL_REVOKED] = {"iotgw_crl_revoked", "Serial numbers in the loaded CRL"},
 };

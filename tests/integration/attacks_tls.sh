@@ -282,6 +282,11 @@ write_gateway_config "request_timeout = 10s" "rate_limit = 0" "max_connections_p
 start_gateway
 sleep 0.3
 hold_connections 20
+for _ in $(seq 1 20); do # counted when the worker admits them, just after accepting
+  [ "$(metric iotgw_connected_addresses)" = 1 ] && break
+  sleep 0.05
+done
+expect_eq "20 connections from 127.0.0.1 count as one connected address" 1 "$(metric iotgw_connected_addresses)"
 before="$(counter over_capacity)"
 r="$(post dev-ok application/json '{"seq":999998,"x":1}')"
 [ "${r%% *}" = 000 ] || fail "over max_connections_per_address: expected a closed connection, got: $r"
@@ -294,6 +299,7 @@ r="$(post dev-ok application/json "{\"seq\":$SEQ,\"x\":1}" --interface 127.0.0.2
 expect_eq "a device from another address is served while 127.0.0.1 is at its cap" 200 "${r%% *}"
 EXPECTED=$((EXPECTED + 1))
 release_connections
+expect_eq "no connected address once they are closed" 0 "$(metric iotgw_connected_addresses)"
 legit_ok "per-address cap" # from 127.0.0.1 again, once its connections are closed
 
 # connection_rate_per_address = 0.2/s with a burst of 5: ten connections in

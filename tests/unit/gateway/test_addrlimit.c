@@ -38,21 +38,25 @@ static void cap_per_address(void **state)
     gw_addr_limit *lim = gw_addr_limit_new(3, 100);
     assert_non_null(lim);
     gw_addr_key a = v4("192.0.2.7"), b = v4("192.0.2.8");
-    for (int i = 0; i < 3; i++)
-        assert_true(gw_addr_limit_acquire(lim, &a));
-    assert_false(gw_addr_limit_acquire(lim, &a));
+    bool first = false;
+    for (int i = 0; i < 3; i++) {
+        assert_true(gw_addr_limit_acquire(lim, &a, &first));
+        assert_int_equal(first, i == 0); /* only the first connection adds the address */
+    }
+    assert_false(gw_addr_limit_acquire(lim, &a, &first));
+    assert_false(first);
     assert_int_equal(gw_addr_limit_count(lim, &a), 3);
-    assert_true(gw_addr_limit_acquire(lim, &b)); /* another address is not affected */
+    assert_true(gw_addr_limit_acquire(lim, &b, NULL)); /* another address is not affected */
     gw_addr_limit_release(lim, &a);
-    assert_true(gw_addr_limit_acquire(lim, &a)); /* a slot came back */
-    assert_false(gw_addr_limit_acquire(lim, &a));
+    assert_true(gw_addr_limit_acquire(lim, &a, NULL)); /* a slot came back */
+    assert_false(gw_addr_limit_acquire(lim, &a, NULL));
     assert_int_equal(gw_addr_limit_addresses(lim), 2);
     for (int i = 0; i < 3; i++)
-        gw_addr_limit_release(lim, &a);
-    gw_addr_limit_release(lim, &b);
+        assert_int_equal(gw_addr_limit_release(lim, &a), i == 2); /* true for the last */
+    assert_true(gw_addr_limit_release(lim, &b));
     assert_int_equal(gw_addr_limit_addresses(lim), 0);
     assert_int_equal(gw_addr_limit_count(lim, &a), 0);
-    gw_addr_limit_release(lim, &b); /* releasing what is not held changes nothing */
+    assert_false(gw_addr_limit_release(lim, &b)); /* releasing what is not held changes nothing */
     assert_int_equal(gw_addr_limit_addresses(lim), 0);
     gw_addr_limit_free(lim);
 }
@@ -92,11 +96,11 @@ static void full_table_refuses_new_addresses(void **state)
     gw_addr_limit *lim = gw_addr_limit_new(2, 3);
     gw_addr_key k[4] = {v4("10.0.0.1"), v4("10.0.0.2"), v4("10.0.0.3"), v4("10.0.0.4")};
     for (int i = 0; i < 3; i++)
-        assert_true(gw_addr_limit_acquire(lim, &k[i]));
-    assert_false(gw_addr_limit_acquire(lim, &k[3])); /* a fourth address: no room */
-    assert_true(gw_addr_limit_acquire(lim, &k[0]));  /* known addresses still may */
+        assert_true(gw_addr_limit_acquire(lim, &k[i], NULL));
+    assert_false(gw_addr_limit_acquire(lim, &k[3], NULL)); /* a fourth address: no room */
+    assert_true(gw_addr_limit_acquire(lim, &k[0], NULL));  /* known addresses still may */
     gw_addr_limit_release(lim, &k[1]);
-    assert_true(gw_addr_limit_acquire(lim, &k[3]));
+    assert_true(gw_addr_limit_acquire(lim, &k[3], NULL));
     gw_addr_limit_free(lim);
 }
 
@@ -105,7 +109,7 @@ static void zero_cap_refuses_everything(void **state)
     (void)state;
     gw_addr_limit *lim = gw_addr_limit_new(0, 10);
     gw_addr_key a = v4("10.0.0.1");
-    assert_false(gw_addr_limit_acquire(lim, &a));
+    assert_false(gw_addr_limit_acquire(lim, &a, NULL));
     assert_int_equal(gw_addr_limit_addresses(lim), 0);
     gw_addr_limit_free(lim);
 }
@@ -130,12 +134,13 @@ static void matches_a_model(void **state)
     for (int step = 0; step < STEPS; step++) {
         int i = rand() % N;
         if (rand() % 2) {
-            bool want = model[i] < CAP;
-            assert_int_equal(gw_addr_limit_acquire(lim, &keys[i]), want);
+            bool want = model[i] < CAP, first = false;
+            assert_int_equal(gw_addr_limit_acquire(lim, &keys[i], &first), want);
+            assert_int_equal(first, want && model[i] == 0);
             if (want && model[i]++ == 0)
                 held_addresses++;
         } else {
-            gw_addr_limit_release(lim, &keys[i]);
+            assert_int_equal(gw_addr_limit_release(lim, &keys[i]), model[i] == 1);
             if (model[i] > 0 && --model[i] == 0)
                 held_addresses--;
         }
