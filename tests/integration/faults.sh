@@ -478,16 +478,28 @@ start_gateway
 run "${SIM[@]}" --device sm-1 --device sm-2 --count 5 --drain-timeout 30s -v
 cp "$T/.out" "$T/sm/run2.out"
 expect_eq "the simulator restarted after SIGKILL drains its queue" 0 "$RC"
-# The simulator prints how many readings it took, not their dseq. A fresh
-# state numbers from 1 without gaps, so run 1 took 1..TAKEN. Run 2 took 5
-# readings numbered consecutively above them; where its numbering starts is
-# read from the capture, and any loss shows up as a missing reading in a
-# block of 5 or in 1..TAKEN.
+# A fresh state numbers readings from 1 without gaps, so run 1 took
+# 1..TAKEN. TAKEN is not simply the last "reading N taken" line of run 1:
+# a step stores its reading, then tries the (stopped) gateway, then prints,
+# and the SIGKILL can land in between. Run 2 says it instead: its first
+# upload starts at the oldest reading run 1 left queued (seq A), and the
+# gateway acknowledged Q + 5 of its readings, Q of them from run 1's queue,
+# so TAKEN = A + Q - 1 (one above the printed figure at most). Run 2 took 5 readings numbered
+# consecutively above TAKEN; where its numbering starts is read from the
+# capture, and any loss shows up as a missing reading in that block of 5 or
+# in 1..TAKEN.
 : >"$T/sm/acked"
 for dev in sm-1 sm-2; do
-  taken="$(grep -E "^$dev: reading [0-9]+ taken" "$T/sm/run1.out" | tail -1 | awk '{ print $3 }')"
+  printed="$(grep -E "^$dev: reading [0-9]+ taken" "$T/sm/run1.out" | tail -1 | awk '{ print $3 }')"
   grep "$dev: readings" "$T/sm/run2.out" | grep -q 'dropped 0, queued 0' ||
     fail "$dev: the restarted simulator dropped or kept readings: $(cat "$T/sm/run2.out")"
+  oldest="$(grep -m1 "^$dev: upload " "$T/sm/run2.out" | sed -E 's/.*\(seq ([0-9]+)-.*/\1/')"
+  acked="$(grep "^$dev: readings" "$T/sm/run2.out" | sed -E 's/.*, acknowledged ([0-9]+),.*/\1/')"
+  [[ "$oldest" =~ ^[0-9]+$ && "$acked" =~ ^[0-9]+$ ]] ||
+    fail "$dev: cannot read run 2's first upload and summary: $(cat "$T/sm/run2.out")"
+  taken=$((oldest + acked - 5 - 1))
+  [ "$taken" -ge "$printed" ] && [ "$taken" -le $((printed + 1)) ] ||
+    fail "$dev: run 1 printed $printed readings taken, but run 2 resent up to $taken"
   seq 1 "$taken" | sed "s/^/$dev /" >>"$T/sm/acked"
   deadline=$((SECONDS + 20))
   until first2="$(grep "^telemetry/$dev/" "$SUB" | cut -d' ' -f2- | jq -r .dseq | awk -v t="$taken" '$1 > t' | sort -n | head -1)" &&
