@@ -398,8 +398,10 @@ iot_status iot_registry_revoke(iot_registry *reg, iot_cert_kind kind, const char
     return rc == SQLITE_DONE ? IOT_OK : db_fail(reg, rc, "revoking", err);
 }
 
-static iot_status walk(iot_registry *reg, const char *sql, int kind, iot_registry_fn fn, void *ctx,
-                       iot_err *err)
+/* Runs `sql`, with `param` (if not NULL) bound to ?1, and calls fn on each
+ * row. */
+static iot_status walk(iot_registry *reg, const char *sql, const char *param, iot_registry_fn fn,
+                       void *ctx, iot_err *err)
 {
     sqlite3_stmt *st = NULL;
     iot_status s = IOT_OK;
@@ -408,8 +410,8 @@ static iot_status walk(iot_registry *reg, const char *sql, int kind, iot_registr
         s = db_fail(reg, rc, "listing records", err);
         goto out;
     }
-    if (kind >= 0)
-        sqlite3_bind_text(st, 1, iot_cert_kind_name((iot_cert_kind)kind), -1, SQLITE_STATIC);
+    if (param != NULL)
+        sqlite3_bind_text(st, 1, param, -1, SQLITE_STATIC);
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         iot_cert_record rec;
         s = row_to_record(reg, st, &rec, err);
@@ -432,8 +434,9 @@ iot_status iot_registry_foreach(iot_registry *reg, int kind, iot_registry_fn fn,
                                 iot_err *err)
 {
     if (kind >= 0)
-        return walk(reg, SELECT_COLUMNS "WHERE kind = ?1 ORDER BY name", kind, fn, ctx, err);
-    return walk(reg, SELECT_COLUMNS "ORDER BY name", -1, fn, ctx, err);
+        return walk(reg, SELECT_COLUMNS "WHERE kind = ?1 ORDER BY name",
+                    iot_cert_kind_name((iot_cert_kind)kind), fn, ctx, err);
+    return walk(reg, SELECT_COLUMNS "ORDER BY name", NULL, fn, ctx, err);
 }
 
 #define SUPERSEDED_COLUMNS                                                                         \
@@ -444,12 +447,12 @@ iot_status iot_registry_foreach_revoked(iot_registry *reg, iot_registry_fn fn, v
                                         iot_err *err)
 {
     if (reg->version < 2)
-        return walk(reg, SELECT_COLUMNS "WHERE state = 'revoked' ORDER BY serial", -1, fn, ctx,
+        return walk(reg, SELECT_COLUMNS "WHERE state = 'revoked' ORDER BY serial", NULL, fn, ctx,
                     err);
     return walk(reg,
                 SELECT_COLUMNS "WHERE state = 'revoked' UNION ALL " SUPERSEDED_COLUMNS
                                "ORDER BY serial",
-                -1, fn, ctx, err);
+                NULL, fn, ctx, err);
 }
 
 iot_status iot_registry_foreach_superseded(iot_registry *reg, const char *name, iot_registry_fn fn,
@@ -457,30 +460,8 @@ iot_status iot_registry_foreach_superseded(iot_registry *reg, const char *name, 
 {
     if (reg->version < 2)
         return IOT_OK;
-    sqlite3_stmt *st = NULL;
-    iot_status s = IOT_OK;
-    int rc = sqlite3_prepare_v2(
-        reg->db, SUPERSEDED_COLUMNS "WHERE name = ?1 ORDER BY replaced_at, rowid", -1, &st, NULL);
-    if (rc != SQLITE_OK) {
-        s = db_fail(reg, rc, "listing replaced certificates", err);
-        goto out;
-    }
-    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        iot_cert_record rec;
-        if ((s = row_to_record(reg, st, &rec, err)) != IOT_OK)
-            goto out;
-        int stop = fn(&rec, ctx);
-        if (stop != 0) {
-            s = (iot_status)stop;
-            goto out;
-        }
-    }
-    if (rc != SQLITE_DONE)
-        s = db_fail(reg, rc, "listing replaced certificates", err);
-out:
-    sqlite3_finalize(st);
-    return s;
+    return walk(reg, SUPERSEDED_COLUMNS "WHERE name = ?1 ORDER BY replaced_at, rowid", name, fn,
+                ctx, err);
 }
 
 iot_status iot_registry_renew(iot_registry *reg, const iot_cert_record *rec, int64_t now,

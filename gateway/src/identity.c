@@ -33,10 +33,6 @@ typedef struct id_snapshot {
     int refs; /* guarded by gw_identity.lock */
 } id_snapshot;
 
-/* Bumped at every snapshot swap: a verdict computed against generation G
- * stays true for as long as the generation is still G. */
-static atomic_uint_fast64_t generation_counter;
-
 typedef struct file_stamp {
     dev_t dev;
     ino_t ino;
@@ -50,7 +46,9 @@ struct gw_identity {
     X509 *ca;
     pthread_mutex_t lock;
     id_snapshot *current;
-    atomic_uint_fast64_t generation; /* of `current` */
+    /* Bumped at every snapshot swap: a verdict computed in generation G
+     * holds for as long as the generation is still G. */
+    atomic_uint_fast64_t generation;
     file_stamp registry_stamp;
     file_stamp crl_stamp;
 };
@@ -235,7 +233,7 @@ iot_status gw_identity_reload(gw_identity *id, iot_err *err)
     pthread_mutex_lock(&id->lock);
     id_snapshot *old = id->current;
     id->current = snap;
-    atomic_store(&id->generation, atomic_fetch_add(&generation_counter, 1) + 1);
+    atomic_fetch_add(&id->generation, 1);
     id->registry_stamp = reg_stamp;
     id->crl_stamp = crl_stamp;
     pthread_mutex_unlock(&id->lock);
