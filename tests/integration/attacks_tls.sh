@@ -90,8 +90,24 @@ tls_refused "a certificate from our CA that is not in the registry" device_unkno
   "$T/copy/devices/dev-ghost/cert.pem" "$T/copy/devices/dev-ghost/key.pem"
 grep -q 'event=tls.refused .*reason=device_unknown .*dev-ghost' "$T/gw.log" ||
   fail "unregistered device refusal not logged with its subject"
+# A self-signed certificate whose CN carries a quote, fields of its own and
+# a newline: the refusal's log line keeps exactly its own fields.
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 \
+  -keyout "$T/forged.key" -out "$T/forged.crt" \
+  -subj '/CN=x" peer=6.6.6.6:1 reason="forged' 2>/dev/null
+tls_refused "a self-signed certificate with a CN that forges log fields" tls_bad_certificate \
+  "$T/forged.crt" "$T/forged.key"
+line="$(grep 'event=tls.refused .*CN=x' "$T/gw.log" | tail -n 1)"
+[ -n "$line" ] || fail "the forged-CN refusal was not logged"
+# Split as a logfmt reader would (quotes and backslash escapes honoured).
+keys="$(python3 -c 'import shlex,sys; print(" ".join(t.split("=",1)[0] for t in shlex.split(sys.argv[1])[1:]))' "$line")"
+[ "$keys" = "level event peer reason detail subject" ] ||
+  fail "a certificate subject changed the log fields to '$keys': $line"
+grep -qF 'subject="/CN=x\" peer=6.6.6.6:1 reason=\"forged"' <<<"$line" ||
+  fail "the forged subject is not escaped inside its field: $line"
+pass "the forged subject stays inside its quoted, escaped field"
 legit_ok certificates
-echo "# certificates: 7 attacks refused and counted; legitimate device served"
+echo "# certificates: 8 attacks refused and counted; legitimate device served"
 
 # --- a TLS session saved before the device was revoked -----------------------------
 # Resumption would skip certificate verification. The gateway resumes no
