@@ -292,6 +292,24 @@ static const gw__option gw__options[] = {
      .max = 1000000000,
      .help = "Readings the outbox holds at most; when it is full, devices get\n"
              "503 with Retry-After."},
+    {.key = "outbox_max_bytes",
+     .type = GW__SIZE,
+     GW__FIELD(outbox_max_bytes),
+     .def = "1GiB",
+     .min = 64 * GW__KB,
+     .max = (int64_t)1024 * 1024 * 1024 * 1024,
+     .help = "Bytes of readings (their stored messages) the outbox holds at most;\n"
+             "beyond it devices get 503 with Retry-After, as for outbox_max."},
+    {.key = "outbox_device_share",
+     .type = GW__INT,
+     GW__FIELD(outbox_device_share),
+     .def = "10",
+     .min = 1,
+     .max = 100,
+     .help = "Percentage of outbox_max and of outbox_max_bytes that one device\n"
+             "may hold, so that during a broker outage one device cannot fill the\n"
+             "outbox for all: beyond it that device alone gets 503\n"
+             "outbox_device_share_full. 100 turns the share off."},
     {.key = "retry_after",
      .type = GW__DURATION,
      GW__FIELD(retry_after_s),
@@ -367,6 +385,16 @@ static const gw__option gw__options[] = {
      .min = 1,
      .max = 65535,
      .help = "QoS 1 messages sent and not yet acknowledged, at most."},
+    {.key = "mqtt_max_packet",
+     .type = GW__SIZE,
+     GW__FIELD(mqtt_max_packet),
+     .def = "64KiB",
+     .min = GW__KB,
+     .max = 256 * 1024 * GW__KB,
+     .help = "Largest MQTT packet the broker accepts (Mosquitto's max_packet_size;\n"
+             "deploy/broker/mosquitto.conf sets 64 KiB). A reading whose message\n"
+             "would not fit is refused at ingest with 413 reading_too_large, so no\n"
+             "stored reading can be one the broker refuses."},
     {.key = "reconnect_min",
      .type = GW__DURATION,
      GW__FIELD(reconnect_min_ms),

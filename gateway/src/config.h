@@ -57,6 +57,8 @@ typedef struct gw_config {
     /* durable outbox */
     char outbox[GW_PATH_MAX]; /* SQLite file; default "/var/lib/iotgw/outbox.db" */
     int64_t outbox_max;       /* readings held at most; default 1000000 */
+    size_t outbox_max_bytes;  /* bytes of stored messages held at most; default 1 GiB */
+    int outbox_device_share;  /* percent of both bounds one device may hold; default 10 */
     int64_t retry_after_s;    /* Retry-After on 503; default 5 */
 
     /* MQTT forwarder */
@@ -69,6 +71,7 @@ typedef struct gw_config {
     char topic_prefix[128];      /* default "telemetry"; no wildcards, no leading/trailing '/' */
     int64_t mqtt_keepalive_ms;   /* default 30 s */
     int mqtt_inflight;           /* QoS 1 messages in flight; default 256 */
+    size_t mqtt_max_packet;      /* the broker's max_packet_size; default 64 KiB */
     int64_t reconnect_min_ms;    /* default 500 ms */
     int64_t reconnect_max_ms;    /* default 30 s */
 

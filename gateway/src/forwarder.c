@@ -19,12 +19,12 @@
 #include "message.h"
 #include "metrics.h"
 
-#define MESSAGE_MAX     (64 * 1024)
 #define CONNECT_TIMEOUT 10 /* seconds to get a CONNACK */
 
 typedef struct inflight {
     int mid;
     int64_t id;
+    char device[IOT_ID_MAX + 1]; /* named if the broker refuses it */
 } inflight;
 
 struct gw_forwarder {
@@ -50,7 +50,7 @@ struct gw_forwarder {
     bool refused; /* the last connection ended on a refused publish */
     char client_id[128];
     char status_topic[160]; /* gateway/<certificate CN>/status, "" if unknown */
-    char *msg;
+    char *msg; /* mqtt_max_packet bytes: no message that fits is larger */
     bool stopping;
 };
 
@@ -211,6 +211,33 @@ static void on_disconnect(struct mosquitto *mosq, void *arg, int rc)
     connection_lost(arg, rc == 0 ? "closed" : mosquitto_strerror(rc));
 }
 
+/* A row the broker can never take must not hold up the rows behind it:
+ * it leaves the queue for the outbox's quarantine table (kept, counted,
+ * logged) and publishing goes on with the next one. */
+static void quarantine(gw_forwarder *fw, int64_t id, const char *device, const char *reason)
+{
+    gw_log(GW_LOG_ERROR, "outbox.quarantined",
+           "id=%lld device=%s reason=%s action=\"kept in the quarantine table of the outbox; "
+           "see docs/gateway.md, Quarantine\"",
+           (long long)id, device, reason);
+    gw_outbox_quarantine(fw->app->outbox, id, reason);
+}
+
+/* PUBACK reasons that refuse this one message for what it is, not the
+ * gateway's rights or the broker's state: sending it again cannot help. */
+static const char *unpublishable_reason(int reason)
+{
+    switch (reason) {
+    case MQTT_RC_TOPIC_NAME_INVALID:
+        return "broker_topic_name_invalid";
+    case MQTT_RC_PACKET_TOO_LARGE:
+        return "broker_packet_too_large";
+    case MQTT_RC_PAYLOAD_FORMAT_INVALID:
+        return "broker_payload_format_invalid";
+    }
+    return NULL;
+}
+
 /* MQTT 5 PUBACKs carry a reason: >= 0x80 means the broker did not take the
  * message (an ACL that does not match topic_prefix, for example). Deleting
  * it then would lose it silently, so the reading stays in the outbox, the
@@ -225,6 +252,14 @@ static void on_publish(struct mosquitto *mosq, void *arg, int mid, int reason,
         if (fw->window[i].mid != mid)
             continue;
         int64_t id = fw->window[i].id;
+        const char *poison = unpublishable_reason(reason);
+        if (poison != NULL) {
+            gw_metric_inc(GW_M_MQTT_PUBLISH_REFUSED);
+            quarantine(fw, id, fw->window[i].device, poison);
+            fw->window[i] = fw->window[--fw->n_inflight];
+            gw_gauge_set(GW_G_MQTT_INFLIGHT, fw->n_inflight);
+            break;
+        }
         if (reason >= 0x80) {
             gw_metric_inc(GW_M_MQTT_PUBLISH_REFUSED);
             gw_log(GW_LOG_ERROR, "mqtt.publish_refused",
@@ -244,30 +279,54 @@ static void on_publish(struct mosquitto *mosq, void *arg, int mid, int reason,
     }
 }
 
+/* libmosquitto's refusals of one message for what it is (the broker's
+ * maximum packet size from CONNACK, a topic or payload it cannot send). */
+static const char *client_refusal_reason(int rc)
+{
+    switch (rc) {
+    case MOSQ_ERR_OVERSIZE_PACKET:
+    case MOSQ_ERR_PAYLOAD_SIZE:
+        return "packet_too_large";
+    case MOSQ_ERR_MALFORMED_UTF8:
+    case MOSQ_ERR_INVAL:
+        return "topic_invalid";
+    }
+    return NULL;
+}
+
 static int publish_row(const gw_outbox_row *row, void *arg)
 {
     gw_forwarder *fw = arg;
     char topic[256];
-    int len =
-        gw_message_full(row->device, row->gseq, row->body, row->body_len, fw->msg, MESSAGE_MAX);
-    if (len < 0 ||
-        gw_message_topic(fw->app->cfg.topic_prefix, row->device, topic, sizeof(topic)) < 0) {
-        /* Cannot happen with validated input; skipping would lose data, so
-         * stop and say so loudly. */
-        gw_log(GW_LOG_ERROR, "mqtt.message_too_large", "id=%lld device=%s", (long long)row->id,
-               row->device);
-        return 1;
+    fw->cursor = row->id;
+    if (gw_message_topic(fw->app->cfg.topic_prefix, row->device, topic, sizeof(topic)) < 0) {
+        quarantine(fw, row->id, row->device, "topic_too_long");
+        return 0;
+    }
+    int len = gw_message_full(row->device, row->gseq, row->body, row->body_len, fw->msg,
+                              fw->app->cfg.mqtt_max_packet);
+    if (len < 0) {
+        /* Stored before mqtt_max_packet was lowered, or by an older
+         * version that did not check at ingest. */
+        quarantine(fw, row->id, row->device, "message_too_large");
+        return 0;
     }
     int mid = 0;
     int rc = mosquitto_publish(fw->mosq, &mid, topic, len, fw->msg, 1, false);
+    const char *poison = client_refusal_reason(rc);
+    if (poison != NULL) {
+        quarantine(fw, row->id, row->device, poison);
+        return 0;
+    }
     if (rc != MOSQ_ERR_SUCCESS) {
+        fw->cursor = row->id - 1;
         connection_lost(fw, mosquitto_strerror(rc));
         return 1;
     }
-    fw->window[fw->n_inflight].mid = mid;
-    fw->window[fw->n_inflight].id = row->id;
-    fw->n_inflight++;
-    fw->cursor = row->id;
+    inflight *slot = &fw->window[fw->n_inflight++];
+    slot->mid = mid;
+    slot->id = row->id;
+    snprintf(slot->device, sizeof(slot->device), "%s", row->device);
     return 0;
 }
 
@@ -277,13 +336,14 @@ static void pump(gw_forwarder *fw)
     while (atomic_load(&fw->connected) && fw->mosq && fw->n_inflight < fw->window_cap) {
         int count = 0;
         iot_err err = {0};
-        int before = fw->n_inflight;
         if (gw_outbox_fetch(fw->reader, fw->cursor, fw->window_cap - fw->n_inflight, publish_row,
                             fw, &count, &err) != IOT_OK) {
             gw_log(GW_LOG_ERROR, "outbox.read_failed", "error=\"%s\"", err.msg);
             break;
         }
-        if (count == 0 || fw->n_inflight == before)
+        /* Rows moved to quarantine advance the cursor without filling the
+         * window: go on while rows come and the connection holds. */
+        if (count == 0 || event_pending(fw->teardown_ev, EV_TIMEOUT, NULL))
             break;
     }
     gw_gauge_set(GW_G_MQTT_INFLIGHT, fw->n_inflight);
@@ -404,7 +464,7 @@ iot_status gw_forwarder_start(gw_app *app, struct event_base *base, gw_forwarder
     fw->window_cap = app->cfg.mqtt_inflight > 0 ? app->cfg.mqtt_inflight : 1;
     fw->window = calloc((size_t)fw->window_cap, sizeof(*fw->window));
     fw->acked = calloc((size_t)fw->window_cap, sizeof(*fw->acked));
-    fw->msg = malloc(MESSAGE_MAX);
+    fw->msg = malloc(app->cfg.mqtt_max_packet);
     if (app->cfg.mqtt_client_id[0]) {
         snprintf(fw->client_id, sizeof(fw->client_id), "%s", app->cfg.mqtt_client_id);
     } else {

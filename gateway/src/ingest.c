@@ -323,21 +323,44 @@ static bool authenticate(gw_worker *w, struct evhttp_request *req, char device[I
     return false;
 }
 
-static int build_items(const gw_batch *batch, double rx, gw_store_item **out)
+/* The message of every reading must fit in the broker's packet limit:
+ * checked here, before anything is stored, so no acknowledged reading can
+ * be one the broker refuses (it would wait at the head of the outbox). */
+typedef struct oversize {
+    size_t reading;
+    size_t tail_len;
+    size_t tail_max;
+} oversize;
+
+/* 0: built; -1: out of memory; -2: a reading too large (see *big). */
+static int build_items(const gw_batch *batch, double rx, size_t tail_max, gw_store_item **out,
+                       oversize *big)
 {
     gw_store_item *items = calloc(batch->n_readings, sizeof(*items));
     if (items == NULL)
         return -1;
-    for (size_t i = 0; i < batch->n_readings; i++) {
+    int rc = 0;
+    size_t i = 0;
+    for (; i < batch->n_readings; i++) {
         uint32_t dropped = (i == 0 && batch->has_dropped) ? batch->dropped : 0;
         items[i].has_dseq = batch->readings[i].has_seq;
         items[i].dseq = batch->readings[i].seq;
         if (gw_message_tail(batch, i, rx, dropped, &items[i].body, &items[i].body_len) != 0) {
-            for (size_t j = 0; j < i; j++)
-                free(items[j].body);
-            free(items);
-            return -1;
+            rc = -1;
+            break;
         }
+        if (items[i].body_len > tail_max) {
+            *big = (oversize){i, items[i].body_len, tail_max};
+            free(items[i].body);
+            rc = -2;
+            break;
+        }
+    }
+    if (rc != 0) {
+        for (size_t j = 0; j < i; j++)
+            free(items[j].body);
+        free(items);
+        return rc;
     }
     *out = items;
     return 0;
@@ -385,6 +408,12 @@ static void answer_job(gw_worker *w, ingest_job *ij)
         refuse(ij->req, GW_R_OUTBOX_FULL, 503, "outbox_full", job->device,
                "the gateway's outbox is full; retry later", retry);
         break;
+    case GW_STORE_DEVICE_FULL:
+        refuse(ij->req, GW_R_OUTBOX_DEVICE_SHARE, 503, "outbox_device_share_full", job->device,
+               "this device holds its whole share of the gateway's outbox (outbox_device_share); "
+               "retry later",
+               retry);
+        break;
     case GW_STORE_ERROR:
         refuse(ij->req, GW_R_STORAGE_ERROR, 503, "storage_unavailable", job->device,
                "the gateway cannot write to its outbox; retry later", retry);
@@ -418,12 +447,26 @@ static void on_jobs_done(evutil_socket_t fd, short what, void *arg)
 static void submit(gw_worker *w, struct evhttp_request *req, const char *device,
                    const gw_batch *batch, double rx)
 {
+    const gw_config *cfg = &w->app->cfg;
+    size_t tail_max = gw_message_tail_max(cfg->topic_prefix, device, cfg->mqtt_max_packet);
     ingest_job *ij = calloc(1, sizeof(*ij));
     gw_store_item *items = NULL;
-    if (ij == NULL || build_items(batch, rx, &items) != 0) {
+    oversize big = {0};
+    int rc = ij != NULL ? build_items(batch, rx, tail_max, &items, &big) : -1;
+    if (rc == -2) {
+        free(ij);
+        char detail[160];
+        snprintf(detail, sizeof(detail),
+                 "reading %zu would be an MQTT message %zu bytes over the broker's limit "
+                 "(mqtt_max_packet); send fewer values per reading",
+                 big.reading, big.tail_len - big.tail_max);
+        refuse(req, GW_R_PAYLOAD_TOO_LARGE, 413, "reading_too_large", device, detail, 0);
+        return;
+    }
+    if (rc != 0) {
         free(ij);
         refuse(req, GW_R_STORAGE_ERROR, 503, "storage_unavailable", device,
-               "the gateway is out of memory; retry later", (int)w->app->cfg.retry_after_s);
+               "the gateway is out of memory; retry later", (int)cfg->retry_after_s);
         return;
     }
     snprintf(ij->job.device, sizeof(ij->job.device), "%s", device);

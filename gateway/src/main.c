@@ -26,6 +26,7 @@
 #include "forwarder.h"
 #include "ingest.h"
 #include "log.h"
+#include "message.h"
 #include "tls.h"
 
 #define SHUTDOWN_GRACE_MS 10000
@@ -116,6 +117,8 @@ static iot_status start(daemon_state *d, iot_err *err)
                                &app->identity, err)) != IOT_OK ||
         (st = gw_outbox_open(app->cfg.outbox, app->cfg.outbox_max, &app->outbox, err)) != IOT_OK)
         return st;
+    gw_outbox_set_limits(app->outbox, (int64_t)app->cfg.outbox_max_bytes,
+                         app->cfg.outbox_device_share);
     app->ratelimit = gw_ratelimit_new(app->cfg.rate_limit, app->cfg.rate_burst);
     if (app->ratelimit == NULL)
         return iot_err_set(err, IOT_ENOMEM, "out of memory");
@@ -194,6 +197,9 @@ static int run(const char *config_path)
     }
     int level = gw_log_level_parse(d.app.cfg.log_level);
     gw_log_set_level(level < 0 ? GW_LOG_INFO : (gw_log_level)level);
+    char why[512];
+    if (gw_message_check_limits(&d.app.cfg, why, sizeof(why)) != 0)
+        gw_log(GW_LOG_WARN, "config.limits", "detail=\"%s\"", why);
     d.base = event_base_new();
     if (d.base == NULL) {
         fprintf(stderr, "iotgw: error: cannot create the event loop\n");
@@ -224,6 +230,9 @@ static int check_config(const char *path)
         fprintf(stderr, "iotgw: error: %s\n", err.msg);
         return 1;
     }
+    char why[512];
+    if (gw_message_check_limits(&cfg, why, sizeof(why)) != 0)
+        fprintf(stderr, "iotgw: warning: %s: %s\n", path, why);
     printf("iotgw: configuration %s is valid\n", path);
     return 0;
 }

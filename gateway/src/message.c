@@ -5,6 +5,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "iot/identity.h"
+
+/* `{"device":"<id>","seq":<gseq>,` with the longest gseq (int64). */
+#define HEAD_FIXED   (sizeof("{\"device\":\"\",\"seq\":,") - 1)
+#define GSEQ_DIGITS  19
+/* PUBLISH overhead besides the topic text: fixed header byte, remaining
+ * length (at most 4 bytes), topic length (2), packet id (2, QoS 1), MQTT 5
+ * property length (1, no properties). */
+#define PUBLISH_OVERHEAD (1 + 4 + 2 + 2 + 1)
+/* The longest number format_number writes: "-1.2345678901234567e-308". */
+#define NUMBER_MAX 24
+
 typedef struct strbuf {
     char *data;
     size_t len;
@@ -99,4 +111,45 @@ int gw_message_full(const char *device, int64_t gseq, const char *tail, size_t t
         return -1;
     memcpy(buf + n, tail, tail_len);
     return n + (int)tail_len;
+}
+
+size_t gw_message_tail_max(const char *prefix, const char *device, size_t max_packet)
+{
+    size_t topic = strlen(prefix) + 1 + strlen(device) + sizeof("/telemetry") - 1;
+    size_t head = HEAD_FIXED + strlen(device) + GSEQ_DIGITS;
+    size_t used = PUBLISH_OVERHEAD + topic + head;
+    return max_packet > used ? max_packet - used : 0;
+}
+
+size_t gw_message_tail_worst(const gw_payload_limits *lim)
+{
+    /* "dseq":4294967295,"t":N,"rx":N,"dropped":4294967295,"values":[...]} */
+    size_t fixed = sizeof("\"dseq\":4294967295,\"t\":,\"rx\":,\"dropped\":4294967295,"
+                          "\"values\":[]}") -
+                   1 + 2 * NUMBER_MAX;
+    /* ,{"n":"<name>","u":"<unit>","v":N} */
+    size_t value = sizeof(",{\"n\":\"\",\"u\":\"\",\"v\":}") - 1 + GW_SENSOR_NAME_MAX +
+                   GW_UNIT_MAX + NUMBER_MAX;
+    return fixed + lim->max_records * value;
+}
+
+int gw_message_check_limits(const gw_config *cfg, char *why, size_t size)
+{
+    char longest[IOT_ID_MAX + 1];
+    memset(longest, 'x', IOT_ID_MAX);
+    longest[IOT_ID_MAX] = '\0';
+    gw_payload_limits lim;
+    gw_payload_limits_default(&lim);
+    lim.max_records = cfg->max_records;
+    size_t worst = gw_message_tail_worst(&lim);
+    size_t fits = gw_message_tail_max(cfg->topic_prefix, longest, cfg->mqtt_max_packet);
+    if (worst <= fits)
+        return 0;
+    snprintf(why, size,
+             "max_records = %zu lets one reading make an MQTT message of up to about %zu bytes, "
+             "more than mqtt_max_packet (%zu bytes) allows; such readings get 413 "
+             "reading_too_large. Lower max_records, or raise mqtt_max_packet together with the "
+             "broker's max_packet_size",
+             cfg->max_records, worst + (cfg->mqtt_max_packet - fits), cfg->mqtt_max_packet);
+    return 1;
 }

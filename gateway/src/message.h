@@ -19,6 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "config.h"
 #include "payload.h"
 
 /* Renders the stored tail of one reading's message into a malloc'd buffer. */
@@ -32,5 +33,21 @@ int gw_message_topic(const char *prefix, const char *device, char *buf, size_t s
  * length, or -1 if it does not fit. */
 int gw_message_full(const char *device, int64_t gseq, const char *tail, size_t tail_len, char *buf,
                     size_t size);
+
+/* Largest stored tail (gw_message_tail) whose PUBLISH packet still fits in
+ * max_packet bytes on <prefix>/<device>/telemetry, whatever `seq` the
+ * outbox gives it: the fixed header, the topic, the packet id and the
+ * property length are counted at their largest. 0 when nothing fits. */
+size_t gw_message_tail_max(const char *prefix, const char *device, size_t max_packet);
+
+/* The largest tail one reading can have under these payload limits. */
+size_t gw_message_tail_worst(const gw_payload_limits *lim);
+
+/* Cross-checks the payload limits against mqtt_max_packet for the longest
+ * device ID. Returns 0 when every acceptable reading fits; otherwise 1,
+ * with what to change in `why`. Such a configuration works (the readings
+ * that do not fit get 413 reading_too_large at ingest), but devices may
+ * send what the limits promise to accept. */
+int gw_message_check_limits(const gw_config *cfg, char *why, size_t size);
 
 #endif

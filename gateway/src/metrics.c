@@ -37,6 +37,10 @@ static const struct {
     [GW_M_RELOADS] = {"iotgw_identity_reloads_total", "Registry and CRL reloads"},
     [GW_M_RELOAD_FAILURES] = {"iotgw_identity_reload_failures_total",
                               "Registry or CRL reloads that failed (the previous state is kept)"},
+    [GW_M_READINGS_QUARANTINED] =
+        {"iotgw_readings_quarantined_total",
+         "Stored readings the broker can never take (too large, malformed), moved out of the "
+         "queue into the outbox's quarantine table"},
 };
 
 static const struct {
@@ -54,6 +58,10 @@ static const struct {
          "Client addresses (IPv6: /64 prefixes) holding device connections"},
     [GW_G_REGISTRY_DEVICES] = {"iotgw_registry_devices", "Active devices in the loaded registry"},
     [GW_G_CRL_REVOKED] = {"iotgw_crl_revoked", "Serial numbers in the loaded CRL"},
+    [GW_G_OUTBOX_BYTES] = {"iotgw_outbox_bytes",
+                           "Bytes of stored messages in the outbox (bounded by outbox_max_bytes)"},
+    [GW_G_OUTBOX_QUARANTINED] = {"iotgw_outbox_quarantined",
+                                 "Readings held in the outbox's quarantine table"},
 };
 
 static const struct {
@@ -75,6 +83,7 @@ static const struct {
     [GW_R_PAYLOAD_INVALID] = {"payload_invalid", 0},
     [GW_R_PAYLOAD_TOO_LARGE] = {"payload_too_large", 0},
     [GW_R_OUTBOX_FULL] = {"outbox_full", 0},
+    [GW_R_OUTBOX_DEVICE_SHARE] = {"outbox_device_share_full", 0},
     [GW_R_STORAGE_ERROR] = {"storage_error", 0},
     [GW_R_OVER_CAPACITY] = {"over_capacity", 0},
 };

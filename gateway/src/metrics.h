@@ -24,6 +24,7 @@ typedef enum gw_counter {
     GW_M_MQTT_PUBLISH_REFUSED,
     GW_M_RELOADS,
     GW_M_RELOAD_FAILURES,
+    GW_M_READINGS_QUARANTINED,
     GW_M_COUNTER_COUNT
 } gw_counter;
 
@@ -35,6 +36,8 @@ typedef enum gw_gauge {
     GW_G_CONNECTED_ADDRESSES,
     GW_G_REGISTRY_DEVICES,
     GW_G_CRL_REVOKED,
+    GW_G_OUTBOX_BYTES,
+    GW_G_OUTBOX_QUARANTINED,
     GW_G_GAUGE_COUNT
 } gw_gauge;
 
@@ -58,6 +61,7 @@ typedef enum gw_refusal {
     GW_R_PAYLOAD_TOO_LARGE,
     /* capacity */
     GW_R_OUTBOX_FULL,
+    GW_R_OUTBOX_DEVICE_SHARE, /* one device's share of the outbox is full */
     GW_R_STORAGE_ERROR,
     GW_R_OVER_CAPACITY, /* max_connections reached */
     GW_R_REFUSAL_COUNT

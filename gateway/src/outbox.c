@@ -14,19 +14,42 @@
 #include "log.h"
 #include "metrics.h"
 
-#define ACK_BATCH_MAX 65536
+#define ACK_BATCH_MAX  65536
+#define HELD_BUCKETS   4096 /* power of two; chains stay short up to ~100k devices */
+#define QUARANTINE_MAX 1024 /* pending moves; more wait for the next fetch */
+
+/* What one device holds in the outbox, for its share. Committer thread
+ * only (and open, before the thread starts). Entries live until close:
+ * there is one per device that ever stored, bounded by the registry. */
+typedef struct held {
+    struct held *next;
+    int64_t rows;
+    int64_t bytes;
+    char device[IOT_ID_MAX + 1];
+} held;
+
+typedef struct quarantine_req {
+    int64_t id;
+    char reason[48];
+} quarantine_req;
 
 struct gw_outbox {
     int lock_fd; /* flock on <path>.lock: one gateway per outbox */
     sqlite3 *db;
     char path[512];
     int64_t max_items;
+    int64_t max_bytes;         /* 0: no bound */
+    int device_share;          /* percent of both bounds per device; 100: none */
     atomic_int_fast64_t depth;
+    int64_t bytes;             /* committer thread only */
+    atomic_int_fast64_t quarantined;
+    held *held[HELD_BUCKETS];
 
     sqlite3_stmt *insert_row;
     sqlite3_stmt *select_device;
     sqlite3_stmt *upsert_device;
     sqlite3_stmt *delete_row;
+    sqlite3_stmt *quarantine_row;
 
     pthread_t thread;
     bool started;
@@ -37,6 +60,8 @@ struct gw_outbox {
     int64_t *acks; /* guarded by lock */
     size_t n_acks;
     size_t cap_acks;
+    quarantine_req quarantine[QUARANTINE_MAX]; /* guarded by lock */
+    size_t n_quarantine;
     bool stopping;
 
     gw_outbox_notify_fn notify;
@@ -51,7 +76,14 @@ static const char SCHEMA[] = "CREATE TABLE IF NOT EXISTS outbox ("
                              "CREATE TABLE IF NOT EXISTS devices ("
                              "  device TEXT PRIMARY KEY,"
                              "  last_dseq INTEGER NOT NULL DEFAULT 0,"
-                             "  next_gseq INTEGER NOT NULL DEFAULT 1) WITHOUT ROWID;";
+                             "  next_gseq INTEGER NOT NULL DEFAULT 1) WITHOUT ROWID;"
+                             "CREATE TABLE IF NOT EXISTS quarantine ("
+                             "  id INTEGER PRIMARY KEY,"
+                             "  device TEXT NOT NULL,"
+                             "  gseq INTEGER NOT NULL,"
+                             "  body BLOB NOT NULL,"
+                             "  reason TEXT NOT NULL,"
+                             "  at INTEGER NOT NULL);";
 
 static iot_status db_error(sqlite3 *db, const char *path, const char *doing, iot_err *err)
 {
@@ -66,15 +98,88 @@ static iot_status prepare(gw_outbox *ob, const char *sql, sqlite3_stmt **st, iot
     return IOT_OK;
 }
 
+static size_t held_hash(const char *device)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (const unsigned char *p = (const unsigned char *)device; *p; p++)
+        h = (h ^ *p) * 16777619u;
+    return h & (HELD_BUCKETS - 1);
+}
+
+/* The device's entry, made on first use; NULL only when out of memory. */
+static held *held_of(gw_outbox *ob, const char *device)
+{
+    held **slot = &ob->held[held_hash(device)];
+    for (held *h = *slot; h != NULL; h = h->next)
+        if (strcmp(h->device, device) == 0)
+            return h;
+    held *h = calloc(1, sizeof(*h));
+    if (h == NULL)
+        return NULL;
+    snprintf(h->device, sizeof(h->device), "%s", device);
+    h->next = *slot;
+    *slot = h;
+    return h;
+}
+
+static void held_release(gw_outbox *ob, const char *device, int64_t bytes)
+{
+    held *h = held_of(ob, device);
+    if (h != NULL) {
+        h->rows--;
+        h->bytes -= bytes;
+    }
+    ob->bytes -= bytes;
+}
+
+static void held_free_all(gw_outbox *ob)
+{
+    for (size_t i = 0; i < HELD_BUCKETS; i++) {
+        while (ob->held[i] != NULL) {
+            held *next = ob->held[i]->next;
+            free(ob->held[i]);
+            ob->held[i] = next;
+        }
+    }
+}
+
+/* Rows, bytes and each device's part of them, as the file holds them. */
 static iot_status count_rows(gw_outbox *ob, iot_err *err)
 {
     sqlite3_stmt *st = NULL;
     iot_status s = IOT_OK;
-    if (sqlite3_prepare_v2(ob->db, "SELECT count(*) FROM outbox", -1, &st, NULL) != SQLITE_OK ||
-        sqlite3_step(st) != SQLITE_ROW)
+    int64_t rows = 0;
+    int rc = sqlite3_prepare_v2(ob->db,
+                                "SELECT device, count(*), total(length(body)) FROM outbox"
+                                " GROUP BY device",
+                                -1, &st, NULL);
+    while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const unsigned char *dev = sqlite3_column_text(st, 0);
+        held *h = held_of(ob, dev ? (const char *)dev : "");
+        if (h == NULL) {
+            s = iot_err_set(err, IOT_ENOMEM, "out of memory counting outbox %s", ob->path);
+            goto out;
+        }
+        h->rows = sqlite3_column_int64(st, 1);
+        h->bytes = (int64_t)sqlite3_column_double(st, 2);
+        rows += h->rows;
+        ob->bytes += h->bytes;
+        rc = SQLITE_OK;
+    }
+    if (rc != SQLITE_DONE) {
         s = db_error(ob->db, ob->path, "counting readings", err);
-    else
-        atomic_store(&ob->depth, sqlite3_column_int64(st, 0));
+        goto out;
+    }
+    sqlite3_finalize(st);
+    st = NULL;
+    atomic_store(&ob->depth, rows);
+    if (sqlite3_prepare_v2(ob->db, "SELECT count(*) FROM quarantine", -1, &st, NULL) != SQLITE_OK ||
+        sqlite3_step(st) != SQLITE_ROW) {
+        s = db_error(ob->db, ob->path, "counting quarantined readings", err);
+        goto out;
+    }
+    atomic_store(&ob->quarantined, sqlite3_column_int64(st, 0));
+out:
     sqlite3_finalize(st);
     return s;
 }
@@ -103,6 +208,7 @@ iot_status gw_outbox_open(const char *path, int64_t max_items, gw_outbox **out, 
         return iot_err_set(err, IOT_ENOMEM, "out of memory opening outbox %s", path);
     snprintf(ob->path, sizeof(ob->path), "%s", path);
     ob->max_items = max_items;
+    ob->device_share = 100;
     ob->lock_fd = -1;
     pthread_mutex_init(&ob->lock, NULL);
     pthread_cond_init(&ob->wake, NULL);
@@ -133,14 +239,32 @@ iot_status gw_outbox_open(const char *path, int64_t max_items, gw_outbox **out, 
                      "INSERT INTO devices (device, last_dseq, next_gseq) VALUES (?1, ?2, ?3)"
                      " ON CONFLICT(device) DO UPDATE SET last_dseq = ?2, next_gseq = ?3",
                      &ob->upsert_device, err)) != IOT_OK ||
-        (s = prepare(ob, "DELETE FROM outbox WHERE id = ?1", &ob->delete_row, err)) != IOT_OK)
+        (s = prepare(ob, "DELETE FROM outbox WHERE id = ?1 RETURNING device, length(body)",
+                     &ob->delete_row, err)) != IOT_OK ||
+        (s = prepare(ob,
+                     "INSERT OR IGNORE INTO quarantine (id, device, gseq, body, reason, at)"
+                     " SELECT id, device, gseq, body, ?2, CAST(strftime('%s','now') AS INTEGER)"
+                     " FROM outbox WHERE id = ?1",
+                     &ob->quarantine_row, err)) != IOT_OK)
         goto fail;
     gw_gauge_set(GW_G_OUTBOX_DEPTH, atomic_load(&ob->depth));
+    gw_gauge_set(GW_G_OUTBOX_QUARANTINED, atomic_load(&ob->quarantined));
     *out = ob;
     return IOT_OK;
 fail:
     gw_outbox_close(ob);
     return s;
+}
+
+void gw_outbox_set_limits(gw_outbox *ob, int64_t max_bytes, int device_share_percent)
+{
+    ob->max_bytes = max_bytes;
+    ob->device_share = device_share_percent;
+}
+
+int64_t gw_outbox_quarantined(const gw_outbox *ob)
+{
+    return atomic_load(&((gw_outbox *)ob)->quarantined);
 }
 
 int64_t gw_outbox_depth(const gw_outbox *ob)
@@ -203,6 +327,20 @@ void gw_outbox_ack(gw_outbox *ob, const int64_t *ids, size_t n)
     pthread_mutex_unlock(&ob->lock);
 }
 
+void gw_outbox_quarantine(gw_outbox *ob, int64_t id, const char *reason)
+{
+    pthread_mutex_lock(&ob->lock);
+    if (ob->n_quarantine < QUARANTINE_MAX) {
+        quarantine_req *q = &ob->quarantine[ob->n_quarantine++];
+        q->id = id;
+        snprintf(q->reason, sizeof(q->reason), "%s", reason);
+        pthread_cond_signal(&ob->wake);
+    }
+    /* When full, the row stays and is found again after the forwarder's
+     * next reconnect or restart: nothing is lost, the move is only later. */
+    pthread_mutex_unlock(&ob->lock);
+}
+
 /* Looks up (or starts) a device's sequence state inside the transaction. */
 static int device_state(gw_outbox *ob, const char *device, int64_t *last_dseq, int64_t *next_gseq)
 {
@@ -245,14 +383,39 @@ static int insert_row(gw_outbox *ob, const char *device, int64_t gseq, const gw_
     return rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 
-/* Stores one job inside the open transaction. *added counts new rows. */
-static int store_job(gw_outbox *ob, gw_store_job *job, int64_t *added)
+/* Whether the job fits the outbox's bounds and the device's share, counting
+ * every item as new (duplicates are found later, inside the transaction). */
+static gw_store_result admit_job(gw_outbox *ob, const gw_store_job *job, const held *dev,
+                                 int64_t added, int64_t added_bytes)
 {
-    int64_t held = atomic_load(&ob->depth) + *added;
-    if (held + (int64_t)job->n_items > ob->max_items) {
-        job->result = GW_STORE_FULL;
+    int64_t rows = (int64_t)job->n_items, bytes = 0;
+    for (size_t i = 0; i < job->n_items; i++)
+        bytes += (int64_t)job->items[i].body_len;
+    if (atomic_load(&ob->depth) + added + rows > ob->max_items ||
+        (ob->max_bytes > 0 && ob->bytes + added_bytes + bytes > ob->max_bytes))
+        return GW_STORE_FULL;
+    if (ob->device_share >= 100 || dev == NULL)
+        return GW_STORE_OK;
+    int64_t share_rows = ob->max_items * ob->device_share / 100;
+    int64_t share_bytes = ob->max_bytes * ob->device_share / 100;
+    if (share_rows < 1)
+        share_rows = 1;
+    if (dev->rows + rows > share_rows || (ob->max_bytes > 0 && dev->bytes + bytes > share_bytes))
+        return GW_STORE_DEVICE_FULL;
+    return GW_STORE_OK;
+}
+
+/* Stores one job inside the open transaction. *added counts new rows and
+ * *added_bytes their size; the device's share is updated as rows go in (a
+ * failed transaction rebuilds it, see commit_group). */
+static int store_job(gw_outbox *ob, gw_store_job *job, int64_t *added, int64_t *added_bytes)
+{
+    held *dev = held_of(ob, job->device);
+    if (dev == NULL)
+        return SQLITE_NOMEM;
+    job->result = admit_job(ob, job, dev, *added, *added_bytes);
+    if (job->result != GW_STORE_OK)
         return SQLITE_OK;
-    }
     int64_t last_dseq = 0, next_gseq = 1;
     int rc = device_state(ob, job->device, &last_dseq, &next_gseq);
     for (size_t i = 0; rc == SQLITE_OK && i < job->n_items; i++) {
@@ -269,36 +432,91 @@ static int store_job(gw_outbox *ob, gw_store_job *job, int64_t *added)
             last_dseq = item->dseq;
         job->first_stored |= i == 0;
         job->stored++;
+        dev->rows++;
+        dev->bytes += (int64_t)item->body_len;
+        *added_bytes += (int64_t)item->body_len;
     }
     if (rc == SQLITE_OK && job->stored > 0)
         rc = save_device_state(ob, job->device, last_dseq, next_gseq);
     *added += (int64_t)job->stored;
-    job->result = GW_STORE_OK;
     return rc;
 }
 
-static int delete_acked(gw_outbox *ob, const int64_t *ids, size_t n, int64_t *deleted)
+/* Deletes one row; *found says whether it was there, and the device's
+ * share gives back what it held. */
+static int delete_row(gw_outbox *ob, int64_t id, int64_t *freed_bytes, bool *found)
+{
+    *found = false;
+    sqlite3_bind_int64(ob->delete_row, 1, id);
+    int rc = sqlite3_step(ob->delete_row);
+    if (rc == SQLITE_ROW) {
+        const unsigned char *dev = sqlite3_column_text(ob->delete_row, 0);
+        int64_t bytes = sqlite3_column_int64(ob->delete_row, 1);
+        held_release(ob, dev ? (const char *)dev : "", bytes);
+        *freed_bytes += bytes;
+        *found = true;
+        rc = sqlite3_step(ob->delete_row);
+    }
+    sqlite3_reset(ob->delete_row);
+    return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+static int delete_acked(gw_outbox *ob, const int64_t *ids, size_t n, int64_t *deleted,
+                        int64_t *freed_bytes)
 {
     for (size_t i = 0; i < n; i++) {
-        sqlite3_bind_int64(ob->delete_row, 1, ids[i]);
-        int rc = sqlite3_step(ob->delete_row);
-        sqlite3_reset(ob->delete_row);
-        if (rc != SQLITE_DONE)
+        bool found = false;
+        int rc = delete_row(ob, ids[i], freed_bytes, &found);
+        if (rc != SQLITE_OK)
             return rc;
-        *deleted += sqlite3_changes(ob->db);
+        *deleted += found;
     }
     return SQLITE_OK;
 }
 
-/* One transaction for every job and ack that arrived meanwhile. */
-static void commit_group(gw_outbox *ob, gw_store_job *jobs, int64_t *acks, size_t n_acks)
+static int quarantine_rows(gw_outbox *ob, const quarantine_req *q, size_t n, int64_t *moved,
+                           int64_t *freed_bytes)
 {
-    int64_t added = 0, deleted = 0;
+    for (size_t i = 0; i < n; i++) {
+        sqlite3_bind_int64(ob->quarantine_row, 1, q[i].id);
+        sqlite3_bind_text(ob->quarantine_row, 2, q[i].reason, -1, SQLITE_STATIC);
+        int rc = sqlite3_step(ob->quarantine_row);
+        sqlite3_reset(ob->quarantine_row);
+        if (rc != SQLITE_DONE)
+            return rc;
+        bool found = false;
+        rc = delete_row(ob, q[i].id, freed_bytes, &found);
+        if (rc != SQLITE_OK)
+            return rc;
+        *moved += found;
+    }
+    return SQLITE_OK;
+}
+
+/* After a rollback the in-memory shares no longer match the file: count
+ * them again from it (rare: only a failed transaction gets here). */
+static void recount(gw_outbox *ob)
+{
+    held_free_all(ob);
+    ob->bytes = 0;
+    iot_err err = {0};
+    if (count_rows(ob, &err) != IOT_OK)
+        gw_log(GW_LOG_ERROR, "outbox.recount_failed", "path=%s error=\"%s\"", ob->path, err.msg);
+}
+
+/* One transaction for every job, ack and quarantine move that arrived
+ * meanwhile. */
+static void commit_group(gw_outbox *ob, gw_store_job *jobs, int64_t *acks, size_t n_acks,
+                         const quarantine_req *q, size_t n_q)
+{
+    int64_t added = 0, added_bytes = 0, deleted = 0, moved = 0, freed_bytes = 0;
     int rc = sqlite3_exec(ob->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
     if (rc == SQLITE_OK)
-        rc = delete_acked(ob, acks, n_acks, &deleted);
+        rc = delete_acked(ob, acks, n_acks, &deleted, &freed_bytes);
+    if (rc == SQLITE_OK)
+        rc = quarantine_rows(ob, q, n_q, &moved, &freed_bytes);
     for (gw_store_job *j = jobs; rc == SQLITE_OK && j != NULL; j = j->next)
-        rc = store_job(ob, j, &added);
+        rc = store_job(ob, j, &added, &added_bytes);
     if (rc == SQLITE_OK)
         rc = sqlite3_exec(ob->db, "COMMIT", NULL, NULL, NULL);
     if (rc != SQLITE_OK) {
@@ -306,6 +524,7 @@ static void commit_group(gw_outbox *ob, gw_store_job *jobs, int64_t *acks, size_
         gw_log(GW_LOG_ERROR, "outbox.commit_failed", "path=%s error=\"%s\" code=%d", ob->path, why,
                rc);
         sqlite3_exec(ob->db, "ROLLBACK", NULL, NULL, NULL);
+        recount(ob);
         gw_metric_inc(GW_M_STORE_ERRORS);
         for (gw_store_job *j = jobs; j != NULL; j = j->next) {
             j->result = GW_STORE_ERROR;
@@ -314,12 +533,22 @@ static void commit_group(gw_outbox *ob, gw_store_job *jobs, int64_t *acks, size_
         }
         if (n_acks > 0) /* retry the deletes with the next group */
             gw_outbox_ack(ob, acks, n_acks);
+        for (size_t i = 0; i < n_q; i++)
+            gw_outbox_quarantine(ob, q[i].id, q[i].reason);
         return;
     }
     gw_metric_inc(GW_M_STORE_COMMITS);
-    int64_t depth = atomic_fetch_add(&ob->depth, added - deleted) + added - deleted;
+    ob->bytes += added_bytes;
+    int64_t change = added - deleted - moved;
+    int64_t depth = atomic_fetch_add(&ob->depth, change) + change;
     gw_gauge_set(GW_G_OUTBOX_DEPTH, depth);
+    gw_gauge_set(GW_G_OUTBOX_BYTES, ob->bytes);
     gw_metric_add(GW_M_READINGS_PUBLISHED, (uint64_t)deleted);
+    if (moved > 0) {
+        int64_t total = atomic_fetch_add(&ob->quarantined, moved) + moved;
+        gw_gauge_set(GW_G_OUTBOX_QUARANTINED, total);
+        gw_metric_add(GW_M_READINGS_QUARANTINED, (uint64_t)moved);
+    }
     if (added > 0 && ob->notify)
         ob->notify(ob->notify_ctx);
 }
@@ -328,11 +557,13 @@ static void *committer_main(void *arg)
 {
     gw_outbox *ob = arg;
     int64_t *acks = NULL;
+    quarantine_req *q = malloc(sizeof(ob->quarantine));
     for (;;) {
         pthread_mutex_lock(&ob->lock);
-        while (ob->jobs_head == NULL && ob->n_acks == 0 && !ob->stopping)
+        while (ob->jobs_head == NULL && ob->n_acks == 0 && ob->n_quarantine == 0 &&
+               !ob->stopping)
             pthread_cond_wait(&ob->wake, &ob->lock);
-        if (ob->jobs_head == NULL && ob->n_acks == 0 && ob->stopping) {
+        if (ob->jobs_head == NULL && ob->n_acks == 0 && ob->n_quarantine == 0 && ob->stopping) {
             pthread_mutex_unlock(&ob->lock);
             break;
         }
@@ -343,9 +574,14 @@ static void *committer_main(void *arg)
         acks = ob->acks;
         ob->acks = NULL;
         ob->n_acks = ob->cap_acks = 0;
+        /* Without the copy's memory the moves simply wait for a later group. */
+        size_t n_q = q != NULL ? ob->n_quarantine : 0;
+        if (n_q > 0)
+            memcpy(q, ob->quarantine, n_q * sizeof(*q));
+        ob->n_quarantine -= n_q;
         pthread_mutex_unlock(&ob->lock);
 
-        commit_group(ob, jobs, acks, n_acks);
+        commit_group(ob, jobs, acks, n_acks, q, n_q);
         free(acks);
         acks = NULL;
         while (jobs != NULL) {
@@ -358,6 +594,7 @@ static void *committer_main(void *arg)
             jobs = next;
         }
     }
+    free(q);
     return NULL;
 }
 
@@ -386,7 +623,9 @@ void gw_outbox_close(gw_outbox *ob)
     sqlite3_finalize(ob->select_device);
     sqlite3_finalize(ob->upsert_device);
     sqlite3_finalize(ob->delete_row);
+    sqlite3_finalize(ob->quarantine_row);
     sqlite3_close(ob->db);
+    held_free_all(ob);
     free(ob->acks);
     if (ob->lock_fd >= 0)
         close(ob->lock_fd);

@@ -26,6 +26,7 @@ typedef struct gw_outbox gw_outbox;
 typedef enum gw_store_result {
     GW_STORE_OK,       /* every item stored or recognised as a duplicate */
     GW_STORE_FULL,     /* the outbox bound would be exceeded: nothing stored */
+    GW_STORE_DEVICE_FULL, /* this device's share of the outbox would be exceeded */
     GW_STORE_ERROR,    /* the transaction failed (disk full, I/O error): nothing stored */
     GW_STORE_SHUTDOWN, /* the outbox is closing: nothing stored */
 } gw_store_result;
@@ -63,6 +64,11 @@ typedef void (*gw_outbox_notify_fn)(void *ctx);
 
 iot_status gw_outbox_open(const char *path, int64_t max_items, gw_outbox **out, iot_err *err);
 
+/* Bounds beyond the row count given to gw_outbox_open: bytes of stored
+ * messages in all (0: no bound), and the percentage of both bounds one
+ * device may hold (100: no share). Call before gw_outbox_start. */
+void gw_outbox_set_limits(gw_outbox *ob, int64_t max_bytes, int device_share_percent);
+
 /* Starts the committer thread. */
 iot_status gw_outbox_start(gw_outbox *ob, gw_outbox_notify_fn notify, void *ctx, iot_err *err);
 
@@ -71,6 +77,15 @@ void gw_outbox_submit(gw_outbox *ob, gw_store_job *job);
 
 /* Queues deletion of rows the broker acknowledged. Thread-safe. */
 void gw_outbox_ack(gw_outbox *ob, const int64_t *ids, size_t n);
+
+/* Moves a row the broker can never take (too large, malformed) out of the
+ * queue into the quarantine table of the same database, with `reason`, so
+ * the readings behind it flow again and it is never lost. Thread-safe;
+ * applied with the next transaction. */
+void gw_outbox_quarantine(gw_outbox *ob, int64_t id, const char *reason);
+
+/* Readings in quarantine (read at open, then counted). */
+int64_t gw_outbox_quarantined(const gw_outbox *ob);
 
 /* Readings currently held. */
 int64_t gw_outbox_depth(const gw_outbox *ob);

@@ -277,7 +277,7 @@ wait_consumer "$before" # its session was forgotten with the persistence file
 # VmRSS track the number of requests rather than what the gateway keeps;
 # the quarantine is capped for this gateway (the option is ignored by builds
 # without ASan).
-ASAN_OPTIONS="${ASAN_OPTIONS:-}:quarantine_size_mb=4" gateway_for bs "outbox_max = $((OUTBOX_MAX = 40))"
+ASAN_OPTIONS="${ASAN_OPTIONS:-}:quarantine_size_mb=4" gateway_for bs "outbox_max = $((OUTBOX_MAX = 40))" "outbox_device_share = 100"
 LOAD_GAP=0 load_start bs bs-1 bs-2 bs-3
 wait_acked 10
 rss_before="$(rss_kib)"

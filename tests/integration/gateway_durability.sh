@@ -9,7 +9,7 @@
 
 make_pki dev-a dev-b
 start_broker
-write_gateway_config "rate_limit = 0" "outbox_max = 40" "retry_after = 3s"
+write_gateway_config "rate_limit = 0" "outbox_max = 40" "outbox_device_share = 100" "retry_after = 3s"
 start_gateway
 SUB="$T/sub.out"
 ACKED="$T/acked"

@@ -42,6 +42,10 @@ CONF
   if [ -n "${BROKER_ACL:-}" ]; then
     echo "acl_file $BROKER_ACL" >>"$T/broker/mosquitto.conf"
   fi
+  # Extra lines, one per line of the variable (e.g. max_packet_size 65536).
+  if [ -n "${BROKER_EXTRA_CONF:-}" ]; then
+    printf '%s\n' "$BROKER_EXTRA_CONF" >>"$T/broker/mosquitto.conf"
+  fi
   spawn mosquitto -c "$T/broker/mosquitto.conf"
   BROKER_PID=$LAST_PID
   wait_port "$BROKER_PORT" 10 || fail "mosquitto did not start on port $BROKER_PORT"

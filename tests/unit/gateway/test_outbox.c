@@ -214,6 +214,121 @@ static void acks_delete(void **state)
     gw_outbox_close(ob);
 }
 
+/* One device may hold its share and no more; others still store. */
+static void device_share_and_byte_bound(void **state)
+{
+    (void)state;
+    char other[160];
+    snprintf(other, sizeof(other), "%s/share.db", dir);
+    gw_outbox *ob = NULL;
+    iot_err err = {0};
+    assert_int_equal(gw_outbox_open(other, 100, &ob, &err), IOT_OK);
+    gw_outbox_set_limits(ob, 0, 10); /* 10 readings per device */
+    assert_int_equal(gw_outbox_start(ob, NULL, NULL, &err), IOT_OK);
+    gw_store_job *a = make_job("dev-a", 1, 10);
+    gw_outbox_submit(ob, a);
+    wait_done(1);
+    assert_int_equal(a->result, GW_STORE_OK);
+    gw_store_job *more = make_job("dev-a", 11, 1);
+    gw_outbox_submit(ob, more);
+    wait_done(1);
+    assert_int_equal(more->result, GW_STORE_DEVICE_FULL);
+    assert_int_equal(more->stored, 0);
+    gw_store_job *b = make_job("dev-b", 1, 10);
+    gw_outbox_submit(ob, b);
+    wait_done(1);
+    assert_int_equal(b->result, GW_STORE_OK);
+    assert_int_equal(gw_outbox_depth(ob), 20);
+    gw_outbox_close(ob);
+
+    /* Reopened, the shares are counted from the file; an ack frees one. */
+    gw_outbox_reader *r = NULL;
+    collected c = {0};
+    int count = 0;
+    assert_int_equal(gw_outbox_open(other, 100, &ob, &err), IOT_OK);
+    gw_outbox_set_limits(ob, 0, 10);
+    assert_int_equal(gw_outbox_start(ob, NULL, NULL, &err), IOT_OK);
+    gw_outbox_submit(ob, more);
+    wait_done(1);
+    assert_int_equal(more->result, GW_STORE_DEVICE_FULL);
+    assert_int_equal(gw_outbox_reader_open(other, &r, &err), IOT_OK);
+    assert_int_equal(gw_outbox_fetch(r, 0, 1, collect, &c, &count, &err), IOT_OK);
+    assert_string_equal(c.devices[0], "dev-a");
+    gw_outbox_ack(ob, c.ids, 1);
+    gw_outbox_submit(ob, more);
+    wait_done(1);
+    assert_int_equal(more->result, GW_STORE_OK);
+    gw_outbox_reader_close(r);
+    gw_outbox_close(ob);
+
+    /* Bytes: each item is 9 bytes ("dseq":N} for N < 10); 50 bytes hold 5. */
+    snprintf(other, sizeof(other), "%s/bytes.db", dir);
+    assert_int_equal(gw_outbox_open(other, 100, &ob, &err), IOT_OK);
+    gw_outbox_set_limits(ob, 50, 100);
+    assert_int_equal(gw_outbox_start(ob, NULL, NULL, &err), IOT_OK);
+    gw_store_job *five = make_job("dev-c", 1, 5);
+    gw_outbox_submit(ob, five);
+    wait_done(1);
+    assert_int_equal(five->result, GW_STORE_OK);
+    gw_store_job *sixth = make_job("dev-d", 1, 1);
+    gw_outbox_submit(ob, sixth);
+    wait_done(1);
+    assert_int_equal(sixth->result, GW_STORE_FULL);
+    gw_outbox_close(ob);
+    free_job(a);
+    free_job(more);
+    free_job(b);
+    free_job(five);
+    free_job(sixth);
+}
+
+/* A quarantined row leaves the queue, is kept with its reason, and is
+ * counted; the rows behind it are fetched as before. */
+static void quarantine_moves_a_row(void **state)
+{
+    (void)state;
+    char other[160];
+    snprintf(other, sizeof(other), "%s/quarantine.db", dir);
+    gw_outbox *ob = NULL;
+    gw_outbox_reader *r = NULL;
+    iot_err err = {0};
+    collected c = {0};
+    int count = 0;
+    assert_int_equal(gw_outbox_open(other, 10, &ob, &err), IOT_OK);
+    assert_int_equal(gw_outbox_start(ob, NULL, NULL, &err), IOT_OK);
+    gw_store_job *j = make_job("dev-q", 1, 3);
+    gw_outbox_submit(ob, j);
+    wait_done(1);
+    assert_int_equal(gw_outbox_reader_open(other, &r, &err), IOT_OK);
+    assert_int_equal(gw_outbox_fetch(r, 0, 1, collect, &c, &count, &err), IOT_OK);
+    uint64_t before = gw_metric_get(GW_M_READINGS_QUARANTINED);
+    gw_outbox_quarantine(ob, c.ids[0], "packet_too_large");
+    gw_store_job *next = make_job("dev-q", 4, 1); /* committed after the move */
+    gw_outbox_submit(ob, next);
+    wait_done(1);
+    assert_int_equal(gw_metric_get(GW_M_READINGS_QUARANTINED), before + 1);
+    assert_int_equal(gw_outbox_quarantined(ob), 1);
+    assert_int_equal(gw_outbox_depth(ob), 3);
+    collected rest = {0};
+    assert_int_equal(gw_outbox_fetch(r, 0, 64, collect, &rest, &count, &err), IOT_OK);
+    assert_int_equal(count, 3);
+    assert_true(rest.ids[0] > c.ids[0]);
+    gw_outbox_reader_close(r);
+    gw_outbox_close(ob);
+    /* Kept across a reopen, with its reason. */
+    assert_int_equal(gw_outbox_open(other, 10, &ob, &err), IOT_OK);
+    assert_int_equal(gw_outbox_quarantined(ob), 1);
+    gw_outbox_close(ob);
+    char cmd[256];
+    snprintf(cmd, sizeof(cmd),
+             "test \"$(sqlite3 %s \"SELECT device || ' ' || reason FROM quarantine\")\" = "
+             "'dev-q packet_too_large'",
+             other);
+    assert_int_equal(system(cmd), 0);
+    free_job(j);
+    free_job(next);
+}
+
 static void submit_after_close_is_refused(void **state)
 {
     (void)state;
@@ -232,6 +347,8 @@ int main(void)
         cmocka_unit_test(stores_dedups_and_numbers),
         cmocka_unit_test(survives_reopen_in_order),
         cmocka_unit_test(acks_delete),
+        cmocka_unit_test(device_share_and_byte_bound),
+        cmocka_unit_test(quarantine_moves_a_row),
         cmocka_unit_test(submit_after_close_is_refused),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
