@@ -217,6 +217,7 @@ mqtt_client_id = iotgw-bench
 rate_limit = 0
 max_connections_per_address = 0
 connection_rate_per_address = 0
+outbox_device_share = 100
 request_timeout = 60s
 reconnect_min = 100ms
 reconnect_max = 1s

@@ -173,9 +173,6 @@ static int scan_string(const char *s, size_t len, size_t *pos, gw_payload_error 
             return fail(err, 400, "malformed_json", GW_PAYLOAD_QUALITY,
                         "control character 0x%02x in a string at offset %zu (must be escaped)", c,
                         i);
-        if (c == '\\' && is_escaped_nul(s, len, i))
-            return fail(err, 400, "invalid_utf8", GW_PAYLOAD_QUALITY,
-                        "escaped NUL character (u+0000) at offset %zu", i);
         i += (c == '\\') ? 2 : 1;
     }
     return fail(err, 400, "malformed_json", GW_PAYLOAD_QUALITY,
@@ -823,6 +820,25 @@ static int plain_parse(builder *b, const cJSON *root)
 
 /* ---- entry points ---- */
 
+/* The escape \u0000 is valid JSON, but cJSON would end the C string there
+ * and hand on a shortened name. It is read as U+0001 instead: a control
+ * character like any other, refused with the same code and class wherever
+ * it lands (a name, a unit, bn), and harmless in the fields that are
+ * ignored. `s` was scanned by json_prescan: its strings are terminated. */
+static void neutralize_nul_escapes(char *s, size_t len)
+{
+    bool in_string = false;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] == '"') {
+            in_string = !in_string;
+        } else if (in_string && s[i] == '\\') {
+            if (is_escaped_nul(s, len, i))
+                s[i + 5] = '1';
+            i++; /* the escaped character, whatever it is */
+        }
+    }
+}
+
 static cJSON *parse_json(const char *body, size_t len, gw_payload_error *err)
 {
     /* cJSON's "require null terminated" wants the NUL inside the length it
@@ -837,6 +853,7 @@ static cJSON *parse_json(const char *body, size_t len, gw_payload_error *err)
     }
     memcpy(copy, body, len);
     copy[len] = '\0';
+    neutralize_nul_escapes(copy, len);
     root = cJSON_ParseWithLengthOpts(copy, len + 1, &end, 1);
     if (root == NULL) {
         size_t off = (end != NULL && end >= copy) ? (size_t)(end - copy) : 0;

@@ -21,8 +21,9 @@
  * | empty_body             | 400  | Q | zero bytes |
  * | payload_too_large      | 413  | Q | more than max_body bytes |
  * | invalid_utf8           | 400  | Q | not strict UTF-8 (overlong, surrogate, > U+10FFFF,
- * truncated, 0xC0/0xC1/0xF5-0xFF, stray continuation), a NUL byte, or the escape \u0000 (C strings
- * would stop there) | | too_deep               | 400  | Q | arrays/objects nested deeper than
+ * truncated, 0xC0/0xC1/0xF5-0xFF, stray continuation) or a raw NUL byte. The escape \u0000 is
+ * valid JSON; it is read as a control character (shown as <01>), so it gets the code and class of
+ * one wherever it is: invalid_name, invalid_unit or identity_mismatch (S) | | too_deep               | 400  | Q | arrays/objects nested deeper than
  * max_depth (the top-level array or object is depth 1) | | malformed_json         | 400  | Q | not
  * RFC 8259 JSON: syntax error, trailing data, a raw control character in a string or between
  * tokens, a number such as 01, 1. or .5 | | invalid_number         | 400  | Q | a number that is

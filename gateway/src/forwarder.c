@@ -50,7 +50,7 @@ struct gw_forwarder {
     bool refused; /* the last connection ended on a refused publish */
     char client_id[128];
     char status_topic[160]; /* gateway/<certificate CN>/status, "" if unknown */
-    char *msg; /* mqtt_max_packet bytes: no message that fits is larger */
+    char *msg;              /* mqtt_max_packet bytes: no message that fits is larger */
     bool stopping;
 };
 

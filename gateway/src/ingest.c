@@ -29,7 +29,8 @@
 #include "metrics.h"
 #include "tls.h"
 
-#define HEADERS_MAX (8 * 1024)
+#define HEADERS_MAX    (8 * 1024)
+#define TELEMETRY_PATH "/v1/telemetry"
 
 typedef struct gw_worker gw_worker;
 
@@ -480,6 +481,25 @@ static void submit(gw_worker *w, struct evhttp_request *req, const char *device,
     gw_outbox_submit(w->app->outbox, &ij->job);
 }
 
+/* evhttp routes on the percent-decoded path, so "/v1/telemetry%00x" or
+ * "/v1/%74elemetry" would reach this handler. A strict server accepts its
+ * documented target only: the raw path exactly, no query, no fragment.
+ * Returns NULL when the target is exactly that, else the refusal's detail. */
+static const char *target_problem(struct evhttp_request *req, int *status)
+{
+    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+    const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
+    *status = 400;
+    if (path == NULL || strchr(evhttp_request_get_uri(req), '%') != NULL)
+        return "percent-encoding is not accepted in the request target; use /v1/telemetry";
+    if (evhttp_uri_get_query(uri) != NULL || evhttp_uri_get_fragment(uri) != NULL)
+        return "the request target takes no query; use /v1/telemetry";
+    *status = 404;
+    if (strcmp(path, TELEMETRY_PATH) != 0)
+        return "the only endpoint is POST /v1/telemetry";
+    return NULL;
+}
+
 static void handle_telemetry(struct evhttp_request *req, void *arg)
 {
     gw_worker *w = arg;
@@ -489,6 +509,13 @@ static void handle_telemetry(struct evhttp_request *req, void *arg)
     deadline_disarm(request_ssl(req));
     if (!authenticate(w, req, device))
         return;
+    int status = 0;
+    const char *bad_target = target_problem(req, &status);
+    if (bad_target != NULL) {
+        refuse(req, GW_R_HTTP_PROTOCOL, status, status == 404 ? "not_found" : "invalid_target",
+               device, bad_target, 0);
+        return;
+    }
     if (evhttp_request_get_command(req) != EVHTTP_REQ_POST) {
         evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "POST");
         refuse(req, GW_R_HTTP_PROTOCOL, 405, "method_not_allowed", device,
@@ -652,7 +679,7 @@ static iot_status worker_init(gw_app *app, gw_worker *w, int index, iot_err *err
     evhttp_set_default_content_type(w->http, "application/json");
     if (app->cfg.device_tls)
         evhttp_set_bevcb(w->http, make_tls_bev, w);
-    evhttp_set_cb(w->http, "/v1/telemetry", handle_telemetry, w);
+    evhttp_set_cb(w->http, TELEMETRY_PATH, handle_telemetry, w);
     evhttp_set_gencb(w->http, handle_other, w);
 
     evutil_socket_t fd = -1;

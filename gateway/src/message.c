@@ -8,8 +8,8 @@
 #include "iot/identity.h"
 
 /* `{"device":"<id>","seq":<gseq>,` with the longest gseq (int64). */
-#define HEAD_FIXED   (sizeof("{\"device\":\"\",\"seq\":,") - 1)
-#define GSEQ_DIGITS  19
+#define HEAD_FIXED  (sizeof("{\"device\":\"\",\"seq\":,") - 1)
+#define GSEQ_DIGITS 19
 /* PUBLISH overhead besides the topic text: fixed header byte, remaining
  * length (at most 4 bytes), topic length (2), packet id (2, QoS 1), MQTT 5
  * property length (1, no properties). */

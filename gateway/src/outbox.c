@@ -38,10 +38,10 @@ struct gw_outbox {
     sqlite3 *db;
     char path[512];
     int64_t max_items;
-    int64_t max_bytes;         /* 0: no bound */
-    int device_share;          /* percent of both bounds per device; 100: none */
+    int64_t max_bytes; /* 0: no bound */
+    int device_share;  /* percent of both bounds per device; 100: none */
     atomic_int_fast64_t depth;
-    int64_t bytes;             /* committer thread only */
+    int64_t bytes; /* committer thread only */
     atomic_int_fast64_t quarantined;
     held *held[HELD_BUCKETS];
 
@@ -560,8 +560,7 @@ static void *committer_main(void *arg)
     quarantine_req *q = malloc(sizeof(ob->quarantine));
     for (;;) {
         pthread_mutex_lock(&ob->lock);
-        while (ob->jobs_head == NULL && ob->n_acks == 0 && ob->n_quarantine == 0 &&
-               !ob->stopping)
+        while (ob->jobs_head == NULL && ob->n_acks == 0 && ob->n_quarantine == 0 && !ob->stopping)
             pthread_cond_wait(&ob->wake, &ob->lock);
         if (ob->jobs_head == NULL && ob->n_acks == 0 && ob->n_quarantine == 0 && ob->stopping) {
             pthread_mutex_unlock(&ob->lock);

@@ -24,11 +24,11 @@
 typedef struct gw_outbox gw_outbox;
 
 typedef enum gw_store_result {
-    GW_STORE_OK,       /* every item stored or recognised as a duplicate */
-    GW_STORE_FULL,     /* the outbox bound would be exceeded: nothing stored */
+    GW_STORE_OK,          /* every item stored or recognised as a duplicate */
+    GW_STORE_FULL,        /* the outbox bound would be exceeded: nothing stored */
     GW_STORE_DEVICE_FULL, /* this device's share of the outbox would be exceeded */
-    GW_STORE_ERROR,    /* the transaction failed (disk full, I/O error): nothing stored */
-    GW_STORE_SHUTDOWN, /* the outbox is closing: nothing stored */
+    GW_STORE_ERROR,       /* the transaction failed (disk full, I/O error): nothing stored */
+    GW_STORE_SHUTDOWN,    /* the outbox is closing: nothing stored */
 } gw_store_result;
 
 /* One reading to store. `body` is the published message without its first

@@ -222,12 +222,22 @@ for path in /v1/telemetry/../admin /v1/../metrics /metrics /healthz /v1/telemetr
   ! grep -aq 'iotgw_' "$T/raw.out" || fail "POST $path: metrics leaked on the device port"
   pass "POST $path -> $st"
 done
+# Encodings of the one endpoint: evhttp would route each of them to it, as
+# it matches the decoded path. Only the exact target is accepted.
+for path in '/v1/telemetry%00anything' '/v1/%74elemetry' '/v1%2ftelemetry' '/v1/telemetry?device=dev-ok' '/v1/telemetry#x'; do
+  printf "POST %s HTTP/1.1\r\nHost: gw\r\nContent-Type: application/json\r\nContent-Length: 15\r\nConnection: close\r\n\r\n%s" "$path" "$BODY" >"$T/req"
+  raw "$T/req"
+  st="$(statuses)"
+  [ "$st" = 404 ] || [ "$st" = 400 ] || fail "POST $path: expected 400 or 404, got '$st'"
+  grep -aq '"error":"\(invalid_target\|not_found\)"' "$T/raw.out" || fail "POST $path: no JSON reason: $(cat "$T/raw.out")"
+  pass "POST $path (an encoding of the endpoint) -> $st"
+done
 got=$(($(counter http_protocol) - before))
-[ "$got" -ge 13 ] || fail "wrong methods and paths: only $got counted as http_protocol"
+[ "$got" -ge 18 ] || fail "wrong methods and paths: only $got counted as http_protocol"
 pass "wrong methods and paths counted as http_protocol ($got)"
 grep -q 'event=request.refused .*device=dev-att .*status=405' "$T/gw.log" || fail "405 not logged"
 legit_ok "methods and paths"
-echo "# methods and paths: 5 methods and 8 paths refused and counted; legitimate device served"
+echo "# methods and paths: 5 methods and 13 paths refused and counted; legitimate device served"
 
 # --- pipelining after an error -------------------------------------------------------
 # A refused request followed by a good one in the same write. Both are
