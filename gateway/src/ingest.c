@@ -23,6 +23,8 @@
 #include <event2/listener.h>
 #include <event2/thread.h>
 
+#include <openssl/x509.h>
+
 #include "addrlimit.h"
 #include "log.h"
 #include "message.h"
@@ -139,7 +141,8 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
     conn_deadline *d = arg;
     int sock = SSL_get_fd(d->ssl);
     gw_refusal_inc(GW_R_REQUEST_TIMEOUT);
-    gw_log(GW_LOG_WARN, "request.timeout", "detail=\"no complete request within request_timeout\"");
+    gw_log(GW_LOG_WARN, "request.timeout",
+           "peer=%s detail=\"no complete request within request_timeout\"", gw_tls_peer(d->ssl));
     if (sock >= 0)
         shutdown(sock, SHUT_RDWR);
 }
@@ -318,9 +321,15 @@ static bool authenticate(gw_worker *w, struct evhttp_request *req, char device[I
     if (v == GW_ID_OK)
         return true;
     const char *code = v == GW_ID_REVOKED ? "device_revoked" : "device_unknown";
+    /* The log names who was refused: the certificate's CN when there is
+     * one (escaped by the log writer; it is not an identity). */
+    char cn[IOT_ID_MAX + 1] = "";
+    X509 *cert = ssl != NULL ? SSL_get0_peer_certificate(ssl) : NULL;
+    if (cert != NULL)
+        X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName, cn, sizeof(cn));
     /* This identity may no longer speak: end the connection after the answer. */
     evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
-    refuse(req, gw_id_verdict_refusal(v), 403, code, NULL, gw_id_verdict_name(v), 0);
+    refuse(req, gw_id_verdict_refusal(v), 403, code, cn, gw_id_verdict_name(v), 0);
     return false;
 }
 

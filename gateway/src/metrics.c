@@ -41,6 +41,10 @@ static const struct {
         {"iotgw_readings_quarantined_total",
          "Stored readings the broker can never take (too large, malformed), moved out of the "
          "queue into the outbox's quarantine table"},
+    [GW_M_CONNECTIONS_UNCLEAN_CLOSE] =
+        {"iotgw_connections_unclean_close_total",
+         "Device connections the peer closed without a TLS close_notify after a completed "
+         "handshake: ordinary disconnects, not security events"},
 };
 
 static const struct {

@@ -25,6 +25,7 @@ typedef enum gw_counter {
     GW_M_RELOADS,
     GW_M_RELOAD_FAILURES,
     GW_M_READINGS_QUARANTINED,
+    GW_M_CONNECTIONS_UNCLEAN_CLOSE,
     GW_M_COUNTER_COUNT
 } gw_counter;
 

@@ -24,6 +24,7 @@ static int ex_logged = -1;   /* SSL ex_data: non-NULL once a refusal was logged 
 static int ex_counted = -1;  /* SSL ex_data: counted in the open-connections gauge */
 static int ex_over = -1;     /* SSL ex_data: non-NULL if over max_connections */
 static int ex_verdict = -1;  /* SSL ex_data: peer_verdict, the last identity check */
+static int ex_done = -1;     /* SSL ex_data: non-NULL once a handshake completed */
 static int max_open = 0;
 
 /* Runs when the SSL is freed with its connection: the connection is gone. */
@@ -71,6 +72,11 @@ static const char *peer_of(SSL *ssl)
     return p ? p : "?";
 }
 
+const char *gw_tls_peer(SSL *ssl)
+{
+    return peer_of(ssl);
+}
+
 void gw_tls_set_peer(SSL *ssl, const char *peer)
 {
     char *copy = strdup(peer);
@@ -113,15 +119,48 @@ static int verify_cb(int preverify_ok, X509_STORE_CTX *store)
     return 1;
 }
 
+/* A failure OpenSSL ends without an alert: a plaintext HTTP request on
+ * the TLS port is the usual one (SSL_R_HTTP_REQUEST). The handshake's exit
+ * with an error on the queue says so; a mere "want read" leaves the queue
+ * empty (bufferevent_openssl drains it after every failure). */
+static void handshake_exit(SSL *ssl, int ret)
+{
+    if (ret > 0 || SSL_get_ex_data(ssl, ex_logged) != NULL)
+        return;
+    unsigned long code = ERR_peek_last_error();
+    if (code == 0 || ERR_GET_LIB(code) != ERR_LIB_SSL)
+        return;
+    int reason = ERR_GET_REASON(code);
+    if (reason == SSL_R_HTTP_REQUEST || reason == SSL_R_HTTPS_PROXY_REQUEST)
+        refuse(ssl, GW_R_TLS_PROTOCOL, "plaintext HTTP on the TLS port; use https://", NULL);
+    else if (reason == SSL_R_WRONG_VERSION_NUMBER || reason == SSL_R_PACKET_LENGTH_TOO_LONG)
+        refuse(ssl, GW_R_TLS_PROTOCOL, "not a TLS record (another protocol on the TLS port)", NULL);
+}
+
 /* Logs handshakes the server ends with a fatal alert that verify_cb did not
- * already explain: no certificate, old protocol, no shared cipher. */
+ * already explain: no certificate, old protocol, no shared cipher. A peer
+ * that closes without close_notify after its handshake is an ordinary
+ * disconnect (many HTTP clients do it), counted as such. */
 static void info_cb(const SSL *cssl, int where, int ret)
 {
     SSL *ssl = (SSL *)cssl;
+    if (where & SSL_CB_HANDSHAKE_DONE)
+        SSL_set_ex_data(ssl, ex_done, (void *)1);
+    if (where & SSL_CB_EXIT)
+        handshake_exit(ssl, ret);
     if (!(where & SSL_CB_WRITE_ALERT) || (ret >> 8) != 2 /* fatal */)
         return;
     if (SSL_get_ex_data(ssl, ex_logged) != NULL)
         return;
+    unsigned long last = ERR_peek_last_error();
+    if (SSL_get_ex_data(ssl, ex_done) != NULL && ERR_GET_LIB(last) == ERR_LIB_SSL &&
+        ERR_GET_REASON(last) == SSL_R_UNEXPECTED_EOF_WHILE_READING) {
+        SSL_set_ex_data(ssl, ex_logged, (void *)1);
+        gw_metric_inc(GW_M_CONNECTIONS_UNCLEAN_CLOSE);
+        gw_log(GW_LOG_DEBUG, "connection.closed", "peer=%s detail=\"no close_notify\"",
+               peer_of(ssl));
+        return;
+    }
     const char *desc = SSL_alert_desc_string_long(ret);
     gw_refusal why = GW_R_TLS_PROTOCOL;
     if ((ret & 0xff) == SSL_AD_CERTIFICATE_REQUIRED || (ret & 0xff) == SSL_AD_HANDSHAKE_FAILURE) {
@@ -143,6 +182,9 @@ static void info_cb(const SSL *cssl, int where, int ret)
 static int client_hello_cb(SSL *ssl, int *alert, void *arg)
 {
     (void)arg;
+    /* Looked up now, while the socket is connected: a refusal logged after
+     * the peer is gone still names it. */
+    (void)peer_of(ssl);
     if (SSL_get_ex_data(ssl, ex_over) == NULL)
         return SSL_CLIENT_HELLO_SUCCESS;
     refuse(ssl, GW_R_OVER_CAPACITY, "max_connections reached", NULL);
@@ -184,6 +226,7 @@ iot_status gw_tls_server_ctx(const gw_tls_options *opt, gw_identity *identity, S
         ex_counted = SSL_get_ex_new_index(0, NULL, NULL, NULL, uncount);
         ex_over = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
         ex_verdict = SSL_get_ex_new_index(0, NULL, NULL, NULL, free_peer);
+        ex_done = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
     }
     max_open = opt->max_connections;
     SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());

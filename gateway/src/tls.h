@@ -40,4 +40,8 @@ void gw_tls_set_peer(SSL *ssl, const char *peer);
  * copies the device ID. */
 gw_id_verdict gw_tls_peer_device(SSL *ssl, gw_identity *identity, char device_id[IOT_ID_MAX + 1]);
 
+/* "address:port" of the connection's peer, looked up once and kept with
+ * the SSL; "?" if the socket has none. Valid while the SSL lives. */
+const char *gw_tls_peer(SSL *ssl);
+
 #endif

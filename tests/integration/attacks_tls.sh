@@ -192,6 +192,44 @@ pass "renegotiation on TLS 1.2 -> no_renegotiation, connection ended, counted as
 legit_ok protocol
 echo "# protocol: TLS 1.0, TLS 1.1, 4 weak suites and renegotiation refused and counted; legitimate device served"
 
+# --- ordinary disconnects and plaintext ---------------------------------------------
+# A device that closes without close_notify after its answers is an
+# ordinary disconnect, not a security event; plaintext HTTP on the TLS port
+# is one, logged with its peer and counted.
+proto_before="$(counter tls_protocol)"
+unclean_before="$(metric iotgw_connections_unclean_close_total)"
+python3 - "$GW_PORT" "$P" "$SEQ" <<'PY' || fail "the device without close_notify was not served"
+import socket, ssl, sys
+port, p, seq = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+ctx = ssl.create_default_context(cafile=p + "/ca.crt")
+ctx.load_cert_chain(p + "/devices/dev-ok/cert.pem", p + "/devices/dev-ok/key.pem")
+for i in range(1, 4):
+    s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port)), server_hostname="localhost")
+    body = b'{"seq":%d,"x":1}' % (seq + i)
+    s.sendall(b"POST /v1/telemetry HTTP/1.1\r\nHost: gw\r\nContent-Type: application/json\r\n"
+              b"Content-Length: %d\r\n\r\n" % len(body) + body)
+    resp = s.recv(4096)
+    assert resp.startswith(b"HTTP/1.1 200"), resp
+    s.shutdown(socket.SHUT_RDWR)  # TCP FIN, no TLS close_notify
+    s.close()
+PY
+SEQ=$((SEQ + 3)); EXPECTED=$((EXPECTED + 3))
+for _ in $(seq 1 30); do
+  [ "$(metric iotgw_connections_unclean_close_total)" -ge $((unclean_before + 3)) ] && break
+  sleep 0.1
+done
+[ "$(metric iotgw_connections_unclean_close_total)" -ge $((unclean_before + 3)) ] ||
+  fail "closes without close_notify were not counted as disconnects"
+expect_eq "closes without close_notify are not security events" "$proto_before" "$(counter tls_protocol)"
+code="$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "http://127.0.0.1:$GW_PORT/v1/telemetry" || true)"
+[ "$code" = 000 ] || fail "plaintext HTTP got an answer: $code"
+wait_delta tls_protocol "$proto_before" 1 || fail "plaintext HTTP on the TLS port was not counted"
+grep -q 'event=tls.refused peer=127.0.0.1:[0-9]* reason=tls_protocol detail="plaintext HTTP on the TLS port; use https://"' "$T/gw.log" ||
+  fail "plaintext HTTP on the TLS port was not logged with its peer"
+pass "plaintext HTTP on the TLS port: refused, counted as tls_protocol, logged with its peer"
+legit_ok disconnects
+echo "# disconnects: 3 closes without close_notify counted as disconnects; plaintext HTTP refused and counted"
+
 # --- connections -------------------------------------------------------------------
 # A TCP connection that never sends a byte is closed after request_timeout (2s).
 start=$(date +%s%N)
