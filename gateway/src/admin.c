@@ -11,15 +11,57 @@
 #include <event2/keyvalq_struct.h>
 #include <event2/listener.h>
 
+#include <openssl/crypto.h>
+
 #include "forwarder.h"
+#include "iot/fsutil.h"
+#include "log.h"
 #include "metrics.h"
 
 #define METRICS_MAX (64 * 1024)
+#define TOKEN_MIN   32
+#define TOKEN_MAX   256
 
 struct gw_admin {
     gw_app *app;
     struct evhttp *http;
+    struct event_base *base;
+    char token[TOKEN_MAX + 1]; /* "" when no token is required */
+    size_t token_len;
+    /* Connections that made a request and are still open (event loop
+     * thread only). A silent connection holds no slot; evhttp closes it
+     * after its 10 s timeout. */
+    struct evhttp_connection **conns;
+    int n_conns;
 };
+
+static void forget_connection(struct evhttp_connection *conn, void *arg)
+{
+    gw_admin *a = arg;
+    for (int i = 0; i < a->n_conns; i++) {
+        if (a->conns[i] == conn) {
+            a->conns[i] = a->conns[--a->n_conns];
+            return;
+        }
+    }
+}
+
+/* Takes a slot for the request's connection (kept until it closes);
+ * false when every slot is held by other connections. */
+static bool take_slot(gw_admin *a, struct evhttp_request *req)
+{
+    struct evhttp_connection *conn = evhttp_request_get_connection(req);
+    if (conn == NULL)
+        return false;
+    for (int i = 0; i < a->n_conns; i++)
+        if (a->conns[i] == conn)
+            return true;
+    if (a->n_conns >= a->app->cfg.admin_max_connections)
+        return false;
+    a->conns[a->n_conns++] = conn;
+    evhttp_connection_set_closecb(conn, forget_connection, a);
+    return true;
+}
 
 static void send_text(struct evhttp_request *req, int status, const char *ctype, const char *text,
                       size_t len)
@@ -33,9 +75,88 @@ static void send_text(struct evhttp_request *req, int status, const char *ctype,
         evbuffer_free(out);
 }
 
+static void send_error(struct evhttp_request *req, int status, const char *code, const char *detail)
+{
+    char body[256];
+    int n = snprintf(body, sizeof(body), "{\"error\":\"%s\",\"detail\":\"%s\"}\n", code, detail);
+    send_text(req, status, "application/json", body,
+              n > 0 && (size_t)n < sizeof(body) ? (size_t)n : 0);
+}
+
+static const char *admin_peer(struct evhttp_request *req, char *buf, size_t size)
+{
+    char *host = NULL;
+    ev_uint16_t port = 0;
+    struct evhttp_connection *conn = evhttp_request_get_connection(req);
+    if (conn != NULL)
+        evhttp_connection_get_peer(conn, &host, &port);
+    snprintf(buf, size, "%s:%u", host ? host : "?", (unsigned)port);
+    return buf;
+}
+
+/* Whether the request may be served: the cap, then the token. Answers and
+ * counts the refusal itself. */
+static bool admit(gw_admin *a, struct evhttp_request *req)
+{
+    char peer[80];
+    if (!take_slot(a, req)) {
+        gw_refusal_inc(GW_R_ADMIN_OVER_CAPACITY);
+        gw_log(GW_LOG_WARN, "admin.refused", "peer=%s reason=admin_over_capacity",
+               admin_peer(req, peer, sizeof(peer)));
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
+        send_error(req, 503, "over_capacity", "admin_max_connections reached");
+        return false;
+    }
+    if (a->token_len == 0)
+        return true;
+    const char *auth = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
+    static const char scheme[] = "Bearer ";
+    if (auth != NULL && strncmp(auth, scheme, sizeof(scheme) - 1) == 0 &&
+        strlen(auth + sizeof(scheme) - 1) == a->token_len &&
+        CRYPTO_memcmp(auth + sizeof(scheme) - 1, a->token, a->token_len) == 0)
+        return true;
+    gw_refusal_inc(GW_R_ADMIN_UNAUTHORIZED);
+    gw_log(GW_LOG_WARN, "admin.refused", "peer=%s reason=admin_unauthorized",
+           admin_peer(req, peer, sizeof(peer)));
+    evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
+                      "Bearer realm=\"iotgw\"");
+    send_error(req, 401, "unauthorized", "send Authorization: Bearer <admin token>");
+    return false;
+}
+
+/* The token: one line of printable ASCII, at least TOKEN_MIN characters. */
+static iot_status load_token(gw_admin *a, const char *path, iot_err *err)
+{
+    char *text = NULL;
+    size_t len = 0;
+    iot_status st = iot_file_read(path, TOKEN_MAX + 2, &text, &len, err);
+    if (st != IOT_OK)
+        return st;
+    while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == '\r'))
+        len--;
+    bool printable = true;
+    for (size_t i = 0; i < len; i++)
+        printable &= text[i] > 0x20 && text[i] < 0x7f;
+    if (len < TOKEN_MIN || len > TOKEN_MAX || !printable) {
+        free(text);
+        return iot_err_set(err, IOT_EINVAL,
+                           "admin_token_file %s: the token must be one line of %d to %d printable "
+                           "characters without spaces (e.g. openssl rand -hex 32 > %s)",
+                           path, TOKEN_MIN, TOKEN_MAX, path);
+    }
+    memcpy(a->token, text, len);
+    a->token[len] = '\0';
+    a->token_len = len;
+    OPENSSL_cleanse(text, len);
+    free(text);
+    return IOT_OK;
+}
+
 static void handle_healthz(struct evhttp_request *req, void *arg)
 {
     gw_admin *a = arg;
+    if (!admit(a, req))
+        return;
     bool draining = atomic_load(&a->app->draining);
     bool broker = gw_forwarder_connected(a->app->forwarder);
     cJSON *o = cJSON_CreateObject();
@@ -61,7 +182,8 @@ static void handle_healthz(struct evhttp_request *req, void *arg)
 
 static void handle_metrics(struct evhttp_request *req, void *arg)
 {
-    (void)arg;
+    if (!admit(arg, req))
+        return;
     char *buf = malloc(METRICS_MAX);
     if (buf == NULL) {
         evhttp_send_error(req, 500, NULL);
@@ -74,7 +196,8 @@ static void handle_metrics(struct evhttp_request *req, void *arg)
 
 static void handle_other(struct evhttp_request *req, void *arg)
 {
-    (void)arg;
+    if (!admit(arg, req))
+        return;
     static const char body[] =
         "{\"error\":\"not_found\",\"detail\":\"use /healthz or /metrics\"}\n";
     send_text(req, 404, "application/json", body, sizeof(body) - 1);
@@ -89,6 +212,19 @@ iot_status gw_admin_start(gw_app *app, struct event_base *base, gw_admin **out, 
         return iot_err_set(err, IOT_ENOMEM, "out of memory");
     }
     a->app = app;
+    a->base = base;
+    if (app->cfg.admin_token_file[0] != '\0') {
+        iot_status st = load_token(a, app->cfg.admin_token_file, err);
+        if (st != IOT_OK) {
+            gw_admin_stop(a);
+            return st;
+        }
+    }
+    a->conns = calloc((size_t)app->cfg.admin_max_connections, sizeof(*a->conns));
+    if (a->conns == NULL) {
+        gw_admin_stop(a);
+        return iot_err_set(err, IOT_ENOMEM, "out of memory");
+    }
     evhttp_set_allowed_methods(a->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD);
     evhttp_set_max_headers_size(a->http, 8192);
     evhttp_set_max_body_size(a->http, 0);
@@ -114,6 +250,11 @@ iot_status gw_admin_start(gw_app *app, struct event_base *base, gw_admin **out, 
         return iot_err_set(err, IOT_EIO, "cannot listen on admin_listen %s: %s",
                            app->cfg.admin_listen, strerror(saved));
     }
+    if (app->cfg.admin_remote)
+        gw_log(GW_LOG_WARN, "admin.exposed",
+               "address=%s detail=\"the admin listener is off loopback (admin_remote = yes); "
+               "every request needs the bearer token\"",
+               app->cfg.admin_listen);
     *out = a;
     return IOT_OK;
 }
@@ -122,6 +263,9 @@ void gw_admin_stop(gw_admin *a)
 {
     if (a == NULL)
         return;
-    evhttp_free(a->http);
+    if (a->http)
+        evhttp_free(a->http);
+    OPENSSL_cleanse(a->token, sizeof(a->token));
+    free(a->conns);
     free(a);
 }

@@ -216,7 +216,32 @@ static const gw__option gw__options[] = {
      .flags = GW__EMPTY_OK,
      .section = "Admin listener (plain HTTP)",
      .help = "Address of the admin listener (/healthz, /metrics); \"\" disables\n"
-             "it. It has no TLS and no authentication: keep it on loopback."},
+             "it. It is plain HTTP: a non-loopback address is refused unless\n"
+             "admin_remote = yes, which needs admin_token_file."},
+    {.key = "admin_remote",
+     .type = GW__BOOL,
+     GW__FIELD(admin_remote),
+     .def = "no",
+     .help = "Allow admin_listen on an address other than loopback. Every request\n"
+             "must then carry the token of admin_token_file, and the gateway logs\n"
+             "a warning at start. Prefer a loopback listener behind a TLS proxy."},
+    {.key = "admin_token_file",
+     .type = GW__PATH,
+     GW__FIELD(admin_token_file),
+     .def = "",
+     .flags = GW__EMPTY_OK,
+     .help = "File holding the admin listener's bearer token (one line, at least\n"
+             "32 characters; refused if group or others may access it). When set,\n"
+             "/healthz and /metrics answer 401 without \"Authorization: Bearer\n"
+             "<token>\". Required with admin_remote = yes."},
+    {.key = "admin_max_connections",
+     .type = GW__INT,
+     GW__FIELD(admin_max_connections),
+     .def = "16",
+     .min = 1,
+     .max = 1024,
+     .help = "Connections the admin listener serves at once; more are closed at\n"
+             "once."},
     {.key = "max_body",
      .type = GW__SIZE,
      GW__FIELD(max_body),
@@ -959,6 +984,31 @@ static iot_status gw__check_security(const gw_config *cfg, gw_config_warn_fn war
     return IOT_OK;
 }
 
+/* The admin listener is plain HTTP without a cap on who connects: off
+ * loopback it needs an explicit yes and a token, and its token file is
+ * protected like a key. */
+static iot_status gw__check_admin(const gw_config *cfg, iot_err *err)
+{
+    if (cfg->admin_listen[0] != '\0' && !gw__listen_is_loopback(cfg->admin_listen) &&
+        !cfg->admin_remote)
+        return iot_err_set(err, IOT_EPERM,
+                           "admin_listen %s is not a loopback address: the admin listener is "
+                           "plain HTTP; use 127.0.0.1:PORT, or set admin_remote = yes with "
+                           "admin_token_file",
+                           cfg->admin_listen);
+    if (cfg->admin_remote && cfg->admin_token_file[0] == '\0')
+        return iot_err_set(err, IOT_EPERM,
+                           "admin_remote = yes needs admin_token_file: an admin listener off "
+                           "loopback must authenticate its clients");
+    if (cfg->admin_token_file[0] == '\0')
+        return IOT_OK;
+    iot_err kerr = {0};
+    iot_status st = iot_key_mode_check(cfg->admin_token_file, &kerr);
+    if (st != IOT_OK)
+        return iot_err_set(err, st, "admin_token_file: %s", kerr.msg);
+    return IOT_OK;
+}
+
 static iot_status gw__check_limits(const gw_config *cfg, iot_err *err)
 {
     if (cfg->reconnect_min_ms > cfg->reconnect_max_ms) {
@@ -1043,6 +1093,8 @@ iot_status gw_config_validate(const gw_config *cfg, gw_config_warn_fn warn, void
         st = gw__check_security(cfg, warn, warn_ctx, err);
     if (st == IOT_OK)
         st = gw__check_limits(cfg, err);
+    if (st == IOT_OK)
+        st = gw__check_admin(cfg, err);
     if (st == IOT_OK)
         st = gw__check_files(cfg, warn, warn_ctx, err);
     return st;

@@ -40,7 +40,10 @@ typedef struct gw_config {
     int64_t reload_interval_ms; /* poll registry/CRL for changes; 0 = SIGHUP only; default 2 s */
 
     /* admin listener (plain HTTP: /healthz, /metrics) */
-    char admin_listen[GW_HOST_MAX]; /* default "127.0.0.1:9100"; "" disables */
+    char admin_listen[GW_HOST_MAX];     /* default "127.0.0.1:9100"; "" disables */
+    bool admin_remote;                  /* default no: admin_listen must be loopback */
+    char admin_token_file[GW_PATH_MAX]; /* bearer token; required when admin_remote */
+    int admin_max_connections;          /* default 16 */
 
     /* payload limits (see gateway/payload/payload.h) */
     size_t max_body;          /* default 16 KiB */

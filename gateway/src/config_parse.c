@@ -252,6 +252,24 @@ const char *gw__check_listen(const char *s)
     return gw__check_port(colon + 1);
 }
 
+bool gw__listen_is_loopback(const char *s)
+{
+    char host[256];
+    const char *end = s[0] == '[' ? strchr(s, ']') : strrchr(s, ':');
+    const char *start = s[0] == '[' ? s + 1 : s;
+    if (end == NULL || end < start || (size_t)(end - start) >= sizeof(host))
+        return false;
+    memcpy(host, start, (size_t)(end - start));
+    host[end - start] = '\0';
+    unsigned char a6[sizeof(struct in6_addr)];
+    unsigned char a4[sizeof(struct in_addr)];
+    if (s[0] == '[')
+        return inet_pton(AF_INET6, host, a6) == 1 && memcmp(a6, &in6addr_loopback, sizeof(a6)) == 0;
+    if (inet_pton(AF_INET, host, a4) == 1)
+        return a4[0] == 127;
+    return strcmp(host, "localhost") == 0;
+}
+
 const char *gw__check_topic_prefix(const char *s)
 {
     size_t len = strlen(s);

@@ -36,6 +36,10 @@ const char *gw__check_listen(const char *s);
 /* An IPv4 or IPv6 literal (without brackets) or a DNS name. */
 const char *gw__check_host(const char *s);
 
+/* Whether a valid listen address (gw__check_listen) is on loopback:
+ * 127.0.0.0/8, [::1] or localhost. */
+bool gw__listen_is_loopback(const char *s);
+
 /* MQTT topic prefix: 1-127 chars, [A-Za-z0-9._-] segments joined by '/'. */
 const char *gw__check_topic_prefix(const char *s);
 

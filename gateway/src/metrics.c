@@ -90,6 +90,8 @@ static const struct {
     [GW_R_OUTBOX_DEVICE_SHARE] = {"outbox_device_share_full", 0},
     [GW_R_STORAGE_ERROR] = {"storage_error", 0},
     [GW_R_OVER_CAPACITY] = {"over_capacity", 0},
+    [GW_R_ADMIN_UNAUTHORIZED] = {"admin_unauthorized", 1},
+    [GW_R_ADMIN_OVER_CAPACITY] = {"admin_over_capacity", 0},
 };
 
 void gw_metric_inc(gw_counter c)

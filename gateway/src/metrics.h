@@ -64,7 +64,9 @@ typedef enum gw_refusal {
     GW_R_OUTBOX_FULL,
     GW_R_OUTBOX_DEVICE_SHARE, /* one device's share of the outbox is full */
     GW_R_STORAGE_ERROR,
-    GW_R_OVER_CAPACITY, /* max_connections reached */
+    GW_R_OVER_CAPACITY,       /* max_connections reached */
+    GW_R_ADMIN_UNAUTHORIZED,  /* admin request without the token */
+    GW_R_ADMIN_OVER_CAPACITY, /* admin_max_connections reached */
     GW_R_REFUSAL_COUNT
 } gw_refusal;
 
