@@ -181,6 +181,25 @@ static const gw__option gw__options[] = {
              "take every max_connections slot. A connection beyond it is closed\n"
              "at once and counted as over_capacity. Raise it when many devices\n"
              "reach the gateway through one NAT address; 0 removes the cap."},
+    {.key = "max_connections_per_device",
+     .type = GW__INT,
+     GW__FIELD(max_connections_per_device),
+     .def = "4",
+     .min = 0,
+     .max = 1000000,
+     .help = "Connections one device (one certificate's device ID) may hold at the\n"
+             "same time; a handshake beyond it is refused and counted as\n"
+             "over_capacity. A device needs one; 0 removes the cap."},
+    {.key = "max_buffered_bytes",
+     .type = GW__SIZE,
+     GW__FIELD(max_buffered_bytes),
+     .def = "256MiB",
+     .min = 1024 * GW__KB,
+     .max = (int64_t)64 * 1024 * 1024 * GW__KB,
+     .help = "Bytes of requests being received, over all device connections,\n"
+             "that the gateway buffers at most. The connection whose bytes would\n"
+             "go beyond it is closed and counted as over_capacity, so that many\n"
+             "slow uploads cannot exhaust memory. See docs/gateway.md, Memory."},
     {.key = "connection_rate_per_address",
      .type = GW__DOUBLE,
      GW__FIELD(connection_rate_per_address),

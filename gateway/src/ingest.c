@@ -5,6 +5,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <errno.h>
+#include <stdatomic.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -74,7 +75,51 @@ typedef struct conn_deadline {
     gw_addr_rate *address_rate;
     gw_addr_key address;
     bool holds_slot; /* counted in per_address */
+    /* Bytes of the request being received, counted against
+     * max_buffered_bytes until it is answered or the connection goes. */
+    struct evbuffer *input;
+    struct evbuffer_cb_entry *input_cb;
+    size_t buffered;
+    bool over_budget;
 } conn_deadline;
+
+/* Request bytes buffered over all connections (max_buffered_bytes). */
+static atomic_size_t buffered_total;
+static size_t buffered_max;
+
+static void buffered_release(conn_deadline *d)
+{
+    if (d->buffered == 0)
+        return;
+    atomic_fetch_sub(&buffered_total, d->buffered);
+    gw_gauge_add(GW_G_REQUEST_BYTES, -(int64_t)d->buffered);
+    d->buffered = 0;
+}
+
+/* Runs as decrypted bytes arrive. Each connection's request is capped on
+ * its own (max_body, headers); this caps their sum, so that many slow
+ * uploads cannot take the memory of the whole gateway: the connection that
+ * would go beyond it is closed. */
+static void on_input(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
+{
+    (void)buf;
+    conn_deadline *d = arg;
+    if (info->n_added == 0 || d->over_budget)
+        return;
+    d->buffered += info->n_added;
+    gw_gauge_add(GW_G_REQUEST_BYTES, (int64_t)info->n_added);
+    size_t total = atomic_fetch_add(&buffered_total, info->n_added) + info->n_added;
+    if (total <= buffered_max)
+        return;
+    d->over_budget = true;
+    gw_refusal_inc(GW_R_OVER_CAPACITY);
+    gw_log(GW_LOG_WARN, "connection.refused",
+           "peer=%s reason=over_capacity detail=\"max_buffered_bytes reached\" buffered=%zu",
+           gw_tls_peer(d->ssl), total);
+    int sock = SSL_get_fd(d->ssl);
+    if (sock >= 0)
+        shutdown(sock, SHUT_RDWR);
+}
 
 static int ex_deadline = -1;
 static struct timeval request_timeout;
@@ -85,6 +130,9 @@ static void deadline_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, 
     (void)parent, (void)ad, (void)idx, (void)argl, (void)argp;
     conn_deadline *d = ptr;
     if (d != NULL) {
+        buffered_release(d);
+        if (d->input_cb != NULL)
+            evbuffer_remove_cb_entry(d->input, d->input_cb);
         if (d->holds_slot && gw_addr_limit_release(d->per_address, &d->address))
             gw_gauge_add(GW_G_CONNECTED_ADDRESSES, -1);
         event_free(d->ev);
@@ -147,11 +195,15 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
         shutdown(sock, SHUT_RDWR);
 }
 
+/* The request is answered: its bytes are no longer buffered, and the
+ * clock starts for the next one. */
 static void deadline_arm(SSL *ssl)
 {
     conn_deadline *d = ssl ? SSL_get_ex_data(ssl, ex_deadline) : NULL;
-    if (d != NULL)
+    if (d != NULL) {
+        buffered_release(d);
         evtimer_add(d->ev, &request_timeout);
+    }
 }
 
 static void deadline_disarm(SSL *ssl)
@@ -610,9 +662,15 @@ static struct bufferevent *make_tls_bev(struct event_base *base, void *arg)
             event_active(d->admit, EV_TIMEOUT, 0);
     } else {
         free(d);
+        d = NULL;
     }
-    return bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
-                                          BEV_OPT_CLOSE_ON_FREE | BEV_OPT_THREADSAFE);
+    struct bufferevent *bev = bufferevent_openssl_socket_new(
+        base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_THREADSAFE);
+    if (bev != NULL && d != NULL) {
+        d->input = bufferevent_get_input(bev);
+        d->input_cb = evbuffer_add_cb(d->input, on_input, d);
+    }
+    return bev;
 }
 
 static void on_drain_tick(evutil_socket_t fd, short what, void *arg)
@@ -739,6 +797,7 @@ iot_status gw_ingest_start(gw_app *app, int workers, gw_ingest **out, iot_err *e
         ex_deadline = SSL_get_ex_new_index(0, NULL, NULL, NULL, deadline_free);
     request_timeout.tv_sec = (time_t)(app->cfg.request_timeout_ms / 1000);
     request_timeout.tv_usec = (suseconds_t)((app->cfg.request_timeout_ms % 1000) * 1000);
+    buffered_max = app->cfg.max_buffered_bytes;
     gw_ingest *in = calloc(1, sizeof(*in));
     if (in == NULL || (in->workers = calloc((size_t)workers, sizeof(gw_worker))) == NULL) {
         free(in);

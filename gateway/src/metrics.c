@@ -66,6 +66,9 @@ static const struct {
                            "Bytes of stored messages in the outbox (bounded by outbox_max_bytes)"},
     [GW_G_OUTBOX_QUARANTINED] = {"iotgw_outbox_quarantined",
                                  "Readings held in the outbox's quarantine table"},
+    [GW_G_REQUEST_BYTES] = {"iotgw_request_buffer_bytes",
+                            "Bytes of device requests being received and not yet answered "
+                            "(bounded by max_buffered_bytes)"},
 };
 
 static const struct {

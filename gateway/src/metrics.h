@@ -39,6 +39,7 @@ typedef enum gw_gauge {
     GW_G_CRL_REVOKED,
     GW_G_OUTBOX_BYTES,
     GW_G_OUTBOX_QUARANTINED,
+    GW_G_REQUEST_BYTES,
     GW_G_GAUGE_COUNT
 } gw_gauge;
 

@@ -10,6 +10,7 @@
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 
+#include "devlimit.h"
 #include "log.h"
 #include "metrics.h"
 
@@ -25,6 +26,20 @@ static int ex_counted = -1;  /* SSL ex_data: counted in the open-connections gau
 static int ex_over = -1;     /* SSL ex_data: non-NULL if over max_connections */
 static int ex_verdict = -1;  /* SSL ex_data: peer_verdict, the last identity check */
 static int ex_done = -1;     /* SSL ex_data: non-NULL once a handshake completed */
+static int ex_devslot = -1;  /* SSL ex_data: malloc'd device ID holding a per-device slot */
+static int ex_devtable = -1; /* SSL_CTX ex_data: gw_dev_limit *, freed with the context */
+
+static gw_dev_limit *per_device_of(SSL *ssl)
+{
+    return SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), ex_devtable);
+}
+
+static void free_dev_table(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
+                           void *argp)
+{
+    (void)parent, (void)ad, (void)idx, (void)argl, (void)argp;
+    gw_dev_limit_free(ptr);
+}
 static int max_open = 0;
 
 /* Runs when the SSL is freed with its connection: the connection is gone. */
@@ -33,6 +48,16 @@ static void uncount(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long a
     (void)parent, (void)ad, (void)idx, (void)argl, (void)argp;
     if (ptr != NULL)
         gw_gauge_add(GW_G_OPEN_CONNECTIONS, -1);
+}
+
+static void release_device_slot(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
+                                void *argp)
+{
+    (void)ad, (void)idx, (void)argl, (void)argp;
+    gw_dev_limit *per_device = ptr != NULL ? per_device_of(parent) : NULL;
+    if (per_device != NULL)
+        gw_dev_limit_release(per_device, ptr);
+    free(ptr);
 }
 
 static void free_peer(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void *argp)
@@ -93,6 +118,26 @@ static void refuse(SSL *ssl, gw_refusal why, const char *detail, const char *sub
            peer_of(ssl), gw_refusal_name(why), detail, subject ? subject : "");
 }
 
+/* One slot per connection, taken once the device is known; the SSL's
+ * ex_data gives it back when the connection is freed. */
+static bool take_device_slot(SSL *ssl, const char *device)
+{
+    gw_dev_limit *per_device = per_device_of(ssl);
+    if (per_device == NULL || SSL_get_ex_data(ssl, ex_devslot) != NULL)
+        return true;
+    char *held = strdup(device);
+    if (held == NULL || !gw_dev_limit_acquire(per_device, device)) {
+        free(held);
+        return false;
+    }
+    if (!SSL_set_ex_data(ssl, ex_devslot, held)) {
+        gw_dev_limit_release(per_device, device);
+        free(held);
+        return false;
+    }
+    return true;
+}
+
 static int verify_cb(int preverify_ok, X509_STORE_CTX *store)
 {
     SSL *ssl = X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx());
@@ -114,6 +159,11 @@ static int verify_cb(int preverify_ok, X509_STORE_CTX *store)
         refuse(ssl, gw_id_verdict_refusal(v), gw_id_verdict_name(v), subject);
         X509_STORE_CTX_set_error(store, v == GW_ID_REVOKED ? X509_V_ERR_CERT_REVOKED
                                                            : X509_V_ERR_CERT_REJECTED);
+        return 0;
+    }
+    if (!take_device_slot(ssl, device)) {
+        refuse(ssl, GW_R_OVER_CAPACITY, "max_connections_per_device reached", subject);
+        X509_STORE_CTX_set_error(store, X509_V_ERR_CERT_REJECTED);
         return 0;
     }
     return 1;
@@ -227,6 +277,8 @@ iot_status gw_tls_server_ctx(const gw_tls_options *opt, gw_identity *identity, S
         ex_over = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
         ex_verdict = SSL_get_ex_new_index(0, NULL, NULL, NULL, free_peer);
         ex_done = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+        ex_devslot = SSL_get_ex_new_index(0, NULL, NULL, NULL, release_device_slot);
+        ex_devtable = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, free_dev_table);
     }
     max_open = opt->max_connections;
     SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
@@ -237,6 +289,7 @@ iot_status gw_tls_server_ctx(const gw_tls_options *opt, gw_identity *identity, S
     SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION |
                                  SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_TICKET);
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+    SSL_CTX_set_max_cert_list(ctx, GW_TLS_MAX_CERT_LIST);
     if (!SSL_CTX_set_cipher_list(ctx, TLS12_CIPHERS)) {
         st = ossl_fail(err, "cannot set TLS 1.2 ciphers", "");
         goto fail;
@@ -259,6 +312,14 @@ iot_status gw_tls_server_ctx(const gw_tls_options *opt, gw_identity *identity, S
     if (names != NULL)
         SSL_CTX_set_client_CA_list(ctx, names);
     SSL_CTX_set_ex_data(ctx, ex_identity, identity);
+    if (opt->max_connections_per_device > 0) {
+        gw_dev_limit *per_device = gw_dev_limit_new((uint32_t)opt->max_connections_per_device);
+        if (per_device == NULL || !SSL_CTX_set_ex_data(ctx, ex_devtable, per_device)) {
+            gw_dev_limit_free(per_device);
+            st = iot_err_set(err, IOT_ENOMEM, "out of memory for the per-device table");
+            goto fail;
+        }
+    }
     int mode = SSL_VERIFY_PEER;
     if (opt->require_client_cert)
         mode |= SSL_VERIFY_FAIL_IF_NO_PEER_CERT;

@@ -22,8 +22,15 @@ typedef struct gw_tls_options {
     const char *key_path;
     const char *client_ca_path;
     bool require_client_cert;
-    int max_connections; /* handshakes beyond this many open connections are refused */
+    int max_connections;            /* handshakes beyond this many open connections are refused */
+    int max_connections_per_device; /* 0: no cap */
 } gw_tls_options;
+
+/* Largest certificate chain a device may send (SSL_CTX_set_max_cert_list):
+ * a device sends one P-256 certificate of under 1 KiB, and OpenSSL's
+ * default of 100 KiB would let any client make every handshake buffer that
+ * much before anything is verified. */
+#define GW_TLS_MAX_CERT_LIST (8 * 1024)
 
 iot_status gw_tls_server_ctx(const gw_tls_options *opt, gw_identity *identity, SSL_CTX **out,
                              iot_err *err);

@@ -10,7 +10,10 @@
 #      delivered;
 #   3. during a broker outage one device can hold only its share of the
 #      outbox (503 outbox_device_share_full), and the outbox is bounded in
-#      bytes as well as in readings.
+#      bytes as well as in readings;
+#   4. memory: connections per device are capped, a certificate chain over
+#      8 KiB is refused before anything is verified, and the bytes of
+#      requests being received are bounded in total (max_buffered_bytes).
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/gateway_lib.sh"
 
@@ -113,5 +116,110 @@ done
 bytes="$(metric iotgw_outbox_bytes)"
 [ "$bytes" -le 65536 ] || fail "the outbox holds $bytes bytes, over outbox_max_bytes"
 pass "outbox_max_bytes bounds the outbox in bytes ($stored readings, $bytes bytes)"
+stop_gateway
+
+# --- 4. memory -----------------------------------------------------------------
+start_broker
+write_gateway_config "rate_limit = 0" "max_connections_per_device = 2" "max_body = 1MiB" \
+  "max_buffered_bytes = 1MiB"
+start_gateway
+
+# hold N DEVICE BODY_BYTES SECONDS: N TLS connections as DEVICE, each sending
+# the headers of a POST and BODY_BYTES of a 600,000-byte body (0: a whole
+# small request), held open for SECONDS after the last one is made (then
+# $T/held.ready exists); prints one line per connection: "open" if it is
+# still open at the end, "closed" otherwise.
+hold() {
+  rm -f "$T/held.ready"
+  python3 - "$GW_PORT" "$P" "$@" "$T/held.ready" <<'PY'
+import socket, ssl, sys, time
+port, p, n, dev, body, secs = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys.argv[4], int(sys.argv[5]), float(sys.argv[6])
+ready = sys.argv[7]
+ctx = ssl.create_default_context(cafile=p + "/ca.crt")
+ctx.load_cert_chain(p + "/devices/%s/cert.pem" % dev, p + "/devices/%s/key.pem" % dev)
+socks = []
+for i in range(n):
+    s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port)), server_hostname="localhost")
+    try:
+        if body:
+            s.sendall(b"POST /v1/telemetry HTTP/1.1\r\nHost: gw\r\nContent-Type: application/json\r\n"
+                      b"Content-Length: 600000\r\n\r\n" + b" " * body)
+        else:
+            s.sendall(b"POST /v1/telemetry HTTP/1.1\r\nHost: gw\r\nContent-Type: application/json\r\n"
+                      b"Content-Length: 15\r\n\r\n{\"seq\":9,\"x\":1}")
+            s.recv(4096)
+    except (OSError, ssl.SSLError):
+        pass
+    socks.append(s)
+    time.sleep(0.3)
+open(ready, "w").close()
+time.sleep(secs)
+for s in socks:
+    s.settimeout(0.5)
+    try:
+        data = s.recv(1)
+        print("closed" if data == b"" else "open")
+    except socket.timeout:
+        print("open")
+    except (OSError, ssl.SSLError):
+        print("closed")
+PY
+}
+
+wait_file() {
+  for _ in $(seq 1 150); do [ -e "$1" ] && return 0; sleep 0.1; done
+  fail "$1 did not appear within 15 s"
+}
+
+# Two connections of dev-small are served; a third is refused while they last.
+before="$(refusals over_capacity)"
+hold 2 dev-small 0 3 >"$T/held" &
+hold_pid=$!
+wait_file "$T/held.ready"
+r="$(post dev-small application/json '{"seq":10,"x":1}')"
+[ "${r%% *}" = 000 ] || fail "a third connection of one device was served: $r"
+r="$(post dev-big application/json '{"seq":1,"x":1}')"
+[ "${r%% *}" = 200 ] || fail "another device while dev-small holds its connections: $r"
+wait "$hold_pid"
+expect_eq "the two held connections stayed open" "open open" "$(xargs <"$T/held")"
+grep -q 'event=tls.refused peer=127.0.0.1:[0-9]* reason=over_capacity detail="max_connections_per_device reached" subject=.*CN=dev-small' "$T/gw.log" ||
+  fail "the per-device refusal was not logged with the device"
+[ "$(refusals over_capacity)" -gt "$before" ] || fail "the per-device refusal was not counted"
+r="$(post dev-small application/json '{"seq":11,"x":1}')"
+[ "${r%% *}" = 200 ] || fail "dev-small after its connections closed: $r"
+pass "max_connections_per_device: a third connection is refused, other devices are served"
+
+# A certificate chain over 8 KiB is refused while it is being read.
+python3 -c 'print(",".join("DNS:host-%04d.padding.example.org" % i for i in range(400)))' >"$T/san"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 \
+  -keyout "$T/huge.key" -out "$T/huge.crt" -subj '/CN=huge' -addext "subjectAltName=$(cat "$T/san")" 2>/dev/null
+[ "$(stat -c %s "$T/huge.crt")" -gt 12000 ] || fail "the test certificate is too small"
+code="$(curl -s -o /dev/null -w '%{http_code}' --cacert "$P/ca.crt" --cert "$T/huge.crt" --key "$T/huge.key" \
+  "https://localhost:$GW_PORT/v1/telemetry" || true)"
+expect_eq "a 12 KB client certificate gets no answer" 000 "$code"
+grep -q 'event=tls.refused peer=127.0.0.1:[0-9]* reason=tls_protocol detail=".*excessive message size"' "$T/gw.log" ||
+  fail "a certificate chain over the limit was not refused for its size: $(grep huge -i "$T/gw.log" | tail -2)"
+pass "a client certificate chain over 8 KiB is refused before verification"
+
+# Three uploads of 400,000 bytes each: the third goes over 1 MiB in all.
+before="$(refusals over_capacity)"
+hold 2 dev-big 400000 4 >"$T/held" &
+hold_pid=$!
+wait_file "$T/held.ready"
+# Sent is not yet received: wait until the gateway holds both uploads.
+for _ in $(seq 1 50); do [ "$(metric iotgw_request_buffer_bytes)" -ge 800000 ] && break; sleep 0.1; done
+[ "$(metric iotgw_request_buffer_bytes)" -ge 800000 ] || fail "the two uploads were not received"
+hold 1 dev-flood 400000 1 >"$T/held3"
+wait "$hold_pid"
+expect_eq "the upload that went over max_buffered_bytes was closed" closed "$(cat "$T/held3")"
+expect_eq "the uploads within it stayed open" "open open" "$(xargs <"$T/held")"
+grep -q 'event=connection.refused peer=127.0.0.1:[0-9]* reason=over_capacity detail="max_buffered_bytes reached"' "$T/gw.log" ||
+  fail "max_buffered_bytes refusal not logged"
+[ "$(refusals over_capacity)" -gt "$before" ] || fail "max_buffered_bytes refusal not counted"
+for _ in $(seq 1 30); do [ "$(metric iotgw_request_buffer_bytes)" = 0 ] && break; sleep 0.1; done
+expect_eq "closed uploads give their bytes back" 0 "$(metric iotgw_request_buffer_bytes)"
+r="$(post dev-flood application/json '{"seq":1,"x":1}')"
+[ "${r%% *}" = 200 ] || fail "a request after the uploads were closed: $r"
+pass "max_buffered_bytes bounds the bytes of requests being received in all"
 stop_gateway
 finish

@@ -48,6 +48,8 @@ static const char *const all_keys[] = {
     "request_timeout",
     "max_connections",
     "max_connections_per_address",
+    "max_connections_per_device",
+    "max_buffered_bytes",
     "connection_rate_per_address",
     "connection_burst_per_address",
     "reload_interval",
