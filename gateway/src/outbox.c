@@ -11,22 +11,12 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include "devmap.h"
 #include "log.h"
 #include "metrics.h"
 
 #define ACK_BATCH_MAX  65536
-#define HELD_BUCKETS   4096 /* power of two; chains stay short up to ~100k devices */
 #define QUARANTINE_MAX 1024 /* pending moves; more wait for the next fetch */
-
-/* What one device holds in the outbox, for its share. Committer thread
- * only (and open, before the thread starts). Entries live until close:
- * there is one per device that ever stored, bounded by the registry. */
-typedef struct held {
-    struct held *next;
-    int64_t rows;
-    int64_t bytes;
-    char device[IOT_ID_MAX + 1];
-} held;
 
 typedef struct quarantine_req {
     int64_t id;
@@ -43,7 +33,7 @@ struct gw_outbox {
     atomic_int_fast64_t depth;
     int64_t bytes; /* committer thread only */
     atomic_int_fast64_t quarantined;
-    held *held[HELD_BUCKETS];
+    gw_devmap *held; /* each device's rows and bytes; committer thread only (and open) */
 
     sqlite3_stmt *insert_row;
     sqlite3_stmt *select_device;
@@ -98,49 +88,14 @@ static iot_status prepare(gw_outbox *ob, const char *sql, sqlite3_stmt **st, iot
     return IOT_OK;
 }
 
-static size_t held_hash(const char *device)
-{
-    uint32_t h = 2166136261u; /* FNV-1a */
-    for (const unsigned char *p = (const unsigned char *)device; *p; p++)
-        h = (h ^ *p) * 16777619u;
-    return h & (HELD_BUCKETS - 1);
-}
-
-/* The device's entry, made on first use; NULL only when out of memory. */
-static held *held_of(gw_outbox *ob, const char *device)
-{
-    held **slot = &ob->held[held_hash(device)];
-    for (held *h = *slot; h != NULL; h = h->next)
-        if (strcmp(h->device, device) == 0)
-            return h;
-    held *h = calloc(1, sizeof(*h));
-    if (h == NULL)
-        return NULL;
-    snprintf(h->device, sizeof(h->device), "%s", device);
-    h->next = *slot;
-    *slot = h;
-    return h;
-}
-
 static void held_release(gw_outbox *ob, const char *device, int64_t bytes)
 {
-    held *h = held_of(ob, device);
+    gw_dev_count *h = gw_devmap_get(ob->held, device, false);
     if (h != NULL) {
-        h->rows--;
+        h->n--;
         h->bytes -= bytes;
     }
     ob->bytes -= bytes;
-}
-
-static void held_free_all(gw_outbox *ob)
-{
-    for (size_t i = 0; i < HELD_BUCKETS; i++) {
-        while (ob->held[i] != NULL) {
-            held *next = ob->held[i]->next;
-            free(ob->held[i]);
-            ob->held[i] = next;
-        }
-    }
 }
 
 /* Rows, bytes and each device's part of them, as the file holds them. */
@@ -155,14 +110,14 @@ static iot_status count_rows(gw_outbox *ob, iot_err *err)
                                 -1, &st, NULL);
     while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
         const unsigned char *dev = sqlite3_column_text(st, 0);
-        held *h = held_of(ob, dev ? (const char *)dev : "");
+        gw_dev_count *h = gw_devmap_get(ob->held, dev ? (const char *)dev : "", true);
         if (h == NULL) {
             s = iot_err_set(err, IOT_ENOMEM, "out of memory counting outbox %s", ob->path);
             goto out;
         }
-        h->rows = sqlite3_column_int64(st, 1);
+        h->n = sqlite3_column_int64(st, 1);
         h->bytes = (int64_t)sqlite3_column_double(st, 2);
-        rows += h->rows;
+        rows += h->n;
         ob->bytes += h->bytes;
         rc = SQLITE_OK;
     }
@@ -210,9 +165,15 @@ iot_status gw_outbox_open(const char *path, int64_t max_items, gw_outbox **out, 
     ob->max_items = max_items;
     ob->device_share = 100;
     ob->lock_fd = -1;
+    ob->held = gw_devmap_new();
     pthread_mutex_init(&ob->lock, NULL);
     pthread_cond_init(&ob->wake, NULL);
-    iot_status s = take_lock(ob, err);
+    iot_status s = IOT_OK;
+    if (ob->held == NULL) {
+        s = iot_err_set(err, IOT_ENOMEM, "out of memory opening outbox %s", path);
+        goto fail;
+    }
+    s = take_lock(ob, err);
     if (s != IOT_OK)
         goto fail;
     if (sqlite3_open_v2(path, &ob->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
@@ -385,7 +346,7 @@ static int insert_row(gw_outbox *ob, const char *device, int64_t gseq, const gw_
 
 /* Whether the job fits the outbox's bounds and the device's share, counting
  * every item as new (duplicates are found later, inside the transaction). */
-static gw_store_result admit_job(gw_outbox *ob, const gw_store_job *job, const held *dev,
+static gw_store_result admit_job(gw_outbox *ob, const gw_store_job *job, const gw_dev_count *dev,
                                  int64_t added, int64_t added_bytes)
 {
     int64_t rows = (int64_t)job->n_items, bytes = 0;
@@ -400,7 +361,7 @@ static gw_store_result admit_job(gw_outbox *ob, const gw_store_job *job, const h
     int64_t share_bytes = ob->max_bytes * ob->device_share / 100;
     if (share_rows < 1)
         share_rows = 1;
-    if (dev->rows + rows > share_rows || (ob->max_bytes > 0 && dev->bytes + bytes > share_bytes))
+    if (dev->n + rows > share_rows || (ob->max_bytes > 0 && dev->bytes + bytes > share_bytes))
         return GW_STORE_DEVICE_FULL;
     return GW_STORE_OK;
 }
@@ -410,7 +371,7 @@ static gw_store_result admit_job(gw_outbox *ob, const gw_store_job *job, const h
  * failed transaction rebuilds it, see commit_group). */
 static int store_job(gw_outbox *ob, gw_store_job *job, int64_t *added, int64_t *added_bytes)
 {
-    held *dev = held_of(ob, job->device);
+    gw_dev_count *dev = gw_devmap_get(ob->held, job->device, true);
     if (dev == NULL)
         return SQLITE_NOMEM;
     job->result = admit_job(ob, job, dev, *added, *added_bytes);
@@ -432,7 +393,7 @@ static int store_job(gw_outbox *ob, gw_store_job *job, int64_t *added, int64_t *
             last_dseq = item->dseq;
         job->first_stored |= i == 0;
         job->stored++;
-        dev->rows++;
+        dev->n++;
         dev->bytes += (int64_t)item->body_len;
         *added_bytes += (int64_t)item->body_len;
     }
@@ -497,7 +458,7 @@ static int quarantine_rows(gw_outbox *ob, const quarantine_req *q, size_t n, int
  * them again from it (rare: only a failed transaction gets here). */
 static void recount(gw_outbox *ob)
 {
-    held_free_all(ob);
+    gw_devmap_clear(ob->held);
     ob->bytes = 0;
     iot_err err = {0};
     if (count_rows(ob, &err) != IOT_OK)
@@ -624,7 +585,7 @@ void gw_outbox_close(gw_outbox *ob)
     sqlite3_finalize(ob->delete_row);
     sqlite3_finalize(ob->quarantine_row);
     sqlite3_close(ob->db);
-    held_free_all(ob);
+    gw_devmap_free(ob->held);
     free(ob->acks);
     if (ob->lock_fd >= 0)
         close(ob->lock_fd);
