@@ -7,6 +7,8 @@
  * walk the whole table or to drain another address's bucket. */
 #include "addrlimit.h"
 
+#include "ratelimit.h"
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -214,10 +216,8 @@ void gw_addr_key_format(const gw_addr_key *key, char *buf, size_t size)
 
 /* --- new connections per address over time -------------------------------- */
 
-typedef struct rate_bucket {
-    double tokens;
-    double updated; /* 0: never used, full */
-} rate_bucket;
+/* updated == 0: never used, full. */
+typedef gw_bucket rate_bucket;
 
 struct gw_addr_rate {
     pthread_mutex_t lock;
@@ -256,17 +256,9 @@ bool gw_addr_rate_take(gw_addr_rate *r, const gw_addr_key *key, double now)
 {
     pthread_mutex_lock(&r->lock);
     rate_bucket *b = bucket_of(r, key);
-    if (b->updated == 0) {
-        b->tokens = r->burst;
-        b->updated = now;
-    } else if (now > b->updated) {
-        double refill = (now - b->updated) * r->rate;
-        b->tokens = b->tokens + refill > r->burst ? r->burst : b->tokens + refill;
-        b->updated = now;
-    }
-    bool ok = b->tokens >= 1.0;
-    if (ok)
-        b->tokens -= 1.0;
+    if (b->updated == 0)
+        *b = (gw_bucket){r->burst, now};
+    bool ok = gw_bucket_take(b, r->rate, r->burst, now);
     pthread_mutex_unlock(&r->lock);
     return ok;
 }

@@ -39,7 +39,6 @@ typedef struct gw_worker gw_worker;
 
 struct gw_worker {
     gw_app *app;
-    int index;
     pthread_t thread;
     struct event_base *base;
     struct evhttp *http;
@@ -724,10 +723,9 @@ static iot_status open_listener(const char *addr, evutil_socket_t *out, iot_err 
     return IOT_OK;
 }
 
-static iot_status worker_init(gw_app *app, gw_worker *w, int index, iot_err *err)
+static iot_status worker_init(gw_app *app, gw_worker *w, iot_err *err)
 {
     w->app = app;
-    w->index = index;
     pthread_mutex_init(&w->lock, NULL);
     w->base = event_base_new();
     w->http = w->base ? evhttp_new(w->base) : NULL;
@@ -821,7 +819,7 @@ iot_status gw_ingest_start(gw_app *app, int workers, gw_ingest **out, iot_err *e
     for (int i = 0; i < workers && st == IOT_OK; i++) {
         in->workers[i].per_address = in->per_address;
         in->workers[i].address_rate = in->address_rate;
-        st = worker_init(app, &in->workers[i], i, err);
+        st = worker_init(app, &in->workers[i], err);
     }
     for (int i = 0; i < workers && st == IOT_OK; i++)
         if (pthread_create(&in->workers[i].thread, NULL, worker_main, &in->workers[i]) != 0)

@@ -55,7 +55,6 @@ struct gw_store_job {
     /* called on the committer thread once the transaction is durable (or
      * failed); it must hand the job back to its owner's thread quickly */
     gw_store_done_fn done;
-    void *owner;
     gw_store_job *next; /* internal */
 };
 

@@ -3,6 +3,7 @@
 #include <math.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,8 +13,7 @@
 
 typedef struct bucket {
     char device[IOT_ID_MAX + 1];
-    double tokens;
-    double updated;
+    gw_bucket b;
     struct bucket *next;
 } bucket;
 
@@ -32,6 +32,18 @@ static uint64_t hash(const char *s)
     for (; *s; s++)
         h = (h ^ (unsigned char)*s) * 1099511628211ull;
     return h;
+}
+
+bool gw_bucket_take(gw_bucket *b, double rate, double burst, double now)
+{
+    if (now > b->updated) {
+        b->tokens = fmin(burst, b->tokens + (now - b->updated) * rate);
+        b->updated = now;
+    }
+    if (b->tokens < 1.0)
+        return false;
+    b->tokens -= 1.0;
+    return true;
 }
 
 gw_ratelimit *gw_ratelimit_new(double rate, double burst)
@@ -79,9 +91,8 @@ static bucket *find_or_add(gw_ratelimit *rl, const char *device, double now)
     bucket *b = calloc(1, sizeof(*b));
     if (b == NULL)
         return NULL;
-    strncpy(b->device, device, IOT_ID_MAX);
-    b->tokens = rl->burst;
-    b->updated = now;
+    snprintf(b->device, sizeof(b->device), "%s", device);
+    b->b = (gw_bucket){rl->burst, now};
     b->next = rl->table[slot];
     rl->table[slot] = b;
     rl->n_buckets++;
@@ -101,15 +112,9 @@ bool gw_ratelimit_take(gw_ratelimit *rl, const char *device, double now, int *re
         *retry_after_s = 1;
         goto out;
     }
-    if (now > b->updated) {
-        b->tokens = fmin(rl->burst, b->tokens + (now - b->updated) * rl->rate);
-        b->updated = now;
-    }
-    if (b->tokens >= 1.0) {
-        b->tokens -= 1.0;
-        ok = true;
-    } else {
-        double wait = (1.0 - b->tokens) / rl->rate;
+    ok = gw_bucket_take(&b->b, rl->rate, rl->burst, now);
+    if (!ok) {
+        double wait = (1.0 - b->b.tokens) / rl->rate;
         *retry_after_s = (int)ceil(wait);
         if (*retry_after_s < 1)
             *retry_after_s = 1;

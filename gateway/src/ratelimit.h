@@ -6,6 +6,18 @@
 
 #include <stdbool.h>
 
+/* One token bucket, the primitive of both limiters (this one per device,
+ * addrlimit.h's per address): `tokens` left, as of `updated` (seconds). */
+typedef struct gw_bucket {
+    double tokens;
+    double updated;
+} gw_bucket;
+
+/* Refills the bucket at `rate` tokens per second, up to `burst`, for the
+ * time since it was last updated (a clock that steps back refills
+ * nothing), then takes one token if there is one. */
+bool gw_bucket_take(gw_bucket *b, double rate, double burst, double now);
+
 typedef struct gw_ratelimit gw_ratelimit;
 
 /* rate <= 0 disables limiting (every call allowed). */
