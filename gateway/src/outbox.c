@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -294,6 +295,8 @@ static int delete_acked(gw_outbox *ob, const int64_t *ids, size_t n, int64_t *de
 static void commit_group(gw_outbox *ob, gw_store_job *jobs, int64_t *acks, size_t n_acks)
 {
     int64_t added = 0, deleted = 0;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     int rc = sqlite3_exec(ob->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
     if (rc == SQLITE_OK)
         rc = delete_acked(ob, acks, n_acks, &deleted);
@@ -317,6 +320,9 @@ static void commit_group(gw_outbox *ob, gw_store_job *jobs, int64_t *acks, size_
         return;
     }
     gw_metric_inc(GW_M_STORE_COMMITS);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    gw_histogram_observe(GW_H_OUTBOX_COMMIT,
+                         (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
     int64_t depth = atomic_fetch_add(&ob->depth, added - deleted) + added - deleted;
     gw_gauge_set(GW_G_OUTBOX_DEPTH, depth);
     gw_metric_add(GW_M_READINGS_PUBLISHED, (uint64_t)deleted);
