@@ -20,7 +20,7 @@ TEST_PKGS=(
   clang libclang-rt-14-dev gcovr
   gcc-riscv64-unknown-elf picolibc-riscv64-unknown-elf qemu-system-misc
   iproute2 nftables wireguard-go wireguard-tools tcpdump iputils-ping
-  testssl.sh
+  testssl.sh prometheus
   systemd strace python3-yaml curl docker-compose
 )
 # Only for bench/: the systems the gateway is compared with.

@@ -11,9 +11,13 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
+#include <openssl/ssl.h>
 #include <openssl/x509.h>
+#include <openssl/x509_vfy.h>
+#include <openssl/x509v3.h>
 
 #include "log.h"
 #include "message.h"
@@ -52,7 +56,18 @@ struct gw_forwarder {
     char status_topic[160]; /* gateway/<certificate CN>/status, "" if unknown */
     char *msg;              /* mqtt_max_packet bytes: no message that fits is larger */
     bool stopping;
+    /* TLS to the broker: built here rather than by libmosquitto so that the
+     * broker's certificate is checked against the CRL in force. Rebuilt
+     * when the identity generation changes (a reload), so each new
+     * connection uses the CRL loaded last. */
+    SSL_CTX *tls;
+    uint64_t tls_generation;
+    bool crl_checked; /* the CRL in force was issued by mqtt_ca */
+    int verify_error; /* X509_V_* of the last refused broker certificate, 0 if none */
+    char verify_subject[256];
 };
+
+static int ex_forwarder = -1; /* SSL_CTX ex_data: gw_forwarder * */
 
 static void schedule_reconnect(gw_forwarder *fw);
 static void pump(gw_forwarder *fw);
@@ -91,12 +106,34 @@ static void teardown(gw_forwarder *fw)
     gw_gauge_set(GW_G_MQTT_INFLIGHT, 0);
 }
 
+/* Logs and counts a refused broker certificate, once per connection
+ * attempt; false if the last failure was not about the certificate. */
+static bool broker_cert_refused(gw_forwarder *fw)
+{
+    if (fw->verify_error == 0)
+        return false;
+    gw_metric_inc(GW_M_MQTT_CERT_REFUSED);
+    gw_log(GW_LOG_ERROR, "mqtt.certificate_refused",
+           "broker=%s:%d reason=\"%s\" subject=\"%s\" action=\"%s\"", fw->app->cfg.mqtt_host,
+           fw->app->cfg.mqtt_port, X509_verify_cert_error_string(fw->verify_error),
+           fw->verify_subject,
+           fw->verify_error == X509_V_ERR_CERT_REVOKED
+               ? "the broker's certificate is revoked in the CRL: give the broker a new "
+                 "certificate (iotctl cert server); readings stay in the outbox"
+               : "check the broker's certificate against mqtt_ca and mqtt_host; readings "
+                 "stay in the outbox");
+    fw->verify_error = 0;
+    return true;
+}
+
 /* Called where a failure is noticed; the real work happens outside any
  * libmosquitto callback. */
 static void connection_lost(gw_forwarder *fw, const char *why)
 {
     if (fw->mosq == NULL || event_pending(fw->teardown_ev, EV_TIMEOUT, NULL))
         return;
+    if (broker_cert_refused(fw))
+        why = "broker certificate refused";
     gw_log(GW_LOG_WARN, "mqtt.disconnected", "broker=%s:%d reason=\"%s\"", fw->app->cfg.mqtt_host,
            fw->app->cfg.mqtt_port, why);
     event_active(fw->teardown_ev, EV_TIMEOUT, 0);
@@ -362,9 +399,137 @@ void gw_forwarder_notify(void *arg)
     event_active(fw->wake_ev, EV_READ, 0);
 }
 
+/* Records why the broker's certificate was refused, for connection_lost. */
+static int verify_broker(int ok, X509_STORE_CTX *store)
+{
+    if (ok)
+        return 1;
+    SSL *ssl = X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx());
+    gw_forwarder *fw = ssl ? SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), ex_forwarder) : NULL;
+    if (fw != NULL && fw->verify_error == 0) {
+        fw->verify_error = X509_STORE_CTX_get_error(store);
+        X509 *cert = X509_STORE_CTX_get_current_cert(store);
+        fw->verify_subject[0] = '\0';
+        if (cert != NULL) /* a verified chain's subject, from our own CA: printable */
+            X509_NAME_oneline(X509_get_subject_name(cert), fw->verify_subject,
+                              (int)sizeof(fw->verify_subject));
+        for (char *p = fw->verify_subject; *p; p++)
+            if (*p == '"' || *p == '\\' || (unsigned char)*p < 0x20)
+                *p = '?';
+    }
+    return 0;
+}
+
+static iot_status load_pem_cert(const char *path, X509 **out, iot_err *err)
+{
+    FILE *f = fopen(path, "r");
+    *out = f ? PEM_read_X509(f, NULL, NULL, NULL) : NULL;
+    if (f)
+        fclose(f);
+    ERR_clear_error();
+    if (*out == NULL)
+        return iot_err_set(err, IOT_ECORRUPT, "%s is not a readable PEM certificate", path);
+    return IOT_OK;
+}
+
+/* The TLS settings libmosquitto would use (TLS 1.2 or later, the broker's
+ * certificate verified against mqtt_ca and mqtt_host, our certificate and
+ * key), plus the CRL in force when mqtt_ca issued it. */
+static iot_status build_tls(gw_forwarder *fw, SSL_CTX **out, iot_err *err)
+{
+    const gw_config *c = &fw->app->cfg;
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    X509 *ca = NULL;
+    X509_CRL *crl = NULL;
+    iot_status st = IOT_OK;
+    *out = NULL;
+    if (ctx == NULL) {
+        st = iot_err_set(err, IOT_ENOMEM, "cannot create the TLS context for the broker");
+        goto out;
+    }
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION);
+    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+    SSL_CTX_set_ex_data(ctx, ex_forwarder, fw);
+    if ((st = load_pem_cert(c->mqtt_ca, &ca, err)) != IOT_OK)
+        goto out;
+    gw_cert_expiry_set(GW_CERT_MQTT_CA, gw_asn1_time_unix(X509_get0_notAfter(ca)));
+    X509_STORE *store = SSL_CTX_get_cert_store(ctx);
+    if (SSL_CTX_load_verify_locations(ctx, c->mqtt_ca, NULL) != 1) {
+        st = iot_err_set(err, IOT_ECRYPTO, "cannot load the CA file %s (mqtt_ca)", c->mqtt_ca);
+        goto out;
+    }
+    if (SSL_CTX_use_certificate_chain_file(ctx, c->mqtt_cert) != 1 ||
+        SSL_CTX_use_PrivateKey_file(ctx, c->mqtt_key, SSL_FILETYPE_PEM) != 1 ||
+        SSL_CTX_check_private_key(ctx) != 1) {
+        st = iot_err_set(err, IOT_ECRYPTO, "cannot use mqtt_cert %s with mqtt_key %s", c->mqtt_cert,
+                         c->mqtt_key);
+        goto out;
+    }
+    gw_cert_expiry_set(GW_CERT_MQTT_CLIENT,
+                       gw_asn1_time_unix(X509_get0_notAfter(SSL_CTX_get0_certificate(ctx))));
+    X509_VERIFY_PARAM *param = SSL_CTX_get0_param(ctx);
+    X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+    if (X509_VERIFY_PARAM_set1_ip_asc(param, c->mqtt_host) != 1 &&
+        X509_VERIFY_PARAM_set1_host(param, c->mqtt_host, 0) != 1) {
+        st = iot_err_set(err, IOT_EINVAL, "mqtt_host '%s' cannot be checked against a certificate",
+                         c->mqtt_host);
+        goto out;
+    }
+    /* The CRL only applies to certificates its issuer signed: with
+     * another CA for the broker, CRL checking would refuse every broker. */
+    crl = gw_identity_crl(fw->app->identity);
+    fw->crl_checked =
+        crl != NULL && X509_NAME_cmp(X509_CRL_get_issuer(crl), X509_get_subject_name(ca)) == 0;
+    if (fw->crl_checked) {
+        if (X509_STORE_add_crl(store, crl) != 1) {
+            st = iot_err_set(err, IOT_ECRYPTO, "cannot use the CRL for the broker connection");
+            goto out;
+        }
+        X509_VERIFY_PARAM_set_flags(param, X509_V_FLAG_CRL_CHECK);
+    }
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, verify_broker);
+    *out = ctx;
+    ctx = NULL;
+out:
+    ERR_clear_error();
+    SSL_CTX_free(ctx);
+    X509_free(ca);
+    X509_CRL_free(crl);
+    return st;
+}
+
+/* Rebuilds the TLS context when the registry and CRL were reloaded. */
+static int refresh_tls(gw_forwarder *fw)
+{
+    uint64_t generation = gw_identity_generation(fw->app->identity);
+    if (fw->tls != NULL && generation == fw->tls_generation)
+        return MOSQ_ERR_SUCCESS;
+    SSL_CTX *ctx = NULL;
+    iot_err err = {0};
+    if (build_tls(fw, &ctx, &err) != IOT_OK) {
+        gw_log(GW_LOG_ERROR, "mqtt.tls_setup_failed", "error=\"%s\"", err.msg);
+        return MOSQ_ERR_TLS;
+    }
+    bool first = fw->tls == NULL;
+    SSL_CTX_free(fw->tls);
+    fw->tls = ctx;
+    fw->tls_generation = generation;
+    if (first && !fw->crl_checked)
+        gw_log(GW_LOG_WARN, "mqtt.crl_not_applicable",
+               "mqtt_ca=%s crl=%s action=\"the CRL is not issued by mqtt_ca: the broker's "
+               "certificate is not checked for revocation\"",
+               fw->app->cfg.mqtt_ca, fw->app->cfg.crl_file);
+    return MOSQ_ERR_SUCCESS;
+}
+
 static int connect_now(gw_forwarder *fw)
 {
     const gw_config *c = &fw->app->cfg;
+    int rc = refresh_tls(fw);
+    if (rc != MOSQ_ERR_SUCCESS)
+        return rc;
+    fw->verify_error = 0;
     fw->mosq = mosquitto_new(fw->client_id, true, fw);
     if (fw->mosq == NULL)
         return MOSQ_ERR_NOMEM;
@@ -374,11 +539,10 @@ static int connect_now(gw_forwarder *fw)
     mosquitto_int_option(fw->mosq, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V5);
     /* Our own window bounds what is in flight; libmosquitto must not hold back. */
     mosquitto_max_inflight_messages_set(fw->mosq, 0);
-    int rc = mosquitto_tls_set(fw->mosq, c->mqtt_ca, NULL, c->mqtt_cert, c->mqtt_key, NULL);
+    /* Our context as it is: libmosquitto adds nothing to it (no defaults). */
+    rc = mosquitto_int_option(fw->mosq, MOSQ_OPT_SSL_CTX_WITH_DEFAULTS, 0);
     if (rc == MOSQ_ERR_SUCCESS)
-        rc = mosquitto_tls_opts_set(fw->mosq, 1, "tlsv1.2", NULL);
-    if (rc == MOSQ_ERR_SUCCESS)
-        rc = mosquitto_tls_insecure_set(fw->mosq, false);
+        rc = mosquitto_void_option(fw->mosq, MOSQ_OPT_SSL_CTX, fw->tls);
     if (rc == MOSQ_ERR_SUCCESS && fw->status_topic[0])
         rc = mosquitto_will_set(fw->mosq, fw->status_topic, 7, "offline", 1, true);
     if (rc == MOSQ_ERR_SUCCESS)
@@ -406,6 +570,7 @@ static void on_retry(evutil_socket_t fd, short what, void *arg)
     gw_forwarder *fw = arg;
     int rc = connect_now(fw);
     if (rc != MOSQ_ERR_SUCCESS) {
+        broker_cert_refused(fw);
         gw_log(GW_LOG_WARN, "mqtt.connect_failed", "broker=%s:%d reason=\"%s\" attempt=%d",
                fw->app->cfg.mqtt_host, fw->app->cfg.mqtt_port,
                rc == MOSQ_ERR_ERRNO ? "connection refused or unreachable" : mosquitto_strerror(rc),
@@ -461,6 +626,8 @@ iot_status gw_forwarder_start(gw_app *app, struct event_base *base, gw_forwarder
         return iot_err_set(err, IOT_ENOMEM, "out of memory");
     fw->app = app;
     fw->base = base;
+    if (ex_forwarder < 0)
+        ex_forwarder = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, NULL);
     fw->window_cap = app->cfg.mqtt_inflight > 0 ? app->cfg.mqtt_inflight : 1;
     fw->window = calloc((size_t)fw->window_cap, sizeof(*fw->window));
     fw->acked = calloc((size_t)fw->window_cap, sizeof(*fw->acked));
@@ -522,6 +689,7 @@ void gw_forwarder_stop(gw_forwarder *fw)
         if (evs[i])
             event_free(evs[i]);
     gw_outbox_reader_close(fw->reader);
+    SSL_CTX_free(fw->tls);
     free(fw->window);
     free(fw->acked);
     free(fw->msg);

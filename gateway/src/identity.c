@@ -44,6 +44,7 @@ struct gw_identity {
     char registry_path[512];
     char crl_path[512];
     X509 *ca;
+    X509_CRL *crl; /* the CRL in force: the last one that loaded and checked */
     pthread_mutex_t lock;
     id_snapshot *current;
     /* Bumped at every snapshot swap: a verdict computed in generation G
@@ -119,14 +120,14 @@ static bool serial_hex(const ASN1_INTEGER *serial, char out[IOT_SERIAL_HEX_MAX +
     return ok;
 }
 
-/* Marks every serial the CRL lists; the CRL must be signed by the CA. A
- * listed serial the registry no longer has (a certificate replaced by a
- * renewal under the same name) gets an entry of its own, so that it is
- * refused as revoked rather than as unknown. */
-static iot_status apply_crl(gw_identity *id, id_snapshot *snap, size_t *listed, iot_err *err)
+/* Reads the CRL file and checks that the CA issued and signed it. On
+ * failure *reason is a stable token for the log and the error says what. */
+static iot_status load_crl(gw_identity *id, X509_CRL **out, const char **reason, iot_err *err)
 {
     char *data = NULL;
     size_t len = 0;
+    *out = NULL;
+    *reason = "unreadable";
     iot_status st = iot_file_read(id->crl_path, CRL_FILE_MAX, &data, &len, err);
     if (st != IOT_OK)
         return st;
@@ -136,28 +137,74 @@ static iot_status apply_crl(gw_identity *id, id_snapshot *snap, size_t *listed, 
     free(data);
     if (crl == NULL) {
         ERR_clear_error();
+        *reason = "not_a_crl";
         return iot_err_set(err, IOT_ECORRUPT, "CRL %s is not a PEM CRL", id->crl_path);
+    }
+    if (X509_NAME_cmp(X509_CRL_get_issuer(crl), X509_get_subject_name(id->ca)) != 0) {
+        X509_CRL_free(crl);
+        *reason = "foreign_issuer";
+        return iot_err_set(err, IOT_ECRYPTO, "CRL %s was issued by another CA than the client CA",
+                           id->crl_path);
     }
     EVP_PKEY *ca_key = X509_get0_pubkey(id->ca);
     if (ca_key == NULL || X509_CRL_verify(crl, ca_key) != 1) {
         ERR_clear_error();
         X509_CRL_free(crl);
+        *reason = "bad_signature";
         return iot_err_set(err, IOT_ECRYPTO, "CRL %s is not signed by the client CA", id->crl_path);
     }
-    const ASN1_TIME *next = X509_CRL_get0_nextUpdate(crl);
-    if (next != NULL && X509_cmp_current_time(next) < 0)
-        gw_log(GW_LOG_WARN, "identity.crl_expired",
-               "path=%s action=\"run 'iotctl crl update' and copy the CRL\"", id->crl_path);
-    STACK_OF(X509_REVOKED) *revoked = X509_CRL_get_REVOKED(crl);
+    *out = crl;
+    return IOT_OK;
+}
+
+/* A CRL may only replace the one in force if it is not older: its CRL
+ * Number is not lower (and present if the old one had one) and its
+ * thisUpdate is not earlier. Otherwise a saved copy put back would
+ * un-revoke every certificate revoked since. */
+static iot_status check_not_older(const gw_identity *id, const X509_CRL *in_force, X509_CRL *crl,
+                                  const char **reason, iot_err *err)
+{
+    if (in_force == NULL)
+        return IOT_OK;
+    iot_status st = IOT_OK;
+    ASN1_INTEGER *old_num = X509_CRL_get_ext_d2i(in_force, NID_crl_number, NULL, NULL);
+    ASN1_INTEGER *new_num = X509_CRL_get_ext_d2i(crl, NID_crl_number, NULL, NULL);
+    if (old_num != NULL && new_num == NULL) {
+        *reason = "no_crl_number";
+        st = iot_err_set(err, IOT_ECORRUPT,
+                         "CRL %s has no CRL Number while the CRL in force has one", id->crl_path);
+    } else if (old_num != NULL && ASN1_INTEGER_cmp(new_num, old_num) < 0) {
+        *reason = "older_crl_number";
+        st = iot_err_set(err, IOT_ECORRUPT,
+                         "CRL %s has CRL Number %lld, lower than %lld of the CRL in force",
+                         id->crl_path, (long long)ASN1_INTEGER_get(new_num),
+                         (long long)ASN1_INTEGER_get(old_num));
+    } else if (ASN1_TIME_compare(X509_CRL_get0_lastUpdate(crl),
+                                 X509_CRL_get0_lastUpdate(in_force)) < 0) {
+        *reason = "older_this_update";
+        st = iot_err_set(err, IOT_ECORRUPT,
+                         "CRL %s was issued (thisUpdate) before the CRL in force", id->crl_path);
+    }
+    ASN1_INTEGER_free(old_num);
+    ASN1_INTEGER_free(new_num);
+    ERR_clear_error();
+    return st;
+}
+
+/* Marks every serial the CRL lists. A listed serial the registry no longer
+ * has (a certificate replaced by a renewal under the same name) gets an
+ * entry of its own, so that it is refused as revoked rather than as
+ * unknown. */
+static iot_status apply_crl(const X509_CRL *crl, id_snapshot *snap, size_t *listed, iot_err *err)
+{
+    STACK_OF(X509_REVOKED) *revoked = X509_CRL_get_REVOKED((X509_CRL *)crl);
     int n_listed = sk_X509_REVOKED_num(revoked);
     size_t in_registry = snap->n, orphans = 0;
     id_entry *grown = n_listed > 0
                           ? realloc(snap->entries, (snap->n + (size_t)n_listed) * sizeof(id_entry))
                           : snap->entries;
-    if (n_listed > 0 && grown == NULL) {
-        X509_CRL_free(crl);
-        return iot_err_set(err, IOT_ENOMEM, "out of memory loading CRL %s", id->crl_path);
-    }
+    if (n_listed > 0 && grown == NULL)
+        return iot_err_set(err, IOT_ENOMEM, "out of memory applying the CRL");
     snap->entries = grown;
     *listed = 0;
     for (int i = 0; i < n_listed; i++) {
@@ -178,8 +225,19 @@ static iot_status apply_crl(gw_identity *id, id_snapshot *snap, size_t *listed, 
     snap->n = in_registry + orphans;
     if (orphans > 0)
         qsort(snap->entries, snap->n, sizeof(id_entry), entry_cmp);
-    X509_CRL_free(crl);
     return IOT_OK;
+}
+
+/* The CRL's number as a gauge value; -1 without one (or an absurd one). */
+static int64_t crl_number_of(const X509_CRL *crl)
+{
+    ASN1_INTEGER *num = X509_CRL_get_ext_d2i(crl, NID_crl_number, NULL, NULL);
+    int64_t v = -1;
+    if (num == NULL || !ASN1_INTEGER_get_int64(&v, num))
+        v = -1;
+    ASN1_INTEGER_free(num);
+    ERR_clear_error();
+    return v;
 }
 
 static void stamp_of(const char *path, file_stamp *st)
@@ -200,6 +258,12 @@ static bool stamp_equal(const file_stamp *a, const file_stamp *b)
            a->mtime.tv_sec == b->mtime.tv_sec && a->mtime.tv_nsec == b->mtime.tv_nsec;
 }
 
+/* The registry is read first and must load: it is where iotctl records
+ * every revocation. The CRL is then checked; one that cannot be used
+ * (missing, corrupt, foreign, older than the one in force) does not stop
+ * the reload: the new snapshot takes the registry's revocations and the
+ * CRL in force stays, marked stale, logged and counted. Only at startup,
+ * with no CRL in force yet, is an unusable CRL fatal. */
 iot_status gw_identity_reload(gw_identity *id, iot_err *err)
 {
     file_stamp reg_stamp, crl_stamp;
@@ -212,20 +276,48 @@ iot_status gw_identity_reload(gw_identity *id, iot_err *err)
     iot_registry *reg = NULL;
     load_ctx lc = {snap, 0};
     size_t listed = 0;
+    X509_CRL *fresh = NULL, *in_force = NULL;
+    const char *reason = "";
+    iot_err crl_err = {0};
     iot_status st = iot_registry_open(id->registry_path, IOT_REGISTRY_READONLY, &reg, err);
     if (st == IOT_OK)
         st = iot_registry_foreach(reg, -1, add_record, &lc, err);
     iot_registry_close(reg);
-    if (st == IOT_OK) {
-        qsort(snap->entries, snap->n, sizeof(id_entry), entry_cmp);
-        st = apply_crl(id, snap, &listed, err);
+    if (st != IOT_OK)
+        goto out;
+    qsort(snap->entries, snap->n, sizeof(id_entry), entry_cmp);
+
+    pthread_mutex_lock(&id->lock);
+    in_force = id->crl;
+    if (in_force != NULL)
+        X509_CRL_up_ref(in_force);
+    pthread_mutex_unlock(&id->lock);
+    iot_status crl_st = load_crl(id, &fresh, &reason, &crl_err);
+    if (crl_st == IOT_OK)
+        crl_st = check_not_older(id, in_force, fresh, &reason, &crl_err);
+    if (crl_st != IOT_OK) {
+        X509_CRL_free(fresh);
+        fresh = NULL;
+        gw_metric_inc(GW_M_CRL_LOAD_FAILURES);
+        if (in_force == NULL) { /* startup: nothing to fall back on */
+            st = iot_err_set(err, crl_st, "%s", crl_err.msg);
+            goto out;
+        }
+        gw_log(GW_LOG_ERROR, "identity.crl_rejected",
+               "path=%s reason=%s error=\"%s\" action=\"kept the CRL in force and applied the "
+               "registry's revocations; install the current CRL from 'iotctl crl update'\"",
+               id->crl_path, reason, crl_err.msg);
     }
-    if (st != IOT_OK) {
-        free(snap->entries);
-        free(snap);
-        gw_metric_inc(GW_M_RELOAD_FAILURES);
-        return st;
-    }
+    const X509_CRL *use = fresh != NULL ? fresh : in_force;
+    if ((st = apply_crl(use, snap, &listed, err)) != IOT_OK)
+        goto out;
+    const ASN1_TIME *next = X509_CRL_get0_nextUpdate(use);
+    if (next != NULL && X509_cmp_current_time(next) < 0)
+        gw_log(GW_LOG_WARN, "identity.crl_expired",
+               "path=%s action=\"run 'iotctl crl update' and copy the CRL\"", id->crl_path);
+    int64_t crl_number = crl_number_of(use);
+    int64_t next_update = next != NULL ? gw_asn1_time_unix(next) : 0;
+
     size_t active = 0;
     for (size_t i = 0; i < snap->n; i++)
         if (snap->entries[i].kind == IOT_KIND_DEVICE && !snap->entries[i].revoked)
@@ -233,17 +325,47 @@ iot_status gw_identity_reload(gw_identity *id, iot_err *err)
     pthread_mutex_lock(&id->lock);
     id_snapshot *old = id->current;
     id->current = snap;
+    snap = NULL;
+    if (fresh != NULL) {
+        X509_CRL_free(id->crl);
+        id->crl = fresh;
+        fresh = NULL;
+    }
     atomic_fetch_add(&id->generation, 1);
     id->registry_stamp = reg_stamp;
-    id->crl_stamp = crl_stamp;
+    id->crl_stamp = crl_stamp; /* a rejected file is not retried until it changes */
     pthread_mutex_unlock(&id->lock);
     snapshot_release(id, old);
+    bool stale = crl_st != IOT_OK;
     gw_gauge_set(GW_G_REGISTRY_DEVICES, (int64_t)active);
     gw_gauge_set(GW_G_CRL_REVOKED, (int64_t)listed);
+    gw_gauge_set(GW_G_CRL_STALE, stale ? 1 : 0);
+    gw_gauge_set(GW_G_CRL_NUMBER, crl_number);
+    gw_gauge_set(GW_G_CRL_NEXT_UPDATE, next_update);
     gw_metric_inc(GW_M_RELOADS);
-    gw_log(GW_LOG_INFO, "identity.loaded", "registry=%s crl=%s active_devices=%zu crl_entries=%zu",
-           id->registry_path, id->crl_path, active, listed);
-    return IOT_OK;
+    gw_log(stale ? GW_LOG_WARN : GW_LOG_INFO, "identity.loaded",
+           "registry=%s crl=%s active_devices=%zu crl_entries=%zu crl_number=%lld crl_stale=%d",
+           id->registry_path, id->crl_path, active, listed, (long long)crl_number, stale ? 1 : 0);
+out:
+    X509_CRL_free(fresh);
+    X509_CRL_free(in_force);
+    if (snap != NULL) {
+        free(snap->entries);
+        free(snap);
+    }
+    if (st != IOT_OK)
+        gw_metric_inc(GW_M_RELOAD_FAILURES);
+    return st;
+}
+
+X509_CRL *gw_identity_crl(gw_identity *id)
+{
+    pthread_mutex_lock(&id->lock);
+    X509_CRL *crl = id->crl;
+    if (crl != NULL)
+        X509_CRL_up_ref(crl);
+    pthread_mutex_unlock(&id->lock);
+    return crl;
 }
 
 iot_status gw_identity_reload_if_changed(gw_identity *id, bool *reloaded, iot_err *err)
@@ -292,8 +414,10 @@ iot_status gw_identity_open(const char *registry_path, const char *crl_path, con
     snprintf(id->registry_path, sizeof(id->registry_path), "%s", registry_path);
     snprintf(id->crl_path, sizeof(id->crl_path), "%s", crl_path);
     iot_status st = load_ca(ca_path, &id->ca, err);
-    if (st == IOT_OK)
+    if (st == IOT_OK) {
+        gw_cert_expiry_set(GW_CERT_CA, gw_asn1_time_unix(X509_get0_notAfter(id->ca)));
         st = gw_identity_reload(id, err);
+    }
     if (st != IOT_OK) {
         gw_identity_close(id);
         return st;
@@ -307,6 +431,7 @@ void gw_identity_close(gw_identity *id)
     if (id == NULL)
         return;
     snapshot_release(id, id->current);
+    X509_CRL_free(id->crl);
     X509_free(id->ca);
     pthread_mutex_destroy(&id->lock);
     free(id);

@@ -5,11 +5,15 @@
  * (OpenSSL checks that, and validity dates), its serial is in the registry
  * as an active *device* whose name equals the certificate CN and whose
  * fingerprint matches, and the serial is not in the CRL. The CRL's
- * signature is verified against the CA before it is used.
+ * issuer and signature are checked against the CA before it is used, and a
+ * CRL older than the one in force (lower CRL Number or thisUpdate) is
+ * refused.
  *
  * The snapshot is immutable and reference counted: a reload (SIGHUP or a
  * changed file) builds a new one and swaps it in; checks in progress keep
- * the one they started with. A failed reload keeps the previous snapshot.
+ * the one they started with. A registry that cannot be read keeps the
+ * previous snapshot; a CRL that cannot be used does not: the registry's
+ * revocations are applied with the CRL in force kept (iotgw_crl_stale 1).
  */
 #ifndef GW_IDENTITY_H
 #define GW_IDENTITY_H
@@ -37,7 +41,10 @@ iot_status gw_identity_open(const char *registry_path, const char *crl_path, con
                             gw_identity **out, iot_err *err);
 void gw_identity_close(gw_identity *id);
 
-/* Rebuilds the snapshot from the files; keeps the old one on failure. */
+/* Rebuilds the snapshot from the files; keeps the old one if the registry
+ * cannot be read. An unusable CRL file is logged (identity.crl_rejected)
+ * and counted, and the CRL in force stays; it fails the call only when
+ * there is none yet (at open). */
 iot_status gw_identity_reload(gw_identity *id, iot_err *err);
 
 /* Reloads if either file changed since the last load (mtime, size, inode).
@@ -56,6 +63,10 @@ gw_id_verdict gw_identity_check_name(gw_identity *id, const char *name);
  * verdict on a certificate holds while the generation it was computed in
  * is current. */
 uint64_t gw_identity_generation(gw_identity *id);
+
+/* The CRL in force, with a reference the caller frees (X509_CRL_free);
+ * NULL if none. */
+X509_CRL *gw_identity_crl(gw_identity *id);
 
 const char *gw_id_verdict_name(gw_id_verdict v);
 gw_refusal gw_id_verdict_refusal(gw_id_verdict v);

@@ -128,6 +128,11 @@ static iot_status start(daemon_state *d, iot_err *err)
     if (app->cfg.device_tls &&
         (st = gw_tls_server_ctx(&topt, app->identity, &app->device_tls, err)) != IOT_OK)
         return st;
+    if (app->device_tls !=
+        NULL) /* iotgw_certificate_expiry_timestamp_seconds{certificate="server"} */
+        gw_cert_expiry_set(GW_CERT_SERVER, gw_asn1_time_unix(X509_get0_notAfter(
+                                               SSL_CTX_get0_certificate(app->device_tls))));
+    gw_gauge_set(GW_G_OUTBOX_MAX, app->cfg.outbox_max);
     if ((st = gw_forwarder_start(app, d->base, &app->forwarder, err)) != IOT_OK ||
         (st = gw_outbox_start(app->outbox, gw_forwarder_notify, app->forwarder, err)) != IOT_OK)
         return st;

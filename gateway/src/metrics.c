@@ -1,12 +1,45 @@
+#define _DEFAULT_SOURCE /* timegm */
 #include "metrics.h"
 
+#include <dirent.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <time.h>
+
+#include <openssl/asn1.h>
+#include <openssl/crypto.h>
 
 static atomic_uint_fast64_t counters[GW_M_COUNTER_COUNT];
 static atomic_int_fast64_t gauges[GW_G_GAUGE_COUNT];
 static atomic_uint_fast64_t refusals[GW_R_REFUSAL_COUNT];
+static atomic_int_fast64_t cert_expiry[GW_CERT_SLOT_COUNT];
+
+/* Upper bounds in seconds; the last bucket (+Inf) is implicit. An fsync
+ * on an SSD takes about a millisecond, on a loaded SD card a second. */
+static const double COMMIT_BUCKETS[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+                                        0.05,   0.1,   0.25,   0.5,   1,    2.5};
+#define N_BUCKETS (sizeof(COMMIT_BUCKETS) / sizeof(COMMIT_BUCKETS[0]))
+
+static struct {
+    atomic_uint_fast64_t buckets[N_BUCKETS + 1]; /* not cumulative; the last is +Inf */
+    atomic_uint_fast64_t sum_ns;
+} histograms[GW_H_HISTOGRAM_COUNT];
+
+static const struct {
+    const char *name;
+    const char *help;
+} HISTOGRAMS[GW_H_HISTOGRAM_COUNT] = {
+    [GW_H_OUTBOX_COMMIT] = {"iotgw_outbox_commit_seconds",
+                            "Time one outbox transaction took to commit, fsync included"},
+};
+
+static const char *const CERT_SLOTS[GW_CERT_SLOT_COUNT] = {
+    [GW_CERT_SERVER] = "server",
+    [GW_CERT_MQTT_CLIENT] = "mqtt_client",
+    [GW_CERT_CA] = "ca",
+    [GW_CERT_MQTT_CA] = "mqtt_ca",
+};
 
 static const struct {
     const char *name;
@@ -23,7 +56,7 @@ static const struct {
         {"iotgw_readings_published_total",
          "Readings acknowledged by the broker (PUBACK) and removed from the outbox"},
     [GW_M_READINGS_DROPPED_BY_DEVICES] =
-        {"iotgw_device_dropped_readings_total",
+        {"iotgw_readings_dropped_by_device_total",
          "Readings devices reported dropping from full offline queues"},
     [GW_M_STORE_COMMITS] =
         {"iotgw_outbox_commits_total",
@@ -36,7 +69,7 @@ static const struct {
                                    "readings stay in the outbox"},
     [GW_M_RELOADS] = {"iotgw_identity_reloads_total", "Registry and CRL reloads"},
     [GW_M_RELOAD_FAILURES] = {"iotgw_identity_reload_failures_total",
-                              "Registry or CRL reloads that failed (the previous state is kept)"},
+                              "Registry reloads that failed (the previous state is kept)"},
     [GW_M_READINGS_QUARANTINED] =
         {"iotgw_readings_quarantined_total",
          "Stored readings the broker can never take (too large, malformed), moved out of the "
@@ -45,6 +78,13 @@ static const struct {
         {"iotgw_connections_unclean_close_total",
          "Device connections the peer closed without a TLS close_notify after a completed "
          "handshake: ordinary disconnects, not security events"},
+    [GW_M_CRL_LOAD_FAILURES] =
+        {"iotgw_crl_load_failures_total",
+         "CRL files refused (missing, corrupt, not issued and signed by "
+         "the CA, or older than the CRL in force); the CRL in force is kept"},
+    [GW_M_MQTT_CERT_REFUSED] = {"iotgw_mqtt_certificate_refused_total",
+                                "Connections to the broker ended because its certificate did not "
+                                "verify (revoked, expired, another CA or another name)"},
 };
 
 static const struct {
@@ -61,7 +101,14 @@ static const struct {
         {"iotgw_connected_addresses",
          "Client addresses (IPv6: /64 prefixes) holding device connections"},
     [GW_G_REGISTRY_DEVICES] = {"iotgw_registry_devices", "Active devices in the loaded registry"},
-    [GW_G_CRL_REVOKED] = {"iotgw_crl_revoked", "Serial numbers in the loaded CRL"},
+    [GW_G_CRL_REVOKED] = {"iotgw_crl_revoked_certificates",
+                          "Serial numbers listed in the CRL in force"},
+    [GW_G_CRL_STALE] = {"iotgw_crl_stale",
+                        "1 while the CRL file is refused and an older CRL is in force"},
+    [GW_G_CRL_NUMBER] = {"iotgw_crl_number", "CRL Number of the CRL in force (-1: none)"},
+    [GW_G_CRL_NEXT_UPDATE] = {"iotgw_crl_next_update_timestamp_seconds",
+                              "nextUpdate of the CRL in force, unix seconds"},
+    [GW_G_OUTBOX_MAX] = {"iotgw_outbox_max", "Capacity of the outbox in readings (outbox_max)"},
     [GW_G_OUTBOX_BYTES] = {"iotgw_outbox_bytes",
                            "Bytes of stored messages in the outbox (bounded by outbox_max_bytes)"},
     [GW_G_OUTBOX_QUARANTINED] = {"iotgw_outbox_quarantined",
@@ -147,6 +194,43 @@ int gw_refusal_is_security(gw_refusal r)
     return REFUSALS[r].security;
 }
 
+void gw_cert_expiry_set(gw_cert_slot slot, int64_t not_after_unix)
+{
+    atomic_store_explicit(&cert_expiry[slot], not_after_unix, memory_order_relaxed);
+}
+
+void gw_histogram_observe(gw_histogram h, double seconds)
+{
+    size_t b = 0;
+    while (b < N_BUCKETS && seconds > COMMIT_BUCKETS[b])
+        b++;
+    atomic_fetch_add_explicit(&histograms[h].buckets[b], 1, memory_order_relaxed);
+    double ns = seconds > 0 ? seconds * 1e9 : 0;
+    atomic_fetch_add_explicit(&histograms[h].sum_ns, (uint64_t)ns, memory_order_relaxed);
+}
+
+int64_t gw_asn1_time_unix(const ASN1_TIME *t)
+{
+    struct tm tm;
+    if (t == NULL || ASN1_TIME_to_tm(t, &tm) != 1)
+        return 0;
+    return (int64_t)timegm(&tm);
+}
+
+/* Descriptors open in this process; -1 if /proc is not there. */
+static long open_fds(void)
+{
+    DIR *dir = opendir("/proc/self/fd");
+    if (dir == NULL)
+        return -1;
+    long n = 0;
+    for (struct dirent *e; (e = readdir(dir)) != NULL;)
+        if (e->d_name[0] != '.')
+            n++;
+    closedir(dir);
+    return n - 1; /* the directory stream's own descriptor */
+}
+
 /* Appends to buf at *off, never past size; returns 0 once full. */
 static int emit(char *buf, size_t size, size_t *off, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
@@ -177,6 +261,44 @@ size_t gw_metrics_render(char *buf, size_t size)
     for (int i = 0; i < GW_G_GAUGE_COUNT; i++)
         emit(buf, size, &off, "# HELP %s %s\n# TYPE %s gauge\n%s %lld\n", GAUGES[i].name,
              GAUGES[i].help, GAUGES[i].name, GAUGES[i].name, (long long)gw_gauge_get((gw_gauge)i));
+    emit(buf, size, &off,
+         "# HELP iotgw_certificate_expiry_timestamp_seconds notAfter of the gateway's "
+         "certificates and CAs, unix seconds\n"
+         "# TYPE iotgw_certificate_expiry_timestamp_seconds gauge\n");
+    for (int i = 0; i < GW_CERT_SLOT_COUNT; i++) {
+        int64_t v = atomic_load_explicit(&cert_expiry[i], memory_order_relaxed);
+        if (v != 0)
+            emit(buf, size, &off,
+                 "iotgw_certificate_expiry_timestamp_seconds{certificate=\"%s\"} %lld\n",
+                 CERT_SLOTS[i], (long long)v);
+    }
+    emit(buf, size, &off,
+         "# HELP iotgw_open_fds File descriptors open in the gateway process\n"
+         "# TYPE iotgw_open_fds gauge\niotgw_open_fds %ld\n",
+         open_fds());
+    emit(buf, size, &off,
+         "# HELP iotgw_build_info The gateway's version and the OpenSSL it runs with\n"
+         "# TYPE iotgw_build_info gauge\n"
+         "iotgw_build_info{version=\"%s\",openssl=\"%s\"} 1\n",
+         IOT_VERSION, OpenSSL_version(OPENSSL_VERSION_STRING));
+    for (int h = 0; h < GW_H_HISTOGRAM_COUNT; h++) {
+        const char *name = HISTOGRAMS[h].name;
+        emit(buf, size, &off, "# HELP %s %s\n# TYPE %s histogram\n", name, HISTOGRAMS[h].help,
+             name);
+        uint64_t sum_ns = atomic_load_explicit(&histograms[h].sum_ns, memory_order_relaxed);
+        uint64_t cumulative = 0;
+        for (size_t b = 0; b <= N_BUCKETS; b++) {
+            cumulative += atomic_load_explicit(&histograms[h].buckets[b], memory_order_relaxed);
+            if (b < N_BUCKETS)
+                emit(buf, size, &off, "%s_bucket{le=\"%g\"} %llu\n", name, COMMIT_BUCKETS[b],
+                     (unsigned long long)cumulative);
+            else
+                emit(buf, size, &off, "%s_bucket{le=\"+Inf\"} %llu\n", name,
+                     (unsigned long long)cumulative);
+        }
+        emit(buf, size, &off, "%s_sum %.9f\n%s_count %llu\n", name, (double)sum_ns / 1e9, name,
+             (unsigned long long)cumulative); /* _count is the +Inf bucket */
+    }
     emit(buf, size, &off,
          "# HELP iotgw_refusals_total Requests and connections refused, by reason; "
          "class=\"security\" marks security events\n# TYPE iotgw_refusals_total counter\n");

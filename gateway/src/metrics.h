@@ -26,6 +26,8 @@ typedef enum gw_counter {
     GW_M_RELOAD_FAILURES,
     GW_M_READINGS_QUARANTINED,
     GW_M_CONNECTIONS_UNCLEAN_CLOSE,
+    GW_M_CRL_LOAD_FAILURES, /* CRL files refused: the CRL in force was kept */
+    GW_M_MQTT_CERT_REFUSED, /* broker certificates that did not verify */
     GW_M_COUNTER_COUNT
 } gw_counter;
 
@@ -40,6 +42,10 @@ typedef enum gw_gauge {
     GW_G_OUTBOX_BYTES,
     GW_G_OUTBOX_QUARANTINED,
     GW_G_REQUEST_BYTES,
+    GW_G_CRL_STALE,       /* 1 while the CRL file is refused and an older one is in force */
+    GW_G_CRL_NUMBER,      /* CRL Number of the CRL in force */
+    GW_G_CRL_NEXT_UPDATE, /* its nextUpdate, unix seconds */
+    GW_G_OUTBOX_MAX,
     GW_G_GAUGE_COUNT
 } gw_gauge;
 
@@ -81,6 +87,28 @@ void gw_refusal_inc(gw_refusal r);
 uint64_t gw_refusal_get(gw_refusal r);
 const char *gw_refusal_name(gw_refusal r);
 int gw_refusal_is_security(gw_refusal r);
+
+/* Certificates whose notAfter is exported as
+ * iotgw_certificate_expiry_timestamp_seconds{certificate="..."}. */
+typedef enum gw_cert_slot {
+    GW_CERT_SERVER,      /* tls_cert: what devices see */
+    GW_CERT_MQTT_CLIENT, /* mqtt_cert: what the broker sees */
+    GW_CERT_CA,          /* client_ca: devices' CA, also the CRL issuer */
+    GW_CERT_MQTT_CA,     /* mqtt_ca: the broker's CA */
+    GW_CERT_SLOT_COUNT
+} gw_cert_slot;
+
+typedef enum gw_histogram {
+    GW_H_OUTBOX_COMMIT, /* seconds one outbox transaction took, fsync included */
+    GW_H_HISTOGRAM_COUNT
+} gw_histogram;
+
+void gw_cert_expiry_set(gw_cert_slot s, int64_t not_after_unix);
+void gw_histogram_observe(gw_histogram h, double seconds);
+
+/* An ASN1_TIME (notAfter, nextUpdate) as unix seconds; 0 if unreadable. */
+struct asn1_string_st;
+int64_t gw_asn1_time_unix(const struct asn1_string_st *t);
 
 /* Renders every metric; returns bytes written (truncated at size). */
 size_t gw_metrics_render(char *buf, size_t size);

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "devmap.h"
@@ -471,6 +472,8 @@ static void commit_group(gw_outbox *ob, gw_store_job *jobs, int64_t *acks, size_
                          const quarantine_req *q, size_t n_q)
 {
     int64_t added = 0, added_bytes = 0, deleted = 0, moved = 0, freed_bytes = 0;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     int rc = sqlite3_exec(ob->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
     if (rc == SQLITE_OK)
         rc = delete_acked(ob, acks, n_acks, &deleted, &freed_bytes);
@@ -499,6 +502,9 @@ static void commit_group(gw_outbox *ob, gw_store_job *jobs, int64_t *acks, size_
         return;
     }
     gw_metric_inc(GW_M_STORE_COMMITS);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    gw_histogram_observe(GW_H_OUTBOX_COMMIT,
+                         (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
     ob->bytes += added_bytes;
     int64_t change = added - deleted - moved;
     int64_t depth = atomic_fetch_add(&ob->depth, change) + change;

@@ -22,7 +22,7 @@
 
 static const char USAGE[] =
     "usage: iotsim --gateway URL --pki DIR (--device ID ... | --devices N [--prefix P])\n"
-    "              [--state DIR] [--interval DUR] [--count N] [--drain-timeout DUR]\n"
+    "              [--crl FILE] [--state DIR] [--interval DUR] [--count N] [--drain-timeout DUR]\n"
     "              [--batch N] [--queue N] [--seed N] [--sensors LIST] [--threads N]\n"
     "              [--backoff-max DUR] [--connect-timeout DUR] [--timeout DUR] [-v|-vv|-q]\n";
 
@@ -35,6 +35,9 @@ static const char HELP[] =
     "  --gateway URL          the gateway, https://HOST[:PORT] (required)\n"
     "  --pki DIR              the PKI directory of iotctl; device ID uses\n"
     "                         DIR/devices/ID/key.pem, cert.pem and ca.pem (required)\n"
+    "  --crl FILE             refuse a gateway whose certificate this CRL (PEM, from\n"
+    "                         iotctl) lists; a CRL past its next update fails every\n"
+    "                         handshake (default: no revocation check)\n"
     "  --device ID            simulate this enrolled device (repeatable)\n"
     "  --devices N            simulate devices PREFIX1 .. PREFIXN\n"
     "  --prefix P             name prefix for --devices (default sim-)\n"
@@ -72,6 +75,7 @@ static const char HELP[] =
 enum {
     OPT_GATEWAY = 256,
     OPT_PKI,
+    OPT_CRL,
     OPT_DEVICE,
     OPT_DEVICES,
     OPT_PREFIX,
@@ -94,6 +98,7 @@ enum {
 static const struct option OPTIONS[] = {
     {"gateway", required_argument, NULL, OPT_GATEWAY},
     {"pki", required_argument, NULL, OPT_PKI},
+    {"crl", required_argument, NULL, OPT_CRL},
     {"device", required_argument, NULL, OPT_DEVICE},
     {"devices", required_argument, NULL, OPT_DEVICES},
     {"prefix", required_argument, NULL, OPT_PREFIX},
@@ -221,6 +226,9 @@ static int parse_option(cli *c, int opt, char *arg)
         return -1;
     case OPT_PKI:
         o->pki = arg;
+        return -1;
+    case OPT_CRL:
+        o->crl = arg;
         return -1;
     case OPT_DEVICE:
         if (!iot_id_is_valid(arg))

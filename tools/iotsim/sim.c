@@ -309,6 +309,7 @@ int sim_add_device(sim *s, size_t i, const char *id)
         .state_dir = state,
         .https = {.url = opt->gateway,
                   .ca_file = ca,
+                  .crl_file = opt->crl,
                   .cert_file = cert,
                   .key_file = key,
                   .device_id = d->id,

@@ -30,6 +30,7 @@
 typedef struct sim_options {
     const char *gateway; /* https://HOST[:PORT] */
     const char *pki;     /* device files are PKI/devices/ID/{key,cert,ca}.pem */
+    const char *crl;     /* PEM CRL the gateway's certificate is checked against, or NULL */
     const char *state;   /* state of device ID is STATE/ID */
     uint32_t interval_ms;
     uint32_t count; /* readings per device, 0: until stopped */

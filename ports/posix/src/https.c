@@ -155,6 +155,30 @@ static iot_status load_crt(mbedtls_x509_crt *crt, const char *path, const char *
     return st;
 }
 
+/* The CRL must be the CA's: mbedTLS ignores a CRL of another issuer, which
+ * would leave revocation unchecked without a word. Its signature and dates
+ * are checked at every handshake (a CRL past nextUpdate fails it). */
+static iot_status load_crl(iotd_posix_https *c, const char *path, iot_err *err)
+{
+    char *pem = NULL;
+    size_t len = 0;
+    iot_status st = iot_file_read(path, PEM_MAX, &pem, &len, err);
+    if (st != IOT_OK)
+        return iot_err_wrap(err, "CRL");
+    int ret = mbedtls_x509_crl_parse(&c->crl, (const unsigned char *)pem, len + 1);
+    free(pem);
+    if (ret != 0) {
+        char why[128];
+        tls_strerror(ret, why, sizeof(why));
+        return iot_err_set(err, IOT_ECRYPTO, "CRL %s is not a valid PEM CRL: %s", path, why);
+    }
+    if (c->crl.issuer_raw.len != c->ca.subject_raw.len ||
+        memcmp(c->crl.issuer_raw.p, c->ca.subject_raw.p, c->ca.subject_raw.len) != 0)
+        return iot_err_set(err, IOT_ECRYPTO, "CRL %s was not issued by the CA", path);
+    c->has_crl = true;
+    return IOT_OK;
+}
+
 static iot_status check_cn(const mbedtls_x509_crt *crt, const char *path, const char *want,
                            iot_err *err)
 {
@@ -215,7 +239,7 @@ static iot_status setup_conf(iotd_posix_https *c, iot_err *err)
         return iot_err_set(err, IOT_ECRYPTO, "cannot set up TLS (mbedTLS error -0x%04x)",
                            (unsigned)-ret);
     mbedtls_ssl_conf_authmode(&c->conf, MBEDTLS_SSL_VERIFY_REQUIRED);
-    mbedtls_ssl_conf_ca_chain(&c->conf, &c->ca, NULL);
+    mbedtls_ssl_conf_ca_chain(&c->conf, &c->ca, c->has_crl ? &c->crl : NULL);
     mbedtls_ssl_conf_rng(&c->conf, mbedtls_ctr_drbg_random, &c->drbg);
     mbedtls_ssl_conf_ciphersuites(&c->conf, SUITES);
 #if MBEDTLS_VERSION_MAJOR >= 3
@@ -242,6 +266,7 @@ iot_status iotd_posix_https_init(iotd_posix_https *c, const iotd_posix_https_con
     mbedtls_entropy_init(&c->entropy);
     mbedtls_ctr_drbg_init(&c->drbg);
     mbedtls_x509_crt_init(&c->ca);
+    mbedtls_x509_crl_init(&c->crl);
     mbedtls_x509_crt_init(&c->cert);
     mbedtls_pk_init(&c->key);
     mbedtls_ssl_config_init(&c->conf);
@@ -271,6 +296,8 @@ iot_status iotd_posix_https_init(iotd_posix_https *c, const iotd_posix_https_con
         st = check_cn(&c->cert, cfg->cert_file, cfg->device_id, err);
     if (st == IOT_OK)
         st = load_crt(&c->ca, cfg->ca_file, "CA certificate", err);
+    if (st == IOT_OK && cfg->crl_file != NULL)
+        st = load_crl(c, cfg->crl_file, err);
     if (st == IOT_OK)
         st = load_key(c, cfg->key_file, err);
     if (st == IOT_OK)
@@ -385,6 +412,7 @@ void iotd_posix_https_free(iotd_posix_https *c)
     mbedtls_pk_free(&c->key);
     mbedtls_x509_crt_free(&c->cert);
     mbedtls_x509_crt_free(&c->ca);
+    mbedtls_x509_crl_free(&c->crl);
     mbedtls_ctr_drbg_free(&c->drbg);
     mbedtls_entropy_free(&c->entropy);
 }

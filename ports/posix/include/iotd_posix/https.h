@@ -1,6 +1,8 @@
 /* HTTPS POST to the gateway over mutual TLS with mbedTLS.
  *
- * The client verifies the gateway against the project CA and its host name,
+ * The client verifies the gateway against the project CA and its host name
+ * (and against a CRL when one is given: a revoked, or a CRL past its
+ * nextUpdate, fails the handshake),
  * presents the device certificate, speaks TLS 1.2 or later with ECDHE and
  * AEAD suites only, and keeps the connection open between requests. A
  * request on a kept connection that the gateway had meanwhile closed is
@@ -24,6 +26,7 @@
 #include <mbedtls/entropy.h>
 #include <mbedtls/pk.h>
 #include <mbedtls/ssl.h>
+#include <mbedtls/x509_crl.h>
 #include <mbedtls/x509_crt.h>
 
 #include "iot/status.h"
@@ -47,6 +50,7 @@ typedef enum iotd_posix_net_error {
 typedef struct iotd_posix_https_config {
     const char *url;             /* https://HOST[:PORT], PORT 443 by default */
     const char *ca_file;         /* PEM: the CA the gateway's certificate must chain to */
+    const char *crl_file;        /* PEM CRL of that CA, or NULL: no revocation check */
     const char *cert_file;       /* PEM: this device's certificate */
     const char *key_file;        /* PEM: its private key; refused if group or others may read it */
     const char *device_id;       /* when set, the certificate's CN must be this */
@@ -71,6 +75,8 @@ typedef struct iotd_posix_https {
     mbedtls_entropy_context entropy;
     mbedtls_ctr_drbg_context drbg;
     mbedtls_x509_crt ca;
+    mbedtls_x509_crl crl;
+    bool has_crl;
     mbedtls_x509_crt cert;
     mbedtls_pk_context key;
     mbedtls_ssl_config conf;
@@ -90,7 +96,8 @@ typedef struct iotd_posix_https {
     char last_msg[256];
 } iotd_posix_https;
 
-/* Loads the CA, the certificate and the key and prepares the TLS settings.
+/* Loads the CA, the CRL if any, the certificate and the key and prepares
+ * the TLS settings.
  * Makes no connection. The error names the file at fault. */
 iot_status iotd_posix_https_init(iotd_posix_https *c, const iotd_posix_https_config *cfg,
                                  iot_err *err);
