@@ -32,7 +32,16 @@ typedef enum gw_store_result {
 } gw_store_result;
 
 /* One reading to store. `body` is the published message without its first
- * members (see message.h); the outbox owns it after submit. */
+ * members (see message.h); the outbox owns it after submit.
+ *
+ * Why the message is built in two halves: everything but `device` and
+ * `seq` is known at ingest and rendered there, on the worker threads, in
+ * parallel and before the reading is acknowledged (so its size can be
+ * checked against the broker's limit). `seq` is assigned inside the
+ * outbox transaction, by its one writer, so the head can only be written
+ * after it; the forwarder prepends it at publish time (a snprintf of two
+ * fields). Rendering the whole message in the committer instead would put
+ * the JSON work on the single thread every request waits for. */
 typedef struct gw_store_item {
     bool has_dseq;
     uint32_t dseq;
