@@ -154,6 +154,11 @@ static void on_admit(evutil_socket_t fd, short what, void *arg)
     struct sockaddr_storage ss;
     socklen_t len = sizeof(ss);
     int sock = SSL_get_fd(d->ssl);
+    /* Kept with the connection now, while the socket is connected: a
+     * refusal logged after the peer has gone still names it. */
+    (void)gw_tls_peer(d->ssl);
+    if (d->per_address == NULL && d->address_rate == NULL)
+        return;
     if (sock < 0 || getpeername(sock, (struct sockaddr *)&ss, &len) != 0 ||
         !gw_addr_key_of((struct sockaddr *)&ss, len, &d->address))
         return; /* not an IP socket, or already gone */
@@ -656,8 +661,7 @@ static struct bufferevent *make_tls_bev(struct event_base *base, void *arg)
         d->address_rate = w->address_rate;
         SSL_set_ex_data(ssl, ex_deadline, d);
         evtimer_add(d->ev, &request_timeout); /* handshake and first request */
-        if ((d->per_address != NULL || d->address_rate != NULL) &&
-            (d->admit = event_new(base, -1, 0, on_admit, d)) != NULL)
+        if ((d->admit = event_new(base, -1, 0, on_admit, d)) != NULL)
             event_active(d->admit, EV_TIMEOUT, 0);
     } else {
         free(d);

@@ -385,4 +385,9 @@ legit_ok "per-address rate" # 127.0.0.1 has its own bucket
 echo "# connections: silent, stalled, 200-handshake flood, over-capacity, per-address cap and rate handled; legitimate device served"
 
 [ "$(grep -c $'\e' "$T/gw.log")" -eq 0 ] || fail "raw escape bytes in the log"
+# Every refusal above named its peer, including connections that closed
+# before their handshake began.
+! grep -q 'event=\(tls\|request\|connection\)\.[a-z]* .*peer=?' "$T/gw.log" ||
+  fail "a refusal without its peer: $(grep 'peer=?' "$T/gw.log" | head -3)"
+pass "every refusal in the log names its peer"
 finish
