@@ -266,6 +266,83 @@ echo "ROLLBACK;" >&7
 exec 7>&-
 expect_ok "works again once the lock is gone" ctl device add dev-lock
 
+# --- the PKI directory: owner and mode -------------------------------------------
+# Another local user who can write the directory could replace the registry,
+# the CRL or the CA. pki init makes an existing directory 0700; every command
+# checks owner and mode before it uses the directory.
+O="$T/open"
+mkdir "$O" && chmod 0777 "$O"
+expect_ok "pki init in an existing 0777 directory" "$IOTCTL" --dir "$O" pki init
+expect_eq "pki init makes an existing directory 0700" 700 "$(file_mode "$O")"
+chmod 0777 "$O"
+expect_fail "a PKI directory writable by others is refused" 1 \
+  "PKI directory $O has mode 0777; .* \(run: chmod 700 $O\)" "$IOTCTL" --dir "$O" device add dev-o
+expect_fail "listing refuses it too" 1 "PKI directory $O has mode 0777" "$IOTCTL" --dir "$O" device list
+chmod 0770 "$O"
+expect_fail "a PKI directory writable by its group is refused" 1 "PKI directory $O has mode 0770" \
+  "$IOTCTL" --dir "$O" cert list
+chmod 0755 "$O"
+expect_ok "a PKI directory others may only read is used" "$IOTCTL" --dir "$O" device list
+chmod 0700 "$O"
+chmod 0666 "$O/registry.db"
+expect_fail "a registry writable by others is refused" 1 \
+  "registry $O/registry.db has mode 0666; .*chmod go-w $O/registry.db" "$IOTCTL" --dir "$O" device list
+chmod 0644 "$O/registry.db"
+chmod 0646 "$O/crl.pem"
+expect_fail "a CRL writable by others is refused" 1 "CRL $O/crl.pem has mode 0646" \
+  "$IOTCTL" --dir "$O" crl update
+chmod 0644 "$O/crl.pem"
+expect_ok "the repaired directory works again" "$IOTCTL" --dir "$O" device add dev-o
+if [ "$(id -u)" -eq 0 ]; then
+  chown 65534 "$O"
+  expect_fail "a PKI directory of another user is refused" 1 \
+    "PKI directory $O belongs to uid 65534, not to this user \(uid 0\) or root; .*chown 0 $O" \
+    "$IOTCTL" --dir "$O" device list
+  chown 0 "$O"
+  chown 65534 "$O/registry.db"
+  expect_fail "a registry of another user is refused" 1 "registry $O/registry.db belongs to uid 65534" \
+    "$IOTCTL" --dir "$O" device add dev-o2
+  chown 0 "$O/registry.db"
+  mkdir -m 0700 "$T/theirs" && chown 65534 "$T/theirs"
+  expect_fail "pki init refuses a directory of another user" 1 \
+    "PKI directory $T/theirs belongs to uid 65534.*nothing was changed" "$IOTCTL" --dir "$T/theirs" pki init
+  expect_eq "and creates nothing in it" "" "$(ls -A "$T/theirs")"
+else
+  echo "# not root: no directory of another user can be made here; owner refusals not run"
+fi
+
+# --- core dumps ---------------------------------------------------------------
+# iotctl holds the CA key: it must not be dumpable and its core limit is 0.
+# A FIFO given as the CSR holds it in open() after it has loaded the CA and
+# opened the registry. The /proc entries of an undumpable process belong to
+# root whoever runs it, so it runs as an unprivileged user (nobody when
+# this test is root) for the owner to tell.
+D="$T/nobody-pki"
+cp -a "$P" "$D"
+mkfifo "$T/hold.csr"
+if [ "$(id -u)" -eq 0 ]; then
+  chown -R 65534:65534 "$D" "$T/hold.csr"
+  chmod 711 "$T"
+  spawn setpriv --reuid=65534 --regid=65534 --clear-groups -- "$IOTCTL" --dir "$D" device add dev-core --csr "$T/hold.csr"
+else
+  spawn "$IOTCTL" --dir "$D" device add dev-core --csr "$T/hold.csr"
+fi
+core_pid=$LAST_PID
+deadline=$((SECONDS + 60))
+until ls -l "/proc/$core_pid/fd" 2>/dev/null | grep -q "registry.db"; do
+  [ "$SECONDS" -lt "$deadline" ] && kill -0 "$core_pid" 2>/dev/null || fail "iotctl did not reach the CSR"
+  sleep 0.1
+done
+runs_as="$(awk '/^Uid:/ { print $3 }' "/proc/$core_pid/status")"
+[ "$runs_as" -ne 0 ] || fail "the probe runs as root, so /proc ownership tells nothing"
+expect_eq "iotctl is not dumpable (its /proc files belong to root, not to uid $runs_as)" 0 \
+  "$(stat -c %u "/proc/$core_pid/status")"
+expect_eq "iotctl's core file limit is 0" "0 0" \
+  "$(awk '/^Max core file size/ { print $5, $6 }' "/proc/$core_pid/limits")"
+: >"$T/hold.csr" # lets the open() return; the FIFO is not a regular file
+wait "$core_pid" && fail "iotctl accepted a FIFO as the CSR" || true
+[ "$(id -u)" -ne 0 ] || chmod 700 "$T"
+
 # --- help and usage -------------------------------------------------------------
 for cmd in "pki init" "cert server" "cert client" "cert list" "cert show" "cert revoke" \
   "device add" "device renew" "device revoke" "device list" "device show" "crl update"; do

@@ -102,6 +102,7 @@ int cmd_cert_revoke(cli_ctx *ctx, int argc, char **argv)
     iot_cert_record rec;
     iot_status st;
     if ((st = iot_id_check("certificate name", name, &err)) != IOT_OK ||
+        (st = cli_check_pki(ctx, &err)) != IOT_OK ||
         (st = cli_path(ctx, db, "registry.db", &err)) != IOT_OK ||
         (st = iot_registry_open(db, IOT_REGISTRY_READONLY, &reg, &err)) != IOT_OK ||
         (st = iot_registry_get_by_name(reg, name, &rec, &err)) != IOT_OK) {

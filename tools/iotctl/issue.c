@@ -39,7 +39,8 @@ iot_status open_pki(const cli_ctx *ctx, pki_ca *ca, iot_registry **reg, iot_err 
     char key[CLI_PATH_MAX], cert[CLI_PATH_MAX], db[CLI_PATH_MAX];
     iot_status st;
     *reg = NULL;
-    if ((st = cli_path(ctx, key, "ca.key", err)) != IOT_OK ||
+    if ((st = cli_check_pki(ctx, err)) != IOT_OK ||
+        (st = cli_path(ctx, key, "ca.key", err)) != IOT_OK ||
         (st = cli_path(ctx, cert, "ca.crt", err)) != IOT_OK ||
         (st = cli_path(ctx, db, "registry.db", err)) != IOT_OK)
         return st;

@@ -100,8 +100,11 @@ static int print_json(cJSON *item)
 static iot_status open_readonly(const cli_ctx *ctx, iot_registry **reg, iot_err *err)
 {
     char db[CLI_PATH_MAX];
-    iot_status st = cli_path(ctx, db, "registry.db", err);
-    return st != IOT_OK ? st : iot_registry_open(db, IOT_REGISTRY_READONLY, reg, err);
+    iot_status st;
+    if ((st = cli_check_pki(ctx, err)) != IOT_OK ||
+        (st = cli_path(ctx, db, "registry.db", err)) != IOT_OK)
+        return st;
+    return iot_registry_open(db, IOT_REGISTRY_READONLY, reg, err);
 }
 
 /* Parses [--json] [--help] and the expected number of positional args. */

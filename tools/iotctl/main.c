@@ -14,6 +14,7 @@
 #include <openssl/crypto.h>
 
 #include "cmds.h"
+#include "iot/process.h"
 
 #define VALIDITY_HELP(days)                                                                        \
     "  --days N               validity in days (default " days ")\n"                               \
@@ -139,6 +140,11 @@ static void print_overview(FILE *out)
 
 int main(int argc, char **argv)
 {
+    /* First of all: the CA key and device keys pass through this process's
+     * memory, which must never end up in a core file. */
+    iot_err harden_err = {0};
+    if (iot_harden_process(&harden_err) != IOT_OK)
+        return cli_fail(&harden_err);
     cli_ctx ctx = {.dir = getenv("IOTCTL_DIR"), .now = time(NULL)};
     if (ctx.dir == NULL || ctx.dir[0] == '\0')
         ctx.dir = "pki";
