@@ -371,19 +371,28 @@ iot_status iot_registry_add(iot_registry *reg, const iot_cert_record *rec, iot_e
     return db_fail(reg, rc, "adding a record", err);
 }
 
+iot_status iot_registry_revoke_check(iot_registry *reg, iot_cert_kind kind, const char *name,
+                                     iot_cert_record *out, iot_err *err)
+{
+    iot_status s = iot_registry_get_by_name(reg, name, out, err);
+    if (s != IOT_OK)
+        return s;
+    if (out->kind != kind)
+        return iot_err_set(err, IOT_ENOENT, "'%s' is a %s certificate, not a %s", name,
+                           iot_cert_kind_name(out->kind), iot_cert_kind_name(kind));
+    if (out->revoked)
+        return iot_err_set(err, IOT_ESTATE, "%s '%s' is already revoked", iot_cert_kind_name(kind),
+                           name);
+    return IOT_OK;
+}
+
 iot_status iot_registry_revoke(iot_registry *reg, iot_cert_kind kind, const char *name,
                                const char *reason, int64_t now, iot_err *err)
 {
     iot_cert_record rec;
-    iot_status s = iot_registry_get_by_name(reg, name, &rec, err);
+    iot_status s = iot_registry_revoke_check(reg, kind, name, &rec, err);
     if (s != IOT_OK)
         return s;
-    if (rec.kind != kind)
-        return iot_err_set(err, IOT_ENOENT, "'%s' is a %s certificate, not a %s", name,
-                           iot_cert_kind_name(rec.kind), iot_cert_kind_name(kind));
-    if (rec.revoked)
-        return iot_err_set(err, IOT_ESTATE, "%s '%s' is already revoked", iot_cert_kind_name(kind),
-                           name);
     static const char sql[] = "UPDATE certificates SET state = 'revoked', revoked_at = ?1,"
                               " revoke_reason = ?2 WHERE name = ?3";
     sqlite3_stmt *st = NULL;

@@ -144,6 +144,23 @@ expect_eq "cert list holds servers and clients only" "broker dashboard gateway g
   "$(echo "$OUT" | jq -r '[.[].name] | join(" ")')"
 
 # --- revocation -----------------------------------------------------------------
+# A revocation cannot be undone: --dry-run shows it and changes nothing.
+before="$(cd "$P" && sha256sum crl.pem registry.db)"
+expect_ok "device revoke --dry-run" ctl device revoke dev-001 --reason key-compromise --dry-run
+want_serial="$(ctl device show dev-001 --json | jq -r .serial)"
+echo "$OUT" | grep -q "^device dev-001: would be revoked (dry run: nothing was changed)$" &&
+  echo "$OUT" | grep -q "^  serial       $want_serial$" && echo "$OUT" | grep -q "^  reason       key-compromise$" ||
+  fail "device revoke --dry-run does not show what it would revoke: $OUT"
+pass "device revoke --dry-run shows the device, its serial and the reason"
+expect_ok "cert revoke --dry-run" ctl cert revoke dashboard --dry-run
+echo "$OUT" | grep -q "^client dashboard: would be revoked" || fail "cert revoke --dry-run: $OUT"
+expect_fail "a dry run refuses an unknown device as the revocation would" 1 "'ghost' is not in registry" \
+  ctl device revoke ghost --dry-run
+expect_fail "a dry run refuses a device given to cert revoke" 1 "is a device; use 'iotctl device revoke" \
+  ctl cert revoke dev-002 --dry-run
+expect_eq "dry runs leave the CRL and the registry byte-identical" "$before" \
+  "$(cd "$P" && sha256sum crl.pem registry.db)"
+expect_eq "the device is still active after the dry run" active "$(ctl device show dev-001 --json | jq -r .state)"
 expect_ok "device revoke" ctl device revoke dev-001 --reason key-compromise
 expect_fail "revoked device fails openssl verify -crl_check" 2 "certificate revoked" \
   openssl verify -crl_check -CAfile "$P/ca.crt" -CRLfile "$P/crl.pem" "$P/devices/dev-001/cert.pem"
@@ -155,6 +172,7 @@ pass "CRL carries the revocation reason"
 expect_eq "device list shows the revocation" revoked \
   "$(ctl device list --json | jq -r '.[] | select(.id=="dev-001") | .state')"
 expect_fail "revoking twice" 1 "already revoked" ctl device revoke dev-001
+expect_fail "a dry run of revoking twice" 1 "already revoked" ctl device revoke dev-001 --dry-run
 expect_fail "revoking an unknown device" 1 "'ghost' is not in registry" ctl device revoke ghost
 expect_fail "revoked IDs are not reused" 1 "taken by a revoked device" ctl device add dev-001 --out "$T/reuse"
 expect_fail "bad revocation reason" 2 "not one of" ctl device revoke dev-002 --reason because
@@ -352,7 +370,20 @@ for cmd in "pki init" "cert server" "cert client" "cert list" "cert show" "cert 
   ! echo "$OUT" | grep -q '%' || fail "'iotctl $cmd --help' shows a format placeholder: $OUT"
 done
 pass "--help works for every command"
-expect_fail "unknown command" 2 "unknown command 'device frobnicate'" "$IOTCTL" device frobnicate
+expect_fail "unknown command" 2 "unknown command 'device frobnicate'$" "$IOTCTL" device frobnicate
+expect_fail "a mistyped group gets a suggestion" 2 "^iotctl: unknown command 'devcie'; did you mean 'device'\?$" \
+  "$IOTCTL" devcie list
+expect_fail "a mistyped command gets a suggestion" 2 "unknown command 'device revok'; did you mean 'device revoke'\?" \
+  "$IOTCTL" device revok dev-002
+expect_fail "a mistyped group alone gets a suggestion" 2 "unknown command 'crll'; did you mean 'crl'\?" "$IOTCTL" crll
+expect_fail "a word far from every command gets none" 2 "^iotctl: unknown command 'zzz'$" "$IOTCTL" zzz top
+# The overview lists every command with one whole sentence that fits a terminal.
+run "$IOTCTL" --help
+overview="$(echo "$OUT" | sed -n '/^Commands:$/,/^$/p' | sed '1d;$d')"
+expect_eq "the overview lists every command" 12 "$(echo "$overview" | grep -c .)"
+bad="$(echo "$overview" | grep -Ev '^  [a-z]+ +[a-z]+ +[A-Z].*\.$' || true)"
+expect_eq "every overview summary is a whole sentence (ends with a full stop)" "" "$bad"
+expect_eq "every overview line fits 80 columns" "" "$(echo "$OUT" | awk 'length > 80' || true)"
 expect_fail "unknown option" 2 "unknown option '--bogus'" ctl device add x --bogus
 expect_fail "option without a value" 2 "needs a value" ctl device add x --csr
 expect_fail "missing ID" 2 "missing device ID" ctl device add

@@ -33,8 +33,9 @@ typedef struct cli_command {
     const char *group;
     const char *name;
     int (*run)(cli_ctx *ctx, int argc, char **argv);
+    const char *brief;    /* one whole sentence for the command overview */
     const char *synopsis; /* arguments after "iotctl GROUP NAME" */
-    const char *summary;  /* one line for the command list */
+    const char *summary;  /* what the command does, for its --help */
     const char *help;     /* the options, one per line */
 } cli_command;
 

@@ -337,8 +337,55 @@ out:
     return st == IOT_OK ? CLI_EXIT_OK : cli_fail(&err);
 }
 
-int revoke_identity(cli_ctx *ctx, iot_cert_kind kind, const char *name, const char *reason)
+static int count_one(const iot_cert_record *rec, void *arg)
 {
+    (void)rec;
+    (*(size_t *)arg)++;
+    return 0;
+}
+
+/* revoke --dry-run: the same checks, in a read-only registry. */
+static int revoke_dry_run(cli_ctx *ctx, iot_cert_kind kind, const char *name, const char *reason)
+{
+    iot_err err = {0};
+    pki_ca ca = {0};
+    iot_registry *reg = NULL;
+    iot_cert_record rec;
+    size_t listed = 0;
+    char key[CLI_PATH_MAX], cert[CLI_PATH_MAX], db[CLI_PATH_MAX];
+    iot_status st;
+    const char *what = kind == IOT_KIND_DEVICE ? "device ID" : "certificate name";
+    if ((st = iot_id_check(what, name, &err)) != IOT_OK ||
+        (st = cli_check_pki(ctx, &err)) != IOT_OK ||
+        (st = cli_path(ctx, key, "ca.key", &err)) != IOT_OK ||
+        (st = cli_path(ctx, cert, "ca.crt", &err)) != IOT_OK ||
+        (st = cli_path(ctx, db, "registry.db", &err)) != IOT_OK ||
+        (st = pki_ca_load(key, cert, &ca, &err)) != IOT_OK ||
+        (st = iot_registry_open(db, IOT_REGISTRY_READONLY, &reg, &err)) != IOT_OK ||
+        (st = iot_registry_revoke_check(reg, kind, name, &rec, &err)) != IOT_OK ||
+        (st = iot_registry_foreach_revoked(reg, count_one, &listed, &err)) != IOT_OK)
+        goto out;
+    char until[32];
+    cli_format_time(rec.not_after, until, sizeof(until));
+    printf("%s %s: would be revoked (dry run: nothing was changed)\n", iot_cert_kind_name(kind),
+           name);
+    printf("  serial       %s\n", rec.serial);
+    printf("  sha256       %s\n", rec.fingerprint);
+    printf("  expires      %s\n", until);
+    printf("  reason       %s\n", reason);
+    printf("  CRL          %s/crl.pem would be regenerated listing %zu certificates\n", ctx->dir,
+           listed + 1);
+out:
+    iot_registry_close(reg);
+    pki_ca_free(&ca);
+    return st == IOT_OK ? CLI_EXIT_OK : cli_fail(&err);
+}
+
+int revoke_identity(cli_ctx *ctx, iot_cert_kind kind, const char *name, const char *reason,
+                    bool dry_run)
+{
+    if (dry_run)
+        return revoke_dry_run(ctx, kind, name, reason);
     iot_err err = {0};
     pki_ca ca = {0};
     iot_registry *reg = NULL;

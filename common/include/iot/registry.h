@@ -89,6 +89,13 @@ iot_status iot_registry_get_by_serial(iot_registry *reg, const char *serial_hex,
 iot_status iot_registry_revoke(iot_registry *reg, iot_cert_kind kind, const char *name,
                                const char *reason, int64_t now, iot_err *err);
 
+/* The checks of iot_registry_revoke without the change, for a dry run:
+ * IOT_OK with the record in *out if `name` is an active record of `kind`;
+ * otherwise the status and message iot_registry_revoke would give. Works on
+ * a read-only registry. */
+iot_status iot_registry_revoke_check(iot_registry *reg, iot_cert_kind kind, const char *name,
+                                     iot_cert_record *out, iot_err *err);
+
 /* Renewal under the same name: `rec` (name, kind, serial, fingerprint,
  * validity) replaces the active record of that name and kind, whose
  * certificate is kept as superseded at `now` (listed by
