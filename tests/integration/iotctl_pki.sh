@@ -119,6 +119,40 @@ pass "tampered CSR is refused"
 expect_fail "missing CSR file" 1 "cannot read $T/nope.csr" ctl device add dev-m --csr "$T/nope.csr"
 expect_fail "CSR path is a directory" 1 "is not a regular file" ctl device add dev-d --csr "$T"
 
+# --- one key, one identity ---------------------------------------------------------
+# The registry records each certificate's key (SHA-256 of its DER
+# SubjectPublicKeyInfo) and iotctl refuses a CSR whose key is already the key
+# of another identity or the CA's.
+spki_of_key() { openssl pkey -in "$1" -pubout -outform DER | sha256sum | cut -d' ' -f1; }
+spki_of_cert() { openssl x509 -in "$1" -noout -pubkey | openssl pkey -pubin -outform DER | sha256sum | cut -d' ' -f1; }
+csr_with() { openssl req -new -key "$1" -subj "/CN=$2" -out "$3" 2>/dev/null; }
+expect_eq "the registry records the key of a CSR" "$(spki_of_key "$T/csr.key")" \
+  "$(ctl device show dev-csr --json | jq -r .key_sha256)"
+expect_eq "the registry records the key of a key made here" "$(spki_of_cert "$P/devices/dev-001/cert.pem")" \
+  "$(ctl device show dev-001 --json | jq -r .key_sha256)"
+ctl device show dev-csr | grep -q "^key sha256   $(spki_of_key "$T/csr.key")$" || fail "device show lacks the key: $(ctl device show dev-csr)"
+before="$(cd "$P" && find . -type f | sort | xargs sha256sum)"
+csr_with "$T/csr.key" dev-twin "$T/twin-csr.csr"
+expect_fail "a CSR with another device's key is refused" 1 \
+  "CSR $T/twin-csr.csr carries the public key of device 'dev-csr' \(active, serial [0-9A-F]+\); one key, one identity" \
+  ctl device add dev-twin --csr "$T/twin-csr.csr"
+csr_with "$P/devices/dev-001/key.pem" dev-twin "$T/twin-001.csr"
+expect_fail "a CSR with the key iotctl made for another device is refused" 1 \
+  "carries the public key of device 'dev-001' \(active" ctl device add dev-twin --csr "$T/twin-001.csr"
+csr_with "$P/clients/gateway-mqtt/key.pem" dev-twin "$T/twin-gw.csr"
+expect_fail "a CSR with the gateway's MQTT key is refused" 1 "carries the public key of client 'gateway-mqtt'" \
+  ctl device add dev-twin --csr "$T/twin-gw.csr"
+csr_with "$P/servers/broker/key.pem" dev-twin "$T/twin-broker.csr"
+expect_fail "a CSR with the broker's key is refused" 1 "carries the public key of server 'broker'" \
+  ctl device add dev-twin --csr "$T/twin-broker.csr"
+csr_with "$P/ca.key" dev-twin "$T/twin-ca.csr"
+expect_fail "a CSR with the CA's key is refused" 1 "carries the CA's own public key" \
+  ctl device add dev-twin --csr "$T/twin-ca.csr"
+csr_with "$T/csr.key" dev-002 "$T/renew-twin.csr"
+expect_fail "a renewal with another device's key is refused" 1 "carries the public key of device 'dev-csr'" \
+  ctl device renew dev-002 --csr "$T/renew-twin.csr"
+expect_eq "refused keys change no file" "$before" "$(cd "$P" && find . -type f | sort | xargs sha256sum)"
+
 # --- list and show --------------------------------------------------------------
 expect_ok "device list" ctl device list
 echo "$OUT" | head -1 | grep -q "ID.*STATE.*NOT AFTER.*DAYS LEFT" || fail "device list header: $OUT"
@@ -175,6 +209,8 @@ expect_fail "revoking twice" 1 "already revoked" ctl device revoke dev-001
 expect_fail "a dry run of revoking twice" 1 "already revoked" ctl device revoke dev-001 --dry-run
 expect_fail "revoking an unknown device" 1 "'ghost' is not in registry" ctl device revoke ghost
 expect_fail "revoked IDs are not reused" 1 "taken by a revoked device" ctl device add dev-001 --out "$T/reuse"
+expect_fail "a revoked device's key is not reused" 1 "carries the public key of device 'dev-001' \(revoked, serial" \
+  ctl device add dev-twin --csr "$T/twin-001.csr"
 expect_fail "bad revocation reason" 2 "not one of" ctl device revoke dev-002 --reason because
 expect_ok "cert revoke of a consumer" ctl cert revoke dashboard
 expect_fail "revoked consumer fails -crl_check" 2 "certificate revoked" \
@@ -183,7 +219,7 @@ expect_fail "cert revoke refuses a device" 1 "is a device; use 'iotctl device re
 n1="$(openssl crl -in "$P/crl.pem" -noout -crlnumber | cut -d= -f2)"
 expect_ok "crl update" ctl crl update --days 7
 n2="$(openssl crl -in "$P/crl.pem" -noout -crlnumber | cut -d= -f2)"
-[ $((16#$n2)) -gt $((16#$n1)) ] || fail "CRL number did not increase ($n1 -> $n2)"
+[ -n "$n1" ] && [ $((16#${n2#0x})) -gt $((16#${n1#0x})) ] || fail "CRL number did not increase ($n1 -> $n2)"
 pass "crl update increases the CRL number"
 expect_fail "still revoked after crl update" 2 "certificate revoked" \
   openssl verify -crl_check -CAfile "$P/ca.crt" -CRLfile "$P/crl.pem" "$P/devices/dev-001/cert.pem"
@@ -230,6 +266,11 @@ expect_ok "device renew signs a new CSR" ctl device renew dev-csr --csr "$T/dev-
 [ ! -e "$P/devices/dev-csr/key.pem" ] || fail "the CSR renewal wrote a private key"
 expect_eq "the renewed certificate carries the CSR's key" "$(openssl pkey -in "$T/csr2.key" -pubout)" \
   "$(openssl x509 -in "$P/devices/dev-csr/cert.pem" -noout -pubkey)"
+expect_fail "the key of a replaced certificate is not reused by another device" 1 \
+  "carries the public key of device 'dev-csr' \(a certificate replaced by a renewal, serial" \
+  ctl device add dev-twin --csr "$T/twin-csr.csr"
+csr_with "$T/csr2.key" dev-csr "$T/dev-csr-same.csr"
+expect_ok "a renewal may keep the device's own key" ctl device renew dev-csr --csr "$T/dev-csr-same.csr"
 # Refusals change nothing: files, registry and CRL stay as they were.
 before="$(cd "$P" && find . -type f | sort | xargs sha256sum)"
 expect_fail "renewing an unknown ID" 1 "'ghost' is not enrolled; enroll it with 'iotctl device add'" \
@@ -245,13 +286,47 @@ pass "a failed renewal puts the old files back"
 # A registry made before renewals existed (schema 1) is read as it is and
 # upgraded by the first change.
 cp -a "$P" "$T/v1"
-sqlite3 "$T/v1/registry.db" "DROP TABLE superseded; PRAGMA user_version=1;"
+sqlite3 "$T/v1/registry.db" "DROP TABLE superseded; DROP INDEX certificates_spki;
+  ALTER TABLE certificates DROP COLUMN spki; PRAGMA user_version=1;"
 expect_ok "a schema 1 registry is listed" "$IOTCTL" --dir "$T/v1" device list
 expect_eq "a schema 1 registry shows no replaced certificates" "[]" \
   "$("$IOTCTL" --dir "$T/v1" device show dev-csr --json | jq -c .superseded)"
 expect_eq "listing does not change the schema" 1 "$(sqlite3 "$T/v1/registry.db" 'PRAGMA user_version')"
 expect_ok "a schema 1 registry takes a renewal" "$IOTCTL" --dir "$T/v1" device renew dev-csr
-expect_eq "the renewal upgraded the registry to schema 2" 2 "$(sqlite3 "$T/v1/registry.db" 'PRAGMA user_version')"
+expect_eq "the renewal upgraded the registry to schema 3" 3 "$(sqlite3 "$T/v1/registry.db" 'PRAGMA user_version')"
+# A registry from before key fingerprints (schema 2): the first change
+# upgrades it and takes each certificate's key from its file; a key that two
+# identities already share is reported.
+V2="$T/v2"
+cp -a "$P" "$V2"
+sqlite3 "$V2/registry.db" "DROP INDEX certificates_spki; DROP INDEX superseded_spki;
+  ALTER TABLE certificates DROP COLUMN spki; ALTER TABLE superseded DROP COLUMN spki; PRAGMA user_version=2;"
+# What an older iotctl allowed: dev-copy enrolled with dev-csr's first key.
+old_cert="$(ls "$V2"/devices/dev-csr/superseded-*/cert.pem | head -1)"
+mkdir -m 0700 "$V2/devices/dev-copy" && cp "$old_cert" "$V2/devices/dev-copy/cert.pem"
+sqlite3 "$V2/registry.db" "INSERT INTO certificates (name, kind, serial, fingerprint, not_before, not_after, state, created)
+  SELECT 'dev-copy', 'device', '7E57', fingerprint, not_before, not_after, 'active', created FROM superseded WHERE name = 'dev-csr' ORDER BY rowid LIMIT 1;"
+B64="$(printf 'b%.0s' $(seq 64))"
+rm "$V2/devices/$B64/cert.pem" # a certificate whose file is gone
+expect_ok "a schema 2 registry is listed" "$IOTCTL" --dir "$V2" device list
+expect_eq "a schema 2 registry shows no key" null "$("$IOTCTL" --dir "$V2" device show dev-002 --json | jq -r .key_sha256)"
+expect_eq "listing does not change schema 2" 2 "$(sqlite3 "$V2/registry.db" 'PRAGMA user_version')"
+run "$IOTCTL" --dir "$V2" crl update
+[ "$RC" -eq 0 ] || fail "crl update on a schema 2 registry: exit $RC: $ERR"
+expect_eq "the first change upgrades schema 2 to 3" 3 "$(sqlite3 "$V2/registry.db" 'PRAGMA user_version')"
+echo "$ERR" | grep -q "warning: 1 certificates in $V2/registry.db have no recorded public key" ||
+  fail "the upgrade did not report the certificate whose file is gone: $ERR"
+pass "the upgrade reports a certificate whose file is gone"
+echo "$ERR" | grep -q "warning: device 'dev-copy' (serial 7E57) shares its public key $(spki_of_key "$T/csr.key")" &&
+  echo "$ERR" | grep -q "warning: device 'dev-csr' (serial [0-9A-F]*) shares its public key $(spki_of_key "$T/csr.key")" ||
+  fail "the upgrade did not report the shared key: $ERR"
+pass "the upgrade reports the identities that share a key"
+expect_eq "the upgrade records every key whose certificate is at hand" "$B64" \
+  "$(sqlite3 "$V2/registry.db" "SELECT name FROM certificates WHERE spki = '' UNION ALL SELECT name FROM superseded WHERE spki = ''")"
+expect_eq "keys from the files are those of the certificates" "$(spki_of_cert "$P/devices/dev-002/cert.pem")" \
+  "$("$IOTCTL" --dir "$V2" device show dev-002 --json | jq -r .key_sha256)"
+expect_fail "after the upgrade, a replaced certificate's key is refused" 1 "carries the public key of device 'dev-c" \
+  "$IOTCTL" --dir "$V2" device add dev-twin --csr "$T/twin-csr.csr"
 
 # --- validity -------------------------------------------------------------------
 expect_ok "an already expired certificate can be made for tests" \

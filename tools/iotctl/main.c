@@ -44,8 +44,10 @@ const cli_command cli_commands[] = {
      "Issue a TLS client certificate for the gateway or a person.",
      "NAME --role gateway|operator|consumer [--days N] [--out DIR]",
      "Issue a TLS client certificate: 'gateway' for the gateway's own MQTT connection,\n"
-     "'operator' or 'consumer' for people and applications. The broker uses NAME as the\n"
-     "username in its ACL. Writes key.pem (0600), cert.pem and ca.pem to DIR/clients/NAME.",
+     "'operator' or 'consumer' for people and applications. The subject is\n"
+     "CN=NAME,OU=ROLE,O=IoT Telemetry; the broker takes it whole as the username, so its\n"
+     "ACL grants rights to NAME in ROLE only (iotctl prints the ACL's user line). Writes\n"
+     "key.pem (0600), cert.pem and ca.pem to DIR/clients/NAME.",
      "  --role ROLE            gateway, operator or consumer (required)\n"
      "  --out DIR              write the files to DIR instead\n" VALIDITY_HELP("397")},
     {"cert", "list", cmd_cert_list, "List server and client certificates with state and expiry.",
