@@ -302,7 +302,8 @@ cp -a "$P" "$V2"
 sqlite3 "$V2/registry.db" "DROP INDEX certificates_spki; DROP INDEX superseded_spki;
   ALTER TABLE certificates DROP COLUMN spki; ALTER TABLE superseded DROP COLUMN spki; PRAGMA user_version=2;"
 # What an older iotctl allowed: dev-copy enrolled with dev-csr's first key.
-old_cert="$(ls "$V2"/devices/dev-csr/superseded-*/cert.pem | head -1)"
+first="$(sqlite3 "$V2/registry.db" "SELECT serial FROM superseded WHERE name = 'dev-csr' ORDER BY rowid LIMIT 1")"
+old_cert="$V2/devices/dev-csr/superseded-$first/cert.pem"
 mkdir -m 0700 "$V2/devices/dev-copy" && cp "$old_cert" "$V2/devices/dev-copy/cert.pem"
 sqlite3 "$V2/registry.db" "INSERT INTO certificates (name, kind, serial, fingerprint, not_before, not_after, state, created)
   SELECT 'dev-copy', 'device', '7E57', fingerprint, not_before, not_after, 'active', created FROM superseded WHERE name = 'dev-csr' ORDER BY rowid LIMIT 1;"
