@@ -188,6 +188,34 @@ iot_status iot_key_mode_check(const char *path, iot_err *err)
     return IOT_OK;
 }
 
+iot_status iot_owner_mode_check(const char *what, const char *path, bool no_access, iot_err *err)
+{
+    struct stat sb;
+    if (stat(path, &sb) != 0) {
+        int saved = errno;
+        return iot_err_set(err, saved == ENOENT ? IOT_ENOENT : IOT_EIO, "cannot check %s %s: %s",
+                           what, path, strerror(saved));
+    }
+    uid_t me = geteuid();
+    if (sb.st_uid != me && sb.st_uid != 0)
+        return iot_err_set(err, IOT_EPERM,
+                           "%s %s belongs to uid %u, not to this user (uid %u) or root; its owner "
+                           "could replace what it holds (run as root: chown %u %s, or use a "
+                           "directory of your own)",
+                           what, path, (unsigned)sb.st_uid, (unsigned)me, (unsigned)me, path);
+    mode_t bad = no_access ? (S_IRWXG | S_IRWXO) : (S_IWGRP | S_IWOTH);
+    if (sb.st_mode & bad) {
+        bool dir = S_ISDIR(sb.st_mode);
+        return iot_err_set(err, IOT_EPERM,
+                           "%s %s has mode %04o; group and others must not %s it (run: chmod %s "
+                           "%s)",
+                           what, path, (unsigned)(sb.st_mode & 07777),
+                           no_access ? "have any access to" : "be able to write",
+                           dir ? "700" : (no_access ? "600" : "go-w"), path);
+    }
+    return IOT_OK;
+}
+
 iot_status iot_mkdir_p(const char *path, mode_t mode, iot_err *err)
 {
     char buf[PATH_MAX];

@@ -8,13 +8,16 @@
 #include "iot/fsutil.h"
 
 /* 'IOTR' in the SQLite header: tells a registry from any other database. */
-#define REGISTRY_APP_ID         0x494f5452
-#define REGISTRY_SCHEMA_VERSION 2 /* 2 added `superseded`; 1 is upgraded on a write open */
+#define REGISTRY_APP_ID 0x494f5452
+/* 2 added `superseded`, 3 the key fingerprints (`spki`); older files are
+ * read as they are and upgraded on a write open. */
+#define REGISTRY_SCHEMA_VERSION 3
 #define DEFAULT_BUSY_MS         2000
 
 struct iot_registry {
     sqlite3 *db;
-    int version; /* schema version of the file */
+    int version;       /* schema version of the file */
+    int upgraded_from; /* the version this open upgraded, 0 if none */
     char path[512];
 };
 
@@ -49,6 +52,15 @@ static const char SCHEMA[] =
     /* The device view is the registry as the gateway and operators see it. */
     "CREATE VIEW devices AS SELECT name AS id, serial, fingerprint, not_after, state, created,"
     "  revoked_at FROM certificates WHERE kind = 'device';" SUPERSEDED_TABLE;
+
+/* Schema 3: the SHA-256 of each certificate's SubjectPublicKeyInfo, indexed,
+ * so that "is this key already someone's?" is one lookup. '' where it is not
+ * known (rows from before schema 3 whose certificate could not be read). A
+ * new registry is made the same way an old one is upgraded. */
+static const char SCHEMA_V3[] = "ALTER TABLE certificates ADD COLUMN spki TEXT NOT NULL DEFAULT '';"
+                                "ALTER TABLE superseded ADD COLUMN spki TEXT NOT NULL DEFAULT '';"
+                                "CREATE INDEX certificates_spki ON certificates (spki);"
+                                "CREATE INDEX superseded_spki ON superseded (spki);";
 
 const char *iot_cert_kind_name(iot_cert_kind kind)
 {
@@ -168,6 +180,7 @@ iot_status iot_registry_create(const char *path, iot_registry **out, iot_err *er
     if ((st = exec(reg, "BEGIN IMMEDIATE", "creating", err)) != IOT_OK ||
         (st = exec(reg, sql, "creating", err)) != IOT_OK ||
         (st = exec(reg, SCHEMA, "creating the schema", err)) != IOT_OK ||
+        (st = exec(reg, SCHEMA_V3, "creating the schema", err)) != IOT_OK ||
         (st = exec(reg, "COMMIT", "creating", err)) != IOT_OK)
         goto fail;
     reg->version = REGISTRY_SCHEMA_VERSION;
@@ -209,17 +222,21 @@ iot_status iot_registry_open(const char *path, int mode, iot_registry **out, iot
         goto fail;
     }
     reg->version = version;
-    if (mode == IOT_REGISTRY_WRITE && version == 1) {
+    if (mode == IOT_REGISTRY_WRITE && version < REGISTRY_SCHEMA_VERSION) {
+        /* One transaction from any older version to the current one. */
         char sql[64];
         snprintf(sql, sizeof(sql), "PRAGMA user_version=%d;", REGISTRY_SCHEMA_VERSION);
         if ((st = exec(reg, "BEGIN IMMEDIATE", "upgrading the schema", err)) != IOT_OK)
             goto fail;
-        if ((st = exec(reg, SUPERSEDED_TABLE, "upgrading the schema", err)) != IOT_OK ||
+        if ((version < 2 &&
+             (st = exec(reg, SUPERSEDED_TABLE, "upgrading the schema", err)) != IOT_OK) ||
+            (st = exec(reg, SCHEMA_V3, "upgrading the schema", err)) != IOT_OK ||
             (st = exec(reg, sql, "upgrading the schema", err)) != IOT_OK ||
             (st = exec(reg, "COMMIT", "upgrading the schema", err)) != IOT_OK) {
             sqlite3_exec(reg->db, "ROLLBACK", NULL, NULL, NULL);
             goto fail;
         }
+        reg->upgraded_from = version;
         reg->version = REGISTRY_SCHEMA_VERSION;
     }
     *out = reg;
@@ -264,9 +281,19 @@ static void copy_text(char *dst, size_t size, sqlite3_stmt *st, int col)
     snprintf(dst, size, "%s", s ? (const char *)s : "");
 }
 
-#define SELECT_COLUMNS                                                                             \
+/* Columns of a record; `spki` is '' in files older than schema 3. */
+#define SELECT_FIELDS                                                                              \
     "SELECT name, kind, role, serial, fingerprint, not_before, not_after, created, state,"         \
-    " revoked_at, revoke_reason FROM certificates "
+    " revoked_at, revoke_reason, "
+#define SELECT_V3            SELECT_FIELDS "spki FROM certificates "
+#define SELECT_V2            SELECT_FIELDS "'' FROM certificates "
+#define SELECT_COLUMNS(tail) (reg->version >= 3 ? SELECT_V3 tail : SELECT_V2 tail)
+#define SUPERSEDED_FIELDS                                                                          \
+    "SELECT name, kind, '', serial, fingerprint, not_before, not_after, created, 'revoked',"       \
+    " replaced_at, 'superseded', "
+#define SUPERSEDED_V3            SUPERSEDED_FIELDS "spki FROM superseded "
+#define SUPERSEDED_V2            SUPERSEDED_FIELDS "'' FROM superseded "
+#define SUPERSEDED_COLUMNS(tail) (reg->version >= 3 ? SUPERSEDED_V3 tail : SUPERSEDED_V2 tail)
 
 static iot_status row_to_record(iot_registry *reg, sqlite3_stmt *st, iot_cert_record *rec,
                                 iot_err *err)
@@ -294,11 +321,12 @@ static iot_status row_to_record(iot_registry *reg, sqlite3_stmt *st, iot_cert_re
     rec->revoked = state != NULL && strcmp((const char *)state, "revoked") == 0;
     rec->revoked_at = sqlite3_column_int64(st, 9);
     copy_text(rec->revoke_reason, sizeof(rec->revoke_reason), st, 10);
+    copy_text(rec->spki, sizeof(rec->spki), st, 11);
     return IOT_OK;
 }
 
-static iot_status get_one(iot_registry *reg, const char *sql, const char *key, iot_cert_record *out,
-                          iot_err *err)
+static iot_status get_one2(iot_registry *reg, const char *sql, const char *key, const char *key2,
+                           iot_cert_record *out, iot_err *err)
 {
     sqlite3_stmt *st = NULL;
     iot_status s;
@@ -308,6 +336,8 @@ static iot_status get_one(iot_registry *reg, const char *sql, const char *key, i
         goto out;
     }
     sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+    if (key2 != NULL)
+        sqlite3_bind_text(st, 2, key2, -1, SQLITE_STATIC);
     rc = sqlite3_step(st);
     if (rc == SQLITE_ROW)
         s = row_to_record(reg, st, out, err);
@@ -320,16 +350,73 @@ out:
     return s;
 }
 
+static iot_status get_one(iot_registry *reg, const char *sql, const char *key, iot_cert_record *out,
+                          iot_err *err)
+{
+    return get_one2(reg, sql, key, NULL, out, err);
+}
+
 iot_status iot_registry_get_by_name(iot_registry *reg, const char *name, iot_cert_record *out,
                                     iot_err *err)
 {
-    return get_one(reg, SELECT_COLUMNS "WHERE name = ?1", name, out, err);
+    return get_one(reg, SELECT_COLUMNS("WHERE name = ?1"), name, out, err);
 }
 
 iot_status iot_registry_get_by_serial(iot_registry *reg, const char *serial_hex,
                                       iot_cert_record *out, iot_err *err)
 {
-    return get_one(reg, SELECT_COLUMNS "WHERE serial = ?1", serial_hex, out, err);
+    return get_one(reg, SELECT_COLUMNS("WHERE serial = ?1"), serial_hex, out, err);
+}
+
+static iot_status need_v3(iot_registry *reg, iot_err *err)
+{
+    if (reg->version < 3)
+        return iot_err_set(err, IOT_ESTATE,
+                           "registry %s was opened read-only (schema %d); a write open upgrades it",
+                           reg->path, reg->version);
+    return IOT_OK;
+}
+
+iot_status iot_registry_find_key(iot_registry *reg, const char *spki, const char *other_than,
+                                 iot_cert_record *out, iot_err *err)
+{
+    if (reg->version < 3 || spki == NULL || spki[0] == '\0')
+        return iot_err_set(err, IOT_ENOENT, "no key fingerprints in registry %s", reg->path);
+    /* The active or revoked certificate first: it says more than a
+     * replaced one. */
+    iot_status s = get_one2(reg,
+                            SELECT_FIELDS "spki, 0 FROM certificates WHERE spki = ?1 AND name <> ?2"
+                                          " UNION ALL " SUPERSEDED_FIELDS
+                                          "spki, 1 FROM superseded WHERE spki = ?1 AND name <> ?2"
+                                          " ORDER BY 13, 1 LIMIT 1",
+                            spki, other_than ? other_than : "", out, err);
+    if (s == IOT_ENOENT)
+        return iot_err_set(err, IOT_ENOENT, "no certificate in registry %s has key %s", reg->path,
+                           spki);
+    return s;
+}
+
+/* One key, one identity: refuses a key that a certificate of another name
+ * has or had. */
+static iot_status check_key_free(iot_registry *reg, const iot_cert_record *rec, iot_err *err)
+{
+    iot_cert_record holder;
+    iot_err lookup;
+    iot_status s = iot_registry_find_key(reg, rec->spki, rec->name, &holder, &lookup);
+    if (s == IOT_ENOENT)
+        return IOT_OK;
+    if (s != IOT_OK) {
+        if (err)
+            *err = lookup;
+        return s;
+    }
+    bool replaced = strcmp(holder.revoke_reason, "superseded") == 0 && holder.revoked;
+    return iot_err_set(err, IOT_EEXIST,
+                       "the public key of '%s' is already the key of %s%s %s '%s' (serial %s); "
+                       "one key, one identity",
+                       rec->name, replaced ? "a replaced certificate of" : "",
+                       replaced ? "" : (holder.revoked ? " the revoked" : " the"),
+                       iot_cert_kind_name(holder.kind), holder.name, holder.serial);
 }
 
 iot_status iot_registry_add(iot_registry *reg, const iot_cert_record *rec, iot_err *err)
@@ -346,9 +433,11 @@ iot_status iot_registry_add(iot_registry *reg, const iot_cert_record *rec, iot_e
             *err = lookup;
         return s;
     }
+    if ((s = need_v3(reg, err)) != IOT_OK || (s = check_key_free(reg, rec, err)) != IOT_OK)
+        return s;
     static const char sql[] =
         "INSERT INTO certificates (name, kind, role, serial, fingerprint, not_before, not_after,"
-        " state, created) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'active', ?8)";
+        " state, created, spki) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'active', ?8, ?9)";
     sqlite3_stmt *st = NULL;
     int rc = sqlite3_prepare_v2(reg->db, sql, -1, &st, NULL);
     if (rc == SQLITE_OK) {
@@ -360,6 +449,7 @@ iot_status iot_registry_add(iot_registry *reg, const iot_cert_record *rec, iot_e
         sqlite3_bind_int64(st, 6, rec->not_before);
         sqlite3_bind_int64(st, 7, rec->not_after);
         sqlite3_bind_int64(st, 8, rec->created);
+        sqlite3_bind_text(st, 9, rec->spki, -1, SQLITE_STATIC);
         rc = sqlite3_step(st);
     }
     sqlite3_finalize(st);
@@ -371,19 +461,28 @@ iot_status iot_registry_add(iot_registry *reg, const iot_cert_record *rec, iot_e
     return db_fail(reg, rc, "adding a record", err);
 }
 
+iot_status iot_registry_revoke_check(iot_registry *reg, iot_cert_kind kind, const char *name,
+                                     iot_cert_record *out, iot_err *err)
+{
+    iot_status s = iot_registry_get_by_name(reg, name, out, err);
+    if (s != IOT_OK)
+        return s;
+    if (out->kind != kind)
+        return iot_err_set(err, IOT_ENOENT, "'%s' is a %s certificate, not a %s", name,
+                           iot_cert_kind_name(out->kind), iot_cert_kind_name(kind));
+    if (out->revoked)
+        return iot_err_set(err, IOT_ESTATE, "%s '%s' is already revoked", iot_cert_kind_name(kind),
+                           name);
+    return IOT_OK;
+}
+
 iot_status iot_registry_revoke(iot_registry *reg, iot_cert_kind kind, const char *name,
                                const char *reason, int64_t now, iot_err *err)
 {
     iot_cert_record rec;
-    iot_status s = iot_registry_get_by_name(reg, name, &rec, err);
+    iot_status s = iot_registry_revoke_check(reg, kind, name, &rec, err);
     if (s != IOT_OK)
         return s;
-    if (rec.kind != kind)
-        return iot_err_set(err, IOT_ENOENT, "'%s' is a %s certificate, not a %s", name,
-                           iot_cert_kind_name(rec.kind), iot_cert_kind_name(kind));
-    if (rec.revoked)
-        return iot_err_set(err, IOT_ESTATE, "%s '%s' is already revoked", iot_cert_kind_name(kind),
-                           name);
     static const char sql[] = "UPDATE certificates SET state = 'revoked', revoked_at = ?1,"
                               " revoke_reason = ?2 WHERE name = ?3";
     sqlite3_stmt *st = NULL;
@@ -434,24 +533,22 @@ iot_status iot_registry_foreach(iot_registry *reg, int kind, iot_registry_fn fn,
                                 iot_err *err)
 {
     if (kind >= 0)
-        return walk(reg, SELECT_COLUMNS "WHERE kind = ?1 ORDER BY name",
+        return walk(reg, SELECT_COLUMNS("WHERE kind = ?1 ORDER BY name"),
                     iot_cert_kind_name((iot_cert_kind)kind), fn, ctx, err);
-    return walk(reg, SELECT_COLUMNS "ORDER BY name", NULL, fn, ctx, err);
+    return walk(reg, SELECT_COLUMNS("ORDER BY name"), NULL, fn, ctx, err);
 }
-
-#define SUPERSEDED_COLUMNS                                                                         \
-    "SELECT name, kind, '', serial, fingerprint, not_before, not_after, created, 'revoked',"       \
-    " replaced_at, 'superseded' FROM superseded "
 
 iot_status iot_registry_foreach_revoked(iot_registry *reg, iot_registry_fn fn, void *ctx,
                                         iot_err *err)
 {
     if (reg->version < 2)
-        return walk(reg, SELECT_COLUMNS "WHERE state = 'revoked' ORDER BY serial", NULL, fn, ctx,
+        return walk(reg, SELECT_COLUMNS("WHERE state = 'revoked' ORDER BY serial"), NULL, fn, ctx,
                     err);
     return walk(reg,
-                SELECT_COLUMNS "WHERE state = 'revoked' UNION ALL " SUPERSEDED_COLUMNS
-                               "ORDER BY serial",
+                reg->version >= 3 ? SELECT_V3 "WHERE state = 'revoked' UNION ALL " SUPERSEDED_V3
+                                              "ORDER BY serial"
+                                  : SELECT_V2 "WHERE state = 'revoked' UNION ALL " SUPERSEDED_V2
+                                              "ORDER BY serial",
                 NULL, fn, ctx, err);
 }
 
@@ -460,7 +557,7 @@ iot_status iot_registry_foreach_superseded(iot_registry *reg, const char *name, 
 {
     if (reg->version < 2)
         return IOT_OK;
-    return walk(reg, SUPERSEDED_COLUMNS "WHERE name = ?1 ORDER BY replaced_at, rowid", name, fn,
+    return walk(reg, SUPERSEDED_COLUMNS("WHERE name = ?1 ORDER BY replaced_at, rowid"), name, fn,
                 ctx, err);
 }
 
@@ -477,8 +574,8 @@ iot_status iot_registry_renew(iot_registry *reg, const iot_cert_record *rec, int
     if (old.revoked)
         return iot_err_set(err, IOT_ESTATE, "%s '%s' is revoked; it cannot be renewed",
                            iot_cert_kind_name(old.kind), rec->name);
-    if (reg->version < 2)
-        return iot_err_set(err, IOT_ESTATE, "registry %s was opened read-only", reg->path);
+    if ((s = need_v3(reg, err)) != IOT_OK || (s = check_key_free(reg, rec, err)) != IOT_OK)
+        return s;
     /* A serial names one certificate forever, the replaced ones included. */
     static const char taken[] = "SELECT 1 FROM certificates WHERE serial = ?1"
                                 " UNION ALL SELECT 1 FROM superseded WHERE serial = ?1";
@@ -496,11 +593,11 @@ iot_status iot_registry_renew(iot_registry *reg, const iot_cert_record *rec, int
     if (rc != SQLITE_DONE)
         return db_fail(reg, rc, "renewing", err);
     static const char keep[] = "INSERT INTO superseded (serial, name, kind, fingerprint,"
-                               " not_before, not_after, created, replaced_at)"
+                               " not_before, not_after, created, replaced_at, spki)"
                                " SELECT serial, name, kind, fingerprint, not_before, not_after,"
-                               " created, ?1 FROM certificates WHERE name = ?2";
+                               " created, ?1, spki FROM certificates WHERE name = ?2";
     static const char update[] = "UPDATE certificates SET serial = ?1, fingerprint = ?2,"
-                                 " not_before = ?3, not_after = ?4 WHERE name = ?5";
+                                 " not_before = ?3, not_after = ?4, spki = ?6 WHERE name = ?5";
     rc = sqlite3_prepare_v2(reg->db, keep, -1, &st, NULL);
     if (rc == SQLITE_OK) {
         sqlite3_bind_int64(st, 1, now);
@@ -517,6 +614,7 @@ iot_status iot_registry_renew(iot_registry *reg, const iot_cert_record *rec, int
         sqlite3_bind_int64(st, 3, rec->not_before);
         sqlite3_bind_int64(st, 4, rec->not_after);
         sqlite3_bind_text(st, 5, rec->name, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 6, rec->spki, -1, SQLITE_STATIC);
         rc = sqlite3_step(st);
     }
     sqlite3_finalize(st);
@@ -526,6 +624,66 @@ iot_status iot_registry_renew(iot_registry *reg, const iot_cert_record *rec, int
         return iot_err_set(err, IOT_EEXIST, "serial %s is already in registry %s", rec->serial,
                            reg->path);
     return db_fail(reg, rc, "renewing", err);
+}
+
+int iot_registry_upgraded_from(const iot_registry *reg)
+{
+    return reg->upgraded_from;
+}
+
+iot_status iot_registry_foreach_shared_key(iot_registry *reg, iot_registry_fn fn, void *ctx,
+                                           iot_err *err)
+{
+    if (reg->version < 3)
+        return IOT_OK; /* no fingerprints before schema 3 */
+    static const char sql[] =
+        "WITH k (name, spki) AS (SELECT name, spki FROM certificates WHERE spki <> ''"
+        "  UNION ALL SELECT name, spki FROM superseded WHERE spki <> ''),"
+        " shared AS (SELECT spki FROM k GROUP BY spki HAVING COUNT(DISTINCT name) > 1) " SELECT_V3
+        "WHERE spki IN shared UNION ALL " SUPERSEDED_V3 "WHERE spki IN shared ORDER BY 12, 1, 4";
+    return walk(reg, sql, NULL, fn, ctx, err);
+}
+
+iot_status iot_registry_foreach_unkeyed(iot_registry *reg, iot_registry_fn fn, void *ctx,
+                                        iot_err *err)
+{
+    iot_status s = need_v3(reg, err);
+    if (s != IOT_OK)
+        return s;
+    return walk(
+        reg, SELECT_V3 "WHERE spki = '' UNION ALL " SUPERSEDED_V3 "WHERE spki = '' ORDER BY 1, 4",
+        NULL, fn, ctx, err);
+}
+
+iot_status iot_registry_set_key(iot_registry *reg, const char *serial_hex, const char *spki,
+                                iot_err *err)
+{
+    iot_status s = need_v3(reg, err);
+    if (s != IOT_OK)
+        return s;
+    static const char *const sql[] = {
+        "UPDATE certificates SET spki = ?2 WHERE serial = ?1 AND spki = ''",
+        "UPDATE superseded SET spki = ?2 WHERE serial = ?1 AND spki = ''",
+    };
+    int changed = 0;
+    for (size_t i = 0; i < 2; i++) {
+        sqlite3_stmt *st = NULL;
+        int rc = sqlite3_prepare_v2(reg->db, sql[i], -1, &st, NULL);
+        if (rc == SQLITE_OK) {
+            sqlite3_bind_text(st, 1, serial_hex, -1, SQLITE_STATIC);
+            sqlite3_bind_text(st, 2, spki, -1, SQLITE_STATIC);
+            rc = sqlite3_step(st);
+        }
+        sqlite3_finalize(st);
+        if (rc != SQLITE_DONE)
+            return db_fail(reg, rc, "recording a key", err);
+        changed += sqlite3_changes(reg->db);
+    }
+    if (changed == 0)
+        return iot_err_set(err, IOT_ENOENT,
+                           "registry %s has no certificate with serial %s and no recorded key",
+                           reg->path, serial_hex);
+    return IOT_OK;
 }
 
 iot_status iot_registry_next_crl_number(iot_registry *reg, uint64_t *out, iot_err *err)

@@ -8,8 +8,9 @@
  *
  * Each input is written to a file in a private temporary directory and
  * opened twice: read-only (every record, the revoked and replaced ones, a
- * lookup by name and by serial) and for writing (a schema 1 file is
- * upgraded; the CRL number and a renewal, rolled back).
+ * lookup by name, by serial and by key, the shared keys) and for writing (a
+ * schema 1 or 2 file is upgraded; the CRL number, a renewal, the rows
+ * without a key and recording one, rolled back).
  *
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -D_POSIX_C_SOURCE=200809L \
  *     -Icommon/include tests/fuzz/registry_fuzz.c common/src/status.c \
@@ -126,6 +127,7 @@ static int check_record(const iot_cert_record *rec, void *ctx)
     check_text(rec->serial, sizeof(rec->serial));
     check_text(rec->fingerprint, sizeof(rec->fingerprint));
     check_text(rec->revoke_reason, sizeof(rec->revoke_reason));
+    check_text(rec->spki, sizeof(rec->spki));
     require(rec->kind == IOT_KIND_DEVICE || rec->kind == IOT_KIND_SERVER ||
             rec->kind == IOT_KIND_CLIENT);
     return 0;
@@ -168,6 +170,14 @@ static void read_only(void)
     lookup(st, &rec, &err);
     st = iot_registry_get_by_serial(reg, "01", &rec, &err);
     lookup(st, &rec, &err);
+    st = iot_registry_foreach_shared_key(reg, check_record, NULL, &err);
+    if (st != IOT_OK)
+        check_error(st, &err);
+    char key[IOT_FPR_HEX_LEN + 1];
+    memset(key, 'a', IOT_FPR_HEX_LEN);
+    key[IOT_FPR_HEX_LEN] = '\0';
+    st = iot_registry_find_key(reg, key, "dev-001", &rec, &err);
+    lookup(st, &rec, &err);
     iot_registry_close(reg);
 }
 
@@ -190,6 +200,10 @@ static void read_write(void)
         (st = iot_registry_next_crl_number(reg, &number, &err)) != IOT_OK)
         check_error(st, &err);
     else if ((st = iot_registry_renew(reg, &next, 3, &err)) != IOT_OK)
+        check_error(st, &err);
+    else if ((st = iot_registry_foreach_unkeyed(reg, check_record, NULL, &err)) != IOT_OK)
+        check_error(st, &err);
+    else if ((st = iot_registry_set_key(reg, "0123456789ABCDEF", next.fingerprint, &err)) != IOT_OK)
         check_error(st, &err);
     iot_registry_rollback(reg);
     iot_registry_close(reg);

@@ -13,7 +13,7 @@ make_pki dev-ok dev-att dev-002 dev-flood dev-ok2
 BROKER_ACL="$T/acl"
 {
   cat "$IOT_SOURCE_DIR/deploy/broker/acl"
-  printf '\nuser consumer\ntopic read telemetry/+/telemetry\n'
+  printf '\nuser CN=consumer,OU=consumer,O=IoT Telemetry\ntopic read telemetry/+/telemetry\n'
 } >"$BROKER_ACL"
 start_broker
 write_gateway_config "request_timeout = 2s" "past_window = 1h" "rate_limit = 5" "rate_burst = 250"

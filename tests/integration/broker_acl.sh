@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The broker configuration of deploy/broker against Debian's Mosquitto 2.0.11:
 # TLS-only listener with client certificates, the TLS floor and cipher list,
-# the per-identity ACL (gateway, consumers, devices), retained messages and
-# wills, one session per identity, the packet size limit, adding a consumer,
-# and revocation through the CRL (SIGHUP and restart).
+# the per-identity ACL (gateway, consumers, devices, and devices enrolled
+# under a client's name), retained messages and wills, one session per
+# identity, the packet size limit, adding a consumer, and revocation through
+# the CRL (SIGHUP and restart).
 #
 # The broker runs with deploy/broker/mosquitto.conf itself, unchanged: its
 # paths are relative and resolve from the working directory, here a scratch
@@ -26,6 +27,7 @@ ip link set lo up
 CONF="$IOT_SOURCE_DIR/deploy/broker/mosquitto.conf"
 ACL="$IOT_SOURCE_DIR/deploy/broker/acl"
 P="$T/pki"       # the system's PKI
+Q="$T/pki-early" # the same PKI as it was before its client certificates
 F="$T/foreign"   # another CA, trusted by nobody
 R="$T/root"      # the broker's working directory, like / in the container
 B="$R/mosquitto"
@@ -34,12 +36,15 @@ GW=gateway-mqtt  # the gateway's MQTT identity, named in the ACL
 CONSUMER=dashboard
 ctl() { "$IOTCTL" --dir "$P" "$@"; }
 
-grep -qx "user $GW" "$ACL" || fail "the ACL does not name the gateway identity '$GW'"
-grep -qx "user $CONSUMER" "$ACL" || fail "the ACL does not name the consumer '$CONSUMER'"
-
 # --- PKI and the broker's file tree -----------------------------------------
 ctl pki init >/dev/null
 ctl cert server broker --dns localhost --ip 127.0.0.1 >/dev/null
+# The PKI before the gateway's and the consumer's certificates were made; in
+# this copy, devices were enrolled under their names (iotctl refuses that
+# once the client certificates exist). Same CA, so the broker trusts them.
+cp -a "$P" "$Q"
+"$IOTCTL" --dir "$Q" device add "$CONSUMER" >/dev/null
+"$IOTCTL" --dir "$Q" device add "$GW" >/dev/null
 ctl cert client "$GW" --role gateway >/dev/null
 ctl cert client "$CONSUMER" --role consumer >/dev/null
 ctl device add dev-001 >/dev/null
@@ -95,11 +100,24 @@ wait_line() {
 }
 
 # mqtt TOOL WHO ARGS...: a mosquitto client with WHO's certificate;
-# bg_mqtt the same in the background (its pid in LAST_PID).
+# bg_mqtt the same in the background (its pid in LAST_PID). WHO is a client
+# name, a device ID dev-*, or early:ID for a device of $Q.
+cert_dir() {
+  case "$1" in
+    early:*) echo "$Q/devices/${1#early:}" ;;
+    dev-*) echo "$P/devices/$1" ;;
+    *) echo "$P/clients/$1" ;;
+  esac
+}
 tls_of() {
-  local d="$P/clients/$1"
-  case "$1" in dev-*) d="$P/devices/$1" ;; esac
+  local d
+  d="$(cert_dir "$1")"
   TA=(-h localhost -p 8883 --cafile "$P/ca.crt" --cert "$d/cert.pem" --key "$d/key.pem")
+}
+# user_of WHO: WHO's username at the broker, the subject of its certificate
+# as Mosquitto prints it (RFC 2253).
+user_of() {
+  openssl x509 -in "$(cert_dir "$1")/cert.pem" -noout -subject -nameopt RFC2253 | sed 's/^subject=//'
 }
 mqtt() {
   local tool="$1"
@@ -152,7 +170,7 @@ subscriber() {
   last="${*: -1}"
   bg_mqtt mosquitto_sub "$who" -q 1 -v "$@" >"$out" 2>&1
   SUB=$LAST_PID
-  wait_log "$m" "$who 1 $last" 5 || fail "subscriber $who did not subscribe: $(since "$m")"
+  wait_log "$m" "$(user_of "$who") 1 $last" 5 || fail "subscriber $who did not subscribe: $(since "$m")"
 }
 stop() {
   kill "${2:--TERM}" "$1" 2>/dev/null || true
@@ -179,6 +197,13 @@ tls_session() {
     grep -E "^(New|Reused), |alert" || true
   mv -f "$f.new" "$f" 2>/dev/null || true
 }
+
+GW_USER="$(user_of "$GW")"
+CONSUMER_USER="$(user_of "$CONSUMER")"
+expect_eq "the gateway's username is its subject, with its role" "CN=$GW,OU=gateway,O=IoT Telemetry" "$GW_USER"
+grep -qxF "user $GW_USER" "$ACL" || fail "the ACL does not name the gateway identity '$GW_USER'"
+grep -qxF "user $CONSUMER_USER" "$ACL" || fail "the ACL does not name the consumer '$CONSUMER_USER'"
+pass "the ACL names the gateway and the consumer by subject"
 
 # --- the listener -----------------------------------------------------------
 start_broker
@@ -231,8 +256,8 @@ publish_ok "gateway publishes a reading at QoS 1" "$GW" -i gw-chosen-id -t telem
 wait_line "$W1" 'telemetry/dev-001/telemetry {"seq":1,"temperature":21.5}' 5 ||
   fail "consumer did not receive the reading: $(cat "$W1")"
 pass "consumer receives the gateway's reading"
-expect_log "$m" "the client id is the certificate's CN, not the one the client sent" \
-  "as $GW (p5, c1, k60, u'$GW')"
+expect_log "$m" "the client id is the certificate's subject, not the one the client sent" \
+  "as $GW_USER (p5, c1, k60, u'$GW_USER')"
 since "$m" | grep -qF "as gw-chosen-id" && fail "broker kept the client's own id"
 
 publish_ok "gateway publishes its retained status" "$GW" -r -t "gateway/$GW/status" -m online
@@ -274,9 +299,10 @@ absent "the oversize message reached nobody" "$W1" "aaaaaaaaaaaaaaaa"
 # consumer's session.
 DEV="$T/device.out"
 m="$(mark)"
-subscriber "$DEV" dev-001 -i "$CONSUMER" -t '#'
+subscriber "$DEV" dev-001 -i "$CONSUMER_USER" -t '#'
 DEV_PID=$SUB
-expect_log "$m" "device connects under its own id, whatever id it sends" "as dev-001 (p2, c1, k60, u'dev-001')"
+DEV_USER="$(user_of dev-001)"
+expect_log "$m" "device connects under its own id, whatever id it sends" "as $DEV_USER (p2, c1, k60, u'$DEV_USER')"
 marker "$W1" marker-3
 since "$m" | grep -qF "already connected" && fail "the device took over another session: $(since "$m")"
 pass "the device did not take over the consumer's session"
@@ -289,6 +315,30 @@ publish_denied "device cannot publish a gateway status" dev-001 -r -t "gateway/$
 marker "$W1" marker-4
 absent "no device publish reached the consumer" "$W1" "device-forged"
 
+# --- devices enrolled under the consumer's and the gateway's names -----------
+# The ACL grants rights to a name with its role (OU). A device called
+# "dashboard" has the consumer's CN but OU=device: it may not read, and it
+# does not take over the consumer's session; one called "gateway-mqtt" may
+# not write.
+EARLY="$T/early-dashboard.out"
+m="$(mark)"
+subscriber "$EARLY" "early:$CONSUMER" -t 'telemetry/+/telemetry' -t 'gateway/+/status' -t '#'
+EARLY_PID=$SUB
+expect_log "$m" "the device named $CONSUMER connects as a device" \
+  "u'CN=$CONSUMER,OU=device,O=IoT Telemetry'"
+marker "$W1" marker-early
+since "$m" | grep -qF "already connected" && fail "the device named $CONSUMER took over a session: $(since "$m")"
+pass "the device named $CONSUMER did not take over the consumer's session"
+sleep 0.5
+expect_eq "a device named $CONSUMER receives no reading and no status" "" "$(cat "$EARLY")"
+stop "$EARLY_PID"
+publish_denied "a device named $GW cannot publish a reading" "early:$GW" \
+  -t telemetry/dev-001/telemetry -m early-forged-reading
+publish_denied "a device named $GW cannot publish the gateway's status" "early:$GW" \
+  -r -t "gateway/$GW/status" -m early-forged-status
+marker "$W1" marker-early-2
+absent "nothing the device named $GW sent reached the consumer" "$W1" "early-forged"
+
 # --- a second client with the gateway's identity ----------------------------
 # The client id is the CN, so whatever id it sends, a second client with the
 # gateway's certificate takes over the first session, and the broker says so.
@@ -296,24 +346,28 @@ GA="$T/gateway-a.out"
 m="$(mark)"
 bg_mqtt mosquitto_sub "$GW" -i gw-a -q 1 -d -t none >"$GA" 2>&1
 GA_PID=$LAST_PID
-wait_log "$m" "$GW 1 none" 5 || fail "first gateway session did not start: $(since "$m")"
+wait_log "$m" "$GW_USER 1 none" 5 || fail "first gateway session did not start: $(since "$m")"
 m="$(mark)"
 publish_ok "a second gateway client with another id connects" "$GW" -i gw-b -t telemetry/dev-001/telemetry -m takeover
 expect_log "$m" "the broker logs the takeover of the gateway's session" \
-  "Client $GW already connected, closing old connection."
+  "Client $GW_USER already connected, closing old connection."
 stop "$GA_PID"
 
 # --- adding a consumer, as docs/deploy.md describes -------------------------
-ctl cert client reports --role consumer >/dev/null
+ctl cert client reports --role consumer >"$T/reports.issued"
+REPORTS_USER="$(user_of reports)"
+grep -qxF "  broker ACL   user $REPORTS_USER" "$T/reports.issued" ||
+  fail "iotctl cert client does not print the ACL user line: $(cat "$T/reports.issued")"
+pass "iotctl cert client prints the broker ACL's user line"
 {
   echo
-  sed -n "/^user $CONSUMER\$/,/^\$/p" "$ACL" | sed "s/^user $CONSUMER\$/user reports/"
+  sed -n "/^user $CONSUMER_USER\$/,/^\$/p" "$ACL" | sed "s/^user $CONSUMER_USER\$/user $REPORTS_USER/"
 } >>"$B/config/acl"
 expect_eq "the deployed ACL is unchanged above the added consumer" "" \
   "$(head -n "$(wc -l <"$ACL")" "$B/config/acl" | diff - "$ACL" || true)"
 expect_eq "the added block is the consumer's block under the new name" \
-  "$(sed -n "/^user $CONSUMER\$/,/^\$/p" "$ACL" | sed 1d)" \
-  "$(tail -n +"$(($(wc -l <"$ACL") + 1))" "$B/config/acl" | sed -n '/^user reports$/,$p' | sed 1d)"
+  "$(sed -n "/^user $CONSUMER_USER\$/,/^\$/p" "$ACL" | sed 1d)" \
+  "$(tail -n +"$(($(wc -l <"$ACL") + 1))" "$B/config/acl" | sed -n "/^user $REPORTS_USER\$/,\$p" | sed 1d)"
 W2="$T/reports.out"
 subscriber "$W2" reports -t 'telemetry/+/telemetry' -t 'gateway/+/status'
 W2_PID=$SUB
@@ -332,20 +386,20 @@ publish_denied "consumer cannot publish a reading" "$CONSUMER" -t telemetry/dev-
 publish_denied "consumer cannot retain a reading" "$CONSUMER" -r -t telemetry/dev-001/telemetry -m forged-retained
 publish_denied "consumer cannot set the gateway's status" "$CONSUMER" -r -t "gateway/$GW/status" -m forged-offline
 publish_denied "consumer cannot publish gateway events" "$CONSUMER" -t "gateway/$GW/events" -m forged-event
-publish_denied "a username sent by the client does not count, the CN does" "$CONSUMER" \
-  -u "$GW" -P any -t telemetry/dev-001/telemetry -m forged-username
+publish_denied "a username sent by the client does not count, the certificate does" "$CONSUMER" \
+  -u "$GW_USER" -P any -t telemetry/dev-001/telemetry -m forged-username
 # Mosquitto 2.0.11 accepts the CONNECT with any will and checks the ACL
 # when it publishes the will; kill -9 makes it publish.
 m="$(mark)"
 bg_mqtt mosquitto_sub "$CONSUMER" -q 1 -k 5 -t none \
   --will-topic telemetry/dev-001/telemetry --will-payload forged-will --will-retain --will-qos 1 >/dev/null 2>&1
-wait_log "$m" "$CONSUMER 1 none" 5 || fail "consumer with a will did not connect"
+wait_log "$m" "$CONSUMER_USER 1 none" 5 || fail "consumer with a will did not connect"
 stop "$LAST_PID" -KILL
-expect_log "$m" "the consumer with a will is gone" "Client $CONSUMER closed its connection."
+expect_log "$m" "the consumer with a will is gone" "Client $CONSUMER_USER closed its connection."
 m="$(mark)"
 bg_mqtt mosquitto_sub "$GW" -q 1 -k 5 -t none \
   --will-topic "gateway/$GW/status" --will-payload offline --will-retain --will-qos 1 >/dev/null 2>&1
-wait_log "$m" "$GW 1 none" 5 || fail "gateway with a will did not connect"
+wait_log "$m" "$GW_USER 1 none" 5 || fail "gateway with a will did not connect"
 stop "$LAST_PID" -KILL
 wait_line "$W2" "gateway/$GW/status offline" 5 || fail "the gateway's will did not arrive: $(cat "$W2")"
 pass "the gateway's will (retained status offline) reaches consumers"

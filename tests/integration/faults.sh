@@ -47,7 +47,7 @@ cafile $P/ca.crt
 certfile $P/servers/broker/cert.pem
 keyfile $P/servers/broker/key.pem
 require_certificate true
-use_identity_as_username true
+use_subject_as_username true
 allow_anonymous false
 persistence $1
 persistence_location $T/broker/
@@ -383,7 +383,7 @@ cafile $P/ca.crt
 certfile $P/servers/broker-ns/cert.pem
 keyfile $P/servers/broker-ns/key.pem
 require_certificate true
-use_identity_as_username true
+use_subject_as_username true
 allow_anonymous false
 persistence true
 persistence_location $T/nsb/

@@ -111,7 +111,7 @@ check "after recovery"
 # --- 4. the broker refuses the gateway's publishes (ACL not matching) --------------
 # MQTT 5 PUBACK reason codes let the gateway see it: the readings stay.
 stop_broker
-printf 'user gateway-mqtt\ntopic write elsewhere/#\nuser consumer\ntopic read #\n' >"$T/acl"
+printf 'user CN=gateway-mqtt,OU=gateway,O=IoT Telemetry\ntopic write elsewhere/#\nuser CN=consumer,OU=consumer,O=IoT Telemetry\ntopic read #\n' >"$T/acl"
 BROKER_ACL="$T/acl" start_broker
 refused_before="$(metric iotgw_mqtt_publish_refused_total)"
 send dev-a 41 45
@@ -125,7 +125,7 @@ grep -q 'event=mqtt.publish_refused' "$T/gw.log" || fail "no mqtt.publish_refuse
 pass "refused publishes are logged"
 expect_eq "refused readings stay in the outbox" 5 "$(curl -s "http://127.0.0.1:$ADMIN_PORT/healthz" | jq -r .outbox_depth)"
 stop_broker
-printf 'user gateway-mqtt\ntopic write telemetry/+/telemetry\ntopic write gateway/gateway-mqtt/status\nuser consumer\ntopic read #\n' >"$T/acl"
+printf 'user CN=gateway-mqtt,OU=gateway,O=IoT Telemetry\ntopic write telemetry/+/telemetry\ntopic write gateway/gateway-mqtt/status\nuser CN=consumer,OU=consumer,O=IoT Telemetry\ntopic read #\n' >"$T/acl"
 BROKER_ACL="$T/acl" start_broker
 check "after the ACL is fixed"
 

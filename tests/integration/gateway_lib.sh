@@ -30,7 +30,7 @@ cafile $P/ca.crt
 certfile $P/servers/broker/cert.pem
 keyfile $P/servers/broker/key.pem
 require_certificate true
-use_identity_as_username true
+use_subject_as_username true
 allow_anonymous false
 tls_version tlsv1.2
 persistence true

@@ -119,6 +119,40 @@ pass "tampered CSR is refused"
 expect_fail "missing CSR file" 1 "cannot read $T/nope.csr" ctl device add dev-m --csr "$T/nope.csr"
 expect_fail "CSR path is a directory" 1 "is not a regular file" ctl device add dev-d --csr "$T"
 
+# --- one key, one identity ---------------------------------------------------------
+# The registry records each certificate's key (SHA-256 of its DER
+# SubjectPublicKeyInfo) and iotctl refuses a CSR whose key is already the key
+# of another identity or the CA's.
+spki_of_key() { openssl pkey -in "$1" -pubout -outform DER | sha256sum | cut -d' ' -f1; }
+spki_of_cert() { openssl x509 -in "$1" -noout -pubkey | openssl pkey -pubin -outform DER | sha256sum | cut -d' ' -f1; }
+csr_with() { openssl req -new -key "$1" -subj "/CN=$2" -out "$3" 2>/dev/null; }
+expect_eq "the registry records the key of a CSR" "$(spki_of_key "$T/csr.key")" \
+  "$(ctl device show dev-csr --json | jq -r .key_sha256)"
+expect_eq "the registry records the key of a key made here" "$(spki_of_cert "$P/devices/dev-001/cert.pem")" \
+  "$(ctl device show dev-001 --json | jq -r .key_sha256)"
+ctl device show dev-csr | grep -q "^key sha256   $(spki_of_key "$T/csr.key")$" || fail "device show lacks the key: $(ctl device show dev-csr)"
+before="$(cd "$P" && find . -type f | sort | xargs sha256sum)"
+csr_with "$T/csr.key" dev-twin "$T/twin-csr.csr"
+expect_fail "a CSR with another device's key is refused" 1 \
+  "CSR $T/twin-csr.csr carries the public key of device 'dev-csr' \(active, serial [0-9A-F]+\); one key, one identity" \
+  ctl device add dev-twin --csr "$T/twin-csr.csr"
+csr_with "$P/devices/dev-001/key.pem" dev-twin "$T/twin-001.csr"
+expect_fail "a CSR with the key iotctl made for another device is refused" 1 \
+  "carries the public key of device 'dev-001' \(active" ctl device add dev-twin --csr "$T/twin-001.csr"
+csr_with "$P/clients/gateway-mqtt/key.pem" dev-twin "$T/twin-gw.csr"
+expect_fail "a CSR with the gateway's MQTT key is refused" 1 "carries the public key of client 'gateway-mqtt'" \
+  ctl device add dev-twin --csr "$T/twin-gw.csr"
+csr_with "$P/servers/broker/key.pem" dev-twin "$T/twin-broker.csr"
+expect_fail "a CSR with the broker's key is refused" 1 "carries the public key of server 'broker'" \
+  ctl device add dev-twin --csr "$T/twin-broker.csr"
+csr_with "$P/ca.key" dev-twin "$T/twin-ca.csr"
+expect_fail "a CSR with the CA's key is refused" 1 "carries the CA's own public key" \
+  ctl device add dev-twin --csr "$T/twin-ca.csr"
+csr_with "$T/csr.key" dev-002 "$T/renew-twin.csr"
+expect_fail "a renewal with another device's key is refused" 1 "carries the public key of device 'dev-csr'" \
+  ctl device renew dev-002 --csr "$T/renew-twin.csr"
+expect_eq "refused keys change no file" "$before" "$(cd "$P" && find . -type f | sort | xargs sha256sum)"
+
 # --- list and show --------------------------------------------------------------
 expect_ok "device list" ctl device list
 echo "$OUT" | head -1 | grep -q "ID.*STATE.*NOT AFTER.*DAYS LEFT" || fail "device list header: $OUT"
@@ -144,6 +178,23 @@ expect_eq "cert list holds servers and clients only" "broker dashboard gateway g
   "$(echo "$OUT" | jq -r '[.[].name] | join(" ")')"
 
 # --- revocation -----------------------------------------------------------------
+# A revocation cannot be undone: --dry-run shows it and changes nothing.
+before="$(cd "$P" && sha256sum crl.pem registry.db)"
+expect_ok "device revoke --dry-run" ctl device revoke dev-001 --reason key-compromise --dry-run
+want_serial="$(ctl device show dev-001 --json | jq -r .serial)"
+echo "$OUT" | grep -q "^device dev-001: would be revoked (dry run: nothing was changed)$" &&
+  echo "$OUT" | grep -q "^  serial       $want_serial$" && echo "$OUT" | grep -q "^  reason       key-compromise$" ||
+  fail "device revoke --dry-run does not show what it would revoke: $OUT"
+pass "device revoke --dry-run shows the device, its serial and the reason"
+expect_ok "cert revoke --dry-run" ctl cert revoke dashboard --dry-run
+echo "$OUT" | grep -q "^client dashboard: would be revoked" || fail "cert revoke --dry-run: $OUT"
+expect_fail "a dry run refuses an unknown device as the revocation would" 1 "'ghost' is not in registry" \
+  ctl device revoke ghost --dry-run
+expect_fail "a dry run refuses a device given to cert revoke" 1 "is a device; use 'iotctl device revoke" \
+  ctl cert revoke dev-002 --dry-run
+expect_eq "dry runs leave the CRL and the registry byte-identical" "$before" \
+  "$(cd "$P" && sha256sum crl.pem registry.db)"
+expect_eq "the device is still active after the dry run" active "$(ctl device show dev-001 --json | jq -r .state)"
 expect_ok "device revoke" ctl device revoke dev-001 --reason key-compromise
 expect_fail "revoked device fails openssl verify -crl_check" 2 "certificate revoked" \
   openssl verify -crl_check -CAfile "$P/ca.crt" -CRLfile "$P/crl.pem" "$P/devices/dev-001/cert.pem"
@@ -155,8 +206,11 @@ pass "CRL carries the revocation reason"
 expect_eq "device list shows the revocation" revoked \
   "$(ctl device list --json | jq -r '.[] | select(.id=="dev-001") | .state')"
 expect_fail "revoking twice" 1 "already revoked" ctl device revoke dev-001
+expect_fail "a dry run of revoking twice" 1 "already revoked" ctl device revoke dev-001 --dry-run
 expect_fail "revoking an unknown device" 1 "'ghost' is not in registry" ctl device revoke ghost
 expect_fail "revoked IDs are not reused" 1 "taken by a revoked device" ctl device add dev-001 --out "$T/reuse"
+expect_fail "a revoked device's key is not reused" 1 "carries the public key of device 'dev-001' \(revoked, serial" \
+  ctl device add dev-twin --csr "$T/twin-001.csr"
 expect_fail "bad revocation reason" 2 "not one of" ctl device revoke dev-002 --reason because
 expect_ok "cert revoke of a consumer" ctl cert revoke dashboard
 expect_fail "revoked consumer fails -crl_check" 2 "certificate revoked" \
@@ -165,7 +219,7 @@ expect_fail "cert revoke refuses a device" 1 "is a device; use 'iotctl device re
 n1="$(openssl crl -in "$P/crl.pem" -noout -crlnumber | cut -d= -f2)"
 expect_ok "crl update" ctl crl update --days 7
 n2="$(openssl crl -in "$P/crl.pem" -noout -crlnumber | cut -d= -f2)"
-[ $((16#$n2)) -gt $((16#$n1)) ] || fail "CRL number did not increase ($n1 -> $n2)"
+[ -n "$n1" ] && [ $((16#${n2#0x})) -gt $((16#${n1#0x})) ] || fail "CRL number did not increase ($n1 -> $n2)"
 pass "crl update increases the CRL number"
 expect_fail "still revoked after crl update" 2 "certificate revoked" \
   openssl verify -crl_check -CAfile "$P/ca.crt" -CRLfile "$P/crl.pem" "$P/devices/dev-001/cert.pem"
@@ -212,6 +266,11 @@ expect_ok "device renew signs a new CSR" ctl device renew dev-csr --csr "$T/dev-
 [ ! -e "$P/devices/dev-csr/key.pem" ] || fail "the CSR renewal wrote a private key"
 expect_eq "the renewed certificate carries the CSR's key" "$(openssl pkey -in "$T/csr2.key" -pubout)" \
   "$(openssl x509 -in "$P/devices/dev-csr/cert.pem" -noout -pubkey)"
+expect_fail "the key of a replaced certificate is not reused by another device" 1 \
+  "carries the public key of device 'dev-csr' \(a certificate replaced by a renewal, serial" \
+  ctl device add dev-twin --csr "$T/twin-csr.csr"
+csr_with "$T/csr2.key" dev-csr "$T/dev-csr-same.csr"
+expect_ok "a renewal may keep the device's own key" ctl device renew dev-csr --csr "$T/dev-csr-same.csr"
 # Refusals change nothing: files, registry and CRL stay as they were.
 before="$(cd "$P" && find . -type f | sort | xargs sha256sum)"
 expect_fail "renewing an unknown ID" 1 "'ghost' is not enrolled; enroll it with 'iotctl device add'" \
@@ -227,13 +286,48 @@ pass "a failed renewal puts the old files back"
 # A registry made before renewals existed (schema 1) is read as it is and
 # upgraded by the first change.
 cp -a "$P" "$T/v1"
-sqlite3 "$T/v1/registry.db" "DROP TABLE superseded; PRAGMA user_version=1;"
+sqlite3 "$T/v1/registry.db" "DROP TABLE superseded; DROP INDEX certificates_spki;
+  ALTER TABLE certificates DROP COLUMN spki; PRAGMA user_version=1;"
 expect_ok "a schema 1 registry is listed" "$IOTCTL" --dir "$T/v1" device list
 expect_eq "a schema 1 registry shows no replaced certificates" "[]" \
   "$("$IOTCTL" --dir "$T/v1" device show dev-csr --json | jq -c .superseded)"
 expect_eq "listing does not change the schema" 1 "$(sqlite3 "$T/v1/registry.db" 'PRAGMA user_version')"
 expect_ok "a schema 1 registry takes a renewal" "$IOTCTL" --dir "$T/v1" device renew dev-csr
-expect_eq "the renewal upgraded the registry to schema 2" 2 "$(sqlite3 "$T/v1/registry.db" 'PRAGMA user_version')"
+expect_eq "the renewal upgraded the registry to schema 3" 3 "$(sqlite3 "$T/v1/registry.db" 'PRAGMA user_version')"
+# A registry from before key fingerprints (schema 2): the first change
+# upgrades it and takes each certificate's key from its file; a key that two
+# identities already share is reported.
+V2="$T/v2"
+cp -a "$P" "$V2"
+sqlite3 "$V2/registry.db" "DROP INDEX certificates_spki; DROP INDEX superseded_spki;
+  ALTER TABLE certificates DROP COLUMN spki; ALTER TABLE superseded DROP COLUMN spki; PRAGMA user_version=2;"
+# What an older iotctl allowed: dev-copy enrolled with dev-csr's first key.
+first="$(sqlite3 "$V2/registry.db" "SELECT serial FROM superseded WHERE name = 'dev-csr' ORDER BY rowid LIMIT 1")"
+old_cert="$V2/devices/dev-csr/superseded-$first/cert.pem"
+mkdir -m 0700 "$V2/devices/dev-copy" && cp "$old_cert" "$V2/devices/dev-copy/cert.pem"
+sqlite3 "$V2/registry.db" "INSERT INTO certificates (name, kind, serial, fingerprint, not_before, not_after, state, created)
+  SELECT 'dev-copy', 'device', '7E57', fingerprint, not_before, not_after, 'active', created FROM superseded WHERE name = 'dev-csr' ORDER BY rowid LIMIT 1;"
+B64="$(printf 'b%.0s' $(seq 64))"
+rm "$V2/devices/$B64/cert.pem" # a certificate whose file is gone
+expect_ok "a schema 2 registry is listed" "$IOTCTL" --dir "$V2" device list
+expect_eq "a schema 2 registry shows no key" null "$("$IOTCTL" --dir "$V2" device show dev-002 --json | jq -r .key_sha256)"
+expect_eq "listing does not change schema 2" 2 "$(sqlite3 "$V2/registry.db" 'PRAGMA user_version')"
+run "$IOTCTL" --dir "$V2" crl update
+[ "$RC" -eq 0 ] || fail "crl update on a schema 2 registry: exit $RC: $ERR"
+expect_eq "the first change upgrades schema 2 to 3" 3 "$(sqlite3 "$V2/registry.db" 'PRAGMA user_version')"
+echo "$ERR" | grep -q "warning: 1 certificates in $V2/registry.db have no recorded public key" ||
+  fail "the upgrade did not report the certificate whose file is gone: $ERR"
+pass "the upgrade reports a certificate whose file is gone"
+echo "$ERR" | grep -q "warning: device 'dev-copy' (serial 7E57) shares its public key $(spki_of_key "$T/csr.key")" &&
+  echo "$ERR" | grep -q "warning: device 'dev-csr' (serial [0-9A-F]*) shares its public key $(spki_of_key "$T/csr.key")" ||
+  fail "the upgrade did not report the shared key: $ERR"
+pass "the upgrade reports the identities that share a key"
+expect_eq "the upgrade records every key whose certificate is at hand" "$B64" \
+  "$(sqlite3 "$V2/registry.db" "SELECT name FROM certificates WHERE spki = '' UNION ALL SELECT name FROM superseded WHERE spki = ''")"
+expect_eq "keys from the files are those of the certificates" "$(spki_of_cert "$P/devices/dev-002/cert.pem")" \
+  "$("$IOTCTL" --dir "$V2" device show dev-002 --json | jq -r .key_sha256)"
+expect_fail "after the upgrade, a replaced certificate's key is refused" 1 "carries the public key of device 'dev-c" \
+  "$IOTCTL" --dir "$V2" device add dev-twin --csr "$T/twin-csr.csr"
 
 # --- validity -------------------------------------------------------------------
 expect_ok "an already expired certificate can be made for tests" \
@@ -266,6 +360,83 @@ echo "ROLLBACK;" >&7
 exec 7>&-
 expect_ok "works again once the lock is gone" ctl device add dev-lock
 
+# --- the PKI directory: owner and mode -------------------------------------------
+# Another local user who can write the directory could replace the registry,
+# the CRL or the CA. pki init makes an existing directory 0700; every command
+# checks owner and mode before it uses the directory.
+O="$T/open"
+mkdir "$O" && chmod 0777 "$O"
+expect_ok "pki init in an existing 0777 directory" "$IOTCTL" --dir "$O" pki init
+expect_eq "pki init makes an existing directory 0700" 700 "$(file_mode "$O")"
+chmod 0777 "$O"
+expect_fail "a PKI directory writable by others is refused" 1 \
+  "PKI directory $O has mode 0777; .* \(run: chmod 700 $O\)" "$IOTCTL" --dir "$O" device add dev-o
+expect_fail "listing refuses it too" 1 "PKI directory $O has mode 0777" "$IOTCTL" --dir "$O" device list
+chmod 0770 "$O"
+expect_fail "a PKI directory writable by its group is refused" 1 "PKI directory $O has mode 0770" \
+  "$IOTCTL" --dir "$O" cert list
+chmod 0755 "$O"
+expect_ok "a PKI directory others may only read is used" "$IOTCTL" --dir "$O" device list
+chmod 0700 "$O"
+chmod 0666 "$O/registry.db"
+expect_fail "a registry writable by others is refused" 1 \
+  "registry $O/registry.db has mode 0666; .*chmod go-w $O/registry.db" "$IOTCTL" --dir "$O" device list
+chmod 0644 "$O/registry.db"
+chmod 0646 "$O/crl.pem"
+expect_fail "a CRL writable by others is refused" 1 "CRL $O/crl.pem has mode 0646" \
+  "$IOTCTL" --dir "$O" crl update
+chmod 0644 "$O/crl.pem"
+expect_ok "the repaired directory works again" "$IOTCTL" --dir "$O" device add dev-o
+if [ "$(id -u)" -eq 0 ]; then
+  chown 65534 "$O"
+  expect_fail "a PKI directory of another user is refused" 1 \
+    "PKI directory $O belongs to uid 65534, not to this user \(uid 0\) or root; .*chown 0 $O" \
+    "$IOTCTL" --dir "$O" device list
+  chown 0 "$O"
+  chown 65534 "$O/registry.db"
+  expect_fail "a registry of another user is refused" 1 "registry $O/registry.db belongs to uid 65534" \
+    "$IOTCTL" --dir "$O" device add dev-o2
+  chown 0 "$O/registry.db"
+  mkdir -m 0700 "$T/theirs" && chown 65534 "$T/theirs"
+  expect_fail "pki init refuses a directory of another user" 1 \
+    "PKI directory $T/theirs belongs to uid 65534.*nothing was changed" "$IOTCTL" --dir "$T/theirs" pki init
+  expect_eq "and creates nothing in it" "" "$(ls -A "$T/theirs")"
+else
+  echo "# not root: no directory of another user can be made here; owner refusals not run"
+fi
+
+# --- core dumps ---------------------------------------------------------------
+# iotctl holds the CA key: it must not be dumpable and its core limit is 0.
+# A FIFO given as the CSR holds it in open() after it has loaded the CA and
+# opened the registry. The /proc entries of an undumpable process belong to
+# root whoever runs it, so it runs as an unprivileged user (nobody when
+# this test is root) for the owner to tell.
+D="$T/nobody-pki"
+cp -a "$P" "$D"
+mkfifo "$T/hold.csr"
+if [ "$(id -u)" -eq 0 ]; then
+  chown -R 65534:65534 "$D" "$T/hold.csr"
+  chmod 711 "$T"
+  spawn setpriv --reuid=65534 --regid=65534 --clear-groups -- "$IOTCTL" --dir "$D" device add dev-core --csr "$T/hold.csr"
+else
+  spawn "$IOTCTL" --dir "$D" device add dev-core --csr "$T/hold.csr"
+fi
+core_pid=$LAST_PID
+deadline=$((SECONDS + 60))
+until ls -l "/proc/$core_pid/fd" 2>/dev/null | grep -q "registry.db"; do
+  [ "$SECONDS" -lt "$deadline" ] && kill -0 "$core_pid" 2>/dev/null || fail "iotctl did not reach the CSR"
+  sleep 0.1
+done
+runs_as="$(awk '/^Uid:/ { print $3 }' "/proc/$core_pid/status")"
+[ "$runs_as" -ne 0 ] || fail "the probe runs as root, so /proc ownership tells nothing"
+expect_eq "iotctl is not dumpable (its /proc files belong to root, not to uid $runs_as)" 0 \
+  "$(stat -c %u "/proc/$core_pid/status")"
+expect_eq "iotctl's core file limit is 0" "0 0" \
+  "$(awk '/^Max core file size/ { print $5, $6 }' "/proc/$core_pid/limits")"
+: >"$T/hold.csr" # lets the open() return; the FIFO is not a regular file
+wait "$core_pid" && fail "iotctl accepted a FIFO as the CSR" || true
+[ "$(id -u)" -ne 0 ] || chmod 700 "$T"
+
 # --- help and usage -------------------------------------------------------------
 for cmd in "pki init" "cert server" "cert client" "cert list" "cert show" "cert revoke" \
   "device add" "device renew" "device revoke" "device list" "device show" "crl update"; do
@@ -275,7 +446,20 @@ for cmd in "pki init" "cert server" "cert client" "cert list" "cert show" "cert 
   ! echo "$OUT" | grep -q '%' || fail "'iotctl $cmd --help' shows a format placeholder: $OUT"
 done
 pass "--help works for every command"
-expect_fail "unknown command" 2 "unknown command 'device frobnicate'" "$IOTCTL" device frobnicate
+expect_fail "unknown command" 2 "unknown command 'device frobnicate'$" "$IOTCTL" device frobnicate
+expect_fail "a mistyped group gets a suggestion" 2 "^iotctl: unknown command 'devcie'; did you mean 'device'\?$" \
+  "$IOTCTL" devcie list
+expect_fail "a mistyped command gets a suggestion" 2 "unknown command 'device revok'; did you mean 'device revoke'\?" \
+  "$IOTCTL" device revok dev-002
+expect_fail "a mistyped group alone gets a suggestion" 2 "unknown command 'crll'; did you mean 'crl'\?" "$IOTCTL" crll
+expect_fail "a word far from every command gets none" 2 "^iotctl: unknown command 'zzz'$" "$IOTCTL" zzz top
+# The overview lists every command with one whole sentence that fits a terminal.
+run "$IOTCTL" --help
+overview="$(echo "$OUT" | sed -n '/^Commands:$/,/^$/p' | sed '1d;$d')"
+expect_eq "the overview lists every command" 12 "$(echo "$overview" | grep -c .)"
+bad="$(echo "$overview" | grep -Ev '^  [a-z]+ +[a-z]+ +[A-Z].*\.$' || true)"
+expect_eq "every overview summary is a whole sentence (ends with a full stop)" "" "$bad"
+expect_eq "every overview line fits 80 columns" "" "$(echo "$OUT" | awk 'length > 80' || true)"
 expect_fail "unknown option" 2 "unknown option '--bogus'" ctl device add x --bogus
 expect_fail "option without a value" 2 "needs a value" ctl device add x --csr
 expect_fail "missing ID" 2 "missing device ID" ctl device add

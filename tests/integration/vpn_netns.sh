@@ -210,7 +210,7 @@ SUB="$T/sub.out"
 C="$P/clients/$CONSUMER"
 spawn ip netns exec "$NS_BR" mosquitto_sub -h "$BR_TUN_IP" -p 8883 --cafile "$P/ca.crt" \
   --cert "$C/cert.pem" --key "$C/key.pem" -q 1 -v -t 'telemetry/+/telemetry' >"$SUB" 2>"$T/sub.err"
-wait_until 10 has_line "$BLOG" "$CONSUMER 1 telemetry/+/telemetry" ||
+wait_until 10 has_line "$BLOG" "CN=$CONSUMER,OU=consumer,O=IoT Telemetry 1 telemetry/+/telemetry" ||
   fail "consumer did not subscribe: $(cat "$T/sub.err") $(tail -5 "$BLOG")"
 
 # --- the gateway ----------------------------------------------------------------
@@ -241,7 +241,7 @@ pass "the gateway connects to the broker's tunnel address"
   fail "the gateway's first MQTT connection stalled until its connect timeout"
 pass "the first connection over the tunnel does not stall"
 expect_ok "the broker sees the gateway's tunnel address as the client's" \
-  grep -qE "New client connected from $GW_TUN_IP:[0-9]+ as gateway-mqtt " "$BLOG"
+  grep -qE "New client connected from $GW_TUN_IP:[0-9]+ as CN=gateway-mqtt,OU=gateway,O=IoT Telemetry " "$BLOG"
 
 # --- (a) device -> gateway -> tunnel -> broker -> consumer ----------------------
 D="$P/devices/$DEVICE"

@@ -105,6 +105,37 @@ static void key_mode_check(void **state)
     assert_int_equal(iot_key_mode_check(path, &err), IOT_ENOENT);
 }
 
+/* Owner and mode of the PKI directory and the files in it. */
+static void owner_mode_check(void **state)
+{
+    (void)state;
+    char sub[128], path[160];
+    snprintf(sub, sizeof(sub), "%s/pki", dir);
+    iot_err err = {0};
+    assert_int_equal(mkdir(sub, 0700), 0);
+    assert_int_equal(iot_owner_mode_check("PKI directory", sub, false, &err), IOT_OK);
+    assert_int_equal(chmod(sub, 0757), 0);
+    assert_int_equal(iot_owner_mode_check("PKI directory", sub, false, &err), IOT_EPERM);
+    assert_non_null(strstr(err.msg, "PKI directory"));
+    assert_non_null(strstr(err.msg, "has mode 0757"));
+    assert_non_null(strstr(err.msg, "chmod 700"));
+    assert_int_equal(chmod(sub, 0755), 0); /* read-only for others is fine */
+    assert_int_equal(iot_owner_mode_check("PKI directory", sub, false, &err), IOT_OK);
+    snprintf(path, sizeof(path), "%s/ca.key", sub);
+    assert_int_equal(iot_file_create(path, "k", 1, 0640, NULL), IOT_OK);
+    assert_int_equal(iot_owner_mode_check("CA key", path, false, &err), IOT_OK);
+    assert_int_equal(iot_owner_mode_check("CA key", path, true, &err), IOT_EPERM);
+    assert_non_null(strstr(err.msg, "chmod 600"));
+    if (geteuid() == 0) { /* only root can give a file to someone else */
+        assert_int_equal(chown(sub, 65534, 65534), 0);
+        assert_int_equal(iot_owner_mode_check("PKI directory", sub, false, &err), IOT_EPERM);
+        assert_non_null(strstr(err.msg, "belongs to uid 65534"));
+        assert_non_null(strstr(err.msg, "chown 0"));
+    }
+    snprintf(path, sizeof(path), "%s/missing", sub);
+    assert_int_equal(iot_owner_mode_check("registry", path, false, &err), IOT_ENOENT);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -113,6 +144,7 @@ int main(void)
         cmocka_unit_test(replace_swaps_content),
         cmocka_unit_test(read_is_capped),
         cmocka_unit_test(key_mode_check),
+        cmocka_unit_test(owner_mode_check),
     };
     return cmocka_run_group_tests(tests, make_dir, remove_dir);
 }

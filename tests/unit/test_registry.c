@@ -182,6 +182,171 @@ static void renew_same_name(void **state)
     iot_registry_close(reg);
 }
 
+static char key_a[IOT_FPR_HEX_LEN + 1];
+
+static int count_record(const iot_cert_record *rec, void *ctx)
+{
+    if (strcmp(rec->spki, key_a) == 0)
+        (*(int *)ctx)++;
+    return 0;
+}
+
+/* One key, one identity: a key recorded for one name is refused for any
+ * other, whether that certificate is active, revoked or replaced; the
+ * name's own key may serve again. Shared keys from elsewhere are listed. */
+static void one_key_one_identity(void **state)
+{
+    (void)state;
+    iot_registry *reg = NULL;
+    iot_err err = {0};
+    memset(key_a, 'a', IOT_FPR_HEX_LEN);
+    assert_int_equal(iot_registry_open(db, IOT_REGISTRY_WRITE, &reg, &err), IOT_OK);
+    iot_cert_record a = record("key-a", IOT_KIND_DEVICE, "2A");
+    memcpy(a.spki, key_a, sizeof(a.spki));
+    assert_int_equal(iot_registry_add(reg, &a, &err), IOT_OK);
+    iot_cert_record b = record("key-b", IOT_KIND_DEVICE, "2B");
+    memcpy(b.spki, key_a, sizeof(b.spki));
+    assert_int_equal(iot_registry_add(reg, &b, &err), IOT_EEXIST);
+    assert_non_null(strstr(err.msg, "one key, one identity"));
+    assert_non_null(strstr(err.msg, "key-a"));
+    b.kind = IOT_KIND_CLIENT; /* another kind does not help */
+    assert_int_equal(iot_registry_add(reg, &b, &err), IOT_EEXIST);
+
+    iot_cert_record got;
+    assert_int_equal(iot_registry_find_key(reg, key_a, NULL, &got, &err), IOT_OK);
+    assert_string_equal(got.name, "key-a");
+    assert_string_equal(got.spki, key_a);
+    assert_int_equal(iot_registry_find_key(reg, key_a, "key-a", &got, &err), IOT_ENOENT);
+
+    /* A renewal with the same key keeps it; the replaced row keeps it too. */
+    iot_cert_record again = record("key-a", IOT_KIND_DEVICE, "2C");
+    memcpy(again.spki, key_a, sizeof(again.spki));
+    assert_int_equal(iot_registry_renew(reg, &again, 1700, &err), IOT_OK);
+    iot_cert_record fresh = record("key-a", IOT_KIND_DEVICE, "2D");
+    memset(fresh.spki, 'f', IOT_FPR_HEX_LEN);
+    assert_int_equal(iot_registry_renew(reg, &fresh, 1800, &err), IOT_OK);
+    /* key_a now lives only in key-a's replaced certificates. */
+    assert_int_equal(iot_registry_add(reg, &b, &err), IOT_EEXIST);
+    assert_int_equal(iot_registry_find_key(reg, key_a, "key-b", &got, &err), IOT_OK);
+    assert_string_equal(got.revoke_reason, "superseded");
+    /* A renewal of another name with that key is refused as well. */
+    iot_cert_record other = record("key-o", IOT_KIND_DEVICE, "2E");
+    memset(other.spki, 'e', IOT_FPR_HEX_LEN);
+    assert_int_equal(iot_registry_add(reg, &other, &err), IOT_OK);
+    memcpy(other.serial, "2F", 3);
+    memcpy(other.spki, key_a, sizeof(other.spki));
+    assert_int_equal(iot_registry_renew(reg, &other, 1900, &err), IOT_EEXIST);
+
+    /* Nothing is shared so far; then a row written by other means. */
+    int n = 0;
+    assert_int_equal(iot_registry_foreach_shared_key(reg, count_record, &n, &err), IOT_OK);
+    assert_int_equal(n, 0);
+    iot_registry_close(reg);
+    sqlite3 *raw = NULL;
+    char sql[512];
+    snprintf(sql, sizeof(sql),
+             "INSERT INTO certificates (name, kind, serial, fingerprint, not_before, not_after,"
+             " state, created, spki) VALUES ('key-old', 'device', '30', '', 0, 1, 'active', 0,"
+             " '%s')",
+             key_a);
+    assert_int_equal(sqlite3_open(db, &raw), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(raw, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(raw);
+    assert_int_equal(iot_registry_open(db, IOT_REGISTRY_READONLY, &reg, &err), IOT_OK);
+    n = 0;
+    assert_int_equal(iot_registry_foreach_shared_key(reg, count_record, &n, &err), IOT_OK);
+    assert_int_equal(n, 3); /* key-old, and key-a's two replaced certificates */
+    iot_registry_close(reg);
+}
+
+static int collect_serials(const iot_cert_record *rec, void *ctx)
+{
+    char *out = ctx;
+    size_t used = strlen(out);
+    snprintf(out + used, 64 - used, "%s%s", used ? "," : "", rec->serial);
+    return 0;
+}
+
+/* A registry of schema 2 (no key fingerprints) is read as it is, and a
+ * write open upgrades it to 3 in place: its rows then wait for their keys. */
+static void schema2_is_upgraded(void **state)
+{
+    (void)state;
+    char path[160];
+    snprintf(path, sizeof(path), "%s/v2.db", dir);
+    sqlite3 *raw = NULL;
+    assert_int_equal(sqlite3_open(path, &raw), SQLITE_OK);
+    assert_int_equal(
+        sqlite3_exec(
+            raw,
+            "PRAGMA application_id=1229935698; PRAGMA user_version=2;"
+            "CREATE TABLE certificates (name TEXT NOT NULL UNIQUE, kind TEXT NOT NULL CHECK (kind"
+            " IN ('device','server','client')), role TEXT NOT NULL DEFAULT '', serial TEXT NOT"
+            " NULL UNIQUE, fingerprint TEXT NOT NULL, not_before INTEGER NOT NULL, not_after"
+            " INTEGER NOT NULL, state TEXT NOT NULL CHECK (state IN ('active','revoked')),"
+            " created INTEGER NOT NULL, revoked_at INTEGER NOT NULL DEFAULT 0, revoke_reason TEXT"
+            " NOT NULL DEFAULT '');"
+            "CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);"
+            "INSERT INTO meta VALUES ('crl_number', 0);"
+            "CREATE TABLE superseded (serial TEXT NOT NULL PRIMARY KEY, name TEXT NOT NULL, kind"
+            " TEXT NOT NULL, fingerprint TEXT NOT NULL, not_before INTEGER NOT NULL, not_after"
+            " INTEGER NOT NULL, created INTEGER NOT NULL, replaced_at INTEGER NOT NULL);"
+            "INSERT INTO certificates (name, kind, serial, fingerprint, not_before, not_after,"
+            " state, created) VALUES ('old-1', 'device', '41', 'f1', 0, 1, 'active', 0);"
+            "INSERT INTO superseded VALUES ('40', 'old-1', 'device', 'f0', 0, 1, 0, 5);",
+            NULL, NULL, NULL),
+        SQLITE_OK);
+    sqlite3_close(raw);
+
+    iot_registry *reg = NULL;
+    iot_err err = {0};
+    iot_cert_record got;
+    assert_int_equal(iot_registry_open(path, IOT_REGISTRY_READONLY, &reg, &err), IOT_OK);
+    assert_int_equal(iot_registry_upgraded_from(reg), 0);
+    assert_int_equal(iot_registry_get_by_name(reg, "old-1", &got, &err), IOT_OK);
+    assert_string_equal(got.spki, "");
+    assert_int_equal(iot_registry_find_key(reg, "f1", NULL, &got, &err), IOT_ENOENT);
+    int n = 0;
+    assert_int_equal(iot_registry_foreach_shared_key(reg, count_record, &n, &err), IOT_OK);
+    assert_int_equal(n, 0);
+    assert_int_equal(iot_registry_foreach_unkeyed(reg, count_record, &n, &err), IOT_ESTATE);
+    iot_registry_close(reg);
+    assert_int_equal(sqlite3_open(path, &raw), SQLITE_OK);
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(sqlite3_prepare_v2(raw, "PRAGMA user_version", -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int(st, 0), 2); /* a read-only open changes nothing */
+    sqlite3_finalize(st);
+    sqlite3_close(raw);
+
+    assert_int_equal(iot_registry_open(path, IOT_REGISTRY_WRITE, &reg, &err), IOT_OK);
+    assert_int_equal(iot_registry_upgraded_from(reg), 2);
+    char serials[64] = "";
+    assert_int_equal(iot_registry_foreach_unkeyed(reg, collect_serials, serials, &err), IOT_OK);
+    assert_string_equal(serials, "40,41");
+    char k1[IOT_FPR_HEX_LEN + 1];
+    memset(k1, '1', IOT_FPR_HEX_LEN);
+    k1[IOT_FPR_HEX_LEN] = '\0';
+    assert_int_equal(iot_registry_begin(reg, &err), IOT_OK);
+    assert_int_equal(iot_registry_set_key(reg, "41", k1, &err), IOT_OK);
+    assert_int_equal(iot_registry_set_key(reg, "40", k1, &err), IOT_OK);
+    assert_int_equal(iot_registry_set_key(reg, "41", k1, &err), IOT_ENOENT); /* already set */
+    assert_int_equal(iot_registry_commit(reg, &err), IOT_OK);
+    serials[0] = '\0';
+    assert_int_equal(iot_registry_foreach_unkeyed(reg, collect_serials, serials, &err), IOT_OK);
+    assert_string_equal(serials, "");
+    assert_int_equal(iot_registry_find_key(reg, k1, "new", &got, &err), IOT_OK);
+    assert_string_equal(got.serial, "41"); /* the active certificate before the replaced one */
+    iot_cert_record dup = record("new", IOT_KIND_DEVICE, "42");
+    memcpy(dup.spki, k1, sizeof(dup.spki));
+    assert_int_equal(iot_registry_add(reg, &dup, &err), IOT_EEXIST);
+    iot_registry_close(reg);
+    /* The next open finds schema 3 and upgrades nothing. */
+    assert_int_equal(iot_registry_open(path, IOT_REGISTRY_WRITE, &reg, &err), IOT_OK);
+    assert_int_equal(iot_registry_upgraded_from(reg), 0);
+    iot_registry_close(reg);
+}
+
 static void readonly_refuses_writes(void **state)
 {
     (void)state;
@@ -246,6 +411,8 @@ int main(void)
         cmocka_unit_test(names_are_unique_across_kinds),
         cmocka_unit_test(revoke_once),
         cmocka_unit_test(renew_same_name),
+        cmocka_unit_test(one_key_one_identity),
+        cmocka_unit_test(schema2_is_upgraded),
         cmocka_unit_test(readonly_refuses_writes),
         cmocka_unit_test(lock_is_reported),
         cmocka_unit_test(garbage_is_corrupt),

@@ -43,6 +43,34 @@ iot_status cli_path(const cli_ctx *ctx, char *buf, const char *name, iot_err *er
     return iot_path_join(buf, CLI_PATH_MAX, ctx->dir, name, err);
 }
 
+iot_status cli_check_pki(const cli_ctx *ctx, iot_err *err)
+{
+    static const struct {
+        const char *file;
+        const char *what;
+        bool no_access;
+    } parts[] = {
+        {"ca.key", "CA key", true},
+        {"ca.crt", "CA certificate", false},
+        {"registry.db", "registry", false},
+        {"crl.pem", "CRL", false},
+    };
+    iot_status st = iot_owner_mode_check("PKI directory", ctx->dir, false, err);
+    if (st == IOT_ENOENT)
+        return IOT_OK;
+    if (st != IOT_OK)
+        return st;
+    for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
+        char path[CLI_PATH_MAX];
+        if ((st = cli_path(ctx, path, parts[i].file, err)) != IOT_OK)
+            return st;
+        st = iot_owner_mode_check(parts[i].what, path, parts[i].no_access, err);
+        if (st != IOT_OK && st != IOT_ENOENT)
+            return st;
+    }
+    return IOT_OK;
+}
+
 iot_status cli_parse_days(const char *what, const char *s, int *out, iot_err *err)
 {
     char *end = NULL;

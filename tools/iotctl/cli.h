@@ -33,8 +33,9 @@ typedef struct cli_command {
     const char *group;
     const char *name;
     int (*run)(cli_ctx *ctx, int argc, char **argv);
+    const char *brief;    /* one whole sentence for the command overview */
     const char *synopsis; /* arguments after "iotctl GROUP NAME" */
-    const char *summary;  /* one line for the command list */
+    const char *summary;  /* what the command does, for its --help */
     const char *help;     /* the options, one per line */
 } cli_command;
 
@@ -49,6 +50,13 @@ int cli_help(const cli_command *cmd);
 
 /* Path of a file in the PKI directory. */
 iot_status cli_path(const cli_ctx *ctx, char *buf, const char *name, iot_err *err);
+
+/* Checks the PKI directory before it is used: it and the files another
+ * user could abuse (ca.key, ca.crt, registry.db, crl.pem) belong to this
+ * user or root and are not writable by group or others; ca.key is not
+ * accessible to them at all. A missing directory or file passes (the
+ * command reports it in its own terms). */
+iot_status cli_check_pki(const cli_ctx *ctx, iot_err *err);
 
 /* Parses a number of days in 1..CLI_MAX_DAYS. */
 iot_status cli_parse_days(const char *what, const char *s, int *out, iot_err *err);

@@ -92,7 +92,8 @@ int cmd_cert_show(cli_ctx *ctx, int argc, char **argv)
 int cmd_cert_revoke(cli_ctx *ctx, int argc, char **argv)
 {
     const char *name = NULL, *reason = NULL;
-    int rc = cmd_parse_revoke(cmd_find("cert", "revoke"), argc, argv, &name, &reason);
+    bool dry_run = false;
+    int rc = cmd_parse_revoke(cmd_find("cert", "revoke"), argc, argv, &name, &reason, &dry_run);
     if (rc != CLI_EXIT_OK)
         return rc < 0 ? CLI_EXIT_OK : rc;
     /* The kind is looked up so one command revokes servers and clients. */
@@ -102,6 +103,7 @@ int cmd_cert_revoke(cli_ctx *ctx, int argc, char **argv)
     iot_cert_record rec;
     iot_status st;
     if ((st = iot_id_check("certificate name", name, &err)) != IOT_OK ||
+        (st = cli_check_pki(ctx, &err)) != IOT_OK ||
         (st = cli_path(ctx, db, "registry.db", &err)) != IOT_OK ||
         (st = iot_registry_open(db, IOT_REGISTRY_READONLY, &reg, &err)) != IOT_OK ||
         (st = iot_registry_get_by_name(reg, name, &rec, &err)) != IOT_OK) {
@@ -114,5 +116,5 @@ int cmd_cert_revoke(cli_ctx *ctx, int argc, char **argv)
                     name);
         return cli_fail(&err);
     }
-    return revoke_identity(ctx, rec.kind, name, reason);
+    return revoke_identity(ctx, rec.kind, name, reason, dry_run);
 }

@@ -40,12 +40,14 @@ int cmd_issue(cli_ctx *ctx, const cli_command *self, int argc, char **argv, issu
 }
 
 int cmd_parse_revoke(const cli_command *self, int argc, char **argv, const char **name,
-                     const char **reason)
+                     const char **reason, bool *dry_run)
 {
     static const struct option opts[] = {{"reason", required_argument, NULL, 'r'},
+                                         {"dry-run", no_argument, NULL, 'n'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     *reason = "unspecified";
+    *dry_run = false;
     int c;
     while ((c = cmd_getopt(argc, argv, opts)) != -1) {
         switch (c) {
@@ -53,6 +55,9 @@ int cmd_parse_revoke(const cli_command *self, int argc, char **argv, const char 
             if (pki_reason_code(optarg) < 0)
                 return cli_usage(self, "--reason '%s' is not one of: %s", optarg, pki_reason_names);
             *reason = optarg;
+            break;
+        case 'n':
+            *dry_run = true;
             break;
         case 'h':
             cli_help(self);

@@ -43,10 +43,11 @@ int cmd_device_renew(cli_ctx *ctx, int argc, char **argv)
 int cmd_device_revoke(cli_ctx *ctx, int argc, char **argv)
 {
     const char *name = NULL, *reason = NULL;
-    int rc = cmd_parse_revoke(cmd_find("device", "revoke"), argc, argv, &name, &reason);
+    bool dry_run = false;
+    int rc = cmd_parse_revoke(cmd_find("device", "revoke"), argc, argv, &name, &reason, &dry_run);
     if (rc != CLI_EXIT_OK)
         return rc < 0 ? CLI_EXIT_OK : rc;
-    return revoke_identity(ctx, IOT_KIND_DEVICE, name, reason);
+    return revoke_identity(ctx, IOT_KIND_DEVICE, name, reason, dry_run);
 }
 
 int cmd_device_list(cli_ctx *ctx, int argc, char **argv)

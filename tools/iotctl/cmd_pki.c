@@ -1,8 +1,10 @@
 /* iotctl pki init, iotctl crl update */
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <openssl/crypto.h>
@@ -27,6 +29,28 @@ static iot_status check_fresh(const cli_ctx *ctx, iot_err *err)
                                "a PKI already exists in %s (found %s); nothing was changed",
                                ctx->dir, parts[i]);
     }
+    return IOT_OK;
+}
+
+/* The directory may have existed with any mode (a 0777 directory stays
+ * 0777 under mkdir -p): refuse one that belongs to another user, and make
+ * it 0700. */
+static iot_status make_private(const cli_ctx *ctx, iot_err *err)
+{
+    struct stat sb;
+    if (stat(ctx->dir, &sb) != 0)
+        return iot_err_set(err, IOT_EIO, "cannot check PKI directory %s: %s", ctx->dir,
+                           strerror(errno));
+    if (sb.st_uid != geteuid())
+        return iot_err_set(err, IOT_EPERM,
+                           "PKI directory %s belongs to uid %u, not to this user (uid %u); its "
+                           "owner could replace the CA key, registry or CRL (run as root: chown "
+                           "%u %s, or use a directory of your own); nothing was changed",
+                           ctx->dir, (unsigned)sb.st_uid, (unsigned)geteuid(), (unsigned)geteuid(),
+                           ctx->dir);
+    if (chmod(ctx->dir, 0700) != 0)
+        return iot_err_set(err, IOT_EIO, "cannot make PKI directory %s private (chmod 700): %s",
+                           ctx->dir, strerror(errno));
     return IOT_OK;
 }
 
@@ -121,7 +145,7 @@ int cmd_pki_init(cli_ctx *ctx, int argc, char **argv)
                            &profile.not_after, &err)) != IOT_OK ||
         (st = check_fresh(ctx, &err)) != IOT_OK ||
         (st = iot_mkdir_p(ctx->dir, 0700, &err)) != IOT_OK ||
-        (st = pki_key_generate(&key, &err)) != IOT_OK ||
+        (st = make_private(ctx, &err)) != IOT_OK || (st = pki_key_generate(&key, &err)) != IOT_OK ||
         (st = pki_issue(NULL, key, &profile, &cert, &err)) != IOT_OK ||
         (st = write_ca(ctx, key, cert, created, &err)) != IOT_OK)
         goto out;

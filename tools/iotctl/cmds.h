@@ -48,10 +48,10 @@ int cmd_issue(cli_ctx *ctx, const cli_command *self, int argc, char **argv,
               struct issue_request *req, const cli_validity_opts *validity, int default_days,
               const char *what);
 
-/* Parses "[--reason REASON] NAME" for the revoke commands. Returns
- * CLI_EXIT_OK with *name and *reason set, else the exit status to return
- * (or -1 after printing --help). */
+/* Parses "[--reason REASON] [--dry-run] NAME" for the revoke commands.
+ * Returns CLI_EXIT_OK with *name, *reason and *dry_run set, else the exit
+ * status to return (or -1 after printing --help). */
 int cmd_parse_revoke(const cli_command *self, int argc, char **argv, const char **name,
-                     const char **reason);
+                     const char **reason, bool *dry_run);
 
 #endif

@@ -34,12 +34,106 @@ static const char *kind_dir(iot_cert_kind kind)
     return "other";
 }
 
+/* Registries from before schema 3 record no keys: the rows get them from
+ * their certificate files, when the file is where iotctl put it and its
+ * SHA-256 is the one recorded. */
+typedef struct unkeyed_list {
+    iot_cert_record *recs;
+    size_t n, cap;
+} unkeyed_list;
+
+static int collect_unkeyed(const iot_cert_record *rec, void *arg)
+{
+    unkeyed_list *l = arg;
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 16;
+        iot_cert_record *grown = cap > (1u << 20) ? NULL : realloc(l->recs, cap * sizeof(*grown));
+        if (grown == NULL)
+            return IOT_ENOMEM;
+        l->recs = grown;
+        l->cap = cap;
+    }
+    l->recs[l->n++] = *rec;
+    return 0;
+}
+
+/* The key of rec from DIR/<kind>s/<name>/cert.pem or, for a replaced
+ * certificate, .../superseded-<serial>/cert.pem; false if neither file is
+ * rec's certificate. */
+static bool key_from_files(const cli_ctx *ctx, const iot_cert_record *rec, char *spki)
+{
+    for (int i = 0; i < 2; i++) {
+        char sub[CLI_PATH_MAX], path[CLI_PATH_MAX];
+        X509 *cert = NULL;
+        pki_cert_facts facts;
+        int n = i == 0
+                    ? snprintf(sub, sizeof(sub), "%s/%s/cert.pem", kind_dir(rec->kind), rec->name)
+                    : snprintf(sub, sizeof(sub), "%s/%s/superseded-%s/cert.pem",
+                               kind_dir(rec->kind), rec->name, rec->serial);
+        bool ok = n > 0 && (size_t)n < sizeof(sub) && cli_path(ctx, path, sub, NULL) == IOT_OK &&
+                  iot_path_exists(path) && pki_cert_load(path, &cert, NULL) == IOT_OK &&
+                  pki_cert_facts_get(cert, &facts, NULL) == IOT_OK &&
+                  strcmp(facts.fingerprint, rec->fingerprint) == 0 &&
+                  pki_key_fingerprint(X509_get0_pubkey(cert), spki, NULL) == IOT_OK;
+        X509_free(cert);
+        if (ok)
+            return true;
+    }
+    return false;
+}
+
+static int warn_shared(const iot_cert_record *rec, void *arg)
+{
+    (void)arg;
+    fprintf(stderr,
+            "iotctl: warning: %s '%s' (serial %s) shares its public key %s with another "
+            "identity; revoke all but one of them\n",
+            iot_cert_kind_name(rec->kind), rec->name, rec->serial, rec->spki);
+    return 0;
+}
+
+static iot_status record_keys(const cli_ctx *ctx, iot_registry *reg, iot_err *err)
+{
+    unkeyed_list l = {0};
+    size_t missing = 0;
+    iot_status st = iot_registry_foreach_unkeyed(reg, collect_unkeyed, &l, err);
+    if (st == IOT_ENOMEM)
+        iot_err_set(err, IOT_ENOMEM, "out of memory listing the registry's certificates");
+    if (st != IOT_OK || l.n == 0)
+        goto out;
+    if ((st = iot_registry_begin(reg, err)) != IOT_OK)
+        goto out;
+    for (size_t i = 0; i < l.n; i++) {
+        char spki[IOT_FPR_HEX_LEN + 1];
+        if (!key_from_files(ctx, &l.recs[i], spki))
+            missing++;
+        else if ((st = iot_registry_set_key(reg, l.recs[i].serial, spki, err)) != IOT_OK)
+            break;
+    }
+    if (st == IOT_OK)
+        st = iot_registry_commit(reg, err);
+    else
+        iot_registry_rollback(reg);
+    if (st == IOT_OK && missing > 0 && iot_registry_upgraded_from(reg) != 0)
+        fprintf(stderr,
+                "iotctl: warning: %zu certificates in %s/registry.db have no recorded public key "
+                "(their certificate files are not in %s); a CSR that reuses one of their keys "
+                "cannot be refused\n",
+                missing, ctx->dir, ctx->dir);
+out:
+    if (st == IOT_OK && iot_registry_upgraded_from(reg) != 0)
+        st = iot_registry_foreach_shared_key(reg, warn_shared, NULL, err);
+    free(l.recs);
+    return st;
+}
+
 iot_status open_pki(const cli_ctx *ctx, pki_ca *ca, iot_registry **reg, iot_err *err)
 {
     char key[CLI_PATH_MAX], cert[CLI_PATH_MAX], db[CLI_PATH_MAX];
     iot_status st;
     *reg = NULL;
-    if ((st = cli_path(ctx, key, "ca.key", err)) != IOT_OK ||
+    if ((st = cli_check_pki(ctx, err)) != IOT_OK ||
+        (st = cli_path(ctx, key, "ca.key", err)) != IOT_OK ||
         (st = cli_path(ctx, cert, "ca.crt", err)) != IOT_OK ||
         (st = cli_path(ctx, db, "registry.db", err)) != IOT_OK)
         return st;
@@ -51,8 +145,13 @@ iot_status open_pki(const cli_ctx *ctx, pki_ca *ca, iot_registry **reg, iot_err 
     if ((st = pki_ca_load(key, cert, ca, err)) != IOT_OK)
         return st;
     st = iot_registry_open(db, IOT_REGISTRY_WRITE, reg, err);
-    if (st != IOT_OK)
+    if (st == IOT_OK)
+        st = record_keys(ctx, *reg, err);
+    if (st != IOT_OK) {
+        iot_registry_close(*reg);
+        *reg = NULL;
         pki_ca_free(ca);
+    }
     return st;
 }
 
@@ -201,6 +300,42 @@ static iot_status write_identity_files(const pki_ca *ca, EVP_PKEY *key, X509 *ce
     return st;
 }
 
+/* One key, one identity: the new certificate's key must not be the CA's,
+ * nor the key of any certificate of another name, active, revoked or
+ * replaced. The name's own earlier keys may serve again (a renewal with the
+ * same key). */
+static iot_status check_key_unused(const pki_ca *ca, iot_registry *reg, const issue_request *req,
+                                   const char *spki, iot_err *err)
+{
+    char ca_spki[IOT_FPR_HEX_LEN + 1];
+    const char *source = req->csr_path ? req->csr_path : "the new key";
+    iot_status st = pki_key_fingerprint(X509_get0_pubkey(ca->cert), ca_spki, err);
+    if (st != IOT_OK)
+        return st;
+    if (strcmp(ca_spki, spki) == 0)
+        return iot_err_set(err, IOT_EEXIST,
+                           "CSR %s carries the CA's own public key; one key, one identity: make "
+                           "a new key and CSR on the device",
+                           source);
+    iot_cert_record holder;
+    iot_err lookup;
+    st = iot_registry_find_key(reg, spki, req->name, &holder, &lookup);
+    if (st == IOT_ENOENT)
+        return IOT_OK;
+    if (st != IOT_OK) {
+        *err = lookup;
+        return st;
+    }
+    bool replaced = holder.revoked && strcmp(holder.revoke_reason, "superseded") == 0;
+    return iot_err_set(
+        err, IOT_EEXIST,
+        "CSR %s carries the public key of %s '%s' (%s, serial %s); one key, one "
+        "identity: make a new key and CSR on the device",
+        source, iot_cert_kind_name(holder.kind), holder.name,
+        !holder.revoked ? "active" : (replaced ? "a certificate replaced by a renewal" : "revoked"),
+        holder.serial);
+}
+
 /* A certificate must not outlive the CA that vouches for it. */
 static iot_status check_within_ca(const pki_ca *ca, const pki_profile *p, iot_err *err)
 {
@@ -220,7 +355,7 @@ static iot_status check_within_ca(const pki_ca *ca, const pki_profile *p, iot_er
 }
 
 static void print_issued(const issue_request *req, const identity_files *f,
-                         const pki_cert_facts *facts)
+                         const pki_cert_facts *facts, const char *subject)
 {
     char until[32];
     cli_format_time(facts->not_after, until, sizeof(until));
@@ -233,6 +368,8 @@ static void print_issued(const issue_request *req, const identity_files *f,
     if (req->csr_path == NULL)
         printf("  private key  %s (mode 0600)\n", f->key);
     printf("  CA           %s\n", f->ca);
+    if (req->kind == IOT_KIND_CLIENT) /* the broker knows a client by its subject */
+        printf("  broker ACL   user %s\n", subject);
 }
 
 int issue_identity(cli_ctx *ctx, issue_request *req)
@@ -286,13 +423,17 @@ int issue_identity(cli_ctx *ctx, issue_request *req)
         st = pki_csr_load(req->csr_path, req->name, &key, &err);
     else
         st = pki_key_generate(&key, &err);
-    if (st != IOT_OK)
+    char spki[IOT_FPR_HEX_LEN + 1];
+    if (st != IOT_OK || (st = pki_key_fingerprint(key, spki, &err)) != IOT_OK ||
+        (st = check_key_unused(&ca, reg, req, spki, &err)) != IOT_OK)
         goto out;
     req->profile.common_name = req->name;
     req->profile.organization = CLI_ORGANIZATION;
     req->profile.unit = req->role;
+    char subject[256];
     if ((st = pki_issue(&ca, key, &req->profile, &cert, &err)) != IOT_OK ||
-        (st = pki_cert_facts_get(cert, &facts, &err)) != IOT_OK)
+        (st = pki_cert_facts_get(cert, &facts, &err)) != IOT_OK ||
+        (st = pki_subject_text(cert, subject, sizeof(subject), &err)) != IOT_OK)
         goto out;
     iot_cert_record rec = {0};
     snprintf(rec.name, sizeof(rec.name), "%s", req->name);
@@ -300,6 +441,7 @@ int issue_identity(cli_ctx *ctx, issue_request *req)
     snprintf(rec.role, sizeof(rec.role), "%s", req->kind == IOT_KIND_CLIENT ? req->role : "");
     memcpy(rec.serial, facts.serial, sizeof(rec.serial));
     memcpy(rec.fingerprint, facts.fingerprint, sizeof(rec.fingerprint));
+    memcpy(rec.spki, spki, sizeof(rec.spki));
     rec.not_before = facts.not_before;
     rec.not_after = facts.not_after;
     rec.created = (int64_t)ctx->now;
@@ -314,7 +456,7 @@ int issue_identity(cli_ctx *ctx, issue_request *req)
          (st = crl_regenerate(ctx, &ca, reg, CLI_DEFAULT_CRL_DAYS, &crl_number, &err)) != IOT_OK) ||
         (st = iot_registry_commit(reg, &err)) != IOT_OK)
         goto out;
-    print_issued(req, &files, &facts);
+    print_issued(req, &files, &facts, subject);
     if (req->renew) {
         printf("  replaced     serial %s, revoked as superseded; %s/crl.pem regenerated (CRL "
                "number %llu)\n",
@@ -336,8 +478,55 @@ out:
     return st == IOT_OK ? CLI_EXIT_OK : cli_fail(&err);
 }
 
-int revoke_identity(cli_ctx *ctx, iot_cert_kind kind, const char *name, const char *reason)
+static int count_one(const iot_cert_record *rec, void *arg)
 {
+    (void)rec;
+    (*(size_t *)arg)++;
+    return 0;
+}
+
+/* revoke --dry-run: the same checks, in a read-only registry. */
+static int revoke_dry_run(cli_ctx *ctx, iot_cert_kind kind, const char *name, const char *reason)
+{
+    iot_err err = {0};
+    pki_ca ca = {0};
+    iot_registry *reg = NULL;
+    iot_cert_record rec;
+    size_t listed = 0;
+    char key[CLI_PATH_MAX], cert[CLI_PATH_MAX], db[CLI_PATH_MAX];
+    iot_status st;
+    const char *what = kind == IOT_KIND_DEVICE ? "device ID" : "certificate name";
+    if ((st = iot_id_check(what, name, &err)) != IOT_OK ||
+        (st = cli_check_pki(ctx, &err)) != IOT_OK ||
+        (st = cli_path(ctx, key, "ca.key", &err)) != IOT_OK ||
+        (st = cli_path(ctx, cert, "ca.crt", &err)) != IOT_OK ||
+        (st = cli_path(ctx, db, "registry.db", &err)) != IOT_OK ||
+        (st = pki_ca_load(key, cert, &ca, &err)) != IOT_OK ||
+        (st = iot_registry_open(db, IOT_REGISTRY_READONLY, &reg, &err)) != IOT_OK ||
+        (st = iot_registry_revoke_check(reg, kind, name, &rec, &err)) != IOT_OK ||
+        (st = iot_registry_foreach_revoked(reg, count_one, &listed, &err)) != IOT_OK)
+        goto out;
+    char until[32];
+    cli_format_time(rec.not_after, until, sizeof(until));
+    printf("%s %s: would be revoked (dry run: nothing was changed)\n", iot_cert_kind_name(kind),
+           name);
+    printf("  serial       %s\n", rec.serial);
+    printf("  sha256       %s\n", rec.fingerprint);
+    printf("  expires      %s\n", until);
+    printf("  reason       %s\n", reason);
+    printf("  CRL          %s/crl.pem would be regenerated listing %zu certificates\n", ctx->dir,
+           listed + 1);
+out:
+    iot_registry_close(reg);
+    pki_ca_free(&ca);
+    return st == IOT_OK ? CLI_EXIT_OK : cli_fail(&err);
+}
+
+int revoke_identity(cli_ctx *ctx, iot_cert_kind kind, const char *name, const char *reason,
+                    bool dry_run)
+{
+    if (dry_run)
+        return revoke_dry_run(ctx, kind, name, reason);
     iot_err err = {0};
     pki_ca ca = {0};
     iot_registry *reg = NULL;

@@ -21,7 +21,11 @@ typedef struct issue_request {
 } issue_request;
 
 int issue_identity(cli_ctx *ctx, issue_request *req);
-int revoke_identity(cli_ctx *ctx, iot_cert_kind kind, const char *name, const char *reason);
+/* With dry_run, checks everything a revocation checks (the PKI directory,
+ * the CA, the record), prints what would be revoked and changes nothing:
+ * the registry is opened read-only and no file is written. */
+int revoke_identity(cli_ctx *ctx, iot_cert_kind kind, const char *name, const char *reason,
+                    bool dry_run);
 
 /* Loads the CA and opens the registry for writing, with messages that say
  * what to run when the PKI does not exist yet. */

@@ -41,6 +41,10 @@ static cJSON *record_json(const cli_ctx *ctx, const iot_cert_record *rec)
     cJSON_AddBoolToObject(o, "expired", is_expired(ctx, rec));
     cJSON_AddStringToObject(o, "serial", rec->serial);
     cJSON_AddStringToObject(o, "sha256", rec->fingerprint);
+    if (rec->spki[0])
+        cJSON_AddStringToObject(o, "key_sha256", rec->spki);
+    else
+        cJSON_AddNullToObject(o, "key_sha256");
     cJSON_AddStringToObject(o, "not_before", not_before);
     cJSON_AddStringToObject(o, "not_after", not_after);
     cJSON_AddNumberToObject(o, "days_left", (double)cli_days_left(ctx, rec->not_after));
@@ -100,8 +104,11 @@ static int print_json(cJSON *item)
 static iot_status open_readonly(const cli_ctx *ctx, iot_registry **reg, iot_err *err)
 {
     char db[CLI_PATH_MAX];
-    iot_status st = cli_path(ctx, db, "registry.db", err);
-    return st != IOT_OK ? st : iot_registry_open(db, IOT_REGISTRY_READONLY, reg, err);
+    iot_status st;
+    if ((st = cli_check_pki(ctx, err)) != IOT_OK ||
+        (st = cli_path(ctx, db, "registry.db", err)) != IOT_OK)
+        return st;
+    return iot_registry_open(db, IOT_REGISTRY_READONLY, reg, err);
 }
 
 /* Parses [--json] [--help] and the expected number of positional args. */
@@ -174,6 +181,8 @@ static void print_record(const cli_ctx *ctx, const iot_cert_record *rec)
     printf("%-12s %s\n", "state", state_label(ctx, rec));
     printf("%-12s %s\n", "serial", rec->serial);
     printf("%-12s %s\n", "sha256", rec->fingerprint);
+    printf("%-12s %s\n", "key sha256",
+           rec->spki[0] ? rec->spki : "unknown (recorded before schema 3)");
     cli_format_time(rec->not_before, t, sizeof(t));
     printf("%-12s %s\n", "not before", t);
     cli_format_time(rec->not_after, t, sizeof(t));
@@ -225,6 +234,10 @@ static cJSON *history_json(const history *h)
             break;
         cJSON_AddStringToObject(o, "serial", h->recs[i].serial);
         cJSON_AddStringToObject(o, "sha256", h->recs[i].fingerprint);
+        if (h->recs[i].spki[0])
+            cJSON_AddStringToObject(o, "key_sha256", h->recs[i].spki);
+        else
+            cJSON_AddNullToObject(o, "key_sha256");
         cJSON_AddStringToObject(o, "replaced", t);
         cJSON_AddItemToArray(a, o);
     }

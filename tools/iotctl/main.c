@@ -6,6 +6,8 @@
  * dispatcher, `iotctl --help` and `iotctl GROUP COMMAND --help` cannot
  * disagree.
  */
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +16,7 @@
 #include <openssl/crypto.h>
 
 #include "cmds.h"
+#include "iot/process.h"
 
 #define VALIDITY_HELP(days)                                                                        \
     "  --days N               validity in days (default " days ")\n"                               \
@@ -22,43 +25,57 @@
     "                         DATE is YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ (UTC)\n"
 
 const cli_command cli_commands[] = {
-    {"pki", "init", cmd_pki_init, "[--cn NAME] [--days N] [--crl-days N]",
+    {"pki", "init", cmd_pki_init, "Create the root CA, an empty registry and a signed CRL.",
+     "[--cn NAME] [--days N] [--crl-days N]",
      "Create the root CA (ECDSA P-256, SHA-256), an empty registry and a signed CRL.\n"
      "Refuses, changing nothing, if the directory already holds any part of a PKI.",
      "  --cn NAME              CA common name (default \"IoT Telemetry Root CA\")\n"
      "  --days N               CA validity in days (default 3650)\n"
      "  --crl-days N           CRL validity in days (default 30)\n"},
-    {"cert", "server", cmd_cert_server, "NAME (--dns HOST | --ip ADDR)... [--days N] [--out DIR]",
+    {"cert", "server", cmd_cert_server,
+     "Issue a TLS server certificate for the gateway or the broker.",
+     "NAME (--dns HOST | --ip ADDR)... [--days N] [--out DIR]",
      "Issue a TLS server certificate (for the gateway or the broker) with DNS and IP\n"
      "subjectAltNames. Writes key.pem (0600), cert.pem and ca.pem to DIR/servers/NAME.",
      "  --dns HOST             a DNS name the server is reached by (repeatable)\n"
      "  --ip ADDR              an IPv4/IPv6 address the server is reached by (repeatable)\n"
      "  --out DIR              write the files to DIR instead\n" VALIDITY_HELP("397")},
     {"cert", "client", cmd_cert_client,
+     "Issue a TLS client certificate for the gateway or a person.",
      "NAME --role gateway|operator|consumer [--days N] [--out DIR]",
      "Issue a TLS client certificate: 'gateway' for the gateway's own MQTT connection,\n"
-     "'operator' or 'consumer' for people and applications. The broker uses NAME as the\n"
-     "username in its ACL. Writes key.pem (0600), cert.pem and ca.pem to DIR/clients/NAME.",
+     "'operator' or 'consumer' for people and applications. The subject is\n"
+     "CN=NAME,OU=ROLE,O=IoT Telemetry; the broker takes it whole as the username, so its\n"
+     "ACL grants rights to NAME in ROLE only (iotctl prints the ACL's user line). Writes\n"
+     "key.pem (0600), cert.pem and ca.pem to DIR/clients/NAME.",
      "  --role ROLE            gateway, operator or consumer (required)\n"
      "  --out DIR              write the files to DIR instead\n" VALIDITY_HELP("397")},
-    {"cert", "list", cmd_cert_list, "[--json]",
-     "List server and client certificates with state, expiry and days left.",
+    {"cert", "list", cmd_cert_list, "List server and client certificates with state and expiry.",
+     "[--json]", "List server and client certificates with state, expiry and days left.",
      "  --json                 machine-readable output\n"},
-    {"cert", "show", cmd_cert_show, "NAME [--json]",
-     "Show one server or client certificate's record.",
+    {"cert", "show", cmd_cert_show, "Show one server or client certificate's record.",
+     "NAME [--json]", "Show one server or client certificate's record.",
      "  --json                 machine-readable output\n"},
-    {"cert", "revoke", cmd_cert_revoke, "NAME [--reason REASON]",
-     "Revoke a server or client certificate and regenerate the signed CRL.",
+    {"cert", "revoke", cmd_cert_revoke,
+     "Revoke a server or client certificate; regenerate the CRL.",
+     "NAME [--reason REASON] [--dry-run]",
+     "Revoke a server or client certificate and regenerate the signed CRL. Revocation\n"
+     "cannot be undone, and the name is never used again: --dry-run shows first what\n"
+     "would be revoked.",
      "  --reason REASON        unspecified (default), key-compromise, affiliation-changed,\n"
-     "                         superseded or cessation-of-operation\n"},
-    {"device", "add", cmd_device_add, "ID [--csr FILE] [--days N] [--out DIR]",
+     "                         superseded or cessation-of-operation\n"
+     "  --dry-run              check and show what would be revoked; change nothing\n"},
+    {"device", "add", cmd_device_add, "Enroll a device: sign its CSR, or make its key here.",
+     "ID [--csr FILE] [--days N] [--out DIR]",
      "Enroll a device. Without --csr, create its key and certificate (development flow);\n"
      "with --csr, sign the request the device made itself (production flow: the key never\n"
      "leaves the device). The CSR must be ECDSA P-256 with CN=ID. The ID is 1-64 characters\n"
      "of [A-Za-z0-9._-], not starting with '.'. Files go to DIR/devices/ID.",
      "  --csr FILE             sign this PEM or DER certificate signing request\n"
      "  --out DIR              write the files to DIR instead\n" VALIDITY_HELP("825")},
-    {"device", "renew", cmd_device_renew, "ID [--csr FILE] [--days N] [--out DIR]",
+    {"device", "renew", cmd_device_renew,
+     "Give an enrolled device a new certificate under the same ID.",
+     "ID [--csr FILE] [--days N] [--out DIR]",
      "Give an enrolled device a new certificate under the same ID, so its topic and its\n"
      "reading sequence stay the same: before it expires, or after its key was replaced.\n"
      "The old certificate is revoked (reason superseded) in the regenerated CRL, and its\n"
@@ -69,17 +86,22 @@ const cli_command cli_commands[] = {
      "  --csr FILE             sign this PEM or DER certificate signing request\n"
      "  --out DIR              write the files to DIR instead (the old files stay)\n" VALIDITY_HELP(
          "825")},
-    {"device", "revoke", cmd_device_revoke, "ID [--reason REASON]",
-     "Mark a device revoked in the registry and regenerate the signed CRL.",
+    {"device", "revoke", cmd_device_revoke, "Revoke a device's certificate; regenerate the CRL.",
+     "ID [--reason REASON] [--dry-run]",
+     "Mark a device revoked in the registry and regenerate the signed CRL. Revocation\n"
+     "cannot be undone, and the ID is never enrolled again: --dry-run shows first what\n"
+     "would be revoked.",
      "  --reason REASON        unspecified (default), key-compromise, affiliation-changed,\n"
-     "                         superseded or cessation-of-operation\n"},
-    {"device", "list", cmd_device_list, "[--json]",
-     "List devices with state, expiry and days left.",
+     "                         superseded or cessation-of-operation\n"
+     "  --dry-run              check and show what would be revoked; change nothing\n"},
+    {"device", "list", cmd_device_list, "List devices with state, expiry and days left.",
+     "[--json]", "List devices with state, expiry and days left.",
      "  --json                 machine-readable output\n"},
-    {"device", "show", cmd_device_show, "ID [--json]",
+    {"device", "show", cmd_device_show,
+     "Show one device's record: state, serial, validity, history.", "ID [--json]",
      "Show one device's record: state, serial, SHA-256 fingerprint, validity.",
      "  --json                 machine-readable output\n"},
-    {"crl", "update", cmd_crl_update, "[--days N]",
+    {"crl", "update", cmd_crl_update, "Regenerate the signed CRL before it expires.", "[--days N]",
      "Regenerate the signed CRL with a new number and validity. Run it before the\n"
      "current CRL's next-update time (daily from cron is a good habit).",
      "  --days N               CRL validity in days (default 30)\n"},
@@ -118,18 +140,75 @@ int cmd_bad_option(const cli_command *cmd, int argc, char **argv, int c)
     return cli_usage(cmd, "unknown option '%s'", arg);
 }
 
+static bool group_exists(const char *group)
+{
+    for (size_t i = 0; i < cli_command_count; i++)
+        if (strcmp(cli_commands[i].group, group) == 0)
+            return true;
+    return false;
+}
+
+/* Edit distance with adjacent transpositions (optimal string alignment),
+ * so "devcie" is one step from "device". Words longer than the table's
+ * names are simply far from all of them. */
+#define WORD_MAX 32
+static size_t edit_distance(const char *a, const char *b)
+{
+    size_t la = strnlen(a, WORD_MAX + 1), lb = strnlen(b, WORD_MAX + 1);
+    if (la > WORD_MAX || lb > WORD_MAX)
+        return SIZE_MAX;
+    size_t d[WORD_MAX + 1][WORD_MAX + 1];
+    for (size_t i = 0; i <= la; i++)
+        d[i][0] = i;
+    for (size_t j = 0; j <= lb; j++)
+        d[0][j] = j;
+    for (size_t i = 1; i <= la; i++) {
+        for (size_t j = 1; j <= lb; j++) {
+            size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
+            size_t best = d[i - 1][j - 1] + cost;
+            if (d[i - 1][j] + 1 < best)
+                best = d[i - 1][j] + 1;
+            if (d[i][j - 1] + 1 < best)
+                best = d[i][j - 1] + 1;
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
+                d[i - 2][j - 2] + 1 < best)
+                best = d[i - 2][j - 2] + 1;
+            d[i][j] = best;
+        }
+    }
+    return d[la][lb];
+}
+
+/* The group (group == NULL) or the command of `group` nearest to `word`,
+ * if it is near enough to be a typo: at most 2 edits, and fewer than half
+ * of the word's letters. NULL otherwise. */
+static const char *closest(const char *word, const char *group)
+{
+    const char *best = NULL;
+    size_t best_d = SIZE_MAX;
+    for (size_t i = 0; i < cli_command_count; i++) {
+        if (group != NULL && strcmp(cli_commands[i].group, group) != 0)
+            continue;
+        const char *cand = group == NULL ? cli_commands[i].group : cli_commands[i].name;
+        size_t d = edit_distance(word, cand);
+        if (d < best_d) {
+            best_d = d;
+            best = cand;
+        }
+    }
+    size_t len = strnlen(word, WORD_MAX + 1);
+    return best != NULL && best_d <= 2 && best_d * 2 < len ? best : NULL;
+}
+
 static void print_overview(FILE *out)
 {
     fprintf(out, "usage: iotctl [--dir DIR] GROUP COMMAND [OPTIONS] [ARGS]\n\n"
                  "Manages the telemetry system's certificate authority, the certificates of the\n"
                  "gateway, the broker and operators, and the registry of enrolled devices.\n\n"
                  "Commands:\n");
-    for (size_t i = 0; i < cli_command_count; i++) {
-        const char *summary = cli_commands[i].summary;
-        size_t first_line = strcspn(summary, "\n");
-        fprintf(out, "  %-6s %-7s %.*s\n", cli_commands[i].group, cli_commands[i].name,
-                (int)first_line, summary);
-    }
+    for (size_t i = 0; i < cli_command_count; i++)
+        fprintf(out, "  %-6s %-7s %s\n", cli_commands[i].group, cli_commands[i].name,
+                cli_commands[i].brief);
     fprintf(out, "\nGlobal options:\n"
                  "  --dir DIR   the PKI directory (default: $IOTCTL_DIR, else ./pki)\n"
                  "  --help      this text; 'iotctl GROUP COMMAND --help' for one command\n"
@@ -139,6 +218,11 @@ static void print_overview(FILE *out)
 
 int main(int argc, char **argv)
 {
+    /* First of all: the CA key and device keys pass through this process's
+     * memory, which must never end up in a core file. */
+    iot_err harden_err = {0};
+    if (iot_harden_process(&harden_err) != IOT_OK)
+        return cli_fail(&harden_err);
     cli_ctx ctx = {.dir = getenv("IOTCTL_DIR"), .now = time(NULL)};
     if (ctx.dir == NULL || ctx.dir[0] == '\0')
         ctx.dir = "pki";
@@ -160,15 +244,31 @@ int main(int argc, char **argv)
             return CLI_EXIT_USAGE;
         }
     }
+    if (argc - i == 0) {
+        print_overview(stderr);
+        return CLI_EXIT_USAGE;
+    }
+    if (!group_exists(argv[i])) {
+        const char *near = closest(argv[i], NULL);
+        fprintf(stderr, "iotctl: unknown command '%s'", argv[i]);
+        if (near != NULL)
+            fprintf(stderr, "; did you mean '%s'?", near);
+        fputs("\n\n", stderr);
+        print_overview(stderr);
+        return CLI_EXIT_USAGE;
+    }
     if (argc - i < 2) {
-        if (argc - i == 1)
-            fprintf(stderr, "iotctl: '%s' needs a command\n\n", argv[i]);
+        fprintf(stderr, "iotctl: '%s' needs a command\n\n", argv[i]);
         print_overview(stderr);
         return CLI_EXIT_USAGE;
     }
     const cli_command *cmd = cmd_find(argv[i], argv[i + 1]);
     if (cmd == NULL) {
-        fprintf(stderr, "iotctl: unknown command '%s %s'\n\n", argv[i], argv[i + 1]);
+        const char *near = closest(argv[i + 1], argv[i]);
+        fprintf(stderr, "iotctl: unknown command '%s %s'", argv[i], argv[i + 1]);
+        if (near != NULL)
+            fprintf(stderr, "; did you mean '%s %s'?", argv[i], near);
+        fputs("\n\n", stderr);
         print_overview(stderr);
         return CLI_EXIT_USAGE;
     }

@@ -27,6 +27,16 @@ static iot_status ossl_fail(iot_err *err, iot_status st, const char *what)
     return iot_err_set(err, st, "%s", what);
 }
 
+static void to_hex(const unsigned char *md, unsigned int len, char *out)
+{
+    static const char digits[] = "0123456789abcdef";
+    for (unsigned int i = 0; i < len; i++) {
+        out[2 * i] = digits[md[i] >> 4];
+        out[2 * i + 1] = digits[md[i] & 0xf];
+    }
+    out[2 * len] = '\0';
+}
+
 void pki_ca_free(pki_ca *ca)
 {
     EVP_PKEY_free(ca->key);
@@ -340,15 +350,65 @@ iot_status pki_cert_facts_get(X509 *cert, pki_cert_facts *f, iot_err *err)
     unsigned int md_len = 0;
     if (!X509_digest(cert, EVP_sha256(), md, &md_len) || md_len * 2 != IOT_FPR_HEX_LEN)
         return ossl_fail(err, IOT_ECRYPTO, "cannot compute the fingerprint");
-    static const char digits[] = "0123456789abcdef";
-    for (unsigned int i = 0; i < md_len; i++) {
-        f->fingerprint[2 * i] = digits[md[i] >> 4];
-        f->fingerprint[2 * i + 1] = digits[md[i] & 0xf];
-    }
-    f->fingerprint[IOT_FPR_HEX_LEN] = '\0';
+    to_hex(md, md_len, f->fingerprint);
     f->not_before = asn1_time_to_unix(X509_get0_notBefore(cert));
     f->not_after = asn1_time_to_unix(X509_get0_notAfter(cert));
     return IOT_OK;
+}
+
+iot_status pki_key_fingerprint(EVP_PKEY *key, char out[IOT_FPR_HEX_LEN + 1], iot_err *err)
+{
+    unsigned char *der = NULL;
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int md_len = 0;
+    int n = i2d_PUBKEY(key, &der);
+    iot_status st = IOT_OK;
+    if (n <= 0 || !EVP_Digest(der, (size_t)n, md, &md_len, EVP_sha256(), NULL) ||
+        md_len * 2 != IOT_FPR_HEX_LEN)
+        st = ossl_fail(err, IOT_ECRYPTO, "cannot compute the public key's fingerprint");
+    else
+        to_hex(md, md_len, out);
+    OPENSSL_free(der);
+    return st;
+}
+
+iot_status pki_cert_load(const char *path, X509 **out, iot_err *err)
+{
+    BIO *bio = NULL;
+    *out = NULL;
+    iot_status st = read_pem_bio(path, &bio, err);
+    if (st != IOT_OK)
+        return st;
+    *out = PEM_read_bio_X509(bio, NULL, NULL, NULL);
+    BIO_free(bio);
+    if (*out == NULL) {
+        st = ossl_fail(err, IOT_ECRYPTO, "not a readable PEM certificate");
+        iot_err_wrap(err, "%s", path);
+    }
+    return st;
+}
+
+iot_status pki_subject_text(X509 *cert, char *buf, size_t size, iot_err *err)
+{
+    iot_status st = IOT_OK;
+    BIO *bio = BIO_new(BIO_s_mem());
+    char *data = NULL;
+    long n = 0;
+    if (bio == NULL ||
+        X509_NAME_print_ex(bio, X509_get_subject_name(cert), 0, XN_FLAG_RFC2253) < 0 ||
+        (n = BIO_get_mem_data(bio, &data)) <= 0) {
+        st = ossl_fail(err, IOT_ECRYPTO, "cannot print the certificate subject");
+        goto out;
+    }
+    if ((size_t)n >= size) {
+        st = iot_err_set(err, IOT_ENOMEM, "the certificate subject is longer than %zu bytes", size);
+        goto out;
+    }
+    memcpy(buf, data, (size_t)n);
+    buf[n] = '\0';
+out:
+    BIO_free(bio);
+    return st;
 }
 
 /* The subject must carry exactly one CN, equal to the expected identity:

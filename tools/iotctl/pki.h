@@ -73,6 +73,18 @@ iot_status pki_crl_pem(X509_CRL *crl, char **pem, size_t *len, iot_err *err);
 
 iot_status pki_cert_facts_get(X509 *cert, pki_cert_facts *facts, iot_err *err);
 
+/* SHA-256 of the key's SubjectPublicKeyInfo (DER), lower-case hex: what
+ * the registry records to keep one key to one identity. The same as
+ * `openssl pkey -pubin -outform DER | sha256sum`. */
+iot_status pki_key_fingerprint(EVP_PKEY *key, char out[IOT_FPR_HEX_LEN + 1], iot_err *err);
+
+/* Reads a PEM certificate file (at most PKI_PEM_MAX bytes); caller frees. */
+iot_status pki_cert_load(const char *path, X509 **out, iot_err *err);
+
+/* The certificate's subject as RFC 2253 text ("CN=x,OU=y,O=z"), the form
+ * Mosquitto's use_subject_as_username gives the broker's ACL. */
+iot_status pki_subject_text(X509 *cert, char *buf, size_t size, iot_err *err);
+
 /* Checks a PEM or DER CSR of len bytes (at most PKI_CSR_MAX): verifies its
  * self-signature, requires an ECDSA P-256 key and a subject whose only CN
  * equals expected_cn. Returns the CSR's public key (caller frees). source

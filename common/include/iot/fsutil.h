@@ -7,6 +7,7 @@
 #ifndef IOT_FSUTIL_H
 #define IOT_FSUTIL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -29,6 +30,14 @@ iot_status iot_file_read(const char *path, size_t max, char **out, size_t *out_l
 
 /* Refuses a private key file that group or others may access. */
 iot_status iot_key_mode_check(const char *path, iot_err *err);
+
+/* Checks a directory or file whose replacement by another local user would
+ * break the PKI (the PKI directory, the CA key, the registry, the CRL): it
+ * must belong to the effective user or to root, and group and others must
+ * not be able to write it; with `no_access`, not even to read or enter it.
+ * IOT_EPERM with a message that names `what` and `path` and gives the
+ * chmod or chown command that fixes it; IOT_ENOENT if it does not exist. */
+iot_status iot_owner_mode_check(const char *what, const char *path, bool no_access, iot_err *err);
 
 /* mkdir -p with `mode` for the directories it creates. */
 iot_status iot_mkdir_p(const char *path, mode_t mode, iot_err *err);

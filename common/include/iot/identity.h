@@ -4,8 +4,10 @@
  * the MQTT topic its readings are published on, so the charset excludes
  * every MQTT separator or wildcard ('/', '+', '#'), '$' (broker-reserved
  * topics), whitespace and control characters. The same rule applies to the
- * names of the gateway, broker and operator certificates, since the broker
- * uses the CN as the username in its ACL.
+ * names of the gateway, broker and operator certificates, since the broker's
+ * ACL names them in the subject it uses as username ("CN=name,OU=role,..."):
+ * the charset has no ',', '=', '+' or '\', so a name cannot add a
+ * component of its own to that subject.
  */
 #ifndef IOT_IDENTITY_H
 #define IOT_IDENTITY_H

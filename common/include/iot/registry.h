@@ -3,9 +3,9 @@
  * operators, consumers). SQLite, one file, written by the admin CLI and read
  * by the gateway to decide whether a device may speak.
  *
- * A name (device ID or certificate name) is unique across all kinds: the
- * broker uses certificate CNs as usernames, so a device must never be able
- * to share a name with the gateway or a consumer. Names are not reused after
+ * A name (device ID or certificate name) is unique across all kinds: a
+ * name means one certificate holder in the broker's ACL (which names the
+ * subject, CN and role), the logs and the registry. Names are not reused after
  * revocation; the row stays as the audit trail. A renewal keeps the name:
  * the row then describes the new certificate and the replaced one moves to
  * the `superseded` table, from where the CRL lists it.
@@ -47,6 +47,8 @@ typedef struct iot_cert_record {
     bool revoked;
     int64_t revoked_at; /* 0 while active */
     char revoke_reason[32];
+    char spki[IOT_FPR_HEX_LEN + 1]; /* SHA-256 of the SubjectPublicKeyInfo (DER), lower-case
+                                       hex; "" if unknown (files older than schema 3) */
 } iot_cert_record;
 
 enum {
@@ -75,7 +77,9 @@ iot_status iot_registry_commit(iot_registry *reg, iot_err *err);
 void iot_registry_rollback(iot_registry *reg);
 
 /* Inserts a record. IOT_EEXIST (with a message saying which kind holds the
- * name) if the name or serial is already taken. */
+ * name) if the name or serial is already taken, or if rec->spki is the key
+ * of a certificate (active, revoked or replaced) of another name: one key,
+ * one identity. */
 iot_status iot_registry_add(iot_registry *reg, const iot_cert_record *rec, iot_err *err);
 
 /* Looks a record up; IOT_ENOENT if absent. */
@@ -88,6 +92,13 @@ iot_status iot_registry_get_by_serial(iot_registry *reg, const char *serial_hex,
  * no such record; IOT_ESTATE if it is already revoked. */
 iot_status iot_registry_revoke(iot_registry *reg, iot_cert_kind kind, const char *name,
                                const char *reason, int64_t now, iot_err *err);
+
+/* The checks of iot_registry_revoke without the change, for a dry run:
+ * IOT_OK with the record in *out if `name` is an active record of `kind`;
+ * otherwise the status and message iot_registry_revoke would give. Works on
+ * a read-only registry. */
+iot_status iot_registry_revoke_check(iot_registry *reg, iot_cert_kind kind, const char *name,
+                                     iot_cert_record *out, iot_err *err);
 
 /* Renewal under the same name: `rec` (name, kind, serial, fingerprint,
  * validity) replaces the active record of that name and kind, whose
@@ -114,6 +125,43 @@ iot_status iot_registry_foreach_superseded(iot_registry *reg, const char *name, 
  * by serial, for building the CRL. */
 iot_status iot_registry_foreach_revoked(iot_registry *reg, iot_registry_fn fn, void *ctx,
                                         iot_err *err);
+
+/* (iot_registry_renew also refuses, with IOT_EEXIST, a key that a
+ * certificate of another name has or had; the name's own keys may be used
+ * again.) */
+
+/* Looks up a certificate, active, revoked or replaced, whose key has the
+ * SPKI fingerprint `spki` and whose name is not `other_than` (NULL: any
+ * name). IOT_OK with the first one in *out (active and revoked rows before
+ * replaced ones); IOT_ENOENT if there is none, or if the file is older than
+ * schema 3 and records no keys. An indexed lookup. */
+iot_status iot_registry_find_key(iot_registry *reg, const char *spki, const char *other_than,
+                                 iot_cert_record *out, iot_err *err);
+
+/* Calls fn for every certificate (active, revoked or replaced) whose key is
+ * also the key of a certificate of another name, grouped by key (ordered by
+ * spki, then name, then serial). iotctl refuses such keys since schema 3;
+ * this finds those from before, or written by other means, for an audit.
+ * Nothing for a file older than schema 3 (no keys recorded). */
+iot_status iot_registry_foreach_shared_key(iot_registry *reg, iot_registry_fn fn, void *ctx,
+                                           iot_err *err);
+
+/* Calls fn for every certificate (active, revoked or replaced) whose key is
+ * not recorded: rows from before schema 3. IOT_ESTATE on a file older than
+ * schema 3 (opened read-only). */
+iot_status iot_registry_foreach_unkeyed(iot_registry *reg, iot_registry_fn fn, void *ctx,
+                                        iot_err *err);
+
+/* Records the key fingerprint of the certificate with serial `serial_hex`
+ * where none is recorded (active, revoked or replaced); IOT_ENOENT if there
+ * is no such certificate without a key. For filling in rows from before
+ * schema 3 from the certificate files. */
+iot_status iot_registry_set_key(iot_registry *reg, const char *serial_hex, const char *spki,
+                                iot_err *err);
+
+/* The schema version this open upgraded the file from (1 or 2), or 0 if it
+ * upgraded nothing. */
+int iot_registry_upgraded_from(const iot_registry *reg);
 
 /* Increments and returns the CRL number (RFC 5280 5.2.3). */
 iot_status iot_registry_next_crl_number(iot_registry *reg, uint64_t *out, iot_err *err);
