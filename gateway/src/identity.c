@@ -122,6 +122,31 @@ static bool serial_hex(const ASN1_INTEGER *serial, char out[IOT_SERIAL_HEX_MAX +
 
 /* Reads the CRL file and checks that the CA issued and signed it. On
  * failure *reason is a stable token for the log and the error says what. */
+static int report_shared_key(const iot_cert_record *rec, void *ctx)
+{
+    int64_t *n = ctx;
+    (*n)++;
+    gw_log(GW_LOG_WARN, "identity.shared_key",
+           "name=%s kind=%s serial=%s key_sha256=%s revoked=%s action=\"one key must be one "
+           "identity: revoke the certificates that share it and re-enrol with new keys\"",
+           rec->name, iot_cert_kind_name(rec->kind), rec->serial, rec->spki,
+           rec->revoked ? "yes" : "no");
+    return 0;
+}
+
+/* An audit on every load: iotctl refuses a key already used by another
+ * name, but a registry from before that check, or written by other means,
+ * may hold such pairs. Each certificate involved is logged and counted;
+ * the gateway still decides by certificate, as before. */
+static void audit_shared_keys(iot_registry *reg)
+{
+    int64_t n = 0;
+    iot_err err = {0};
+    if (iot_registry_foreach_shared_key(reg, report_shared_key, &n, &err) != IOT_OK)
+        gw_log(GW_LOG_WARN, "identity.audit_failed", "error=\"%s\"", err.msg);
+    gw_gauge_set(GW_G_SHARED_KEYS, n);
+}
+
 static iot_status load_crl(gw_identity *id, X509_CRL **out, const char **reason, iot_err *err)
 {
     char *data = NULL;
@@ -282,6 +307,8 @@ iot_status gw_identity_reload(gw_identity *id, iot_err *err)
     iot_status st = iot_registry_open(id->registry_path, IOT_REGISTRY_READONLY, &reg, err);
     if (st == IOT_OK)
         st = iot_registry_foreach(reg, -1, add_record, &lc, err);
+    if (st == IOT_OK)
+        audit_shared_keys(reg);
     iot_registry_close(reg);
     if (st != IOT_OK)
         goto out;

@@ -116,6 +116,9 @@ static const struct {
     [GW_G_REQUEST_BYTES] = {"iotgw_request_buffer_bytes",
                             "Bytes of device requests being received and not yet answered "
                             "(bounded by max_buffered_bytes)"},
+    [GW_G_SHARED_KEYS] = {"iotgw_registry_shared_key_certificates",
+                          "Certificates in the registry whose key another name also has "
+                          "(identity.shared_key); should be 0"},
 };
 
 static const struct {

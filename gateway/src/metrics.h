@@ -42,6 +42,7 @@ typedef enum gw_gauge {
     GW_G_OUTBOX_BYTES,
     GW_G_OUTBOX_QUARANTINED,
     GW_G_REQUEST_BYTES,
+    GW_G_SHARED_KEYS,
     GW_G_CRL_STALE,       /* 1 while the CRL file is refused and an older one is in force */
     GW_G_CRL_NUMBER,      /* CRL Number of the CRL in force */
     GW_G_CRL_NEXT_UPDATE, /* its nextUpdate, unix seconds */

@@ -225,4 +225,17 @@ tail -1 "$SUB" | grep -q '^telemetry/dev-ren/telemetry .*"dseq":2' ||
   fail "the renewed device's reading is not on its topic: $(tail -1 "$SUB")"
 pass "after renewal the device publishes on the same topic"
 
+# --- the shared-key audit ---------------------------------------------------
+# iotctl refuses a key another name holds; a registry written by other
+# means (here sqlite3) may still hold such a pair: the gateway reports it.
+expect_eq "no shared keys in a registry made by iotctl" 0 "$(metric iotgw_registry_shared_key_certificates)"
+reloads="$(metric iotgw_identity_reloads_total)"
+sqlite3 "$P/registry.db" "UPDATE certificates SET spki = (SELECT spki FROM certificates WHERE name = 'dev-001') WHERE name = 'dev-002'"
+kill -HUP "$GW_PID"
+for _ in $(seq 1 50); do [ "$(metric iotgw_identity_reloads_total)" -gt "$reloads" ] && break; sleep 0.1; done
+expect_eq "two certificates sharing one key are counted" 2 "$(metric iotgw_registry_shared_key_certificates)"
+grep -q 'event=identity.shared_key name=dev-002 kind=device serial=[0-9A-F]* key_sha256=[0-9a-f]\{64\}' "$T/gw.log" ||
+  fail "the shared key was not logged: $(grep shared "$T/gw.log" | tail -2)"
+pass "the gateway's audit reports certificates that share a key"
+
 finish
