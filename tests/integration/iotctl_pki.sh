@@ -216,6 +216,13 @@ expect_ok "cert revoke of a consumer" ctl cert revoke dashboard
 expect_fail "revoked consumer fails -crl_check" 2 "certificate revoked" \
   openssl verify -crl_check -CAfile "$P/ca.crt" -CRLfile "$P/crl.pem" "$P/clients/dashboard/cert.pem"
 expect_fail "cert revoke refuses a device" 1 "is a device; use 'iotctl device revoke" ctl cert revoke dev-002
+# A server certificate's revocation says what it does not reach.
+expect_ok "cert server for a revocation" ctl cert server old-gw --dns old-gw.example.org
+expect_ok "cert revoke of a server certificate" ctl cert revoke old-gw
+echo "$OUT" | grep -q "^note: ESP32 devices do not check the CRL; they trust 'old-gw' until it expires (20[0-9-]* [0-9:]* UTC)" ||
+  fail "revoking a server certificate does not say what ESP32 devices do: $OUT"
+expect_ok "cert revoke --help" ctl cert revoke --help
+echo "$OUT" | grep -q "ESP32 devices have no CRL" || fail "cert revoke --help does not explain server revocation"
 n1="$(openssl crl -in "$P/crl.pem" -noout -crlnumber | cut -d= -f2)"
 expect_ok "crl update" ctl crl update --days 7
 n2="$(openssl crl -in "$P/crl.pem" -noout -crlnumber | cut -d= -f2)"

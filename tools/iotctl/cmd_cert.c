@@ -1,5 +1,6 @@
 /* iotctl cert server|client|list|revoke: identities other than devices. */
 #include <stdio.h>
+#include <time.h>
 #include <string.h>
 
 #include "cmds.h"
@@ -116,5 +117,16 @@ int cmd_cert_revoke(cli_ctx *ctx, int argc, char **argv)
                     name);
         return cli_fail(&err);
     }
-    return revoke_identity(ctx, rec.kind, name, reason, dry_run);
+    rc = revoke_identity(ctx, rec.kind, name, reason, dry_run);
+    if (rc == CLI_EXIT_OK && !dry_run && rec.kind == IOT_KIND_SERVER) {
+        char until[32] = "?";
+        time_t t = (time_t)rec.not_after;
+        struct tm tm;
+        if (gmtime_r(&t, &tm) != NULL)
+            strftime(until, sizeof(until), "%Y-%m-%d %H:%M UTC", &tm);
+        printf("note: ESP32 devices do not check the CRL; they trust '%s' until it expires "
+               "(%s)\n",
+               name, until);
+    }
+    return rc;
 }

@@ -61,7 +61,14 @@ const cli_command cli_commands[] = {
      "NAME [--reason REASON] [--dry-run]",
      "Revoke a server or client certificate and regenerate the signed CRL. Revocation\n"
      "cannot be undone, and the name is never used again: --dry-run shows first what\n"
-     "would be revoked.",
+     "would be revoked.\n\n"
+     "Once crl.pem is installed: a client certificate (consumer, operator,\n"
+     "gateway-mqtt) is refused by the broker from its next handshake after SIGHUP; a\n"
+     "broker certificate is refused by the gateway's forwarder on its next connection;\n"
+     "a gateway certificate is refused only by clients given the CRL (iotsim --crl).\n"
+     "ESP32 devices have no CRL and trust a revoked gateway certificate until it\n"
+     "expires: keep it short-lived (--days) and rotate it. Revocation does not stop a\n"
+     "server that still holds the key from presenting it (docs/pki.md).",
      "  --reason REASON        unspecified (default), key-compromise, affiliation-changed,\n"
      "                         superseded or cessation-of-operation\n"
      "  --dry-run              check and show what would be revoked; change nothing\n"},
