@@ -131,13 +131,15 @@ static void raise_fd_limit(const gw_config *c)
                               (unsigned long long)worker_count(c) * FD_OVERHEAD_PER_WORKER;
     if (rl.rlim_cur != RLIM_INFINITY && (unsigned long long)rl.rlim_cur < need)
         gw_log(GW_LOG_WARN, "gateway.fd_limit_low",
-               "limit=%llu needed=%llu max_connections=%d action=\"raise the hard limit "
+               "limit=%llu was=%llu needed=%llu max_connections=%d action=\"raise the hard limit "
                "(LimitNOFILE= in the unit, ulimit -n) to at least %llu, or lower "
                "max_connections\"",
-               (unsigned long long)rl.rlim_cur, need, c->max_connections, need);
+               (unsigned long long)rl.rlim_cur, (unsigned long long)before, need,
+               c->max_connections, need);
     else
-        gw_log(GW_LOG_INFO, "gateway.fd_limit", "limit=%llu was=%llu needed=%llu",
-               (unsigned long long)rl.rlim_cur, (unsigned long long)before, need);
+        gw_log(
+            GW_LOG_INFO, "gateway.fd_limit", "limit=%llu was=%llu needed=%llu max_connections=%d",
+            (unsigned long long)rl.rlim_cur, (unsigned long long)before, need, c->max_connections);
 }
 
 /* systemd's readiness protocol (Type=notify); sd_notify does nothing when
