@@ -13,6 +13,7 @@ BUILD_PKGS=(
   build-essential cmake ninja-build pkg-config git
   libssl-dev libsqlite3-dev libcjson-dev libevent-dev
   libmosquitto-dev libmbedtls-dev libhttp-parser-dev libcmocka-dev
+  libsystemd-dev
 )
 # Real programs the test suite starts or checks against.
 TEST_PKGS=(
@@ -22,6 +23,11 @@ TEST_PKGS=(
   iproute2 nftables wireguard-go wireguard-tools tcpdump iputils-ping
   testssl.sh prometheus
   systemd strace python3-yaml curl docker-compose
+  buildah debootstrap python3-docker
+  zstd binutils-riscv64-unknown-elf libstdc++-arm-none-eabi-dev
+  python3-click python3-serial python3-cryptography python3-pyparsing
+  python3-pyelftools python3-construct python3-packaging python3-setuptools
+  python3-bitstring python3-intelhex python3-ecdsa python3-kconfiglib
 )
 # Only for bench/: the systems the gateway is compared with.
 BENCH_PKGS=(

@@ -471,6 +471,8 @@ static const gw__option gw__options[] = {
 };
 
 #define GW__N_OPTIONS (sizeof(gw__options) / sizeof(gw__options[0]))
+_Static_assert(GW__N_OPTIONS <= GW_CONFIG_OPTIONS_MAX,
+               "gw_config.set_line has no room for every option: raise GW_CONFIG_OPTIONS_MAX");
 
 /* ------------------------------------------------------------------------ */
 /* field access                                                              */
@@ -924,8 +926,13 @@ iot_status gw_config_parse(const char *text, size_t len, const char *origin, gw_
         if (st == IOT_OK)
             st = gw__parse_line(p, line, n);
     }
-    if (st == IOT_OK)
+    if (st == IOT_OK) {
+        /* Validation errors name the line that set the value at fault. */
+        snprintf(p->cfg.origin, sizeof(p->cfg.origin), "%s", p->origin);
+        for (size_t i = 0; i < GW__N_OPTIONS; i++)
+            p->cfg.set_line[i] = p->seen[i];
         *cfg = p->cfg;
+    }
 out:
     free(p);
     return st;
@@ -941,9 +948,8 @@ iot_status gw_config_load(const char *path, gw_config *cfg, iot_err *err)
     st = gw_config_parse(text, len, path, cfg, err);
     if (st != IOT_OK)
         goto out;
+    /* Its errors name the file (and line) themselves. */
     st = gw_config_validate(cfg, NULL, NULL, err);
-    if (st != IOT_OK && err != NULL)
-        iot_err_wrap(err, "%s", path);
 out:
     free(text);
     return st;
@@ -958,20 +964,71 @@ static void gw__warn(gw_config_warn_fn warn, void *ctx, const char *key, const c
         warn(ctx, key, message);
 }
 
+/* "FILE:LINE: " for the line that set `key`, "FILE: " when it kept its
+ * default, "" in a struct the parser did not make. */
+static void gw__where(const gw_config *cfg, const char *key, char *buf, size_t size)
+{
+    const gw__option *o = gw__find(key);
+    unsigned line = o != NULL ? cfg->set_line[o - gw__options] : 0;
+    buf[0] = '\0';
+    if (strnlen(cfg->origin, sizeof(cfg->origin)) == sizeof(cfg->origin) || cfg->origin[0] == '\0')
+        return;
+    if (line > 0)
+        snprintf(buf, size, "%s:%u: ", cfg->origin, line);
+    else
+        snprintf(buf, size, "%s: ", cfg->origin);
+}
+
+/* The line that set `key`, 0 for its default. */
+static unsigned gw__line_of(const gw_config *cfg, const char *key)
+{
+    const gw__option *o = gw__find(key);
+    return o != NULL ? cfg->set_line[o - gw__options] : 0;
+}
+
+/* " (KEY is set at line N)" or " (KEY is its default)", for the second
+ * key of a rule between two keys; "" in a struct the parser did not make. */
+static void gw__line_note(const gw_config *cfg, const char *key, char *buf, size_t size)
+{
+    unsigned line = gw__line_of(cfg, key);
+    if (cfg->origin[0] == '\0')
+        buf[0] = '\0';
+    else if (line > 0)
+        snprintf(buf, size, " (%s is set at line %u)", key, line);
+    else
+        snprintf(buf, size, " (%s is its default)", key);
+}
+
+/* A validation error about `key`, located where the file set it. */
+__attribute__((format(printf, 5, 6))) static iot_status gw__invalid(const gw_config *cfg,
+                                                                    iot_err *err, iot_status status,
+                                                                    const char *key,
+                                                                    const char *fmt, ...)
+{
+    char where[GW_PATH_MAX + 16];
+    char what[IOT_ERR_MSG_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof(what), fmt, ap);
+    va_end(ap);
+    gw__where(cfg, key, where, sizeof(where));
+    return iot_err_set(err, status, "%s%s", where, what);
+}
+
 static iot_status gw__check_fields(const gw_config *cfg, iot_err *err)
 {
     for (size_t i = 0; i < GW__N_OPTIONS; i++) {
         const gw__option *o = &gw__options[i];
         const char *s = gw__cfield(cfg, o);
         if ((o->flags & GW__REQUIRED) && o->store == GW__ST_STR && strnlen(s, o->cap) == 0)
-            return iot_err_set(err, IOT_EINVAL, "required key '%s' is not set (%s)", o->key,
-                               gw__type_name(o));
+            return gw__invalid(cfg, err, IOT_EINVAL, o->key, "required key '%s' is not set (%s)",
+                               o->key, gw__type_name(o));
         const char *bad = gw__check_value(cfg, o);
         if (bad != NULL) {
             char allowed[160];
             gw__describe(o, allowed, sizeof(allowed));
-            return iot_err_set(err, IOT_EINVAL, "invalid value for '%s': %s; allowed: %s", o->key,
-                               bad, allowed);
+            return gw__invalid(cfg, err, IOT_EINVAL, o->key,
+                               "invalid value for '%s': %s; allowed: %s", o->key, bad, allowed);
         }
     }
     return IOT_OK;
@@ -980,13 +1037,17 @@ static iot_status gw__check_fields(const gw_config *cfg, iot_err *err)
 static iot_status gw__check_security(const gw_config *cfg, gw_config_warn_fn warn, void *ctx,
                                      iot_err *err)
 {
-    if (!cfg->device_tls && cfg->require_client_cert)
-        return iot_err_set(err, IOT_EINVAL,
-                           "device_tls = no cannot be combined with require_client_cert = yes: a "
-                           "plaintext listener has no client certificates");
+    char note[64];
+    if (!cfg->device_tls && cfg->require_client_cert) {
+        gw__line_note(cfg, "require_client_cert", note, sizeof(note));
+        return gw__invalid(cfg, err, IOT_EINVAL, "device_tls",
+                           "device_tls = no cannot be combined with require_client_cert = yes%s: "
+                           "a plaintext listener has no client certificates",
+                           note);
+    }
     if (!cfg->device_tls) {
         if (!cfg->development_mode)
-            return iot_err_set(err, IOT_EPERM,
+            return gw__invalid(cfg, err, IOT_EPERM, "device_tls",
                                "device_tls = no (plaintext device listener) is refused unless "
                                "development_mode = yes");
         gw__warn(warn, ctx, "device_tls",
@@ -994,7 +1055,7 @@ static iot_status gw__check_security(const gw_config *cfg, gw_config_warn_fn war
     }
     if (!cfg->require_client_cert) {
         if (!cfg->development_mode)
-            return iot_err_set(err, IOT_EPERM,
+            return gw__invalid(cfg, err, IOT_EPERM, "require_client_cert",
                                "require_client_cert = no is refused unless development_mode = yes");
         gw__warn(warn, ctx, "require_client_cert",
                  "require_client_cert = no: devices are not authenticated and the device ID "
@@ -1028,21 +1089,37 @@ static iot_status gw__check_admin(const gw_config *cfg, iot_err *err)
     return IOT_OK;
 }
 
+/* Of two keys bound by a rule, the one to name first: the one the file
+ * set (the later line when it set both). */
+static const char *gw__blame(const gw_config *cfg, const char *a, const char *b)
+{
+    return gw__line_of(cfg, b) > gw__line_of(cfg, a) ? b : a;
+}
+
 static iot_status gw__check_limits(const gw_config *cfg, iot_err *err)
 {
+    char note[64];
     if (cfg->reconnect_min_ms > cfg->reconnect_max_ms) {
         char lo[32];
         char hi[32];
+        const char *at = gw__blame(cfg, "reconnect_min", "reconnect_max");
+        const char *other = strcmp(at, "reconnect_min") == 0 ? "reconnect_max" : "reconnect_min";
         gw__format_duration(cfg->reconnect_min_ms, lo, sizeof(lo));
         gw__format_duration(cfg->reconnect_max_ms, hi, sizeof(hi));
-        return iot_err_set(err, IOT_EINVAL,
-                           "reconnect_min (%s) is greater than reconnect_max (%s); it must not be",
-                           lo, hi);
+        gw__line_note(cfg, other, note, sizeof(note));
+        return gw__invalid(cfg, err, IOT_EINVAL, at,
+                           "reconnect_min (%s) is greater than reconnect_max (%s); it must not "
+                           "be%s",
+                           lo, hi, note);
     }
-    if (cfg->rate_limit > 0 && cfg->rate_burst < 1)
-        return iot_err_set(err, IOT_EINVAL,
-                           "rate_burst is %g but must be at least 1 when rate_limit is on (%g)",
-                           cfg->rate_burst, cfg->rate_limit);
+    if (cfg->rate_limit > 0 && cfg->rate_burst < 1) {
+        const char *at = gw__blame(cfg, "rate_burst", "rate_limit");
+        const char *other = strcmp(at, "rate_burst") == 0 ? "rate_limit" : "rate_burst";
+        gw__line_note(cfg, other, note, sizeof(note));
+        return gw__invalid(cfg, err, IOT_EINVAL, at,
+                           "rate_burst is %g but must be at least 1 when rate_limit is on (%g)%s",
+                           cfg->rate_burst, cfg->rate_limit, note);
+    }
     return IOT_OK;
 }
 
@@ -1089,7 +1166,7 @@ static iot_status gw__check_files(const gw_config *cfg, gw_config_warn_fn warn, 
         if (st == IOT_OK && (o->flags & GW__DIR_OF))
             st = gw__check_dir_of(o->key, path, err);
         if (st != IOT_OK)
-            return st;
+            return gw__invalid(cfg, err, st, o->key, "%s", err != NULL ? err->msg : "");
         if (!(o->flags & GW__KEY))
             continue;
         iot_err kerr = {0};
@@ -1099,7 +1176,7 @@ static iot_status gw__check_files(const gw_config *cfg, gw_config_warn_fn warn, 
             continue;
         }
         if (st != IOT_OK)
-            return iot_err_set(err, st, "%s: %s", o->key, kerr.msg);
+            return gw__invalid(cfg, err, st, o->key, "%s: %s", o->key, kerr.msg);
     }
     return IOT_OK;
 }

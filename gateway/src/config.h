@@ -17,8 +17,9 @@
 
 #include "iot/status.h"
 
-#define GW_PATH_MAX 512
-#define GW_HOST_MAX 256
+#define GW_PATH_MAX           512
+#define GW_HOST_MAX           256
+#define GW_CONFIG_OPTIONS_MAX 128 /* room in gw_config.set_line; checked in config.c */
 
 typedef struct gw_config {
     /* device listener (HTTPS, mutual TLS) */
@@ -83,6 +84,14 @@ typedef struct gw_config {
     /* operations */
     char log_level[16];    /* debug, info, warn, error; default info */
     bool development_mode; /* allows insecure settings, loudly; default no */
+
+    /* Where the values came from, so that validation errors name the file
+     * and line like parse errors do: the origin given to gw_config_parse
+     * (the file's path for gw_config_load) and the line that set each
+     * option, in the option table's order (0: the default). Empty and 0 in
+     * a struct built in code. */
+    char origin[GW_PATH_MAX];
+    unsigned set_line[GW_CONFIG_OPTIONS_MAX];
 } gw_config;
 
 /* Fills every field with its default. */
@@ -96,6 +105,9 @@ iot_status gw_config_parse(const char *text, size_t len, const char *origin, gw_
                            iot_err *err);
 
 /* Checks required keys, ranges and security rules (key file modes, ...).
+ * Each error starts with "FILE:LINE: " naming the line that set the value
+ * at fault, or "FILE: " for a value left at its default (nothing for a
+ * struct not made by the parser).
  * Insecure settings are refused unless development_mode is set; in that
  * case each one is reported through `warn` (may be NULL). */
 typedef void (*gw_config_warn_fn)(void *ctx, const char *key, const char *message);

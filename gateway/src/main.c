@@ -8,17 +8,24 @@
  * and this main thread, whose event loop runs the MQTT forwarder, the admin
  * listener, signal handling and identity reloads.
  */
+#include <cjson/cJSON.h>
 #include <errno.h>
 #include <getopt.h>
 #include <mosquitto.h>
 #include <signal.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <systemd/sd-daemon.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
 #include <event2/thread.h>
+#include <openssl/crypto.h>
 #include <openssl/ssl.h>
 
 #include "admin.h"
@@ -30,6 +37,14 @@
 #include "tls.h"
 
 #define SHUTDOWN_GRACE_MS 10000
+
+/* Descriptors the gateway holds besides its device connections: stdio,
+ * the outbox and the registry (SQLite with its WAL and shared memory),
+ * the broker connection, the admin listener and its connections, the
+ * signal and event-loop plumbing; and per worker its listening socket,
+ * its event loop and its wake-up descriptor (docs/deploy.md). */
+#define FD_OVERHEAD            64
+#define FD_OVERHEAD_PER_WORKER 4
 
 typedef struct daemon_state {
     gw_app app;
@@ -50,7 +65,92 @@ static void usage(FILE *out)
                  "       iotgw --version\n\n"
                  "The telemetry gateway: HTTPS ingest with mutual TLS, a durable outbox, and\n"
                  "MQTT over TLS to the broker. See docs/gateway.md and docs/configuration.md.\n"
-                 "Signals: SIGTERM/SIGINT stop gracefully; SIGHUP reloads the registry and CRL.\n");
+                 "Signals: SIGTERM/SIGINT stop gracefully; SIGHUP reloads the registry and CRL.\n"
+                 "Exit status: 0 success, 1 the configuration is invalid or the gateway failed,\n"
+                 "2 the command line is wrong.\n");
+}
+
+/* The versions of the libraries the binary runs with (not those it was
+ * built against): what a vulnerability notice is checked against. */
+static void print_version(void)
+{
+    int major = 0, minor = 0, revision = 0;
+    mosquitto_lib_version(&major, &minor, &revision);
+    printf("iotgw %s\n"
+           "OpenSSL %s\n"
+           "libevent %s\n"
+           "libmosquitto %d.%d.%d\n"
+           "SQLite %s\n"
+           "cJSON %s\n",
+           IOT_VERSION, OpenSSL_version(OPENSSL_VERSION_STRING), event_get_version(), major, minor,
+           revision, sqlite3_libversion(), cJSON_Version());
+}
+
+/* The gateway holds the private keys of its TLS server and MQTT client
+ * identities: a core dump would write them to disk, and a dumpable process
+ * can be read through ptrace and /proc/PID/mem by its user. */
+static void disable_core_dumps(void)
+{
+    struct rlimit none = {0, 0};
+    if (setrlimit(RLIMIT_CORE, &none) != 0)
+        gw_log(GW_LOG_WARN, "gateway.core_dumps_enabled",
+               "error=\"setrlimit(RLIMIT_CORE): %s\" action=\"set LimitCORE=0 in the unit\"",
+               strerror(errno));
+    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0)
+        gw_log(GW_LOG_WARN, "gateway.core_dumps_enabled", "error=\"prctl(PR_SET_DUMPABLE): %s\"",
+               strerror(errno));
+}
+
+static int worker_count(const gw_config *c)
+{
+    if (c->workers > 0)
+        return c->workers;
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 && n < 64 ? (int)n : 2;
+}
+
+/* Raises the soft limit on open descriptors to the hard limit (systemd's
+ * LimitNOFILE=, or ulimit -Hn), and warns when even that is below what
+ * max_connections needs: connections over the limit would fail in accept()
+ * instead of being refused cleanly at max_connections. */
+static void raise_fd_limit(const gw_config *c)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return;
+    rlim_t before = rl.rlim_cur;
+    if (rl.rlim_cur < rl.rlim_max) {
+        struct rlimit want = {rl.rlim_max, rl.rlim_max};
+        if (setrlimit(RLIMIT_NOFILE, &want) == 0)
+            rl.rlim_cur = rl.rlim_max;
+        else
+            gw_log(GW_LOG_WARN, "gateway.fd_limit_not_raised", "soft=%llu hard=%llu error=\"%s\"",
+                   (unsigned long long)rl.rlim_cur, (unsigned long long)rl.rlim_max,
+                   strerror(errno));
+    }
+    unsigned long long need = (unsigned long long)c->max_connections + FD_OVERHEAD +
+                              (unsigned long long)worker_count(c) * FD_OVERHEAD_PER_WORKER;
+    if (rl.rlim_cur != RLIM_INFINITY && (unsigned long long)rl.rlim_cur < need)
+        gw_log(GW_LOG_WARN, "gateway.fd_limit_low",
+               "limit=%llu was=%llu needed=%llu max_connections=%d action=\"raise the hard limit "
+               "(LimitNOFILE= in the unit, ulimit -n) to at least %llu, or lower "
+               "max_connections\"",
+               (unsigned long long)rl.rlim_cur, (unsigned long long)before, need,
+               c->max_connections, need);
+    else
+        gw_log(
+            GW_LOG_INFO, "gateway.fd_limit", "limit=%llu was=%llu needed=%llu max_connections=%d",
+            (unsigned long long)rl.rlim_cur, (unsigned long long)before, need, c->max_connections);
+}
+
+/* systemd's readiness protocol (Type=notify); sd_notify does nothing when
+ * NOTIFY_SOCKET is not set, as outside systemd. */
+static void notify(const char *state)
+{
+    int rc = sd_notify(0, state);
+    if (rc < 0)
+        gw_log(GW_LOG_WARN, "gateway.notify_failed", "state=\"%.32s\" error=\"%s\"", state,
+               strerror(-rc));
 }
 
 static void warn_insecure(void *ctx, const char *key, const char *message)
@@ -86,6 +186,7 @@ static void on_shutdown(evutil_socket_t sig, short what, void *arg)
     daemon_state *d = arg;
     if (atomic_exchange(&d->app.draining, true))
         return;
+    notify("STOPPING=1");
     gw_log(GW_LOG_INFO, "gateway.stopping", "signal=%d", (int)sig);
     event_base_loopbreak(d->base);
 }
@@ -93,7 +194,14 @@ static void on_shutdown(evutil_socket_t sig, short what, void *arg)
 static void on_sighup(evutil_socket_t sig, short what, void *arg)
 {
     (void)sig, (void)what;
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    char state[64];
+    snprintf(state, sizeof(state), "RELOADING=1\nMONOTONIC_USEC=%llu",
+             (unsigned long long)now.tv_sec * 1000000ULL + (unsigned long long)now.tv_nsec / 1000);
+    notify(state);
     reload_identity(arg, "SIGHUP");
+    notify("READY=1");
 }
 
 static void on_reload_tick(evutil_socket_t fd, short what, void *arg)
@@ -136,11 +244,7 @@ static iot_status start(daemon_state *d, iot_err *err)
     if ((st = gw_forwarder_start(app, d->base, &app->forwarder, err)) != IOT_OK ||
         (st = gw_outbox_start(app->outbox, gw_forwarder_notify, app->forwarder, err)) != IOT_OK)
         return st;
-    int workers = app->cfg.workers;
-    if (workers <= 0) {
-        long n = sysconf(_SC_NPROCESSORS_ONLN);
-        workers = n > 0 && n < 64 ? (int)n : 2;
-    }
+    int workers = worker_count(&app->cfg);
     if ((st = gw_ingest_start(app, workers, &d->ingest, err)) != IOT_OK)
         return st;
     if (app->cfg.admin_listen[0] && (st = gw_admin_start(app, d->base, &d->admin, err)) != IOT_OK)
@@ -199,10 +303,11 @@ static int run(const char *config_path)
     if (gw_config_load(config_path, &d.app.cfg, &err) != IOT_OK ||
         gw_config_validate(&d.app.cfg, warn_insecure, NULL, &err) != IOT_OK) {
         fprintf(stderr, "iotgw: error: %s\n", err.msg);
-        return 2;
+        return 1; /* as --check-config: 2 is for a wrong command line */
     }
     int level = gw_log_level_parse(d.app.cfg.log_level);
     gw_log_set_level(level < 0 ? GW_LOG_INFO : (gw_log_level)level);
+    raise_fd_limit(&d.app.cfg);
     char why[512];
     if (gw_message_check_limits(&d.app.cfg, why, sizeof(why)) != 0)
         gw_log(GW_LOG_WARN, "config.limits", "detail=\"%s\"", why);
@@ -217,6 +322,9 @@ static int run(const char *config_path)
         fprintf(stderr, "iotgw: error: %s\n", err.msg);
         rc = 1;
     } else {
+        /* The listeners are open: systemd may now start what depends on
+         * the gateway. */
+        notify("READY=1");
         event_base_dispatch(d.base);
     }
     stop(&d);
@@ -267,6 +375,8 @@ int main(int argc, char **argv)
                                          {NULL, 0, NULL, 0}};
     const char *config = NULL;
     int c;
+    /* First: --check-config reads the key files too. */
+    disable_core_dumps();
     opterr = 0;
     while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
         switch (c) {
@@ -278,7 +388,7 @@ int main(int argc, char **argv)
         case 'e':
             return print_example();
         case 'v':
-            printf("iotgw %s (%s, libmosquitto)\n", IOT_VERSION, OpenSSL_version(OPENSSL_VERSION));
+            print_version();
             return 0;
         case 'h':
             usage(stdout);

@@ -15,7 +15,19 @@
 #   libraries those binaries need, so the image can neither miss a library
 #   nor carry one for nothing;
 # - the image's health probe answers healthy for a running gateway's
-#   /healthz, and unhealthy when nothing listens or the answer is not HTTP.
+#   /healthz, and unhealthy when nothing listens or the answer is not HTTP;
+#   the broker's healthcheck command, run against a real Mosquitto, tells a
+#   listening broker from a stopped one;
+# - the build context, as Debian 12's docker-compose 1.29 computes it from
+#   the root .dockerignore (with its own library, python3-docker), holds
+#   the sources the build needs and never .git, .state/, build trees or
+#   key files, also when such files are planted in a copy of the tree;
+# - the image itself is built with buildah from a debootstrapped Debian 12
+#   base (deploy/docker/buildah-build.sh; the base is cached in
+#   ~/.cache/iot-image-build), buildah's own context honours .dockerignore,
+#   and the built image's iotgw runs (--version, --check-config on a real
+#   configuration as the image's user). Containers themselves cannot start
+#   on these machines (docs/deploy.md says what was not run).
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/gateway_lib.sh"
 
@@ -129,7 +141,14 @@ for name, svc in services.items():
             check(f"{name}: volume {src} is declared", src in named, sorted(named))
 
 b, g = services.get("broker", {}), services.get("gateway", {})
-check("broker: image eclipse-mosquitto:2.0", b.get("image") == "eclipse-mosquitto:2.0", b.get("image"))
+check("broker: image eclipse-mosquitto:2.0-openssl (OpenSSL, as tested; not the LibreSSL build)",
+      b.get("image") == "eclipse-mosquitto:2.0-openssl", b.get("image"))
+hc = b.get("healthcheck") or {}
+test = hc.get("test") or []
+check("broker: a healthcheck with a shell command, a timeout and retries",
+      isinstance(test, list) and len(test) == 2 and test[0] == "CMD-SHELL" and hc.get("timeout")
+      and hc.get("retries"), hc)
+check("broker: the healthcheck probes port 8883 (hex 22B3)", "%04X" % 8883 in (test[1] if len(test) > 1 else ""), test)
 check("broker: working directory / (mosquitto.conf's relative paths)", b.get("working_dir") == "/",
       b.get("working_dir"))
 bports = [str(p) for p in b.get("ports") or []]
@@ -161,7 +180,7 @@ while IFS= read -r line; do
     *) fail "compose check: $line" ;;
   esac
 done <"$T/compose.checks"
-[ "$(grep -c '^ok ' "$T/compose.checks")" -ge 30 ] || fail "too few compose checks ran: $(cat "$T/compose.checks")"
+[ "$(grep -c '^ok ' "$T/compose.checks")" -ge 32 ] || fail "too few compose checks ran: $(cat "$T/compose.checks")"
 
 # --- the Dockerfile ---------------------------------------------------------------
 # join FILE: instructions one per line, continuation lines joined.
@@ -206,23 +225,54 @@ while read -r p; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q '^install ok installed$' ||
     skip "the build stage's package $p is not installed here, so its build cannot be repeated"
 done <"$T/build.pkgs"
-# context DIR: the build context as Docker sends it, the repository less
-# the patterns of Dockerfile.gateway.dockerignore: "**/NAME" anywhere,
-# anything else from the root.
-context() {
-  local args=() p
-  while read -r p; do
-    case "$p" in
-      "" | "#"*) ;;
-      "**/"*) args+=(--no-anchored "--exclude=${p#\*\*/}") ;;
-      *) args+=(--anchored "--exclude=./$p") ;;
-    esac
-  done <"$DF.dockerignore"
-  mkdir -p "$1"
-  tar -C "$IOT_SOURCE_DIR" "${args[@]}" -cf - . | tar -C "$1" -xf -
+# context_list ROOT: the files of the build context, one per line, as
+# docker-compose 1.29 sends them: its library's exclude_paths() applied to
+# ROOT/.dockerignore, as docker-py's build() does.
+context_list() {
+  "$PY" - "$1" <<'PYEOF'
+import os, sys
+from docker.utils.build import exclude_paths
+root = sys.argv[1]
+pats = []
+with open(os.path.join(root, ".dockerignore")) as f:
+    for line in f:
+        line = line.strip()
+        if line and not line.startswith("#"):
+            pats.append(line)
+for p in sorted(exclude_paths(root, pats)):
+    print(p)
+PYEOF
 }
+"$PY" -c 'import docker.utils.build' 2>/dev/null ||
+  skip "python3-docker (docker-compose's library) is not installed, the build context cannot be computed"
+[ -f "$IOT_SOURCE_DIR/.dockerignore" ] || fail "no .dockerignore at the repository root: docker-compose 1.29 would send everything"
+[ ! -e "$DF.dockerignore" ] || fail "$DF.dockerignore exists: BuildKit would read it instead of the root .dockerignore"
+# The repository as it is, then a copy with the things that must never go
+# into an image planted in it.
+context_list "$IOT_SOURCE_DIR" >"$T/context.files"
+mkdir -p "$T/planted"
+tar -C "$IOT_SOURCE_DIR" --exclude=./.git --exclude=./build --exclude=./.state -cf - . | tar -C "$T/planted" -xf -
+mkdir -p "$T/planted/.git" "$T/planted/.state/demo/pki" "$T/planted/build/asan" "$T/planted/gateway/build" \
+  "$T/planted/notes"
+touch "$T/planted/.git/config" "$T/planted/.state/demo/pki/ca.key" "$T/planted/build/asan/CMakeCache.txt" \
+  "$T/planted/gateway/src/gateway-key.pem" "$T/planted/common/ca.key" "$T/planted/tools/device.p12" \
+  "$T/planted/notes/passwords.txt" "$T/planted/secret.env" "$T/planted/core/sensor.csr"
+context_list "$T/planted" >"$T/planted.files"
+for f in .git/config .state/demo/pki/ca.key build/asan/CMakeCache.txt gateway/src/gateway-key.pem \
+  common/ca.key tools/device.p12 notes/passwords.txt secret.env core/sensor.csr; do
+  ! grep -qxF "$f" "$T/planted.files" || fail "the build context would include $f"
+done
+pass "the build context leaves out .git, .state/, build trees, keys, CSRs and unknown files (planted)"
+expect_eq "the repository's own context holds no key, certificate or state" "" \
+  "$(grep -E '(^|/)(\.git|\.state|build)(/|$)|\.(pem|key|p12|csr)$' "$T/context.files" || true)"
+for f in CMakeLists.txt cmake/Hardening.cmake gateway/src/main.c common/CMakeLists.txt core/CMakeLists.txt \
+  tools/CMakeLists.txt ports/posix/CMakeLists.txt bench/CMakeLists.txt deploy/docker/iotgw-healthcheck; do
+  grep -qxF "$f" "$T/context.files" || fail "the build context lacks $f"
+done
+pass "the build context holds what the build needs ($(wc -l <"$T/context.files") files)"
 W="$T/image"
-context "$W/context"
+mkdir -p "$W/context"
+tar -C "$IOT_SOURCE_DIR" -cf - -T "$T/context.files" | tar -C "$W/context" -xf -
 [ -f "$W/context/CMakeLists.txt" ] && [ ! -e "$W/context/build" ] && [ ! -e "$W/context/.git" ] ||
   fail "the emulated build context is not the repository without build trees: $(ls -a "$W/context")"
 mkdir -p "$W/src"
@@ -296,5 +346,112 @@ expect_eq "the probe reports healthy for the running gateway's /healthz" 0 "$RC"
 run timeout 10 "$PROBE" 127.0.0.1 "$GW_PORT"
 expect_eq "the probe reports unhealthy when the port does not speak plain HTTP" 1 "$RC"
 stop_gateway
+
+# --- the broker's healthcheck against a real broker ------------------------------------
+# The compose file's command, with the port moved from 8883 to the test
+# broker's (the same 4-digit hexadecimal form /proc/net/tcp uses).
+"$PY" -c 'import sys, yaml; print(yaml.safe_load(open(sys.argv[1]))["services"]["broker"]["healthcheck"]["test"][1])' \
+  "$COMPOSE" >"$T/broker-health.cmd"
+BHC_PORT="$(free_port)"
+sed -i "s/22B3/$(printf '%04X' "$BHC_PORT")/" "$T/broker-health.cmd"
+grep -q "$(printf '%04X' "$BHC_PORT")" "$T/broker-health.cmd" || fail "could not move the healthcheck to port $BHC_PORT"
+run sh "$T/broker-health.cmd"
+expect_eq "the broker healthcheck fails while no broker listens" 1 "$RC"
+BROKER_PORT="$BHC_PORT"
+start_broker >"$T/broker.log"
+run sh "$T/broker-health.cmd"
+expect_eq "the broker healthcheck passes once the broker listens" 0 "$RC"
+stop_broker
+run sh "$T/broker-health.cmd"
+expect_eq "the broker healthcheck fails again once the broker stopped" 1 "$RC"
+
+# --- the image, built with buildah ------------------------------------------------------
+# Containers cannot start here (the OCI runtime cannot set its resource
+# limits), but images can be built: each RUN step runs in a chroot.
+for tool in buildah debootstrap; do
+  command -v "$tool" >/dev/null || skip "$tool is not installed (scripts/install-deps.sh installs it): the image was not built"
+done
+CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/iot-image-build"
+B=(buildah --root "$CACHE/storage" --runroot "$CACHE/run" --storage-driver vfs)
+TAG="localhost/iotgw-test:$$"
+start=$SECONDS
+run "$IOT_SOURCE_DIR/deploy/docker/buildah-build.sh" "$CACHE" "$TAG"
+[ "$RC" -eq 0 ] || fail "the image build failed (exit $RC): $(echo "$ERR" | tail -15)"
+echo "# image built in $((SECONDS - start)) s (base $( [ -s "$CACHE/debian-bookworm-minbase.tar" ] && echo cached or made))"
+_cleanup_image() { "${B[@]}" rmi -f "$TAG" >/dev/null 2>&1 || true; }
+trap '_cleanup_image; _cleanup' EXIT
+pass "buildah built Dockerfile.gateway from a debootstrapped Debian 12 base"
+expect_eq "the image runs as the non-root user of the Dockerfile" "$user" \
+  "$("${B[@]}" inspect --type image --format '{{.OCIv1.Config.User}}' "$TAG")"
+ctr="$("${B[@]}" from "$TAG")"
+_cleanup_image() {
+  "${B[@]}" rm "$ctr" >/dev/null 2>&1 || true
+  "${B[@]}" rmi -f "$TAG" >/dev/null 2>&1 || true
+}
+run "${B[@]}" run --isolation chroot "$ctr" -- /usr/local/bin/iotgw --version
+[ "$RC" -eq 0 ] || fail "the image's iotgw --version failed (exit $RC): $ERR"
+echo "$OUT" | grep -q '^iotgw ' && echo "$OUT" | grep -q '^OpenSSL 3\.' && echo "$OUT" | grep -q '^libmosquitto 2\.' ||
+  fail "the image's iotgw --version: $OUT"
+pass "the image's iotgw starts and names its libraries: $(echo "$OUT" | paste -sd' ' | cut -c1-120)"
+run "${B[@]}" run --isolation chroot "$ctr" -- /usr/local/bin/iotctl --version
+[ "$RC" -eq 0 ] || fail "the image's iotctl --version failed (exit $RC): $ERR"
+# A configuration as docs/deploy.md lays it out, mounted read-only at
+# /etc/iotgw, keys owned by the image's user (10001) with mode 0600.
+CFG="$T/etc-iotgw"
+mkdir -p "$CFG/tls" "$CFG/mqtt"
+cp "$P/servers/gateway/cert.pem" "$P/servers/gateway/key.pem" "$CFG/tls/"
+cp "$P/ca.crt" "$CFG/tls/ca.pem"
+cp "$P/crl.pem" "$CFG/tls/crl.pem"
+cp "$P/registry.db" "$CFG/registry.db"
+cp "$P/ca.crt" "$CFG/mqtt/ca.pem"
+cp "$P/clients/gateway-mqtt/cert.pem" "$P/clients/gateway-mqtt/key.pem" "$CFG/mqtt/"
+chmod 0755 "$CFG" "$CFG/tls" "$CFG/mqtt"
+chmod 0644 "$CFG"/tls/*.pem "$CFG"/mqtt/*.pem "$CFG/registry.db"
+chown "${user%%:*}:${user##*:}" "$CFG/tls/key.pem" "$CFG/mqtt/key.pem"
+chmod 0600 "$CFG/tls/key.pem" "$CFG/mqtt/key.pem"
+cat >"$CFG/iotgw.conf" <<CONF
+tls_cert = /etc/iotgw/tls/cert.pem
+tls_key = /etc/iotgw/tls/key.pem
+client_ca = /etc/iotgw/tls/ca.pem
+crl_file = /etc/iotgw/tls/crl.pem
+registry = /etc/iotgw/registry.db
+mqtt_host = broker.example.org
+mqtt_ca = /etc/iotgw/mqtt/ca.pem
+mqtt_cert = /etc/iotgw/mqtt/cert.pem
+mqtt_key = /etc/iotgw/mqtt/key.pem
+CONF
+chmod 0644 "$CFG/iotgw.conf"
+run "${B[@]}" run --isolation chroot -v "$CFG:/etc/iotgw:ro" "$ctr" -- \
+  /usr/local/bin/iotgw --check-config /etc/iotgw/iotgw.conf
+expect_eq "the image's iotgw accepts the configuration as its user, outbox in /var/lib/iotgw" \
+  "0 iotgw: configuration /etc/iotgw/iotgw.conf is valid" "$RC $OUT"
+chmod 0644 "$CFG/mqtt/key.pem"
+run "${B[@]}" run --isolation chroot -v "$CFG:/etc/iotgw:ro" "$ctr" -- \
+  /usr/local/bin/iotgw --check-config /etc/iotgw/iotgw.conf
+[ "$RC" -eq 1 ] && echo "$ERR" | grep -q "/etc/iotgw/iotgw.conf:9: mqtt_key: private key /etc/iotgw/mqtt/key.pem has mode 0644" ||
+  fail "the image's iotgw accepted a key readable by others: exit $RC: $ERR"
+pass "the image's iotgw refuses a key readable by others (negative control)"
+# buildah's own context: a build of only COPY . (no RUN) from the
+# repository shows what it sends.
+mkdir -p "$T/ctxcheck"
+printf 'FROM scratch\nCOPY . /ctx/\n' >"$T/ctxcheck/Containerfile"
+run "${B[@]}" bud --isolation chroot --pull=never -q -f "$T/ctxcheck/Containerfile" -t "$TAG-ctx" "$T/planted"
+[ "$RC" -eq 0 ] || fail "buildah could not build the context probe: $ERR"
+cctr="$("${B[@]}" from "$TAG-ctx")"
+mnt="$("${B[@]}" mount "$cctr")"
+(cd "$mnt/ctx" && find . -type f | sed 's|^\./||' | sort) >"$T/buildah-context.files"
+"${B[@]}" umount "$cctr" >/dev/null
+"${B[@]}" rm "$cctr" >/dev/null
+"${B[@]}" rmi -f "$TAG-ctx" >/dev/null
+# docker-compose's list also names directories, and .dockerignore, which
+# Docker sends for the daemon to read but never copies into an image.
+while IFS= read -r f; do
+  if [ "$f" != .dockerignore ] && [ -f "$T/planted/$f" ] && [ ! -L "$T/planted/$f" ]; then
+    printf '%s\n' "$f"
+  fi
+done <"$T/planted.files" | sort >"$T/planted.regular"
+[ "$(wc -l <"$T/planted.regular")" -ge 100 ] || fail "too few files in the context: $(wc -l <"$T/planted.regular")"
+expect_eq "buildah sends the same files as docker-compose (planted secrets left out)" \
+  "$(cat "$T/planted.regular")" "$(cat "$T/buildah-context.files")"
 
 finish

@@ -133,6 +133,8 @@ compile_all "BME280, deep sleep, CSR on device, NVS encryption" \
   -DCONFIG_IOTD_BME280=1 -DCONFIG_IOTD_BME280_PULLUPS=1 -DCONFIG_IOTD_DEEP_SLEEP=1 \
   -DCONFIG_IOTD_CSR_ON_DEVICE=1 -DCONFIG_NVS_ENCRYPTION=1 \
   -DCONFIG_NVS_SEC_KEY_PROTECT_USING_FLASH_ENC=1
+compile_all "NVS encryption with the HMAC key scheme (the ESP32-C3 production default)" \
+  -DCONFIG_NVS_ENCRYPTION=1 -DCONFIG_NVS_SEC_KEY_PROTECT_USING_HMAC=1 -DCONFIG_NVS_SEC_HMAC_EFUSE_KEY_ID=5
 compile_all "original ESP32 with BME280, embedded identity" \
   -DCONFIG_SOC_TEMP_SENSOR_SUPPORTED=0 -DCONFIG_IOTD_BME280=1 -DCONFIG_IOTD_IDENTITY_EMBEDDED=1
 
@@ -151,8 +153,6 @@ expect_refused "a chip without any temperature sensor" "$FW/main/main.c" \
   "no internal temperature sensor" -DCONFIG_SOC_TEMP_SENSOR_SUPPORTED=0
 expect_refused "the BME280 on ESP-IDF 5.1" "$PORT/src/bme280.c" \
   "needs the I2C master driver of ESP-IDF 5.2" -DESP_IDF_VERSION_MINOR=1
-expect_refused "NVS encryption with the HMAC key scheme" "$FW/main/identity.c" \
-  "flash-encryption NVS key scheme only" -DCONFIG_NVS_ENCRYPTION=1
 
 # ---- 5. provisioning CSV from iotctl's files -------------------------------
 

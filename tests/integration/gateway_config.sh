@@ -12,9 +12,66 @@ echo "$OUT" | grep -q "is valid" || fail "check-config output: $OUT"
 
 chmod 644 "$P/servers/gateway/key.pem"
 expect_fail "a TLS key readable by others is refused" 1 "tls_key.*(0644|mode)" "$IOTGW" --check-config "$T/gw.conf"
+# Validation errors name the line that set the value, as parse errors do
+# (tls_key is on line 4 of write_gateway_config's file).
+echo "$ERR" | grep -qF "iotgw: error: $T/gw.conf:4: tls_key: private key $P/servers/gateway/key.pem has mode 0644" ||
+  fail "the key-mode error does not name $T/gw.conf:4: $ERR"
+pass "a key-mode error names the file and line of tls_key"
+# Exit status: 1 for an invalid configuration, whichever option read it;
+# 2 only for a wrong command line.
 run "$IOTGW" --config "$T/gw.conf"
-expect_eq "the daemon refuses to start with it" 2 "$RC"
+expect_eq "the daemon refuses to start with it, with --check-config's status" 1 "$RC"
+echo "$ERR" | grep -qF "$T/gw.conf:4: tls_key: private key" || fail "--config's error lacks the line: $ERR"
 chmod 600 "$P/servers/gateway/key.pem"
+expect_fail "an unknown option is a command-line error" 2 "unknown option" "$IOTGW" --confg "$T/gw.conf"
+expect_fail "a missing file argument is a command-line error" 2 "usage" "$IOTGW" --config "$T/gw.conf" extra
+expect_fail "a configuration that does not parse exits 1 with --config" 1 "unknown key 'mqtt_hots' at $T/bad.conf:1" \
+  bash -c "echo 'mqtt_hots = x' >'$T/bad.conf' && exec '$IOTGW' --config '$T/bad.conf'"
+
+# Rules between keys and values checked after parsing carry the line too.
+cp "$T/gw.conf" "$T/lines.conf"
+sed -i '/^reconnect_m/d' "$T/lines.conf"
+n="$(wc -l <"$T/lines.conf")"
+printf 'reconnect_max = 2s\nreconnect_min = 5s\n' >>"$T/lines.conf"
+run "$IOTGW" --check-config "$T/lines.conf"
+expect_eq "reconnect_min > reconnect_max names both lines" \
+  "1 iotgw: error: $T/lines.conf:$((n + 2)): reconnect_min (5s) is greater than reconnect_max (2s); it must not be (reconnect_max is set at line $((n + 1)))" \
+  "$RC $ERR"
+sed -i '/^reconnect_m/d' "$T/lines.conf"
+echo "reconnect_min = 1m" >>"$T/lines.conf"
+run "$IOTGW" --check-config "$T/lines.conf"
+expect_eq "against a default, the default is named" \
+  "1 iotgw: error: $T/lines.conf:$((n + 1)): reconnect_min (1m) is greater than reconnect_max (30s); it must not be (reconnect_max is its default)" \
+  "$RC $ERR"
+sed -i '/^reconnect_m/d; /^registry = /d' "$T/lines.conf"
+expect_fail "a required key that is not set names the file" 1 "iotgw: error: $T/lines.conf: required key 'registry' is not set" \
+  "$IOTGW" --check-config "$T/lines.conf"
+cp "$T/gw.conf" "$T/lines.conf"
+sed -i "s|^outbox = .*|outbox = $T/no/such/dir/outbox.db|" "$T/lines.conf"
+expect_fail "a missing outbox directory names the line of outbox" 1 "$T/lines.conf:8: outbox: directory $T/no/such/dir" \
+  "$IOTGW" --check-config "$T/lines.conf"
+cp "$T/gw.conf" "$T/lines.conf"
+echo "require_client_cert = no" >>"$T/lines.conf"
+expect_fail "a refused insecure setting names its line" 1 \
+  "$T/lines.conf:$(wc -l <"$T/lines.conf"): require_client_cert = no is refused unless development_mode = yes" \
+  "$IOTGW" --check-config "$T/lines.conf"
+
+# --version names the libraries it runs with, at the versions installed.
+run "$IOTGW" --version
+[ "$RC" -eq 0 ] || fail "--version: exit $RC: $ERR"
+# deb_upstream PACKAGE: the upstream part of an installed package's version.
+deb_upstream() { dpkg-query -W -f='${Version}' "$1" | sed -E 's/^[0-9]+://; s/-[^-]*$//; s/\+.*$//'; }
+expect_eq "--version: the gateway's own version first" "iotgw" "$(echo "$OUT" | head -1 | cut -d' ' -f1)"
+expect_eq "--version: OpenSSL, from the installed package" \
+  "OpenSSL $(deb_upstream libssl3)" "$(echo "$OUT" | grep '^OpenSSL ')"
+expect_eq "--version: libevent, from the installed package" \
+  "libevent $(deb_upstream libevent-2.1-7)" "$(echo "$OUT" | grep '^libevent ')"
+expect_eq "--version: libmosquitto, from the installed package" \
+  "libmosquitto $(deb_upstream libmosquitto1)" "$(echo "$OUT" | grep '^libmosquitto ')"
+expect_eq "--version: SQLite, as the sqlite3 program reports the library" \
+  "SQLite $(sqlite3 --version | awk '{print $1}')" "$(echo "$OUT" | grep '^SQLite ')"
+expect_eq "--version: cJSON, from the installed package" \
+  "cJSON $(deb_upstream libcjson1)" "$(echo "$OUT" | grep '^cJSON ')"
 
 cp "$T/gw.conf" "$T/plain.conf"
 printf 'device_tls = no\nrequire_client_cert = no\n' >>"$T/plain.conf"

@@ -7,6 +7,14 @@
 #   user with mode 0600 passes `iotgw --check-config` as that user; group
 #   ownership (0640) and an ACL grant like systemd's credentials (0440)
 #   are refused;
+# - Type=notify holds: READY=1 reaches $NOTIFY_SOCKET only once the device
+#   port accepts connections, SIGHUP sends RELOADING=1 then READY=1, and
+#   SIGTERM STOPPING=1;
+# - LimitNOFILE= covers max_connections' default, the daemon raises its
+#   soft descriptor limit to the hard one, and warns (gateway.fd_limit_low)
+#   when the limit is below what its configuration needs;
+# - core dumps are off: LimitCORE=0 in the unit, and the daemon itself sets
+#   its core size limit to 0 and marks itself non-dumpable;
 # - the sandbox does not break the daemon: a release build of iotgw, traced
 #   with strace through start, a device reading delivered to a real broker,
 #   /healthz, SIGHUP and SIGTERM, makes only system calls that the unit's
@@ -52,7 +60,7 @@ echo "$ERR" | grep -q "Failed to parse protect system value, ignoring: strictly"
   fail "systemd-analyze verify did not notice ProtectSystem=strictly: exit $RC: $ERR"
 pass "systemd-analyze verify reports an invalid value (negative control)"
 
-for line in 'User=iotgw' 'ProtectSystem=strict' 'ProtectHome=yes' 'PrivateTmp=yes' \
+for line in 'Type=notify' 'NotifyAccess=main' 'LimitCORE=0' 'User=iotgw' 'ProtectSystem=strict' 'ProtectHome=yes' 'PrivateTmp=yes' \
   'PrivateDevices=yes' 'NoNewPrivileges=yes' 'CapabilityBoundingSet=' 'AmbientCapabilities=' \
   'RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX' 'StateDirectory=iotgw' \
   'ConfigurationDirectory=iotgw' 'SystemCallFilter=@system-service' 'MemoryDenyWriteExecute=yes' \
@@ -66,6 +74,14 @@ for line in 'User=iotgw' 'ProtectSystem=strict' 'ProtectHome=yes' 'PrivateTmp=ye
 done
 grep -qE '^TimeoutStopSec=[1-9][0-9]*s$' "$UNIT" || fail "the unit lacks TimeoutStopSec="
 pass "the unit carries every required setting"
+# LimitNOFILE= against what the default configuration needs: max_connections
+# plus 64 and 4 per worker (gateway/src/main.c), for up to 64 workers.
+nofile="$(sed -n 's/^LimitNOFILE=\([0-9]*\)$/\1/p' "$UNIT")"
+default_max="$("$IOTGW" --print-example-config | sed -n 's/^# *max_connections = \([0-9]*\).*/\1/p; s/^max_connections = \([0-9]*\).*/\1/p' | head -1)"
+[ -n "$default_max" ] || fail "no max_connections default in the example configuration"
+[ -n "$nofile" ] && [ "$nofile" -ge $((default_max + 64 + 4 * 64)) ] ||
+  fail "LimitNOFILE='$nofile' is below max_connections' default $default_max plus overhead"
+pass "LimitNOFILE=$nofile covers max_connections = $default_max plus the gateway's own descriptors"
 
 # --- exposure -----------------------------------------------------------------
 # Measured with systemd 252 (Debian 12): 1.1, "OK". What remains is what a
@@ -171,6 +187,137 @@ run as_svc "$IOTGW" --check-config "$E/iotgw.conf"
 pass "a root-owned key is reported by ExecStartPre's check, naming the file"
 chown "$SVC:$SVC" "$E/mqtt/key.pem"
 
+# --- readiness (Type=notify), descriptor limit, core dumps ----------------------
+# A stand-in for systemd's notification socket: it records every datagram
+# on one line and, on READY=1, whether the device port accepts a
+# connection at that moment.
+cat >"$T/notify.py" <<'PY'
+import os, socket, sys
+path, port, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(path)
+os.chmod(path, 0o666)
+with open(out, "a", buffering=1) as f:
+    f.write("bound\n")
+    while True:
+        msg = s.recv(4096).decode(errors="replace")
+        line = " ".join(msg.split("\n"))
+        if "READY=1" in msg:
+            c = socket.socket()
+            try:
+                c.connect(("127.0.0.1", port))
+                line += " port=open"
+            except OSError:
+                line += " port=closed"
+            c.close()
+        f.write(line + "\n")
+        if "STOPPING=1" in msg:
+            break
+PY
+chmod 0644 "$T/notify.py"
+# start_notify NAME: a listener at $T/notify/NAME.sock writing $T/notify/NAME.log.
+mkdir -p -m 0755 "$T/notify"
+start_notify() {
+  spawn /usr/bin/python3 "$T/notify.py" "$T/notify/$1.sock" "$GW_PORT" "$T/notify/$1.log"
+  local deadline=$((SECONDS + 10))
+  until [ -s "$T/notify/$1.log" ]; do
+    [ "$SECONDS" -lt "$deadline" ] || fail "the notification listener did not start"
+    sleep 0.1
+  done
+}
+# wait_notify NAME PATTERN: waits for a notification line matching PATTERN.
+wait_notify() {
+  local deadline=$((SECONDS + 20))
+  until grep -qE -- "$2" "$T/notify/$1.log"; do
+    [ "$SECONDS" -lt "$deadline" ] || fail "no notification /$2/: $(cat "$T/notify/$1.log")"
+    sleep 0.1
+  done
+}
+hard="$(ulimit -Hn)"
+start_notify run
+# As the service user, with a soft limit of 256 under the unchanged hard
+# limit, as systemd passes NOTIFY_SOCKET.
+(
+  ulimit -S -n 256
+  exec setpriv --reuid="$SVC" --regid="$SVC" --clear-groups -- \
+    env NOTIFY_SOCKET="$T/notify/run.sock" "$IOTGW" --config "$E/iotgw.conf"
+) 2>>"$T/notify-gw.log" &
+_PIDS+=("$!")
+NPID=$!
+wait_notify run '^READY=1'
+expect_eq "READY=1 is sent once the device port accepts connections" "READY=1 port=open" \
+  "$(grep '^READY=1' "$T/notify/run.log" | head -1)"
+expect_eq "nothing but READY=1 before it" "bound|READY=1 port=open" "$(head -2 "$T/notify/run.log" | paste -sd'|')"
+limits="$(cat "/proc/$NPID/limits")"
+expect_eq "the daemon raised its soft descriptor limit from 256 to the hard limit" \
+  "$hard $hard" "$(echo "$limits" | awk '/^Max open files/ { print $4, $5 }')"
+grep -qE "event=gateway.fd_limit(_low)? limit=$hard was=256 " "$T/notify-gw.log" ||
+  fail "the raised limit is not logged: $(grep fd_limit "$T/notify-gw.log")"
+expect_eq "the daemon's core size limit is 0" "0 0" "$(echo "$limits" | awk '/^Max core file size/ { print $5, $6 }')"
+# A non-dumpable process cannot be inspected by its own user (ptrace,
+# /proc/PID/mem, /proc/PID/environ: the kernel's ptrace access check); an
+# ordinary process of the service user can.
+setpriv --reuid="$SVC" --regid="$SVC" --clear-groups -- sleep 30 &
+_PIDS+=("$!")
+CTL=$!
+# (Once setpriv has become sleep: a process is not dumpable while it
+# changes its user, until its next exec.)
+deadline=$((SECONDS + 10))
+until [ "$(cat "/proc/$CTL/comm" 2>/dev/null)" = sleep ]; do
+  [ "$SECONDS" -lt "$deadline" ] || fail "the control process did not start"
+  sleep 0.05
+done
+as_svc cat "/proc/$CTL/environ" >/dev/null 2>&1 ||
+  fail "the service user cannot read its own ordinary process's /proc/PID/environ (control)"
+kill "$CTL"
+run as_svc cat "/proc/$NPID/environ"
+[ "$RC" -ne 0 ] && echo "$ERR" | grep -q "Permission denied" ||
+  fail "the service user can read the daemon's environment: it is dumpable (exit $RC: $ERR)"
+pass "the daemon is not dumpable: its own user cannot read its /proc/PID/environ (an ordinary process's is readable)"
+kill -HUP "$NPID"
+wait_notify run '^RELOADING=1 MONOTONIC_USEC=[0-9]+$'
+deadline=$((SECONDS + 20))
+until [ "$(grep -c '^READY=1' "$T/notify/run.log")" -ge 2 ]; do
+  [ "$SECONDS" -lt "$deadline" ] || fail "no READY=1 after the reload: $(cat "$T/notify/run.log")"
+  sleep 0.1
+done
+expect_eq "SIGHUP: RELOADING=1, then READY=1" "RELOADING=1|READY=1" \
+  "$(sed -n '3,4p' "$T/notify/run.log" | cut -d' ' -f1 | paste -sd'|')"
+kill -TERM "$NPID"
+wait_notify run '^STOPPING=1$'
+wait "$NPID" || fail "the daemon did not exit 0 on SIGTERM: $(tail -3 "$T/notify-gw.log")"
+pass "SIGTERM: STOPPING=1, then a clean exit"
+
+# The descriptor limit against the configuration: a hard limit of 256 with
+# max_connections = 50000 is reported; with max_connections = 100 it is
+# enough (100 + 64 + 4 per worker), and nothing is reported.
+fd_run() {
+  cp "$E/iotgw.conf" "$T/fd.conf"
+  echo "max_connections = $1" >>"$T/fd.conf"
+  : >"$T/fd-gw.log"
+  (
+    ulimit -n 256
+    exec "$IOTGW" --config "$T/fd.conf"
+  ) 2>>"$T/fd-gw.log" &
+  _PIDS+=("$!")
+  local pid=$! deadline=$((SECONDS + 20))
+  until grep -q "event=gateway.started" "$T/fd-gw.log"; do
+    [ "$SECONDS" -lt "$deadline" ] || fail "iotgw did not start with 256 descriptors: $(tail -3 "$T/fd-gw.log")"
+    sleep 0.1
+  done
+  kill -TERM "$pid"
+  wait "$pid" || fail "iotgw did not stop cleanly: $(tail -3 "$T/fd-gw.log")"
+}
+fd_run 50000
+grep -q 'level=warn event=gateway.fd_limit_low limit=256 was=256 needed=50072 max_connections=50000' "$T/fd-gw.log" ||
+  fail "a limit below max_connections is not reported: $(grep fd_limit "$T/fd-gw.log")"
+pass "a descriptor limit below max_connections' needs is logged as gateway.fd_limit_low"
+fd_run 100
+grep -q 'event=gateway.fd_limit_low' "$T/fd-gw.log" && fail "a sufficient limit was reported as low: $(grep fd_limit "$T/fd-gw.log")"
+grep -q 'event=gateway.fd_limit limit=256 was=256 needed=172 max_connections=100' "$T/fd-gw.log" ||
+  fail "the sufficient limit is not logged: $(grep fd_limit "$T/fd-gw.log")"
+pass "a sufficient limit (256 for max_connections = 100) is logged at info, not as a warning"
+
 # --- the sandbox against the daemon's real system calls ------------------------
 # The daemon as it is installed: a release build (no sanitizer runtime,
 # which makes calls of its own).
@@ -187,8 +334,11 @@ as_svc strace -f -qq -o "$T/trace/check.txt" "$REL" --check-config "$E/iotgw.con
 start_broker >"$T/broker.log"
 SUB="$T/sub.out"
 start_consumer "$SUB"
-# Not through as_svc: $! must be strace itself, the daemon's parent.
+# Not through as_svc: $! must be strace itself, the daemon's parent. With
+# a notification socket, so sd_notify's calls are traced too.
+start_notify traced
 setpriv --reuid="$SVC" --regid="$SVC" --clear-groups -- \
+  env NOTIFY_SOCKET="$T/notify/traced.sock" \
   strace -f -qq -o "$T/trace/run.txt" "$REL" --config "$E/iotgw.conf" 2>>"$T/gw.log" &
 _PIDS+=("$!")
 TRACED=$!
@@ -210,6 +360,8 @@ done
 kill -TERM "$GW"
 wait "$TRACED" || fail "the traced daemon did not exit 0 on SIGTERM: $(tail -3 "$T/gw.log")"
 grep -q "event=gateway.stopped" "$T/gw.log" || fail "no gateway.stopped: $(tail -3 "$T/gw.log")"
+expect_eq "the traced daemon notified readiness, reload and stop" "READY=1|RELOADING=1|READY=1|STOPPING=1" \
+  "$(grep -v '^bound$' "$T/notify/traced.log" | cut -d' ' -f1 | paste -sd'|')"
 pass "the traced daemon went through start, delivery, SIGHUP and SIGTERM"
 
 # expand GROUP: the system calls of a systemd syscall group, recursively.

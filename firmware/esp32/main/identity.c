@@ -94,20 +94,19 @@ static identity_state load(identity *id)
 
 #else
 
-#if CONFIG_NVS_ENCRYPTION && !CONFIG_NVS_SEC_KEY_PROTECT_USING_FLASH_ENC
-#error "the ident partition is opened with the flash-encryption NVS key scheme only"
-#endif
-
 static esp_err_t open_ident(nvs_handle_t *h)
 {
     esp_err_t err;
 #if CONFIG_NVS_ENCRYPTION
     /* nvs_flash_init() sets encryption up for "nvs" by itself; another
-     * partition needs the keys passed explicitly. */
+     * partition needs the keys passed explicitly. They come from the key
+     * protection scheme chosen in menuconfig (NVS Security Provider): the
+     * HMAC scheme derives them from the eFuse key
+     * CONFIG_NVS_SEC_HMAC_EFUSE_KEY_ID, the flash-encryption scheme reads
+     * them from the encrypted "nvs_keys" partition. */
     nvs_sec_cfg_t keys;
-    const esp_partition_t *part = esp_partition_find_first(
-        ESP_PARTITION_TYPE_DATA, ESP_PARTITION_SUBTYPE_DATA_NVS_KEYS, NULL);
-    err = part != NULL ? nvs_flash_read_security_cfg(part, &keys) : ESP_ERR_NOT_FOUND;
+    nvs_sec_scheme_t *scheme = nvs_flash_get_default_security_scheme();
+    err = scheme != NULL ? nvs_flash_read_security_cfg_v2(scheme, &keys) : ESP_ERR_NOT_FOUND;
     if (err == ESP_OK)
         err = nvs_flash_secure_init_partition(IDENTITY_PARTITION, &keys);
 #else

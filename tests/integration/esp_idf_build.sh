@@ -1,0 +1,153 @@
+#!/usr/bin/env bash
+# firmware/esp32 compiled by ESP-IDF itself for the ESP32-C3, with
+# ESP-IDF's own warning flags (-Werror=all), in two configurations:
+#   A. the production default (sdkconfig.defaults): internal temperature
+#      sensor, identity in NVS, flash encryption in release mode and NVS
+#      encryption with the HMAC key scheme; the second-stage bootloader
+#      links and fits below the partition table, and the partition table
+#      is generated from partitions.csv;
+#   B. the development configuration (sdkconfig.development) with the
+#      BME280 driver and the key and CSR made on the device.
+# For each: the sdkconfig ESP-IDF resolved holds the options asked for
+# (a misspelt or unknown Kconfig name would be dropped silently), the
+# sources the options select were compiled and the others not, and our
+# sources compiled without a warning.
+#
+# With a real ESP-IDF (IDF_PATH set, idf.py working) it runs `idf.py
+# build`; otherwise it uses the compile kit next to the checkout,
+# "$IOT_SOURCE_DIR/../shared/esp-idf-kit" (README there), which compiles
+# the components but cannot link the application. With neither it exits
+# 77 (skipped) and says why. Build directories go under the build tree;
+# the kit is only read (its unpacked copy is cached in ~/.cache).
+. "$(dirname "$0")/lib.sh"
+
+FW="$IOT_SOURCE_DIR/firmware/esp32"
+KIT="$IOT_SOURCE_DIR/../shared/esp-idf-kit"
+OUT="$IOT_BUILD_DIR/esp-idf"
+
+skip() {
+  echo "esp_idf_build: skipped: $*" >&2
+  rm -rf "$T"
+  trap - EXIT
+  exit 77
+}
+
+if [ -n "${IDF_PATH:-}" ] && command -v idf.py >/dev/null 2>&1; then
+  MODE=idf
+  echo "# using ESP-IDF at $IDF_PATH ($(idf.py --version 2>/dev/null | head -1))"
+elif [ -x "$KIT/esp-idf-build.sh" ] && [ -f "$KIT/esp-idf-kit.tar.zst" ]; then
+  MODE=kit
+  KIT="$(cd "$KIT" && pwd)"
+  echo "# using the compile kit at $KIT"
+else
+  skip "no ESP-IDF: IDF_PATH is not set (or idf.py is not on PATH), and there is no compile kit at $KIT"
+fi
+
+# build NAME DEFAULTS [TARGET...]: configures firmware/esp32 in $OUT/NAME
+# with the sdkconfig defaults files DEFAULTS (';'-separated) and compiles
+# the firmware's own sources (components main, iotd_core, esp-idf) and the
+# NVS security provider, plus the given targets.
+build() {
+  local name="$1" defaults="$2"
+  shift 2
+  local dir="$OUT/$name"
+  # From scratch: ESP-IDF applies the defaults files only to options an
+  # existing sdkconfig does not set, and objects of an earlier run must not
+  # count.
+  rm -rf "$dir"
+  mkdir -p "$dir"
+  local start=$SECONDS rc=0
+  if [ "$MODE" = idf ]; then
+    SDKCONFIG_DEFAULTS="$defaults" idf.py -C "$FW" -B "$dir" -D SDKCONFIG="$dir/sdkconfig" \
+      -D IDF_TARGET=esp32c3 build >"$dir/esp-idf-build.log" 2>&1 || rc=$?
+    : >"$dir/targets.log"
+  else
+    # First the configuration and the named targets (the partition table
+    # at least), then the object files of our sources by name: compiling
+    # the component libraries as targets would first build most of
+    # ESP-IDF (lwip, mbedtls, ...), four times as long for no more checks.
+    SDKCONFIG_DEFAULTS="$defaults" "$KIT/esp-idf-build.sh" "$FW" "$dir" partition-table "$@" \
+      >"$dir/kit.out" 2>&1 || rc=$?
+    cp "$dir/esp-idf-build.log" "$dir/targets.log" 2>/dev/null || :
+    if [ "$rc" -eq 0 ]; then
+      mapfile -t objs < <(ninja -C "$dir" -t targets all |
+        sed -n 's/^\(esp-idf\/[^:]*__idf_\(main\|iotd_core\|esp-idf\|nvs_sec_provider\)\.dir\/[^:]*\.c\.obj\):.*/\1/p')
+      [ "${#objs[@]}" -ge 15 ] || fail "$name: too few object files of the firmware to compile: ${objs[*]}"
+      SDKCONFIG_DEFAULTS="$defaults" "$KIT/esp-idf-build.sh" "$FW" "$dir" "${objs[@]}" \
+        >>"$dir/kit.out" 2>&1 || rc=$?
+    fi
+  fi
+  echo "# $name: built in $((SECONDS - start)) s"
+  [ "$rc" -eq 0 ] || fail "$name: the ESP-IDF build failed (exit $rc): $(cat "$dir/targets.log" "$dir/esp-idf-build.log" | grep -E 'error:|Error' | head -10; tail -5 "$dir/kit.out" 2>/dev/null)"
+  # Warnings in our sources: ESP-IDF turns only some into errors.
+  local ours
+  ours="$(cat "$dir/targets.log" "$dir/esp-idf-build.log" |
+    grep -E "$IOT_SOURCE_DIR/(firmware/esp32|ports/esp-idf|core)/[^ ]*:[0-9]+:[0-9]+: warning:" | sort -u || true)"
+  [ -z "$ours" ] || fail "$name: warnings in the firmware's sources: $ours"
+  pass "$name: compiled by ESP-IDF for the ESP32-C3 without an error or a warning in our sources"
+  # ESP-IDF's own -Werror=all was on for our sources.
+  "$PY" - "$dir/compile_commands.json" "$FW/main/main.c" <<'PYEOF' || fail "$name: main.c was not compiled with -Werror=all"
+import json, sys
+cmds = json.load(open(sys.argv[1]))
+hit = [c for c in cmds if c["file"].endswith("firmware/esp32/main/main.c")]
+sys.exit(0 if hit and "-Werror=all" in (hit[0].get("command") or " ".join(hit[0].get("arguments", []))) else 1)
+PYEOF
+  pass "$name: the firmware was compiled under ESP-IDF's -Werror=all"
+}
+
+# expect_config NAME LINE...: each LINE is in the resolved sdkconfig.
+expect_config() {
+  local name="$1" line missing=""
+  shift
+  for line in "$@"; do
+    grep -qxF -- "$line" "$OUT/$name/sdkconfig" || missing+=" [$line]"
+  done
+  [ -z "$missing" ] || fail "$name: the resolved sdkconfig lacks:$missing"
+  pass "$name: sdkconfig has $*"
+}
+
+# objects NAME: the source files compiled, by base name.
+objects() { find "$OUT/$1" -name '*.c.obj' -path '*__idf_*' -printf '%f\n' | sed 's/\.obj$//' | sort -u; }
+
+PY=/usr/bin/python3
+[ -x "$PY" ] || PY=python3
+
+# --- A. production default, internal sensor ------------------------------
+build production "$FW/sdkconfig.defaults" bootloader
+expect_config production \
+  CONFIG_SECURE_FLASH_ENC_ENABLED=y CONFIG_SECURE_FLASH_ENCRYPTION_MODE_RELEASE=y \
+  CONFIG_SECURE_ENABLE_SECURE_ROM_DL_MODE=y CONFIG_NVS_ENCRYPTION=y \
+  CONFIG_NVS_SEC_KEY_PROTECT_USING_HMAC=y CONFIG_NVS_SEC_HMAC_EFUSE_KEY_ID=5 \
+  CONFIG_PARTITION_TABLE_OFFSET=0x10000 CONFIG_IOTD_IDENTITY_NVS=y
+grep -qx '# CONFIG_SECURE_FLASH_ENCRYPTION_MODE_DEVELOPMENT is not set' "$OUT/production/sdkconfig" ||
+  fail "production: flash encryption is not in release mode"
+objects production >"$T/a.objs"
+for f in main.c identity.c tsens.c https.c nvs_sec_provider.c; do
+  grep -qx "$f" "$T/a.objs" || fail "production: $f was not compiled: $(paste -sd' ' "$T/a.objs")"
+done
+for f in bme280.c csr.c; do
+  ! grep -qx "$f" "$T/a.objs" || fail "production: $f was compiled though its option is off"
+done
+pass "production: the internal sensor's driver is compiled, the BME280 and CSR code are not"
+[ -f "$OUT/production/bootloader/bootloader.bin" ] || fail "production: no bootloader.bin"
+BL_LOG="$OUT/production/targets.log"
+[ "$MODE" = idf ] && BL_LOG="$OUT/production/esp-idf-build.log"
+grep -q 'Bootloader binary size 0x[0-9a-f]* bytes\. 0x[0-9a-f]* bytes (.*) free' "$BL_LOG" ||
+  fail "production: the bootloader's size check did not run: $(grep -i bootloader "$BL_LOG" | tail -3)"
+pass "production: the flash-encryption bootloader links and fits below the partition table ($(grep -o 'Bootloader binary size 0x[0-9a-f]*' "$BL_LOG" | tail -1 | cut -d' ' -f4) bytes)"
+[ -f "$OUT/production/partition_table/partition-table.bin" ] || fail "production: no partition table"
+pass "production: the partition table is generated from partitions.csv"
+
+# --- B. development, BME280 and the key and CSR made on the device ---------
+printf 'CONFIG_IOTD_BME280=y\nCONFIG_IOTD_CSR_ON_DEVICE=y\n' >"$T/options.defaults"
+build bme280-csr-development "$FW/sdkconfig.defaults;$FW/sdkconfig.development;$T/options.defaults"
+expect_config bme280-csr-development \
+  CONFIG_IOTD_BME280=y CONFIG_IOTD_CSR_ON_DEVICE=y \
+  '# CONFIG_SECURE_FLASH_ENC_ENABLED is not set' '# CONFIG_NVS_ENCRYPTION is not set'
+objects bme280-csr-development >"$T/b.objs"
+for f in bme280.c bme280_comp.c csr.c identity.c; do
+  grep -qx "$f" "$T/b.objs" || fail "bme280-csr-development: $f was not compiled: $(paste -sd' ' "$T/b.objs")"
+done
+pass "bme280-csr-development: the BME280 driver and the on-device CSR are compiled"
+
+finish
