@@ -1071,13 +1071,13 @@ static iot_status gw__check_admin(const gw_config *cfg, iot_err *err)
 {
     if (cfg->admin_listen[0] != '\0' && !gw__listen_is_loopback(cfg->admin_listen) &&
         !cfg->admin_remote)
-        return iot_err_set(err, IOT_EPERM,
+        return gw__invalid(cfg, err, IOT_EPERM, "admin_listen",
                            "admin_listen %s is not a loopback address: the admin listener is "
                            "plain HTTP; use 127.0.0.1:PORT, or set admin_remote = yes with "
                            "admin_token_file",
                            cfg->admin_listen);
     if (cfg->admin_remote && cfg->admin_token_file[0] == '\0')
-        return iot_err_set(err, IOT_EPERM,
+        return gw__invalid(cfg, err, IOT_EPERM, "admin_remote",
                            "admin_remote = yes needs admin_token_file: an admin listener off "
                            "loopback must authenticate its clients");
     if (cfg->admin_token_file[0] == '\0')
@@ -1085,7 +1085,7 @@ static iot_status gw__check_admin(const gw_config *cfg, iot_err *err)
     iot_err kerr = {0};
     iot_status st = iot_key_mode_check(cfg->admin_token_file, &kerr);
     if (st != IOT_OK)
-        return iot_err_set(err, st, "admin_token_file: %s", kerr.msg);
+        return gw__invalid(cfg, err, st, "admin_token_file", "admin_token_file: %s", kerr.msg);
     return IOT_OK;
 }
 

@@ -22,7 +22,7 @@ ADMIN_PORT="$(free_port)"
 ADMIN_LISTEN="0.0.0.0:$ADMIN_PORT"
 admin_config
 out="$("$IOTGW" --check-config "$T/gw.conf" 2>&1)" && fail "admin_listen 0.0.0.0 accepted: $out"
-grep -q "admin_listen 0.0.0.0:$ADMIN_PORT is not a loopback address" <<<"$out" ||
+grep -q "gw.conf:[0-9]*: admin_listen 0.0.0.0:$ADMIN_PORT is not a loopback address" <<<"$out" ||
   fail "the refusal does not name the address: $out"
 pass "admin_listen off loopback is refused by default"
 admin_config "admin_remote = yes"
