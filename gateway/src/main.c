@@ -17,7 +17,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <systemd/sd-daemon.h>
 #include <time.h>
@@ -29,6 +28,7 @@
 #include <openssl/ssl.h>
 
 #include "admin.h"
+#include "iot/process.h"
 #include "app.h"
 #include "forwarder.h"
 #include "ingest.h"
@@ -89,16 +89,13 @@ static void print_version(void)
 /* The gateway holds the private keys of its TLS server and MQTT client
  * identities: a core dump would write them to disk, and a dumpable process
  * can be read through ptrace and /proc/PID/mem by its user. */
+/* Keys are loaded into this process: no core file may hold them. */
 static void disable_core_dumps(void)
 {
-    struct rlimit none = {0, 0};
-    if (setrlimit(RLIMIT_CORE, &none) != 0)
+    iot_err err = {0};
+    if (iot_harden_process(&err) != IOT_OK)
         gw_log(GW_LOG_WARN, "gateway.core_dumps_enabled",
-               "error=\"setrlimit(RLIMIT_CORE): %s\" action=\"set LimitCORE=0 in the unit\"",
-               strerror(errno));
-    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0)
-        gw_log(GW_LOG_WARN, "gateway.core_dumps_enabled", "error=\"prctl(PR_SET_DUMPABLE): %s\"",
-               strerror(errno));
+               "error=\"%s\" action=\"set LimitCORE=0 in the unit\"", err.msg);
 }
 
 static int worker_count(const gw_config *c)
