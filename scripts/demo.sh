@@ -86,7 +86,11 @@ cleanup() {
   for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
   echo "stopped; state kept in $STATE (logs: $STATE/*.log)"
 }
-trap cleanup INT TERM HUP PIPE EXIT
+# A signal stops the demo: after cleaning up, exit (a trap that returned
+# would let the script go on starting what comes next, e.g. when Ctrl-C
+# arrives during the build).
+trap 'cleanup; exit 130' INT TERM HUP PIPE
+trap cleanup EXIT
 
 # --- broker: the hardened configuration, bound to loopback --------------------
 # deploy/broker/mosquitto.conf uses paths relative to its working directory
