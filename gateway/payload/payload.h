@@ -1,3 +1,5 @@
+/* The error table below keeps one row per line. */
+// clang-format off
 /* Telemetry bodies (POST /v1/telemetry) to validated readings.
  *
  * docs/protocol.md is the contract; this header is the reference for what the
@@ -15,43 +17,33 @@
  * Error codes (gw_payload_error.code, stable; S = security event class,
  * Q = quality event class):
  *
- * | code                   | HTTP | class | when |
- * |------------------------|------|-------|------|
- * | unsupported_media_type | 415  | Q | ct is not a gw_content_type |
- * | empty_body             | 400  | Q | zero bytes |
- * | payload_too_large      | 413  | Q | more than max_body bytes |
- * | invalid_utf8           | 400  | Q | not strict UTF-8 (overlong, surrogate, > U+10FFFF,
- * truncated, 0xC0/0xC1/0xF5-0xFF, stray continuation) or a raw NUL byte. The escape \u0000 is
- * valid JSON; it is read as a control character (shown as <01>), so it gets the code and class of
- * one wherever it is: invalid_name, invalid_unit or identity_mismatch (S) | | too_deep               | 400  | Q | arrays/objects nested deeper than
- * max_depth (the top-level array or object is depth 1) | | malformed_json         | 400  | Q | not
- * RFC 8259 JSON: syntax error, trailing data, a raw control character in a string or between
- * tokens, a number such as 01, 1. or .5 | | invalid_number         | 400  | Q | a number that is
- * not finite as a double (1e999), or longer than 64 characters | | duplicate_key          | 400  |
- * Q, S for "bn" | a key twice in one object (at any depth) | | invalid_structure      | 422  | Q |
- * SenML: not a non-empty array of objects; JSON: not an object or a non-empty array of objects | |
- * batch_too_large        | 413  | Q | more than max_records records (objects) or max_readings
- * readings | | identity_mismatch      | 403  | S | SenML bn is present and not exactly the string
- * "<device_id>:" | | invalid_name           | 422  | S, Q | sensor name (SenML n, JSON member name)
- * not 1-32 of [A-Za-z0-9_.-] starting with a letter or digit. S when it holds '/', '+', '#', '$',
- * ':' (MQTT separators and wildcards, broker-reserved prefix, the SenML device separator) or a
- * control character (< 0x20, 0x7f); Q otherwise (empty, too long, bad first character, space,
- * non-ASCII, n missing or not a string) | | invalid_unit           | 422  | S, Q | u or bu not a
- * string of 1-16 printable ASCII characters (0x20-0x7e) other than '"' and '\'. S when it holds a
- * control character, Q otherwise | | unsupported_value      | 422  | Q | SenML vs, vb, vd or s | |
- * missing_value          | 422  | Q | SenML record without v; JSON object without a sensor member |
- * | invalid_value          | 422  | Q | v, or a JSON sensor member, not a number |
- * | unsupported_field      | 422  | Q | SenML bv or bs (base value and base sum are not supported),
- * or any field whose name ends in '_' (must-understand, RFC 8428 4.4) | | unsupported_version    |
- * 422  | Q | SenML bver present and not the number 10 | | invalid_time           | 422  | Q | bt or
- * t not a number | | time_out_of_range      | 422  | Q | resolved time outside [now -
- * past_window_s, now + future_window_s] | | inconsistent_time      | 422  | Q | SenML records of
- * one reading resolve to different times | | invalid_seq            | 422  | Q | seq not an integer
- * in 1..4294967295, not strictly increasing within the request, or present on some readings and
- * absent on others | | invalid_dropped        | 422  | Q | dropped not an integer in 0..4294967295,
- * or on any record (object) but the first | | duplicate_name         | 422  | Q | the same sensor
- * name twice in one reading | | out_of_memory          | 503  | Q | the gateway could not allocate;
- * not the device's fault, retry later |
+ * | code | HTTP | class | when |
+ * |---|---|---|---|
+ * | unsupported_media_type | 415 | Q | ct is not a gw_content_type |
+ * | empty_body | 400 | Q | zero bytes |
+ * | payload_too_large | 413 | Q | more than max_body bytes |
+ * | invalid_utf8 | 400 | Q | not strict UTF-8 (overlong, surrogate, > U+10FFFF, truncated, 0xC0/0xC1/0xF5-0xFF, stray continuation) or a raw NUL byte. The escape \u0000 is valid JSON; it is read as a control character (shown as <01>), so it gets the code and class of one wherever it is: invalid_name, invalid_unit or identity_mismatch (S) |
+ * | too_deep | 400 | Q | arrays/objects nested deeper than max_depth (the top-level array or object is depth 1) |
+ * | malformed_json | 400 | Q | not RFC 8259 JSON: syntax error, trailing data, a raw control character in a string or between tokens, a number such as 01, 1. or .5 |
+ * | invalid_number | 400 | Q | a number that is not finite as a double (1e999), or longer than 64 characters |
+ * | duplicate_key | 400 | Q, S for "bn" | a key twice in one object (at any depth) |
+ * | invalid_structure | 422 | Q | SenML: not a non-empty array of objects; JSON: not an object or a non-empty array of objects |
+ * | batch_too_large | 413 | Q | more than max_records records (objects) or max_readings readings |
+ * | identity_mismatch | 403 | S | SenML bn is present and not exactly the string "<device_id>:" |
+ * | invalid_name | 422 | S, Q | sensor name (SenML n, JSON member name) not 1-32 of [A-Za-z0-9_.-] starting with a letter or digit. S when it holds '/', '+', '#', '$', ':' (MQTT separators and wildcards, broker-reserved prefix, the SenML device separator) or a control character (< 0x20, 0x7f); Q otherwise (empty, too long, bad first character, space, non-ASCII, n missing or not a string) |
+ * | invalid_unit | 422 | S, Q | u or bu not a string of 1-16 printable ASCII characters (0x20-0x7e) other than '"' and '\'. S when it holds a control character, Q otherwise |
+ * | unsupported_value | 422 | Q | SenML vs, vb, vd or s |
+ * | missing_value | 422 | Q | SenML record without v; JSON object without a sensor member |
+ * | invalid_value | 422 | Q | v, or a JSON sensor member, not a number |
+ * | unsupported_field | 422 | Q | SenML bv or bs (base value and base sum are not supported), or any field whose name ends in '_' (must-understand, RFC 8428 4.4) |
+ * | unsupported_version | 422 | Q | SenML bver present and not the number 10 |
+ * | invalid_time | 422 | Q | bt or t not a number |
+ * | time_out_of_range | 422 | Q | resolved time outside [now - past_window_s, now + future_window_s] |
+ * | inconsistent_time | 422 | Q | SenML records of one reading resolve to different times |
+ * | invalid_seq | 422 | Q | seq not an integer in 1..4294967295, not strictly increasing within the request, or present on some readings and absent on others |
+ * | invalid_dropped | 422 | Q | dropped not an integer in 0..4294967295, or on any record (object) but the first |
+ * | duplicate_name | 422 | Q | the same sensor name twice in one reading |
+ * | out_of_memory | 503 | Q | the gateway could not allocate; not the device's fault, retry later |
  *
  * SenML (application/senml+json, RFC 8428) as accepted here:
  * - Base fields bn, bt, bu and bver may appear on any record and apply to it
@@ -77,6 +69,7 @@
  * Input text is shown only after escaping: bytes outside that set and '<',
  * '>' and '\'' appear as <xx> in hex, and at most 20 input bytes are shown.
  */
+// clang-format on
 #ifndef IOTGW_PAYLOAD_H
 #define IOTGW_PAYLOAD_H
 
