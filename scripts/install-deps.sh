@@ -13,7 +13,7 @@ BUILD_PKGS=(
   build-essential cmake ninja-build pkg-config git
   libssl-dev libsqlite3-dev libcjson-dev libevent-dev
   libmosquitto-dev libmbedtls-dev libhttp-parser-dev libcmocka-dev
-  libsystemd-dev
+  libsystemd-dev node-llhttp
 )
 # Real programs the test suite starts or checks against.
 TEST_PKGS=(
@@ -21,7 +21,7 @@ TEST_PKGS=(
   clang libclang-rt-14-dev gcovr
   gcc-riscv64-unknown-elf picolibc-riscv64-unknown-elf qemu-system-misc
   iproute2 nftables wireguard-go wireguard-tools tcpdump iputils-ping
-  testssl.sh prometheus
+  testssl.sh prometheus pmccabe
   systemd strace python3-yaml curl docker-compose
   buildah debootstrap python3-docker
   zstd binutils-riscv64-unknown-elf libstdc++-arm-none-eabi-dev
