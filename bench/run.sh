@@ -261,7 +261,7 @@ start_nginx() {
     chmod 755 "$dir"
     sed -e "s|@DIR@|$dir|g" -e "s|@PORT@|$NGINX_PORT|g" \
         -e "s|@CERT@|$P/servers/gateway/cert.pem|g" -e "s|@KEY@|$P/servers/gateway/key.pem|g" \
-        -e "s|@CA@|$P/ca.crt|g" bench/http-libraries/nginx.conf.in >"$dir/nginx.conf"
+        -e "s|@CA@|$P/ca.crt|g" bench/nginx/nginx.conf.in >"$dir/nginx.conf"
     nginx -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log" 2>>"$dir/stderr" &
     PIDS[nginx]=$!
     wait_port "$NGINX_PORT" || die "nginx did not start; see $dir/error.log"

@@ -32,7 +32,7 @@ TEST_PKGS=(
 # Only for bench/: the systems the gateway is compared with.
 BENCH_PKGS=(
   nginx python3-flask python3-paho-mqtt gunicorn hyperfine
-  libh2o-evloop-dev linux-perf
+  linux-perf
 )
 
 want=("${BUILD_PKGS[@]}" "${TEST_PKGS[@]}")
