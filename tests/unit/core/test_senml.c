@@ -201,7 +201,7 @@ static void invalid_input_is_refused(void **state)
     (void)state;
     iotd_senml enc;
     size_t len = 0;
-    char long_id[IOTD_DEVICE_ID_MAX + 2];
+    char long_id[IOTD_PROTOCOL_DEVICE_ID_MAX + 2];
     memset(long_id, 'a', sizeof(long_id) - 1);
     long_id[sizeof(long_id) - 1] = '\0';
 
@@ -210,7 +210,7 @@ static void invalid_input_is_refused(void **state)
     CT_EQ(iotd_senml_begin(&enc, buf, sizeof(buf), ".x", 0), IOTD_EINVAL);
     CT_EQ(iotd_senml_begin(&enc, buf, sizeof(buf), "a\"b", 0), IOTD_EINVAL);
     CT_EQ(iotd_senml_begin(&enc, buf, sizeof(buf), long_id, 0), IOTD_EINVAL);
-    long_id[IOTD_DEVICE_ID_MAX] = '\0';
+    long_id[IOTD_PROTOCOL_DEVICE_ID_MAX] = '\0';
     CT_EQ(iotd_senml_begin(&enc, buf, sizeof(buf), long_id, 0), IOTD_OK);
     CT_EQ(iotd_senml_begin(&enc, buf, 1, "dev-001", 0), IOTD_EINVAL);
 
@@ -244,22 +244,22 @@ static void invalid_input_is_refused(void **state)
 static void naming_rules(void **state)
 {
     (void)state;
-    CT_TRUE(iotd_sensor_name_is_valid("temperature"));
-    CT_TRUE(iotd_sensor_name_is_valid("0.ch-1_a"));
-    CT_FALSE(iotd_sensor_name_is_valid("-x"));
-    CT_FALSE(iotd_sensor_name_is_valid(".x"));
-    CT_FALSE(iotd_sensor_name_is_valid("a b"));
-    CT_FALSE(iotd_sensor_name_is_valid("a:b"));
-    CT_FALSE(iotd_sensor_name_is_valid("abcdefghijabcdefghijabcdefghijabc")); /* 33 */
-    CT_TRUE(iotd_sensor_name_is_valid("abcdefghijabcdefghijabcdefghijab"));   /* 32 */
-    CT_TRUE(iotd_unit_is_valid("%RH"));
-    CT_TRUE(iotd_unit_is_valid("m/s2"));
-    CT_FALSE(iotd_unit_is_valid(""));
-    CT_FALSE(iotd_unit_is_valid("a\\b"));
-    CT_FALSE(iotd_unit_is_valid("\t"));
-    CT_FALSE(iotd_unit_is_valid("abcdefghijabcdefg")); /* 17 */
-    CT_TRUE(iotd_device_id_is_valid("sensor_7.a-b"));
-    CT_FALSE(iotd_device_id_is_valid(NULL));
+    CT_TRUE(iotd_protocol_sensor_name_valid("temperature"));
+    CT_TRUE(iotd_protocol_sensor_name_valid("0.ch-1_a"));
+    CT_FALSE(iotd_protocol_sensor_name_valid("-x"));
+    CT_FALSE(iotd_protocol_sensor_name_valid(".x"));
+    CT_FALSE(iotd_protocol_sensor_name_valid("a b"));
+    CT_FALSE(iotd_protocol_sensor_name_valid("a:b"));
+    CT_FALSE(iotd_protocol_sensor_name_valid("abcdefghijabcdefghijabcdefghijabc")); /* 33 */
+    CT_TRUE(iotd_protocol_sensor_name_valid("abcdefghijabcdefghijabcdefghijab"));   /* 32 */
+    CT_TRUE(iotd_protocol_unit_valid("%RH"));
+    CT_TRUE(iotd_protocol_unit_valid("m/s2"));
+    CT_FALSE(iotd_protocol_unit_valid(""));
+    CT_FALSE(iotd_protocol_unit_valid("a\\b"));
+    CT_FALSE(iotd_protocol_unit_valid("\t"));
+    CT_FALSE(iotd_protocol_unit_valid("abcdefghijabcdefg")); /* 17 */
+    CT_TRUE(iotd_protocol_device_id_valid("sensor_7.a-b"));
+    CT_FALSE(iotd_protocol_device_id_valid(NULL));
 }
 
 static void worst_case_reading_fits_the_computed_bound(void **state)
@@ -275,9 +275,9 @@ static void worst_case_reading_fits_the_computed_bound(void **state)
         {"abcdefghijabcdefghijabcdefghij06", "abcdefghijabcdef", NULL, NULL},
         {"abcdefghijabcdefghijabcdefghij07", "abcdefghijabcdef", NULL, NULL},
     };
-    char id[IOTD_DEVICE_ID_MAX + 1];
-    memset(id, 'd', IOTD_DEVICE_ID_MAX);
-    id[IOTD_DEVICE_ID_MAX] = '\0';
+    char id[IOTD_PROTOCOL_DEVICE_ID_MAX + 1];
+    memset(id, 'd', IOTD_PROTOCOL_DEVICE_ID_MAX);
+    id[IOTD_PROTOCOL_DEVICE_ID_MAX] = '\0';
     iotd_reading r;
     memset(&r, 0, sizeof(r));
     r.seq = UINT32_MAX;
