@@ -241,27 +241,6 @@ static void invalid_input_is_refused(void **state)
     CT_EQ(iotd_senml_add(&enc, &r, sensors, N_SENSORS), IOTD_ESTATE);
 }
 
-static void naming_rules(void **state)
-{
-    (void)state;
-    CT_TRUE(iotd_protocol_sensor_name_valid("temperature"));
-    CT_TRUE(iotd_protocol_sensor_name_valid("0.ch-1_a"));
-    CT_FALSE(iotd_protocol_sensor_name_valid("-x"));
-    CT_FALSE(iotd_protocol_sensor_name_valid(".x"));
-    CT_FALSE(iotd_protocol_sensor_name_valid("a b"));
-    CT_FALSE(iotd_protocol_sensor_name_valid("a:b"));
-    CT_FALSE(iotd_protocol_sensor_name_valid("abcdefghijabcdefghijabcdefghijabc")); /* 33 */
-    CT_TRUE(iotd_protocol_sensor_name_valid("abcdefghijabcdefghijabcdefghijab"));   /* 32 */
-    CT_TRUE(iotd_protocol_unit_valid("%RH"));
-    CT_TRUE(iotd_protocol_unit_valid("m/s2"));
-    CT_FALSE(iotd_protocol_unit_valid(""));
-    CT_FALSE(iotd_protocol_unit_valid("a\\b"));
-    CT_FALSE(iotd_protocol_unit_valid("\t"));
-    CT_FALSE(iotd_protocol_unit_valid("abcdefghijabcdefg")); /* 17 */
-    CT_TRUE(iotd_protocol_device_id_valid("sensor_7.a-b"));
-    CT_FALSE(iotd_protocol_device_id_valid(NULL));
-}
-
 static void worst_case_reading_fits_the_computed_bound(void **state)
 {
     (void)state;
@@ -311,7 +290,6 @@ int main(void)
         CT_TEST(fixed_point_values_are_exact),
         CT_TEST(full_buffer_keeps_what_fits),
         CT_TEST(invalid_input_is_refused),
-        CT_TEST(naming_rules),
         CT_TEST(worst_case_reading_fits_the_computed_bound),
     };
     return CT_RUN(tests);
