@@ -1,4 +1,6 @@
-/* Port set-up and the small services: randomness, log (the clock is clock.c). */
+/* Port set-up and the small services: randomness, log. The clock is in
+ * clock.c, so the HTTPS client can read it without depending on this file,
+ * which depends on the HTTPS client. */
 #include "iotd_esp/port.h"
 
 #include <string.h>
