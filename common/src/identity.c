@@ -2,38 +2,35 @@
 
 #include <string.h>
 
-static bool id_char_ok(char c)
-{
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' ||
-           c == '_' || c == '-';
-}
-
 bool iot_id_is_valid(const char *s)
 {
-    return iot_id_check("ID", s, NULL) == IOT_OK;
+    return iotd_protocol_device_id_valid(s);
 }
 
 iot_status iot_id_check(const char *what, const char *s, iot_err *err)
 {
-    if (s == NULL || s[0] == '\0')
+    size_t at = 0;
+    unsigned char c;
+
+    switch (iotd_protocol_device_id_check(s, &at)) {
+    case IOTD_PROTOCOL_OK:
+        return IOT_OK;
+    case IOTD_PROTOCOL_EMPTY:
         return iot_err_set(err, IOT_EINVAL, "%s is empty; use 1-%d characters of [A-Za-z0-9._-]",
                            what, IOT_ID_MAX);
-    size_t len = strnlen(s, IOT_ID_MAX + 1);
-    if (len > IOT_ID_MAX)
+    case IOTD_PROTOCOL_TOO_LONG:
         return iot_err_set(err, IOT_EINVAL, "%s is longer than %d characters", what, IOT_ID_MAX);
-    if (s[0] == '.')
+    case IOTD_PROTOCOL_BAD_FIRST:
         return iot_err_set(err, IOT_EINVAL, "%s '%s' starts with a dot", what, s);
-    for (size_t i = 0; i < len; i++) {
-        if (!id_char_ok(s[i])) {
-            unsigned char c = (unsigned char)s[i];
-            /* The offending byte is shown as hex: it may be a control char. */
-            return iot_err_set(err, IOT_EINVAL,
-                               "%s has a character 0x%02x at position %zu that is not one of "
-                               "[A-Za-z0-9._-]",
-                               what, c, i + 1);
-        }
+    case IOTD_PROTOCOL_BAD_CHAR:
+        break;
     }
-    return IOT_OK;
+    c = (unsigned char)s[at];
+    /* The offending byte is shown as hex: it may be a control char. */
+    return iot_err_set(err, IOT_EINVAL,
+                       "%s has a character 0x%02x at position %zu that is not one of "
+                       "[A-Za-z0-9._-]",
+                       what, c, at + 1);
 }
 
 static bool dns_label_ok(const char *label, size_t len)

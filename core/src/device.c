@@ -17,7 +17,7 @@ typedef enum outcome {
 void iotd_config_init(iotd_config *cfg)
 {
     memset(cfg, 0, sizeof(*cfg));
-    cfg->path = IOTD_DEFAULT_PATH;
+    cfg->path = IOTD_PROTOCOL_PATH;
     cfg->sample_interval_ms = 60u * 1000u;
     cfg->queue_capacity = 128;
     cfg->batch_max = 16;
@@ -38,8 +38,8 @@ static bool sensors_are_valid(const iotd_sensor *sensors, size_t n)
     if (sensors == NULL || n == 0 || n > IOTD_MAX_VALUES)
         return false;
     for (size_t i = 0; i < n; i++) {
-        if (!iotd_sensor_name_is_valid(sensors[i].name) || !iotd_unit_is_valid(sensors[i].unit) ||
-            sensors[i].read == NULL)
+        if (!iotd_protocol_sensor_name_valid(sensors[i].name) ||
+            !iotd_protocol_unit_valid(sensors[i].unit) || sensors[i].read == NULL)
             return false;
     }
     return true;
@@ -47,13 +47,13 @@ static bool sensors_are_valid(const iotd_sensor *sensors, size_t n)
 
 static bool config_is_valid(const iotd_config *c)
 {
-    if (!iotd_device_id_is_valid(c->device_id) || c->path == NULL || c->path[0] != '/')
+    if (!iotd_protocol_device_id_valid(c->device_id) || c->path == NULL || c->path[0] != '/')
         return false;
     if (!sensors_are_valid(c->sensors, c->n_sensors))
         return false;
     if (c->sample_interval_ms == 0 || c->queue_capacity == 0 ||
         c->queue_capacity > IOTD_QUEUE_CAPACITY_MAX || c->batch_max == 0 ||
-        c->batch_max > IOTD_BATCH_READINGS_MAX || c->seq_block == 0 || c->backoff_base_ms == 0 ||
+        c->batch_max > IOTD_PROTOCOL_READINGS_MAX || c->seq_block == 0 || c->backoff_base_ms == 0 ||
         c->backoff_max_ms < c->backoff_base_ms)
         return false;
     if (c->body == NULL || c->resp == NULL || c->resp_cap == 0)
@@ -171,7 +171,7 @@ static outcome post(iotd_device *dev, size_t len, iotd_http_result *res)
 
     memset(res, 0, sizeof(*res));
     dev->stats.requests++;
-    iotd_status st = port->https_post(port->ctx, dev->cfg.path, IOTD_SENML_CONTENT_TYPE,
+    iotd_status st = port->https_post(port->ctx, dev->cfg.path, IOTD_PROTOCOL_CT_SENML,
                                       dev->cfg.body, len, dev->cfg.resp, cap, res);
     size_t n = 0;
     if (st == IOTD_OK)
@@ -299,7 +299,7 @@ static void fill_batch(iotd_device *dev, uint32_t reported, batch *b)
     while (b->consumed < dev->queue.count && b->readings < dev->batch_limit) {
         iotd_reading *r = &dev->reading;
         iotd_status st = iotd_queue_peek(&dev->queue, b->consumed, r);
-        if (st == IOTD_OK && records + r->count > IOTD_BATCH_RECORDS_MAX)
+        if (st == IOTD_OK && records + r->count > IOTD_PROTOCOL_RECORDS_MAX)
             break;
         if (st == IOTD_OK)
             st = iotd_senml_add(&enc, r, dev->cfg.sensors, dev->cfg.n_sensors);

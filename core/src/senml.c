@@ -1,5 +1,7 @@
 #include "iotd/senml.h"
 
+#include "iotd/protocol.h"
+
 #include <string.h>
 
 /* Longest renderings, for iotd_senml_reading_max. */
@@ -108,48 +110,10 @@ static void put_value(writer *w, iotd_value v)
     }
 }
 
-static bool is_alnum(char c)
-{
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
-}
-
-static bool name_chars_ok(const char *s, size_t max)
-{
-    if (s == NULL || s[0] == '\0')
-        return false;
-    size_t i = 0;
-    for (; s[i] != '\0'; i++) {
-        if (i == max || !(is_alnum(s[i]) || s[i] == '.' || s[i] == '_' || s[i] == '-'))
-            return false;
-    }
-    return true;
-}
-
-bool iotd_device_id_is_valid(const char *s)
-{
-    return name_chars_ok(s, IOTD_DEVICE_ID_MAX) && s[0] != '.';
-}
-
-bool iotd_sensor_name_is_valid(const char *s)
-{
-    return name_chars_ok(s, IOTD_SENSOR_NAME_MAX) && is_alnum(s[0]);
-}
-
-bool iotd_unit_is_valid(const char *s)
-{
-    if (s == NULL || s[0] == '\0')
-        return false;
-    for (size_t i = 0; s[i] != '\0'; i++) {
-        if (i == IOTD_UNIT_MAX || s[i] < 0x20 || s[i] > 0x7e || s[i] == '"' || s[i] == '\\')
-            return false;
-    }
-    return true;
-}
-
 iotd_status iotd_senml_begin(iotd_senml *enc, char *buf, size_t cap, const char *device_id,
                              uint32_t dropped)
 {
-    if (buf == NULL || cap < 2 || !iotd_device_id_is_valid(device_id))
+    if (buf == NULL || cap < 2 || !iotd_protocol_device_id_valid(device_id))
         return IOTD_EINVAL;
     enc->buf = buf;
     enc->cap = cap;
@@ -172,8 +136,8 @@ static bool reading_is_valid(const iotd_reading *r, const iotd_sensor *sensors, 
         if (s->sensor >= n_sensors || s->value.exp10 < IOTD_EXP10_MIN ||
             s->value.exp10 > IOTD_EXP10_MAX)
             return false;
-        if (!iotd_sensor_name_is_valid(sensors[s->sensor].name) ||
-            !iotd_unit_is_valid(sensors[s->sensor].unit))
+        if (!iotd_protocol_sensor_name_valid(sensors[s->sensor].name) ||
+            !iotd_protocol_unit_valid(sensors[s->sensor].unit))
             return false;
     }
     return true;
@@ -183,7 +147,8 @@ static void put_pack_head(writer *w, const iotd_senml *enc)
 {
     put_str(w, "\"bn\":\"");
     put_str(w, enc->device_id);
-    put_str(w, ":\",");
+    put_char(w, IOTD_PROTOCOL_BN_SEPARATOR);
+    put_str(w, "\",");
     if (enc->base_time != 0) {
         put_str(w, "\"bt\":");
         put_u32(w, enc->base_time);

@@ -34,11 +34,15 @@ env -u CFLAGS -u LDFLAGS cmake -S "$IOT_SOURCE_DIR/core/target" -B "$OUT" "${gen
 cmake --build "$OUT" >"$OUT.build.log" 2>&1 ||
   { cat "$OUT.build.log" >&2; fail "building for RISC-V"; }
 
-LIB="$OUT/core/libiotd_core.a"
-[ -f "$LIB" ] || fail "$LIB was not built"
+# The core is two archives: the protocol rules, which the gateway links too,
+# and the rest; the device links both, so both are checked together.
+LIBS=("$OUT/core/libiotd_core.a" "$OUT/core/libiotd_protocol.a")
+for lib in "${LIBS[@]}"; do
+  [ -f "$lib" ] || fail "$lib was not built"
+done
 
 # --- symbols -----------------------------------------------------------------
-undefined="$(riscv64-unknown-elf-nm -u "$LIB" | awk 'NF == 2 { print $2 }' | sort -u)"
+undefined="$(riscv64-unknown-elf-nm -u "${LIBS[@]}" | awk 'NF == 2 { print $2 }' | sort -u)"
 external="$(grep -v '^iotd_' <<<"$undefined" || true)"
 echo "core references outside itself: $(tr '\n' ' ' <<<"$external")"
 banned="$(grep -E '^(malloc|free|calloc|realloc|reallocarray|aligned_alloc|memalign|posix_memalign)$|printf' <<<"$undefined" || true)"
@@ -46,8 +50,8 @@ banned="$(grep -E '^(malloc|free|calloc|realloc|reallocarray|aligned_alloc|memal
 echo "ok - no allocation and no printf family in the core"
 
 # --- size --------------------------------------------------------------------
-riscv64-unknown-elf-size -t "$LIB"
-read -r text data bss _ < <(riscv64-unknown-elf-size -t "$LIB" | awk '/\(TOTALS\)/ { print $1, $2, $3 }')
+riscv64-unknown-elf-size -t "${LIBS[@]}"
+read -r text data bss _ < <(riscv64-unknown-elf-size -t "${LIBS[@]}" | awk '/\(TOTALS\)/ { print $1, $2, $3 }')
 ram=$((data + bss))
 echo "core size: .text $text B (budget $TEXT_BUDGET), .data $data B + .bss $bss B = $ram B static RAM (budget $RAM_BUDGET)"
 [ "$text" -le "$TEXT_BUDGET" ] || fail ".text is $text bytes, over the $TEXT_BUDGET budget"

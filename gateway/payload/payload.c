@@ -9,23 +9,25 @@
 
 #include <cjson/cJSON.h>
 
+#include "iotd/protocol.h"
+
 #include "utf8.h"
 
-#define RELATIVE_TIME_LIMIT 268435456.0 /* 2^28, RFC 8428 4.5.3 */
+#define RELATIVE_TIME_LIMIT ((double)IOTD_PROTOCOL_RELATIVE_TIME_LIMIT)
 #define U32_MAX_AS_DOUBLE   4294967295.0
-#define SENML_VERSION       10.0
+#define SENML_VERSION       ((double)IOTD_PROTOCOL_SENML_VERSION)
 #define NUMBER_TOKEN_MAX    64
 #define ECHO_MAX            20                 /* input bytes shown in a detail */
 #define ECHO_BUF            (ECHO_MAX * 4 + 4) /* every byte as <xx>, "...", NUL */
 
 void gw_payload_limits_default(gw_payload_limits *l)
 {
-    l->max_body = 16384;
-    l->max_depth = 4;
-    l->max_records = 256;
-    l->max_readings = 64;
-    l->past_window_s = 7 * 24 * 3600;
-    l->future_window_s = 300;
+    l->max_body = IOTD_PROTOCOL_BODY_MAX;
+    l->max_depth = IOTD_PROTOCOL_DEPTH_MAX;
+    l->max_records = IOTD_PROTOCOL_RECORDS_MAX;
+    l->max_readings = IOTD_PROTOCOL_READINGS_MAX;
+    l->past_window_s = IOTD_PROTOCOL_PAST_WINDOW_S;
+    l->future_window_s = IOTD_PROTOCOL_FUTURE_WINDOW_S;
 }
 
 void gw_batch_free(gw_batch *b)
@@ -442,7 +444,7 @@ static bool name_byte_hostile(unsigned char c)
 static int check_name(const builder *b, const char *s)
 {
     char shown[ECHO_BUF];
-    size_t len = strlen(s);
+    size_t len = strlen(s), at = 0;
 
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)s[i];
@@ -452,27 +454,29 @@ static int check_name(const builder *b, const char *s)
                            "character)",
                            echo(shown, s), c, i + 1);
     }
-    if (len == 0 || len > GW_SENSOR_NAME_MAX)
+    switch (iotd_protocol_sensor_name_check(s, &at)) {
+    case IOTD_PROTOCOL_OK:
+        return 0;
+    case IOTD_PROTOCOL_EMPTY:
+    case IOTD_PROTOCOL_TOO_LONG:
         return fail_at(b, 422, "invalid_name", GW_PAYLOAD_QUALITY,
                        "sensor name '%s' has %zu bytes; use 1-%d", echo(shown, s), len,
                        GW_SENSOR_NAME_MAX);
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)s[i];
-        bool ok = is_alnum(c) || (i > 0 && (c == '_' || c == '.' || c == '-'));
-        if (!ok)
-            return fail_at(b, 422, "invalid_name", GW_PAYLOAD_QUALITY,
-                           "sensor name '%s' has byte 0x%02x at position %zu; use [A-Za-z0-9_.-] "
-                           "starting with a letter or digit",
-                           echo(shown, s), c, i + 1);
+    case IOTD_PROTOCOL_BAD_FIRST:
+    case IOTD_PROTOCOL_BAD_CHAR:
+        break;
     }
-    return 0;
+    return fail_at(b, 422, "invalid_name", GW_PAYLOAD_QUALITY,
+                   "sensor name '%s' has byte 0x%02x at position %zu; use [A-Za-z0-9_.-] "
+                   "starting with a letter or digit",
+                   echo(shown, s), (unsigned char)s[at], at + 1);
 }
 
 static int check_unit(const builder *b, const char *field, const cJSON *u)
 {
     char shown[ECHO_BUF];
     const char *s = cJSON_IsString(u) ? u->valuestring : NULL;
-    size_t len = s != NULL ? strlen(s) : 0;
+    size_t len = s != NULL ? strlen(s) : 0, at = 0;
 
     if (s == NULL)
         return fail_at(b, 422, "invalid_unit", GW_PAYLOAD_QUALITY, "%s is not a string", field);
@@ -481,16 +485,21 @@ static int check_unit(const builder *b, const char *field, const cJSON *u)
         if (is_control(c))
             return fail_at(b, 422, "invalid_unit", GW_PAYLOAD_SECURITY,
                            "%s '%s' has control character 0x%02x", field, echo(shown, s), c);
-        if (c > 0x7e || c == '"' || c == '\\')
-            return fail_at(b, 422, "invalid_unit", GW_PAYLOAD_QUALITY,
-                           "%s '%s' has byte 0x%02x; use printable ASCII without quote or "
-                           "backslash",
-                           field, echo(shown, s), c);
     }
-    if (len == 0 || len > GW_UNIT_MAX)
+    switch (iotd_protocol_unit_check(s, &at)) {
+    case IOTD_PROTOCOL_OK:
+        return 0;
+    case IOTD_PROTOCOL_EMPTY:
+    case IOTD_PROTOCOL_TOO_LONG:
         return fail_at(b, 422, "invalid_unit", GW_PAYLOAD_QUALITY, "%s has %zu bytes; use 1-%d",
                        field, len, GW_UNIT_MAX);
-    return 0;
+    case IOTD_PROTOCOL_BAD_FIRST:
+    case IOTD_PROTOCOL_BAD_CHAR:
+        break;
+    }
+    return fail_at(b, 422, "invalid_unit", GW_PAYLOAD_QUALITY,
+                   "%s '%s' has byte 0x%02x; use printable ASCII without quote or backslash", field,
+                   echo(shown, s), (unsigned char)s[at]);
 }
 
 /* An integral number in min..2^32-1 (1.0 and 1e2 are integers in JSON). */
@@ -632,13 +641,8 @@ static int senml_collect(const builder *b, const cJSON *rec, const cJSON *f[F_CO
 
 static bool bn_names_device(const cJSON *bn, const char *device_id)
 {
-    size_t id_len;
-
-    if (!cJSON_IsString(bn) || device_id == NULL)
-        return false;
-    id_len = strlen(device_id);
-    return strlen(bn->valuestring) == id_len + 1 &&
-           memcmp(bn->valuestring, device_id, id_len) == 0 && bn->valuestring[id_len] == ':';
+    return cJSON_IsString(bn) &&
+           iotd_protocol_base_name_is(bn->valuestring, strlen(bn->valuestring), device_id);
 }
 
 static int senml_read_base(const builder *b, const cJSON *const f[F_COUNT], senml_base *base)
@@ -985,9 +989,9 @@ int gw_content_type_parse(const char *header, gw_content_type *out)
         return -1;
     p = skip_ows(header);
     n = media_type_len(p);
-    if (ieq(p, n, "application/senml+json"))
+    if (ieq(p, n, IOTD_PROTOCOL_CT_SENML))
         ct = GW_CT_SENML;
-    else if (ieq(p, n, "application/json"))
+    else if (ieq(p, n, IOTD_PROTOCOL_CT_JSON))
         ct = GW_CT_JSON;
     else
         return -1;

@@ -77,8 +77,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define GW_SENSOR_NAME_MAX 32
-#define GW_UNIT_MAX        16
+#include "iotd/protocol.h"
+
+#define GW_SENSOR_NAME_MAX IOTD_PROTOCOL_SENSOR_NAME_MAX
+#define GW_UNIT_MAX        IOTD_PROTOCOL_UNIT_MAX
 
 typedef enum gw_content_type { GW_CT_SENML, GW_CT_JSON } gw_content_type;
 

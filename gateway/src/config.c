@@ -15,6 +15,7 @@
 
 #include "config_parse.h"
 #include "iot/fsutil.h"
+#include "iotd/protocol.h"
 
 #define GW__FILE_MAX (64 * 1024)
 #define GW__LINE_MAX 1024
@@ -272,21 +273,21 @@ static const gw__option gw__options[] = {
     {.key = "max_depth",
      .type = GW__INT,
      GW__FIELD(max_depth),
-     .def = "4",
+     .def = IOTD_PROTOCOL_STR(IOTD_PROTOCOL_DEPTH_MAX),
      .min = 1,
      .max = 32,
      .help = "Deepest JSON nesting accepted in a request body."},
     {.key = "max_records",
      .type = GW__INT,
      GW__FIELD(max_records),
-     .def = "256",
+     .def = IOTD_PROTOCOL_STR(IOTD_PROTOCOL_RECORDS_MAX),
      .min = 1,
      .max = 10000,
      .help = "Records accepted in one request."},
     {.key = "max_readings",
      .type = GW__INT,
      GW__FIELD(max_readings),
-     .def = "64",
+     .def = IOTD_PROTOCOL_STR(IOTD_PROTOCOL_READINGS_MAX),
      .min = 1,
      .max = 10000,
      .help = "Readings accepted in one request."},

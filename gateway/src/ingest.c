@@ -27,13 +27,14 @@
 #include <openssl/x509.h>
 
 #include "addrlimit.h"
+#include "iotd/protocol.h"
 #include "log.h"
 #include "message.h"
 #include "metrics.h"
 #include "tls.h"
 
 #define HEADERS_MAX    (8 * 1024)
-#define TELEMETRY_PATH "/v1/telemetry"
+#define TELEMETRY_PATH IOTD_PROTOCOL_PATH
 
 typedef struct gw_worker gw_worker;
 
@@ -556,12 +557,12 @@ static const char *target_problem(struct evhttp_request *req, int *status)
     const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
     *status = 400;
     if (path == NULL || strchr(evhttp_request_get_uri(req), '%') != NULL)
-        return "percent-encoding is not accepted in the request target; use /v1/telemetry";
+        return "percent-encoding is not accepted in the request target; use " TELEMETRY_PATH;
     if (evhttp_uri_get_query(uri) != NULL || evhttp_uri_get_fragment(uri) != NULL)
-        return "the request target takes no query; use /v1/telemetry";
+        return "the request target takes no query; use " TELEMETRY_PATH;
     *status = 404;
     if (strcmp(path, TELEMETRY_PATH) != 0)
-        return "the only endpoint is POST /v1/telemetry";
+        return "the only endpoint is POST " TELEMETRY_PATH;
     return NULL;
 }
 
@@ -584,7 +585,7 @@ static void handle_telemetry(struct evhttp_request *req, void *arg)
     if (evhttp_request_get_command(req) != EVHTTP_REQ_POST) {
         evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "POST");
         refuse(req, GW_R_HTTP_PROTOCOL, 405, "method_not_allowed", device,
-               "use POST for /v1/telemetry", 0);
+               "use POST for " TELEMETRY_PATH, 0);
         return;
     }
     if (atomic_load(&app->draining) || w->draining) {
@@ -640,7 +641,7 @@ static void handle_other(struct evhttp_request *req, void *arg)
     if (!authenticate(w, req, device))
         return;
     refuse(req, GW_R_HTTP_PROTOCOL, 404, "not_found", device,
-           "the only endpoint is POST /v1/telemetry", 0);
+           "the only endpoint is POST " TELEMETRY_PATH, 0);
 }
 
 static struct bufferevent *make_tls_bev(struct event_base *base, void *arg)

@@ -31,32 +31,33 @@ recipe() {
   LIBS=()
   case "$1" in
     payload_fuzz)
-      SRCS=("$f" gateway/payload/payload.c gateway/payload/utf8.c)
-      DEPS=(gateway/payload)
-      FLAGS=(-Igateway/payload $(pkg-config --cflags libcjson))
+      SRCS=("$f" gateway/payload/payload.c gateway/payload/utf8.c core/src/protocol.c)
+      DEPS=(gateway/payload core/include/iotd/protocol.h core/src/protocol.c)
+      FLAGS=(-Igateway/payload -Icore/include $(pkg-config --cflags libcjson))
       LIBS=($(pkg-config --libs libcjson) -lm)
       ;;
     config_fuzz)
       SRCS=("$f" gateway/src/config.c gateway/src/config_parse.c common/src/status.c
         common/src/fsutil.c)
       DEPS=(gateway/src/config.h gateway/src/config.c gateway/src/config_parse.h
-        gateway/src/config_parse.c common)
-      FLAGS=(-D_POSIX_C_SOURCE=200809L -Igateway/src -Icommon/include)
+        gateway/src/config_parse.c common core/include/iotd/protocol.h)
+      FLAGS=(-D_POSIX_C_SOURCE=200809L -Igateway/src -Icommon/include -Icore/include)
       LIBS=(-lm)
       ;;
     csr_fuzz)
       SRCS=("$f" tools/iotctl/pki.c common/src/status.c common/src/identity.c
-        common/src/fsutil.c common/src/registry.c)
-      DEPS=(tools/iotctl/pki.c tools/iotctl/pki.h common)
-      FLAGS=(-D_POSIX_C_SOURCE=200809L -Itools/iotctl -Icommon/include
+        common/src/fsutil.c common/src/registry.c core/src/protocol.c)
+      DEPS=(tools/iotctl/pki.c tools/iotctl/pki.h common core/include/iotd/protocol.h
+        core/src/protocol.c)
+      FLAGS=(-D_POSIX_C_SOURCE=200809L -Itools/iotctl -Icommon/include -Icore/include
         $(pkg-config --cflags openssl sqlite3))
       LIBS=($(pkg-config --libs libcrypto sqlite3))
       ;;
     registry_fuzz)
       SRCS=("$f" common/src/status.c common/src/identity.c common/src/fsutil.c
-        common/src/registry.c)
-      DEPS=(common)
-      FLAGS=(-D_POSIX_C_SOURCE=200809L -Icommon/include $(pkg-config --cflags sqlite3))
+        common/src/registry.c core/src/protocol.c)
+      DEPS=(common core/include/iotd/protocol.h core/src/protocol.c)
+      FLAGS=(-D_POSIX_C_SOURCE=200809L -Icommon/include -Icore/include $(pkg-config --cflags sqlite3))
       LIBS=($(pkg-config --libs sqlite3))
       ;;
     core_response_fuzz)

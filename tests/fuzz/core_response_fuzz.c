@@ -114,8 +114,8 @@ static iotd_status https_post(void *ctx, const char *path, const char *content_t
 
     require(!h->halted);
     require(h->now >= h->not_before);
-    require(strcmp(path, IOTD_DEFAULT_PATH) == 0);
-    require(strcmp(content_type, IOTD_SENML_CONTENT_TYPE) == 0);
+    require(strcmp(path, IOTD_PROTOCOL_PATH) == 0);
+    require(strcmp(content_type, IOTD_PROTOCOL_CT_SENML) == 0);
     require(body != NULL && body_len > 0 && body_len <= BODY_CAP);
     require(body[0] == '[' && body[body_len - 1] == ']');
     require(resp_cap == h->resp_cap - 1);

@@ -1,55 +1,30 @@
 #!/usr/bin/env bash
 # The ESP-IDF port (ports/esp-idf) and firmware (firmware/esp32), checked
-# on a machine without ESP-IDF:
-#   1. the firmware's core component lists exactly the files of core/src,
-#      so a new core file cannot be left out of the device build;
-#   2. their sources use nothing the project forbids (unbounded string
-#      functions, atoi, allocation, stdio, the core's private header, and
-#      floating point outside the one driver that hands out a float);
-#   3. every CONFIG_IOTD_ option the sources read exists in Kconfig, and
+# on a machine without ESP-IDF (the firmware's core component takes its
+# file list from core/iotdFilePaths.cmake, so it cannot drift from core/):
+#   1. the port and firmware sources use nothing the project forbids
+#      (unbounded string functions, atoi, allocation, stdio, the core's
+#      private header, and floating point outside the one driver that
+#      hands out a float);
+#   2. every CONFIG_IOTD_ option the sources read exists in Kconfig, and
 #      the stand-in sdkconfig.h defines no option Kconfig lacks;
-#   4. every source compiles with gcc -fsyntax-only against the API
+#   3. every source compiles with gcc -fsyntax-only against the API
 #      stand-ins of tests/esp-idf-stubs, in each configuration that changes
 #      what is compiled, and the configurations the sources refuse fail
 #      with their own message;
-#   5. ident-csv.sh turns what iotctl issued into the CSV of the "ident"
+#   4. ident-csv.sh turns what iotctl issued into the CSV of the "ident"
 #      partition, and refuses a key, CA or certificate that do not belong
 #      together.
-# Checks 1 and 2 are also run on planted mistakes, so they are shown to
-# catch what they look for.
+# Check 1 is also run on a planted mistake, so it is shown to catch what
+# it looks for.
 . "$(dirname "$0")/lib.sh"
 
 SRC="$IOT_SOURCE_DIR"
 PORT="$SRC/ports/esp-idf"
 FW="$SRC/firmware/esp32"
 STANDINS="$SRC/tests/esp-idf-stubs/include"
-CORE_CMAKE="$FW/components/iotd_core/CMakeLists.txt"
 
-# ---- 1. the core component lists core/src/*.c ----------------------------
-
-# core_list_diff CMAKELISTS CORE_SRC_DIR: prints what differs, one line per
-# file ("missing x.c" or "stale x.c"); nothing when the lists agree.
-core_list_diff() {
-  local listed actual
-  listed="$(grep -o '/src/[A-Za-z0-9_]*\.c' "$1" | sed 's|^/src/||' | sort -u)"
-  actual="$(cd "$2" && ls -1 -- *.c | sort -u)"
-  comm -13 <(printf '%s\n' "$listed") <(printf '%s\n' "$actual") | sed 's/^/missing /'
-  comm -23 <(printf '%s\n' "$listed") <(printf '%s\n' "$actual") | sed 's/^/stale /'
-}
-
-diff_out="$(core_list_diff "$CORE_CMAKE" "$SRC/core/src")"
-[ -z "$diff_out" ] || fail "firmware core component and core/src differ: $diff_out"
-pass "the firmware's core component lists every core/src file and no other"
-
-mkdir -p "$T/core-src"
-cp "$SRC"/core/src/*.c "$T/core-src/"
-touch "$T/core-src/newfile.c"
-grep -v 'src/seq\.c' "$CORE_CMAKE" >"$T/cmake-without-seq"
-planted="$(core_list_diff "$T/cmake-without-seq" "$T/core-src" | sort | tr '\n' ' ')"
-expect_eq "the list check names a missing and a new core file" \
-  "missing newfile.c missing seq.c " "$planted"
-
-# ---- 2. forbidden calls and constructs -----------------------------------
+# ---- 1. forbidden calls and constructs -----------------------------------
 
 # Comments are stripped (gcc -fpreprocessed) so prose can name anything.
 FORBIDDEN_CALLS='\b(sprintf|vsprintf|strcpy|strcat|atoi|atol|atoll|gets|strtok|malloc|calloc|realloc|free|printf|puts|fprintf)[[:space:]]*\('
@@ -91,7 +66,7 @@ expect_eq "the scan flags a planted call, include and float" \
   "bad.c: sprintf(|bad.c: includes stdio.h or the core's private internal.h|bad.c: floating point|" \
   "$planted"
 
-# ---- 3. Kconfig options ---------------------------------------------------
+# ---- 2. Kconfig options ---------------------------------------------------
 
 KCONFIG="$FW/main/Kconfig.projbuild"
 defined="$(grep -Eo '^[[:space:]]*config[[:space:]]+IOTD_[A-Z0-9_]+' "$KCONFIG" |
@@ -106,7 +81,7 @@ extra_options="$(comm -13 <(printf '%s\n' "$defined") \
 [ -z "$extra_options" ] || fail "the stand-in sdkconfig.h has options Kconfig lacks: $extra_options"
 pass "the stand-in sdkconfig.h names only real options"
 
-# ---- 4. syntax check against the stand-ins --------------------------------
+# ---- 3. syntax check against the stand-ins --------------------------------
 
 CFLAGS=(-std=gnu17 -fsyntax-only -Wall -Wextra -Werror -Wshadow -Wformat=2
   -Wstrict-prototypes -Wmissing-prototypes -Wimplicit-fallthrough -Wpointer-arith
@@ -154,7 +129,7 @@ expect_refused "a chip without any temperature sensor" "$FW/main/main.c" \
 expect_refused "the BME280 on ESP-IDF 5.1" "$PORT/src/bme280.c" \
   "needs the I2C master driver of ESP-IDF 5.2" -DESP_IDF_VERSION_MINOR=1
 
-# ---- 5. provisioning CSV from iotctl's files -------------------------------
+# ---- 4. provisioning CSV from iotctl's files -------------------------------
 
 IDENT_CSV="$FW/ident-csv.sh"
 expect_ok "pki init" "$IOTCTL" --dir "$T/pki" pki init

@@ -259,7 +259,7 @@ static int parse_option(cli *c, int opt, char *arg)
             return usage_error("--drain-timeout '%s' is not a duration up to 24h", arg);
         return -1;
     case OPT_BATCH:
-        if (!parse_ulong(arg, 1, IOTD_BATCH_READINGS_MAX, &v))
+        if (!parse_ulong(arg, 1, IOTD_PROTOCOL_READINGS_MAX, &v))
             return usage_error("--batch '%s' is not a number in 1..64", arg);
         o->batch = (uint32_t)v;
         return -1;

@@ -16,10 +16,12 @@
 #include <stddef.h>
 
 #include "iot/status.h"
+#include "iotd/protocol.h"
 
-#define IOT_ID_MAX 64
+#define IOT_ID_MAX IOTD_PROTOCOL_DEVICE_ID_MAX
 
-/* True if s is 1..64 chars of [A-Za-z0-9._-] not starting with '.'. */
+/* True if s is 1..64 chars of [A-Za-z0-9._-] not starting with '.': the
+ * device ID rule of the protocol (iotd_protocol_device_id_valid). */
 bool iot_id_is_valid(const char *s);
 
 /* As iot_id_is_valid, with an error that says what is wrong and where.

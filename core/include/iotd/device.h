@@ -22,22 +22,18 @@
 
 #include "iotd/backoff.h"
 #include "iotd/port.h"
+#include "iotd/protocol.h"
 #include "iotd/queue.h"
 #include "iotd/reading.h"
 #include "iotd/seq.h"
 #include "iotd/status.h"
-
-#define IOTD_DEFAULT_PATH "/v1/telemetry"
-/* docs/protocol.md: gateway default limits per request. */
-#define IOTD_BATCH_READINGS_MAX 64
-#define IOTD_BATCH_RECORDS_MAX  256
 
 /* Everything the device needs from its platform besides the port. Pointers
  * are not copied from: the strings, the sensor table and both buffers must
  * outlive the device, and nothing else may use the buffers meanwhile. */
 typedef struct iotd_config {
     const char *device_id;      /* the CN of the device certificate */
-    const char *path;           /* request path, IOTD_DEFAULT_PATH */
+    const char *path;           /* request path, IOTD_PROTOCOL_PATH */
     const iotd_sensor *sensors; /* 1..IOTD_MAX_VALUES rows */
     size_t n_sensors;
     uint32_t sample_interval_ms; /* one reading per interval */
@@ -83,7 +79,7 @@ typedef struct iotd_device {
     bool halted; /* the gateway answered 403: no uploads until the next init */
 } iotd_device;
 
-/* Fills cfg with the defaults: path IOTD_DEFAULT_PATH, a reading a minute,
+/* Fills cfg with the defaults: path IOTD_PROTOCOL_PATH, a reading a minute,
  * a queue of 128, batches of 16, blocks of 100 sequence numbers, backoff
  * from 2 s to 5 min, Retry-After at most an hour. device_id, sensors and the
  * buffers are left NULL for the caller. */

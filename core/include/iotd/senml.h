@@ -20,13 +20,9 @@
 #include <stdint.h>
 
 #include "iotd/port.h"
+#include "iotd/protocol.h"
 #include "iotd/reading.h"
 #include "iotd/status.h"
-
-#define IOTD_SENML_CONTENT_TYPE "application/senml+json"
-#define IOTD_DEVICE_ID_MAX      64
-#define IOTD_SENSOR_NAME_MAX    32
-#define IOTD_UNIT_MAX           16
 
 typedef struct iotd_senml {
     char *buf; /* caller's buffer; must outlive the encoder */
@@ -40,7 +36,8 @@ typedef struct iotd_senml {
     bool finished;
 } iotd_senml;
 
-/* Starts a pack in buf. Nothing is written until the first reading. */
+/* Starts a pack in buf. Nothing is written until the first reading.
+ * IOTD_EINVAL when the device ID breaks the rule of iotd/protocol.h. */
 iotd_status iotd_senml_begin(iotd_senml *enc, char *buf, size_t cap, const char *device_id,
                              uint32_t dropped);
 
@@ -57,10 +54,5 @@ iotd_status iotd_senml_finish(iotd_senml *enc, size_t *len);
 /* Upper bound of the size of a pack holding one reading with every sensor of
  * the table; a body buffer at least this large can always send a reading. */
 size_t iotd_senml_reading_max(const char *device_id, const iotd_sensor *sensors, size_t n_sensors);
-
-/* The naming rules of docs/protocol.md. */
-bool iotd_device_id_is_valid(const char *s);
-bool iotd_sensor_name_is_valid(const char *s);
-bool iotd_unit_is_valid(const char *s);
 
 #endif

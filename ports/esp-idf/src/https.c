@@ -19,6 +19,7 @@
 
 #include "esp_http_client.h"
 #include "esp_log.h"
+#include "iotd/protocol.h"
 
 #include "port_internal.h"
 #include "text.h"
@@ -137,8 +138,8 @@ static void take_retry_after(iotd_esp *esp, iotd_http_result *result)
         return;
     }
     known = iotd_esp_wall_time(esp, &now);
-    result->has_retry_after =
-        iotd_esp__retry_after(esp->retry_after, known, now, &result->retry_after_s);
+    result->has_retry_after = iotd_protocol_retry_after(esp->retry_after, strlen(esp->retry_after),
+                                                        known, now, &result->retry_after_s);
     if (!result->has_retry_after)
         ESP_LOGW(TAG, "https.retry_after_ignored: a Retry-After value that is not delta-seconds "
                       "or an HTTP-date the clock can convert");

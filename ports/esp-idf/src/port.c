@@ -1,23 +1,17 @@
-/* Port set-up and the small services: clock, uptime, sleep, randomness, log. */
+/* Port set-up and the small services: randomness, log. The clock is in
+ * clock.c, so the HTTPS client can read it without depending on this file,
+ * which depends on the HTTPS client. */
 #include "iotd_esp/port.h"
 
 #include <string.h>
-#include <time.h>
 
 #include "esp_log.h"
 #include "esp_random.h"
-#include "esp_timer.h"
-#include "freertos/FreeRTOS.h"
-#include "freertos/task.h"
 
 #include "port_internal.h"
 #include "text.h"
 
 static const char *TAG = "iotd";
-
-/* vTaskDelay takes ticks: pdMS_TO_TICKS multiplies ms by the tick rate in
- * a TickType_t (32 bits), so long sleeps go in slices that cannot overflow. */
-#define SLEEP_SLICE_MS 60000u
 
 static bool starts_with(const char *s, const char *prefix)
 {
@@ -85,41 +79,6 @@ void iotd_esp_deinit(iotd_esp *esp)
     if (esp->kv_open) {
         nvs_close(esp->kv);
         esp->kv_open = false;
-    }
-}
-
-bool iotd_esp_wall_time(void *ctx, int64_t *unix_s)
-{
-    (void)ctx;
-    /* newlib's clock runs from the RTC timer, which keeps counting through
-     * deep sleep and every reset but a power-on one; SNTP sets it. Before
-     * that it starts at 1970, which the core's contract calls unset. */
-    time_t now = time(NULL);
-
-    if (now < (time_t)IOTD_MIN_WALL_TIME)
-        return false;
-    *unix_s = (int64_t)now;
-    return true;
-}
-
-uint64_t iotd_esp_uptime_ms(void *ctx)
-{
-    const iotd_esp *esp = ctx;
-    /* esp_timer counts microseconds from this boot; the base carries the
-     * uptime over deep sleep, which restarts the chip. */
-    int64_t us = esp_timer_get_time();
-
-    return esp->uptime_base_ms + (uint64_t)(us < 0 ? 0 : us) / 1000u;
-}
-
-void iotd_esp_sleep_ms(void *ctx, uint32_t ms)
-{
-    (void)ctx;
-    while (ms > 0) {
-        uint32_t slice = ms < SLEEP_SLICE_MS ? ms : SLEEP_SLICE_MS;
-        TickType_t ticks = pdMS_TO_TICKS(slice);
-        vTaskDelay(ticks > 0 ? ticks : 1);
-        ms -= slice;
     }
 }
 

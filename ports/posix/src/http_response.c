@@ -1,8 +1,8 @@
-#define _GNU_SOURCE /* strptime, timegm */
 #include "iotd_posix/http_response.h"
 
 #include <string.h>
-#include <time.h>
+
+#include "iotd/protocol.h"
 
 static const char RETRY_AFTER[] = "retry-after";
 
@@ -34,7 +34,7 @@ static void end_value(iotd_posix_http_response *r)
         return;
     uint32_t s = 0;
     r->has_retry_after =
-        !r->value_overflow && iotd_posix_retry_after_parse(r->value, r->value_len, r->now_s, &s);
+        !r->value_overflow && iotd_protocol_retry_after(r->value, r->value_len, true, r->now_s, &s);
     r->retry_after_s = r->has_retry_after ? s : 0;
 }
 
@@ -195,68 +195,4 @@ iotd_posix_http_rc iotd_posix_http_response_eof(iotd_posix_http_response *r)
     if (r->error == NULL)
         r->error = "the connection closed before the response was complete";
     return IOTD_POSIX_HTTP_ERROR;
-}
-
-static bool is_ows(char c)
-{
-    return c == ' ' || c == '\t';
-}
-
-static bool parse_delta(const char *v, size_t len, uint32_t *seconds)
-{
-    uint64_t n = 0;
-    for (size_t i = 0; i < len; i++) {
-        if (v[i] < '0' || v[i] > '9')
-            return false;
-        n = n * 10u + (uint64_t)(v[i] - '0');
-        if (n > UINT32_MAX)
-            n = UINT32_MAX + 1ull; /* saturate; stays above the cap */
-    }
-    *seconds = n > UINT32_MAX ? UINT32_MAX : (uint32_t)n;
-    return true;
-}
-
-/* IMF-fixdate, then the two obsolete forms a recipient must accept. The
- * format strings assume the C locale, which this library never changes. */
-static bool parse_date(const char *v, size_t len, int64_t now_s, uint32_t *seconds)
-{
-    static const char *const FORMATS[] = {
-        "%a, %d %b %Y %H:%M:%S GMT", /* Sun, 06 Nov 1994 08:49:37 GMT */
-        "%A, %d-%b-%y %H:%M:%S GMT", /* Sunday, 06-Nov-94 08:49:37 GMT */
-        "%a %b %e %H:%M:%S %Y",      /* Sun Nov  6 08:49:37 1994 */
-    };
-    char buf[64];
-    if (len >= sizeof(buf))
-        return false;
-    memcpy(buf, v, len);
-    buf[len] = '\0';
-    for (size_t i = 0; i < sizeof(FORMATS) / sizeof(FORMATS[0]); i++) {
-        struct tm tm;
-        memset(&tm, 0, sizeof(tm));
-        const char *end = strptime(buf, FORMATS[i], &tm);
-        if (end == NULL || *end != '\0')
-            continue;
-        int64_t at = (int64_t)timegm(&tm);
-        int64_t delta = at - now_s;
-        if (delta < 0)
-            delta = 0;
-        *seconds = delta > (int64_t)UINT32_MAX ? UINT32_MAX : (uint32_t)delta;
-        return true;
-    }
-    return false;
-}
-
-bool iotd_posix_retry_after_parse(const char *value, size_t len, int64_t now_s, uint32_t *seconds)
-{
-    while (len > 0 && is_ows(value[0])) {
-        value++;
-        len--;
-    }
-    while (len > 0 && is_ows(value[len - 1]))
-        len--;
-    if (len == 0)
-        return false;
-    if (value[0] >= '0' && value[0] <= '9')
-        return parse_delta(value, len, seconds);
-    return parse_date(value, len, now_s, seconds);
 }

@@ -50,31 +50,6 @@ typedef enum exchange_rc {
     EX_FAIL,
 } exchange_rc;
 
-const char *iotd_posix_net_error_name(iotd_posix_net_error e)
-{
-    switch (e) {
-    case IOTD_POSIX_NET_NONE:
-        return "none";
-    case IOTD_POSIX_NET_RESOLVE:
-        return "resolve";
-    case IOTD_POSIX_NET_CONNECT:
-        return "connect";
-    case IOTD_POSIX_NET_TIMEOUT:
-        return "timeout";
-    case IOTD_POSIX_NET_SERVER_CERT:
-        return "server certificate";
-    case IOTD_POSIX_NET_REFUSED:
-        return "certificate refused";
-    case IOTD_POSIX_NET_TLS:
-        return "tls";
-    case IOTD_POSIX_NET_IO:
-        return "io";
-    case IOTD_POSIX_NET_HTTP:
-        return "http";
-    }
-    return "?";
-}
-
 static uint64_t mono_ms(void)
 {
     struct timespec ts;

@@ -527,7 +527,7 @@ static void configuration_is_checked(void **state)
     cfg.path = "v1";
     CT_EQ(iotd_device_init(&dev, &fp.port, &cfg), IOTD_EINVAL);
     cfg = good;
-    cfg.batch_max = IOTD_BATCH_READINGS_MAX + 1;
+    cfg.batch_max = IOTD_PROTOCOL_READINGS_MAX + 1;
     CT_EQ(iotd_device_init(&dev, &fp.port, &cfg), IOTD_EINVAL);
     cfg = good;
     cfg.sample_interval_ms = 0;

@@ -1,5 +1,5 @@
-/* The ESP-IDF port's text functions: header matching, Retry-After, console
- * escaping and URL joining, every cap at its edge. */
+/* The ESP-IDF port's text functions: header matching, console escaping and URL joining, every cap
+ * at its edge. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -9,10 +9,6 @@
 
 #include "dn.h"
 #include "text.h"
-
-/* Sun, 06 Nov 1994 08:49:37 GMT, the example date of RFC 9110. */
-#define RFC_DATE   "Sun, 06 Nov 1994 08:49:37 GMT"
-#define RFC_DATE_S 784111777
 
 static void compares_header_names(void **state)
 {
@@ -35,63 +31,6 @@ static void finds_tokens(void **state)
     assert_false(iotd_esp__has_token("keep-alive", "close"));
     assert_false(iotd_esp__has_token("", "close"));
     assert_false(iotd_esp__has_token(NULL, "close"));
-}
-
-static void reads_delta_seconds(void **state)
-{
-    (void)state;
-    uint32_t s = 7;
-
-    assert_true(iotd_esp__retry_after("120", false, 0, &s));
-    assert_int_equal(s, 120);
-    assert_true(iotd_esp__retry_after(" 5\t", false, 0, &s));
-    assert_int_equal(s, 5);
-    assert_true(iotd_esp__retry_after("0", false, 0, &s));
-    assert_int_equal(s, 0);
-    assert_true(iotd_esp__retry_after("4294967295", false, 0, &s));
-    assert_int_equal(s, UINT32_MAX);
-    assert_true(iotd_esp__retry_after("99999999999999999999999", false, 0, &s));
-    assert_int_equal(s, UINT32_MAX);
-
-    const char *bad[] = {"", " ", "-1", "+1", "1.5", "1 2", "12a", "0x10"};
-    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-        assert_false(iotd_esp__retry_after(bad[i], true, RFC_DATE_S, &s));
-    assert_false(iotd_esp__retry_after(NULL, true, 0, &s));
-}
-
-static void reads_http_dates(void **state)
-{
-    (void)state;
-    uint32_t s = 0;
-
-    assert_true(iotd_esp__retry_after(RFC_DATE, true, RFC_DATE_S - 10, &s));
-    assert_int_equal(s, 10);
-    assert_true(iotd_esp__retry_after(RFC_DATE, true, RFC_DATE_S + 10, &s));
-    assert_int_equal(s, 0); /* already past */
-    /* Without a clock a date means nothing. */
-    assert_false(iotd_esp__retry_after(RFC_DATE, false, 0, &s));
-
-    /* Leap days, the end of a year, the last second of a minute. */
-    assert_true(iotd_esp__retry_after("Thu, 29 Feb 2024 00:00:00 GMT", true, 1709164800 - 1, &s));
-    assert_int_equal(s, 1);
-    assert_true(iotd_esp__retry_after("Thu, 31 Dec 2037 23:59:59 GMT", true, 2145916799 - 60, &s));
-    assert_int_equal(s, 60);
-
-    const char *bad[] = {
-        "Wed, 29 Feb 2023 00:00:00 GMT",  /* not a leap year */
-        "Sun, 31 Apr 2024 00:00:00 GMT",  /* April has 30 days */
-        "Sun, 00 Apr 2024 00:00:00 GMT",  /* day 0 */
-        "Sun, 06 Nov 1994 24:00:00 GMT",  /* hour 24 */
-        "Sun, 06 Nov 1994 08:60:00 GMT",  /* minute 60 */
-        "Sun, 06 Nov 1994 08:49:37 UTC",  /* only GMT */
-        "Sun, 06 Foo 1994 08:49:37 GMT",  /* no such month */
-        "Xyz, 06 Nov 1994 08:49:37 GMT",  /* no such day */
-        "Sunday, 06-Nov-94 08:49:37 GMT", /* obsolete RFC 850 form */
-        "Sun Nov  6 08:49:37 1994",       /* obsolete asctime form */
-        "Sun, 6 Nov 1994 08:49:37 GMT",   /* day needs two digits */
-    };
-    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-        assert_false(iotd_esp__retry_after(bad[i], true, 0, &s));
 }
 
 static void escapes_for_the_console(void **state)
@@ -174,7 +113,6 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(compares_header_names),   cmocka_unit_test(finds_tokens),
-        cmocka_unit_test(reads_delta_seconds),     cmocka_unit_test(reads_http_dates),
         cmocka_unit_test(escapes_for_the_console), cmocka_unit_test(escape_cuts_at_the_cap),
         cmocka_unit_test(joins_within_the_cap),    cmocka_unit_test(finds_the_common_name),
     };

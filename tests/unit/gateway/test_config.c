@@ -16,6 +16,7 @@
 #include "config.h"
 #include "config_parse.h"
 #include "iot/fsutil.h"
+#include "iotd/protocol.h"
 
 #define ORIGIN "t.conf"
 #define BIG    (128 * 1024)
@@ -201,12 +202,13 @@ static void defaults_are_the_documented_ones(void **state)
     assert_int_equal(c.max_connections, 20000);
     assert_int_equal(c.reload_interval_ms, 2000);
     assert_string_equal(c.admin_listen, "127.0.0.1:9100");
-    assert_int_equal(c.max_body, 16384);
-    assert_int_equal(c.max_depth, 4);
-    assert_int_equal(c.max_records, 256);
-    assert_int_equal(c.max_readings, 64);
-    assert_int_equal(c.past_window_ms, 7LL * 24 * 3600 * 1000);
-    assert_int_equal(c.future_window_ms, 5 * 60 * 1000);
+    /* The payload defaults are the protocol's (docs/protocol.md). */
+    assert_int_equal(c.max_body, IOTD_PROTOCOL_BODY_MAX);
+    assert_int_equal(c.max_depth, IOTD_PROTOCOL_DEPTH_MAX);
+    assert_int_equal(c.max_records, IOTD_PROTOCOL_RECORDS_MAX);
+    assert_int_equal(c.max_readings, IOTD_PROTOCOL_READINGS_MAX);
+    assert_int_equal(c.past_window_ms, IOTD_PROTOCOL_PAST_WINDOW_S * 1000LL);
+    assert_int_equal(c.future_window_ms, IOTD_PROTOCOL_FUTURE_WINDOW_S * 1000LL);
     assert_true(c.rate_limit == 10.0);
     assert_true(c.rate_burst == 20.0);
     assert_string_equal(c.outbox, "/var/lib/iotgw/outbox.db");

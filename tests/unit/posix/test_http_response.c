@@ -111,36 +111,6 @@ static void retry_after_seconds_and_dates(void **st)
     assert_false(r.has_retry_after);
 }
 
-static void retry_after_parser(void **st)
-{
-    (void)st;
-    uint32_t s = 0;
-    assert_true(iotd_posix_retry_after_parse("0", 1, NOW, &s));
-    assert_int_equal(s, 0);
-    assert_true(iotd_posix_retry_after_parse("3600", 4, NOW, &s));
-    assert_int_equal(s, 3600);
-    assert_true(iotd_posix_retry_after_parse("99999999999999999999", 20, NOW, &s));
-    assert_int_equal(s, UINT32_MAX);
-    /* RFC 850 and asctime forms, one hour ahead. */
-    const char *rfc850 = "Wednesday, 25-Nov-26 17:50:00 GMT";
-    assert_true(iotd_posix_retry_after_parse(rfc850, strlen(rfc850), NOW, &s));
-    assert_int_equal(s, 3600);
-    const char *asc = "Wed Nov 25 17:50:00 2026";
-    assert_true(iotd_posix_retry_after_parse(asc, strlen(asc), NOW, &s));
-    assert_int_equal(s, 3600);
-    /* A date in the past means now. */
-    const char *past = "Sun, 06 Nov 1994 08:49:37 GMT";
-    assert_true(iotd_posix_retry_after_parse(past, strlen(past), NOW, &s));
-    assert_int_equal(s, 0);
-    static const char *const bad[] = {
-        "", "   ", "-5", "5s", "1.5", "Wed, 25 Nov 2026 16:51:30", "tomorrow"};
-    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-        assert_false(iotd_posix_retry_after_parse(bad[i], strlen(bad[i]), NOW, &s));
-    /* Only the given length counts. */
-    assert_true(iotd_posix_retry_after_parse("12junk", 2, NOW, &s));
-    assert_int_equal(s, 12);
-}
-
 static void connection_reuse_rules(void **st)
 {
     (void)st;
@@ -259,7 +229,6 @@ int main(void)
         cmocka_unit_test(body_is_cut_to_the_buffer),
         cmocka_unit_test(chunked_body),
         cmocka_unit_test(retry_after_seconds_and_dates),
-        cmocka_unit_test(retry_after_parser),
         cmocka_unit_test(connection_reuse_rules),
         cmocka_unit_test(body_until_close),
         cmocka_unit_test(interim_and_bodiless_responses),

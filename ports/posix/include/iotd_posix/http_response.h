@@ -63,9 +63,4 @@ iotd_posix_http_rc iotd_posix_http_response_feed(iotd_posix_http_response *r, co
  * whose body runs to the end of the connection, ERROR otherwise. */
 iotd_posix_http_rc iotd_posix_http_response_eof(iotd_posix_http_response *r);
 
-/* A Retry-After value (RFC 9110 10.2.3): delta-seconds, or an HTTP-date in
- * any of the three formats, converted to seconds from now_s (0 if in the
- * past). False when it is neither. */
-bool iotd_posix_retry_after_parse(const char *value, size_t len, int64_t now_s, uint32_t *seconds);
-
 #endif

@@ -124,7 +124,4 @@ iot_status iotd_posix_url_parse(const char *url, char *host, size_t host_cap, ch
  * client's certificate ("certificate_revoked", ...), NULL for any other. */
 const char *iotd_posix_tls_alert_name(int alert);
 
-/* A short name for an error kind ("connect", "tls refused", ...). */
-const char *iotd_posix_net_error_name(iotd_posix_net_error e);
-
 #endif

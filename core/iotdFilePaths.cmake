@@ -1,0 +1,28 @@
+# The device core's files, for every build that compiles it: core/CMakeLists.txt
+# (host and RISC-V target) and the ESP-IDF component
+# firmware/esp32/components/iotd_core. A new core source is added here only.
+#
+#   IOTD_CORE_SOURCES           every source of the core, the protocol included
+#   IOTD_PROTOCOL_SOURCES       the protocol rules (iotd/protocol.h), which the
+#                               gateway and the admin tools link as well
+#   IOTD_CORE_INCLUDE_PUBLIC_DIRS   what users of the core include (iotd/...)
+#   IOTD_CORE_INCLUDE_PRIVATE_DIRS  the core's own internal headers
+
+set(IOTD_PROTOCOL_SOURCES
+  "${CMAKE_CURRENT_LIST_DIR}/src/protocol.c")
+
+set(IOTD_CORE_SOURCES
+  "${CMAKE_CURRENT_LIST_DIR}/src/status.c"
+  "${CMAKE_CURRENT_LIST_DIR}/src/record.c"
+  "${CMAKE_CURRENT_LIST_DIR}/src/seq.c"
+  "${CMAKE_CURRENT_LIST_DIR}/src/queue.c"
+  "${CMAKE_CURRENT_LIST_DIR}/src/backoff.c"
+  "${CMAKE_CURRENT_LIST_DIR}/src/senml.c"
+  "${CMAKE_CURRENT_LIST_DIR}/src/device.c"
+  ${IOTD_PROTOCOL_SOURCES})
+
+set(IOTD_CORE_INCLUDE_PUBLIC_DIRS
+  "${CMAKE_CURRENT_LIST_DIR}/include")
+
+set(IOTD_CORE_INCLUDE_PRIVATE_DIRS
+  "${CMAKE_CURRENT_LIST_DIR}/src")
