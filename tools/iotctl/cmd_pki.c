@@ -102,8 +102,7 @@ int cmd_pki_init(cli_ctx *ctx, int argc, char **argv)
     const char *cn = DEFAULT_CA_CN;
     cli_validity_opts validity = {0};
     const char *crl_days_arg = NULL;
-    int c;
-    while ((c = cmd_getopt(argc, argv, opts)) != -1) {
+    for (int c = cmd_getopt(argc, argv, opts); c != -1; c = cmd_getopt(argc, argv, opts)) {
         switch (c) {
         case 'c':
             cn = optarg;
@@ -192,8 +191,7 @@ int cmd_crl_update(cli_ctx *ctx, int argc, char **argv)
                                          {NULL, 0, NULL, 0}};
     int days = CLI_DEFAULT_CRL_DAYS;
     iot_err err = {0};
-    int c;
-    while ((c = cmd_getopt(argc, argv, opts)) != -1) {
+    for (int c = cmd_getopt(argc, argv, opts); c != -1; c = cmd_getopt(argc, argv, opts)) {
         switch (c) {
         case 'd':
             if (cli_parse_days("--days", optarg, &days, &err) != IOT_OK)
