@@ -571,17 +571,23 @@ static int crl_add_revoked(const iot_cert_record *rec, void *ctx)
     ASN1_TIME *when = NULL;
     ASN1_ENUMERATED *reason = NULL;
     int code = rec->revoke_reason[0] ? pki_reason_code(rec->revoke_reason) : -1;
-    int ok = r != NULL && BN_hex2bn(&bn, rec->serial) > 0 &&
-             (serial = BN_to_ASN1_INTEGER(bn, NULL)) != NULL &&
-             X509_REVOKED_set_serialNumber(r, serial) &&
-             (when = ASN1_TIME_set(NULL, (time_t)rec->revoked_at)) != NULL &&
-             X509_REVOKED_set_revocationDate(r, when);
-    if (ok && code > 0) {
-        ok = (reason = ASN1_ENUMERATED_new()) != NULL && ASN1_ENUMERATED_set(reason, code) &&
-             X509_REVOKED_add1_ext_i2d(r, NID_crl_reason, reason, 0, 0);
+    int ok = 0;
+    if (r == NULL || BN_hex2bn(&bn, rec->serial) <= 0)
+        goto out;
+    serial = BN_to_ASN1_INTEGER(bn, NULL);
+    if (serial == NULL || !X509_REVOKED_set_serialNumber(r, serial))
+        goto out;
+    when = ASN1_TIME_set(NULL, (time_t)rec->revoked_at);
+    if (when == NULL || !X509_REVOKED_set_revocationDate(r, when))
+        goto out;
+    if (code > 0) {
+        reason = ASN1_ENUMERATED_new();
+        if (reason == NULL || !ASN1_ENUMERATED_set(reason, code) ||
+            !X509_REVOKED_add1_ext_i2d(r, NID_crl_reason, reason, 0, 0))
+            goto out;
     }
-    if (ok)
-        ok = X509_CRL_add0_revoked(w->crl, r);
+    ok = X509_CRL_add0_revoked(w->crl, r);
+out:
     BN_free(bn);
     ASN1_INTEGER_free(serial);
     ASN1_TIME_free(when);
