@@ -611,6 +611,76 @@ iot_status iot_registry_foreach_superseded(iot_registry *reg, const char *name, 
                 ctx, err);
 }
 
+/* A serial names one certificate forever, the replaced ones included. */
+static iot_status check_serial_unused(iot_registry *reg, const iot_cert_record *rec, iot_err *err)
+{
+    static const char taken[] = "SELECT 1 FROM certificates WHERE serial = ?1"
+                                " UNION ALL SELECT 1 FROM superseded WHERE serial = ?1";
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(reg->db, taken, -1, &st, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, rec->serial, -1, SQLITE_STATIC);
+        rc = sqlite3_step(st);
+    }
+    sqlite3_finalize(st);
+    if (rc == SQLITE_ROW)
+        return iot_err_set(err, IOT_EEXIST, "serial %s is already in registry %s", rec->serial,
+                           reg->path);
+    if (rc != SQLITE_DONE)
+        return db_fail(reg, rc, "renewing", err);
+    return IOT_OK;
+}
+
+/* The outcome of one statement of a renewal; a serial the registry knows
+ * already is refused by name. */
+static iot_status renew_status(iot_registry *reg, const iot_cert_record *rec, int rc, iot_err *err)
+{
+    if (rc == SQLITE_DONE)
+        return IOT_OK;
+    if ((rc & 0xff) == SQLITE_CONSTRAINT)
+        return iot_err_set(err, IOT_EEXIST, "serial %s is already in registry %s", rec->serial,
+                           reg->path);
+    return db_fail(reg, rc, "renewing", err);
+}
+
+/* The current certificate of rec's name joins the superseded ones. */
+static iot_status keep_superseded(iot_registry *reg, const iot_cert_record *rec, int64_t now,
+                                  iot_err *err)
+{
+    static const char keep[] = "INSERT INTO superseded (serial, name, kind, fingerprint,"
+                               " not_before, not_after, created, replaced_at, spki)"
+                               " SELECT serial, name, kind, fingerprint, not_before, not_after,"
+                               " created, ?1, spki FROM certificates WHERE name = ?2";
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(reg->db, keep, -1, &st, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_int64(st, 1, now);
+        sqlite3_bind_text(st, 2, rec->name, -1, SQLITE_STATIC);
+        rc = sqlite3_step(st);
+    }
+    sqlite3_finalize(st);
+    return renew_status(reg, rec, rc, err);
+}
+
+static iot_status replace_current(iot_registry *reg, const iot_cert_record *rec, iot_err *err)
+{
+    static const char update[] = "UPDATE certificates SET serial = ?1, fingerprint = ?2,"
+                                 " not_before = ?3, not_after = ?4, spki = ?6 WHERE name = ?5";
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(reg->db, update, -1, &st, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, rec->serial, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, rec->fingerprint, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 3, rec->not_before);
+        sqlite3_bind_int64(st, 4, rec->not_after);
+        sqlite3_bind_text(st, 5, rec->name, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 6, rec->spki, -1, SQLITE_STATIC);
+        rc = sqlite3_step(st);
+    }
+    sqlite3_finalize(st);
+    return renew_status(reg, rec, rc, err);
+}
+
 iot_status iot_registry_renew(iot_registry *reg, const iot_cert_record *rec, int64_t now,
                               iot_err *err)
 {
@@ -627,54 +697,13 @@ iot_status iot_registry_renew(iot_registry *reg, const iot_cert_record *rec, int
     s = check_new_key(reg, rec, err);
     if (s != IOT_OK)
         return s;
-    /* A serial names one certificate forever, the replaced ones included. */
-    static const char taken[] = "SELECT 1 FROM certificates WHERE serial = ?1"
-                                " UNION ALL SELECT 1 FROM superseded WHERE serial = ?1";
-    sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(reg->db, taken, -1, &st, NULL);
-    if (rc == SQLITE_OK) {
-        sqlite3_bind_text(st, 1, rec->serial, -1, SQLITE_STATIC);
-        rc = sqlite3_step(st);
-    }
-    sqlite3_finalize(st);
-    st = NULL;
-    if (rc == SQLITE_ROW)
-        return iot_err_set(err, IOT_EEXIST, "serial %s is already in registry %s", rec->serial,
-                           reg->path);
-    if (rc != SQLITE_DONE)
-        return db_fail(reg, rc, "renewing", err);
-    static const char keep[] = "INSERT INTO superseded (serial, name, kind, fingerprint,"
-                               " not_before, not_after, created, replaced_at, spki)"
-                               " SELECT serial, name, kind, fingerprint, not_before, not_after,"
-                               " created, ?1, spki FROM certificates WHERE name = ?2";
-    static const char update[] = "UPDATE certificates SET serial = ?1, fingerprint = ?2,"
-                                 " not_before = ?3, not_after = ?4, spki = ?6 WHERE name = ?5";
-    rc = sqlite3_prepare_v2(reg->db, keep, -1, &st, NULL);
-    if (rc == SQLITE_OK) {
-        sqlite3_bind_int64(st, 1, now);
-        sqlite3_bind_text(st, 2, rec->name, -1, SQLITE_STATIC);
-        rc = sqlite3_step(st);
-    }
-    sqlite3_finalize(st);
-    st = NULL;
-    if (rc == SQLITE_DONE)
-        rc = sqlite3_prepare_v2(reg->db, update, -1, &st, NULL);
-    if (rc == SQLITE_OK) {
-        sqlite3_bind_text(st, 1, rec->serial, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, rec->fingerprint, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 3, rec->not_before);
-        sqlite3_bind_int64(st, 4, rec->not_after);
-        sqlite3_bind_text(st, 5, rec->name, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 6, rec->spki, -1, SQLITE_STATIC);
-        rc = sqlite3_step(st);
-    }
-    sqlite3_finalize(st);
-    if (rc == SQLITE_DONE)
-        return IOT_OK;
-    if ((rc & 0xff) == SQLITE_CONSTRAINT)
-        return iot_err_set(err, IOT_EEXIST, "serial %s is already in registry %s", rec->serial,
-                           reg->path);
-    return db_fail(reg, rc, "renewing", err);
+    s = check_serial_unused(reg, rec, err);
+    if (s != IOT_OK)
+        return s;
+    s = keep_superseded(reg, rec, now, err);
+    if (s != IOT_OK)
+        return s;
+    return replace_current(reg, rec, err);
 }
 
 int iot_registry_upgraded_from(const iot_registry *reg)
