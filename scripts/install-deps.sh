@@ -18,7 +18,7 @@ BUILD_PKGS=(
 # Real programs the test suite starts or checks against.
 TEST_PKGS=(
   openssl sqlite3 jq mosquitto mosquitto-clients
-  clang libclang-rt-14-dev gcovr
+  clang clang-format libclang-rt-14-dev gcovr python3
   gcc-riscv64-unknown-elf picolibc-riscv64-unknown-elf qemu-system-misc
   iproute2 nftables wireguard-go wireguard-tools tcpdump iputils-ping
   testssl.sh prometheus pmccabe

@@ -125,6 +125,25 @@ static iot_status exec(iot_registry *reg, const char *sql, const char *doing, io
     return rc == SQLITE_OK ? IOT_OK : db_fail(reg, rc, doing, err);
 }
 
+/* A statement and what it does, for the message if it fails. */
+typedef struct sql_step {
+    const char *sql; /* NULL: skipped */
+    const char *doing;
+} sql_step;
+
+/* Runs the steps in order up to the first that fails. */
+static iot_status exec_steps(iot_registry *reg, const sql_step *steps, size_t n, iot_err *err)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (steps[i].sql == NULL)
+            continue;
+        iot_status st = exec(reg, steps[i].sql, steps[i].doing, err);
+        if (st != IOT_OK)
+            return st;
+    }
+    return IOT_OK;
+}
+
 static iot_status pragma_int(iot_registry *reg, const char *pragma, int *out, iot_err *err)
 {
     sqlite3_stmt *st = NULL;
@@ -173,22 +192,67 @@ iot_status iot_registry_create(const char *path, iot_registry **out, iot_err *er
         return st;
     st = reg_connect(reg, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_EXCLUSIVE, err);
     if (st != IOT_OK)
-        goto fail;
+        goto out;
     char sql[128];
     snprintf(sql, sizeof(sql), "PRAGMA application_id=%d; PRAGMA user_version=%d;", REGISTRY_APP_ID,
              REGISTRY_SCHEMA_VERSION);
-    if ((st = exec(reg, "BEGIN IMMEDIATE", "creating", err)) != IOT_OK ||
-        (st = exec(reg, sql, "creating", err)) != IOT_OK ||
-        (st = exec(reg, SCHEMA, "creating the schema", err)) != IOT_OK ||
-        (st = exec(reg, SCHEMA_V3, "creating the schema", err)) != IOT_OK ||
-        (st = exec(reg, "COMMIT", "creating", err)) != IOT_OK)
-        goto fail;
+    const sql_step steps[] = {
+        {"BEGIN IMMEDIATE", "creating"},    {sql, "creating"},      {SCHEMA, "creating the schema"},
+        {SCHEMA_V3, "creating the schema"}, {"COMMIT", "creating"},
+    };
+    st = exec_steps(reg, steps, sizeof(steps) / sizeof(steps[0]), err);
+    if (st != IOT_OK)
+        goto out;
     reg->version = REGISTRY_SCHEMA_VERSION;
     *out = reg;
-    return IOT_OK;
-fail:
+    reg = NULL;
+out:
     iot_registry_close(reg);
     return st;
+}
+
+/* The schema version of a registry this program understands. */
+static iot_status read_header(iot_registry *reg, const char *path, int *version, iot_err *err)
+{
+    int app_id = 0;
+    iot_status st = pragma_int(reg, "application_id", &app_id, err);
+    if (st != IOT_OK)
+        return st;
+    st = pragma_int(reg, "user_version", version, err);
+    if (st != IOT_OK)
+        return st;
+    if (app_id != REGISTRY_APP_ID)
+        return iot_err_set(err, IOT_ECORRUPT, "%s is not a device registry (application id %#x)",
+                           path, (unsigned)app_id);
+    if (*version < 1 || *version > REGISTRY_SCHEMA_VERSION)
+        return iot_err_set(err, IOT_ECORRUPT,
+                           "registry %s has schema version %d; this program understands 1 to %d",
+                           path, *version, REGISTRY_SCHEMA_VERSION);
+    return IOT_OK;
+}
+
+/* One transaction from any older version to the current one. */
+static iot_status upgrade_schema(iot_registry *reg, int version, iot_err *err)
+{
+    char sql[64];
+    snprintf(sql, sizeof(sql), "PRAGMA user_version=%d;", REGISTRY_SCHEMA_VERSION);
+    iot_status st = exec(reg, "BEGIN IMMEDIATE", "upgrading the schema", err);
+    if (st != IOT_OK)
+        return st;
+    const sql_step steps[] = {
+        {version < 2 ? SUPERSEDED_TABLE : NULL, "upgrading the schema"},
+        {SCHEMA_V3, "upgrading the schema"},
+        {sql, "upgrading the schema"},
+        {"COMMIT", "upgrading the schema"},
+    };
+    st = exec_steps(reg, steps, sizeof(steps) / sizeof(steps[0]), err);
+    if (st != IOT_OK) {
+        sqlite3_exec(reg->db, "ROLLBACK", NULL, NULL, NULL);
+        return st;
+    }
+    reg->upgraded_from = version;
+    reg->version = REGISTRY_SCHEMA_VERSION;
+    return IOT_OK;
 }
 
 iot_status iot_registry_open(const char *path, int mode, iot_registry **out, iot_err *err)
@@ -204,44 +268,20 @@ iot_status iot_registry_open(const char *path, int mode, iot_registry **out, iot
     int flags = mode == IOT_REGISTRY_WRITE ? SQLITE_OPEN_READWRITE : SQLITE_OPEN_READONLY;
     st = reg_connect(reg, flags, err);
     if (st != IOT_OK)
-        goto fail;
-    int app_id = 0;
+        goto out;
     int version = 0;
-    if ((st = pragma_int(reg, "application_id", &app_id, err)) != IOT_OK ||
-        (st = pragma_int(reg, "user_version", &version, err)) != IOT_OK)
-        goto fail;
-    if (app_id != REGISTRY_APP_ID) {
-        st = iot_err_set(err, IOT_ECORRUPT, "%s is not a device registry (application id %#x)",
-                         path, (unsigned)app_id);
-        goto fail;
-    }
-    if (version < 1 || version > REGISTRY_SCHEMA_VERSION) {
-        st = iot_err_set(err, IOT_ECORRUPT,
-                         "registry %s has schema version %d; this program understands 1 to %d",
-                         path, version, REGISTRY_SCHEMA_VERSION);
-        goto fail;
-    }
+    st = read_header(reg, path, &version, err);
+    if (st != IOT_OK)
+        goto out;
     reg->version = version;
     if (mode == IOT_REGISTRY_WRITE && version < REGISTRY_SCHEMA_VERSION) {
-        /* One transaction from any older version to the current one. */
-        char sql[64];
-        snprintf(sql, sizeof(sql), "PRAGMA user_version=%d;", REGISTRY_SCHEMA_VERSION);
-        if ((st = exec(reg, "BEGIN IMMEDIATE", "upgrading the schema", err)) != IOT_OK)
-            goto fail;
-        if ((version < 2 &&
-             (st = exec(reg, SUPERSEDED_TABLE, "upgrading the schema", err)) != IOT_OK) ||
-            (st = exec(reg, SCHEMA_V3, "upgrading the schema", err)) != IOT_OK ||
-            (st = exec(reg, sql, "upgrading the schema", err)) != IOT_OK ||
-            (st = exec(reg, "COMMIT", "upgrading the schema", err)) != IOT_OK) {
-            sqlite3_exec(reg->db, "ROLLBACK", NULL, NULL, NULL);
-            goto fail;
-        }
-        reg->upgraded_from = version;
-        reg->version = REGISTRY_SCHEMA_VERSION;
+        st = upgrade_schema(reg, version, err);
+        if (st != IOT_OK)
+            goto out;
     }
     *out = reg;
-    return IOT_OK;
-fail:
+    reg = NULL;
+out:
     iot_registry_close(reg);
     return st;
 }
@@ -419,6 +459,15 @@ static iot_status check_key_free(iot_registry *reg, const iot_cert_record *rec, 
                        iot_cert_kind_name(holder.kind), holder.name, holder.serial);
 }
 
+/* A new certificate's key needs schema 3 and must be no other name's. */
+static iot_status check_new_key(iot_registry *reg, const iot_cert_record *rec, iot_err *err)
+{
+    iot_status s = need_v3(reg, err);
+    if (s != IOT_OK)
+        return s;
+    return check_key_free(reg, rec, err);
+}
+
 iot_status iot_registry_add(iot_registry *reg, const iot_cert_record *rec, iot_err *err)
 {
     iot_cert_record existing;
@@ -433,7 +482,8 @@ iot_status iot_registry_add(iot_registry *reg, const iot_cert_record *rec, iot_e
             *err = lookup;
         return s;
     }
-    if ((s = need_v3(reg, err)) != IOT_OK || (s = check_key_free(reg, rec, err)) != IOT_OK)
+    s = check_new_key(reg, rec, err);
+    if (s != IOT_OK)
         return s;
     static const char sql[] =
         "INSERT INTO certificates (name, kind, role, serial, fingerprint, not_before, not_after,"
@@ -511,7 +561,7 @@ static iot_status walk(iot_registry *reg, const char *sql, const char *param, io
     }
     if (param != NULL)
         sqlite3_bind_text(st, 1, param, -1, SQLITE_STATIC);
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    for (rc = sqlite3_step(st); rc == SQLITE_ROW; rc = sqlite3_step(st)) {
         iot_cert_record rec;
         s = row_to_record(reg, st, &rec, err);
         if (s != IOT_OK)
@@ -561,6 +611,76 @@ iot_status iot_registry_foreach_superseded(iot_registry *reg, const char *name, 
                 ctx, err);
 }
 
+/* A serial names one certificate forever, the replaced ones included. */
+static iot_status check_serial_unused(iot_registry *reg, const iot_cert_record *rec, iot_err *err)
+{
+    static const char taken[] = "SELECT 1 FROM certificates WHERE serial = ?1"
+                                " UNION ALL SELECT 1 FROM superseded WHERE serial = ?1";
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(reg->db, taken, -1, &st, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, rec->serial, -1, SQLITE_STATIC);
+        rc = sqlite3_step(st);
+    }
+    sqlite3_finalize(st);
+    if (rc == SQLITE_ROW)
+        return iot_err_set(err, IOT_EEXIST, "serial %s is already in registry %s", rec->serial,
+                           reg->path);
+    if (rc != SQLITE_DONE)
+        return db_fail(reg, rc, "renewing", err);
+    return IOT_OK;
+}
+
+/* The outcome of one statement of a renewal; a serial the registry knows
+ * already is refused by name. */
+static iot_status renew_status(iot_registry *reg, const iot_cert_record *rec, int rc, iot_err *err)
+{
+    if (rc == SQLITE_DONE)
+        return IOT_OK;
+    if ((rc & 0xff) == SQLITE_CONSTRAINT)
+        return iot_err_set(err, IOT_EEXIST, "serial %s is already in registry %s", rec->serial,
+                           reg->path);
+    return db_fail(reg, rc, "renewing", err);
+}
+
+/* The current certificate of rec's name joins the superseded ones. */
+static iot_status keep_superseded(iot_registry *reg, const iot_cert_record *rec, int64_t now,
+                                  iot_err *err)
+{
+    static const char keep[] = "INSERT INTO superseded (serial, name, kind, fingerprint,"
+                               " not_before, not_after, created, replaced_at, spki)"
+                               " SELECT serial, name, kind, fingerprint, not_before, not_after,"
+                               " created, ?1, spki FROM certificates WHERE name = ?2";
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(reg->db, keep, -1, &st, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_int64(st, 1, now);
+        sqlite3_bind_text(st, 2, rec->name, -1, SQLITE_STATIC);
+        rc = sqlite3_step(st);
+    }
+    sqlite3_finalize(st);
+    return renew_status(reg, rec, rc, err);
+}
+
+static iot_status replace_current(iot_registry *reg, const iot_cert_record *rec, iot_err *err)
+{
+    static const char update[] = "UPDATE certificates SET serial = ?1, fingerprint = ?2,"
+                                 " not_before = ?3, not_after = ?4, spki = ?6 WHERE name = ?5";
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(reg->db, update, -1, &st, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, rec->serial, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, rec->fingerprint, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 3, rec->not_before);
+        sqlite3_bind_int64(st, 4, rec->not_after);
+        sqlite3_bind_text(st, 5, rec->name, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 6, rec->spki, -1, SQLITE_STATIC);
+        rc = sqlite3_step(st);
+    }
+    sqlite3_finalize(st);
+    return renew_status(reg, rec, rc, err);
+}
+
 iot_status iot_registry_renew(iot_registry *reg, const iot_cert_record *rec, int64_t now,
                               iot_err *err)
 {
@@ -574,56 +694,16 @@ iot_status iot_registry_renew(iot_registry *reg, const iot_cert_record *rec, int
     if (old.revoked)
         return iot_err_set(err, IOT_ESTATE, "%s '%s' is revoked; it cannot be renewed",
                            iot_cert_kind_name(old.kind), rec->name);
-    if ((s = need_v3(reg, err)) != IOT_OK || (s = check_key_free(reg, rec, err)) != IOT_OK)
+    s = check_new_key(reg, rec, err);
+    if (s != IOT_OK)
         return s;
-    /* A serial names one certificate forever, the replaced ones included. */
-    static const char taken[] = "SELECT 1 FROM certificates WHERE serial = ?1"
-                                " UNION ALL SELECT 1 FROM superseded WHERE serial = ?1";
-    sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(reg->db, taken, -1, &st, NULL);
-    if (rc == SQLITE_OK) {
-        sqlite3_bind_text(st, 1, rec->serial, -1, SQLITE_STATIC);
-        rc = sqlite3_step(st);
-    }
-    sqlite3_finalize(st);
-    st = NULL;
-    if (rc == SQLITE_ROW)
-        return iot_err_set(err, IOT_EEXIST, "serial %s is already in registry %s", rec->serial,
-                           reg->path);
-    if (rc != SQLITE_DONE)
-        return db_fail(reg, rc, "renewing", err);
-    static const char keep[] = "INSERT INTO superseded (serial, name, kind, fingerprint,"
-                               " not_before, not_after, created, replaced_at, spki)"
-                               " SELECT serial, name, kind, fingerprint, not_before, not_after,"
-                               " created, ?1, spki FROM certificates WHERE name = ?2";
-    static const char update[] = "UPDATE certificates SET serial = ?1, fingerprint = ?2,"
-                                 " not_before = ?3, not_after = ?4, spki = ?6 WHERE name = ?5";
-    rc = sqlite3_prepare_v2(reg->db, keep, -1, &st, NULL);
-    if (rc == SQLITE_OK) {
-        sqlite3_bind_int64(st, 1, now);
-        sqlite3_bind_text(st, 2, rec->name, -1, SQLITE_STATIC);
-        rc = sqlite3_step(st);
-    }
-    sqlite3_finalize(st);
-    st = NULL;
-    if (rc == SQLITE_DONE)
-        rc = sqlite3_prepare_v2(reg->db, update, -1, &st, NULL);
-    if (rc == SQLITE_OK) {
-        sqlite3_bind_text(st, 1, rec->serial, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, rec->fingerprint, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 3, rec->not_before);
-        sqlite3_bind_int64(st, 4, rec->not_after);
-        sqlite3_bind_text(st, 5, rec->name, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 6, rec->spki, -1, SQLITE_STATIC);
-        rc = sqlite3_step(st);
-    }
-    sqlite3_finalize(st);
-    if (rc == SQLITE_DONE)
-        return IOT_OK;
-    if ((rc & 0xff) == SQLITE_CONSTRAINT)
-        return iot_err_set(err, IOT_EEXIST, "serial %s is already in registry %s", rec->serial,
-                           reg->path);
-    return db_fail(reg, rc, "renewing", err);
+    s = check_serial_unused(reg, rec, err);
+    if (s != IOT_OK)
+        return s;
+    s = keep_superseded(reg, rec, now, err);
+    if (s != IOT_OK)
+        return s;
+    return replace_current(reg, rec, err);
 }
 
 int iot_registry_upgraded_from(const iot_registry *reg)
@@ -695,7 +775,9 @@ iot_status iot_registry_next_crl_number(iot_registry *reg, uint64_t *out, iot_er
     sqlite3_stmt *st = NULL;
     int rc = sqlite3_prepare_v2(reg->db, "SELECT value FROM meta WHERE key = 'crl_number'", -1, &st,
                                 NULL);
-    if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
         *out = (uint64_t)sqlite3_column_int64(st, 0);
         rc = SQLITE_OK;
     }

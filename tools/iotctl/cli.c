@@ -62,7 +62,8 @@ iot_status cli_check_pki(const cli_ctx *ctx, iot_err *err)
         return st;
     for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
         char path[CLI_PATH_MAX];
-        if ((st = cli_path(ctx, path, parts[i].file, err)) != IOT_OK)
+        st = cli_path(ctx, path, parts[i].file, err);
+        if (st != IOT_OK)
             return st;
         st = iot_owner_mode_check(parts[i].what, path, parts[i].no_access, err);
         if (st != IOT_OK && st != IOT_ENOENT)
@@ -97,43 +98,63 @@ static bool take_digits(const char **p, int n, int *out)
     return true;
 }
 
-static bool take_char(const char **p, char c)
+/* Reads s laid out as pattern, where each run of 'n' is a decimal field
+ * of exactly that many digits, stored to fields in turn, and any other
+ * character must be itself. Returns the rest of s, NULL if it differs. */
+static const char *take_pattern(const char *s, const char *pattern, int *fields)
 {
-    if (**p != c)
-        return false;
-    (*p)++;
+    while (*pattern != '\0') {
+        size_t digits = strspn(pattern, "n");
+        if (digits == 0 && *s != *pattern)
+            return NULL;
+        if (digits == 0) {
+            s++;
+            pattern++;
+            continue;
+        }
+        if (!take_digits(&s, (int)digits, fields++))
+            return NULL;
+        pattern += digits;
+    }
+    return s;
+}
+
+enum { T_YEAR, T_MON, T_DAY, T_HOUR, T_MIN, T_SEC, T_FIELDS };
+
+static bool time_fields_in_range(const int f[T_FIELDS])
+{
+    static const int lo[T_FIELDS] = {1970, 1, 1, 0, 0, 0};
+    static const int hi[T_FIELDS] = {9999, 12, 31, 23, 59, 59};
+    for (size_t i = 0; i < T_FIELDS; i++)
+        if (f[i] < lo[i] || f[i] > hi[i])
+            return false;
     return true;
+}
+
+/* The UTC time of the fields; false for a day the month does not have
+ * (timegm normalises 02-31 to 03-03: a round trip catches it). */
+static bool time_from_fields(const int f[T_FIELDS], time_t *out)
+{
+    struct tm tm, back;
+    memset(&tm, 0, sizeof(tm));
+    tm.tm_year = f[T_YEAR] - 1900;
+    tm.tm_mon = f[T_MON] - 1;
+    tm.tm_mday = f[T_DAY];
+    tm.tm_hour = f[T_HOUR];
+    tm.tm_min = f[T_MIN];
+    tm.tm_sec = f[T_SEC];
+    time_t t = timegm(&tm);
+    *out = t;
+    return t != (time_t)-1 && gmtime_r(&t, &back) != NULL && back.tm_mday == f[T_DAY];
 }
 
 iot_status cli_parse_time(const char *what, const char *s, time_t *out, iot_err *err)
 {
-    struct tm tm;
-    memset(&tm, 0, sizeof(tm));
-    const char *p = s;
-    int year, mon, day, hour = 0, min = 0, sec = 0;
-    bool ok = take_digits(&p, 4, &year) && take_char(&p, '-') && take_digits(&p, 2, &mon) &&
-              take_char(&p, '-') && take_digits(&p, 2, &day);
-    if (ok && *p == 'T') {
-        p++;
-        ok = take_digits(&p, 2, &hour) && take_char(&p, ':') && take_digits(&p, 2, &min) &&
-             take_char(&p, ':') && take_digits(&p, 2, &sec) && take_char(&p, 'Z');
-    }
-    ok = ok && *p == '\0' && year >= 1970 && mon >= 1 && mon <= 12 && day >= 1 && day <= 31 &&
-         hour <= 23 && min <= 59 && sec <= 59;
-    if (ok) {
-        tm.tm_year = year - 1900;
-        tm.tm_mon = mon - 1;
-        tm.tm_mday = day;
-        tm.tm_hour = hour;
-        tm.tm_min = min;
-        tm.tm_sec = sec;
-        time_t t = timegm(&tm);
-        /* timegm normalises 02-31 to 03-03; a round trip catches it. */
-        struct tm back;
-        ok = t != (time_t)-1 && gmtime_r(&t, &back) != NULL && back.tm_mday == day;
-        *out = t;
-    }
-    if (!ok)
+    int f[T_FIELDS] = {0};
+    const char *p = take_pattern(s, "nnnn-nn-nn", f);
+    if (p != NULL && *p == 'T')
+        p = take_pattern(p, "Tnn:nn:nnZ", f + T_HOUR);
+    if (p == NULL || *p != '\0' || !time_fields_in_range(f) || !time_from_fields(f, out))
         return iot_err_set(err, IOT_EINVAL,
                            "%s '%s' is not a date; use YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ (UTC)",
                            what, s);
@@ -143,17 +164,23 @@ iot_status cli_parse_time(const char *what, const char *s, time_t *out, iot_err 
 iot_status cli_validity(const cli_ctx *ctx, const cli_validity_opts *o, int default_days,
                         time_t *from, time_t *to, iot_err *err)
 {
-    iot_status st;
+    iot_status st = IOT_OK;
     int days = default_days;
     if (o->days && o->not_after)
         return iot_err_set(err, IOT_EINVAL, "--days and --not-after cannot be used together");
-    if (o->days && (st = cli_parse_days("--days", o->days, &days, err)) != IOT_OK)
+    if (o->days)
+        st = cli_parse_days("--days", o->days, &days, err);
+    if (st != IOT_OK)
         return st;
     *from = ctx->now - 300;
-    if (o->not_before && (st = cli_parse_time("--not-before", o->not_before, from, err)) != IOT_OK)
+    if (o->not_before)
+        st = cli_parse_time("--not-before", o->not_before, from, err);
+    if (st != IOT_OK)
         return st;
     *to = *from + (time_t)days * 86400;
-    if (o->not_after && (st = cli_parse_time("--not-after", o->not_after, to, err)) != IOT_OK)
+    if (o->not_after)
+        st = cli_parse_time("--not-after", o->not_after, to, err);
+    if (st != IOT_OK)
         return st;
     if (*to <= *from)
         return iot_err_set(err, IOT_EINVAL, "the certificate would expire before it becomes valid");

@@ -29,8 +29,7 @@ int cmd_cert_server(cli_ctx *ctx, int argc, char **argv)
     issue_request req = {.kind = IOT_KIND_SERVER, .role = "server"};
     req.profile.type = PKI_PROFILE_SERVER;
     cli_validity_opts validity = {0};
-    int c;
-    while ((c = cmd_getopt(argc, argv, opts)) != -1) {
+    for (int c = cmd_getopt(argc, argv, opts); c != -1; c = cmd_getopt(argc, argv, opts)) {
         if (c == 'n') {
             if (!iot_dns_name_is_valid(optarg))
                 return cli_usage(self, "--dns '%s' is not a valid DNS name", optarg);
@@ -62,8 +61,7 @@ int cmd_cert_client(cli_ctx *ctx, int argc, char **argv)
     issue_request req = {.kind = IOT_KIND_CLIENT};
     req.profile.type = PKI_PROFILE_CLIENT;
     cli_validity_opts validity = {0};
-    int c;
-    while ((c = cmd_getopt(argc, argv, opts)) != -1) {
+    for (int c = cmd_getopt(argc, argv, opts); c != -1; c = cmd_getopt(argc, argv, opts)) {
         if (c == 'r') {
             if (!role_is_valid(optarg))
                 return cli_usage(self, "--role '%s' is not one of gateway, operator, consumer",
@@ -90,6 +88,30 @@ int cmd_cert_show(cli_ctx *ctx, int argc, char **argv)
     return listing_show(ctx, cmd_find("cert", "show"), -1, argc, argv);
 }
 
+/* The registry record of name, looked up so that one command revokes
+ * servers and clients. */
+static iot_status lookup_cert(cli_ctx *ctx, const char *name, iot_cert_record *rec, iot_err *err)
+{
+    iot_registry *reg = NULL;
+    char db[CLI_PATH_MAX];
+    iot_status st = iot_id_check("certificate name", name, err);
+    if (st != IOT_OK)
+        return st;
+    st = cli_check_pki(ctx, err);
+    if (st != IOT_OK)
+        return st;
+    st = cli_path(ctx, db, "registry.db", err);
+    if (st != IOT_OK)
+        return st;
+    st = iot_registry_open(db, IOT_REGISTRY_READONLY, &reg, err);
+    if (st != IOT_OK)
+        goto out;
+    st = iot_registry_get_by_name(reg, name, rec, err);
+out:
+    iot_registry_close(reg);
+    return st;
+}
+
 int cmd_cert_revoke(cli_ctx *ctx, int argc, char **argv)
 {
     const char *name = NULL, *reason = NULL;
@@ -97,21 +119,10 @@ int cmd_cert_revoke(cli_ctx *ctx, int argc, char **argv)
     int rc = cmd_parse_revoke(cmd_find("cert", "revoke"), argc, argv, &name, &reason, &dry_run);
     if (rc != CLI_EXIT_OK)
         return rc < 0 ? CLI_EXIT_OK : rc;
-    /* The kind is looked up so one command revokes servers and clients. */
     iot_err err = {0};
-    iot_registry *reg = NULL;
-    char db[CLI_PATH_MAX];
     iot_cert_record rec;
-    iot_status st;
-    if ((st = iot_id_check("certificate name", name, &err)) != IOT_OK ||
-        (st = cli_check_pki(ctx, &err)) != IOT_OK ||
-        (st = cli_path(ctx, db, "registry.db", &err)) != IOT_OK ||
-        (st = iot_registry_open(db, IOT_REGISTRY_READONLY, &reg, &err)) != IOT_OK ||
-        (st = iot_registry_get_by_name(reg, name, &rec, &err)) != IOT_OK) {
-        iot_registry_close(reg);
+    if (lookup_cert(ctx, name, &rec, &err) != IOT_OK)
         return cli_fail(&err);
-    }
-    iot_registry_close(reg);
     if (rec.kind == IOT_KIND_DEVICE) {
         iot_err_set(&err, IOT_EINVAL, "'%s' is a device; use 'iotctl device revoke %s'", name,
                     name);

@@ -48,8 +48,7 @@ int cmd_parse_revoke(const cli_command *self, int argc, char **argv, const char 
                                          {NULL, 0, NULL, 0}};
     *reason = "unspecified";
     *dry_run = false;
-    int c;
-    while ((c = cmd_getopt(argc, argv, opts)) != -1) {
+    for (int c = cmd_getopt(argc, argv, opts); c != -1; c = cmd_getopt(argc, argv, opts)) {
         switch (c) {
         case 'r':
             if (pki_reason_code(optarg) < 0)

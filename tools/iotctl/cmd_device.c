@@ -18,8 +18,7 @@ static int device_issue(cli_ctx *ctx, const char *command, bool renew, int argc,
     issue_request req = {.kind = IOT_KIND_DEVICE, .role = "device", .renew = renew};
     req.profile.type = PKI_PROFILE_CLIENT;
     cli_validity_opts validity = {0};
-    int c;
-    while ((c = cmd_getopt(argc, argv, opts)) != -1) {
+    for (int c = cmd_getopt(argc, argv, opts); c != -1; c = cmd_getopt(argc, argv, opts)) {
         if (c == 'c')
             req.csr_path = optarg;
         else if (c == 'h')

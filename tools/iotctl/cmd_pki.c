@@ -60,17 +60,22 @@ static iot_status write_ca(const cli_ctx *ctx, EVP_PKEY *key, X509 *cert, bool c
     char path[CLI_PATH_MAX];
     char *pem = NULL;
     size_t len = 0;
-    iot_status st;
-    if ((st = cli_path(ctx, path, "ca.key", err)) != IOT_OK ||
-        (st = pki_key_pem(key, &pem, &len, err)) != IOT_OK)
+    iot_status st = cli_path(ctx, path, "ca.key", err);
+    if (st != IOT_OK)
+        return st;
+    st = pki_key_pem(key, &pem, &len, err);
+    if (st != IOT_OK)
         return st;
     st = iot_file_create(path, pem, len, 0600, err);
     OPENSSL_clear_free(pem, len);
     if (st != IOT_OK)
         return st;
     created[0] = true;
-    if ((st = cli_path(ctx, path, "ca.crt", err)) != IOT_OK ||
-        (st = pki_cert_pem(cert, &pem, &len, err)) != IOT_OK)
+    st = cli_path(ctx, path, "ca.crt", err);
+    if (st != IOT_OK)
+        return st;
+    st = pki_cert_pem(cert, &pem, &len, err);
+    if (st != IOT_OK)
         return st;
     st = iot_file_create(path, pem, len, 0644, err);
     free(pem);
@@ -91,79 +96,110 @@ static void remove_parts(const cli_ctx *ctx, const bool created[2], bool registr
     }
 }
 
-int cmd_pki_init(cli_ctx *ctx, int argc, char **argv)
+typedef struct init_options {
+    const char *cn;
+    cli_validity_opts validity;
+    const char *crl_days;
+} init_options;
+
+/* CLI_EXIT_OK to go on, -1 after --help, else the usage error's status. */
+static int parse_init_options(const cli_command *self, int argc, char **argv, init_options *o)
 {
-    const cli_command *self = cmd_find("pki", "init");
     static const struct option opts[] = {{"cn", required_argument, NULL, 'c'},
                                          {"days", required_argument, NULL, 'd'},
                                          {"crl-days", required_argument, NULL, 'r'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
-    const char *cn = DEFAULT_CA_CN;
-    cli_validity_opts validity = {0};
-    const char *crl_days_arg = NULL;
-    int c;
-    while ((c = cmd_getopt(argc, argv, opts)) != -1) {
+    for (int c = cmd_getopt(argc, argv, opts); c != -1; c = cmd_getopt(argc, argv, opts)) {
         switch (c) {
         case 'c':
-            cn = optarg;
+            o->cn = optarg;
             break;
         case 'd':
-            validity.days = optarg;
+            o->validity.days = optarg;
             break;
         case 'r':
-            crl_days_arg = optarg;
+            o->crl_days = optarg;
             break;
         case 'h':
-            return cli_help(self);
+            return cli_help(self) == CLI_EXIT_OK ? -1 : CLI_EXIT_USAGE;
         default:
             return cmd_bad_option(self, argc, argv, c);
         }
     }
     if (optind != argc)
         return cli_usage(self, "unexpected argument '%s'", argv[optind]);
+    return CLI_EXIT_OK;
+}
 
-    iot_err err = {0};
-    iot_status st;
-    EVP_PKEY *key = NULL;
-    X509 *cert = NULL;
-    iot_registry *reg = NULL;
-    bool created[2] = {false, false};
-    bool registry_made = false;
-    int crl_days = CLI_DEFAULT_CRL_DAYS;
-    uint64_t crl_number = 0;
-    size_t cn_len = strnlen(cn, 65);
-    pki_profile profile = {.type = PKI_PROFILE_CA, .organization = CLI_ORGANIZATION};
-
-    if (cn_len == 0 || cn_len > 64) {
-        st = iot_err_set(&err, IOT_EINVAL, "--cn must be 1 to 64 characters");
-        goto out;
+/* The CA certificate's profile and the CRL's validity from the options. */
+static iot_status init_profile(const cli_ctx *ctx, const init_options *o, pki_profile *profile,
+                               int *crl_days, iot_err *err)
+{
+    size_t cn_len = strnlen(o->cn, 65);
+    if (cn_len == 0 || cn_len > 64)
+        return iot_err_set(err, IOT_EINVAL, "--cn must be 1 to 64 characters");
+    profile->common_name = o->cn;
+    if (o->crl_days != NULL) {
+        iot_status st = cli_parse_days("--crl-days", o->crl_days, crl_days, err);
+        if (st != IOT_OK)
+            return st;
     }
-    profile.common_name = cn;
-    if ((crl_days_arg && (st = cli_parse_days("--crl-days", crl_days_arg, &crl_days, &err))) ||
-        (st = cli_validity(ctx, &validity, CLI_DEFAULT_CA_DAYS, &profile.not_before,
-                           &profile.not_after, &err)) != IOT_OK ||
-        (st = check_fresh(ctx, &err)) != IOT_OK ||
-        (st = iot_mkdir_p(ctx->dir, 0700, &err)) != IOT_OK ||
-        (st = make_private(ctx, &err)) != IOT_OK || (st = pki_key_generate(&key, &err)) != IOT_OK ||
-        (st = pki_issue(NULL, key, &profile, &cert, &err)) != IOT_OK ||
-        (st = write_ca(ctx, key, cert, created, &err)) != IOT_OK)
-        goto out;
+    return cli_validity(ctx, &o->validity, CLI_DEFAULT_CA_DAYS, &profile->not_before,
+                        &profile->not_after, err);
+}
 
+/* The CA key and self-signed certificate, in a fresh private directory. */
+static iot_status create_ca(const cli_ctx *ctx, const pki_profile *profile, EVP_PKEY **key,
+                            X509 **cert, bool created[2], iot_err *err)
+{
+    iot_status st = check_fresh(ctx, err);
+    if (st != IOT_OK)
+        return st;
+    st = iot_mkdir_p(ctx->dir, 0700, err);
+    if (st != IOT_OK)
+        return st;
+    st = make_private(ctx, err);
+    if (st != IOT_OK)
+        return st;
+    st = pki_key_generate(key, err);
+    if (st != IOT_OK)
+        return st;
+    st = pki_issue(NULL, *key, profile, cert, err);
+    if (st != IOT_OK)
+        return st;
+    return write_ca(ctx, *key, *cert, created, err);
+}
+
+/* An empty registry and the first CRL, signed by the new CA. */
+static iot_status create_registry(const cli_ctx *ctx, pki_ca *ca, int crl_days, iot_registry **reg,
+                                  bool *made, iot_err *err)
+{
     char db[CLI_PATH_MAX];
-    if ((st = cli_path(ctx, db, "registry.db", &err)) != IOT_OK ||
-        (st = iot_registry_create(db, &reg, &err)) != IOT_OK)
-        goto out;
-    registry_made = true;
-    pki_ca ca = {.key = key, .cert = cert};
-    if ((st = iot_registry_begin(reg, &err)) != IOT_OK ||
-        (st = crl_regenerate(ctx, &ca, reg, crl_days, &crl_number, &err)) != IOT_OK ||
-        (st = iot_registry_commit(reg, &err)) != IOT_OK)
-        goto out;
+    uint64_t crl_number = 0;
+    iot_status st = cli_path(ctx, db, "registry.db", err);
+    if (st != IOT_OK)
+        return st;
+    st = iot_registry_create(db, reg, err);
+    if (st != IOT_OK)
+        return st;
+    *made = true;
+    st = iot_registry_begin(*reg, err);
+    if (st != IOT_OK)
+        return st;
+    st = crl_regenerate(ctx, ca, *reg, crl_days, &crl_number, err);
+    if (st != IOT_OK)
+        return st;
+    return iot_registry_commit(*reg, err);
+}
 
+static iot_status print_created(const cli_ctx *ctx, const char *cn, X509 *cert, int crl_days,
+                                iot_err *err)
+{
     pki_cert_facts facts;
-    if ((st = pki_cert_facts_get(cert, &facts, &err)) != IOT_OK)
-        goto out;
+    iot_status st = pki_cert_facts_get(cert, &facts, err);
+    if (st != IOT_OK)
+        return st;
     char until[32];
     cli_format_time(facts.not_after, until, sizeof(until));
     printf("PKI created in %s\n", ctx->dir);
@@ -172,6 +208,36 @@ int cmd_pki_init(cli_ctx *ctx, int argc, char **argv)
     printf("  registry     %s/registry.db\n", ctx->dir);
     printf("  CRL          %s/crl.pem (valid %d days; refresh with 'iotctl crl update')\n",
            ctx->dir, crl_days);
+    return IOT_OK;
+}
+
+int cmd_pki_init(cli_ctx *ctx, int argc, char **argv)
+{
+    init_options o = {.cn = DEFAULT_CA_CN};
+    int rc = parse_init_options(cmd_find("pki", "init"), argc, argv, &o);
+    if (rc != CLI_EXIT_OK)
+        return rc < 0 ? CLI_EXIT_OK : rc;
+
+    iot_err err = {0};
+    EVP_PKEY *key = NULL;
+    X509 *cert = NULL;
+    iot_registry *reg = NULL;
+    bool created[2] = {false, false};
+    bool registry_made = false;
+    int crl_days = CLI_DEFAULT_CRL_DAYS;
+    pki_profile profile = {.type = PKI_PROFILE_CA, .organization = CLI_ORGANIZATION};
+
+    iot_status st = init_profile(ctx, &o, &profile, &crl_days, &err);
+    if (st != IOT_OK)
+        goto out;
+    st = create_ca(ctx, &profile, &key, &cert, created, &err);
+    if (st != IOT_OK)
+        goto out;
+    pki_ca ca = {.key = key, .cert = cert};
+    st = create_registry(ctx, &ca, crl_days, &reg, &registry_made, &err);
+    if (st != IOT_OK)
+        goto out;
+    st = print_created(ctx, o.cn, cert, crl_days, &err);
 out:
     if (st != IOT_OK && st != IOT_EEXIST) {
         iot_registry_close(reg);
@@ -192,8 +258,7 @@ int cmd_crl_update(cli_ctx *ctx, int argc, char **argv)
                                          {NULL, 0, NULL, 0}};
     int days = CLI_DEFAULT_CRL_DAYS;
     iot_err err = {0};
-    int c;
-    while ((c = cmd_getopt(argc, argv, opts)) != -1) {
+    for (int c = cmd_getopt(argc, argv, opts); c != -1; c = cmd_getopt(argc, argv, opts)) {
         switch (c) {
         case 'd':
             if (cli_parse_days("--days", optarg, &days, &err) != IOT_OK)
@@ -210,11 +275,17 @@ int cmd_crl_update(cli_ctx *ctx, int argc, char **argv)
     pki_ca ca = {0};
     iot_registry *reg = NULL;
     uint64_t number = 0;
-    iot_status st;
-    if ((st = open_pki(ctx, &ca, &reg, &err)) != IOT_OK ||
-        (st = iot_registry_begin(reg, &err)) != IOT_OK ||
-        (st = crl_regenerate(ctx, &ca, reg, days, &number, &err)) != IOT_OK ||
-        (st = iot_registry_commit(reg, &err)) != IOT_OK)
+    iot_status st = open_pki(ctx, &ca, &reg, &err);
+    if (st != IOT_OK)
+        goto out;
+    st = iot_registry_begin(reg, &err);
+    if (st != IOT_OK)
+        goto out;
+    st = crl_regenerate(ctx, &ca, reg, days, &number, &err);
+    if (st != IOT_OK)
+        goto out;
+    st = iot_registry_commit(reg, &err);
+    if (st != IOT_OK)
         goto out;
     printf("%s/crl.pem regenerated (CRL number %llu, valid %d days)\n", ctx->dir,
            (unsigned long long)number, days);

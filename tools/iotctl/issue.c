@@ -92,61 +92,90 @@ static int warn_shared(const iot_cert_record *rec, void *arg)
     return 0;
 }
 
-static iot_status record_keys(const cli_ctx *ctx, iot_registry *reg, iot_err *err)
+/* Fills in the keys the registry lacks, in one transaction. */
+static iot_status fill_missing_keys(const cli_ctx *ctx, iot_registry *reg, iot_err *err)
 {
     unkeyed_list l = {0};
     size_t missing = 0;
+    bool began = false;
     iot_status st = iot_registry_foreach_unkeyed(reg, collect_unkeyed, &l, err);
     if (st == IOT_ENOMEM)
         iot_err_set(err, IOT_ENOMEM, "out of memory listing the registry's certificates");
     if (st != IOT_OK || l.n == 0)
         goto out;
-    if ((st = iot_registry_begin(reg, err)) != IOT_OK)
+    st = iot_registry_begin(reg, err);
+    if (st != IOT_OK)
         goto out;
+    began = true;
     for (size_t i = 0; i < l.n; i++) {
         char spki[IOT_FPR_HEX_LEN + 1];
-        if (!key_from_files(ctx, &l.recs[i], spki))
+        if (!key_from_files(ctx, &l.recs[i], spki)) {
             missing++;
-        else if ((st = iot_registry_set_key(reg, l.recs[i].serial, spki, err)) != IOT_OK)
-            break;
+            continue;
+        }
+        st = iot_registry_set_key(reg, l.recs[i].serial, spki, err);
+        if (st != IOT_OK)
+            goto out;
     }
-    if (st == IOT_OK)
-        st = iot_registry_commit(reg, err);
-    else
-        iot_registry_rollback(reg);
-    if (st == IOT_OK && missing > 0 && iot_registry_upgraded_from(reg) != 0)
+    st = iot_registry_commit(reg, err);
+    if (st != IOT_OK)
+        goto out;
+    if (missing > 0 && iot_registry_upgraded_from(reg) != 0)
         fprintf(stderr,
                 "iotctl: warning: %zu certificates in %s/registry.db have no recorded public key "
                 "(their certificate files are not in %s); a CSR that reuses one of their keys "
                 "cannot be refused\n",
                 missing, ctx->dir, ctx->dir);
 out:
-    if (st == IOT_OK && iot_registry_upgraded_from(reg) != 0)
-        st = iot_registry_foreach_shared_key(reg, warn_shared, NULL, err);
+    if (st != IOT_OK && began)
+        iot_registry_rollback(reg);
     free(l.recs);
     return st;
+}
+
+static iot_status record_keys(const cli_ctx *ctx, iot_registry *reg, iot_err *err)
+{
+    iot_status st = fill_missing_keys(ctx, reg, err);
+    if (st != IOT_OK || iot_registry_upgraded_from(reg) == 0)
+        return st;
+    return iot_registry_foreach_shared_key(reg, warn_shared, NULL, err);
+}
+
+/* The CA key, CA certificate and registry of ctx->dir, each CLI_PATH_MAX. */
+static iot_status pki_paths(const cli_ctx *ctx, char *key, char *cert, char *db, iot_err *err)
+{
+    iot_status st = cli_path(ctx, key, "ca.key", err);
+    if (st != IOT_OK)
+        return st;
+    st = cli_path(ctx, cert, "ca.crt", err);
+    if (st != IOT_OK)
+        return st;
+    return cli_path(ctx, db, "registry.db", err);
 }
 
 iot_status open_pki(const cli_ctx *ctx, pki_ca *ca, iot_registry **reg, iot_err *err)
 {
     char key[CLI_PATH_MAX], cert[CLI_PATH_MAX], db[CLI_PATH_MAX];
-    iot_status st;
     *reg = NULL;
-    if ((st = cli_check_pki(ctx, err)) != IOT_OK ||
-        (st = cli_path(ctx, key, "ca.key", err)) != IOT_OK ||
-        (st = cli_path(ctx, cert, "ca.crt", err)) != IOT_OK ||
-        (st = cli_path(ctx, db, "registry.db", err)) != IOT_OK)
+    iot_status st = cli_check_pki(ctx, err);
+    if (st != IOT_OK)
+        return st;
+    st = pki_paths(ctx, key, cert, db, err);
+    if (st != IOT_OK)
         return st;
     if (!iot_path_exists(key) && !iot_path_exists(cert))
         return iot_err_set(err, IOT_ENOENT,
                            "no CA in %s (ca.key and ca.crt are missing); create one with "
                            "'iotctl --dir %s pki init' or point --dir at an existing PKI",
                            ctx->dir, ctx->dir);
-    if ((st = pki_ca_load(key, cert, ca, err)) != IOT_OK)
+    st = pki_ca_load(key, cert, ca, err);
+    if (st != IOT_OK)
         return st;
     st = iot_registry_open(db, IOT_REGISTRY_WRITE, reg, err);
-    if (st == IOT_OK)
-        st = record_keys(ctx, *reg, err);
+    if (st != IOT_OK)
+        goto out;
+    st = record_keys(ctx, *reg, err);
+out:
     if (st != IOT_OK) {
         iot_registry_close(*reg);
         *reg = NULL;
@@ -162,11 +191,17 @@ iot_status crl_regenerate(const cli_ctx *ctx, const pki_ca *ca, iot_registry *re
     X509_CRL *crl = NULL;
     char *pem = NULL;
     size_t len = 0;
-    iot_status st;
-    if ((st = cli_path(ctx, path, "crl.pem", err)) != IOT_OK ||
-        (st = iot_registry_next_crl_number(reg, number, err)) != IOT_OK ||
-        (st = pki_crl_build(ca, reg, *number, ctx->now, days, &crl, err)) != IOT_OK ||
-        (st = pki_crl_pem(crl, &pem, &len, err)) != IOT_OK)
+    iot_status st = cli_path(ctx, path, "crl.pem", err);
+    if (st != IOT_OK)
+        return st;
+    st = iot_registry_next_crl_number(reg, number, err);
+    if (st != IOT_OK)
+        return st;
+    st = pki_crl_build(ca, reg, *number, ctx->now, days, &crl, err);
+    if (st != IOT_OK)
+        goto out;
+    st = pki_crl_pem(crl, &pem, &len, err);
+    if (st != IOT_OK)
         goto out;
     st = iot_file_replace(path, pem, len, 0644, err);
 out:
@@ -191,11 +226,11 @@ static iot_status archive_files(const identity_files *f, const char *serial, arc
     static const char *const names[] = {"key.pem", "cert.pem", "ca.pem"};
     const char *from[] = {f->key, f->cert, f->ca};
     char sub[sizeof("superseded-") + IOT_SERIAL_HEX_MAX];
-    iot_status st;
     if (!iot_path_exists(f->key) && !iot_path_exists(f->cert) && !iot_path_exists(f->ca))
         return IOT_OK; /* issued with --out elsewhere: nothing here to move */
     snprintf(sub, sizeof(sub), "superseded-%s", serial);
-    if ((st = iot_path_join(a->dir, sizeof(a->dir), f->dir, sub, err)) != IOT_OK)
+    iot_status st = iot_path_join(a->dir, sizeof(a->dir), f->dir, sub, err);
+    if (st != IOT_OK)
         return st;
     if (mkdir(a->dir, 0700) != 0)
         return iot_err_set(err, IOT_EIO, "cannot create %s for the replaced files: %s", a->dir,
@@ -205,7 +240,8 @@ static iot_status archive_files(const identity_files *f, const char *serial, arc
         if (!iot_path_exists(from[i]))
             continue;
         snprintf(a->from[i], sizeof(a->from[i]), "%s", from[i]);
-        if ((st = iot_path_join(a->to[i], sizeof(a->to[i]), a->dir, names[i], err)) != IOT_OK)
+        st = iot_path_join(a->to[i], sizeof(a->to[i]), a->dir, names[i], err);
+        if (st != IOT_OK)
             return st;
         if (rename(a->from[i], a->to[i]) != 0)
             return iot_err_set(err, IOT_EIO, "cannot move %s to %s: %s", a->from[i], a->to[i],
@@ -228,7 +264,6 @@ static iot_status plan_paths(const cli_ctx *ctx, const issue_request *req, ident
                              iot_err *err)
 {
     memset(f, 0, sizeof(*f));
-    iot_status st;
     if (req->out_dir != NULL) {
         int n = snprintf(f->dir, sizeof(f->dir), "%s", req->out_dir);
         if (n < 0 || (size_t)n >= sizeof(f->dir))
@@ -236,14 +271,16 @@ static iot_status plan_paths(const cli_ctx *ctx, const issue_request *req, ident
     } else {
         char sub[CLI_PATH_MAX];
         int n = snprintf(sub, sizeof(sub), "%s/%s", kind_dir(req->kind), req->name);
-        if (n < 0 || (size_t)n >= sizeof(sub) || (st = cli_path(ctx, f->dir, sub, err)) != IOT_OK)
+        if (n < 0 || (size_t)n >= sizeof(sub) || cli_path(ctx, f->dir, sub, err) != IOT_OK)
             return iot_err_set(err, IOT_EINVAL, "output path is too long");
     }
-    if ((st = iot_path_join(f->key, sizeof(f->key), f->dir, "key.pem", err)) != IOT_OK ||
-        (st = iot_path_join(f->cert, sizeof(f->cert), f->dir, "cert.pem", err)) != IOT_OK ||
-        (st = iot_path_join(f->ca, sizeof(f->ca), f->dir, "ca.pem", err)) != IOT_OK)
+    iot_status st = iot_path_join(f->key, sizeof(f->key), f->dir, "key.pem", err);
+    if (st != IOT_OK)
         return st;
-    return IOT_OK;
+    st = iot_path_join(f->cert, sizeof(f->cert), f->dir, "cert.pem", err);
+    if (st != IOT_OK)
+        return st;
+    return iot_path_join(f->ca, sizeof(f->ca), f->dir, "ca.pem", err);
 }
 
 /* All or nothing: refuse before any work if a file is in the way. */
@@ -267,37 +304,48 @@ static void remove_created(identity_files *f)
             unlink(paths[i]);
 }
 
-static iot_status write_identity_files(const pki_ca *ca, EVP_PKEY *key, X509 *cert,
-                                       identity_files *f, iot_err *err)
+/* Writes a certificate's PEM to a new file; created records it. */
+static iot_status write_cert_file(X509 *cert, const char *path, bool *created, iot_err *err)
 {
     char *pem = NULL;
     size_t len = 0;
+    iot_status st = pki_cert_pem(cert, &pem, &len, err);
+    if (st != IOT_OK)
+        return st;
+    st = iot_file_create(path, pem, len, 0644, err);
+    free(pem);
+    *created = st == IOT_OK;
+    return st;
+}
+
+static iot_status write_key_file(EVP_PKEY *key, const char *path, bool *created, iot_err *err)
+{
+    char *pem = NULL;
+    size_t len = 0;
+    iot_status st = pki_key_pem(key, &pem, &len, err);
+    if (st != IOT_OK)
+        return st;
+    st = iot_file_create(path, pem, len, 0600, err);
+    OPENSSL_clear_free(pem, len);
+    *created = st == IOT_OK;
+    return st;
+}
+
+static iot_status write_identity_files(const pki_ca *ca, EVP_PKEY *key, X509 *cert,
+                                       identity_files *f, iot_err *err)
+{
     iot_status st = iot_mkdir_p(f->dir, 0700, err);
     if (st != IOT_OK)
         return st;
     if (key != NULL) {
-        if ((st = pki_key_pem(key, &pem, &len, err)) != IOT_OK)
-            return st;
-        st = iot_file_create(f->key, pem, len, 0600, err);
-        OPENSSL_clear_free(pem, len);
+        st = write_key_file(key, f->key, &f->created[0], err);
         if (st != IOT_OK)
             return st;
-        f->created[0] = true;
     }
-    if ((st = pki_cert_pem(cert, &pem, &len, err)) != IOT_OK)
-        return st;
-    st = iot_file_create(f->cert, pem, len, 0644, err);
-    free(pem);
+    st = write_cert_file(cert, f->cert, &f->created[1], err);
     if (st != IOT_OK)
         return st;
-    f->created[1] = true;
-    if ((st = pki_cert_pem(ca->cert, &pem, &len, err)) != IOT_OK)
-        return st;
-    st = iot_file_create(f->ca, pem, len, 0644, err);
-    free(pem);
-    if (st == IOT_OK)
-        f->created[2] = true;
-    return st;
+    return write_cert_file(ca->cert, f->ca, &f->created[2], err);
 }
 
 /* One key, one identity: the new certificate's key must not be the CA's,
@@ -372,110 +420,198 @@ static void print_issued(const issue_request *req, const identity_files *f,
         printf("  broker ACL   user %s\n", subject);
 }
 
-int issue_identity(cli_ctx *ctx, issue_request *req)
+/* An issue needs a free name; a renewal an enrolled name of the same kind
+ * that is not revoked. existing is the name's current certificate. */
+static iot_status check_enrollment(iot_registry *reg, const issue_request *req, const char *what,
+                                   iot_cert_record *existing, iot_err *err)
 {
-    iot_err err = {0};
-    pki_ca ca = {0};
-    iot_registry *reg = NULL;
-    EVP_PKEY *key = NULL;
-    X509 *cert = NULL;
-    identity_files files = {0};
-    archived_files archived = {0};
-    uint64_t crl_number = 0;
-    pki_cert_facts facts;
-    iot_status st;
-    const char *what = req->kind == IOT_KIND_DEVICE ? "device ID" : "certificate name";
+    bool found = iot_registry_get_by_name(reg, req->name, existing, NULL) == IOT_OK;
+    if (found && !req->renew)
+        return iot_err_set(err, IOT_EEXIST, "%s '%s' is already taken by a %s%s certificate", what,
+                           req->name, existing->revoked ? "revoked " : "",
+                           iot_cert_kind_name(existing->kind));
+    if (req->renew && (!found || existing->kind != req->kind))
+        return iot_err_set(err, IOT_ENOENT, "%s '%s' is not enrolled; enroll it with 'iotctl %s'",
+                           what, req->name,
+                           req->kind == IOT_KIND_DEVICE ? "device add" : "cert server|client");
+    if (req->renew && existing->revoked)
+        return iot_err_set(err, IOT_ESTATE,
+                           "%s '%s' is revoked; a revoked identity is not renewed (enroll the "
+                           "device under a new ID)",
+                           what, req->name);
+    return IOT_OK;
+}
 
-    if ((st = iot_id_check(what, req->name, &err)) != IOT_OK ||
-        (st = open_pki(ctx, &ca, &reg, &err)) != IOT_OK ||
-        (st = iot_registry_begin(reg, &err)) != IOT_OK)
-        goto out;
-    iot_cert_record existing;
-    bool found = iot_registry_get_by_name(reg, req->name, &existing, NULL) == IOT_OK;
-    if (found && !req->renew) {
-        st = iot_err_set(&err, IOT_EEXIST, "%s '%s' is already taken by a %s%s certificate", what,
-                         req->name, existing.revoked ? "revoked " : "",
-                         iot_cert_kind_name(existing.kind));
-        goto out;
+/* Where the files go, a renewal's old files moved aside; refused before
+ * any work if the certificate would outlive the CA or a file is in the
+ * way. */
+static iot_status prepare_files(const cli_ctx *ctx, const pki_ca *ca, const issue_request *req,
+                                const char *old_serial, identity_files *files,
+                                archived_files *archived, iot_err *err)
+{
+    iot_status st = plan_paths(ctx, req, files, err);
+    if (st != IOT_OK)
+        return st;
+    st = check_within_ca(ca, &req->profile, err);
+    if (st != IOT_OK)
+        return st;
+    if (req->renew && req->out_dir == NULL) {
+        st = archive_files(files, old_serial, archived, err);
+        if (st != IOT_OK)
+            return st;
     }
-    if (req->renew && (!found || existing.kind != req->kind)) {
-        st = iot_err_set(&err, IOT_ENOENT, "%s '%s' is not enrolled; enroll it with 'iotctl %s'",
-                         what, req->name,
-                         req->kind == IOT_KIND_DEVICE ? "device add" : "cert server|client");
-        goto out;
-    }
-    if (req->renew && existing.revoked) {
-        st = iot_err_set(&err, IOT_ESTATE,
-                         "%s '%s' is revoked; a revoked identity is not renewed (enroll the "
-                         "device under a new ID)",
-                         what, req->name);
-        goto out;
-    }
-    if ((st = plan_paths(ctx, req, &files, &err)) != IOT_OK ||
-        (st = check_within_ca(&ca, &req->profile, &err)) != IOT_OK)
-        goto out;
-    if (req->renew && req->out_dir == NULL &&
-        (st = archive_files(&files, existing.serial, &archived, &err)) != IOT_OK)
-        goto out;
-    if ((st = check_paths_free(req, &files, &err)) != IOT_OK)
-        goto out;
+    return check_paths_free(req, files, err);
+}
+
+/* The new certificate's key, from the CSR or generated here, and its
+ * fingerprint; a key that another identity holds is refused. */
+static iot_status take_key(const pki_ca *ca, iot_registry *reg, const issue_request *req,
+                           EVP_PKEY **key, char *spki, iot_err *err)
+{
+    iot_status st;
     if (req->csr_path != NULL)
-        st = pki_csr_load(req->csr_path, req->name, &key, &err);
+        st = pki_csr_load(req->csr_path, req->name, key, err);
     else
-        st = pki_key_generate(&key, &err);
-    char spki[IOT_FPR_HEX_LEN + 1];
-    if (st != IOT_OK || (st = pki_key_fingerprint(key, spki, &err)) != IOT_OK ||
-        (st = check_key_unused(&ca, reg, req, spki, &err)) != IOT_OK)
-        goto out;
+        st = pki_key_generate(key, err);
+    if (st != IOT_OK)
+        return st;
+    st = pki_key_fingerprint(*key, spki, err);
+    if (st != IOT_OK)
+        return st;
+    return check_key_unused(ca, reg, req, spki, err);
+}
+
+/* The certificate, its facts and its subject (a client's broker user). */
+static iot_status make_cert(const pki_ca *ca, EVP_PKEY *key, issue_request *req, X509 **cert,
+                            pki_cert_facts *facts, char *subject, size_t subject_size, iot_err *err)
+{
     req->profile.common_name = req->name;
     req->profile.organization = CLI_ORGANIZATION;
     req->profile.unit = req->role;
-    char subject[256];
-    if ((st = pki_issue(&ca, key, &req->profile, &cert, &err)) != IOT_OK ||
-        (st = pki_cert_facts_get(cert, &facts, &err)) != IOT_OK ||
-        (st = pki_subject_text(cert, subject, sizeof(subject), &err)) != IOT_OK)
-        goto out;
+    iot_status st = pki_issue(ca, key, &req->profile, cert, err);
+    if (st != IOT_OK)
+        return st;
+    st = pki_cert_facts_get(*cert, facts, err);
+    if (st != IOT_OK)
+        return st;
+    return pki_subject_text(*cert, subject, subject_size, err);
+}
+
+/* The registry row: added, or for a renewal replacing the old one. */
+static iot_status record_cert(const cli_ctx *ctx, iot_registry *reg, const issue_request *req,
+                              const pki_cert_facts *facts, const char *spki, iot_err *err)
+{
     iot_cert_record rec = {0};
     snprintf(rec.name, sizeof(rec.name), "%s", req->name);
     rec.kind = req->kind;
     snprintf(rec.role, sizeof(rec.role), "%s", req->kind == IOT_KIND_CLIENT ? req->role : "");
-    memcpy(rec.serial, facts.serial, sizeof(rec.serial));
-    memcpy(rec.fingerprint, facts.fingerprint, sizeof(rec.fingerprint));
+    memcpy(rec.serial, facts->serial, sizeof(rec.serial));
+    memcpy(rec.fingerprint, facts->fingerprint, sizeof(rec.fingerprint));
     memcpy(rec.spki, spki, sizeof(rec.spki));
-    rec.not_before = facts.not_before;
-    rec.not_after = facts.not_after;
+    rec.not_before = facts->not_before;
+    rec.not_after = facts->not_after;
     rec.created = (int64_t)ctx->now;
     if (req->renew)
-        st = iot_registry_renew(reg, &rec, (int64_t)ctx->now, &err);
-    else
-        st = iot_registry_add(reg, &rec, &err);
-    if (st != IOT_OK ||
-        (st = write_identity_files(&ca, req->csr_path ? NULL : key, cert, &files, &err)) !=
-            IOT_OK ||
-        (req->renew &&
-         (st = crl_regenerate(ctx, &ca, reg, CLI_DEFAULT_CRL_DAYS, &crl_number, &err)) != IOT_OK) ||
-        (st = iot_registry_commit(reg, &err)) != IOT_OK)
-        goto out;
-    print_issued(req, &files, &facts, subject);
+        return iot_registry_renew(reg, &rec, (int64_t)ctx->now, err);
+    return iot_registry_add(reg, &rec, err);
+}
+
+static void print_renewed(const cli_ctx *ctx, const iot_cert_record *old, uint64_t crl_number,
+                          const archived_files *archived)
+{
+    printf("  replaced     serial %s, revoked as superseded; %s/crl.pem regenerated (CRL "
+           "number %llu)\n",
+           old->serial, ctx->dir, (unsigned long long)crl_number);
+    if (archived->made_dir)
+        printf("  old files    %s\n", archived->dir);
+}
+
+/* What an issue or a renewal holds between its steps. */
+typedef struct issuance {
+    iot_err err;
+    pki_ca ca;
+    iot_registry *reg;
+    EVP_PKEY *key;
+    X509 *cert;
+    identity_files files;
+    archived_files archived;
+    iot_cert_record existing;
+    uint64_t crl_number;
+    pki_cert_facts facts;
+    char spki[IOT_FPR_HEX_LEN + 1];
+    char subject[256];
+} issuance;
+
+/* The checks, in the registry transaction, before any key is made. */
+static iot_status issue_begin(cli_ctx *ctx, const issue_request *req, const char *what,
+                              issuance *is)
+{
+    iot_status st = iot_id_check(what, req->name, &is->err);
+    if (st != IOT_OK)
+        return st;
+    st = open_pki(ctx, &is->ca, &is->reg, &is->err);
+    if (st != IOT_OK)
+        return st;
+    st = iot_registry_begin(is->reg, &is->err);
+    if (st != IOT_OK)
+        return st;
+    st = check_enrollment(is->reg, req, what, &is->existing, &is->err);
+    if (st != IOT_OK)
+        return st;
+    return prepare_files(ctx, &is->ca, req, is->existing.serial, &is->files, &is->archived,
+                         &is->err);
+}
+
+/* Key, certificate, registry row, files, a renewal's CRL, then the commit. */
+static iot_status issue_store(cli_ctx *ctx, issue_request *req, issuance *is)
+{
+    iot_status st = take_key(&is->ca, is->reg, req, &is->key, is->spki, &is->err);
+    if (st != IOT_OK)
+        return st;
+    st = make_cert(&is->ca, is->key, req, &is->cert, &is->facts, is->subject, sizeof(is->subject),
+                   &is->err);
+    if (st != IOT_OK)
+        return st;
+    st = record_cert(ctx, is->reg, req, &is->facts, is->spki, &is->err);
+    if (st != IOT_OK)
+        return st;
+    st = write_identity_files(&is->ca, req->csr_path ? NULL : is->key, is->cert, &is->files,
+                              &is->err);
+    if (st != IOT_OK)
+        return st;
     if (req->renew) {
-        printf("  replaced     serial %s, revoked as superseded; %s/crl.pem regenerated (CRL "
-               "number %llu)\n",
-               existing.serial, ctx->dir, (unsigned long long)crl_number);
-        if (archived.made_dir)
-            printf("  old files    %s\n", archived.dir);
+        st = crl_regenerate(ctx, &is->ca, is->reg, CLI_DEFAULT_CRL_DAYS, &is->crl_number, &is->err);
+        if (st != IOT_OK)
+            return st;
     }
+    return iot_registry_commit(is->reg, &is->err);
+}
+
+int issue_identity(cli_ctx *ctx, issue_request *req)
+{
+    issuance is = {0};
+    const char *what = req->kind == IOT_KIND_DEVICE ? "device ID" : "certificate name";
+    iot_status st = issue_begin(ctx, req, what, &is);
+    if (st != IOT_OK)
+        goto out;
+    st = issue_store(ctx, req, &is);
+    if (st != IOT_OK)
+        goto out;
+    print_issued(req, &is.files, &is.facts, is.subject);
+    if (req->renew)
+        print_renewed(ctx, &is.existing, is.crl_number, &is.archived);
 out:
     if (st != IOT_OK) {
-        if (reg != NULL)
-            iot_registry_rollback(reg);
-        remove_created(&files);
-        restore_files(&archived);
+        if (is.reg != NULL)
+            iot_registry_rollback(is.reg);
+        remove_created(&is.files);
+        restore_files(&is.archived);
     }
-    X509_free(cert);
-    EVP_PKEY_free(key);
-    iot_registry_close(reg);
-    pki_ca_free(&ca);
-    return st == IOT_OK ? CLI_EXIT_OK : cli_fail(&err);
+    X509_free(is.cert);
+    EVP_PKEY_free(is.key);
+    iot_registry_close(is.reg);
+    pki_ca_free(&is.ca);
+    return st == IOT_OK ? CLI_EXIT_OK : cli_fail(&is.err);
 }
 
 static int count_one(const iot_cert_record *rec, void *arg)
@@ -485,26 +621,48 @@ static int count_one(const iot_cert_record *rec, void *arg)
     return 0;
 }
 
+/* The certificate a revocation of name would revoke, and how many the CRL
+ * lists now, from a registry opened read-only. */
+static iot_status revoke_lookup(cli_ctx *ctx, iot_cert_kind kind, const char *name,
+                                iot_cert_record *rec, size_t *listed, iot_err *err)
+{
+    pki_ca ca = {0};
+    iot_registry *reg = NULL;
+    char key[CLI_PATH_MAX], cert[CLI_PATH_MAX], db[CLI_PATH_MAX];
+    iot_status st = cli_check_pki(ctx, err);
+    if (st != IOT_OK)
+        return st;
+    st = pki_paths(ctx, key, cert, db, err);
+    if (st != IOT_OK)
+        return st;
+    st = pki_ca_load(key, cert, &ca, err);
+    if (st != IOT_OK)
+        goto out;
+    st = iot_registry_open(db, IOT_REGISTRY_READONLY, &reg, err);
+    if (st != IOT_OK)
+        goto out;
+    st = iot_registry_revoke_check(reg, kind, name, rec, err);
+    if (st != IOT_OK)
+        goto out;
+    st = iot_registry_foreach_revoked(reg, count_one, listed, err);
+out:
+    iot_registry_close(reg);
+    pki_ca_free(&ca);
+    return st;
+}
+
 /* revoke --dry-run: the same checks, in a read-only registry. */
 static int revoke_dry_run(cli_ctx *ctx, iot_cert_kind kind, const char *name, const char *reason)
 {
     iot_err err = {0};
-    pki_ca ca = {0};
-    iot_registry *reg = NULL;
     iot_cert_record rec;
     size_t listed = 0;
-    char key[CLI_PATH_MAX], cert[CLI_PATH_MAX], db[CLI_PATH_MAX];
-    iot_status st;
     const char *what = kind == IOT_KIND_DEVICE ? "device ID" : "certificate name";
-    if ((st = iot_id_check(what, name, &err)) != IOT_OK ||
-        (st = cli_check_pki(ctx, &err)) != IOT_OK ||
-        (st = cli_path(ctx, key, "ca.key", &err)) != IOT_OK ||
-        (st = cli_path(ctx, cert, "ca.crt", &err)) != IOT_OK ||
-        (st = cli_path(ctx, db, "registry.db", &err)) != IOT_OK ||
-        (st = pki_ca_load(key, cert, &ca, &err)) != IOT_OK ||
-        (st = iot_registry_open(db, IOT_REGISTRY_READONLY, &reg, &err)) != IOT_OK ||
-        (st = iot_registry_revoke_check(reg, kind, name, &rec, &err)) != IOT_OK ||
-        (st = iot_registry_foreach_revoked(reg, count_one, &listed, &err)) != IOT_OK)
+    iot_status st = iot_id_check(what, name, &err);
+    if (st != IOT_OK)
+        goto out;
+    st = revoke_lookup(ctx, kind, name, &rec, &listed, &err);
+    if (st != IOT_OK)
         goto out;
     char until[32];
     cli_format_time(rec.not_after, until, sizeof(until));
@@ -517,8 +675,6 @@ static int revoke_dry_run(cli_ctx *ctx, iot_cert_kind kind, const char *name, co
     printf("  CRL          %s/crl.pem would be regenerated listing %zu certificates\n", ctx->dir,
            listed + 1);
 out:
-    iot_registry_close(reg);
-    pki_ca_free(&ca);
     return st == IOT_OK ? CLI_EXIT_OK : cli_fail(&err);
 }
 
@@ -531,14 +687,24 @@ int revoke_identity(cli_ctx *ctx, iot_cert_kind kind, const char *name, const ch
     pki_ca ca = {0};
     iot_registry *reg = NULL;
     uint64_t number = 0;
-    iot_status st;
     const char *what = kind == IOT_KIND_DEVICE ? "device ID" : "certificate name";
-    if ((st = iot_id_check(what, name, &err)) != IOT_OK ||
-        (st = open_pki(ctx, &ca, &reg, &err)) != IOT_OK ||
-        (st = iot_registry_begin(reg, &err)) != IOT_OK ||
-        (st = iot_registry_revoke(reg, kind, name, reason, (int64_t)ctx->now, &err)) != IOT_OK ||
-        (st = crl_regenerate(ctx, &ca, reg, CLI_DEFAULT_CRL_DAYS, &number, &err)) != IOT_OK ||
-        (st = iot_registry_commit(reg, &err)) != IOT_OK)
+    iot_status st = iot_id_check(what, name, &err);
+    if (st != IOT_OK)
+        goto out;
+    st = open_pki(ctx, &ca, &reg, &err);
+    if (st != IOT_OK)
+        goto out;
+    st = iot_registry_begin(reg, &err);
+    if (st != IOT_OK)
+        goto out;
+    st = iot_registry_revoke(reg, kind, name, reason, (int64_t)ctx->now, &err);
+    if (st != IOT_OK)
+        goto out;
+    st = crl_regenerate(ctx, &ca, reg, CLI_DEFAULT_CRL_DAYS, &number, &err);
+    if (st != IOT_OK)
+        goto out;
+    st = iot_registry_commit(reg, &err);
+    if (st != IOT_OK)
         goto out;
     printf("%s %s: revoked; %s/crl.pem regenerated (CRL number %llu)\n", iot_cert_kind_name(kind),
            name, ctx->dir, (unsigned long long)number);

@@ -104,9 +104,11 @@ static int print_json(cJSON *item)
 static iot_status open_readonly(const cli_ctx *ctx, iot_registry **reg, iot_err *err)
 {
     char db[CLI_PATH_MAX];
-    iot_status st;
-    if ((st = cli_check_pki(ctx, err)) != IOT_OK ||
-        (st = cli_path(ctx, db, "registry.db", err)) != IOT_OK)
+    iot_status st = cli_check_pki(ctx, err);
+    if (st != IOT_OK)
+        return st;
+    st = cli_path(ctx, db, "registry.db", err);
+    if (st != IOT_OK)
         return st;
     return iot_registry_open(db, IOT_REGISTRY_READONLY, reg, err);
 }
@@ -116,9 +118,8 @@ static int parse_flags(const cli_command *self, int argc, char **argv, int posit
 {
     static const struct option opts[] = {
         {"json", no_argument, NULL, 'j'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
-    int c;
     *json = false;
-    while ((c = cmd_getopt(argc, argv, opts)) != -1) {
+    for (int c = cmd_getopt(argc, argv, opts); c != -1; c = cmd_getopt(argc, argv, opts)) {
         switch (c) {
         case 'j':
             *json = true;
@@ -136,6 +137,15 @@ static int parse_flags(const cli_command *self, int argc, char **argv, int posit
     return CLI_EXIT_OK;
 }
 
+static void print_header(int kind)
+{
+    if (kind == IOT_KIND_DEVICE)
+        printf("%-32s %-8s %-21s %9s\n", "ID", "STATE", "NOT AFTER", "DAYS LEFT");
+    else
+        printf("%-32s %-7s %-9s %-8s %-21s %9s\n", "NAME", "KIND", "ROLE", "STATE", "NOT AFTER",
+               "DAYS LEFT");
+}
+
 int listing_run(cli_ctx *ctx, const cli_command *self, int kind, int argc, char **argv)
 {
     bool json;
@@ -145,24 +155,25 @@ int listing_run(cli_ctx *ctx, const cli_command *self, int kind, int argc, char 
     iot_err err = {0};
     iot_registry *reg = NULL;
     list_walk w = {.ctx = ctx, .kind = kind};
-    if (json && (w.array = cJSON_CreateArray()) == NULL) {
-        iot_err_set(&err, IOT_ENOMEM, "out of memory");
-        return cli_fail(&err);
+    if (json) {
+        w.array = cJSON_CreateArray();
+        if (w.array == NULL) {
+            iot_err_set(&err, IOT_ENOMEM, "out of memory");
+            return cli_fail(&err);
+        }
     }
     iot_status st = open_readonly(ctx, &reg, &err);
-    if (st == IOT_OK && !json) {
-        if (kind == IOT_KIND_DEVICE)
-            printf("%-32s %-8s %-21s %9s\n", "ID", "STATE", "NOT AFTER", "DAYS LEFT");
-        else
-            printf("%-32s %-7s %-9s %-8s %-21s %9s\n", "NAME", "KIND", "ROLE", "STATE", "NOT AFTER",
-                   "DAYS LEFT");
-    }
-    if (st == IOT_OK)
-        st = iot_registry_foreach(reg, kind < 0 ? -1 : kind, list_one, &w, &err);
+    if (st != IOT_OK)
+        goto out;
+    if (!json)
+        print_header(kind);
+    st = iot_registry_foreach(reg, kind < 0 ? -1 : kind, list_one, &w, &err);
+    if (st != IOT_OK)
+        goto out;
+    rc = json ? print_json(w.array) : CLI_EXIT_OK;
+out:
     iot_registry_close(reg);
-    if (st == IOT_OK)
-        rc = json ? print_json(w.array) : CLI_EXIT_OK;
-    else
+    if (st != IOT_OK)
         rc = cli_fail(&err);
     cJSON_Delete(w.array);
     return rc;
@@ -244,6 +255,39 @@ static cJSON *history_json(const history *h)
     return a;
 }
 
+/* name's record and the certificates it replaced. */
+static iot_status show_lookup(const cli_ctx *ctx, int kind, const char *name, iot_cert_record *rec,
+                              history *past, iot_err *err)
+{
+    iot_registry *reg = NULL;
+    iot_status st = iot_id_check(kind == IOT_KIND_DEVICE ? "device ID" : "name", name, err);
+    if (st != IOT_OK)
+        return st;
+    st = open_readonly(ctx, &reg, err);
+    if (st != IOT_OK)
+        goto out;
+    st = iot_registry_get_by_name(reg, name, rec, err);
+    if (st != IOT_OK)
+        goto out;
+    st = iot_registry_foreach_superseded(reg, name, add_history, past, err);
+out:
+    iot_registry_close(reg);
+    return st;
+}
+
+/* `device show` shows devices only, `cert show` anything but devices. */
+static iot_status check_show_kind(int kind, const char *name, const iot_cert_record *rec,
+                                  iot_err *err)
+{
+    if (kind >= 0 && rec->kind != (iot_cert_kind)kind)
+        return iot_err_set(err, IOT_ENOENT, "'%s' is a %s certificate, not a %s", name,
+                           iot_cert_kind_name(rec->kind), iot_cert_kind_name((iot_cert_kind)kind));
+    if (kind < 0 && rec->kind == IOT_KIND_DEVICE)
+        return iot_err_set(err, IOT_ENOENT, "'%s' is a device; use 'iotctl device show %s'", name,
+                           name);
+    return IOT_OK;
+}
+
 int listing_show(cli_ctx *ctx, const cli_command *self, int kind, int argc, char **argv)
 {
     bool json;
@@ -252,26 +296,16 @@ int listing_show(cli_ctx *ctx, const cli_command *self, int kind, int argc, char
         return rc < 0 ? CLI_EXIT_OK : rc;
     const char *name = argv[optind];
     iot_err err = {0};
-    iot_registry *reg = NULL;
     iot_cert_record rec;
     static history past; /* large: not on the stack */
     past.n = past.more = 0;
-    iot_status st;
-    if ((st = iot_id_check(kind == IOT_KIND_DEVICE ? "device ID" : "name", name, &err)) == IOT_OK &&
-        (st = open_readonly(ctx, &reg, &err)) == IOT_OK &&
-        (st = iot_registry_get_by_name(reg, name, &rec, &err)) == IOT_OK)
-        st = iot_registry_foreach_superseded(reg, name, add_history, &past, &err);
-    iot_registry_close(reg);
+    iot_status st = show_lookup(ctx, kind, name, &rec, &past, &err);
     if (st == IOT_ENOENT && kind == IOT_KIND_DEVICE)
         iot_err_set(&err, IOT_ENOENT, "no device '%s' in the registry (see 'iotctl device list')",
                     name);
-    if (st == IOT_OK && kind >= 0 && rec.kind != (iot_cert_kind)kind)
-        st = iot_err_set(&err, IOT_ENOENT, "'%s' is a %s certificate, not a %s", name,
-                         iot_cert_kind_name(rec.kind), iot_cert_kind_name((iot_cert_kind)kind));
-    if (st == IOT_OK && kind < 0 && rec.kind == IOT_KIND_DEVICE)
-        st = iot_err_set(&err, IOT_ENOENT, "'%s' is a device; use 'iotctl device show %s'", name,
-                         name);
     if (st != IOT_OK)
+        return cli_fail(&err);
+    if (check_show_kind(kind, name, &rec, &err) != IOT_OK)
         return cli_fail(&err);
     if (!json) {
         print_record(ctx, &rec);

@@ -159,30 +159,36 @@ static bool group_exists(const char *group)
  * so "devcie" is one step from "device". Words longer than the table's
  * names are simply far from all of them. */
 #define WORD_MAX 32
+typedef size_t osa_table[WORD_MAX + 1][WORD_MAX + 1];
+
+/* d[i][j]: the cheapest of a deletion, an insertion, a substitution and,
+ * for two swapped neighbours, a transposition. */
+static size_t osa_cell(osa_table d, const char *a, const char *b, size_t i, size_t j)
+{
+    size_t best = d[i - 1][j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1);
+    if (d[i - 1][j] + 1 < best)
+        best = d[i - 1][j] + 1;
+    if (d[i][j - 1] + 1 < best)
+        best = d[i][j - 1] + 1;
+    if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
+        d[i - 2][j - 2] + 1 < best)
+        best = d[i - 2][j - 2] + 1;
+    return best;
+}
+
 static size_t edit_distance(const char *a, const char *b)
 {
     size_t la = strnlen(a, WORD_MAX + 1), lb = strnlen(b, WORD_MAX + 1);
     if (la > WORD_MAX || lb > WORD_MAX)
         return SIZE_MAX;
-    size_t d[WORD_MAX + 1][WORD_MAX + 1];
+    osa_table d;
     for (size_t i = 0; i <= la; i++)
         d[i][0] = i;
     for (size_t j = 0; j <= lb; j++)
         d[0][j] = j;
-    for (size_t i = 1; i <= la; i++) {
-        for (size_t j = 1; j <= lb; j++) {
-            size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
-            size_t best = d[i - 1][j - 1] + cost;
-            if (d[i - 1][j] + 1 < best)
-                best = d[i - 1][j] + 1;
-            if (d[i][j - 1] + 1 < best)
-                best = d[i][j - 1] + 1;
-            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
-                d[i - 2][j - 2] + 1 < best)
-                best = d[i - 2][j - 2] + 1;
-            d[i][j] = best;
-        }
-    }
+    for (size_t i = 1; i <= la; i++)
+        for (size_t j = 1; j <= lb; j++)
+            d[i][j] = osa_cell(d, a, b, i, j);
     return d[la][lb];
 }
 
@@ -223,6 +229,66 @@ static void print_overview(FILE *out)
                  "Exit status: 0 success, 1 the command failed, 2 the command line is wrong.\n");
 }
 
+/* The global options before the group: returns -1 to go on, with *next
+ * the index of the first word after them, else the exit status. */
+static int parse_global(int argc, char **argv, cli_ctx *ctx, int *next)
+{
+    int i = 1;
+    for (; i < argc && argv[i][0] == '-'; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            print_overview(stdout);
+            return CLI_EXIT_OK;
+        } else if (strcmp(argv[i], "--version") == 0) {
+            printf("iotctl %s (%s)\n", IOT_VERSION, OpenSSL_version(OPENSSL_VERSION));
+            return CLI_EXIT_OK;
+        } else if (strcmp(argv[i], "--dir") == 0 && i + 1 < argc) {
+            ctx->dir = argv[++i];
+        } else if (strncmp(argv[i], "--dir=", 6) == 0) {
+            ctx->dir = argv[i] + 6;
+        } else {
+            fprintf(stderr, "iotctl: unknown or incomplete global option '%s'\n\n", argv[i]);
+            print_overview(stderr);
+            return CLI_EXIT_USAGE;
+        }
+    }
+    *next = i;
+    return -1;
+}
+
+/* The command that words (GROUP COMMAND ...) name, NULL after saying why
+ * there is none. */
+static const cli_command *find_command(int n, char **words)
+{
+    if (n == 0) {
+        print_overview(stderr);
+        return NULL;
+    }
+    if (!group_exists(words[0])) {
+        const char *near = closest(words[0], NULL);
+        fprintf(stderr, "iotctl: unknown command '%s'", words[0]);
+        if (near != NULL)
+            fprintf(stderr, "; did you mean '%s'?", near);
+        fputs("\n\n", stderr);
+        print_overview(stderr);
+        return NULL;
+    }
+    if (n < 2) {
+        fprintf(stderr, "iotctl: '%s' needs a command\n\n", words[0]);
+        print_overview(stderr);
+        return NULL;
+    }
+    const cli_command *cmd = cmd_find(words[0], words[1]);
+    if (cmd == NULL) {
+        const char *near = closest(words[1], words[0]);
+        fprintf(stderr, "iotctl: unknown command '%s %s'", words[0], words[1]);
+        if (near != NULL)
+            fprintf(stderr, "; did you mean '%s %s'?", words[0], near);
+        fputs("\n\n", stderr);
+        print_overview(stderr);
+    }
+    return cmd;
+}
+
 int main(int argc, char **argv)
 {
     /* First of all: the CA key and device keys pass through this process's
@@ -234,51 +300,12 @@ int main(int argc, char **argv)
     if (ctx.dir == NULL || ctx.dir[0] == '\0')
         ctx.dir = "pki";
     int i = 1;
-    for (; i < argc && argv[i][0] == '-'; i++) {
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            print_overview(stdout);
-            return CLI_EXIT_OK;
-        } else if (strcmp(argv[i], "--version") == 0) {
-            printf("iotctl %s (%s)\n", IOT_VERSION, OpenSSL_version(OPENSSL_VERSION));
-            return CLI_EXIT_OK;
-        } else if (strcmp(argv[i], "--dir") == 0 && i + 1 < argc) {
-            ctx.dir = argv[++i];
-        } else if (strncmp(argv[i], "--dir=", 6) == 0) {
-            ctx.dir = argv[i] + 6;
-        } else {
-            fprintf(stderr, "iotctl: unknown or incomplete global option '%s'\n\n", argv[i]);
-            print_overview(stderr);
-            return CLI_EXIT_USAGE;
-        }
-    }
-    if (argc - i == 0) {
-        print_overview(stderr);
+    int rc = parse_global(argc, argv, &ctx, &i);
+    if (rc >= 0)
+        return rc;
+    const cli_command *cmd = find_command(argc - i, argv + i);
+    if (cmd == NULL)
         return CLI_EXIT_USAGE;
-    }
-    if (!group_exists(argv[i])) {
-        const char *near = closest(argv[i], NULL);
-        fprintf(stderr, "iotctl: unknown command '%s'", argv[i]);
-        if (near != NULL)
-            fprintf(stderr, "; did you mean '%s'?", near);
-        fputs("\n\n", stderr);
-        print_overview(stderr);
-        return CLI_EXIT_USAGE;
-    }
-    if (argc - i < 2) {
-        fprintf(stderr, "iotctl: '%s' needs a command\n\n", argv[i]);
-        print_overview(stderr);
-        return CLI_EXIT_USAGE;
-    }
-    const cli_command *cmd = cmd_find(argv[i], argv[i + 1]);
-    if (cmd == NULL) {
-        const char *near = closest(argv[i + 1], argv[i]);
-        fprintf(stderr, "iotctl: unknown command '%s %s'", argv[i], argv[i + 1]);
-        if (near != NULL)
-            fprintf(stderr, "; did you mean '%s %s'?", argv[i], near);
-        fputs("\n\n", stderr);
-        print_overview(stderr);
-        return CLI_EXIT_USAGE;
-    }
     /* The command sees argv[0] = its name, then its own options. */
     int sub_argc = argc - i - 1;
     char **sub_argv = argv + i + 1;

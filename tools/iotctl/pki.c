@@ -75,33 +75,35 @@ iot_status pki_ca_load(const char *key_path, const char *cert_path, pki_ca *ca, 
                            key_path);
     if (st != IOT_OK)
         return st;
-    if ((st = read_pem_bio(key_path, &bio, err)) != IOT_OK)
-        goto fail;
+    st = read_pem_bio(key_path, &bio, err);
+    if (st != IOT_OK)
+        goto out;
     ca->key = PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL);
     BIO_free(bio);
     bio = NULL;
     if (ca->key == NULL) {
         st = ossl_fail(err, IOT_ECRYPTO, "CA key is not a readable PEM private key");
         iot_err_wrap(err, "%s", key_path);
-        goto fail;
+        goto out;
     }
-    if ((st = read_pem_bio(cert_path, &bio, err)) != IOT_OK)
-        goto fail;
+    st = read_pem_bio(cert_path, &bio, err);
+    if (st != IOT_OK)
+        goto out;
     ca->cert = PEM_read_bio_X509(bio, NULL, NULL, NULL);
     BIO_free(bio);
     if (ca->cert == NULL) {
         st = ossl_fail(err, IOT_ECRYPTO, "CA certificate is not a readable PEM certificate");
         iot_err_wrap(err, "%s", cert_path);
-        goto fail;
+        goto out;
     }
     if (X509_check_private_key(ca->cert, ca->key) != 1) {
         st = ossl_fail(err, IOT_ECRYPTO, "CA key does not match the CA certificate");
         iot_err_wrap(err, "%s and %s", key_path, cert_path);
-        goto fail;
+        goto out;
     }
-    return IOT_OK;
-fail:
-    pki_ca_free(ca);
+out:
+    if (st != IOT_OK)
+        pki_ca_free(ca);
     return st;
 }
 
@@ -232,6 +234,27 @@ static iot_status add_profile_extensions(X509 *cert, X509 *issuer, const pki_pro
     return add_sans(cert, p, err);
 }
 
+/* Everything of the certificate but its signature. */
+static iot_status fill_cert(X509 *cert, const pki_ca *ca, EVP_PKEY *subject_key,
+                            const pki_profile *p, iot_err *err)
+{
+    if (!X509_set_version(cert, X509_VERSION_3))
+        return ossl_fail(err, IOT_ECRYPTO, "cannot fill in the certificate");
+    iot_status st = set_random_serial(cert, err);
+    if (st != IOT_OK)
+        return st;
+    st = build_name(X509_get_subject_name(cert), p, err);
+    if (st != IOT_OK)
+        return st;
+    X509_NAME *issuer_name = ca ? X509_get_subject_name(ca->cert) : X509_get_subject_name(cert);
+    if (!X509_set_issuer_name(cert, issuer_name) ||
+        !ASN1_TIME_set(X509_getm_notBefore(cert), p->not_before) ||
+        !ASN1_TIME_set(X509_getm_notAfter(cert), p->not_after) ||
+        !X509_set_pubkey(cert, subject_key))
+        return ossl_fail(err, IOT_ECRYPTO, "cannot fill in the certificate");
+    return add_profile_extensions(cert, ca ? ca->cert : cert, p, err);
+}
+
 iot_status pki_issue(const pki_ca *ca, EVP_PKEY *subject_key, const pki_profile *p, X509 **out,
                      iot_err *err)
 {
@@ -240,32 +263,20 @@ iot_status pki_issue(const pki_ca *ca, EVP_PKEY *subject_key, const pki_profile 
         return iot_err_set(err, IOT_EINVAL, "only a CA certificate may be self-signed");
     if (p->not_after <= p->not_before)
         return iot_err_set(err, IOT_EINVAL, "the validity period ends before it starts");
-    iot_status st = IOT_OK;
     X509 *cert = X509_new();
     if (cert == NULL)
         return ossl_fail(err, IOT_ENOMEM, "out of memory");
-    if (!X509_set_version(cert, X509_VERSION_3) || (st = set_random_serial(cert, err)) != IOT_OK)
-        goto fail;
-    if ((st = build_name(X509_get_subject_name(cert), p, err)) != IOT_OK)
-        goto fail;
-    X509_NAME *issuer_name = ca ? X509_get_subject_name(ca->cert) : X509_get_subject_name(cert);
-    if (!X509_set_issuer_name(cert, issuer_name) ||
-        !ASN1_TIME_set(X509_getm_notBefore(cert), p->not_before) ||
-        !ASN1_TIME_set(X509_getm_notAfter(cert), p->not_after) ||
-        !X509_set_pubkey(cert, subject_key)) {
-        st = ossl_fail(err, IOT_ECRYPTO, "cannot fill in the certificate");
-        goto fail;
-    }
-    if ((st = add_profile_extensions(cert, ca ? ca->cert : cert, p, err)) != IOT_OK)
-        goto fail;
+    iot_status st = fill_cert(cert, ca, subject_key, p, err);
+    if (st != IOT_OK)
+        goto out;
     EVP_PKEY *signer = ca ? ca->key : subject_key;
     if (X509_sign(cert, signer, EVP_sha256()) <= 0) {
         st = ossl_fail(err, IOT_ECRYPTO, "cannot sign the certificate");
-        goto fail;
+        goto out;
     }
     *out = cert;
-    return IOT_OK;
-fail:
+    cert = NULL;
+out:
     X509_free(cert);
     return st;
 }
@@ -394,9 +405,10 @@ iot_status pki_subject_text(X509 *cert, char *buf, size_t size, iot_err *err)
     BIO *bio = BIO_new(BIO_s_mem());
     char *data = NULL;
     long n = 0;
-    if (bio == NULL ||
-        X509_NAME_print_ex(bio, X509_get_subject_name(cert), 0, XN_FLAG_RFC2253) < 0 ||
-        (n = BIO_get_mem_data(bio, &data)) <= 0) {
+    if (bio != NULL &&
+        X509_NAME_print_ex(bio, X509_get_subject_name(cert), 0, XN_FLAG_RFC2253) >= 0)
+        n = BIO_get_mem_data(bio, &data);
+    if (n <= 0) {
         st = ossl_fail(err, IOT_ECRYPTO, "cannot print the certificate subject");
         goto out;
     }
@@ -494,8 +506,11 @@ iot_status pki_csr_parse(const void *buf, size_t len, const char *source, const 
         ERR_clear_error();
         goto out;
     }
-    if ((st = check_device_key(pk, source, err)) != IOT_OK ||
-        (st = check_csr_subject(req, source, expected_cn, err)) != IOT_OK)
+    st = check_device_key(pk, source, err);
+    if (st != IOT_OK)
+        goto out;
+    st = check_csr_subject(req, source, expected_cn, err);
+    if (st != IOT_OK)
         goto out;
     if (!EVP_PKEY_up_ref(pk)) {
         st = ossl_fail(err, IOT_ECRYPTO, "cannot keep the CSR key");
@@ -556,17 +571,23 @@ static int crl_add_revoked(const iot_cert_record *rec, void *ctx)
     ASN1_TIME *when = NULL;
     ASN1_ENUMERATED *reason = NULL;
     int code = rec->revoke_reason[0] ? pki_reason_code(rec->revoke_reason) : -1;
-    int ok = r != NULL && BN_hex2bn(&bn, rec->serial) > 0 &&
-             (serial = BN_to_ASN1_INTEGER(bn, NULL)) != NULL &&
-             X509_REVOKED_set_serialNumber(r, serial) &&
-             (when = ASN1_TIME_set(NULL, (time_t)rec->revoked_at)) != NULL &&
-             X509_REVOKED_set_revocationDate(r, when);
-    if (ok && code > 0) {
-        ok = (reason = ASN1_ENUMERATED_new()) != NULL && ASN1_ENUMERATED_set(reason, code) &&
-             X509_REVOKED_add1_ext_i2d(r, NID_crl_reason, reason, 0, 0);
+    int ok = 0;
+    if (r == NULL || BN_hex2bn(&bn, rec->serial) <= 0)
+        goto out;
+    serial = BN_to_ASN1_INTEGER(bn, NULL);
+    if (serial == NULL || !X509_REVOKED_set_serialNumber(r, serial))
+        goto out;
+    when = ASN1_TIME_set(NULL, (time_t)rec->revoked_at);
+    if (when == NULL || !X509_REVOKED_set_revocationDate(r, when))
+        goto out;
+    if (code > 0) {
+        reason = ASN1_ENUMERATED_new();
+        if (reason == NULL || !ASN1_ENUMERATED_set(reason, code) ||
+            !X509_REVOKED_add1_ext_i2d(r, NID_crl_reason, reason, 0, 0))
+            goto out;
     }
-    if (ok)
-        ok = X509_CRL_add0_revoked(w->crl, r);
+    ok = X509_CRL_add0_revoked(w->crl, r);
+out:
     BN_free(bn);
     ASN1_INTEGER_free(serial);
     ASN1_TIME_free(when);

@@ -8,6 +8,7 @@
 #include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,55 +73,6 @@ static const char HELP[] =
     "signal), 1 a device could not start, its certificate was refused, or readings were\n"
     "still queued at the drain timeout, 2 the command line is wrong.\n";
 
-enum {
-    OPT_GATEWAY = 256,
-    OPT_PKI,
-    OPT_CRL,
-    OPT_DEVICE,
-    OPT_DEVICES,
-    OPT_PREFIX,
-    OPT_STATE,
-    OPT_INTERVAL,
-    OPT_COUNT,
-    OPT_DRAIN,
-    OPT_BATCH,
-    OPT_QUEUE,
-    OPT_SEED,
-    OPT_SENSORS,
-    OPT_THREADS,
-    OPT_BACKOFF_MAX,
-    OPT_CONNECT_TIMEOUT,
-    OPT_TIMEOUT,
-    OPT_HELP,
-    OPT_VERSION,
-};
-
-static const struct option OPTIONS[] = {
-    {"gateway", required_argument, NULL, OPT_GATEWAY},
-    {"pki", required_argument, NULL, OPT_PKI},
-    {"crl", required_argument, NULL, OPT_CRL},
-    {"device", required_argument, NULL, OPT_DEVICE},
-    {"devices", required_argument, NULL, OPT_DEVICES},
-    {"prefix", required_argument, NULL, OPT_PREFIX},
-    {"state", required_argument, NULL, OPT_STATE},
-    {"interval", required_argument, NULL, OPT_INTERVAL},
-    {"count", required_argument, NULL, OPT_COUNT},
-    {"drain-timeout", required_argument, NULL, OPT_DRAIN},
-    {"batch", required_argument, NULL, OPT_BATCH},
-    {"queue", required_argument, NULL, OPT_QUEUE},
-    {"seed", required_argument, NULL, OPT_SEED},
-    {"sensors", required_argument, NULL, OPT_SENSORS},
-    {"threads", required_argument, NULL, OPT_THREADS},
-    {"backoff-max", required_argument, NULL, OPT_BACKOFF_MAX},
-    {"connect-timeout", required_argument, NULL, OPT_CONNECT_TIMEOUT},
-    {"timeout", required_argument, NULL, OPT_TIMEOUT},
-    {"verbose", no_argument, NULL, 'v'},
-    {"quiet", no_argument, NULL, 'q'},
-    {"help", no_argument, NULL, OPT_HELP},
-    {"version", no_argument, NULL, OPT_VERSION},
-    {NULL, 0, NULL, 0},
-};
-
 typedef struct cli {
     sim_options opt;
     const char **ids; /* --device, in order */
@@ -128,6 +80,106 @@ typedef struct cli {
     unsigned long devices; /* --devices */
     const char *prefix;
 } cli;
+
+/* What an option's value is, and so how it is parsed and stored. */
+typedef enum sim_arg {
+    ARG_TEXT,     /* stored as is */
+    ARG_NUMBER,   /* decimal in min..max */
+    ARG_DURATION, /* parse_duration, at least min ms */
+    ARG_DEVICE,   /* a device ID, appended to cli.ids */
+    ARG_SENSORS,  /* parse_sensors */
+    ARG_VERBOSE,
+    ARG_QUIET,
+    ARG_HELP,
+    ARG_VERSION,
+} sim_arg;
+
+typedef struct sim_option {
+    const char *name;
+    int short_name; /* 0: long only */
+    sim_arg arg;
+    size_t offset, size; /* the field in cli */
+    unsigned long min, max;
+    const char *expect; /* what the value must be, for the usage error */
+} sim_option;
+
+#define SIM_FIELD(f) .offset = offsetof(cli, f), .size = sizeof(((cli *)0)->f)
+
+static const sim_option SIM_OPTIONS[] = {
+    {.name = "gateway", .arg = ARG_TEXT, SIM_FIELD(opt.gateway)},
+    {.name = "pki", .arg = ARG_TEXT, SIM_FIELD(opt.pki)},
+    {.name = "crl", .arg = ARG_TEXT, SIM_FIELD(opt.crl)},
+    {.name = "device", .arg = ARG_DEVICE},
+    {.name = "devices",
+     .arg = ARG_NUMBER,
+     SIM_FIELD(devices),
+     .min = 1,
+     .max = DEVICES_MAX,
+     .expect = "a number in 1..100000"},
+    {.name = "prefix", .arg = ARG_TEXT, SIM_FIELD(prefix)},
+    {.name = "state", .arg = ARG_TEXT, SIM_FIELD(opt.state)},
+    {.name = "interval",
+     .arg = ARG_DURATION,
+     SIM_FIELD(opt.interval_ms),
+     .min = 10,
+     .expect = "a duration of 10ms to 24h"},
+    {.name = "count",
+     .arg = ARG_NUMBER,
+     SIM_FIELD(opt.count),
+     .max = UINT32_MAX,
+     .expect = "a number"},
+    {.name = "drain-timeout",
+     .arg = ARG_DURATION,
+     SIM_FIELD(opt.drain_timeout_ms),
+     .expect = "a duration up to 24h"},
+    {.name = "batch",
+     .arg = ARG_NUMBER,
+     SIM_FIELD(opt.batch),
+     .min = 1,
+     .max = IOTD_PROTOCOL_READINGS_MAX,
+     .expect = "a number in 1..64"},
+    {.name = "queue",
+     .arg = ARG_NUMBER,
+     SIM_FIELD(opt.queue),
+     .min = 1,
+     .max = IOTD_QUEUE_CAPACITY_MAX,
+     .expect = "a number in 1..4096"},
+    {.name = "seed",
+     .arg = ARG_NUMBER,
+     SIM_FIELD(opt.seed),
+     .max = ULONG_MAX,
+     .expect = "a number"},
+    {.name = "sensors", .arg = ARG_SENSORS},
+    {.name = "threads",
+     .arg = ARG_NUMBER,
+     SIM_FIELD(opt.threads),
+     .min = 1,
+     .max = 256,
+     .expect = "a number in 1..256"},
+    {.name = "backoff-max",
+     .arg = ARG_DURATION,
+     SIM_FIELD(opt.backoff_max_ms),
+     .min = 100,
+     .expect = "a duration of 100ms to 24h"},
+    {.name = "connect-timeout",
+     .arg = ARG_DURATION,
+     SIM_FIELD(opt.connect_timeout_ms),
+     .min = 10,
+     .expect = "a duration of 10ms to 24h"},
+    {.name = "timeout",
+     .arg = ARG_DURATION,
+     SIM_FIELD(opt.timeout_ms),
+     .min = 10,
+     .expect = "a duration of 10ms to 24h"},
+    {.name = "verbose", .short_name = 'v', .arg = ARG_VERBOSE},
+    {.name = "quiet", .short_name = 'q', .arg = ARG_QUIET},
+    {.name = "help", .arg = ARG_HELP},
+    {.name = "version", .arg = ARG_VERSION},
+};
+
+#define SIM_N_OPTIONS (sizeof(SIM_OPTIONS) / sizeof(SIM_OPTIONS[0]))
+/* getopt_long's value of a long-only option: its index plus this. */
+#define SIM_LONG_ONLY 256
 
 static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
@@ -215,96 +267,72 @@ static void defaults(cli *c)
         c->opt.curves[c->opt.n_curves++] = *iotd_posix_curve_default((iotd_posix_sensor_kind)k);
 }
 
-/* Returns -1 to go on, else the exit status. */
-static int parse_option(cli *c, int opt, char *arg)
+static int bad_value(const sim_option *so, const char *arg)
 {
+    return usage_error("--%s '%s' is not %s", so->name, arg, so->expect);
+}
+
+/* Stores v in a uint32_t or uint64_t field of the given size. */
+static void store_number(void *field, size_t size, unsigned long v)
+{
+    uint32_t v32 = (uint32_t)v;
+    uint64_t v64 = v;
+    if (size == sizeof(v32))
+        memcpy(field, &v32, sizeof(v32));
+    else
+        memcpy(field, &v64, sizeof(v64));
+}
+
+/* Returns -1 to go on, else the exit status. */
+static int apply_value(cli *c, const sim_option *so, char *arg)
+{
+    char *field = (char *)c + so->offset;
+    const char *text = arg;
     unsigned long v = 0;
-    sim_options *o = &c->opt;
-    switch (opt) {
-    case OPT_GATEWAY:
-        o->gateway = arg;
+    uint32_t ms = 0;
+    switch (so->arg) {
+    case ARG_TEXT:
+        memcpy(field, &text, sizeof(text));
         return -1;
-    case OPT_PKI:
-        o->pki = arg;
+    case ARG_NUMBER:
+        if (!parse_ulong(arg, so->min, so->max, &v))
+            return bad_value(so, arg);
+        store_number(field, so->size, v);
         return -1;
-    case OPT_CRL:
-        o->crl = arg;
+    case ARG_DURATION:
+        if (!parse_duration(arg, (uint32_t)so->min, &ms))
+            return bad_value(so, arg);
+        memcpy(field, &ms, sizeof(ms));
         return -1;
-    case OPT_DEVICE:
+    case ARG_DEVICE:
         if (!iot_id_is_valid(arg))
             return usage_error("'%s' is not a device ID (1-64 of [A-Za-z0-9._-])", arg);
         c->ids[c->n_ids++] = arg;
         return -1;
-    case OPT_DEVICES:
-        if (!parse_ulong(arg, 1, DEVICES_MAX, &c->devices))
-            return usage_error("--devices '%s' is not a number in 1..100000", arg);
-        return -1;
-    case OPT_PREFIX:
-        c->prefix = arg;
-        return -1;
-    case OPT_STATE:
-        o->state = arg;
-        return -1;
-    case OPT_INTERVAL:
-        if (!parse_duration(arg, 10, &o->interval_ms))
-            return usage_error("--interval '%s' is not a duration of 10ms to 24h", arg);
-        return -1;
-    case OPT_COUNT:
-        if (!parse_ulong(arg, 0, UINT32_MAX, &v))
-            return usage_error("--count '%s' is not a number", arg);
-        o->count = (uint32_t)v;
-        return -1;
-    case OPT_DRAIN:
-        if (!parse_duration(arg, 0, &o->drain_timeout_ms))
-            return usage_error("--drain-timeout '%s' is not a duration up to 24h", arg);
-        return -1;
-    case OPT_BATCH:
-        if (!parse_ulong(arg, 1, IOTD_PROTOCOL_READINGS_MAX, &v))
-            return usage_error("--batch '%s' is not a number in 1..64", arg);
-        o->batch = (uint32_t)v;
-        return -1;
-    case OPT_QUEUE:
-        if (!parse_ulong(arg, 1, IOTD_QUEUE_CAPACITY_MAX, &v))
-            return usage_error("--queue '%s' is not a number in 1..4096", arg);
-        o->queue = (uint32_t)v;
-        return -1;
-    case OPT_SEED:
-        if (!parse_ulong(arg, 0, ULONG_MAX, &v))
-            return usage_error("--seed '%s' is not a number", arg);
-        o->seed = v;
-        return -1;
-    case OPT_SENSORS:
-        if (!parse_sensors(arg, o))
+    case ARG_SENSORS:
+        if (!parse_sensors(arg, &c->opt))
             return usage_error("--sensors: expected distinct names from temperature, humidity, "
                                "pressure, battery");
         return -1;
-    case OPT_THREADS:
-        if (!parse_ulong(arg, 1, 256, &v))
-            return usage_error("--threads '%s' is not a number in 1..256", arg);
-        o->threads = (uint32_t)v;
+    default:
+        return usage_error("unknown option");
+    }
+}
+
+/* Returns -1 to go on, else the exit status. */
+static int apply_flag(cli *c, const sim_option *so)
+{
+    switch (so->arg) {
+    case ARG_VERBOSE:
+        c->opt.verbose = c->opt.verbose < 0 ? 1 : c->opt.verbose + 1;
         return -1;
-    case OPT_BACKOFF_MAX:
-        if (!parse_duration(arg, 100, &o->backoff_max_ms))
-            return usage_error("--backoff-max '%s' is not a duration of 100ms to 24h", arg);
+    case ARG_QUIET:
+        c->opt.verbose = -1;
         return -1;
-    case OPT_CONNECT_TIMEOUT:
-        if (!parse_duration(arg, 10, &o->connect_timeout_ms))
-            return usage_error("--connect-timeout '%s' is not a duration of 10ms to 24h", arg);
-        return -1;
-    case OPT_TIMEOUT:
-        if (!parse_duration(arg, 10, &o->timeout_ms))
-            return usage_error("--timeout '%s' is not a duration of 10ms to 24h", arg);
-        return -1;
-    case 'v':
-        o->verbose = o->verbose < 0 ? 1 : o->verbose + 1;
-        return -1;
-    case 'q':
-        o->verbose = -1;
-        return -1;
-    case OPT_HELP:
+    case ARG_HELP:
         printf("%s%s", USAGE, HELP);
         return 0;
-    case OPT_VERSION:
+    case ARG_VERSION:
         printf("iotsim %s (%s)\n", IOT_VERSION, MBEDTLS_VERSION_STRING_FULL);
         return 0;
     default:
@@ -312,24 +340,48 @@ static int parse_option(cli *c, int opt, char *arg)
     }
 }
 
-static int parse(cli *c, int argc, char **argv)
+static bool takes_value(const sim_option *so)
 {
-    c->ids = calloc((size_t)argc, sizeof(*c->ids));
-    if (c->ids == NULL)
-        return 1;
-    opterr = 0;
-    int opt;
-    while ((opt = getopt_long(argc, argv, ":vq", OPTIONS, NULL)) != -1) {
-        if (opt == ':')
-            return usage_error("option '%s' needs a value", argv[optind - 1]);
-        if (opt == '?')
-            return usage_error("unknown option '%s'", argv[optind - 1]);
-        int rc = parse_option(c, opt, optarg);
-        if (rc >= 0)
-            return rc;
+    return so->arg <= ARG_SENSORS;
+}
+
+/* The option getopt_long returned as val, NULL if none. */
+static const sim_option *find_option(int val)
+{
+    if (val >= SIM_LONG_ONLY && (size_t)(val - SIM_LONG_ONLY) < SIM_N_OPTIONS)
+        return &SIM_OPTIONS[val - SIM_LONG_ONLY];
+    for (size_t i = 0; i < SIM_N_OPTIONS; i++)
+        if (val != 0 && SIM_OPTIONS[i].short_name == val)
+            return &SIM_OPTIONS[i];
+    return NULL;
+}
+
+/* Returns -1 to go on, else the exit status. */
+static int parse_option(cli *c, int val, char *arg)
+{
+    const sim_option *so = find_option(val);
+    if (so == NULL)
+        return usage_error("unknown option");
+    return takes_value(so) ? apply_value(c, so, arg) : apply_flag(c, so);
+}
+
+/* getopt_long's table, made from SIM_OPTIONS. */
+static void long_options(struct option longopts[SIM_N_OPTIONS + 1])
+{
+    for (size_t i = 0; i < SIM_N_OPTIONS; i++) {
+        const sim_option *so = &SIM_OPTIONS[i];
+        longopts[i] = (struct option){
+            .name = so->name,
+            .has_arg = takes_value(so) ? required_argument : no_argument,
+            .val = so->short_name ? so->short_name : SIM_LONG_ONLY + (int)i,
+        };
     }
-    if (optind < argc)
-        return usage_error("unexpected argument '%s'", argv[optind]);
+    longopts[SIM_N_OPTIONS] = (struct option){0};
+}
+
+/* Options that depend on one another, once all are read. */
+static int check_options(const cli *c)
+{
     if (c->opt.gateway == NULL)
         return usage_error("--gateway URL is required");
     char host[IOTD_POSIX_HOST_MAX + 1], port[6];
@@ -352,6 +404,29 @@ static int parse(cli *c, int argc, char **argv)
             if (strcmp(c->ids[i], c->ids[j]) == 0)
                 return usage_error("device '%s' is given twice", c->ids[i]);
     return -1;
+}
+
+static int parse(cli *c, int argc, char **argv)
+{
+    struct option longopts[SIM_N_OPTIONS + 1];
+    c->ids = calloc((size_t)argc, sizeof(*c->ids));
+    if (c->ids == NULL)
+        return 1;
+    long_options(longopts);
+    opterr = 0;
+    for (int opt = getopt_long(argc, argv, ":vq", longopts, NULL); opt != -1;
+         opt = getopt_long(argc, argv, ":vq", longopts, NULL)) {
+        if (opt == ':')
+            return usage_error("option '%s' needs a value", argv[optind - 1]);
+        if (opt == '?')
+            return usage_error("unknown option '%s'", argv[optind - 1]);
+        int rc = parse_option(c, opt, optarg);
+        if (rc >= 0)
+            return rc;
+    }
+    if (optind < argc)
+        return usage_error("unexpected argument '%s'", argv[optind]);
+    return check_options(c);
 }
 
 static int add_devices(sim *s, const cli *c)
