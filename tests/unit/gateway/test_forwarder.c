@@ -257,6 +257,16 @@ static void start_broker(void)
     assert_true(port_open());
 }
 
+/* Returns once the broker is stopped, not when the signal is sent: a
+ * broker still running could PUBACK what the test expects to be held. */
+static void pause_broker(void)
+{
+    int status = 0;
+    assert_int_equal(kill(broker_pid, SIGSTOP), 0);
+    assert_int_equal(waitpid(broker_pid, &status, WUNTRACED), broker_pid);
+    assert_true(WIFSTOPPED(status));
+}
+
 static void stop_broker(int sig)
 {
     if (broker_pid <= 0)
@@ -567,7 +577,7 @@ static void test_acks_only_after_puback(void **state)
     harness h;
     start_forwarder(&h, 8, 65536);
     run_until(&h, is_state, GW_FWD_CONNECTED, "the connection");
-    kill(broker_pid, SIGSTOP);
+    pause_broker();
     for (int i = 1; i <= 5; i++)
         add_row(&h.store, i, 0);
     gw_forwarder_notify(h.fw);
@@ -595,7 +605,7 @@ static void test_resends_after_broker_restart(void **state)
     run_until(&h, is_state, GW_FWD_CONNECTED, "the connection");
     int fetches = h.store.fetches_from_start;
     uint64_t connects = gw_metric_get(GW_M_MQTT_CONNECTS);
-    kill(broker_pid, SIGSTOP);
+    pause_broker();
     for (int i = 1; i <= 5; i++)
         add_row(&h.store, i, 0);
     gw_forwarder_notify(h.fw);
