@@ -271,7 +271,10 @@ static void stop_broker(int sig)
 {
     if (broker_pid <= 0)
         return;
-    kill(broker_pid, SIGCONT);
+    /* SIGKILL takes a paused broker as it is: resumed first, it could
+     * still acknowledge what it holds. */
+    if (sig != SIGKILL)
+        kill(broker_pid, SIGCONT);
     kill(broker_pid, sig);
     waitpid(broker_pid, NULL, 0);
     broker_pid = 0;
