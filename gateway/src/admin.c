@@ -13,7 +13,6 @@
 
 #include <openssl/crypto.h>
 
-#include "forwarder.h"
 #include "iot/fsutil.h"
 #include "log.h"
 #include "metrics.h"
@@ -23,7 +22,9 @@
 #define TOKEN_MAX   256
 
 struct gw_admin {
-    gw_app *app;
+    void (*status)(void *ctx, gw_admin_status *out);
+    void *status_ctx;
+    int max_conns;
     struct evhttp *http;
     struct event_base *base;
     char token[TOKEN_MAX + 1]; /* "" when no token is required */
@@ -56,7 +57,7 @@ static bool take_slot(gw_admin *a, struct evhttp_request *req)
     for (int i = 0; i < a->n_conns; i++)
         if (a->conns[i] == conn)
             return true;
-    if (a->n_conns >= a->app->cfg.admin_max_connections)
+    if (a->n_conns >= a->max_conns)
         return false;
     a->conns[a->n_conns++] = conn;
     evhttp_connection_set_closecb(conn, forget_connection, a);
@@ -157,8 +158,9 @@ static void handle_healthz(struct evhttp_request *req, void *arg)
     gw_admin *a = arg;
     if (!admit(a, req))
         return;
-    bool draining = atomic_load(&a->app->draining);
-    bool broker = gw_forwarder_connected(a->app->forwarder);
+    gw_admin_status status = {0};
+    a->status(a->status_ctx, &status);
+    bool draining = status.draining;
     cJSON *o = cJSON_CreateObject();
     char *text = NULL;
     if (o) {
@@ -167,9 +169,10 @@ static void handle_healthz(struct evhttp_request *req, void *arg)
         cJSON_AddStringToObject(o, "status", draining ? "draining" : "ok");
         cJSON_AddBoolToObject(o, "live", true);
         cJSON_AddBoolToObject(o, "ready", !draining);
-        cJSON_AddStringToObject(o, "broker", broker ? "connected" : "disconnected");
-        cJSON_AddNumberToObject(o, "outbox_depth", (double)gw_outbox_depth(a->app->outbox));
-        cJSON_AddNumberToObject(o, "outbox_max", (double)a->app->cfg.outbox_max);
+        cJSON_AddStringToObject(o, "broker",
+                                status.broker_connected ? "connected" : "disconnected");
+        cJSON_AddNumberToObject(o, "outbox_depth", (double)status.outbox_depth);
+        cJSON_AddNumberToObject(o, "outbox_max", (double)status.outbox_max);
         text = cJSON_PrintUnformatted(o);
     }
     if (text)
@@ -203,7 +206,8 @@ static void handle_other(struct evhttp_request *req, void *arg)
     send_text(req, 404, "application/json", body, sizeof(body) - 1);
 }
 
-iot_status gw_admin_start(gw_app *app, struct event_base *base, gw_admin **out, iot_err *err)
+iot_status gw_admin_start(const gw_admin_options *opt, struct event_base *base, gw_admin **out,
+                          iot_err *err)
 {
     *out = NULL;
     gw_admin *a = calloc(1, sizeof(*a));
@@ -211,16 +215,18 @@ iot_status gw_admin_start(gw_app *app, struct event_base *base, gw_admin **out, 
         free(a);
         return iot_err_set(err, IOT_ENOMEM, "out of memory");
     }
-    a->app = app;
+    a->status = opt->status;
+    a->status_ctx = opt->status_ctx;
+    a->max_conns = opt->max_connections;
     a->base = base;
-    if (app->cfg.admin_token_file[0] != '\0') {
-        iot_status st = load_token(a, app->cfg.admin_token_file, err);
+    if (opt->token_file != NULL && opt->token_file[0] != '\0') {
+        iot_status st = load_token(a, opt->token_file, err);
         if (st != IOT_OK) {
             gw_admin_stop(a);
             return st;
         }
     }
-    a->conns = calloc((size_t)app->cfg.admin_max_connections, sizeof(*a->conns));
+    a->conns = calloc((size_t)opt->max_connections, sizeof(*a->conns));
     if (a->conns == NULL) {
         gw_admin_stop(a);
         return iot_err_set(err, IOT_ENOMEM, "out of memory");
@@ -234,10 +240,9 @@ iot_status gw_admin_start(gw_app *app, struct event_base *base, gw_admin **out, 
     evhttp_set_gencb(a->http, handle_other, a);
     struct sockaddr_storage ss;
     int sslen = sizeof(ss);
-    if (evutil_parse_sockaddr_port(app->cfg.admin_listen, (struct sockaddr *)&ss, &sslen) != 0) {
+    if (evutil_parse_sockaddr_port(opt->listen, (struct sockaddr *)&ss, &sslen) != 0) {
         gw_admin_stop(a);
-        return iot_err_set(err, IOT_EINVAL, "admin_listen '%s' is not host:port",
-                           app->cfg.admin_listen);
+        return iot_err_set(err, IOT_EINVAL, "admin_listen '%s' is not host:port", opt->listen);
     }
     struct evconnlistener *l = evconnlistener_new_bind(
         base, NULL, NULL, LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 64,
@@ -247,14 +252,14 @@ iot_status gw_admin_start(gw_app *app, struct event_base *base, gw_admin **out, 
         if (l)
             evconnlistener_free(l);
         gw_admin_stop(a);
-        return iot_err_set(err, IOT_EIO, "cannot listen on admin_listen %s: %s",
-                           app->cfg.admin_listen, strerror(saved));
+        return iot_err_set(err, IOT_EIO, "cannot listen on admin_listen %s: %s", opt->listen,
+                           strerror(saved));
     }
-    if (app->cfg.admin_remote)
+    if (opt->remote)
         gw_log(GW_LOG_WARN, "admin.exposed",
                "address=%s detail=\"the admin listener is off loopback (admin_remote = yes); "
                "every request needs the bearer token\"",
-               app->cfg.admin_listen);
+               opt->listen);
     *out = a;
     return IOT_OK;
 }

@@ -12,14 +12,36 @@
 #ifndef GW_ADMIN_H
 #define GW_ADMIN_H
 
+#include <stdbool.h>
+#include <stdint.h>
+
 #include <event2/event.h>
 
-#include "app.h"
 #include "iot/status.h"
 
 typedef struct gw_admin gw_admin;
 
-iot_status gw_admin_start(gw_app *app, struct event_base *base, gw_admin **out, iot_err *err);
+/* What /healthz reports, asked for on each request. */
+typedef struct gw_admin_status {
+    bool draining; /* stopping: not ready */
+    bool broker_connected;
+    int64_t outbox_depth;
+    int64_t outbox_max;
+} gw_admin_status;
+
+typedef struct gw_admin_options {
+    const char *listen;     /* "host:port" (admin_listen) */
+    bool remote;            /* admin_remote: off loopback, said in a warning */
+    const char *token_file; /* admin_token_file; NULL or "": no token required */
+    int max_connections;    /* admin_max_connections */
+    void (*status)(void *ctx, gw_admin_status *out);
+    void *status_ctx;
+} gw_admin_options;
+
+/* Reads what it needs from opt during the call (nothing is kept but the
+ * status callback). */
+iot_status gw_admin_start(const gw_admin_options *opt, struct event_base *base, gw_admin **out,
+                          iot_err *err);
 void gw_admin_stop(gw_admin *admin);
 
 #endif

@@ -1,20 +1,21 @@
-/* The daemon's shared state: what every thread may read. Built by main.c,
- * torn down there; modules get a pointer. */
+/* What the device request path shares across its worker threads: built
+ * and torn down by main.c, read by ingest.c. Every other module takes its
+ * own options struct (forwarder.h, admin.h, identity.h, tls.h) filled by
+ * main.c, so it sees only what it uses. */
 #ifndef GW_APP_H
 #define GW_APP_H
 
 #include <stdatomic.h>
 #include <stdbool.h>
 
-#include <openssl/ssl.h>
+#include <openssl/types.h>
 
 #include "config.h"
-#include "identity.h"
 #include "outbox.h"
 #include "payload.h"
 #include "ratelimit.h"
 
-typedef struct gw_forwarder gw_forwarder;
+typedef struct gw_identity gw_identity;
 
 typedef struct gw_app {
     gw_config cfg;
@@ -23,7 +24,6 @@ typedef struct gw_app {
     gw_outbox *outbox;
     gw_ratelimit *ratelimit;
     SSL_CTX *device_tls;
-    gw_forwarder *forwarder;
     atomic_bool draining; /* SIGTERM received: refuse new work with 503 */
 } gw_app;
 

@@ -19,11 +19,12 @@
 #include <openssl/x509_vfy.h>
 #include <openssl/x509v3.h>
 
+#include "identity.h"
 #include "log.h"
 #include "message.h"
 #include "metrics.h"
 
-#define CONNECT_TIMEOUT 10 /* seconds to get a CONNACK */
+#define CONNECT_TIMEOUT_MS 10000 /* to get a CONNACK, unless the options say otherwise */
 
 typedef struct inflight {
     int mid;
@@ -32,30 +33,36 @@ typedef struct inflight {
 } inflight;
 
 struct gw_forwarder {
-    gw_app *app;
+    /* The options with their strings copied: the caller's may go away. */
+    gw_forwarder_options opt;
+    char host[256];
+    char ca_path[512];
+    char cert_path[512];
+    char key_path[512];
+    char crl_path[512];
+    char topic_prefix[128];
+    gw_forwarder_store store;
     struct event_base *base;
     struct mosquitto *mosq;
     struct event *sock_ev;
     struct event *write_ev;
     struct event *misc_ev;
-    struct event *wake_ev;     /* new rows, from the committer thread */
-    struct event *retry_ev;    /* reconnect after a backoff */
-    struct event *teardown_ev; /* leave libmosquitto callbacks before destroying */
-    struct event *deadline_ev; /* CONNACK timeout */
-    gw_outbox_reader *reader;
-    atomic_bool connected;
-    int64_t cursor; /* last outbox id handed to libmosquitto */
+    struct event *wake_ev;            /* new rows, from the committer thread */
+    struct event *retry_ev;           /* reconnect after a backoff */
+    struct event *teardown_ev;        /* leave libmosquitto callbacks before destroying */
+    struct event *deadline_ev;        /* CONNACK timeout */
+    _Atomic gw_forwarder_state state; /* read by gw_forwarder_connected on any thread */
+    int64_t cursor;                   /* last outbox id handed to libmosquitto */
     inflight *window;
     int window_cap;
     int n_inflight;
     int64_t *acked; /* PUBACKed outbox ids not yet handed to the outbox */
     int n_acked;
-    int attempt;
-    bool refused; /* the last connection ended on a refused publish */
+    int attempt;       /* reconnects since the last success: the backoff exponent */
+    bool backoff_held; /* entered REFUSED: CONNACK does not reset `attempt`, a PUBACK does */
     char client_id[128];
     char status_topic[160]; /* gateway/<certificate CN>/status, "" if unknown */
-    char *msg;              /* mqtt_max_packet bytes: no message that fits is larger */
-    bool stopping;
+    char *msg;              /* max_packet bytes: no message that fits is larger */
     /* TLS to the broker: built here rather than by libmosquitto so that the
      * broker's certificate is checked against the CRL in force. Rebuilt
      * when the identity generation changes (a reload), so each new
@@ -72,12 +79,100 @@ static int ex_forwarder = -1; /* SSL_CTX ex_data: gw_forwarder * */
 static void schedule_reconnect(gw_forwarder *fw);
 static void pump(gw_forwarder *fw);
 
+const char *gw_forwarder_state_name(gw_forwarder_state s)
+{
+    switch (s) {
+    case GW_FWD_IDLE:
+        return "idle";
+    case GW_FWD_CONNECTING:
+        return "connecting";
+    case GW_FWD_CONNECTED:
+        return "connected";
+    case GW_FWD_CLOSING:
+        return "closing";
+    case GW_FWD_REFUSED:
+        return "refused";
+    case GW_FWD_BACKOFF:
+        return "backoff";
+    case GW_FWD_STOPPING:
+        return "stopping";
+    case GW_FWD_STATE_COUNT:
+        break;
+    }
+    return "invalid";
+}
+
+bool gw_forwarder_transition_allowed(gw_forwarder_state from, gw_forwarder_state to)
+{
+    if ((int)from < 0 || from >= GW_FWD_STATE_COUNT || (int)to < 0 || to >= GW_FWD_STATE_COUNT)
+        return false;
+    if (to == GW_FWD_STOPPING)
+        return from != GW_FWD_STOPPING;
+    switch (from) {
+    case GW_FWD_IDLE:
+        return to == GW_FWD_BACKOFF;
+    case GW_FWD_BACKOFF:
+        return to == GW_FWD_CONNECTING;
+    case GW_FWD_CONNECTING:
+        return to == GW_FWD_CONNECTED || to == GW_FWD_CLOSING || to == GW_FWD_BACKOFF;
+    case GW_FWD_CONNECTED:
+        return to == GW_FWD_CLOSING || to == GW_FWD_REFUSED;
+    case GW_FWD_CLOSING:
+        /* A refused PUBACK read in the same batch as the failure. */
+        return to == GW_FWD_BACKOFF || to == GW_FWD_REFUSED;
+    case GW_FWD_REFUSED:
+        return to == GW_FWD_BACKOFF;
+    case GW_FWD_STOPPING:
+    case GW_FWD_STATE_COUNT:
+        break;
+    }
+    return false;
+}
+
+/* The one place the state changes: a change the diagram does not have is
+ * a bug, logged and not made. Counters and gauges that follow the
+ * connection change here too. */
+static bool set_state(gw_forwarder *fw, gw_forwarder_state to)
+{
+    gw_forwarder_state from = atomic_load(&fw->state);
+    if (!gw_forwarder_transition_allowed(from, to)) {
+        gw_log(GW_LOG_ERROR, "mqtt.invalid_transition", "from=%s to=%s",
+               gw_forwarder_state_name(from), gw_forwarder_state_name(to));
+        return false;
+    }
+    atomic_store(&fw->state, to);
+    gw_log(GW_LOG_DEBUG, "mqtt.state", "from=%s to=%s", gw_forwarder_state_name(from),
+           gw_forwarder_state_name(to));
+    if (from == GW_FWD_CONNECTED) {
+        gw_metric_inc(GW_M_MQTT_DISCONNECTS);
+        gw_gauge_set(GW_G_MQTT_CONNECTED, 0);
+    }
+    if (to == GW_FWD_CONNECTED) {
+        if (!fw->backoff_held)
+            fw->attempt = 0;
+        gw_metric_inc(GW_M_MQTT_CONNECTS);
+        gw_gauge_set(GW_G_MQTT_CONNECTED, 1);
+    }
+    if (to == GW_FWD_REFUSED)
+        fw->backoff_held = true;
+    if (fw->opt.on_state != NULL)
+        fw->opt.on_state(fw->opt.on_state_ctx, from, to);
+    return true;
+}
+
+/* A failure noticed while a client exists; later ones are the same failure. */
+static bool has_live_client(const gw_forwarder *fw)
+{
+    gw_forwarder_state s = atomic_load(&fw->state);
+    return fw->mosq != NULL && (s == GW_FWD_CONNECTING || s == GW_FWD_CONNECTED);
+}
+
 /* PUBACKs are handed to the outbox once per socket event rather than one
  * by one: one lock and one committer wake-up for a whole batch. */
 static void flush_acks(gw_forwarder *fw)
 {
     if (fw->n_acked > 0)
-        gw_outbox_ack(fw->app->outbox, fw->acked, (size_t)fw->n_acked);
+        fw->store.ack(fw->store.ctx, fw->acked, (size_t)fw->n_acked);
     fw->n_acked = 0;
 }
 
@@ -92,14 +187,11 @@ static void teardown(gw_forwarder *fw)
         event_free(fw->write_ev);
         fw->write_ev = NULL;
     }
-    event_del(fw->deadline_ev);
+    if (fw->deadline_ev)
+        event_del(fw->deadline_ev);
     if (fw->mosq) {
         mosquitto_destroy(fw->mosq);
         fw->mosq = NULL;
-    }
-    if (atomic_exchange(&fw->connected, false)) {
-        gw_metric_inc(GW_M_MQTT_DISCONNECTS);
-        gw_gauge_set(GW_G_MQTT_CONNECTED, 0);
     }
     fw->n_inflight = 0;
     fw->cursor = 0;
@@ -114,9 +206,8 @@ static bool broker_cert_refused(gw_forwarder *fw)
         return false;
     gw_metric_inc(GW_M_MQTT_CERT_REFUSED);
     gw_log(GW_LOG_ERROR, "mqtt.certificate_refused",
-           "broker=%s:%d reason=\"%s\" subject=\"%s\" action=\"%s\"", fw->app->cfg.mqtt_host,
-           fw->app->cfg.mqtt_port, X509_verify_cert_error_string(fw->verify_error),
-           fw->verify_subject,
+           "broker=%s:%d reason=\"%s\" subject=\"%s\" action=\"%s\"", fw->host, fw->opt.port,
+           X509_verify_cert_error_string(fw->verify_error), fw->verify_subject,
            fw->verify_error == X509_V_ERR_CERT_REVOKED
                ? "the broker's certificate is revoked in the CRL: give the broker a new "
                  "certificate (iotctl cert server); readings stay in the outbox"
@@ -128,15 +219,16 @@ static bool broker_cert_refused(gw_forwarder *fw)
 
 /* Called where a failure is noticed; the real work happens outside any
  * libmosquitto callback. */
-static void connection_lost(gw_forwarder *fw, const char *why)
+static void connection_lost(gw_forwarder *fw, gw_forwarder_state to, const char *why)
 {
-    if (fw->mosq == NULL || event_pending(fw->teardown_ev, EV_TIMEOUT, NULL))
+    if (!has_live_client(fw))
         return;
     if (broker_cert_refused(fw))
         why = "broker certificate refused";
-    gw_log(GW_LOG_WARN, "mqtt.disconnected", "broker=%s:%d reason=\"%s\"", fw->app->cfg.mqtt_host,
-           fw->app->cfg.mqtt_port, why);
-    event_active(fw->teardown_ev, EV_TIMEOUT, 0);
+    gw_log(GW_LOG_WARN, "mqtt.disconnected", "broker=%s:%d reason=\"%s\"", fw->host, fw->opt.port,
+           why);
+    if (set_state(fw, to))
+        event_active(fw->teardown_ev, EV_TIMEOUT, 0);
 }
 
 static void on_teardown(evutil_socket_t fd, short what, void *arg)
@@ -144,7 +236,7 @@ static void on_teardown(evutil_socket_t fd, short what, void *arg)
     (void)fd, (void)what;
     gw_forwarder *fw = arg;
     teardown(fw);
-    if (!fw->stopping)
+    if (set_state(fw, GW_FWD_BACKOFF))
         schedule_reconnect(fw);
 }
 
@@ -179,14 +271,14 @@ static bool connect_failed(evutil_socket_t fd, short what)
 static void on_socket_event(evutil_socket_t fd, short what, void *arg)
 {
     gw_forwarder *fw = arg;
-    if (!atomic_load(&fw->connected) && connect_failed(fd, what)) {
-        connection_lost(fw, "connection refused or unreachable");
+    if (atomic_load(&fw->state) != GW_FWD_CONNECTED && connect_failed(fd, what)) {
+        connection_lost(fw, GW_FWD_CLOSING, "connection refused or unreachable");
         return;
     }
     int rc = mosquitto_loop(fw->mosq, 0, 1);
     flush_acks(fw);
     if (rc != MOSQ_ERR_SUCCESS) {
-        connection_lost(fw, mosquitto_strerror(rc));
+        connection_lost(fw, GW_FWD_CLOSING, mosquitto_strerror(rc));
         return;
     }
     /* Refill once half the window is free: one outbox query per batch, not
@@ -204,7 +296,7 @@ static void on_misc(evutil_socket_t fd, short what, void *arg)
         return;
     int rc = mosquitto_loop_misc(fw->mosq);
     if (rc != MOSQ_ERR_SUCCESS) {
-        connection_lost(fw, mosquitto_strerror(rc));
+        connection_lost(fw, GW_FWD_CLOSING, mosquitto_strerror(rc));
         return;
     }
     update_write_interest(fw);
@@ -213,7 +305,7 @@ static void on_misc(evutil_socket_t fd, short what, void *arg)
 static void on_deadline(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd, (void)what;
-    connection_lost(arg, "no CONNACK within the connect timeout");
+    connection_lost(arg, GW_FWD_CLOSING, "no CONNACK within the connect timeout");
 }
 
 static void on_connect(struct mosquitto *mosq, void *arg, int rc)
@@ -221,22 +313,18 @@ static void on_connect(struct mosquitto *mosq, void *arg, int rc)
     (void)mosq;
     gw_forwarder *fw = arg;
     if (rc != 0) {
-        gw_log(GW_LOG_ERROR, "mqtt.refused", "broker=%s:%d reason=\"%s\"", fw->app->cfg.mqtt_host,
-               fw->app->cfg.mqtt_port, mosquitto_reason_string(rc));
-        connection_lost(fw, mosquitto_reason_string(rc));
+        gw_log(GW_LOG_ERROR, "mqtt.refused", "broker=%s:%d reason=\"%s\"", fw->host, fw->opt.port,
+               mosquitto_reason_string(rc));
+        connection_lost(fw, GW_FWD_CLOSING, mosquitto_reason_string(rc));
         return;
     }
+    if (!set_state(fw, GW_FWD_CONNECTED))
+        return;
     event_del(fw->deadline_ev);
-    if (!fw->refused) /* after a refusal, keep backing off until a publish succeeds */
-        fw->attempt = 0;
     fw->cursor = 0;
     fw->n_inflight = 0;
-    atomic_store(&fw->connected, true);
-    gw_metric_inc(GW_M_MQTT_CONNECTS);
-    gw_gauge_set(GW_G_MQTT_CONNECTED, 1);
-    gw_log(GW_LOG_INFO, "mqtt.connected", "broker=%s:%d client_id=%s outbox_depth=%lld",
-           fw->app->cfg.mqtt_host, fw->app->cfg.mqtt_port, fw->client_id,
-           (long long)gw_outbox_depth(fw->app->outbox));
+    gw_log(GW_LOG_INFO, "mqtt.connected", "broker=%s:%d client_id=%s outbox_depth=%lld", fw->host,
+           fw->opt.port, fw->client_id, (long long)fw->store.depth(fw->store.ctx));
     if (fw->status_topic[0]) /* retained, so consumers see the state on subscribing */
         mosquitto_publish(fw->mosq, NULL, fw->status_topic, 6, "online", 1, true);
     pump(fw);
@@ -245,7 +333,7 @@ static void on_connect(struct mosquitto *mosq, void *arg, int rc)
 static void on_disconnect(struct mosquitto *mosq, void *arg, int rc)
 {
     (void)mosq;
-    connection_lost(arg, rc == 0 ? "closed" : mosquitto_strerror(rc));
+    connection_lost(arg, GW_FWD_CLOSING, rc == 0 ? "closed" : mosquitto_strerror(rc));
 }
 
 /* A row the broker can never take must not hold up the rows behind it:
@@ -257,7 +345,7 @@ static void quarantine(gw_forwarder *fw, int64_t id, const char *device, const c
            "id=%lld device=%s reason=%s action=\"kept in the quarantine table of the outbox; "
            "see docs/gateway.md, Quarantine\"",
            (long long)id, device, reason);
-    gw_outbox_quarantine(fw->app->outbox, id, reason);
+    fw->store.quarantine(fw->store.ctx, id, reason);
 }
 
 /* PUBACK reasons that refuse this one message for what it is, not the
@@ -303,11 +391,13 @@ static void on_publish(struct mosquitto *mosq, void *arg, int mid, int reason,
                    "id=%lld reason=\"%s\" action=\"kept in the outbox; check the broker ACL "
                    "against topic_prefix\"",
                    (long long)id, mosquitto_reason_string(reason));
-            fw->refused = true;
-            connection_lost(fw, "the broker refused a publish");
+            if (has_live_client(fw))
+                connection_lost(fw, GW_FWD_REFUSED, "the broker refused a publish");
+            else if (atomic_load(&fw->state) == GW_FWD_CLOSING)
+                set_state(fw, GW_FWD_REFUSED);
             return;
         }
-        fw->refused = false;
+        fw->backoff_held = false;
         fw->attempt = 0;
         fw->window[i] = fw->window[--fw->n_inflight];
         gw_gauge_set(GW_G_MQTT_INFLIGHT, fw->n_inflight);
@@ -336,12 +426,12 @@ static int publish_row(const gw_outbox_row *row, void *arg)
     gw_forwarder *fw = arg;
     char topic[256];
     fw->cursor = row->id;
-    if (gw_message_topic(fw->app->cfg.topic_prefix, row->device, topic, sizeof(topic)) < 0) {
+    if (gw_message_topic(fw->topic_prefix, row->device, topic, sizeof(topic)) < 0) {
         quarantine(fw, row->id, row->device, "topic_too_long");
         return 0;
     }
     int len = gw_message_full(row->device, row->gseq, row->body, row->body_len, fw->msg,
-                              fw->app->cfg.mqtt_max_packet);
+                              fw->opt.max_packet);
     if (len < 0) {
         /* Stored before mqtt_max_packet was lowered, or by an older
          * version that did not check at ingest. */
@@ -357,7 +447,7 @@ static int publish_row(const gw_outbox_row *row, void *arg)
     }
     if (rc != MOSQ_ERR_SUCCESS) {
         fw->cursor = row->id - 1;
-        connection_lost(fw, mosquitto_strerror(rc));
+        connection_lost(fw, GW_FWD_CLOSING, mosquitto_strerror(rc));
         return 1;
     }
     inflight *slot = &fw->window[fw->n_inflight++];
@@ -370,17 +460,18 @@ static int publish_row(const gw_outbox_row *row, void *arg)
 /* Fills the in-flight window from the outbox. */
 static void pump(gw_forwarder *fw)
 {
-    while (atomic_load(&fw->connected) && fw->mosq && fw->n_inflight < fw->window_cap) {
+    while (atomic_load(&fw->state) == GW_FWD_CONNECTED && fw->mosq &&
+           fw->n_inflight < fw->window_cap) {
         int count = 0;
         iot_err err = {0};
-        if (gw_outbox_fetch(fw->reader, fw->cursor, fw->window_cap - fw->n_inflight, publish_row,
+        if (fw->store.fetch(fw->store.ctx, fw->cursor, fw->window_cap - fw->n_inflight, publish_row,
                             fw, &count, &err) != IOT_OK) {
             gw_log(GW_LOG_ERROR, "outbox.read_failed", "error=\"%s\"", err.msg);
             break;
         }
         /* Rows moved to quarantine advance the cursor without filling the
          * window: go on while rows come and the connection holds. */
-        if (count == 0 || event_pending(fw->teardown_ev, EV_TIMEOUT, NULL))
+        if (count == 0)
             break;
     }
     gw_gauge_set(GW_G_MQTT_INFLIGHT, fw->n_inflight);
@@ -437,7 +528,7 @@ static iot_status load_pem_cert(const char *path, X509 **out, iot_err *err)
  * key), plus the CRL in force when mqtt_ca issued it. */
 static iot_status build_tls(gw_forwarder *fw, SSL_CTX **out, iot_err *err)
 {
-    const gw_config *c = &fw->app->cfg;
+    const gw_forwarder_options *c = &fw->opt;
     SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
     X509 *ca = NULL;
     X509_CRL *crl = NULL;
@@ -451,34 +542,34 @@ static iot_status build_tls(gw_forwarder *fw, SSL_CTX **out, iot_err *err)
     SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION);
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
     SSL_CTX_set_ex_data(ctx, ex_forwarder, fw);
-    if ((st = load_pem_cert(c->mqtt_ca, &ca, err)) != IOT_OK)
+    if ((st = load_pem_cert(c->ca_path, &ca, err)) != IOT_OK)
         goto out;
     gw_cert_expiry_set(GW_CERT_MQTT_CA, gw_asn1_time_unix(X509_get0_notAfter(ca)));
     X509_STORE *store = SSL_CTX_get_cert_store(ctx);
-    if (SSL_CTX_load_verify_locations(ctx, c->mqtt_ca, NULL) != 1) {
-        st = iot_err_set(err, IOT_ECRYPTO, "cannot load the CA file %s (mqtt_ca)", c->mqtt_ca);
+    if (SSL_CTX_load_verify_locations(ctx, c->ca_path, NULL) != 1) {
+        st = iot_err_set(err, IOT_ECRYPTO, "cannot load the CA file %s (mqtt_ca)", c->ca_path);
         goto out;
     }
-    if (SSL_CTX_use_certificate_chain_file(ctx, c->mqtt_cert) != 1 ||
-        SSL_CTX_use_PrivateKey_file(ctx, c->mqtt_key, SSL_FILETYPE_PEM) != 1 ||
+    if (SSL_CTX_use_certificate_chain_file(ctx, c->cert_path) != 1 ||
+        SSL_CTX_use_PrivateKey_file(ctx, c->key_path, SSL_FILETYPE_PEM) != 1 ||
         SSL_CTX_check_private_key(ctx) != 1) {
-        st = iot_err_set(err, IOT_ECRYPTO, "cannot use mqtt_cert %s with mqtt_key %s", c->mqtt_cert,
-                         c->mqtt_key);
+        st = iot_err_set(err, IOT_ECRYPTO, "cannot use mqtt_cert %s with mqtt_key %s", c->cert_path,
+                         c->key_path);
         goto out;
     }
     gw_cert_expiry_set(GW_CERT_MQTT_CLIENT,
                        gw_asn1_time_unix(X509_get0_notAfter(SSL_CTX_get0_certificate(ctx))));
     X509_VERIFY_PARAM *param = SSL_CTX_get0_param(ctx);
     X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
-    if (X509_VERIFY_PARAM_set1_ip_asc(param, c->mqtt_host) != 1 &&
-        X509_VERIFY_PARAM_set1_host(param, c->mqtt_host, 0) != 1) {
+    if (X509_VERIFY_PARAM_set1_ip_asc(param, c->host) != 1 &&
+        X509_VERIFY_PARAM_set1_host(param, c->host, 0) != 1) {
         st = iot_err_set(err, IOT_EINVAL, "mqtt_host '%s' cannot be checked against a certificate",
-                         c->mqtt_host);
+                         c->host);
         goto out;
     }
     /* The CRL only applies to certificates its issuer signed: with
      * another CA for the broker, CRL checking would refuse every broker. */
-    crl = gw_identity_crl(fw->app->identity);
+    crl = gw_identity_crl(c->identity);
     fw->crl_checked =
         crl != NULL && X509_NAME_cmp(X509_CRL_get_issuer(crl), X509_get_subject_name(ca)) == 0;
     if (fw->crl_checked) {
@@ -502,7 +593,7 @@ out:
 /* Rebuilds the TLS context when the registry and CRL were reloaded. */
 static int refresh_tls(gw_forwarder *fw)
 {
-    uint64_t generation = gw_identity_generation(fw->app->identity);
+    uint64_t generation = gw_identity_generation(fw->opt.identity);
     if (fw->tls != NULL && generation == fw->tls_generation)
         return MOSQ_ERR_SUCCESS;
     SSL_CTX *ctx = NULL;
@@ -519,13 +610,13 @@ static int refresh_tls(gw_forwarder *fw)
         gw_log(GW_LOG_WARN, "mqtt.crl_not_applicable",
                "mqtt_ca=%s crl=%s action=\"the CRL is not issued by mqtt_ca: the broker's "
                "certificate is not checked for revocation\"",
-               fw->app->cfg.mqtt_ca, fw->app->cfg.crl_file);
+               fw->ca_path, fw->crl_path);
     return MOSQ_ERR_SUCCESS;
 }
 
 static int connect_now(gw_forwarder *fw)
 {
-    const gw_config *c = &fw->app->cfg;
+    const gw_forwarder_options *c = &fw->opt;
     int rc = refresh_tls(fw);
     if (rc != MOSQ_ERR_SUCCESS)
         return rc;
@@ -546,8 +637,7 @@ static int connect_now(gw_forwarder *fw)
     if (rc == MOSQ_ERR_SUCCESS && fw->status_topic[0])
         rc = mosquitto_will_set(fw->mosq, fw->status_topic, 7, "offline", 1, true);
     if (rc == MOSQ_ERR_SUCCESS)
-        rc = mosquitto_connect_async(fw->mosq, c->mqtt_host, c->mqtt_port,
-                                     (int)(c->mqtt_keepalive_ms / 1000));
+        rc = mosquitto_connect_async(fw->mosq, c->host, c->port, (int)(c->keepalive_ms / 1000));
     if (rc != MOSQ_ERR_SUCCESS)
         return rc;
     int sock = mosquitto_socket(fw->mosq);
@@ -559,7 +649,8 @@ static int connect_now(gw_forwarder *fw)
         return MOSQ_ERR_NOMEM;
     event_add(fw->sock_ev, NULL);
     event_add(fw->write_ev, NULL);
-    struct timeval deadline = {CONNECT_TIMEOUT, 0};
+    int64_t ms = c->connect_timeout_ms > 0 ? c->connect_timeout_ms : CONNECT_TIMEOUT_MS;
+    struct timeval deadline = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
     event_add(fw->deadline_ev, &deadline);
     return MOSQ_ERR_SUCCESS;
 }
@@ -568,15 +659,18 @@ static void on_retry(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd, (void)what;
     gw_forwarder *fw = arg;
+    if (!set_state(fw, GW_FWD_CONNECTING))
+        return;
     int rc = connect_now(fw);
     if (rc != MOSQ_ERR_SUCCESS) {
         broker_cert_refused(fw);
         gw_log(GW_LOG_WARN, "mqtt.connect_failed", "broker=%s:%d reason=\"%s\" attempt=%d",
-               fw->app->cfg.mqtt_host, fw->app->cfg.mqtt_port,
+               fw->host, fw->opt.port,
                rc == MOSQ_ERR_ERRNO ? "connection refused or unreachable" : mosquitto_strerror(rc),
                fw->attempt);
         teardown(fw);
-        schedule_reconnect(fw);
+        if (set_state(fw, GW_FWD_BACKOFF))
+            schedule_reconnect(fw);
     }
 }
 
@@ -585,7 +679,7 @@ static void on_retry(evutil_socket_t fd, short what, void *arg)
  * reconnect in step. */
 static void schedule_reconnect(gw_forwarder *fw)
 {
-    const gw_config *c = &fw->app->cfg;
+    const gw_forwarder_options *c = &fw->opt;
     int64_t delay = c->reconnect_min_ms;
     for (int i = 0; i < fw->attempt && delay < c->reconnect_max_ms; i++)
         delay *= 2;
@@ -617,46 +711,83 @@ static void status_topic_from_cert(const char *cert_path, char *topic, size_t si
     X509_free(cert);
 }
 
-iot_status gw_forwarder_start(gw_app *app, struct event_base *base, gw_forwarder **out,
-                              iot_err *err)
+/* Keeps the caller's strings: options are usually filled from a
+ * configuration that may be freed or reloaded. */
+static iot_status copy_options(gw_forwarder *fw, const gw_forwarder_options *opt, iot_err *err)
 {
-    *out = NULL;
-    gw_forwarder *fw = calloc(1, sizeof(*fw));
-    if (fw == NULL)
-        return iot_err_set(err, IOT_ENOMEM, "out of memory");
-    fw->app = app;
-    fw->base = base;
-    if (ex_forwarder < 0)
-        ex_forwarder = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, NULL);
-    fw->window_cap = app->cfg.mqtt_inflight > 0 ? app->cfg.mqtt_inflight : 1;
-    fw->window = calloc((size_t)fw->window_cap, sizeof(*fw->window));
-    fw->acked = calloc((size_t)fw->window_cap, sizeof(*fw->acked));
-    fw->msg = malloc(app->cfg.mqtt_max_packet);
-    if (app->cfg.mqtt_client_id[0]) {
-        snprintf(fw->client_id, sizeof(fw->client_id), "%s", app->cfg.mqtt_client_id);
+    struct {
+        char *dst;
+        size_t size;
+        const char *src;
+        const char *what;
+    } strs[] = {
+        {fw->host, sizeof(fw->host), opt->host, "mqtt_host"},
+        {fw->ca_path, sizeof(fw->ca_path), opt->ca_path, "mqtt_ca"},
+        {fw->cert_path, sizeof(fw->cert_path), opt->cert_path, "mqtt_cert"},
+        {fw->key_path, sizeof(fw->key_path), opt->key_path, "mqtt_key"},
+        {fw->crl_path, sizeof(fw->crl_path), opt->crl_path ? opt->crl_path : "", "crl_file"},
+        {fw->topic_prefix, sizeof(fw->topic_prefix), opt->topic_prefix, "topic_prefix"},
+    };
+    fw->opt = *opt;
+    for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++) {
+        if (strs[i].src == NULL ||
+            (size_t)snprintf(strs[i].dst, strs[i].size, "%s", strs[i].src) >= strs[i].size)
+            return iot_err_set(err, IOT_EINVAL, "%s is missing or too long", strs[i].what);
+    }
+    fw->opt.host = fw->host;
+    fw->opt.ca_path = fw->ca_path;
+    fw->opt.cert_path = fw->cert_path;
+    fw->opt.key_path = fw->key_path;
+    fw->opt.crl_path = fw->crl_path;
+    fw->opt.topic_prefix = fw->topic_prefix;
+    fw->opt.client_id = NULL; /* copied into fw->client_id */
+    if (opt->client_id != NULL && opt->client_id[0]) {
+        snprintf(fw->client_id, sizeof(fw->client_id), "%s", opt->client_id);
     } else {
         char host[64] = "host";
         gethostname(host, sizeof(host) - 1);
         snprintf(fw->client_id, sizeof(fw->client_id), "iotgw-%s", host);
     }
-    status_topic_from_cert(app->cfg.mqtt_cert, fw->status_topic, sizeof(fw->status_topic));
+    if (opt->identity == NULL || opt->max_packet == 0)
+        return iot_err_set(err, IOT_EINVAL, "the forwarder needs the identity and a packet size");
+    return IOT_OK;
+}
+
+iot_status gw_forwarder_start(const gw_forwarder_options *opt, const gw_forwarder_store *store,
+                              struct event_base *base, gw_forwarder **out, iot_err *err)
+{
+    *out = NULL;
+    gw_forwarder *fw = calloc(1, sizeof(*fw));
+    if (fw == NULL)
+        return iot_err_set(err, IOT_ENOMEM, "out of memory");
+    atomic_init(&fw->state, GW_FWD_IDLE);
+    fw->store = *store;
+    fw->base = base;
+    iot_status st = copy_options(fw, opt, err);
+    if (st != IOT_OK)
+        goto fail;
+    if (ex_forwarder < 0)
+        ex_forwarder = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+    fw->window_cap = opt->inflight > 0 ? opt->inflight : 1;
+    fw->window = calloc((size_t)fw->window_cap, sizeof(*fw->window));
+    fw->acked = calloc((size_t)fw->window_cap, sizeof(*fw->acked));
+    fw->msg = malloc(opt->max_packet);
+    status_topic_from_cert(fw->cert_path, fw->status_topic, sizeof(fw->status_topic));
     fw->wake_ev = event_new(base, -1, EV_READ | EV_PERSIST, on_wake, fw);
     fw->retry_ev = evtimer_new(base, on_retry, fw);
     fw->teardown_ev = evtimer_new(base, on_teardown, fw);
     fw->deadline_ev = evtimer_new(base, on_deadline, fw);
     fw->misc_ev = event_new(base, -1, EV_PERSIST, on_misc, fw);
-    iot_status st = IOT_OK;
     if (fw->window == NULL || fw->acked == NULL || fw->msg == NULL || fw->wake_ev == NULL ||
         fw->retry_ev == NULL || fw->teardown_ev == NULL || fw->deadline_ev == NULL ||
         fw->misc_ev == NULL) {
         st = iot_err_set(err, IOT_ENOMEM, "out of memory");
         goto fail;
     }
-    if ((st = gw_outbox_reader_open(app->cfg.outbox, &fw->reader, err)) != IOT_OK)
-        goto fail;
     event_add(fw->wake_ev, NULL);
     struct timeval second = {1, 0};
     event_add(fw->misc_ev, &second);
+    set_state(fw, GW_FWD_BACKOFF); /* the first attempt without delay */
     event_active(fw->retry_ev, EV_TIMEOUT, 0);
     *out = fw;
     return IOT_OK;
@@ -665,17 +796,23 @@ fail:
     return st;
 }
 
+gw_forwarder_state gw_forwarder_get_state(const gw_forwarder *fw)
+{
+    return atomic_load(&((gw_forwarder *)fw)->state);
+}
+
 bool gw_forwarder_connected(const gw_forwarder *fw)
 {
-    return fw != NULL && atomic_load(&((gw_forwarder *)fw)->connected);
+    return fw != NULL && gw_forwarder_get_state(fw) == GW_FWD_CONNECTED;
 }
 
 void gw_forwarder_stop(gw_forwarder *fw)
 {
     if (fw == NULL)
         return;
-    fw->stopping = true;
-    if (fw->mosq && atomic_load(&fw->connected)) {
+    bool connected = atomic_load(&fw->state) == GW_FWD_CONNECTED;
+    set_state(fw, GW_FWD_STOPPING);
+    if (fw->mosq && connected) {
         /* A clean disconnect suppresses the will: say "offline" ourselves. */
         if (fw->status_topic[0])
             mosquitto_publish(fw->mosq, NULL, fw->status_topic, 7, "offline", 1, true);
@@ -688,7 +825,6 @@ void gw_forwarder_stop(gw_forwarder *fw)
     for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++)
         if (evs[i])
             event_free(evs[i]);
-    gw_outbox_reader_close(fw->reader);
     SSL_CTX_free(fw->tls);
     free(fw->window);
     free(fw->acked);

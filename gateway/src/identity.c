@@ -430,17 +430,16 @@ static iot_status load_ca(const char *path, X509 **out, iot_err *err)
     return IOT_OK;
 }
 
-iot_status gw_identity_open(const char *registry_path, const char *crl_path, const char *ca_path,
-                            gw_identity **out, iot_err *err)
+iot_status gw_identity_open(const gw_identity_options *opt, gw_identity **out, iot_err *err)
 {
     *out = NULL;
     gw_identity *id = calloc(1, sizeof(*id));
     if (id == NULL)
         return iot_err_set(err, IOT_ENOMEM, "out of memory");
     pthread_mutex_init(&id->lock, NULL);
-    snprintf(id->registry_path, sizeof(id->registry_path), "%s", registry_path);
-    snprintf(id->crl_path, sizeof(id->crl_path), "%s", crl_path);
-    iot_status st = load_ca(ca_path, &id->ca, err);
+    snprintf(id->registry_path, sizeof(id->registry_path), "%s", opt->registry_path);
+    snprintf(id->crl_path, sizeof(id->crl_path), "%s", opt->crl_path);
+    iot_status st = load_ca(opt->ca_path, &id->ca, err);
     if (st == IOT_OK) {
         gw_cert_expiry_set(GW_CERT_CA, gw_asn1_time_unix(X509_get0_notAfter(id->ca)));
         st = gw_identity_reload(id, err);

@@ -37,8 +37,15 @@ typedef enum gw_id_verdict {
     GW_ID_MISMATCH,   /* CN or fingerprint differ from the registry record */
 } gw_id_verdict;
 
-iot_status gw_identity_open(const char *registry_path, const char *crl_path, const char *ca_path,
-                            gw_identity **out, iot_err *err);
+typedef struct gw_identity_options {
+    const char *registry_path; /* registry.db from iotctl (registry) */
+    const char *crl_path;      /* the CRL from iotctl (crl_file) */
+    const char *ca_path;       /* the CA that issues device certificates and the CRL (client_ca) */
+} gw_identity_options;
+
+/* Loads the first snapshot; the paths are copied. An unusable registry or
+ * CRL fails the call: there is nothing in force to fall back on yet. */
+iot_status gw_identity_open(const gw_identity_options *opt, gw_identity **out, iot_err *err);
 void gw_identity_close(gw_identity *id);
 
 /* Rebuilds the snapshot from the files; keeps the old one if the registry

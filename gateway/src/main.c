@@ -28,12 +28,15 @@
 #include <openssl/ssl.h>
 
 #include "admin.h"
-#include "iot/process.h"
 #include "app.h"
 #include "forwarder.h"
+#include "identity.h"
 #include "ingest.h"
+#include "iot/process.h"
 #include "log.h"
 #include "message.h"
+#include "metrics.h"
+#include "outbox_store.h"
 #include "tls.h"
 
 #define SHUTDOWN_GRACE_MS 10000
@@ -50,6 +53,8 @@ typedef struct daemon_state {
     gw_app app;
     struct event_base *base;
     gw_ingest *ingest;
+    gw_forwarder_store store;
+    gw_forwarder *forwarder;
     gw_admin *admin;
     struct event *sigterm_ev;
     struct event *sigint_ev;
@@ -168,6 +173,57 @@ static void limits_from_config(const gw_config *c, gw_payload_limits *l)
     l->future_window_s = c->future_window_ms / 1000;
 }
 
+static void identity_options_from_config(const gw_config *c, gw_identity_options *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->registry_path = c->registry;
+    o->crl_path = c->crl_file;
+    o->ca_path = c->client_ca;
+}
+
+static void forwarder_options_from_config(const gw_config *c, gw_identity *identity,
+                                          gw_forwarder_options *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->host = c->mqtt_host;
+    o->port = c->mqtt_port;
+    o->ca_path = c->mqtt_ca;
+    o->cert_path = c->mqtt_cert;
+    o->key_path = c->mqtt_key;
+    o->crl_path = c->crl_file;
+    o->client_id = c->mqtt_client_id;
+    o->topic_prefix = c->topic_prefix;
+    o->keepalive_ms = c->mqtt_keepalive_ms;
+    o->inflight = c->mqtt_inflight;
+    o->max_packet = c->mqtt_max_packet;
+    o->reconnect_min_ms = c->reconnect_min_ms;
+    o->reconnect_max_ms = c->reconnect_max_ms;
+    o->identity = identity;
+}
+
+/* /healthz: ready means "accepting readings", so the outbox and the
+ * broker are reported, not judged. */
+static void admin_status(void *ctx, gw_admin_status *out)
+{
+    const daemon_state *d = ctx;
+    out->draining = atomic_load(&d->app.draining);
+    out->broker_connected = gw_forwarder_connected(d->forwarder);
+    out->outbox_depth = d->app.outbox != NULL ? gw_outbox_depth(d->app.outbox) : 0;
+    out->outbox_max = d->app.cfg.outbox_max;
+}
+
+static void admin_options_from_config(daemon_state *d, gw_admin_options *o)
+{
+    const gw_config *c = &d->app.cfg;
+    memset(o, 0, sizeof(*o));
+    o->listen = c->admin_listen;
+    o->remote = c->admin_remote;
+    o->token_file = c->admin_token_file;
+    o->max_connections = c->admin_max_connections;
+    o->status = admin_status;
+    o->status_ctx = d;
+}
+
 static void reload_identity(daemon_state *d, const char *why)
 {
     iot_err err = {0};
@@ -218,8 +274,9 @@ static iot_status start(daemon_state *d, iot_err *err)
     gw_app *app = &d->app;
     iot_status st;
     limits_from_config(&app->cfg, &app->limits);
-    if ((st = gw_identity_open(app->cfg.registry, app->cfg.crl_file, app->cfg.client_ca,
-                               &app->identity, err)) != IOT_OK ||
+    gw_identity_options iopt;
+    identity_options_from_config(&app->cfg, &iopt);
+    if ((st = gw_identity_open(&iopt, &app->identity, err)) != IOT_OK ||
         (st = gw_outbox_open(app->cfg.outbox, app->cfg.outbox_max, &app->outbox, err)) != IOT_OK)
         return st;
     gw_outbox_set_limits(app->outbox, (int64_t)app->cfg.outbox_max_bytes,
@@ -238,13 +295,18 @@ static iot_status start(daemon_state *d, iot_err *err)
         gw_cert_expiry_set(GW_CERT_SERVER, gw_asn1_time_unix(X509_get0_notAfter(
                                                SSL_CTX_get0_certificate(app->device_tls))));
     gw_gauge_set(GW_G_OUTBOX_MAX, app->cfg.outbox_max);
-    if ((st = gw_forwarder_start(app, d->base, &app->forwarder, err)) != IOT_OK ||
-        (st = gw_outbox_start(app->outbox, gw_forwarder_notify, app->forwarder, err)) != IOT_OK)
+    gw_forwarder_options fopt;
+    forwarder_options_from_config(&app->cfg, app->identity, &fopt);
+    if ((st = gw_outbox_store_open(app->outbox, app->cfg.outbox, &d->store, err)) != IOT_OK ||
+        (st = gw_forwarder_start(&fopt, &d->store, d->base, &d->forwarder, err)) != IOT_OK ||
+        (st = gw_outbox_start(app->outbox, gw_forwarder_notify, d->forwarder, err)) != IOT_OK)
         return st;
     int workers = worker_count(&app->cfg);
     if ((st = gw_ingest_start(app, workers, &d->ingest, err)) != IOT_OK)
         return st;
-    if (app->cfg.admin_listen[0] && (st = gw_admin_start(app, d->base, &d->admin, err)) != IOT_OK)
+    gw_admin_options aopt;
+    admin_options_from_config(d, &aopt);
+    if (app->cfg.admin_listen[0] && (st = gw_admin_start(&aopt, d->base, &d->admin, err)) != IOT_OK)
         return st;
     d->sigterm_ev = evsignal_new(d->base, SIGTERM, on_shutdown, d);
     d->sigint_ev = evsignal_new(d->base, SIGINT, on_shutdown, d);
@@ -281,7 +343,8 @@ static void stop(daemon_state *d)
     app->outbox = NULL;
     gw_ingest_free(d->ingest);
     gw_admin_stop(d->admin);
-    gw_forwarder_stop(app->forwarder);
+    gw_forwarder_stop(d->forwarder);
+    gw_outbox_store_close(&d->store);
     struct event *evs[] = {d->sigterm_ev, d->sigint_ev, d->sighup_ev, d->reload_ev};
     for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++)
         if (evs[i])
