@@ -33,7 +33,7 @@ recipe() {
     payload_fuzz)
       SRCS=("$f" gateway/payload/payload.c gateway/payload/utf8.c)
       DEPS=(gateway/payload)
-      FLAGS=(-Igateway/payload $(pkg-config --cflags libcjson))
+      FLAGS=(-Igateway/payload -Igateway/src $(pkg-config --cflags libcjson))
       LIBS=($(pkg-config --libs libcjson) -lm)
       ;;
     config_fuzz)
