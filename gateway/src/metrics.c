@@ -121,7 +121,6 @@ static const struct {
                           "(identity.shared_key); should be 0"},
 };
 
-
 void gw_metric_inc(gw_counter c)
 {
     atomic_fetch_add_explicit(&counters[c], 1, memory_order_relaxed);

@@ -51,7 +51,6 @@ typedef enum gw_gauge {
     GW_G_GAUGE_COUNT
 } gw_gauge;
 
-
 void gw_metric_inc(gw_counter c);
 void gw_metric_add(gw_counter c, uint64_t n);
 void gw_gauge_set(gw_gauge g, int64_t v);
