@@ -3,6 +3,7 @@
 #include "conn.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -129,6 +130,9 @@ static void conn_close(gw_conn *c)
     if (c->timer != NULL)
         event_free(c->timer);
     c->timer = NULL;
+    if (c->linger != NULL)
+        event_free(c->linger);
+    c->linger = NULL;
     if (c->holds_address_slot && gw_addr_limit_release(c->env->per_address, &c->address))
         gw_gauge_add(GW_G_CONNECTED_ADDRESSES, -1);
     c->holds_address_slot = false;
@@ -429,8 +433,8 @@ static void process_input(gw_conn *c)
 {
     struct evbuffer *in = bufferevent_get_input(c->bev);
     while (c->open && c->state == GW_CONN_READING) {
-        struct evbuffer_iovec v;
-        if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
+        struct evbuffer_iovec v = {NULL, 0};
+        if (evbuffer_peek(in, -1, NULL, &v, 1) < 1 && !c->http.done)
             break;
         size_t used = 0;
         gw_http_status st = gw_http_feed(&c->http, v.iov_base, v.iov_len, &used);
@@ -458,6 +462,39 @@ static void on_read(struct bufferevent *bev, void *arg)
     process_input(c);
 }
 
+/* Reads and drops the peer's bytes, undecrypted, until it goes. */
+static void on_linger_read(evutil_socket_t fd, short what, void *arg)
+{
+    (void)what;
+    gw_conn *c = arg;
+    char sink[4096];
+    ssize_t n = recv(fd, sink, sizeof(sink), 0);
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+        conn_close(c);
+}
+
+/* After the last answer: half-close, then drop whatever the peer still
+ * sends until it goes (or for LINGER_MS). Closing with unread bytes would
+ * reset the connection, which can destroy the answer before the peer has
+ * read it. The TLS session is done with: nothing more is decrypted or
+ * logged. */
+static void linger(gw_conn *c)
+{
+    c->state = GW_CONN_CLOSING;
+    c->tls_logged = true;
+    bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+    evbuffer_drain(bufferevent_get_input(c->bev), (size_t)-1);
+    buffered_release(c);
+    shutdown(c->fd, SHUT_WR);
+    struct timeval tv = ms_tv(LINGER_MS);
+    c->linger = event_new(c->env->base, c->fd, EV_READ | EV_PERSIST, on_linger_read, c);
+    if (c->linger == NULL || event_add(c->linger, NULL) != 0) {
+        conn_close(c);
+        return;
+    }
+    evtimer_add(c->timer, &tv);
+}
+
 /* The answer is out: the connection ends, or waits for its next request. */
 static void on_write(struct bufferevent *bev, void *arg)
 {
@@ -465,14 +502,7 @@ static void on_write(struct bufferevent *bev, void *arg)
     if (c->state != GW_CONN_WRITING || evbuffer_get_length(bufferevent_get_output(bev)) > 0)
         return;
     if (c->close_after) {
-        /* Half-close, then read whatever the peer still sends until it
-         * goes (or for LINGER_MS): closing with unread bytes would reset
-         * the connection and could destroy the answer before it is read. */
-        c->state = GW_CONN_CLOSING;
-        shutdown(c->fd, SHUT_WR);
-        evbuffer_drain(bufferevent_get_input(bev), (size_t)-1);
-        struct timeval tv = ms_tv(LINGER_MS);
-        evtimer_add(c->timer, &tv);
+        linger(c);
         return;
     }
     buffered_release(c);

@@ -72,7 +72,8 @@ struct gw_conn {
     bool holds_address_slot;
     SSL *ssl; /* NULL without device_tls; freed with bev */
     struct bufferevent *bev;
-    struct event *timer; /* request deadline, then the wait for the peer to go */
+    struct event *timer;  /* request deadline, then the wait for the peer to go */
+    struct event *linger; /* reads the socket while waiting for the peer to go */
     /* request bytes received and not yet answered (max_buffered_bytes) */
     struct evbuffer_cb_entry *input_cb;
     size_t buffered;

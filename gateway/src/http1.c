@@ -136,7 +136,8 @@ static int on_headers_complete(llhttp_t *p)
                       ((p->flags & F_CHUNKED) || p->content_length > 0);
     r->req.expect_continue = r->req.expect_continue && r->req.has_body && p->http_minor == 1;
     r->headers_done = true;
-    return HPE_PAUSED;
+    /* Without a body the request is complete at once: it stops there. */
+    return r->req.has_body ? HPE_PAUSED : 0;
 }
 
 static int on_body(llhttp_t *p, const char *at, size_t len)
@@ -165,6 +166,16 @@ static int on_body(llhttp_t *p, const char *at, size_t len)
     return 0;
 }
 
+/* A chunk announcing more than the body may still hold is refused before
+ * its bytes arrive. */
+static int on_chunk_header(llhttp_t *p)
+{
+    gw_http_reader *r = reader_of(p);
+    if (p->content_length > r->body_max - r->body_seen)
+        return refuse(r, GW_REF_BODY_TOO_LARGE, "the body is larger than the gateway accepts");
+    return 0;
+}
+
 static int on_message_complete(llhttp_t *p)
 {
     gw_http_reader *r = reader_of(p);
@@ -184,6 +195,7 @@ void gw_http_reader_init(gw_http_reader *r)
     r->settings.on_header_value_complete = on_header_value_complete;
     r->settings.on_headers_complete = on_headers_complete;
     r->settings.on_body = on_body;
+    r->settings.on_chunk_header = on_chunk_header;
     r->settings.on_message_complete = on_message_complete;
     llhttp_init(&r->parser, HTTP_REQUEST, &r->settings);
     r->parser.data = r;
@@ -227,8 +239,10 @@ static gw_refusal refusal_of(llhttp_errno_t e)
 gw_http_status gw_http_feed(gw_http_reader *r, const char *data, size_t len, size_t *used)
 {
     *used = 0;
-    if (r->done)
+    if (r->done) {
+        r->headers_reported = true;
         return GW_HTTP_REQUEST;
+    }
     if (len == 0)
         return GW_HTTP_MORE;
     llhttp_errno_t e = llhttp_execute(&r->parser, data, len);
@@ -241,7 +255,11 @@ gw_http_status gw_http_feed(gw_http_reader *r, const char *data, size_t len, siz
         llhttp_resume(&r->parser);
         if (r->done)
             llhttp_pause(&r->parser); /* whatever follows waits for gw_http_next */
-        return r->done ? GW_HTTP_REQUEST : GW_HTTP_HEADERS;
+        if (!r->headers_reported) {
+            r->headers_reported = true;
+            return GW_HTTP_HEADERS;
+        }
+        return GW_HTTP_REQUEST;
     }
     if (e >= HPE_CB_MESSAGE_BEGIN && e <= HPE_CB_RESET && r->detail[0] != '\0')
         return GW_HTTP_ERROR; /* ours: refusal and detail are set */
@@ -284,6 +302,7 @@ void gw_http_next(gw_http_reader *r)
     r->transfer_encodings = 0;
     r->discard_body = false;
     r->headers_done = false;
+    r->headers_reported = false;
     r->done = false;
     r->detail[0] = '\0';
     llhttp_resume(&r->parser);

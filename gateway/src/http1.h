@@ -37,7 +37,9 @@
 
 typedef enum gw_http_status {
     GW_HTTP_MORE,    /* all bytes taken; feed more */
-    GW_HTTP_HEADERS, /* headers complete: route, then gw_http_set_body_max, feed the rest */
+    GW_HTTP_HEADERS, /* headers complete: route, then gw_http_set_body_max, feed the rest
+                        (a request without a body may be whole already: feed again,
+                        with no bytes if none are left) */
     GW_HTTP_REQUEST, /* a whole request; paused until gw_http_next */
     GW_HTTP_ERROR,   /* refused: answer and close */
 } gw_http_status;
@@ -70,7 +72,7 @@ typedef struct gw_http_reader {
     bool value_long;
     int transfer_encodings;
     bool discard_body; /* the request is refused already: its body is read, not kept */
-    bool headers_done, done;
+    bool headers_done, headers_reported, done;
     gw_refusal refusal;
     char detail[GW_HTTP_DETAIL_MAX];
 } gw_http_reader;
