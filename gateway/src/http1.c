@@ -236,7 +236,46 @@ static gw_refusal refusal_of(llhttp_errno_t e)
     }
 }
 
+/* Two line rules llhttp leaves to us, checked on the raw header bytes.
+ * RFC 9112 lets a server read a lone LF as a line end, and llhttp does; a
+ * proxy in front that does not would see other lines than we do: only CRLF
+ * ends a line here. A line starting with a space or tab is an obsolete
+ * line folding (or whitespace before the first header), which a server
+ * must refuse or unfold (RFC 9112 5.2); llhttp joins it silently, so it is
+ * refused. The state carries across feeds. Returns the problem, or NULL. */
+static const char *line_problem(gw_http_reader *r, const char *data, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        char ch = data[i];
+        if (ch == '\n' && !r->prev_cr)
+            return "a line must end in CRLF";
+        if (r->line_start && r->started && (ch == ' ' || ch == '\t'))
+            return "obsolete line folding is not accepted";
+        r->started |= ch != '\r' && ch != '\n';
+        r->line_start = ch == '\n';
+        r->prev_cr = ch == '\r';
+    }
+    return NULL;
+}
+
+static gw_http_status execute(gw_http_reader *r, const char *data, size_t len, size_t *used);
+
 gw_http_status gw_http_feed(gw_http_reader *r, const char *data, size_t len, size_t *used)
+{
+    bool in_headers = !r->headers_done;
+    gw_http_status st = execute(r, data, len, used);
+    const char *problem = NULL;
+    if (st != GW_HTTP_ERROR && in_headers)
+        problem = line_problem(r, data, *used);
+    if (problem != NULL) {
+        r->refusal = GW_REF_HTTP_MALFORMED;
+        snprintf(r->detail, sizeof(r->detail), "%s", problem);
+        return GW_HTTP_ERROR;
+    }
+    return st;
+}
+
+static gw_http_status execute(gw_http_reader *r, const char *data, size_t len, size_t *used)
 {
     *used = 0;
     if (r->done) {
@@ -303,6 +342,9 @@ void gw_http_next(gw_http_reader *r)
     r->discard_body = false;
     r->headers_done = false;
     r->headers_reported = false;
+    r->prev_cr = false;
+    r->line_start = false;
+    r->started = false;
     r->done = false;
     r->detail[0] = '\0';
     llhttp_resume(&r->parser);

@@ -13,7 +13,9 @@
  * one, Transfer-Encoding with Content-Length, chunk sizes that are not bare
  * hex, chunk data without its CRLF, a space before a colon, bytes a header
  * or the target may not hold): a Transfer-Encoding other than exactly
- * "chunked", header lines over GW_HTTP_HEADERS_MAX bytes in all, a target
+ * "chunked", a line ended by a lone LF, an obsolete line folding, header
+ * lines over
+ * GW_HTTP_HEADERS_MAX bytes in all, a target
  * longer than GW_HTTP_TARGET_MAX, a version other than 1.0 and 1.1,
  * CONNECT and Upgrade, and a body over the limit the caller set. Every
  * error ends the connection: after one, the framing of what follows is
@@ -73,6 +75,7 @@ typedef struct gw_http_reader {
     int transfer_encodings;
     bool discard_body; /* the request is refused already: its body is read, not kept */
     bool headers_done, headers_reported, done;
+    bool prev_cr, line_start, started; /* raw header byte state (line rules) */
     gw_refusal refusal;
     char detail[GW_HTTP_DETAIL_MAX];
 } gw_http_reader;
