@@ -41,17 +41,18 @@ void gw_batch_free(gw_batch *b)
 
 /* ---- error reporting ---- */
 
-static int set_error(gw_payload_error *err, int status, const char *code, gw_payload_class cls)
+static int set_error(gw_payload_error *err, gw_refusal refusal, const char *code,
+                     gw_payload_class cls)
 {
-    err->http_status = status;
+    err->refusal = refusal;
     err->code = code;
     err->cls = cls;
     return -1;
 }
 
-static int fail(gw_payload_error *err, int status, const char *code, gw_payload_class cls,
+static int fail(gw_payload_error *err, gw_refusal refusal, const char *code, gw_payload_class cls,
                 const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-static int fail(gw_payload_error *err, int status, const char *code, gw_payload_class cls,
+static int fail(gw_payload_error *err, gw_refusal refusal, const char *code, gw_payload_class cls,
                 const char *fmt, ...)
 {
     va_list ap;
@@ -59,7 +60,7 @@ static int fail(gw_payload_error *err, int status, const char *code, gw_payload_
     if (vsnprintf(err->detail, sizeof(err->detail), fmt, ap) < 0)
         err->detail[0] = '\0';
     va_end(ap);
-    return set_error(err, status, code, cls);
+    return set_error(err, refusal, code, cls);
 }
 
 /* Input text for a detail: the bytes a log or JSON string could misread are
@@ -146,10 +147,10 @@ static int scan_number(const char *s, size_t len, size_t *pos, gw_payload_error 
     while (end < len && in_number_token((unsigned char)s[end]))
         end++;
     if (end - start > NUMBER_TOKEN_MAX)
-        return fail(err, 400, "invalid_number", GW_PAYLOAD_QUALITY,
+        return fail(err, GW_REF_INVALID_NUMBER, "invalid_number", GW_PAYLOAD_QUALITY,
                     "number at offset %zu is longer than %d characters", start, NUMBER_TOKEN_MAX);
     if (!number_syntax_ok(s + start, end - start))
-        return fail(err, 400, "malformed_json", GW_PAYLOAD_QUALITY,
+        return fail(err, GW_REF_MALFORMED_JSON, "malformed_json", GW_PAYLOAD_QUALITY,
                     "number at offset %zu is not valid JSON (RFC 8259 6)", start);
     *pos = end;
     return 0;
@@ -172,12 +173,12 @@ static int scan_string(const char *s, size_t len, size_t *pos, gw_payload_error 
             return 0;
         }
         if (c < 0x20)
-            return fail(err, 400, "malformed_json", GW_PAYLOAD_QUALITY,
+            return fail(err, GW_REF_MALFORMED_JSON, "malformed_json", GW_PAYLOAD_QUALITY,
                         "control character 0x%02x in a string at offset %zu (must be escaped)", c,
                         i);
         i += (c == '\\') ? 2 : 1;
     }
-    return fail(err, 400, "malformed_json", GW_PAYLOAD_QUALITY,
+    return fail(err, GW_REF_MALFORMED_JSON, "malformed_json", GW_PAYLOAD_QUALITY,
                 "string starting at offset %zu is not terminated", *pos);
 }
 
@@ -208,13 +209,13 @@ static int json_prescan(const char *s, size_t len, int max_depth, gw_payload_err
         }
         if (c == '[' || c == '{') {
             if (++depth > max_depth)
-                return fail(err, 400, "too_deep", GW_PAYLOAD_QUALITY,
+                return fail(err, GW_REF_TOO_DEEP, "too_deep", GW_PAYLOAD_QUALITY,
                             "nesting deeper than %d at offset %zu", max_depth, i);
         } else if (c == ']' || c == '}') {
             if (depth > 0)
                 depth--;
         } else if (c < 0x20 && !is_json_space(c)) {
-            return fail(err, 400, "malformed_json", GW_PAYLOAD_QUALITY,
+            return fail(err, GW_REF_MALFORMED_JSON, "malformed_json", GW_PAYLOAD_QUALITY,
                         "control character 0x%02x at offset %zu", c, i);
         }
         i++;
@@ -228,12 +229,12 @@ static int check_bytes(const char *body, size_t len, const gw_payload_limits *li
     size_t bad = 0;
 
     if (body == NULL || len == 0)
-        return fail(err, 400, "empty_body", GW_PAYLOAD_QUALITY, "the body is empty");
+        return fail(err, GW_REF_EMPTY_BODY, "empty_body", GW_PAYLOAD_QUALITY, "the body is empty");
     if (len > lim->max_body)
-        return fail(err, 413, "payload_too_large", GW_PAYLOAD_QUALITY,
+        return fail(err, GW_REF_PAYLOAD_TOO_LARGE, "payload_too_large", GW_PAYLOAD_QUALITY,
                     "body of %zu bytes is over the limit of %zu", len, lim->max_body);
     if (!gw_utf8_valid(body, len, &bad))
-        return fail(err, 400, "invalid_utf8", GW_PAYLOAD_QUALITY,
+        return fail(err, GW_REF_INVALID_UTF8, "invalid_utf8", GW_PAYLOAD_QUALITY,
                     "byte 0x%02x at offset %zu starts no valid UTF-8 character (or is NUL)",
                     (unsigned char)body[bad], bad);
     return json_prescan(body, len, lim->max_depth, err);
@@ -261,7 +262,8 @@ static int check_keys(const cJSON *obj, gw_payload_error *err)
         return 0;
     keys = malloc(n * sizeof(*keys));
     if (keys == NULL)
-        return fail(err, 503, "out_of_memory", GW_PAYLOAD_QUALITY, "no memory to check keys");
+        return fail(err, GW_REF_OUT_OF_MEMORY, "out_of_memory", GW_PAYLOAD_QUALITY,
+                    "no memory to check keys");
     for (c = obj->child; c != NULL; c = c->next)
         keys[i++] = c->string;
     qsort(keys, n, sizeof(*keys), key_cmp);
@@ -270,8 +272,10 @@ static int check_keys(const cJSON *obj, gw_payload_error *err)
             char shown[ECHO_BUF];
             gw_payload_class cls =
                 strcmp(keys[i], "bn") == 0 ? GW_PAYLOAD_SECURITY : GW_PAYLOAD_QUALITY;
-            rc = fail(err, 400, "duplicate_key", cls, "key '%s' appears twice in one object",
-                      echo(shown, keys[i]));
+            rc = fail(
+                err,
+                cls == GW_PAYLOAD_SECURITY ? GW_REF_DUPLICATE_KEY_HOSTILE : GW_REF_DUPLICATE_KEY,
+                "duplicate_key", cls, "key '%s' appears twice in one object", echo(shown, keys[i]));
         }
     }
     free(keys);
@@ -282,7 +286,7 @@ static int check_keys(const cJSON *obj, gw_payload_error *err)
 static int check_tree(const cJSON *node, gw_payload_error *err)
 {
     if (cJSON_IsNumber(node) && !isfinite(node->valuedouble))
-        return fail(err, 400, "invalid_number", GW_PAYLOAD_QUALITY,
+        return fail(err, GW_REF_INVALID_NUMBER, "invalid_number", GW_PAYLOAD_QUALITY,
                     "a number is out of the range of a double");
     for (const cJSON *c = node->child; c != NULL; c = c->next) {
         if (check_tree(c, err) != 0)
@@ -305,9 +309,9 @@ typedef struct builder {
     size_t at;         /* 1-based index of the record being read */
 } builder;
 
-static int fail_at(const builder *b, int status, const char *code, gw_payload_class cls,
+static int fail_at(const builder *b, gw_refusal refusal, const char *code, gw_payload_class cls,
                    const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-static int fail_at(const builder *b, int status, const char *code, gw_payload_class cls,
+static int fail_at(const builder *b, gw_refusal refusal, const char *code, gw_payload_class cls,
                    const char *fmt, ...)
 {
     gw_payload_error *err = b->err;
@@ -319,7 +323,7 @@ static int fail_at(const builder *b, int status, const char *code, gw_payload_cl
     if (vsnprintf(err->detail + off, sizeof(err->detail) - off, fmt, ap) < 0)
         err->detail[off] = '\0';
     va_end(ap);
-    return set_error(err, status, code, cls);
+    return set_error(err, refusal, code, cls);
 }
 
 static int builder_alloc(builder *b, size_t readings, size_t values)
@@ -332,8 +336,8 @@ static int builder_alloc(builder *b, size_t readings, size_t values)
     out->values = calloc(values > 0 ? values : 1, sizeof(*out->values));
     b->names = calloc(values > 0 ? values : 1, sizeof(*b->names));
     if (out->readings == NULL || out->values == NULL || b->names == NULL)
-        return fail(b->err, 503, "out_of_memory", GW_PAYLOAD_QUALITY, "no memory for %zu values",
-                    values);
+        return fail(b->err, GW_REF_OUT_OF_MEMORY, "out_of_memory", GW_PAYLOAD_QUALITY,
+                    "no memory for %zu values", values);
     return 0;
 }
 
@@ -352,7 +356,7 @@ static int close_reading(builder *b)
     for (size_t i = 1; i < r->count; i++) {
         if (strcmp(b->names[i - 1], b->names[i]) == 0)
             /* Validated names are safe to show as they are. */
-            return fail(b->err, 422, "duplicate_name", GW_PAYLOAD_QUALITY,
+            return fail(b->err, GW_REF_DUPLICATE_NAME, "duplicate_name", GW_PAYLOAD_QUALITY,
                         "reading %zu: sensor name '%s' appears twice", b->out->n_readings,
                         b->names[i]);
     }
@@ -367,10 +371,10 @@ static int check_time(const builder *b, double t)
     if (t >= lo && t <= hi)
         return 0;
     if (t < lo)
-        return fail_at(b, 422, "time_out_of_range", GW_PAYLOAD_QUALITY,
+        return fail_at(b, GW_REF_TIME_OUT_OF_RANGE, "time_out_of_range", GW_PAYLOAD_QUALITY,
                        "time is %.6g s in the past; at most %lld s accepted", b->now - t,
                        (long long)b->lim->past_window_s);
-    return fail_at(b, 422, "time_out_of_range", GW_PAYLOAD_QUALITY,
+    return fail_at(b, GW_REF_TIME_OUT_OF_RANGE, "time_out_of_range", GW_PAYLOAD_QUALITY,
                    "time is %.6g s in the future; at most %lld s accepted", t - b->now,
                    (long long)b->lim->future_window_s);
 }
@@ -380,10 +384,10 @@ static int check_seq_order(const builder *b, bool has_seq, uint32_t seq)
     const gw_reading *prev = last_reading(b);
 
     if (prev->has_seq != has_seq)
-        return fail_at(b, 422, "invalid_seq", GW_PAYLOAD_QUALITY,
+        return fail_at(b, GW_REF_INVALID_SEQ, "invalid_seq", GW_PAYLOAD_QUALITY,
                        "seq is on some readings and not on others; use it on every reading");
     if (has_seq && seq <= prev->seq)
-        return fail_at(b, 422, "invalid_seq", GW_PAYLOAD_QUALITY,
+        return fail_at(b, GW_REF_INVALID_SEQ, "invalid_seq", GW_PAYLOAD_QUALITY,
                        "seq %lu does not increase (previous %lu)", (unsigned long)seq,
                        (unsigned long)prev->seq);
     return 0;
@@ -398,7 +402,7 @@ static int open_reading(builder *b, bool has_seq, uint32_t seq, double t)
             return -1;
     }
     if (out->n_readings >= b->cap_readings)
-        return fail_at(b, 413, "batch_too_large", GW_PAYLOAD_QUALITY,
+        return fail_at(b, GW_REF_BATCH_TOO_LARGE, "batch_too_large", GW_PAYLOAD_QUALITY,
                        "more than %zu readings in one request", b->lim->max_readings);
     if (check_time(b, t) != 0)
         return -1;
@@ -414,7 +418,8 @@ static int add_value(builder *b, const char *name, const char *unit, double v)
     gw_value *val;
 
     if (out->n_values >= b->cap_values)
-        return fail_at(b, 413, "batch_too_large", GW_PAYLOAD_QUALITY, "too many values");
+        return fail_at(b, GW_REF_BATCH_TOO_LARGE, "batch_too_large", GW_PAYLOAD_QUALITY,
+                       "too many values");
     val = &out->values[out->n_values++];
     memcpy(val->name, name, strlen(name) + 1);
     memcpy(val->unit, unit, strlen(unit) + 1);
@@ -449,7 +454,7 @@ static int check_name(const builder *b, const char *s)
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)s[i];
         if (name_byte_hostile(c))
-            return fail_at(b, 422, "invalid_name", GW_PAYLOAD_SECURITY,
+            return fail_at(b, GW_REF_INVALID_NAME_HOSTILE, "invalid_name", GW_PAYLOAD_SECURITY,
                            "sensor name '%s' has byte 0x%02x at position %zu (topic or control "
                            "character)",
                            echo(shown, s), c, i + 1);
@@ -459,14 +464,14 @@ static int check_name(const builder *b, const char *s)
         return 0;
     case IOTD_PROTOCOL_EMPTY:
     case IOTD_PROTOCOL_TOO_LONG:
-        return fail_at(b, 422, "invalid_name", GW_PAYLOAD_QUALITY,
+        return fail_at(b, GW_REF_INVALID_NAME, "invalid_name", GW_PAYLOAD_QUALITY,
                        "sensor name '%s' has %zu bytes; use 1-%d", echo(shown, s), len,
                        GW_SENSOR_NAME_MAX);
     case IOTD_PROTOCOL_BAD_FIRST:
     case IOTD_PROTOCOL_BAD_CHAR:
         break;
     }
-    return fail_at(b, 422, "invalid_name", GW_PAYLOAD_QUALITY,
+    return fail_at(b, GW_REF_INVALID_NAME, "invalid_name", GW_PAYLOAD_QUALITY,
                    "sensor name '%s' has byte 0x%02x at position %zu; use [A-Za-z0-9_.-] "
                    "starting with a letter or digit",
                    echo(shown, s), (unsigned char)s[at], at + 1);
@@ -479,11 +484,12 @@ static int check_unit(const builder *b, const char *field, const cJSON *u)
     size_t len = s != NULL ? strlen(s) : 0, at = 0;
 
     if (s == NULL)
-        return fail_at(b, 422, "invalid_unit", GW_PAYLOAD_QUALITY, "%s is not a string", field);
+        return fail_at(b, GW_REF_INVALID_UNIT, "invalid_unit", GW_PAYLOAD_QUALITY,
+                       "%s is not a string", field);
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)s[i];
         if (is_control(c))
-            return fail_at(b, 422, "invalid_unit", GW_PAYLOAD_SECURITY,
+            return fail_at(b, GW_REF_INVALID_UNIT_HOSTILE, "invalid_unit", GW_PAYLOAD_SECURITY,
                            "%s '%s' has control character 0x%02x", field, echo(shown, s), c);
     }
     switch (iotd_protocol_unit_check(s, &at)) {
@@ -491,13 +497,13 @@ static int check_unit(const builder *b, const char *field, const cJSON *u)
         return 0;
     case IOTD_PROTOCOL_EMPTY:
     case IOTD_PROTOCOL_TOO_LONG:
-        return fail_at(b, 422, "invalid_unit", GW_PAYLOAD_QUALITY, "%s has %zu bytes; use 1-%d",
+        return fail_at(b, GW_REF_INVALID_UNIT, "invalid_unit", GW_PAYLOAD_QUALITY, "%s has %zu bytes; use 1-%d",
                        field, len, GW_UNIT_MAX);
     case IOTD_PROTOCOL_BAD_FIRST:
     case IOTD_PROTOCOL_BAD_CHAR:
         break;
     }
-    return fail_at(b, 422, "invalid_unit", GW_PAYLOAD_QUALITY,
+    return fail_at(b, GW_REF_INVALID_UNIT, "invalid_unit", GW_PAYLOAD_QUALITY,
                    "%s '%s' has byte 0x%02x; use printable ASCII without quote or backslash", field,
                    echo(shown, s), (unsigned char)s[at]);
 }
@@ -519,7 +525,7 @@ static bool as_u32(const cJSON *j, double min, uint32_t *out)
 static int read_seq(const builder *b, const cJSON *j, uint32_t *seq)
 {
     if (!as_u32(j, 1.0, seq))
-        return fail_at(b, 422, "invalid_seq", GW_PAYLOAD_QUALITY,
+        return fail_at(b, GW_REF_INVALID_SEQ, "invalid_seq", GW_PAYLOAD_QUALITY,
                        "seq must be an integer in 1..4294967295");
     return 0;
 }
@@ -529,10 +535,10 @@ static int read_dropped(builder *b, const cJSON *j)
     uint32_t n = 0;
 
     if (b->at != 1)
-        return fail_at(b, 422, "invalid_dropped", GW_PAYLOAD_QUALITY,
+        return fail_at(b, GW_REF_INVALID_DROPPED, "invalid_dropped", GW_PAYLOAD_QUALITY,
                        "dropped is allowed on the first %s only", b->label);
     if (!as_u32(j, 0.0, &n))
-        return fail_at(b, 422, "invalid_dropped", GW_PAYLOAD_QUALITY,
+        return fail_at(b, GW_REF_INVALID_DROPPED, "invalid_dropped", GW_PAYLOAD_QUALITY,
                        "dropped must be an integer in 0..4294967295");
     b->out->has_dropped = true;
     b->out->dropped = n;
@@ -542,7 +548,8 @@ static int read_dropped(builder *b, const cJSON *j)
 static int read_time(const builder *b, const char *field, const cJSON *j, double *t)
 {
     if (!cJSON_IsNumber(j))
-        return fail_at(b, 422, "invalid_time", GW_PAYLOAD_QUALITY, "%s is not a number", field);
+        return fail_at(b, GW_REF_INVALID_TIME, "invalid_time", GW_PAYLOAD_QUALITY,
+                       "%s is not a number", field);
     *t = j->valuedouble;
     return 0;
 }
@@ -576,7 +583,7 @@ static size_t count_objects(const cJSON *root)
 static int check_record_count(builder *b, size_t n)
 {
     if (n > b->lim->max_records)
-        return fail(b->err, 413, "batch_too_large", GW_PAYLOAD_QUALITY,
+        return fail(b->err, GW_REF_BATCH_TOO_LARGE, "batch_too_large", GW_PAYLOAD_QUALITY,
                     "%zu %ss in one request; at most %zu", n, b->label, b->lim->max_records);
     return 0;
 }
@@ -612,13 +619,13 @@ static int senml_refused_key(const builder *b, const char *key)
     size_t len = strlen(key);
 
     if (key_in(key, values, sizeof(values) / sizeof(values[0])))
-        return fail_at(b, 422, "unsupported_value", GW_PAYLOAD_QUALITY,
+        return fail_at(b, GW_REF_UNSUPPORTED_VALUE, "unsupported_value", GW_PAYLOAD_QUALITY,
                        "field %s: only numeric values (v) are accepted", key);
     if (key_in(key, bases, sizeof(bases) / sizeof(bases[0])))
-        return fail_at(b, 422, "unsupported_field", GW_PAYLOAD_QUALITY,
+        return fail_at(b, GW_REF_UNSUPPORTED_FIELD, "unsupported_field", GW_PAYLOAD_QUALITY,
                        "base field %s is not supported", key);
     if (len > 0 && key[len - 1] == '_')
-        return fail_at(b, 422, "unsupported_field", GW_PAYLOAD_QUALITY,
+        return fail_at(b, GW_REF_UNSUPPORTED_FIELD, "unsupported_field", GW_PAYLOAD_QUALITY,
                        "must-understand field '%s' is not supported", echo(shown, key));
     return 0;
 }
@@ -651,10 +658,10 @@ static int senml_read_base(const builder *b, const cJSON *const f[F_COUNT], senm
 
     if (f[F_BVER] != NULL &&
         !(cJSON_IsNumber(f[F_BVER]) && f[F_BVER]->valuedouble == SENML_VERSION))
-        return fail_at(b, 422, "unsupported_version", GW_PAYLOAD_QUALITY,
+        return fail_at(b, GW_REF_UNSUPPORTED_VERSION, "unsupported_version", GW_PAYLOAD_QUALITY,
                        "bver must be 10 (RFC 8428)");
     if (f[F_BN] != NULL && !bn_names_device(f[F_BN], b->device_id))
-        return fail_at(b, 403, "identity_mismatch", GW_PAYLOAD_SECURITY,
+        return fail_at(b, GW_REF_IDENTITY_MISMATCH, "identity_mismatch", GW_PAYLOAD_SECURITY,
                        "bn must be exactly the certificate's device ID followed by ':' (%s:)",
                        echo(shown, b->device_id != NULL ? b->device_id : ""));
     if (f[F_BT] != NULL && read_time(b, "bt", f[F_BT], &base->bt) != 0)
@@ -670,18 +677,22 @@ static int senml_read_base(const builder *b, const cJSON *const f[F_COUNT], senm
 static int senml_read_name(const builder *b, const cJSON *n)
 {
     if (n == NULL)
-        return fail_at(b, 422, "invalid_name", GW_PAYLOAD_QUALITY, "no sensor name (n)");
+        return fail_at(b, GW_REF_INVALID_NAME, "invalid_name", GW_PAYLOAD_QUALITY,
+                       "no sensor name (n)");
     if (!cJSON_IsString(n))
-        return fail_at(b, 422, "invalid_name", GW_PAYLOAD_QUALITY, "n is not a string");
+        return fail_at(b, GW_REF_INVALID_NAME, "invalid_name", GW_PAYLOAD_QUALITY,
+                       "n is not a string");
     return check_name(b, n->valuestring);
 }
 
 static int senml_read_value(const builder *b, const cJSON *v)
 {
     if (v == NULL)
-        return fail_at(b, 422, "missing_value", GW_PAYLOAD_QUALITY, "no value (v)");
+        return fail_at(b, GW_REF_MISSING_VALUE, "missing_value", GW_PAYLOAD_QUALITY,
+                       "no value (v)");
     if (!cJSON_IsNumber(v))
-        return fail_at(b, 422, "invalid_value", GW_PAYLOAD_QUALITY, "v is not a number");
+        return fail_at(b, GW_REF_INVALID_VALUE, "invalid_value", GW_PAYLOAD_QUALITY,
+                       "v is not a number");
     return 0;
 }
 
@@ -694,7 +705,7 @@ static int senml_place(builder *b, const cJSON *const f[F_COUNT], double t)
     if (f[F_SEQ] != NULL || b->out->n_readings == 0)
         return open_reading(b, f[F_SEQ] != NULL, seq, t);
     if (t != last_reading(b)->t)
-        return fail_at(b, 422, "inconsistent_time", GW_PAYLOAD_QUALITY,
+        return fail_at(b, GW_REF_INCONSISTENT_TIME, "inconsistent_time", GW_PAYLOAD_QUALITY,
                        "time differs from the reading's first record by %.6g s",
                        t - last_reading(b)->t);
     return 0;
@@ -734,7 +745,7 @@ static int senml_parse(builder *b, const cJSON *root)
 
     b->label = "record";
     if (n == 0)
-        return fail(b->err, 422, "invalid_structure", GW_PAYLOAD_QUALITY,
+        return fail(b->err, GW_REF_INVALID_STRUCTURE, "invalid_structure", GW_PAYLOAD_QUALITY,
                     "a SenML body is a non-empty array of record objects");
     if (check_record_count(b, n) != 0 ||
         builder_alloc(b, min_size(n, b->lim->max_readings), n) != 0)
@@ -781,13 +792,14 @@ static int plain_object(builder *b, const cJSON *obj)
         if (check_name(b, c->string) != 0)
             return -1;
         if (!cJSON_IsNumber(c)) /* the name is validated: safe to show */
-            return fail_at(b, 422, "invalid_value", GW_PAYLOAD_QUALITY, "sensor %s is not a number",
-                           c->string);
+            return fail_at(b, GW_REF_INVALID_VALUE, "invalid_value", GW_PAYLOAD_QUALITY,
+                           "sensor %s is not a number", c->string);
         if (add_value(b, c->string, "", c->valuedouble) != 0)
             return -1;
     }
     if (last_reading(b)->count == 0)
-        return fail_at(b, 422, "missing_value", GW_PAYLOAD_QUALITY, "no sensor values");
+        return fail_at(b, GW_REF_MISSING_VALUE, "missing_value", GW_PAYLOAD_QUALITY,
+                       "no sensor values");
     return 0;
 }
 
@@ -798,7 +810,7 @@ static int plain_parse(builder *b, const cJSON *root)
 
     b->label = "object";
     if (n == 0)
-        return fail(b->err, 422, "invalid_structure", GW_PAYLOAD_QUALITY,
+        return fail(b->err, GW_REF_INVALID_STRUCTURE, "invalid_structure", GW_PAYLOAD_QUALITY,
                     "a JSON body is an object or a non-empty array of objects");
     if (check_record_count(b, n) != 0)
         return -1;
@@ -852,7 +864,8 @@ static cJSON *parse_json(const char *body, size_t len, gw_payload_error *err)
     cJSON *root;
 
     if (copy == NULL) {
-        fail(err, 503, "out_of_memory", GW_PAYLOAD_QUALITY, "no memory for %zu bytes", len);
+        fail(err, GW_REF_OUT_OF_MEMORY, "out_of_memory", GW_PAYLOAD_QUALITY,
+             "no memory for %zu bytes", len);
         return NULL;
     }
     memcpy(copy, body, len);
@@ -861,7 +874,8 @@ static cJSON *parse_json(const char *body, size_t len, gw_payload_error *err)
     root = cJSON_ParseWithLengthOpts(copy, len + 1, &end, 1);
     if (root == NULL) {
         size_t off = (end != NULL && end >= copy) ? (size_t)(end - copy) : 0;
-        fail(err, 400, "malformed_json", GW_PAYLOAD_QUALITY, "not valid JSON at offset %zu", off);
+        fail(err, GW_REF_MALFORMED_JSON, "malformed_json", GW_PAYLOAD_QUALITY,
+             "not valid JSON at offset %zu", off);
     }
     free(copy);
     return root;
@@ -884,7 +898,8 @@ int gw_payload_parse(const char *body, size_t len, gw_content_type ct, const cha
     }
     memset(out, 0, sizeof(*out));
     if (ct != GW_CT_SENML && ct != GW_CT_JSON) {
-        fail(err, 415, "unsupported_media_type", GW_PAYLOAD_QUALITY, "unknown content type");
+        fail(err, GW_REF_PAYLOAD_MEDIA_TYPE, "unsupported_media_type", GW_PAYLOAD_QUALITY,
+             "unknown content type");
         goto out;
     }
     if (check_bytes(body, len, lim, err) != 0)

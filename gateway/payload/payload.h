@@ -15,7 +15,9 @@
  * the records (or objects) in order.
  *
  * Error codes (gw_payload_error.code, stable; S = security event class,
- * Q = quality event class):
+ * Q = quality event class). gw_payload_error.refusal names the row of the
+ * gateway's refusal table (refusal.h) that answers it; HTTP below is that
+ * row's status:
  *
  * | code | HTTP | class | when |
  * |---|---|---|---|
@@ -78,6 +80,7 @@
 #include <stdint.h>
 
 #include "iotd/protocol.h"
+#include "refusal.h"
 
 #define GW_SENSOR_NAME_MAX IOTD_PROTOCOL_SENSOR_NAME_MAX
 #define GW_UNIT_MAX        IOTD_PROTOCOL_UNIT_MAX
@@ -123,7 +126,7 @@ typedef enum gw_payload_class {
 } gw_payload_class;
 
 typedef struct gw_payload_error {
-    int http_status;  /* 400, 403, 413, 415, 422 (503 for out_of_memory) */
+    gw_refusal refusal; /* the row of the refusal table (refusal.h): status, counter */
     const char *code; /* stable machine code, e.g. "malformed_json" (static string) */
     char detail[160]; /* human text, safe to put in JSON and logs: printable ASCII only,
                          never echoes raw input bytes (hex-escape or omit them) */

@@ -101,7 +101,7 @@ static bool admit(gw_admin *a, struct evhttp_request *req)
 {
     char peer[80];
     if (!take_slot(a, req)) {
-        gw_refusal_inc(GW_R_ADMIN_OVER_CAPACITY);
+        gw_refusal_inc(GW_REF_ADMIN_OVER_CAPACITY);
         gw_log(GW_LOG_WARN, "admin.refused", "peer=%s reason=admin_over_capacity",
                admin_peer(req, peer, sizeof(peer)));
         evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
@@ -116,7 +116,7 @@ static bool admit(gw_admin *a, struct evhttp_request *req)
         strlen(auth + sizeof(scheme) - 1) == a->token_len &&
         CRYPTO_memcmp(auth + sizeof(scheme) - 1, a->token, a->token_len) == 0)
         return true;
-    gw_refusal_inc(GW_R_ADMIN_UNAUTHORIZED);
+    gw_refusal_inc(GW_REF_ADMIN_UNAUTHORIZED);
     gw_log(GW_LOG_WARN, "admin.refused", "peer=%s reason=admin_unauthorized",
            admin_peer(req, peer, sizeof(peer)));
     evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",

@@ -15,6 +15,7 @@
 #include "iot/fsutil.h"
 #include "iot/registry.h"
 #include "log.h"
+#include "metrics.h"
 
 #define CRL_FILE_MAX (16 * 1024 * 1024)
 
@@ -566,14 +567,14 @@ gw_refusal gw_id_verdict_refusal(gw_id_verdict v)
 {
     switch (v) {
     case GW_ID_REVOKED:
-        return GW_R_DEVICE_REVOKED;
+        return GW_REF_DEVICE_REVOKED;
     case GW_ID_NOT_DEVICE:
-        return GW_R_NOT_A_DEVICE;
+        return GW_REF_NOT_A_DEVICE;
     case GW_ID_MISMATCH:
-        return GW_R_TLS_BAD_CERT;
+        return GW_REF_CERT_MISMATCH;
     case GW_ID_OK:
     case GW_ID_UNKNOWN:
         break;
     }
-    return GW_R_DEVICE_UNKNOWN;
+    return GW_REF_DEVICE_UNKNOWN;
 }

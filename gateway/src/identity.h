@@ -25,7 +25,7 @@
 
 #include "iot/identity.h"
 #include "iot/status.h"
-#include "metrics.h"
+#include "refusal.h"
 
 typedef struct gw_identity gw_identity;
 
@@ -76,6 +76,7 @@ uint64_t gw_identity_generation(gw_identity *id);
 X509_CRL *gw_identity_crl(gw_identity *id);
 
 const char *gw_id_verdict_name(gw_id_verdict v);
+/* The refusal (refusal.h) a verdict other than GW_ID_OK stands for. */
 gw_refusal gw_id_verdict_refusal(gw_id_verdict v);
 
 #endif

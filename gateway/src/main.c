@@ -284,9 +284,8 @@ static iot_status start(daemon_state *d, iot_err *err)
     app->ratelimit = gw_ratelimit_new(app->cfg.rate_limit, app->cfg.rate_burst);
     if (app->ratelimit == NULL)
         return iot_err_set(err, IOT_ENOMEM, "out of memory");
-    gw_tls_options topt = {app->cfg.tls_cert,        app->cfg.tls_key,
-                           app->cfg.client_ca,       app->cfg.require_client_cert,
-                           app->cfg.max_connections, app->cfg.max_connections_per_device};
+    gw_tls_options topt = {app->cfg.tls_cert, app->cfg.tls_key, app->cfg.client_ca,
+                           app->cfg.require_client_cert, app->cfg.max_connections_per_device};
     if (app->cfg.device_tls &&
         (st = gw_tls_server_ctx(&topt, app->identity, &app->device_tls, err)) != IOT_OK)
         return st;

@@ -12,7 +12,7 @@
 
 static atomic_uint_fast64_t counters[GW_M_COUNTER_COUNT];
 static atomic_int_fast64_t gauges[GW_G_GAUGE_COUNT];
-static atomic_uint_fast64_t refusals[GW_R_REFUSAL_COUNT];
+static atomic_uint_fast64_t refusals[GW_RC_COUNT];
 static atomic_int_fast64_t cert_expiry[GW_CERT_SLOT_COUNT];
 
 /* Upper bounds in seconds; the last bucket (+Inf) is implicit. An fsync
@@ -121,32 +121,6 @@ static const struct {
                           "(identity.shared_key); should be 0"},
 };
 
-static const struct {
-    const char *name;
-    int security;
-} REFUSALS[GW_R_REFUSAL_COUNT] = {
-    [GW_R_TLS_NO_CERT] = {"tls_no_certificate", 1},
-    [GW_R_TLS_BAD_CERT] = {"tls_bad_certificate", 1},
-    [GW_R_TLS_PROTOCOL] = {"tls_protocol", 1},
-    [GW_R_DEVICE_UNKNOWN] = {"device_unknown", 1},
-    [GW_R_DEVICE_REVOKED] = {"device_revoked", 1},
-    [GW_R_NOT_A_DEVICE] = {"not_a_device", 1},
-    [GW_R_IDENTITY_MISMATCH] = {"identity_mismatch", 1},
-    [GW_R_PAYLOAD_SECURITY] = {"payload_hostile", 1},
-    [GW_R_REPLAY] = {"replay", 1},
-    [GW_R_RATE_LIMITED] = {"rate_limited", 1},
-    [GW_R_HTTP_PROTOCOL] = {"http_protocol", 1},
-    [GW_R_REQUEST_TIMEOUT] = {"request_timeout", 1},
-    [GW_R_PAYLOAD_INVALID] = {"payload_invalid", 0},
-    [GW_R_PAYLOAD_TOO_LARGE] = {"payload_too_large", 0},
-    [GW_R_OUTBOX_FULL] = {"outbox_full", 0},
-    [GW_R_OUTBOX_DEVICE_SHARE] = {"outbox_device_share_full", 0},
-    [GW_R_STORAGE_ERROR] = {"storage_error", 0},
-    [GW_R_OVER_CAPACITY] = {"over_capacity", 0},
-    [GW_R_ADMIN_UNAUTHORIZED] = {"admin_unauthorized", 1},
-    [GW_R_ADMIN_OVER_CAPACITY] = {"admin_over_capacity", 0},
-};
-
 void gw_metric_inc(gw_counter c)
 {
     atomic_fetch_add_explicit(&counters[c], 1, memory_order_relaxed);
@@ -179,22 +153,12 @@ int64_t gw_gauge_get(gw_gauge g)
 
 void gw_refusal_inc(gw_refusal r)
 {
-    atomic_fetch_add_explicit(&refusals[r], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&refusals[gw_refusal_row_of(r)->counter], 1, memory_order_relaxed);
 }
 
-uint64_t gw_refusal_get(gw_refusal r)
+uint64_t gw_refusal_counter_get(gw_refusal_counter c)
 {
-    return atomic_load_explicit(&refusals[r], memory_order_relaxed);
-}
-
-const char *gw_refusal_name(gw_refusal r)
-{
-    return REFUSALS[r].name;
-}
-
-int gw_refusal_is_security(gw_refusal r)
-{
-    return REFUSALS[r].security;
+    return atomic_load_explicit(&refusals[c], memory_order_relaxed);
 }
 
 void gw_cert_expiry_set(gw_cert_slot slot, int64_t not_after_unix)
@@ -305,9 +269,10 @@ size_t gw_metrics_render(char *buf, size_t size)
     emit(buf, size, &off,
          "# HELP iotgw_refusals_total Requests and connections refused, by reason; "
          "class=\"security\" marks security events\n# TYPE iotgw_refusals_total counter\n");
-    for (int i = 0; i < GW_R_REFUSAL_COUNT; i++)
+    for (int i = 0; i < GW_RC_COUNT; i++)
         emit(buf, size, &off, "iotgw_refusals_total{reason=\"%s\",class=\"%s\"} %llu\n",
-             REFUSALS[i].name, REFUSALS[i].security ? "security" : "quality",
-             (unsigned long long)gw_refusal_get((gw_refusal)i));
+             gw_refusal_counter_name((gw_refusal_counter)i),
+             gw_refusal_class_name(gw_refusal_counter_class((gw_refusal_counter)i)),
+             (unsigned long long)gw_refusal_counter_get((gw_refusal_counter)i));
     return off < size ? off : size;
 }

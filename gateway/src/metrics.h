@@ -1,14 +1,15 @@
 /* Counters and gauges, rendered in the Prometheus text format on the
  * admin listener's /metrics. Lock-free: any thread may count.
  *
- * Refusals are counted by category, and each category says whether it is a
- * security event (someone tried something they may not) or a quality event
- * (a device sent bad data). */
+ * Refusals are counted by the counter their row of the refusal table
+ * (refusal.h) names, labelled with that counter's class. */
 #ifndef GW_METRICS_H
 #define GW_METRICS_H
 
 #include <stddef.h>
 #include <stdint.h>
+
+#include "refusal.h"
 
 typedef enum gw_counter {
     GW_M_CONNECTIONS_ACCEPTED,
@@ -50,44 +51,15 @@ typedef enum gw_gauge {
     GW_G_GAUGE_COUNT
 } gw_gauge;
 
-/* Why a request or connection was refused. */
-typedef enum gw_refusal {
-    /* security events */
-    GW_R_TLS_NO_CERT,
-    GW_R_TLS_BAD_CERT, /* wrong CA, expired, not yet valid, bad signature */
-    GW_R_TLS_PROTOCOL, /* old protocol version, no shared cipher, renegotiation */
-    GW_R_DEVICE_UNKNOWN,
-    GW_R_DEVICE_REVOKED,
-    GW_R_NOT_A_DEVICE,      /* a valid certificate that is not a device's */
-    GW_R_IDENTITY_MISMATCH, /* the body names another device */
-    GW_R_PAYLOAD_SECURITY,  /* control chars, MQTT wildcards in names, ... */
-    GW_R_REPLAY,            /* a sequence number already accepted */
-    GW_R_RATE_LIMITED,
-    GW_R_HTTP_PROTOCOL,   /* wrong method, path, media type */
-    GW_R_REQUEST_TIMEOUT, /* no complete request within request_timeout */
-    /* quality events */
-    GW_R_PAYLOAD_INVALID,
-    GW_R_PAYLOAD_TOO_LARGE,
-    /* capacity */
-    GW_R_OUTBOX_FULL,
-    GW_R_OUTBOX_DEVICE_SHARE, /* one device's share of the outbox is full */
-    GW_R_STORAGE_ERROR,
-    GW_R_OVER_CAPACITY,       /* max_connections reached */
-    GW_R_ADMIN_UNAUTHORIZED,  /* admin request without the token */
-    GW_R_ADMIN_OVER_CAPACITY, /* admin_max_connections reached */
-    GW_R_REFUSAL_COUNT
-} gw_refusal;
-
 void gw_metric_inc(gw_counter c);
 void gw_metric_add(gw_counter c, uint64_t n);
 void gw_gauge_set(gw_gauge g, int64_t v);
 void gw_gauge_add(gw_gauge g, int64_t delta);
 int64_t gw_gauge_get(gw_gauge g);
 uint64_t gw_metric_get(gw_counter c);
+/* Counts a refusal in its counter (refusal.h). */
 void gw_refusal_inc(gw_refusal r);
-uint64_t gw_refusal_get(gw_refusal r);
-const char *gw_refusal_name(gw_refusal r);
-int gw_refusal_is_security(gw_refusal r);
+uint64_t gw_refusal_counter_get(gw_refusal_counter c);
 
 /* Certificates whose notAfter is exported as
  * iotgw_certificate_expiry_timestamp_seconds{certificate="..."}. */

@@ -10,6 +10,7 @@
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 
+#include "conn.h"
 #include "devlimit.h"
 #include "log.h"
 #include "metrics.h"
@@ -20,14 +21,10 @@ static const char TLS12_CIPHERS[] = "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-A
                                     "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-CHACHA20-POLY1305";
 
 static int ex_identity = -1; /* SSL_CTX ex_data: gw_identity * */
-static int ex_peer = -1;     /* SSL ex_data: malloc'd peer string */
-static int ex_logged = -1;   /* SSL ex_data: non-NULL once a refusal was logged */
-static int ex_counted = -1;  /* SSL ex_data: counted in the open-connections gauge */
-static int ex_over = -1;     /* SSL ex_data: non-NULL if over max_connections */
-static int ex_verdict = -1;  /* SSL ex_data: peer_verdict, the last identity check */
-static int ex_done = -1;     /* SSL ex_data: non-NULL once a handshake completed */
-static int ex_devslot = -1;  /* SSL ex_data: malloc'd device ID holding a per-device slot */
 static int ex_devtable = -1; /* SSL_CTX ex_data: gw_dev_limit *, freed with the context */
+
+/* Each SSL points to its connection (conn.h), which holds everything the
+ * gateway keeps about it; NULL once the connection is closing. */
 
 static gw_dev_limit *per_device_of(SSL *ssl)
 {
@@ -40,101 +37,47 @@ static void free_dev_table(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx,
     (void)parent, (void)ad, (void)idx, (void)argl, (void)argp;
     gw_dev_limit_free(ptr);
 }
-static int max_open = 0;
 
-/* Runs when the SSL is freed with its connection: the connection is gone. */
-static void uncount(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void *argp)
-{
-    (void)parent, (void)ad, (void)idx, (void)argl, (void)argp;
-    if (ptr != NULL)
-        gw_gauge_add(GW_G_OPEN_CONNECTIONS, -1);
-}
-
-static void release_device_slot(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
-                                void *argp)
-{
-    (void)ad, (void)idx, (void)argl, (void)argp;
-    gw_dev_limit *per_device = ptr != NULL ? per_device_of(parent) : NULL;
-    if (per_device != NULL)
-        gw_dev_limit_release(per_device, ptr);
-    free(ptr);
-}
-
-static void free_peer(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void *argp)
-{
-    (void)parent, (void)ad, (void)idx, (void)argl, (void)argp;
-    free(ptr);
-}
-
-/* The peer address, looked up once from the socket and kept with the SSL. */
 static const char *peer_of(SSL *ssl)
 {
-    if (ssl == NULL)
-        return "?";
-    const char *p = SSL_get_ex_data(ssl, ex_peer);
-    if (p != NULL)
-        return p;
-    struct sockaddr_storage ss;
-    socklen_t len = sizeof(ss);
-    char host[INET6_ADDRSTRLEN] = "?";
-    char buf[INET6_ADDRSTRLEN + 8];
-    int fd = SSL_get_fd(ssl);
-    if (fd < 0 || getpeername(fd, (struct sockaddr *)&ss, &len) != 0)
-        return "?";
-    unsigned port = 0;
-    if (ss.ss_family == AF_INET) {
-        struct sockaddr_in *in = (struct sockaddr_in *)&ss;
-        inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
-        port = ntohs(in->sin_port);
-    } else if (ss.ss_family == AF_INET6) {
-        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
-        inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
-        port = ntohs(in6->sin6_port);
-    }
-    snprintf(buf, sizeof(buf), "%s:%u", host, port);
-    gw_tls_set_peer(ssl, buf);
-    p = SSL_get_ex_data(ssl, ex_peer);
-    return p ? p : "?";
+    gw_conn *c = ssl != NULL ? gw_conn_of_ssl(ssl) : NULL;
+    return c != NULL ? c->peer : "?";
 }
 
-const char *gw_tls_peer(SSL *ssl)
+static bool logged(SSL *ssl)
 {
-    return peer_of(ssl);
+    gw_conn *c = gw_conn_of_ssl(ssl);
+    return c == NULL || c->tls_logged;
 }
 
-void gw_tls_set_peer(SSL *ssl, const char *peer)
+static void set_logged(SSL *ssl)
 {
-    char *copy = strdup(peer);
-    if (copy != NULL && !SSL_set_ex_data(ssl, ex_peer, copy))
-        free(copy);
+    gw_conn *c = ssl != NULL ? gw_conn_of_ssl(ssl) : NULL;
+    if (c != NULL)
+        c->tls_logged = true;
 }
 
 static void refuse(SSL *ssl, gw_refusal why, const char *detail, const char *subject)
 {
     gw_refusal_inc(why);
-    if (ssl != NULL)
-        SSL_set_ex_data(ssl, ex_logged, (void *)1);
+    set_logged(ssl);
     gw_log(GW_LOG_WARN, "tls.refused", "peer=%s reason=%s detail=\"%s\" subject=\"%s\"",
-           peer_of(ssl), gw_refusal_name(why), detail, subject ? subject : "");
+           peer_of(ssl), gw_refusal_counter_name(gw_refusal_row_of(why)->counter), detail,
+           subject ? subject : "");
 }
 
-/* One slot per connection, taken once the device is known; the SSL's
- * ex_data gives it back when the connection is freed. */
+/* One slot per connection, taken once the device is known; the connection
+ * gives it back when it closes. */
 static bool take_device_slot(SSL *ssl, const char *device)
 {
     gw_dev_limit *per_device = per_device_of(ssl);
-    if (per_device == NULL || SSL_get_ex_data(ssl, ex_devslot) != NULL)
+    gw_conn *c = gw_conn_of_ssl(ssl);
+    if (per_device == NULL || c == NULL || c->per_device != NULL)
         return true;
-    char *held = strdup(device);
-    if (held == NULL || !gw_dev_limit_acquire(per_device, device)) {
-        free(held);
+    if (!gw_dev_limit_acquire(per_device, device))
         return false;
-    }
-    if (!SSL_set_ex_data(ssl, ex_devslot, held)) {
-        gw_dev_limit_release(per_device, device);
-        free(held);
-        return false;
-    }
+    c->per_device = per_device;
+    snprintf(c->slot_device, sizeof(c->slot_device), "%s", device);
     return true;
 }
 
@@ -147,14 +90,23 @@ static int verify_cb(int preverify_ok, X509_STORE_CTX *store)
         X509_NAME_oneline(X509_get_subject_name(cert), subject, sizeof(subject));
     if (!preverify_ok) {
         int e = X509_STORE_CTX_get_error(store);
-        refuse(ssl, GW_R_TLS_BAD_CERT, X509_verify_cert_error_string(e), subject);
+        refuse(ssl, GW_REF_TLS_BAD_CERT, X509_verify_cert_error_string(e), subject);
         return 0;
     }
     if (X509_STORE_CTX_get_error_depth(store) != 0)
         return 1;
     gw_identity *identity = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), ex_identity);
     char device[IOT_ID_MAX + 1];
+    uint64_t generation = gw_identity_generation(identity);
     gw_id_verdict v = gw_identity_check(identity, cert, device);
+    gw_conn *c = gw_conn_of_ssl(ssl);
+    if (c != NULL && v == GW_ID_OK) {
+        /* The first request needs no second check of the same certificate. */
+        c->verdict = v;
+        c->verdict_generation = generation;
+        c->verdict_cached = true;
+        memcpy(c->device, device, sizeof(c->device));
+    }
     if (v != GW_ID_OK) {
         refuse(ssl, gw_id_verdict_refusal(v), gw_id_verdict_name(v), subject);
         X509_STORE_CTX_set_error(store, v == GW_ID_REVOKED ? X509_V_ERR_CERT_REVOKED
@@ -162,7 +114,7 @@ static int verify_cb(int preverify_ok, X509_STORE_CTX *store)
         return 0;
     }
     if (!take_device_slot(ssl, device)) {
-        refuse(ssl, GW_R_OVER_CAPACITY, "max_connections_per_device reached", subject);
+        refuse(ssl, GW_REF_CONN_OVER_CAPACITY, "max_connections_per_device reached", subject);
         X509_STORE_CTX_set_error(store, X509_V_ERR_CERT_REJECTED);
         return 0;
     }
@@ -175,16 +127,17 @@ static int verify_cb(int preverify_ok, X509_STORE_CTX *store)
  * empty (bufferevent_openssl drains it after every failure). */
 static void handshake_exit(SSL *ssl, int ret)
 {
-    if (ret > 0 || SSL_get_ex_data(ssl, ex_logged) != NULL)
+    if (ret > 0 || logged(ssl))
         return;
     unsigned long code = ERR_peek_last_error();
     if (code == 0 || ERR_GET_LIB(code) != ERR_LIB_SSL)
         return;
     int reason = ERR_GET_REASON(code);
     if (reason == SSL_R_HTTP_REQUEST || reason == SSL_R_HTTPS_PROXY_REQUEST)
-        refuse(ssl, GW_R_TLS_PROTOCOL, "plaintext HTTP on the TLS port; use https://", NULL);
+        refuse(ssl, GW_REF_TLS_PROTOCOL, "plaintext HTTP on the TLS port; use https://", NULL);
     else if (reason == SSL_R_WRONG_VERSION_NUMBER || reason == SSL_R_PACKET_LENGTH_TOO_LONG)
-        refuse(ssl, GW_R_TLS_PROTOCOL, "not a TLS record (another protocol on the TLS port)", NULL);
+        refuse(ssl, GW_REF_TLS_PROTOCOL, "not a TLS record (another protocol on the TLS port)",
+               NULL);
 }
 
 /* Logs handshakes the server ends with a fatal alert that verify_cb did not
@@ -194,64 +147,48 @@ static void handshake_exit(SSL *ssl, int ret)
 static void info_cb(const SSL *cssl, int where, int ret)
 {
     SSL *ssl = (SSL *)cssl;
+    gw_conn *c = gw_conn_of_ssl(ssl);
+    if (c == NULL)
+        return; /* closing */
     if (where & SSL_CB_HANDSHAKE_DONE)
-        SSL_set_ex_data(ssl, ex_done, (void *)1);
+        c->handshake_done = true;
     if (where & SSL_CB_EXIT)
         handshake_exit(ssl, ret);
     if (!(where & SSL_CB_WRITE_ALERT) || (ret >> 8) != 2 /* fatal */)
         return;
-    if (SSL_get_ex_data(ssl, ex_logged) != NULL)
+    if (c->tls_logged)
         return;
     unsigned long last = ERR_peek_last_error();
-    if (SSL_get_ex_data(ssl, ex_done) != NULL && ERR_GET_LIB(last) == ERR_LIB_SSL &&
+    if (c->handshake_done && ERR_GET_LIB(last) == ERR_LIB_SSL &&
         ERR_GET_REASON(last) == SSL_R_UNEXPECTED_EOF_WHILE_READING) {
-        SSL_set_ex_data(ssl, ex_logged, (void *)1);
+        c->tls_logged = true;
         gw_metric_inc(GW_M_CONNECTIONS_UNCLEAN_CLOSE);
         gw_log(GW_LOG_DEBUG, "connection.closed", "peer=%s detail=\"no close_notify\"",
                peer_of(ssl));
         return;
     }
     const char *desc = SSL_alert_desc_string_long(ret);
-    gw_refusal why = GW_R_TLS_PROTOCOL;
+    gw_refusal why = GW_REF_TLS_PROTOCOL;
     if ((ret & 0xff) == SSL_AD_CERTIFICATE_REQUIRED || (ret & 0xff) == SSL_AD_HANDSHAKE_FAILURE) {
         /* A handshake failure with no peer certificate is the missing-cert case. */
         X509 *peer = SSL_get0_peer_certificate(ssl);
         if (peer == NULL && SSL_get_state(ssl) != TLS_ST_BEFORE)
-            why = (ret & 0xff) == SSL_AD_CERTIFICATE_REQUIRED ? GW_R_TLS_NO_CERT : why;
+            why = (ret & 0xff) == SSL_AD_CERTIFICATE_REQUIRED ? GW_REF_TLS_NO_CERT : why;
     }
     unsigned long code = ERR_peek_last_error();
     char reason[128] = "";
     if (code)
         ERR_error_string_n(code, reason, sizeof(reason));
     if (strstr(reason, "peer did not return a certificate"))
-        why = GW_R_TLS_NO_CERT;
+        why = GW_REF_TLS_NO_CERT;
     refuse(ssl, why, reason[0] ? reason : desc, NULL);
 }
 
-/* Refuses a connection accepted over max_connections as early as possible. */
-static int client_hello_cb(SSL *ssl, int *alert, void *arg)
-{
-    (void)arg;
-    /* Looked up now, while the socket is connected: a refusal logged after
-     * the peer is gone still names it. */
-    (void)peer_of(ssl);
-    if (SSL_get_ex_data(ssl, ex_over) == NULL)
-        return SSL_CLIENT_HELLO_SUCCESS;
-    refuse(ssl, GW_R_OVER_CAPACITY, "max_connections reached", NULL);
-    *alert = SSL_AD_INTERNAL_ERROR;
-    return SSL_CLIENT_HELLO_ERROR;
-}
-
-SSL *gw_tls_new_connection(SSL_CTX *ctx)
+SSL *gw_tls_new_connection(SSL_CTX *ctx, gw_conn *conn)
 {
     SSL *ssl = SSL_new(ctx);
-    if (ssl == NULL)
-        return NULL;
-    int64_t open = gw_gauge_get(GW_G_OPEN_CONNECTIONS);
-    gw_gauge_add(GW_G_OPEN_CONNECTIONS, 1);
-    SSL_set_ex_data(ssl, ex_counted, (void *)1);
-    if (max_open > 0 && open >= max_open)
-        SSL_set_ex_data(ssl, ex_over, (void *)1);
+    if (ssl != NULL)
+        SSL_set_app_data(ssl, conn);
     return ssl;
 }
 
@@ -271,16 +208,8 @@ iot_status gw_tls_server_ctx(const gw_tls_options *opt, gw_identity *identity, S
     *out = NULL;
     if (ex_identity < 0) {
         ex_identity = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, NULL);
-        ex_peer = SSL_get_ex_new_index(0, NULL, NULL, NULL, free_peer);
-        ex_logged = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
-        ex_counted = SSL_get_ex_new_index(0, NULL, NULL, NULL, uncount);
-        ex_over = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
-        ex_verdict = SSL_get_ex_new_index(0, NULL, NULL, NULL, free_peer);
-        ex_done = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
-        ex_devslot = SSL_get_ex_new_index(0, NULL, NULL, NULL, release_device_slot);
         ex_devtable = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, free_dev_table);
     }
-    max_open = opt->max_connections;
     SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
     if (ctx == NULL)
         return ossl_fail(err, "cannot create a TLS context", "");
@@ -326,7 +255,6 @@ iot_status gw_tls_server_ctx(const gw_tls_options *opt, gw_identity *identity, S
     SSL_CTX_set_verify(ctx, mode, verify_cb);
     SSL_CTX_set_verify_depth(ctx, 2);
     SSL_CTX_set_info_callback(ctx, info_cb);
-    SSL_CTX_set_client_hello_cb(ctx, client_hello_cb, NULL);
     /* No resumption: every connection presents and verifies its certificate
      * in a full handshake. Devices keep their connection open, so a session
      * cache would save little, and it would cost a locked cache insert and a
@@ -346,34 +274,20 @@ fail:
  * resumption), so its verdict only changes with the identity snapshot:
  * checked once per connection and snapshot, not once per request (the
  * check hashes the certificate). */
-typedef struct peer_verdict {
-    uint64_t generation;
-    gw_id_verdict verdict;
-    char device_id[IOT_ID_MAX + 1];
-} peer_verdict;
-
-gw_id_verdict gw_tls_peer_device(SSL *ssl, gw_identity *identity, char device_id[IOT_ID_MAX + 1])
+gw_id_verdict gw_tls_peer_device(gw_conn *c, gw_identity *identity, char device_id[IOT_ID_MAX + 1])
 {
     device_id[0] = '\0';
-    X509 *cert = SSL_get0_peer_certificate(ssl);
-    if (cert == NULL || SSL_get_verify_result(ssl) != X509_V_OK)
+    X509 *cert = c->ssl != NULL ? SSL_get0_peer_certificate(c->ssl) : NULL;
+    if (cert == NULL || SSL_get_verify_result(c->ssl) != X509_V_OK)
         return GW_ID_UNKNOWN;
     uint64_t generation = gw_identity_generation(identity);
-    peer_verdict *cached = SSL_get_ex_data(ssl, ex_verdict);
-    if (cached != NULL && cached->generation == generation) {
-        memcpy(device_id, cached->device_id, sizeof(cached->device_id));
-        return cached->verdict;
+    if (!c->verdict_cached || c->verdict_generation != generation) {
+        c->verdict = gw_identity_check(identity, cert, c->device);
+        c->verdict_generation = generation;
+        c->verdict_cached = true;
+        if (c->verdict != GW_ID_OK)
+            c->device[0] = '\0';
     }
-    gw_id_verdict v = gw_identity_check(identity, cert, device_id);
-    if (cached == NULL && (cached = malloc(sizeof(*cached))) != NULL &&
-        !SSL_set_ex_data(ssl, ex_verdict, cached)) {
-        free(cached);
-        cached = NULL;
-    }
-    if (cached != NULL) {
-        cached->generation = generation;
-        cached->verdict = v;
-        memcpy(cached->device_id, device_id, sizeof(cached->device_id));
-    }
-    return v;
+    memcpy(device_id, c->device, sizeof(c->device));
+    return (gw_id_verdict)c->verdict;
 }

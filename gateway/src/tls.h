@@ -22,7 +22,6 @@ typedef struct gw_tls_options {
     const char *key_path;
     const char *client_ca_path;
     bool require_client_cert;
-    int max_connections;            /* handshakes beyond this many open connections are refused */
     int max_connections_per_device; /* 0: no cap */
 } gw_tls_options;
 
@@ -35,20 +34,16 @@ typedef struct gw_tls_options {
 iot_status gw_tls_server_ctx(const gw_tls_options *opt, gw_identity *identity, SSL_CTX **out,
                              iot_err *err);
 
-/* A new connection's SSL, counted in the open-connections gauge until it
- * is freed; over max_connections its handshake is refused. */
-SSL *gw_tls_new_connection(SSL_CTX *ctx);
+typedef struct gw_conn gw_conn;
 
-/* Attaches the peer address (for log lines) to a new connection's SSL. */
-void gw_tls_set_peer(SSL *ssl, const char *peer);
+/* A new connection's SSL, pointing to its connection. */
+SSL *gw_tls_new_connection(SSL_CTX *ctx, gw_conn *conn);
 
 /* After the handshake: checks the peer certificate against the current
  * identity snapshot (a revocation after the handshake is seen here) and
- * copies the device ID. */
-gw_id_verdict gw_tls_peer_device(SSL *ssl, gw_identity *identity, char device_id[IOT_ID_MAX + 1]);
-
-/* "address:port" of the connection's peer, looked up once and kept with
- * the SSL; "?" if the socket has none. Valid while the SSL lives. */
-const char *gw_tls_peer(SSL *ssl);
+ * copies the device ID. The verdict is kept with the connection for as
+ * long as the snapshot it was made in is current. */
+gw_id_verdict gw_tls_peer_device(gw_conn *conn, gw_identity *identity,
+                                 char device_id[IOT_ID_MAX + 1]);
 
 #endif

@@ -32,8 +32,8 @@ recipe() {
   case "$1" in
     payload_fuzz)
       SRCS=("$f" gateway/payload/payload.c gateway/payload/utf8.c core/src/protocol.c)
-      DEPS=(gateway/payload core/include/iotd/protocol.h core/src/protocol.c)
-      FLAGS=(-Igateway/payload -Icore/include $(pkg-config --cflags libcjson))
+      DEPS=(gateway/payload gateway/src/refusal.h core/include/iotd/protocol.h core/src/protocol.c)
+      FLAGS=(-Igateway/payload -Igateway/src -Icore/include $(pkg-config --cflags libcjson))
       LIBS=($(pkg-config --libs libcjson) -lm)
       ;;
     config_fuzz)

@@ -62,7 +62,7 @@ static void check_batch(const gw_batch *b, const gw_payload_limits *lim)
 static void check_error(const gw_payload_error *err, const gw_batch *b)
 {
     check(err->code != NULL && err->detail[0] != '\0');
-    check(err->http_status >= 400 && err->http_status <= 503);
+    check((unsigned)err->refusal < GW_REF_COUNT);
     for (const char *p = err->detail; *p != '\0'; p++)
         check(*p >= 0x20 && *p <= 0x7e && *p != '"' && *p != '\\');
     check(b->readings == NULL && b->values == NULL && b->n_readings == 0 && b->n_values == 0);

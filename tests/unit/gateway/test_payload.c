@@ -69,8 +69,15 @@ static void expect_fail_full(const char *body, size_t len, gw_content_type ct, c
                     err.code ? err.code : "none", err.detail);
     assert_int_equal(rc, -1);
     assert_string_equal(err.code, code);
-    assert_int_equal(err.http_status, status);
+    /* The refusal table answers the error: same status, same code, and
+     * the class the validator gave it. */
+    const gw_refusal_row *row = gw_refusal_row_of(err.refusal);
+    assert_int_equal(row->status, status);
+    assert_string_equal(row->error, code);
     assert_int_equal(err.cls, cls);
+    assert_int_equal(row->cls, cls == GW_PAYLOAD_SECURITY            ? GW_CLASS_SECURITY
+                               : err.refusal == GW_REF_OUT_OF_MEMORY ? GW_CLASS_OVERLOAD
+                                                                     : GW_CLASS_QUALITY);
     assert_true(detail_is_safe(err.detail));
     assert_true(batch_is_empty(&b));
 }

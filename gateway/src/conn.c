@@ -1,0 +1,533 @@
+/* Device connections: admission, TLS, the request loop, answers; conn.h
+ * describes the life of one. */
+#include "conn.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+
+#include <openssl/x509.h>
+
+#include "log.h"
+#include "metrics.h"
+#include "tls.h"
+
+#define ANSWER_MAX    2048
+#define LINGER_MS     2000
+#define CONTINUE_LINE "HTTP/1.1 100 Continue\r\n\r\n"
+
+/* Request bytes buffered over all connections (max_buffered_bytes). */
+static atomic_size_t buffered_total;
+static size_t buffered_max = (size_t)-1;
+
+void gw_conn_set_buffer_limit(size_t max)
+{
+    buffered_max = max;
+}
+
+void gw_peer_format(const struct sockaddr *sa, socklen_t len, char *buf, size_t size)
+{
+    char host[INET6_ADDRSTRLEN] = "?";
+    if (sa->sa_family == AF_INET && len >= (socklen_t)sizeof(struct sockaddr_in)) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+        inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
+        snprintf(buf, size, "%s:%u", host, (unsigned)ntohs(in->sin_port));
+    } else if (sa->sa_family == AF_INET6 && len >= (socklen_t)sizeof(struct sockaddr_in6)) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+        inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
+        snprintf(buf, size, "[%s]:%u", host, (unsigned)ntohs(in6->sin6_port));
+    } else {
+        snprintf(buf, size, "?");
+    }
+}
+
+static double now_mono(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static struct timeval ms_tv(uint64_t ms)
+{
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
+    return tv;
+}
+
+/* ---- buffered bytes -------------------------------------------------- */
+
+static void buffered_release(gw_conn *c)
+{
+    if (c->buffered == 0)
+        return;
+    atomic_fetch_sub(&buffered_total, c->buffered);
+    gw_gauge_add(GW_G_REQUEST_BYTES, -(int64_t)c->buffered);
+    c->buffered = 0;
+}
+
+/* Runs as decrypted bytes arrive. Each request is capped on its own
+ * (headers, body); this caps their sum, so that many slow uploads cannot
+ * take the memory of the whole gateway: the connection that would go
+ * beyond it is closed. It runs inside the bufferevent's read, so the
+ * socket is shut down and the close comes through the event path. */
+static void on_input(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
+{
+    (void)buf;
+    gw_conn *c = arg;
+    if (info->n_added == 0 || c->over_budget)
+        return;
+    c->buffered += info->n_added;
+    gw_gauge_add(GW_G_REQUEST_BYTES, (int64_t)info->n_added);
+    size_t total = atomic_fetch_add(&buffered_total, info->n_added) + info->n_added;
+    if (total <= buffered_max)
+        return;
+    c->over_budget = true;
+    gw_refusal_inc(GW_REF_CONN_OVER_CAPACITY);
+    gw_log(GW_LOG_WARN, "connection.refused",
+           "peer=%s reason=over_capacity detail=\"max_buffered_bytes reached\" buffered=%zu",
+           c->peer, total);
+    shutdown(c->fd, SHUT_RDWR);
+}
+
+/* ---- life and death --------------------------------------------------- */
+
+/* Everything the connection holds, given back once. */
+static void conn_close(gw_conn *c)
+{
+    if (!c->open)
+        return;
+    c->open = false;
+    if (c->prev != NULL)
+        c->prev->next = c->next;
+    else
+        c->env->open = c->next;
+    if (c->next != NULL)
+        c->next->prev = c->prev;
+    c->prev = c->next = NULL;
+    buffered_release(c);
+    if (c->bev != NULL) {
+        if (c->input_cb != NULL)
+            evbuffer_remove_cb_entry(bufferevent_get_input(c->bev), c->input_cb);
+        if (c->ssl != NULL)
+            SSL_set_app_data(c->ssl, NULL);
+        bufferevent_free(c->bev); /* closes the socket and frees the SSL */
+    } else if (c->fd >= 0) {
+        close(c->fd);
+    }
+    c->bev = NULL;
+    c->ssl = NULL;
+    c->fd = -1;
+    if (c->timer != NULL)
+        event_free(c->timer);
+    c->timer = NULL;
+    if (c->linger != NULL)
+        event_free(c->linger);
+    c->linger = NULL;
+    if (c->holds_address_slot && gw_addr_limit_release(c->env->per_address, &c->address))
+        gw_gauge_add(GW_G_CONNECTED_ADDRESSES, -1);
+    c->holds_address_slot = false;
+    if (c->per_device != NULL)
+        gw_dev_limit_release(c->per_device, c->slot_device);
+    c->per_device = NULL;
+    gw_http_reader_free(&c->http);
+    gw_gauge_add(GW_G_OPEN_CONNECTIONS, -1);
+    gw_conn_unref(c);
+}
+
+void gw_conn_ref(gw_conn *c)
+{
+    c->refs++;
+}
+
+void gw_conn_unref(gw_conn *c)
+{
+    if (--c->refs == 0)
+        free(c);
+}
+
+bool gw_conn_is_open(const gw_conn *c)
+{
+    return c->open;
+}
+
+void gw_conn_close_all(gw_conn_env *env)
+{
+    while (env->open != NULL)
+        conn_close(env->open);
+}
+
+gw_conn *gw_conn_of_ssl(const SSL *ssl)
+{
+    return SSL_get_app_data(ssl);
+}
+
+/* ---- admission ---------------------------------------------------------- */
+
+static void refuse_connection(gw_conn *c, gw_refusal why, const char *detail)
+{
+    gw_refusal_inc(why);
+    gw_log(GW_LOG_WARN, "connection.refused", "address=%s reason=%s detail=\"%s\" peer=%s",
+           c->has_address ? c->address_text : c->peer,
+           gw_refusal_counter_name(gw_refusal_row_of(why)->counter), detail, c->peer);
+}
+
+/* max_connections, then the address's rate of new connections, then the
+ * connections it holds: all before the handshake costs anything. */
+static bool admit(gw_conn *c)
+{
+    int max = c->env->app->cfg.max_connections;
+    if (max > 0 && gw_gauge_get(GW_G_OPEN_CONNECTIONS) >= max) {
+        refuse_connection(c, GW_REF_CONN_OVER_CAPACITY, "max_connections reached");
+        return false;
+    }
+    if (!c->has_address)
+        return true;
+    if (c->env->address_rate != NULL &&
+        !gw_addr_rate_take(c->env->address_rate, &c->address, now_mono())) {
+        refuse_connection(c, GW_REF_CONN_RATE_LIMITED, "connection_rate_per_address exceeded");
+        return false;
+    }
+    if (c->env->per_address == NULL)
+        return true;
+    bool first = false;
+    if (!gw_addr_limit_acquire(c->env->per_address, &c->address, &first)) {
+        refuse_connection(c, GW_REF_CONN_OVER_CAPACITY, "max_connections_per_address reached");
+        return false;
+    }
+    c->holds_address_slot = true;
+    if (first)
+        gw_gauge_add(GW_G_CONNECTED_ADDRESSES, 1);
+    return true;
+}
+
+static void on_read(struct bufferevent *bev, void *arg);
+static void on_write(struct bufferevent *bev, void *arg);
+static void on_event(struct bufferevent *bev, short what, void *arg);
+static void on_timer(evutil_socket_t fd, short what, void *arg);
+
+static void arm_deadline(gw_conn *c)
+{
+    struct timeval tv = ms_tv(c->env->app->cfg.request_timeout_ms);
+    evtimer_add(c->timer, &tv);
+}
+
+/* The TLS session (or, in development mode, the plain socket) and the
+ * event wiring of an admitted connection. */
+static bool start_io(gw_conn *c)
+{
+    gw_app *app = c->env->app;
+    int opts = BEV_OPT_CLOSE_ON_FREE;
+    if (app->cfg.device_tls) {
+        c->ssl = gw_tls_new_connection(app->device_tls, c);
+        if (c->ssl == NULL)
+            return false;
+        c->bev = bufferevent_openssl_socket_new(c->env->base, c->fd, c->ssl,
+                                                BUFFEREVENT_SSL_ACCEPTING, opts);
+        if (c->bev == NULL) {
+            SSL_free(c->ssl);
+            c->ssl = NULL;
+        }
+    } else {
+        c->bev = bufferevent_socket_new(c->env->base, c->fd, opts);
+    }
+    c->timer = evtimer_new(c->env->base, on_timer, c);
+    if (c->bev == NULL || c->timer == NULL)
+        return false;
+    c->input_cb = evbuffer_add_cb(bufferevent_get_input(c->bev), on_input, c);
+    bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
+    /* While a request is with its handler, what follows it waits in the
+     * socket rather than in memory. */
+    bufferevent_setwatermark(c->bev, EV_READ, 0, GW_HTTP_HEADERS_MAX + app->limits.max_body);
+    arm_deadline(c); /* the handshake and the first request */
+    return bufferevent_enable(c->bev, EV_READ | EV_WRITE) == 0;
+}
+
+void gw_conn_accept(gw_conn_env *env, evutil_socket_t fd, const struct sockaddr *sa, socklen_t len)
+{
+    gw_conn *c = calloc(1, sizeof(*c));
+    if (c == NULL) {
+        gw_refusal_inc(GW_REF_OUT_OF_MEMORY);
+        gw_log(GW_LOG_ERROR, "connection.refused",
+               "peer=? reason=out_of_memory detail=\"no memory for a connection\"");
+        close(fd);
+        return;
+    }
+    c->env = env;
+    c->fd = fd;
+    c->refs = 1;
+    c->pending = GW_REF_COUNT;
+    gw_peer_format(sa, len, c->peer, sizeof(c->peer));
+    c->has_address = gw_addr_key_of(sa, len, &c->address);
+    if (c->has_address)
+        gw_addr_key_format(&c->address, c->address_text, sizeof(c->address_text));
+    gw_metric_inc(GW_M_CONNECTIONS_ACCEPTED);
+    if (!admit(c)) {
+        close(fd);
+        free(c);
+        return;
+    }
+    gw_gauge_add(GW_G_OPEN_CONNECTIONS, 1);
+    c->open = true;
+    c->next = env->open;
+    if (env->open != NULL)
+        env->open->prev = c;
+    env->open = c;
+    gw_http_reader_init(&c->http);
+    if (!start_io(c)) {
+        gw_refusal_inc(GW_REF_OUT_OF_MEMORY);
+        gw_log(GW_LOG_ERROR, "connection.refused",
+               "peer=%s reason=out_of_memory detail=\"no memory for a TLS session\"", c->peer);
+        conn_close(c);
+    }
+}
+
+/* ---- answers ------------------------------------------------------------ */
+
+static void send_bytes(gw_conn *c, const char *data, size_t len)
+{
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    evbuffer_add(out, data, len);
+    /* One chunk, so bufferevent_openssl sends it as one TLS record. */
+    evbuffer_pullup(out, -1);
+}
+
+void gw_conn_reply(gw_conn *c, int status, const char *extra_headers, const char *body, size_t len)
+{
+    if (!c->open || c->state == GW_CONN_WRITING || c->state == GW_CONN_CLOSING)
+        return;
+    char answer[ANSWER_MAX];
+    bool keep = c->http.req.keep_alive && !c->close_after && c->http.done;
+    bool head = c->http.req.method == HTTP_HEAD && c->http.headers_done;
+    size_t n = gw_http_format(answer, sizeof(answer), status, extra_headers, body, len, keep, head);
+    if (n == 0) {
+        /* Never happens with the gateway's answers; closing is the safe way out. */
+        conn_close(c);
+        return;
+    }
+    c->close_after = !keep;
+    c->state = GW_CONN_WRITING;
+    arm_deadline(c); /* a peer that does not read its answer is not waited for */
+    send_bytes(c, answer, n);
+}
+
+void gw_conn_refuse(gw_conn *c, gw_refusal why, const char *device, const char *detail,
+                    int retry_after)
+{
+    const gw_refusal_row *row = gw_refusal_row_of(why);
+    gw_refusal_inc(why);
+    gw_log(row->level, "request.refused",
+           "peer=%s device=%s status=%d error=%s class=%s detail=\"%s\"", c->peer,
+           device != NULL && device[0] != '\0' ? device : "-", row->status, row->error,
+           gw_refusal_class_name(row->cls), detail);
+    char headers[160] = "";
+    if (why == GW_REF_METHOD_NOT_ALLOWED)
+        snprintf(headers, sizeof(headers), "Allow: %s\r\n", c->allow);
+    else if (retry_after > 0)
+        snprintf(headers, sizeof(headers), "Retry-After: %d\r\n", retry_after);
+    char body[512];
+    size_t len = gw_http_error_body(body, sizeof(body), row->error, detail);
+    gw_conn_reply(c, row->status, headers, body, len);
+}
+
+/* ---- identity ------------------------------------------------------------ */
+
+/* The device speaking on this connection, re-checked per request so a
+ * revocation loaded after the handshake takes effect at once; the check
+ * itself runs once per identity snapshot (tls.c). */
+static gw_id_verdict authenticate(gw_conn *c, char device[IOT_ID_MAX + 1])
+{
+    gw_app *app = c->env->app;
+    device[0] = '\0';
+    if (c->ssl != NULL && SSL_get0_peer_certificate(c->ssl) != NULL)
+        return gw_tls_peer_device(c, app->identity, device);
+    if (app->cfg.require_client_cert && app->cfg.device_tls)
+        return GW_ID_UNKNOWN;
+    /* Development mode only: a device without a certificate names itself. */
+    const char *name = c->http.req.device_id;
+    if (!iot_id_is_valid(name))
+        return GW_ID_UNKNOWN;
+    gw_id_verdict v = gw_identity_check_name(app->identity, name);
+    if (v == GW_ID_OK)
+        snprintf(device, IOT_ID_MAX + 1, "%s", name);
+    return v;
+}
+
+/* Who a refused identity is in the log: the certificate's CN when there is
+ * one (escaped by the log writer; it is not an identity). */
+static void refused_name(gw_conn *c, char cn[IOT_ID_MAX + 1])
+{
+    cn[0] = '\0';
+    X509 *cert = c->ssl != NULL ? SSL_get0_peer_certificate(c->ssl) : NULL;
+    if (cert != NULL)
+        X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName, cn, IOT_ID_MAX + 1);
+}
+
+/* ---- the request loop ------------------------------------------------------ */
+
+static void fail_request(gw_conn *c, gw_refusal why, const char *detail)
+{
+    c->close_after = true;
+    c->state = GW_CONN_BUSY;
+    evtimer_del(c->timer);
+    gw_conn_refuse(c, why, c->device, detail, 0);
+}
+
+/* The headers are in: who is asking, for which row, with how big a body.
+ * A refusal decided here is answered once the body has been read past
+ * (unless the body itself is too big), so the connection can go on. */
+static bool on_headers(gw_conn *c)
+{
+    gw_http_request *req = &c->http.req;
+    char device[IOT_ID_MAX + 1];
+    gw_id_verdict v = authenticate(c, device);
+    c->route = NULL;
+    c->pending = GW_REF_COUNT;
+    if (v != GW_ID_OK) {
+        c->pending = gw_id_verdict_refusal(v);
+        c->pending_detail = gw_id_verdict_name(v);
+        refused_name(c, c->pending_who);
+        c->close_after = true; /* this identity may no longer speak */
+    } else {
+        snprintf(c->device, sizeof(c->device), "%s", device);
+        snprintf(c->pending_who, sizeof(c->pending_who), "%s", device);
+        c->route = gw_route_find(c->env->routes, c->env->n_routes, req->method, req->target,
+                                 req->target_len, &c->pending, &c->pending_detail, c->allow);
+    }
+    size_t max = c->env->app->limits.max_body;
+    if (c->route != NULL && c->route->body_max != GW_ROUTE_BODY_CONFIGURED)
+        max = c->route->body_max;
+    if (!gw_http_set_body_max(&c->http, max, c->route == NULL)) {
+        fail_request(c, c->http.refusal, c->http.detail);
+        return false;
+    }
+    if (req->expect_continue && c->route != NULL)
+        send_bytes(c, CONTINUE_LINE, sizeof(CONTINUE_LINE) - 1);
+    return true;
+}
+
+static void on_request(gw_conn *c)
+{
+    evtimer_del(c->timer);
+    c->state = GW_CONN_BUSY;
+    gw_metric_inc(GW_M_REQUESTS);
+    if (c->route == NULL) {
+        gw_conn_refuse(c, c->pending, c->pending_who, c->pending_detail, 0);
+        return;
+    }
+    c->route->handler(c, &c->http.req, c->device);
+}
+
+/* Feeds what has arrived to the reader until it stops at a whole request
+ * or an error, or runs out of bytes. */
+static void process_input(gw_conn *c)
+{
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    while (c->open && c->state == GW_CONN_READING) {
+        struct evbuffer_iovec v = {NULL, 0};
+        if (evbuffer_peek(in, -1, NULL, &v, 1) < 1 && !c->http.done)
+            break;
+        size_t used = 0;
+        gw_http_status st = gw_http_feed(&c->http, v.iov_base, v.iov_len, &used);
+        evbuffer_drain(in, used);
+        if (st == GW_HTTP_HEADERS && !on_headers(c))
+            return;
+        if (st == GW_HTTP_REQUEST) {
+            on_request(c);
+            return;
+        }
+        if (st == GW_HTTP_ERROR) {
+            fail_request(c, c->http.refusal, c->http.detail);
+            return;
+        }
+    }
+}
+
+static void on_read(struct bufferevent *bev, void *arg)
+{
+    gw_conn *c = arg;
+    if (c->state == GW_CONN_CLOSING) {
+        evbuffer_drain(bufferevent_get_input(bev), (size_t)-1);
+        return;
+    }
+    process_input(c);
+}
+
+/* Reads and drops the peer's bytes, undecrypted, until it goes. */
+static void on_linger_read(evutil_socket_t fd, short what, void *arg)
+{
+    (void)what;
+    gw_conn *c = arg;
+    char sink[4096];
+    ssize_t n = recv(fd, sink, sizeof(sink), 0);
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+        conn_close(c);
+}
+
+/* After the last answer: half-close, then drop whatever the peer still
+ * sends until it goes (or for LINGER_MS). Closing with unread bytes would
+ * reset the connection, which can destroy the answer before the peer has
+ * read it. The TLS session is done with: nothing more is decrypted or
+ * logged. */
+static void linger(gw_conn *c)
+{
+    c->state = GW_CONN_CLOSING;
+    c->tls_logged = true;
+    bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+    evbuffer_drain(bufferevent_get_input(c->bev), (size_t)-1);
+    buffered_release(c);
+    shutdown(c->fd, SHUT_WR);
+    struct timeval tv = ms_tv(LINGER_MS);
+    c->linger = event_new(c->env->base, c->fd, EV_READ | EV_PERSIST, on_linger_read, c);
+    if (c->linger == NULL || event_add(c->linger, NULL) != 0) {
+        conn_close(c);
+        return;
+    }
+    evtimer_add(c->timer, &tv);
+}
+
+/* The answer is out: the connection ends, or waits for its next request. */
+static void on_write(struct bufferevent *bev, void *arg)
+{
+    gw_conn *c = arg;
+    if (c->state != GW_CONN_WRITING || evbuffer_get_length(bufferevent_get_output(bev)) > 0)
+        return;
+    if (c->close_after) {
+        linger(c);
+        return;
+    }
+    buffered_release(c);
+    gw_http_next(&c->http);
+    c->state = GW_CONN_READING;
+    arm_deadline(c);
+    process_input(c); /* a pipelined request may be waiting */
+}
+
+static void on_event(struct bufferevent *bev, short what, void *arg)
+{
+    (void)bev;
+    gw_conn *c = arg;
+    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT))
+        conn_close(c);
+}
+
+static void on_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    gw_conn *c = arg;
+    if (c->state == GW_CONN_READING) {
+        gw_refusal_inc(GW_REF_REQUEST_TIMEOUT);
+        gw_log(GW_LOG_WARN, "request.timeout",
+               "peer=%s detail=\"no complete request within request_timeout\"", c->peer);
+    }
+    conn_close(c);
+}

@@ -1,0 +1,133 @@
+/* One device connection, from accept() to close: everything the gateway
+ * keeps about it lives here and is released by one function.
+ *
+ * At accept the peer address is formatted once and the connection is
+ * admitted or refused before any TLS state exists: max_connections, then
+ * the per-address rate (connection_rate_per_address) and cap
+ * (max_connections_per_address). An admitted connection holds its TLS
+ * session (whose SSL points back here), its request deadline, its share of
+ * max_buffered_bytes, the identity verdict of its certificate (per
+ * identity snapshot), its per-device slot, and its HTTP reader.
+ *
+ * Requests are read one at a time (http1.h), routed (router.h) and handed
+ * to the row's handler, which answers with gw_conn_reply or gw_conn_refuse,
+ * now or later. A handler that answers later takes a reference
+ * (gw_conn_ref): if the connection closes first, the struct stays until
+ * the reference is dropped, and gw_conn_is_open tells the late answer to
+ * go nowhere.
+ *
+ * All of it runs on the thread of the connection's event loop.
+ */
+#ifndef GW_CONN_H
+#define GW_CONN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include <event2/event.h>
+#include <openssl/ssl.h>
+
+#include "addrlimit.h"
+#include "app.h"
+#include "devlimit.h"
+#include "http1.h"
+#include "router.h"
+
+#define GW_PEER_MAX 64 /* "[v6 address]:port" */
+
+typedef struct gw_conn gw_conn;
+
+/* What the connections of one event loop share. */
+typedef struct gw_conn_env {
+    gw_app *app;
+    struct event_base *base;
+    gw_addr_limit *per_address; /* NULL: no per-address cap */
+    gw_addr_rate *address_rate; /* NULL: no per-address rate */
+    const gw_route *routes;
+    size_t n_routes;
+    void *owner;   /* for the handlers (the worker) */
+    gw_conn *open; /* the open connections, for shutdown */
+} gw_conn_env;
+
+typedef enum gw_conn_state {
+    GW_CONN_READING, /* reading a request */
+    GW_CONN_BUSY,    /* a request is with its handler */
+    GW_CONN_WRITING, /* its answer is being sent */
+    GW_CONN_CLOSING, /* answered for the last time; waiting for the peer to go */
+} gw_conn_state;
+
+struct gw_conn {
+    gw_conn_env *env;
+    gw_conn *prev, *next; /* env->open */
+    int refs;
+    bool open;
+    gw_conn_state state;
+    evutil_socket_t fd;
+    char peer[GW_PEER_MAX]; /* "address:port", for every log line */
+    gw_addr_key address;
+    char address_text[GW_PEER_MAX]; /* the key: "192.0.2.7", "2001:db8::/64" */
+    bool has_address;
+    bool holds_address_slot;
+    SSL *ssl; /* NULL without device_tls; freed with bev */
+    struct bufferevent *bev;
+    struct event *timer;  /* request deadline, then the wait for the peer to go */
+    struct event *linger; /* reads the socket while waiting for the peer to go */
+    /* request bytes received and not yet answered (max_buffered_bytes) */
+    struct evbuffer_cb_entry *input_cb;
+    size_t buffered;
+    bool over_budget;
+    /* the certificate's verdict, valid for one identity snapshot */
+    bool verdict_cached;
+    uint64_t verdict_generation;
+    int verdict; /* gw_id_verdict */
+    char device[IOT_ID_MAX + 1];
+    /* max_connections_per_device */
+    gw_dev_limit *per_device;
+    char slot_device[IOT_ID_MAX + 1];
+    /* TLS log flags (tls.c) */
+    bool handshake_done;
+    bool tls_logged;
+    /* the request being read or handled */
+    gw_http_reader http;
+    const gw_route *route;
+    gw_refusal pending;         /* refused at its headers (GW_REF_COUNT: not) */
+    const char *pending_detail; /* fixed text */
+    char pending_who[IOT_ID_MAX + 1];
+    char allow[GW_ROUTE_ALLOW_MAX];
+    bool close_after; /* the answer ends the connection */
+};
+
+/* Formats a socket address as "address:port" ("[address]:port" for IPv6);
+ * "?" if it is neither. The one formatter of peers for log lines. */
+void gw_peer_format(const struct sockaddr *sa, socklen_t len, char *buf, size_t size);
+
+/* Takes an accepted socket: admits it (or closes it, logged and counted)
+ * and starts its TLS handshake. */
+void gw_conn_accept(gw_conn_env *env, evutil_socket_t fd, const struct sockaddr *sa, socklen_t len);
+
+/* The answer to the current request: status, extra header lines (each
+ * ending in CRLF, or NULL), a JSON body (len bytes; may be 0). */
+void gw_conn_reply(gw_conn *c, int status, const char *extra_headers, const char *body, size_t len);
+
+/* Refuses the current request: logs request.refused (peer, device, status,
+ * error, class, detail), counts it, answers the JSON error.
+ * retry_after > 0 adds Retry-After. */
+void gw_conn_refuse(gw_conn *c, gw_refusal why, const char *device, const char *detail,
+                    int retry_after);
+
+void gw_conn_ref(gw_conn *c);
+void gw_conn_unref(gw_conn *c);
+bool gw_conn_is_open(const gw_conn *c);
+
+/* Closes every open connection of env (shutdown). */
+void gw_conn_close_all(gw_conn_env *env);
+
+/* Request bytes over all connections are capped at max (max_buffered_bytes). */
+void gw_conn_set_buffer_limit(size_t max);
+
+/* The connection of a TLS session (NULL once it is closing). */
+gw_conn *gw_conn_of_ssl(const SSL *ssl);
+
+#endif

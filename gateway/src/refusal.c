@@ -1,0 +1,165 @@
+/* The refusal table; refusal.h says what each column means. */
+#include "refusal.h"
+
+#include <stddef.h>
+
+#define S GW_CLASS_SECURITY
+#define Q GW_CLASS_QUALITY
+#define O GW_CLASS_OVERLOAD
+#define W GW_LOG_WARN
+#define I GW_LOG_INFO
+
+/* One row per refusal, kept one per line so the table reads as the list
+ * docs/gateway.md documents. */
+// clang-format off
+static const gw_refusal_row ROWS[GW_REF_COUNT] = {
+    [GW_REF_TLS_NO_CERT]            = {0,   "tls_no_certificate",         S, GW_RC_TLS_NO_CERT,          W},
+    [GW_REF_TLS_BAD_CERT]           = {0,   "tls_bad_certificate",        S, GW_RC_TLS_BAD_CERT,         W},
+    [GW_REF_TLS_PROTOCOL]           = {0,   "tls_protocol",               S, GW_RC_TLS_PROTOCOL,         W},
+    [GW_REF_CONN_OVER_CAPACITY]     = {0,   "over_capacity",              O, GW_RC_OVER_CAPACITY,        W},
+    [GW_REF_CONN_RATE_LIMITED]      = {0,   "rate_limited",               S, GW_RC_RATE_LIMITED,         W},
+    [GW_REF_REQUEST_TIMEOUT]        = {0,   "request_timeout",            S, GW_RC_REQUEST_TIMEOUT,      W},
+    [GW_REF_DEVICE_UNKNOWN]         = {403, "device_unknown",             S, GW_RC_DEVICE_UNKNOWN,       W},
+    [GW_REF_DEVICE_REVOKED]         = {403, "device_revoked",             S, GW_RC_DEVICE_REVOKED,       W},
+    [GW_REF_NOT_A_DEVICE]           = {403, "device_unknown",             S, GW_RC_NOT_A_DEVICE,         W},
+    [GW_REF_CERT_MISMATCH]          = {403, "device_unknown",             S, GW_RC_TLS_BAD_CERT,         W},
+    [GW_REF_HTTP_FRAMING]           = {400, "invalid_framing",            S, GW_RC_HTTP_FRAMING,         W},
+    [GW_REF_HTTP_MALFORMED]         = {400, "invalid_request",            S, GW_RC_HTTP_FRAMING,         W},
+    [GW_REF_HTTP_HEADERS_TOO_LARGE] = {431, "headers_too_large",          S, GW_RC_HTTP_FRAMING,         W},
+    [GW_REF_HTTP_VERSION]           = {505, "http_version_not_supported", S, GW_RC_HTTP_FRAMING,         W},
+    [GW_REF_INVALID_TARGET]         = {400, "invalid_target",             S, GW_RC_HTTP_PROTOCOL,        W},
+    [GW_REF_NOT_FOUND]              = {404, "not_found",                  S, GW_RC_HTTP_PROTOCOL,        W},
+    [GW_REF_METHOD_NOT_ALLOWED]     = {405, "method_not_allowed",         S, GW_RC_HTTP_PROTOCOL,        W},
+    [GW_REF_MEDIA_TYPE]             = {415, "unsupported_media_type",     S, GW_RC_HTTP_PROTOCOL,        W},
+    [GW_REF_BODY_TOO_LARGE]         = {413, "payload_too_large",          Q, GW_RC_PAYLOAD_TOO_LARGE,    I},
+    [GW_REF_RATE_LIMITED]           = {429, "rate_limited",               S, GW_RC_RATE_LIMITED,         W},
+    [GW_REF_PAYLOAD_MEDIA_TYPE]     = {415, "unsupported_media_type",     Q, GW_RC_PAYLOAD_INVALID,      I},
+    [GW_REF_EMPTY_BODY]             = {400, "empty_body",                 Q, GW_RC_PAYLOAD_INVALID,      I},
+    [GW_REF_PAYLOAD_TOO_LARGE]      = {413, "payload_too_large",          Q, GW_RC_PAYLOAD_TOO_LARGE,    I},
+    [GW_REF_INVALID_UTF8]           = {400, "invalid_utf8",               Q, GW_RC_PAYLOAD_INVALID,      I},
+    [GW_REF_TOO_DEEP]               = {400, "too_deep",                   Q, GW_RC_PAYLOAD_INVALID,      I},
+    [GW_REF_MALFORMED_JSON]         = {400, "malformed_json",             Q, GW_RC_PAYLOAD_INVALID,      I},
+    [GW_REF_INVALID_NUMBER]         = {400, "invalid_number",             Q, GW_RC_PAYLOAD_INVALID,      I},
+    [GW_REF_DUPLICATE_KEY]          = {400, "duplicate_key",              Q, GW_RC_PAYLOAD_INVALID,      I},
+    [GW_REF_DUPLICATE_KEY_HOSTILE]  = {400, "duplicate_key",              S, GW_RC_PAYLOAD_SECURITY,     W},
+    [GW_REF_INVALID_STRUCTURE]      = {422, "invalid_structure",          Q, GW_RC_PAYLOAD_INVALID,      I},
+    [GW_REF_BATCH_TOO_LARGE]        = {413, "batch_too_large",            Q, GW_RC_PAYLOAD_TOO_LARGE,    I},
+    [GW_REF_IDENTITY_MISMATCH]      = {403, "identity_mismatch",          S, GW_RC_IDENTITY_MISMATCH,    W},
+    [GW_REF_INVALID_NAME]           = {422, "invalid_name",               Q, GW_RC_PAYLOAD_INVALID,      I},
+    [GW_REF_INVALID_NAME_HOSTILE]   = {422, "invalid_name",               S, GW_RC_PAYLOAD_SECURITY,     W},
+    [GW_REF_INVALID_UNIT]           = {422, "invalid_unit",               Q, GW_RC_PAYLOAD_INVALID,      I},
+    [GW_REF_INVALID_UNIT_HOSTILE]   = {422, "invalid_unit",               S, GW_RC_PAYLOAD_SECURITY,     W},
+    [GW_REF_UNSUPPORTED_VALUE]      = {422, "unsupported_value",          Q, GW_RC_PAYLOAD_INVALID,      I},
+    [GW_REF_MISSING_VALUE]          = {422, "missing_value",              Q, GW_RC_PAYLOAD_INVALID,      I},
+    [GW_REF_INVALID_VALUE]          = {422, "invalid_value",              Q, GW_RC_PAYLOAD_INVALID,      I},
+    [GW_REF_UNSUPPORTED_FIELD]      = {422, "unsupported_field",          Q, GW_RC_PAYLOAD_INVALID,      I},
+    [GW_REF_UNSUPPORTED_VERSION]    = {422, "unsupported_version",        Q, GW_RC_PAYLOAD_INVALID,      I},
+    [GW_REF_INVALID_TIME]           = {422, "invalid_time",               Q, GW_RC_PAYLOAD_INVALID,      I},
+    [GW_REF_TIME_OUT_OF_RANGE]      = {422, "time_out_of_range",          Q, GW_RC_PAYLOAD_INVALID,      I},
+    [GW_REF_INCONSISTENT_TIME]      = {422, "inconsistent_time",          Q, GW_RC_PAYLOAD_INVALID,      I},
+    [GW_REF_INVALID_SEQ]            = {422, "invalid_seq",                Q, GW_RC_PAYLOAD_INVALID,      I},
+    [GW_REF_INVALID_DROPPED]        = {422, "invalid_dropped",            Q, GW_RC_PAYLOAD_INVALID,      I},
+    [GW_REF_DUPLICATE_NAME]         = {422, "duplicate_name",             Q, GW_RC_PAYLOAD_INVALID,      I},
+    [GW_REF_READING_TOO_LARGE]      = {413, "reading_too_large",          Q, GW_RC_PAYLOAD_TOO_LARGE,    I},
+    [GW_REF_REPLAY]                 = {0,   "replay",                     S, GW_RC_REPLAY,               I},
+    [GW_REF_OUT_OF_MEMORY]          = {503, "out_of_memory",              O, GW_RC_OUT_OF_MEMORY,        W},
+    [GW_REF_SHUTTING_DOWN]          = {503, "shutting_down",              O, GW_RC_SHUTTING_DOWN,        I},
+    [GW_REF_OUTBOX_FULL]            = {503, "outbox_full",                O, GW_RC_OUTBOX_FULL,          W},
+    [GW_REF_OUTBOX_DEVICE_SHARE]    = {503, "outbox_device_share_full",   O, GW_RC_OUTBOX_DEVICE_SHARE,  W},
+    [GW_REF_STORAGE_ERROR]          = {503, "storage_unavailable",        O, GW_RC_STORAGE_ERROR,        W},
+    [GW_REF_ADMIN_UNAUTHORIZED]     = {401, "unauthorized",               S, GW_RC_ADMIN_UNAUTHORIZED,   W},
+    [GW_REF_ADMIN_OVER_CAPACITY]    = {503, "over_capacity",              O, GW_RC_ADMIN_OVER_CAPACITY,  W},
+};
+
+static const struct {
+    const char *name;
+    gw_refusal_class cls;
+} COUNTERS[GW_RC_COUNT] = {
+    [GW_RC_TLS_NO_CERT]         = {"tls_no_certificate",       S},
+    [GW_RC_TLS_BAD_CERT]        = {"tls_bad_certificate",      S},
+    [GW_RC_TLS_PROTOCOL]        = {"tls_protocol",             S},
+    [GW_RC_DEVICE_UNKNOWN]      = {"device_unknown",           S},
+    [GW_RC_DEVICE_REVOKED]      = {"device_revoked",           S},
+    [GW_RC_NOT_A_DEVICE]        = {"not_a_device",             S},
+    [GW_RC_IDENTITY_MISMATCH]   = {"identity_mismatch",        S},
+    [GW_RC_PAYLOAD_SECURITY]    = {"payload_hostile",          S},
+    [GW_RC_REPLAY]              = {"replay",                   S},
+    [GW_RC_RATE_LIMITED]        = {"rate_limited",             S},
+    [GW_RC_HTTP_PROTOCOL]       = {"http_protocol",            S},
+    [GW_RC_HTTP_FRAMING]        = {"http_framing",             S},
+    [GW_RC_REQUEST_TIMEOUT]     = {"request_timeout",          S},
+    [GW_RC_PAYLOAD_INVALID]     = {"payload_invalid",          Q},
+    [GW_RC_PAYLOAD_TOO_LARGE]   = {"payload_too_large",        Q},
+    [GW_RC_OUTBOX_FULL]         = {"outbox_full",              O},
+    [GW_RC_OUTBOX_DEVICE_SHARE] = {"outbox_device_share_full", O},
+    [GW_RC_STORAGE_ERROR]       = {"storage_error",            O},
+    [GW_RC_OUT_OF_MEMORY]       = {"out_of_memory",            O},
+    [GW_RC_SHUTTING_DOWN]       = {"shutting_down",            O},
+    [GW_RC_OVER_CAPACITY]       = {"over_capacity",            O},
+    [GW_RC_ADMIN_UNAUTHORIZED]  = {"admin_unauthorized",       S},
+    [GW_RC_ADMIN_OVER_CAPACITY] = {"admin_over_capacity",      O},
+};
+// clang-format on
+
+const gw_refusal_row *gw_refusal_row_of(gw_refusal r)
+{
+    return &ROWS[r];
+}
+
+const char *gw_refusal_class_name(gw_refusal_class c)
+{
+    switch (c) {
+    case GW_CLASS_SECURITY:
+        return "security";
+    case GW_CLASS_QUALITY:
+        return "quality";
+    case GW_CLASS_OVERLOAD:
+        return "overload";
+    }
+    return "quality";
+}
+
+const char *gw_refusal_counter_name(gw_refusal_counter c)
+{
+    return COUNTERS[c].name;
+}
+
+gw_refusal_class gw_refusal_counter_class(gw_refusal_counter c)
+{
+    return COUNTERS[c].cls;
+}
+
+const char *gw_refusal_reason_phrase(int status)
+{
+    switch (status) {
+    case 100:
+        return "Continue";
+    case 200:
+        return "OK";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 413:
+        return "Content Too Large";
+    case 415:
+        return "Unsupported Media Type";
+    case 422:
+        return "Unprocessable Content";
+    case 429:
+        return "Too Many Requests";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 503:
+        return "Service Unavailable";
+    case 505:
+        return "HTTP Version Not Supported";
+    }
+    return "Error";
+}

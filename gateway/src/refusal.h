@@ -1,0 +1,141 @@
+/* Every way the gateway refuses a connection or a request, as one table
+ * (refusal.c): for each refusal its HTTP status (0: the connection is
+ * closed without an answer), the `error` string of the JSON answer, its
+ * class, the counter it is counted in (the `reason` label of
+ * iotgw_refusals_total) and the level it is logged at.
+ *
+ * Modules that judge input (payload validation, identity checks, the HTTP
+ * reader, the router) return a gw_refusal and know nothing of HTTP; the
+ * code that answers looks the rest up here, so the answer, the log line
+ * and the counter of one refusal always agree. docs/gateway.md lists the
+ * table. */
+#ifndef GW_REFUSAL_H
+#define GW_REFUSAL_H
+
+#include <stdint.h>
+
+#include "log.h"
+
+typedef enum gw_refusal_class {
+    GW_CLASS_SECURITY, /* someone tried something they may not */
+    GW_CLASS_QUALITY,  /* a device sent bad data */
+    GW_CLASS_OVERLOAD, /* the gateway cannot take more now; retry later */
+} gw_refusal_class;
+
+/* The counters: the `reason` label of iotgw_refusals_total. Several
+ * refusals may share one. */
+typedef enum gw_refusal_counter {
+    GW_RC_TLS_NO_CERT,
+    GW_RC_TLS_BAD_CERT,
+    GW_RC_TLS_PROTOCOL,
+    GW_RC_DEVICE_UNKNOWN,
+    GW_RC_DEVICE_REVOKED,
+    GW_RC_NOT_A_DEVICE,
+    GW_RC_IDENTITY_MISMATCH,
+    GW_RC_PAYLOAD_SECURITY,
+    GW_RC_REPLAY,
+    GW_RC_RATE_LIMITED,
+    GW_RC_HTTP_PROTOCOL,
+    GW_RC_HTTP_FRAMING,
+    GW_RC_REQUEST_TIMEOUT,
+    GW_RC_PAYLOAD_INVALID,
+    GW_RC_PAYLOAD_TOO_LARGE,
+    GW_RC_OUTBOX_FULL,
+    GW_RC_OUTBOX_DEVICE_SHARE,
+    GW_RC_STORAGE_ERROR,
+    GW_RC_OUT_OF_MEMORY,
+    GW_RC_SHUTTING_DOWN,
+    GW_RC_OVER_CAPACITY,
+    GW_RC_ADMIN_UNAUTHORIZED,
+    GW_RC_ADMIN_OVER_CAPACITY,
+    GW_RC_COUNT
+} gw_refusal_counter;
+
+typedef enum gw_refusal {
+    /* connections, before any request */
+    GW_REF_TLS_NO_CERT,
+    GW_REF_TLS_BAD_CERT,
+    GW_REF_TLS_PROTOCOL,
+    GW_REF_CONN_OVER_CAPACITY, /* max_connections, per address, per device, buffered bytes */
+    GW_REF_CONN_RATE_LIMITED,  /* connection_rate_per_address */
+    GW_REF_REQUEST_TIMEOUT,
+    /* identity (in the handshake, or per request) */
+    GW_REF_DEVICE_UNKNOWN,
+    GW_REF_DEVICE_REVOKED,
+    GW_REF_NOT_A_DEVICE,
+    GW_REF_CERT_MISMATCH,
+    /* HTTP framing and routing */
+    GW_REF_HTTP_FRAMING, /* Content-Length, Transfer-Encoding, chunks: request smuggling */
+    GW_REF_HTTP_MALFORMED,
+    GW_REF_HTTP_HEADERS_TOO_LARGE,
+    GW_REF_HTTP_VERSION,
+    GW_REF_INVALID_TARGET,
+    GW_REF_NOT_FOUND,
+    GW_REF_METHOD_NOT_ALLOWED,
+    GW_REF_MEDIA_TYPE,
+    GW_REF_BODY_TOO_LARGE,
+    GW_REF_RATE_LIMITED,
+    /* the body (gateway/payload) */
+    GW_REF_PAYLOAD_MEDIA_TYPE,
+    GW_REF_EMPTY_BODY,
+    GW_REF_PAYLOAD_TOO_LARGE,
+    GW_REF_INVALID_UTF8,
+    GW_REF_TOO_DEEP,
+    GW_REF_MALFORMED_JSON,
+    GW_REF_INVALID_NUMBER,
+    GW_REF_DUPLICATE_KEY,
+    GW_REF_DUPLICATE_KEY_HOSTILE,
+    GW_REF_INVALID_STRUCTURE,
+    GW_REF_BATCH_TOO_LARGE,
+    GW_REF_IDENTITY_MISMATCH,
+    GW_REF_INVALID_NAME,
+    GW_REF_INVALID_NAME_HOSTILE,
+    GW_REF_INVALID_UNIT,
+    GW_REF_INVALID_UNIT_HOSTILE,
+    GW_REF_UNSUPPORTED_VALUE,
+    GW_REF_MISSING_VALUE,
+    GW_REF_INVALID_VALUE,
+    GW_REF_UNSUPPORTED_FIELD,
+    GW_REF_UNSUPPORTED_VERSION,
+    GW_REF_INVALID_TIME,
+    GW_REF_TIME_OUT_OF_RANGE,
+    GW_REF_INCONSISTENT_TIME,
+    GW_REF_INVALID_SEQ,
+    GW_REF_INVALID_DROPPED,
+    GW_REF_DUPLICATE_NAME,
+    GW_REF_READING_TOO_LARGE,
+    GW_REF_REPLAY, /* counted only: a duplicate reading is answered 200 */
+    /* the gateway's own state */
+    GW_REF_OUT_OF_MEMORY,
+    GW_REF_SHUTTING_DOWN,
+    GW_REF_OUTBOX_FULL,
+    GW_REF_OUTBOX_DEVICE_SHARE,
+    GW_REF_STORAGE_ERROR,
+    /* the admin listener */
+    GW_REF_ADMIN_UNAUTHORIZED,
+    GW_REF_ADMIN_OVER_CAPACITY,
+    GW_REF_COUNT
+} gw_refusal;
+
+typedef struct gw_refusal_row {
+    uint16_t status;            /* HTTP status; 0: no answer, the connection is closed */
+    const char *error;          /* the JSON answer's "error" */
+    gw_refusal_class cls;       /* the log line's class */
+    gw_refusal_counter counter; /* the metric's reason */
+    gw_log_level level;         /* the log line's level */
+} gw_refusal_row;
+
+/* The row of a refusal; r must be below GW_REF_COUNT. */
+const gw_refusal_row *gw_refusal_row_of(gw_refusal r);
+
+/* "security", "quality" or "overload". */
+const char *gw_refusal_class_name(gw_refusal_class c);
+
+/* The counter's `reason` label and `class` label. */
+const char *gw_refusal_counter_name(gw_refusal_counter c);
+gw_refusal_class gw_refusal_counter_class(gw_refusal_counter c);
+
+/* The reason phrase of a status the table uses ("Bad Request"). */
+const char *gw_refusal_reason_phrase(int status);
+
+#endif
