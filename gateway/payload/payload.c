@@ -497,8 +497,8 @@ static int check_unit(const builder *b, const char *field, const cJSON *u)
         return 0;
     case IOTD_PROTOCOL_EMPTY:
     case IOTD_PROTOCOL_TOO_LONG:
-        return fail_at(b, GW_REF_INVALID_UNIT, "invalid_unit", GW_PAYLOAD_QUALITY, "%s has %zu bytes; use 1-%d",
-                       field, len, GW_UNIT_MAX);
+        return fail_at(b, GW_REF_INVALID_UNIT, "invalid_unit", GW_PAYLOAD_QUALITY,
+                       "%s has %zu bytes; use 1-%d", field, len, GW_UNIT_MAX);
     case IOTD_PROTOCOL_BAD_FIRST:
     case IOTD_PROTOCOL_BAD_CHAR:
         break;

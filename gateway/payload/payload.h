@@ -127,9 +127,9 @@ typedef enum gw_payload_class {
 
 typedef struct gw_payload_error {
     gw_refusal refusal; /* the row of the refusal table (refusal.h): status, counter */
-    const char *code; /* stable machine code, e.g. "malformed_json" (static string) */
-    char detail[160]; /* human text, safe to put in JSON and logs: printable ASCII only,
-                         never echoes raw input bytes (hex-escape or omit them) */
+    const char *code;   /* stable machine code, e.g. "malformed_json" (static string) */
+    char detail[160];   /* human text, safe to put in JSON and logs: printable ASCII only,
+                           never echoes raw input bytes (hex-escape or omit them) */
     gw_payload_class cls;
 } gw_payload_error;
 
