@@ -48,7 +48,7 @@ typedef struct gw_config {
     char admin_token_file[GW_PATH_MAX]; /* bearer token; required when admin_remote */
     int admin_max_connections;          /* default 16 */
 
-    /* payload limits (see gateway/payload/payload.h) */
+    /* payload limits (see gateway/lib/payload.h) */
     size_t max_body;          /* default 16 KiB */
     int max_depth;            /* default 4 */
     size_t max_records;       /* default 256 */

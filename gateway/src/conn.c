@@ -343,21 +343,21 @@ void gw_conn_refuse(gw_conn *c, gw_refusal why, const char *device, const char *
 
 /* The device speaking on this connection, re-checked per request so a
  * revocation loaded after the handshake takes effect at once; the check
- * itself runs once per identity snapshot (tls.c). */
-static gw_id_verdict authenticate(gw_conn *c, char device[IOT_ID_MAX + 1])
+ * itself runs once per admission snapshot (tls.c). */
+static gw_admission_verdict authenticate(gw_conn *c, char device[IOT_ID_MAX + 1])
 {
     gw_app *app = c->env->app;
     device[0] = '\0';
     if (c->ssl != NULL && SSL_get0_peer_certificate(c->ssl) != NULL)
         return gw_tls_peer_device(c, app->identity, device);
     if (app->cfg.require_client_cert && app->cfg.device_tls)
-        return GW_ID_UNKNOWN;
+        return GW_ADMISSION_UNKNOWN;
     /* Development mode only: a device without a certificate names itself. */
     const char *name = c->http.req.device_id;
     if (!iot_id_is_valid(name))
-        return GW_ID_UNKNOWN;
-    gw_id_verdict v = gw_identity_check_name(app->identity, name);
-    if (v == GW_ID_OK)
+        return GW_ADMISSION_UNKNOWN;
+    gw_admission_verdict v = gw_admission_check_name(app->identity, name);
+    if (v == GW_ADMISSION_OK)
         snprintf(device, IOT_ID_MAX + 1, "%s", name);
     return v;
 }
@@ -389,12 +389,12 @@ static bool on_headers(gw_conn *c)
 {
     gw_http_request *req = &c->http.req;
     char device[IOT_ID_MAX + 1];
-    gw_id_verdict v = authenticate(c, device);
+    gw_admission_verdict v = authenticate(c, device);
     c->route = NULL;
     c->pending = GW_REF_COUNT;
-    if (v != GW_ID_OK) {
-        c->pending = gw_id_verdict_refusal(v);
-        c->pending_detail = gw_id_verdict_name(v);
+    if (v != GW_ADMISSION_OK) {
+        c->pending = gw_admission_verdict_refusal(v);
+        c->pending_detail = gw_admission_verdict_name(v);
         refused_name(c, c->pending_who);
         c->close_after = true; /* this identity may no longer speak */
     } else {

@@ -7,7 +7,7 @@
  * (max_connections_per_address). An admitted connection holds its TLS
  * session (whose SSL points back here), its request deadline, its share of
  * max_buffered_bytes, the identity verdict of its certificate (per
- * identity snapshot), its per-device slot, and its HTTP reader.
+ * admission snapshot), its per-device slot, and its HTTP reader.
  *
  * Requests are read one at a time (http1.h), routed (router.h) and handed
  * to the row's handler, which answers with gw_conn_reply or gw_conn_refuse,
@@ -78,10 +78,10 @@ struct gw_conn {
     struct evbuffer_cb_entry *input_cb;
     size_t buffered;
     bool over_budget;
-    /* the certificate's verdict, valid for one identity snapshot */
+    /* the certificate's verdict, valid for one admission snapshot */
     bool verdict_cached;
     uint64_t verdict_generation;
-    int verdict; /* gw_id_verdict */
+    int verdict; /* gw_admission_verdict */
     char device[IOT_ID_MAX + 1];
     /* max_connections_per_device */
     gw_dev_limit *per_device;

@@ -19,7 +19,7 @@
 #include <openssl/x509_vfy.h>
 #include <openssl/x509v3.h>
 
-#include "identity.h"
+#include "admission.h"
 #include "log.h"
 #include "message.h"
 #include "metrics.h"
@@ -569,7 +569,7 @@ static iot_status build_tls(gw_forwarder *fw, SSL_CTX **out, iot_err *err)
     }
     /* The CRL only applies to certificates its issuer signed: with
      * another CA for the broker, CRL checking would refuse every broker. */
-    crl = gw_identity_crl(c->identity);
+    crl = gw_admission_crl(c->identity);
     fw->crl_checked =
         crl != NULL && X509_NAME_cmp(X509_CRL_get_issuer(crl), X509_get_subject_name(ca)) == 0;
     if (fw->crl_checked) {
@@ -593,7 +593,7 @@ out:
 /* Rebuilds the TLS context when the registry and CRL were reloaded. */
 static int refresh_tls(gw_forwarder *fw)
 {
-    uint64_t generation = gw_identity_generation(fw->opt.identity);
+    uint64_t generation = gw_admission_generation(fw->opt.identity);
     if (fw->tls != NULL && generation == fw->tls_generation)
         return MOSQ_ERR_SUCCESS;
     SSL_CTX *ctx = NULL;

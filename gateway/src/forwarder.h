@@ -13,7 +13,7 @@
  * The forwarder reads nothing global: its settings come in
  * gw_forwarder_options, the readings through gw_forwarder_store (the
  * outbox in the daemon, see outbox_store.h; an in-memory store in tests),
- * and the CRL in force from the identity snapshot.
+ * and the CRL in force from the admission snapshot.
  *
  * Connection states (one transition function logs each change and refuses
  * any change not drawn here):
@@ -49,7 +49,7 @@
 #include "outbox.h"
 
 typedef struct gw_forwarder gw_forwarder;
-typedef struct gw_identity gw_identity;
+typedef struct gw_admission gw_admission;
 
 typedef enum gw_forwarder_state {
     GW_FWD_IDLE,       /* created, not started */
@@ -77,7 +77,7 @@ typedef struct gw_forwarder_options {
     int64_t reconnect_min_ms;   /* backoff: first delay */
     int64_t reconnect_max_ms;   /* backoff: cap */
     int64_t connect_timeout_ms; /* CONNACK deadline; 0: 10 s */
-    gw_identity *identity;      /* the CRL in force, checked on the broker's certificate */
+    gw_admission *identity;     /* the CRL in force, checked on the broker's certificate */
     /* Called after every state change, on the event loop's thread; may be NULL. */
     void (*on_state)(void *ctx, gw_forwarder_state from, gw_forwarder_state to);
     void *on_state_ctx;

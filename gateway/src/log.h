@@ -25,12 +25,7 @@
 
 #include <stddef.h>
 
-typedef enum gw_log_level {
-    GW_LOG_DEBUG,
-    GW_LOG_INFO,
-    GW_LOG_WARN,
-    GW_LOG_ERROR,
-} gw_log_level;
+#include "log_level.h"
 
 #define GW_LOG_LINE_MAX 1024
 

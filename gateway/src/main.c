@@ -30,7 +30,7 @@
 #include "admin.h"
 #include "app.h"
 #include "forwarder.h"
-#include "identity.h"
+#include "admission.h"
 #include "ingest.h"
 #include "iot/process.h"
 #include "log.h"
@@ -173,7 +173,7 @@ static void limits_from_config(const gw_config *c, gw_payload_limits *l)
     l->future_window_s = c->future_window_ms / 1000;
 }
 
-static void identity_options_from_config(const gw_config *c, gw_identity_options *o)
+static void identity_options_from_config(const gw_config *c, gw_admission_options *o)
 {
     memset(o, 0, sizeof(*o));
     o->registry_path = c->registry;
@@ -181,7 +181,7 @@ static void identity_options_from_config(const gw_config *c, gw_identity_options
     o->ca_path = c->client_ca;
 }
 
-static void forwarder_options_from_config(const gw_config *c, gw_identity *identity,
+static void forwarder_options_from_config(const gw_config *c, gw_admission *identity,
                                           gw_forwarder_options *o)
 {
     memset(o, 0, sizeof(*o));
@@ -227,7 +227,7 @@ static void admin_options_from_config(daemon_state *d, gw_admin_options *o)
 static void reload_identity(daemon_state *d, const char *why)
 {
     iot_err err = {0};
-    if (gw_identity_reload(d->app.identity, &err) != IOT_OK)
+    if (gw_admission_reload(d->app.identity, &err) != IOT_OK)
         gw_log(GW_LOG_ERROR, "identity.reload_failed",
                "trigger=%s error=\"%s\" action=\"kept the previous registry and CRL\"", why,
                err.msg);
@@ -263,7 +263,7 @@ static void on_reload_tick(evutil_socket_t fd, short what, void *arg)
     daemon_state *d = arg;
     bool reloaded = false;
     iot_err err = {0};
-    if (gw_identity_reload_if_changed(d->app.identity, &reloaded, &err) != IOT_OK)
+    if (gw_admission_reload_if_changed(d->app.identity, &reloaded, &err) != IOT_OK)
         gw_log(GW_LOG_ERROR, "identity.reload_failed",
                "trigger=file_change error=\"%s\" action=\"kept the previous registry and CRL\"",
                err.msg);
@@ -274,9 +274,9 @@ static iot_status start(daemon_state *d, iot_err *err)
     gw_app *app = &d->app;
     iot_status st;
     limits_from_config(&app->cfg, &app->limits);
-    gw_identity_options iopt;
+    gw_admission_options iopt;
     identity_options_from_config(&app->cfg, &iopt);
-    if ((st = gw_identity_open(&iopt, &app->identity, err)) != IOT_OK ||
+    if ((st = gw_admission_open(&iopt, &app->identity, err)) != IOT_OK ||
         (st = gw_outbox_open(app->cfg.outbox, app->cfg.outbox_max, &app->outbox, err)) != IOT_OK)
         return st;
     gw_outbox_set_limits(app->outbox, (int64_t)app->cfg.outbox_max_bytes,
@@ -348,7 +348,7 @@ static void stop(daemon_state *d)
     for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++)
         if (evs[i])
             event_free(evs[i]);
-    gw_identity_close(app->identity);
+    gw_admission_close(app->identity);
     SSL_CTX_free(app->device_tls);
     gw_ratelimit_free(app->ratelimit);
 }

@@ -20,7 +20,7 @@ static const char TLS12_CIPHERS[] = "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-A
                                     "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-AES128-GCM-SHA256:"
                                     "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-CHACHA20-POLY1305";
 
-static int ex_identity = -1; /* SSL_CTX ex_data: gw_identity * */
+static int ex_identity = -1; /* SSL_CTX ex_data: gw_admission * */
 static int ex_devtable = -1; /* SSL_CTX ex_data: gw_dev_limit *, freed with the context */
 
 /* Each SSL points to its connection (conn.h), which holds everything the
@@ -95,22 +95,22 @@ static int verify_cb(int preverify_ok, X509_STORE_CTX *store)
     }
     if (X509_STORE_CTX_get_error_depth(store) != 0)
         return 1;
-    gw_identity *identity = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), ex_identity);
+    gw_admission *identity = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), ex_identity);
     char device[IOT_ID_MAX + 1];
-    uint64_t generation = gw_identity_generation(identity);
-    gw_id_verdict v = gw_identity_check(identity, cert, device);
+    uint64_t generation = gw_admission_generation(identity);
+    gw_admission_verdict v = gw_admission_check(identity, cert, device);
     gw_conn *c = gw_conn_of_ssl(ssl);
-    if (c != NULL && v == GW_ID_OK) {
+    if (c != NULL && v == GW_ADMISSION_OK) {
         /* The first request needs no second check of the same certificate. */
         c->verdict = v;
         c->verdict_generation = generation;
         c->verdict_cached = true;
         memcpy(c->device, device, sizeof(c->device));
     }
-    if (v != GW_ID_OK) {
-        refuse(ssl, gw_id_verdict_refusal(v), gw_id_verdict_name(v), subject);
-        X509_STORE_CTX_set_error(store, v == GW_ID_REVOKED ? X509_V_ERR_CERT_REVOKED
-                                                           : X509_V_ERR_CERT_REJECTED);
+    if (v != GW_ADMISSION_OK) {
+        refuse(ssl, gw_admission_verdict_refusal(v), gw_admission_verdict_name(v), subject);
+        X509_STORE_CTX_set_error(store, v == GW_ADMISSION_REVOKED ? X509_V_ERR_CERT_REVOKED
+                                                                  : X509_V_ERR_CERT_REJECTED);
         return 0;
     }
     if (!take_device_slot(ssl, device)) {
@@ -202,7 +202,7 @@ static iot_status ossl_fail(iot_err *err, const char *what, const char *path)
     return iot_err_set(err, IOT_ECRYPTO, "%s %s: %s", what, path, reason);
 }
 
-iot_status gw_tls_server_ctx(const gw_tls_options *opt, gw_identity *identity, SSL_CTX **out,
+iot_status gw_tls_server_ctx(const gw_tls_options *opt, gw_admission *identity, SSL_CTX **out,
                              iot_err *err)
 {
     *out = NULL;
@@ -271,23 +271,24 @@ fail:
 }
 
 /* A connection's certificate cannot change (no renegotiation, no
- * resumption), so its verdict only changes with the identity snapshot:
+ * resumption), so its verdict only changes with the admission snapshot:
  * checked once per connection and snapshot, not once per request (the
  * check hashes the certificate). */
-gw_id_verdict gw_tls_peer_device(gw_conn *c, gw_identity *identity, char device_id[IOT_ID_MAX + 1])
+gw_admission_verdict gw_tls_peer_device(gw_conn *c, gw_admission *identity,
+                                        char device_id[IOT_ID_MAX + 1])
 {
     device_id[0] = '\0';
     X509 *cert = c->ssl != NULL ? SSL_get0_peer_certificate(c->ssl) : NULL;
     if (cert == NULL || SSL_get_verify_result(c->ssl) != X509_V_OK)
-        return GW_ID_UNKNOWN;
-    uint64_t generation = gw_identity_generation(identity);
+        return GW_ADMISSION_UNKNOWN;
+    uint64_t generation = gw_admission_generation(identity);
     if (!c->verdict_cached || c->verdict_generation != generation) {
-        c->verdict = gw_identity_check(identity, cert, c->device);
+        c->verdict = gw_admission_check(identity, cert, c->device);
         c->verdict_generation = generation;
         c->verdict_cached = true;
-        if (c->verdict != GW_ID_OK)
+        if (c->verdict != GW_ADMISSION_OK)
             c->device[0] = '\0';
     }
     memcpy(device_id, c->device, sizeof(c->device));
-    return (gw_id_verdict)c->verdict;
+    return (gw_admission_verdict)c->verdict;
 }

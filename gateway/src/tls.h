@@ -3,7 +3,7 @@
  *
  * Policy: TLS 1.3, or TLS 1.2 with ECDHE + AEAD suites only; no
  * renegotiation, no compression; a client certificate is required and must
- * chain to the client CA; the identity snapshot (identity.h) then decides
+ * chain to the client CA; the admission snapshot (admission.h) then decides
  * whether the certificate belongs to an active device. Every refusal is
  * logged as `tls.refused` with the peer and the reason, and counted.
  */
@@ -14,7 +14,7 @@
 
 #include <openssl/ssl.h>
 
-#include "identity.h"
+#include "admission.h"
 #include "iot/status.h"
 
 typedef struct gw_tls_options {
@@ -31,7 +31,7 @@ typedef struct gw_tls_options {
  * much before anything is verified. */
 #define GW_TLS_MAX_CERT_LIST (8 * 1024)
 
-iot_status gw_tls_server_ctx(const gw_tls_options *opt, gw_identity *identity, SSL_CTX **out,
+iot_status gw_tls_server_ctx(const gw_tls_options *opt, gw_admission *identity, SSL_CTX **out,
                              iot_err *err);
 
 typedef struct gw_conn gw_conn;
@@ -40,10 +40,10 @@ typedef struct gw_conn gw_conn;
 SSL *gw_tls_new_connection(SSL_CTX *ctx, gw_conn *conn);
 
 /* After the handshake: checks the peer certificate against the current
- * identity snapshot (a revocation after the handshake is seen here) and
+ * admission snapshot (a revocation after the handshake is seen here) and
  * copies the device ID. The verdict is kept with the connection for as
  * long as the snapshot it was made in is current. */
-gw_id_verdict gw_tls_peer_device(gw_conn *conn, gw_identity *identity,
-                                 char device_id[IOT_ID_MAX + 1]);
+gw_admission_verdict gw_tls_peer_device(gw_conn *conn, gw_admission *identity,
+                                        char device_id[IOT_ID_MAX + 1]);
 
 #endif

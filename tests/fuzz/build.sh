@@ -31,17 +31,18 @@ recipe() {
   LIBS=()
   case "$1" in
     payload_fuzz)
-      SRCS=("$f" gateway/payload/payload.c gateway/payload/utf8.c core/src/protocol.c)
-      DEPS=(gateway/payload gateway/src/refusal.h core/include/iotd/protocol.h core/src/protocol.c)
-      FLAGS=(-Igateway/payload -Igateway/src -Icore/include $(pkg-config --cflags libcjson))
+      SRCS=("$f" gateway/lib/payload.c gateway/lib/utf8.c core/src/protocol.c)
+      DEPS=(gateway/lib/payload.c gateway/lib/payload.h gateway/lib/utf8.c gateway/lib/utf8.h
+        gateway/lib/refusal.h gateway/lib/log_level.h core/include/iotd/protocol.h core/src/protocol.c)
+      FLAGS=(-Igateway/lib -Icore/include $(pkg-config --cflags libcjson))
       LIBS=($(pkg-config --libs libcjson) -lm)
       ;;
     config_fuzz)
-      SRCS=("$f" gateway/src/config.c gateway/src/config_parse.c common/src/status.c
+      SRCS=("$f" gateway/src/config.c gateway/lib/config_parse.c common/src/status.c
         common/src/fsutil.c)
-      DEPS=(gateway/src/config.h gateway/src/config.c gateway/src/config_parse.h
-        gateway/src/config_parse.c common core/include/iotd/protocol.h)
-      FLAGS=(-D_POSIX_C_SOURCE=200809L -Igateway/src -Icommon/include -Icore/include)
+      DEPS=(gateway/src/config.h gateway/src/config.c gateway/lib/config_parse.h
+        gateway/lib/config_parse.c common core/include/iotd/protocol.h)
+      FLAGS=(-D_POSIX_C_SOURCE=200809L -Igateway/src -Igateway/lib -Icommon/include -Icore/include)
       LIBS=(-lm)
       ;;
     csr_fuzz)

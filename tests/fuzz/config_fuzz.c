@@ -1,8 +1,9 @@
 /* libFuzzer harness for the gateway configuration parser (gw_config_parse).
  *
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -D_POSIX_C_SOURCE=200809L \
- *     -Igateway/src -Icommon/include tests/fuzz/config_fuzz.c gateway/src/config.c \
- *     gateway/src/config_parse.c common/src/status.c common/src/fsutil.c -o config_fuzz
+ *     -Igateway/src -Igateway/lib -Icommon/include tests/fuzz/config_fuzz.c \
+ *     gateway/src/config.c gateway/lib/config_parse.c common/src/status.c \
+ *     common/src/fsutil.c -o config_fuzz
  *   ./config_fuzz -max_len=70000 tests/fuzz/corpus/config
  *
  * Besides the sanitizers' checks, every outcome must keep the contract:

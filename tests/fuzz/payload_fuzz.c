@@ -5,9 +5,9 @@
  * validated, finite readings; failure yields an empty batch and a detail of
  * printable ASCII without quote or backslash.
  *
- *   clang -g -O1 -fsanitize=fuzzer,address,undefined -Igateway/payload \
+ *   clang -g -O1 -fsanitize=fuzzer,address,undefined -Igateway/lib \
  *     $(pkg-config --cflags libcjson) tests/fuzz/payload_fuzz.c \
- *     gateway/payload/payload.c gateway/payload/utf8.c \
+ *     gateway/lib/payload.c gateway/lib/utf8.c \
  *     $(pkg-config --libs libcjson) -o payload_fuzz
  *   ./payload_fuzz -max_len=20000 tests/fuzz/corpus/payload
  */

@@ -9,7 +9,7 @@
 #   2. every CONFIG_IOTD_ option the sources read exists in Kconfig, and
 #      the stand-in sdkconfig.h defines no option Kconfig lacks;
 #   3. every source compiles with gcc -fsyntax-only against the API
-#      stand-ins of tests/esp-idf-stubs, in each configuration that changes
+#      stand-ins of tests/support/esp-idf-stubs, in each configuration that changes
 #      what is compiled, and the configurations the sources refuse fail
 #      with their own message;
 #   4. ident-csv.sh turns what iotctl issued into the CSV of the "ident"
@@ -22,7 +22,7 @@
 SRC="$IOT_SOURCE_DIR"
 PORT="$SRC/ports/esp-idf"
 FW="$SRC/firmware/esp32"
-STANDINS="$SRC/tests/esp-idf-stubs/include"
+STANDINS="$SRC/tests/support/esp-idf-stubs/include"
 
 # ---- 1. forbidden calls and constructs -----------------------------------
 

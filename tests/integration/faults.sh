@@ -3,14 +3,14 @@
 # and restarted (with and without persistence), frozen past the keep-alive,
 # the gateway is SIGKILLed, its disk fills up, the link to the broker is cut,
 # and the device simulator is killed mid-queue. Each scenario ends with the
-# loss checker (tests/tools/losscheck.sh) comparing what devices were told
+# loss checker (tests/support/tools/losscheck.sh) comparing what devices were told
 # was stored with what a consumer received: nothing acknowledged is lost,
 # nothing unexpected arrives, order is kept per device, and no reading is
 # stored twice. A summary table closes the run.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/gateway_lib.sh"
 
-LC="$IOT_SOURCE_DIR/tests/tools/losscheck.sh"
+LC="$IOT_SOURCE_DIR/tests/support/tools/losscheck.sh"
 IOTSIM="$IOT_BUILD_DIR/tools/iotsim"
 SUB="$T/sub.out"
 NS="iotf$$"

@@ -6,7 +6,7 @@
 # unexpected.
 . "$(dirname "$0")/lib.sh"
 
-LC="$IOT_SOURCE_DIR/tests/tools/losscheck.sh"
+LC="$IOT_SOURCE_DIR/tests/support/tools/losscheck.sh"
 
 # msg DEVICE SEQ DSEQ: one captured line as mosquitto_sub -v prints it.
 msg() {

@@ -27,7 +27,7 @@
 #include <event2/event.h>
 
 #include "forwarder.h"
-#include "identity.h"
+#include "admission.h"
 #include "metrics.h"
 
 #define ROWS_MAX     64
@@ -374,7 +374,7 @@ static int teardown(void **state)
 typedef struct harness {
     struct event_base *base;
     struct event *tick;
-    gw_identity *identity;
+    gw_admission *identity;
     fake_store store;
     gw_forwarder *fw;
     gw_forwarder_state states[STATES_MAX];
@@ -410,9 +410,9 @@ static void start_forwarder(harness *h, int inflight, size_t max_packet)
     snprintf(ca, sizeof(ca), "%s/ca.crt", pki);
     snprintf(cert, sizeof(cert), "%s/clients/gateway-mqtt/cert.pem", pki);
     snprintf(key, sizeof(key), "%s/clients/gateway-mqtt/key.pem", pki);
-    gw_identity_options iopt = {reg, crl, ca};
+    gw_admission_options iopt = {reg, crl, ca};
     iot_err err = {0};
-    assert_int_equal(gw_identity_open(&iopt, &h->identity, &err), IOT_OK);
+    assert_int_equal(gw_admission_open(&iopt, &h->identity, &err), IOT_OK);
     gw_forwarder_options opt = {
         .host = "127.0.0.1",
         .port = port,
@@ -441,7 +441,7 @@ static void stop_forwarder(harness *h)
     gw_forwarder_stop(h->fw);
     assert_int_equal(h->states[h->n_states - 1], GW_FWD_STOPPING);
     event_free(h->tick);
-    gw_identity_close(h->identity);
+    gw_admission_close(h->identity);
     event_base_free(h->base);
 }
 

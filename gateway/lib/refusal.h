@@ -14,7 +14,7 @@
 
 #include <stdint.h>
 
-#include "log.h"
+#include "log_level.h"
 
 typedef enum gw_refusal_class {
     GW_CLASS_SECURITY, /* someone tried something they may not */
@@ -75,7 +75,7 @@ typedef enum gw_refusal {
     GW_REF_MEDIA_TYPE,
     GW_REF_BODY_TOO_LARGE,
     GW_REF_RATE_LIMITED,
-    /* the body (gateway/payload) */
+    /* the body (gateway/lib/payload.c) */
     GW_REF_PAYLOAD_MEDIA_TYPE,
     GW_REF_EMPTY_BODY,
     GW_REF_PAYLOAD_TOO_LARGE,

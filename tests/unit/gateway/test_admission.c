@@ -1,4 +1,4 @@
-/* The identity snapshot (registry + CRL) on files made by the real iotctl:
+/* The admission snapshot (registry + CRL) on files made by the real iotctl:
  * who is admitted, and what a CRL that cannot be used does to it.
  *
  * The gateway reads copies (reg.db, crl.pem in the test directory) so each
@@ -14,7 +14,7 @@
 
 #include <openssl/pem.h>
 
-#include "identity.h"
+#include "admission.h"
 #include "metrics.h"
 
 static char dir[64];
@@ -65,22 +65,23 @@ static X509 *load_cert(const char *path)
     return cert;
 }
 
-static gw_id_verdict check_device(gw_identity *id, const char *name, char out[IOT_ID_MAX + 1])
+static gw_admission_verdict check_device(gw_admission *id, const char *name,
+                                         char out[IOT_ID_MAX + 1])
 {
     char path[256];
     snprintf(path, sizeof(path), "%s/devices/%s/cert.pem", pki, name);
     X509 *cert = load_cert(path);
-    gw_id_verdict v = gw_identity_check(id, cert, out);
+    gw_admission_verdict v = gw_admission_check(id, cert, out);
     X509_free(cert);
     return v;
 }
 
-static gw_identity *open_identity(void)
+static gw_admission *open_identity(void)
 {
-    gw_identity_options opt = {reg_copy, crl_copy, ca_path};
-    gw_identity *id = NULL;
+    gw_admission_options opt = {reg_copy, crl_copy, ca_path};
+    gw_admission *id = NULL;
     iot_err err = {0};
-    assert_int_equal(gw_identity_open(&opt, &id, &err), IOT_OK);
+    assert_int_equal(gw_admission_open(&opt, &id, &err), IOT_OK);
     assert_non_null(id);
     return id;
 }
@@ -123,30 +124,30 @@ static void test_admission(void **state)
     iotctl("device revoke dev-b");
     publish_registry();
     publish_crl();
-    gw_identity *id = open_identity();
+    gw_admission *id = open_identity();
     char device[IOT_ID_MAX + 1];
 
-    assert_int_equal(check_device(id, "dev-a", device), GW_ID_OK);
+    assert_int_equal(check_device(id, "dev-a", device), GW_ADMISSION_OK);
     assert_string_equal(device, "dev-a");
 
-    assert_int_equal(check_device(id, "dev-b", device), GW_ID_REVOKED);
+    assert_int_equal(check_device(id, "dev-b", device), GW_ADMISSION_REVOKED);
     assert_string_equal(device, "");
 
     char path[256];
     snprintf(path, sizeof(path), "%s/other/devices/stranger/cert.pem", dir);
     X509 *stranger = load_cert(path);
-    assert_int_equal(gw_identity_check(id, stranger, device), GW_ID_UNKNOWN);
+    assert_int_equal(gw_admission_check(id, stranger, device), GW_ADMISSION_UNKNOWN);
     X509_free(stranger);
 
     snprintf(path, sizeof(path), "%s/servers/broker/cert.pem", pki);
     X509 *server = load_cert(path);
-    assert_int_equal(gw_identity_check(id, server, device), GW_ID_NOT_DEVICE);
+    assert_int_equal(gw_admission_check(id, server, device), GW_ADMISSION_NOT_DEVICE);
     X509_free(server);
 
-    assert_int_equal(gw_identity_check_name(id, "dev-a"), GW_ID_OK);
-    assert_int_equal(gw_identity_check_name(id, "dev-b"), GW_ID_REVOKED);
-    assert_int_equal(gw_identity_check_name(id, "nobody"), GW_ID_UNKNOWN);
-    gw_identity_close(id);
+    assert_int_equal(gw_admission_check_name(id, "dev-a"), GW_ADMISSION_OK);
+    assert_int_equal(gw_admission_check_name(id, "dev-b"), GW_ADMISSION_REVOKED);
+    assert_int_equal(gw_admission_check_name(id, "nobody"), GW_ADMISSION_UNKNOWN);
+    gw_admission_close(id);
 }
 
 /* A CRL that cannot be used fails closed: the registry's revocations are
@@ -156,30 +157,30 @@ static void test_bad_crl_keeps_registry_revocations(void **state)
     (void)state;
     publish_registry();
     publish_crl();
-    gw_identity *id = open_identity();
+    gw_admission *id = open_identity();
     char device[IOT_ID_MAX + 1];
-    assert_int_equal(check_device(id, "dev-c", device), GW_ID_OK);
+    assert_int_equal(check_device(id, "dev-c", device), GW_ADMISSION_OK);
     assert_int_equal(gw_gauge_get(GW_G_CRL_STALE), 0);
     uint64_t failures = gw_metric_get(GW_M_CRL_LOAD_FAILURES);
-    uint64_t generation = gw_identity_generation(id);
+    uint64_t generation = gw_admission_generation(id);
 
     iotctl("device revoke dev-c");
     publish_registry();
     assert_int_equal(sh("echo 'not a CRL' > %s", crl_copy), 0);
     iot_err err = {0};
-    assert_int_equal(gw_identity_reload(id, &err), IOT_OK);
+    assert_int_equal(gw_admission_reload(id, &err), IOT_OK);
 
-    assert_int_equal(check_device(id, "dev-c", device), GW_ID_REVOKED);
-    assert_int_equal(check_device(id, "dev-a", device), GW_ID_OK);
+    assert_int_equal(check_device(id, "dev-c", device), GW_ADMISSION_REVOKED);
+    assert_int_equal(check_device(id, "dev-a", device), GW_ADMISSION_OK);
     assert_int_equal(gw_gauge_get(GW_G_CRL_STALE), 1);
     assert_int_equal(gw_metric_get(GW_M_CRL_LOAD_FAILURES), failures + 1);
-    assert_true(gw_identity_generation(id) != generation);
-    gw_identity_close(id);
+    assert_true(gw_admission_generation(id) != generation);
+    gw_admission_close(id);
 
     /* At startup there is no CRL in force to keep: the gateway does not start. */
-    gw_identity_options opt = {reg_copy, crl_copy, ca_path};
-    gw_identity *none = NULL;
-    assert_int_not_equal(gw_identity_open(&opt, &none, &err), IOT_OK);
+    gw_admission_options opt = {reg_copy, crl_copy, ca_path};
+    gw_admission *none = NULL;
+    assert_int_not_equal(gw_admission_open(&opt, &none, &err), IOT_OK);
     assert_null(none);
 }
 
@@ -194,32 +195,32 @@ static void test_older_crl_refused(void **state)
     publish_registry();
     publish_crl();
     assert_int_equal(sh("cp %s %s", crl_copy, v1), 0);
-    gw_identity *id = open_identity();
+    gw_admission *id = open_identity();
     char device[IOT_ID_MAX + 1];
-    assert_int_equal(check_device(id, "dev-c", device), GW_ID_OK);
+    assert_int_equal(check_device(id, "dev-c", device), GW_ADMISSION_OK);
 
     iotctl("device revoke dev-c");
     publish_crl();
     iot_err err = {0};
     bool reloaded = false;
-    assert_int_equal(gw_identity_reload_if_changed(id, &reloaded, &err), IOT_OK);
+    assert_int_equal(gw_admission_reload_if_changed(id, &reloaded, &err), IOT_OK);
     assert_true(reloaded);
-    assert_int_equal(check_device(id, "dev-c", device), GW_ID_REVOKED);
+    assert_int_equal(check_device(id, "dev-c", device), GW_ADMISSION_REVOKED);
     assert_int_equal(gw_gauge_get(GW_G_CRL_STALE), 0);
 
     uint64_t failures = gw_metric_get(GW_M_CRL_LOAD_FAILURES);
     assert_int_equal(sh("cp %s %s", v1, crl_copy), 0);
-    assert_int_equal(gw_identity_reload(id, &err), IOT_OK);
-    assert_int_equal(check_device(id, "dev-c", device), GW_ID_REVOKED);
+    assert_int_equal(gw_admission_reload(id, &err), IOT_OK);
+    assert_int_equal(check_device(id, "dev-c", device), GW_ADMISSION_REVOKED);
     assert_int_equal(gw_gauge_get(GW_G_CRL_STALE), 1);
     assert_int_equal(gw_metric_get(GW_M_CRL_LOAD_FAILURES), failures + 1);
 
     /* Nothing changed since that reload: no new snapshot. */
-    uint64_t generation = gw_identity_generation(id);
-    assert_int_equal(gw_identity_reload_if_changed(id, &reloaded, &err), IOT_OK);
+    uint64_t generation = gw_admission_generation(id);
+    assert_int_equal(gw_admission_reload_if_changed(id, &reloaded, &err), IOT_OK);
     assert_false(reloaded);
-    assert_int_equal(gw_identity_generation(id), generation);
-    gw_identity_close(id);
+    assert_int_equal(gw_admission_generation(id), generation);
+    gw_admission_close(id);
 }
 
 int main(void)

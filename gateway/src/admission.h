@@ -15,8 +15,8 @@
  * previous snapshot; a CRL that cannot be used does not: the registry's
  * revocations are applied with the CRL in force kept (iotgw_crl_stale 1).
  */
-#ifndef GW_IDENTITY_H
-#define GW_IDENTITY_H
+#ifndef GW_ADMISSION_H
+#define GW_ADMISSION_H
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -27,56 +27,57 @@
 #include "iot/status.h"
 #include "refusal.h"
 
-typedef struct gw_identity gw_identity;
+typedef struct gw_admission gw_admission;
 
-typedef enum gw_id_verdict {
-    GW_ID_OK,
-    GW_ID_UNKNOWN,    /* serial not in the registry */
-    GW_ID_REVOKED,    /* revoked in the registry or listed in the CRL */
-    GW_ID_NOT_DEVICE, /* a server or client certificate, not a device */
-    GW_ID_MISMATCH,   /* CN or fingerprint differ from the registry record */
-} gw_id_verdict;
+typedef enum gw_admission_verdict {
+    GW_ADMISSION_OK,
+    GW_ADMISSION_UNKNOWN,    /* serial not in the registry */
+    GW_ADMISSION_REVOKED,    /* revoked in the registry or listed in the CRL */
+    GW_ADMISSION_NOT_DEVICE, /* a server or client certificate, not a device */
+    GW_ADMISSION_MISMATCH,   /* CN or fingerprint differ from the registry record */
+} gw_admission_verdict;
 
-typedef struct gw_identity_options {
+typedef struct gw_admission_options {
     const char *registry_path; /* registry.db from iotctl (registry) */
     const char *crl_path;      /* the CRL from iotctl (crl_file) */
     const char *ca_path;       /* the CA that issues device certificates and the CRL (client_ca) */
-} gw_identity_options;
+} gw_admission_options;
 
 /* Loads the first snapshot; the paths are copied. An unusable registry or
  * CRL fails the call: there is nothing in force to fall back on yet. */
-iot_status gw_identity_open(const gw_identity_options *opt, gw_identity **out, iot_err *err);
-void gw_identity_close(gw_identity *id);
+iot_status gw_admission_open(const gw_admission_options *opt, gw_admission **out, iot_err *err);
+void gw_admission_close(gw_admission *id);
 
 /* Rebuilds the snapshot from the files; keeps the old one if the registry
  * cannot be read. An unusable CRL file is logged (identity.crl_rejected)
  * and counted, and the CRL in force stays; it fails the call only when
  * there is none yet (at open). */
-iot_status gw_identity_reload(gw_identity *id, iot_err *err);
+iot_status gw_admission_reload(gw_admission *id, iot_err *err);
 
 /* Reloads if either file changed since the last load (mtime, size, inode).
  * Returns IOT_OK when nothing changed. */
-iot_status gw_identity_reload_if_changed(gw_identity *id, bool *reloaded, iot_err *err);
+iot_status gw_admission_reload_if_changed(gw_admission *id, bool *reloaded, iot_err *err);
 
-/* Checks a peer certificate; on GW_ID_OK copies the device ID into
+/* Checks a peer certificate; on GW_ADMISSION_OK copies the device ID into
  * device_id. Thread-safe. */
-gw_id_verdict gw_identity_check(gw_identity *id, X509 *cert, char device_id[IOT_ID_MAX + 1]);
+gw_admission_verdict gw_admission_check(gw_admission *id, X509 *cert,
+                                        char device_id[IOT_ID_MAX + 1]);
 
 /* Checks a device by name alone. Only for development mode, where a
  * device without a certificate names itself in a header. */
-gw_id_verdict gw_identity_check_name(gw_identity *id, const char *name);
+gw_admission_verdict gw_admission_check_name(gw_admission *id, const char *name);
 
 /* Changes whenever a reload installs a new snapshot, and only then: a
  * verdict on a certificate holds while the generation it was computed in
  * is current. */
-uint64_t gw_identity_generation(gw_identity *id);
+uint64_t gw_admission_generation(gw_admission *id);
 
 /* The CRL in force, with a reference the caller frees (X509_CRL_free);
  * NULL if none. */
-X509_CRL *gw_identity_crl(gw_identity *id);
+X509_CRL *gw_admission_crl(gw_admission *id);
 
-const char *gw_id_verdict_name(gw_id_verdict v);
-/* The refusal (refusal.h) a verdict other than GW_ID_OK stands for. */
-gw_refusal gw_id_verdict_refusal(gw_id_verdict v);
+const char *gw_admission_verdict_name(gw_admission_verdict v);
+/* The refusal (refusal.h) a verdict other than GW_ADMISSION_OK stands for. */
+gw_refusal gw_admission_verdict_refusal(gw_admission_verdict v);
 
 #endif

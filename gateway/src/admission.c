@@ -1,4 +1,4 @@
-#include "identity.h"
+#include "admission.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -31,7 +31,7 @@ typedef struct id_entry {
 typedef struct id_snapshot {
     id_entry *entries;
     size_t n;
-    int refs; /* guarded by gw_identity.lock */
+    int refs; /* guarded by gw_admission.lock */
 } id_snapshot;
 
 typedef struct file_stamp {
@@ -41,7 +41,7 @@ typedef struct file_stamp {
     struct timespec mtime;
 } file_stamp;
 
-struct gw_identity {
+struct gw_admission {
     char registry_path[512];
     char crl_path[512];
     X509 *ca;
@@ -60,7 +60,7 @@ static int entry_cmp(const void *a, const void *b)
     return strcmp(((const id_entry *)a)->serial, ((const id_entry *)b)->serial);
 }
 
-static void snapshot_release(gw_identity *id, id_snapshot *s)
+static void snapshot_release(gw_admission *id, id_snapshot *s)
 {
     if (s == NULL)
         return;
@@ -73,7 +73,7 @@ static void snapshot_release(gw_identity *id, id_snapshot *s)
     }
 }
 
-static id_snapshot *snapshot_acquire(gw_identity *id)
+static id_snapshot *snapshot_acquire(gw_admission *id)
 {
     pthread_mutex_lock(&id->lock);
     id_snapshot *s = id->current;
@@ -148,7 +148,7 @@ static void audit_shared_keys(iot_registry *reg)
     gw_gauge_set(GW_G_SHARED_KEYS, n);
 }
 
-static iot_status load_crl(gw_identity *id, X509_CRL **out, const char **reason, iot_err *err)
+static iot_status load_crl(gw_admission *id, X509_CRL **out, const char **reason, iot_err *err)
 {
     char *data = NULL;
     size_t len = 0;
@@ -187,7 +187,7 @@ static iot_status load_crl(gw_identity *id, X509_CRL **out, const char **reason,
  * Number is not lower (and present if the old one had one) and its
  * thisUpdate is not earlier. Otherwise a saved copy put back would
  * un-revoke every certificate revoked since. */
-static iot_status check_not_older(const gw_identity *id, const X509_CRL *in_force, X509_CRL *crl,
+static iot_status check_not_older(const gw_admission *id, const X509_CRL *in_force, X509_CRL *crl,
                                   const char **reason, iot_err *err)
 {
     if (in_force == NULL)
@@ -290,7 +290,7 @@ static bool stamp_equal(const file_stamp *a, const file_stamp *b)
  * the reload: the new snapshot takes the registry's revocations and the
  * CRL in force stays, marked stale, logged and counted. Only at startup,
  * with no CRL in force yet, is an unusable CRL fatal. */
-iot_status gw_identity_reload(gw_identity *id, iot_err *err)
+iot_status gw_admission_reload(gw_admission *id, iot_err *err)
 {
     file_stamp reg_stamp, crl_stamp;
     stamp_of(id->registry_path, &reg_stamp);
@@ -386,7 +386,7 @@ out:
     return st;
 }
 
-X509_CRL *gw_identity_crl(gw_identity *id)
+X509_CRL *gw_admission_crl(gw_admission *id)
 {
     pthread_mutex_lock(&id->lock);
     X509_CRL *crl = id->crl;
@@ -396,7 +396,7 @@ X509_CRL *gw_identity_crl(gw_identity *id)
     return crl;
 }
 
-iot_status gw_identity_reload_if_changed(gw_identity *id, bool *reloaded, iot_err *err)
+iot_status gw_admission_reload_if_changed(gw_admission *id, bool *reloaded, iot_err *err)
 {
     file_stamp reg_stamp, crl_stamp;
     stamp_of(id->registry_path, &reg_stamp);
@@ -408,7 +408,7 @@ iot_status gw_identity_reload_if_changed(gw_identity *id, bool *reloaded, iot_er
     *reloaded = false;
     if (same)
         return IOT_OK;
-    iot_status st = gw_identity_reload(id, err);
+    iot_status st = gw_admission_reload(id, err);
     *reloaded = st == IOT_OK;
     return st;
 }
@@ -431,10 +431,10 @@ static iot_status load_ca(const char *path, X509 **out, iot_err *err)
     return IOT_OK;
 }
 
-iot_status gw_identity_open(const gw_identity_options *opt, gw_identity **out, iot_err *err)
+iot_status gw_admission_open(const gw_admission_options *opt, gw_admission **out, iot_err *err)
 {
     *out = NULL;
-    gw_identity *id = calloc(1, sizeof(*id));
+    gw_admission *id = calloc(1, sizeof(*id));
     if (id == NULL)
         return iot_err_set(err, IOT_ENOMEM, "out of memory");
     pthread_mutex_init(&id->lock, NULL);
@@ -443,17 +443,17 @@ iot_status gw_identity_open(const gw_identity_options *opt, gw_identity **out, i
     iot_status st = load_ca(opt->ca_path, &id->ca, err);
     if (st == IOT_OK) {
         gw_cert_expiry_set(GW_CERT_CA, gw_asn1_time_unix(X509_get0_notAfter(id->ca)));
-        st = gw_identity_reload(id, err);
+        st = gw_admission_reload(id, err);
     }
     if (st != IOT_OK) {
-        gw_identity_close(id);
+        gw_admission_close(id);
         return st;
     }
     *out = id;
     return IOT_OK;
 }
 
-void gw_identity_close(gw_identity *id)
+void gw_admission_close(gw_admission *id)
 {
     if (id == NULL)
         return;
@@ -494,86 +494,89 @@ static bool fingerprint_of(X509 *cert, char out[IOT_FPR_HEX_LEN + 1])
     return true;
 }
 
-gw_id_verdict gw_identity_check(gw_identity *id, X509 *cert, char device_id[IOT_ID_MAX + 1])
+gw_admission_verdict gw_admission_check(gw_admission *id, X509 *cert,
+                                        char device_id[IOT_ID_MAX + 1])
 {
     id_entry key = {0};
     char cn[IOT_ID_MAX + 1];
     char fpr[IOT_FPR_HEX_LEN + 1];
     device_id[0] = '\0';
     if (!serial_hex(X509_get0_serialNumber(cert), key.serial))
-        return GW_ID_UNKNOWN;
+        return GW_ADMISSION_UNKNOWN;
     id_snapshot *snap = snapshot_acquire(id);
     if (snap == NULL)
-        return GW_ID_UNKNOWN;
-    gw_id_verdict v = GW_ID_OK;
+        return GW_ADMISSION_UNKNOWN;
+    gw_admission_verdict v = GW_ADMISSION_OK;
     const id_entry *e = bsearch(&key, snap->entries, snap->n, sizeof(*e), entry_cmp);
     if (e == NULL)
-        v = GW_ID_UNKNOWN;
+        v = GW_ADMISSION_UNKNOWN;
     else if (e->revoked)
-        v = GW_ID_REVOKED;
+        v = GW_ADMISSION_REVOKED;
     else if (e->kind != IOT_KIND_DEVICE)
-        v = GW_ID_NOT_DEVICE;
+        v = GW_ADMISSION_NOT_DEVICE;
     else if (!cert_cn(cert, cn) || strcmp(cn, e->name) != 0 || !fingerprint_of(cert, fpr) ||
              strcmp(fpr, e->fingerprint) != 0)
-        v = GW_ID_MISMATCH;
+        v = GW_ADMISSION_MISMATCH;
     else
         memcpy(device_id, e->name, sizeof(e->name));
     snapshot_release(id, snap);
     return v;
 }
 
-uint64_t gw_identity_generation(gw_identity *id)
+uint64_t gw_admission_generation(gw_admission *id)
 {
     return (uint64_t)atomic_load(&id->generation);
 }
 
-gw_id_verdict gw_identity_check_name(gw_identity *id, const char *name)
+gw_admission_verdict gw_admission_check_name(gw_admission *id, const char *name)
 {
     if (!iot_id_is_valid(name))
-        return GW_ID_UNKNOWN;
+        return GW_ADMISSION_UNKNOWN;
     id_snapshot *snap = snapshot_acquire(id);
     if (snap == NULL)
-        return GW_ID_UNKNOWN;
-    gw_id_verdict v = GW_ID_UNKNOWN;
+        return GW_ADMISSION_UNKNOWN;
+    gw_admission_verdict v = GW_ADMISSION_UNKNOWN;
     for (size_t i = 0; i < snap->n; i++) {
         const id_entry *e = &snap->entries[i];
         if (strcmp(e->name, name) != 0)
             continue;
-        v = e->revoked ? GW_ID_REVOKED : e->kind != IOT_KIND_DEVICE ? GW_ID_NOT_DEVICE : GW_ID_OK;
+        v = e->revoked                   ? GW_ADMISSION_REVOKED
+            : e->kind != IOT_KIND_DEVICE ? GW_ADMISSION_NOT_DEVICE
+                                         : GW_ADMISSION_OK;
         break;
     }
     snapshot_release(id, snap);
     return v;
 }
 
-const char *gw_id_verdict_name(gw_id_verdict v)
+const char *gw_admission_verdict_name(gw_admission_verdict v)
 {
     switch (v) {
-    case GW_ID_OK:
+    case GW_ADMISSION_OK:
         return "ok";
-    case GW_ID_UNKNOWN:
+    case GW_ADMISSION_UNKNOWN:
         return "device_unknown";
-    case GW_ID_REVOKED:
+    case GW_ADMISSION_REVOKED:
         return "device_revoked";
-    case GW_ID_NOT_DEVICE:
+    case GW_ADMISSION_NOT_DEVICE:
         return "not_a_device";
-    case GW_ID_MISMATCH:
+    case GW_ADMISSION_MISMATCH:
         return "certificate_mismatch";
     }
     return "unknown";
 }
 
-gw_refusal gw_id_verdict_refusal(gw_id_verdict v)
+gw_refusal gw_admission_verdict_refusal(gw_admission_verdict v)
 {
     switch (v) {
-    case GW_ID_REVOKED:
+    case GW_ADMISSION_REVOKED:
         return GW_REF_DEVICE_REVOKED;
-    case GW_ID_NOT_DEVICE:
+    case GW_ADMISSION_NOT_DEVICE:
         return GW_REF_NOT_A_DEVICE;
-    case GW_ID_MISMATCH:
+    case GW_ADMISSION_MISMATCH:
         return GW_REF_CERT_MISMATCH;
-    case GW_ID_OK:
-    case GW_ID_UNKNOWN:
+    case GW_ADMISSION_OK:
+    case GW_ADMISSION_UNKNOWN:
         break;
     }
     return GW_REF_DEVICE_UNKNOWN;
