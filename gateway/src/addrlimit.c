@@ -60,7 +60,10 @@ gw_addr_limit *gw_addr_limit_new(uint32_t per_address, uint32_t max_addresses)
     while (cap < 2 * (size_t)max_addresses)
         cap *= 2;
     gw_addr_limit *lim = calloc(1, sizeof(*lim));
-    if (lim == NULL || (lim->slots = calloc(cap, sizeof(slot))) == NULL) {
+    if (lim == NULL)
+        return NULL;
+    lim->slots = calloc(cap, sizeof(slot));
+    if (lim->slots == NULL) {
         free(lim);
         return NULL;
     }

@@ -322,7 +322,10 @@ bool gw_http_set_body_max(gw_http_reader *r, size_t max, bool discard)
     if (discard)
         return true;
     size_t n = (size_t)r->parser.content_length;
-    if (n > 0 && (r->req.body = malloc(n)) == NULL) {
+    if (n == 0)
+        return true;
+    r->req.body = malloc(n);
+    if (r->req.body == NULL) {
         refuse(r, GW_REF_OUT_OF_MEMORY, "the gateway is out of memory; retry later");
         return false;
     }

@@ -398,7 +398,9 @@ iot_status gw_ingest_start(gw_app *app, int workers, gw_ingest **out, iot_err *e
     *out = NULL;
     gw_conn_set_buffer_limit(app->cfg.max_buffered_bytes);
     gw_ingest *in = calloc(1, sizeof(*in));
-    if (in == NULL || (in->workers = calloc((size_t)workers, sizeof(gw_worker))) == NULL) {
+    if (in != NULL)
+        in->workers = calloc((size_t)workers, sizeof(gw_worker));
+    if (in == NULL || in->workers == NULL) {
         free(in);
         return iot_err_set(err, IOT_ENOMEM, "out of memory");
     }
