@@ -35,8 +35,6 @@
 #include "http1.h"
 #include "router.h"
 
-#define GW_PEER_MAX 64 /* "[v6 address]:port" */
-
 typedef struct gw_conn gw_conn;
 
 /* What the connections of one event loop share. */
@@ -98,10 +96,6 @@ struct gw_conn {
     char allow[GW_ROUTE_ALLOW_MAX];
     bool close_after; /* the answer ends the connection */
 };
-
-/* Formats a socket address as "address:port" ("[address]:port" for IPv6);
- * "?" if it is neither. The one formatter of peers for log lines. */
-void gw_peer_format(const struct sockaddr *sa, socklen_t len, char *buf, size_t size);
 
 /* Takes an accepted socket: admits it (or closes it, logged and counted)
  * and starts its TLS handshake. */
