@@ -347,8 +347,12 @@ static iot_status worker_init(gw_app *app, gw_worker *w, gw_ingest *in, iot_err 
     w->base = event_base_new();
     if (w->base == NULL)
         return iot_err_set(err, IOT_ENOMEM, "cannot create an event loop");
-    w->env = (gw_conn_env){.app = app,
+    w->env = (gw_conn_env){.kind = GW_CONN_DEVICE,
+                           .app = app,
                            .base = w->base,
+                           .tls = app->cfg.device_tls ? app->device_tls : NULL,
+                           .request_timeout_ms = app->cfg.request_timeout_ms,
+                           .max_body = app->limits.max_body,
                            .per_address = in->per_address,
                            .address_rate = in->address_rate,
                            .routes = ROUTES,
