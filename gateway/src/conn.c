@@ -154,6 +154,14 @@ void gw_conn_close_all(gw_conn_env *env)
         conn_close(env->open);
 }
 
+bool gw_conn_any_writing(const gw_conn_env *env)
+{
+    for (const gw_conn *c = env->open; c != NULL; c = c->next)
+        if (c->state == GW_CONN_WRITING)
+            return true;
+    return false;
+}
+
 gw_conn *gw_conn_of_ssl(const SSL *ssl)
 {
     return SSL_get_app_data(ssl);

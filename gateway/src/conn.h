@@ -151,6 +151,10 @@ bool gw_conn_is_open(const gw_conn *c);
 /* Closes every open connection of env (shutdown). */
 void gw_conn_close_all(gw_conn_env *env);
 
+/* Whether a connection of env still has an answer to send (shutdown waits
+ * for it: the loop stopping first would drop an answer already decided). */
+bool gw_conn_any_writing(const gw_conn_env *env);
+
 /* Request bytes over all connections are capped at max (max_buffered_bytes). */
 void gw_conn_set_buffer_limit(size_t max);
 

@@ -298,7 +298,8 @@ static void on_drain_tick(evutil_socket_t fd, short what, void *arg)
         if (w->listener)
             evconnlistener_disable(w->listener);
     }
-    if (w->pending == 0)
+    /* Done once every stored request is answered and the answers are out. */
+    if (w->pending == 0 && !gw_conn_any_writing(&w->env))
         event_base_loopexit(w->base, NULL);
 }
 
