@@ -1,5 +1,5 @@
-/* HTTP/1.1 requests in, answers out, with no socket: the device
- * listener's request reader (llhttp, strict: no lenient flags) and its
+/* HTTP/1.1 requests in, answers out, with no socket: the request reader
+ * of the device and admin listeners (llhttp, strict: no lenient flags) and its
  * response writer.
  *
  * The reader is fed bytes as they arrive and stops twice per request:

@@ -1,5 +1,5 @@
-/* The device listener's endpoints as a table, and the lookup that picks a
- * row for a request. A target is matched raw, as sent: no percent-decoding,
+/* A listener's endpoints as a table (ingest.c, admin.c), and the lookup
+ * that picks a row for a request. A target is matched raw, as sent: no percent-decoding,
  * no dot segments, no query, so "/v1/%74elemetry" is not /v1/telemetry and
  * no encoding can reach an endpoint by another name. */
 #ifndef GW_ROUTER_H
