@@ -1,6 +1,6 @@
-/* HTTP/1.1 requests in, answers out, with no socket: the request reader
- * of the device and admin listeners (llhttp, strict: no lenient flags) and its
- * response writer.
+/* HTTP/1.1 requests in, answers out, with no socket: the request reader of
+ * the device and admin listeners (llhttp, strict: no lenient flags) and
+ * their response writer.
  *
  * The reader is fed bytes as they arrive and stops twice per request:
  * once the headers are in (GW_HTTP_HEADERS: the caller routes the request
