@@ -60,7 +60,10 @@ gw_addr_limit *gw_addr_limit_new(uint32_t per_address, uint32_t max_addresses)
     while (cap < 2 * (size_t)max_addresses)
         cap *= 2;
     gw_addr_limit *lim = calloc(1, sizeof(*lim));
-    if (lim == NULL || (lim->slots = calloc(cap, sizeof(slot))) == NULL) {
+    if (lim == NULL)
+        return NULL;
+    lim->slots = calloc(cap, sizeof(slot));
+    if (lim->slots == NULL) {
         free(lim);
         return NULL;
     }
@@ -200,18 +203,42 @@ uint32_t gw_addr_limit_addresses(gw_addr_limit *lim)
     return n;
 }
 
-void gw_addr_key_format(const gw_addr_key *key, char *buf, size_t size)
+/* The one writer of addresses as text: "a.b.c.d" or an IPv6 address, then
+ * "/64" (prefix) or ":port" ("[v6]:port"), or "?" for any other family. */
+static void format_address(int family, const void *addr, bool prefix, int port, char *buf,
+                           size_t size)
 {
     char text[INET6_ADDRSTRLEN] = "?";
-    if (key->family == 4) {
-        inet_ntop(AF_INET, key->bytes, text, sizeof(text));
-        snprintf(buf, size, "%s", text);
-        return;
-    }
+    bool known = (family == AF_INET || family == AF_INET6) &&
+                 inet_ntop(family, addr, text, sizeof(text)) != NULL;
+    if (!known)
+        snprintf(buf, size, "?");
+    else if (prefix)
+        snprintf(buf, size, "%s%s", text, family == AF_INET6 ? "/64" : "");
+    else if (family == AF_INET6)
+        snprintf(buf, size, "[%s]:%d", text, port);
+    else
+        snprintf(buf, size, "%s:%d", text, port);
+}
+
+void gw_addr_key_format(const gw_addr_key *key, char *buf, size_t size)
+{
     uint8_t full[16] = {0};
-    memcpy(full, key->bytes, 8);
-    inet_ntop(AF_INET6, full, text, sizeof(text));
-    snprintf(buf, size, "%s/64", text);
+    memcpy(full, key->bytes, key->family == 4 ? 4 : 8);
+    format_address(key->family == 4 ? AF_INET : AF_INET6, full, true, 0, buf, size);
+}
+
+void gw_peer_format(const struct sockaddr *sa, socklen_t len, char *buf, size_t size)
+{
+    if (sa->sa_family == AF_INET && len >= (socklen_t)sizeof(struct sockaddr_in)) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+        format_address(AF_INET, &in->sin_addr, false, ntohs(in->sin_port), buf, size);
+    } else if (sa->sa_family == AF_INET6 && len >= (socklen_t)sizeof(struct sockaddr_in6)) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+        format_address(AF_INET6, &in6->sin6_addr, false, ntohs(in6->sin6_port), buf, size);
+    } else {
+        format_address(AF_UNSPEC, NULL, false, 0, buf, size);
+    }
 }
 
 /* --- new connections per address over time -------------------------------- */

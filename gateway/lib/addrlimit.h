@@ -50,6 +50,12 @@ uint32_t gw_addr_limit_addresses(gw_addr_limit *lim);
 /* Writes the key as text ("192.0.2.7" or "2001:db8:1:2::/64"). */
 void gw_addr_key_format(const gw_addr_key *key, char *buf, size_t size);
 
+/* Writes a socket's peer as "address:port" ("[address]:port" for IPv6), or
+ * "?" for another family: the one form of a peer in log lines, made once
+ * per connection (conn.c). Both formatters share one writer. */
+#define GW_PEER_MAX 64
+void gw_peer_format(const struct sockaddr *sa, socklen_t len, char *buf, size_t size);
+
 /* New connections per address over time: a token bucket of `burst`
  * connections refilled at `rate` per second. The buckets are a fixed table
  * indexed by a seeded hash of the key, so any number of addresses costs the

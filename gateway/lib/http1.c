@@ -106,11 +106,14 @@ static int on_header_value_complete(llhttp_t *p)
             rc = refuse(r, GW_REF_HTTP_FRAMING,
                         "Transfer-Encoding must be exactly chunked, given once");
     } else if (field_is(r, "Content-Type")) {
-        if (!r->value_long)
+        if (!r->value_long && r->value_len < sizeof(r->req.content_type))
             memcpy(r->req.content_type, r->value, r->value_len + 1);
     } else if (field_is(r, "X-Device-Id")) {
         if (!r->value_long && r->value_len < sizeof(r->req.device_id))
             memcpy(r->req.device_id, r->value, r->value_len + 1);
+    } else if (field_is(r, "Authorization")) {
+        if (!r->value_long)
+            memcpy(r->req.authorization, r->value, r->value_len + 1);
     } else if (field_is(r, "Expect")) {
         r->req.expect_continue = strcasecmp(r->value, "100-continue") == 0;
     }
@@ -322,7 +325,10 @@ bool gw_http_set_body_max(gw_http_reader *r, size_t max, bool discard)
     if (discard)
         return true;
     size_t n = (size_t)r->parser.content_length;
-    if (n > 0 && (r->req.body = malloc(n)) == NULL) {
+    if (n == 0)
+        return true;
+    r->req.body = malloc(n);
+    if (r->req.body == NULL) {
         refuse(r, GW_REF_OUT_OF_MEMORY, "the gateway is out of memory; retry later");
         return false;
     }
@@ -350,18 +356,27 @@ void gw_http_next(gw_http_reader *r)
     llhttp_resume(&r->parser);
 }
 
-size_t gw_http_format(char *buf, size_t size, int status, const char *extra_headers,
-                      const char *body, size_t body_len, bool keep_alive, bool head)
+size_t gw_http_format_head(char *buf, size_t size, int status, const char *content_type,
+                           const char *extra_headers, size_t body_len, bool keep_alive)
 {
     int n = snprintf(buf, size,
-                     "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
+                     "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n"
                      "Cache-Control: no-store\r\nContent-Length: %zu\r\n%s%s\r\n",
-                     status, gw_refusal_reason_phrase(status), body_len,
+                     status, gw_refusal_reason_phrase(status),
+                     content_type != NULL ? content_type : "application/json", body_len,
                      keep_alive ? "" : "Connection: close\r\n",
                      extra_headers != NULL ? extra_headers : "");
     if (n < 0 || (size_t)n >= size)
         return 0;
-    size_t len = (size_t)n;
+    return (size_t)n;
+}
+
+size_t gw_http_format(char *buf, size_t size, int status, const char *extra_headers,
+                      const char *body, size_t body_len, bool keep_alive, bool head)
+{
+    size_t len = gw_http_format_head(buf, size, status, NULL, extra_headers, body_len, keep_alive);
+    if (len == 0)
+        return 0;
     if (head || body_len == 0)
         return len;
     if (body_len > size - len)

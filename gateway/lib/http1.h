@@ -1,6 +1,6 @@
-/* HTTP/1.1 requests in, answers out, with no socket: the device
- * listener's request reader (llhttp, strict: no lenient flags) and its
- * response writer.
+/* HTTP/1.1 requests in, answers out, with no socket: the request reader of
+ * the device and admin listeners (llhttp, strict: no lenient flags) and
+ * their response writer.
  *
  * The reader is fed bytes as they arrive and stops twice per request:
  * once the headers are in (GW_HTTP_HEADERS: the caller routes the request
@@ -36,6 +36,7 @@
 #define GW_HTTP_CTYPE_MAX     128
 #define GW_HTTP_DEVICE_ID_MAX 64
 #define GW_HTTP_DETAIL_MAX    160
+#define GW_HTTP_AUTH_MAX      320 /* "Bearer " and the admin token */
 
 typedef enum gw_http_status {
     GW_HTTP_MORE,    /* all bytes taken; feed more */
@@ -52,6 +53,7 @@ typedef struct gw_http_request {
     size_t target_len;
     char content_type[GW_HTTP_CTYPE_MAX + 1];  /* "" if none (or too long) */
     char device_id[GW_HTTP_DEVICE_ID_MAX + 1]; /* X-Device-Id, "" if none */
+    char authorization[GW_HTTP_AUTH_MAX + 1];  /* "" if none (or too long) */
     bool expect_continue;                      /* Expect: 100-continue, with a body to come */
     bool keep_alive;                           /* valid at GW_HTTP_REQUEST */
     bool has_body; /* a Content-Length or chunked body follows the headers */
@@ -69,7 +71,7 @@ typedef struct gw_http_reader {
     size_t header_bytes;
     char field[32]; /* the header name being read (longer names are not ours) */
     size_t field_len;
-    char value[GW_HTTP_CTYPE_MAX + 1]; /* its value, when it is one we keep */
+    char value[GW_HTTP_AUTH_MAX + 1]; /* its value, when it is one we keep */
     size_t value_len;
     bool value_long;
     int transfer_encodings;
@@ -99,11 +101,16 @@ bool gw_http_set_body_max(gw_http_reader *r, size_t max, bool discard);
 /* After the answer to a GW_HTTP_REQUEST is sent: ready for the next one. */
 void gw_http_next(gw_http_reader *r);
 
-/* An answer, whole, into buf: status line, Content-Type application/json,
- * Cache-Control no-store, Content-Length, Connection: close unless
- * keep_alive, extra header lines (each ending in CRLF; may be NULL), then
- * the body unless head (the answer to HEAD). Returns its length, or 0 if it
+/* The head of an answer into buf: status line, Content-Type (NULL:
+ * application/json), Cache-Control no-store, Content-Length body_len,
+ * Connection: close unless keep_alive, extra header lines (each ending in
+ * CRLF; may be NULL) and the empty line. Returns its length, or 0 if it
  * does not fit. */
+size_t gw_http_format_head(char *buf, size_t size, int status, const char *content_type,
+                           const char *extra_headers, size_t body_len, bool keep_alive);
+
+/* An answer, whole, into buf: the head (JSON), then the body unless head
+ * (the answer to HEAD). Returns its length, or 0 if it does not fit. */
 size_t gw_http_format(char *buf, size_t size, int status, const char *extra_headers,
                       const char *body, size_t body_len, bool keep_alive, bool head);
 

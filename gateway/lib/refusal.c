@@ -69,6 +69,9 @@ static const gw_refusal_row ROWS[GW_REF_COUNT] = {
     [GW_REF_STORAGE_ERROR]          = {503, "storage_unavailable",        O, GW_RC_STORAGE_ERROR,        W},
     [GW_REF_ADMIN_UNAUTHORIZED]     = {401, "unauthorized",               S, GW_RC_ADMIN_UNAUTHORIZED,   W},
     [GW_REF_ADMIN_OVER_CAPACITY]    = {503, "over_capacity",              O, GW_RC_ADMIN_OVER_CAPACITY,  W},
+    [GW_REF_ADMIN_INVALID_TARGET]   = {400, "invalid_target",             S, GW_RC_ADMIN_PROTOCOL,       W},
+    [GW_REF_ADMIN_NOT_FOUND]        = {404, "not_found",                  S, GW_RC_ADMIN_PROTOCOL,       W},
+    [GW_REF_ADMIN_METHOD_NOT_ALLOWED] = {405, "method_not_allowed",       S, GW_RC_ADMIN_PROTOCOL,       W},
 };
 
 static const struct {
@@ -98,6 +101,7 @@ static const struct {
     [GW_RC_OVER_CAPACITY]       = {"over_capacity",            O},
     [GW_RC_ADMIN_UNAUTHORIZED]  = {"admin_unauthorized",       S},
     [GW_RC_ADMIN_OVER_CAPACITY] = {"admin_over_capacity",      O},
+    [GW_RC_ADMIN_PROTOCOL]      = {"admin_protocol",           S},
 };
 // clang-format on
 

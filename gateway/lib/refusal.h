@@ -48,6 +48,7 @@ typedef enum gw_refusal_counter {
     GW_RC_OVER_CAPACITY,
     GW_RC_ADMIN_UNAUTHORIZED,
     GW_RC_ADMIN_OVER_CAPACITY,
+    GW_RC_ADMIN_PROTOCOL,
     GW_RC_COUNT
 } gw_refusal_counter;
 
@@ -114,6 +115,9 @@ typedef enum gw_refusal {
     /* the admin listener */
     GW_REF_ADMIN_UNAUTHORIZED,
     GW_REF_ADMIN_OVER_CAPACITY,
+    GW_REF_ADMIN_INVALID_TARGET, /* the router's answers, on the admin listener */
+    GW_REF_ADMIN_NOT_FOUND,
+    GW_REF_ADMIN_METHOD_NOT_ALLOWED,
     GW_REF_COUNT
 } gw_refusal;
 

@@ -1,7 +1,7 @@
-/* The device listener's endpoints as a table, and the lookup that picks a
- * row for a request. A target is matched raw, as sent: no percent-decoding,
- * no dot segments, no query, so "/v1/%74elemetry" is not /v1/telemetry and
- * no encoding can reach an endpoint by another name. */
+/* A listener's endpoints as a table (ingest.c, admin.c), and the lookup
+ * that picks a row for a request. A target is matched raw, as sent: no
+ * percent-decoding, no dot segments, no query, so "/v1/%74elemetry" is not
+ * /v1/telemetry and no encoding can reach an endpoint by another name. */
 #ifndef GW_ROUTER_H
 #define GW_ROUTER_H
 
@@ -15,8 +15,8 @@
 struct gw_conn;
 struct gw_http_request;
 
-/* Handles a routed request of an admitted device; it answers it, now or
- * once its work is done. */
+/* Handles a routed request (device: the admitted device; "" on the admin
+ * listener); it answers it, now or once its work is done. */
 typedef void (*gw_route_fn)(struct gw_conn *conn, struct gw_http_request *req, const char *device);
 
 /* body_max of a row whose limit is the configured max_body. */

@@ -1,6 +1,11 @@
 /* The admin listener: plain HTTP, separate from the device listener.
  * GET /healthz (JSON: live, ready, broker connectivity, outbox depth) and
- * GET /metrics (Prometheus text).
+ * GET /metrics (Prometheus text); HEAD of either.
+ *
+ * Read by the same HTTP layer as the device listener (conn.h, http1.h,
+ * router.h): the same strict framing rules, and every refusal a JSON
+ * answer from the refusal table, logged as admin.refused and counted.
+ * A framing error gets 400 (or 431, 505) with Connection: close.
  *
  * On loopback unless admin_remote = yes (config.c refuses otherwise). With
  * admin_token_file every request needs "Authorization: Bearer <token>"
@@ -8,7 +13,7 @@
  * most admin_max_connections connections are served at once: a request on
  * one more gets 503 and its connection is closed, counted as
  * admin_over_capacity. A connection takes its slot with its first request
- * and keeps it until it closes; a silent one is closed after 10 s. */
+ * and keeps it until it closes; one idle for 10 s is closed. */
 #ifndef GW_ADMIN_H
 #define GW_ADMIN_H
 

@@ -1,8 +1,7 @@
-/* Device connections: admission, TLS, the request loop, answers; conn.h
- * describes the life of one. */
+/* HTTP connections of the device and admin listeners: admission, TLS, the
+ * request loop, answers; conn.h describes the life of one. */
 #include "conn.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdatomic.h>
@@ -22,7 +21,8 @@
 #include "metrics.h"
 #include "tls.h"
 
-#define ANSWER_MAX    2048
+#define HEAD_MAX      512
+#define ADMIN_AUTH    "WWW-Authenticate: Bearer realm=\"iotgw\"\r\n"
 #define LINGER_MS     2000
 #define CONTINUE_LINE "HTTP/1.1 100 Continue\r\n\r\n"
 
@@ -33,22 +33,6 @@ static size_t buffered_max = (size_t)-1;
 void gw_conn_set_buffer_limit(size_t max)
 {
     buffered_max = max;
-}
-
-void gw_peer_format(const struct sockaddr *sa, socklen_t len, char *buf, size_t size)
-{
-    char host[INET6_ADDRSTRLEN] = "?";
-    if (sa->sa_family == AF_INET && len >= (socklen_t)sizeof(struct sockaddr_in)) {
-        const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
-        inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
-        snprintf(buf, size, "%s:%u", host, (unsigned)ntohs(in->sin_port));
-    } else if (sa->sa_family == AF_INET6 && len >= (socklen_t)sizeof(struct sockaddr_in6)) {
-        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
-        inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
-        snprintf(buf, size, "[%s]:%u", host, (unsigned)ntohs(in6->sin6_port));
-    } else {
-        snprintf(buf, size, "?");
-    }
 }
 
 static double now_mono(void)
@@ -139,8 +123,12 @@ static void conn_close(gw_conn *c)
     if (c->per_device != NULL)
         gw_dev_limit_release(c->per_device, c->slot_device);
     c->per_device = NULL;
+    if (c->serving)
+        c->env->serving--;
+    c->serving = false;
     gw_http_reader_free(&c->http);
-    gw_gauge_add(GW_G_OPEN_CONNECTIONS, -1);
+    if (c->env->kind == GW_CONN_DEVICE)
+        gw_gauge_add(GW_G_OPEN_CONNECTIONS, -1);
     gw_conn_unref(c);
 }
 
@@ -166,6 +154,14 @@ void gw_conn_close_all(gw_conn_env *env)
         conn_close(env->open);
 }
 
+bool gw_conn_any_writing(const gw_conn_env *env)
+{
+    for (const gw_conn *c = env->open; c != NULL; c = c->next)
+        if (c->state == GW_CONN_WRITING)
+            return true;
+    return false;
+}
+
 gw_conn *gw_conn_of_ssl(const SSL *ssl)
 {
     return SSL_get_app_data(ssl);
@@ -185,6 +181,8 @@ static void refuse_connection(gw_conn *c, gw_refusal why, const char *detail)
  * connections it holds: all before the handshake costs anything. */
 static bool admit(gw_conn *c)
 {
+    if (c->env->kind != GW_CONN_DEVICE)
+        return true;
     int max = c->env->app->cfg.max_connections;
     if (max > 0 && gw_gauge_get(GW_G_OPEN_CONNECTIONS) >= max) {
         refuse_connection(c, GW_REF_CONN_OVER_CAPACITY, "max_connections reached");
@@ -217,18 +215,18 @@ static void on_timer(evutil_socket_t fd, short what, void *arg);
 
 static void arm_deadline(gw_conn *c)
 {
-    struct timeval tv = ms_tv(c->env->app->cfg.request_timeout_ms);
+    struct timeval tv = ms_tv(c->env->request_timeout_ms);
     evtimer_add(c->timer, &tv);
 }
 
-/* The TLS session (or, in development mode, the plain socket) and the
- * event wiring of an admitted connection. */
+/* The TLS session (or the plain socket: the admin listener, a device
+ * listener in development mode) and the event wiring of an admitted
+ * connection. */
 static bool start_io(gw_conn *c)
 {
-    gw_app *app = c->env->app;
     int opts = BEV_OPT_CLOSE_ON_FREE;
-    if (app->cfg.device_tls) {
-        c->ssl = gw_tls_new_connection(app->device_tls, c);
+    if (c->env->tls != NULL) {
+        c->ssl = gw_tls_new_connection(c->env->tls, c);
         if (c->ssl == NULL)
             return false;
         c->bev = bufferevent_openssl_socket_new(c->env->base, c->fd, c->ssl,
@@ -243,11 +241,12 @@ static bool start_io(gw_conn *c)
     c->timer = evtimer_new(c->env->base, on_timer, c);
     if (c->bev == NULL || c->timer == NULL)
         return false;
-    c->input_cb = evbuffer_add_cb(bufferevent_get_input(c->bev), on_input, c);
+    if (c->env->kind == GW_CONN_DEVICE)
+        c->input_cb = evbuffer_add_cb(bufferevent_get_input(c->bev), on_input, c);
     bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
     /* While a request is with its handler, what follows it waits in the
      * socket rather than in memory. */
-    bufferevent_setwatermark(c->bev, EV_READ, 0, GW_HTTP_HEADERS_MAX + app->limits.max_body);
+    bufferevent_setwatermark(c->bev, EV_READ, 0, GW_HTTP_HEADERS_MAX + c->env->max_body);
     arm_deadline(c); /* the handshake and the first request */
     return bufferevent_enable(c->bev, EV_READ | EV_WRITE) == 0;
 }
@@ -270,13 +269,15 @@ void gw_conn_accept(gw_conn_env *env, evutil_socket_t fd, const struct sockaddr 
     c->has_address = gw_addr_key_of(sa, len, &c->address);
     if (c->has_address)
         gw_addr_key_format(&c->address, c->address_text, sizeof(c->address_text));
-    gw_metric_inc(GW_M_CONNECTIONS_ACCEPTED);
+    if (env->kind == GW_CONN_DEVICE)
+        gw_metric_inc(GW_M_CONNECTIONS_ACCEPTED);
     if (!admit(c)) {
         close(fd);
         free(c);
         return;
     }
-    gw_gauge_add(GW_G_OPEN_CONNECTIONS, 1);
+    if (env->kind == GW_CONN_DEVICE)
+        gw_gauge_add(GW_G_OPEN_CONNECTIONS, 1);
     c->open = true;
     c->next = env->open;
     if (env->open != NULL)
@@ -286,7 +287,7 @@ void gw_conn_accept(gw_conn_env *env, evutil_socket_t fd, const struct sockaddr 
     if (!start_io(c)) {
         gw_refusal_inc(GW_REF_OUT_OF_MEMORY);
         gw_log(GW_LOG_ERROR, "connection.refused",
-               "peer=%s reason=out_of_memory detail=\"no memory for a TLS session\"", c->peer);
+               "peer=%s reason=out_of_memory detail=\"no memory for the connection\"", c->peer);
         conn_close(c);
     }
 }
@@ -295,20 +296,19 @@ void gw_conn_accept(gw_conn_env *env, evutil_socket_t fd, const struct sockaddr 
 
 static void send_bytes(gw_conn *c, const char *data, size_t len)
 {
-    struct evbuffer *out = bufferevent_get_output(c->bev);
-    evbuffer_add(out, data, len);
-    /* One chunk, so bufferevent_openssl sends it as one TLS record. */
-    evbuffer_pullup(out, -1);
+    evbuffer_add(bufferevent_get_output(c->bev), data, len);
 }
 
-void gw_conn_reply(gw_conn *c, int status, const char *extra_headers, const char *body, size_t len)
+void gw_conn_reply_as(gw_conn *c, int status, const char *content_type, const char *extra_headers,
+                      const char *body, size_t len)
 {
     if (!c->open || c->state == GW_CONN_WRITING || c->state == GW_CONN_CLOSING)
         return;
-    char answer[ANSWER_MAX];
+    char head[HEAD_MAX];
     bool keep = c->http.req.keep_alive && !c->close_after && c->http.done;
-    bool head = c->http.req.method == HTTP_HEAD && c->http.headers_done;
-    size_t n = gw_http_format(answer, sizeof(answer), status, extra_headers, body, len, keep, head);
+    bool is_head = c->http.req.method == HTTP_HEAD && c->http.headers_done;
+    size_t n =
+        gw_http_format_head(head, sizeof(head), status, content_type, extra_headers, len, keep);
     if (n == 0) {
         /* Never happens with the gateway's answers; closing is the safe way out. */
         conn_close(c);
@@ -317,7 +317,34 @@ void gw_conn_reply(gw_conn *c, int status, const char *extra_headers, const char
     c->close_after = !keep;
     c->state = GW_CONN_WRITING;
     arm_deadline(c); /* a peer that does not read its answer is not waited for */
-    send_bytes(c, answer, n);
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    evbuffer_add(out, head, n);
+    if (!is_head && len > 0)
+        evbuffer_add(out, body, len);
+    /* One chunk, so bufferevent_openssl sends it as one TLS record. */
+    evbuffer_pullup(out, -1);
+}
+
+void gw_conn_reply(gw_conn *c, int status, const char *extra_headers, const char *body, size_t len)
+{
+    gw_conn_reply_as(c, status, NULL, extra_headers, body, len);
+}
+
+/* The refusal's line: request.refused on the device listener, admin.refused
+ * (reason= first, as operators grep it) on the admin listener. */
+static void log_refusal(gw_conn *c, const gw_refusal_row *row, const char *device,
+                        const char *detail)
+{
+    const char *cls = gw_refusal_class_name(row->cls);
+    if (c->env->kind == GW_CONN_ADMIN)
+        gw_log(row->level, "admin.refused",
+               "peer=%s reason=%s status=%d error=%s class=%s detail=\"%s\"", c->peer,
+               gw_refusal_counter_name(row->counter), row->status, row->error, cls, detail);
+    else
+        gw_log(row->level, "request.refused",
+               "peer=%s device=%s status=%d error=%s class=%s detail=\"%s\"", c->peer,
+               device != NULL && device[0] != '\0' ? device : "-", row->status, row->error, cls,
+               detail);
 }
 
 void gw_conn_refuse(gw_conn *c, gw_refusal why, const char *device, const char *detail,
@@ -325,13 +352,14 @@ void gw_conn_refuse(gw_conn *c, gw_refusal why, const char *device, const char *
 {
     const gw_refusal_row *row = gw_refusal_row_of(why);
     gw_refusal_inc(why);
-    gw_log(row->level, "request.refused",
-           "peer=%s device=%s status=%d error=%s class=%s detail=\"%s\"", c->peer,
-           device != NULL && device[0] != '\0' ? device : "-", row->status, row->error,
-           gw_refusal_class_name(row->cls), detail);
+    log_refusal(c, row, device, detail);
     char headers[160] = "";
-    if (why == GW_REF_METHOD_NOT_ALLOWED)
+    if (why == GW_REF_METHOD_NOT_ALLOWED || why == GW_REF_ADMIN_METHOD_NOT_ALLOWED)
         snprintf(headers, sizeof(headers), "Allow: %s\r\n", c->allow);
+    else if (why == GW_REF_ADMIN_UNAUTHORIZED)
+        snprintf(headers, sizeof(headers), "%s", ADMIN_AUTH);
+    else if (why == GW_REF_ADMIN_OVER_CAPACITY)
+        c->close_after = true; /* its slot is not this connection's to keep trying */
     else if (retry_after > 0)
         snprintf(headers, sizeof(headers), "Retry-After: %d\r\n", retry_after);
     char body[512];
@@ -382,28 +410,73 @@ static void fail_request(gw_conn *c, gw_refusal why, const char *detail)
     gw_conn_refuse(c, why, c->device, detail, 0);
 }
 
+/* Whether the device may send the request whose headers are in; a
+ * refusal is left in c->pending. */
+static bool check_device(gw_conn *c)
+{
+    char device[IOT_ID_MAX + 1];
+    gw_admission_verdict v = authenticate(c, device);
+    if (v != GW_ADMISSION_OK) {
+        c->pending = gw_admission_verdict_refusal(v);
+        c->pending_detail = gw_admission_verdict_name(v);
+        refused_name(c, c->pending_who);
+        c->close_after = true; /* this identity may no longer speak */
+        return false;
+    }
+    snprintf(c->device, sizeof(c->device), "%s", device);
+    snprintf(c->pending_who, sizeof(c->pending_who), "%s", device);
+    return true;
+}
+
+/* Whether the admin request may be served: a slot (kept until the
+ * connection closes), then the listener's own check. */
+static bool check_admin(gw_conn *c)
+{
+    gw_conn_env *env = c->env;
+    if (!c->serving && env->serving >= env->max_serving) {
+        c->pending = GW_REF_ADMIN_OVER_CAPACITY;
+        c->pending_detail = "admin_max_connections reached";
+        return false;
+    }
+    if (!c->serving)
+        env->serving++;
+    c->serving = true;
+    c->pending = env->authorize(c, &c->http.req, &c->pending_detail);
+    return c->pending == GW_REF_COUNT;
+}
+
+/* The router's refusals as the admin listener counts them. */
+static gw_refusal admin_route_refusal(gw_refusal why)
+{
+    switch (why) {
+    case GW_REF_INVALID_TARGET:
+        return GW_REF_ADMIN_INVALID_TARGET;
+    case GW_REF_NOT_FOUND:
+        return GW_REF_ADMIN_NOT_FOUND;
+    case GW_REF_METHOD_NOT_ALLOWED:
+        return GW_REF_ADMIN_METHOD_NOT_ALLOWED;
+    default:
+        return why;
+    }
+}
+
 /* The headers are in: who is asking, for which row, with how big a body.
  * A refusal decided here is answered once the body has been read past
  * (unless the body itself is too big), so the connection can go on. */
 static bool on_headers(gw_conn *c)
 {
     gw_http_request *req = &c->http.req;
-    char device[IOT_ID_MAX + 1];
-    gw_admission_verdict v = authenticate(c, device);
+    gw_conn_env *env = c->env;
     c->route = NULL;
     c->pending = GW_REF_COUNT;
-    if (v != GW_ADMISSION_OK) {
-        c->pending = gw_admission_verdict_refusal(v);
-        c->pending_detail = gw_admission_verdict_name(v);
-        refused_name(c, c->pending_who);
-        c->close_after = true; /* this identity may no longer speak */
-    } else {
-        snprintf(c->device, sizeof(c->device), "%s", device);
-        snprintf(c->pending_who, sizeof(c->pending_who), "%s", device);
-        c->route = gw_route_find(c->env->routes, c->env->n_routes, req->method, req->target,
+    c->pending_who[0] = '\0';
+    bool admitted = env->kind == GW_CONN_ADMIN ? check_admin(c) : check_device(c);
+    if (admitted)
+        c->route = gw_route_find(env->routes, env->n_routes, req->method, req->target,
                                  req->target_len, &c->pending, &c->pending_detail, c->allow);
-    }
-    size_t max = c->env->app->limits.max_body;
+    if (c->route == NULL && env->kind == GW_CONN_ADMIN)
+        c->pending = admin_route_refusal(c->pending);
+    size_t max = env->max_body;
     if (c->route != NULL && c->route->body_max != GW_ROUTE_BODY_CONFIGURED)
         max = c->route->body_max;
     if (!gw_http_set_body_max(&c->http, max, c->route == NULL)) {
@@ -419,7 +492,8 @@ static void on_request(gw_conn *c)
 {
     evtimer_del(c->timer);
     c->state = GW_CONN_BUSY;
-    gw_metric_inc(GW_M_REQUESTS);
+    if (c->env->kind == GW_CONN_DEVICE)
+        gw_metric_inc(GW_M_REQUESTS);
     if (c->route == NULL) {
         gw_conn_refuse(c, c->pending, c->pending_who, c->pending_detail, 0);
         return;
@@ -524,7 +598,10 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd, (void)what;
     gw_conn *c = arg;
-    if (c->state == GW_CONN_READING) {
+    /* An admin connection idle between requests (a scraper's keep-alive)
+     * is closed quietly; one part-way through a request is not. */
+    bool idle = c->env->kind == GW_CONN_ADMIN && !c->http.started;
+    if (c->state == GW_CONN_READING && !idle) {
         gw_refusal_inc(GW_REF_REQUEST_TIMEOUT);
         gw_log(GW_LOG_WARN, "request.timeout",
                "peer=%s detail=\"no complete request within request_timeout\"", c->peer);

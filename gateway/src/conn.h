@@ -1,5 +1,8 @@
-/* One device connection, from accept() to close: everything the gateway
- * keeps about it lives here and is released by one function.
+/* One HTTP connection, from accept() to close: everything the gateway
+ * keeps about it lives here and is released by one function. Two
+ * listeners use it: the device listener (ingest.c: TLS, devices) and the
+ * admin listener (admin.c: plain TCP, the operator's endpoints); what
+ * differs between them is in their gw_conn_env.
  *
  * At accept the peer address is formatted once and the connection is
  * admitted or refused before any TLS state exists: max_connections, then
@@ -35,20 +38,43 @@
 #include "http1.h"
 #include "router.h"
 
-#define GW_PEER_MAX 64 /* "[v6 address]:port" */
-
 typedef struct gw_conn gw_conn;
+
+typedef enum gw_conn_kind {
+    /* Devices: admitted at accept (max_connections, per address), counted
+     * in the connection and buffered-bytes gauges, each request checked
+     * against the device's identity; refusals logged as request.refused. */
+    GW_CONN_DEVICE,
+    /* The admin listener: no admission at accept; a connection takes one
+     * of max_serving slots with its first request (503 and closed when
+     * none is free), then authorize() judges each request; the router's
+     * refusals are the admin rows; refusals logged as admin.refused; a
+     * connection idle between requests is closed without a refusal. */
+    GW_CONN_ADMIN,
+} gw_conn_kind;
+
+/* Judges an admin request at its headers: GW_REF_COUNT to serve it, or a
+ * refusal with a fixed *detail. */
+typedef gw_refusal (*gw_conn_authorize_fn)(gw_conn *c, const struct gw_http_request *req,
+                                           const char **detail);
 
 /* What the connections of one event loop share. */
 typedef struct gw_conn_env {
-    gw_app *app;
+    gw_conn_kind kind;
+    gw_app *app; /* GW_CONN_DEVICE */
     struct event_base *base;
-    gw_addr_limit *per_address; /* NULL: no per-address cap */
-    gw_addr_rate *address_rate; /* NULL: no per-address rate */
+    SSL_CTX *tls;                /* NULL: plain TCP */
+    uint64_t request_timeout_ms; /* for each request, and for the peer to read its answer */
+    size_t max_body;             /* the body limit of GW_ROUTE_BODY_CONFIGURED rows */
+    gw_addr_limit *per_address;  /* NULL: no per-address cap */
+    gw_addr_rate *address_rate;  /* NULL: no per-address rate */
     const gw_route *routes;
     size_t n_routes;
-    void *owner;   /* for the handlers (the worker) */
-    gw_conn *open; /* the open connections, for shutdown */
+    int max_serving;                /* GW_CONN_ADMIN: connections served at once */
+    int serving;                    /* of them, taken now */
+    gw_conn_authorize_fn authorize; /* GW_CONN_ADMIN */
+    void *owner;                    /* for the handlers (the worker, the admin listener) */
+    gw_conn *open;                  /* the open connections, for shutdown */
 } gw_conn_env;
 
 typedef enum gw_conn_state {
@@ -97,23 +123,24 @@ struct gw_conn {
     char pending_who[IOT_ID_MAX + 1];
     char allow[GW_ROUTE_ALLOW_MAX];
     bool close_after; /* the answer ends the connection */
+    bool serving;     /* holds one of env->max_serving */
 };
 
-/* Formats a socket address as "address:port" ("[address]:port" for IPv6);
- * "?" if it is neither. The one formatter of peers for log lines. */
-void gw_peer_format(const struct sockaddr *sa, socklen_t len, char *buf, size_t size);
-
 /* Takes an accepted socket: admits it (or closes it, logged and counted)
- * and starts its TLS handshake. */
+ * and starts its TLS handshake, or reads it as plain TCP without env->tls. */
 void gw_conn_accept(gw_conn_env *env, evutil_socket_t fd, const struct sockaddr *sa, socklen_t len);
 
 /* The answer to the current request: status, extra header lines (each
  * ending in CRLF, or NULL), a JSON body (len bytes; may be 0). */
 void gw_conn_reply(gw_conn *c, int status, const char *extra_headers, const char *body, size_t len);
 
+/* The same with another Content-Type than application/json. */
+void gw_conn_reply_as(gw_conn *c, int status, const char *content_type, const char *extra_headers,
+                      const char *body, size_t len);
+
 /* Refuses the current request: logs request.refused (peer, device, status,
- * error, class, detail), counts it, answers the JSON error.
- * retry_after > 0 adds Retry-After. */
+ * error, class, detail; admin.refused with reason= on the admin listener),
+ * counts it, answers the JSON error. retry_after > 0 adds Retry-After. */
 void gw_conn_refuse(gw_conn *c, gw_refusal why, const char *device, const char *detail,
                     int retry_after);
 
@@ -123,6 +150,10 @@ bool gw_conn_is_open(const gw_conn *c);
 
 /* Closes every open connection of env (shutdown). */
 void gw_conn_close_all(gw_conn_env *env);
+
+/* Whether a connection of env still has an answer to send (shutdown waits
+ * for it: the loop stopping first would drop an answer already decided). */
+bool gw_conn_any_writing(const gw_conn_env *env);
 
 /* Request bytes over all connections are capped at max (max_buffered_bytes). */
 void gw_conn_set_buffer_limit(size_t max);

@@ -298,7 +298,8 @@ static void on_drain_tick(evutil_socket_t fd, short what, void *arg)
         if (w->listener)
             evconnlistener_disable(w->listener);
     }
-    if (w->pending == 0)
+    /* Done once every stored request is answered and the answers are out. */
+    if (w->pending == 0 && !gw_conn_any_writing(&w->env))
         event_base_loopexit(w->base, NULL);
 }
 
@@ -347,8 +348,12 @@ static iot_status worker_init(gw_app *app, gw_worker *w, gw_ingest *in, iot_err 
     w->base = event_base_new();
     if (w->base == NULL)
         return iot_err_set(err, IOT_ENOMEM, "cannot create an event loop");
-    w->env = (gw_conn_env){.app = app,
+    w->env = (gw_conn_env){.kind = GW_CONN_DEVICE,
+                           .app = app,
                            .base = w->base,
+                           .tls = app->cfg.device_tls ? app->device_tls : NULL,
+                           .request_timeout_ms = app->cfg.request_timeout_ms,
+                           .max_body = app->limits.max_body,
                            .per_address = in->per_address,
                            .address_rate = in->address_rate,
                            .routes = ROUTES,
@@ -398,7 +403,9 @@ iot_status gw_ingest_start(gw_app *app, int workers, gw_ingest **out, iot_err *e
     *out = NULL;
     gw_conn_set_buffer_limit(app->cfg.max_buffered_bytes);
     gw_ingest *in = calloc(1, sizeof(*in));
-    if (in == NULL || (in->workers = calloc((size_t)workers, sizeof(gw_worker))) == NULL) {
+    if (in != NULL)
+        in->workers = calloc((size_t)workers, sizeof(gw_worker));
+    if (in == NULL || in->workers == NULL) {
         free(in);
         return iot_err_set(err, IOT_ENOMEM, "out of memory");
     }

@@ -1,5 +1,5 @@
 /* The device listener: N worker threads, each with its own libevent loop
- * and evhttp server on the same port (SO_REUSEPORT), so TLS handshakes and
+ * and listening socket on the same port (SO_REUSEPORT), so TLS handshakes and
  * request handling use every core. A request is answered only after the
  * outbox reports its readings durable. */
 #ifndef GW_INGEST_H

@@ -90,6 +90,29 @@ static void grouping(void **state)
     assert_false(gw_addr_key_of((struct sockaddr *)&short_in, 4, &key));
 }
 
+/* Peers in log lines: address and port, IPv6 in brackets, "?" otherwise. */
+static void peer_text(void **state)
+{
+    (void)state;
+    char text[GW_PEER_MAX];
+    struct sockaddr_in in = {.sin_family = AF_INET, .sin_port = htons(51234)};
+    assert_int_equal(inet_pton(AF_INET, "192.0.2.7", &in.sin_addr), 1);
+    gw_peer_format((struct sockaddr *)&in, sizeof(in), text, sizeof(text));
+    assert_string_equal(text, "192.0.2.7:51234");
+    struct sockaddr_in6 in6 = {.sin6_family = AF_INET6, .sin6_port = htons(8443)};
+    assert_int_equal(inet_pton(AF_INET6, "2001:db8::1", &in6.sin6_addr), 1);
+    gw_peer_format((struct sockaddr *)&in6, sizeof(in6), text, sizeof(text));
+    assert_string_equal(text, "[2001:db8::1]:8443");
+    gw_peer_format((struct sockaddr *)&in, 4, text, sizeof(text)); /* too short for IPv4 */
+    assert_string_equal(text, "?");
+    struct sockaddr unspec = {.sa_family = AF_UNSPEC};
+    gw_peer_format(&unspec, sizeof(unspec), text, sizeof(text));
+    assert_string_equal(text, "?");
+    char small[8];
+    gw_peer_format((struct sockaddr *)&in6, sizeof(in6), small, sizeof(small));
+    assert_string_equal(small, "[2001:d"); /* cut, still terminated */
+}
+
 static void full_table_refuses_new_addresses(void **state)
 {
     (void)state;
@@ -197,6 +220,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(cap_per_address),
         cmocka_unit_test(grouping),
+        cmocka_unit_test(peer_text),
         cmocka_unit_test(full_table_refuses_new_addresses),
         cmocka_unit_test(zero_cap_refuses_everything),
         cmocka_unit_test(matches_a_model),

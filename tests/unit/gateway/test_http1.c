@@ -180,12 +180,53 @@ static void answers(void **state)
     assert_int_equal(gw_http_format(out, 40, 200, NULL, body, blen, true, false), 0);
 }
 
+/* The admin listener's needs: the bearer token is kept (a header too long
+ * for it is kept as none), and an answer may be other than JSON. */
+static void authorization_and_content_type(void **state)
+{
+    (void)state;
+    char req[1024], out[256];
+    gw_http_reader r;
+    size_t used;
+    const char ok[] = "GET /metrics HTTP/1.1\r\nAuthorization: Bearer abc  \r\n\r\n";
+    gw_http_reader_init(&r);
+    assert_int_equal(feed_all(&r, ok, sizeof(ok) - 1, 5, &used), GW_HTTP_REQUEST);
+    assert_string_equal(r.req.authorization, "Bearer abc");
+    assert_string_equal(r.req.content_type, "");
+    gw_http_reader_free(&r);
+    char token[GW_HTTP_AUTH_MAX + 1];
+    memset(token, 'a', sizeof(token) - 1);
+    token[sizeof(token) - 1] = '\0';
+    snprintf(req, sizeof(req), "GET /metrics HTTP/1.1\r\nAuthorization: B%s\r\n\r\n", token);
+    gw_http_reader_init(&r);
+    assert_int_equal(feed_all(&r, req, strlen(req), 100, &used), GW_HTTP_REQUEST);
+    assert_string_equal(r.req.authorization, "");
+    gw_http_reader_free(&r);
+    /* A Content-Type longer than its field is none, not a cut one. */
+    snprintf(req, sizeof(req), "GET /metrics HTTP/1.1\r\nContent-Type: %.200s\r\n\r\n", token);
+    gw_http_reader_init(&r);
+    assert_int_equal(feed_all(&r, req, strlen(req), 100, &used), GW_HTTP_REQUEST);
+    assert_string_equal(r.req.content_type, "");
+    gw_http_reader_free(&r);
+    size_t n =
+        gw_http_format_head(out, sizeof(out), 200, "text/plain; version=0.0.4", NULL, 10, true);
+    assert_true(n > 0);
+    out[n] = '\0';
+    assert_non_null(strstr(out, "Content-Type: text/plain; version=0.0.4\r\n"));
+    assert_non_null(strstr(out, "Content-Length: 10\r\n"));
+    assert_int_equal(strcmp(out + n - 4, "\r\n\r\n"), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(framing_refused),       cmocka_unit_test(syntax_refused),
-        cmocka_unit_test(limits_refused),        cmocka_unit_test(pipelined),
-        cmocka_unit_test(keep_alive_and_expect), cmocka_unit_test(answers),
+        cmocka_unit_test(framing_refused),
+        cmocka_unit_test(syntax_refused),
+        cmocka_unit_test(limits_refused),
+        cmocka_unit_test(pipelined),
+        cmocka_unit_test(keep_alive_and_expect),
+        cmocka_unit_test(answers),
+        cmocka_unit_test(authorization_and_content_type),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -66,6 +66,8 @@ static void stable_labels(void **state)
         {GW_REF_STORAGE_ERROR, "storage_error", "overload", 503, "storage_unavailable"},
         {GW_REF_RATE_LIMITED, "rate_limited", "security", 429, "rate_limited"},
         {GW_REF_REPLAY, "replay", "security", 0, "replay"},
+        {GW_REF_ADMIN_NOT_FOUND, "admin_protocol", "security", 404, "not_found"},
+        {GW_REF_ADMIN_METHOD_NOT_ALLOWED, "admin_protocol", "security", 405, "method_not_allowed"},
     };
     for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
         const gw_refusal_row *row = gw_refusal_row_of(want[i].r);
