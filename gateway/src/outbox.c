@@ -398,7 +398,9 @@ static int store_job(gw_outbox *ob, gw_store_job *job, int64_t *added, int64_t *
         return SQLITE_OK;
     int64_t last_dseq = 0, next_gseq = 1;
     int rc = device_state(ob, job->device, &last_dseq, &next_gseq);
-    for (size_t i = 0; rc == SQLITE_OK && i < job->n_items; i++) {
+    if (rc != SQLITE_OK)
+        goto out;
+    for (size_t i = 0; i < job->n_items; i++) {
         const gw_store_item *item = &job->items[i];
         if (item->has_dseq && (int64_t)item->dseq <= last_dseq) {
             job->duplicates++;
@@ -406,7 +408,7 @@ static int store_job(gw_outbox *ob, gw_store_job *job, int64_t *added, int64_t *
         }
         rc = insert_row(ob, job->device, next_gseq, item);
         if (rc != SQLITE_OK)
-            break;
+            goto out;
         next_gseq++;
         if (item->has_dseq)
             last_dseq = item->dseq;
@@ -416,8 +418,9 @@ static int store_job(gw_outbox *ob, gw_store_job *job, int64_t *added, int64_t *
         dev->bytes += (int64_t)item->body_len;
         *added_bytes += (int64_t)item->body_len;
     }
-    if (rc == SQLITE_OK && job->stored > 0)
+    if (job->stored > 0)
         rc = save_device_state(ob, job->device, last_dseq, next_gseq);
+out:
     *added += (int64_t)job->stored;
     return rc;
 }
