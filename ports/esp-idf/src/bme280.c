@@ -113,11 +113,12 @@ iotd_status iotd_esp_bme280_open(iotd_esp_bme280 *b, const iotd_esp_bme280_confi
         .scl_speed_hz = cfg->scl_hz,
     };
     esp_err_t err = i2c_new_master_bus(&bus_cfg, &bus);
-    if (err == ESP_OK) {
-        err = i2c_master_bus_add_device(bus, &dev_cfg, &dev);
-        if (err != ESP_OK)
-            (void)i2c_del_master_bus(bus);
-    }
+    if (err != ESP_OK)
+        goto out;
+    err = i2c_master_bus_add_device(bus, &dev_cfg, &dev);
+    if (err != ESP_OK)
+        (void)i2c_del_master_bus(bus);
+out:
     if (err != ESP_OK) {
         ESP_LOGE(TAG, "sensor.bme280_bus_failed: I2C port %d, SDA %d, SCL %d: %s", cfg->i2c_port,
                  cfg->sda_gpio, cfg->scl_gpio, esp_err_to_name(err));
