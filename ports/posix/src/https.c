@@ -565,6 +565,17 @@ static void handshake_failed(iotd_posix_https *c, int ret)
     net_fail(c, IOTD_POSIX_NET_TLS, "TLS handshake with %s failed: %s", c->authority, why);
 }
 
+/* A TLS session on the configuration, for the gateway's name. */
+static int session_setup(iotd_posix_https *c)
+{
+    int ret = mbedtls_ssl_setup(&c->ssl, &c->conf);
+    if (ret != 0)
+        goto out;
+    ret = mbedtls_ssl_set_hostname(&c->ssl, c->host);
+out:
+    return ret;
+}
+
 static bool tls_connect(iotd_posix_https *c)
 {
     c->last_alert = -1;
@@ -572,9 +583,7 @@ static bool tls_connect(iotd_posix_https *c)
     if (!tcp_connect(c))
         return false;
     c->open = true;
-    int ret = mbedtls_ssl_setup(&c->ssl, &c->conf);
-    if (ret == 0)
-        ret = mbedtls_ssl_set_hostname(&c->ssl, c->host);
+    int ret = session_setup(c);
     if (ret != 0) {
         char why[128];
         tls_strerror(ret, why, sizeof(why));
@@ -632,6 +641,22 @@ static bool header_safe(const char *s, bool spaces)
     return true;
 }
 
+/* Sends the head already in buf (head bytes of cap) and the body. */
+static int write_request(iotd_posix_https *c, unsigned char *buf, size_t cap, size_t head,
+                         const char *body, size_t body_len)
+{
+    /* Small requests go out as one TLS record and one segment. */
+    if (head + body_len <= cap) {
+        if (body_len > 0)
+            memcpy(buf + head, body, body_len);
+        return write_all(c, buf, head + body_len);
+    }
+    int ret = write_all(c, buf, head);
+    if (ret != 0)
+        return ret;
+    return write_all(c, (const unsigned char *)body, body_len);
+}
+
 static exchange_rc send_request(iotd_posix_https *c, const char *path, const char *ctype,
                                 const char *body, size_t body_len)
 {
@@ -644,18 +669,7 @@ static exchange_rc send_request(iotd_posix_https *c, const char *path, const cha
         net_fail(c, IOTD_POSIX_NET_HTTP, "request head too long");
         return EX_FAIL;
     }
-    size_t head = (size_t)n;
-    int ret;
-    /* Small requests go out as one TLS record and one segment. */
-    if (head + body_len <= sizeof(buf)) {
-        if (body_len > 0)
-            memcpy(buf + head, body, body_len);
-        ret = write_all(c, buf, head + body_len);
-    } else {
-        ret = write_all(c, buf, head);
-        if (ret == 0)
-            ret = write_all(c, (const unsigned char *)body, body_len);
-    }
+    int ret = write_request(c, buf, sizeof(buf), (size_t)n, body, body_len);
     if (ret == 0)
         return EX_OK;
     if (c->timed_out) {
