@@ -493,10 +493,8 @@ int main(int argc, char **argv)
     /* First: --check-config reads the key files too. */
     disable_core_dumps();
     opterr = 0;
-    for (;;) {
-        int c = getopt_long(argc, argv, "c:h", opts, NULL);
-        if (c == -1)
-            break;
+    for (int c = getopt_long(argc, argv, "c:h", opts, NULL); c != -1;
+         c = getopt_long(argc, argv, "c:h", opts, NULL)) {
         switch (c) {
         case 'c':
             config = optarg;
