@@ -150,13 +150,14 @@ static iot_status pragma_int(iot_registry *reg, const char *pragma, int *out, io
     char sql[64];
     snprintf(sql, sizeof(sql), "PRAGMA %s", pragma);
     int rc = sqlite3_prepare_v2(reg->db, sql, -1, &st, NULL);
-    if (rc == SQLITE_OK) {
-        rc = sqlite3_step(st);
-        if (rc == SQLITE_ROW) {
-            *out = sqlite3_column_int(st, 0);
-            rc = SQLITE_OK;
-        }
-    }
+    if (rc != SQLITE_OK)
+        goto out;
+    rc = sqlite3_step(st);
+    if (rc != SQLITE_ROW)
+        goto out;
+    *out = sqlite3_column_int(st, 0);
+    rc = SQLITE_OK;
+out:
     sqlite3_finalize(st);
     return rc == SQLITE_OK ? IOT_OK : db_fail(reg, rc, "reading the header", err);
 }
@@ -775,12 +776,14 @@ iot_status iot_registry_next_crl_number(iot_registry *reg, uint64_t *out, iot_er
     sqlite3_stmt *st = NULL;
     int rc = sqlite3_prepare_v2(reg->db, "SELECT value FROM meta WHERE key = 'crl_number'", -1, &st,
                                 NULL);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        *out = (uint64_t)sqlite3_column_int64(st, 0);
-        rc = SQLITE_OK;
-    }
+    if (rc != SQLITE_OK)
+        goto out;
+    rc = sqlite3_step(st);
+    if (rc != SQLITE_ROW)
+        goto out;
+    *out = (uint64_t)sqlite3_column_int64(st, 0);
+    rc = SQLITE_OK;
+out:
     sqlite3_finalize(st);
     if (rc == SQLITE_DONE)
         return iot_err_set(err, IOT_ECORRUPT, "registry %s has no CRL number", reg->path);

@@ -45,20 +45,31 @@ static bool sensors_are_valid(const iotd_sensor *sensors, size_t n)
     return true;
 }
 
+/* Intervals, capacities and batch sizes the device can work with. */
+static bool limits_are_valid(const iotd_config *c)
+{
+    return c->sample_interval_ms != 0 && c->queue_capacity != 0 &&
+           c->queue_capacity <= IOTD_QUEUE_CAPACITY_MAX && c->batch_max != 0 &&
+           c->batch_max <= IOTD_PROTOCOL_READINGS_MAX && c->seq_block != 0 &&
+           c->backoff_base_ms != 0 && c->backoff_max_ms >= c->backoff_base_ms;
+}
+
+/* The body holds at least one reading of every sensor; the response has a
+ * buffer. */
+static bool buffers_are_valid(const iotd_config *c)
+{
+    if (c->body == NULL || c->resp == NULL || c->resp_cap == 0)
+        return false;
+    return c->body_cap >= iotd_senml_reading_max(c->device_id, c->sensors, c->n_sensors);
+}
+
 static bool config_is_valid(const iotd_config *c)
 {
     if (!iotd_protocol_device_id_valid(c->device_id) || c->path == NULL || c->path[0] != '/')
         return false;
     if (!sensors_are_valid(c->sensors, c->n_sensors))
         return false;
-    if (c->sample_interval_ms == 0 || c->queue_capacity == 0 ||
-        c->queue_capacity > IOTD_QUEUE_CAPACITY_MAX || c->batch_max == 0 ||
-        c->batch_max > IOTD_PROTOCOL_READINGS_MAX || c->seq_block == 0 || c->backoff_base_ms == 0 ||
-        c->backoff_max_ms < c->backoff_base_ms)
-        return false;
-    if (c->body == NULL || c->resp == NULL || c->resp_cap == 0)
-        return false;
-    return c->body_cap >= iotd_senml_reading_max(c->device_id, c->sensors, c->n_sensors);
+    return limits_are_valid(c) && buffers_are_valid(c);
 }
 
 iotd_status iotd_device_init(iotd_device *dev, const iotd_port *port, const iotd_config *cfg)
@@ -285,6 +296,31 @@ typedef struct batch {
     size_t len;
 } batch;
 
+typedef enum { SLOT_ADDED, SLOT_LOST, SLOT_FULL } slot_result;
+
+/* Reads queue slot i into dev->reading and adds it to the body. SLOT_FULL:
+ * it does not fit this batch (the gateway's record limit, or the buffer
+ * once the batch has readings) and waits for the next one. SLOT_LOST: it
+ * cannot be read back or encoded at all. */
+static slot_result add_slot(iotd_device *dev, iotd_senml *enc, uint32_t i, uint32_t records,
+                            bool first)
+{
+    iotd_reading *r = &dev->reading;
+    slot_result res = SLOT_LOST;
+    iotd_status st = iotd_queue_peek(&dev->queue, i, r);
+    if (st != IOTD_OK)
+        goto out;
+    res = SLOT_FULL;
+    if (records + r->count > IOTD_PROTOCOL_RECORDS_MAX)
+        goto out;
+    st = iotd_senml_add(enc, r, dev->cfg.sensors, dev->cfg.n_sensors);
+    if (st == IOTD_ENOSPC && !first)
+        goto out;
+    res = st == IOTD_OK ? SLOT_ADDED : SLOT_LOST;
+out:
+    return res;
+}
+
 /* Encodes the oldest queued readings into the body, as many as the batch
  * limit, the gateway's record limit and the buffer allow. */
 static void fill_batch(iotd_device *dev, uint32_t reported, batch *b)
@@ -297,16 +333,11 @@ static void fill_batch(iotd_device *dev, uint32_t reported, batch *b)
         IOTD_OK)
         return;
     while (b->consumed < dev->queue.count && b->readings < dev->batch_limit) {
-        iotd_reading *r = &dev->reading;
-        iotd_status st = iotd_queue_peek(&dev->queue, b->consumed, r);
-        if (st == IOTD_OK && records + r->count > IOTD_PROTOCOL_RECORDS_MAX)
-            break;
-        if (st == IOTD_OK)
-            st = iotd_senml_add(&enc, r, dev->cfg.sensors, dev->cfg.n_sensors);
-        if (st == IOTD_ENOSPC && b->readings > 0)
+        slot_result res = add_slot(dev, &enc, b->consumed, records, b->readings == 0);
+        if (res == SLOT_FULL)
             break;
         b->consumed++;
-        if (st != IOTD_OK) {
+        if (res == SLOT_LOST) {
             /* Damaged in storage, stored under a sensor table this firmware
              * no longer has, or too large on its own: it can never be sent. */
             b->lost++;
@@ -315,7 +346,7 @@ static void fill_batch(iotd_device *dev, uint32_t reported, batch *b)
             continue;
         }
         b->readings++;
-        records += r->count;
+        records += dev->reading.count;
     }
     if (b->readings > 0)
         (void)iotd_senml_finish(&enc, &b->len);

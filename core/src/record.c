@@ -47,6 +47,19 @@ static iotd_status load_slot(const iotd_record *rec, const iotd_port *port, unsi
     return IOTD_OK;
 }
 
+/* The valid slot with the later generation (compared with wraparound), or
+ * SLOT_NONE. */
+static unsigned newest_valid(const iotd_status st[2], const uint32_t gen[2])
+{
+    if (st[0] == IOTD_OK && st[1] == IOTD_OK)
+        return (int32_t)(gen[1] - gen[0]) > 0 ? 1u : 0u;
+    if (st[0] == IOTD_OK)
+        return 0;
+    if (st[1] == IOTD_OK)
+        return 1;
+    return SLOT_NONE;
+}
+
 iotd_status iotd_record_load(iotd_record *rec, const iotd_port *port, uint32_t *words, size_t n)
 {
     uint32_t gen[2] = {0, 0};
@@ -63,14 +76,7 @@ iotd_status iotd_record_load(iotd_record *rec, const iotd_port *port, uint32_t *
             return IOTD_EIO;
     }
 
-    unsigned best = SLOT_NONE;
-    if (st[0] == IOTD_OK && st[1] == IOTD_OK)
-        best = (int32_t)(gen[1] - gen[0]) > 0 ? 1u : 0u;
-    else if (st[0] == IOTD_OK)
-        best = 0;
-    else if (st[1] == IOTD_OK)
-        best = 1;
-
+    unsigned best = newest_valid(st, gen);
     if (best == SLOT_NONE) {
         rec->active = SLOT_NONE;
         rec->gen = 0;

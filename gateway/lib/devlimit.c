@@ -14,7 +14,10 @@ struct gw_dev_limit {
 gw_dev_limit *gw_dev_limit_new(uint32_t cap)
 {
     gw_dev_limit *dl = calloc(1, sizeof(*dl));
-    if (dl == NULL || (dl->held = gw_devmap_new()) == NULL) {
+    if (dl == NULL)
+        return NULL;
+    dl->held = gw_devmap_new();
+    if (dl->held == NULL) {
         free(dl);
         return NULL;
     }

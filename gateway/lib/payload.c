@@ -113,31 +113,42 @@ static size_t skip_digits(const char *p, size_t i, size_t n)
     return i;
 }
 
+/* Past the fraction at p[i] if there is one ('.' and at least one digit);
+ * n + 1, beyond any length, when it is malformed. */
+static size_t skip_fraction(const char *p, size_t i, size_t n)
+{
+    if (i >= n || p[i] != '.')
+        return i;
+    size_t end = skip_digits(p, i + 1, n);
+    return end == i + 1 ? n + 1 : end;
+}
+
+/* Past the exponent at p[i] if there is one ('e', a sign, at least one
+ * digit); n + 1 when it is malformed. */
+static size_t skip_exponent(const char *p, size_t i, size_t n)
+{
+    if (i >= n || (p[i] != 'e' && p[i] != 'E'))
+        return i;
+    i++;
+    if (i < n && (p[i] == '+' || p[i] == '-'))
+        i++;
+    size_t end = skip_digits(p, i, n);
+    return end == i ? n + 1 : end;
+}
+
 /* RFC 8259 number grammar: cJSON (through strtod) also takes 01, 1. and -.5,
  * which another parser downstream might read differently. */
 static bool number_syntax_ok(const char *p, size_t n)
 {
-    size_t i = (n > 0 && p[0] == '-') ? 1 : 0, start;
+    size_t i = (n > 0 && p[0] == '-') ? 1 : 0;
 
     if (i >= n || !is_digit((unsigned char)p[i]))
         return false;
     i = (p[i] == '0') ? i + 1 : skip_digits(p, i, n);
-    if (i < n && p[i] == '.') {
-        start = ++i;
-        i = skip_digits(p, i, n);
-        if (i == start)
-            return false;
-    }
-    if (i < n && (p[i] == 'e' || p[i] == 'E')) {
-        i++;
-        if (i < n && (p[i] == '+' || p[i] == '-'))
-            i++;
-        start = i;
-        i = skip_digits(p, i, n);
-        if (i == start)
-            return false;
-    }
-    return i == n;
+    i = skip_fraction(p, i, n);
+    if (i > n)
+        return false;
+    return skip_exponent(p, i, n) == n;
 }
 
 static int scan_number(const char *s, size_t len, size_t *pos, gw_payload_error *err)

@@ -284,6 +284,112 @@ static bool stamp_equal(const file_stamp *a, const file_stamp *b)
            a->mtime.tv_sec == b->mtime.tv_sec && a->mtime.tv_nsec == b->mtime.tv_nsec;
 }
 
+/* Reads the registry's records into snap, sorted for lookups. */
+static iot_status load_registry(const gw_admission *id, id_snapshot *snap, iot_err *err)
+{
+    iot_registry *reg = NULL;
+    load_ctx lc = {snap, 0};
+    iot_status st = iot_registry_open(id->registry_path, IOT_REGISTRY_READONLY, &reg, err);
+    if (st != IOT_OK)
+        goto out;
+    st = iot_registry_foreach(reg, -1, add_record, &lc, err);
+    if (st != IOT_OK)
+        goto out;
+    audit_shared_keys(reg);
+    qsort(snap->entries, snap->n, sizeof(id_entry), entry_cmp);
+out:
+    iot_registry_close(reg);
+    return st;
+}
+
+/* Loads the CRL file into *fresh and checks it does not go back on the
+ * CRL in force; *reason names the failure. */
+static iot_status load_usable_crl(gw_admission *id, const X509_CRL *in_force, X509_CRL **fresh,
+                                  const char **reason, iot_err *err)
+{
+    iot_status st = load_crl(id, fresh, reason, err);
+    if (st != IOT_OK)
+        goto out;
+    st = check_not_older(id, in_force, *fresh, reason, err);
+out:
+    return st;
+}
+
+/* An unusable CRL file: with a CRL in force it is logged and the reload
+ * goes on; at startup, with nothing to fall back on, it is fatal. */
+static iot_status crl_rejected(const gw_admission *id, bool have_in_force, iot_status crl_st,
+                               const char *reason, const iot_err *crl_err, iot_err *err)
+{
+    gw_metric_inc(GW_M_CRL_LOAD_FAILURES);
+    if (!have_in_force)
+        return iot_err_set(err, crl_st, "%s", crl_err->msg);
+    gw_log(GW_LOG_ERROR, "identity.crl_rejected",
+           "path=%s reason=%s error=\"%s\" action=\"kept the CRL in force and applied the "
+           "registry's revocations; install the current CRL from 'iotctl crl update'\"",
+           id->crl_path, reason, crl_err->msg);
+    return IOT_OK;
+}
+
+/* What a reload put in force, for the gauges and the log. */
+typedef struct load_report {
+    size_t active, listed;
+    int64_t crl_number, next_update;
+    bool stale;
+} load_report;
+
+static size_t count_active(const id_snapshot *snap)
+{
+    size_t active = 0;
+    for (size_t i = 0; i < snap->n; i++)
+        if (snap->entries[i].kind == IOT_KIND_DEVICE && !snap->entries[i].revoked)
+            active++;
+    return active;
+}
+
+/* The CRL's number and next update; warns when that date is past. */
+static void read_crl_dates(const gw_admission *id, const X509_CRL *use, load_report *r)
+{
+    const ASN1_TIME *next = X509_CRL_get0_nextUpdate(use);
+    if (next != NULL && X509_cmp_current_time(next) < 0)
+        gw_log(GW_LOG_WARN, "identity.crl_expired",
+               "path=%s action=\"run 'iotctl crl update' and copy the CRL\"", id->crl_path);
+    r->crl_number = crl_number_of(use);
+    r->next_update = next != NULL ? gw_asn1_time_unix(next) : 0;
+}
+
+/* Puts snap, and fresh when there is one, in force: the identity owns
+ * both from then on. */
+static void publish(gw_admission *id, id_snapshot *snap, X509_CRL *fresh,
+                    const file_stamp *reg_stamp, const file_stamp *crl_stamp)
+{
+    pthread_mutex_lock(&id->lock);
+    id_snapshot *old = id->current;
+    id->current = snap;
+    if (fresh != NULL) {
+        X509_CRL_free(id->crl);
+        id->crl = fresh;
+    }
+    atomic_fetch_add(&id->generation, 1);
+    id->registry_stamp = *reg_stamp;
+    id->crl_stamp = *crl_stamp; /* a rejected file is not retried until it changes */
+    pthread_mutex_unlock(&id->lock);
+    snapshot_release(id, old);
+}
+
+static void report_loaded(const gw_admission *id, const load_report *r)
+{
+    gw_gauge_set(GW_G_REGISTRY_DEVICES, (int64_t)r->active);
+    gw_gauge_set(GW_G_CRL_REVOKED, (int64_t)r->listed);
+    gw_gauge_set(GW_G_CRL_STALE, r->stale ? 1 : 0);
+    gw_gauge_set(GW_G_CRL_NUMBER, r->crl_number);
+    gw_gauge_set(GW_G_CRL_NEXT_UPDATE, r->next_update);
+    gw_metric_inc(GW_M_RELOADS);
+    gw_log(r->stale ? GW_LOG_WARN : GW_LOG_INFO, "identity.loaded",
+           "registry=%s crl=%s active_devices=%zu crl_entries=%zu crl_number=%lld crl_stale=%d",
+           id->registry_path, id->crl_path, r->active, r->listed, (long long)r->crl_number,
+           r->stale ? 1 : 0);
+}
+
 /* The registry is read first and must load: it is where iotctl records
  * every revocation. The CRL is then checked; one that cannot be used
  * (missing, corrupt, foreign, older than the one in force) does not stop
@@ -299,81 +405,33 @@ iot_status gw_admission_reload(gw_admission *id, iot_err *err)
     if (snap == NULL)
         return iot_err_set(err, IOT_ENOMEM, "out of memory loading the registry");
     snap->refs = 1;
-    iot_registry *reg = NULL;
-    load_ctx lc = {snap, 0};
-    size_t listed = 0;
+    load_report r = {0};
     X509_CRL *fresh = NULL, *in_force = NULL;
     const char *reason = "";
     iot_err crl_err = {0};
-    iot_status st = iot_registry_open(id->registry_path, IOT_REGISTRY_READONLY, &reg, err);
-    if (st == IOT_OK)
-        st = iot_registry_foreach(reg, -1, add_record, &lc, err);
-    if (st == IOT_OK)
-        audit_shared_keys(reg);
-    iot_registry_close(reg);
+    iot_status st = load_registry(id, snap, err);
     if (st != IOT_OK)
         goto out;
-    qsort(snap->entries, snap->n, sizeof(id_entry), entry_cmp);
-
-    pthread_mutex_lock(&id->lock);
-    in_force = id->crl;
-    if (in_force != NULL)
-        X509_CRL_up_ref(in_force);
-    pthread_mutex_unlock(&id->lock);
-    iot_status crl_st = load_crl(id, &fresh, &reason, &crl_err);
-    if (crl_st == IOT_OK)
-        crl_st = check_not_older(id, in_force, fresh, &reason, &crl_err);
+    in_force = gw_admission_crl(id);
+    iot_status crl_st = load_usable_crl(id, in_force, &fresh, &reason, &crl_err);
     if (crl_st != IOT_OK) {
         X509_CRL_free(fresh);
         fresh = NULL;
-        gw_metric_inc(GW_M_CRL_LOAD_FAILURES);
-        if (in_force == NULL) { /* startup: nothing to fall back on */
-            st = iot_err_set(err, crl_st, "%s", crl_err.msg);
+        st = crl_rejected(id, in_force != NULL, crl_st, reason, &crl_err, err);
+        if (st != IOT_OK)
             goto out;
-        }
-        gw_log(GW_LOG_ERROR, "identity.crl_rejected",
-               "path=%s reason=%s error=\"%s\" action=\"kept the CRL in force and applied the "
-               "registry's revocations; install the current CRL from 'iotctl crl update'\"",
-               id->crl_path, reason, crl_err.msg);
     }
     const X509_CRL *use = fresh != NULL ? fresh : in_force;
-    if ((st = apply_crl(use, snap, &listed, err)) != IOT_OK)
+    st = apply_crl(use, snap, &r.listed, err);
+    if (st != IOT_OK)
         goto out;
-    const ASN1_TIME *next = X509_CRL_get0_nextUpdate(use);
-    if (next != NULL && X509_cmp_current_time(next) < 0)
-        gw_log(GW_LOG_WARN, "identity.crl_expired",
-               "path=%s action=\"run 'iotctl crl update' and copy the CRL\"", id->crl_path);
-    int64_t crl_number = crl_number_of(use);
-    int64_t next_update = next != NULL ? gw_asn1_time_unix(next) : 0;
-
-    size_t active = 0;
-    for (size_t i = 0; i < snap->n; i++)
-        if (snap->entries[i].kind == IOT_KIND_DEVICE && !snap->entries[i].revoked)
-            active++;
-    pthread_mutex_lock(&id->lock);
-    id_snapshot *old = id->current;
-    id->current = snap;
+    read_crl_dates(id, use, &r);
+    r.active = count_active(snap);
+    r.stale = crl_st != IOT_OK;
+    publish(id, snap, fresh, &reg_stamp, &crl_stamp);
     snap = NULL;
-    if (fresh != NULL) {
-        X509_CRL_free(id->crl);
-        id->crl = fresh;
-        fresh = NULL;
-    }
-    atomic_fetch_add(&id->generation, 1);
-    id->registry_stamp = reg_stamp;
-    id->crl_stamp = crl_stamp; /* a rejected file is not retried until it changes */
-    pthread_mutex_unlock(&id->lock);
-    snapshot_release(id, old);
-    bool stale = crl_st != IOT_OK;
-    gw_gauge_set(GW_G_REGISTRY_DEVICES, (int64_t)active);
-    gw_gauge_set(GW_G_CRL_REVOKED, (int64_t)listed);
-    gw_gauge_set(GW_G_CRL_STALE, stale ? 1 : 0);
-    gw_gauge_set(GW_G_CRL_NUMBER, crl_number);
-    gw_gauge_set(GW_G_CRL_NEXT_UPDATE, next_update);
-    gw_metric_inc(GW_M_RELOADS);
-    gw_log(stale ? GW_LOG_WARN : GW_LOG_INFO, "identity.loaded",
-           "registry=%s crl=%s active_devices=%zu crl_entries=%zu crl_number=%lld crl_stale=%d",
-           id->registry_path, id->crl_path, active, listed, (long long)crl_number, stale ? 1 : 0);
+    fresh = NULL;
+    report_loaded(id, &r);
 out:
     X509_CRL_free(fresh);
     X509_CRL_free(in_force);

@@ -533,23 +533,13 @@ static const char *gw__type_name(const gw__option *o)
     return names[o->type];
 }
 
-/* One phrase, used in error messages, the example file and the docs. */
-static void gw__describe(const gw__option *o, char *buf, size_t size)
+/* The range of a numeric option, with its units. */
+static void gw__describe_range(const gw__option *o, char *buf, size_t size)
 {
     char lo[32];
     char hi[32];
     const char *off = (o->flags & GW__ZERO_OFF) ? "0 (off), or " : "";
     switch (o->type) {
-    case GW__STRING:
-        snprintf(buf, size, "%s", o->allowed);
-        return;
-    case GW__PATH:
-        snprintf(buf, size, "a file path of at most %zu bytes", o->cap - 1);
-        return;
-    case GW__LISTEN:
-        snprintf(buf, size, "host:port or [IPv6]:port, port 1-65535%s",
-                 (o->flags & GW__EMPTY_OK) ? ", or \"\" (off)" : "");
-        return;
     case GW__INT:
         snprintf(buf, size, "%s%lld to %lld", off, (long long)o->min, (long long)o->max);
         return;
@@ -564,23 +554,51 @@ static void gw__describe(const gw__option *o, char *buf, size_t size)
         snprintf(buf, size, "%s%s to %s (units %s)", off, lo, hi,
                  (o->flags & GW__WHOLE_S) ? "ms, s, m, h, d; whole seconds" : "ms, s, m, h, d");
         return;
-    case GW__DOUBLE:
+    default:
         snprintf(buf, size, "%s%g to %g", off, o->dmin, o->dmax);
+        return;
+    }
+}
+
+/* The choices of an enumerated option, comma separated. */
+static void gw__describe_choices(const gw__option *o, char *buf, size_t size)
+{
+    size_t used = 0;
+    buf[0] = '\0';
+    for (const char *const *c = o->choices; *c != NULL && used < size; c++) {
+        int n = snprintf(buf + used, size - used, "%s%s", used ? ", " : "", *c);
+        if (n < 0)
+            return;
+        used += (size_t)n;
+    }
+}
+
+/* One phrase, used in error messages, the example file and the docs. */
+static void gw__describe(const gw__option *o, char *buf, size_t size)
+{
+    switch (o->type) {
+    case GW__STRING:
+        snprintf(buf, size, "%s", o->allowed);
+        return;
+    case GW__PATH:
+        snprintf(buf, size, "a file path of at most %zu bytes", o->cap - 1);
+        return;
+    case GW__LISTEN:
+        snprintf(buf, size, "host:port or [IPv6]:port, port 1-65535%s",
+                 (o->flags & GW__EMPTY_OK) ? ", or \"\" (off)" : "");
         return;
     case GW__BOOL:
         snprintf(buf, size, "yes or no (also true/false, on/off)");
         return;
-    case GW__ENUM: {
-        size_t used = 0;
-        buf[0] = '\0';
-        for (const char *const *c = o->choices; *c != NULL && used < size; c++) {
-            int n = snprintf(buf + used, size - used, "%s%s", used ? ", " : "", *c);
-            if (n < 0)
-                return;
-            used += (size_t)n;
-        }
+    case GW__ENUM:
+        gw__describe_choices(o, buf, size);
         return;
-    }
+    case GW__INT:
+    case GW__SIZE:
+    case GW__DURATION:
+    case GW__DOUBLE:
+        gw__describe_range(o, buf, size);
+        return;
     }
 }
 
@@ -631,51 +649,64 @@ static const char *gw__check_value(const gw_config *cfg, const gw__option *o)
     return gw__in_range(o, gw__get_int(cfg, o)) ? NULL : "out of range";
 }
 
+static bool gw__is_integer(const gw__option *o)
+{
+    return o->type == GW__INT || o->type == GW__SIZE || o->type == GW__DURATION;
+}
+
+/* The text of an integer, size or duration option as a number. */
+static const char *gw__parse_integer(const gw__option *o, const char *text, int64_t *v)
+{
+    const char *bad = NULL;
+    switch (o->type) {
+    case GW__SIZE:
+        bad = gw__parse_size(text, v);
+        break;
+    case GW__DURATION:
+        bad = gw__parse_duration(text, v);
+        if (bad == NULL && (o->flags & GW__WHOLE_S) && *v % GW__S != 0)
+            bad = "not a whole number of seconds";
+        break;
+    default:
+        bad = gw__parse_int(text, v);
+        break;
+    }
+    return bad;
+}
+
+/* Converts the text of a value into cfg's field. */
+static const char *gw__store_text(gw_config *cfg, const gw__option *o, const char *text, char *why,
+                                  size_t why_size)
+{
+    if (o->type == GW__DOUBLE)
+        return gw__parse_double(text, gw__field(cfg, o));
+    if (o->type == GW__BOOL)
+        return gw__parse_bool(text, gw__field(cfg, o));
+    size_t len = strlen(text);
+    if (len >= o->cap) {
+        snprintf(why, why_size, "too long (%zu bytes, at most %zu)", len, o->cap - 1);
+        return why;
+    }
+    memcpy(gw__field(cfg, o), text, len + 1);
+    return NULL;
+}
+
 /* Converts the text of a value into cfg, then checks it. */
 static const char *gw__set_value(gw_config *cfg, const gw__option *o, const char *text, char *why,
                                  size_t why_size)
 {
-    const char *bad = NULL;
+    if (!gw__is_integer(o)) {
+        const char *bad = gw__store_text(cfg, o, text, why, why_size);
+        return bad != NULL ? bad : gw__check_value(cfg, o);
+    }
     int64_t v = 0;
-    switch (o->type) {
-    case GW__STRING:
-    case GW__PATH:
-    case GW__LISTEN:
-    case GW__ENUM: {
-        size_t len = strlen(text);
-        if (len >= o->cap) {
-            snprintf(why, why_size, "too long (%zu bytes, at most %zu)", len, o->cap - 1);
-            return why;
-        }
-        memcpy(gw__field(cfg, o), text, len + 1);
-        break;
-    }
-    case GW__INT:
-        bad = gw__parse_int(text, &v);
-        break;
-    case GW__SIZE:
-        bad = gw__parse_size(text, &v);
-        break;
-    case GW__DURATION:
-        bad = gw__parse_duration(text, &v);
-        if (bad == NULL && (o->flags & GW__WHOLE_S) && v % GW__S != 0)
-            bad = "not a whole number of seconds";
-        break;
-    case GW__DOUBLE:
-        bad = gw__parse_double(text, gw__field(cfg, o));
-        break;
-    case GW__BOOL:
-        bad = gw__parse_bool(text, gw__field(cfg, o));
-        break;
-    }
+    const char *bad = gw__parse_integer(o, text, &v);
     if (bad != NULL)
         return bad;
-    if (o->type == GW__INT || o->type == GW__SIZE || o->type == GW__DURATION) {
-        /* Range first: only in-range values are guaranteed to fit the field. */
-        if (!gw__in_range(o, v))
-            return "out of range";
-        gw__set_int(cfg, o, v);
-    }
+    /* Range first: only in-range values are guaranteed to fit the field. */
+    if (!gw__in_range(o, v))
+        return "out of range";
+    gw__set_int(cfg, o, v);
     return gw__check_value(cfg, o);
 }
 
@@ -785,6 +816,39 @@ static iot_status gw__check_bytes(gw__parser *p, const char *line, size_t len)
     return IOT_OK;
 }
 
+/* Copies n bytes of a value into out, cut to size. */
+static void gw__copy_value(const char *s, size_t n, char *out, size_t size)
+{
+    memcpy(out, s, n < size ? n : size - 1);
+    out[n < size ? n : size - 1] = '\0';
+}
+
+/* A quoted value: s[i] is the opening quote; only a comment may follow the
+ * closing one. */
+static iot_status gw__split_quoted(gw__parser *p, const char *key, const char *s, size_t len,
+                                   size_t i, char *out, size_t size)
+{
+    const char *close = memchr(s + i + 1, '"', len - i - 1);
+    if (close == NULL)
+        return iot_err_set(p->err, IOT_EINVAL,
+                           "unterminated quote in the value of '%s' at %s:%u; a quoted value "
+                           "ends with '\"' on the same line",
+                           key, p->origin, p->line);
+    size_t n = (size_t)(close - (s + i + 1));
+    size_t j = (size_t)(close - s) + 1;
+    while (j < len && gw__is_blank(s[j]))
+        j++;
+    if (j < len && s[j] != '#') {
+        char shown[GW__SHOWN];
+        gw__sanitize(s + j, len - j, shown, sizeof(shown));
+        return iot_err_set(p->err, IOT_EINVAL,
+                           "unexpected text '%s' after the quoted value of '%s' at %s:%u", shown,
+                           key, p->origin, p->line);
+    }
+    gw__copy_value(s + i + 1, n, out, size);
+    return IOT_OK;
+}
+
 /* Splits the text after '=' into the value; quotes keep '#' and blanks. */
 static iot_status gw__split_value(gw__parser *p, const char *key, const char *s, size_t len,
                                   char *out, size_t size)
@@ -792,28 +856,8 @@ static iot_status gw__split_value(gw__parser *p, const char *key, const char *s,
     size_t i = 0;
     while (i < len && gw__is_blank(s[i]))
         i++;
-    if (i < len && s[i] == '"') {
-        const char *close = memchr(s + i + 1, '"', len - i - 1);
-        if (close == NULL)
-            return iot_err_set(p->err, IOT_EINVAL,
-                               "unterminated quote in the value of '%s' at %s:%u; a quoted value "
-                               "ends with '\"' on the same line",
-                               key, p->origin, p->line);
-        size_t n = (size_t)(close - (s + i + 1));
-        size_t j = (size_t)(close - s) + 1;
-        while (j < len && gw__is_blank(s[j]))
-            j++;
-        if (j < len && s[j] != '#') {
-            char shown[GW__SHOWN];
-            gw__sanitize(s + j, len - j, shown, sizeof(shown));
-            return iot_err_set(p->err, IOT_EINVAL,
-                               "unexpected text '%s' after the quoted value of '%s' at %s:%u",
-                               shown, key, p->origin, p->line);
-        }
-        memcpy(out, s + i + 1, n < size ? n : size - 1);
-        out[n < size ? n : size - 1] = '\0';
-        return IOT_OK;
-    }
+    if (i < len && s[i] == '"')
+        return gw__split_quoted(p, key, s, len, i, out, size);
     size_t end = i;
     while (end < len && s[end] != '#')
         end++;
@@ -823,9 +867,7 @@ static iot_status gw__split_value(gw__parser *p, const char *key, const char *s,
         return iot_err_set(p->err, IOT_EINVAL,
                            "stray '\"' in the value of '%s' at %s:%u; quote the whole value", key,
                            p->origin, p->line);
-    size_t n = end - i;
-    memcpy(out, s + i, n < size ? n : size - 1);
-    out[n < size ? n : size - 1] = '\0';
+    gw__copy_value(s + i, end - i, out, size);
     return IOT_OK;
 }
 
@@ -887,6 +929,37 @@ static iot_status gw__parse_line(gw__parser *p, const char *line, size_t len)
                        shown, o->key, p->origin, p->line, bad, allowed);
 }
 
+/* One line of the file, without its line end. */
+static iot_status gw__parse_one(gw__parser *p, const char *line, size_t n)
+{
+    if (n > GW__LINE_MAX)
+        return gw__line_error(p, line, n, "line longer than 1024 bytes");
+    iot_status st = gw__check_bytes(p, line, n);
+    if (st != IOT_OK)
+        return st;
+    return gw__parse_line(p, line, n);
+}
+
+static iot_status gw__parse_lines(gw__parser *p, const char *text, size_t len)
+{
+    iot_status st = IOT_OK;
+    size_t pos = 0;
+    /* A byte order mark, as some Windows editors write, is not a key. */
+    if (len >= 3 && memcmp(text, "\xEF\xBB\xBF", 3) == 0)
+        pos = 3;
+    while (pos < len && st == IOT_OK) {
+        const char *line = text + pos;
+        const char *nl = memchr(line, '\n', len - pos);
+        size_t n = nl != NULL ? (size_t)(nl - line) : len - pos;
+        pos += n + (nl != NULL ? 1 : 0);
+        p->line++;
+        if (n > 0 && line[n - 1] == '\r')
+            n--;
+        st = gw__parse_one(p, line, n);
+    }
+    return st;
+}
+
 iot_status gw_config_parse(const char *text, size_t len, const char *origin, gw_config *cfg,
                            iot_err *err)
 {
@@ -907,33 +980,14 @@ iot_status gw_config_parse(const char *text, size_t len, const char *origin, gw_
         goto out;
     }
     gw_config_defaults(&p->cfg);
-    size_t pos = 0;
-    /* A byte order mark, as some Windows editors write, is not a key. */
-    if (len >= 3 && memcmp(text, "\xEF\xBB\xBF", 3) == 0)
-        pos = 3;
-    while (pos < len && st == IOT_OK) {
-        const char *line = text + pos;
-        const char *nl = memchr(line, '\n', len - pos);
-        size_t n = nl != NULL ? (size_t)(nl - line) : len - pos;
-        pos += n + (nl != NULL ? 1 : 0);
-        p->line++;
-        if (n > 0 && line[n - 1] == '\r')
-            n--;
-        if (n > GW__LINE_MAX) {
-            st = gw__line_error(p, line, n, "line longer than 1024 bytes");
-            break;
-        }
-        st = gw__check_bytes(p, line, n);
-        if (st == IOT_OK)
-            st = gw__parse_line(p, line, n);
-    }
-    if (st == IOT_OK) {
-        /* Validation errors name the line that set the value at fault. */
-        snprintf(p->cfg.origin, sizeof(p->cfg.origin), "%s", p->origin);
-        for (size_t i = 0; i < GW__N_OPTIONS; i++)
-            p->cfg.set_line[i] = p->seen[i];
-        *cfg = p->cfg;
-    }
+    st = gw__parse_lines(p, text, len);
+    if (st != IOT_OK)
+        goto out;
+    /* Validation errors name the line that set the value at fault. */
+    snprintf(p->cfg.origin, sizeof(p->cfg.origin), "%s", p->origin);
+    for (size_t i = 0; i < GW__N_OPTIONS; i++)
+        p->cfg.set_line[i] = p->seen[i];
+    *cfg = p->cfg;
 out:
     free(p);
     return st;
@@ -1155,17 +1209,29 @@ static iot_status gw__check_dir_of(const char *key, const char *path, iot_err *e
     return IOT_OK;
 }
 
+/* The file an option names can be read, and the directory it is
+ * created in exists, as its flags ask. */
+static iot_status gw__check_path(const gw__option *o, const char *path, iot_err *err)
+{
+    iot_status st = IOT_OK;
+    if (o->flags & GW__FILE) {
+        st = gw__check_readable(o->key, path, err);
+        if (st != IOT_OK)
+            goto out;
+    }
+    if (o->flags & GW__DIR_OF)
+        st = gw__check_dir_of(o->key, path, err);
+out:
+    return st;
+}
+
 static iot_status gw__check_files(const gw_config *cfg, gw_config_warn_fn warn, void *ctx,
                                   iot_err *err)
 {
     for (size_t i = 0; i < GW__N_OPTIONS; i++) {
         const gw__option *o = &gw__options[i];
         const char *path = gw__cfield(cfg, o);
-        iot_status st = IOT_OK;
-        if (o->flags & GW__FILE)
-            st = gw__check_readable(o->key, path, err);
-        if (st == IOT_OK && (o->flags & GW__DIR_OF))
-            st = gw__check_dir_of(o->key, path, err);
+        iot_status st = gw__check_path(o, path, err);
         if (st != IOT_OK)
             return gw__invalid(cfg, err, st, o->key, "%s", err != NULL ? err->msg : "");
         if (!(o->flags & GW__KEY))
@@ -1186,14 +1252,19 @@ iot_status gw_config_validate(const gw_config *cfg, gw_config_warn_fn warn, void
                               iot_err *err)
 {
     iot_status st = gw__check_fields(cfg, err);
-    if (st == IOT_OK)
-        st = gw__check_security(cfg, warn, warn_ctx, err);
-    if (st == IOT_OK)
-        st = gw__check_limits(cfg, err);
-    if (st == IOT_OK)
-        st = gw__check_admin(cfg, err);
-    if (st == IOT_OK)
-        st = gw__check_files(cfg, warn, warn_ctx, err);
+    if (st != IOT_OK)
+        goto out;
+    st = gw__check_security(cfg, warn, warn_ctx, err);
+    if (st != IOT_OK)
+        goto out;
+    st = gw__check_limits(cfg, err);
+    if (st != IOT_OK)
+        goto out;
+    st = gw__check_admin(cfg, err);
+    if (st != IOT_OK)
+        goto out;
+    st = gw__check_files(cfg, warn, warn_ctx, err);
+out:
     return st;
 }
 

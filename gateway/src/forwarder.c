@@ -102,31 +102,28 @@ const char *gw_forwarder_state_name(gw_forwarder_state s)
     return "invalid";
 }
 
+#define FWD_TO(state) (1u << (state))
+
+/* The state diagram: the states each state may move to. Stopping is left
+ * out: every state but stopping itself may enter it. */
+static const unsigned fwd_next[GW_FWD_STATE_COUNT] = {
+    [GW_FWD_IDLE] = FWD_TO(GW_FWD_BACKOFF),
+    [GW_FWD_BACKOFF] = FWD_TO(GW_FWD_CONNECTING),
+    [GW_FWD_CONNECTING] =
+        FWD_TO(GW_FWD_CONNECTED) | FWD_TO(GW_FWD_CLOSING) | FWD_TO(GW_FWD_BACKOFF),
+    [GW_FWD_CONNECTED] = FWD_TO(GW_FWD_CLOSING) | FWD_TO(GW_FWD_REFUSED),
+    /* A refused PUBACK read in the same batch as the failure. */
+    [GW_FWD_CLOSING] = FWD_TO(GW_FWD_BACKOFF) | FWD_TO(GW_FWD_REFUSED),
+    [GW_FWD_REFUSED] = FWD_TO(GW_FWD_BACKOFF),
+};
+
 bool gw_forwarder_transition_allowed(gw_forwarder_state from, gw_forwarder_state to)
 {
     if ((int)from < 0 || from >= GW_FWD_STATE_COUNT || (int)to < 0 || to >= GW_FWD_STATE_COUNT)
         return false;
     if (to == GW_FWD_STOPPING)
         return from != GW_FWD_STOPPING;
-    switch (from) {
-    case GW_FWD_IDLE:
-        return to == GW_FWD_BACKOFF;
-    case GW_FWD_BACKOFF:
-        return to == GW_FWD_CONNECTING;
-    case GW_FWD_CONNECTING:
-        return to == GW_FWD_CONNECTED || to == GW_FWD_CLOSING || to == GW_FWD_BACKOFF;
-    case GW_FWD_CONNECTED:
-        return to == GW_FWD_CLOSING || to == GW_FWD_REFUSED;
-    case GW_FWD_CLOSING:
-        /* A refused PUBACK read in the same batch as the failure. */
-        return to == GW_FWD_BACKOFF || to == GW_FWD_REFUSED;
-    case GW_FWD_REFUSED:
-        return to == GW_FWD_BACKOFF;
-    case GW_FWD_STOPPING:
-    case GW_FWD_STATE_COUNT:
-        break;
-    }
-    return false;
+    return (fwd_next[from] & FWD_TO(to)) != 0;
 }
 
 /* The one place the state changes: a change the diagram does not have is
@@ -542,7 +539,8 @@ static iot_status build_tls(gw_forwarder *fw, SSL_CTX **out, iot_err *err)
     SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION);
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
     SSL_CTX_set_ex_data(ctx, ex_forwarder, fw);
-    if ((st = load_pem_cert(c->ca_path, &ca, err)) != IOT_OK)
+    st = load_pem_cert(c->ca_path, &ca, err);
+    if (st != IOT_OK)
         goto out;
     gw_cert_expiry_set(GW_CERT_MQTT_CA, gw_asn1_time_unix(X509_get0_notAfter(ca)));
     X509_STORE *store = SSL_CTX_get_cert_store(ctx);
@@ -765,7 +763,7 @@ iot_status gw_forwarder_start(const gw_forwarder_options *opt, const gw_forwarde
     fw->base = base;
     iot_status st = copy_options(fw, opt, err);
     if (st != IOT_OK)
-        goto fail;
+        goto out;
     if (ex_forwarder < 0)
         ex_forwarder = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, NULL);
     fw->window_cap = opt->inflight > 0 ? opt->inflight : 1;
@@ -782,17 +780,19 @@ iot_status gw_forwarder_start(const gw_forwarder_options *opt, const gw_forwarde
         fw->retry_ev == NULL || fw->teardown_ev == NULL || fw->deadline_ev == NULL ||
         fw->misc_ev == NULL) {
         st = iot_err_set(err, IOT_ENOMEM, "out of memory");
-        goto fail;
+        goto out;
     }
     event_add(fw->wake_ev, NULL);
     struct timeval second = {1, 0};
     event_add(fw->misc_ev, &second);
     set_state(fw, GW_FWD_BACKOFF); /* the first attempt without delay */
     event_active(fw->retry_ev, EV_TIMEOUT, 0);
+out:
+    if (st != IOT_OK) {
+        gw_forwarder_stop(fw);
+        fw = NULL;
+    }
     *out = fw;
-    return IOT_OK;
-fail:
-    gw_forwarder_stop(fw);
     return st;
 }
 

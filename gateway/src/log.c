@@ -123,68 +123,104 @@ static const char *parse_length(const char *p, length_mod *lm)
     return p;
 }
 
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+static int format_signed(char *tmp, size_t size, const char *spec, length_mod lm, va_list *ap)
+{
+    switch (lm) {
+    case LM_L:
+        return snprintf(tmp, size, spec, va_arg(*ap, long));
+    case LM_LL:
+        return snprintf(tmp, size, spec, va_arg(*ap, long long));
+    case LM_Z:
+        return snprintf(tmp, size, spec, va_arg(*ap, ssize_t));
+    case LM_J:
+        return snprintf(tmp, size, spec, va_arg(*ap, intmax_t));
+    case LM_T:
+        return snprintf(tmp, size, spec, va_arg(*ap, ptrdiff_t));
+    default: /* int, and short and char promoted to int */
+        return snprintf(tmp, size, spec, va_arg(*ap, int));
+    }
+}
+
+static int format_unsigned(char *tmp, size_t size, const char *spec, length_mod lm, va_list *ap)
+{
+    switch (lm) {
+    case LM_L:
+        return snprintf(tmp, size, spec, va_arg(*ap, unsigned long));
+    case LM_LL:
+        return snprintf(tmp, size, spec, va_arg(*ap, unsigned long long));
+    case LM_Z:
+        return snprintf(tmp, size, spec, va_arg(*ap, size_t));
+    case LM_J:
+        return snprintf(tmp, size, spec, va_arg(*ap, uintmax_t));
+    case LM_T:
+        return snprintf(tmp, size, spec, va_arg(*ap, ptrdiff_t));
+    default:
+        return snprintf(tmp, size, spec, va_arg(*ap, unsigned int));
+    }
+}
+
 /* Formats one numeric conversion `spec` (a complete "%...X") with the next
  * argument of the type its length modifier names. `spec` is built by
  * format_fields from flags, digits, one length modifier and the conversion
  * only, so it is a valid format for exactly that one argument. */
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wformat-nonliteral"
 static void put_number(line_buf *o, const char *spec, char conv, length_mod lm, va_list *ap)
 {
     char tmp[128];
     int n = 0;
-    if (strchr("di", conv) != NULL) {
-        switch (lm) {
-        case LM_L:
-            n = snprintf(tmp, sizeof(tmp), spec, va_arg(*ap, long));
-            break;
-        case LM_LL:
-            n = snprintf(tmp, sizeof(tmp), spec, va_arg(*ap, long long));
-            break;
-        case LM_Z:
-            n = snprintf(tmp, sizeof(tmp), spec, va_arg(*ap, ssize_t));
-            break;
-        case LM_J:
-            n = snprintf(tmp, sizeof(tmp), spec, va_arg(*ap, intmax_t));
-            break;
-        case LM_T:
-            n = snprintf(tmp, sizeof(tmp), spec, va_arg(*ap, ptrdiff_t));
-            break;
-        default: /* int, and short and char promoted to int */
-            n = snprintf(tmp, sizeof(tmp), spec, va_arg(*ap, int));
-        }
-    } else if (strchr("uxXo", conv) != NULL) {
-        switch (lm) {
-        case LM_L:
-            n = snprintf(tmp, sizeof(tmp), spec, va_arg(*ap, unsigned long));
-            break;
-        case LM_LL:
-            n = snprintf(tmp, sizeof(tmp), spec, va_arg(*ap, unsigned long long));
-            break;
-        case LM_Z:
-            n = snprintf(tmp, sizeof(tmp), spec, va_arg(*ap, size_t));
-            break;
-        case LM_J:
-            n = snprintf(tmp, sizeof(tmp), spec, va_arg(*ap, uintmax_t));
-            break;
-        case LM_T:
-            n = snprintf(tmp, sizeof(tmp), spec, va_arg(*ap, ptrdiff_t));
-            break;
-        default:
-            n = snprintf(tmp, sizeof(tmp), spec, va_arg(*ap, unsigned int));
-        }
-    } else if (strchr("fFeEgGaA", conv) != NULL) {
-        if (lm == LM_LD)
-            n = snprintf(tmp, sizeof(tmp), spec, va_arg(*ap, long double));
-        else
-            n = snprintf(tmp, sizeof(tmp), spec, va_arg(*ap, double));
-    } else if (conv == 'p') {
+    if (strchr("di", conv) != NULL)
+        n = format_signed(tmp, sizeof(tmp), spec, lm, ap);
+    else if (strchr("uxXo", conv) != NULL)
+        n = format_unsigned(tmp, sizeof(tmp), spec, lm, ap);
+    else if (strchr("fFeEgGaA", conv) != NULL && lm == LM_LD)
+        n = snprintf(tmp, sizeof(tmp), spec, va_arg(*ap, long double));
+    else if (strchr("fFeEgGaA", conv) != NULL)
+        n = snprintf(tmp, sizeof(tmp), spec, va_arg(*ap, double));
+    else if (conv == 'p')
         n = snprintf(tmp, sizeof(tmp), spec, va_arg(*ap, void *));
-    }
     if (n > 0)
         put_n(o, tmp, (size_t)n < sizeof(tmp) ? (size_t)n : sizeof(tmp) - 1);
 }
 #pragma GCC diagnostic pop
+
+/* Past the flags, width and precision of a conversion. */
+static const char *skip_flags_width(const char *p)
+{
+    while (*p && strchr("-+ #0", *p) != NULL)
+        p++;
+    while (*p >= '0' && *p <= '9')
+        p++;
+    if (*p == '.')
+        for (p++; *p >= '0' && *p <= '9'; p++)
+            ;
+    return p;
+}
+
+/* Writes the conversion from start (its '%') to end (its letter) with the
+ * next argument; false for one too long to be well formed. */
+static bool put_conversion(line_buf *o, const char *start, const char *end, length_mod lm,
+                           bool in_quotes, va_list *ap)
+{
+    char conv = *end;
+    if (conv == 's') {
+        put_string(o, va_arg(*ap, const char *), in_quotes);
+        return true;
+    }
+    if (conv == 'c') {
+        char one[2] = {(char)va_arg(*ap, int), '\0'};
+        put_string(o, one, in_quotes);
+        return true;
+    }
+    char spec[32];
+    size_t n = (size_t)(end - start) + 1;
+    if (n >= sizeof(spec))
+        return false; /* no conversion is this long: a malformed format */
+    memcpy(spec, start, n);
+    spec[n] = '\0';
+    put_number(o, spec, conv, lm, ap);
+    return true;
+}
 
 /* printf for log fields: the format's own text is copied; a quote in it
  * opens or closes a quoted value, and each %s is escaped for where it
@@ -204,32 +240,10 @@ static void format_fields(line_buf *o, const char *fmt, va_list *ap)
             put_c(o, '%');
             continue;
         }
-        while (*p && strchr("-+ #0", *p) != NULL)
-            p++;
-        while (*p >= '0' && *p <= '9')
-            p++;
-        if (*p == '.')
-            for (p++; *p >= '0' && *p <= '9'; p++)
-                ;
         length_mod lm;
-        p = parse_length(p, &lm);
-        char conv = *p;
-        if (conv == '\0')
+        p = parse_length(skip_flags_width(p), &lm);
+        if (*p == '\0' || !put_conversion(o, start, p, lm, in_quotes, ap))
             break;
-        if (conv == 's') {
-            put_string(o, va_arg(*ap, const char *), in_quotes);
-        } else if (conv == 'c') {
-            char one[2] = {(char)va_arg(*ap, int), '\0'};
-            put_string(o, one, in_quotes);
-        } else {
-            char spec[32];
-            size_t n = (size_t)(p - start) + 1;
-            if (n >= sizeof(spec))
-                break; /* no conversion is this long: a malformed format */
-            memcpy(spec, start, n);
-            spec[n] = '\0';
-            put_number(o, spec, conv, lm, ap);
-        }
     }
     o->buf[o->len] = '\0';
 }

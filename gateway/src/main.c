@@ -269,44 +269,73 @@ static void on_reload_tick(evutil_socket_t fd, short what, void *arg)
                err.msg);
 }
 
-static iot_status start(daemon_state *d, iot_err *err)
+/* The registry, the outbox and the per-address rate limit. */
+static iot_status open_stores(gw_app *app, iot_err *err)
 {
-    gw_app *app = &d->app;
-    iot_status st;
-    limits_from_config(&app->cfg, &app->limits);
     gw_admission_options iopt;
     identity_options_from_config(&app->cfg, &iopt);
-    if ((st = gw_admission_open(&iopt, &app->identity, err)) != IOT_OK ||
-        (st = gw_outbox_open(app->cfg.outbox, app->cfg.outbox_max, &app->outbox, err)) != IOT_OK)
-        return st;
+    iot_status st = gw_admission_open(&iopt, &app->identity, err);
+    if (st != IOT_OK)
+        goto out;
+    st = gw_outbox_open(app->cfg.outbox, app->cfg.outbox_max, &app->outbox, err);
+    if (st != IOT_OK)
+        goto out;
     gw_outbox_set_limits(app->outbox, (int64_t)app->cfg.outbox_max_bytes,
                          app->cfg.outbox_device_share);
+    gw_gauge_set(GW_G_OUTBOX_MAX, app->cfg.outbox_max);
     app->ratelimit = gw_ratelimit_new(app->cfg.rate_limit, app->cfg.rate_burst);
     if (app->ratelimit == NULL)
-        return iot_err_set(err, IOT_ENOMEM, "out of memory");
+        st = iot_err_set(err, IOT_ENOMEM, "out of memory");
+out:
+    return st;
+}
+
+/* The TLS context devices connect to, when the device listener uses TLS. */
+static iot_status open_device_tls(gw_app *app, iot_err *err)
+{
+    if (!app->cfg.device_tls)
+        return IOT_OK;
     gw_tls_options topt = {app->cfg.tls_cert, app->cfg.tls_key, app->cfg.client_ca,
                            app->cfg.require_client_cert, app->cfg.max_connections_per_device};
-    if (app->cfg.device_tls &&
-        (st = gw_tls_server_ctx(&topt, app->identity, &app->device_tls, err)) != IOT_OK)
+    iot_status st = gw_tls_server_ctx(&topt, app->identity, &app->device_tls, err);
+    if (st != IOT_OK)
         return st;
-    if (app->device_tls !=
-        NULL) /* iotgw_certificate_expiry_timestamp_seconds{certificate="server"} */
-        gw_cert_expiry_set(GW_CERT_SERVER, gw_asn1_time_unix(X509_get0_notAfter(
-                                               SSL_CTX_get0_certificate(app->device_tls))));
-    gw_gauge_set(GW_G_OUTBOX_MAX, app->cfg.outbox_max);
+    /* iotgw_certificate_expiry_timestamp_seconds{certificate="server"} */
+    gw_cert_expiry_set(GW_CERT_SERVER, gw_asn1_time_unix(X509_get0_notAfter(
+                                           SSL_CTX_get0_certificate(app->device_tls))));
+    return IOT_OK;
+}
+
+/* The outbox's reader, the forwarder it wakes, and the outbox's committer. */
+static iot_status start_forwarding(daemon_state *d, iot_err *err)
+{
+    gw_app *app = &d->app;
     gw_forwarder_options fopt;
     forwarder_options_from_config(&app->cfg, app->identity, &fopt);
-    if ((st = gw_outbox_store_open(app->outbox, app->cfg.outbox, &d->store, err)) != IOT_OK ||
-        (st = gw_forwarder_start(&fopt, &d->store, d->base, &d->forwarder, err)) != IOT_OK ||
-        (st = gw_outbox_start(app->outbox, gw_forwarder_notify, d->forwarder, err)) != IOT_OK)
-        return st;
-    int workers = worker_count(&app->cfg);
-    if ((st = gw_ingest_start(app, workers, &d->ingest, err)) != IOT_OK)
-        return st;
+    iot_status st = gw_outbox_store_open(app->outbox, app->cfg.outbox, &d->store, err);
+    if (st != IOT_OK)
+        goto out;
+    st = gw_forwarder_start(&fopt, &d->store, d->base, &d->forwarder, err);
+    if (st != IOT_OK)
+        goto out;
+    st = gw_outbox_start(app->outbox, gw_forwarder_notify, d->forwarder, err);
+out:
+    return st;
+}
+
+static iot_status start_admin(daemon_state *d, iot_err *err)
+{
+    if (!d->app.cfg.admin_listen[0])
+        return IOT_OK;
     gw_admin_options aopt;
     admin_options_from_config(d, &aopt);
-    if (app->cfg.admin_listen[0] && (st = gw_admin_start(&aopt, d->base, &d->admin, err)) != IOT_OK)
-        return st;
+    return gw_admin_start(&aopt, d->base, &d->admin, err);
+}
+
+/* SIGTERM and SIGINT drain and stop, SIGHUP reloads the registry and CRL,
+ * and a timer reloads them when their files change. */
+static iot_status watch_signals(daemon_state *d, iot_err *err)
+{
     d->sigterm_ev = evsignal_new(d->base, SIGTERM, on_shutdown, d);
     d->sigint_ev = evsignal_new(d->base, SIGINT, on_shutdown, d);
     d->sighup_ev = evsignal_new(d->base, SIGHUP, on_sighup, d);
@@ -316,18 +345,46 @@ static iot_status start(daemon_state *d, iot_err *err)
     event_add(d->sigterm_ev, NULL);
     event_add(d->sigint_ev, NULL);
     event_add(d->sighup_ev, NULL);
-    if (app->cfg.reload_interval_ms > 0) {
-        struct timeval tv = {(time_t)(app->cfg.reload_interval_ms / 1000),
-                             (suseconds_t)((app->cfg.reload_interval_ms % 1000) * 1000)};
+    const gw_config *c = &d->app.cfg;
+    if (c->reload_interval_ms > 0) {
+        struct timeval tv = {(time_t)(c->reload_interval_ms / 1000),
+                             (suseconds_t)((c->reload_interval_ms % 1000) * 1000)};
         event_add(d->reload_ev, &tv);
     }
+    return IOT_OK;
+}
+
+static iot_status start(daemon_state *d, iot_err *err)
+{
+    gw_app *app = &d->app;
+    limits_from_config(&app->cfg, &app->limits);
+    int workers = worker_count(&app->cfg);
+    iot_status st = open_stores(app, err);
+    if (st != IOT_OK)
+        goto out;
+    st = open_device_tls(app, err);
+    if (st != IOT_OK)
+        goto out;
+    st = start_forwarding(d, err);
+    if (st != IOT_OK)
+        goto out;
+    st = gw_ingest_start(app, workers, &d->ingest, err);
+    if (st != IOT_OK)
+        goto out;
+    st = start_admin(d, err);
+    if (st != IOT_OK)
+        goto out;
+    st = watch_signals(d, err);
+    if (st != IOT_OK)
+        goto out;
     gw_log(GW_LOG_INFO, "gateway.started",
            "version=%s device_listen=%s admin_listen=%s workers=%d outbox=%s outbox_depth=%lld "
            "broker=%s:%d",
            IOT_VERSION, app->cfg.device_listen,
            app->cfg.admin_listen[0] ? app->cfg.admin_listen : "-", workers, app->cfg.outbox,
            (long long)gw_outbox_depth(app->outbox), app->cfg.mqtt_host, app->cfg.mqtt_port);
-    return IOT_OK;
+out:
+    return st;
 }
 
 static void stop(daemon_state *d)
@@ -433,11 +490,11 @@ int main(int argc, char **argv)
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     const char *config = NULL;
-    int c;
     /* First: --check-config reads the key files too. */
     disable_core_dumps();
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+    for (int c = getopt_long(argc, argv, "c:h", opts, NULL); c != -1;
+         c = getopt_long(argc, argv, "c:h", opts, NULL)) {
         switch (c) {
         case 'c':
             config = optarg;

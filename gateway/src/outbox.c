@@ -109,7 +109,10 @@ static iot_status count_rows(gw_outbox *ob, iot_err *err)
                                 "SELECT device, count(*), total(length(body)) FROM outbox"
                                 " GROUP BY device",
                                 -1, &st, NULL);
-    while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+    while (rc == SQLITE_OK) {
+        rc = sqlite3_step(st);
+        if (rc != SQLITE_ROW)
+            break;
         const unsigned char *dev = sqlite3_column_text(st, 0);
         gw_dev_count *h = gw_devmap_get(ob->held, dev ? (const char *)dev : "", true);
         if (h == NULL) {
@@ -156,6 +159,30 @@ static iot_status take_lock(gw_outbox *ob, iot_err *err)
     return IOT_OK;
 }
 
+/* The statements the committer runs, prepared once. */
+static iot_status prepare_statements(gw_outbox *ob, iot_err *err)
+{
+    const struct {
+        const char *sql;
+        sqlite3_stmt **stmt;
+    } want[] = {
+        {"INSERT INTO outbox (device, gseq, body) VALUES (?1, ?2, ?3)", &ob->insert_row},
+        {"SELECT last_dseq, next_gseq FROM devices WHERE device = ?1", &ob->select_device},
+        {"INSERT INTO devices (device, last_dseq, next_gseq) VALUES (?1, ?2, ?3)"
+         " ON CONFLICT(device) DO UPDATE SET last_dseq = ?2, next_gseq = ?3",
+         &ob->upsert_device},
+        {"DELETE FROM outbox WHERE id = ?1 RETURNING device, length(body)", &ob->delete_row},
+        {"INSERT OR IGNORE INTO quarantine (id, device, gseq, body, reason, at)"
+         " SELECT id, device, gseq, body, ?2, CAST(strftime('%s','now') AS INTEGER)"
+         " FROM outbox WHERE id = ?1",
+         &ob->quarantine_row},
+    };
+    iot_status s = IOT_OK;
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]) && s == IOT_OK; i++)
+        s = prepare(ob, want[i].sql, want[i].stmt, err);
+    return s;
+}
+
 iot_status gw_outbox_open(const char *path, int64_t max_items, gw_outbox **out, iot_err *err)
 {
     *out = NULL;
@@ -172,15 +199,15 @@ iot_status gw_outbox_open(const char *path, int64_t max_items, gw_outbox **out, 
     iot_status s = IOT_OK;
     if (ob->held == NULL) {
         s = iot_err_set(err, IOT_ENOMEM, "out of memory opening outbox %s", path);
-        goto fail;
+        goto out;
     }
     s = take_lock(ob, err);
     if (s != IOT_OK)
-        goto fail;
+        goto out;
     if (sqlite3_open_v2(path, &ob->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
         SQLITE_OK) {
         s = db_error(ob->db, path, "opening", err);
-        goto fail;
+        goto out;
     }
     sqlite3_busy_timeout(ob->db, 5000);
     /* WAL + FULL: each commit is fsynced; readers never block the writer. */
@@ -190,31 +217,22 @@ iot_status gw_outbox_open(const char *path, int64_t max_items, gw_outbox **out, 
                      NULL, NULL, NULL) != SQLITE_OK ||
         sqlite3_exec(ob->db, SCHEMA, NULL, NULL, NULL) != SQLITE_OK) {
         s = db_error(ob->db, path, "initialising", err);
-        goto fail;
+        goto out;
     }
-    if ((s = count_rows(ob, err)) != IOT_OK ||
-        (s = prepare(ob, "INSERT INTO outbox (device, gseq, body) VALUES (?1, ?2, ?3)",
-                     &ob->insert_row, err)) != IOT_OK ||
-        (s = prepare(ob, "SELECT last_dseq, next_gseq FROM devices WHERE device = ?1",
-                     &ob->select_device, err)) != IOT_OK ||
-        (s = prepare(ob,
-                     "INSERT INTO devices (device, last_dseq, next_gseq) VALUES (?1, ?2, ?3)"
-                     " ON CONFLICT(device) DO UPDATE SET last_dseq = ?2, next_gseq = ?3",
-                     &ob->upsert_device, err)) != IOT_OK ||
-        (s = prepare(ob, "DELETE FROM outbox WHERE id = ?1 RETURNING device, length(body)",
-                     &ob->delete_row, err)) != IOT_OK ||
-        (s = prepare(ob,
-                     "INSERT OR IGNORE INTO quarantine (id, device, gseq, body, reason, at)"
-                     " SELECT id, device, gseq, body, ?2, CAST(strftime('%s','now') AS INTEGER)"
-                     " FROM outbox WHERE id = ?1",
-                     &ob->quarantine_row, err)) != IOT_OK)
-        goto fail;
+    s = count_rows(ob, err);
+    if (s != IOT_OK)
+        goto out;
+    s = prepare_statements(ob, err);
+    if (s != IOT_OK)
+        goto out;
     gw_gauge_set(GW_G_OUTBOX_DEPTH, atomic_load(&ob->depth));
     gw_gauge_set(GW_G_OUTBOX_QUARANTINED, atomic_load(&ob->quarantined));
+out:
+    if (s != IOT_OK) {
+        gw_outbox_close(ob);
+        ob = NULL;
+    }
     *out = ob;
-    return IOT_OK;
-fail:
-    gw_outbox_close(ob);
     return s;
 }
 
@@ -380,7 +398,9 @@ static int store_job(gw_outbox *ob, gw_store_job *job, int64_t *added, int64_t *
         return SQLITE_OK;
     int64_t last_dseq = 0, next_gseq = 1;
     int rc = device_state(ob, job->device, &last_dseq, &next_gseq);
-    for (size_t i = 0; rc == SQLITE_OK && i < job->n_items; i++) {
+    if (rc != SQLITE_OK)
+        goto out;
+    for (size_t i = 0; i < job->n_items; i++) {
         const gw_store_item *item = &job->items[i];
         if (item->has_dseq && (int64_t)item->dseq <= last_dseq) {
             job->duplicates++;
@@ -388,7 +408,7 @@ static int store_job(gw_outbox *ob, gw_store_job *job, int64_t *added, int64_t *
         }
         rc = insert_row(ob, job->device, next_gseq, item);
         if (rc != SQLITE_OK)
-            break;
+            goto out;
         next_gseq++;
         if (item->has_dseq)
             last_dseq = item->dseq;
@@ -398,8 +418,9 @@ static int store_job(gw_outbox *ob, gw_store_job *job, int64_t *added, int64_t *
         dev->bytes += (int64_t)item->body_len;
         *added_bytes += (int64_t)item->body_len;
     }
-    if (rc == SQLITE_OK && job->stored > 0)
+    if (job->stored > 0)
         rc = save_device_state(ob, job->device, last_dseq, next_gseq);
+out:
     *added += (int64_t)job->stored;
     return rc;
 }
@@ -466,58 +487,91 @@ static void recount(gw_outbox *ob)
         gw_log(GW_LOG_ERROR, "outbox.recount_failed", "path=%s error=\"%s\"", ob->path, err.msg);
 }
 
+/* What one committed group changed. */
+typedef struct {
+    int64_t added, added_bytes, deleted, moved, freed_bytes;
+} group_tally;
+
+/* Runs the group's deletes, quarantine moves and stores in one
+ * transaction; an SQLite code, SQLITE_OK once committed. */
+static int apply_group(gw_outbox *ob, gw_store_job *jobs, const int64_t *acks, size_t n_acks,
+                       const quarantine_req *q, size_t n_q, group_tally *t)
+{
+    int rc = sqlite3_exec(ob->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+    if (rc != SQLITE_OK)
+        goto out;
+    rc = delete_acked(ob, acks, n_acks, &t->deleted, &t->freed_bytes);
+    if (rc != SQLITE_OK)
+        goto out;
+    rc = quarantine_rows(ob, q, n_q, &t->moved, &t->freed_bytes);
+    if (rc != SQLITE_OK)
+        goto out;
+    for (gw_store_job *j = jobs; j != NULL; j = j->next) {
+        rc = store_job(ob, j, &t->added, &t->added_bytes);
+        if (rc != SQLITE_OK)
+            goto out;
+    }
+    rc = sqlite3_exec(ob->db, "COMMIT", NULL, NULL, NULL);
+out:
+    return rc;
+}
+
+/* A failed group is rolled back: its jobs answer an error, its acks and
+ * quarantine moves wait for the next group. */
+static void group_failed(gw_outbox *ob, int rc, gw_store_job *jobs, int64_t *acks, size_t n_acks,
+                         const quarantine_req *q, size_t n_q)
+{
+    const char *why = sqlite3_errmsg(ob->db);
+    gw_log(GW_LOG_ERROR, "outbox.commit_failed", "path=%s error=\"%s\" code=%d", ob->path, why, rc);
+    sqlite3_exec(ob->db, "ROLLBACK", NULL, NULL, NULL);
+    recount(ob);
+    gw_metric_inc(GW_M_STORE_ERRORS);
+    for (gw_store_job *j = jobs; j != NULL; j = j->next) {
+        j->result = GW_STORE_ERROR;
+        j->stored = j->duplicates = 0;
+        j->first_stored = false;
+    }
+    if (n_acks > 0) /* retry the deletes with the next group */
+        gw_outbox_ack(ob, acks, n_acks);
+    for (size_t i = 0; i < n_q; i++)
+        gw_outbox_quarantine(ob, q[i].id, q[i].reason);
+}
+
+static void group_committed(gw_outbox *ob, const group_tally *t, const struct timespec *t0)
+{
+    struct timespec t1;
+    gw_metric_inc(GW_M_STORE_COMMITS);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    gw_histogram_observe(GW_H_OUTBOX_COMMIT, (double)(t1.tv_sec - t0->tv_sec) +
+                                                 (double)(t1.tv_nsec - t0->tv_nsec) / 1e9);
+    ob->bytes += t->added_bytes;
+    int64_t change = t->added - t->deleted - t->moved;
+    int64_t depth = atomic_fetch_add(&ob->depth, change) + change;
+    gw_gauge_set(GW_G_OUTBOX_DEPTH, depth);
+    gw_gauge_set(GW_G_OUTBOX_BYTES, ob->bytes);
+    gw_metric_add(GW_M_READINGS_PUBLISHED, (uint64_t)t->deleted);
+    if (t->moved > 0) {
+        int64_t total = atomic_fetch_add(&ob->quarantined, t->moved) + t->moved;
+        gw_gauge_set(GW_G_OUTBOX_QUARANTINED, total);
+        gw_metric_add(GW_M_READINGS_QUARANTINED, (uint64_t)t->moved);
+    }
+    if (t->added > 0 && ob->notify)
+        ob->notify(ob->notify_ctx);
+}
+
 /* One transaction for every job, ack and quarantine move that arrived
  * meanwhile. */
 static void commit_group(gw_outbox *ob, gw_store_job *jobs, int64_t *acks, size_t n_acks,
                          const quarantine_req *q, size_t n_q)
 {
-    int64_t added = 0, added_bytes = 0, deleted = 0, moved = 0, freed_bytes = 0;
-    struct timespec t0, t1;
+    group_tally t = {0};
+    struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    int rc = sqlite3_exec(ob->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
-    if (rc == SQLITE_OK)
-        rc = delete_acked(ob, acks, n_acks, &deleted, &freed_bytes);
-    if (rc == SQLITE_OK)
-        rc = quarantine_rows(ob, q, n_q, &moved, &freed_bytes);
-    for (gw_store_job *j = jobs; rc == SQLITE_OK && j != NULL; j = j->next)
-        rc = store_job(ob, j, &added, &added_bytes);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_exec(ob->db, "COMMIT", NULL, NULL, NULL);
-    if (rc != SQLITE_OK) {
-        const char *why = sqlite3_errmsg(ob->db);
-        gw_log(GW_LOG_ERROR, "outbox.commit_failed", "path=%s error=\"%s\" code=%d", ob->path, why,
-               rc);
-        sqlite3_exec(ob->db, "ROLLBACK", NULL, NULL, NULL);
-        recount(ob);
-        gw_metric_inc(GW_M_STORE_ERRORS);
-        for (gw_store_job *j = jobs; j != NULL; j = j->next) {
-            j->result = GW_STORE_ERROR;
-            j->stored = j->duplicates = 0;
-            j->first_stored = false;
-        }
-        if (n_acks > 0) /* retry the deletes with the next group */
-            gw_outbox_ack(ob, acks, n_acks);
-        for (size_t i = 0; i < n_q; i++)
-            gw_outbox_quarantine(ob, q[i].id, q[i].reason);
-        return;
-    }
-    gw_metric_inc(GW_M_STORE_COMMITS);
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    gw_histogram_observe(GW_H_OUTBOX_COMMIT,
-                         (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
-    ob->bytes += added_bytes;
-    int64_t change = added - deleted - moved;
-    int64_t depth = atomic_fetch_add(&ob->depth, change) + change;
-    gw_gauge_set(GW_G_OUTBOX_DEPTH, depth);
-    gw_gauge_set(GW_G_OUTBOX_BYTES, ob->bytes);
-    gw_metric_add(GW_M_READINGS_PUBLISHED, (uint64_t)deleted);
-    if (moved > 0) {
-        int64_t total = atomic_fetch_add(&ob->quarantined, moved) + moved;
-        gw_gauge_set(GW_G_OUTBOX_QUARANTINED, total);
-        gw_metric_add(GW_M_READINGS_QUARANTINED, (uint64_t)moved);
-    }
-    if (added > 0 && ob->notify)
-        ob->notify(ob->notify_ctx);
+    int rc = apply_group(ob, jobs, acks, n_acks, q, n_q, &t);
+    if (rc != SQLITE_OK)
+        group_failed(ob, rc, jobs, acks, n_acks, q, n_q);
+    else
+        group_committed(ob, &t, &t0);
 }
 
 static void *committer_main(void *arg)
@@ -638,7 +692,10 @@ iot_status gw_outbox_fetch(gw_outbox_reader *r, int64_t after_id, int limit, gw_
     sqlite3_bind_int64(st, 1, after_id);
     sqlite3_bind_int(st, 2, limit);
     int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    for (;;) {
+        rc = sqlite3_step(st);
+        if (rc != SQLITE_ROW)
+            break;
         gw_outbox_row row = {0};
         row.id = sqlite3_column_int64(st, 0);
         const unsigned char *dev = sqlite3_column_text(st, 1);

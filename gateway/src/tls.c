@@ -144,29 +144,18 @@ static void handshake_exit(SSL *ssl, int ret)
  * already explain: no certificate, old protocol, no shared cipher. A peer
  * that closes without close_notify after its handshake is an ordinary
  * disconnect (many HTTP clients do it), counted as such. */
-static void info_cb(const SSL *cssl, int where, int ret)
+/* A peer that closes without close_notify after its handshake. */
+static bool unclean_close(const gw_conn *c)
 {
-    SSL *ssl = (SSL *)cssl;
-    gw_conn *c = gw_conn_of_ssl(ssl);
-    if (c == NULL)
-        return; /* closing */
-    if (where & SSL_CB_HANDSHAKE_DONE)
-        c->handshake_done = true;
-    if (where & SSL_CB_EXIT)
-        handshake_exit(ssl, ret);
-    if (!(where & SSL_CB_WRITE_ALERT) || (ret >> 8) != 2 /* fatal */)
-        return;
-    if (c->tls_logged)
-        return;
     unsigned long last = ERR_peek_last_error();
-    if (c->handshake_done && ERR_GET_LIB(last) == ERR_LIB_SSL &&
-        ERR_GET_REASON(last) == SSL_R_UNEXPECTED_EOF_WHILE_READING) {
-        c->tls_logged = true;
-        gw_metric_inc(GW_M_CONNECTIONS_UNCLEAN_CLOSE);
-        gw_log(GW_LOG_DEBUG, "connection.closed", "peer=%s detail=\"no close_notify\"",
-               peer_of(ssl));
-        return;
-    }
+    return c->handshake_done && ERR_GET_LIB(last) == ERR_LIB_SSL &&
+           ERR_GET_REASON(last) == SSL_R_UNEXPECTED_EOF_WHILE_READING;
+}
+
+/* Refuses the connection the server ends with fatal alert ret, naming the
+ * missing client certificate when that is the cause. */
+static void refuse_alert(SSL *ssl, int ret)
+{
     const char *desc = SSL_alert_desc_string_long(ret);
     gw_refusal why = GW_REF_TLS_PROTOCOL;
     if ((ret & 0xff) == SSL_AD_CERTIFICATE_REQUIRED || (ret & 0xff) == SSL_AD_HANDSHAKE_FAILURE) {
@@ -182,6 +171,30 @@ static void info_cb(const SSL *cssl, int where, int ret)
     if (strstr(reason, "peer did not return a certificate"))
         why = GW_REF_TLS_NO_CERT;
     refuse(ssl, why, reason[0] ? reason : desc, NULL);
+}
+
+static void info_cb(const SSL *cssl, int where, int ret)
+{
+    SSL *ssl = (SSL *)cssl;
+    gw_conn *c = gw_conn_of_ssl(ssl);
+    if (c == NULL)
+        return; /* closing */
+    if (where & SSL_CB_HANDSHAKE_DONE)
+        c->handshake_done = true;
+    if (where & SSL_CB_EXIT)
+        handshake_exit(ssl, ret);
+    if (!(where & SSL_CB_WRITE_ALERT) || (ret >> 8) != 2 /* fatal */)
+        return;
+    if (c->tls_logged)
+        return;
+    if (unclean_close(c)) {
+        c->tls_logged = true;
+        gw_metric_inc(GW_M_CONNECTIONS_UNCLEAN_CLOSE);
+        gw_log(GW_LOG_DEBUG, "connection.closed", "peer=%s detail=\"no close_notify\"",
+               peer_of(ssl));
+        return;
+    }
+    refuse_alert(ssl, ret);
 }
 
 SSL *gw_tls_new_connection(SSL_CTX *ctx, gw_conn *conn)
@@ -221,21 +234,21 @@ iot_status gw_tls_server_ctx(const gw_tls_options *opt, gw_admission *identity, 
     SSL_CTX_set_max_cert_list(ctx, GW_TLS_MAX_CERT_LIST);
     if (!SSL_CTX_set_cipher_list(ctx, TLS12_CIPHERS)) {
         st = ossl_fail(err, "cannot set TLS 1.2 ciphers", "");
-        goto fail;
+        goto out;
     }
     if (SSL_CTX_use_certificate_chain_file(ctx, opt->cert_path) != 1) {
         st = ossl_fail(err, "cannot load certificate", opt->cert_path);
-        goto fail;
+        goto out;
     }
     if (SSL_CTX_use_PrivateKey_file(ctx, opt->key_path, SSL_FILETYPE_PEM) != 1 ||
         SSL_CTX_check_private_key(ctx) != 1) {
         st = ossl_fail(err, "cannot load private key (or it does not match the certificate)",
                        opt->key_path);
-        goto fail;
+        goto out;
     }
     if (SSL_CTX_load_verify_locations(ctx, opt->client_ca_path, NULL) != 1) {
         st = ossl_fail(err, "cannot load client CA", opt->client_ca_path);
-        goto fail;
+        goto out;
     }
     STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(opt->client_ca_path);
     if (names != NULL)
@@ -246,7 +259,7 @@ iot_status gw_tls_server_ctx(const gw_tls_options *opt, gw_admission *identity, 
         if (per_device == NULL || !SSL_CTX_set_ex_data(ctx, ex_devtable, per_device)) {
             gw_dev_limit_free(per_device);
             st = iot_err_set(err, IOT_ENOMEM, "out of memory for the per-device table");
-            goto fail;
+            goto out;
         }
     }
     int mode = SSL_VERIFY_PEER;
@@ -263,10 +276,12 @@ iot_status gw_tls_server_ctx(const gw_tls_options *opt, gw_admission *identity, 
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
     SSL_CTX_set_num_tickets(ctx, 0);
     SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"iotgw", 5);
+out:
+    if (st != IOT_OK) {
+        SSL_CTX_free(ctx);
+        ctx = NULL;
+    }
     *out = ctx;
-    return IOT_OK;
-fail:
-    SSL_CTX_free(ctx);
     return st;
 }
 

@@ -37,12 +37,32 @@ static esp_err_t make_key(char *pem, size_t cap)
 
     mbedtls_pk_init(&pk);
     rc = mbedtls_pk_setup(&pk, mbedtls_pk_info_from_type(MBEDTLS_PK_ECKEY));
-    if (rc == 0)
-        rc = mbedtls_ecp_gen_key(MBEDTLS_ECP_DP_SECP256R1, mbedtls_pk_ec(pk), rng, NULL);
-    if (rc == 0)
-        rc = mbedtls_pk_write_key_pem(&pk, (unsigned char *)pem, cap);
+    if (rc != 0)
+        goto out;
+    rc = mbedtls_ecp_gen_key(MBEDTLS_ECP_DP_SECP256R1, mbedtls_pk_ec(pk), rng, NULL);
+    if (rc != 0)
+        goto out;
+    rc = mbedtls_pk_write_key_pem(&pk, (unsigned char *)pem, cap);
+out:
     mbedtls_pk_free(&pk);
     return rc == 0 ? ESP_OK : ESP_FAIL;
+}
+
+/* A new key, stored under h before it is used. */
+static esp_err_t store_new_key(nvs_handle_t h, char *key_pem, size_t cap)
+{
+    esp_err_t err = make_key(key_pem, cap);
+    if (err != ESP_OK)
+        goto out;
+    err = nvs_set_str(h, "key", key_pem);
+    if (err != ESP_OK)
+        goto out;
+    err = nvs_commit(h);
+    if (err != ESP_OK)
+        goto out;
+    ESP_LOGI(TAG, "identity.key_made: a new ECDSA P-256 key is stored on the device");
+out:
+    return err;
 }
 
 esp_err_t csr_key(char *key_pem, size_t cap)
@@ -54,15 +74,8 @@ esp_err_t csr_key(char *key_pem, size_t cap)
     if (err != ESP_OK)
         return err;
     err = nvs_get_str(h, "key", key_pem, &n);
-    if (err == ESP_ERR_NVS_NOT_FOUND) {
-        err = make_key(key_pem, cap);
-        if (err == ESP_OK)
-            err = nvs_set_str(h, "key", key_pem);
-        if (err == ESP_OK)
-            err = nvs_commit(h);
-        if (err == ESP_OK)
-            ESP_LOGI(TAG, "identity.key_made: a new ECDSA P-256 key is stored on the device");
-    }
+    if (err == ESP_ERR_NVS_NOT_FOUND)
+        err = store_new_key(h, key_pem, cap);
     nvs_close(h);
     return err;
 }
@@ -85,13 +98,15 @@ esp_err_t csr_request(const char *device_id, const char *key_pem, char *out, siz
     mbedtls_x509write_csr_init(&req);
     rc = mbedtls_pk_parse_key(&pk, (const unsigned char *)key_pem, strlen(key_pem) + 1, NULL, 0,
                               rng, NULL);
-    if (rc == 0)
-        rc = mbedtls_x509write_csr_set_subject_name(&req, subject);
-    if (rc == 0) {
-        mbedtls_x509write_csr_set_key(&req, &pk);
-        mbedtls_x509write_csr_set_md_alg(&req, MBEDTLS_MD_SHA256);
-        rc = mbedtls_x509write_csr_pem(&req, (unsigned char *)out, cap, rng, NULL);
-    }
+    if (rc != 0)
+        goto out;
+    rc = mbedtls_x509write_csr_set_subject_name(&req, subject);
+    if (rc != 0)
+        goto out;
+    mbedtls_x509write_csr_set_key(&req, &pk);
+    mbedtls_x509write_csr_set_md_alg(&req, MBEDTLS_MD_SHA256);
+    rc = mbedtls_x509write_csr_pem(&req, (unsigned char *)out, cap, rng, NULL);
+out:
     mbedtls_x509write_csr_free(&req);
     mbedtls_pk_free(&pk);
     return rc == 0 ? ESP_OK : ESP_FAIL;

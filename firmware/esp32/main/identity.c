@@ -107,13 +107,16 @@ static esp_err_t open_ident(nvs_handle_t *h)
     nvs_sec_cfg_t keys;
     nvs_sec_scheme_t *scheme = nvs_flash_get_default_security_scheme();
     err = scheme != NULL ? nvs_flash_read_security_cfg_v2(scheme, &keys) : ESP_ERR_NOT_FOUND;
-    if (err == ESP_OK)
-        err = nvs_flash_secure_init_partition(IDENTITY_PARTITION, &keys);
+    if (err != ESP_OK)
+        goto out;
+    err = nvs_flash_secure_init_partition(IDENTITY_PARTITION, &keys);
 #else
     err = nvs_flash_init_partition(IDENTITY_PARTITION);
 #endif
-    if (err == ESP_OK)
-        err = nvs_open_from_partition(IDENTITY_PARTITION, IDENT_NAMESPACE, NVS_READONLY, h);
+    if (err != ESP_OK)
+        goto out;
+    err = nvs_open_from_partition(IDENTITY_PARTITION, IDENT_NAMESPACE, NVS_READONLY, h);
+out:
     return err;
 }
 
@@ -136,9 +139,36 @@ static esp_err_t read_device_key(char *out, size_t cap)
     return err;
 }
 
+/* The certificate, the CA and the key: the provisioned key, else the one
+ * made on the device. */
+static identity_state read_identity(nvs_handle_t h, identity *id)
+{
+    identity_state st = IDENTITY_NO_CERT;
+    esp_err_t err = read_str(h, "cert", id->cert, sizeof(id->cert));
+
+    if (err == ESP_ERR_NVS_NOT_FOUND)
+        goto out;
+    st = IDENTITY_BROKEN;
+    if (err != ESP_OK)
+        goto out;
+    err = read_str(h, "ca", id->ca, sizeof(id->ca));
+    if (err != ESP_OK)
+        goto out;
+    err = read_str(h, "key", id->key, sizeof(id->key));
+    if (err == ESP_ERR_NVS_NOT_FOUND)
+        err = read_device_key(id->key, sizeof(id->key));
+    if (err != ESP_OK)
+        goto out;
+    st = IDENTITY_READY;
+out:
+    if (st == IDENTITY_BROKEN)
+        ESP_LOGE(TAG, "identity.incomplete: certificate, CA and key are needed: %s",
+                 esp_err_to_name(err));
+    return st;
+}
+
 static identity_state load(identity *id)
 {
-    identity_state st = IDENTITY_BROKEN;
     nvs_handle_t h;
     esp_err_t err = open_ident(&h);
 
@@ -149,25 +179,7 @@ static identity_state load(identity *id)
                  esp_err_to_name(err));
         return IDENTITY_BROKEN;
     }
-    err = read_str(h, "cert", id->cert, sizeof(id->cert));
-    if (err == ESP_ERR_NVS_NOT_FOUND) {
-        st = IDENTITY_NO_CERT;
-        goto out;
-    }
-    if (err == ESP_OK)
-        err = read_str(h, "ca", id->ca, sizeof(id->ca));
-    if (err == ESP_OK) {
-        err = read_str(h, "key", id->key, sizeof(id->key));
-        if (err == ESP_ERR_NVS_NOT_FOUND)
-            err = read_device_key(id->key, sizeof(id->key));
-    }
-    if (err != ESP_OK) {
-        ESP_LOGE(TAG, "identity.incomplete: certificate, CA and key are needed: %s",
-                 esp_err_to_name(err));
-        goto out;
-    }
-    st = IDENTITY_READY;
-out:
+    identity_state st = read_identity(h, id);
     nvs_close(h);
     return st;
 }

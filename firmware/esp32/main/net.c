@@ -50,11 +50,58 @@ static bool copy_field(uint8_t *dst, size_t cap, const char *src)
     return true;
 }
 
-bool net_start(const char *ssid, const char *password, uint32_t wait_ms)
+/* The network stack, the event loop and the Wi-Fi driver, with this
+ * file's event handler. */
+static esp_err_t init_stack(void)
 {
     wifi_init_config_t init = WIFI_INIT_CONFIG_DEFAULT();
+    esp_err_t err = esp_netif_init();
+
+    if (err != ESP_OK)
+        goto out;
+    err = esp_event_loop_create_default();
+    if (err != ESP_OK)
+        goto out;
+    if (esp_netif_create_default_wifi_sta() == NULL) {
+        err = ESP_FAIL;
+        goto out;
+    }
+    err = esp_wifi_init(&init);
+    if (err != ESP_OK)
+        goto out;
+    err = esp_event_handler_instance_register(WIFI_EVENT, ESP_EVENT_ANY_ID, on_event, NULL, NULL);
+    if (err != ESP_OK)
+        goto out;
+    err = esp_event_handler_instance_register(IP_EVENT, IP_EVENT_STA_GOT_IP, on_event, NULL, NULL);
+out:
+    return err;
+}
+
+/* Starts the station with the credentials in sta. */
+static esp_err_t start_station(wifi_config_t *sta)
+{
+    /* The credentials come from Kconfig or NVS at every boot: keeping a
+     * copy in the driver's flash storage would only wear the flash at
+     * every deep-sleep wake. */
+    esp_err_t err = esp_wifi_set_storage(WIFI_STORAGE_RAM);
+
+    if (err != ESP_OK)
+        goto out;
+    err = esp_wifi_set_mode(WIFI_MODE_STA);
+    if (err != ESP_OK)
+        goto out;
+    err = esp_wifi_set_config(WIFI_IF_STA, sta);
+    if (err != ESP_OK)
+        goto out;
+    err = esp_wifi_start();
+out:
+    return err;
+}
+
+bool net_start(const char *ssid, const char *password, uint32_t wait_ms)
+{
     wifi_config_t sta;
-    esp_err_t err;
+    esp_err_t err = ESP_ERR_NO_MEM;
 
     memset(&sta, 0, sizeof(sta));
     /* 32 bytes of SSID, 63 characters of passphrase (64 would be a raw
@@ -67,32 +114,13 @@ bool net_start(const char *ssid, const char *password, uint32_t wait_ms)
     sta.sta.threshold.authmode = WIFI_AUTH_WPA2_PSK;
 
     s_events = xEventGroupCreate();
-    err = s_events != NULL ? ESP_OK : ESP_ERR_NO_MEM;
-    if (err == ESP_OK)
-        err = esp_netif_init();
-    if (err == ESP_OK)
-        err = esp_event_loop_create_default();
-    if (err == ESP_OK && esp_netif_create_default_wifi_sta() == NULL)
-        err = ESP_FAIL;
-    if (err == ESP_OK)
-        err = esp_wifi_init(&init);
-    if (err == ESP_OK)
-        err =
-            esp_event_handler_instance_register(WIFI_EVENT, ESP_EVENT_ANY_ID, on_event, NULL, NULL);
-    if (err == ESP_OK)
-        err = esp_event_handler_instance_register(IP_EVENT, IP_EVENT_STA_GOT_IP, on_event, NULL,
-                                                  NULL);
-    /* The credentials come from Kconfig or NVS at every boot: keeping a
-     * copy in the driver's flash storage would only wear the flash at
-     * every deep-sleep wake. */
-    if (err == ESP_OK)
-        err = esp_wifi_set_storage(WIFI_STORAGE_RAM);
-    if (err == ESP_OK)
-        err = esp_wifi_set_mode(WIFI_MODE_STA);
-    if (err == ESP_OK)
-        err = esp_wifi_set_config(WIFI_IF_STA, &sta);
-    if (err == ESP_OK)
-        err = esp_wifi_start();
+    if (s_events == NULL)
+        goto out;
+    err = init_stack();
+    if (err != ESP_OK)
+        goto out;
+    err = start_station(&sta);
+out:
     if (err != ESP_OK) {
         ESP_LOGE(TAG, "wifi.start_failed: %s", esp_err_to_name(err));
         return false;

@@ -113,11 +113,12 @@ iotd_status iotd_esp_bme280_open(iotd_esp_bme280 *b, const iotd_esp_bme280_confi
         .scl_speed_hz = cfg->scl_hz,
     };
     esp_err_t err = i2c_new_master_bus(&bus_cfg, &bus);
-    if (err == ESP_OK) {
-        err = i2c_master_bus_add_device(bus, &dev_cfg, &dev);
-        if (err != ESP_OK)
-            (void)i2c_del_master_bus(bus);
-    }
+    if (err != ESP_OK)
+        goto out;
+    err = i2c_master_bus_add_device(bus, &dev_cfg, &dev);
+    if (err != ESP_OK)
+        (void)i2c_del_master_bus(bus);
+out:
     if (err != ESP_OK) {
         ESP_LOGE(TAG, "sensor.bme280_bus_failed: I2C port %d, SDA %d, SCL %d: %s", cfg->i2c_port,
                  cfg->sda_gpio, cfg->scl_gpio, esp_err_to_name(err));
@@ -132,26 +133,41 @@ iotd_status iotd_esp_bme280_open(iotd_esp_bme280 *b, const iotd_esp_bme280_confi
     return st;
 }
 
+/* Starts a forced measurement and reads its data once the sensor is done;
+ * false when the sensor does not answer or never finishes. */
+static bool read_measurement(iotd_esp_bme280 *b, uint8_t data[IOTD_ESP_BME280_DATA_LEN])
+{
+    uint8_t status = STATUS_MEASURING;
+    bool ok = false;
+
+    /* ctrl_hum takes effect only with the following ctrl_meas write. */
+    if (write_reg(b, REG_CTRL_HUM, CTRL_HUM_X1) != ESP_OK ||
+        write_reg(b, REG_CTRL_MEAS, (uint8_t)CTRL_MEAS_X1_FORCED) != ESP_OK)
+        goto out;
+    for (int i = 0; i < MEASURE_POLLS && (status & STATUS_MEASURING) != 0; i++) {
+        wait_ms(MEASURE_STEP_MS);
+        if (read_regs(b, REG_STATUS, &status, 1) != ESP_OK)
+            goto out;
+    }
+    ok = (status & STATUS_MEASURING) == 0 &&
+         read_regs(b, IOTD_ESP_BME280_DATA_REG, data, IOTD_ESP_BME280_DATA_LEN) == ESP_OK;
+out:
+    return ok;
+}
+
 /* One forced measurement into b->raw and b->t_fine. */
 static iotd_status measure(iotd_esp_bme280 *b)
 {
-    uint8_t status = STATUS_MEASURING, data[IOTD_ESP_BME280_DATA_LEN];
+    uint8_t data[IOTD_ESP_BME280_DATA_LEN];
 
     b->have_sample = false;
     if (!b->ready && find_sensor(b) != IOTD_OK)
         return IOTD_EIO;
-    /* ctrl_hum takes effect only with the following ctrl_meas write. */
-    if (write_reg(b, REG_CTRL_HUM, CTRL_HUM_X1) != ESP_OK ||
-        write_reg(b, REG_CTRL_MEAS, (uint8_t)CTRL_MEAS_X1_FORCED) != ESP_OK)
-        goto lost;
-    for (int i = 0; i < MEASURE_POLLS && (status & STATUS_MEASURING) != 0; i++) {
-        wait_ms(MEASURE_STEP_MS);
-        if (read_regs(b, REG_STATUS, &status, 1) != ESP_OK)
-            goto lost;
+    if (!read_measurement(b, data)) {
+        /* Unplugged or reset: identify it again before trusting the calibration. */
+        b->ready = false;
+        return IOTD_EIO;
     }
-    if ((status & STATUS_MEASURING) != 0 ||
-        read_regs(b, IOTD_ESP_BME280_DATA_REG, data, sizeof(data)) != ESP_OK)
-        goto lost;
     iotd_esp_bme280_raw_parse(&b->raw, data);
     if (b->raw.adc_t == SKIPPED_20BIT)
         return IOTD_EIO;
@@ -159,10 +175,6 @@ static iotd_status measure(iotd_esp_bme280 *b)
     b->have_sample = true;
     b->sampled_ms = (uint64_t)esp_timer_get_time() / 1000u;
     return IOTD_OK;
-lost:
-    /* Unplugged or reset: identify it again before trusting the calibration. */
-    b->ready = false;
-    return IOTD_EIO;
 }
 
 static iotd_status sample(iotd_esp_bme280 *b)

@@ -145,6 +145,26 @@ static void take_retry_after(iotd_esp *esp, iotd_http_result *result)
                       "or an HTTP-date the clock can convert");
 }
 
+/* Sets the request's URL and content type and opens it, with the
+ * connection if none is open. */
+static esp_err_t open_request(iotd_esp *esp, const char *content_type, size_t body_len)
+{
+    esp_http_client_handle_t c = esp->http;
+    esp_err_t err = esp_http_client_set_url(c, esp->url);
+
+    if (err != ESP_OK)
+        goto out;
+    err = esp_http_client_set_header(c, "Content-Type", content_type);
+    if (err != ESP_OK)
+        goto out;
+    /* From here a connection may be open: every failure closes it, so the
+     * next request starts on a fresh one. */
+    esp->open = true;
+    err = esp_http_client_open(c, (int)body_len);
+out:
+    return err;
+}
+
 /* One request and its response on the current connection (opening one if
  * needed). IOTD_ENET when no complete status line and headers came back. */
 static iotd_status exchange(iotd_esp *esp, const char *content_type, const char *body,
@@ -159,15 +179,7 @@ static iotd_status exchange(iotd_esp *esp, const char *content_type, const char 
     esp->retry_after_cut = false;
     esp->server_closes = false;
 
-    err = esp_http_client_set_url(c, esp->url);
-    if (err == ESP_OK)
-        err = esp_http_client_set_header(c, "Content-Type", content_type);
-    if (err == ESP_OK) {
-        /* From here a connection may be open: every failure closes it, so
-         * the next request starts on a fresh one. */
-        esp->open = true;
-        err = esp_http_client_open(c, (int)body_len);
-    }
+    err = open_request(esp, content_type, body_len);
     if (err != ESP_OK) {
         ESP_LOGW(TAG, "https.connect_failed: %s", esp_err_to_name(err));
         goto out;

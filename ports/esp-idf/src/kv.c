@@ -66,8 +66,10 @@ iotd_status iotd_esp_kv_set(void *ctx, const char *key, const void *data, size_t
     if (!key_is_valid(key) || len > KV_BLOB_MAX)
         return IOTD_EINVAL;
     err = nvs_set_blob(esp->kv, key, data, len);
-    if (err == ESP_OK)
-        err = nvs_commit(esp->kv);
+    if (err != ESP_OK)
+        goto out;
+    err = nvs_commit(esp->kv);
+out:
     if (err != ESP_OK) {
         /* ESP_ERR_NVS_NOT_ENOUGH_SPACE: the partition is too small for the
          * queue capacity configured (firmware/esp32/README.md, sizing). */

@@ -17,11 +17,12 @@ iotd_status iotd_esp_tsens_open(iotd_esp_tsens *t)
     esp_err_t err = temperature_sensor_install(&cfg, &h);
 
     t->handle = NULL;
-    if (err == ESP_OK) {
-        err = temperature_sensor_enable(h);
-        if (err != ESP_OK)
-            (void)temperature_sensor_uninstall(h);
-    }
+    if (err != ESP_OK)
+        goto out;
+    err = temperature_sensor_enable(h);
+    if (err != ESP_OK)
+        (void)temperature_sensor_uninstall(h);
+out:
     if (err != ESP_OK) {
         ESP_LOGE(TAG, "sensor.tsens_unavailable: %s", esp_err_to_name(err));
         return IOTD_EIO;

@@ -231,10 +231,10 @@ static iot_status setup_conf(iotd_posix_https *c, iot_err *err)
     return IOT_OK;
 }
 
-iot_status iotd_posix_https_init(iotd_posix_https *c, const iotd_posix_https_config *cfg,
-                                 iot_err *err)
+/* Every context in c empty, so that iotd_posix_https_free can run at any
+ * point of the setup. */
+static void init_contexts(iotd_posix_https *c)
 {
-    static const unsigned char PERS[] = "iotd-posix-https";
     memset(c, 0, sizeof(*c));
     c->fd = -1;
     c->last_alert = -1;
@@ -246,7 +246,45 @@ iot_status iotd_posix_https_init(iotd_posix_https *c, const iotd_posix_https_con
     mbedtls_pk_init(&c->key);
     mbedtls_ssl_config_init(&c->conf);
     mbedtls_ssl_init(&c->ssl);
+}
 
+/* The device's certificate, key, CA and CRL, checked against each other.
+ * The device's own files first: they are what an operator got wrong. */
+static iot_status load_credentials(iotd_posix_https *c, const iotd_posix_https_config *cfg,
+                                   iot_err *err)
+{
+    iot_status st = iot_key_mode_check(cfg->key_file, err);
+    if (st != IOT_OK)
+        goto out;
+    st = load_crt(&c->cert, cfg->cert_file, "device certificate", err);
+    if (st != IOT_OK)
+        goto out;
+    if (cfg->device_id != NULL) {
+        st = check_cn(&c->cert, cfg->cert_file, cfg->device_id, err);
+        if (st != IOT_OK)
+            goto out;
+    }
+    st = load_crt(&c->ca, cfg->ca_file, "CA certificate", err);
+    if (st != IOT_OK)
+        goto out;
+    if (cfg->crl_file != NULL) {
+        st = load_crl(c, cfg->crl_file, err);
+        if (st != IOT_OK)
+            goto out;
+    }
+    st = load_key(c, cfg->key_file, err);
+    if (st != IOT_OK)
+        goto out;
+    st = check_pair(c, cfg->cert_file, cfg->key_file, err);
+out:
+    return st;
+}
+
+iot_status iotd_posix_https_init(iotd_posix_https *c, const iotd_posix_https_config *cfg,
+                                 iot_err *err)
+{
+    static const unsigned char PERS[] = "iotd-posix-https";
+    init_contexts(c);
     c->connect_timeout_ms = cfg->connect_timeout_ms ? cfg->connect_timeout_ms : DEFAULT_CONNECT_MS;
     c->request_timeout_ms = cfg->request_timeout_ms ? cfg->request_timeout_ms : DEFAULT_REQUEST_MS;
     iot_status st =
@@ -263,22 +301,10 @@ iot_status iotd_posix_https_init(iotd_posix_https *c, const iotd_posix_https_con
                          (unsigned)-ret);
         goto out;
     }
-    /* The device's own files first: they are what an operator got wrong. */
-    st = iot_key_mode_check(cfg->key_file, err);
-    if (st == IOT_OK)
-        st = load_crt(&c->cert, cfg->cert_file, "device certificate", err);
-    if (st == IOT_OK && cfg->device_id != NULL)
-        st = check_cn(&c->cert, cfg->cert_file, cfg->device_id, err);
-    if (st == IOT_OK)
-        st = load_crt(&c->ca, cfg->ca_file, "CA certificate", err);
-    if (st == IOT_OK && cfg->crl_file != NULL)
-        st = load_crl(c, cfg->crl_file, err);
-    if (st == IOT_OK)
-        st = load_key(c, cfg->key_file, err);
-    if (st == IOT_OK)
-        st = check_pair(c, cfg->cert_file, cfg->key_file, err);
-    if (st == IOT_OK)
-        st = setup_conf(c, err);
+    st = load_credentials(c, cfg, err);
+    if (st != IOT_OK)
+        goto out;
+    st = setup_conf(c, err);
 out:
     if (st != IOT_OK)
         iotd_posix_https_free(c);
@@ -539,6 +565,17 @@ static void handshake_failed(iotd_posix_https *c, int ret)
     net_fail(c, IOTD_POSIX_NET_TLS, "TLS handshake with %s failed: %s", c->authority, why);
 }
 
+/* A TLS session on the configuration, for the gateway's name. */
+static int session_setup(iotd_posix_https *c)
+{
+    int ret = mbedtls_ssl_setup(&c->ssl, &c->conf);
+    if (ret != 0)
+        goto out;
+    ret = mbedtls_ssl_set_hostname(&c->ssl, c->host);
+out:
+    return ret;
+}
+
 static bool tls_connect(iotd_posix_https *c)
 {
     c->last_alert = -1;
@@ -546,9 +583,7 @@ static bool tls_connect(iotd_posix_https *c)
     if (!tcp_connect(c))
         return false;
     c->open = true;
-    int ret = mbedtls_ssl_setup(&c->ssl, &c->conf);
-    if (ret == 0)
-        ret = mbedtls_ssl_set_hostname(&c->ssl, c->host);
+    int ret = session_setup(c);
     if (ret != 0) {
         char why[128];
         tls_strerror(ret, why, sizeof(why));
@@ -606,6 +641,22 @@ static bool header_safe(const char *s, bool spaces)
     return true;
 }
 
+/* Sends the head already in buf (head bytes of cap) and the body. */
+static int write_request(iotd_posix_https *c, unsigned char *buf, size_t cap, size_t head,
+                         const char *body, size_t body_len)
+{
+    /* Small requests go out as one TLS record and one segment. */
+    if (head + body_len <= cap) {
+        if (body_len > 0)
+            memcpy(buf + head, body, body_len);
+        return write_all(c, buf, head + body_len);
+    }
+    int ret = write_all(c, buf, head);
+    if (ret != 0)
+        return ret;
+    return write_all(c, (const unsigned char *)body, body_len);
+}
+
 static exchange_rc send_request(iotd_posix_https *c, const char *path, const char *ctype,
                                 const char *body, size_t body_len)
 {
@@ -618,18 +669,7 @@ static exchange_rc send_request(iotd_posix_https *c, const char *path, const cha
         net_fail(c, IOTD_POSIX_NET_HTTP, "request head too long");
         return EX_FAIL;
     }
-    size_t head = (size_t)n;
-    int ret;
-    /* Small requests go out as one TLS record and one segment. */
-    if (head + body_len <= sizeof(buf)) {
-        if (body_len > 0)
-            memcpy(buf + head, body, body_len);
-        ret = write_all(c, buf, head + body_len);
-    } else {
-        ret = write_all(c, buf, head);
-        if (ret == 0)
-            ret = write_all(c, (const unsigned char *)body, body_len);
-    }
+    int ret = write_request(c, buf, sizeof(buf), (size_t)n, body, body_len);
     if (ret == 0)
         return EX_OK;
     if (c->timed_out) {
@@ -714,11 +754,23 @@ static exchange_rc exchange(iotd_posix_https *c, const char *path, const char *c
     c->timed_out = false;
     c->deadline_ms = mono_ms() + c->request_timeout_ms;
     exchange_rc rc = send_request(c, path, ctype, body, body_len);
-    if (rc == EX_OK)
-        rc = read_response(c, resp, resp_cap, result, &keep);
-    if (rc == EX_OK && !keep)
+    if (rc != EX_OK)
+        goto out;
+    rc = read_response(c, resp, resp_cap, result, &keep);
+    if (rc != EX_OK)
+        goto out;
+    if (!keep)
         iotd_posix_https_close(c);
+out:
     return rc;
+}
+
+/* A path and content type that cannot split the request's header. */
+static bool request_valid(const char *path, const char *content_type, const char *body,
+                          size_t body_len)
+{
+    return path != NULL && path[0] == '/' && header_safe(path, false) && content_type != NULL &&
+           header_safe(content_type, true) && (body != NULL || body_len == 0);
 }
 
 iotd_status iotd_posix_https_post(iotd_posix_https *c, const char *path, const char *content_type,
@@ -729,8 +781,7 @@ iotd_status iotd_posix_https_post(iotd_posix_https *c, const char *path, const c
     c->last_error = IOTD_POSIX_NET_NONE;
     c->last_msg[0] = '\0';
     c->last_alert = -1;
-    if (path == NULL || path[0] != '/' || !header_safe(path, false) || content_type == NULL ||
-        !header_safe(content_type, true) || (body == NULL && body_len > 0)) {
+    if (!request_valid(path, content_type, body, body_len)) {
         net_fail(c, IOTD_POSIX_NET_HTTP, "invalid request path or content type");
         c->stats.failures++;
         return IOTD_ENET;

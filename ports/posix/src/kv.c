@@ -129,6 +129,23 @@ static iotd_status write_all(int fd, const void *data, size_t len)
     return IOTD_OK;
 }
 
+/* Writes data to the file temp and flushes it to the disk. */
+static iotd_status write_temp(iotd_posix_kv *kv, const char *temp, const void *data, size_t len)
+{
+    int fd = openat(kv->dirfd, temp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return IOTD_EIO;
+    iotd_status st = write_all(fd, data, len);
+    if (st != IOTD_OK)
+        goto out;
+    if (fsync(fd) != 0)
+        st = IOTD_EIO;
+out:
+    if (close(fd) != 0 && st == IOTD_OK)
+        st = IOTD_EIO;
+    return st;
+}
+
 iotd_status iotd_posix_kv_set(iotd_posix_kv *kv, const char *key, const void *data, size_t len)
 {
     char name[NAME_MAX_LEN];
@@ -140,19 +157,17 @@ iotd_status iotd_posix_kv_set(iotd_posix_kv *kv, const char *key, const void *da
     file_name(temp, sizeof(temp), key, true);
     /* One writer per directory (the lock), so a fixed temp name is safe; a
      * temp file left by a crash is simply overwritten. */
-    int fd = openat(kv->dirfd, temp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0)
-        return IOTD_EIO;
-    iotd_status st = write_all(fd, data, len);
-    if (st == IOTD_OK && fsync(fd) != 0)
+    iotd_status st = write_temp(kv, temp, data, len);
+    if (st != IOTD_OK)
+        goto out;
+    if (renameat(kv->dirfd, temp, kv->dirfd, name) != 0) {
         st = IOTD_EIO;
-    if (close(fd) != 0 && st == IOTD_OK)
-        st = IOTD_EIO;
-    if (st == IOTD_OK && renameat(kv->dirfd, temp, kv->dirfd, name) != 0)
-        st = IOTD_EIO;
+        goto out;
+    }
     /* The rename is durable only once the directory is. */
-    if (st == IOTD_OK && fsync(kv->dirfd) != 0)
+    if (fsync(kv->dirfd) != 0)
         st = IOTD_EIO;
+out:
     if (st != IOTD_OK)
         unlinkat(kv->dirfd, temp, 0);
     return st;

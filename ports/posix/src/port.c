@@ -32,11 +32,10 @@ static size_t put(char *buf, size_t cap, size_t len, const char *s)
     return len;
 }
 
-size_t iotd_posix_log_format(char *buf, size_t cap, int64_t unix_ms, const char *device_id,
-                             iotd_log_level level, const char *event, const char *msg)
+/* The line's fields up to the opening quote of msg; the length written. */
+static size_t put_head(char *buf, size_t cap, int64_t unix_ms, const char *device_id,
+                       iotd_log_level level, const char *event)
 {
-    if (cap == 0)
-        return 0;
     time_t secs = (time_t)(unix_ms / 1000);
     struct tm tm;
     char stamp[32] = "";
@@ -45,7 +44,12 @@ size_t iotd_posix_log_format(char *buf, size_t cap, int64_t unix_ms, const char 
     int n = snprintf(buf, cap, "%s.%03dZ level=%s device=%s event=%s msg=\"", stamp,
                      (int)(unix_ms % 1000), iotd_posix_level_name(level),
                      device_id ? device_id : "-", event ? event : "-");
-    size_t len = n < 0 ? 0 : (size_t)n >= cap ? cap - 1 : (size_t)n;
+    return n < 0 ? 0 : (size_t)n >= cap ? cap - 1 : (size_t)n;
+}
+
+/* msg escaped at buf[len], printable ASCII only; the new length. */
+static size_t put_message(char *buf, size_t cap, size_t len, const char *msg)
+{
     /* A response body's final line break is not part of the message. */
     const char *m = msg ? msg : "";
     size_t mlen = strlen(m);
@@ -58,6 +62,16 @@ size_t iotd_posix_log_format(char *buf, size_t cap, int64_t unix_ms, const char 
             buf[len++] = '\\';
         buf[len++] = c >= 0x20 && c < 0x7f ? (char)c : '?';
     }
+    return len;
+}
+
+size_t iotd_posix_log_format(char *buf, size_t cap, int64_t unix_ms, const char *device_id,
+                             iotd_log_level level, const char *event, const char *msg)
+{
+    if (cap == 0)
+        return 0;
+    size_t len = put_head(buf, cap, unix_ms, device_id, level, event);
+    len = put_message(buf, cap, len, msg);
     len = put(buf, cap, len, "\"\n");
     buf[len] = '\0';
     if (len > 0 && buf[len - 1] != '\n') /* cut: still one line */
