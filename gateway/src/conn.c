@@ -183,7 +183,7 @@ static bool admit(gw_conn *c)
 {
     if (c->env->kind != GW_CONN_DEVICE)
         return true;
-    int max = c->env->app->cfg.max_connections;
+    int max = c->env->app->opt.max_connections;
     if (max > 0 && gw_gauge_get(GW_G_OPEN_CONNECTIONS) >= max) {
         refuse_connection(c, GW_REF_CONN_OVER_CAPACITY, "max_connections reached");
         return false;
@@ -378,7 +378,7 @@ static gw_admission_verdict authenticate(gw_conn *c, char device[IOT_ID_MAX + 1]
     device[0] = '\0';
     if (c->ssl != NULL && SSL_get0_peer_certificate(c->ssl) != NULL)
         return gw_tls_peer_device(c, app->identity, device);
-    if (app->cfg.require_client_cert && app->cfg.device_tls)
+    if (app->opt.require_client_cert && app->opt.tls)
         return GW_ADMISSION_UNKNOWN;
     /* Development mode only: a device without a certificate names itself. */
     const char *name = c->http.req.device_id;

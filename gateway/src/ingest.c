@@ -170,7 +170,7 @@ static void answer_stored(ingest_job *ij)
 static void answer_job(gw_worker *w, ingest_job *ij)
 {
     gw_store_job *job = &ij->job;
-    int retry = (int)w->app->cfg.retry_after_s;
+    int retry = (int)w->app->opt.retry_after_s;
     static const gw_refusal why[] = {
         [GW_STORE_FULL] = GW_REF_OUTBOX_FULL,
         [GW_STORE_DEVICE_FULL] = GW_REF_OUTBOX_DEVICE_SHARE,
@@ -210,8 +210,8 @@ static void on_jobs_done(evutil_socket_t fd, short what, void *arg)
 /* Validated body in, outbox job out; the answer waits for the outbox. */
 static void submit(gw_worker *w, gw_conn *c, const char *device, const gw_batch *batch, double rx)
 {
-    const gw_config *cfg = &w->app->cfg;
-    size_t tail_max = gw_message_tail_max(cfg->topic_prefix, device, cfg->mqtt_max_packet);
+    const gw_ingest_options *opt = &w->app->opt;
+    size_t tail_max = gw_message_tail_max(opt->topic_prefix, device, opt->mqtt_max_packet);
     ingest_job *ij = calloc(1, sizeof(*ij));
     gw_store_item *items = NULL;
     oversize big = {0};
@@ -229,7 +229,7 @@ static void submit(gw_worker *w, gw_conn *c, const char *device, const gw_batch 
     if (rc != 0) {
         free(ij);
         gw_conn_refuse(c, GW_REF_OUT_OF_MEMORY, device, "the gateway is out of memory; retry later",
-                       (int)cfg->retry_after_s);
+                       (int)opt->retry_after_s);
         return;
     }
     snprintf(ij->job.device, sizeof(ij->job.device), "%s", device);
@@ -252,7 +252,7 @@ static void handle_telemetry(gw_conn *c, gw_http_request *req, const char *devic
     gw_app *app = w->app;
     if (atomic_load(&app->draining) || w->draining) {
         gw_conn_refuse(c, GW_REF_SHUTTING_DOWN, device, "the gateway is shutting down; retry later",
-                       (int)app->cfg.retry_after_s);
+                       (int)app->opt.retry_after_s);
         return;
     }
     gw_content_type ct;
@@ -274,7 +274,7 @@ static void handle_telemetry(gw_conn *c, gw_http_request *req, const char *devic
     memset(&batch, 0, sizeof(batch));
     if (gw_payload_parse(body, req->body_len, ct, device, rx, &app->limits, &batch, &perr) != 0) {
         gw_conn_refuse(c, perr.refusal, device, perr.detail,
-                       perr.refusal == GW_REF_OUT_OF_MEMORY ? (int)app->cfg.retry_after_s : 0);
+                       perr.refusal == GW_REF_OUT_OF_MEMORY ? (int)app->opt.retry_after_s : 0);
         return;
     }
     submit(w, c, device, &batch, rx);
@@ -351,8 +351,8 @@ static iot_status worker_init(gw_app *app, gw_worker *w, gw_ingest *in, iot_err 
     w->env = (gw_conn_env){.kind = GW_CONN_DEVICE,
                            .app = app,
                            .base = w->base,
-                           .tls = app->cfg.device_tls ? app->device_tls : NULL,
-                           .request_timeout_ms = app->cfg.request_timeout_ms,
+                           .tls = app->opt.tls ? app->device_tls : NULL,
+                           .request_timeout_ms = app->opt.request_timeout_ms,
                            .max_body = app->limits.max_body,
                            .per_address = in->per_address,
                            .address_rate = in->address_rate,
@@ -360,7 +360,7 @@ static iot_status worker_init(gw_app *app, gw_worker *w, gw_ingest *in, iot_err 
                            .n_routes = sizeof(ROUTES) / sizeof(ROUTES[0]),
                            .owner = w};
     evutil_socket_t fd = -1;
-    iot_status st = open_listener(app->cfg.device_listen, &fd, err);
+    iot_status st = open_listener(app->opt.listen, &fd, err);
     if (st != IOT_OK)
         return st;
     w->listener = evconnlistener_new(w->base, on_accept, w,
@@ -380,6 +380,8 @@ static iot_status worker_init(gw_app *app, gw_worker *w, gw_ingest *in, iot_err 
 
 static void worker_free(gw_worker *w)
 {
+    if (w->app == NULL)
+        return; /* never initialised: a start that failed before it */
     /* Jobs finished after the loop stopped: their answers go nowhere. */
     while (w->done_head) {
         gw_store_job *next = w->done_head->next;
@@ -398,55 +400,79 @@ static void worker_free(gw_worker *w)
     pthread_mutex_destroy(&w->lock);
 }
 
-iot_status gw_ingest_start(gw_app *app, int workers, gw_ingest **out, iot_err *err)
+/* The per-address tables the workers share: connections per address (cap)
+ * and new connections per address (rate). Without TLS (development mode)
+ * there are none: the caps guard the TLS handshake. */
+static iot_status open_address_limits(gw_ingest *in, const gw_ingest_options *opt, iot_err *err)
 {
-    *out = NULL;
-    gw_conn_set_buffer_limit(app->cfg.max_buffered_bytes);
-    gw_ingest *in = calloc(1, sizeof(*in));
-    if (in != NULL)
-        in->workers = calloc((size_t)workers, sizeof(gw_worker));
-    if (in == NULL || in->workers == NULL) {
-        free(in);
-        return iot_err_set(err, IOT_ENOMEM, "out of memory");
-    }
-    in->n = workers;
-    iot_status st = IOT_OK;
-    int per_address = app->cfg.max_connections_per_address;
-    if (per_address > 0 && app->cfg.device_tls) {
-        in->per_address =
-            gw_addr_limit_new((uint32_t)per_address, (uint32_t)app->cfg.max_connections);
+    if (!opt->tls)
+        return IOT_OK;
+    if (opt->max_connections_per_address > 0) {
+        in->per_address = gw_addr_limit_new((uint32_t)opt->max_connections_per_address,
+                                            (uint32_t)opt->max_connections);
         if (in->per_address == NULL)
-            st = iot_err_set(err, IOT_ENOMEM, "out of memory for the per-address connection table");
+            return iot_err_set(err, IOT_ENOMEM,
+                               "out of memory for the per-address connection table");
     }
-    if (st == IOT_OK && app->cfg.connection_rate_per_address > 0 && app->cfg.device_tls) {
-        in->address_rate = gw_addr_rate_new(app->cfg.connection_rate_per_address,
-                                            app->cfg.connection_burst_per_address, 0);
+    if (opt->connection_rate_per_address > 0) {
+        in->address_rate = gw_addr_rate_new(opt->connection_rate_per_address,
+                                            opt->connection_burst_per_address, 0);
         if (in->address_rate == NULL)
-            st = iot_err_set(err, IOT_ENOMEM, "out of memory for the per-address rate table");
+            return iot_err_set(err, IOT_ENOMEM, "out of memory for the per-address rate table");
     }
-    for (int i = 0; i < workers && st == IOT_OK; i++)
-        st = worker_init(app, &in->workers[i], in, err);
-    for (int i = 0; i < workers && st == IOT_OK; i++)
+    return IOT_OK;
+}
+
+static iot_status start_workers(gw_app *app, gw_ingest *in, iot_err *err)
+{
+    for (int i = 0; i < in->n; i++) {
+        iot_status st = worker_init(app, &in->workers[i], in, err);
+        if (st != IOT_OK)
+            return st;
+    }
+    for (int i = 0; i < in->n; i++)
         if (pthread_create(&in->workers[i].thread, NULL, worker_main, &in->workers[i]) != 0)
-            st = iot_err_set(err, IOT_EIO, "cannot start worker thread %d", i);
+            return iot_err_set(err, IOT_EIO, "cannot start worker thread %d", i);
+    return IOT_OK;
+}
+
+/* Undoes a start that failed part-way: stops the threads that started. */
+static void abandon(gw_ingest *in)
+{
+    for (int i = 0; in->workers != NULL && i < in->n; i++)
+        if (in->workers[i].thread)
+            event_base_loopbreak(in->workers[i].base);
+    for (int i = 0; in->workers != NULL && i < in->n; i++)
+        if (in->workers[i].thread)
+            pthread_join(in->workers[i].thread, NULL);
+    gw_ingest_free(in);
+}
+
+iot_status gw_ingest_start(gw_app *app, gw_ingest **out, iot_err *err)
+{
+    iot_status st = IOT_OK;
+    *out = NULL;
+    gw_conn_set_buffer_limit(app->opt.max_buffered_bytes);
+    gw_ingest *in = calloc(1, sizeof(*in));
+    if (in == NULL)
+        return iot_err_set(err, IOT_ENOMEM, "out of memory");
+    in->n = app->opt.workers;
+    in->workers = calloc((size_t)in->n, sizeof(gw_worker));
+    if (in->workers == NULL) {
+        st = iot_err_set(err, IOT_ENOMEM, "out of memory");
+        goto out;
+    }
+    st = open_address_limits(in, &app->opt, err);
+    if (st != IOT_OK)
+        goto out;
+    st = start_workers(app, in, err);
+out:
     if (st != IOT_OK) {
-        /* Threads that started are stopped by gw_ingest_stop's path. */
-        for (int i = 0; i < workers; i++)
-            if (in->workers[i].thread)
-                event_base_loopbreak(in->workers[i].base);
-        for (int i = 0; i < workers; i++) {
-            if (in->workers[i].thread)
-                pthread_join(in->workers[i].thread, NULL);
-            worker_free(&in->workers[i]);
-        }
-        gw_addr_limit_free(in->per_address);
-        gw_addr_rate_free(in->address_rate);
-        free(in->workers);
-        free(in);
-        return st;
+        abandon(in);
+        in = NULL;
     }
     *out = in;
-    return IOT_OK;
+    return st;
 }
 
 void gw_ingest_stop(gw_ingest *in, int grace_ms)
@@ -468,7 +494,7 @@ void gw_ingest_free(gw_ingest *in)
 {
     if (in == NULL)
         return;
-    for (int i = 0; i < in->n; i++)
+    for (int i = 0; in->workers != NULL && i < in->n; i++)
         worker_free(&in->workers[i]); /* frees the connections, which give back their slots */
     gw_addr_limit_free(in->per_address);
     gw_addr_rate_free(in->address_rate);

@@ -10,7 +10,8 @@
 
 typedef struct gw_ingest gw_ingest;
 
-iot_status gw_ingest_start(gw_app *app, int workers, gw_ingest **out, iot_err *err);
+/* Starts app->opt.workers workers listening on app->opt.listen. */
+iot_status gw_ingest_start(gw_app *app, gw_ingest **out, iot_err *err);
 
 /* Stops accepting connections, answers what is in flight, then stops the
  * threads. Waits at most grace_ms for in-flight requests. */

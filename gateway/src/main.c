@@ -50,6 +50,7 @@
 #define FD_OVERHEAD_PER_WORKER 4
 
 typedef struct daemon_state {
+    gw_config cfg;
     gw_app app;
     struct event_base *base;
     gw_ingest *ingest;
@@ -209,12 +210,30 @@ static void admin_status(void *ctx, gw_admin_status *out)
     out->draining = atomic_load(&d->app.draining);
     out->broker_connected = gw_forwarder_connected(d->forwarder);
     out->outbox_depth = d->app.outbox != NULL ? gw_outbox_depth(d->app.outbox) : 0;
-    out->outbox_max = d->app.cfg.outbox_max;
+    out->outbox_max = d->cfg.outbox_max;
+}
+
+static void ingest_options_from_config(const gw_config *c, gw_ingest_options *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->listen = c->device_listen;
+    o->workers = worker_count(c);
+    o->tls = c->device_tls;
+    o->require_client_cert = c->require_client_cert;
+    o->max_connections = c->max_connections;
+    o->max_connections_per_address = c->max_connections_per_address;
+    o->connection_rate_per_address = c->connection_rate_per_address;
+    o->connection_burst_per_address = c->connection_burst_per_address;
+    o->request_timeout_ms = c->request_timeout_ms;
+    o->max_buffered_bytes = c->max_buffered_bytes;
+    o->retry_after_s = c->retry_after_s;
+    o->topic_prefix = c->topic_prefix;
+    o->mqtt_max_packet = c->mqtt_max_packet;
 }
 
 static void admin_options_from_config(daemon_state *d, gw_admin_options *o)
 {
-    const gw_config *c = &d->app.cfg;
+    const gw_config *c = &d->cfg;
     memset(o, 0, sizeof(*o));
     o->listen = c->admin_listen;
     o->remote = c->admin_remote;
@@ -270,20 +289,20 @@ static void on_reload_tick(evutil_socket_t fd, short what, void *arg)
 }
 
 /* The registry, the outbox and the per-address rate limit. */
-static iot_status open_stores(gw_app *app, iot_err *err)
+static iot_status open_stores(daemon_state *d, iot_err *err)
 {
+    gw_app *app = &d->app;
     gw_admission_options iopt;
-    identity_options_from_config(&app->cfg, &iopt);
+    identity_options_from_config(&d->cfg, &iopt);
     iot_status st = gw_admission_open(&iopt, &app->identity, err);
     if (st != IOT_OK)
         goto out;
-    st = gw_outbox_open(app->cfg.outbox, app->cfg.outbox_max, &app->outbox, err);
+    st = gw_outbox_open(d->cfg.outbox, d->cfg.outbox_max, &app->outbox, err);
     if (st != IOT_OK)
         goto out;
-    gw_outbox_set_limits(app->outbox, (int64_t)app->cfg.outbox_max_bytes,
-                         app->cfg.outbox_device_share);
-    gw_gauge_set(GW_G_OUTBOX_MAX, app->cfg.outbox_max);
-    app->ratelimit = gw_ratelimit_new(app->cfg.rate_limit, app->cfg.rate_burst);
+    gw_outbox_set_limits(app->outbox, (int64_t)d->cfg.outbox_max_bytes, d->cfg.outbox_device_share);
+    gw_gauge_set(GW_G_OUTBOX_MAX, d->cfg.outbox_max);
+    app->ratelimit = gw_ratelimit_new(d->cfg.rate_limit, d->cfg.rate_burst);
     if (app->ratelimit == NULL)
         st = iot_err_set(err, IOT_ENOMEM, "out of memory");
 out:
@@ -291,12 +310,13 @@ out:
 }
 
 /* The TLS context devices connect to, when the device listener uses TLS. */
-static iot_status open_device_tls(gw_app *app, iot_err *err)
+static iot_status open_device_tls(daemon_state *d, iot_err *err)
 {
-    if (!app->cfg.device_tls)
+    gw_app *app = &d->app;
+    if (!d->cfg.device_tls)
         return IOT_OK;
-    gw_tls_options topt = {app->cfg.tls_cert, app->cfg.tls_key, app->cfg.client_ca,
-                           app->cfg.require_client_cert, app->cfg.max_connections_per_device};
+    gw_tls_options topt = {d->cfg.tls_cert, d->cfg.tls_key, d->cfg.client_ca,
+                           d->cfg.require_client_cert, d->cfg.max_connections_per_device};
     iot_status st = gw_tls_server_ctx(&topt, app->identity, &app->device_tls, err);
     if (st != IOT_OK)
         return st;
@@ -311,8 +331,8 @@ static iot_status start_forwarding(daemon_state *d, iot_err *err)
 {
     gw_app *app = &d->app;
     gw_forwarder_options fopt;
-    forwarder_options_from_config(&app->cfg, app->identity, &fopt);
-    iot_status st = gw_outbox_store_open(app->outbox, app->cfg.outbox, &d->store, err);
+    forwarder_options_from_config(&d->cfg, app->identity, &fopt);
+    iot_status st = gw_outbox_store_open(app->outbox, d->cfg.outbox, &d->store, err);
     if (st != IOT_OK)
         goto out;
     st = gw_forwarder_start(&fopt, &d->store, d->base, &d->forwarder, err);
@@ -325,7 +345,7 @@ out:
 
 static iot_status start_admin(daemon_state *d, iot_err *err)
 {
-    if (!d->app.cfg.admin_listen[0])
+    if (!d->cfg.admin_listen[0])
         return IOT_OK;
     gw_admin_options aopt;
     admin_options_from_config(d, &aopt);
@@ -345,7 +365,7 @@ static iot_status watch_signals(daemon_state *d, iot_err *err)
     event_add(d->sigterm_ev, NULL);
     event_add(d->sigint_ev, NULL);
     event_add(d->sighup_ev, NULL);
-    const gw_config *c = &d->app.cfg;
+    const gw_config *c = &d->cfg;
     if (c->reload_interval_ms > 0) {
         struct timeval tv = {(time_t)(c->reload_interval_ms / 1000),
                              (suseconds_t)((c->reload_interval_ms % 1000) * 1000)};
@@ -357,18 +377,18 @@ static iot_status watch_signals(daemon_state *d, iot_err *err)
 static iot_status start(daemon_state *d, iot_err *err)
 {
     gw_app *app = &d->app;
-    limits_from_config(&app->cfg, &app->limits);
-    int workers = worker_count(&app->cfg);
-    iot_status st = open_stores(app, err);
+    limits_from_config(&d->cfg, &app->limits);
+    ingest_options_from_config(&d->cfg, &app->opt);
+    iot_status st = open_stores(d, err);
     if (st != IOT_OK)
         goto out;
-    st = open_device_tls(app, err);
+    st = open_device_tls(d, err);
     if (st != IOT_OK)
         goto out;
     st = start_forwarding(d, err);
     if (st != IOT_OK)
         goto out;
-    st = gw_ingest_start(app, workers, &d->ingest, err);
+    st = gw_ingest_start(app, &d->ingest, err);
     if (st != IOT_OK)
         goto out;
     st = start_admin(d, err);
@@ -380,9 +400,9 @@ static iot_status start(daemon_state *d, iot_err *err)
     gw_log(GW_LOG_INFO, "gateway.started",
            "version=%s device_listen=%s admin_listen=%s workers=%d outbox=%s outbox_depth=%lld "
            "broker=%s:%d",
-           IOT_VERSION, app->cfg.device_listen,
-           app->cfg.admin_listen[0] ? app->cfg.admin_listen : "-", workers, app->cfg.outbox,
-           (long long)gw_outbox_depth(app->outbox), app->cfg.mqtt_host, app->cfg.mqtt_port);
+           IOT_VERSION, d->cfg.device_listen, d->cfg.admin_listen[0] ? d->cfg.admin_listen : "-",
+           app->opt.workers, d->cfg.outbox, (long long)gw_outbox_depth(app->outbox),
+           d->cfg.mqtt_host, d->cfg.mqtt_port);
 out:
     return st;
 }
@@ -415,17 +435,17 @@ static int run(const char *config_path)
     daemon_state d;
     memset(&d, 0, sizeof(d));
     iot_err err = {0};
-    gw_config_defaults(&d.app.cfg);
-    if (gw_config_load(config_path, &d.app.cfg, &err) != IOT_OK ||
-        gw_config_validate(&d.app.cfg, warn_insecure, NULL, &err) != IOT_OK) {
+    gw_config_defaults(&d.cfg);
+    if (gw_config_load(config_path, &d.cfg, &err) != IOT_OK ||
+        gw_config_validate(&d.cfg, warn_insecure, NULL, &err) != IOT_OK) {
         fprintf(stderr, "iotgw: error: %s\n", err.msg);
         return 1; /* as --check-config: 2 is for a wrong command line */
     }
-    int level = gw_log_level_parse(d.app.cfg.log_level);
+    int level = gw_log_level_parse(d.cfg.log_level);
     gw_log_set_level(level < 0 ? GW_LOG_INFO : (gw_log_level)level);
-    raise_fd_limit(&d.app.cfg);
+    raise_fd_limit(&d.cfg);
     char why[512];
-    if (gw_message_check_limits(&d.app.cfg, why, sizeof(why)) != 0)
+    if (gw_message_check_limits(&d.cfg, why, sizeof(why)) != 0)
         gw_log(GW_LOG_WARN, "config.limits", "detail=\"%s\"", why);
     d.base = event_base_new();
     if (d.base == NULL) {

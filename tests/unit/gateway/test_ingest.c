@@ -43,7 +43,9 @@ typedef struct ingest_rig {
     gw_app app;
     gw_ingest *ingest;
     int port;
+    char listen[32];
     char outbox_path[160];
+    char cert[160], key[160], ca[160], crl[160], registry[160];
     bool stopped;
 } ingest_rig;
 
@@ -124,40 +126,48 @@ static int group_teardown(void **state)
     return sh("rm -rf %s", dir) == 0 ? 0 : -1;
 }
 
-/* Workers, identity, TLS and outbox as main.c builds them, from the
- * configuration's defaults and the test PKI. */
+/* Workers, admission snapshot, TLS and outbox as main.c builds them, with
+ * the configuration's default values where the test does not care and
+ * the test PKI. */
 static int setup(void **state)
 {
     ingest_rig *r = calloc(1, sizeof(*r));
     if (r == NULL)
         return -1;
     gw_app *app = &r->app;
-    gw_config *c = &app->cfg;
-    gw_config_defaults(c);
     r->port = free_port();
-    snprintf(c->device_listen, sizeof(c->device_listen), "127.0.0.1:%d", r->port);
-    snprintf(c->tls_cert, sizeof(c->tls_cert), "%s/servers/gateway/cert.pem", pki);
-    snprintf(c->tls_key, sizeof(c->tls_key), "%s/servers/gateway/key.pem", pki);
-    snprintf(c->client_ca, sizeof(c->client_ca), "%s/ca.crt", pki);
-    snprintf(c->crl_file, sizeof(c->crl_file), "%s/crl.pem", pki);
-    snprintf(c->registry, sizeof(c->registry), "%s/registry.db", pki);
+    snprintf(r->listen, sizeof(r->listen), "127.0.0.1:%d", r->port);
+    snprintf(r->cert, sizeof(r->cert), "%s/servers/gateway/cert.pem", pki);
+    snprintf(r->key, sizeof(r->key), "%s/servers/gateway/key.pem", pki);
+    snprintf(r->ca, sizeof(r->ca), "%s/ca.crt", pki);
+    snprintf(r->crl, sizeof(r->crl), "%s/crl.pem", pki);
+    snprintf(r->registry, sizeof(r->registry), "%s/registry.db", pki);
     snprintf(r->outbox_path, sizeof(r->outbox_path), "%s/outbox-%d.db", dir, ++test_no);
-    snprintf(c->outbox, sizeof(c->outbox), "%s", r->outbox_path);
-    c->rate_limit = 0;
-    c->connection_rate_per_address = 0;
+    app->opt = (gw_ingest_options){
+        .listen = r->listen,
+        .workers = 2,
+        .tls = true,
+        .require_client_cert = true,
+        .max_connections = 100,
+        .max_connections_per_address = 100,
+        .connection_rate_per_address = 0, /* the tests connect often */
+        .request_timeout_ms = 10000,
+        .max_buffered_bytes = 1 << 20,
+        .retry_after_s = 5,
+        .topic_prefix = "telemetry",
+        .mqtt_max_packet = 65536,
+    };
     gw_payload_limits_default(&app->limits);
-    app->limits.max_body = c->max_body;
     iot_err err = {0};
-    gw_admission_options iopt = {c->registry, c->crl_file, c->client_ca};
-    gw_tls_options topt = {c->tls_cert, c->tls_key, c->client_ca, true,
-                           c->max_connections_per_device};
-    app->ratelimit = gw_ratelimit_new(c->rate_limit, c->rate_burst);
+    gw_admission_options iopt = {r->registry, r->crl, r->ca};
+    gw_tls_options topt = {r->cert, r->key, r->ca, true, 4};
+    app->ratelimit = gw_ratelimit_new(0, 0); /* no per-device rate limit */
     bool ok = app->ratelimit != NULL && r->port > 0 &&
               gw_admission_open(&iopt, &app->identity, &err) == IOT_OK &&
-              gw_outbox_open(c->outbox, c->outbox_max, &app->outbox, &err) == IOT_OK &&
+              gw_outbox_open(r->outbox_path, 1000, &app->outbox, &err) == IOT_OK &&
               gw_outbox_start(app->outbox, NULL, NULL, &err) == IOT_OK &&
               gw_tls_server_ctx(&topt, app->identity, &app->device_tls, &err) == IOT_OK &&
-              gw_ingest_start(app, 2, &r->ingest, &err) == IOT_OK;
+              gw_ingest_start(app, &r->ingest, &err) == IOT_OK;
     if (!ok)
         fprintf(stderr, "setup: %s\n", err.msg);
     *state = r;
