@@ -58,3 +58,8 @@ const gw_route *gw_route_find(const gw_route *table, size_t n, llhttp_method_t m
                                : "no endpoint at this path";
     return NULL;
 }
+
+bool gw_route_allows(const gw_route *r, bool admitted)
+{
+    return r != NULL && (admitted || r->anyone);
+}

@@ -27,8 +27,13 @@ typedef struct gw_route {
     const char *path;       /* exact raw target; with prefix, what it must start with */
     bool prefix;            /* path ends in '/' and at least one byte must follow */
     gw_route_fn handler;
-    size_t body_max;  /* bytes, or GW_ROUTE_BODY_CONFIGURED */
-    bool device_only; /* only an admitted device may call it */
+    size_t body_max; /* bytes, or GW_ROUTE_BODY_CONFIGURED */
+    /* Who may call it. false (the default of a row that says nothing):
+     * only an admitted caller, a device the admission snapshot accepts on
+     * the device listener, the token's holder on the admin listener.
+     * true: any peer that got through TLS, for an endpoint that decides
+     * in its handler (enrollment); the handler then gets device "". */
+    bool anyone;
 } gw_route;
 
 #define GW_ROUTE_ALLOW_MAX 64
@@ -40,5 +45,8 @@ typedef struct gw_route {
 const gw_route *gw_route_find(const gw_route *table, size_t n, llhttp_method_t method,
                               const char *target, size_t len, gw_refusal *why, const char **detail,
                               char allow[GW_ROUTE_ALLOW_MAX]);
+
+/* Whether a caller may reach row r: admitted, or the row is for anyone. */
+bool gw_route_allows(const gw_route *r, bool admitted);
 
 #endif

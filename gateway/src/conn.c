@@ -471,9 +471,16 @@ static bool on_headers(gw_conn *c)
     c->pending = GW_REF_COUNT;
     c->pending_who[0] = '\0';
     bool admitted = env->kind == GW_CONN_ADMIN ? check_admin(c) : check_device(c);
-    if (admitted)
-        c->route = gw_route_find(env->routes, env->n_routes, req->method, req->target,
-                                 req->target_len, &c->pending, &c->pending_detail, c->allow);
+    gw_refusal miss = GW_REF_COUNT;
+    const char *miss_detail = NULL;
+    const gw_route *route = gw_route_find(env->routes, env->n_routes, req->method, req->target,
+                                          req->target_len, &miss, &miss_detail, c->allow);
+    if (gw_route_allows(route, admitted)) {
+        c->route = route;
+    } else if (admitted) {
+        c->pending = miss;
+        c->pending_detail = miss_detail;
+    } /* else: the caller's refusal, set by its check, comes first */
     if (c->route == NULL && env->kind == GW_CONN_ADMIN)
         c->pending = admin_route_refusal(c->pending);
     size_t max = env->max_body;

@@ -51,10 +51,11 @@ struct gw_ingest {
 static void handle_telemetry(gw_conn *c, gw_http_request *req, const char *device);
 
 /* The device listener's endpoints (router.h). A new endpoint is a row
- * here and its handler. */
+ * here and its handler; a row callable by a device that is not admitted
+ * says .anyone = true. */
 // clang-format off
 static const gw_route ROUTES[] = {
-    {.method = HTTP_POST, .path = IOTD_PROTOCOL_PATH, .handler = handle_telemetry, .body_max = GW_ROUTE_BODY_CONFIGURED, .device_only = true},
+    {.method = HTTP_POST, .path = IOTD_PROTOCOL_PATH, .handler = handle_telemetry, .body_max = GW_ROUTE_BODY_CONFIGURED},
 };
 // clang-format on
 

@@ -21,6 +21,7 @@ static void handler_b(struct gw_conn *c, struct gw_http_request *r, const char *
 static const gw_route ROUTES[] = {
     {.method = HTTP_POST, .path = "/v1/telemetry", .handler = handler_a, .body_max = 100},
     {.method = HTTP_GET, .path = "/v1/firmware/", .prefix = true, .handler = handler_b},
+    {.method = HTTP_POST, .path = "/enroll", .handler = handler_b, .anyone = true},
 };
 #define N (sizeof(ROUTES) / sizeof(ROUTES[0]))
 
@@ -104,13 +105,30 @@ static void prefix_rows(void **state)
     assert_int_equal(why, GW_REF_NOT_FOUND);
 }
 
+/* A row is for admitted callers unless it says otherwise: a row written
+ * without thinking about it must not open an endpoint to everyone. */
+static void who_may_call(void **state)
+{
+    (void)state;
+    gw_refusal why;
+    char allow[GW_ROUTE_ALLOW_MAX];
+    const gw_route *telemetry = find(HTTP_POST, "/v1/telemetry", &why, allow);
+    const gw_route *enroll = find(HTTP_POST, "/enroll", &why, allow);
+    assert_non_null(telemetry);
+    assert_non_null(enroll);
+    assert_true(gw_route_allows(telemetry, true));
+    assert_false(gw_route_allows(telemetry, false));
+    assert_true(gw_route_allows(enroll, false));
+    assert_true(gw_route_allows(enroll, true));
+    assert_false(gw_route_allows(NULL, true));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(exact_match),
-        cmocka_unit_test(invalid_targets),
-        cmocka_unit_test(method_not_allowed),
-        cmocka_unit_test(prefix_rows),
+        cmocka_unit_test(exact_match),        cmocka_unit_test(invalid_targets),
+        cmocka_unit_test(method_not_allowed), cmocka_unit_test(prefix_rows),
+        cmocka_unit_test(who_may_call),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
