@@ -144,22 +144,34 @@ static iot_status exec_steps(iot_registry *reg, const sql_step *steps, size_t n,
     return IOT_OK;
 }
 
-static iot_status pragma_int(iot_registry *reg, const char *pragma, int *out, iot_err *err)
+/* The first column of the first row of sql as an integer: SQLITE_OK,
+ * SQLITE_DONE when there is no row, or SQLite's error. */
+static int query_int64(sqlite3 *db, const char *sql, int64_t *out)
 {
     sqlite3_stmt *st = NULL;
-    char sql[64];
-    snprintf(sql, sizeof(sql), "PRAGMA %s", pragma);
-    int rc = sqlite3_prepare_v2(reg->db, sql, -1, &st, NULL);
+    int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
     if (rc != SQLITE_OK)
         goto out;
     rc = sqlite3_step(st);
     if (rc != SQLITE_ROW)
         goto out;
-    *out = sqlite3_column_int(st, 0);
+    *out = sqlite3_column_int64(st, 0);
     rc = SQLITE_OK;
 out:
     sqlite3_finalize(st);
-    return rc == SQLITE_OK ? IOT_OK : db_fail(reg, rc, "reading the header", err);
+    return rc;
+}
+
+static iot_status pragma_int(iot_registry *reg, const char *pragma, int *out, iot_err *err)
+{
+    char sql[64];
+    snprintf(sql, sizeof(sql), "PRAGMA %s", pragma);
+    int64_t v = 0;
+    int rc = query_int64(reg->db, sql, &v);
+    if (rc != SQLITE_OK)
+        return db_fail(reg, rc, "reading the header", err);
+    *out = (int)v;
+    return IOT_OK;
 }
 
 static iot_status reg_alloc(const char *path, iot_registry **out, iot_err *err)
@@ -773,19 +785,12 @@ iot_status iot_registry_next_crl_number(iot_registry *reg, uint64_t *out, iot_er
                         "numbering the CRL", err);
     if (s != IOT_OK)
         return s;
-    sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(reg->db, "SELECT value FROM meta WHERE key = 'crl_number'", -1, &st,
-                                NULL);
-    if (rc != SQLITE_OK)
-        goto out;
-    rc = sqlite3_step(st);
-    if (rc != SQLITE_ROW)
-        goto out;
-    *out = (uint64_t)sqlite3_column_int64(st, 0);
-    rc = SQLITE_OK;
-out:
-    sqlite3_finalize(st);
+    int64_t number = 0;
+    int rc = query_int64(reg->db, "SELECT value FROM meta WHERE key = 'crl_number'", &number);
     if (rc == SQLITE_DONE)
         return iot_err_set(err, IOT_ECORRUPT, "registry %s has no CRL number", reg->path);
-    return rc == SQLITE_OK ? IOT_OK : db_fail(reg, rc, "numbering the CRL", err);
+    if (rc != SQLITE_OK)
+        return db_fail(reg, rc, "numbering the CRL", err);
+    *out = (uint64_t)number;
+    return IOT_OK;
 }
