@@ -153,7 +153,11 @@ static iot_status pki_paths(const cli_ctx *ctx, char *key, char *cert, char *db,
     return cli_path(ctx, db, "registry.db", err);
 }
 
-iot_status open_pki(const cli_ctx *ctx, pki_ca *ca, iot_registry **reg, iot_err *err)
+/* The CA and the registry, opened in mode (IOT_REGISTRY_WRITE or
+ * IOT_REGISTRY_READONLY); a writer also records the keys of certificates
+ * the registry has none for. */
+static iot_status open_pki_as(const cli_ctx *ctx, pki_ca *ca, iot_registry **reg, int mode,
+                              iot_err *err)
 {
     char key[CLI_PATH_MAX], cert[CLI_PATH_MAX], db[CLI_PATH_MAX];
     *reg = NULL;
@@ -171,10 +175,11 @@ iot_status open_pki(const cli_ctx *ctx, pki_ca *ca, iot_registry **reg, iot_err 
     st = pki_ca_load(key, cert, ca, err);
     if (st != IOT_OK)
         return st;
-    st = iot_registry_open(db, IOT_REGISTRY_WRITE, reg, err);
+    st = iot_registry_open(db, mode, reg, err);
     if (st != IOT_OK)
         goto out;
-    st = record_keys(ctx, *reg, err);
+    if (mode == IOT_REGISTRY_WRITE)
+        st = record_keys(ctx, *reg, err);
 out:
     if (st != IOT_OK) {
         iot_registry_close(*reg);
@@ -182,6 +187,11 @@ out:
         pki_ca_free(ca);
     }
     return st;
+}
+
+iot_status open_pki(const cli_ctx *ctx, pki_ca *ca, iot_registry **reg, iot_err *err)
+{
+    return open_pki_as(ctx, ca, reg, IOT_REGISTRY_WRITE, err);
 }
 
 iot_status crl_regenerate(const cli_ctx *ctx, const pki_ca *ca, iot_registry *reg, int days,
@@ -628,19 +638,9 @@ static iot_status revoke_lookup(cli_ctx *ctx, iot_cert_kind kind, const char *na
 {
     pki_ca ca = {0};
     iot_registry *reg = NULL;
-    char key[CLI_PATH_MAX], cert[CLI_PATH_MAX], db[CLI_PATH_MAX];
-    iot_status st = cli_check_pki(ctx, err);
+    iot_status st = open_pki_as(ctx, &ca, &reg, IOT_REGISTRY_READONLY, err);
     if (st != IOT_OK)
         return st;
-    st = pki_paths(ctx, key, cert, db, err);
-    if (st != IOT_OK)
-        return st;
-    st = pki_ca_load(key, cert, &ca, err);
-    if (st != IOT_OK)
-        goto out;
-    st = iot_registry_open(db, IOT_REGISTRY_READONLY, &reg, err);
-    if (st != IOT_OK)
-        goto out;
     st = iot_registry_revoke_check(reg, kind, name, rec, err);
     if (st != IOT_OK)
         goto out;
