@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Regenerates what the gateway's option table (gateway/src/config.c)
+# Regenerates what the gateway's option table (gateway/lib/config.c)
 # produces: deploy/gateway/iotgw.conf.example and the option reference in
 # docs/configuration.md. The unit tests fail until both match the table.
 #   scripts/regen-config-docs.sh [BUILD_DIR]     (default build/asan)

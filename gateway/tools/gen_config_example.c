@@ -1,6 +1,6 @@
 /* Prints the documented example configuration (deploy/gateway/iotgw.conf.example)
  * or, with --markdown, the option reference of docs/configuration.md, both
- * from the option table of gateway/src/config.c:
+ * from the option table of gateway/lib/config.c:
  *
  *   gen_config_example > deploy/gateway/iotgw.conf.example
  *   gen_config_example --markdown

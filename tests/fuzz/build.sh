@@ -38,11 +38,10 @@ recipe() {
       LIBS=($(pkg-config --libs libcjson) -lm)
       ;;
     config_fuzz)
-      SRCS=("$f" gateway/src/config.c gateway/lib/config_parse.c common/src/status.c
-        common/src/fsutil.c)
-      DEPS=(gateway/src/config.h gateway/src/config.c gateway/lib/config_parse.h
+      SRCS=("$f" gateway/lib/config.c gateway/lib/config_parse.c common/src/status.c)
+      DEPS=(gateway/lib/config.h gateway/lib/config.c gateway/lib/config_parse.h
         gateway/lib/config_parse.c common core/include/iotd/protocol.h)
-      FLAGS=(-D_POSIX_C_SOURCE=200809L -Igateway/src -Igateway/lib -Icommon/include -Icore/include)
+      FLAGS=(-D_POSIX_C_SOURCE=200809L -Igateway/lib -Icommon/include -Icore/include)
       LIBS=(-lm)
       ;;
     csr_fuzz)

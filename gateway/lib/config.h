@@ -2,6 +2,10 @@
  * validation, `--check-config` and the commented example file
  * (deploy/gateway/iotgw.conf.example), so the three cannot disagree.
  *
+ * Everything here works on memory. Reading the file from a path and
+ * checking the files it names (existence, key file modes) is
+ * gateway/src/config_files.h: gw_config_load, gw_config_check_files.
+ *
  * File format: one `key = value` per line; `#` starts a comment; blank
  * lines ignored; values may be quoted with "..." (no escapes). Unknown keys,
  * duplicate keys, and malformed values are errors naming the file, line
@@ -19,7 +23,8 @@
 
 #define GW_PATH_MAX           512
 #define GW_HOST_MAX           256
-#define GW_CONFIG_OPTIONS_MAX 128 /* room in gw_config.set_line; checked in config.c */
+#define GW_CONFIG_OPTIONS_MAX 128         /* room in gw_config.set_line; checked in config.c */
+#define GW_CONFIG_FILE_MAX    (64 * 1024) /* bytes of configuration text, at most */
 
 typedef struct gw_config {
     /* device listener (HTTPS, mutual TLS) */
@@ -97,14 +102,13 @@ typedef struct gw_config {
 /* Fills every field with its default. */
 void gw_config_defaults(gw_config *cfg);
 
-/* Parses a configuration file over the defaults, then validates. */
-iot_status gw_config_load(const char *path, gw_config *cfg, iot_err *err);
-
-/* Parses text (for tests and fuzzing); `origin` names it in messages. */
+/* Parses configuration text (at most GW_CONFIG_FILE_MAX bytes) over the
+ * defaults; `origin` (the file's path) names it in messages. */
 iot_status gw_config_parse(const char *text, size_t len, const char *origin, gw_config *cfg,
                            iot_err *err);
 
-/* Checks required keys, ranges and security rules (key file modes, ...).
+/* Checks required keys, ranges, security rules and the rules between
+ * values; touches no file (gw_config_check_files does, after it).
  * Each error starts with "FILE:LINE: " naming the line that set the value
  * at fault, or "FILE: " for a value left at its default (nothing for a
  * struct not made by the parser).
@@ -116,5 +120,29 @@ iot_status gw_config_validate(const gw_config *cfg, gw_config_warn_fn warn, void
 
 /* Writes the documented example (every key, its default, its meaning). */
 iot_status gw_config_write_example(char *buf, size_t size, size_t *written);
+
+/* For gateway/src/config_files.c, the module's part that opens files. */
+
+/* What the daemon needs of a path the configuration names. */
+enum {
+    GW__NEED_READ = 1u << 0,    /* a regular file it can read */
+    GW__NEED_PRIVATE = 1u << 1, /* a private key: group and others have no access */
+    GW__NEED_DIR = 1u << 2,     /* the directory it is created in exists */
+};
+
+typedef struct gw__config_path {
+    const char *key;  /* the option naming it */
+    const char *path; /* in cfg */
+    unsigned need;    /* GW__NEED_* */
+} gw__config_path;
+
+/* The paths of `cfg` with a need, in the option table's order; at most
+ * `max` (GW_CONFIG_OPTIONS_MAX is always enough). Returns how many. */
+size_t gw__config_paths(const gw_config *cfg, gw__config_path *out, size_t max);
+
+/* "FILE:LINE: " for the line that set `key`, "FILE: " when it kept its
+ * default, "" in a struct the parser did not make: the prefix of every
+ * validation error. */
+void gw__config_where(const gw_config *cfg, const char *key, char *buf, size_t size);
 
 #endif

@@ -1,23 +1,19 @@
 /* The option table below is the single description of the configuration:
  * the parser, the defaults, the validator, the example file and the option
- * reference in docs/configuration.md are all produced from it. */
+ * reference in docs/configuration.md are all produced from it. This file
+ * works on memory only; reading the file and checking the files it names
+ * is gateway/src/config_files.c, which asks the table which paths to check
+ * (gw__config_paths). */
 #include "config.h"
 
-#include <errno.h>
-#include <fcntl.h>
-#include <libgen.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "config_parse.h"
-#include "iot/fsutil.h"
 #include "iotd/protocol.h"
 
-#define GW__FILE_MAX (64 * 1024)
 #define GW__LINE_MAX 1024
 #define GW__SHOWN    64 /* room for a sanitised value in a message */
 
@@ -974,9 +970,9 @@ iot_status gw_config_parse(const char *text, size_t len, const char *origin, gw_
         st = iot_err_set(err, IOT_EINVAL, "no text given for %s", p->origin);
         goto out;
     }
-    if (len > GW__FILE_MAX) {
+    if (len > GW_CONFIG_FILE_MAX) {
         st = iot_err_set(err, IOT_ENOMEM, "%s is %zu bytes; the limit is %d", p->origin, len,
-                         GW__FILE_MAX);
+                         GW_CONFIG_FILE_MAX);
         goto out;
     }
     gw_config_defaults(&p->cfg);
@@ -993,23 +989,6 @@ out:
     return st;
 }
 
-iot_status gw_config_load(const char *path, gw_config *cfg, iot_err *err)
-{
-    char *text = NULL;
-    size_t len = 0;
-    iot_status st = iot_file_read(path, GW__FILE_MAX, &text, &len, err);
-    if (st != IOT_OK)
-        goto out;
-    st = gw_config_parse(text, len, path, cfg, err);
-    if (st != IOT_OK)
-        goto out;
-    /* Its errors name the file (and line) themselves. */
-    st = gw_config_validate(cfg, NULL, NULL, err);
-out:
-    free(text);
-    return st;
-}
-
 /* ------------------------------------------------------------------------ */
 /* validation                                                                */
 
@@ -1019,9 +998,7 @@ static void gw__warn(gw_config_warn_fn warn, void *ctx, const char *key, const c
         warn(ctx, key, message);
 }
 
-/* "FILE:LINE: " for the line that set `key`, "FILE: " when it kept its
- * default, "" in a struct the parser did not make. */
-static void gw__where(const gw_config *cfg, const char *key, char *buf, size_t size)
+void gw__config_where(const gw_config *cfg, const char *key, char *buf, size_t size)
 {
     const gw__option *o = gw__find(key);
     unsigned line = o != NULL ? cfg->set_line[o - gw__options] : 0;
@@ -1066,7 +1043,7 @@ __attribute__((format(printf, 5, 6))) static iot_status gw__invalid(const gw_con
     va_start(ap, fmt);
     vsnprintf(what, sizeof(what), fmt, ap);
     va_end(ap);
-    gw__where(cfg, key, where, sizeof(where));
+    gw__config_where(cfg, key, where, sizeof(where));
     return iot_err_set(err, status, "%s%s", where, what);
 }
 
@@ -1120,8 +1097,8 @@ static iot_status gw__check_security(const gw_config *cfg, gw_config_warn_fn war
 }
 
 /* The admin listener is plain HTTP without a cap on who connects: off
- * loopback it needs an explicit yes and a token, and its token file is
- * protected like a key. */
+ * loopback it needs an explicit yes and a token (whose file
+ * gw_config_check_files protects like a key). */
 static iot_status gw__check_admin(const gw_config *cfg, iot_err *err)
 {
     if (cfg->admin_listen[0] != '\0' && !gw__listen_is_loopback(cfg->admin_listen) &&
@@ -1135,12 +1112,6 @@ static iot_status gw__check_admin(const gw_config *cfg, iot_err *err)
         return gw__invalid(cfg, err, IOT_EPERM, "admin_remote",
                            "admin_remote = yes needs admin_token_file: an admin listener off "
                            "loopback must authenticate its clients");
-    if (cfg->admin_token_file[0] == '\0')
-        return IOT_OK;
-    iot_err kerr = {0};
-    iot_status st = iot_key_mode_check(cfg->admin_token_file, &kerr);
-    if (st != IOT_OK)
-        return gw__invalid(cfg, err, st, "admin_token_file", "admin_token_file: %s", kerr.msg);
     return IOT_OK;
 }
 
@@ -1178,74 +1149,32 @@ static iot_status gw__check_limits(const gw_config *cfg, iot_err *err)
     return IOT_OK;
 }
 
-static iot_status gw__check_readable(const char *key, const char *path, iot_err *err)
+/* What the daemon will open for an option, from its flags. */
+static unsigned gw__need_of(const gw__option *o)
 {
-    /* O_NONBLOCK: a FIFO put in place of a certificate must not hang us. */
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-    if (fd < 0) {
-        int saved = errno;
-        return iot_err_set(err, saved == ENOENT ? IOT_ENOENT : IOT_EPERM, "%s: cannot read %s: %s",
-                           key, path, strerror(saved));
-    }
-    struct stat sb;
-    iot_status st = IOT_OK;
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode))
-        st = iot_err_set(err, IOT_EINVAL, "%s: %s is not a regular file", key, path);
-    close(fd);
-    return st;
-}
-
-static iot_status gw__check_dir_of(const char *key, const char *path, iot_err *err)
-{
-    char copy[GW_PATH_MAX];
-    snprintf(copy, sizeof(copy), "%s", path);
-    const char *dir = dirname(copy);
-    struct stat sb;
-    if (stat(dir, &sb) != 0)
-        return iot_err_set(err, IOT_ENOENT, "%s: directory %s of %s does not exist (%s)", key, dir,
-                           path, strerror(errno));
-    if (!S_ISDIR(sb.st_mode))
-        return iot_err_set(err, IOT_EINVAL, "%s: %s is not a directory", key, dir);
-    return IOT_OK;
-}
-
-/* The file an option names can be read, and the directory it is
- * created in exists, as its flags ask. */
-static iot_status gw__check_path(const gw__option *o, const char *path, iot_err *err)
-{
-    iot_status st = IOT_OK;
-    if (o->flags & GW__FILE) {
-        st = gw__check_readable(o->key, path, err);
-        if (st != IOT_OK)
-            goto out;
-    }
+    unsigned need = 0;
+    if (o->flags & GW__FILE)
+        need |= GW__NEED_READ;
+    if (o->flags & GW__KEY)
+        need |= GW__NEED_PRIVATE;
     if (o->flags & GW__DIR_OF)
-        st = gw__check_dir_of(o->key, path, err);
-out:
-    return st;
+        need |= GW__NEED_DIR;
+    return need;
 }
 
-static iot_status gw__check_files(const gw_config *cfg, gw_config_warn_fn warn, void *ctx,
-                                  iot_err *err)
+size_t gw__config_paths(const gw_config *cfg, gw__config_path *out, size_t max)
 {
-    for (size_t i = 0; i < GW__N_OPTIONS; i++) {
-        const gw__option *o = &gw__options[i];
-        const char *path = gw__cfield(cfg, o);
-        iot_status st = gw__check_path(o, path, err);
-        if (st != IOT_OK)
-            return gw__invalid(cfg, err, st, o->key, "%s", err != NULL ? err->msg : "");
-        if (!(o->flags & GW__KEY))
+    size_t n = 0;
+    for (size_t i = 0; i < GW__N_OPTIONS && n < max; i++) {
+        unsigned need = gw__need_of(&gw__options[i]);
+        if (need == 0)
             continue;
-        iot_err kerr = {0};
-        st = iot_key_mode_check(path, &kerr);
-        if (st == IOT_EPERM && cfg->development_mode) {
-            gw__warn(warn, ctx, o->key, kerr.msg);
-            continue;
-        }
-        if (st != IOT_OK)
-            return gw__invalid(cfg, err, st, o->key, "%s: %s", o->key, kerr.msg);
+        out[n].key = gw__options[i].key;
+        out[n].path = gw__cfield(cfg, &gw__options[i]);
+        out[n].need = need;
+        n++;
     }
-    return IOT_OK;
+    return n;
 }
 
 iot_status gw_config_validate(const gw_config *cfg, gw_config_warn_fn warn, void *warn_ctx,
@@ -1261,9 +1190,6 @@ iot_status gw_config_validate(const gw_config *cfg, gw_config_warn_fn warn, void
     if (st != IOT_OK)
         goto out;
     st = gw__check_admin(cfg, err);
-    if (st != IOT_OK)
-        goto out;
-    st = gw__check_files(cfg, warn, warn_ctx, err);
 out:
     return st;
 }
