@@ -136,7 +136,18 @@ static bool valid_version(const char *s)
     return true;
 }
 
-/* A path of segments of [A-Za-z0-9._-], none empty, "." or "..". */
+static bool is_uri_char(char c)
+{
+    return is_alnum(c) || c == '.' || c == '_' || c == '-';
+}
+
+/* One segment of a path: not empty, not "." or "..". */
+static bool valid_segment(const char *p, size_t n)
+{
+    return n != 0 && !(n == 1 && p[0] == '.') && !(n == 2 && p[0] == '.' && p[1] == '.');
+}
+
+/* A path of segments of [A-Za-z0-9._-], each valid_segment. */
 static bool valid_uri(const char *s)
 {
     size_t len = strlen(s), start = 1;
@@ -145,13 +156,11 @@ static bool valid_uri(const char *s)
         return false;
     for (size_t i = 1; i <= len; i++) {
         if (i < len && s[i] != '/') {
-            if (!is_alnum(s[i]) && s[i] != '.' && s[i] != '_' && s[i] != '-')
+            if (!is_uri_char(s[i]))
                 return false;
             continue;
         }
-        size_t seg = i - start;
-        const char *p = s + start;
-        if (seg == 0 || (seg == 1 && p[0] == '.') || (seg == 2 && p[0] == '.' && p[1] == '.'))
+        if (!valid_segment(s + start, i - start))
             return false;
         start = i + 1;
     }
@@ -179,19 +188,30 @@ static bool set_number(field f, span v, iotd_manifest *m)
     return false;
 }
 
+/* The fields that are text, copied and then checked. */
+static bool set_text(field f, span v, iotd_manifest *m)
+{
+    if (f == F_VENDOR)
+        return copy_text(v, m->vendor_id, IOTD_MANIFEST_ID_MAX) && valid_id(m->vendor_id);
+    if (f == F_CLASS)
+        return copy_text(v, m->class_id, IOTD_MANIFEST_ID_MAX) && valid_id(m->class_id);
+    if (f == F_VERSION)
+        return copy_text(v, m->version, IOTD_MANIFEST_FW_VERSION_MAX) && valid_version(m->version);
+    if (f == F_IMAGE_URI)
+        return copy_text(v, m->image_uri, IOTD_MANIFEST_URI_MAX) && valid_uri(m->image_uri);
+    return false;
+}
+
 static bool set_field(field f, span v, iotd_manifest *m)
 {
     switch (f) {
     case F_VENDOR:
-        return copy_text(v, m->vendor_id, IOTD_MANIFEST_ID_MAX) && valid_id(m->vendor_id);
     case F_CLASS:
-        return copy_text(v, m->class_id, IOTD_MANIFEST_ID_MAX) && valid_id(m->class_id);
     case F_VERSION:
-        return copy_text(v, m->version, IOTD_MANIFEST_FW_VERSION_MAX) && valid_version(m->version);
+    case F_IMAGE_URI:
+        return set_text(f, v, m);
     case F_IMAGE_DIGEST:
         return parse_hex(v, DIGEST_PREFIX, m->image_digest, IOTD_MANIFEST_DIGEST_LEN);
-    case F_IMAGE_URI:
-        return copy_text(v, m->image_uri, IOTD_MANIFEST_URI_MAX) && valid_uri(m->image_uri);
     case F_NOT_AFTER:
         m->has_not_after = iotd_protocol_utc_time(v.p, v.len, &m->not_after);
         return m->has_not_after;
@@ -249,6 +269,36 @@ static field match(span name, field next)
     return F_COUNT;
 }
 
+/* The line at *pos, expected to be field *next or a later optional one:
+ * OK (and *pos, *next past it), MALFORMED or UNSUPPORTED. */
+static iotd_manifest_result parse_line(const char *text, size_t len, size_t *pos, field *next,
+                                       iotd_manifest *out)
+{
+    span name, value;
+    size_t after = 0;
+    uint64_t version = 0;
+
+    if (!split_line(text, len, *pos, &name, &value, &after))
+        return IOTD_MANIFEST_MALFORMED;
+    field f = match(name, *next);
+    if (f == F_COUNT)
+        return IOTD_MANIFEST_MALFORMED;
+    if (f == F_SIGNATURE)
+        out->signed_len = *pos;
+    if (f == F_MANIFEST_VERSION) {
+        if (!parse_decimal(value, 0, UINT32_MAX, &version))
+            return IOTD_MANIFEST_MALFORMED;
+        out->manifest_version = (uint32_t)version;
+        if (version != IOTD_MANIFEST_VERSION)
+            return IOTD_MANIFEST_UNSUPPORTED; /* what follows may be another format */
+    } else if (!set_field(f, value, out)) {
+        return IOTD_MANIFEST_MALFORMED;
+    }
+    *next = (field)(f + 1);
+    *pos = after;
+    return IOTD_MANIFEST_OK;
+}
+
 iotd_manifest_result iotd_manifest_parse(const char *text, size_t len, iotd_manifest *out,
                                          unsigned *line)
 {
@@ -261,31 +311,12 @@ iotd_manifest_result iotd_manifest_parse(const char *text, size_t len, iotd_mani
     if (text == NULL || len > IOTD_MANIFEST_MAX)
         goto out;
     while (pos < len && next < F_COUNT) {
-        span name, value;
-        size_t after = 0;
-        uint64_t version = 0;
         ln++;
-        if (!split_line(text, len, pos, &name, &value, &after))
+        r = parse_line(text, len, &pos, &next, out);
+        if (r != IOTD_MANIFEST_OK)
             goto out;
-        field f = match(name, next);
-        if (f == F_COUNT)
-            goto out;
-        if (f == F_SIGNATURE)
-            out->signed_len = pos;
-        if (f == F_MANIFEST_VERSION) {
-            if (!parse_decimal(value, 0, UINT32_MAX, &version))
-                goto out;
-            out->manifest_version = (uint32_t)version;
-            if (version != IOTD_MANIFEST_VERSION) {
-                r = IOTD_MANIFEST_UNSUPPORTED; /* what follows may be another format */
-                goto out;
-            }
-        } else if (!set_field(f, value, out)) {
-            goto out;
-        }
-        next = (field)(f + 1);
-        pos = after;
     }
+    r = IOTD_MANIFEST_MALFORMED;
     if (next != F_COUNT) {
         ln = 0; /* the text ended before the signature */
         goto out;
