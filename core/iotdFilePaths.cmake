@@ -5,11 +5,16 @@
 #   IOTD_CORE_SOURCES           every source of the core, the protocol included
 #   IOTD_PROTOCOL_SOURCES       the protocol rules (iotd/protocol.h), which the
 #                               gateway and the admin tools link as well
+#   IOTD_MANIFEST_SOURCES       the firmware manifest's rules (iotd/manifest.h),
+#                               linked by the gateway and iotctl as well
 #   IOTD_CORE_INCLUDE_PUBLIC_DIRS   what users of the core include (iotd/...)
 #   IOTD_CORE_INCLUDE_PRIVATE_DIRS  the core's own internal headers
 
 set(IOTD_PROTOCOL_SOURCES
   "${CMAKE_CURRENT_LIST_DIR}/src/protocol.c")
+
+set(IOTD_MANIFEST_SOURCES
+  "${CMAKE_CURRENT_LIST_DIR}/src/manifest.c")
 
 set(IOTD_CORE_SOURCES
   "${CMAKE_CURRENT_LIST_DIR}/src/status.c"
@@ -19,7 +24,8 @@ set(IOTD_CORE_SOURCES
   "${CMAKE_CURRENT_LIST_DIR}/src/backoff.c"
   "${CMAKE_CURRENT_LIST_DIR}/src/senml.c"
   "${CMAKE_CURRENT_LIST_DIR}/src/device.c"
-  ${IOTD_PROTOCOL_SOURCES})
+  ${IOTD_PROTOCOL_SOURCES}
+  ${IOTD_MANIFEST_SOURCES})
 
 set(IOTD_CORE_INCLUDE_PUBLIC_DIRS
   "${CMAKE_CURRENT_LIST_DIR}/include")

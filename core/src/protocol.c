@@ -289,6 +289,22 @@ static bool http_date(cursor c, int64_t now_s, int64_t *unix_s)
     return civil_to_unix(&t, unix_s);
 }
 
+/* "2027-06-01T00:00:00Z", RFC 3339 in UTC with no fraction. */
+bool iotd_protocol_utc_time(const char *s, size_t len, int64_t *unix_s)
+{
+    cursor c = {s, len};
+    civil t = {0, 0, 0, 0, 0, 0};
+
+    if (s == NULL ||
+        !(take_digits(&c, 4, &t.year) && take_literal(&c, "-") && take_digits(&c, 2, &t.month) &&
+          take_literal(&c, "-") && take_digits(&c, 2, &t.day) && take_literal(&c, "T") &&
+          take_clock(&c, &t) && take_literal(&c, "Z") && c.len == 0))
+        return false;
+    if (t.year < 1970 || t.month < 1 || t.month > 12 || t.sec > 59)
+        return false;
+    return civil_to_unix(&t, unix_s);
+}
+
 /* 1*DIGIT, saturated; false for anything else. */
 static bool delta_seconds(cursor c, uint32_t *out)
 {

@@ -34,9 +34,10 @@ env -u CFLAGS -u LDFLAGS cmake -S "$IOT_SOURCE_DIR/core/target" -B "$OUT" "${gen
 cmake --build "$OUT" >"$OUT.build.log" 2>&1 ||
   { cat "$OUT.build.log" >&2; fail "building for RISC-V"; }
 
-# The core is two archives: the protocol rules, which the gateway links too,
-# and the rest; the device links both, so both are checked together.
-LIBS=("$OUT/core/libiotd_core.a" "$OUT/core/libiotd_protocol.a")
+# The core is three archives: the protocol rules and the firmware manifest's
+# rules, which the gateway and iotctl link too, and the rest; the device
+# links all three, so they are checked together.
+LIBS=("$OUT/core/libiotd_core.a" "$OUT/core/libiotd_protocol.a" "$OUT/core/libiotd_manifest.a")
 for lib in "${LIBS[@]}"; do
   [ -f "$lib" ] || fail "$lib was not built"
 done

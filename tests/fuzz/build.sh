@@ -12,7 +12,7 @@ set -euo pipefail
 SRC="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 OUT="${IOT_FUZZ_DIR:-$SRC/build/fuzz}"
 CC="${FUZZ_CC:-clang}"
-HARNESSES=(payload_fuzz config_fuzz csr_fuzz registry_fuzz core_response_fuzz)
+HARNESSES=(payload_fuzz config_fuzz csr_fuzz registry_fuzz core_response_fuzz manifest_fuzz)
 
 # The flags every harness gets; sanitizer findings abort, so libFuzzer
 # stops on them and keeps the input.
@@ -60,6 +60,12 @@ recipe() {
       DEPS=(common core/include/iotd/protocol.h core/src/protocol.c)
       FLAGS=(-D_POSIX_C_SOURCE=200809L -Icommon/include -Icore/include $(pkg-config --cflags sqlite3))
       LIBS=($(pkg-config --libs sqlite3))
+      ;;
+    manifest_fuzz)
+      SRCS=("$f" core/src/manifest.c core/src/protocol.c)
+      DEPS=(core/include/iotd/manifest.h core/include/iotd/protocol.h core/src/manifest.c
+        core/src/protocol.c)
+      FLAGS=(-Icore/include)
       ;;
     core_response_fuzz)
       SRCS=("$f" core/src/*.c)

@@ -14,13 +14,14 @@
  *
  *   manifest-version: 1
  *   sequence-number: 42                 1..2^63-1, decimal, no leading zero
- *   vendor-id: example-vendor           1-64 of [A-Za-z0-9._-], first a letter or digit
+ *   vendor-id: example-vendor           the device ID rule (iotd/protocol.h)
  *   class-id: esp32c3-sensor            the same rule
  *   version: 1.4.2                      1-32 of [A-Za-z0-9._+-]
  *   secure-version: 3                   0..4294967295, decimal, no leading zero
  *   image-size: 1048576                 1..4294967295, decimal, no leading zero
  *   image-digest: sha-256:<64 lower-case hex digits>
- *   image-uri: /v1/firmware/images/<name>   1-200 of [A-Za-z0-9._/-], starting with '/'
+ *   image-uri: /v1/firmware/images/<name>   1-200 of [A-Za-z0-9._/-], starting with '/',
+ *                                       no empty, "." or ".." segment
  *   not-after: 2027-06-01T00:00:00Z     optional; UTC, exactly this shape
  *   signing-key-id: <16 lower-case hex digits>
  *   signature: ecdsa-p256-sha256:<128 lower-case hex digits>
@@ -129,8 +130,8 @@ typedef struct iotd_manifest_policy {
     int64_t now;             /* Unix seconds */
 } iotd_manifest_policy;
 
-/* Parses text (len bytes, no NUL needed) into *out without verifying the
- * signature. IOTD_MANIFEST_OK, MALFORMED or UNSUPPORTED. On MALFORMED,
+/* Parses text (len bytes, no NUL needed) into *out (required) without
+ * verifying the signature. IOTD_MANIFEST_OK, MALFORMED or UNSUPPORTED. On MALFORMED,
  * *line (if not NULL) is the 1-based line at fault (0: the whole text,
  * e.g. too long or not ended). */
 iotd_manifest_result iotd_manifest_parse(const char *text, size_t len, iotd_manifest *out,

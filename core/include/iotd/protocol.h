@@ -90,6 +90,11 @@ bool iotd_protocol_unit_valid(const char *s);
  * either is NULL. */
 bool iotd_protocol_base_name_is(const char *bn, size_t len, const char *device_id);
 
+/* A UTC time written "YYYY-MM-DDTHH:MM:SSZ" (RFC 3339, no fraction, no
+ * offset; years 1970-9999, no leap second), as Unix seconds. `s` is len
+ * bytes, nothing around it. False for anything else. */
+bool iotd_protocol_utc_time(const char *s, size_t len, int64_t *unix_s);
+
 /* A Retry-After header value (RFC 9110 10.2.3) as seconds from now.
  * `value` is len bytes (need not be NUL-terminated), spaces and tabs around
  * it are ignored. Understood are delta-seconds (any number of digits,

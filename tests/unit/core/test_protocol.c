@@ -254,6 +254,36 @@ static void retry_after_two_digit_years(void **state)
     CT_EQ(s, 0);
 }
 
+static void utc_time(void **state)
+{
+    (void)state;
+    int64_t t = 0;
+    static const char *const bad[] = {
+        "2027-06-01T00:00:00",
+        "2027-06-01t00:00:00Z",
+        "2027-06-01T00:00:00.0Z",
+        "2027-6-01T00:00:00Z",
+        "2027-13-01T00:00:00Z",
+        "2027-02-29T00:00:00Z",
+        "2027-06-01T24:00:00Z",
+        "2027-06-01T23:59:60Z",
+        "1969-12-31T23:59:59Z",
+        " 2027-06-01T00:00:00Z",
+        "",
+    };
+    CT_TRUE(iotd_protocol_utc_time("2027-06-01T00:00:00Z", 20, &t));
+    CT_EQ(t, 1811808000);
+    CT_TRUE(iotd_protocol_utc_time("1970-01-01T00:00:00Z", 20, &t));
+    CT_EQ(t, 0);
+    CT_TRUE(iotd_protocol_utc_time("2028-02-29T12:30:15Z", 20, &t));
+    CT_EQ(t, 1835440215);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        CT_FALSE(iotd_protocol_utc_time(bad[i], strlen(bad[i]), &t));
+    /* The length given is the value: nothing after it is read. */
+    CT_TRUE(iotd_protocol_utc_time("2027-06-01T00:00:00Zjunk", 20, &t));
+    CT_FALSE(iotd_protocol_utc_time("2027-06-01T00:00:00Z", 19, &t));
+}
+
 static void constants_match_the_contract(void **state)
 {
     (void)state;
@@ -276,6 +306,7 @@ int main(void)
         CT_TEST(retry_after_delta_seconds),
         CT_TEST(retry_after_dates),
         CT_TEST(retry_after_two_digit_years),
+        CT_TEST(utc_time),
         CT_TEST(constants_match_the_contract),
     };
     return CT_RUN(tests);
