@@ -20,8 +20,8 @@ static iotd_status sha256(void *ctx, const void *data, size_t len,
 {
     (void)ctx;
     unsigned int n = 0;
-    bool ok = EVP_Digest(data, len, out, &n, EVP_sha256(), NULL) == 1 &&
-              n == IOTD_MANIFEST_DIGEST_LEN;
+    bool ok =
+        EVP_Digest(data, len, out, &n, EVP_sha256(), NULL) == 1 && n == IOTD_MANIFEST_DIGEST_LEN;
     ERR_clear_error();
     return ok ? IOTD_OK : IOTD_EIO;
 }
@@ -194,8 +194,8 @@ static bool key_seen(const iotd_manifest_key *keys, size_t n, const iotd_manifes
     return false;
 }
 
-iot_status iot_manifest_keys_load(const char *path, iotd_manifest_key *keys, size_t cap,
-                                  size_t *n, iot_err *err)
+iot_status iot_manifest_keys_load(const char *path, iotd_manifest_key *keys, size_t cap, size_t *n,
+                                  iot_err *err)
 {
     char *text = NULL;
     size_t len = 0;
@@ -252,10 +252,8 @@ iot_status iot_manifest_sign(EVP_PKEY *key, const void *data, size_t len,
         goto out;
     }
     s = d2i_ECDSA_SIG(NULL, &p, (long)der_len);
-    if (s == NULL ||
-        BN_bn2binpad(ECDSA_SIG_get0_r(s), sig, P256_COORD_LEN) != P256_COORD_LEN ||
-        BN_bn2binpad(ECDSA_SIG_get0_s(s), sig + P256_COORD_LEN, P256_COORD_LEN) !=
-            P256_COORD_LEN) {
+    if (s == NULL || BN_bn2binpad(ECDSA_SIG_get0_r(s), sig, P256_COORD_LEN) != P256_COORD_LEN ||
+        BN_bn2binpad(ECDSA_SIG_get0_s(s), sig + P256_COORD_LEN, P256_COORD_LEN) != P256_COORD_LEN) {
         iot_err_set(err, IOT_ECRYPTO, "the signature is not a P-256 (r, s) pair");
         goto out;
     }

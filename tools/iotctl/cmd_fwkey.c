@@ -86,8 +86,8 @@ static iot_status write_key_files(EVP_PKEY *key, key_files *f, iot_err *err)
 }
 
 /* A new name, a free slot, no file in the way. */
-static iot_status check_new_key(const fw_store *s, fw_keyring *ring, const char *name,
-                                key_files *f, iot_err *err)
+static iot_status check_new_key(const fw_store *s, fw_keyring *ring, const char *name, key_files *f,
+                                iot_err *err)
 {
     iot_status st = iot_id_check("key name", name, err);
     if (st != IOT_OK)
@@ -303,8 +303,8 @@ int cmd_firmware_key_retire(cli_ctx *ctx, int argc, char **argv)
     if (k->retired) {
         char when[32];
         cli_format_time(k->retired_at, when, sizeof(when));
-        st = iot_err_set(&err, IOT_ESTATE, "signing key '%s' was already retired on %s", name,
-                         when);
+        st =
+            iot_err_set(&err, IOT_ESTATE, "signing key '%s' was already retired on %s", name, when);
         goto out;
     }
     k->retired = true;

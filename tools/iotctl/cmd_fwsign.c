@@ -63,10 +63,13 @@ static int parse_sign(const cli_command *self, int argc, char **argv, sign_reque
     }
     if (optind != argc)
         return cli_usage(self, "unexpected argument '%s'", argv[optind]);
-    const char *required[][2] = {{r->image, "--image"},     {r->vendor, "--vendor"},
-                                 {r->class_id, "--class"},  {r->version, "--version"},
+    const char *required[][2] = {{r->image, "--image"},
+                                 {r->vendor, "--vendor"},
+                                 {r->class_id, "--class"},
+                                 {r->version, "--version"},
                                  {r->secure_version, "--secure-version"},
-                                 {r->key, "--key"},         {r->out, "--out"}};
+                                 {r->key, "--key"},
+                                 {r->out, "--out"}};
     for (size_t i = 0; i < sizeof(required) / sizeof(required[0]); i++)
         if (required[i][0] == NULL)
             return cli_usage(self, "missing %s", required[i][1]);
@@ -292,12 +295,10 @@ typedef struct verify_request {
 
 static int parse_verify(const cli_command *self, int argc, char **argv, verify_request *r)
 {
-    static const struct option opts[] = {{"manifest", required_argument, NULL, 'm'},
-                                         {"image", required_argument, NULL, 'i'},
-                                         {"class", required_argument, NULL, 'c'},
-                                         {"vendor", required_argument, NULL, 'V'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {
+        {"manifest", required_argument, NULL, 'm'}, {"image", required_argument, NULL, 'i'},
+        {"class", required_argument, NULL, 'c'},    {"vendor", required_argument, NULL, 'V'},
+        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0}};
     for (int c = cmd_getopt(argc, argv, opts); c != -1; c = cmd_getopt(argc, argv, opts)) {
         switch (c) {
         case 'm':
@@ -344,7 +345,7 @@ int cmd_firmware_verify(cli_ctx *ctx, int argc, char **argv)
     printf("manifest %s\n", r.manifest);
     if (v.parsed)
         fw_print_fields(&v.m, &v.ring);
-    if (r.image != NULL && v.image_checked)
+    if (r.image != NULL && v.image != FW_IMAGE_NOT_CHECKED)
         printf("  %-15s %s\n", "image", r.image);
     printf("  %-15s %s\n", "verdict", fw_verdict_name(&v));
     st = fw_verdict_error(&s, r.manifest, &p, &v, &err);

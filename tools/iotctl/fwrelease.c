@@ -34,8 +34,7 @@ iot_status fw_check_id(const char *what, const char *s, char *dst, iot_err *err)
 {
     iot_status st = check_chars(what, s, IOTD_MANIFEST_ID_MAX, "._-", dst, err);
     if (st == IOT_OK && !in_set(s[0], ""))
-        return iot_err_set(err, IOT_EINVAL, "%s '%s' must start with a letter or a digit", what,
-                           s);
+        return iot_err_set(err, IOT_EINVAL, "%s '%s' must start with a letter or a digit", what, s);
     return st;
 }
 

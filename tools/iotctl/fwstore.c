@@ -136,8 +136,8 @@ iot_status fw_keyring_load(const fw_store *s, fw_keyring *ring, iot_err *err)
         if (line[0] == '#')
             continue;
         if (ring->n == FW_KEYS_MAX) {
-            st = iot_err_set(err, IOT_ENOMEM, "%s holds more than %d keys", s->keyring,
-                             FW_KEYS_MAX);
+            st =
+                iot_err_set(err, IOT_ENOMEM, "%s holds more than %d keys", s->keyring, FW_KEYS_MAX);
             goto out;
         }
         if (!parse_key_line(line, &ring->keys[ring->n])) {

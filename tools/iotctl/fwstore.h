@@ -62,7 +62,8 @@ void fw_store_close(fw_store *s);
 iot_status fw_keyring_load(const fw_store *s, fw_keyring *ring, iot_err *err);
 iot_status fw_keyring_save(const fw_store *s, const fw_keyring *ring, iot_err *err);
 fw_key *fw_keyring_find(fw_keyring *ring, const char *name);
-const fw_key *fw_keyring_find_id(const fw_keyring *ring, const uint8_t id[IOTD_MANIFEST_KEY_ID_LEN]);
+const fw_key *fw_keyring_find_id(const fw_keyring *ring,
+                                 const uint8_t id[IOTD_MANIFEST_KEY_ID_LEN]);
 
 /* DIR/firmware/keys/NAME.key or NAME.pub. */
 iot_status fw_key_path(const fw_store *s, const char *name, bool private_key, char *buf,

@@ -36,8 +36,8 @@ iot_status iot_manifest_key_row(EVP_PKEY *key, iotd_manifest_key *row, iot_err *
  * empty file is an empty set. A block that is not a P-256 public key, the
  * same key twice, more than cap keys or a file larger than
  * IOT_MANIFEST_KEYS_FILE_MAX is refused as a whole, naming the file. */
-iot_status iot_manifest_keys_load(const char *path, iotd_manifest_key *keys, size_t cap,
-                                  size_t *n, iot_err *err);
+iot_status iot_manifest_keys_load(const char *path, iotd_manifest_key *keys, size_t cap, size_t *n,
+                                  iot_err *err);
 
 /* Signs len bytes at data with a P-256 private key: ECDSA over SHA-256,
  * the signature as r || s (32 bytes each, big-endian), the manifest's
