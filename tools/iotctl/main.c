@@ -285,7 +285,8 @@ static void print_overview(FILE *out)
 {
     fprintf(out, "usage: iotctl [--dir DIR] GROUP COMMAND [OPTIONS] [ARGS]\n\n"
                  "Manages the telemetry system's certificate authority, the certificates of the\n"
-                 "gateway, the broker and operators, and the registry of enrolled devices.\n\n"
+                 "gateway, the broker and operators, the registry of enrolled devices, and the\n"
+                 "firmware signing keys and releases.\n\n"
                  "Commands:\n");
     for (size_t i = 0; i < cli_command_count; i++)
         fprintf(out, "  %-12s %-7s %s\n", cli_commands[i].group, cli_commands[i].name,
