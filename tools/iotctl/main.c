@@ -113,20 +113,20 @@ const cli_command cli_commands[] = {
      "current CRL's next-update time (daily from cron is a good habit).",
      "  --days N               CRL validity in days (default 30)\n"},
     {"firmware key", "create", cmd_firmware_key_create,
-     "Create a firmware signing key (ECDSA P-256), trusted from now.", "--name NAME",
+     "Create a firmware signing key, trusted from now.", "--name NAME",
      "Create a firmware signing key, apart from the TLS CA: the private key goes to\n"
      "DIR/firmware/keys/NAME.key (0600, never printed), the public key beside it, and\n"
      "the key joins the trusted set DIR/firmware/trusted-keys.pem that verifiers are\n"
      "given. Prints the key ID, the first 8 bytes of SHA-256 of the public point.\n"
      "More than one key may be trusted at once (docs/firmware.md: rotating a key).",
      "  --name NAME            the key's name: 1-64 of [A-Za-z0-9._-], used once\n"},
-    {"firmware key", "list", cmd_firmware_key_list,
-     "List firmware signing keys: ID, created, trusted or retired.", "[--json]",
+    {"firmware key", "list", cmd_firmware_key_list, "List firmware signing keys and their state.",
+     "[--json]",
      "List every firmware signing key made here with its key ID, creation time and\n"
      "state: trusted (in DIR/firmware/trusted-keys.pem) or retired.",
      "  --json                 machine-readable output\n"},
     {"firmware key", "retire", cmd_firmware_key_retire,
-     "Stop trusting a firmware signing key; keep it on record.", "--name NAME",
+     "Stop trusting a signing key; keep it on record.", "--name NAME",
      "Remove a signing key from the trusted set: manifests it signed no longer verify\n"
      "once verifiers have the new DIR/firmware/trusted-keys.pem. Its files and its\n"
      "keyring entry are kept for the record; it cannot sign again.",
@@ -288,9 +288,11 @@ static void print_overview(FILE *out)
                  "gateway, the broker and operators, the registry of enrolled devices, and the\n"
                  "firmware signing keys and releases.\n\n"
                  "Commands:\n");
-    for (size_t i = 0; i < cli_command_count; i++)
-        fprintf(out, "  %-12s %-7s %s\n", cli_commands[i].group, cli_commands[i].name,
-                cli_commands[i].brief);
+    for (size_t i = 0; i < cli_command_count; i++) {
+        char words[2 * WORD_MAX + 2];
+        snprintf(words, sizeof(words), "%s %s", cli_commands[i].group, cli_commands[i].name);
+        fprintf(out, "  %-15s  %s\n", words, cli_commands[i].brief);
+    }
     fprintf(out, "\nGlobal options:\n"
                  "  --dir DIR   the PKI directory (default: $IOTCTL_DIR, else ./pki)\n"
                  "  --help      this text; 'iotctl GROUP COMMAND --help' for one command\n"
