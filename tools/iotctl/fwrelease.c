@@ -86,9 +86,8 @@ iot_status fw_image_read(const char *path, fw_image *img, iot_err *err)
     return IOT_OK;
 }
 
-static void check_image(const char *image, const fw_image *img, fw_verdict *v)
+static void check_image(const fw_image *img, fw_verdict *v)
 {
-    (void)image;
     v->image_size = img->size;
     if (img->size != v->m.image_size)
         v->image = FW_IMAGE_WRONG_SIZE;
@@ -130,7 +129,7 @@ iot_status fw_verify_file(const fw_store *s, const char *path, const char *image
     if (v->parsed)
         v->result = iotd_manifest_verify(text, len, &policy, iot_manifest_crypto_openssl(), &v->m);
     if (v->result == IOTD_MANIFEST_OK && image != NULL)
-        check_image(image, &img, v);
+        check_image(&img, v);
 out:
     free(img.data);
     free(text);
