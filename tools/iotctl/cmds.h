@@ -21,6 +21,14 @@ int cmd_device_revoke(cli_ctx *ctx, int argc, char **argv);
 int cmd_device_renew(cli_ctx *ctx, int argc, char **argv);
 int cmd_device_list(cli_ctx *ctx, int argc, char **argv);
 int cmd_device_show(cli_ctx *ctx, int argc, char **argv);
+int cmd_firmware_key_create(cli_ctx *ctx, int argc, char **argv);
+int cmd_firmware_key_list(cli_ctx *ctx, int argc, char **argv);
+int cmd_firmware_key_retire(cli_ctx *ctx, int argc, char **argv);
+int cmd_firmware_sign(cli_ctx *ctx, int argc, char **argv);
+int cmd_firmware_verify(cli_ctx *ctx, int argc, char **argv);
+int cmd_firmware_add(cli_ctx *ctx, int argc, char **argv);
+int cmd_firmware_list(cli_ctx *ctx, int argc, char **argv);
+int cmd_firmware_show(cli_ctx *ctx, int argc, char **argv);
 
 const cli_command *cmd_find(const char *group, const char *name);
 

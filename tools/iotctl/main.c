@@ -112,6 +112,74 @@ const cli_command cli_commands[] = {
      "Regenerate the signed CRL with a new number and validity. Run it before the\n"
      "current CRL's next-update time (daily from cron is a good habit).",
      "  --days N               CRL validity in days (default 30)\n"},
+    {"firmware key", "create", cmd_firmware_key_create,
+     "Create a firmware signing key, trusted from now.", "--name NAME",
+     "Create a firmware signing key, apart from the TLS CA: the private key goes to\n"
+     "DIR/firmware/keys/NAME.key (0600, never printed), the public key beside it, and\n"
+     "the key joins the trusted set DIR/firmware/trusted-keys.pem that verifiers are\n"
+     "given. Prints the key ID, the first 8 bytes of SHA-256 of the public point.\n"
+     "More than one key may be trusted at once (docs/firmware.md: rotating a key).",
+     "  --name NAME            the key's name: 1-64 of [A-Za-z0-9._-], used once\n"},
+    {"firmware key", "list", cmd_firmware_key_list, "List firmware signing keys and their state.",
+     "[--json]",
+     "List every firmware signing key made here with its key ID, creation time and\n"
+     "state: trusted (in DIR/firmware/trusted-keys.pem) or retired.",
+     "  --json                 machine-readable output\n"},
+    {"firmware key", "retire", cmd_firmware_key_retire,
+     "Stop trusting a signing key; keep it on record.", "--name NAME",
+     "Remove a signing key from the trusted set: manifests it signed no longer verify\n"
+     "once verifiers have the new DIR/firmware/trusted-keys.pem. Its files and its\n"
+     "keyring entry are kept for the record; it cannot sign again.",
+     "  --name NAME            the key to retire\n"},
+    {"firmware", "sign", cmd_firmware_sign, "Sign a firmware image's manifest.",
+     "--image FILE --vendor V --class C --version X --secure-version N --key NAME\n"
+     "       [--not-after DATE] [--uri PATH] [--sequence N] --out MANIFEST",
+     "Write the signed manifest of a firmware image (format: core/include/iotd/manifest.h):\n"
+     "its size and SHA-256 from the image, the next fleet-wide sequence number (kept in\n"
+     "DIR/firmware/sequence, never reused), signed with a trusted key; the file written\n"
+     "is read back and verified before success is reported.",
+     "  --image FILE           the image to release (at most 32 MiB)\n"
+     "  --vendor V             vendor-id: 1-64 of [A-Za-z0-9._-], first a letter or digit\n"
+     "  --class C              class-id, the kind of device: the same rule\n"
+     "  --version X            the release's version: 1-32 of [A-Za-z0-9._+-]\n"
+     "  --secure-version N     anti-rollback counter, 0..4294967295: devices refuse\n"
+     "                         an image below theirs\n"
+     "  --key NAME             the trusted signing key ('firmware key list')\n"
+     "  --not-after DATE       devices refuse it after DATE (YYYY-MM-DD or\n"
+     "                         YYYY-MM-DDTHH:MM:SSZ, UTC); default: no end\n"
+     "  --uri PATH             image-uri (default /v1/firmware/images/<SHA-256>)\n"
+     "  --sequence N           this sequence number, if above every one used\n"
+     "  --out MANIFEST         the manifest file to write (never overwritten)\n"},
+    {"firmware", "verify", cmd_firmware_verify,
+     "Verify a manifest (and its image) with the trusted keys.",
+     "--manifest M [--image FILE] [--class C] [--vendor V]",
+     "Verify a manifest with the verifier the devices and the gateway run, against the\n"
+     "keys trusted in DIR/firmware/trusted-keys.pem and the current time; with --image,\n"
+     "check the image's size and SHA-256 too. Prints every field and the verdict;\n"
+     "exits 1 on any refusal, naming the reason.",
+     "  --manifest M           the manifest file\n"
+     "  --image FILE           the image it describes\n"
+     "  --class C              require this class-id\n"
+     "  --vendor V             require this vendor-id\n"},
+    {"firmware", "add", cmd_firmware_add, "Verify a release and store it in the PKI directory.",
+     "--manifest M --image FILE",
+     "Verify a manifest and its image, then store both in DIR/firmware/images/ named by\n"
+     "the image's SHA-256. A sequence number already stored, or an image already\n"
+     "stored, is refused.",
+     "  --manifest M           the signed manifest\n"
+     "  --image FILE           the image it describes\n"},
+    {"firmware", "list", cmd_firmware_list, "List stored firmware releases by sequence number.",
+     "[--json]",
+     "List the releases stored by 'firmware add', by sequence number, with their\n"
+     "verdict under today's trusted keys (a release signed by a key retired since\n"
+     "shows unknown_key).",
+     "  --json                 machine-readable output\n"},
+    {"firmware", "show", cmd_firmware_show, "Show one stored firmware release.",
+     "SHA256 | --sequence N [--json]",
+     "Show one stored release: every field of its manifest, its verdict and its files.\n"
+     "SHA256 is the image's SHA-256 or its first 8 or more digits.",
+     "  --sequence N           the release with this sequence number\n"
+     "  --json                 machine-readable output\n"},
 };
 const size_t cli_command_count = sizeof(cli_commands) / sizeof(cli_commands[0]);
 
@@ -217,11 +285,14 @@ static void print_overview(FILE *out)
 {
     fprintf(out, "usage: iotctl [--dir DIR] GROUP COMMAND [OPTIONS] [ARGS]\n\n"
                  "Manages the telemetry system's certificate authority, the certificates of the\n"
-                 "gateway, the broker and operators, and the registry of enrolled devices.\n\n"
+                 "gateway, the broker and operators, the registry of enrolled devices, and the\n"
+                 "firmware signing keys and releases.\n\n"
                  "Commands:\n");
-    for (size_t i = 0; i < cli_command_count; i++)
-        fprintf(out, "  %-6s %-7s %s\n", cli_commands[i].group, cli_commands[i].name,
-                cli_commands[i].brief);
+    for (size_t i = 0; i < cli_command_count; i++) {
+        char words[2 * WORD_MAX + 2];
+        snprintf(words, sizeof(words), "%s %s", cli_commands[i].group, cli_commands[i].name);
+        fprintf(out, "  %-15s  %s\n", words, cli_commands[i].brief);
+    }
     fprintf(out, "\nGlobal options:\n"
                  "  --dir DIR   the PKI directory (default: $IOTCTL_DIR, else ./pki)\n"
                  "  --help      this text; 'iotctl GROUP COMMAND --help' for one command\n"
@@ -303,6 +374,13 @@ int main(int argc, char **argv)
     int rc = parse_global(argc, argv, &ctx, &i);
     if (rc >= 0)
         return rc;
+    /* A group of two words ("firmware key") is one word from here on. */
+    char group[WORD_MAX + 1];
+    if (argc - i >= 2 && snprintf(group, sizeof(group), "%s %s", argv[i], argv[i + 1]) > 0 &&
+        strlen(argv[i]) + strlen(argv[i + 1]) < WORD_MAX && group_exists(group)) {
+        argv[i + 1] = group;
+        i++;
+    }
     const cli_command *cmd = find_command(argc - i, argv + i);
     if (cmd == NULL)
         return CLI_EXIT_USAGE;
