@@ -1,6 +1,6 @@
 /* The firmware manifest: one small signed document per release, and the
  * one verifier of it, linked by the device core, the gateway and iotctl
- * (docs/firmware-manifest.md). The field names follow SUIT (RFC 9019,
+ * (docs/firmware.md). The field names follow SUIT (RFC 9019,
  * RFC 9124), so that a later CBOR/COSE form is a mapping of this one.
  *
  * C99, no allocation, no OS call, no stdio. The cryptography is not done
