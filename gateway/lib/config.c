@@ -1032,10 +1032,8 @@ static void gw__line_note(const gw_config *cfg, const char *key, char *buf, size
 }
 
 /* A validation error about `key`, located where the file set it. */
-__attribute__((format(printf, 5, 6))) static iot_status gw__invalid(const gw_config *cfg,
-                                                                    iot_err *err, iot_status status,
-                                                                    const char *key,
-                                                                    const char *fmt, ...)
+iot_status gw__config_invalid(const gw_config *cfg, iot_err *err, iot_status status,
+                              const char *key, const char *fmt, ...)
 {
     char where[GW_PATH_MAX + 16];
     char what[IOT_ERR_MSG_MAX];
@@ -1053,14 +1051,16 @@ static iot_status gw__check_fields(const gw_config *cfg, iot_err *err)
         const gw__option *o = &gw__options[i];
         const char *s = gw__cfield(cfg, o);
         if ((o->flags & GW__REQUIRED) && o->store == GW__ST_STR && strnlen(s, o->cap) == 0)
-            return gw__invalid(cfg, err, IOT_EINVAL, o->key, "required key '%s' is not set (%s)",
-                               o->key, gw__type_name(o));
+            return gw__config_invalid(cfg, err, IOT_EINVAL, o->key,
+                                      "required key '%s' is not set (%s)", o->key,
+                                      gw__type_name(o));
         const char *bad = gw__check_value(cfg, o);
         if (bad != NULL) {
             char allowed[160];
             gw__describe(o, allowed, sizeof(allowed));
-            return gw__invalid(cfg, err, IOT_EINVAL, o->key,
-                               "invalid value for '%s': %s; allowed: %s", o->key, bad, allowed);
+            return gw__config_invalid(cfg, err, IOT_EINVAL, o->key,
+                                      "invalid value for '%s': %s; allowed: %s", o->key, bad,
+                                      allowed);
         }
     }
     return IOT_OK;
@@ -1072,23 +1072,26 @@ static iot_status gw__check_security(const gw_config *cfg, gw_config_warn_fn war
     char note[64];
     if (!cfg->device_tls && cfg->require_client_cert) {
         gw__line_note(cfg, "require_client_cert", note, sizeof(note));
-        return gw__invalid(cfg, err, IOT_EINVAL, "device_tls",
-                           "device_tls = no cannot be combined with require_client_cert = yes%s: "
-                           "a plaintext listener has no client certificates",
-                           note);
+        return gw__config_invalid(
+            cfg, err, IOT_EINVAL, "device_tls",
+            "device_tls = no cannot be combined with require_client_cert = yes%s: "
+            "a plaintext listener has no client certificates",
+            note);
     }
     if (!cfg->device_tls) {
         if (!cfg->development_mode)
-            return gw__invalid(cfg, err, IOT_EPERM, "device_tls",
-                               "device_tls = no (plaintext device listener) is refused unless "
-                               "development_mode = yes");
+            return gw__config_invalid(
+                cfg, err, IOT_EPERM, "device_tls",
+                "device_tls = no (plaintext device listener) is refused unless "
+                "development_mode = yes");
         gw__warn(warn, ctx, "device_tls",
                  "device_tls = no: devices talk to the gateway in plaintext HTTP");
     }
     if (!cfg->require_client_cert) {
         if (!cfg->development_mode)
-            return gw__invalid(cfg, err, IOT_EPERM, "require_client_cert",
-                               "require_client_cert = no is refused unless development_mode = yes");
+            return gw__config_invalid(
+                cfg, err, IOT_EPERM, "require_client_cert",
+                "require_client_cert = no is refused unless development_mode = yes");
         gw__warn(warn, ctx, "require_client_cert",
                  "require_client_cert = no: devices are not authenticated and the device ID "
                  "is taken from the X-Device-Id header");
@@ -1103,15 +1106,17 @@ static iot_status gw__check_admin(const gw_config *cfg, iot_err *err)
 {
     if (cfg->admin_listen[0] != '\0' && !gw__listen_is_loopback(cfg->admin_listen) &&
         !cfg->admin_remote)
-        return gw__invalid(cfg, err, IOT_EPERM, "admin_listen",
-                           "admin_listen %s is not a loopback address: the admin listener is "
-                           "plain HTTP; use 127.0.0.1:PORT, or set admin_remote = yes with "
-                           "admin_token_file",
-                           cfg->admin_listen);
+        return gw__config_invalid(
+            cfg, err, IOT_EPERM, "admin_listen",
+            "admin_listen %s is not a loopback address: the admin listener is "
+            "plain HTTP; use 127.0.0.1:PORT, or set admin_remote = yes with "
+            "admin_token_file",
+            cfg->admin_listen);
     if (cfg->admin_remote && cfg->admin_token_file[0] == '\0')
-        return gw__invalid(cfg, err, IOT_EPERM, "admin_remote",
-                           "admin_remote = yes needs admin_token_file: an admin listener off "
-                           "loopback must authenticate its clients");
+        return gw__config_invalid(
+            cfg, err, IOT_EPERM, "admin_remote",
+            "admin_remote = yes needs admin_token_file: an admin listener off "
+            "loopback must authenticate its clients");
     return IOT_OK;
 }
 
@@ -1133,18 +1138,20 @@ static iot_status gw__check_limits(const gw_config *cfg, iot_err *err)
         gw__format_duration(cfg->reconnect_min_ms, lo, sizeof(lo));
         gw__format_duration(cfg->reconnect_max_ms, hi, sizeof(hi));
         gw__line_note(cfg, other, note, sizeof(note));
-        return gw__invalid(cfg, err, IOT_EINVAL, at,
-                           "reconnect_min (%s) is greater than reconnect_max (%s); it must not "
-                           "be%s",
-                           lo, hi, note);
+        return gw__config_invalid(
+            cfg, err, IOT_EINVAL, at,
+            "reconnect_min (%s) is greater than reconnect_max (%s); it must not "
+            "be%s",
+            lo, hi, note);
     }
     if (cfg->rate_limit > 0 && cfg->rate_burst < 1) {
         const char *at = gw__blame(cfg, "rate_burst", "rate_limit");
         const char *other = strcmp(at, "rate_burst") == 0 ? "rate_limit" : "rate_burst";
         gw__line_note(cfg, other, note, sizeof(note));
-        return gw__invalid(cfg, err, IOT_EINVAL, at,
-                           "rate_burst is %g but must be at least 1 when rate_limit is on (%g)%s",
-                           cfg->rate_burst, cfg->rate_limit, note);
+        return gw__config_invalid(
+            cfg, err, IOT_EINVAL, at,
+            "rate_burst is %g but must be at least 1 when rate_limit is on (%g)%s", cfg->rate_burst,
+            cfg->rate_limit, note);
     }
     return IOT_OK;
 }

@@ -145,4 +145,11 @@ size_t gw__config_paths(const gw_config *cfg, gw__config_path *out, size_t max);
  * validation error. */
 void gw__config_where(const gw_config *cfg, const char *key, char *buf, size_t size);
 
+/* An error about `key`, located where the file set it (gw__config_where),
+ * with status: what gw_config_validate and the file checks return. */
+__attribute__((format(printf, 5, 6))) iot_status gw__config_invalid(const gw_config *cfg,
+                                                                    iot_err *err, iot_status status,
+                                                                    const char *key,
+                                                                    const char *fmt, ...);
+
 #endif

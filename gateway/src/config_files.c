@@ -21,23 +21,6 @@ static void gw__warn(gw_config_warn_fn warn, void *ctx, const char *key, const c
         warn(ctx, key, message);
 }
 
-/* An error about `key`, located where the file set it, as the value
- * errors of gw_config_validate are. */
-__attribute__((format(printf, 5, 6))) static iot_status gw__invalid(const gw_config *cfg,
-                                                                    iot_err *err, iot_status status,
-                                                                    const char *key,
-                                                                    const char *fmt, ...)
-{
-    char where[GW_PATH_MAX + 16];
-    char what[IOT_ERR_MSG_MAX];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(what, sizeof(what), fmt, ap);
-    va_end(ap);
-    gw__config_where(cfg, key, where, sizeof(where));
-    return iot_err_set(err, status, "%s%s", where, what);
-}
-
 static iot_status gw__check_readable(const char *key, const char *path, iot_err *err)
 {
     /* O_NONBLOCK: a FIFO put in place of a certificate must not hang us. */
@@ -94,7 +77,8 @@ static iot_status gw__check_token_file(const gw_config *cfg, iot_err *err)
     iot_err kerr = {0};
     iot_status st = iot_key_mode_check(cfg->admin_token_file, &kerr);
     if (st != IOT_OK)
-        return gw__invalid(cfg, err, st, "admin_token_file", "admin_token_file: %s", kerr.msg);
+        return gw__config_invalid(cfg, err, st, "admin_token_file", "admin_token_file: %s",
+                                  kerr.msg);
     return IOT_OK;
 }
 
@@ -108,7 +92,7 @@ iot_status gw_config_check_files(const gw_config *cfg, gw_config_warn_fn warn, v
         const gw__config_path *p = &paths[i];
         st = gw__check_path(p, err);
         if (st != IOT_OK) {
-            st = gw__invalid(cfg, err, st, p->key, "%s", err != NULL ? err->msg : "");
+            st = gw__config_invalid(cfg, err, st, p->key, "%s", err != NULL ? err->msg : "");
             continue;
         }
         if (!(p->need & GW__NEED_PRIVATE))
@@ -119,7 +103,7 @@ iot_status gw_config_check_files(const gw_config *cfg, gw_config_warn_fn warn, v
             gw__warn(warn, warn_ctx, p->key, kerr.msg);
             st = IOT_OK;
         } else if (st != IOT_OK) {
-            st = gw__invalid(cfg, err, st, p->key, "%s: %s", p->key, kerr.msg);
+            st = gw__config_invalid(cfg, err, st, p->key, "%s: %s", p->key, kerr.msg);
         }
     }
     return st;
