@@ -9,9 +9,13 @@
 #   B. the development configuration (sdkconfig.development) with the
 #      BME280 driver and the key and CSR made on the device.
 # For each: the sdkconfig ESP-IDF resolved holds the options asked for
-# (a misspelt or unknown Kconfig name would be dropped silently), the
-# sources the options select were compiled and the others not, and our
-# sources compiled without a warning.
+# (a misspelt or unknown Kconfig name would be dropped silently), app
+# rollback and anti-rollback among them; the sources the options select
+# were compiled and the others not, the mbedTLS manifest crypto
+# (ports/mbedtls) included, and our sources compiled without a warning;
+# the partition table ESP-IDF generated has otadata and two equal OTA
+# slots, no factory or test app, and each slot holds the app with
+# APP_HEADROOM_PCT to spare.
 #
 # With a real ESP-IDF (IDF_PATH set, idf.py working) it runs `idf.py
 # build`; otherwise it uses the compile kit next to the checkout,
@@ -82,7 +86,7 @@ build() {
   # Warnings in our sources: ESP-IDF turns only some into errors.
   local ours
   ours="$(cat "$dir/targets.log" "$dir/esp-idf-build.log" |
-    grep -E "$IOT_SOURCE_DIR/(firmware/esp32|ports/esp-idf|core)/[^ ]*:[0-9]+:[0-9]+: warning:" | sort -u || true)"
+    grep -E "$IOT_SOURCE_DIR/(firmware/esp32|ports/esp-idf|ports/mbedtls|core)/[^ ]*:[0-9]+:[0-9]+: warning:" | sort -u || true)"
   [ -z "$ours" ] || fail "$name: warnings in the firmware's sources: $ours"
   pass "$name: compiled by ESP-IDF for the ESP32-C3 without an error or a warning in our sources"
   # ESP-IDF's own -Werror=all was on for our sources.
@@ -106,11 +110,97 @@ expect_config() {
   pass "$name: sdkconfig has $*"
 }
 
+# An update must fit the slot it goes to, and later releases grow: each
+# slot must hold the app plus this share of it.
+APP_HEADROOM_PCT=50
+# The app's size where none can be linked (the compile kit has no Wi-Fi
+# blobs), in bytes: 741,936 measured without the blobs plus 400 KiB for
+# them (firmware/esp32/README.md, "Partition layout", says how). With
+# ESP-IDF itself the built iotd_esp32.bin is used.
+APP_SIZE_ESTIMATE=1151536
+
+# app_size NAME: the size of the app image of build NAME, and where it
+# comes from.
+app_size() {
+  local bin="$OUT/$1/iotd_esp32.bin"
+  if [ -f "$bin" ]; then
+    echo "$(stat -c %s "$bin") built"
+  else
+    echo "$APP_SIZE_ESTIMATE estimated"
+  fi
+}
+
+# check_partitions NAME: the binary partition table ESP-IDF generated for
+# build NAME, read back entry by entry (32 bytes each: magic 0xAA50, type,
+# subtype, offset, size, label, flags).
+check_partitions() {
+  local name="$1" size from report
+  read -r size from < <(app_size "$name")
+  report="$("$PY" - "$OUT/$name/partition_table/partition-table.bin" "$size" "$APP_HEADROOM_PCT" \
+    "$(sed -n 's/^CONFIG_PARTITION_TABLE_OFFSET=//p' "$OUT/$name/sdkconfig")" <<'PYEOF'
+import struct, sys
+data = open(sys.argv[1], "rb").read()
+app, pct, table = int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4], 0)
+APP, DATA = 0x00, 0x01
+FACTORY, OTA_0, OTA_1, TEST = 0x00, 0x10, 0x11, 0x20
+OTA_DATA = 0x00
+parts = []
+for i in range(0, len(data), 32):
+    e = data[i:i + 32]
+    if e[:2] != b"\xaa\x50":
+        break
+    kind, sub, off, size = struct.unpack("<BBII", e[2:12])
+    parts.append((e[12:28].rstrip(b"\0").decode(), kind, sub, off, size))
+errors = []
+labels = [p[0] for p in parts]
+for want in ("nvs", "nvs_keys", "ident", "otadata", "ota_0", "ota_1"):
+    if labels.count(want) != 1:
+        errors.append(f"{want} appears {labels.count(want)} times")
+apps = {p[2]: p for p in parts if p[1] == APP}
+if sorted(apps) != [OTA_0, OTA_1]:
+    errors.append(f"app partitions other than ota_0 and ota_1 (subtypes {sorted(apps)}): "
+                  "a factory or test app is not allowed")
+otadata = [p for p in parts if p[1] == DATA and p[2] == OTA_DATA]
+if len(otadata) != 1 or otadata[0][4] != 0x2000:
+    errors.append(f"expected one otadata partition of 0x2000 bytes: {otadata}")
+if OTA_0 in apps and OTA_1 in apps:
+    s0, s1 = apps[OTA_0][4], apps[OTA_1][4]
+    if s0 != s1:
+        errors.append(f"the OTA slots differ: {s0:#x} and {s1:#x}")
+    need = app * (100 + pct) // 100
+    if min(s0, s1) < need:
+        errors.append(f"a slot of {min(s0, s1)} bytes is below the app's {app} + {pct} % = {need}")
+    for p in apps.values():
+        if p[3] % 0x10000:
+            errors.append(f"{p[0]} at {p[3]:#x} is not on a 64 KiB boundary")
+end = table + 0x1000
+for label, kind, sub, off, size in sorted(parts, key=lambda p: p[3]):
+    if off < end:
+        errors.append(f"{label} at {off:#x} overlaps what lies before it (up to {end:#x})")
+    end = off + size
+if end > 4 * 1024 * 1024:
+    errors.append(f"the partitions end at {end:#x}, beyond 4 MB")
+if errors:
+    print("; ".join(errors))
+    sys.exit(1)
+print(", ".join(f"{p[0]} {p[3]:#x}+{p[4]:#x}" for p in parts)
+      + f"; slot {apps[OTA_0][4]} bytes, app {app} bytes, "
+      + f"{(apps[OTA_0][4] - app) * 100 // app} % to spare")
+PYEOF
+)" || fail "$name: partition table: $report"
+  pass "$name: OTA partition table ($from app size): $report"
+}
+
 # objects NAME: the source files compiled, by base name.
 objects() { find "$OUT/$1" -name '*.c.obj' -path '*__idf_*' -printf '%f\n' | sed 's/\.obj$//' | sort -u; }
 
 PY=/usr/bin/python3
 [ -x "$PY" ] || PY=python3
+
+# Updates in both configurations: rollback to the previous slot when a new
+# app does not confirm itself, and the eFuse secure-version floor.
+UPDATE_OPTIONS=(CONFIG_BOOTLOADER_APP_ROLLBACK_ENABLE=y CONFIG_BOOTLOADER_APP_ANTI_ROLLBACK=y
+  CONFIG_BOOTLOADER_APP_SECURE_VERSION=0 CONFIG_BOOTLOADER_APP_SEC_VER_SIZE_EFUSE_FIELD=16)
 
 # --- A. production default, internal sensor ------------------------------
 build production "$FW/sdkconfig.defaults" bootloader
@@ -119,10 +209,11 @@ expect_config production \
   CONFIG_SECURE_ENABLE_SECURE_ROM_DL_MODE=y CONFIG_NVS_ENCRYPTION=y \
   CONFIG_NVS_SEC_KEY_PROTECT_USING_HMAC=y CONFIG_NVS_SEC_HMAC_EFUSE_KEY_ID=5 \
   CONFIG_PARTITION_TABLE_OFFSET=0x10000 CONFIG_IOTD_IDENTITY_NVS=y
+expect_config production "${UPDATE_OPTIONS[@]}"
 grep -qx '# CONFIG_SECURE_FLASH_ENCRYPTION_MODE_DEVELOPMENT is not set' "$OUT/production/sdkconfig" ||
   fail "production: flash encryption is not in release mode"
 objects production >"$T/a.objs"
-for f in main.c identity.c tsens.c https.c nvs_sec_provider.c; do
+for f in main.c identity.c tsens.c https.c nvs_sec_provider.c manifest_crypto.c; do
   grep -qx "$f" "$T/a.objs" || fail "production: $f was not compiled: $(paste -sd' ' "$T/a.objs")"
 done
 for f in bme280.c csr.c; do
@@ -137,6 +228,7 @@ grep -q 'Bootloader binary size 0x[0-9a-f]* bytes\. 0x[0-9a-f]* bytes (.*) free'
 pass "production: the flash-encryption bootloader links and fits below the partition table ($(grep -o 'Bootloader binary size 0x[0-9a-f]*' "$BL_LOG" | tail -1 | cut -d' ' -f4) bytes)"
 [ -f "$OUT/production/partition_table/partition-table.bin" ] || fail "production: no partition table"
 pass "production: the partition table is generated from partitions.csv"
+check_partitions production
 
 # --- B. development, BME280 and the key and CSR made on the device ---------
 printf 'CONFIG_IOTD_BME280=y\nCONFIG_IOTD_CSR_ON_DEVICE=y\n' >"$T/options.defaults"
@@ -144,10 +236,12 @@ build bme280-csr-development "$FW/sdkconfig.defaults;$FW/sdkconfig.development;$
 expect_config bme280-csr-development \
   CONFIG_IOTD_BME280=y CONFIG_IOTD_CSR_ON_DEVICE=y \
   '# CONFIG_SECURE_FLASH_ENC_ENABLED is not set' '# CONFIG_NVS_ENCRYPTION is not set'
+expect_config bme280-csr-development "${UPDATE_OPTIONS[@]}"
 objects bme280-csr-development >"$T/b.objs"
-for f in bme280.c bme280_comp.c csr.c identity.c; do
+for f in bme280.c bme280_comp.c csr.c identity.c manifest_crypto.c; do
   grep -qx "$f" "$T/b.objs" || fail "bme280-csr-development: $f was not compiled: $(paste -sd' ' "$T/b.objs")"
 done
 pass "bme280-csr-development: the BME280 driver and the on-device CSR are compiled"
+check_partitions bme280-csr-development
 
 finish
