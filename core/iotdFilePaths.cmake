@@ -30,6 +30,7 @@ set(IOTD_CORE_SOURCES
   "${CMAKE_CURRENT_LIST_DIR}/src/backoff.c"
   "${CMAKE_CURRENT_LIST_DIR}/src/senml.c"
   "${CMAKE_CURRENT_LIST_DIR}/src/device.c"
+  "${CMAKE_CURRENT_LIST_DIR}/src/update.c"
   ${IOTD_PROTOCOL_SOURCES}
   ${IOTD_MANIFEST_SOURCES})
 
