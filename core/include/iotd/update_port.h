@@ -18,6 +18,9 @@
  * previous image. The core relies on that: an image that cannot reach its
  * confirmation never becomes permanent.
  *
+ * slot_read, on_trial, fw_info, https_get and the SHA-256 functions change
+ * nothing that survives a reset; what the others leave is said at each.
+ *
  * The same rules as iotd_port: every function is called from the core's
  * thread, never re-entrantly; the port and everything it points to outlive
  * the iotd_update that uses it. All function pointers are required.
