@@ -7,6 +7,9 @@
 #                               gateway and the admin tools link as well
 #   IOTD_MANIFEST_SOURCES       the firmware manifest's rules (iotd/manifest.h),
 #                               linked by the gateway and iotctl as well
+#   IOTD_MANIFEST_WRITE_SOURCES the manifest's writer, for the signing tool
+#                               only: not in IOTD_CORE_SOURCES, so the device
+#                               does not carry it
 #   IOTD_CORE_INCLUDE_PUBLIC_DIRS   what users of the core include (iotd/...)
 #   IOTD_CORE_INCLUDE_PRIVATE_DIRS  the core's own internal headers
 
@@ -16,6 +19,9 @@ set(IOTD_PROTOCOL_SOURCES
 set(IOTD_MANIFEST_SOURCES
   "${CMAKE_CURRENT_LIST_DIR}/src/manifest.c")
 
+set(IOTD_MANIFEST_WRITE_SOURCES
+  "${CMAKE_CURRENT_LIST_DIR}/src/manifest_write.c")
+
 set(IOTD_CORE_SOURCES
   "${CMAKE_CURRENT_LIST_DIR}/src/status.c"
   "${CMAKE_CURRENT_LIST_DIR}/src/record.c"
@@ -24,6 +30,7 @@ set(IOTD_CORE_SOURCES
   "${CMAKE_CURRENT_LIST_DIR}/src/backoff.c"
   "${CMAKE_CURRENT_LIST_DIR}/src/senml.c"
   "${CMAKE_CURRENT_LIST_DIR}/src/device.c"
+  "${CMAKE_CURRENT_LIST_DIR}/src/update.c"
   ${IOTD_PROTOCOL_SOURCES}
   ${IOTD_MANIFEST_SOURCES})
 

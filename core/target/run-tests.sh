@@ -2,7 +2,7 @@
 # The device core on its target: builds core/ and its unit tests for
 # rv32imac with picolibc, then fails if
 #   - the core's objects reference malloc/free/calloc/realloc or any printf,
-#   - its .text exceeds 16 KiB or its static RAM (.data + .bss) 4 KiB,
+#   - its .text exceeds 18 KiB or its static RAM (.data + .bss) 4 KiB,
 #   - any test binary exits non-zero (or hangs) under qemu-system-riscv32.
 # Run by ctest as target.core_riscv32; by hand:
 #   IOT_SOURCE_DIR=$PWD IOT_BUILD_DIR=build core/target/run-tests.sh
@@ -11,7 +11,11 @@ set -euo pipefail
 : "${IOT_SOURCE_DIR:?set IOT_SOURCE_DIR to the source root}"
 : "${IOT_BUILD_DIR:?set IOT_BUILD_DIR to the host build directory}"
 OUT="$IOT_BUILD_DIR/core-riscv32"
-TEXT_BUDGET=16384
+# 16 KiB until firmware updates came: the update state machine (update.c)
+# is about 4 KiB, of which the manifest writer's move out of the device
+# (manifest_write.c, 2.2 KiB) paid half. The ESP32-C3 has 4 MiB of flash;
+# the budget is what stops the core from growing unnoticed.
+TEXT_BUDGET=18432
 RAM_BUDGET=4096
 TEST_TIMEOUT=60
 
@@ -36,7 +40,8 @@ cmake --build "$OUT" >"$OUT.build.log" 2>&1 ||
 
 # The core is three archives: the protocol rules and the firmware manifest's
 # rules, which the gateway and iotctl link too, and the rest; the device
-# links all three, so they are checked together.
+# links all three, so they are checked together. The manifest's writer
+# (libiotd_manifest_write.a) is iotctl's only and is not counted.
 LIBS=("$OUT/core/libiotd_core.a" "$OUT/core/libiotd_protocol.a" "$OUT/core/libiotd_manifest.a")
 for lib in "${LIBS[@]}"; do
   [ -f "$lib" ] || fail "$lib was not built"

@@ -61,9 +61,9 @@ recipe() {
       LIBS=($(pkg-config --libs sqlite3))
       ;;
     manifest_fuzz)
-      SRCS=("$f" core/src/manifest.c core/src/protocol.c)
+      SRCS=("$f" core/src/manifest.c core/src/manifest_write.c core/src/protocol.c)
       DEPS=(core/include/iotd/manifest.h core/include/iotd/protocol.h core/src/manifest.c
-        core/src/protocol.c)
+        core/src/manifest_internal.h core/src/manifest_write.c core/src/protocol.c)
       FLAGS=(-Icore/include)
       ;;
     core_response_fuzz)

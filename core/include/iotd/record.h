@@ -16,7 +16,7 @@
 #include "iotd/port.h"
 #include "iotd/status.h"
 
-#define IOTD_RECORD_WORDS_MAX 6
+#define IOTD_RECORD_WORDS_MAX 13 /* 64 bytes a slot: the port's largest blob */
 
 typedef struct iotd_record {
     const char *key[2]; /* the two slot keys; static strings */
