@@ -266,7 +266,8 @@ pass "the build context leaves out .git, .state/, build trees, keys, CSRs and un
 expect_eq "the repository's own context holds no key, certificate or state" "" \
   "$(grep -E '(^|/)(\.git|\.state|build)(/|$)|\.(pem|key|p12|csr)$' "$T/context.files" || true)"
 for f in CMakeLists.txt cmake/Hardening.cmake gateway/src/main.c common/CMakeLists.txt core/CMakeLists.txt \
-  tools/CMakeLists.txt ports/posix/CMakeLists.txt bench/CMakeLists.txt deploy/docker/iotgw-healthcheck; do
+  tools/CMakeLists.txt ports/posix/CMakeLists.txt ports/mbedtls/iotdMbedtlsFilePaths.cmake \
+  bench/CMakeLists.txt deploy/docker/iotgw-healthcheck; do
   grep -qxF "$f" "$T/context.files" || fail "the build context lacks $f"
 done
 pass "the build context holds what the build needs ($(wc -l <"$T/context.files") files)"
