@@ -81,30 +81,13 @@ admin_counter() {
   curl -s -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$ADMIN_PORT/metrics" |
     awk -v r="$1" 'index($1, "reason=\"" r "\"") { v = $2 } END { print v + 0 }'
 }
-# admin_raw FORMAT: sends printf FORMAT over one plain TCP connection and
-# reads until the gateway closes it (5 s at most); the answer is in $T/ans,
-# and it prints "closed" or "open".
-cat >"$T/raw.py" <<'PY'
-import socket, sys
-s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
-s.sendall(sys.argv[2].encode().decode("unicode_escape").encode("latin-1"))
-s.settimeout(5)
-got, state = b"", "open"
-try:
-    while True:
-        b = s.recv(65536)
-        if not b:
-            state = "closed"
-            break
-        got += b
-except socket.timeout:
-    pass
-except ConnectionError:
-    state = "closed"
-open(sys.argv[3], "wb").write(got)
-print(state)
-PY
-admin_raw() { python3 "$T/raw.py" "$ADMIN_PORT" "$1" "$T/ans"; }
+# admin_raw REQUEST: sends REQUEST (backslash escapes as printf %b reads
+# them) over one plain TCP connection and reads until the gateway closes it
+# (5 s at most); the answer is in $T/ans, and it prints "closed" or "open".
+admin_raw() {
+  printf '%b' "$1" >"$T/raw-req"
+  python3 "$IOT_SOURCE_DIR/tests/support/tools/exchange.py" "$ADMIN_PORT" "$T/raw-req" "$T/ans"
+}
 AUTH="Authorization: Bearer $TOKEN"
 
 # framing CASE ERROR REQUEST: answered 400 with "error":ERROR in JSON and

@@ -23,30 +23,10 @@ counter() { local v; v="$(refusals "$1")"; echo "${v:-0}"; }
 # exchange FILE: sends FILE's bytes over one TLS connection as dev-att and
 # reads until the gateway closes (5 s at most). Writes the answers to
 # $T/ans and prints "closed" or "open" (still open after 5 s).
-cat >"$T/exchange.py" <<'PY'
-import socket, ssl, sys, time
-port, pki, req, out = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
-ctx = ssl.create_default_context(cafile=pki + "/ca.crt")
-ctx.load_cert_chain(pki + "/devices/dev-att/cert.pem", pki + "/devices/dev-att/key.pem")
-s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port)), server_hostname="localhost")
-s.sendall(open(req, "rb").read())
-s.settimeout(5)
-got, state = b"", "open"
-try:
-    while True:
-        b = s.recv(65536)
-        if not b:
-            state = "closed"
-            break
-        got += b
-except socket.timeout:
-    pass
-except (ssl.SSLError, ConnectionError):
-    state = "closed"  # ended without close_notify
-open(out, "wb").write(got)
-print(state)
-PY
-exchange() { python3 "$T/exchange.py" "$GW_PORT" "$P" "$1" "$T/ans"; }
+exchange() {
+  python3 "$IOT_SOURCE_DIR/tests/support/tools/exchange.py" "$GW_PORT" "$1" "$T/ans" \
+    --tls "$P/ca.crt" "$P/devices/dev-att/cert.pem" "$P/devices/dev-att/key.pem"
+}
 statuses() { grep -ao '^HTTP/1\.[01] [0-9]*' "$T/ans" | awk '{ print $2 }' | tr '\n' ' ' | sed 's/ $//' || true; }
 
 HDR='POST /v1/telemetry HTTP/1.1\r\nHost: gw\r\nContent-Type: application/json\r\n'

@@ -14,6 +14,7 @@
 
 #include <openssl/pem.h>
 
+#include "gw_test.h"
 #include "admission.h"
 #include "metrics.h"
 
@@ -23,36 +24,23 @@ static char reg_copy[128];
 static char crl_copy[128];
 static char ca_path[128];
 
-static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static int sh(const char *fmt, ...)
-{
-    char cmd[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(cmd, sizeof(cmd), fmt, ap);
-    va_end(ap);
-    if (n < 0 || (size_t)n >= sizeof(cmd))
-        return -1;
-    return system(cmd);
-}
-
 static void iotctl(const char *args)
 {
-    assert_int_equal(sh("%s --dir %s %s >/dev/null", IOTCTL, pki, args), 0);
+    assert_int_equal(gwt_sh("%s --dir %s %s >/dev/null", IOTCTL, pki, args), 0);
 }
 
 /* The registry as iotctl left it, for the gateway to read. */
 static void publish_registry(void)
 {
     assert_int_equal(
-        sh("cp %s/registry.db %s && rm -f %s-wal %s-shm", pki, reg_copy, reg_copy, reg_copy), 0);
+        gwt_sh("cp %s/registry.db %s && rm -f %s-wal %s-shm", pki, reg_copy, reg_copy, reg_copy),
+        0);
 }
 
 /* The CRL iotctl wrote last, for the gateway to read. */
 static void publish_crl(void)
 {
-    assert_int_equal(sh("cp %s/crl.pem %s", pki, crl_copy), 0);
+    assert_int_equal(gwt_sh("cp %s/crl.pem %s", pki, crl_copy), 0);
 }
 
 static X509 *load_cert(const char *path)
@@ -96,18 +84,18 @@ static int setup(void **state)
     snprintf(reg_copy, sizeof(reg_copy), "%s/reg.db", dir);
     snprintf(crl_copy, sizeof(crl_copy), "%s/crl.pem", dir);
     snprintf(ca_path, sizeof(ca_path), "%s/ca.crt", pki);
-    if (sh("%s --dir %s pki init >/dev/null", IOTCTL, pki) != 0)
+    if (gwt_sh("%s --dir %s pki init >/dev/null", IOTCTL, pki) != 0)
         return -1;
     const char *devices[] = {"dev-a", "dev-b", "dev-c"};
     for (size_t i = 0; i < sizeof(devices) / sizeof(devices[0]); i++)
-        if (sh("%s --dir %s device add %s >/dev/null", IOTCTL, pki, devices[i]) != 0)
+        if (gwt_sh("%s --dir %s device add %s >/dev/null", IOTCTL, pki, devices[i]) != 0)
             return -1;
-    if (sh("%s --dir %s cert server broker --dns localhost >/dev/null", IOTCTL, pki) != 0)
+    if (gwt_sh("%s --dir %s cert server broker --dns localhost >/dev/null", IOTCTL, pki) != 0)
         return -1;
     /* A device of another PKI: its serial is in no registry of ours. */
-    if (sh("%s --dir %s/other pki init >/dev/null && %s --dir %s/other device add stranger "
-           ">/dev/null",
-           IOTCTL, dir, IOTCTL, dir) != 0)
+    if (gwt_sh("%s --dir %s/other pki init >/dev/null && %s --dir %s/other device add stranger "
+               ">/dev/null",
+               IOTCTL, dir, IOTCTL, dir) != 0)
         return -1;
     return 0;
 }
@@ -115,7 +103,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    return sh("rm -rf %s", dir) == 0 ? 0 : -1;
+    return gwt_sh("rm -rf %s", dir) == 0 ? 0 : -1;
 }
 
 static void test_admission(void **state)
@@ -166,7 +154,7 @@ static void test_bad_crl_keeps_registry_revocations(void **state)
 
     iotctl("device revoke dev-c");
     publish_registry();
-    assert_int_equal(sh("echo 'not a CRL' > %s", crl_copy), 0);
+    assert_int_equal(gwt_sh("echo 'not a CRL' > %s", crl_copy), 0);
     iot_err err = {0};
     assert_int_equal(gw_admission_reload(id, &err), IOT_OK);
 
@@ -194,7 +182,7 @@ static void test_older_crl_refused(void **state)
     snprintf(v1, sizeof(v1), "%s/crl-v1.pem", dir);
     publish_registry();
     publish_crl();
-    assert_int_equal(sh("cp %s %s", crl_copy, v1), 0);
+    assert_int_equal(gwt_sh("cp %s %s", crl_copy, v1), 0);
     gw_admission *id = open_identity();
     char device[IOT_ID_MAX + 1];
     assert_int_equal(check_device(id, "dev-c", device), GW_ADMISSION_OK);
@@ -209,7 +197,7 @@ static void test_older_crl_refused(void **state)
     assert_int_equal(gw_gauge_get(GW_G_CRL_STALE), 0);
 
     uint64_t failures = gw_metric_get(GW_M_CRL_LOAD_FAILURES);
-    assert_int_equal(sh("cp %s %s", v1, crl_copy), 0);
+    assert_int_equal(gwt_sh("cp %s %s", v1, crl_copy), 0);
     assert_int_equal(gw_admission_reload(id, &err), IOT_OK);
     assert_int_equal(check_device(id, "dev-c", device), GW_ADMISSION_REVOKED);
     assert_int_equal(gw_gauge_get(GW_G_CRL_STALE), 1);

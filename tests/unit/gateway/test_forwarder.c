@@ -26,6 +26,7 @@
 
 #include <event2/event.h>
 
+#include "gw_test.h"
 #include "forwarder.h"
 #include "admission.h"
 #include "metrics.h"
@@ -198,34 +199,6 @@ static char broker_log[128];
 static int port;
 static pid_t broker_pid;
 
-static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static int sh(const char *fmt, ...)
-{
-    char cmd[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(cmd, sizeof(cmd), fmt, ap);
-    va_end(ap);
-    if (n < 0 || (size_t)n >= sizeof(cmd))
-        return -1;
-    return system(cmd);
-}
-
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(a);
-    int p = -1;
-    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
-        getsockname(fd, (struct sockaddr *)&a, &len) == 0)
-        p = ntohs(a.sin_port);
-    if (fd >= 0)
-        close(fd);
-    return p;
-}
-
 static bool port_open(void)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -289,13 +262,13 @@ static int group_setup(void **state)
     snprintf(pki, sizeof(pki), "%s/pki", dir);
     snprintf(conf, sizeof(conf), "%s/mosquitto.conf", dir);
     snprintf(broker_log, sizeof(broker_log), "%s/broker.log", dir);
-    if (sh("%s --dir %s pki init >/dev/null && "
-           "%s --dir %s cert server broker --dns localhost --ip 127.0.0.1 >/dev/null && "
-           "%s --dir %s cert client gateway-mqtt --role gateway >/dev/null && "
-           "%s --dir %s cert client consumer --role consumer >/dev/null",
-           IOTCTL, pki, IOTCTL, pki, IOTCTL, pki, IOTCTL, pki) != 0)
+    if (gwt_sh("%s --dir %s pki init >/dev/null && "
+               "%s --dir %s cert server broker --dns localhost --ip 127.0.0.1 >/dev/null && "
+               "%s --dir %s cert client gateway-mqtt --role gateway >/dev/null && "
+               "%s --dir %s cert client consumer --role consumer >/dev/null",
+               IOTCTL, pki, IOTCTL, pki, IOTCTL, pki, IOTCTL, pki) != 0)
         return -1;
-    port = free_port();
+    port = gwt_free_port();
     FILE *f = fopen(conf, "w");
     if (f == NULL || port <= 0)
         return -1;
@@ -320,7 +293,7 @@ static int group_teardown(void **state)
 {
     (void)state;
     mosquitto_lib_cleanup();
-    return sh("rm -rf %s", dir) == 0 ? 0 : -1;
+    return gwt_sh("rm -rf %s", dir) == 0 ? 0 : -1;
 }
 
 /* A broker and a subscriber that has its subscription. */

@@ -26,6 +26,7 @@
 #include <openssl/ssl.h>
 
 #include "app.h"
+#include "gw_test.h"
 #include "admission.h"
 #include "ingest.h"
 #include "metrics.h"
@@ -56,34 +57,6 @@ typedef struct answer {
     int status;
 } answer;
 
-static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static int sh(const char *fmt, ...)
-{
-    char cmd[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(cmd, sizeof(cmd), fmt, ap);
-    va_end(ap);
-    if (n < 0 || (size_t)n >= sizeof(cmd))
-        return -1;
-    return system(cmd);
-}
-
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(a);
-    int p = -1;
-    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
-        getsockname(fd, (struct sockaddr *)&a, &len) == 0)
-        p = ntohs(a.sin_port);
-    if (fd >= 0)
-        close(fd);
-    return p;
-}
-
 static int connect_port(int port)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -111,11 +84,11 @@ static int group_setup(void **state)
     /* As main.c: the outbox wakes the workers' loops from its thread. */
     if (evthread_use_pthreads() != 0)
         return -1;
-    return sh("%s --dir %s pki init >/dev/null && "
-              "%s --dir %s cert server gateway --dns localhost --ip 127.0.0.1 >/dev/null && "
-              "%s --dir %s device add dev-1 >/dev/null && "
-              "%s --dir %s device add dev-2 >/dev/null",
-              IOTCTL, pki, IOTCTL, pki, IOTCTL, pki, IOTCTL, pki) == 0
+    return gwt_sh("%s --dir %s pki init >/dev/null && "
+                  "%s --dir %s cert server gateway --dns localhost --ip 127.0.0.1 >/dev/null && "
+                  "%s --dir %s device add dev-1 >/dev/null && "
+                  "%s --dir %s device add dev-2 >/dev/null",
+                  IOTCTL, pki, IOTCTL, pki, IOTCTL, pki, IOTCTL, pki) == 0
                ? 0
                : -1;
 }
@@ -123,7 +96,7 @@ static int group_setup(void **state)
 static int group_teardown(void **state)
 {
     (void)state;
-    return sh("rm -rf %s", dir) == 0 ? 0 : -1;
+    return gwt_sh("rm -rf %s", dir) == 0 ? 0 : -1;
 }
 
 /* Workers, admission snapshot, TLS and outbox as main.c builds them, with
@@ -135,7 +108,7 @@ static int setup(void **state)
     if (r == NULL)
         return -1;
     gw_app *app = &r->app;
-    r->port = free_port();
+    r->port = gwt_free_port();
     snprintf(r->listen, sizeof(r->listen), "127.0.0.1:%d", r->port);
     snprintf(r->cert, sizeof(r->cert), "%s/servers/gateway/cert.pem", pki);
     snprintf(r->key, sizeof(r->key), "%s/servers/gateway/key.pem", pki);
