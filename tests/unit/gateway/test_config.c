@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "config_test.h"
 #include "config.h"
 #include "config_parse.h"
 #include "iot/fsutil.h"
@@ -25,13 +26,6 @@
 static const char dir[] = "/nonexistent/iotgw-test";
 
 /* The files a valid configuration names; none of them exists. */
-static const char *const files[][2] = {
-    {"tls_cert", "tls.crt"}, {"tls_key", "tls.key"}, {"client_ca", "ca.crt"},
-    {"crl_file", "crl.pem"}, {"registry", "reg.db"}, {"mqtt_ca", "mqtt-ca.crt"},
-    {"mqtt_cert", "mq.crt"}, {"mqtt_key", "mq.key"},
-};
-#define N_FILES (sizeof(files) / sizeof(files[0]))
-
 static const char *const required_keys[] = {
     "tls_cert",  "tls_key", "client_ca", "crl_file", "registry",
     "mqtt_host", "mqtt_ca", "mqtt_cert", "mqtt_key",
@@ -88,29 +82,10 @@ static const char *const all_keys[] = {
     "development_mode",
 };
 
-static void path_of(char *buf, size_t size, const char *name)
-{
-    assert_true((size_t)snprintf(buf, size, "%s/%s", dir, name) < size);
-}
-
 /* Writes the required keys, pointing at the scratch files, into buf. */
-static void required_text_host(char *buf, size_t size, const char *host)
-{
-    size_t used = 0;
-    char path[256];
-    for (size_t i = 0; i < N_FILES; i++) {
-        path_of(path, sizeof(path), files[i][1]);
-        used += (size_t)snprintf(buf + used, size - used, "%s = %s\n", files[i][0], path);
-        assert_true(used < size);
-    }
-    path_of(path, sizeof(path), "outbox/outbox.db");
-    used += (size_t)snprintf(buf + used, size - used, "mqtt_host = %s\noutbox = %s\n", host, path);
-    assert_true(used < size);
-}
-
 static void required_text(char *buf, size_t size)
 {
-    required_text_host(buf, size, "localhost");
+    gwt_required_text(buf, size, dir, "localhost");
 }
 
 static void valid_config(gw_config *cfg)
@@ -119,36 +94,6 @@ static void valid_config(gw_config *cfg)
     required_text(text, sizeof(text));
     iot_err err = {0};
     assert_int_equal(gw_config_parse(text, strlen(text), ORIGIN, cfg, &err), IOT_OK);
-}
-
-typedef struct warnings {
-    int n;
-    char key[8][32];
-    char msg[8][IOT_ERR_MSG_MAX];
-} warnings;
-
-static void collect(void *ctx, const char *key, const char *message)
-{
-    warnings *w = ctx;
-    assert_true(w->n < 8);
-    snprintf(w->key[w->n], sizeof(w->key[0]), "%s", key);
-    snprintf(w->msg[w->n], sizeof(w->msg[0]), "%s", message);
-    w->n++;
-}
-
-static bool warned(const warnings *w, const char *key)
-{
-    for (int i = 0; i < w->n; i++) {
-        if (strcmp(w->key[i], key) == 0)
-            return true;
-    }
-    return false;
-}
-
-static void assert_contains(const char *msg, const char *fragment)
-{
-    if (strstr(msg, fragment) == NULL)
-        fail_msg("expected \"%s\" in \"%s\"", fragment, msg);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -207,10 +152,10 @@ static void defaults_need_only_the_required_keys(void **state)
     iot_err err = {0};
     /* The defaults alone are incomplete: the first required key is named. */
     assert_int_equal(gw_config_validate(&c, NULL, NULL, &err), IOT_EINVAL);
-    assert_contains(err.msg, "required key 'tls_cert' is not set");
+    gwt_assert_contains(err.msg, "required key 'tls_cert' is not set");
     valid_config(&c);
-    warnings w = {0};
-    assert_int_equal(gw_config_validate(&c, collect, &w, &err), IOT_OK);
+    gwt_warnings w = {0};
+    assert_int_equal(gw_config_validate(&c, gwt_collect, &w, &err), IOT_OK);
     assert_int_equal(w.n, 0);
 }
 
@@ -219,7 +164,7 @@ static void full_file_sets_every_key(void **state)
     (void)state;
     char req[4096];
     char text[8192];
-    required_text_host(req, sizeof(req), "2001:db8::1");
+    gwt_required_text(req, sizeof(req), dir, "2001:db8::1");
     int n = snprintf(text, sizeof(text),
                      "# every key, none at its default\n"
                      "%s"
@@ -257,9 +202,9 @@ static void full_file_sets_every_key(void **state)
     iot_err err = {0};
     assert_int_equal(gw_config_parse(text, strlen(text), ORIGIN, &c, &err), IOT_OK);
     char path[256];
-    path_of(path, sizeof(path), "tls.crt");
+    gwt_path_of(path, sizeof(path), dir, "tls.crt");
     assert_string_equal(c.tls_cert, path);
-    path_of(path, sizeof(path), "mq.key");
+    gwt_path_of(path, sizeof(path), dir, "mq.key");
     assert_string_equal(c.mqtt_key, path);
     assert_string_equal(c.device_listen, "[::1]:9443");
     assert_false(c.device_tls);
@@ -292,11 +237,11 @@ static void full_file_sets_every_key(void **state)
 
     /* Valid as a whole: development mode turns the two insecure settings
      * into warnings. */
-    warnings w = {0};
-    assert_int_equal(gw_config_validate(&c, collect, &w, &err), IOT_OK);
+    gwt_warnings w = {0};
+    assert_int_equal(gw_config_validate(&c, gwt_collect, &w, &err), IOT_OK);
     assert_int_equal(w.n, 2);
-    assert_true(warned(&w, "device_tls"));
-    assert_true(warned(&w, "require_client_cert"));
+    assert_true(gwt_warned(&w, "device_tls"));
+    assert_true(gwt_warned(&w, "require_client_cert"));
 }
 
 typedef struct bad_case {
@@ -315,7 +260,7 @@ static void check_bad(const char *text, size_t len, iot_status want, const char 
     if (st != want)
         fail_msg("'%s': status %d, want %d (%s)", text, st, want, err.msg);
     for (size_t i = 0; i < nfrag && frag[i] != NULL; i++)
-        assert_contains(err.msg, frag[i]);
+        gwt_assert_contains(err.msg, frag[i]);
     assert_int_equal(c.workers, 77);
     /* Messages are one line of printable ASCII. */
     for (const char *p = err.msg; *p != '\0'; p++)
@@ -545,9 +490,9 @@ static void validate_expect(const gw_config *c, iot_status want, const char *f1,
     if (st != want)
         fail_msg("status %d, want %d (%s)", st, want, err.msg);
     if (f1 != NULL)
-        assert_contains(err.msg, f1);
+        gwt_assert_contains(err.msg, f1);
     if (f2 != NULL)
-        assert_contains(err.msg, f2);
+        gwt_assert_contains(err.msg, f2);
 }
 
 static char *field_of(gw_config *c, const char *key)
@@ -603,20 +548,20 @@ static void insecure_settings_need_development_mode(void **state)
     validate_expect(&c, IOT_EINVAL, "device_tls = no cannot be combined", NULL);
 
     c.require_client_cert = false;
-    warnings w = {0};
+    gwt_warnings w = {0};
     iot_err err = {0};
-    assert_int_equal(gw_config_validate(&c, collect, &w, &err), IOT_OK);
+    assert_int_equal(gw_config_validate(&c, gwt_collect, &w, &err), IOT_OK);
     assert_int_equal(w.n, 2);
     assert_string_equal(w.key[0], "device_tls");
-    assert_contains(w.msg[0], "plaintext");
+    gwt_assert_contains(w.msg[0], "plaintext");
     assert_string_equal(w.key[1], "require_client_cert");
-    assert_contains(w.msg[1], "X-Device-Id");
+    gwt_assert_contains(w.msg[1], "X-Device-Id");
 
     /* development_mode alone, with secure settings, warns about nothing. */
     valid_config(&c);
     c.development_mode = true;
     memset(&w, 0, sizeof(w));
-    assert_int_equal(gw_config_validate(&c, collect, &w, &err), IOT_OK);
+    assert_int_equal(gw_config_validate(&c, gwt_collect, &w, &err), IOT_OK);
     assert_int_equal(w.n, 0);
 }
 
@@ -773,7 +718,7 @@ static void example_file_matches_the_table(void **state)
         snprintf(line, sizeof(line), "\n%s = ", all_keys[i]);
         if (strstr(gen, line) == NULL) {
             snprintf(line, sizeof(line), "\n#%s = ", all_keys[i]);
-            assert_contains(gen, line);
+            gwt_assert_contains(gen, line);
         }
     }
     free(gen);
@@ -875,7 +820,7 @@ static void docs_list_every_option(void **state)
     for (size_t i = 0; i < sizeof(all_keys) / sizeof(all_keys[0]); i++) {
         char cell[64];
         snprintf(cell, sizeof(cell), "| `%s` |", all_keys[i]);
-        assert_contains(table, cell);
+        gwt_assert_contains(table, cell);
     }
     free(table);
     free(doc);

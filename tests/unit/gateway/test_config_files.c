@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "config_test.h"
 #include "config_files.h"
 #include "iot/fsutil.h"
 
@@ -22,18 +23,6 @@
 static char dir[64];
 
 /* The files a valid configuration names, made by make_dir. */
-static const char *const files[][2] = {
-    {"tls_cert", "tls.crt"}, {"tls_key", "tls.key"}, {"client_ca", "ca.crt"},
-    {"crl_file", "crl.pem"}, {"registry", "reg.db"}, {"mqtt_ca", "mqtt-ca.crt"},
-    {"mqtt_cert", "mq.crt"}, {"mqtt_key", "mq.key"},
-};
-#define N_FILES (sizeof(files) / sizeof(files[0]))
-
-static void path_of(char *buf, size_t size, const char *name)
-{
-    assert_true((size_t)snprintf(buf, size, "%s/%s", dir, name) < size);
-}
-
 static int make_dir(void **state)
 {
     (void)state;
@@ -41,15 +30,15 @@ static int make_dir(void **state)
     if (mkdtemp(dir) == NULL)
         return -1;
     char path[256];
-    for (size_t i = 0; i < N_FILES; i++) {
-        path_of(path, sizeof(path), files[i][1]);
+    for (size_t i = 0; i < GWT_CONFIG_N_FILES; i++) {
+        gwt_path_of(path, sizeof(path), dir, gwt_config_files[i][1]);
         if (iot_file_create(path, "pem\n", 4, 0600, NULL) != IOT_OK)
             return -1;
     }
-    path_of(path, sizeof(path), "admin.token");
+    gwt_path_of(path, sizeof(path), dir, "admin.token");
     if (iot_file_create(path, "token\n", 6, 0600, NULL) != IOT_OK)
         return -1;
-    path_of(path, sizeof(path), "outbox");
+    gwt_path_of(path, sizeof(path), dir, "outbox");
     return mkdir(path, 0700);
 }
 
@@ -61,19 +50,9 @@ static int remove_dir(void **state)
     return system(cmd) == 0 ? 0 : -1;
 }
 
-/* Writes the required keys, pointing at the scratch files, into buf. */
 static void required_text(char *buf, size_t size)
 {
-    size_t used = 0;
-    char path[256];
-    for (size_t i = 0; i < N_FILES; i++) {
-        path_of(path, sizeof(path), files[i][1]);
-        used += (size_t)snprintf(buf + used, size - used, "%s = %s\n", files[i][0], path);
-        assert_true(used < size);
-    }
-    path_of(path, sizeof(path), "outbox/outbox.db");
-    used += (size_t)snprintf(buf + used, size - used, "mqtt_host = localhost\noutbox = %s\n", path);
-    assert_true(used < size);
+    gwt_required_text(buf, size, dir, "localhost");
 }
 
 static void valid_config(gw_config *cfg)
@@ -87,29 +66,8 @@ static void valid_config(gw_config *cfg)
 static void chmod_file(const char *name, mode_t mode)
 {
     char path[256];
-    path_of(path, sizeof(path), name);
+    gwt_path_of(path, sizeof(path), dir, name);
     assert_int_equal(chmod(path, mode), 0);
-}
-
-typedef struct warnings {
-    int n;
-    char key[8][32];
-    char msg[8][IOT_ERR_MSG_MAX];
-} warnings;
-
-static void collect(void *ctx, const char *key, const char *message)
-{
-    warnings *w = ctx;
-    assert_true(w->n < 8);
-    snprintf(w->key[w->n], sizeof(w->key[0]), "%s", key);
-    snprintf(w->msg[w->n], sizeof(w->msg[0]), "%s", message);
-    w->n++;
-}
-
-static void assert_contains(const char *msg, const char *fragment)
-{
-    if (strstr(msg, fragment) == NULL)
-        fail_msg("expected \"%s\" in \"%s\"", fragment, msg);
 }
 
 /* The values are valid (gw_config_validate passes: it opens nothing);
@@ -122,9 +80,9 @@ static void check_expect(const gw_config *c, iot_status want, const char *f1, co
     if (st != want)
         fail_msg("status %d, want %d (%s)", st, want, err.msg);
     if (f1 != NULL)
-        assert_contains(err.msg, f1);
+        gwt_assert_contains(err.msg, f1);
     if (f2 != NULL)
-        assert_contains(err.msg, f2);
+        gwt_assert_contains(err.msg, f2);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -134,16 +92,16 @@ static void check_files_passes_the_scratch_files(void **state)
     (void)state;
     gw_config c;
     valid_config(&c);
-    warnings w = {0};
+    gwt_warnings w = {0};
     iot_err err = {0};
-    assert_int_equal(gw_config_check_files(&c, collect, &w, &err), IOT_OK);
+    assert_int_equal(gw_config_check_files(&c, gwt_collect, &w, &err), IOT_OK);
     assert_int_equal(w.n, 0);
 }
 
 static void write_file(const char *name, const char *text, size_t len)
 {
     char path[256];
-    path_of(path, sizeof(path), name);
+    gwt_path_of(path, sizeof(path), dir, name);
     unlink(path);
     assert_int_equal(iot_file_create(path, text, len, 0600, NULL), IOT_OK);
 }
@@ -155,22 +113,22 @@ static void check_files_finds_each_fault(void **state)
     char path[256];
 
     valid_config(&c);
-    path_of(path, sizeof(path), "missing.crt");
+    gwt_path_of(path, sizeof(path), dir, "missing.crt");
     snprintf(c.crl_file, sizeof(c.crl_file), "%s", path);
     check_expect(&c, IOT_ENOENT, "crl_file: cannot read", path);
 
     valid_config(&c);
-    path_of(path, sizeof(path), "outbox");
+    gwt_path_of(path, sizeof(path), dir, "outbox");
     snprintf(c.client_ca, sizeof(c.client_ca), "%s", path);
     check_expect(&c, IOT_EINVAL, "client_ca:", "is not a regular file");
 
     valid_config(&c);
-    path_of(path, sizeof(path), "nowhere/outbox.db");
+    gwt_path_of(path, sizeof(path), dir, "nowhere/outbox.db");
     snprintf(c.outbox, sizeof(c.outbox), "%s", path);
     check_expect(&c, IOT_ENOENT, "outbox: directory", "does not exist");
 
     valid_config(&c);
-    path_of(path, sizeof(path), "tls.crt/outbox.db");
+    gwt_path_of(path, sizeof(path), dir, "tls.crt/outbox.db");
     snprintf(c.outbox, sizeof(c.outbox), "%s", path);
     check_expect(&c, IOT_EINVAL, "outbox:", "is not a directory");
 
@@ -190,7 +148,7 @@ static void check_files_refuses_loose_key_files(void **state)
     char path[256];
     chmod_file("tls.key", 0640);
     valid_config(&c);
-    path_of(path, sizeof(path), "tls.key");
+    gwt_path_of(path, sizeof(path), dir, "tls.key");
     check_expect(&c, IOT_EPERM, "tls_key: private key", path);
     check_expect(&c, IOT_EPERM, "mode 0640", "chmod 600");
     chmod_file("tls.key", 0600);
@@ -201,14 +159,14 @@ static void check_files_refuses_loose_key_files(void **state)
     /* development_mode: the same files pass, each with a warning. */
     chmod_file("tls.key", 0644);
     c.development_mode = true;
-    warnings w = {0};
+    gwt_warnings w = {0};
     iot_err err = {0};
-    assert_int_equal(gw_config_check_files(&c, collect, &w, &err), IOT_OK);
+    assert_int_equal(gw_config_check_files(&c, gwt_collect, &w, &err), IOT_OK);
     assert_int_equal(w.n, 2);
     assert_string_equal(w.key[0], "tls_key");
-    assert_contains(w.msg[0], "mode 0644");
+    gwt_assert_contains(w.msg[0], "mode 0644");
     assert_string_equal(w.key[1], "mqtt_key");
-    assert_contains(w.msg[1], "mode 0604");
+    gwt_assert_contains(w.msg[1], "mode 0604");
     /* A NULL callback is allowed. */
     assert_int_equal(gw_config_check_files(&c, NULL, NULL, &err), IOT_OK);
     chmod_file("tls.key", 0600);
@@ -224,7 +182,7 @@ static void check_files_refuses_a_world_readable_token_file(void **state)
     char path[256];
     char text[4096];
     required_text(text, sizeof(text));
-    path_of(path, sizeof(path), "admin.token");
+    gwt_path_of(path, sizeof(path), dir, "admin.token");
     size_t used = strlen(text);
     assert_true((size_t)snprintf(text + used, sizeof(text) - used, "admin_token_file = %s\n",
                                  path) < sizeof(text) - used);
@@ -235,13 +193,13 @@ static void check_files_refuses_a_world_readable_token_file(void **state)
     chmod_file("admin.token", 0644);
     check_expect(&c, IOT_EPERM, "t.conf:11: admin_token_file: private key", "mode 0644");
     c.development_mode = true;
-    warnings w = {0};
-    assert_int_equal(gw_config_check_files(&c, collect, &w, &err), IOT_EPERM);
-    assert_contains(err.msg, "admin_token_file");
+    gwt_warnings w = {0};
+    assert_int_equal(gw_config_check_files(&c, gwt_collect, &w, &err), IOT_EPERM);
+    gwt_assert_contains(err.msg, "admin_token_file");
     assert_int_equal(w.n, 0);
     chmod_file("admin.token", 0600);
 
-    path_of(path, sizeof(path), "absent.token");
+    gwt_path_of(path, sizeof(path), dir, "absent.token");
     snprintf(c.admin_token_file, sizeof(c.admin_token_file), "%s", path);
     check_expect(&c, IOT_ENOENT, "admin_token_file: cannot read key", path);
 }
@@ -254,7 +212,7 @@ static void load_parses_validates_and_checks_files(void **state)
     required_text(text, sizeof(text));
     strncat(text, "workers = 2\n", sizeof(text) - strlen(text) - 1);
     write_file("good.conf", text, strlen(text));
-    path_of(path, sizeof(path), "good.conf");
+    gwt_path_of(path, sizeof(path), dir, "good.conf");
     gw_config c;
     iot_err err = {0};
     assert_int_equal(gw_config_load(path, &c, &err), IOT_OK);
@@ -264,44 +222,44 @@ static void load_parses_validates_and_checks_files(void **state)
     /* Parse errors name the file and line. */
     strncat(text, "workers = 3\n", sizeof(text) - strlen(text) - 1);
     write_file("dup.conf", text, strlen(text));
-    path_of(path, sizeof(path), "dup.conf");
+    gwt_path_of(path, sizeof(path), dir, "dup.conf");
     assert_int_equal(gw_config_load(path, &c, &err), IOT_EINVAL);
     char want[600];
     snprintf(want, sizeof(want), "duplicate key 'workers' at %s:12", path);
-    assert_contains(err.msg, want);
+    gwt_assert_contains(err.msg, want);
 
     /* Validation errors name the file. */
     write_file("short.conf", "workers = 2\n", 12);
-    path_of(path, sizeof(path), "short.conf");
+    gwt_path_of(path, sizeof(path), dir, "short.conf");
     assert_int_equal(gw_config_load(path, &c, &err), IOT_EINVAL);
     snprintf(want, sizeof(want), "%s: required key 'tls_cert' is not set", path);
-    assert_contains(err.msg, want);
+    gwt_assert_contains(err.msg, want);
 
-    path_of(path, sizeof(path), "absent.conf");
+    gwt_path_of(path, sizeof(path), dir, "absent.conf");
     assert_int_equal(gw_config_load(path, &c, &err), IOT_ENOENT);
-    assert_contains(err.msg, path);
+    gwt_assert_contains(err.msg, path);
 
     /* So do the checks of the files it names, at the line naming them. */
     char crl[256];
     char away[256];
-    path_of(crl, sizeof(crl), "crl.pem");
-    path_of(away, sizeof(away), "crl.pem.away");
+    gwt_path_of(crl, sizeof(crl), dir, "crl.pem");
+    gwt_path_of(away, sizeof(away), dir, "crl.pem.away");
     assert_int_equal(rename(crl, away), 0);
-    path_of(path, sizeof(path), "good.conf");
+    gwt_path_of(path, sizeof(path), dir, "good.conf");
     iot_status st = gw_config_load(path, &c, &err);
     assert_int_equal(rename(away, crl), 0);
     assert_int_equal(st, IOT_ENOENT);
     snprintf(want, sizeof(want), "%s:4: crl_file: cannot read %s", path, crl);
-    assert_contains(err.msg, want);
+    gwt_assert_contains(err.msg, want);
 
     char *big = malloc(BIG);
     assert_non_null(big);
     memset(big, '#', BIG);
     write_file("big.conf", big, 64 * 1024 + 1);
     free(big);
-    path_of(path, sizeof(path), "big.conf");
+    gwt_path_of(path, sizeof(path), dir, "big.conf");
     assert_int_equal(gw_config_load(path, &c, &err), IOT_ENOMEM);
-    assert_contains(err.msg, "the limit is 65536");
+    gwt_assert_contains(err.msg, "the limit is 65536");
 }
 
 int main(void)
