@@ -109,7 +109,8 @@ iot_status gw_config_check_files(const gw_config *cfg, gw_config_warn_fn warn, v
     return st;
 }
 
-iot_status gw_config_load(const char *path, gw_config *cfg, iot_err *err)
+iot_status gw_config_load(const char *path, gw_config *cfg, gw_config_warn_fn warn, void *warn_ctx,
+                          iot_err *err)
 {
     char *text = NULL;
     size_t len = 0;
@@ -120,10 +121,10 @@ iot_status gw_config_load(const char *path, gw_config *cfg, iot_err *err)
     if (st != IOT_OK)
         goto out;
     /* Its errors name the file (and line) themselves. */
-    st = gw_config_validate(cfg, NULL, NULL, err);
+    st = gw_config_validate(cfg, warn, warn_ctx, err);
     if (st != IOT_OK)
         goto out;
-    st = gw_config_check_files(cfg, NULL, NULL, err);
+    st = gw_config_check_files(cfg, warn, warn_ctx, err);
 out:
     free(text);
     return st;

@@ -8,8 +8,9 @@
 
 /* Reads the file at `path` (at most GW_CONFIG_FILE_MAX bytes) and parses
  * it over the defaults, then gw_config_validate and gw_config_check_files
- * without warnings: what the daemon checks before it starts. */
-iot_status gw_config_load(const char *path, gw_config *cfg, iot_err *err);
+ * with warn (may be NULL): what the daemon checks before it starts. */
+iot_status gw_config_load(const char *path, gw_config *cfg, gw_config_warn_fn warn, void *warn_ctx,
+                          iot_err *err);
 
 /* Checks the files a configuration that passed gw_config_validate names:
  * the certificates, keys, CRL and registry are regular files the gateway

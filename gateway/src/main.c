@@ -437,9 +437,7 @@ static int run(const char *config_path)
     memset(&d, 0, sizeof(d));
     iot_err err = {0};
     gw_config_defaults(&d.cfg);
-    if (gw_config_load(config_path, &d.cfg, &err) != IOT_OK ||
-        gw_config_validate(&d.cfg, warn_insecure, NULL, &err) != IOT_OK ||
-        gw_config_check_files(&d.cfg, warn_insecure, NULL, &err) != IOT_OK) {
+    if (gw_config_load(config_path, &d.cfg, warn_insecure, NULL, &err) != IOT_OK) {
         fprintf(stderr, "iotgw: error: %s\n", err.msg);
         return 1; /* as --check-config: 2 is for a wrong command line */
     }
@@ -477,9 +475,7 @@ static int check_config(const char *path)
     gw_config cfg;
     iot_err err = {0};
     gw_config_defaults(&cfg);
-    if (gw_config_load(path, &cfg, &err) != IOT_OK ||
-        gw_config_validate(&cfg, warn_insecure, NULL, &err) != IOT_OK ||
-        gw_config_check_files(&cfg, warn_insecure, NULL, &err) != IOT_OK) {
+    if (gw_config_load(path, &cfg, warn_insecure, NULL, &err) != IOT_OK) {
         fprintf(stderr, "iotgw: error: %s\n", err.msg);
         return 1;
     }

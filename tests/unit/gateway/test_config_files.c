@@ -215,7 +215,7 @@ static void load_parses_validates_and_checks_files(void **state)
     gwt_path_of(path, sizeof(path), dir, "good.conf");
     gw_config c;
     iot_err err = {0};
-    assert_int_equal(gw_config_load(path, &c, &err), IOT_OK);
+    assert_int_equal(gw_config_load(path, &c, NULL, NULL, &err), IOT_OK);
     assert_int_equal(c.workers, 2);
     assert_string_equal(c.mqtt_host, "localhost");
 
@@ -223,7 +223,7 @@ static void load_parses_validates_and_checks_files(void **state)
     strncat(text, "workers = 3\n", sizeof(text) - strlen(text) - 1);
     write_file("dup.conf", text, strlen(text));
     gwt_path_of(path, sizeof(path), dir, "dup.conf");
-    assert_int_equal(gw_config_load(path, &c, &err), IOT_EINVAL);
+    assert_int_equal(gw_config_load(path, &c, NULL, NULL, &err), IOT_EINVAL);
     char want[600];
     snprintf(want, sizeof(want), "duplicate key 'workers' at %s:12", path);
     gwt_assert_contains(err.msg, want);
@@ -231,12 +231,12 @@ static void load_parses_validates_and_checks_files(void **state)
     /* Validation errors name the file. */
     write_file("short.conf", "workers = 2\n", 12);
     gwt_path_of(path, sizeof(path), dir, "short.conf");
-    assert_int_equal(gw_config_load(path, &c, &err), IOT_EINVAL);
+    assert_int_equal(gw_config_load(path, &c, NULL, NULL, &err), IOT_EINVAL);
     snprintf(want, sizeof(want), "%s: required key 'tls_cert' is not set", path);
     gwt_assert_contains(err.msg, want);
 
     gwt_path_of(path, sizeof(path), dir, "absent.conf");
-    assert_int_equal(gw_config_load(path, &c, &err), IOT_ENOENT);
+    assert_int_equal(gw_config_load(path, &c, NULL, NULL, &err), IOT_ENOENT);
     gwt_assert_contains(err.msg, path);
 
     /* So do the checks of the files it names, at the line naming them. */
@@ -246,7 +246,7 @@ static void load_parses_validates_and_checks_files(void **state)
     gwt_path_of(away, sizeof(away), dir, "crl.pem.away");
     assert_int_equal(rename(crl, away), 0);
     gwt_path_of(path, sizeof(path), dir, "good.conf");
-    iot_status st = gw_config_load(path, &c, &err);
+    iot_status st = gw_config_load(path, &c, NULL, NULL, &err);
     assert_int_equal(rename(away, crl), 0);
     assert_int_equal(st, IOT_ENOENT);
     snprintf(want, sizeof(want), "%s:4: crl_file: cannot read %s", path, crl);
@@ -258,7 +258,7 @@ static void load_parses_validates_and_checks_files(void **state)
     write_file("big.conf", big, 64 * 1024 + 1);
     free(big);
     gwt_path_of(path, sizeof(path), dir, "big.conf");
-    assert_int_equal(gw_config_load(path, &c, &err), IOT_ENOMEM);
+    assert_int_equal(gw_config_load(path, &c, NULL, NULL, &err), IOT_ENOMEM);
     gwt_assert_contains(err.msg, "the limit is 65536");
 }
 
