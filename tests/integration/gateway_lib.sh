@@ -102,12 +102,25 @@ stop_gateway() {
 }
 
 # start_consumer FILE: a QoS 1 subscriber with a persistent session, so
-# messages published while it is away are kept for it.
+# messages published while it is away are kept for it. mosquitto_sub
+# reconnects after a broker restart, but exits on a TLS error during one
+# (a broker stopped mid-handshake); it is then started again with the same
+# session, which gets what the broker kept for it.
 start_consumer() {
   local out="$1"
-  mosquitto_sub -h localhost -p "$BROKER_PORT" --cafile "$P/ca.crt" \
-    --cert "$P/clients/consumer/cert.pem" --key "$P/clients/consumer/key.pem" \
-    -i "consumer-$$" -c -q 1 -t 'telemetry/#' -v >>"$out" 2>>"$T/sub.err" &
+  (
+    child=""
+    trap '[ -z "$child" ] || kill "$child" 2>/dev/null; exit 0' TERM
+    while :; do
+      mosquitto_sub -h localhost -p "$BROKER_PORT" --cafile "$P/ca.crt" \
+        --cert "$P/clients/consumer/cert.pem" --key "$P/clients/consumer/key.pem" \
+        -i "consumer-$$" -c -q 1 -t 'telemetry/#' -v >>"$out" 2>>"$T/sub.err" &
+      child=$!
+      wait "$child" || true
+      echo "consumer: mosquitto_sub exited; starting it again" >>"$T/sub.err"
+      sleep 0.2
+    done
+  ) &
   _PIDS+=("$!")
   SUB_PID=$!
 }
