@@ -37,6 +37,8 @@
 #include "iotd/update_port.h"
 
 #define IOTD_UPDATE_MANIFEST_PATH "/v1/firmware/manifest"
+#define IOTD_UPDATE_REPORT_PATH   "/v1/firmware/status" /* POST, application/json */
+#define IOTD_UPDATE_REPORT_MAX    192 /* bytes of a report's JSON, NUL included */
 
 /* The device setting. Whatever it says, an image on trial is still
  * confirmed or rolled back: only new work waits. */
@@ -162,6 +164,15 @@ iotd_status iotd_update_trial_result(iotd_update *u, bool passed);
 /* True once for each new report: *out is filled for the caller to POST. A
  * report not taken is replaced by the next. */
 bool iotd_update_take_report(iotd_update *u, iotd_update_report *out);
+
+/* The report as the gateway takes it at IOTD_UPDATE_REPORT_PATH, one JSON
+ * object with the keys in this order (docs/protocol.md):
+ *   {"status":"failed","reason":"digest","sequence":42,"offset":4096,"size":65536}
+ * "reason" is present only when not empty. IOTD_OK with *len bytes (and a
+ * NUL) in buf; IOTD_ENOSPC when cap is short (IOTD_UPDATE_REPORT_MAX is
+ * always enough); IOTD_EINVAL for a status outside the enum. */
+iotd_status iotd_update_report_json(const iotd_update_report *rep, char *buf, size_t cap,
+                                    size_t *len);
 
 iotd_update_state iotd_update_get_state(const iotd_update *u);
 
