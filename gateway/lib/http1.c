@@ -94,6 +94,16 @@ static void trim_value(gw_http_reader *r)
         r->value[--r->value_len] = '\0';
 }
 
+/* A value of at most GW_HTTP_RANGE_MAX bytes into dst; "" when it is
+ * longer, or when `spoiled` (the field came before). */
+static void keep_short(gw_http_reader *r, char dst[GW_HTTP_RANGE_MAX + 1], bool spoiled)
+{
+    if (spoiled || r->value_long || r->value_len > GW_HTTP_RANGE_MAX)
+        dst[0] = '\0';
+    else
+        memcpy(dst, r->value, r->value_len + 1);
+}
+
 static int on_header_value_complete(llhttp_t *p)
 {
     gw_http_reader *r = reader_of(p);
@@ -114,6 +124,16 @@ static int on_header_value_complete(llhttp_t *p)
     } else if (field_is(r, "Authorization")) {
         if (!r->value_long)
             memcpy(r->req.authorization, r->value, r->value_len + 1);
+    } else if (field_is(r, "Range")) {
+        r->req.range_bad |= r->req.has_range || r->value_long || r->value_len > GW_HTTP_RANGE_MAX;
+        r->req.has_range = true;
+        keep_short(r, r->req.range, r->req.range_bad);
+    } else if (field_is(r, "If-Range")) {
+        keep_short(r, r->req.if_range, r->req.has_if_range);
+        r->req.has_if_range = true;
+    } else if (field_is(r, "If-None-Match")) {
+        keep_short(r, r->req.if_none_match, r->req.has_if_none_match);
+        r->req.has_if_none_match = true;
     } else if (field_is(r, "Expect")) {
         r->req.expect_continue = strcasecmp(r->value, "100-continue") == 0;
     }

@@ -37,6 +37,9 @@
 #define GW_HTTP_DEVICE_ID_MAX 64
 #define GW_HTTP_DETAIL_MAX    160
 #define GW_HTTP_AUTH_MAX      320 /* "Bearer " and the admin token */
+#define GW_HTTP_RANGE_MAX                                                                          \
+    96 /* Range, If-Range, If-None-Match: longer is refused (416) or                               \
+          never matches */
 
 typedef enum gw_http_status {
     GW_HTTP_MORE,    /* all bytes taken; feed more */
@@ -55,8 +58,18 @@ typedef struct gw_http_request {
     char device_id[GW_HTTP_DEVICE_ID_MAX + 1]; /* X-Device-Id, "" if none */
     char authorization[GW_HTTP_AUTH_MAX + 1];  /* "" if none (or too long) */
     bool expect_continue;                      /* Expect: 100-continue, with a body to come */
-    bool keep_alive;                           /* valid at GW_HTTP_REQUEST */
-    bool has_body; /* a Content-Length or chunked body follows the headers */
+    /* Range requests (updates.c). A field given twice or longer than
+     * GW_HTTP_RANGE_MAX is kept as "" with its flag set, so it can never
+     * pass for a valid one. */
+    char range[GW_HTTP_RANGE_MAX + 1];
+    bool has_range;
+    bool range_bad; /* twice, or too long */
+    char if_range[GW_HTTP_RANGE_MAX + 1];
+    bool has_if_range;
+    char if_none_match[GW_HTTP_RANGE_MAX + 1];
+    bool has_if_none_match;
+    bool keep_alive; /* valid at GW_HTTP_REQUEST */
+    bool has_body;   /* a Content-Length or chunked body follows the headers */
     unsigned char *body;
     size_t body_len;
 } gw_http_request;

@@ -67,6 +67,13 @@ static const gw_refusal_row ROWS[GW_REF_COUNT] = {
     [GW_REF_OUTBOX_FULL]            = {503, "outbox_full",                O, GW_RC_OUTBOX_FULL,          W},
     [GW_REF_OUTBOX_DEVICE_SHARE]    = {503, "outbox_device_share_full",   O, GW_RC_OUTBOX_DEVICE_SHARE,  W},
     [GW_REF_STORAGE_ERROR]          = {503, "storage_unavailable",        O, GW_RC_STORAGE_ERROR,        W},
+    [GW_REF_RANGE_NOT_SATISFIABLE]  = {416, "range_not_satisfiable",      Q, GW_RC_HTTP_PROTOCOL,        I},
+    [GW_REF_IMAGE_NOT_OFFERED]      = {404, "image_not_offered",          S, GW_RC_UPDATE_NOT_OFFERED,   W},
+    [GW_REF_INVALID_REPORT]         = {422, "invalid_report",             Q, GW_RC_UPDATE_REPORT_INVALID, I},
+    [GW_REF_ROLLOUT_UNKNOWN]        = {404, "rollout_unknown",            Q, GW_RC_UPDATE_REPORT_INVALID, I},
+    [GW_REF_REPORT_CONFLICT]        = {409, "report_conflict",            Q, GW_RC_UPDATE_REPORT_INVALID, I},
+    [GW_REF_UPDATE_DEFERRED]        = {503, "update_deferred",            O, GW_RC_UPDATE_DEFERRED,      I},
+    [GW_REF_UPDATE_UNAVAILABLE]     = {503, "update_unavailable",         O, GW_RC_UPDATE_UNAVAILABLE,   W},
     [GW_REF_ADMIN_UNAUTHORIZED]     = {401, "unauthorized",               S, GW_RC_ADMIN_UNAUTHORIZED,   W},
     [GW_REF_ADMIN_OVER_CAPACITY]    = {503, "over_capacity",              O, GW_RC_ADMIN_OVER_CAPACITY,  W},
     [GW_REF_ADMIN_INVALID_TARGET]   = {400, "invalid_target",             S, GW_RC_ADMIN_PROTOCOL,       W},
@@ -102,6 +109,10 @@ static const struct {
     [GW_RC_ADMIN_UNAUTHORIZED]  = {"admin_unauthorized",       S},
     [GW_RC_ADMIN_OVER_CAPACITY] = {"admin_over_capacity",      O},
     [GW_RC_ADMIN_PROTOCOL]      = {"admin_protocol",           S},
+    [GW_RC_UPDATE_NOT_OFFERED]  = {"update_not_offered",       S},
+    [GW_RC_UPDATE_REPORT_INVALID] = {"update_report_invalid",  Q},
+    [GW_RC_UPDATE_DEFERRED]     = {"update_deferred",          O},
+    [GW_RC_UPDATE_UNAVAILABLE]  = {"update_unavailable",       O},
 };
 // clang-format on
 
@@ -133,37 +144,37 @@ gw_refusal_class gw_refusal_counter_class(gw_refusal_counter c)
     return COUNTERS[c].cls;
 }
 
+/* The statuses the gateway sends (RFC 9110 15). */
+static const struct {
+    int status;
+    const char *phrase;
+} PHRASES[] = {
+    {100, "Continue"},
+    {200, "OK"},
+    {204, "No Content"},
+    {206, "Partial Content"},
+    {304, "Not Modified"},
+    {400, "Bad Request"},
+    {401, "Unauthorized"},
+    {403, "Forbidden"},
+    {404, "Not Found"},
+    {405, "Method Not Allowed"},
+    {409, "Conflict"},
+    {413, "Content Too Large"},
+    {415, "Unsupported Media Type"},
+    {416, "Range Not Satisfiable"},
+    {422, "Unprocessable Content"},
+    {429, "Too Many Requests"},
+    {431, "Request Header Fields Too Large"},
+    {500, "Internal Server Error"},
+    {503, "Service Unavailable"},
+    {505, "HTTP Version Not Supported"},
+};
+
 const char *gw_refusal_reason_phrase(int status)
 {
-    switch (status) {
-    case 100:
-        return "Continue";
-    case 200:
-        return "OK";
-    case 400:
-        return "Bad Request";
-    case 401:
-        return "Unauthorized";
-    case 403:
-        return "Forbidden";
-    case 404:
-        return "Not Found";
-    case 405:
-        return "Method Not Allowed";
-    case 413:
-        return "Content Too Large";
-    case 415:
-        return "Unsupported Media Type";
-    case 422:
-        return "Unprocessable Content";
-    case 429:
-        return "Too Many Requests";
-    case 431:
-        return "Request Header Fields Too Large";
-    case 503:
-        return "Service Unavailable";
-    case 505:
-        return "HTTP Version Not Supported";
-    }
+    for (size_t i = 0; i < sizeof(PHRASES) / sizeof(PHRASES[0]); i++)
+        if (PHRASES[i].status == status)
+            return PHRASES[i].phrase;
     return "Error";
 }

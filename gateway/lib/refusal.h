@@ -49,6 +49,10 @@ typedef enum gw_refusal_counter {
     GW_RC_ADMIN_UNAUTHORIZED,
     GW_RC_ADMIN_OVER_CAPACITY,
     GW_RC_ADMIN_PROTOCOL,
+    GW_RC_UPDATE_NOT_OFFERED,
+    GW_RC_UPDATE_REPORT_INVALID,
+    GW_RC_UPDATE_DEFERRED,
+    GW_RC_UPDATE_UNAVAILABLE,
     GW_RC_COUNT
 } gw_refusal_counter;
 
@@ -112,6 +116,14 @@ typedef enum gw_refusal {
     GW_REF_OUTBOX_FULL,
     GW_REF_OUTBOX_DEVICE_SHARE,
     GW_REF_STORAGE_ERROR,
+    /* firmware updates (updates.c) */
+    GW_REF_RANGE_NOT_SATISFIABLE, /* 416: past the end, malformed, or more than one range */
+    GW_REF_IMAGE_NOT_OFFERED,     /* an image no rollout offers this device */
+    GW_REF_INVALID_REPORT,        /* a status report that is not one */
+    GW_REF_ROLLOUT_UNKNOWN,       /* a report for a release the device was not offered */
+    GW_REF_REPORT_CONFLICT,       /* a report that would change a final state */
+    GW_REF_UPDATE_DEFERRED,       /* the rollout's per-minute cap: ask again later */
+    GW_REF_UPDATE_UNAVAILABLE,    /* the rollout file or an image cannot be read now */
     /* the admin listener */
     GW_REF_ADMIN_UNAUTHORIZED,
     GW_REF_ADMIN_OVER_CAPACITY,

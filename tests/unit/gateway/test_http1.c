@@ -217,16 +217,51 @@ static void authorization_and_content_type(void **state)
     assert_int_equal(strcmp(out + n - 4, "\r\n\r\n"), 0);
 }
 
+/* Range fields for image downloads: kept when given once and short; a
+ * second Range, or one too long, is marked bad so it is never served. */
+static void range_fields(void **state)
+{
+    (void)state;
+    gw_http_reader r;
+    size_t used;
+    const char once[] = "GET /i HTTP/1.1\r\nRange: bytes=0-9\r\nIf-Range: \"ab\"\r\n"
+                        "If-None-Match: \"cd\"\r\n\r\n";
+    gw_http_reader_init(&r);
+    assert_int_equal(feed_all(&r, once, sizeof(once) - 1, 3, &used), GW_HTTP_REQUEST);
+    assert_true(r.req.has_range);
+    assert_false(r.req.range_bad);
+    assert_string_equal(r.req.range, "bytes=0-9");
+    assert_true(r.req.has_if_range);
+    assert_string_equal(r.req.if_range, "\"ab\"");
+    assert_string_equal(r.req.if_none_match, "\"cd\"");
+    gw_http_reader_free(&r);
+    const char twice[] = "GET /i HTTP/1.1\r\nRange: bytes=0-9\r\nrange: bytes=10-19\r\n"
+                         "If-Range: \"ab\"\r\nIf-Range: \"ab\"\r\n\r\n";
+    gw_http_reader_init(&r);
+    assert_int_equal(feed_all(&r, twice, sizeof(twice) - 1, 7, &used), GW_HTTP_REQUEST);
+    assert_true(r.req.has_range);
+    assert_true(r.req.range_bad);
+    assert_string_equal(r.req.range, "");
+    assert_string_equal(r.req.if_range, "");
+    gw_http_reader_free(&r);
+    char req[512], big[GW_HTTP_RANGE_MAX + 2];
+    memset(big, '1', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    snprintf(req, sizeof(req), "GET /i HTTP/1.1\r\nRange: bytes=%s-\r\n\r\n", big);
+    gw_http_reader_init(&r);
+    assert_int_equal(feed_all(&r, req, strlen(req), 50, &used), GW_HTTP_REQUEST);
+    assert_true(r.req.range_bad);
+    assert_string_equal(r.req.range, "");
+    gw_http_reader_free(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(framing_refused),
-        cmocka_unit_test(syntax_refused),
-        cmocka_unit_test(limits_refused),
-        cmocka_unit_test(pipelined),
-        cmocka_unit_test(keep_alive_and_expect),
-        cmocka_unit_test(answers),
-        cmocka_unit_test(authorization_and_content_type),
+        cmocka_unit_test(framing_refused),       cmocka_unit_test(syntax_refused),
+        cmocka_unit_test(limits_refused),        cmocka_unit_test(pipelined),
+        cmocka_unit_test(keep_alive_and_expect), cmocka_unit_test(answers),
+        cmocka_unit_test(range_fields),          cmocka_unit_test(authorization_and_content_type),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
