@@ -360,6 +360,28 @@ static const gw__option gw__options[] = {
      .max = GW__H,
      .scale = GW__S,
      .help = "Retry-After sent with 503 responses."},
+    {.key = "rollouts",
+     .type = GW__PATH,
+     GW__FIELD(rollouts),
+     .def = "",
+     .flags = GW__EMPTY_OK | GW__DIR_OF,
+     .example = "/var/lib/iotgw/rollouts.db",
+     .section = "Firmware updates",
+     .help = "Rollout file shared with iotctl (iotctl rollout ... --db PATH): the\n"
+             "gateway offers releases from it, records device reports, starts\n"
+             "waves and pauses rollouts; it must be able to write the file and\n"
+             "its directory. \"\" turns firmware updates off (devices are told\n"
+             "there is nothing for them). Needs firmware_dir."},
+    {.key = "firmware_dir",
+     .type = GW__PATH,
+     GW__FIELD(firmware_dir),
+     .def = "",
+     .flags = GW__EMPTY_OK,
+     .example = "/var/lib/iotgw/firmware",
+     .help = "Directory of released firmware as iotctl keeps it (PKI/firmware,\n"
+             "or a copy): images/DIGEST.bin and the trusted signing keys\n"
+             "trusted-keys.pem. Every manifest is verified with those keys\n"
+             "before a device is offered it. Needs rollouts."},
     {.key = "mqtt_host",
      .type = GW__STRING,
      GW__FIELD(mqtt_host),
@@ -1120,6 +1142,17 @@ static iot_status gw__check_admin(const gw_config *cfg, iot_err *err)
     return IOT_OK;
 }
 
+/* Firmware updates need both the rollout file and the released images. */
+static iot_status gw__check_updates(const gw_config *cfg, iot_err *err)
+{
+    bool rollouts = cfg->rollouts[0] != '\0';
+    if (rollouts == (cfg->firmware_dir[0] != '\0'))
+        return IOT_OK;
+    return gw__config_invalid(cfg, err, IOT_EINVAL, rollouts ? "rollouts" : "firmware_dir",
+                              "rollouts and firmware_dir go together: set both to serve "
+                              "firmware updates, or neither");
+}
+
 /* Of two keys bound by a rule, the one to name first: the one the file
  * set (the later line when it set both). */
 static const char *gw__blame(const gw_config *cfg, const char *a, const char *b)
@@ -1197,6 +1230,9 @@ iot_status gw_config_validate(const gw_config *cfg, gw_config_warn_fn warn, void
     if (st != IOT_OK)
         goto out;
     st = gw__check_admin(cfg, err);
+    if (st != IOT_OK)
+        goto out;
+    st = gw__check_updates(cfg, err);
 out:
     return st;
 }

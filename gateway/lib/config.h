@@ -72,6 +72,10 @@ typedef struct gw_config {
     int outbox_device_share;  /* percent of both bounds one device may hold; default 10 */
     int64_t retry_after_s;    /* Retry-After on 503; default 5 */
 
+    /* firmware updates (both "" or both set) */
+    char rollouts[GW_PATH_MAX];     /* rollout file shared with iotctl; "" = updates off */
+    char firmware_dir[GW_PATH_MAX]; /* images/DIGEST.bin and trusted-keys.pem */
+
     /* MQTT forwarder */
     char mqtt_host[GW_HOST_MAX]; /* required */
     int mqtt_port;               /* default 8883 */

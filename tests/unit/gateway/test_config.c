@@ -66,6 +66,8 @@ static const char *const all_keys[] = {
     "outbox_max_bytes",
     "outbox_device_share",
     "retry_after",
+    "rollouts",
+    "firmware_dir",
     "mqtt_host",
     "mqtt_port",
     "mqtt_ca",
@@ -603,6 +605,13 @@ static void validate_checks_related_limits(void **state)
     valid_config(&c);
     c.rate_limit = 1e9;
     validate_expect(&c, IOT_EINVAL, "'rate_limit': out of range", NULL);
+    valid_config(&c);
+    snprintf(c.rollouts, sizeof(c.rollouts), "/var/lib/iotgw/rollouts.db");
+    validate_expect(&c, IOT_EINVAL, "rollouts and firmware_dir", "set both");
+    snprintf(c.firmware_dir, sizeof(c.firmware_dir), "/var/lib/iotgw/firmware");
+    validate_expect(&c, IOT_OK, NULL, NULL);
+    c.rollouts[0] = '\0';
+    validate_expect(&c, IOT_EINVAL, "rollouts and firmware_dir", "or neither");
 }
 
 /* Validation is about values: files that do not exist pass it, and the
@@ -634,6 +643,7 @@ static void paths_name_every_file_and_its_need(void **state)
         {"crl_file", GW__NEED_READ},
         {"registry", GW__NEED_READ},
         {"outbox", GW__NEED_DIR},
+        {"rollouts", GW__NEED_DIR},
         {"mqtt_ca", GW__NEED_READ},
         {"mqtt_cert", GW__NEED_READ},
         {"mqtt_key", GW__NEED_READ | GW__NEED_PRIVATE},
