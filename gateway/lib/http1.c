@@ -379,11 +379,14 @@ void gw_http_next(gw_http_reader *r)
 size_t gw_http_format_head(char *buf, size_t size, int status, const char *content_type,
                            const char *extra_headers, size_t body_len, bool keep_alive)
 {
-    int n = snprintf(buf, size,
-                     "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n"
-                     "Cache-Control: no-store\r\nContent-Length: %zu\r\n%s%s\r\n",
-                     status, gw_refusal_reason_phrase(status),
-                     content_type != NULL ? content_type : "application/json", body_len,
+    char framing[128] = "";
+    /* 204 and 304 have no content: no Content-Length (RFC 9110 8.6), nor
+     * a type for content that is not there. */
+    if (status != 204 && status != 304)
+        snprintf(framing, sizeof(framing), "Content-Type: %s\r\nContent-Length: %zu\r\n",
+                 content_type != NULL ? content_type : "application/json", body_len);
+    int n = snprintf(buf, size, "HTTP/1.1 %d %s\r\n%sCache-Control: no-store\r\n%s%s\r\n", status,
+                     gw_refusal_reason_phrase(status), framing,
                      keep_alive ? "" : "Connection: close\r\n",
                      extra_headers != NULL ? extra_headers : "");
     if (n < 0 || (size_t)n >= size)

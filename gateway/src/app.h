@@ -18,6 +18,7 @@
 #include "ratelimit.h"
 
 typedef struct gw_admission gw_admission;
+typedef struct gw_updates gw_updates;
 
 /* The configuration values of the device path (config.h has each one's
  * meaning and default). Strings are borrowed: they must outlive the
@@ -44,6 +45,7 @@ typedef struct gw_app {
     gw_admission *identity;
     gw_outbox *outbox;
     gw_ratelimit *ratelimit;
+    gw_updates *updates; /* NULL: firmware updates off */
     SSL_CTX *device_tls;
     atomic_bool draining; /* SIGTERM received: refuse new work with 503 */
 } gw_app;

@@ -299,30 +299,68 @@ static void send_bytes(gw_conn *c, const char *data, size_t len)
     evbuffer_add(bufferevent_get_output(c->bev), data, len);
 }
 
-void gw_conn_reply_as(gw_conn *c, int status, const char *content_type, const char *extra_headers,
-                      const char *body, size_t len)
+/* Writes the head of an answer of len body bytes and switches to
+ * writing; NULL when no answer can go out (the connection is then closed
+ * or already answering). *send_body: false for a HEAD request. */
+static struct evbuffer *begin_reply(gw_conn *c, int status, const char *content_type,
+                                    const char *extra_headers, uint64_t len, bool *send_body)
 {
     if (!c->open || c->state == GW_CONN_WRITING || c->state == GW_CONN_CLOSING)
-        return;
+        return NULL;
     char head[HEAD_MAX];
     bool keep = c->http.req.keep_alive && !c->close_after && c->http.done;
-    bool is_head = c->http.req.method == HTTP_HEAD && c->http.headers_done;
-    size_t n =
-        gw_http_format_head(head, sizeof(head), status, content_type, extra_headers, len, keep);
+    *send_body = !(c->http.req.method == HTTP_HEAD && c->http.headers_done) && len > 0;
+    size_t n = gw_http_format_head(head, sizeof(head), status, content_type, extra_headers,
+                                   (size_t)len, keep);
     if (n == 0) {
         /* Never happens with the gateway's answers; closing is the safe way out. */
         conn_close(c);
-        return;
+        return NULL;
     }
     c->close_after = !keep;
     c->state = GW_CONN_WRITING;
     arm_deadline(c); /* a peer that does not read its answer is not waited for */
     struct evbuffer *out = bufferevent_get_output(c->bev);
     evbuffer_add(out, head, n);
-    if (!is_head && len > 0)
+    return out;
+}
+
+void gw_conn_reply_as(gw_conn *c, int status, const char *content_type, const char *extra_headers,
+                      const char *body, size_t len)
+{
+    bool send_body = false;
+    struct evbuffer *out = begin_reply(c, status, content_type, extra_headers, len, &send_body);
+    if (out == NULL)
+        return;
+    if (send_body)
         evbuffer_add(out, body, len);
     /* One chunk, so bufferevent_openssl sends it as one TLS record. */
     evbuffer_pullup(out, -1);
+}
+
+void gw_conn_reply_file(gw_conn *c, int status, const char *content_type, const char *extra_headers,
+                        int fd, uint64_t offset, uint64_t len)
+{
+    bool send_body = false;
+    struct evbuffer_file_segment *seg = NULL;
+    /* Mapped, not sent with sendfile: the bytes go through TLS. */
+    if (len > 0)
+        seg = evbuffer_file_segment_new(fd, (ev_off_t)offset, (ev_off_t)len,
+                                        EVBUF_FS_CLOSE_ON_FREE | EVBUF_FS_DISABLE_SENDFILE);
+    if (seg == NULL) {
+        close(fd);
+        if (len > 0) {
+            gw_log(GW_LOG_ERROR, "update.image_unreadable", "peer=%s bytes=%llu", c->peer,
+                   (unsigned long long)len);
+            conn_close(c);
+            return;
+        }
+    }
+    struct evbuffer *out = begin_reply(c, status, content_type, extra_headers, len, &send_body);
+    if (out != NULL && send_body)
+        evbuffer_add_file_segment(out, seg, 0, (ev_off_t)len);
+    if (seg != NULL)
+        evbuffer_file_segment_free(seg); /* the buffer holds its own reference */
 }
 
 void gw_conn_reply(gw_conn *c, int status, const char *extra_headers, const char *body, size_t len)
@@ -345,6 +383,17 @@ static void log_refusal(gw_conn *c, const gw_refusal_row *row, const char *devic
                "peer=%s device=%s status=%d error=%s class=%s detail=\"%s\"", c->peer,
                device != NULL && device[0] != '\0' ? device : "-", row->status, row->error, cls,
                detail);
+}
+
+void gw_conn_refuse_with(gw_conn *c, gw_refusal why, const char *device, const char *detail,
+                         const char *extra_headers)
+{
+    const gw_refusal_row *row = gw_refusal_row_of(why);
+    gw_refusal_inc(why);
+    log_refusal(c, row, device, detail);
+    char body[512];
+    size_t len = gw_http_error_body(body, sizeof(body), row->error, detail);
+    gw_conn_reply(c, row->status, extra_headers, body, len);
 }
 
 void gw_conn_refuse(gw_conn *c, gw_refusal why, const char *device, const char *detail,

@@ -141,6 +141,17 @@ void gw_conn_reply_as(gw_conn *c, int status, const char *content_type, const ch
 /* Refuses the current request: logs request.refused (peer, device, status,
  * error, class, detail; admin.refused with reason= on the admin listener),
  * counts it, answers the JSON error. retry_after > 0 adds Retry-After. */
+/* Answers with len bytes of the file fd from offset, sent from the page
+ * cache without a heap copy (mapped, then written through TLS); the
+ * connection owns fd from here on and closes it. */
+void gw_conn_reply_file(gw_conn *c, int status, const char *content_type, const char *extra_headers,
+                        int fd, uint64_t offset, uint64_t len);
+
+/* gw_conn_refuse with extra header lines of the caller's (each ending in
+ * CRLF), e.g. Content-Range on a 416. */
+void gw_conn_refuse_with(gw_conn *c, gw_refusal why, const char *device, const char *detail,
+                         const char *extra_headers);
+
 void gw_conn_refuse(gw_conn *c, gw_refusal why, const char *device, const char *detail,
                     int retry_after);
 

@@ -20,10 +20,12 @@
 #include "addrlimit.h"
 #include "conn.h"
 #include "iotd/protocol.h"
+#include "iotd/update.h"
 #include "log.h"
 #include "message.h"
 #include "metrics.h"
 #include "router.h"
+#include "updates.h"
 
 typedef struct gw_worker gw_worker;
 
@@ -56,6 +58,9 @@ static void handle_telemetry(gw_conn *c, gw_http_request *req, const char *devic
 // clang-format off
 static const gw_route ROUTES[] = {
     {.method = HTTP_POST, .path = IOTD_PROTOCOL_PATH, .handler = handle_telemetry, .body_max = GW_ROUTE_BODY_CONFIGURED},
+    {.method = HTTP_GET, .path = IOTD_UPDATE_MANIFEST_PATH, .handler = gw_updates_manifest},
+    {.method = HTTP_GET, .path = GW_UPDATES_IMAGE_PREFIX, .prefix = true, .handler = gw_updates_image},
+    {.method = HTTP_POST, .path = IOTD_UPDATE_REPORT_PATH, .handler = gw_updates_report, .body_max = GW_UPDATES_REPORT_MAX},
 };
 // clang-format on
 

@@ -39,6 +39,7 @@
 #include "metrics.h"
 #include "outbox_store.h"
 #include "tls.h"
+#include "updates.h"
 
 #define SHUTDOWN_GRACE_MS 10000
 
@@ -244,6 +245,16 @@ static void admin_options_from_config(daemon_state *d, gw_admin_options *o)
     o->status_ctx = d;
 }
 
+/* The trusted firmware signing keys, on SIGHUP: a retired key stops
+ * verifying manifests without a restart. */
+static void reload_update_keys(daemon_state *d)
+{
+    iot_err err = {0};
+    if (d->app.updates != NULL && gw_updates_reload_keys(d->app.updates, &err) != IOT_OK)
+        gw_log(GW_LOG_ERROR, "update.keys_reload_failed",
+               "error=\"%s\" action=\"kept the trusted keys in use\"", err.msg);
+}
+
 static void reload_identity(daemon_state *d, const char *why)
 {
     iot_err err = {0};
@@ -274,6 +285,7 @@ static void on_sighup(evutil_socket_t sig, short what, void *arg)
              (unsigned long long)now.tv_sec * 1000000ULL + (unsigned long long)now.tv_nsec / 1000);
     notify(state);
     reload_identity(arg, "SIGHUP");
+    reload_update_keys(arg);
     notify("READY=1");
 }
 
@@ -304,8 +316,12 @@ static iot_status open_stores(daemon_state *d, iot_err *err)
     gw_outbox_set_limits(app->outbox, (int64_t)d->cfg.outbox_max_bytes, d->cfg.outbox_device_share);
     gw_gauge_set(GW_G_OUTBOX_MAX, d->cfg.outbox_max);
     app->ratelimit = gw_ratelimit_new(d->cfg.rate_limit, d->cfg.rate_burst);
-    if (app->ratelimit == NULL)
+    if (app->ratelimit == NULL) {
         st = iot_err_set(err, IOT_ENOMEM, "out of memory");
+        goto out;
+    }
+    if (d->cfg.rollouts[0] != '\0')
+        st = gw_updates_open(d->cfg.rollouts, d->cfg.firmware_dir, &app->updates, err);
 out:
     return st;
 }
@@ -427,6 +443,7 @@ static void stop(daemon_state *d)
         if (evs[i])
             event_free(evs[i]);
     gw_admission_close(app->identity);
+    gw_updates_close(app->updates);
     SSL_CTX_free(app->device_tls);
     gw_ratelimit_free(app->ratelimit);
 }

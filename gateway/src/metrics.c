@@ -10,10 +10,13 @@
 #include <openssl/asn1.h>
 #include <openssl/crypto.h>
 
+#include "iot/rollout.h"
+
 static atomic_uint_fast64_t counters[GW_M_COUNTER_COUNT];
 static atomic_int_fast64_t gauges[GW_G_GAUGE_COUNT];
 static atomic_uint_fast64_t refusals[GW_RC_COUNT];
 static atomic_int_fast64_t cert_expiry[GW_CERT_SLOT_COUNT];
+static atomic_uint_fast64_t update_reports[IOT_RDEV_STATE_COUNT];
 
 /* Upper bounds in seconds; the last bucket (+Inf) is implicit. An fsync
  * on an SSD takes about a millisecond, on a loaded SD card a second. */
@@ -85,6 +88,26 @@ static const struct {
     [GW_M_MQTT_CERT_REFUSED] = {"iotgw_mqtt_certificate_refused_total",
                                 "Connections to the broker ended because its certificate did not "
                                 "verify (revoked, expired, another CA or another name)"},
+    [GW_M_UPDATE_CHECKS] = {"iotgw_update_checks_total",
+                            "Firmware manifest requests from devices (GET /v1/firmware/manifest)"},
+    [GW_M_UPDATE_OFFERS] = {"iotgw_update_offers_total",
+                            "Signed manifests served to devices (200)"},
+    [GW_M_UPDATE_DEVICES_STARTED] = {"iotgw_update_devices_started_total",
+                                     "Devices started in a rollout (first manifest served)"},
+    [GW_M_UPDATE_MANIFESTS_REFUSED] =
+        {"iotgw_update_manifests_refused_total",
+         "Manifests in the rollout file that did not verify with the trusted keys and were "
+         "not served (a retired key, a tampered file): should be 0"},
+    [GW_M_UPDATE_IMAGE_REQUESTS] = {"iotgw_update_image_requests_total",
+                                    "Firmware image requests answered 200, 206 or 304"},
+    [GW_M_UPDATE_IMAGE_BYTES] = {"iotgw_update_image_bytes_total",
+                                 "Firmware image bytes sent to devices"},
+    [GW_M_ROLLOUT_WAVES_STARTED] = {"iotgw_rollout_waves_started_total",
+                                    "Rollout waves started by the gateway (success threshold met)"},
+    [GW_M_ROLLOUTS_PAUSED] = {"iotgw_rollouts_paused_total",
+                              "Rollouts paused by the gateway at their failure threshold"},
+    [GW_M_ROLLOUTS_COMPLETED] = {"iotgw_rollouts_completed_total",
+                                 "Rollouts in which every device reached a final state"},
 };
 
 static const struct {
@@ -154,6 +177,19 @@ int64_t gw_gauge_get(gw_gauge g)
 void gw_refusal_inc(gw_refusal r)
 {
     atomic_fetch_add_explicit(&refusals[gw_refusal_row_of(r)->counter], 1, memory_order_relaxed);
+}
+
+void gw_update_report_inc(int state)
+{
+    if (state >= 0 && state < IOT_RDEV_STATE_COUNT)
+        atomic_fetch_add_explicit(&update_reports[state], 1, memory_order_relaxed);
+}
+
+uint64_t gw_update_report_get(int state)
+{
+    if (state < 0 || state >= IOT_RDEV_STATE_COUNT)
+        return 0;
+    return atomic_load_explicit(&update_reports[state], memory_order_relaxed);
 }
 
 uint64_t gw_refusal_counter_get(gw_refusal_counter c)
@@ -266,6 +302,13 @@ size_t gw_metrics_render(char *buf, size_t size)
         emit(buf, size, &off, "%s_sum %.9f\n%s_count %llu\n", name, (double)sum_ns / 1e9, name,
              (unsigned long long)cumulative); /* _count is the +Inf bucket */
     }
+    emit(buf, size, &off,
+         "# HELP iotgw_update_reports_total Firmware update reports from devices, by the state "
+         "they report\n# TYPE iotgw_update_reports_total counter\n");
+    for (int i = IOT_RDEV_DOWNLOADING; i < IOT_RDEV_STATE_COUNT; i++)
+        emit(buf, size, &off, "iotgw_update_reports_total{status=\"%s\"} %llu\n",
+             iot_rollout_dev_state_name((iot_rollout_dev_state)i),
+             (unsigned long long)gw_update_report_get(i));
     emit(buf, size, &off,
          "# HELP iotgw_refusals_total Requests and connections refused, by reason; "
          "class=\"security\" marks security events\n# TYPE iotgw_refusals_total counter\n");

@@ -29,6 +29,16 @@ typedef enum gw_counter {
     GW_M_CONNECTIONS_UNCLEAN_CLOSE,
     GW_M_CRL_LOAD_FAILURES, /* CRL files refused: the CRL in force was kept */
     GW_M_MQTT_CERT_REFUSED, /* broker certificates that did not verify */
+    /* firmware updates (updates.c) */
+    GW_M_UPDATE_CHECKS,
+    GW_M_UPDATE_OFFERS,
+    GW_M_UPDATE_DEVICES_STARTED,
+    GW_M_UPDATE_MANIFESTS_REFUSED,
+    GW_M_UPDATE_IMAGE_REQUESTS,
+    GW_M_UPDATE_IMAGE_BYTES,
+    GW_M_ROLLOUT_WAVES_STARTED,
+    GW_M_ROLLOUTS_PAUSED,
+    GW_M_ROLLOUTS_COMPLETED,
     GW_M_COUNTER_COUNT
 } gw_counter;
 
@@ -57,6 +67,10 @@ void gw_gauge_set(gw_gauge g, int64_t v);
 void gw_gauge_add(gw_gauge g, int64_t delta);
 int64_t gw_gauge_get(gw_gauge g);
 uint64_t gw_metric_get(gw_counter c);
+/* Counts a device's update report by its state (iot_rollout_dev_state). */
+void gw_update_report_inc(int state);
+uint64_t gw_update_report_get(int state);
+
 /* Counts a refusal in its counter (refusal.h). */
 void gw_refusal_inc(gw_refusal r);
 uint64_t gw_refusal_counter_get(gw_refusal_counter c);
