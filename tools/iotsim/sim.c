@@ -463,6 +463,33 @@ static void report_reading(sim_device *d, const iotd_stats *st)
              (unsigned)iotd_device_queued(&d->dev));
 }
 
+/* After --count: done once the queue is empty and no update is under way,
+ * or at the drain timeout. */
+static void drain(sim_device *d, uint64_t now)
+{
+    const sim_options *opt = d->sim->opt;
+    uint32_t queued = iotd_device_queued(&d->dev);
+    if (queued == 0 && !sim_update_busy(d)) {
+        d->state = SIM_DONE;
+        return;
+    }
+    if (now < d->drain_deadline_ms) {
+        if (d->wake_ms > d->drain_deadline_ms)
+            d->wake_ms = d->drain_deadline_ms;
+        return;
+    }
+    d->state = SIM_DONE;
+    d->drain_timed_out = true;
+    if (queued == 0)
+        sim_errorf("%s: the firmware update was still in progress at the drain timeout; it goes "
+                   "on at the next run",
+                   d->id);
+    else
+        sim_errorf("%s: %u reading%s still queued at the drain timeout; kept in %s/%s for the "
+                   "next run",
+                   d->id, (unsigned)queued, queued == 1 ? "" : "s", opt->state, d->id);
+}
+
 /* One step of the core, then what the simulator decides about the device. */
 static void step_device(sim_device *d, uint64_t now)
 {
@@ -491,20 +518,8 @@ static void step_device(sim_device *d, uint64_t now)
         d->drain_deadline_ms = now + opt->drain_timeout_ms;
     }
     d->wake_ms = now + sleep;
-    if (!d->synth.off)
-        return;
-    if (iotd_device_queued(&d->dev) == 0 && !sim_update_busy(d)) {
-        d->state = SIM_DONE;
-    } else if (now >= d->drain_deadline_ms) {
-        d->state = SIM_DONE;
-        d->drain_timed_out = true;
-        sim_errorf("%s: %u reading%s still queued at the drain timeout; kept in %s/%s for the "
-                   "next run",
-                   d->id, (unsigned)iotd_device_queued(&d->dev),
-                   iotd_device_queued(&d->dev) == 1 ? "" : "s", opt->state, d->id);
-    } else if (d->wake_ms > d->drain_deadline_ms) {
-        d->wake_ms = d->drain_deadline_ms;
-    }
+    if (d->synth.off)
+        drain(d, now);
 }
 
 static void *worker(void *arg)

@@ -72,8 +72,8 @@ iotd_status sim_get(void *ctx, const char *path, uint32_t range_start, uint32_t 
 /* ---- reports -------------------------------------------------------------------------- */
 
 /* The version a report is about: the running one for a confirmation or
- * a failure on trial, the offered one for its sequence, else the image in
- * the other slot (one rolled back from). */
+ * a failure on trial, the offered one for its sequence or for a refusal,
+ * else the image in the other slot (one rolled back from). */
 static void version_of(const sim_device *d, const iotd_update_report *r, char *out, size_t cap)
 {
     iotd_posix_image img;
@@ -82,6 +82,8 @@ static void version_of(const sim_device *d, const iotd_update_report *r, char *o
         v = d->boot.image.version;
     else if (r->sequence != 0 && r->sequence == d->offered_sequence)
         v = d->offered_version;
+    else if (r->status == IOTD_UPDATE_FAILED && d->offered_sequence != 0)
+        v = d->offered_version; /* a refused manifest: the report names the last accepted */
     else if (iotd_posix_update_slot_image(&d->pu, d->boot.slot == 0 ? 1 : 0, &img) == IOTD_OK)
         v = img.version;
     snprintf(out, cap, "%s", v);

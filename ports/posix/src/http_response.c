@@ -56,26 +56,37 @@ static bool take_char(const char **p, const char *end, char c)
     return true;
 }
 
-/* "bytes first-last/total", or with an asterisk for an unknown total
- * (RFC 9110 14.4), with first <= last < total. The unsatisfied form (an
- * asterisk for the range) and other units are not a range; last is
- * below UINT32_MAX, so the range's length fits 32 bits. */
+/* "first-last" with first <= last < UINT32_MAX, so that the range's
+ * length fits 32 bits. */
+static bool take_span(const char **p, const char *end, uint32_t *first, uint32_t *last)
+{
+    return take_u32(p, end, first) && take_char(p, end, '-') && take_u32(p, end, last) &&
+           *first <= *last && *last != UINT32_MAX;
+}
+
+/* "/total" above last, or "/" and an asterisk for an unknown total (0). */
+static bool take_total(const char **p, const char *end, uint32_t last, uint32_t *total)
+{
+    *total = 0;
+    if (!take_char(p, end, '/'))
+        return false;
+    if (take_char(p, end, '*'))
+        return true;
+    return take_u32(p, end, total) && last < *total;
+}
+
+/* "bytes first-last/total" (RFC 9110 14.4). The unsatisfied form (an
+ * asterisk for the range) and other units are not a range. */
 static bool parse_content_range(iotd_posix_http_response *r, const char *v, size_t len)
 {
     const char *end = v + len;
+    const char *p = v + 6;
     uint32_t first = 0, last = 0, total = 0;
 
     while (end > v && (end[-1] == ' ' || end[-1] == '\t'))
         end--;
-    if (end - v < 6 || strncasecmp(v, "bytes ", 6) != 0)
-        return false;
-    const char *p = v + 6;
-    if (!take_u32(&p, end, &first) || !take_char(&p, end, '-') || !take_u32(&p, end, &last) ||
-        !take_char(&p, end, '/') || last < first || last == UINT32_MAX)
-        return false;
-    if (!take_char(&p, end, '*') && (!take_u32(&p, end, &total) || last >= total))
-        return false;
-    if (p != end)
+    if (end - v < 6 || strncasecmp(v, "bytes ", 6) != 0 || !take_span(&p, end, &first, &last) ||
+        !take_total(&p, end, last, &total) || p != end)
         return false;
     r->range_first = first;
     r->range_last = last;
