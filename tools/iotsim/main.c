@@ -15,17 +15,27 @@
 
 #include <mbedtls/version.h>
 
+#include "iot/fsutil.h"
+#include "iot/manifest_crypto.h"
+#include "iotd/protocol.h"
+#include "iotd_mbedtls/manifest_crypto.h"
 #include "sim.h"
 
-#define EXIT_USAGE   2
-#define DEVICES_MAX  100000
-#define DURATION_MAX (24u * 3600u * 1000u)
+#define EXIT_USAGE         2
+#define DEVICES_MAX        100000
+#define DURATION_MAX       (24u * 3600u * 1000u)
+#define IMAGE_SIZE_DEFAULT 65536u
 
 static const char USAGE[] =
     "usage: iotsim --gateway URL --pki DIR (--device ID ... | --devices N [--prefix P])\n"
     "              [--crl FILE] [--state DIR] [--interval DUR] [--count N] [--drain-timeout DUR]\n"
     "              [--batch N] [--queue N] [--seed N] [--sensors LIST] [--threads N]\n"
-    "              [--backoff-max DUR] [--connect-timeout DUR] [--timeout DUR] [-v|-vv|-q]\n";
+    "              [--backoff-max DUR] [--connect-timeout DUR] [--timeout DUR] [-v|-vv|-q]\n"
+    "              [--updates auto|off|window:H-H] [--trusted-keys FILE] [--vendor ID]\n"
+    "              [--class ID] [--fw-version V] [--fw-secure-version N] [--update-check DUR]\n"
+    "              [--chunk BYTES] [--slot-size BYTES]\n"
+    "       iotsim --make-image FILE --image-version V [--image-secure-version N]\n"
+    "              [--image-size BYTES] [--image-self-test pass|fail]\n";
 
 static const char HELP[] =
     "\n"
@@ -60,6 +70,35 @@ static const char HELP[] =
     "  --backoff-max DUR      longest retry delay after failures (default 5m)\n"
     "  --connect-timeout DUR  TCP connect timeout (default 5s)\n"
     "  --timeout DUR          TLS handshake and request timeout (default 10s)\n"
+    "\n"
+    "Firmware updates (each device also runs the core's update machine, with its two\n"
+    "firmware slots as files in its state directory; ports/posix/README.md):\n"
+    "  --updates MODE         auto: check, download and install whenever due; off: never\n"
+    "                         start one (an image on trial is still confirmed or rolled\n"
+    "                         back); window:H-H: only between these UTC hours (default\n"
+    "                         auto when trusted keys are found, else no updates)\n"
+    "  --trusted-keys FILE    the manifest signing keys the devices trust, PEM (default\n"
+    "                         PKI/firmware/trusted-keys.pem if it exists)\n"
+    "  --vendor ID            the devices' vendor-id (default iot-example)\n"
+    "  --class ID             the devices' class-id (default sim)\n"
+    "  --fw-version V         the version of the factory image, which runs until an\n"
+    "                         update is installed (default 1.0.0)\n"
+    "  --fw-secure-version N  the factory image's secure-version (default 0)\n"
+    "  --update-check DUR     time between manifest checks (default 1h)\n"
+    "  --chunk BYTES          bytes per ranged image download, 16-65536 (default 4096)\n"
+    "  --slot-size BYTES      capacity of each firmware slot (default 1048576)\n"
+    "  A device reboots after installing: with one device iotsim re-executes itself,\n"
+    "  with several the device restarts in place. A new image's self-test passes after\n"
+    "  one acknowledged upload and one stored reading, unless its header says fail; then\n"
+    "  the device rolls back to the previous image.\n"
+    "\n"
+    "Making a simulated firmware image (nothing else runs):\n"
+    "  --make-image FILE      write an image: a header naming its version, then filler\n"
+    "  --image-version V      its version, 1-32 of [A-Za-z0-9._+-] (required)\n"
+    "  --image-secure-version N  its anti-rollback counter (default 0)\n"
+    "  --image-size BYTES     its size (default 65536)\n"
+    "  --image-self-test pass|fail  whether its self-test passes once installed (pass)\n"
+    "\n"
     "  -v, --verbose          one line per upload; twice: also per reading, and debug events\n"
     "  -q, --quiet            errors and the summary only\n"
     "  --help, --version\n"
@@ -67,7 +106,8 @@ static const char HELP[] =
     "DUR is a number with a unit: ms, s, m or h (a bare number is seconds).\n"
     "At the end each device prints: readings taken, readings sent (resends included),\n"
     "acknowledged by the gateway (2xx), of those duplicates, dropped from the queue,\n"
-    "and still queued.\n"
+    "still queued, the firmware version it runs and its last update state (counts\n"
+    "start again at a reboot).\n"
     "\n"
     "Exit status: 0 every device finished with its queue empty (or was stopped by a\n"
     "signal), 1 a device could not start, its certificate was refused, or readings were\n"
@@ -79,6 +119,15 @@ typedef struct cli {
     size_t n_ids;
     unsigned long devices; /* --devices */
     const char *prefix;
+    const char *updates;      /* --updates, NULL: not given */
+    const char *trusted_keys; /* --trusted-keys, or the PKI's file */
+    const char *fw_version;
+    uint32_t fw_secure_version;
+    const char *make_image; /* --make-image FILE and its options */
+    const char *image_version;
+    uint32_t image_secure_version;
+    uint32_t image_size;
+    const char *image_self_test;
 } cli;
 
 /* What an option's value is, and so how it is parsed and stored. */
@@ -171,6 +220,47 @@ static const sim_option SIM_OPTIONS[] = {
      SIM_FIELD(opt.timeout_ms),
      .min = 10,
      .expect = "a duration of 10ms to 24h"},
+    {.name = "updates", .arg = ARG_TEXT, SIM_FIELD(updates)},
+    {.name = "trusted-keys", .arg = ARG_TEXT, SIM_FIELD(trusted_keys)},
+    {.name = "vendor", .arg = ARG_TEXT, SIM_FIELD(opt.update.vendor)},
+    {.name = "class", .arg = ARG_TEXT, SIM_FIELD(opt.update.class_id)},
+    {.name = "fw-version", .arg = ARG_TEXT, SIM_FIELD(fw_version)},
+    {.name = "fw-secure-version",
+     .arg = ARG_NUMBER,
+     SIM_FIELD(fw_secure_version),
+     .max = UINT32_MAX,
+     .expect = "a number in 0..4294967295"},
+    {.name = "update-check",
+     .arg = ARG_DURATION,
+     SIM_FIELD(opt.update.check_ms),
+     .min = 100,
+     .expect = "a duration of 100ms to 24h"},
+    {.name = "chunk",
+     .arg = ARG_NUMBER,
+     SIM_FIELD(opt.update.chunk),
+     .min = 16,
+     .max = 65536,
+     .expect = "a number of bytes in 16..65536"},
+    {.name = "slot-size",
+     .arg = ARG_NUMBER,
+     SIM_FIELD(opt.update.slot_size),
+     .min = 1024,
+     .max = IOTD_POSIX_IMAGE_MAKE_MAX,
+     .expect = "a number of bytes in 1024..67108864"},
+    {.name = "make-image", .arg = ARG_TEXT, SIM_FIELD(make_image)},
+    {.name = "image-version", .arg = ARG_TEXT, SIM_FIELD(image_version)},
+    {.name = "image-secure-version",
+     .arg = ARG_NUMBER,
+     SIM_FIELD(image_secure_version),
+     .max = UINT32_MAX,
+     .expect = "a number in 0..4294967295"},
+    {.name = "image-size",
+     .arg = ARG_NUMBER,
+     SIM_FIELD(image_size),
+     .min = 1,
+     .max = IOTD_POSIX_IMAGE_MAKE_MAX,
+     .expect = "a number of bytes in 1..67108864"},
+    {.name = "image-self-test", .arg = ARG_TEXT, SIM_FIELD(image_self_test)},
     {.name = "verbose", .short_name = 'v', .arg = ARG_VERBOSE},
     {.name = "quiet", .short_name = 'q', .arg = ARG_QUIET},
     {.name = "help", .arg = ARG_HELP},
@@ -263,6 +353,14 @@ static void defaults(cli *c)
     c->opt.connect_timeout_ms = 5000;
     c->opt.timeout_ms = 10000;
     c->opt.seed = 1;
+    c->opt.update.vendor = "iot-example";
+    c->opt.update.class_id = "sim";
+    c->opt.update.check_ms = 3600u * 1000u;
+    c->opt.update.chunk = 4096;
+    c->opt.update.slot_size = IOTD_POSIX_SLOT_DEFAULT;
+    c->fw_version = "1.0.0";
+    c->image_size = IMAGE_SIZE_DEFAULT;
+    c->image_self_test = "pass";
     for (unsigned k = 0; k < IOTD_POSIX_SENSOR_KINDS; k++)
         c->opt.curves[c->opt.n_curves++] = *iotd_posix_curve_default((iotd_posix_sensor_kind)k);
 }
@@ -379,8 +477,91 @@ static void long_options(struct option longopts[SIM_N_OPTIONS + 1])
     longopts[SIM_N_OPTIONS] = (struct option){0};
 }
 
+/* --image-* for --make-image. */
+static int check_image_options(cli *c, iotd_posix_image *img)
+{
+    memset(img, 0, sizeof(*img));
+    if (c->image_version == NULL)
+        return usage_error("--make-image needs --image-version V");
+    if (strcmp(c->image_self_test, "pass") != 0 && strcmp(c->image_self_test, "fail") != 0)
+        return usage_error("--image-self-test '%s' is not pass or fail", c->image_self_test);
+    if (strlen(c->image_version) >= sizeof(img->version))
+        return usage_error("--image-version '%s' is longer than %d characters", c->image_version,
+                           IOTD_MANIFEST_FW_VERSION_MAX);
+    memcpy(img->version, c->image_version, strlen(c->image_version) + 1);
+    img->secure_version = c->image_secure_version;
+    img->self_test_pass = strcmp(c->image_self_test, "pass") == 0;
+    return -1;
+}
+
+/* "auto", "off" or "window:H-H". */
+static bool parse_updates(const char *s, sim_update_options *u)
+{
+    unsigned long start = 0, end = 0;
+    char *dash = NULL;
+    if (strcmp(s, "auto") == 0 || strcmp(s, "off") == 0) {
+        u->mode = s[1] == 'u' ? IOTD_UPDATE_AUTO : IOTD_UPDATE_OFF;
+        return true;
+    }
+    if (strncmp(s, "window:", 7) != 0 || s[7] < '0' || s[7] > '9')
+        return false;
+    errno = 0;
+    start = strtoul(s + 7, &dash, 10);
+    if (errno != 0 || *dash != '-' || dash[1] < '0' || dash[1] > '9' || start > 23)
+        return false;
+    char *rest = NULL;
+    end = strtoul(dash + 1, &rest, 10);
+    if (errno != 0 || *rest != '\0' || end > 23)
+        return false;
+    u->mode = IOTD_UPDATE_WINDOW;
+    u->window_start_h = (uint8_t)start;
+    u->window_end_h = (uint8_t)end;
+    return true;
+}
+
+/* The factory image's version must be one a manifest can name. */
+static bool version_valid(const char *v)
+{
+    iotd_posix_image img = {.self_test_pass = true};
+    char head[IOTD_POSIX_IMAGE_HEADER_MAX];
+    size_t len = 0;
+    if (strlen(v) >= sizeof(img.version))
+        return false;
+    memcpy(img.version, v, strlen(v) + 1);
+    return iotd_posix_image_header(&img, head, sizeof(head), &len) == IOTD_OK;
+}
+
+/* Where the trusted keys come from: --trusted-keys, else the PKI's file
+ * when it exists (then updates run unless --updates off). */
+static int check_update_options(cli *c)
+{
+    static char pki_keys[4096];
+    sim_update_options *u = &c->opt.update;
+    iot_err err = {0};
+    if (c->updates != NULL && !parse_updates(c->updates, u))
+        return usage_error("--updates '%s' is not auto, off or window:H-H (hours 0-23)",
+                           c->updates);
+    if (!iotd_protocol_device_id_valid(u->vendor) || !iotd_protocol_device_id_valid(u->class_id))
+        return usage_error("--vendor and --class are 1-64 of [A-Za-z0-9._-]");
+    if (!version_valid(c->fw_version))
+        return usage_error("--fw-version '%s' is not 1-32 of [A-Za-z0-9._+-]", c->fw_version);
+    memcpy(u->factory.version, c->fw_version, strlen(c->fw_version) + 1);
+    u->factory.secure_version = c->fw_secure_version;
+    u->factory.self_test_pass = true;
+    if (c->trusted_keys == NULL &&
+        iot_path_join(pki_keys, sizeof(pki_keys), c->opt.pki, "firmware/trusted-keys.pem", &err) ==
+            IOT_OK &&
+        iot_path_exists(pki_keys))
+        c->trusted_keys = pki_keys;
+    if (c->trusted_keys == NULL && c->updates != NULL && u->mode != IOTD_UPDATE_OFF)
+        return usage_error("--updates %s needs the trusted signing keys: --trusted-keys FILE",
+                           c->updates);
+    u->enabled = c->trusted_keys != NULL;
+    return -1;
+}
+
 /* Options that depend on one another, once all are read. */
-static int check_options(const cli *c)
+static int check_options(cli *c)
 {
     if (c->opt.gateway == NULL)
         return usage_error("--gateway URL is required");
@@ -403,7 +584,7 @@ static int check_options(const cli *c)
         for (size_t j = 0; j < i; j++)
             if (strcmp(c->ids[i], c->ids[j]) == 0)
                 return usage_error("device '%s' is given twice", c->ids[i]);
-    return -1;
+    return check_update_options(c);
 }
 
 static int parse(cli *c, int argc, char **argv)
@@ -426,7 +607,44 @@ static int parse(cli *c, int argc, char **argv)
     }
     if (optind < argc)
         return usage_error("unexpected argument '%s'", argv[optind]);
+    if (c->make_image != NULL)
+        return -1;
     return check_options(c);
+}
+
+/* iotsim --make-image: writes the image and prints nothing. */
+static int make_image(cli *c)
+{
+    iotd_posix_image img;
+    iot_err err = {0};
+    int rc = check_image_options(c, &img);
+    if (rc >= 0)
+        return rc;
+    if (iotd_posix_image_make(c->make_image, &img, c->image_size, &err) != IOT_OK) {
+        sim_errorf("%s: %s", c->make_image, err.msg);
+        return 1;
+    }
+    return 0;
+}
+
+/* The trusted signing keys, read once for every device. */
+static int load_keys(cli *c, iotd_manifest_key *keys, size_t cap)
+{
+    sim_update_options *u = &c->opt.update;
+    iot_err err = {0};
+    if (!u->enabled)
+        return 0;
+    if (iot_manifest_keys_load(c->trusted_keys, keys, cap, &u->n_keys, &err) != IOT_OK) {
+        sim_errorf("%s", err.msg);
+        return -1;
+    }
+    if (u->n_keys == 0) {
+        sim_errorf("%s holds no trusted signing key", c->trusted_keys);
+        return -1;
+    }
+    u->keys = keys;
+    u->crypto = iotd_mbedtls_manifest_crypto();
+    return 0;
 }
 
 static int add_devices(sim *s, const cli *c)
@@ -445,6 +663,7 @@ static int add_devices(sim *s, const cli *c)
 
 int main(int argc, char **argv)
 {
+    static iotd_manifest_key keys[IOT_MANIFEST_KEYS_MAX];
     cli c;
     sim s;
     int rc = 1;
@@ -452,13 +671,18 @@ int main(int argc, char **argv)
     memset(&s, 0, sizeof(s));
     setvbuf(stdout, NULL, _IOLBF, 0);
     int prc = parse(&c, argc, argv);
+    if (prc < 0 && c.make_image != NULL)
+        prc = make_image(&c);
     if (prc >= 0) {
         free(c.ids);
         return prc;
     }
+    c.opt.argv = argv;
     /* A peer that closes is reported by send(); never die of SIGPIPE. */
     signal(SIGPIPE, SIG_IGN);
     size_t n = c.n_ids > 0 ? c.n_ids : c.devices;
+    if (load_keys(&c, keys, IOT_MANIFEST_KEYS_MAX) != 0)
+        goto out;
     if (sim_init(&s, &c.opt, n) != 0 || add_devices(&s, &c) != 0)
         goto out;
     if (sim_run(&s) != 0)

@@ -118,10 +118,7 @@ static void note_response(sim_device *d, const char *body, size_t body_len,
         d->refused = true;
         snprintf(d->refusal, sizeof(d->refusal), "HTTP 403 %s", error[0] ? error : "forbidden");
     }
-    if (d->unreachable) {
-        d->unreachable = false;
-        sim_errorf("%s: reached the gateway at %s again", d->id, d->posix.https.authority);
-    }
+    sim_note_reached(d);
     if (opt->verbose < 1)
         return;
     char extra[96] = "";
@@ -136,7 +133,15 @@ static void note_response(sim_device *d, const char *body, size_t body_len,
          first, last, res->status, extra);
 }
 
-static void note_failure(sim_device *d)
+void sim_note_reached(sim_device *d)
+{
+    if (!d->unreachable)
+        return;
+    d->unreachable = false;
+    sim_errorf("%s: reached the gateway at %s again", d->id, d->posix.https.authority);
+}
+
+void sim_note_failure(sim_device *d)
 {
     const iotd_posix_https *h = &d->posix.https;
     if (h->last_error == IOTD_POSIX_NET_REFUSED) {
@@ -166,27 +171,23 @@ static iotd_status sim_post(void *ctx, const char *path, const char *content_typ
     if (st == IOTD_OK)
         note_response(d, body, body_len, result);
     else
-        note_failure(d);
+        sim_note_failure(d);
     return st;
 }
 
-/* Events of the core and the port. What the simulator reports itself
- * (outages, refusals) is shown as events only at -v and above. */
-static void sim_log(void *arg, const char *device_id, iotd_log_level level, const char *event,
-                    const char *msg)
+/* The most detailed level shown at the run's verbosity. */
+static iotd_log_level shown_level(const sim_device *d)
 {
-    sim_device *d = arg;
     int v = d->sim->opt->verbose;
-    if (d->synth.off && strcmp(event, "sensor.read_failed") == 0)
-        return; /* sampling ended at --count: no reading is wanted */
-    iotd_log_level max = v < 0    ? IOTD_LOG_ERROR
-                         : v == 0 ? IOTD_LOG_WARN
-                         : v == 1 ? IOTD_LOG_INFO
-                                  : IOTD_LOG_DEBUG;
-    bool reported = strncmp(event, "https.", 6) == 0 || strcmp(event, "upload.no_response") == 0 ||
-                    strcmp(event, "upload.forbidden") == 0;
-    if (level > max || (reported && v < 1))
-        return;
+    return v < 0    ? IOTD_LOG_ERROR
+           : v == 0 ? IOTD_LOG_WARN
+           : v == 1 ? IOTD_LOG_INFO
+                    : IOTD_LOG_DEBUG;
+}
+
+static void log_line(const char *device_id, iotd_log_level level, const char *event,
+                     const char *msg)
+{
     char line[LINE_MAX_LEN];
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -194,6 +195,31 @@ static void sim_log(void *arg, const char *device_id, iotd_log_level level, cons
         iotd_posix_log_format(line, sizeof(line), (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000,
                               device_id, level, event, msg);
     fwrite(line, 1, len, stderr);
+}
+
+void sim_event(sim_device *d, iotd_log_level level, const char *event, const char *msg)
+{
+    if (level <= shown_level(d))
+        log_line(d->id, level, event, msg);
+}
+
+/* Events of the core and the port. What the simulator reports itself
+ * (outages, refusals) is shown as events only at -v and above; the core's
+ * update.failed and update.rolled_back are replaced by the simulator's,
+ * which name the version and the sequence (update.c). */
+static void sim_log(void *arg, const char *device_id, iotd_log_level level, const char *event,
+                    const char *msg)
+{
+    sim_device *d = arg;
+    int v = d->sim->opt->verbose;
+    if (d->synth.off && strcmp(event, "sensor.read_failed") == 0)
+        return; /* sampling ended at --count: no reading is wanted */
+    bool reported = strncmp(event, "https.", 6) == 0 || strcmp(event, "upload.no_response") == 0 ||
+                    strcmp(event, "upload.forbidden") == 0;
+    bool replaced = strcmp(event, "update.failed") == 0 || strcmp(event, "update.rolled_back") == 0;
+    if (level > shown_level(d) || (reported && v < 1) || replaced)
+        return;
+    log_line(device_id, level, event, msg);
 }
 
 /* --- devices -------------------------------------------------------------------------- */
@@ -262,7 +288,8 @@ static int open_core(sim_device *d, const sim_options *opt, const char *state)
     size_t cap = one * opt->batch;
     if (cap > BODY_MAX)
         cap = BODY_MAX > one ? BODY_MAX : one;
-    d->body = malloc(cap);
+    if (d->body == NULL)
+        d->body = malloc(cap);
     if (d->body == NULL) {
         sim_errorf("%s: out of memory", d->id);
         return -1;
@@ -283,20 +310,13 @@ static int open_core(sim_device *d, const sim_options *opt, const char *state)
     return 0;
 }
 
-int sim_add_device(sim *s, size_t i, const char *id)
+/* The port over the device's credentials and state directory. */
+static int open_port(sim_device *d)
 {
-    const sim_options *opt = s->opt;
+    const sim_options *opt = d->sim->opt;
     char dir[PATH_LEN], state[PATH_LEN], ca[PATH_LEN], cert[PATH_LEN], key[PATH_LEN];
     iot_err err = {0};
-    sim_device *d = calloc(1, sizeof(*d));
-    if (d == NULL) {
-        sim_errorf("out of memory");
-        return -1;
-    }
-    s->devs[i] = d;
-    d->sim = s;
-    snprintf(d->id, sizeof(d->id), "%s", id);
-    if (device_paths(opt, id, dir, state) != 0)
+    if (device_paths(opt, d->id, dir, state) != 0)
         return -1;
     if (iot_path_join(ca, PATH_LEN, dir, "ca.pem", &err) != IOT_OK ||
         iot_path_join(cert, PATH_LEN, dir, "cert.pem", &err) != IOT_OK ||
@@ -317,7 +337,7 @@ int sim_add_device(sim *s, size_t i, const char *id)
                   .request_timeout_ms = opt->timeout_ms},
     };
     if (iotd_posix_open(&d->posix, &pc, &err) != IOT_OK) {
-        sim_errorf("device %s: %s", id, err.msg);
+        sim_errorf("device %s: %s", d->id, err.msg);
         return -1;
     }
     d->posix_open = true;
@@ -327,8 +347,72 @@ int sim_add_device(sim *s, size_t i, const char *id)
     iotd_posix_port(&d->posix, &d->port);
     d->post = d->port.https_post;
     d->port.https_post = sim_post;
-    iotd_posix_synth_init(&d->synth, opt->curves, opt->n_curves, opt->seed ^ id_hash(id));
-    return open_core(d, opt, state);
+    return 0;
+}
+
+/* The bootloader: which image runs at this start. */
+static int open_firmware(sim_device *d)
+{
+    const sim_update_options *uo = &d->sim->opt->update;
+    iotd_posix_update_config c = {
+        .kv = &d->posix.kv,
+        .https = &d->posix.https,
+        .log_port = &d->port,
+        .slot_capacity = uo->slot_size,
+        .factory = uo->factory,
+    };
+    iotd_posix_update_init(&d->pu, &c);
+    iotd_posix_update_port(&d->pu, &d->uport);
+    d->get = d->uport.https_get;
+    d->uport.https_get = sim_get;
+    if (iotd_posix_update_boot(&d->pu, &d->boot) != IOTD_OK) {
+        sim_errorf("%s: cannot read or store the boot selection in %s/%s", d->id,
+                   d->sim->opt->state, d->id);
+        return -1;
+    }
+    char msg[128];
+    snprintf(msg, sizeof(msg), "version=%s slot=%s%s%s", d->boot.image.version,
+             d->boot.slot == IOTD_POSIX_FACTORY ? "factory"
+             : d->boot.slot == 0                ? "0"
+                                                : "1",
+             d->boot.on_trial ? " on_trial" : "", d->boot.rolled_back ? " rolled_back" : "");
+    sim_event(d, IOTD_LOG_INFO, "device.boot", msg);
+    return 0;
+}
+
+int sim_open_device(sim_device *d)
+{
+    const sim_options *opt = d->sim->opt;
+    if (open_port(d) != 0 || open_firmware(d) != 0)
+        return -1;
+    iotd_posix_synth_init(&d->synth, opt->curves, opt->n_curves, opt->seed ^ id_hash(d->id));
+    char state[PATH_LEN];
+    snprintf(state, sizeof(state), "%s/%s", opt->state, d->id);
+    if (open_core(d, opt, state) != 0)
+        return -1;
+    return sim_update_open(d);
+}
+
+void sim_close_device(sim_device *d)
+{
+    iotd_posix_update_close(&d->pu);
+    if (d->posix_open)
+        iotd_posix_close(&d->posix);
+    d->posix_open = false;
+}
+
+int sim_add_device(sim *s, size_t i, const char *id)
+{
+    sim_device *d = calloc(1, sizeof(*d));
+    if (d == NULL) {
+        sim_errorf("out of memory");
+        return -1;
+    }
+    s->devs[i] = d;
+    d->sim = s;
+    d->pu.fd = -1;
+    snprintf(d->id, sizeof(d->id), "%s", id);
+    return sim_open_device(d);
 }
 
 /* --- the schedule --------------------------------------------------------------------- */
@@ -379,11 +463,44 @@ static void report_reading(sim_device *d, const iotd_stats *st)
              (unsigned)iotd_device_queued(&d->dev));
 }
 
+/* After --count: done once the queue is empty and no update is under way,
+ * or at the drain timeout. */
+static void drain(sim_device *d, uint64_t now)
+{
+    const sim_options *opt = d->sim->opt;
+    uint32_t queued = iotd_device_queued(&d->dev);
+    if (queued == 0 && !sim_update_busy(d)) {
+        d->state = SIM_DONE;
+        return;
+    }
+    if (now < d->drain_deadline_ms) {
+        if (d->wake_ms > d->drain_deadline_ms)
+            d->wake_ms = d->drain_deadline_ms;
+        return;
+    }
+    d->state = SIM_DONE;
+    d->drain_timed_out = true;
+    if (queued == 0)
+        sim_errorf("%s: the firmware update was still in progress at the drain timeout; it goes "
+                   "on at the next run",
+                   d->id);
+    else
+        sim_errorf("%s: %u reading%s still queued at the drain timeout; kept in %s/%s for the "
+                   "next run",
+                   d->id, (unsigned)queued, queued == 1 ? "" : "s", opt->state, d->id);
+}
+
 /* One step of the core, then what the simulator decides about the device. */
 static void step_device(sim_device *d, uint64_t now)
 {
     const sim_options *opt = d->sim->opt;
     uint32_t sleep = iotd_device_step(&d->dev, now);
+    if (d->updating) {
+        uint32_t u = sim_update_step(d, now);
+        sleep = u < sleep ? u : sleep;
+        if (d->state != SIM_RUNNING)
+            return; /* it could not restart */
+    }
     const iotd_stats *st = iotd_device_stats(&d->dev);
     report_reading(d, st);
     now = mono_ms();
@@ -401,20 +518,8 @@ static void step_device(sim_device *d, uint64_t now)
         d->drain_deadline_ms = now + opt->drain_timeout_ms;
     }
     d->wake_ms = now + sleep;
-    if (!d->synth.off)
-        return;
-    if (iotd_device_queued(&d->dev) == 0) {
-        d->state = SIM_DONE;
-    } else if (now >= d->drain_deadline_ms) {
-        d->state = SIM_DONE;
-        d->drain_timed_out = true;
-        sim_errorf("%s: %u reading%s still queued at the drain timeout; kept in %s/%s for the "
-                   "next run",
-                   d->id, (unsigned)iotd_device_queued(&d->dev),
-                   iotd_device_queued(&d->dev) == 1 ? "" : "s", opt->state, d->id);
-    } else if (d->wake_ms > d->drain_deadline_ms) {
-        d->wake_ms = d->drain_deadline_ms;
-    }
+    if (d->synth.off)
+        drain(d, now);
 }
 
 static void *worker(void *arg)
@@ -529,14 +634,17 @@ int sim_report(const sim *s)
         char rejected[32] = "";
         if (st->rejected > 0)
             snprintf(rejected, sizeof(rejected), ", rejected %u", (unsigned)st->rejected);
-        const char *why = d->state == SIM_REFUSED ? " (certificate refused)"
-                          : d->drain_timed_out    ? " (drain timeout)"
-                                                  : "";
+        const char *why = d->state == SIM_REFUSED  ? " (certificate refused)"
+                          : d->state == SIM_FAILED ? " (could not restart)"
+                          : d->drain_timed_out     ? " (drain timeout)"
+                                                   : "";
+        char fw[96];
+        sim_update_summary(d, fw, sizeof(fw));
         outf("%s: readings %u, sent %u, acknowledged %u, duplicates %u, dropped %u, queued "
-             "%u%s%s",
+             "%u%s%s%s",
              d->id, (unsigned)st->readings, (unsigned)d->sent, (unsigned)st->sent,
-             (unsigned)d->duplicates, (unsigned)st->dropped, (unsigned)queued, rejected, why);
-        if (d->state == SIM_REFUSED || d->drain_timed_out)
+             (unsigned)d->duplicates, (unsigned)st->dropped, (unsigned)queued, rejected, fw, why);
+        if (d->state == SIM_REFUSED || d->state == SIM_FAILED || d->drain_timed_out)
             rc = 1;
         tot[0] += st->readings;
         tot[1] += d->sent;
@@ -560,9 +668,9 @@ void sim_free(sim *s)
         sim_device *d = s->devs[i];
         if (d == NULL)
             continue;
-        if (d->posix_open)
-            iotd_posix_close(&d->posix);
+        sim_close_device(d);
         free(d->body);
+        free(d->ubuf);
         free(d);
     }
     free(s->devs);

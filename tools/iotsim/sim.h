@@ -22,10 +22,29 @@
 
 #include "iot/identity.h"
 #include "iotd/device.h"
+#include "iotd/update.h"
 #include "iotd_posix/port.h"
 #include "iotd_posix/sensors.h"
+#include "iotd_posix/update.h"
 
 #define SIM_RESP_MAX 256
+#define SIM_OUTBOX   8 /* update reports kept until the gateway takes them */
+
+/* Firmware updates (update.c). */
+typedef struct sim_update_options {
+    bool enabled; /* trusted keys are known: each device runs iotd_update */
+    iotd_update_mode mode;
+    uint8_t window_start_h, window_end_h;
+    const char *vendor;
+    const char *class_id;
+    iotd_posix_image factory; /* the image a device runs before any update */
+    uint32_t check_ms;
+    uint32_t chunk;
+    uint32_t slot_size;
+    const iotd_manifest_key *keys;
+    size_t n_keys;
+    iotd_manifest_crypto crypto;
+} sim_update_options;
 
 typedef struct sim_options {
     const char *gateway; /* https://HOST[:PORT] */
@@ -45,12 +64,15 @@ typedef struct sim_options {
     iotd_posix_curve curves[IOTD_POSIX_SENSOR_KINDS];
     size_t n_curves;
     int verbose; /* -1 quiet, 0 default, 1 -v, 2 -vv */
+    sim_update_options update;
+    char **argv; /* the command line, for a reboot that re-executes iotsim */
 } sim_options;
 
 typedef enum sim_state {
     SIM_RUNNING,
     SIM_DONE,    /* count reached and queue empty, drain timeout, or stopped */
     SIM_REFUSED, /* the gateway refused the device's certificate */
+    SIM_FAILED,  /* it could not start again after an update's reboot */
 } sim_state;
 
 struct sim;
@@ -81,6 +103,25 @@ typedef struct sim_device {
     sim_state state;
     uint64_t wake_ms;
     uint64_t drain_deadline_ms;
+
+    /* firmware (update.c) */
+    iotd_posix_update pu;
+    iotd_update_port uport;
+    iotd_status (*get)(void *, const char *, uint32_t, uint32_t, void *, size_t,
+                       iotd_get_result *); /* the update port's own https_get */
+    iotd_posix_boot boot;
+    bool updating; /* iotd_update runs beside the device */
+    iotd_update upd;
+    iotd_update_config ucfg;
+    uint8_t *ubuf;
+    iotd_update_report outbox[SIM_OUTBOX]; /* reports not taken by the gateway yet */
+    size_t outbox_len;
+    uint64_t outbox_retry_ms;
+    uint32_t outbox_failures;
+    char offered_version[IOTD_MANIFEST_FW_VERSION_MAX + 1]; /* of the last manifest fetched */
+    uint64_t offered_sequence;
+    iotd_update_report last_report;
+    bool has_report;
 } sim_device;
 
 typedef struct sim {
@@ -113,6 +154,38 @@ int sim_run(sim *s);
 int sim_report(const sim *s);
 
 void sim_free(sim *s);
+
+/* Prints one event line on stderr, as the port's log lines, when the
+ * verbosity shows that level. */
+void sim_event(sim_device *d, iotd_log_level level, const char *event, const char *msg);
+
+/* Opens (again, after a reboot) what a device keeps across restarts: its
+ * port, firmware slots and core. On failure prints one line and returns -1. */
+int sim_open_device(sim_device *d);
+
+/* Drops the device's core and port, as a power cut does. */
+void sim_close_device(sim_device *d);
+
+/* Starts the update machine of a device whose port is open (update.c). */
+int sim_update_open(sim_device *d);
+
+/* One update step beside the device's; the ms until it is due again. May
+ * reboot the device. */
+uint32_t sim_update_step(sim_device *d, uint64_t now);
+
+/* True while the update has work that a --count run should wait for. */
+bool sim_update_busy(const sim_device *d);
+
+/* ", firmware V, update STATE" for the summary line. */
+void sim_update_summary(const sim_device *d, char *buf, size_t cap);
+
+/* The update's https_get, with the simulator's bookkeeping around it. */
+iotd_status sim_get(void *ctx, const char *path, uint32_t range_start, uint32_t range_len,
+                    void *buf, size_t cap, iotd_get_result *result);
+
+/* What the simulator notes about every request, whoever made it. */
+void sim_note_reached(sim_device *d);
+void sim_note_failure(sim_device *d);
 
 /* Prints "iotsim: " and a formatted line to stderr in one write. */
 void sim_errorf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -1,10 +1,15 @@
 #include "iotd_posix/http_response.h"
 
 #include <string.h>
+#include <strings.h>
 
 #include "iotd/protocol.h"
 
+/* The headers kept, by the capture they set. */
+enum { CAPTURE_NONE = 0, CAPTURE_RETRY_AFTER, CAPTURE_CONTENT_RANGE };
+
 static const char RETRY_AFTER[] = "retry-after";
+static const char CONTENT_RANGE[] = "content-range";
 
 static iotd_posix_http_response *of(http_parser *p)
 {
@@ -27,15 +32,95 @@ static int count_header(iotd_posix_http_response *r, size_t len)
     return 1;
 }
 
+/* Decimal digits at *p up to end into *out: 1-10 digits, at most
+ * UINT32_MAX. Advances *p past them. */
+static bool take_u32(const char **p, const char *end, uint32_t *out)
+{
+    uint64_t v = 0;
+    const char *start = *p;
+    while (*p < end && **p >= '0' && **p <= '9' && *p - start < 10) {
+        v = v * 10u + (uint64_t)(**p - '0');
+        (*p)++;
+    }
+    if (*p == start || v > UINT32_MAX || (*p < end && **p >= '0' && **p <= '9'))
+        return false;
+    *out = (uint32_t)v;
+    return true;
+}
+
+static bool take_char(const char **p, const char *end, char c)
+{
+    if (*p >= end || **p != c)
+        return false;
+    (*p)++;
+    return true;
+}
+
+/* "first-last" with first <= last < UINT32_MAX, so that the range's
+ * length fits 32 bits. */
+static bool take_span(const char **p, const char *end, uint32_t *first, uint32_t *last)
+{
+    return take_u32(p, end, first) && take_char(p, end, '-') && take_u32(p, end, last) &&
+           *first <= *last && *last != UINT32_MAX;
+}
+
+/* "/total" above last, or "/" and an asterisk for an unknown total (0). */
+static bool take_total(const char **p, const char *end, uint32_t last, uint32_t *total)
+{
+    *total = 0;
+    if (!take_char(p, end, '/'))
+        return false;
+    if (take_char(p, end, '*'))
+        return true;
+    return take_u32(p, end, total) && last < *total;
+}
+
+/* "bytes first-last/total" (RFC 9110 14.4). The unsatisfied form (an
+ * asterisk for the range) and other units are not a range. */
+static bool parse_content_range(iotd_posix_http_response *r, const char *v, size_t len)
+{
+    const char *end = v + len;
+    const char *p = v + 6;
+    uint32_t first = 0, last = 0, total = 0;
+
+    while (end > v && (end[-1] == ' ' || end[-1] == '\t'))
+        end--;
+    if (end - v < 6 || strncasecmp(v, "bytes ", 6) != 0 || !take_span(&p, end, &first, &last) ||
+        !take_total(&p, end, last, &total) || p != end)
+        return false;
+    r->range_first = first;
+    r->range_last = last;
+    r->range_total = total;
+    return true;
+}
+
 /* The value of the previous header is complete: keep it if it mattered. */
 static void end_value(iotd_posix_http_response *r)
 {
-    if (!r->field_done || !r->in_retry_after)
+    if (!r->field_done || r->capture == CAPTURE_NONE)
         return;
+    if (r->capture == CAPTURE_CONTENT_RANGE) {
+        r->has_range = !r->value_overflow && parse_content_range(r, r->value, r->value_len);
+        return;
+    }
     uint32_t s = 0;
     r->has_retry_after =
         !r->value_overflow && iotd_protocol_retry_after(r->value, r->value_len, true, r->now_s, &s);
     r->retry_after_s = r->has_retry_after ? s : 0;
+}
+
+static bool field_is(const iotd_posix_http_response *r, const char *name, size_t len)
+{
+    return r->field_len == len && memcmp(r->field, name, len) == 0;
+}
+
+static int capture_of(const iotd_posix_http_response *r)
+{
+    if (field_is(r, RETRY_AFTER, sizeof(RETRY_AFTER) - 1))
+        return CAPTURE_RETRY_AFTER;
+    if (field_is(r, CONTENT_RANGE, sizeof(CONTENT_RANGE) - 1))
+        return CAPTURE_CONTENT_RANGE;
+    return CAPTURE_NONE;
 }
 
 static int on_header_field(http_parser *p, const char *at, size_t len)
@@ -63,12 +148,11 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
         return 1;
     if (!r->field_done) {
         r->field_done = true;
-        r->in_retry_after = r->field_len == sizeof(RETRY_AFTER) - 1 &&
-                            memcmp(r->field, RETRY_AFTER, sizeof(RETRY_AFTER) - 1) == 0;
+        r->capture = capture_of(r);
         r->value_len = 0;
         r->value_overflow = false;
     }
-    if (!r->in_retry_after)
+    if (r->capture == CAPTURE_NONE)
         return 0;
     if (len > sizeof(r->value) - r->value_len) {
         r->value_overflow = true;
@@ -109,6 +193,7 @@ static int on_message_complete(http_parser *p)
         r->status = 0;
         r->has_retry_after = false;
         r->retry_after_s = 0;
+        r->has_range = false;
         r->body_len = 0;
         r->body_total = 0;
         r->header_bytes = 0;

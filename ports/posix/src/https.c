@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -657,19 +658,46 @@ static int write_request(iotd_posix_https *c, unsigned char *buf, size_t cap, si
     return write_all(c, (const unsigned char *)body, body_len);
 }
 
-static exchange_rc send_request(iotd_posix_https *c, const char *path, const char *ctype,
-                                const char *body, size_t body_len)
+/* One request: a POST with a body, or a GET with an optional byte range. */
+typedef struct request {
+    const char *path;
+    const char *content_type; /* NULL: a GET */
+    const char *body;
+    size_t body_len;
+    uint32_t range_start; /* GET: the range asked for; range_len 0: none */
+    uint32_t range_len;
+} request;
+
+/* The request's head into buf; its length, or -1 when it does not fit. */
+static int format_head(const iotd_posix_https *c, const request *req, char *buf, size_t cap)
 {
-    unsigned char buf[4096];
-    int n = snprintf((char *)buf, HEAD_MAX,
+    int n;
+    if (req->content_type != NULL)
+        n = snprintf(buf, cap,
                      "POST %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: iotd-posix\r\n"
                      "Content-Type: %s\r\nContent-Length: %zu\r\n\r\n",
-                     path, c->authority, ctype, body_len);
-    if (n < 0 || n >= HEAD_MAX) {
+                     req->path, c->authority, req->content_type, req->body_len);
+    else if (req->range_len > 0)
+        n = snprintf(buf, cap,
+                     "GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: iotd-posix\r\n"
+                     "Range: bytes=%" PRIu32 "-%" PRIu64 "\r\n\r\n",
+                     req->path, c->authority, req->range_start,
+                     (uint64_t)req->range_start + req->range_len - 1u);
+    else
+        n = snprintf(buf, cap, "GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: iotd-posix\r\n\r\n",
+                     req->path, c->authority);
+    return n < 0 || (size_t)n >= cap ? -1 : n;
+}
+
+static exchange_rc send_request(iotd_posix_https *c, const request *req)
+{
+    unsigned char buf[4096];
+    int n = format_head(c, req, (char *)buf, HEAD_MAX);
+    if (n < 0) {
         net_fail(c, IOTD_POSIX_NET_HTTP, "request head too long");
         return EX_FAIL;
     }
-    int ret = write_request(c, buf, sizeof(buf), (size_t)n, body, body_len);
+    int ret = write_request(c, buf, sizeof(buf), (size_t)n, req->body, req->body_len);
     if (ret == 0)
         return EX_OK;
     if (c->timed_out) {
@@ -682,19 +710,17 @@ static exchange_rc send_request(iotd_posix_https *c, const char *path, const cha
     return EX_STALE;
 }
 
-static exchange_rc read_response(iotd_posix_https *c, char *resp, size_t resp_cap,
-                                 iotd_http_result *result, bool *keep)
+/* Reads the response into r (set up by the caller with its body buffer). */
+static exchange_rc read_response(iotd_posix_https *c, iotd_posix_http_response *r)
 {
-    iotd_posix_http_response r;
     unsigned char buf[1024];
     bool got_any = false;
     iotd_posix_http_rc rc = IOTD_POSIX_HTTP_MORE;
-    iotd_posix_http_response_init(&r, resp, resp_cap, (int64_t)time(NULL));
     while (rc == IOTD_POSIX_HTTP_MORE) {
         int n = mbedtls_ssl_read(&c->ssl, buf, sizeof(buf));
         if (n > 0) {
             got_any = true;
-            rc = iotd_posix_http_response_feed(&r, (const char *)buf, (size_t)n);
+            rc = iotd_posix_http_response_feed(r, (const char *)buf, (size_t)n);
             continue;
         }
         if (n == MBEDTLS_ERR_SSL_WANT_READ || n == MBEDTLS_ERR_SSL_WANT_WRITE)
@@ -704,7 +730,7 @@ static exchange_rc read_response(iotd_posix_https *c, char *resp, size_t resp_ca
             continue;
 #endif
         if (n == 0 || n == MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY) {
-            rc = iotd_posix_http_response_eof(&r);
+            rc = iotd_posix_http_response_eof(r);
             if (rc == IOTD_POSIX_HTTP_DONE)
                 break;
             net_fail(c, IOTD_POSIX_NET_IO, "%s closed the connection before answering",
@@ -735,53 +761,46 @@ static exchange_rc read_response(iotd_posix_https *c, char *resp, size_t resp_ca
     }
     if (rc == IOTD_POSIX_HTTP_ERROR) {
         net_fail(c, IOTD_POSIX_NET_HTTP, "%s sent an invalid HTTP response: %s", c->authority,
-                 r.error);
+                 r->error);
         return EX_FAIL;
     }
-    result->status = r.status;
-    result->has_retry_after = r.has_retry_after;
-    result->retry_after_s = r.retry_after_s;
-    result->body_len = r.body_len;
-    *keep = r.keep_alive;
     return EX_OK;
 }
 
-static exchange_rc exchange(iotd_posix_https *c, const char *path, const char *ctype,
-                            const char *body, size_t body_len, char *resp, size_t resp_cap,
-                            iotd_http_result *result)
+static exchange_rc exchange(iotd_posix_https *c, const request *req, iotd_posix_http_response *r)
 {
-    bool keep = false;
     c->timed_out = false;
     c->deadline_ms = mono_ms() + c->request_timeout_ms;
-    exchange_rc rc = send_request(c, path, ctype, body, body_len);
+    exchange_rc rc = send_request(c, req);
     if (rc != EX_OK)
         goto out;
-    rc = read_response(c, resp, resp_cap, result, &keep);
+    rc = read_response(c, r);
     if (rc != EX_OK)
         goto out;
-    if (!keep)
+    if (!r->keep_alive)
         iotd_posix_https_close(c);
 out:
     return rc;
 }
 
 /* A path and content type that cannot split the request's header. */
-static bool request_valid(const char *path, const char *content_type, const char *body,
-                          size_t body_len)
+static bool request_valid(const request *req)
 {
-    return path != NULL && path[0] == '/' && header_safe(path, false) && content_type != NULL &&
-           header_safe(content_type, true) && (body != NULL || body_len == 0);
+    return req->path != NULL && req->path[0] == '/' && header_safe(req->path, false) &&
+           (req->content_type == NULL || header_safe(req->content_type, true)) &&
+           (req->body != NULL || req->body_len == 0) &&
+           (uint64_t)req->range_start + req->range_len <= (uint64_t)UINT32_MAX + 1u;
 }
 
-iotd_status iotd_posix_https_post(iotd_posix_https *c, const char *path, const char *content_type,
-                                  const char *body, size_t body_len, char *resp, size_t resp_cap,
-                                  iotd_http_result *result)
+/* Sends req and reads its response into r: on a kept connection that
+ * turns out closed, once more on a new one. IOTD_OK when a response came. */
+static iotd_status perform(iotd_posix_https *c, const request *req, char *resp, size_t resp_cap,
+                           iotd_posix_http_response *r)
 {
-    memset(result, 0, sizeof(*result));
     c->last_error = IOTD_POSIX_NET_NONE;
     c->last_msg[0] = '\0';
     c->last_alert = -1;
-    if (!request_valid(path, content_type, body, body_len)) {
+    if (!request_valid(req)) {
         net_fail(c, IOTD_POSIX_NET_HTTP, "invalid request path or content type");
         c->stats.failures++;
         return IOTD_ENET;
@@ -794,13 +813,13 @@ iotd_status iotd_posix_https_post(iotd_posix_https *c, const char *path, const c
             break;
         if (reused)
             c->stats.reuses++;
-        exchange_rc rc = exchange(c, path, content_type, body, body_len, resp, resp_cap, result);
+        iotd_posix_http_response_init(r, resp, resp_cap, (int64_t)time(NULL));
+        exchange_rc rc = exchange(c, req, r);
         if (rc == EX_OK) {
             c->stats.responses++;
             return IOTD_OK;
         }
         drop(c);
-        memset(result, 0, sizeof(*result));
         /* Only a kept connection that died before answering gets a second
          * chance; a fresh one failing is the gateway's answer. */
         if (rc != EX_STALE || !reused)
@@ -808,4 +827,51 @@ iotd_status iotd_posix_https_post(iotd_posix_https *c, const char *path, const c
     }
     c->stats.failures++;
     return IOTD_ENET;
+}
+
+iotd_status iotd_posix_https_post(iotd_posix_https *c, const char *path, const char *content_type,
+                                  const char *body, size_t body_len, char *resp, size_t resp_cap,
+                                  iotd_http_result *result)
+{
+    iotd_posix_http_response r;
+    request req = {.path = path, .content_type = content_type, .body = body, .body_len = body_len};
+
+    memset(result, 0, sizeof(*result));
+    if (content_type == NULL) {
+        net_fail(c, IOTD_POSIX_NET_HTTP, "invalid request path or content type");
+        c->stats.failures++;
+        return IOTD_ENET;
+    }
+    iotd_status st = perform(c, &req, resp, resp_cap, &r);
+    if (st != IOTD_OK)
+        return st;
+    result->status = r.status;
+    result->has_retry_after = r.has_retry_after;
+    result->retry_after_s = r.retry_after_s;
+    result->body_len = r.body_len;
+    return IOTD_OK;
+}
+
+iotd_status iotd_posix_https_get(iotd_posix_https *c, const char *path, uint32_t range_start,
+                                 uint32_t range_len, void *buf, size_t cap, iotd_get_result *result)
+{
+    iotd_posix_http_response r;
+    request req = {.path = path, .range_start = range_start, .range_len = range_len};
+
+    memset(result, 0, sizeof(*result));
+    iotd_status st = perform(c, &req, buf, cap, &r);
+    if (st != IOTD_OK)
+        return st;
+    result->status = r.status;
+    result->body_len = r.body_len;
+    result->truncated = r.body_total > r.body_len;
+    result->has_range = r.has_range;
+    if (r.has_range) {
+        result->range_start = r.range_first;
+        result->range_len = r.range_last - r.range_first + 1u;
+        result->range_total = r.range_total;
+    }
+    result->has_retry_after = r.has_retry_after;
+    result->retry_after_s = r.retry_after_s;
+    return IOTD_OK;
 }

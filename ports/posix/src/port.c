@@ -103,7 +103,7 @@ static void port_log(void *ctx, iotd_log_level level, const char *event, const c
     emit(ctx, level, event, msg);
 }
 
-static const char *failure_event(iotd_posix_net_error e)
+const char *iotd_posix_net_event(iotd_posix_net_error e)
 {
     switch (e) {
     case IOTD_POSIX_NET_RESOLVE:
@@ -139,8 +139,8 @@ static iotd_status port_post(void *ctx, const char *path, const char *content_ty
         emit(p, IOTD_LOG_DEBUG, "https.connected", p->https.authority);
     if (st != IOTD_OK) {
         iotd_posix_net_error e = p->https.last_error;
-        emit(p, e == IOTD_POSIX_NET_REFUSED ? IOTD_LOG_ERROR : IOTD_LOG_WARN, failure_event(e),
-             p->https.last_msg);
+        emit(p, e == IOTD_POSIX_NET_REFUSED ? IOTD_LOG_ERROR : IOTD_LOG_WARN,
+             iotd_posix_net_event(e), p->https.last_msg);
     }
     return st;
 }

@@ -5,7 +5,9 @@
 #include <stddef.h>
 #include <setjmp.h>
 #include <cmocka.h>
+#include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "iotd_posix/http_response.h"
@@ -109,6 +111,72 @@ static void retry_after_seconds_and_dates(void **st)
         feed_all(&r, "HTTP/1.1 503 x\r\nRetry-After: soon\r\nContent-Length: 0\r\n\r\n"),
         IOTD_POSIX_HTTP_DONE);
     assert_false(r.has_retry_after);
+}
+
+/* A 206 answer with the Content-Range header in its header block. */
+static bool range_of(const char *content_range, iotd_posix_http_response *r)
+{
+    char text[256];
+    char body[8];
+    snprintf(text, sizeof(text),
+             "HTTP/1.1 206 Partial Content\r\nContent-Range: %s\r\nContent-Length: 4\r\n\r\n"
+             "abcd",
+             content_range);
+    iotd_posix_http_response_init(r, body, sizeof(body), NOW);
+    assert_int_equal(feed_all(r, text), IOTD_POSIX_HTTP_DONE);
+    assert_int_equal(r->status, 206);
+    return r->has_range;
+}
+
+static void content_range_is_read_strictly(void **st)
+{
+    (void)st;
+    iotd_posix_http_response r;
+    assert_true(range_of("bytes 4096-8191/1048576", &r));
+    assert_int_equal(r.range_first, 4096);
+    assert_int_equal(r.range_last, 8191);
+    assert_int_equal(r.range_total, 1048576);
+    assert_true(range_of("Bytes 0-0/1 ", &r));
+    assert_int_equal(r.range_first, 0);
+    assert_int_equal(r.range_last, 0);
+    assert_int_equal(r.range_total, 1);
+    /* An unknown total is 0. */
+    assert_true(range_of("bytes 10-19/*", &r));
+    assert_int_equal(r.range_first, 10);
+    assert_int_equal(r.range_last, 19);
+    assert_int_equal(r.range_total, 0);
+    assert_true(range_of("bytes 0-4294967294/4294967295", &r));
+    assert_int_equal(r.range_last, 4294967294u);
+
+    static const char *const bad[] = {
+        "bytes */1000",          /* unsatisfied: no range */
+        "items 0-9/10",          /* another unit */
+        "bytes 0-9",             /* no total */
+        "bytes 9-0/10",          /* backwards */
+        "bytes 0-10/10",         /* past the end */
+        "bytes 0-9/10x",         /* trailing junk */
+        "bytes -1-9/10",         /* a sign */
+        "bytes 0-9/4294967296",  /* over 32 bits */
+        "bytes 0-99999999999/*", /* over 32 bits */
+        "bytes 0-4294967295/*",  /* a length over 32 bits */
+        "bytes  0-9/10",         /* two spaces */
+        "bytes 0 - 9/10",        /* spaces inside */
+        "",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        assert_false(range_of(bad[i], &r));
+    }
+
+    /* Only the final response's header counts, and a header name that merely
+     * starts alike is another header. */
+    char body[8];
+    iotd_posix_http_response_init(&r, body, sizeof(body), NOW);
+    assert_int_equal(feed_all(&r, "HTTP/1.1 100 Continue\r\nContent-Range: bytes 0-1/2\r\n\r\n"
+                                  "HTTP/1.1 200 OK\r\nContent-Range-X: bytes 0-1/2\r\n"
+                                  "Content-Length: 2\r\n\r\nok"),
+                     IOTD_POSIX_HTTP_DONE);
+    assert_int_equal(r.status, 200);
+    assert_false(r.has_range);
 }
 
 static void connection_reuse_rules(void **st)
@@ -229,6 +297,7 @@ int main(void)
         cmocka_unit_test(body_is_cut_to_the_buffer),
         cmocka_unit_test(chunked_body),
         cmocka_unit_test(retry_after_seconds_and_dates),
+        cmocka_unit_test(content_range_is_read_strictly),
         cmocka_unit_test(connection_reuse_rules),
         cmocka_unit_test(body_until_close),
         cmocka_unit_test(interim_and_bodiless_responses),

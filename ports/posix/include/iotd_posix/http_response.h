@@ -1,8 +1,9 @@
 /* The gateway's HTTP/1.1 response, read with nodejs http-parser.
  *
  * Bytes from the connection are fed in as they arrive; the reader keeps
- * what the device core needs (status, Retry-After, the first body_cap bytes
- * of the body) and whether the connection may be reused. Interim 1xx
+ * what the device core needs (status, Retry-After, Content-Range, the
+ * first body_cap bytes of the body) and whether the connection may be
+ * reused. Interim 1xx
  * responses are skipped. Headers are capped at IOTD_POSIX_HTTP_HEADER_MAX
  * bytes; the body is counted in full but stored only up to body_cap.
  */
@@ -33,20 +34,24 @@ typedef struct iotd_posix_http_response {
     int status;
     bool has_retry_after;
     uint32_t retry_after_s;
-    size_t body_len;   /* bytes stored in body, at most body_cap */
-    size_t body_total; /* bytes of body received */
-    bool keep_alive;   /* the connection may carry the next request */
+    bool has_range;       /* a valid "Content-Range: bytes first-last/total" came */
+    uint32_t range_first; /* first */
+    uint32_t range_last;  /* last, >= first */
+    uint32_t range_total; /* total, > last; 0 when the server sent "*" */
+    size_t body_len;      /* bytes stored in body, at most body_cap */
+    size_t body_total;    /* bytes of body received */
+    bool keep_alive;      /* the connection may carry the next request */
     bool complete;
     const char *error; /* why the response was refused (static string) */
 
     /* header state */
     size_t header_bytes;
-    bool in_retry_after; /* the value being read belongs to Retry-After */
-    bool field_done;     /* a value started since the last field piece */
+    int capture;     /* which kept header the value being read belongs to */
+    bool field_done; /* a value started since the last field piece */
     size_t field_len;
-    char field[16]; /* enough for "retry-after"; longer names never match */
+    char field[16]; /* enough for "retry-after", "content-range"; longer never match */
     size_t value_len;
-    char value[64]; /* enough for any date format and delta-seconds */
+    char value[64]; /* enough for any date format, delta-seconds and a byte range */
     bool value_overflow;
 } iotd_posix_http_response;
 

@@ -1,4 +1,4 @@
-/* HTTPS POST to the gateway over mutual TLS with mbedTLS.
+/* HTTPS POST and GET to the gateway over mutual TLS with mbedTLS.
  *
  * The client verifies the gateway against the project CA and its host name
  * (and against a CRL when one is given: a revoked, or a CRL past its
@@ -31,6 +31,7 @@
 
 #include "iot/status.h"
 #include "iotd/port.h"
+#include "iotd/update_port.h"
 
 #define IOTD_POSIX_HOST_MAX 253
 
@@ -110,6 +111,14 @@ void iotd_posix_https_free(iotd_posix_https *c);
 iotd_status iotd_posix_https_post(iotd_posix_https *c, const char *path, const char *content_type,
                                   const char *body, size_t body_len, char *resp, size_t resp_cap,
                                   iotd_http_result *result);
+
+/* The update port contract's https_get (iotd/update_port.h): GET path,
+ * with "Range: bytes=START-END" when range_len > 0. The same connection,
+ * retry and timeout rules as a POST. On IOTD_ENET, last_error and
+ * last_msg say why. */
+iotd_status iotd_posix_https_get(iotd_posix_https *c, const char *path, uint32_t range_start,
+                                 uint32_t range_len, void *buf, size_t cap,
+                                 iotd_get_result *result);
 
 /* Closes the kept connection, if any. */
 void iotd_posix_https_close(iotd_posix_https *c);

@@ -57,6 +57,11 @@ void iotd_posix_port(iotd_posix *p, iotd_port *port);
 size_t iotd_posix_log_format(char *buf, size_t cap, int64_t unix_ms, const char *device_id,
                              iotd_log_level level, const char *event, const char *msg);
 
+/* The log event for a request that got no response: "https.connect_failed",
+ * "https.timeout", "https.server_unverified", "https.refused",
+ * "https.tls_failed", "https.io_failed", "https.bad_response". */
+const char *iotd_posix_net_event(iotd_posix_net_error e);
+
 /* "error", "warn", "info", "debug". */
 const char *iotd_posix_level_name(iotd_log_level level);
 
