@@ -84,6 +84,9 @@ static const char HELP[] =
     "  --fw-version V         the version of the factory image, which runs until an\n"
     "                         update is installed (default 1.0.0)\n"
     "  --fw-secure-version N  the factory image's secure-version (default 0)\n"
+    "  --self-test pass|fail  fail: these devices fail the self-test of every new image,\n"
+    "                         whatever its header says (a hardware variant a release\n"
+    "                         breaks); pass: the image's header decides (default)\n"
     "  --update-check DUR     time between manifest checks (default 1h)\n"
     "  --chunk BYTES          bytes per ranged image download, 16-65536 (default 4096)\n"
     "  --slot-size BYTES      capacity of each firmware slot (default 1048576)\n"
@@ -128,6 +131,7 @@ typedef struct cli {
     uint32_t image_secure_version;
     uint32_t image_size;
     const char *image_self_test;
+    const char *self_test; /* --self-test pass|fail */
 } cli;
 
 /* What an option's value is, and so how it is parsed and stored. */
@@ -225,6 +229,7 @@ static const sim_option SIM_OPTIONS[] = {
     {.name = "vendor", .arg = ARG_TEXT, SIM_FIELD(opt.update.vendor)},
     {.name = "class", .arg = ARG_TEXT, SIM_FIELD(opt.update.class_id)},
     {.name = "fw-version", .arg = ARG_TEXT, SIM_FIELD(fw_version)},
+    {.name = "self-test", .arg = ARG_TEXT, SIM_FIELD(self_test)},
     {.name = "fw-secure-version",
      .arg = ARG_NUMBER,
      SIM_FIELD(fw_secure_version),
@@ -359,6 +364,7 @@ static void defaults(cli *c)
     c->opt.update.chunk = 4096;
     c->opt.update.slot_size = IOTD_POSIX_SLOT_DEFAULT;
     c->fw_version = "1.0.0";
+    c->self_test = "pass";
     c->image_size = IMAGE_SIZE_DEFAULT;
     c->image_self_test = "pass";
     for (unsigned k = 0; k < IOTD_POSIX_SENSOR_KINDS; k++)
@@ -548,6 +554,9 @@ static int check_update_options(cli *c)
     memcpy(u->factory.version, c->fw_version, strlen(c->fw_version) + 1);
     u->factory.secure_version = c->fw_secure_version;
     u->factory.self_test_pass = true;
+    if (strcmp(c->self_test, "pass") != 0 && strcmp(c->self_test, "fail") != 0)
+        return usage_error("--self-test '%s' is not pass or fail", c->self_test);
+    u->self_test_fails = strcmp(c->self_test, "fail") == 0;
     if (c->trusted_keys == NULL &&
         iot_path_join(pki_keys, sizeof(pki_keys), c->opt.pki, "firmware/trusted-keys.pem", &err) ==
             IOT_OK &&

@@ -38,6 +38,7 @@ typedef struct sim_update_options {
     const char *vendor;
     const char *class_id;
     iotd_posix_image factory; /* the image a device runs before any update */
+    bool self_test_fails;     /* every new image fails its self-test here */
     uint32_t check_ms;
     uint32_t chunk;
     uint32_t slot_size;

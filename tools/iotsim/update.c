@@ -246,12 +246,13 @@ static void self_test(sim_device *d)
     if (!iotd_update_on_trial(&d->upd))
         return;
     const iotd_stats *st = iotd_device_stats(&d->dev);
-    bool pass = d->boot.image.self_test_pass;
+    bool pass = d->boot.image.self_test_pass && !d->sim->opt->update.self_test_fails;
     if (pass && (st->sent == 0 || st->readings == 0))
         return; /* not done yet */
     sim_event(d, pass ? IOTD_LOG_INFO : IOTD_LOG_WARN, "update.self_test",
               pass ? "passed: an upload was acknowledged and a reading stored"
-                   : "failed: the image's self-test fails");
+              : d->boot.image.self_test_pass ? "failed: this device fails every new image"
+                                             : "failed: the image's self-test fails");
     if (iotd_update_trial_result(&d->upd, pass) != IOTD_OK)
         sim_event(d, IOTD_LOG_ERROR, "update.trial_failed",
                   pass ? "the image could not be confirmed" : "the image could not be rejected");
