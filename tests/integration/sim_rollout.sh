@@ -1,0 +1,147 @@
+#!/usr/bin/env bash
+# A staged rollout over 100 simulated devices, end to end: iotctl signs a
+# release and creates the rollout (a canary of 10, then 30 % and 100 %),
+# the real gateway offers it wave by wave, iotsim devices download it in
+# ranged chunks, reboot into it and confirm it after their self-test; 20 of
+# the devices fail the self-test of any new image and roll back. Checked:
+# the rollout pauses at its failure threshold, every failing device is back
+# on its old image and reported rolled_back (self_test), every other
+# started device runs the new version, devices of waves not started were
+# never offered the release, and the devices' telemetry was delivered
+# without a gap while all of this went on.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/gateway_lib.sh"
+IOTSIM="$IOT_BUILD_DIR/tools/iotsim"
+SUB="$T/sub.out"
+DB="$T/rollouts.db"
+N=100
+BAD=20
+IMAGE_SIZE=65536
+ctl() { "$IOTCTL" --dir "$P" "$@"; }
+
+# wait_until SECONDS WHAT CMD...: polls CMD until it succeeds.
+wait_until() {
+  local secs="$1" what="$2" deadline
+  shift 2
+  deadline=$((SECONDS + secs))
+  until "$@"; do
+    [ "$SECONDS" -lt "$deadline" ] || fail "timed out after ${secs}s waiting for: $what"
+    sleep 1
+  done
+}
+
+devices=()
+for i in $(seq 1 "$N"); do devices+=("sim-$i"); done
+make_pki
+for d in "${devices[@]}"; do ctl device add "$d" --class sensor >/dev/null; done
+pass "$N devices of class sensor"
+
+expect_ok "firmware key" ctl firmware key create --name rel
+expect_ok "make image 2.0.0" "$IOTSIM" --make-image "$T/app.bin" --image-version 2.0.0 \
+  --image-size "$IMAGE_SIZE"
+expect_ok "sign 2.0.0" ctl firmware sign --image "$T/app.bin" --vendor iot-example --class sensor \
+  --version 2.0.0 --secure-version 0 --key rel --out "$T/app.manifest"
+expect_ok "add 2.0.0" ctl firmware add --manifest "$T/app.manifest" --image "$T/app.bin"
+expect_ok "rollout" ctl rollout create r2 --firmware 2.0.0 --class sensor --canary 10 \
+  --waves 30,100 --success-percent 90 --failure-percent 15 --min-reports 10 --seed 42 --db "$DB"
+status() { ctl rollout status r2 --json --db "$DB"; }
+status >"$T/plan.json"
+expect_eq "wave sizes" "10 27 63" "$(jq -r '.waves | map(tostring) | join(" ")' "$T/plan.json")"
+
+# The failing devices: 2 of the canary (so the canary alone cannot meet
+# the 90 % success threshold) and 18 of the later waves.
+mapfile -t canary < <(jq -r '.device_states[] | select(.wave == 0) | .device' "$T/plan.json")
+mapfile -t rest < <(jq -r '.device_states[] | select(.wave > 0) | .device' "$T/plan.json")
+bad=("${canary[@]:0:2}" "${rest[@]:0:$((BAD - 2))}")
+good=()
+for d in "${devices[@]}"; do
+  printf '%s\n' "${bad[@]}" | grep -qx "$d" || good+=("$d")
+done
+[ "${#bad[@]}" = "$BAD" ] && [ "${#good[@]}" = $((N - BAD)) ] || fail "device split ${#bad[@]}/${#good[@]}"
+
+start_broker
+write_gateway_config "rollouts = $DB" "firmware_dir = $P/firmware"
+start_gateway
+start_consumer "$SUB"
+sleep 0.5
+
+SIM=("$IOTSIM" --gateway "https://localhost:$GW_PORT" --pki "$P" --state "$T/state"
+  --class sensor --interval 1s --update-check 1s --backoff-max 2s --timeout 10s -v)
+args_of() { local d; for d in "$@"; do printf -- '--device\n%s\n' "$d"; done; }
+mapfile -t good_args < <(args_of "${good[@]}")
+mapfile -t bad_args < <(args_of "${bad[@]}")
+"${SIM[@]}" "${good_args[@]}" >"$T/good.out" 2>"$T/good.err" &
+GOOD_PID=$!
+_PIDS+=("$GOOD_PID")
+"${SIM[@]}" --self-test fail "${bad_args[@]}" >"$T/bad.out" 2>"$T/bad.err" &
+BAD_PID=$!
+_PIDS+=("$BAD_PID")
+
+state_of() { status | jq -r .state; }
+paused() { [ "$(state_of)" = paused ]; }
+wait_until 400 "the rollout to pause at its failure threshold" paused
+expect_eq "paused by the gateway" failure_threshold "$(status | jq -r .pause_reason)"
+# Devices already started go on to a final state; none is started now.
+in_flight() {
+  status | jq -e '.counts.offered + .counts.downloading + .counts.downloaded + .counts.installing == 0' >/dev/null
+}
+wait_until 300 "every started device to reach a final state" in_flight
+status >"$T/end.json"
+current="$(jq -r .current_wave "$T/end.json")"
+[ "$current" -lt 2 ] || fail "the last wave started before the pause (current wave $current)"
+pass "paused in wave $current, before the last wave"
+# Telemetry keeps flowing during the pause; then the devices stop.
+sleep 3
+kill -INT "$GOOD_PID" "$BAD_PID"
+wait "$GOOD_PID" || true
+wait "$BAD_PID" || true
+
+dev_field() { jq -r --arg d "$1" --arg f "$2" '.device_states[] | select(.device == $d) | .[$f]' "$T/end.json"; }
+summary_of() { grep -h "^$1: readings" "$T/good.out" "$T/bad.out" | tail -1; }
+is_bad() { printf '%s\n' "${bad[@]}" | grep -qx "$1"; }
+started=0 unstarted=0 rolled=0 confirmed=0
+for d in "${devices[@]}"; do
+  wave="$(dev_field "$d" wave)"
+  state="$(dev_field "$d" state)"
+  summary="$(summary_of "$d")"
+  if [ "$wave" -gt "$current" ]; then
+    [ "$state" = pending ] || fail "$d (wave $wave, not started) is $state"
+    ! grep -q "update.started device=$d " "$T/gw.log" || fail "$d of an unstarted wave was offered the release"
+    echo "$summary" | grep -q "firmware 1.0.0" || fail "$d of an unstarted wave runs: $summary"
+    unstarted=$((unstarted + 1))
+    continue
+  fi
+  started=$((started + 1))
+  if is_bad "$d"; then
+    [ "$state" = rolled_back ] || fail "$d (failing self-test) is $state"
+    [ "$(dev_field "$d" reason)" = self_test ] || fail "$d rolled back for $(dev_field "$d" reason)"
+    echo "$summary" | grep -q "firmware 1.0.0, update rolled_back (self_test)" ||
+      fail "$d is not back on 1.0.0: $summary"
+    rolled=$((rolled + 1))
+  else
+    [ "$state" = confirmed ] || fail "$d is $state, not confirmed"
+    echo "$summary" | grep -q "firmware 2.0.0, update confirmed" || fail "$d does not run 2.0.0: $summary"
+    confirmed=$((confirmed + 1))
+  fi
+done
+[ "$unstarted" -gt 0 ] || fail "no wave was left unstarted"
+pass "$started devices started: $confirmed run 2.0.0, $rolled rolled back to 1.0.0 (self_test)"
+pass "$unstarted devices of unstarted waves were never offered the release and run 1.0.0"
+expect_eq "rolled_back reports counted" "$rolled" \
+  "$(curl -s "http://127.0.0.1:$ADMIN_PORT/metrics" | awk '$1 == "iotgw_update_reports_total{status=\"rolled_back\"}" {print $2}')"
+grep -q "rollout.paused rollout=r2 reason=failure_threshold" "$T/gw.log" || fail "no rollout.paused line"
+
+# Telemetry: the outbox drains, then every stored reading was delivered
+# and each device's readings arrived without a gap.
+drained() { [ "$(metric iotgw_outbox_depth)" = 0 ]; }
+wait_until 60 "the outbox to drain" drained
+sleep 1
+stored="$(metric iotgw_readings_stored_total)"
+delivered="$(cut -d' ' -f2- "$SUB" | jq -r '"\(.device) \(.dseq)"' | sort -u | wc -l)"
+expect_eq "every stored reading was delivered" "$stored" "$delivered"
+gaps="$(cut -d' ' -f2- "$SUB" | jq -r '"\(.device) \(.dseq)"' | sort -u | sort -k1,1 -k2,2n |
+  awk '$1 != dev { dev = $1; prev = $2; next } $2 != prev + 1 { print $1 " after " prev } { prev = $2 }')"
+[ -z "$gaps" ] || fail "readings missing: $(echo "$gaps" | head -5)"
+[ "$stored" -ge $((N * 5)) ] || fail "only $stored readings stored during the rollout"
+pass "$stored readings during the rollout, none lost, no gap in any device's sequence"
+finish
