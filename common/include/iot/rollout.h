@@ -44,9 +44,9 @@
 #include "iot/status.h"
 #include "iotd/manifest.h"
 
-#define IOT_ROLLOUT_NAME_MAX   IOT_ID_MAX /* same rule as a device ID */
-#define IOT_ROLLOUT_WAVES_MAX  10         /* waves after the canary */
-#define IOT_ROLLOUT_REASON_MAX 32
+#define IOT_ROLLOUT_NAME_MAX    IOT_ID_MAX /* same rule as a device ID */
+#define IOT_ROLLOUT_WAVES_MAX   10         /* waves after the canary */
+#define IOT_ROLLOUT_REASON_MAX  32
 #define IOT_ROLLOUT_DEVICES_MAX 1000000
 
 typedef struct iot_rollouts iot_rollouts;
@@ -81,9 +81,9 @@ iot_status iot_rollout_dev_state_parse(const char *name, iot_rollout_dev_state *
 
 /* How a rollout is staged. */
 typedef struct iot_rollout_plan {
-    char name[IOT_ROLLOUT_NAME_MAX + 1]; /* unique, the device ID rule */
-    bool security;                       /* a security update (reported, listed) */
-    uint32_t canary;                     /* devices in wave 0 (0: none) */
+    char name[IOT_ROLLOUT_NAME_MAX + 1];  /* unique, the device ID rule */
+    bool security;                        /* a security update (reported, listed) */
+    uint32_t canary;                      /* devices in wave 0 (0: none) */
     uint8_t waves[IOT_ROLLOUT_WAVES_MAX]; /* cumulative %, increasing, the last 100 */
     size_t n_waves;                       /* 1..IOT_ROLLOUT_WAVES_MAX */
     uint32_t max_per_minute;              /* devices started per minute; 0: no cap */
@@ -105,9 +105,9 @@ typedef struct iot_rollout_info {
     char class_id[IOTD_MANIFEST_ID_MAX + 1];
     char digest[2 * IOTD_MANIFEST_DIGEST_LEN + 1]; /* lower-case hex */
     uint32_t image_size;
-    int64_t created, updated; /* Unix seconds */
-    uint32_t devices;         /* in the rollout */
-    uint32_t count[IOT_RDEV_STATE_COUNT]; /* devices per state */
+    int64_t created, updated;                      /* Unix seconds */
+    uint32_t devices;                              /* in the rollout */
+    uint32_t count[IOT_RDEV_STATE_COUNT];          /* devices per state */
     uint32_t wave_size[IOT_ROLLOUT_WAVES_MAX + 1]; /* devices per wave, [0] the canary */
 } iot_rollout_info;
 
@@ -186,7 +186,7 @@ typedef enum iot_offer_result {
     IOT_OFFER_NONE,     /* nothing for this device now */
     IOT_OFFER_MADE,     /* *offer filled */
     IOT_OFFER_DEFERRED, /* its wave has started but the per-minute cap is reached:
-                           *retry_after_s says when to ask again */
+                         *retry_after_s says when to ask again */
 } iot_offer_result;
 
 /* The release for `device` at `now`: of the rollouts where its wave has
