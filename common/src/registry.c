@@ -496,18 +496,17 @@ static iot_status check_new_key(iot_registry *reg, const iot_cert_record *rec, i
     return check_key_free(reg, rec, err);
 }
 
+static bool is_alnum(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+}
+
 bool iot_class_id_is_valid(const char *s)
 {
     size_t len = s != NULL ? strnlen(s, IOT_CLASS_ID_MAX + 1) : 0;
-    if (len == 0 || len > IOT_CLASS_ID_MAX)
+    if (len == 0 || len > IOT_CLASS_ID_MAX || !is_alnum(s[0]))
         return false;
-    for (size_t i = 0; i < len; i++) {
-        char c = s[i];
-        bool alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
-        if (!alnum && (i == 0 || (c != '.' && c != '_' && c != '-')))
-            return false;
-    }
-    return true;
+    return strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") == len;
 }
 
 static iot_status class_invalid(const char *class_id, iot_err *err)

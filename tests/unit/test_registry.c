@@ -268,7 +268,7 @@ static int collect_serials(const iot_cert_record *rec, void *ctx)
 }
 
 /* A registry of schema 2 (no key fingerprints) is read as it is, and a
- * write open upgrades it to 3 in place: its rows then wait for their keys. */
+ * write open upgrades it to the current schema in place: its rows then wait for their keys. */
 static void schema2_is_upgraded(void **state)
 {
     (void)state;
