@@ -9,9 +9,10 @@
 
 /* 'IOTR' in the SQLite header: tells a registry from any other database. */
 #define REGISTRY_APP_ID 0x494f5452
-/* 2 added `superseded`, 3 the key fingerprints (`spki`); older files are
- * read as they are and upgraded on a write open. */
-#define REGISTRY_SCHEMA_VERSION 3
+/* 2 added `superseded`, 3 the key fingerprints (`spki`), 4 the device
+ * class (`class_id`); older files are read as they are and upgraded on a
+ * write open. */
+#define REGISTRY_SCHEMA_VERSION 4
 #define DEFAULT_BUSY_MS         2000
 
 struct iot_registry {
@@ -61,6 +62,11 @@ static const char SCHEMA_V3[] = "ALTER TABLE certificates ADD COLUMN spki TEXT N
                                 "ALTER TABLE superseded ADD COLUMN spki TEXT NOT NULL DEFAULT '';"
                                 "CREATE INDEX certificates_spki ON certificates (spki);"
                                 "CREATE INDEX superseded_spki ON superseded (spki);";
+
+/* Schema 4: a device's class, the class-id of the firmware it runs, so a
+ * rollout can name a kind of device; '' where it is not set. */
+static const char SCHEMA_V4[] =
+    "ALTER TABLE certificates ADD COLUMN class_id TEXT NOT NULL DEFAULT '';";
 
 const char *iot_cert_kind_name(iot_cert_kind kind)
 {
@@ -210,8 +216,9 @@ iot_status iot_registry_create(const char *path, iot_registry **out, iot_err *er
     snprintf(sql, sizeof(sql), "PRAGMA application_id=%d; PRAGMA user_version=%d;", REGISTRY_APP_ID,
              REGISTRY_SCHEMA_VERSION);
     const sql_step steps[] = {
-        {"BEGIN IMMEDIATE", "creating"},    {sql, "creating"},      {SCHEMA, "creating the schema"},
-        {SCHEMA_V3, "creating the schema"}, {"COMMIT", "creating"},
+        {"BEGIN IMMEDIATE", "creating"},    {sql, "creating"},
+        {SCHEMA, "creating the schema"},    {SCHEMA_V3, "creating the schema"},
+        {SCHEMA_V4, "creating the schema"}, {"COMMIT", "creating"},
     };
     st = exec_steps(reg, steps, sizeof(steps) / sizeof(steps[0]), err);
     if (st != IOT_OK)
@@ -254,7 +261,8 @@ static iot_status upgrade_schema(iot_registry *reg, int version, iot_err *err)
         return st;
     const sql_step steps[] = {
         {version < 2 ? SUPERSEDED_TABLE : NULL, "upgrading the schema"},
-        {SCHEMA_V3, "upgrading the schema"},
+        {version < 3 ? SCHEMA_V3 : NULL, "upgrading the schema"},
+        {SCHEMA_V4, "upgrading the schema"},
         {sql, "upgrading the schema"},
         {"COMMIT", "upgrading the schema"},
     };
@@ -334,18 +342,23 @@ static void copy_text(char *dst, size_t size, sqlite3_stmt *st, int col)
     snprintf(dst, size, "%s", s ? (const char *)s : "");
 }
 
-/* Columns of a record; `spki` is '' in files older than schema 3. */
+/* Columns of a record; `spki` is '' in files older than schema 3,
+ * `class_id` in files older than 4 and for replaced certificates. */
 #define SELECT_FIELDS                                                                              \
     "SELECT name, kind, role, serial, fingerprint, not_before, not_after, created, state,"         \
     " revoked_at, revoke_reason, "
-#define SELECT_V3            SELECT_FIELDS "spki FROM certificates "
-#define SELECT_V2            SELECT_FIELDS "'' FROM certificates "
-#define SELECT_COLUMNS(tail) (reg->version >= 3 ? SELECT_V3 tail : SELECT_V2 tail)
+#define SELECT_V4 SELECT_FIELDS "spki, class_id FROM certificates "
+#define SELECT_V3 SELECT_FIELDS "spki, '' FROM certificates "
+#define SELECT_V2 SELECT_FIELDS "'', '' FROM certificates "
+#define SELECT_COLUMNS(tail)                                                                       \
+    (reg->version >= 4 ? SELECT_V4 tail : reg->version >= 3 ? SELECT_V3 tail : SELECT_V2 tail)
+/* For the calls that need schema 3 or later. */
+#define SELECT_KEYED(tail) (reg->version >= 4 ? SELECT_V4 tail : SELECT_V3 tail)
 #define SUPERSEDED_FIELDS                                                                          \
     "SELECT name, kind, '', serial, fingerprint, not_before, not_after, created, 'revoked',"       \
     " replaced_at, 'superseded', "
-#define SUPERSEDED_V3            SUPERSEDED_FIELDS "spki FROM superseded "
-#define SUPERSEDED_V2            SUPERSEDED_FIELDS "'' FROM superseded "
+#define SUPERSEDED_V3            SUPERSEDED_FIELDS "spki, '' FROM superseded "
+#define SUPERSEDED_V2            SUPERSEDED_FIELDS "'', '' FROM superseded "
 #define SUPERSEDED_COLUMNS(tail) (reg->version >= 3 ? SUPERSEDED_V3 tail : SUPERSEDED_V2 tail)
 
 static iot_status row_to_record(iot_registry *reg, sqlite3_stmt *st, iot_cert_record *rec,
@@ -375,6 +388,7 @@ static iot_status row_to_record(iot_registry *reg, sqlite3_stmt *st, iot_cert_re
     rec->revoked_at = sqlite3_column_int64(st, 9);
     copy_text(rec->revoke_reason, sizeof(rec->revoke_reason), st, 10);
     copy_text(rec->spki, sizeof(rec->spki), st, 11);
+    copy_text(rec->class_id, sizeof(rec->class_id), st, 12);
     return IOT_OK;
 }
 
@@ -437,12 +451,13 @@ iot_status iot_registry_find_key(iot_registry *reg, const char *spki, const char
         return iot_err_set(err, IOT_ENOENT, "no key fingerprints in registry %s", reg->path);
     /* The active or revoked certificate first: it says more than a
      * replaced one. */
-    iot_status s = get_one2(reg,
-                            SELECT_FIELDS "spki, 0 FROM certificates WHERE spki = ?1 AND name <> ?2"
-                                          " UNION ALL " SUPERSEDED_FIELDS
-                                          "spki, 1 FROM superseded WHERE spki = ?1 AND name <> ?2"
-                                          " ORDER BY 13, 1 LIMIT 1",
-                            spki, other_than ? other_than : "", out, err);
+    iot_status s =
+        get_one2(reg,
+                 SELECT_FIELDS "spki, '', 0 FROM certificates WHERE spki = ?1 AND name <> ?2"
+                               " UNION ALL " SUPERSEDED_FIELDS
+                               "spki, '', 1 FROM superseded WHERE spki = ?1 AND name <> ?2"
+                               " ORDER BY 14, 1 LIMIT 1",
+                 spki, other_than ? other_than : "", out, err);
     if (s == IOT_ENOENT)
         return iot_err_set(err, IOT_ENOENT, "no certificate in registry %s has key %s", reg->path,
                            spki);
@@ -481,6 +496,73 @@ static iot_status check_new_key(iot_registry *reg, const iot_cert_record *rec, i
     return check_key_free(reg, rec, err);
 }
 
+static bool is_alnum(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+}
+
+bool iot_class_id_is_valid(const char *s)
+{
+    size_t len = s != NULL ? strnlen(s, IOT_CLASS_ID_MAX + 1) : 0;
+    if (len == 0 || len > IOT_CLASS_ID_MAX || !is_alnum(s[0]))
+        return false;
+    return strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") == len;
+}
+
+static iot_status class_invalid(const char *class_id, iot_err *err)
+{
+    char shown[IOT_CLASS_ID_MAX + 1];
+    printable(shown, sizeof(shown), class_id);
+    return iot_err_set(err, IOT_EINVAL,
+                       "class '%s' is not a class-id: 1-%d of [A-Za-z0-9._-], first a letter or "
+                       "a digit",
+                       shown, IOT_CLASS_ID_MAX);
+}
+
+/* Only a device has a class, and it follows the manifest's class-id rule. */
+static iot_status check_class(iot_registry *reg, const iot_cert_record *rec, iot_err *err)
+{
+    if (rec->class_id[0] == '\0')
+        return IOT_OK;
+    if (!iot_class_id_is_valid(rec->class_id))
+        return class_invalid(rec->class_id, err);
+    if (rec->kind != IOT_KIND_DEVICE)
+        return iot_err_set(err, IOT_EINVAL, "'%s' is a %s certificate; only devices have a class",
+                           rec->name, iot_cert_kind_name(rec->kind));
+    if (reg->version < 4)
+        return iot_err_set(err, IOT_ESTATE,
+                           "registry %s was opened read-only (schema %d); a write open upgrades it",
+                           reg->path, reg->version);
+    return IOT_OK;
+}
+
+iot_status iot_registry_set_class(iot_registry *reg, const char *name, const char *class_id,
+                                  iot_err *err)
+{
+    if (class_id[0] != '\0' && !iot_class_id_is_valid(class_id))
+        return class_invalid(class_id, err);
+    if (reg->version < 4)
+        return iot_err_set(err, IOT_ESTATE,
+                           "registry %s was opened read-only (schema %d); a write open upgrades it",
+                           reg->path, reg->version);
+    static const char sql[] = "UPDATE certificates SET class_id = ?2 WHERE name = ?1 AND"
+                              " kind = 'device' AND state = 'active'";
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(reg->db, sql, -1, &st, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, class_id, -1, SQLITE_STATIC);
+        rc = sqlite3_step(st);
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE)
+        return db_fail(reg, rc, "setting a class", err);
+    if (sqlite3_changes(reg->db) == 0)
+        return iot_err_set(err, IOT_ENOENT, "no active device '%s' in registry %s",
+                           iot_id_is_valid(name) ? name : "?", reg->path);
+    return IOT_OK;
+}
+
 iot_status iot_registry_add(iot_registry *reg, const iot_cert_record *rec, iot_err *err)
 {
     iot_cert_record existing;
@@ -496,11 +578,14 @@ iot_status iot_registry_add(iot_registry *reg, const iot_cert_record *rec, iot_e
         return s;
     }
     s = check_new_key(reg, rec, err);
+    if (s == IOT_OK)
+        s = check_class(reg, rec, err);
     if (s != IOT_OK)
         return s;
     static const char sql[] =
         "INSERT INTO certificates (name, kind, role, serial, fingerprint, not_before, not_after,"
-        " state, created, spki) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'active', ?8, ?9)";
+        " state, created, spki, class_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'active', ?8, ?9,"
+        " ?10)";
     sqlite3_stmt *st = NULL;
     int rc = sqlite3_prepare_v2(reg->db, sql, -1, &st, NULL);
     if (rc == SQLITE_OK) {
@@ -513,6 +598,7 @@ iot_status iot_registry_add(iot_registry *reg, const iot_cert_record *rec, iot_e
         sqlite3_bind_int64(st, 7, rec->not_after);
         sqlite3_bind_int64(st, 8, rec->created);
         sqlite3_bind_text(st, 9, rec->spki, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 10, rec->class_id, -1, SQLITE_STATIC);
         rc = sqlite3_step(st);
     }
     sqlite3_finalize(st);
@@ -729,12 +815,16 @@ iot_status iot_registry_foreach_shared_key(iot_registry *reg, iot_registry_fn fn
 {
     if (reg->version < 3)
         return IOT_OK; /* no fingerprints before schema 3 */
-    static const char sql[] =
-        "WITH k (name, spki) AS (SELECT name, spki FROM certificates WHERE spki <> ''"
-        "  UNION ALL SELECT name, spki FROM superseded WHERE spki <> ''),"
-        " shared AS (SELECT spki FROM k GROUP BY spki HAVING COUNT(DISTINCT name) > 1) " SELECT_V3
-        "WHERE spki IN shared UNION ALL " SUPERSEDED_V3 "WHERE spki IN shared ORDER BY 12, 1, 4";
-    return walk(reg, sql, NULL, fn, ctx, err);
+#define SHARED_KEYS                                                                                \
+    "WITH k (name, spki) AS (SELECT name, spki FROM certificates WHERE spki <> ''"                 \
+    "  UNION ALL SELECT name, spki FROM superseded WHERE spki <> ''),"                             \
+    " shared AS (SELECT spki FROM k GROUP BY spki HAVING COUNT(DISTINCT name) > 1) "
+#define SHARED_TAIL                                                                                \
+    "WHERE spki IN shared UNION ALL " SUPERSEDED_V3 "WHERE spki IN shared ORDER BY 12, 1, 4"
+    return walk(reg,
+                reg->version >= 4 ? SHARED_KEYS SELECT_V4 SHARED_TAIL
+                                  : SHARED_KEYS SELECT_V3 SHARED_TAIL,
+                NULL, fn, ctx, err);
 }
 
 iot_status iot_registry_foreach_unkeyed(iot_registry *reg, iot_registry_fn fn, void *ctx,
@@ -744,7 +834,8 @@ iot_status iot_registry_foreach_unkeyed(iot_registry *reg, iot_registry_fn fn, v
     if (s != IOT_OK)
         return s;
     return walk(
-        reg, SELECT_V3 "WHERE spki = '' UNION ALL " SUPERSEDED_V3 "WHERE spki = '' ORDER BY 1, 4",
+        reg,
+        SELECT_KEYED("WHERE spki = '' UNION ALL " SUPERSEDED_V3 "WHERE spki = '' ORDER BY 1, 4"),
         NULL, fn, ctx, err);
 }
 

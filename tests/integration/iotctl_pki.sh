@@ -155,9 +155,9 @@ expect_eq "refused keys change no file" "$before" "$(cd "$P" && find . -type f |
 
 # --- list and show --------------------------------------------------------------
 expect_ok "device list" ctl device list
-echo "$OUT" | head -1 | grep -q "ID.*STATE.*NOT AFTER.*DAYS LEFT" || fail "device list header: $OUT"
-echo "$OUT" | grep -Eq "^dev-001 +active +[0-9T:-]+Z +82[0-9]$" || fail "device list row: $OUT"
-pass "device list shows ID, state, expiry and days left"
+echo "$OUT" | head -1 | grep -q "ID.*STATE.*NOT AFTER.*DAYS LEFT.*CLASS" || fail "device list header: $OUT"
+echo "$OUT" | grep -Eq "^dev-001 +active +[0-9T:-]+Z +82[0-9] +-$" || fail "device list row: $OUT"
+pass "device list shows ID, state, expiry, days left and class"
 expect_ok "device list --json" ctl device list --json
 expect_eq "JSON lists every device" 4 "$(echo "$OUT" | jq length)"
 expect_eq "JSON device fields" "dev-001 active false" \
@@ -294,20 +294,22 @@ pass "a failed renewal puts the old files back"
 # upgraded by the first change.
 cp -a "$P" "$T/v1"
 sqlite3 "$T/v1/registry.db" "DROP TABLE superseded; DROP INDEX certificates_spki;
-  ALTER TABLE certificates DROP COLUMN spki; PRAGMA user_version=1;"
+  ALTER TABLE certificates DROP COLUMN spki; ALTER TABLE certificates DROP COLUMN class_id;
+  PRAGMA user_version=1;"
 expect_ok "a schema 1 registry is listed" "$IOTCTL" --dir "$T/v1" device list
 expect_eq "a schema 1 registry shows no replaced certificates" "[]" \
   "$("$IOTCTL" --dir "$T/v1" device show dev-csr --json | jq -c .superseded)"
 expect_eq "listing does not change the schema" 1 "$(sqlite3 "$T/v1/registry.db" 'PRAGMA user_version')"
 expect_ok "a schema 1 registry takes a renewal" "$IOTCTL" --dir "$T/v1" device renew dev-csr
-expect_eq "the renewal upgraded the registry to schema 3" 3 "$(sqlite3 "$T/v1/registry.db" 'PRAGMA user_version')"
+expect_eq "the renewal upgraded the registry to schema 4" 4 "$(sqlite3 "$T/v1/registry.db" 'PRAGMA user_version')"
 # A registry from before key fingerprints (schema 2): the first change
 # upgrades it and takes each certificate's key from its file; a key that two
 # identities already share is reported.
 V2="$T/v2"
 cp -a "$P" "$V2"
 sqlite3 "$V2/registry.db" "DROP INDEX certificates_spki; DROP INDEX superseded_spki;
-  ALTER TABLE certificates DROP COLUMN spki; ALTER TABLE superseded DROP COLUMN spki; PRAGMA user_version=2;"
+  ALTER TABLE certificates DROP COLUMN spki; ALTER TABLE superseded DROP COLUMN spki;
+  ALTER TABLE certificates DROP COLUMN class_id; PRAGMA user_version=2;"
 # What an older iotctl allowed: dev-copy enrolled with dev-csr's first key.
 first="$(sqlite3 "$V2/registry.db" "SELECT serial FROM superseded WHERE name = 'dev-csr' ORDER BY rowid LIMIT 1")"
 old_cert="$V2/devices/dev-csr/superseded-$first/cert.pem"
@@ -321,7 +323,7 @@ expect_eq "a schema 2 registry shows no key" null "$("$IOTCTL" --dir "$V2" devic
 expect_eq "listing does not change schema 2" 2 "$(sqlite3 "$V2/registry.db" 'PRAGMA user_version')"
 run "$IOTCTL" --dir "$V2" crl update
 [ "$RC" -eq 0 ] || fail "crl update on a schema 2 registry: exit $RC: $ERR"
-expect_eq "the first change upgrades schema 2 to 3" 3 "$(sqlite3 "$V2/registry.db" 'PRAGMA user_version')"
+expect_eq "the first change upgrades schema 2 to 4" 4 "$(sqlite3 "$V2/registry.db" 'PRAGMA user_version')"
 echo "$ERR" | grep -q "warning: 1 certificates in $V2/registry.db have no recorded public key" ||
   fail "the upgrade did not report the certificate whose file is gone: $ERR"
 pass "the upgrade reports a certificate whose file is gone"
@@ -463,8 +465,8 @@ expect_fail "a word far from every command gets none" 2 "^iotctl: unknown comman
 # The overview lists every command with one whole sentence that fits a terminal.
 run "$IOTCTL" --help
 overview="$(echo "$OUT" | sed -n '/^Commands:$/,/^$/p' | sed '1d;$d')"
-expect_eq "the overview lists every command" 20 "$(echo "$overview" | grep -c .)"
-bad="$(echo "$overview" | grep -Ev '^  [a-z]+( [a-z]+)? [a-z]+ +[A-Z].*\.$' || true)"
+expect_eq "the overview lists every command" 26 "$(echo "$overview" | grep -c .)"
+bad="$(echo "$overview" | grep -Ev '^  [a-z]+( [a-z]+)? [a-z-]+ +[A-Z].*\.$' || true)"
 expect_eq "every overview summary is a whole sentence (ends with a full stop)" "" "$bad"
 expect_eq "every overview line fits 80 columns" "" "$(echo "$OUT" | awk 'length > 80' || true)"
 expect_fail "unknown option" 2 "unknown option '--bogus'" ctl device add x --bogus

@@ -268,7 +268,7 @@ static int collect_serials(const iot_cert_record *rec, void *ctx)
 }
 
 /* A registry of schema 2 (no key fingerprints) is read as it is, and a
- * write open upgrades it to 3 in place: its rows then wait for their keys. */
+ * write open upgrades it to the current schema in place: its rows then wait for their keys. */
 static void schema2_is_upgraded(void **state)
 {
     (void)state;
@@ -321,6 +321,7 @@ static void schema2_is_upgraded(void **state)
 
     assert_int_equal(iot_registry_open(path, IOT_REGISTRY_WRITE, &reg, &err), IOT_OK);
     assert_int_equal(iot_registry_upgraded_from(reg), 2);
+    assert_int_equal(iot_registry_set_class(reg, "old-1", "sensor", &err), IOT_OK);
     char serials[64] = "";
     assert_int_equal(iot_registry_foreach_unkeyed(reg, collect_serials, serials, &err), IOT_OK);
     assert_string_equal(serials, "40,41");
@@ -341,9 +342,124 @@ static void schema2_is_upgraded(void **state)
     memcpy(dup.spki, k1, sizeof(dup.spki));
     assert_int_equal(iot_registry_add(reg, &dup, &err), IOT_EEXIST);
     iot_registry_close(reg);
-    /* The next open finds schema 3 and upgrades nothing. */
+    /* The next open finds schema 4 and upgrades nothing. */
     assert_int_equal(iot_registry_open(path, IOT_REGISTRY_WRITE, &reg, &err), IOT_OK);
     assert_int_equal(iot_registry_upgraded_from(reg), 0);
+    iot_registry_close(reg);
+}
+
+/* A device's class: set at enrollment or later, read back by every
+ * getter, following the manifest's class-id rule; devices only. */
+static void device_class(void **state)
+{
+    (void)state;
+    iot_registry *reg = NULL;
+    iot_err err = {0};
+    assert_int_equal(iot_registry_open(db, IOT_REGISTRY_WRITE, &reg, &err), IOT_OK);
+    iot_cert_record r = record("cls-1", IOT_KIND_DEVICE, "5A");
+    snprintf(r.class_id, sizeof(r.class_id), "esp32c3-sensor");
+    assert_int_equal(iot_registry_add(reg, &r, &err), IOT_OK);
+    iot_cert_record got;
+    assert_int_equal(iot_registry_get_by_name(reg, "cls-1", &got, &err), IOT_OK);
+    assert_string_equal(got.class_id, "esp32c3-sensor");
+    assert_int_equal(iot_registry_get_by_serial(reg, "5A", &got, &err), IOT_OK);
+    assert_string_equal(got.class_id, "esp32c3-sensor");
+
+    static const char *const bad[] = {"-lead", ".dot", "a/b", "sp ace"};
+    for (size_t i = 0; i < 4; i++) {
+        iot_cert_record b = record("cls-bad", IOT_KIND_DEVICE, "5B");
+        snprintf(b.class_id, sizeof(b.class_id), "%s", bad[i]);
+        assert_int_equal(iot_registry_add(reg, &b, &err), IOT_EINVAL);
+        assert_non_null(strstr(err.msg, "class"));
+        assert_int_equal(iot_registry_set_class(reg, "cls-1", bad[i], &err), IOT_EINVAL);
+    }
+    char long_class[IOT_CLASS_ID_MAX + 2];
+    memset(long_class, 'a', sizeof(long_class) - 1);
+    long_class[sizeof(long_class) - 1] = '\0';
+    assert_int_equal(iot_registry_set_class(reg, "cls-1", long_class, &err), IOT_EINVAL);
+    long_class[IOT_CLASS_ID_MAX] = '\0'; /* 64: the longest allowed */
+    assert_true(iot_class_id_is_valid(long_class));
+    iot_cert_record c = record("cls-client", IOT_KIND_CLIENT, "5C");
+    snprintf(c.class_id, sizeof(c.class_id), "sensor");
+    assert_int_equal(iot_registry_add(reg, &c, &err), IOT_EINVAL);
+    assert_non_null(strstr(err.msg, "only devices"));
+    c.class_id[0] = '\0';
+    assert_int_equal(iot_registry_add(reg, &c, &err), IOT_OK);
+    assert_int_equal(iot_registry_set_class(reg, "cls-client", "sensor", &err), IOT_ENOENT);
+
+    assert_int_equal(iot_registry_set_class(reg, "cls-1", "gateway_2.x", &err), IOT_OK);
+    assert_int_equal(iot_registry_get_by_name(reg, "cls-1", &got, &err), IOT_OK);
+    assert_string_equal(got.class_id, "gateway_2.x");
+    /* A renewal keeps the class. */
+    iot_cert_record next = record("cls-1", IOT_KIND_DEVICE, "5D");
+    assert_int_equal(iot_registry_renew(reg, &next, 1700, &err), IOT_OK);
+    assert_int_equal(iot_registry_get_by_name(reg, "cls-1", &got, &err), IOT_OK);
+    assert_string_equal(got.class_id, "gateway_2.x");
+    assert_int_equal(iot_registry_set_class(reg, "cls-1", "", &err), IOT_OK); /* clears it */
+    assert_int_equal(iot_registry_get_by_name(reg, "cls-1", &got, &err), IOT_OK);
+    assert_string_equal(got.class_id, "");
+    assert_int_equal(iot_registry_set_class(reg, "nobody", "sensor", &err), IOT_ENOENT);
+    assert_non_null(strstr(err.msg, "nobody"));
+    assert_int_equal(iot_registry_revoke(reg, IOT_KIND_DEVICE, "cls-1", "", 1800, &err), IOT_OK);
+    assert_int_equal(iot_registry_set_class(reg, "cls-1", "sensor", &err), IOT_ENOENT);
+    iot_registry_close(reg);
+}
+
+typedef struct class_walk {
+    int n;
+    char classes[128];
+} class_walk;
+
+static int collect_class(const iot_cert_record *rec, void *ctx)
+{
+    class_walk *w = ctx;
+    size_t used = strlen(w->classes);
+    snprintf(w->classes + used, sizeof(w->classes) - used, "%s=%s;", rec->name, rec->class_id);
+    w->n++;
+    return 0;
+}
+
+/* A registry of schema 3 has no classes: read as it is, '' for each; a
+ * write open adds the column. */
+static void schema3_is_upgraded(void **state)
+{
+    (void)state;
+    char path[160];
+    snprintf(path, sizeof(path), "%s/v3.db", dir);
+    iot_registry *reg = NULL;
+    iot_err err = {0};
+    assert_int_equal(iot_registry_create(path, &reg, &err), IOT_OK);
+    iot_cert_record r = record("v3-dev", IOT_KIND_DEVICE, "6A");
+    assert_int_equal(iot_registry_add(reg, &r, &err), IOT_OK);
+    iot_registry_close(reg);
+    sqlite3 *raw = NULL;
+    assert_int_equal(sqlite3_open(path, &raw), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(raw,
+                                  "ALTER TABLE certificates DROP COLUMN class_id;"
+                                  " PRAGMA user_version=3;",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(raw);
+
+    assert_int_equal(iot_registry_open(path, IOT_REGISTRY_READONLY, &reg, &err), IOT_OK);
+    iot_cert_record got;
+    assert_int_equal(iot_registry_get_by_name(reg, "v3-dev", &got, &err), IOT_OK);
+    assert_string_equal(got.class_id, "");
+    class_walk w = {0};
+    assert_int_equal(iot_registry_foreach(reg, IOT_KIND_DEVICE, collect_class, &w, &err), IOT_OK);
+    assert_string_equal(w.classes, "v3-dev=;");
+    assert_int_equal(iot_registry_set_class(reg, "v3-dev", "sensor", &err), IOT_ESTATE);
+    iot_registry_close(reg);
+
+    assert_int_equal(iot_registry_open(path, IOT_REGISTRY_WRITE, &reg, &err), IOT_OK);
+    assert_int_equal(iot_registry_upgraded_from(reg), 3);
+    assert_int_equal(iot_registry_set_class(reg, "v3-dev", "sensor", &err), IOT_OK);
+    iot_cert_record r2 = record("v4-dev", IOT_KIND_DEVICE, "6B");
+    snprintf(r2.class_id, sizeof(r2.class_id), "meter");
+    assert_int_equal(iot_registry_add(reg, &r2, &err), IOT_OK);
+    memset(&w, 0, sizeof(w));
+    assert_int_equal(iot_registry_foreach(reg, IOT_KIND_DEVICE, collect_class, &w, &err), IOT_OK);
+    assert_string_equal(w.classes, "v3-dev=sensor;v4-dev=meter;");
     iot_registry_close(reg);
 }
 
@@ -413,6 +529,8 @@ int main(void)
         cmocka_unit_test(renew_same_name),
         cmocka_unit_test(one_key_one_identity),
         cmocka_unit_test(schema2_is_upgraded),
+        cmocka_unit_test(device_class),
+        cmocka_unit_test(schema3_is_upgraded),
         cmocka_unit_test(readonly_refuses_writes),
         cmocka_unit_test(lock_is_reported),
         cmocka_unit_test(garbage_is_corrupt),

@@ -1,6 +1,5 @@
 /* iotctl firmware add|list|show: the releases kept in the PKI directory,
  * each an image and its manifest, named by the image's SHA-256. */
-#include <dirent.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,129 +12,16 @@
 #include "fwrelease.h"
 #include "iot/fsutil.h"
 
-#define MANIFEST_SUFFIX ".manifest"
-
-/* One stored release, as listed: its fields and its verdict today (a key
- * retired since makes it unknown_key). */
-typedef struct release {
-    char digest[FW_DIGEST_HEX + 1];
-    iotd_manifest m;
-    iotd_manifest_result result;
-} release;
-
-typedef struct release_list {
-    release *items;
-    size_t n, cap;
-    fw_keyring ring;
-} release_list;
-
-static iot_status release_paths(const fw_store *s, const char *digest, char *manifest, char *image,
-                                iot_err *err)
-{
-    char name[FW_DIGEST_HEX + sizeof(MANIFEST_SUFFIX)];
-    snprintf(name, sizeof(name), "%s%s", digest, MANIFEST_SUFFIX);
-    iot_status st = iot_path_join(manifest, CLI_PATH_MAX, s->images, name, err);
-    if (st != IOT_OK)
-        return st;
-    snprintf(name, sizeof(name), "%s.bin", digest);
-    return iot_path_join(image, CLI_PATH_MAX, s->images, name, err);
-}
-
-/* A stored name is 64 lower-case hex digits and the suffix. */
-static bool digest_of_name(const char *name, char *digest)
-{
-    size_t len = strlen(name);
-    if (len != FW_DIGEST_HEX + strlen(MANIFEST_SUFFIX) ||
-        strcmp(name + FW_DIGEST_HEX, MANIFEST_SUFFIX) != 0 ||
-        strspn(name, "0123456789abcdef") != FW_DIGEST_HEX)
-        return false;
-    memcpy(digest, name, FW_DIGEST_HEX);
-    digest[FW_DIGEST_HEX] = '\0';
-    return true;
-}
-
-static iot_status add_release(const fw_store *s, release_list *l, const char *digest, iot_err *err)
-{
-    char manifest[CLI_PATH_MAX], image[CLI_PATH_MAX];
-    fw_verdict v;
-    iot_status st = release_paths(s, digest, manifest, image, err);
-    if (st == IOT_OK)
-        st = fw_verify_file(s, manifest, NULL, NULL, &v, err);
-    if (st != IOT_OK)
-        return st;
-    if (!v.parsed)
-        return iot_err_set(err, IOT_ECORRUPT, "%s is not a manifest (%s); move it out of %s",
-                           manifest, iotd_manifest_result_name(v.result), s->images);
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 32;
-        release *grown = cap > FW_RELEASE_MAX ? NULL : realloc(l->items, cap * sizeof(*grown));
-        if (grown == NULL)
-            return iot_err_set(err, IOT_ENOMEM, "%s holds more releases than can be listed",
-                               s->images);
-        l->items = grown;
-        l->cap = cap;
-    }
-    release *r = &l->items[l->n++];
-    memcpy(r->digest, digest, sizeof(r->digest));
-    r->m = v.m;
-    r->result = v.result;
-    return IOT_OK;
-}
-
-static int by_sequence(const void *a, const void *b)
-{
-    uint64_t x = ((const release *)a)->m.sequence, y = ((const release *)b)->m.sequence;
-    return x < y ? -1 : x > y;
-}
-
-/* Every release in DIR/firmware/images, by sequence number. */
-static iot_status load_releases(const fw_store *s, release_list *l, iot_err *err)
-{
-    memset(l, 0, sizeof(*l));
-    iot_status st = fw_keyring_load(s, &l->ring, err);
-    if (st != IOT_OK || !iot_path_exists(s->images))
-        return st;
-    DIR *d = opendir(s->images);
-    if (d == NULL)
-        return iot_err_set(err, IOT_EIO, "cannot read the directory %s", s->images);
-    for (struct dirent *e = readdir(d); e != NULL && st == IOT_OK; e = readdir(d)) {
-        char digest[FW_DIGEST_HEX + 1];
-        if (digest_of_name(e->d_name, digest))
-            st = add_release(s, l, digest, err);
-    }
-    closedir(d);
-    if (st == IOT_OK && l->n > 1)
-        qsort(l->items, l->n, sizeof(l->items[0]), by_sequence);
-    return st;
-}
-
-/* The stored release with this sequence number or this digest (a prefix
- * of at least 8 hex digits that only one release has). */
-static const release *find_release(const release_list *l, const char *digest, uint64_t seq)
-{
-    const release *found = NULL;
-    size_t len = digest != NULL ? strlen(digest) : 0;
-    for (size_t i = 0; i < l->n; i++) {
-        bool match = digest != NULL ? strncmp(l->items[i].digest, digest, len) == 0
-                                    : l->items[i].m.sequence == seq;
-        if (match && found != NULL)
-            return NULL;
-        if (match)
-            found = &l->items[i];
-    }
-    return found;
-}
-
-static iot_status check_new_release(const fw_store *s, const release_list *l,
+static iot_status check_new_release(const fw_store *s, const fw_release_list *l,
                                     const iotd_manifest *m, const char *digest, iot_err *err)
 {
-    const release *same = find_release(l, NULL, m->sequence);
+    const fw_release *same = fw_release_find(l, NULL, m->sequence);
     if (same != NULL)
         return iot_err_set(err, IOT_EEXIST,
                            "sequence number %" PRIu64 " is already stored (release %s, %.16s in "
                            "%s); a sequence number is released once",
                            m->sequence, same->m.version, same->digest, s->images);
-    same = find_release(l, digest, 0);
+    same = fw_release_find(l, digest, 0);
     if (same != NULL)
         return iot_err_set(err, IOT_EEXIST,
                            "this image is already stored with sequence number %" PRIu64
@@ -151,7 +37,7 @@ static iot_status store_files(const fw_store *s, const char *digest, const char 
     char *text = NULL;
     size_t len = 0;
     fw_image img = {0};
-    iot_status st = release_paths(s, digest, manifest, image, err);
+    iot_status st = fw_release_paths(s, digest, manifest, image, err);
     if (st == IOT_OK)
         st = iot_file_read(manifest_src, IOTD_MANIFEST_MAX, &text, &len, err);
     if (st == IOT_OK)
@@ -196,7 +82,7 @@ int cmd_firmware_add(cli_ctx *ctx, int argc, char **argv)
     iot_err err = {0};
     fw_store s;
     fw_verdict v;
-    release_list l = {0};
+    fw_release_list l = {0};
     char digest[FW_DIGEST_HEX + 1], manifest[CLI_PATH_MAX], image[CLI_PATH_MAX];
     fw_policy_opts p = {.now = (int64_t)ctx->now};
     iot_status st = fw_store_open(ctx, &s, true, &err);
@@ -205,7 +91,7 @@ int cmd_firmware_add(cli_ctx *ctx, int argc, char **argv)
     if (st == IOT_OK)
         st = fw_verdict_error(&s, manifest_src, &p, &v, &err);
     if (st == IOT_OK)
-        st = load_releases(&s, &l, &err);
+        st = fw_releases_load(&s, &l, &err);
     if (st != IOT_OK)
         goto out;
     iot_hex(v.m.image_digest, sizeof(v.m.image_digest), digest);
@@ -220,18 +106,18 @@ int cmd_firmware_add(cli_ctx *ctx, int argc, char **argv)
     printf("  %-15s %s\n", "image", image);
     printf("  %-15s %s\n", "verified", "ok (signature, image size and SHA-256)");
 out:
-    free(l.items);
+    fw_releases_free(&l);
     fw_store_close(&s);
     return st == IOT_OK ? CLI_EXIT_OK : cli_fail(&err);
 }
 
-static cJSON *release_json(const fw_store *s, const release *r, const fw_keyring *ring)
+static cJSON *release_json(const fw_store *s, const fw_release *r, const fw_keyring *ring)
 {
     char id[FW_KEY_ID_HEX + 1], when[32], manifest[CLI_PATH_MAX], image[CLI_PATH_MAX];
     iot_hex(r->m.key_id, sizeof(r->m.key_id), id);
     const fw_key *k = fw_keyring_find_id(ring, r->m.key_id);
     cJSON *o = cJSON_CreateObject();
-    if (o == NULL || release_paths(s, r->digest, manifest, image, NULL) != IOT_OK) {
+    if (o == NULL || fw_release_paths(s, r->digest, manifest, image, NULL) != IOT_OK) {
         cJSON_Delete(o);
         return NULL;
     }
@@ -274,7 +160,7 @@ static int print_json(cJSON *item)
     return CLI_EXIT_OK;
 }
 
-static int list_json(const fw_store *s, const release_list *l)
+static int list_json(const fw_store *s, const fw_release_list *l)
 {
     cJSON *a = cJSON_CreateArray();
     for (size_t i = 0; a != NULL && i < l->n; i++) {
@@ -288,12 +174,12 @@ static int list_json(const fw_store *s, const release_list *l)
     return print_json(a);
 }
 
-static void list_table(const release_list *l)
+static void list_table(const fw_release_list *l)
 {
     printf("%-10s %-20s %-16s %6s %10s %-16s %-13s %s\n", "SEQUENCE", "CLASS", "VERSION", "SECURE",
            "SIZE", "KEY", "VERDICT", "IMAGE SHA-256");
     for (size_t i = 0; i < l->n; i++) {
-        const release *r = &l->items[i];
+        const fw_release *r = &l->items[i];
         const fw_key *k = fw_keyring_find_id(&l->ring, r->m.key_id);
         char id[FW_KEY_ID_HEX + 1];
         iot_hex(r->m.key_id, sizeof(r->m.key_id), id);
@@ -341,21 +227,21 @@ int cmd_firmware_list(cli_ctx *ctx, int argc, char **argv)
         return rc < 0 ? CLI_EXIT_OK : rc;
     iot_err err = {0};
     fw_store s;
-    release_list l = {0};
+    fw_release_list l = {0};
     iot_status st = fw_store_open(ctx, &s, false, &err);
     if (st == IOT_OK)
-        st = load_releases(&s, &l, &err);
+        st = fw_releases_load(&s, &l, &err);
     if (st == IOT_OK && json)
         rc = list_json(&s, &l);
     else if (st == IOT_OK)
         list_table(&l);
-    free(l.items);
+    fw_releases_free(&l);
     fw_store_close(&s);
     return st == IOT_OK ? rc : cli_fail(&err);
 }
 
-static iot_status lookup(const fw_store *s, const release_list *l, const char *id,
-                         const char *seq_opt, const release **r, iot_err *err)
+static iot_status lookup(const fw_store *s, const fw_release_list *l, const char *id,
+                         const char *seq_opt, const fw_release **r, iot_err *err)
 {
     uint64_t seq = 0;
     if (id != NULL && (strlen(id) < 8 || strlen(id) > FW_DIGEST_HEX ||
@@ -367,7 +253,7 @@ static iot_status lookup(const fw_store *s, const release_list *l, const char *i
         if (st != IOT_OK)
             return st;
     }
-    *r = find_release(l, id, seq);
+    *r = fw_release_find(l, id, seq);
     size_t matches = 0;
     for (size_t i = 0; *r == NULL && id != NULL && i < l->n; i++)
         matches += strncmp(l->items[i].digest, id, strlen(id)) == 0;
@@ -382,13 +268,13 @@ static iot_status lookup(const fw_store *s, const release_list *l, const char *i
     return IOT_OK;
 }
 
-static void show_text(const fw_store *s, const release *r, const fw_keyring *ring)
+static void show_text(const fw_store *s, const fw_release *r, const fw_keyring *ring)
 {
     char manifest[CLI_PATH_MAX], image[CLI_PATH_MAX];
     printf("release %s\n", r->digest);
     fw_print_fields(&r->m, ring);
     printf("  %-15s %s\n", "verdict", iotd_manifest_result_name(r->result));
-    if (release_paths(s, r->digest, manifest, image, NULL) == IOT_OK) {
+    if (fw_release_paths(s, r->digest, manifest, image, NULL) == IOT_OK) {
         printf("  %-15s %s\n", "manifest", manifest);
         printf("  %-15s %s\n", "image", image);
     }
@@ -403,18 +289,18 @@ int cmd_firmware_show(cli_ctx *ctx, int argc, char **argv)
         return rc < 0 ? CLI_EXIT_OK : rc;
     iot_err err = {0};
     fw_store s;
-    release_list l = {0};
-    const release *r = NULL;
+    fw_release_list l = {0};
+    const fw_release *r = NULL;
     iot_status st = fw_store_open(ctx, &s, false, &err);
     if (st == IOT_OK)
-        st = load_releases(&s, &l, &err);
+        st = fw_releases_load(&s, &l, &err);
     if (st == IOT_OK)
         st = lookup(&s, &l, id, seq, &r, &err);
     if (st == IOT_OK && json)
         rc = print_json(release_json(&s, r, &l.ring));
     else if (st == IOT_OK)
         show_text(&s, r, &l.ring);
-    free(l.items);
+    fw_releases_free(&l);
     fw_store_close(&s);
     return st == IOT_OK ? rc : cli_fail(&err);
 }

@@ -1,5 +1,6 @@
 #include "fwrelease.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -7,6 +8,8 @@
 #include <string.h>
 
 #include "iot/fsutil.h"
+
+#define MANIFEST_SUFFIX ".manifest"
 
 static bool in_set(char c, const char *extra)
 {
@@ -242,4 +245,107 @@ void fw_print_fields(const iotd_manifest *m, const fw_keyring *ring)
                k->retired ? "retired" : "trusted");
     else
         printf("  %-15s %s (not a key of this PKI directory)\n", "signing-key-id", id);
+}
+
+/* ---- the store of releases ---------------------------------------------- */
+
+iot_status fw_release_paths(const fw_store *s, const char *digest, char *manifest, char *image,
+                            iot_err *err)
+{
+    char name[FW_DIGEST_HEX + sizeof(MANIFEST_SUFFIX)];
+    snprintf(name, sizeof(name), "%s%s", digest, MANIFEST_SUFFIX);
+    iot_status st = iot_path_join(manifest, CLI_PATH_MAX, s->images, name, err);
+    if (st != IOT_OK)
+        return st;
+    snprintf(name, sizeof(name), "%s.bin", digest);
+    return iot_path_join(image, CLI_PATH_MAX, s->images, name, err);
+}
+
+/* A stored name is 64 lower-case hex digits and the suffix. */
+static bool digest_of_name(const char *name, char *digest)
+{
+    size_t len = strlen(name);
+    if (len != FW_DIGEST_HEX + strlen(MANIFEST_SUFFIX) ||
+        strcmp(name + FW_DIGEST_HEX, MANIFEST_SUFFIX) != 0 ||
+        strspn(name, "0123456789abcdef") != FW_DIGEST_HEX)
+        return false;
+    memcpy(digest, name, FW_DIGEST_HEX);
+    digest[FW_DIGEST_HEX] = '\0';
+    return true;
+}
+
+static iot_status add_release(const fw_store *s, fw_release_list *l, const char *digest,
+                              iot_err *err)
+{
+    char manifest[CLI_PATH_MAX], image[CLI_PATH_MAX];
+    fw_verdict v;
+    iot_status st = fw_release_paths(s, digest, manifest, image, err);
+    if (st == IOT_OK)
+        st = fw_verify_file(s, manifest, NULL, NULL, &v, err);
+    if (st != IOT_OK)
+        return st;
+    if (!v.parsed)
+        return iot_err_set(err, IOT_ECORRUPT, "%s is not a manifest (%s); move it out of %s",
+                           manifest, iotd_manifest_result_name(v.result), s->images);
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 32;
+        fw_release *grown = cap > FW_RELEASE_MAX ? NULL : realloc(l->items, cap * sizeof(*grown));
+        if (grown == NULL)
+            return iot_err_set(err, IOT_ENOMEM, "%s holds more releases than can be listed",
+                               s->images);
+        l->items = grown;
+        l->cap = cap;
+    }
+    fw_release *r = &l->items[l->n++];
+    memcpy(r->digest, digest, sizeof(r->digest));
+    r->m = v.m;
+    r->result = v.result;
+    return IOT_OK;
+}
+
+static int by_sequence(const void *a, const void *b)
+{
+    uint64_t x = ((const fw_release *)a)->m.sequence, y = ((const fw_release *)b)->m.sequence;
+    return x < y ? -1 : x > y;
+}
+
+iot_status fw_releases_load(const fw_store *s, fw_release_list *l, iot_err *err)
+{
+    memset(l, 0, sizeof(*l));
+    iot_status st = fw_keyring_load(s, &l->ring, err);
+    if (st != IOT_OK || !iot_path_exists(s->images))
+        return st;
+    DIR *d = opendir(s->images);
+    if (d == NULL)
+        return iot_err_set(err, IOT_EIO, "cannot read the directory %s", s->images);
+    for (struct dirent *e = readdir(d); e != NULL && st == IOT_OK; e = readdir(d)) {
+        char digest[FW_DIGEST_HEX + 1];
+        if (digest_of_name(e->d_name, digest))
+            st = add_release(s, l, digest, err);
+    }
+    closedir(d);
+    if (st == IOT_OK && l->n > 1)
+        qsort(l->items, l->n, sizeof(l->items[0]), by_sequence);
+    return st;
+}
+
+const fw_release *fw_release_find(const fw_release_list *l, const char *digest, uint64_t seq)
+{
+    const fw_release *found = NULL;
+    size_t len = digest != NULL ? strlen(digest) : 0;
+    for (size_t i = 0; i < l->n; i++) {
+        bool match = digest != NULL ? strncmp(l->items[i].digest, digest, len) == 0
+                                    : l->items[i].m.sequence == seq;
+        if (match && found != NULL)
+            return NULL;
+        if (match)
+            found = &l->items[i];
+    }
+    return found;
+}
+
+void fw_releases_free(fw_release_list *l)
+{
+    free(l->items);
+    memset(l, 0, sizeof(*l));
 }

@@ -77,4 +77,31 @@ iot_status fw_verdict_error(const fw_store *s, const char *path, const fw_policy
 /* The manifest's fields, two-space indented, the key named when known. */
 void fw_print_fields(const iotd_manifest *m, const fw_keyring *ring);
 
+/* One stored release, as listed: its fields and its verdict today (a key
+ * retired since makes it unknown_key). */
+typedef struct fw_release {
+    char digest[FW_DIGEST_HEX + 1];
+    iotd_manifest m;
+    iotd_manifest_result result;
+} fw_release;
+
+typedef struct fw_release_list {
+    fw_release *items;
+    size_t n, cap;
+    fw_keyring ring;
+} fw_release_list;
+
+/* DIR/firmware/images/DIGEST.manifest and DIGEST.bin, each CLI_PATH_MAX. */
+iot_status fw_release_paths(const fw_store *s, const char *digest, char *manifest, char *image,
+                            iot_err *err);
+
+/* Every release in DIR/firmware/images, by sequence number; none before
+ * the first 'firmware add'. fw_releases_free releases the list. */
+iot_status fw_releases_load(const fw_store *s, fw_release_list *l, iot_err *err);
+void fw_releases_free(fw_release_list *l);
+
+/* The stored release with this sequence number or this digest (a prefix
+ * that only one release has); NULL if none, or if several match. */
+const fw_release *fw_release_find(const fw_release_list *l, const char *digest, uint64_t seq);
+
 #endif

@@ -422,6 +422,8 @@ static void print_issued(const issue_request *req, const identity_files *f,
     printf("  serial       %s\n", facts->serial);
     printf("  sha256       %s\n", facts->fingerprint);
     printf("  expires      %s\n", until);
+    if (req->class_id != NULL && req->class_id[0] != '\0')
+        printf("  class        %s\n", req->class_id);
     printf("  certificate  %s\n", f->cert);
     if (req->csr_path == NULL)
         printf("  private key  %s (mode 0600)\n", f->key);
@@ -515,6 +517,7 @@ static iot_status record_cert(const cli_ctx *ctx, iot_registry *reg, const issue
     snprintf(rec.name, sizeof(rec.name), "%s", req->name);
     rec.kind = req->kind;
     snprintf(rec.role, sizeof(rec.role), "%s", req->kind == IOT_KIND_CLIENT ? req->role : "");
+    snprintf(rec.class_id, sizeof(rec.class_id), "%s", req->class_id ? req->class_id : "");
     memcpy(rec.serial, facts->serial, sizeof(rec.serial));
     memcpy(rec.fingerprint, facts->fingerprint, sizeof(rec.fingerprint));
     memcpy(rec.spki, spki, sizeof(rec.spki));
@@ -559,6 +562,11 @@ static iot_status issue_begin(cli_ctx *ctx, const issue_request *req, const char
     iot_status st = iot_id_check(what, req->name, &is->err);
     if (st != IOT_OK)
         return st;
+    if (req->class_id != NULL && req->class_id[0] != '\0' && !iot_class_id_is_valid(req->class_id))
+        return iot_err_set(&is->err, IOT_EINVAL,
+                           "--class '%s' is not a class-id: 1-%d of [A-Za-z0-9._-], first a "
+                           "letter or a digit",
+                           req->class_id, IOT_CLASS_ID_MAX);
     st = open_pki(ctx, &is->ca, &is->reg, &is->err);
     if (st != IOT_OK)
         return st;

@@ -18,6 +18,7 @@ typedef struct issue_request {
     const char *csr_path; /* sign this CSR instead of generating a key */
     const char *out_dir;  /* NULL: DIR/<kind>s/<name> */
     bool renew;           /* replace the active certificate of an existing name */
+    const char *class_id; /* a device's class; NULL or "": none */
 } issue_request;
 
 int issue_identity(cli_ctx *ctx, issue_request *req);

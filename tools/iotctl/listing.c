@@ -37,6 +37,10 @@ static cJSON *record_json(const cli_ctx *ctx, const iot_cert_record *rec)
         if (rec->role[0])
             cJSON_AddStringToObject(o, "role", rec->role);
     }
+    if (device && rec->class_id[0])
+        cJSON_AddStringToObject(o, "class", rec->class_id);
+    else if (device)
+        cJSON_AddNullToObject(o, "class");
     cJSON_AddStringToObject(o, "state", rec->revoked ? "revoked" : "active");
     cJSON_AddBoolToObject(o, "expired", is_expired(ctx, rec));
     cJSON_AddStringToObject(o, "serial", rec->serial);
@@ -81,7 +85,8 @@ static int list_one(const iot_cert_record *rec, void *arg)
     cli_format_time(rec->not_after, until, sizeof(until));
     long long days = cli_days_left(w->ctx, rec->not_after);
     if (w->kind == IOT_KIND_DEVICE)
-        printf("%-32s %-8s %-21s %9lld\n", rec->name, state_label(w->ctx, rec), until, days);
+        printf("%-32s %-8s %-21s %9lld  %s\n", rec->name, state_label(w->ctx, rec), until, days,
+               rec->class_id[0] ? rec->class_id : "-");
     else
         printf("%-32s %-7s %-9s %-8s %-21s %9lld\n", rec->name, iot_cert_kind_name(rec->kind),
                rec->role[0] ? rec->role : "-", state_label(w->ctx, rec), until, days);
@@ -140,7 +145,7 @@ static int parse_flags(const cli_command *self, int argc, char **argv, int posit
 static void print_header(int kind)
 {
     if (kind == IOT_KIND_DEVICE)
-        printf("%-32s %-8s %-21s %9s\n", "ID", "STATE", "NOT AFTER", "DAYS LEFT");
+        printf("%-32s %-8s %-21s %9s  %s\n", "ID", "STATE", "NOT AFTER", "DAYS LEFT", "CLASS");
     else
         printf("%-32s %-7s %-9s %-8s %-21s %9s\n", "NAME", "KIND", "ROLE", "STATE", "NOT AFTER",
                "DAYS LEFT");
@@ -189,6 +194,8 @@ static void print_record(const cli_ctx *ctx, const iot_cert_record *rec)
         if (rec->role[0])
             printf("%-12s %s\n", "role", rec->role);
     }
+    if (device)
+        printf("%-12s %s\n", "class", rec->class_id[0] ? rec->class_id : "(not set)");
     printf("%-12s %s\n", "state", state_label(ctx, rec));
     printf("%-12s %s\n", "serial", rec->serial);
     printf("%-12s %s\n", "sha256", rec->fingerprint);

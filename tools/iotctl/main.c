@@ -73,12 +73,15 @@ const cli_command cli_commands[] = {
      "                         superseded or cessation-of-operation\n"
      "  --dry-run              check and show what would be revoked; change nothing\n"},
     {"device", "add", cmd_device_add, "Enroll a device: sign its CSR, or make its key here.",
-     "ID [--csr FILE] [--days N] [--out DIR]",
+     "ID [--csr FILE] [--class C] [--days N] [--out DIR]",
      "Enroll a device. Without --csr, create its key and certificate (development flow);\n"
      "with --csr, sign the request the device made itself (production flow: the key never\n"
      "leaves the device). The CSR must be ECDSA P-256 with CN=ID. The ID is 1-64 characters\n"
      "of [A-Za-z0-9._-], not starting with '.'. Files go to DIR/devices/ID.",
      "  --csr FILE             sign this PEM or DER certificate signing request\n"
+     "  --class C              the device's class: the class-id of the firmware it takes\n"
+     "                         (1-64 of [A-Za-z0-9._-], first a letter or digit); rollouts\n"
+     "                         select devices by it ('rollout create --class')\n"
      "  --out DIR              write the files to DIR instead\n" VALIDITY_HELP("825")},
     {"device", "renew", cmd_device_renew,
      "Give an enrolled device a new certificate under the same ID.",
@@ -101,13 +104,20 @@ const cli_command cli_commands[] = {
      "  --reason REASON        unspecified (default), key-compromise, affiliation-changed,\n"
      "                         superseded or cessation-of-operation\n"
      "  --dry-run              check and show what would be revoked; change nothing\n"},
-    {"device", "list", cmd_device_list, "List devices with state, expiry and days left.",
-     "[--json]", "List devices with state, expiry and days left.",
+    {"device", "list", cmd_device_list, "List devices with state, expiry, days left and class.",
+     "[--json]", "List devices with state, expiry, days left and class.",
      "  --json                 machine-readable output\n"},
     {"device", "show", cmd_device_show,
      "Show one device's record: state, serial, validity, history.", "ID [--json]",
-     "Show one device's record: state, serial, SHA-256 fingerprint, validity.",
+     "Show one device's record: class, state, serial, SHA-256 fingerprint, validity.",
      "  --json                 machine-readable output\n"},
+    {"device", "set-class", cmd_device_set_class, "Set or clear an enrolled device's class.",
+     "ID CLASS",
+     "Set the class of an active device: the class-id (manifest field) of the firmware\n"
+     "it takes, 1-64 of [A-Za-z0-9._-], first a letter or digit. An empty CLASS (\"\")\n"
+     "clears it. Rollouts created afterwards with --class see the change; rollouts\n"
+     "already created keep their devices.",
+     ""},
     {"crl", "update", cmd_crl_update, "Regenerate the signed CRL before it expires.", "[--days N]",
      "Regenerate the signed CRL with a new number and validity. Run it before the\n"
      "current CRL's next-update time (daily from cron is a good habit).",
@@ -180,6 +190,54 @@ const cli_command cli_commands[] = {
      "SHA256 is the image's SHA-256 or its first 8 or more digits.",
      "  --sequence N           the release with this sequence number\n"
      "  --json                 machine-readable output\n"},
+    {"rollout", "create", cmd_rollout_create, "Roll a stored release out to devices in waves.",
+     "NAME --firmware REF (--devices ID,... | --class C | --all) [--canary N]\n"
+     "       [--waves P,P,...] [--max-per-minute N] [--success-percent P]\n"
+     "       [--failure-percent P] [--min-reports N] [--security] [--seed N] [--db PATH]",
+     "Create a staged rollout of a release stored by 'firmware add'. The manifest is\n"
+     "verified again with the trusted keys and the image's size and SHA-256 checked\n"
+     "before anything is written. The devices (active ones of the registry) are put in\n"
+     "a random order: the first N form the canary wave 0, the rest are split by the\n"
+     "cumulative percentages of --waves. The gateway offers the release to a wave's\n"
+     "devices once the waves before it have reached --success-percent confirmations,\n"
+     "and pauses the rollout when failures reach --failure-percent of at least\n"
+     "--min-reports final reports (docs/firmware.md: Rollouts).",
+     "  --firmware REF         the release: its sequence number, its version, or 8+\n"
+     "                         hex digits of its image SHA-256 ('firmware list')\n"
+     "  --devices ID,...       these enrolled, active devices\n"
+     "  --class C              every active device of class C (the manifest's class-id)\n"
+     "  --all                  every active device\n"
+     "  --canary N             devices in the canary wave (default 1; 0: none)\n"
+     "  --waves P,P,...        cumulative percentages of the other devices, increasing,\n"
+     "                         the last 100, at most 10 (default 10,50,100)\n"
+     "  --max-per-minute N     devices started per minute (default 0: no cap)\n"
+     "  --success-percent P    confirmations that start the next wave (default 90)\n"
+     "  --failure-percent P    failures that pause the rollout (default 10)\n"
+     "  --min-reports N        final reports before failures are judged (default 5)\n"
+     "  --security             mark it a security update\n"
+     "  --seed N               the random order's seed (default: from the clock)\n"
+     "  --db PATH              the rollout file (default DIR/rollouts.db)\n"},
+    {"rollout", "pause", cmd_rollout_pause, "Pause a running rollout.", "NAME [--db PATH]",
+     "Pause a running rollout: no device is started; devices already started keep\n"
+     "their offer so they can finish, confirm or roll back.",
+     "  --db PATH              the rollout file (default DIR/rollouts.db)\n"},
+    {"rollout", "resume", cmd_rollout_resume, "Resume a paused rollout.", "NAME [--db PATH]",
+     "Resume a paused rollout (paused by an operator or by the failure threshold):\n"
+     "devices are started again, and a wave earned by confirmations made while paused\n"
+     "starts. The next failure report judges the threshold again.",
+     "  --db PATH              the rollout file (default DIR/rollouts.db)\n"},
+    {"rollout", "abort", cmd_rollout_abort, "Abort a rollout for good.", "NAME [--db PATH]",
+     "Abort a running or paused rollout: nothing more is offered and its image is no\n"
+     "longer served. An aborted rollout stays aborted; create a new one to try again.",
+     "  --db PATH              the rollout file (default DIR/rollouts.db)\n"},
+    {"rollout", "status", cmd_rollout_status, "Show rollouts, or one rollout in detail.",
+     "[NAME] [--devices] [--json] [--db PATH]",
+     "Without NAME, list every rollout: state, release, wave, device counts. With NAME,\n"
+     "show its state, pause reason, release, devices per state and per wave and, with\n"
+     "--devices (always in --json), each device's wave, state, reason and offset.",
+     "  --devices              list each device (with NAME)\n"
+     "  --json                 machine-readable output\n"
+     "  --db PATH              the rollout file (default DIR/rollouts.db)\n"},
 };
 const size_t cli_command_count = sizeof(cli_commands) / sizeof(cli_commands[0]);
 
@@ -285,8 +343,8 @@ static void print_overview(FILE *out)
 {
     fprintf(out, "usage: iotctl [--dir DIR] GROUP COMMAND [OPTIONS] [ARGS]\n\n"
                  "Manages the telemetry system's certificate authority, the certificates of the\n"
-                 "gateway, the broker and operators, the registry of enrolled devices, and the\n"
-                 "firmware signing keys and releases.\n\n"
+                 "gateway, the broker and operators, the registry of enrolled devices, the\n"
+                 "firmware signing keys and releases, and staged firmware rollouts.\n\n"
                  "Commands:\n");
     for (size_t i = 0; i < cli_command_count; i++) {
         char words[2 * WORD_MAX + 2];

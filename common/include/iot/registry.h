@@ -26,6 +26,7 @@
 #define IOT_SERIAL_HEX_MAX 64 /* 20 octets at most in X.509, as hex */
 #define IOT_FPR_HEX_LEN    64 /* SHA-256 */
 #define IOT_ROLE_MAX       16
+#define IOT_CLASS_ID_MAX   64 /* the firmware manifest's class-id */
 
 typedef struct iot_registry iot_registry;
 
@@ -47,8 +48,10 @@ typedef struct iot_cert_record {
     bool revoked;
     int64_t revoked_at; /* 0 while active */
     char revoke_reason[32];
-    char spki[IOT_FPR_HEX_LEN + 1]; /* SHA-256 of the SubjectPublicKeyInfo (DER), lower-case
-                                       hex; "" if unknown (files older than schema 3) */
+    char spki[IOT_FPR_HEX_LEN + 1];      /* SHA-256 of the SubjectPublicKeyInfo (DER), lower-case
+                                            hex; "" if unknown (files older than schema 3) */
+    char class_id[IOT_CLASS_ID_MAX + 1]; /* a device's class (the class-id of the firmware
+                                            it takes); "" if not set, and for other kinds */
 } iot_cert_record;
 
 enum {
@@ -76,11 +79,22 @@ iot_status iot_registry_begin(iot_registry *reg, iot_err *err);
 iot_status iot_registry_commit(iot_registry *reg, iot_err *err);
 void iot_registry_rollback(iot_registry *reg);
 
-/* Inserts a record. IOT_EEXIST (with a message saying which kind holds the
+/* The class-id rule of the firmware manifest, as iotctl signs it: 1-64 of
+ * [A-Za-z0-9._-], the first a letter or a digit. */
+bool iot_class_id_is_valid(const char *s);
+
+/* Inserts a record, with rec->class_id ("" or a valid class, devices
+ * only: IOT_EINVAL otherwise). IOT_EEXIST (with a message saying which kind holds the
  * name) if the name or serial is already taken, or if rec->spki is the key
  * of a certificate (active, revoked or replaced) of another name: one key,
  * one identity. */
 iot_status iot_registry_add(iot_registry *reg, const iot_cert_record *rec, iot_err *err);
+
+/* Sets (or, with "", clears) the class of the active device `name`.
+ * IOT_ENOENT if there is no active device of that name; IOT_EINVAL for a
+ * class that breaks the rule. */
+iot_status iot_registry_set_class(iot_registry *reg, const char *name, const char *class_id,
+                                  iot_err *err);
 
 /* Looks a record up; IOT_ENOENT if absent. */
 iot_status iot_registry_get_by_name(iot_registry *reg, const char *name, iot_cert_record *out,
@@ -159,7 +173,7 @@ iot_status iot_registry_foreach_unkeyed(iot_registry *reg, iot_registry_fn fn, v
 iot_status iot_registry_set_key(iot_registry *reg, const char *serial_hex, const char *spki,
                                 iot_err *err);
 
-/* The schema version this open upgraded the file from (1 or 2), or 0 if it
+/* The schema version this open upgraded the file from (1 to 3), or 0 if it
  * upgraded nothing. */
 int iot_registry_upgraded_from(const iot_registry *reg);
 
