@@ -29,6 +29,7 @@ start_gateway
 # leaves the body in $T/.body and the headers in $T/.hdr.
 dget() {
   local dev="$1" path="$2"; shift 2
+  rm -f "$T/.body" # curl leaves it alone when no body comes
   curl -s -o "$T/.body" -D "$T/.hdr" -w '%{http_code}' --cacert "$P/ca.crt" \
     --cert "$P/devices/$dev/cert.pem" --key "$P/devices/$dev/key.pem" "$@" \
     "https://localhost:$GW_PORT$path" 2>/dev/null || true
@@ -147,7 +148,17 @@ expect_eq "after a restart, $other still has its offer" 200 "$(dget "$other" /v1
 expect_eq "after a restart, $canary stays confirmed" confirmed "$(dev_state r1 "$canary")"
 
 # --- the per-minute cap ------------------------------------------------------------
-expect_ok "rollout r2, one device a minute" ctl rollout create r2 --firmware "$SEQ" \
+# One running rollout per release: r2 and r3 get releases of their own.
+release() { # release VERSION: a new image, signed and added; its sequence in $SEQ_NEW
+  head -c 4096 /dev/urandom >"$T/app-$1.bin"
+  ctl firmware sign --image "$T/app-$1.bin" --vendor acme --class sensor --version "$1" \
+    --secure-version 0 --key rel --out "$T/app-$1.manifest" >/dev/null || fail "sign $1"
+  ctl firmware add --manifest "$T/app-$1.manifest" --image "$T/app-$1.bin" >/dev/null || fail "add $1"
+  SEQ_NEW="$(awk '/^sequence-number:/ {print $2}' "$T/app-$1.manifest")"
+  URI_NEW="/v1/firmware/images/$(sha256sum "$T/app-$1.bin" | cut -c1-64)"
+}
+release 2.0.1
+expect_ok "rollout r2, one device a minute" ctl rollout create r2 --firmware "$SEQ_NEW" \
   --devices dev-c,dev-d --canary 0 --waves 100 --max-per-minute 1 --db "$DB"
 first="$(dget dev-c /v1/firmware/manifest)"
 second="$(dget dev-d /v1/firmware/manifest)"
@@ -159,10 +170,12 @@ pass "deferred with Retry-After $retry"
 expect_eq "the deferred device stays pending" pending "$(dev_state r2 dev-d)"
 
 # --- the failure threshold pauses; abort stays aborted -------------------------------
-expect_ok "rollout r3" ctl rollout create r3 --firmware "$SEQ" --devices dev-e,dev-f,dev-g \
+release 2.0.2
+SEQ3="$SEQ_NEW" URI3="$URI_NEW"
+expect_ok "rollout r3" ctl rollout create r3 --firmware "$SEQ3" --devices dev-e,dev-f,dev-g \
   --canary 0 --waves 100 --failure-percent 50 --min-reports 1 --db "$DB"
 expect_eq "dev-e starts" 200 "$(dget dev-e /v1/firmware/manifest)"
-expect_eq "dev-e fails its self-test" 204 "$(report dev-e "$(rep rolled_back "$SEQ" 65536 self_test)")"
+expect_eq "dev-e fails its self-test" 204 "$(report dev-e "$(rep rolled_back "$SEQ3" 4096 self_test)")"
 expect_eq "r3 paused" paused "$(status_json r3 | jq -r .state)"
 expect_eq "the reason" failure_threshold "$(status_json r3 | jq -r .pause_reason)"
 grep -q 'rollout.paused rollout=r3 reason=failure_threshold' "$T/gw.log" || fail "no rollout.paused line"
@@ -170,14 +183,15 @@ grep -q 'rollout.paused rollout=r3 reason=failure_threshold' "$T/gw.log" || fail
 expect_eq "a paused rollout starts no device" 204 "$(dget dev-f /v1/firmware/manifest)"
 expect_ok "resume" ctl rollout resume r3 --db "$DB"
 expect_eq "resumed: dev-f starts" 200 "$(dget dev-f /v1/firmware/manifest)"
+expect_eq "resumed: dev-f gets the image" 206 "$(dget dev-f "$URI3" -H 'Range: bytes=0-9')"
 expect_ok "abort" ctl rollout abort r3 --db "$DB"
 expect_eq "aborted: nothing offered" 204 "$(dget dev-g /v1/firmware/manifest)"
 expect_eq "aborted: a started device gets nothing" 204 "$(dget dev-f /v1/firmware/manifest)"
-expect_eq "aborted: no image" 404 "$(dget dev-f "$URI" -H 'Range: bytes=0-9')"
+expect_eq "aborted: no image" 404 "$(dget dev-f "$URI3" -H 'Range: bytes=0-9')"
 expect_fail "an aborted rollout cannot resume" 1 "aborted" ctl rollout resume r3 --db "$DB"
 
 # --- a manifest changed behind iotctl is never served -----------------------------------
-sqlite3 "$DB" "UPDATE rollouts SET manifest = replace(manifest, 'version: 2.0.0', 'version: 6.6.6') WHERE name = 'r2'"
+sqlite3 "$DB" "UPDATE rollouts SET manifest = replace(manifest, 'version: 2.0.1', 'version: 6.6.6') WHERE name = 'r2'"
 expect_eq "a tampered manifest is not offered" 204 "$(dget dev-c /v1/firmware/manifest)"
 [ "$(metric iotgw_update_manifests_refused_total)" -ge 1 ] || fail "iotgw_update_manifests_refused_total"
 grep -q 'update.manifest_refused device=dev-c rollout=r2 .*reason=bad_signature' "$T/gw.log" ||
