@@ -183,3 +183,44 @@ bool iotd_esp__content_range(const char *value, iotd_esp_range *out)
     out->total = n[2];
     return true;
 }
+
+/* The decimal digits of v at out + *n, if they fit before cap. */
+static bool put_u32(char *out, size_t cap, size_t *n, uint32_t v)
+{
+    char digits[10];
+    size_t k = 0;
+
+    do {
+        digits[k++] = (char)('0' + v % 10u);
+        v /= 10u;
+    } while (v != 0);
+    if (*n + k >= cap)
+        return false;
+    while (k > 0)
+        out[(*n)++] = digits[--k];
+    return true;
+}
+
+bool iotd_esp__range_header(char *out, size_t cap, uint32_t start, uint32_t len)
+{
+    static const char unit[] = "bytes=";
+    size_t n = sizeof(unit) - 1;
+
+    if (cap == 0)
+        return false;
+    out[0] = '\0';
+    if (len == 0 || start > UINT32_MAX - (len - 1u) || cap <= n + 1)
+        return false;
+    memcpy(out, unit, n);
+    if (!put_u32(out, cap, &n, start) || n + 1 >= cap) {
+        out[0] = '\0';
+        return false;
+    }
+    out[n++] = '-';
+    if (!put_u32(out, cap, &n, start + (len - 1u))) {
+        out[0] = '\0';
+        return false;
+    }
+    out[n] = '\0';
+    return true;
+}

@@ -35,6 +35,13 @@ typedef struct iotd_esp_range {
  * included; *out is then zeroed. */
 bool iotd_esp__content_range(const char *value, iotd_esp_range *out);
 
+/* The value of a Range header asking for len bytes from start,
+ * "bytes=first-last". False (and out empty, when cap > 0) when len is 0,
+ * the range passes 2^32 - 1 or out is too small (IOTD_ESP_RANGE_MAX is
+ * always enough). */
+#define IOTD_ESP_RANGE_MAX sizeof("bytes=4294967295-4294967295")
+bool iotd_esp__range_header(char *out, size_t cap, uint32_t start, uint32_t len);
+
 /* Copies `in` into out (cap >= 1 bytes, always NUL-terminated), every byte
  * outside printable ASCII and every backslash as \xHH, so a gateway body
  * cannot corrupt the console. What does not fit is cut and marked "...". */

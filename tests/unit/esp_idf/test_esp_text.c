@@ -106,6 +106,36 @@ static void refuses_malformed_content_ranges(void **state)
     expect_no_range("bytes 0-1/99999999999999999999"); /* far past: no wrap-around */
 }
 
+static void writes_range_headers(void **state)
+{
+    (void)state;
+    char out[IOTD_ESP_RANGE_MAX];
+
+    assert_true(iotd_esp__range_header(out, sizeof(out), 0, 4096));
+    assert_string_equal(out, "bytes=0-4095");
+    assert_true(iotd_esp__range_header(out, sizeof(out), 8192, 1));
+    assert_string_equal(out, "bytes=8192-8192");
+    assert_true(iotd_esp__range_header(out, sizeof(out), 4294967295u, 1));
+    assert_string_equal(out, "bytes=4294967295-4294967295"); /* the longest: exactly fits */
+    assert_int_equal(strlen(out) + 1, sizeof(out));
+    assert_true(iotd_esp__range_header(out, sizeof(out), 0, 4294967295u));
+    assert_string_equal(out, "bytes=0-4294967294");
+
+    assert_false(iotd_esp__range_header(out, sizeof(out), 0, 0)); /* nothing asked */
+    assert_string_equal(out, "");
+    assert_false(iotd_esp__range_header(out, sizeof(out), 4294967295u, 2)); /* past 2^32 - 1 */
+    assert_false(iotd_esp__range_header(out, sizeof(out), 2, 4294967295u));
+    assert_true(iotd_esp__range_header(out, sizeof(out), 1, 4294967295u)); /* up to the last byte */
+    assert_string_equal(out, "bytes=1-4294967295");
+    assert_false(iotd_esp__range_header(out, 12, 0, 4096)); /* "bytes=0-4095" + NUL is 13 */
+    assert_string_equal(out, "");
+    assert_true(iotd_esp__range_header(out, 13, 0, 4096));
+    assert_string_equal(out, "bytes=0-4095");
+    assert_false(iotd_esp__range_header(out, 8, 0, 4096)); /* "bytes=0" and no room for '-' */
+    assert_string_equal(out, "");
+    assert_false(iotd_esp__range_header(out, 0, 0, 1));
+}
+
 static void escapes_for_the_console(void **state)
 {
     (void)state;
@@ -193,6 +223,7 @@ int main(void)
         cmocka_unit_test(finds_the_common_name),
         cmocka_unit_test(parses_content_ranges),
         cmocka_unit_test(refuses_malformed_content_ranges),
+        cmocka_unit_test(writes_range_headers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
