@@ -113,15 +113,20 @@ static void config_fill(iotd_update_config *cfg, const settings *s)
              (unsigned)fs.start_h, (unsigned)fs.end_h);
 }
 
+void fwupdate_give_up_trial(const char *why)
+{
+    if (!iotd_esp_update_running_on_trial())
+        return;
+    ESP_LOGE(TAG, "update.rolling_back: the image on trial %s", why);
+    (void)iotd_esp_update_roll_back(); /* restarts on success */
+}
+
 /* Updates cannot run: an image on trial could never be confirmed, so it
  * goes back to the previous one now rather than at some later reset. */
 static void give_up(const char *why)
 {
     ESP_LOGE(TAG, "update.unavailable: %s", why);
-    if (s_up.on_trial != NULL && s_up.on_trial(s_up.ctx)) {
-        ESP_LOGE(TAG, "update.rolling_back: the image on trial cannot run updates");
-        (void)s_up.reject(s_up.ctx); /* restarts on success */
-    }
+    fwupdate_give_up_trial("cannot run updates");
 }
 
 bool fwupdate_init(const iotd_port *port, iotd_esp *esp, const settings *s, uint64_t hold_until_ms)

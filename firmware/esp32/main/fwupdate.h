@@ -32,6 +32,12 @@ uint32_t fwupdate_step(uint64_t now_ms, const iotd_device *dev);
  * rolls the image back). */
 bool fwupdate_may_sleep(void);
 
+/* When the running image is on trial, rolls it back now (restarting: does
+ * not return then), saying why: for an image that stops before its
+ * self-test could run, which would otherwise stay on trial until some
+ * later reset. Usable before fwupdate_init. */
+void fwupdate_give_up_trial(const char *why);
+
 /* The uptime of the next update step, to carry across deep sleep. */
 uint64_t fwupdate_due_ms(void);
 

@@ -85,13 +85,16 @@ static iotd_esp_bme280 s_bme;
 #endif
 
 /* Stops for good, saying why every few minutes: restarting would not fix
- * what stops here, and a restart loop wears the flash. */
+ * what stops here, and a restart loop wears the flash. A new image on
+ * trial goes back to the previous one instead, which ran here before. */
 static void halt(const char *event, const char *why) __attribute__((noreturn));
 static void halt(const char *event, const char *why)
 {
+    ESP_LOGE(TAG, "%s: %s", event, why);
+    fwupdate_give_up_trial("stopped before its self-test");
     for (;;) {
-        ESP_LOGE(TAG, "%s: %s", event, why);
         vTaskDelay(pdMS_TO_TICKS(HALT_REPEAT_MS));
+        ESP_LOGE(TAG, "%s: %s", event, why);
     }
 }
 
@@ -236,6 +239,7 @@ static void device_init(void)
         if (st != IOTD_EIO)
             halt("device.init_failed", iotd_strerror(st));
         ESP_LOGE(TAG, "device.init_failed: %s; retrying in a minute", iotd_strerror(st));
+        fwupdate_give_up_trial("cannot read its storage");
         vTaskDelay(pdMS_TO_TICKS(RETRY_INIT_MS));
     }
 }

@@ -49,7 +49,7 @@ static const esp_partition_t *other_slot(void)
     return next != NULL && next != run ? next : NULL;
 }
 
-static bool running_on_trial(void)
+bool iotd_esp_update_running_on_trial(void)
 {
     const esp_partition_t *run = esp_ota_get_running_partition();
     esp_ota_img_states_t state;
@@ -84,11 +84,12 @@ static void close_slot(iotd_esp_update *u)
 
 static bool begin_args_ok(const esp_partition_t *slot, uint32_t size, uint32_t resume)
 {
-    if (slot == NULL || size == 0 || size > slot->size || resume > size)
+    if (slot == NULL || slot->erase_size == 0 || size == 0 || size > slot->size || resume > size)
         return false;
     if (size % ENCRYPTED_WRITE_ALIGN != 0) {
-        ESP_LOGW(TAG, "update.bad_image_size: %u bytes is not a multiple of 16, as an app "
-                      "image from esptool is",
+        ESP_LOGW(TAG,
+                 "update.bad_image_size: %u bytes is not a multiple of 16, as an app "
+                 "image from esptool is",
                  (unsigned)size);
         return false;
     }
@@ -136,7 +137,7 @@ static iotd_status slot_begin(void *ctx, uint32_t image_size, uint32_t resume_of
     close_slot(u);
     if (!begin_args_ok(slot, image_size, resume_offset))
         return IOTD_EINVAL;
-    if (running_on_trial())
+    if (iotd_esp_update_running_on_trial())
         return IOTD_ESTATE; /* as esp_ota_begin refuses: confirm the running image first */
     if (resume_offset == 0)
         st = begin_new(u, slot, image_size);
@@ -183,8 +184,7 @@ static iotd_status slot_read(void *ctx, uint32_t offset, void *buf, size_t len)
     /* Decrypts when the slot is encrypted, as it was encrypted on writing. */
     esp_err_t err = esp_partition_read(slot, offset, buf, len);
     if (err != ESP_OK) {
-        ESP_LOGE(TAG, "update.slot_read_failed: at %u: %s", (unsigned)offset,
-                 esp_err_to_name(err));
+        ESP_LOGE(TAG, "update.slot_read_failed: at %u: %s", (unsigned)offset, esp_err_to_name(err));
         return IOTD_EIO;
     }
     return IOTD_OK;
@@ -229,7 +229,7 @@ out:
 static bool on_trial(void *ctx)
 {
     (void)ctx;
-    return running_on_trial();
+    return iotd_esp_update_running_on_trial();
 }
 
 static iotd_status confirm(void *ctx)
@@ -245,15 +245,20 @@ static iotd_status confirm(void *ctx)
     return IOTD_OK;
 }
 
-static iotd_status reject(void *ctx)
+iotd_status iotd_esp_update_roll_back(void)
 {
-    (void)ctx;
     /* Restarts into the previous image on success. */
     esp_err_t err = esp_ota_mark_app_invalid_rollback_and_reboot();
     if (err == ESP_OK)
         return IOTD_OK;
     ESP_LOGE(TAG, "update.reject_failed: %s", esp_err_to_name(err));
     return err == ESP_ERR_OTA_ROLLBACK_FAILED ? IOTD_ESTATE : IOTD_EIO;
+}
+
+static iotd_status reject(void *ctx)
+{
+    (void)ctx;
+    return iotd_esp_update_roll_back();
 }
 
 static iotd_status copy_info(const esp_app_desc_t *d, iotd_fw_info *out)
@@ -302,8 +307,8 @@ static iotd_status fw_info(void *ctx, bool previous, iotd_fw_info *out)
 
 /* ---- the network and SHA-256 ------------------------------------------------------ */
 
-static iotd_status https_get(void *ctx, const char *path, uint32_t range_start,
-                             uint32_t range_len, void *buf, size_t cap, iotd_get_result *result)
+static iotd_status https_get(void *ctx, const char *path, uint32_t range_start, uint32_t range_len,
+                             void *buf, size_t cap, iotd_get_result *result)
 {
     iotd_esp_update *u = ctx;
 

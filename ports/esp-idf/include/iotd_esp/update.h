@@ -32,8 +32,8 @@ typedef struct iotd_esp_update {
     iotd_esp *esp; /* its HTTPS client serves https_get */
     const esp_partition_t *slot;
     uint32_t image_size;
-    bool slot_open;   /* slot_begin succeeded in this boot */
-    bool has_handle;  /* opened with esp_ota_begin: esp_ota_end closes it */
+    bool slot_open;  /* slot_begin succeeded in this boot */
+    bool has_handle; /* opened with esp_ota_begin: esp_ota_end closes it */
     esp_ota_handle_t handle;
     mbedtls_sha256_context sha;
     bool sha_active;
@@ -44,5 +44,12 @@ typedef struct iotd_esp_update {
  * there is no OTA app slot to update into (a table without otadata and two
  * OTA slots) or the running app is not in an OTA slot. */
 iotd_status iotd_esp_update_init(iotd_esp_update *u, iotd_esp *esp, iotd_update_port *port);
+
+/* The running image's trial, for the application's own use before or
+ * without the update state machine (an image that must stop before its
+ * self-test gives up its trial rather than wait for a reset): the same
+ * calls as the port's on_trial and reject. */
+bool iotd_esp_update_running_on_trial(void);
+iotd_status iotd_esp_update_roll_back(void); /* restarts on success */
 
 #endif
