@@ -226,7 +226,7 @@ calls() {
     grep -Eq "^[[:space:]]*[0-9a-f]*[[:space:]]+[A-Za-z] $sym\$" "$T/nm.out" || missing+=" $sym"
   done
   [ -z "$missing" ] || fail "$name: $(basename "$obj") does not refer to:$missing"
-  pass "$name: $(basename "$obj") calls $*"
+  pass "$name: $(basename "$obj") refers to $*"
 }
 
 # updates NAME: the update code of build NAME, and the keys built in.
@@ -242,7 +242,7 @@ updates() {
     iotd_update_init iotd_update_step iotd_update_trial_result iotd_update_report_json \
     iotd_esp_update_init iotd_mbedtls_manifest_keys esp_restart _binary_fw_trusted_keys_pem_start
   calls "$name" esp-idf/main/CMakeFiles/__idf_main.dir/main.c.obj \
-    fwupdate_init fwupdate_step fwupdate_may_sleep
+    fwupdate_init fwupdate_step fwupdate_give_up_trial
   calls "$name" esp-idf/main/CMakeFiles/__idf_main.dir/__/__/fw_trusted_keys.pem.S.obj \
     _binary_fw_trusted_keys_pem_start
   cmp -s "$dir/esp-idf/main/fw_trusted_keys.pem" "$T/trusted-keys.pem" ||
