@@ -32,7 +32,6 @@ const esp_partition_t *esp_partition_find_first(esp_partition_type_t type,
                                                 esp_partition_subtype_t subtype, const char *label);
 esp_err_t esp_partition_read(const esp_partition_t *partition, size_t src_offset, void *dst,
                              size_t size);
-esp_err_t esp_partition_write(const esp_partition_t *partition, size_t dst_offset,
-                              const void *src, size_t size);
-esp_err_t esp_partition_erase_range(const esp_partition_t *partition, size_t offset,
-                                    size_t size);
+esp_err_t esp_partition_write(const esp_partition_t *partition, size_t dst_offset, const void *src,
+                              size_t size);
+esp_err_t esp_partition_erase_range(const esp_partition_t *partition, size_t offset, size_t size);
