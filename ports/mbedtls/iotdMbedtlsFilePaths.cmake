@@ -7,7 +7,8 @@
 #   IOTD_MBEDTLS_INCLUDE_DIRS   what users include (iotd_mbedtls/...)
 
 set(IOTD_MBEDTLS_SOURCES
-  "${CMAKE_CURRENT_LIST_DIR}/src/manifest_crypto.c")
+  "${CMAKE_CURRENT_LIST_DIR}/src/manifest_crypto.c"
+  "${CMAKE_CURRENT_LIST_DIR}/src/manifest_keys.c")
 
 set(IOTD_MBEDTLS_INCLUDE_DIRS
   "${CMAKE_CURRENT_LIST_DIR}/include")

@@ -15,7 +15,12 @@
 # (ports/mbedtls) included, and our sources compiled without a warning;
 # the partition table ESP-IDF generated has otadata and two equal OTA
 # slots, no factory or test app, and each slot holds the app with
-# APP_HEADROOM_PCT to spare.
+# APP_HEADROOM_PCT to spare. Firmware updates: the update port and the
+# firmware's update code were compiled, their objects call the esp_ota_ops
+# functions the port maps (confirm, rollback, activation, ranged writes)
+# and the restart, and the trusted signing keys (made here with openssl)
+# are built into the image as given; a build without trusted keys, or with
+# a private key among them, stops with its own message.
 #
 # With a real ESP-IDF (IDF_PATH set, idf.py working) it runs `idf.py
 # build`; otherwise it uses the compile kit next to the checkout,
@@ -75,7 +80,7 @@ build() {
     cp "$dir/esp-idf-build.log" "$dir/targets.log" 2>/dev/null || :
     if [ "$rc" -eq 0 ]; then
       mapfile -t objs < <(ninja -C "$dir" -t targets all |
-        sed -n 's/^\(esp-idf\/[^:]*__idf_\(main\|iotd_core\|esp-idf\|nvs_sec_provider\)\.dir\/[^:]*\.c\.obj\):.*/\1/p')
+        sed -n 's/^\(esp-idf\/[^:]*__idf_\(main\|iotd_core\|esp-idf\|nvs_sec_provider\)\.dir\/[^:]*\.[cS]\.obj\):.*/\1/p')
       [ "${#objs[@]}" -ge 15 ] || fail "$name: too few object files of the firmware to compile: ${objs[*]}"
       SDKCONFIG_DEFAULTS="$defaults" "$KIT/esp-idf-build.sh" "$FW" "$dir" "${objs[@]}" \
         >>"$dir/kit.out" 2>&1 || rc=$?
@@ -191,11 +196,79 @@ PYEOF
   pass "$name: OTA partition table ($from app size): $report"
 }
 
+# refused NAME PATTERN DEFAULTS: configuring with DEFAULTS stops, saying
+# PATTERN (a configuration step only: a few seconds).
+refused() {
+  local name="$1" pattern="$2" defaults="$3" dir="$OUT/$1" rc=0
+  rm -rf "$dir"
+  mkdir -p "$dir"
+  if [ "$MODE" = idf ]; then
+    SDKCONFIG_DEFAULTS="$defaults" idf.py -C "$FW" -B "$dir" -D SDKCONFIG="$dir/sdkconfig" \
+      -D IDF_TARGET=esp32c3 reconfigure >"$dir/out.log" 2>&1 || rc=$?
+  else
+    SDKCONFIG_DEFAULTS="$defaults" "$KIT/esp-idf-build.sh" "$FW" "$dir" partition-table \
+      >"$dir/out.log" 2>&1 || rc=$?
+  fi
+  [ "$rc" -ne 0 ] || fail "$name: the build was configured, expected it to stop"
+  tr -s ' \n' ' ' <"$dir/out.log" | grep -q -- "$pattern" ||
+    fail "$name: stopped for another reason: $(grep -A4 'CMake Error' "$dir/out.log" | head -8)"
+  pass "$name: the build stops with: $pattern"
+}
+
+# calls NAME OBJECT SYMBOL...: the compiled OBJECT (a path under build NAME)
+# refers to each SYMBOL, so the code calls it, not just a comment.
+calls() {
+  local name="$1" obj="$OUT/$1/$2" sym missing=""
+  shift 2
+  [ -f "$obj" ] || fail "$name: $obj was not compiled"
+  "$NM" "$obj" >"$T/nm.out" || fail "$name: $NM could not read $obj"
+  for sym in "$@"; do
+    grep -Eq "^[[:space:]]*[0-9a-f]*[[:space:]]+[A-Za-z] $sym\$" "$T/nm.out" || missing+=" $sym"
+  done
+  [ -z "$missing" ] || fail "$name: $(basename "$obj") does not refer to:$missing"
+  pass "$name: $(basename "$obj") refers to $*"
+}
+
+# updates NAME: the update code of build NAME, and the keys built in.
+updates() {
+  local name="$1" dir="$OUT/$1"
+  calls "$name" esp-idf/esp-idf/CMakeFiles/__idf_esp-idf.dir/src/update.c.obj \
+    esp_ota_begin esp_ota_write_with_offset esp_ota_end esp_ota_set_boot_partition \
+    esp_ota_mark_app_valid_cancel_rollback esp_ota_mark_app_invalid_rollback_and_reboot \
+    esp_ota_get_state_partition esp_partition_read esp_partition_write \
+    esp_partition_erase_range esp_app_get_description mbedtls_sha256_starts \
+    iotd_esp_https_get
+  calls "$name" esp-idf/main/CMakeFiles/__idf_main.dir/fwupdate.c.obj \
+    iotd_update_init iotd_update_step iotd_update_trial_result iotd_update_report_json \
+    iotd_esp_update_init iotd_mbedtls_manifest_keys esp_restart _binary_fw_trusted_keys_pem_start
+  calls "$name" esp-idf/main/CMakeFiles/__idf_main.dir/main.c.obj \
+    fwupdate_init fwupdate_step fwupdate_give_up_trial
+  calls "$name" esp-idf/main/CMakeFiles/__idf_main.dir/__/__/fw_trusted_keys.pem.S.obj \
+    _binary_fw_trusted_keys_pem_start
+  cmp -s "$dir/esp-idf/main/fw_trusted_keys.pem" "$T/trusted-keys.pem" ||
+    fail "$name: the keys built in are not the trusted-keys file given"
+  pass "$name: the trusted signing keys built in are the file given"
+}
+
 # objects NAME: the source files compiled, by base name.
 objects() { find "$OUT/$1" -name '*.c.obj' -path '*__idf_*' -printf '%f\n' | sed 's/\.obj$//' | sort -u; }
 
 PY=/usr/bin/python3
 [ -x "$PY" ] || PY=python3
+NM=riscv64-unknown-elf-nm
+command -v "$NM" >/dev/null 2>&1 || NM=riscv32-esp-elf-nm
+command -v "$NM" >/dev/null 2>&1 || skip "no RISC-V nm (riscv64-unknown-elf-nm or riscv32-esp-elf-nm)"
+
+# Firmware updates need trusted signing keys and a vendor-id at build time:
+# two P-256 public keys, as iotctl's trusted-keys.pem holds them.
+for k in 1 2; do
+  openssl ecparam -name prime256v1 -genkey -noout -out "$T/sign-$k.key" 2>/dev/null
+  openssl pkey -in "$T/sign-$k.key" -pubout >>"$T/trusted-keys.pem"
+done
+printf 'CONFIG_IOTD_FW_TRUSTED_KEYS_FILE="%s"\nCONFIG_IOTD_FW_VENDOR_ID="example-vendor"\n' \
+  "$T/trusted-keys.pem" >"$T/update.defaults"
+UPDATE_CONFIG=('CONFIG_IOTD_FW_VENDOR_ID="example-vendor"' 'CONFIG_IOTD_FW_CLASS_ID="esp32c3-sensor"'
+  CONFIG_IOTD_FW_UPDATE_AUTO=y CONFIG_IOTD_FW_SELF_TEST_S=300)
 
 # Updates in both configurations: rollback to the previous slot when a new
 # app does not confirm itself, and the eFuse secure-version floor.
@@ -203,17 +276,19 @@ UPDATE_OPTIONS=(CONFIG_BOOTLOADER_APP_ROLLBACK_ENABLE=y CONFIG_BOOTLOADER_APP_AN
   CONFIG_BOOTLOADER_APP_SECURE_VERSION=0 CONFIG_BOOTLOADER_APP_SEC_VER_SIZE_EFUSE_FIELD=16)
 
 # --- A. production default, internal sensor ------------------------------
-build production "$FW/sdkconfig.defaults" bootloader
+build production "$FW/sdkconfig.defaults;$T/update.defaults" bootloader
 expect_config production \
   CONFIG_SECURE_FLASH_ENC_ENABLED=y CONFIG_SECURE_FLASH_ENCRYPTION_MODE_RELEASE=y \
   CONFIG_SECURE_ENABLE_SECURE_ROM_DL_MODE=y CONFIG_NVS_ENCRYPTION=y \
   CONFIG_NVS_SEC_KEY_PROTECT_USING_HMAC=y CONFIG_NVS_SEC_HMAC_EFUSE_KEY_ID=5 \
   CONFIG_PARTITION_TABLE_OFFSET=0x10000 CONFIG_IOTD_IDENTITY_NVS=y
 expect_config production "${UPDATE_OPTIONS[@]}"
+expect_config production "${UPDATE_CONFIG[@]}"
 grep -qx '# CONFIG_SECURE_FLASH_ENCRYPTION_MODE_DEVELOPMENT is not set' "$OUT/production/sdkconfig" ||
   fail "production: flash encryption is not in release mode"
 objects production >"$T/a.objs"
-for f in main.c identity.c tsens.c https.c nvs_sec_provider.c manifest_crypto.c; do
+for f in main.c identity.c tsens.c https.c nvs_sec_provider.c manifest_crypto.c manifest_keys.c \
+  update.c fwupdate.c fwrules.c; do
   grep -qx "$f" "$T/a.objs" || fail "production: $f was not compiled: $(paste -sd' ' "$T/a.objs")"
 done
 for f in bme280.c csr.c; do
@@ -229,19 +304,30 @@ pass "production: the flash-encryption bootloader links and fits below the parti
 [ -f "$OUT/production/partition_table/partition-table.bin" ] || fail "production: no partition table"
 pass "production: the partition table is generated from partitions.csv"
 check_partitions production
+updates production
 
 # --- B. development, BME280 and the key and CSR made on the device ---------
 printf 'CONFIG_IOTD_BME280=y\nCONFIG_IOTD_CSR_ON_DEVICE=y\n' >"$T/options.defaults"
-build bme280-csr-development "$FW/sdkconfig.defaults;$FW/sdkconfig.development;$T/options.defaults"
+build bme280-csr-development \
+  "$FW/sdkconfig.defaults;$FW/sdkconfig.development;$T/options.defaults;$T/update.defaults"
 expect_config bme280-csr-development \
   CONFIG_IOTD_BME280=y CONFIG_IOTD_CSR_ON_DEVICE=y \
   '# CONFIG_SECURE_FLASH_ENC_ENABLED is not set' '# CONFIG_NVS_ENCRYPTION is not set'
 expect_config bme280-csr-development "${UPDATE_OPTIONS[@]}"
+expect_config bme280-csr-development "${UPDATE_CONFIG[@]}"
 objects bme280-csr-development >"$T/b.objs"
 for f in bme280.c bme280_comp.c csr.c identity.c manifest_crypto.c; do
   grep -qx "$f" "$T/b.objs" || fail "bme280-csr-development: $f was not compiled: $(paste -sd' ' "$T/b.objs")"
 done
 pass "bme280-csr-development: the BME280 driver and the on-device CSR are compiled"
 check_partitions bme280-csr-development
+updates bme280-csr-development
+
+# --- C. the trusted keys are required, and public ---------------------------
+refused no-trusted-keys "CONFIG_IOTD_FW_TRUSTED_KEYS_FILE is not set" "$FW/sdkconfig.defaults"
+cat "$T/trusted-keys.pem" "$T/sign-1.key" >"$T/with-private.pem"
+printf 'CONFIG_IOTD_FW_TRUSTED_KEYS_FILE="%s"\nCONFIG_IOTD_FW_VENDOR_ID="example-vendor"\n' \
+  "$T/with-private.pem" >"$T/private.defaults"
+refused private-key-among-the-keys "holds a private key" "$FW/sdkconfig.defaults;$T/private.defaults"
 
 finish

@@ -89,7 +89,8 @@ pass "the stand-in sdkconfig.h names only real options"
 CFLAGS=(-std=gnu17 -fsyntax-only -Wall -Wextra -Werror -Wshadow -Wformat=2
   -Wstrict-prototypes -Wmissing-prototypes -Wimplicit-fallthrough -Wpointer-arith
   -Wcast-qual -Wvla -Wwrite-strings
-  -I"$STANDINS" -I"$PORT/include" -I"$PORT/src" -I"$SRC/core/include" -I"$FW/main")
+  -I"$STANDINS" -I"$PORT/include" -I"$PORT/src" -I"$SRC/core/include" -I"$FW/main"
+  -I"$SRC/ports/mbedtls/include")
 mapfile -t C_FILES < <(ls "$PORT"/src/*.c "$FW"/main/*.c)
 
 # compile_all NAME -D...: every source, one configuration.
@@ -113,8 +114,10 @@ compile_all "BME280, deep sleep, CSR on device, NVS encryption" \
   -DCONFIG_NVS_SEC_KEY_PROTECT_USING_FLASH_ENC=1
 compile_all "NVS encryption with the HMAC key scheme (the ESP32-C3 production default)" \
   -DCONFIG_NVS_ENCRYPTION=1 -DCONFIG_NVS_SEC_KEY_PROTECT_USING_HMAC=1 -DCONFIG_NVS_SEC_HMAC_EFUSE_KEY_ID=5
-compile_all "original ESP32 with BME280, embedded identity" \
-  -DCONFIG_SOC_TEMP_SENSOR_SUPPORTED=0 -DCONFIG_IOTD_BME280=1 -DCONFIG_IOTD_IDENTITY_EMBEDDED=1
+compile_all "original ESP32 with BME280, embedded identity, updates in a window" \
+  -DCONFIG_SOC_TEMP_SENSOR_SUPPORTED=0 -DCONFIG_IOTD_BME280=1 -DCONFIG_IOTD_IDENTITY_EMBEDDED=1 \
+  -DCONFIG_IOTD_FW_UPDATE_WINDOW=1
+compile_all "updates off" -DCONFIG_IOTD_FW_UPDATE_OFF=1
 
 # expect_refused NAME FILE PATTERN -D...: the source stops the build itself.
 expect_refused() {

@@ -63,6 +63,8 @@ void settings_load(settings *s)
     override(h, "gateway_url", s->gateway_url, sizeof(s->gateway_url));
     override(h, "sntp_server", s->sntp_server, sizeof(s->sntp_server));
     override(h, "device_id", s->device_id, sizeof(s->device_id));
+    override(h, "fw_mode", s->fw_mode, sizeof(s->fw_mode));
+    override(h, "fw_window", s->fw_window, sizeof(s->fw_window));
     nvs_close(h);
 }
 

@@ -9,7 +9,8 @@
  *
  * Settings (namespace "cfg" of the default partition, optional): "ssid",
  * "password", "gateway_url", "sntp_server" and "device_id" (for a CSR made
- * on the device) override the Kconfig values.
+ * on the device) override the Kconfig values; "fw_mode" and "fw_window"
+ * override the update setting (read as fwrules.h says).
  */
 #ifndef FW_IDENTITY_H
 #define FW_IDENTITY_H
@@ -38,6 +39,8 @@ typedef struct settings {
     char gateway_url[128];
     char sntp_server[64];
     char device_id[IDENTITY_ID_MAX]; /* only for the CSR of a key made on the device */
+    char fw_mode[8];                 /* "" unless NVS has one: the Kconfig choice holds */
+    char fw_window[8];
 } settings;
 
 typedef enum identity_state {

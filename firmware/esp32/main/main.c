@@ -1,6 +1,6 @@
 /* The ESP32 application: NVS, identity, sensors, Wi-Fi and the clock, then
- * the device core's step loop over the ESP-IDF port, with deep sleep
- * between uploads when configured.
+ * the device core's step loop over the ESP-IDF port, with firmware updates
+ * beside it (fwupdate.c) and deep sleep between uploads when configured.
  *
  * Deep sleep restarts the chip; only RTC memory and flash survive it.
  *   - NVS holds what must survive power loss too, and the core keeps it
@@ -31,6 +31,7 @@
 #include "iotd_esp/port.h"
 #include "iotd_esp/sensors.h"
 
+#include "fwupdate.h"
 #include "identity.h"
 #include "net.h"
 #if CONFIG_IOTD_CSR_ON_DEVICE
@@ -59,9 +60,10 @@ static const char *TAG = "iotd";
 
 typedef struct resume_tag {
     uint32_t magic;
-    uint32_t crc;       /* CRC-32 of s_dev as it went to sleep */
-    uintptr_t port;     /* &s_port then: the same image, the same layout */
-    uint64_t uptime_ms; /* the uptime at which the sleep ends */
+    uint32_t crc;           /* CRC-32 of s_dev as it went to sleep */
+    uintptr_t port;         /* &s_port then: the same image, the same layout */
+    uint64_t uptime_ms;     /* the uptime at which the sleep ends */
+    uint64_t update_due_ms; /* the uptime of the next update step */
 } resume_tag;
 
 KEPT_IN_SLEEP static iotd_device s_dev;
@@ -83,13 +85,16 @@ static iotd_esp_bme280 s_bme;
 #endif
 
 /* Stops for good, saying why every few minutes: restarting would not fix
- * what stops here, and a restart loop wears the flash. */
+ * what stops here, and a restart loop wears the flash. A new image on
+ * trial goes back to the previous one instead, which ran here before. */
 static void halt(const char *event, const char *why) __attribute__((noreturn));
 static void halt(const char *event, const char *why)
 {
+    ESP_LOGE(TAG, "%s: %s", event, why);
+    fwupdate_give_up_trial("stopped before its self-test");
     for (;;) {
-        ESP_LOGE(TAG, "%s: %s", event, why);
         vTaskDelay(pdMS_TO_TICKS(HALT_REPEAT_MS));
+        ESP_LOGE(TAG, "%s: %s", event, why);
     }
 }
 
@@ -234,6 +239,7 @@ static void device_init(void)
         if (st != IOTD_EIO)
             halt("device.init_failed", iotd_strerror(st));
         ESP_LOGE(TAG, "device.init_failed: %s; retrying in a minute", iotd_strerror(st));
+        fwupdate_give_up_trial("cannot read its storage");
         vTaskDelay(pdMS_TO_TICKS(RETRY_INIT_MS));
     }
 }
@@ -243,6 +249,7 @@ static void sleep_deep(uint32_t ms) __attribute__((noreturn));
 static void sleep_deep(uint32_t ms)
 {
     s_resume.uptime_ms = iotd_esp_uptime_ms(&s_esp) + ms;
+    s_resume.update_due_ms = fwupdate_due_ms();
     s_resume.port = (uintptr_t)&s_port;
     s_resume.crc = iotd_crc32((const uint8_t *)&s_dev, sizeof(s_dev));
     s_resume.magic = RESUME_MAGIC;
@@ -253,6 +260,19 @@ static void sleep_deep(uint32_t ms)
     esp_deep_sleep_start();
 }
 #endif
+
+/* One step of the device and one of the updates; how long until either is
+ * due again, counted from after both (a step may take seconds of network). */
+static uint32_t next_wait(void)
+{
+    uint64_t now = iotd_esp_uptime_ms(&s_esp);
+    uint64_t device_due = now + iotd_device_step(&s_dev, now);
+
+    now = iotd_esp_uptime_ms(&s_esp);
+    uint32_t ms = fwupdate_step(now, &s_dev);
+    uint32_t device_ms = device_due > now ? (uint32_t)(device_due - now) : 0;
+    return device_ms < ms ? device_ms : ms;
+}
 
 /* ESP-IDF's entry point; no ESP-IDF header declares it. */
 void app_main(void);
@@ -281,16 +301,19 @@ void app_main(void)
         ESP_LOGI(TAG, "boot.cold: device %s, %u sensors", s_id.device_id, (unsigned)s_n_sensors);
         device_init();
     }
+    /* Without updates the device still sends readings; fwupdate_init has
+     * said why, and rolled back an image on trial. */
+    (void)fwupdate_init(&s_port, &s_esp, &s_settings, resumed ? s_resume.update_due_ms : 0);
 
     for (;;) {
-        uint32_t ms = iotd_device_step(&s_dev, iotd_esp_uptime_ms(&s_esp));
+        uint32_t ms = next_wait();
         if (ms == 0) {
-            /* Back-to-back batches: let the idle task (and its watchdog) run. */
+            /* Back-to-back work: let the idle task (and its watchdog) run. */
             vTaskDelay(1);
             continue;
         }
 #if CONFIG_IOTD_DEEP_SLEEP
-        if (ms >= (uint32_t)CONFIG_IOTD_DEEP_SLEEP_MIN_S * 1000u)
+        if (ms >= (uint32_t)CONFIG_IOTD_DEEP_SLEEP_MIN_S * 1000u && fwupdate_may_sleep())
             sleep_deep(ms);
 #endif
         iotd_esp_sleep_ms(&s_esp, ms);

@@ -101,3 +101,126 @@ bool iotd_esp__join(char *out, size_t cap, const char *a, const char *b)
     memcpy(out + la, b, lb + 1);
     return true;
 }
+
+/* Reads 1*DIGIT at *p into *out; false when there is no digit or the
+ * number does not fit 32 bits. Leading zeros are allowed (1*DIGIT) and
+ * bounded by the caller's buffer. */
+static bool read_u32(const char **p, uint32_t *out)
+{
+    const char *s = *p;
+    uint32_t v = 0;
+
+    if (*s < '0' || *s > '9')
+        return false;
+    for (; *s >= '0' && *s <= '9'; s++) {
+        uint32_t d = (uint32_t)(*s - '0');
+        if (v > (UINT32_MAX - d) / 10u)
+            return false;
+        v = v * 10u + d;
+    }
+    *p = s;
+    *out = v;
+    return true;
+}
+
+static const char *skip_ows(const char *s)
+{
+    while (is_ows(*s))
+        s++;
+    return s;
+}
+
+/* "bytes " at *p, the unit in any case; *p moves past it. */
+static bool read_unit(const char **p)
+{
+    static const char unit[] = "bytes";
+    const char *s = *p;
+
+    for (size_t i = 0; i < sizeof(unit) - 1; i++, s++) {
+        if (lower(*s) != unit[i])
+            return false;
+    }
+    if (*s != ' ')
+        return false;
+    *p = s + 1;
+    return true;
+}
+
+/* The numbers of "first-last/total" (or a star for total: *total 0,
+ * *known false), then only OWS. */
+static bool read_range(const char *s, uint32_t n[3], bool *known)
+{
+    if (!read_u32(&s, &n[0]) || *s++ != '-' || !read_u32(&s, &n[1]) || *s++ != '/')
+        return false;
+    n[2] = 0;
+    *known = *s != '*';
+    if (!*known)
+        s++;
+    else if (!read_u32(&s, &n[2]))
+        return false;
+    return *skip_ows(s) == '\0';
+}
+
+bool iotd_esp__content_range(const char *value, iotd_esp_range *out)
+{
+    const char *s = value;
+    uint32_t n[3]; /* first, last, total */
+    bool known = false;
+
+    memset(out, 0, sizeof(*out));
+    if (s == NULL)
+        return false;
+    s = skip_ows(s);
+    if (!read_unit(&s) || !read_range(s, n, &known))
+        return false;
+    /* The length must fit too: 0-4294967295 is 2^32 bytes. */
+    if (n[1] < n[0] || (n[0] == 0 && n[1] == UINT32_MAX))
+        return false;
+    if (known && n[1] >= n[2])
+        return false;
+    out->start = n[0];
+    out->len = n[1] - n[0] + 1u;
+    out->total = n[2];
+    return true;
+}
+
+/* The decimal digits of v at out + *n, if they fit before cap. */
+static bool put_u32(char *out, size_t cap, size_t *n, uint32_t v)
+{
+    char digits[10];
+    size_t k = 0;
+
+    do {
+        digits[k++] = (char)('0' + v % 10u);
+        v /= 10u;
+    } while (v != 0);
+    if (*n + k >= cap)
+        return false;
+    while (k > 0)
+        out[(*n)++] = digits[--k];
+    return true;
+}
+
+bool iotd_esp__range_header(char *out, size_t cap, uint32_t start, uint32_t len)
+{
+    static const char unit[] = "bytes=";
+    size_t n = sizeof(unit) - 1;
+
+    if (cap == 0)
+        return false;
+    out[0] = '\0';
+    if (len == 0 || start > UINT32_MAX - (len - 1u) || cap <= n + 1)
+        return false;
+    memcpy(out, unit, n);
+    if (!put_u32(out, cap, &n, start) || n + 1 >= cap) {
+        out[0] = '\0';
+        return false;
+    }
+    out[n++] = '-';
+    if (!put_u32(out, cap, &n, start + (len - 1u))) {
+        out[0] = '\0';
+        return false;
+    }
+    out[n] = '\0';
+    return true;
+}

@@ -1,5 +1,5 @@
-/* The ESP-IDF port's text functions: header matching, console escaping and URL joining, every cap
- * at its edge. */
+/* The ESP-IDF port's text functions: header matching, Content-Range parsing, console escaping
+ * and URL joining, every cap at its edge. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -31,6 +31,109 @@ static void finds_tokens(void **state)
     assert_false(iotd_esp__has_token("keep-alive", "close"));
     assert_false(iotd_esp__has_token("", "close"));
     assert_false(iotd_esp__has_token(NULL, "close"));
+}
+
+/* One accepted value and the range it gives. */
+static void expect_range(const char *value, uint32_t start, uint32_t len, uint32_t total)
+{
+    iotd_esp_range r;
+
+    if (!iotd_esp__content_range(value, &r))
+        fail_msg("refused: \"%s\"", value);
+    assert_int_equal(r.start, start);
+    assert_int_equal(r.len, len);
+    assert_int_equal(r.total, total);
+}
+
+static void expect_no_range(const char *value)
+{
+    iotd_esp_range r;
+
+    memset(&r, 0x5a, sizeof(r));
+    if (iotd_esp__content_range(value, &r))
+        fail_msg("accepted: \"%s\"", value);
+    assert_int_equal(r.start, 0); /* nothing half-filled is left behind */
+    assert_int_equal(r.len, 0);
+    assert_int_equal(r.total, 0);
+}
+
+static void parses_content_ranges(void **state)
+{
+    (void)state;
+    expect_range("bytes 0-4095/65536", 0, 4096, 65536);
+    expect_range("bytes 4096-8191/8192", 4096, 4096, 8192); /* the last chunk */
+    expect_range("bytes 7-7/8", 7, 1, 8);                   /* one byte */
+    expect_range("BYTES 0-0/1", 0, 1, 1);                   /* the unit in any case */
+    expect_range(" \tbytes 10-19/100 \t", 10, 10, 100);     /* OWS around the value */
+    expect_range("bytes 0-99/*", 0, 100, 0);                /* length unknown */
+    expect_range("bytes 007-008/010", 7, 2, 10);            /* 1*DIGIT: leading zeros */
+    expect_range("bytes 4294967294-4294967294/4294967295", 4294967294u, 1, 4294967295u);
+    expect_range("bytes 1-4294967295/*", 1, 4294967295u, 0); /* the longest length that fits */
+}
+
+static void refuses_malformed_content_ranges(void **state)
+{
+    (void)state;
+    expect_no_range(NULL);
+    expect_no_range("");
+    expect_no_range("bytes");
+    expect_no_range("bytes ");
+    expect_no_range("bytes */1000");    /* unsatisfied-range: no bytes came */
+    expect_no_range("bytes 0-99");      /* no length */
+    expect_no_range("bytes 0-99/");     /* empty length */
+    expect_no_range("bytes 99-0/100");  /* last before first */
+    expect_no_range("bytes 0-100/100"); /* last past the end */
+    expect_no_range("bytes 0-0/0");     /* nothing is in an empty representation */
+    expect_no_range("bytes -1-5/10");   /* a sign */
+    expect_no_range("bytes +1-5/10");
+    expect_no_range("bytes 1 -5/10"); /* space inside */
+    expect_no_range("bytes 1- 5/10");
+    expect_no_range("bytes  1-5/10"); /* two spaces after the unit */
+    expect_no_range("bytes\t1-5/10"); /* a tab is not the SP the grammar wants */
+    expect_no_range("bytes=1-5/10");  /* the request's Range syntax */
+    expect_no_range("bites 1-5/10");  /* another unit */
+    expect_no_range("items 1-5/10");
+    expect_no_range("bytes 1-5/10, 20-30/40"); /* a second range */
+    expect_no_range("bytes 1-5/10x");          /* trailing junk */
+    expect_no_range("bytes 1-5/10\r\n");       /* CR LF is not OWS */
+    expect_no_range("bytes 1-5/**");
+    expect_no_range("bytes 0x1-5/10");
+    expect_no_range("bytes 1-5/ 10");
+    expect_no_range("bytes 0-4294967295/*");           /* a length of 2^32 */
+    expect_no_range("bytes 4294967296-4294967296/*");  /* first past 32 bits */
+    expect_no_range("bytes 0-4294967296/*");           /* last past 32 bits */
+    expect_no_range("bytes 0-1/4294967296");           /* total past 32 bits */
+    expect_no_range("bytes 0-1/99999999999999999999"); /* far past: no wrap-around */
+}
+
+static void writes_range_headers(void **state)
+{
+    (void)state;
+    char out[IOTD_ESP_RANGE_MAX];
+
+    assert_true(iotd_esp__range_header(out, sizeof(out), 0, 4096));
+    assert_string_equal(out, "bytes=0-4095");
+    assert_true(iotd_esp__range_header(out, sizeof(out), 8192, 1));
+    assert_string_equal(out, "bytes=8192-8192");
+    assert_true(iotd_esp__range_header(out, sizeof(out), 4294967295u, 1));
+    assert_string_equal(out, "bytes=4294967295-4294967295"); /* the longest: exactly fits */
+    assert_int_equal(strlen(out) + 1, sizeof(out));
+    assert_true(iotd_esp__range_header(out, sizeof(out), 0, 4294967295u));
+    assert_string_equal(out, "bytes=0-4294967294");
+
+    assert_false(iotd_esp__range_header(out, sizeof(out), 0, 0)); /* nothing asked */
+    assert_string_equal(out, "");
+    assert_false(iotd_esp__range_header(out, sizeof(out), 4294967295u, 2)); /* past 2^32 - 1 */
+    assert_false(iotd_esp__range_header(out, sizeof(out), 2, 4294967295u));
+    assert_true(iotd_esp__range_header(out, sizeof(out), 1, 4294967295u)); /* up to the last byte */
+    assert_string_equal(out, "bytes=1-4294967295");
+    assert_false(iotd_esp__range_header(out, 12, 0, 4096)); /* "bytes=0-4095" + NUL is 13 */
+    assert_string_equal(out, "");
+    assert_true(iotd_esp__range_header(out, 13, 0, 4096));
+    assert_string_equal(out, "bytes=0-4095");
+    assert_false(iotd_esp__range_header(out, 8, 0, 4096)); /* "bytes=0" and no room for '-' */
+    assert_string_equal(out, "");
+    assert_false(iotd_esp__range_header(out, 0, 0, 1));
 }
 
 static void escapes_for_the_console(void **state)
@@ -112,9 +215,15 @@ static void finds_the_common_name(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(compares_header_names),   cmocka_unit_test(finds_tokens),
-        cmocka_unit_test(escapes_for_the_console), cmocka_unit_test(escape_cuts_at_the_cap),
-        cmocka_unit_test(joins_within_the_cap),    cmocka_unit_test(finds_the_common_name),
+        cmocka_unit_test(compares_header_names),
+        cmocka_unit_test(finds_tokens),
+        cmocka_unit_test(escapes_for_the_console),
+        cmocka_unit_test(escape_cuts_at_the_cap),
+        cmocka_unit_test(joins_within_the_cap),
+        cmocka_unit_test(finds_the_common_name),
+        cmocka_unit_test(parses_content_ranges),
+        cmocka_unit_test(refuses_malformed_content_ranges),
+        cmocka_unit_test(writes_range_headers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

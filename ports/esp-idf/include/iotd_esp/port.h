@@ -24,9 +24,11 @@
 
 #include "iotd/port.h"
 #include "iotd/status.h"
+#include "iotd/update_port.h"
 
-#define IOTD_ESP_URL_MAX         256 /* gateway URL plus the request path */
-#define IOTD_ESP_RETRY_AFTER_MAX 40  /* longest Retry-After value kept ("Sun, 06 Nov ...") */
+#define IOTD_ESP_URL_MAX           256 /* gateway URL plus the request path */
+#define IOTD_ESP_RETRY_AFTER_MAX   40  /* longest Retry-After value kept ("Sun, 06 Nov ...") */
+#define IOTD_ESP_CONTENT_RANGE_MAX 48  /* longest Content-Range value kept */
 
 typedef struct iotd_esp_config {
     const char *gateway_url;  /* "https://host[:port]", no path; plain http is refused */
@@ -50,10 +52,14 @@ typedef struct iotd_esp {
     nvs_handle_t kv;
     bool kv_open;
     uint64_t uptime_base_ms;
-    /* What the event handler saw of the response being read. */
+    /* What the event handler saw of the response being read. A header
+     * that came twice, or longer than its buffer, is not used. */
     bool has_retry_after;
-    bool retry_after_cut; /* the value was longer than the buffer: not used */
+    bool retry_after_bad;
     char retry_after[IOTD_ESP_RETRY_AFTER_MAX];
+    bool has_content_range;
+    bool content_range_bad;
+    char content_range[IOTD_ESP_CONTENT_RANGE_MAX];
     bool server_closes; /* "Connection: close" */
 } iotd_esp;
 
@@ -74,6 +80,13 @@ iotd_status iotd_esp_https_post(void *ctx, const char *path, const char *content
                                 const char *body, size_t body_len, char *resp, size_t resp_cap,
                                 iotd_http_result *result);
 bool iotd_esp_wall_time(void *ctx, int64_t *unix_s);
+
+/* The update port's https_get (iotd/update_port.h), on the same client,
+ * connection and mutual TLS as https_post; ctx is the iotd_esp. A body cut
+ * short of its Content-Length (or its last chunk) is IOTD_ENET, so a
+ * download retries the range instead of judging half of it. */
+iotd_status iotd_esp_https_get(void *ctx, const char *path, uint32_t range_start,
+                               uint32_t range_len, void *buf, size_t cap, iotd_get_result *result);
 uint64_t iotd_esp_uptime_ms(void *ctx);
 void iotd_esp_sleep_ms(void *ctx, uint32_t ms);
 iotd_status iotd_esp_kv_get(void *ctx, const char *key, void *buf, size_t cap, size_t *len);

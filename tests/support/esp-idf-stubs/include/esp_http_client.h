@@ -91,6 +91,9 @@ esp_http_client_handle_t esp_http_client_init(const esp_http_client_config_t *co
 esp_err_t esp_http_client_set_url(esp_http_client_handle_t client, const char *url);
 esp_err_t esp_http_client_set_header(esp_http_client_handle_t client, const char *key,
                                      const char *value);
+esp_err_t esp_http_client_set_method(esp_http_client_handle_t client,
+                                     esp_http_client_method_t method);
+esp_err_t esp_http_client_delete_header(esp_http_client_handle_t client, const char *key);
 esp_err_t esp_http_client_open(esp_http_client_handle_t client, int write_len);
 int esp_http_client_write(esp_http_client_handle_t client, const char *buffer, int len);
 int64_t esp_http_client_fetch_headers(esp_http_client_handle_t client);
