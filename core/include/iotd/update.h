@@ -38,7 +38,7 @@
 
 #define IOTD_UPDATE_MANIFEST_PATH "/v1/firmware/manifest"
 #define IOTD_UPDATE_REPORT_PATH   "/v1/firmware/status" /* POST, application/json */
-#define IOTD_UPDATE_REPORT_MAX    192 /* bytes of a report's JSON, NUL included */
+#define IOTD_UPDATE_REPORT_MAX    192                   /* bytes of a report's JSON, NUL included */
 
 /* The device setting. Whatever it says, an image on trial is still
  * confirmed or rolled back: only new work waits. */

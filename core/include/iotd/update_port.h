@@ -5,7 +5,9 @@
  * nothing new. The slot functions follow ESP-IDF's esp_ota_ops, so the
  * ESP32 port is a thin mapping:
  *
- *   slot_begin     esp_ota_begin (offset 0) / esp_ota_resume (offset > 0)
+ *   slot_begin     esp_ota_begin (offset 0); after a reset (offset > 0) the
+ *                  rest of the partition is erased and written directly
+ *                  (ESP-IDF 5.2 has no esp_ota_resume; ports/esp-idf/README.md)
  *   slot_write     esp_ota_write_with_offset
  *   slot_read      esp_partition_read on esp_ota_get_next_update_partition
  *   slot_activate  esp_ota_end, then esp_ota_set_boot_partition
