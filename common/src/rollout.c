@@ -45,7 +45,8 @@ static const char SCHEMA[] =
     "  image_uri TEXT NOT NULL,"
     "  image_size INTEGER NOT NULL,"
     "  created INTEGER NOT NULL,"
-    "  updated INTEGER NOT NULL);"
+    "  updated INTEGER NOT NULL,"
+    "  judged_since INTEGER NOT NULL DEFAULT 0);"
     "CREATE INDEX rollouts_sequence ON rollouts (sequence);"
     "CREATE TABLE rollout_devices ("
     "  rollout_id INTEGER NOT NULL REFERENCES rollouts (id),"
@@ -948,6 +949,19 @@ static iot_status advance_waves(iot_rollouts *r, iot_rollout_info *info, int64_t
     return s;
 }
 
+/* Resume starts a new count for the failure threshold. */
+static iot_status restart_judgement(iot_rollouts *r, int64_t id, int64_t now, iot_err *err)
+{
+    sqlite3_stmt *st = NULL;
+    iot_status s = prepare(r, "UPDATE rollouts SET judged_since = ?2 WHERE id = ?1", &st,
+                           "resuming a rollout", err);
+    if (s != IOT_OK)
+        return s;
+    sqlite3_bind_int64(st, 1, id);
+    sqlite3_bind_int64(st, 2, now);
+    return step_done(r, st, "resuming a rollout", err);
+}
+
 typedef enum op_kind { OP_PAUSE, OP_RESUME, OP_ABORT } op_kind;
 
 static iot_status op_refused(const iot_rollout_info *info, op_kind op, iot_err *err)
@@ -982,6 +996,8 @@ static iot_status apply_op(iot_rollouts *r, iot_rollout_info *info, op_kind op, 
     iot_status st = set_state(r, info->id, to[op], op == OP_PAUSE ? "operator" : "", now, err);
     /* Confirmations that came in while paused may have reached a wave's
      * threshold: resume starts what they earned. */
+    if (st == IOT_OK && op == OP_RESUME)
+        st = restart_judgement(r, info->id, now, err);
     if (st == IOT_OK && op == OP_RESUME)
         st = advance_waves(r, info, now, NULL, err);
     return st;
@@ -1248,12 +1264,33 @@ static iot_status update_device(iot_rollouts *r, int64_t id, const char *device,
     return step_done(r, st, "recording a report", err);
 }
 
-static bool failure_threshold_reached(const iot_rollout_info *info)
+/* The failure threshold, judged on the final states reported since the
+ * rollout was created or last resumed (judged_since): an operator who
+ * resumes after looking at the failures starts a new count, and the
+ * rollout pauses again only if the devices started after that fail too. */
+static iot_status failure_threshold_reached(iot_rollouts *r, const iot_rollout_info *info,
+                                            bool *reached, iot_err *err)
 {
-    uint64_t failed = (uint64_t)info->count[IOT_RDEV_FAILED] + info->count[IOT_RDEV_ROLLED_BACK];
-    uint64_t final = failed + info->count[IOT_RDEV_CONFIRMED];
-    return final >= info->plan.min_reports && final > 0 &&
-           failed * 100 >= (uint64_t)info->plan.failure_percent * final;
+    sqlite3_stmt *st = NULL;
+    *reached = false;
+    iot_status s = prepare(r,
+                           "SELECT COUNT(*), COALESCE(SUM(d.state IN ('failed','rolled_back')), 0)"
+                           " FROM rollout_devices d JOIN rollouts r ON r.id = d.rollout_id"
+                           " WHERE d.rollout_id = ?1 AND d.state IN " FINAL_STATES
+                           " AND d.updated >= r.judged_since",
+                           &st, "judging the failure threshold", err);
+    if (s != IOT_OK)
+        return s;
+    sqlite3_bind_int64(st, 1, info->id);
+    int rc = sqlite3_step(st);
+    uint64_t final = rc == SQLITE_ROW ? (uint64_t)sqlite3_column_int64(st, 0) : 0;
+    uint64_t failed = rc == SQLITE_ROW ? (uint64_t)sqlite3_column_int64(st, 1) : 0;
+    sqlite3_finalize(st);
+    if (rc != SQLITE_ROW)
+        return db_fail(r, rc, "judging the failure threshold", err);
+    *reached = final >= info->plan.min_reports && final > 0 &&
+               failed * 100 >= (uint64_t)info->plan.failure_percent * final;
+    return IOT_OK;
 }
 
 /* After a report: completion, then (running only) the pause, then the waves. */
@@ -1273,8 +1310,14 @@ static iot_status judge(iot_rollouts *r, int64_t id, iot_rollout_dev_state repor
     }
     if (info.state != IOT_ROLLOUT_RUNNING)
         return IOT_OK;
-    if ((reported == IOT_RDEV_FAILED || reported == IOT_RDEV_ROLLED_BACK) &&
-        failure_threshold_reached(&info)) {
+    /* Judged at every final report, so failures that came before the
+     * minimum number of reports still count once it is reached. */
+    bool reached = false;
+    if (is_final(reported))
+        st = failure_threshold_reached(r, &info, &reached, err);
+    if (st != IOT_OK)
+        return st;
+    if (reached) {
         out->paused = true;
         return set_state(r, id, IOT_ROLLOUT_PAUSED, "failure_threshold", now, err);
     }

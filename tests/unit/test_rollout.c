@@ -489,9 +489,10 @@ static void threshold_is_inclusive(void **state)
 }
 
 /* min_reports 3, failure 75 %: two failures among two final states do
- * not pause (too few), a confirmation does not judge, the third failure
- * (3 of 4, the threshold exactly) pauses. Paused: started devices keep their offer, none starts;
- * resumed: devices start again. */
+ * not pause (too few); a confirmation judges too (2 of 3 is below 75 %);
+ * the third failure (3 of 4, the threshold exactly) pauses. Paused:
+ * started devices keep their offer, none starts; resumed: devices start
+ * again, and only the final states reported since count. */
 static void failures_pause(void **state)
 {
     (void)state;
@@ -510,7 +511,7 @@ static void failures_pause(void **state)
     assert_int_equal(report(r, 1, 4, IOT_RDEV_ROLLED_BACK, 1002, &out), IOT_OK);
     assert_false(out.paused);
     assert_int_equal(report(r, 2, 4, IOT_RDEV_CONFIRMED, 1003, &out), IOT_OK);
-    assert_false(out.paused); /* 2 of 3 failed, but a confirmation does not judge */
+    assert_false(out.paused); /* 2 of 3 failed: below 75 % */
     assert_int_equal(report(r, 3, 4, IOT_RDEV_FAILED, 1004, &out), IOT_OK);
     assert_true(out.paused);
     iot_rollout_info info = info_of(r, "fragile");
@@ -536,8 +537,41 @@ static void failures_pause(void **state)
     assert_string_equal(info.pause_reason, "");
     assert_int_equal(offer(r, 8, 1008, &o, NULL), IOT_OFFER_MADE);
     assert_true(o.started);
-    assert_int_equal(iot_rollout_resume(r, "fragile", 1009, &err), IOT_ESTATE);
+    /* A new count since the resume: 3 of 4 failed overall, but the two
+     * reports since (one failure of two, then of three) are under 75 %. */
+    assert_int_equal(report(r, 6, 4, IOT_RDEV_CONFIRMED, 1010, &out), IOT_OK);
+    assert_int_equal(report(r, 7, 4, IOT_RDEV_FAILED, 1011, &out), IOT_OK);
+    assert_int_equal(report(r, 8, 4, IOT_RDEV_CONFIRMED, 1012, &out), IOT_OK);
+    assert_false(out.paused);
+    assert_int_equal(info_of(r, "fragile").state, IOT_ROLLOUT_RUNNING);
+    assert_int_equal(iot_rollout_resume(r, "fragile", 1013, &err), IOT_ESTATE);
     assert_int_equal(iot_rollout_pause(r, "nothing", 1009, &err), IOT_ENOENT);
+    iot_rollouts_close(r);
+}
+
+/* Failures reported before min_reports was reached count once it is:
+ * the confirmation that reaches it pauses the rollout. */
+static void early_failures_count(void **state)
+{
+    (void)state;
+    char path[128];
+    iot_rollouts *r = open_new(path, sizeof(path));
+    iot_rollout_plan p = plan_of("early", 10);
+    p.failure_percent = 15;
+    p.min_reports = 5;
+    create(r, &p, 4, 10);
+    iot_rollout_offer o;
+    iot_report_outcome out;
+    for (int d = 0; d < 5; d++)
+        assert_int_equal(offer(r, d, 1000, &o, NULL), IOT_OFFER_MADE);
+    assert_int_equal(report(r, 0, 4, IOT_RDEV_ROLLED_BACK, 1001, &out), IOT_OK);
+    for (int d = 1; d < 4; d++) {
+        assert_int_equal(report(r, d, 4, IOT_RDEV_CONFIRMED, 1002, &out), IOT_OK);
+        assert_false(out.paused);
+    }
+    assert_int_equal(report(r, 4, 4, IOT_RDEV_CONFIRMED, 1003, &out), IOT_OK);
+    assert_true(out.paused); /* 1 of 5 = 20 % >= 15 % */
+    assert_int_equal(info_of(r, "early").state, IOT_ROLLOUT_PAUSED);
     iot_rollouts_close(r);
 }
 
@@ -902,25 +936,16 @@ static void lock_is_reported(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(plan_checks),
-        cmocka_unit_test(state_names),
-        cmocka_unit_test(wave_placement),
-        cmocka_unit_test(create_refusals),
-        cmocka_unit_test(offers_follow_waves),
-        cmocka_unit_test(cap_defers),
-        cmocka_unit_test(waves_advance),
-        cmocka_unit_test(threshold_is_inclusive),
-        cmocka_unit_test(failures_pause),
-        cmocka_unit_test(operator_pause),
-        cmocka_unit_test(resume_starts_earned_wave),
-        cmocka_unit_test(abort_is_final),
-        cmocka_unit_test(completion),
-        cmocka_unit_test(highest_sequence_wins),
-        cmocka_unit_test(image_for_started),
-        cmocka_unit_test(report_refusals),
-        cmocka_unit_test(reopen_keeps_everything),
-        cmocka_unit_test(foreach_oldest_first),
-        cmocka_unit_test(the_file),
+        cmocka_unit_test(plan_checks),           cmocka_unit_test(state_names),
+        cmocka_unit_test(wave_placement),        cmocka_unit_test(create_refusals),
+        cmocka_unit_test(offers_follow_waves),   cmocka_unit_test(cap_defers),
+        cmocka_unit_test(waves_advance),         cmocka_unit_test(threshold_is_inclusive),
+        cmocka_unit_test(failures_pause),        cmocka_unit_test(early_failures_count),
+        cmocka_unit_test(operator_pause),        cmocka_unit_test(resume_starts_earned_wave),
+        cmocka_unit_test(abort_is_final),        cmocka_unit_test(completion),
+        cmocka_unit_test(highest_sequence_wins), cmocka_unit_test(image_for_started),
+        cmocka_unit_test(report_refusals),       cmocka_unit_test(reopen_keeps_everything),
+        cmocka_unit_test(foreach_oldest_first),  cmocka_unit_test(the_file),
         cmocka_unit_test(lock_is_reported),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -17,13 +17,16 @@
  * of waves 0..w, at least success_percent % have confirmed the new image.
  * The rollout is completed when every device has a final state.
  *
- * Automatic pause. When a device reports failed or rolled_back and at
- * least min_reports devices have a final state, the rollout pauses if
- * failed + rolled_back >= failure_percent % of those. A paused rollout
- * starts no device; a device already started keeps its offer (so it can
- * finish, confirm or roll back). Resume starts devices again; the next
- * failure report judges the threshold again. An aborted rollout offers
- * nothing and serves no image, and stays aborted.
+ * Automatic pause. At every final report (confirmed, failed, rolled_back)
+ * of a running rollout, the final states reported since its creation or
+ * its last resume are judged: once there are at least min_reports, the
+ * rollout pauses if failed + rolled_back >= failure_percent % of them.
+ * Failures that came before min_reports was reached still count. A paused
+ * rollout starts no device; a device already started keeps its offer (so
+ * it can finish, confirm or roll back). Resume starts devices again and a
+ * new count: the failures the operator looked at are not judged again.
+ * An aborted rollout offers nothing and serves no image, and stays
+ * aborted.
  *
  * Device states: pending (not started), offered (the manifest was served),
  * downloading, downloaded, installing, confirmed, failed, rolled_back.
