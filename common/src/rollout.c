@@ -15,7 +15,7 @@
 #define ROLLOUT_SCHEMA_VERSION 1
 #define DEFAULT_BUSY_MS        2000
 #define CAP_WINDOW_S           60
-#define WAVES_TEXT_MAX         (IOT_ROLLOUT_WAVES_MAX * 4 + 1)
+#define LIST_TEXT_MAX          ((IOT_ROLLOUT_WAVES_MAX + 1) * 8 + 1) /* 11 numbers to 1000000 */
 
 struct iot_rollouts {
     sqlite3 *db;
@@ -31,6 +31,7 @@ static const char SCHEMA[] =
     "  security INTEGER NOT NULL,"
     "  canary INTEGER NOT NULL,"
     "  waves TEXT NOT NULL,"
+    "  wave_sizes TEXT NOT NULL,"
     "  max_per_minute INTEGER NOT NULL,"
     "  success_percent INTEGER NOT NULL,"
     "  failure_percent INTEGER NOT NULL,"
@@ -61,7 +62,24 @@ static const char SCHEMA[] =
     "  PRIMARY KEY (rollout_id, device));"
     "CREATE INDEX rollout_devices_device ON rollout_devices (device);"
     /* The per-minute cap looks at the devices started in the last minute. */
-    "CREATE INDEX rollout_devices_offered ON rollout_devices (rollout_id, offered_at);";
+    "CREATE INDEX rollout_devices_offered ON rollout_devices (rollout_id, offered_at);"
+    /* Devices per state, kept by the file itself: judging a report reads
+     * 8 rows, not every device of the rollout. */
+    "CREATE TABLE rollout_counts ("
+    "  rollout_id INTEGER NOT NULL,"
+    "  state TEXT NOT NULL,"
+    "  n INTEGER NOT NULL,"
+    "  PRIMARY KEY (rollout_id, state)) WITHOUT ROWID;"
+    "CREATE TRIGGER rollout_devices_added AFTER INSERT ON rollout_devices BEGIN"
+    "  INSERT INTO rollout_counts VALUES (NEW.rollout_id, NEW.state, 1)"
+    "    ON CONFLICT (rollout_id, state) DO UPDATE SET n = n + 1;"
+    " END;"
+    "CREATE TRIGGER rollout_devices_moved AFTER UPDATE OF state ON rollout_devices"
+    " WHEN OLD.state <> NEW.state BEGIN"
+    "  UPDATE rollout_counts SET n = n - 1 WHERE rollout_id = OLD.rollout_id AND state = OLD.state;"
+    "  INSERT INTO rollout_counts VALUES (NEW.rollout_id, NEW.state, 1)"
+    "    ON CONFLICT (rollout_id, state) DO UPDATE SET n = n + 1;"
+    " END;";
 
 #define FINAL_STATES "('confirmed','failed','rolled_back')"
 
@@ -409,30 +427,44 @@ iot_status iot_rollout_plan_check(const iot_rollout_plan *plan, iot_err *err)
     return IOT_OK;
 }
 
-static void waves_text(const iot_rollout_plan *p, char *buf, size_t size)
+/* "10,50,100": the plan's waves and the wave sizes as stored. */
+static void list_text(const uint32_t *v, size_t n, char *buf, size_t size)
 {
     size_t used = 0;
     buf[0] = '\0';
-    for (size_t i = 0; i < p->n_waves && used < size; i++) {
-        int n = snprintf(buf + used, size - used, "%s%u", i ? "," : "", (unsigned)p->waves[i]);
-        used += n > 0 ? (size_t)n : 0;
+    for (size_t i = 0; i < n && used < size; i++) {
+        int k = snprintf(buf + used, size - used, "%s%" PRIu32, i ? "," : "", v[i]);
+        used += k > 0 ? (size_t)k : 0;
     }
 }
 
-/* The stored waves back into the plan; false if the text is not ours. */
-static bool waves_parse(const char *text, iot_rollout_plan *p)
+/* The stored list back; false if the text is not ours. */
+static bool list_parse(const unsigned char *text, uint32_t *v, size_t max, size_t *n)
 {
-    p->n_waves = 0;
-    const char *s = text;
-    while (*s != '\0' && p->n_waves < IOT_ROLLOUT_WAVES_MAX) {
+    const char *s = (const char *)text;
+    *n = 0;
+    while (s != NULL && *s >= '0' && *s <= '9' && *n < max) {
         char *end = NULL;
-        unsigned long v = strtoul(s, &end, 10);
-        if (end == s || v > 100 || (*end != ',' && *end != '\0'))
+        unsigned long long x = strtoull(s, &end, 10);
+        if (x > IOT_ROLLOUT_DEVICES_MAX || (*end != ',' && *end != '\0'))
             return false;
-        p->waves[p->n_waves++] = (uint8_t)v;
+        v[(*n)++] = (uint32_t)x;
         s = *end == ',' ? end + 1 : end;
     }
-    return *s == '\0' && p->n_waves > 0;
+    return s != NULL && *s == '\0' && *n > 0;
+}
+
+static bool waves_parse(const unsigned char *text, iot_rollout_plan *p)
+{
+    uint32_t v[IOT_ROLLOUT_WAVES_MAX];
+    if (!list_parse(text, v, IOT_ROLLOUT_WAVES_MAX, &p->n_waves))
+        return false;
+    for (size_t i = 0; i < p->n_waves; i++) {
+        if (v[i] > 100)
+            return false;
+        p->waves[i] = (uint8_t)v[i];
+    }
+    return true;
 }
 
 /* ---- reading a rollout ------------------------------------------------------- */
@@ -440,7 +472,7 @@ static bool waves_parse(const char *text, iot_rollout_plan *p)
 #define ROLLOUT_COLUMNS                                                                            \
     "SELECT id, name, state, pause_reason, security, canary, waves, max_per_minute,"               \
     " success_percent, failure_percent, min_reports, seed, current_wave, sequence, version,"       \
-    " class_id, digest, image_size, created, updated FROM rollouts "
+    " class_id, digest, image_size, created, updated, wave_sizes FROM rollouts "
 
 static iot_status corrupt_row(const iot_rollouts *r, const char *name, const char *what,
                               iot_err *err)
@@ -474,8 +506,11 @@ static iot_status row_to_info(const iot_rollouts *r, sqlite3_stmt *st, iot_rollo
         return corrupt_row(r, info->plan.name, "state", err);
     info->state = (iot_rollout_state)state;
     copy_col(info->pause_reason, sizeof(info->pause_reason), st, 3);
-    const unsigned char *waves = sqlite3_column_text(st, 6);
-    if (waves == NULL || !waves_parse((const char *)waves, &info->plan))
+    size_t n_sizes = 0;
+    if (!waves_parse(sqlite3_column_text(st, 6), &info->plan) ||
+        !list_parse(sqlite3_column_text(st, 20), info->wave_size, IOT_ROLLOUT_WAVES_MAX + 1,
+                    &n_sizes) ||
+        n_sizes != info->plan.n_waves + 1)
         return corrupt_row(r, info->plan.name, "wave list", err);
     info->current_wave = col_u32(st, 12);
     if (info->current_wave > info->plan.n_waves)
@@ -490,36 +525,25 @@ static iot_status row_to_info(const iot_rollouts *r, sqlite3_stmt *st, iot_rollo
     return IOT_OK;
 }
 
-/* Devices per state and per wave. */
+/* Devices per state, from the counters. */
 static iot_status load_counts(iot_rollouts *r, iot_rollout_info *info, iot_err *err)
 {
-    static const char *const sql[] = {
-        "SELECT state, COUNT(*) FROM rollout_devices WHERE rollout_id = ?1 GROUP BY state",
-        "SELECT wave, COUNT(*) FROM rollout_devices WHERE rollout_id = ?1 GROUP BY wave",
-    };
-    for (size_t q = 0; q < 2; q++) {
-        sqlite3_stmt *st = NULL;
-        iot_status s = prepare(r, sql[q], &st, "counting devices", err);
-        if (s != IOT_OK)
-            return s;
-        sqlite3_bind_int64(st, 1, info->id);
-        int rc = sqlite3_step(st);
-        for (; rc == SQLITE_ROW; rc = sqlite3_step(st)) {
-            int key = q == 0
-                          ? name_index(DEV_STATES, IOT_RDEV_STATE_COUNT, sqlite3_column_text(st, 0))
-                          : sqlite3_column_int(st, 0);
-            uint32_t n = col_u32(st, 1);
-            if (q == 0 && key >= 0)
-                info->count[key] = n;
-            if (q == 1 && key >= 0 && key <= IOT_ROLLOUT_WAVES_MAX)
-                info->wave_size[key] = n;
-            info->devices += q == 0 ? n : 0;
-        }
-        sqlite3_finalize(st);
-        if (rc != SQLITE_DONE)
-            return db_fail(r, rc, "counting devices", err);
+    sqlite3_stmt *st = NULL;
+    iot_status s = prepare(r, "SELECT state, n FROM rollout_counts WHERE rollout_id = ?1", &st,
+                           "counting devices", err);
+    if (s != IOT_OK)
+        return s;
+    sqlite3_bind_int64(st, 1, info->id);
+    int rc = sqlite3_step(st);
+    for (; rc == SQLITE_ROW; rc = sqlite3_step(st)) {
+        int state = name_index(DEV_STATES, IOT_RDEV_STATE_COUNT, sqlite3_column_text(st, 0));
+        uint32_t n = col_u32(st, 1);
+        if (state >= 0)
+            info->count[state] = n;
+        info->devices += n;
     }
-    return IOT_OK;
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? IOT_OK : db_fail(r, rc, "counting devices", err);
 }
 
 /* The rollout whose `column` (id or name) is key; IOT_ENOENT if none. */
@@ -678,13 +702,16 @@ static uint64_t clock_seed(void)
     return mixed != 0 ? mixed : 1;
 }
 
-/* Fisher-Yates. The modulo's bias is below 2^-40 for a million devices. */
-static void shuffle(const char **v, size_t n, uint64_t seed)
+/* Fisher-Yates over the indexes 0..n-1. The modulo's bias is below 2^-40
+ * for a million devices. */
+static void shuffle(uint32_t *v, size_t n, uint64_t seed)
 {
     uint64_t state = seed;
+    for (size_t i = 0; i < n; i++)
+        v[i] = (uint32_t)i;
     for (size_t i = n; i > 1; i--) {
         size_t j = (size_t)(next_random(&state) % i);
-        const char *t = v[i - 1];
+        uint32_t t = v[i - 1];
         v[i - 1] = v[j];
         v[j] = t;
     }
@@ -795,10 +822,50 @@ static iot_status check_new(iot_rollouts *r, const char *name, uint64_t sequence
     return s;
 }
 
+/* A rollout being created: its plan, release, devices sorted by name and
+ * the wave of each, and where each wave ends in the order drawn. */
+typedef struct new_rollout {
+    const iot_rollout_plan *plan;
+    uint64_t seed;
+    const char *text;
+    size_t len;
+    const iotd_manifest *m;
+    const char **devices;
+    uint8_t *wave;
+    size_t n;
+    size_t bound[IOT_ROLLOUT_WAVES_MAX + 1];
+    int64_t now;
+} new_rollout;
+
+/* Each device's wave: its place in the order the seed draws. The devices
+ * stay sorted, so that the rows go into the file in key order. */
+static iot_status place_devices(new_rollout *nr, iot_err *err)
+{
+    uint32_t *order = malloc(nr->n * sizeof(*order));
+    nr->wave = malloc(nr->n);
+    if (order == NULL || nr->wave == NULL) {
+        free(order);
+        return iot_err_set(err, IOT_ENOMEM, "out of memory for %zu devices", nr->n);
+    }
+    shuffle(order, nr->n, nr->seed);
+    wave_bounds(nr->plan, nr->n, nr->bound);
+    uint8_t wave = 0;
+    for (size_t i = 0; i < nr->n; i++) {
+        while (i >= nr->bound[wave])
+            wave++;
+        nr->wave[order[i]] = wave;
+    }
+    free(order);
+    return IOT_OK;
+}
+
 static void bind_plan(sqlite3_stmt *st, const iot_rollout_plan *p, uint64_t seed)
 {
-    char waves[WAVES_TEXT_MAX];
-    waves_text(p, waves, sizeof(waves));
+    char waves[LIST_TEXT_MAX];
+    uint32_t v[IOT_ROLLOUT_WAVES_MAX];
+    for (size_t i = 0; i < p->n_waves; i++)
+        v[i] = p->waves[i];
+    list_text(v, p->n_waves, waves, sizeof(waves));
     sqlite3_bind_text(st, 1, p->name, -1, SQLITE_STATIC);
     sqlite3_bind_int(st, 2, p->security ? 1 : 0);
     sqlite3_bind_int64(st, 3, p->canary);
@@ -811,41 +878,48 @@ static void bind_plan(sqlite3_stmt *st, const iot_rollout_plan *p, uint64_t seed
     sqlite3_bind_int(st, 10, p->canary > 0 ? 0 : 1);
 }
 
-static iot_status insert_rollout(iot_rollouts *r, const iot_rollout_plan *p, uint64_t seed,
-                                 const char *text, size_t len, const iotd_manifest *m, int64_t now,
-                                 int64_t *id, iot_err *err)
+static void sizes_text(const new_rollout *nr, char *buf, size_t size)
+{
+    uint32_t v[IOT_ROLLOUT_WAVES_MAX + 1];
+    for (size_t w = 0; w <= nr->plan->n_waves; w++)
+        v[w] = (uint32_t)(nr->bound[w] - (w > 0 ? nr->bound[w - 1] : 0));
+    list_text(v, nr->plan->n_waves + 1, buf, size);
+}
+
+static iot_status insert_rollout(iot_rollouts *r, const new_rollout *nr, int64_t *id, iot_err *err)
 {
     static const char sql[] =
         "INSERT INTO rollouts (name, state, security, canary, waves, max_per_minute,"
         " success_percent, failure_percent, min_reports, seed, current_wave, manifest, sequence,"
-        " version, class_id, digest, image_uri, image_size, created, updated) VALUES (?1,"
-        " 'running', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,"
-        " ?18)";
-    char digest[2 * IOTD_MANIFEST_DIGEST_LEN + 1];
+        " version, class_id, digest, image_uri, image_size, created, updated, wave_sizes)"
+        " VALUES (?1, 'running', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,"
+        " ?16, ?17, ?18, ?18, ?19)";
+    const iotd_manifest *m = nr->m;
+    char digest[2 * IOTD_MANIFEST_DIGEST_LEN + 1], sizes[LIST_TEXT_MAX];
     sqlite3_stmt *st = NULL;
     iot_status s = prepare(r, sql, &st, "creating a rollout", err);
     if (s != IOT_OK)
         return s;
     to_hex(m->image_digest, sizeof(m->image_digest), digest);
-    bind_plan(st, p, seed);
-    sqlite3_bind_text(st, 11, text, (int)len, SQLITE_STATIC);
+    sizes_text(nr, sizes, sizeof(sizes));
+    bind_plan(st, nr->plan, nr->seed);
+    sqlite3_bind_text(st, 11, nr->text, (int)nr->len, SQLITE_STATIC);
     sqlite3_bind_int64(st, 12, (int64_t)m->sequence);
     sqlite3_bind_text(st, 13, m->version, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 14, m->class_id, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 15, digest, -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(st, 16, m->image_uri, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 17, m->image_size);
-    sqlite3_bind_int64(st, 18, now);
+    sqlite3_bind_int64(st, 18, nr->now);
+    sqlite3_bind_text(st, 19, sizes, -1, SQLITE_TRANSIENT);
     s = step_done(r, st, "creating a rollout", err);
     if (s == IOT_OK)
         *id = sqlite3_last_insert_rowid(r->db);
     return s;
 }
 
-static iot_status insert_devices(iot_rollouts *r, int64_t id, const iot_rollout_plan *p,
-                                 const char **v, size_t n, int64_t now, iot_err *err)
+static iot_status insert_devices(iot_rollouts *r, int64_t id, const new_rollout *nr, iot_err *err)
 {
-    size_t bound[IOT_ROLLOUT_WAVES_MAX + 1];
     sqlite3_stmt *st = NULL;
     iot_status s = prepare(r,
                            "INSERT INTO rollout_devices (rollout_id, device, wave, state, updated)"
@@ -853,15 +927,11 @@ static iot_status insert_devices(iot_rollouts *r, int64_t id, const iot_rollout_
                            &st, "adding devices", err);
     if (s != IOT_OK)
         return s;
-    wave_bounds(p, n, bound);
     sqlite3_bind_int64(st, 1, id);
-    sqlite3_bind_int64(st, 4, now);
-    size_t wave = 0;
-    for (size_t i = 0; i < n && s == IOT_OK; i++) {
-        while (i >= bound[wave])
-            wave++;
-        sqlite3_bind_text(st, 2, v[i], -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 3, (int64_t)wave);
+    sqlite3_bind_int64(st, 4, nr->now);
+    for (size_t i = 0; i < nr->n && s == IOT_OK; i++) {
+        sqlite3_bind_text(st, 2, nr->devices[i], -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 3, nr->wave[i]);
         int rc = sqlite3_step(st);
         if (rc != SQLITE_DONE)
             s = db_fail(r, rc, "adding devices", err);
@@ -875,25 +945,27 @@ iot_status iot_rollout_create(iot_rollouts *r, const iot_rollout_plan *plan, con
                               size_t len, const iotd_manifest *m, const char *const *devices,
                               size_t n_devices, int64_t now, int64_t *id, iot_err *err)
 {
-    const char **v = NULL;
-    uint64_t seed = plan->seed != 0 ? plan->seed : clock_seed();
+    new_rollout nr = {
+        .plan = plan, .text = manifest, .len = len, .m = m, .n = n_devices, .now = now};
+    nr.seed = plan->seed != 0 ? plan->seed : clock_seed();
     iot_status st = iot_rollout_plan_check(plan, err);
     if (st == IOT_OK)
         st = check_manifest(manifest, len, m, err);
     if (st == IOT_OK)
-        st = sorted_devices(devices, n_devices, &v, err);
-    if (st != IOT_OK)
-        return st;
-    shuffle(v, n_devices, seed);
-    st = begin_write(r, "creating a rollout", err);
+        st = sorted_devices(devices, n_devices, &nr.devices, err);
+    if (st == IOT_OK)
+        st = place_devices(&nr, err);
+    if (st == IOT_OK)
+        st = begin_write(r, "creating a rollout", err);
     if (st == IOT_OK)
         st = check_new(r, plan->name, m->sequence, err);
     if (st == IOT_OK)
-        st = insert_rollout(r, plan, seed, manifest, len, m, now, id, err);
+        st = insert_rollout(r, &nr, id, err);
     if (st == IOT_OK)
-        st = insert_devices(r, *id, plan, v, n_devices, now, err);
+        st = insert_devices(r, *id, &nr, err);
     st = finish(r, st, "creating a rollout", err);
-    free(v);
+    free(nr.devices);
+    free(nr.wave);
     return st;
 }
 

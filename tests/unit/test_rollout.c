@@ -186,6 +186,37 @@ static iot_rollout_info info_of(iot_rollouts *r, const char *name)
     return info;
 }
 
+/* The counters the file keeps agree with its device rows. */
+static void assert_counts_match(const char *path, iot_rollouts *r, const char *name)
+{
+    iot_rollout_info info = info_of(r, name);
+    sqlite3 *raw = NULL;
+    sqlite3_stmt *st = NULL;
+    uint32_t want[IOT_RDEV_STATE_COUNT] = {0}, total = 0;
+    assert_int_equal(sqlite3_open_v2(path, &raw, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(raw,
+                                        "SELECT d.state, COUNT(*) FROM rollout_devices d JOIN"
+                                        " rollouts r ON r.id = d.rollout_id WHERE r.name = ?1"
+                                        " GROUP BY d.state",
+                                        -1, &st, NULL),
+                     SQLITE_OK);
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        const char *state = (const char *)sqlite3_column_text(st, 0);
+        int i = 0;
+        while (i < IOT_RDEV_STATE_COUNT &&
+               strcmp(state, iot_rollout_dev_state_name((iot_rollout_dev_state)i)) != 0)
+            i++;
+        assert_true(i < IOT_RDEV_STATE_COUNT);
+        want[i] = (uint32_t)sqlite3_column_int(st, 1);
+        total += want[i];
+    }
+    sqlite3_finalize(st);
+    sqlite3_close(raw);
+    assert_memory_equal(want, info.count, sizeof(want));
+    assert_int_equal(total, info.devices);
+}
+
 static void plan_checks(void **state)
 {
     (void)state;
@@ -464,6 +495,7 @@ static void waves_advance(void **state)
     assert_int_equal(out.new_wave, 2);
     int w2 = in_wave(&pl, 2, -1);
     assert_int_equal(offer(r, w2, 1007, &o, NULL), IOT_OFFER_MADE);
+    assert_counts_match(path, r, "adv");
     iot_rollouts_close(r);
 }
 
@@ -544,6 +576,7 @@ static void failures_pause(void **state)
     assert_int_equal(report(r, 8, 4, IOT_RDEV_CONFIRMED, 1012, &out), IOT_OK);
     assert_false(out.paused);
     assert_int_equal(info_of(r, "fragile").state, IOT_ROLLOUT_RUNNING);
+    assert_counts_match(path, r, "fragile");
     assert_int_equal(iot_rollout_resume(r, "fragile", 1013, &err), IOT_ESTATE);
     assert_int_equal(iot_rollout_pause(r, "nothing", 1009, &err), IOT_ENOENT);
     iot_rollouts_close(r);
@@ -687,6 +720,7 @@ static void completion(void **state)
     /* Another state after a final one is refused. */
     assert_int_equal(report(r, 1, 9, IOT_RDEV_CONFIRMED, 1006, &out), IOT_ESTATE);
     assert_int_equal(report(r, 1, 9, IOT_RDEV_DOWNLOADING, 1006, &out), IOT_ESTATE);
+    assert_counts_match(path, r, "done");
     iot_err err = {0};
     assert_int_equal(iot_rollout_pause(r, "done", 1007, &err), IOT_ESTATE);
     assert_int_equal(iot_rollout_abort(r, "done", 1007, &err), IOT_ESTATE);
