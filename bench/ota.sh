@@ -89,6 +89,7 @@ ctl rollout create all --firmware 2.0.0 --class sensor --canary 0 --waves 100 \
 
 BROKER_PORT="$(free_port)"
 cat >"$WORK/mosquitto.conf" <<CONF
+user root
 listener $BROKER_PORT 127.0.0.1
 cafile $P/ca.crt
 certfile $P/servers/broker/cert.pem

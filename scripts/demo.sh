@@ -66,13 +66,17 @@ if [ ! -e "$P/ca.crt" ]; then
   ctl cert client gateway-mqtt --role gateway >/dev/null   # the broker ACL's gateway identity
   ctl cert client dashboard --role consumer >/dev/null     # the broker ACL's first consumer
 fi
+if [ ! -s "$P/firmware/trusted-keys.pem" ]; then
+  step "creating the firmware signing key demo-release (README: a firmware rollout)"
+  ctl firmware key create --name demo-release >/dev/null
+fi
 ids=()
 for i in $(seq 1 "$DEVICES"); do
   id="demo-sensor-$i"
   ids+=(--device "$id")
   if ! ctl device show "$id" >/dev/null 2>&1; then
     step "enrolling $id"
-    ctl device add "$id" >/dev/null
+    ctl device add "$id" --class sim >/dev/null
   fi
 done
 
@@ -125,6 +129,8 @@ client_ca = $P/ca.crt
 crl_file = $P/crl.pem
 registry = $P/registry.db
 outbox = $STATE/outbox.db
+rollouts = $STATE/rollouts.db
+firmware_dir = $P/firmware
 mqtt_host = localhost
 mqtt_port = $BROKER_PORT
 mqtt_ca = $P/ca.crt
@@ -157,6 +163,7 @@ PIDS+=("$!")
 
 step "starting $DEVICES simulated devices (every $INTERVAL); Ctrl-C to stop"
 "$IOTSIM" --gateway "https://localhost:$GW_PORT" --pki "$P" "${ids[@]}" \
-  --state "$STATE/devices" --interval "$INTERVAL" -q 2>>"$STATE/iotsim.log" &
+  --state "$STATE/devices" --interval "$INTERVAL" --class sim --update-check 10s -q \
+  2>>"$STATE/iotsim.log" &
 PIDS+=("$!")
 wait "${PIDS[-1]}" || true

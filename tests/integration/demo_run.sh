@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The README's first command: it builds, starts broker, gateway, simulated
 # devices and a consumer, shows readings from every device, and Ctrl-C
-# (SIGINT) stops everything it started. Run twice: the second run continues.
+# (SIGINT) stops everything it started. Run twice: the second run continues,
+# and between the runs the README's firmware rollout is made: the second
+# run ends with both devices on the new version.
 . "$(dirname "$0")/lib.sh"
 
 export DEMO_STATE="$T/demo" DEMO_GATEWAY_PORT="$(free_port)" DEMO_BROKER_PORT="$(free_port)" \
@@ -33,8 +35,26 @@ left="$(pgrep -af "$DEMO_STATE" || true)"
 pass "nothing it started is left running"
 first_total="$(grep '^total' "$T/demo.out")"
 
-run_demo 20
+# The README's firmware rollout, its commands as written there (paths
+# moved to this test's build and state), run between the two demo runs.
+awk '/^### A firmware rollout with the demo/ { on = 1 } on && /^```sh/ { code = 1; next }
+  code && /^```/ { exit } code { print }' "$IOT_SOURCE_DIR/README.md" |
+  sed -e "s|\.state/demo|$DEMO_STATE|g" -e "s|B=build/release|B=$IOT_SOURCE_DIR/build/release|" \
+  >"$T/rollout.sh"
+grep -q "rollout create" "$T/rollout.sh" || fail "no rollout commands found in the README"
+(cd "$T" && bash -e "$T/rollout.sh") >"$T/rollout.out" 2>&1 || fail "the README's rollout: $(tail -5 "$T/rollout.out")"
+pass "the README's rollout commands run"
+run_demo 60
 grep -q "^total (2 devices): readings [1-9]" "$T/demo.out" || fail "second run: $(tail -5 "$T/demo.out")"
+for dev in demo-sensor-1 demo-sensor-2; do
+  grep -q "^$dev: readings .*firmware 2.0.0, update confirmed" "$T/demo.out" ||
+    fail "$dev does not run 2.0.0: $(grep "^$dev: readings" "$T/demo.out")"
+done
+pass "the rollout reached both devices: they run 2.0.0, confirmed"
+"$IOTCTL" --dir "$DEMO_STATE/pki" rollout status demo-2.0.0 --json --db "$DEMO_STATE/rollouts.db" |
+  jq -e '.state == "completed" and .counts.confirmed == 2' >/dev/null ||
+  fail "rollout not completed: $("$IOTCTL" --dir "$DEMO_STATE/pki" rollout status demo-2.0.0 --db "$DEMO_STATE/rollouts.db")"
+pass "the rollout is completed"
 pass "a second run works on the same state"
 grep -q "duplicates 0" <<<"$(grep '^total' "$T/demo.out")" || fail "second run reused sequence numbers"
 pass "the second run continues the device sequences"
