@@ -41,7 +41,8 @@ wait_until() {
 # release NAME VERSION [sign and image options...]: a simulated image of
 # $SIZE bytes (secure-version 3 unless --image-secure-version is given),
 # signed (key k1, class sensor, secure-version 3 unless given) and added;
-# its sequence number in SEQ_<NAME>, its image's digest in DIG_<NAME>.
+# its sequence number in SEQ[NAME], its image's digest in DIG[NAME].
+declare -A SEQ DIG
 release() {
   local name="$1" version="$2" size="$SIZE" isv=3 key=k1 class=sensor sv=3
   shift 2
@@ -60,8 +61,8 @@ release() {
   ctl firmware sign --image "$T/$name.bin" --vendor iot-example --class "$class" --version "$version" \
     --secure-version "$sv" --key "$key" --out "$T/$name.manifest" >/dev/null || fail "sign $name"
   ctl firmware add --manifest "$T/$name.manifest" --image "$T/$name.bin" >/dev/null || fail "add $name"
-  printf -v "SEQ_$name" '%s' "$(awk '/^sequence-number:/ {print $2}' "$T/$name.manifest")"
-  printf -v "DIG_$name" '%s' "$(sha256sum "$T/$name.bin" | cut -c1-64)"
+  SEQ[$name]="$(awk '/^sequence-number:/ {print $2}' "$T/$name.manifest")"
+  DIG[$name]="$(sha256sum "$T/$name.bin" | cut -c1-64)"
 }
 rollout() { # rollout NAME SEQUENCE DEVICE: one device, no canary
   ctl rollout create "$1" --firmware "$2" --devices "$3" --canary 0 --waves 100 --db "$DB" \
@@ -94,30 +95,30 @@ release class 2.3.0 --class meter
 release rollback 2.4.0 --secure-version 1
 release large 2.5.0 --size $((2 * SLOT))
 release tm 2.6.0
-[ "$SEQ_old" -lt "$SEQ_good" ] || fail "sequence of old ($SEQ_old) not below good ($SEQ_good)"
+[ "${SEQ[old]}" -lt "${SEQ[good]}" ] || fail "sequence of old (${SEQ[old]}) not below good (${SEQ[good]})"
 pass "8 releases signed and added"
 
-rollout r-good "$SEQ_good" dev-old,dev-same
-rollout r-digest "$SEQ_digest" dev-digest
-rollout r-key "$SEQ_key" dev-key
-run ctl rollout create r-class --firmware "$SEQ_class" --devices dev-class --canary 0 --waves 100 --db "$DB"
+rollout r-good "${SEQ[good]}" dev-old,dev-same
+rollout r-digest "${SEQ[digest]}" dev-digest
+rollout r-key "${SEQ[key]}" dev-key
+run ctl rollout create r-class --firmware "${SEQ[class]}" --devices dev-class --canary 0 --waves 100 --db "$DB"
 [ "$RC" = 0 ] || fail "iotctl refused a release of another class with --devices: $ERR"
 echo "$ERR" | grep -q "warning: 1 of the devices have a class other than the release's" ||
   fail "no warning for a device of another class: $ERR"
 pass "a release of another class is rolled out with --devices, with a warning"
-rollout r-rollback "$SEQ_rollback" dev-rollback
-rollout r-large "$SEQ_large" dev-large
-rollout r-tm "$SEQ_tm" dev-tm
+rollout r-rollback "${SEQ[rollback]}" dev-rollback
+rollout r-large "${SEQ[large]}" dev-large
+rollout r-tm "${SEQ[tm]}" dev-tm
 # r-tm's manifest changed in the rollout file: it no longer verifies.
 sqlite3 "$DB" "UPDATE rollouts SET manifest = replace(manifest, 'version: 2.6.0', 'version: 9.9.9') WHERE name = 'r-tm'"
 # The image of 'digest' changed behind iotctl once its rollout exists
 # (rollout create checks the image), its size kept: the gateway serves it
 # (it checks the size), the device must not install it.
-stored="$P/firmware/images/$DIG_digest.bin"
+stored="$P/firmware/images/${DIG[digest]}.bin"
 chmod u+w "$stored"
 printf 'tampered' | dd of="$stored" bs=1 seek=8192 conv=notrunc status=none
 expect_eq "the tampered image keeps its size" "$SIZE" "$(stat -c %s "$stored")"
-[ "$(sha256sum "$stored" | cut -c1-64)" != "$DIG_digest" ] || fail "the image was not changed"
+[ "$(sha256sum "$stored" | cut -c1-64)" != "${DIG[digest]}" ] || fail "the image was not changed"
 
 start_broker
 write_gateway_config "rollouts = $DB" "firmware_dir = $P/firmware" "log_level = debug"
@@ -139,9 +140,9 @@ for d in dev-old dev-same; do
 done
 expect_eq "r-good completed" completed "$(status_json r-good | jq -r .state)"
 # Then the older release for dev-old, and 'good' again for dev-same.
-rollout r-old "$SEQ_old" dev-old
+rollout r-old "${SEQ[old]}" dev-old
 log_mark="$(wc -l <"$T/gw.log")"
-rollout r-same "$SEQ_good" dev-same
+rollout r-same "${SEQ[good]}" dev-same
 
 refused=(digest:digest key:unknown_key class:wrong_class rollback:rollback large:too_large old:old_sequence)
 for c in "${refused[@]}"; do
@@ -149,7 +150,7 @@ for c in "${refused[@]}"; do
   wait_until 120 "$dev to reach a final state in r-$name" is_final "r-$name" "$dev"
   expect_eq "$dev: failed" failed "$(dev_field "r-$name" "$dev" state)"
   expect_eq "$dev: the gateway records the reason" "$reason" "$(dev_field "r-$name" "$dev" reason)"
-  grep -q "update.report device=$dev rollout=r-$name sequence=$(eval echo "\$SEQ_$name") status=failed reason=$reason " \
+  grep -q "update.report device=$dev rollout=r-$name sequence=${SEQ[$name]} status=failed reason=$reason " \
     "$T/gw.log" || fail "no update.report line for $dev: $(command grep "device=$dev" "$T/gw.log" | tail -3)"
 done
 # Only the tampered image was downloaded, once, whole.
@@ -171,7 +172,7 @@ expect_eq "dev-same started one download (2.0.0, in r-good)" 1 \
 ! grep -q "device=dev-same event=update.failed" "$T/sim.err" || fail "dev-same logged a failure"
 
 # dev-tm: the gateway refused to serve the changed manifest.
-grep -q "update.manifest_refused device=dev-tm rollout=r-tm sequence=$SEQ_tm reason=bad_signature" "$T/gw.log" ||
+grep -q "update.manifest_refused device=dev-tm rollout=r-tm sequence=${SEQ[tm]} reason=bad_signature" "$T/gw.log" ||
   fail "no update.manifest_refused line for dev-tm"
 [ "$(metric iotgw_update_manifests_refused_total)" -ge 1 ] || fail "iotgw_update_manifests_refused_total"
 ! grep -q "device=dev-tm event=update.offered" "$T/sim.err" || fail "dev-tm was offered the changed manifest"
