@@ -205,6 +205,20 @@ static void accept(iotd_update *u, uint64_t now)
     report(u, IOTD_UPDATE_DOWNLOADING, "");
 }
 
+/* A refused manifest: the report names that manifest's release, which the
+ * gateway records it against, not the download in progress or the last
+ * release accepted; nothing of it is in the slot. A manifest that did not
+ * parse names none (sequence 0). */
+static void refuse(iotd_update *u, uint64_t now, iotd_manifest_result r)
+{
+    bool parsed = r != IOTD_MANIFEST_MALFORMED && r != IOTD_MANIFEST_UNSUPPORTED;
+
+    fail(u, now, iotd_manifest_result_name(r), false);
+    u->report.sequence = parsed ? u->manifest.sequence : 0;
+    u->report.offset = 0;
+    u->report.size = parsed ? u->manifest.image_size : 0;
+}
+
 static void judge_manifest(iotd_update *u, uint64_t now, size_t len)
 {
     iotd_manifest_policy policy;
@@ -225,7 +239,7 @@ static void judge_manifest(iotd_update *u, uint64_t now, size_t len)
         wait_for(u, now, u->cfg.check_interval_ms);
         return;
     }
-    fail(u, now, iotd_manifest_result_name(r), false);
+    refuse(u, now, r);
 }
 
 static bool transient(int status)

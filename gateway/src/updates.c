@@ -52,6 +52,18 @@ static gw_updates *updates_of(gw_conn *c)
     return c->env->app->updates;
 }
 
+/* A stopping gateway starts no update work: a device downloading on a
+ * kept connection would otherwise hold the stop until its last chunk.
+ * The device retries later and resumes at its offset. */
+static bool refuse_if_stopping(gw_conn *c, const char *device)
+{
+    if (!atomic_load(&c->env->app->draining))
+        return false;
+    gw_conn_refuse(c, GW_REF_SHUTTING_DOWN, device, "the gateway is shutting down; retry later",
+                   (int)c->env->app->opt.retry_after_s);
+    return true;
+}
+
 iot_status gw_updates_open(const char *rollouts, const char *firmware_dir, gw_updates **out,
                            iot_err *err)
 {
@@ -145,6 +157,8 @@ void gw_updates_manifest(gw_conn *c, gw_http_request *req, const char *device)
     (void)req;
     gw_updates *u = updates_of(c);
     gw_metric_inc(GW_M_UPDATE_CHECKS);
+    if (refuse_if_stopping(c, device))
+        return;
     if (u == NULL) {
         gw_conn_reply(c, 204, NULL, NULL, 0);
         return;
@@ -276,6 +290,8 @@ static void send_image(gw_conn *c, gw_http_request *req, const char *device, gw_
 void gw_updates_image(gw_conn *c, gw_http_request *req, const char *device)
 {
     gw_updates *u = updates_of(c);
+    if (refuse_if_stopping(c, device))
+        return;
     if (u == NULL) {
         gw_conn_refuse(c, GW_REF_IMAGE_NOT_OFFERED, device, "firmware updates are off", 0);
         return;

@@ -559,6 +559,11 @@ static void expect_refusal(iotd_manifest_result want)
     CT_STR_EQ(fw.running.version, OLD_VER);
     CT_EQ(last_report()->status, IOTD_UPDATE_FAILED);
     CT_STR_EQ(last_report()->reason, iotd_manifest_result_name(want));
+    /* The report names the release refused, so the gateway can record it. */
+    bool parsed = want != IOTD_MANIFEST_MALFORMED;
+    CT_EQ(last_report()->sequence, parsed ? rel.sequence : 0);
+    CT_EQ(last_report()->offset, 0);
+    CT_EQ(last_report()->size, parsed ? rel.image_size : 0);
 }
 
 static void each_manifest_refusal_keeps_the_image(void **state)
@@ -627,6 +632,8 @@ static void an_older_sequence_is_refused(void **state)
     CT_EQ(fw.begins, begins);
     CT_EQ(last_report()->status, IOTD_UPDATE_FAILED);
     CT_STR_EQ(last_report()->reason, "old_sequence");
+    CT_EQ(last_report()->sequence, 41); /* the release refused, not the one running */
+    CT_EQ(last_report()->offset, 0);
 }
 
 static void a_tampered_image_never_activates(void **state)
