@@ -104,6 +104,26 @@ static void keep_short(gw_http_reader *r, char dst[GW_HTTP_RANGE_MAX + 1], bool 
         memcpy(dst, r->value, r->value_len + 1);
 }
 
+/* Range, If-Range and If-None-Match (image downloads); false for another
+ * field. */
+static bool keep_range_field(gw_http_reader *r)
+{
+    if (field_is(r, "Range")) {
+        r->req.range_bad |= r->req.has_range || r->value_long || r->value_len > GW_HTTP_RANGE_MAX;
+        r->req.has_range = true;
+        keep_short(r, r->req.range, r->req.range_bad);
+    } else if (field_is(r, "If-Range")) {
+        keep_short(r, r->req.if_range, r->req.has_if_range);
+        r->req.has_if_range = true;
+    } else if (field_is(r, "If-None-Match")) {
+        keep_short(r, r->req.if_none_match, r->req.has_if_none_match);
+        r->req.has_if_none_match = true;
+    } else {
+        return false;
+    }
+    return true;
+}
+
 static int on_header_value_complete(llhttp_t *p)
 {
     gw_http_reader *r = reader_of(p);
@@ -124,16 +144,8 @@ static int on_header_value_complete(llhttp_t *p)
     } else if (field_is(r, "Authorization")) {
         if (!r->value_long)
             memcpy(r->req.authorization, r->value, r->value_len + 1);
-    } else if (field_is(r, "Range")) {
-        r->req.range_bad |= r->req.has_range || r->value_long || r->value_len > GW_HTTP_RANGE_MAX;
-        r->req.has_range = true;
-        keep_short(r, r->req.range, r->req.range_bad);
-    } else if (field_is(r, "If-Range")) {
-        keep_short(r, r->req.if_range, r->req.has_if_range);
-        r->req.has_if_range = true;
-    } else if (field_is(r, "If-None-Match")) {
-        keep_short(r, r->req.if_none_match, r->req.has_if_none_match);
-        r->req.has_if_none_match = true;
+    } else if (keep_range_field(r)) {
+        /* kept */
     } else if (field_is(r, "Expect")) {
         r->req.expect_continue = strcasecmp(r->value, "100-continue") == 0;
     }
