@@ -49,6 +49,18 @@ grep() {
   fi
 }
 
+# wait_until SECONDS WHAT CMD...: polls CMD every $WAIT_POLL seconds (0.1)
+# until it succeeds; fails the test naming WHAT after SECONDS.
+wait_until() {
+  local secs="$1" what="$2" deadline
+  shift 2
+  deadline=$((SECONDS + secs))
+  until "$@"; do
+    [ "$SECONDS" -lt "$deadline" ] || fail "timed out after ${secs}s waiting for: $what"
+    sleep "${WAIT_POLL:-0.1}"
+  done
+}
+
 # Starts a background process that is killed when the test ends.
 spawn() {
   "$@" &

@@ -21,16 +21,6 @@ URL="https://localhost:$GW_PORT"
 # Fast schedules: a reading every 100 ms, retries at most a second apart.
 SIM=("$IOTSIM" --gateway "$URL" --pki "$P" --interval 100ms --backoff-max 1s --timeout 5s)
 
-# wait_until SECONDS WHAT CMD...: polls CMD until it succeeds.
-wait_until() {
-  local secs="$1" what="$2" deadline
-  shift 2
-  deadline=$((SECONDS + secs))
-  until "$@"; do
-    [ "$SECONDS" -lt "$deadline" ] || fail "timed out after ${secs}s waiting for: $what"
-    sleep 0.1
-  done
-}
 
 # wait_sim PID SECONDS: waits for the simulator; its status in $SIM_RC.
 wait_sim() {

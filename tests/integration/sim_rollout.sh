@@ -19,16 +19,7 @@ BAD=20
 IMAGE_SIZE=65536
 ctl() { "$IOTCTL" --dir "$P" "$@"; }
 
-# wait_until SECONDS WHAT CMD...: polls CMD until it succeeds.
-wait_until() {
-  local secs="$1" what="$2" deadline
-  shift 2
-  deadline=$((SECONDS + secs))
-  until "$@"; do
-    [ "$SECONDS" -lt "$deadline" ] || fail "timed out after ${secs}s waiting for: $what"
-    sleep 1
-  done
-}
+WAIT_POLL=1 # wait_until (lib.sh) polls this often
 
 devices=()
 for i in $(seq 1 "$N"); do devices+=("sim-$i"); done

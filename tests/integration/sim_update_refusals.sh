@@ -27,16 +27,7 @@ SIZE=16384
 SLOT=32768
 ctl() { "$IOTCTL" --dir "$P" "$@"; }
 
-# wait_until SECONDS WHAT CMD...: polls CMD until it succeeds.
-wait_until() {
-  local secs="$1" what="$2" deadline
-  shift 2
-  deadline=$((SECONDS + secs))
-  until "$@"; do
-    [ "$SECONDS" -lt "$deadline" ] || fail "timed out after ${secs}s waiting for: $what"
-    sleep 0.5
-  done
-}
+WAIT_POLL=0.5 # wait_until (lib.sh) polls this often
 
 # release NAME VERSION [sign and image options...]: a simulated image of
 # $SIZE bytes (secure-version 3 unless --image-secure-version is given),

@@ -18,16 +18,7 @@ CHUNK=4096
 DEV=sim-1
 ctl() { "$IOTCTL" --dir "$P" "$@"; }
 
-# wait_until SECONDS WHAT CMD...: polls CMD every 20 ms until it succeeds.
-wait_until() {
-  local secs="$1" what="$2" deadline
-  shift 2
-  deadline=$((SECONDS + secs))
-  until "$@"; do
-    [ "$SECONDS" -lt "$deadline" ] || fail "timed out after ${secs}s waiting for: $what"
-    sleep 0.02
-  done
-}
+WAIT_POLL=0.02 # wait_until (lib.sh) polls this often
 
 make_pki
 ctl device add "$DEV" --class sensor >/dev/null
