@@ -608,6 +608,35 @@ static void early_failures_count(void **state)
     iot_rollouts_close(r);
 }
 
+/* Resume starts a new count: the failures that paused the rollout are
+ * not judged again, so a confirmation after the resume does not pause it
+ * (counted from the creation, 2 of 3 would be over 50 %). */
+static void resume_starts_a_new_count(void **state)
+{
+    (void)state;
+    char path[128];
+    iot_rollouts *r = open_new(path, sizeof(path));
+    iot_rollout_plan p = plan_of("recount", 10);
+    p.failure_percent = 50;
+    p.min_reports = 2;
+    create(r, &p, 4, 10);
+    iot_rollout_offer o;
+    iot_report_outcome out;
+    for (int d = 0; d < 4; d++)
+        assert_int_equal(offer(r, d, 1000, &o, NULL), IOT_OFFER_MADE);
+    assert_int_equal(report(r, 0, 4, IOT_RDEV_FAILED, 1001, &out), IOT_OK);
+    assert_int_equal(report(r, 1, 4, IOT_RDEV_FAILED, 1002, &out), IOT_OK);
+    assert_true(out.paused);
+    iot_err err = {0};
+    assert_int_equal(iot_rollout_resume(r, "recount", 1010, &err), IOT_OK);
+    assert_int_equal(report(r, 2, 4, IOT_RDEV_CONFIRMED, 1011, &out), IOT_OK);
+    assert_false(out.paused);
+    assert_int_equal(report(r, 3, 4, IOT_RDEV_CONFIRMED, 1012, &out), IOT_OK);
+    assert_false(out.paused);
+    assert_int_equal(info_of(r, "recount").state, IOT_ROLLOUT_RUNNING);
+    iot_rollouts_close(r);
+}
+
 /* An operator's pause: started devices keep their offer, none starts. */
 static void operator_pause(void **state)
 {
@@ -970,16 +999,27 @@ static void lock_is_reported(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(plan_checks),           cmocka_unit_test(state_names),
-        cmocka_unit_test(wave_placement),        cmocka_unit_test(create_refusals),
-        cmocka_unit_test(offers_follow_waves),   cmocka_unit_test(cap_defers),
-        cmocka_unit_test(waves_advance),         cmocka_unit_test(threshold_is_inclusive),
-        cmocka_unit_test(failures_pause),        cmocka_unit_test(early_failures_count),
-        cmocka_unit_test(operator_pause),        cmocka_unit_test(resume_starts_earned_wave),
-        cmocka_unit_test(abort_is_final),        cmocka_unit_test(completion),
-        cmocka_unit_test(highest_sequence_wins), cmocka_unit_test(image_for_started),
-        cmocka_unit_test(report_refusals),       cmocka_unit_test(reopen_keeps_everything),
-        cmocka_unit_test(foreach_oldest_first),  cmocka_unit_test(the_file),
+        cmocka_unit_test(plan_checks),
+        cmocka_unit_test(state_names),
+        cmocka_unit_test(wave_placement),
+        cmocka_unit_test(create_refusals),
+        cmocka_unit_test(offers_follow_waves),
+        cmocka_unit_test(cap_defers),
+        cmocka_unit_test(waves_advance),
+        cmocka_unit_test(threshold_is_inclusive),
+        cmocka_unit_test(failures_pause),
+        cmocka_unit_test(early_failures_count),
+        cmocka_unit_test(resume_starts_a_new_count),
+        cmocka_unit_test(operator_pause),
+        cmocka_unit_test(resume_starts_earned_wave),
+        cmocka_unit_test(abort_is_final),
+        cmocka_unit_test(completion),
+        cmocka_unit_test(highest_sequence_wins),
+        cmocka_unit_test(image_for_started),
+        cmocka_unit_test(report_refusals),
+        cmocka_unit_test(reopen_keeps_everything),
+        cmocka_unit_test(foreach_oldest_first),
+        cmocka_unit_test(the_file),
         cmocka_unit_test(lock_is_reported),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
