@@ -45,11 +45,11 @@ recipe() {
       LIBS=(-lm)
       ;;
     csr_fuzz)
-      SRCS=("$f" tools/iotctl/pki.c common/src/status.c common/src/identity.c
+      SRCS=("$f" common/src/pki.c common/src/status.c common/src/identity.c
         common/src/fsutil.c common/src/registry.c core/src/protocol.c)
-      DEPS=(tools/iotctl/pki.c tools/iotctl/pki.h common core/include/iotd/protocol.h
+      DEPS=(common/src/pki.c common/include/iot/pki.h common core/include/iotd/protocol.h
         core/src/protocol.c)
-      FLAGS=(-D_POSIX_C_SOURCE=200809L -Itools/iotctl -Icommon/include -Icore/include
+      FLAGS=(-D_POSIX_C_SOURCE=200809L -Icommon/include -Icore/include
         $(pkg-config --cflags openssl sqlite3))
       LIBS=($(pkg-config --libs libcrypto sqlite3))
       ;;

@@ -7,7 +7,7 @@
  * of printable text that never echoes a hostile common name.
  *
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -D_POSIX_C_SOURCE=200809L \
- *     -Itools/iotctl -Icommon/include tests/fuzz/csr_fuzz.c tools/iotctl/pki.c \
+ *     -Icommon/include tests/fuzz/csr_fuzz.c common/src/pki.c \
  *     common/src/status.c common/src/identity.c common/src/fsutil.c \
  *     common/src/registry.c -lcrypto -lsqlite3 -o csr_fuzz
  *   ./csr_fuzz -max_len=4096 tests/fuzz/corpus/csr
@@ -22,7 +22,7 @@
 #include <openssl/evp.h>
 
 #include "iot/identity.h"
-#include "pki.h"
+#include "iot/pki.h"
 
 #define EXPECTED_CN "dev-001"
 

@@ -11,7 +11,7 @@
 #include "cmds.h"
 #include "fwstore.h"
 #include "iot/fsutil.h"
-#include "pki.h"
+#include "iot/pki.h"
 
 /* Parses "--name NAME" (required), the only option of create and retire. */
 static int parse_name(const cli_command *self, int argc, char **argv, const char **name)

@@ -8,7 +8,7 @@
 #define IOTCTL_ISSUE_H
 
 #include "cli.h"
-#include "pki.h"
+#include "iot/pki.h"
 
 typedef struct issue_request {
     iot_cert_kind kind;

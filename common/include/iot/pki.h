@@ -3,8 +3,8 @@
  * checks and CRL generation. Nothing here touches the registry's rules or
  * prints; callers decide what is allowed and what to say.
  */
-#ifndef IOTCTL_PKI_H
-#define IOTCTL_PKI_H
+#ifndef IOT_PKI_H
+#define IOT_PKI_H
 
 #include <stddef.h>
 #include <stdint.h>

@@ -1,5 +1,5 @@
 #define _GNU_SOURCE /* timegm */
-#include "pki.h"
+#include "iot/pki.h"
 
 #include <stdio.h>
 #include <stdlib.h>
