@@ -212,6 +212,12 @@ static iot_status add_profile_extensions(X509 *cert, X509 *issuer, const pki_pro
     const char *eku = NULL;
     switch (p->type) {
     case PKI_PROFILE_CA:
+        /* pathlen 1: the root may sign issuing CAs (the gateway's, for
+         * enrollment), which may sign only end-entity certificates. */
+        bc = "critical,CA:TRUE,pathlen:1";
+        ku = "critical,keyCertSign,cRLSign";
+        break;
+    case PKI_PROFILE_INTERMEDIATE:
         bc = "critical,CA:TRUE,pathlen:0";
         ku = "critical,keyCertSign,cRLSign";
         break;

@@ -77,6 +77,8 @@ const char *iot_cert_kind_name(iot_cert_kind kind)
         return "server";
     case IOT_KIND_CLIENT:
         return "client";
+    case IOT_KIND_ISSUER:
+        return "issuer";
     }
     return "?";
 }
@@ -89,6 +91,8 @@ static int kind_from_name(const char *s)
         return IOT_KIND_SERVER;
     if (strcmp(s, "client") == 0)
         return IOT_KIND_CLIENT;
+    if (strcmp(s, "issuer") == 0)
+        return IOT_KIND_ISSUER;
     return -1;
 }
 

@@ -30,6 +30,8 @@ static const char *kind_dir(iot_cert_kind kind)
         return "servers";
     case IOT_KIND_CLIENT:
         return "clients";
+    case IOT_KIND_ISSUER:
+        return "issuers";
     }
     return "other";
 }

@@ -21,9 +21,10 @@
 #define PKI_PEM_MAX  (256 * 1024)
 
 typedef enum pki_profile_type {
-    PKI_PROFILE_CA,     /* self-signed root: keyCertSign, cRLSign, pathlen 0 */
-    PKI_PROFILE_SERVER, /* TLS server: serverAuth, DNS and IP SANs */
-    PKI_PROFILE_CLIENT, /* TLS client (devices, gateway, operators): clientAuth */
+    PKI_PROFILE_CA,           /* self-signed root: keyCertSign, cRLSign, pathlen 1 */
+    PKI_PROFILE_INTERMEDIATE, /* issuing CA signed by the root: keyCertSign, cRLSign, pathlen 0 */
+    PKI_PROFILE_SERVER,       /* TLS server: serverAuth, DNS and IP SANs */
+    PKI_PROFILE_CLIENT,       /* TLS client (devices, gateway, operators): clientAuth */
 } pki_profile_type;
 
 typedef struct pki_profile {

@@ -34,6 +34,7 @@ typedef enum iot_cert_kind {
     IOT_KIND_DEVICE,
     IOT_KIND_SERVER,
     IOT_KIND_CLIENT,
+    IOT_KIND_ISSUER, /* an intermediate CA the root issued (iotctl ca intermediate) */
 } iot_cert_kind;
 
 typedef struct iot_cert_record {
@@ -52,12 +53,21 @@ typedef struct iot_cert_record {
                                             hex; "" if unknown (files older than schema 3) */
     char class_id[IOT_CLASS_ID_MAX + 1]; /* a device's class (the class-id of the firmware
                                             it takes); "" if not set, and for other kinds */
+    char issuer[IOT_SERIAL_HEX_MAX + 1]; /* serial of the intermediate CA that signed it;
+                                            "" when the root did */
+    /* Replaced certificates only (iot_registry_foreach_superseded, _in_grace):
+     * the serial of the certificate that replaced it, and until when it
+     * still works if that successor is not used first (0: not at all). */
+    char successor[IOT_SERIAL_HEX_MAX + 1];
+    int64_t grace_until;
 } iot_cert_record;
 
 enum {
     IOT_REGISTRY_READONLY = 1, /* open for lookups only (the gateway) */
     IOT_REGISTRY_WRITE = 2,    /* open for changes (the admin CLI) */
 };
+
+typedef int (*iot_registry_fn)(const struct iot_cert_record *rec, void *ctx);
 
 const char *iot_cert_kind_name(iot_cert_kind kind);
 
@@ -123,9 +133,35 @@ iot_status iot_registry_revoke_check(iot_registry *reg, iot_cert_kind kind, cons
 iot_status iot_registry_renew(iot_registry *reg, const iot_cert_record *rec, int64_t now,
                               iot_err *err);
 
+/* As iot_registry_renew, but the replaced certificate keeps working until
+ * `grace_until` or until its successor is first used (iot_registry_end_grace),
+ * whichever comes first: a device that lost the answer to its renewal can
+ * still connect and ask again. */
+iot_status iot_registry_renew_with_grace(iot_registry *reg, const iot_cert_record *rec, int64_t now,
+                                         int64_t grace_until, iot_err *err);
+
+/* The certificate with serial `successor` was used: the certificates it
+ * replaced stop working at `now`. *ended (may be NULL) is how many did;
+ * 0 when there was none in grace. */
+iot_status iot_registry_end_grace(iot_registry *reg, const char *successor, int64_t now, int *ended,
+                                  iot_err *err);
+
+/* Calls fn for each replaced certificate still working at `now` (its
+ * grace_until is later), ordered by serial. */
+iot_status iot_registry_foreach_in_grace(iot_registry *reg, int64_t now, iot_registry_fn fn,
+                                         void *ctx, iot_err *err);
+
+/* The DER of a certificate the registry keeps (those the gateway issued,
+ * so that a device that lost the answer gets the same one again):
+ * set_der stores it for `serial` (active or replaced); get_der copies it
+ * into buf (IOT_ENOENT if none is kept, IOT_ENOSPC if larger than cap). */
+iot_status iot_registry_set_der(iot_registry *reg, const char *serial, const void *der, size_t len,
+                                iot_err *err);
+iot_status iot_registry_get_der(iot_registry *reg, const char *serial, void *buf, size_t cap,
+                                size_t *len, iot_err *err);
+
 /* Calls fn for each record (of `kind`, or all kinds if kind < 0), ordered
  * by name. A non-zero return from fn stops the walk and is returned. */
-typedef int (*iot_registry_fn)(const iot_cert_record *rec, void *ctx);
 iot_status iot_registry_foreach(iot_registry *reg, int kind, iot_registry_fn fn, void *ctx,
                                 iot_err *err);
 
@@ -173,7 +209,7 @@ iot_status iot_registry_foreach_unkeyed(iot_registry *reg, iot_registry_fn fn, v
 iot_status iot_registry_set_key(iot_registry *reg, const char *serial_hex, const char *spki,
                                 iot_err *err);
 
-/* The schema version this open upgraded the file from (1 to 3), or 0 if it
+/* The schema version this open upgraded the file from (1 to 4), or 0 if it
  * upgraded nothing. */
 int iot_registry_upgraded_from(const iot_registry *reg);
 

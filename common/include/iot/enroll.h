@@ -1,0 +1,160 @@
+/* Enrollment: a device gets its first certificate over the network and
+ * renews it itself (EST, RFC 7030, served by the gateway), authorised by a
+ * one-time token or a factory bootstrap certificate, optionally after an
+ * operator's approval. One implementation of the rules, used by the
+ * gateway (which answers devices) and by iotctl (which creates tokens and
+ * decides approvals), on the same registry file.
+ *
+ * Tokens are 32 random bytes, base64url without padding (43 characters),
+ * bound to one device ID, expiring, single use. The registry keeps only
+ * their SHA-256; `tok-` and the first 12 hex digits of it name a token in
+ * listings (the handle reveals nothing that helps to guess the token).
+ *
+ * The subject of an issued certificate is fixed by the registry
+ * (O=IoT Telemetry, OU=device, CN=<device ID>); a CSR must carry a valid
+ * self-signature, an ECDSA P-256 key never seen by the registry (any name,
+ * any state, the device's own earlier keys included, and not the bootstrap
+ * certificate's key) and exactly one CN equal to the device ID.
+ *
+ * Every call runs in its own registry transaction: a refusal or a failure
+ * leaves nothing written, except that a redeemed token stays used once a
+ * certificate or a pending request exists for it.
+ */
+#ifndef IOT_ENROLL_H
+#define IOT_ENROLL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <openssl/x509.h>
+
+#include "iot/pki.h"
+#include "iot/registry.h"
+#include "iot/status.h"
+
+#define IOT_TOKEN_LEN     43 /* base64url of 32 bytes, no padding */
+#define IOT_TOKEN_ID_LEN  16 /* "tok-" + 12 hex digits */
+#define IOT_TOKEN_TTL_MAX (90 * 86400)
+
+typedef struct iot_token_record {
+    char id[IOT_TOKEN_ID_LEN + 1];
+    char device[IOT_ID_MAX + 1];
+    int64_t created;
+    int64_t expires;
+    int64_t used_at;                     /* 0 until redeemed */
+    int64_t revoked_at;                  /* 0 unless revoked */
+    char serial[IOT_SERIAL_HEX_MAX + 1]; /* the certificate it produced; "" */
+} iot_token_record;
+
+typedef int (*iot_token_fn)(const iot_token_record *rec, void *ctx);
+
+/* Makes a token for `device`, valid for ttl_s seconds (1 s to
+ * IOT_TOKEN_TTL_MAX), and returns it in `token` (NUL-terminated); only its
+ * hash is stored. IOT_EINVAL for a device ID that breaks the rule or a bad
+ * ttl; IOT_EEXIST if the name is already in the registry (any kind) or a
+ * usable token for it exists (revoke that one first). */
+iot_status iot_token_create(iot_registry *reg, const char *device, int64_t ttl_s, int64_t now,
+                            char token[IOT_TOKEN_LEN + 1], iot_token_record *out, iot_err *err);
+
+/* Revokes an unused token by its id. IOT_ENOENT if there is none;
+ * IOT_ESTATE if it was already used or revoked. */
+iot_status iot_token_revoke(iot_registry *reg, const char *id, int64_t now, iot_err *err);
+
+/* Every token, newest first. */
+iot_status iot_token_foreach(iot_registry *reg, iot_token_fn fn, void *ctx, iot_err *err);
+
+typedef enum iot_enroll_state {
+    IOT_ENROLL_PENDING,  /* waits for an operator */
+    IOT_ENROLL_APPROVED, /* the device's next request gets its certificate */
+    IOT_ENROLL_DENIED,
+    IOT_ENROLL_ISSUED,
+} iot_enroll_state;
+
+/* A first enrollment that needed (or got) an operator's decision. */
+typedef struct iot_enroll_record {
+    char device[IOT_ID_MAX + 1];
+    char method[16];                   /* "token" or "bootstrap" */
+    char auth[IOT_SERIAL_HEX_MAX + 1]; /* the token's id, or the bootstrap certificate's serial */
+    char spki[IOT_FPR_HEX_LEN + 1];    /* the CSR's key */
+    char peer[64];                     /* address the request came from */
+    int64_t requested;
+    int64_t decided; /* 0 while pending */
+    iot_enroll_state state;
+    char serial[IOT_SERIAL_HEX_MAX + 1]; /* once issued */
+} iot_enroll_record;
+
+typedef int (*iot_enroll_fn)(const iot_enroll_record *rec, void *ctx);
+
+const char *iot_enroll_state_name(iot_enroll_state state);
+
+/* Every request that waited for a decision, pending ones first, then
+ * newest first. */
+iot_status iot_enroll_foreach(iot_registry *reg, iot_enroll_fn fn, void *ctx, iot_err *err);
+
+/* Approves or denies the pending request of `device`. IOT_ENOENT if there
+ * is none; IOT_ESTATE if it is not pending. */
+iot_status iot_enroll_decide(iot_registry *reg, const char *device, bool approve, int64_t now,
+                             iot_err *err);
+
+typedef enum iot_enroll_method {
+    IOT_ENROLL_BY_TOKEN,     /* simpleenroll, HTTP Basic device-ID:token */
+    IOT_ENROLL_BY_BOOTSTRAP, /* simpleenroll, a bootstrap-CA client certificate */
+    IOT_ENROLL_RENEW,        /* simplereenroll, the device's own certificate */
+} iot_enroll_method;
+
+typedef struct iot_enroll_policy {
+    int64_t lifetime_s;    /* of an issued device certificate */
+    int64_t grace_s;       /* a replaced certificate works this long unless its successor is used */
+    bool require_approval; /* first enrollments wait for iot_enroll_decide */
+} iot_enroll_policy;
+
+typedef struct iot_enroll_request {
+    iot_enroll_method method;
+    /* BY_TOKEN: the Basic user name; BY_BOOTSTRAP: the bootstrap
+     * certificate's CN; RENEW: the device the gateway admitted. */
+    const char *device_id;
+    const char *token; /* BY_TOKEN only */
+    /* BY_BOOTSTRAP: the bootstrap certificate's serial and key (SPKI
+     * SHA-256 hex; a CSR may not reuse it). RENEW: the serial of the
+     * certificate the device presented (its key is in the registry). */
+    const char *auth_serial;
+    const char *auth_spki;
+    const void *csr; /* DER PKCS#10 */
+    size_t csr_len;
+    const char *peer; /* the client's address, recorded with a pending request */
+    int64_t now;
+} iot_enroll_request;
+
+typedef enum iot_enroll_outcome {
+    IOT_ENROLL_OUT_ISSUED,      /* 200: a new certificate */
+    IOT_ENROLL_OUT_REISSUED,    /* 200: the one issued before for this key (an answer was lost) */
+    IOT_ENROLL_OUT_PENDING,     /* 202: waits for an operator; ask again later */
+    IOT_ENROLL_OUT_BAD_CSR,     /* 400 */
+    IOT_ENROLL_OUT_BAD_AUTH,    /* 401: the token is unknown, used, expired, revoked or another's */
+    IOT_ENROLL_OUT_FORBIDDEN,   /* 403: denied by an operator, the name is taken, or revoked */
+    IOT_ENROLL_OUT_KEY_REUSED,  /* 409: the CSR's key is one the registry has seen */
+    IOT_ENROLL_OUT_CONFLICT,    /* 409: a renewal was already issued for another key */
+    IOT_ENROLL_OUT_UNAVAILABLE, /* 503: the issuing CA is revoked, expired or unknown */
+} iot_enroll_outcome;
+
+typedef struct iot_enroll_result {
+    iot_enroll_outcome outcome;
+    /* A stable token for logs and answers: "token_unknown", "token_used",
+     * "token_expired", "token_revoked", "token_wrong_device", "csr_invalid",
+     * "key_reused", "name_taken", "device_revoked", "denied", "pending",
+     * "renewal_conflict", "issuer_revoked", "issuer_expired",
+     * "issuer_unknown", "issued", "reissued". */
+    const char *reason;
+    X509 *cert;             /* ISSUED and REISSUED: the certificate; the caller frees it */
+    iot_cert_record issued; /* ISSUED and REISSUED: its registry record */
+} iot_enroll_result;
+
+/* Runs one enrollment or renewal, signed by `issuer` (an intermediate CA
+ * recorded in the registry as IOT_KIND_ISSUER). IOT_OK with the outcome in
+ * *res (refusals included, with `err` saying why in words); another status
+ * when the registry or the crypto failed, with nothing written. */
+iot_status iot_enroll(iot_registry *reg, const pki_ca *issuer, const iot_enroll_policy *policy,
+                      const iot_enroll_request *req, iot_enroll_result *res, iot_err *err);
+
+#endif
