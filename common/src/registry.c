@@ -6,21 +6,15 @@
 #include <string.h>
 
 #include "iot/fsutil.h"
+#include "registry_internal.h"
 
 /* 'IOTR' in the SQLite header: tells a registry from any other database. */
 #define REGISTRY_APP_ID 0x494f5452
 /* 2 added `superseded`, 3 the key fingerprints (`spki`), 4 the device
- * class (`class_id`); older files are read as they are and upgraded on a
- * write open. */
-#define REGISTRY_SCHEMA_VERSION 4
+ * class (`class_id`), 5 issuing CAs, enrollment and renewal grace; older
+ * files are read as they are and upgraded on a write open. */
+#define REGISTRY_SCHEMA_VERSION 5
 #define DEFAULT_BUSY_MS         2000
-
-struct iot_registry {
-    sqlite3 *db;
-    int version;       /* schema version of the file */
-    int upgraded_from; /* the version this open upgraded, 0 if none */
-    char path[512];
-};
 
 /* Certificates replaced by a renewal under the same name: the row in
  * `certificates` now describes the new one, and the CRL lists these. */
@@ -35,24 +29,26 @@ struct iot_registry {
     "  created INTEGER NOT NULL,"                                                                  \
     "  replaced_at INTEGER NOT NULL);"
 
-static const char SCHEMA[] =
-    "CREATE TABLE certificates ("
-    "  name TEXT NOT NULL UNIQUE,"
-    "  kind TEXT NOT NULL CHECK (kind IN ('device','server','client')),"
-    "  role TEXT NOT NULL DEFAULT '',"
-    "  serial TEXT NOT NULL UNIQUE,"
-    "  fingerprint TEXT NOT NULL,"
-    "  not_before INTEGER NOT NULL,"
-    "  not_after INTEGER NOT NULL,"
-    "  state TEXT NOT NULL CHECK (state IN ('active','revoked')),"
-    "  created INTEGER NOT NULL,"
-    "  revoked_at INTEGER NOT NULL DEFAULT 0,"
-    "  revoke_reason TEXT NOT NULL DEFAULT '');"
-    "CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);"
-    "INSERT INTO meta VALUES ('crl_number', 0);"
+#define DEVICES_VIEW                                                                               \
+    "CREATE VIEW devices AS SELECT name AS id, serial, fingerprint, not_after, state, created,"    \
+    "  revoked_at FROM certificates WHERE kind = 'device';"
+
+static const char SCHEMA[] = "CREATE TABLE certificates ("
+                             "  name TEXT NOT NULL UNIQUE,"
+                             "  kind TEXT NOT NULL CHECK (kind IN ('device','server','client')),"
+                             "  role TEXT NOT NULL DEFAULT '',"
+                             "  serial TEXT NOT NULL UNIQUE,"
+                             "  fingerprint TEXT NOT NULL,"
+                             "  not_before INTEGER NOT NULL,"
+                             "  not_after INTEGER NOT NULL,"
+                             "  state TEXT NOT NULL CHECK (state IN ('active','revoked')),"
+                             "  created INTEGER NOT NULL,"
+                             "  revoked_at INTEGER NOT NULL DEFAULT 0,"
+                             "  revoke_reason TEXT NOT NULL DEFAULT '');"
+                             "CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);"
+                             "INSERT INTO meta VALUES ('crl_number', 0);"
     /* The device view is the registry as the gateway and operators see it. */
-    "CREATE VIEW devices AS SELECT name AS id, serial, fingerprint, not_after, state, created,"
-    "  revoked_at FROM certificates WHERE kind = 'device';" SUPERSEDED_TABLE;
+    DEVICES_VIEW SUPERSEDED_TABLE;
 
 /* Schema 3: the SHA-256 of each certificate's SubjectPublicKeyInfo, indexed,
  * so that "is this key already someone's?" is one lookup. '' where it is not
@@ -67,6 +63,64 @@ static const char SCHEMA_V3[] = "ALTER TABLE certificates ADD COLUMN spki TEXT N
  * rollout can name a kind of device; '' where it is not set. */
 static const char SCHEMA_V4[] =
     "ALTER TABLE certificates ADD COLUMN class_id TEXT NOT NULL DEFAULT '';";
+
+/* Schema 5: enrollment over the network. `certificates` is rebuilt (a
+ * CHECK cannot be altered) to admit the kind 'issuer', the intermediate
+ * CAs the gateway signs with; every certificate names its issuer ('' for
+ * the root) and may keep its DER (those the gateway issued, so that a lost
+ * answer can be given again). A replaced certificate may keep working for
+ * a grace period, until its successor is first used. Tokens are kept as
+ * hashes; enrollments record what an operator must approve. */
+static const char SCHEMA_V5[] =
+    "DROP VIEW IF EXISTS devices;"
+    "CREATE TABLE certificates_v5 ("
+    "  name TEXT NOT NULL UNIQUE,"
+    "  kind TEXT NOT NULL CHECK (kind IN ('device','server','client','issuer')),"
+    "  role TEXT NOT NULL DEFAULT '',"
+    "  serial TEXT NOT NULL UNIQUE,"
+    "  fingerprint TEXT NOT NULL,"
+    "  not_before INTEGER NOT NULL,"
+    "  not_after INTEGER NOT NULL,"
+    "  state TEXT NOT NULL CHECK (state IN ('active','revoked')),"
+    "  created INTEGER NOT NULL,"
+    "  revoked_at INTEGER NOT NULL DEFAULT 0,"
+    "  revoke_reason TEXT NOT NULL DEFAULT '',"
+    "  spki TEXT NOT NULL DEFAULT '',"
+    "  class_id TEXT NOT NULL DEFAULT '',"
+    "  issuer TEXT NOT NULL DEFAULT '',"
+    "  der BLOB);"
+    "INSERT INTO certificates_v5 (name, kind, role, serial, fingerprint, not_before, not_after,"
+    "  state, created, revoked_at, revoke_reason, spki, class_id)"
+    "  SELECT name, kind, role, serial, fingerprint, not_before, not_after, state, created,"
+    "  revoked_at, revoke_reason, spki, class_id FROM certificates;"
+    "DROP TABLE certificates;"
+    "ALTER TABLE certificates_v5 RENAME TO certificates;"
+    "CREATE INDEX certificates_spki ON certificates (spki);" DEVICES_VIEW
+    "ALTER TABLE superseded ADD COLUMN issuer TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE superseded ADD COLUMN successor TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE superseded ADD COLUMN grace_until INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE superseded ADD COLUMN der BLOB;"
+    "CREATE INDEX superseded_successor ON superseded (successor);"
+    "CREATE TABLE tokens ("
+    "  id TEXT PRIMARY KEY,"
+    "  device TEXT NOT NULL,"
+    "  hash TEXT NOT NULL UNIQUE,"
+    "  created INTEGER NOT NULL,"
+    "  expires INTEGER NOT NULL,"
+    "  used_at INTEGER NOT NULL DEFAULT 0,"
+    "  revoked_at INTEGER NOT NULL DEFAULT 0,"
+    "  serial TEXT NOT NULL DEFAULT '');"
+    "CREATE INDEX tokens_device ON tokens (device);"
+    "CREATE TABLE enrollments ("
+    "  device TEXT PRIMARY KEY,"
+    "  method TEXT NOT NULL CHECK (method IN ('token','bootstrap')),"
+    "  auth TEXT NOT NULL,"
+    "  spki TEXT NOT NULL,"
+    "  peer TEXT NOT NULL DEFAULT '',"
+    "  requested INTEGER NOT NULL,"
+    "  decided INTEGER NOT NULL DEFAULT 0,"
+    "  state TEXT NOT NULL CHECK (state IN ('pending','approved','denied','issued')),"
+    "  serial TEXT NOT NULL DEFAULT '');";
 
 const char *iot_cert_kind_name(iot_cert_kind kind)
 {
@@ -99,7 +153,7 @@ static int kind_from_name(const char *s)
 /* Copies src into dst with every byte outside printable ASCII replaced by
  * '?': text from the file (a name, or SQLite's message quoting a damaged
  * schema) must not put control characters into a one-line message. */
-static void printable(char *dst, size_t size, const char *src)
+void iot__registry_printable(char *dst, size_t size, const char *src)
 {
     size_t i = 0;
     for (; src[i] != '\0' && i + 1 < size; i++)
@@ -108,11 +162,12 @@ static void printable(char *dst, size_t size, const char *src)
 }
 
 /* Maps an SQLite failure to a status with a message naming the file. */
-static iot_status db_fail(iot_registry *reg, int rc, const char *doing, iot_err *err)
+iot_status iot__registry_fail(iot_registry *reg, int rc, const char *doing, iot_err *err)
 {
     int base = rc & 0xff;
     char detail[256];
-    printable(detail, sizeof(detail), reg->db ? sqlite3_errmsg(reg->db) : sqlite3_errstr(rc));
+    iot__registry_printable(detail, sizeof(detail),
+                            reg->db ? sqlite3_errmsg(reg->db) : sqlite3_errstr(rc));
     if (base == SQLITE_BUSY || base == SQLITE_LOCKED)
         return iot_err_set(err, IOT_EBUSY,
                            "registry %s is locked by another process while %s; try again when "
@@ -132,7 +187,7 @@ static iot_status db_fail(iot_registry *reg, int rc, const char *doing, iot_err 
 static iot_status exec(iot_registry *reg, const char *sql, const char *doing, iot_err *err)
 {
     int rc = sqlite3_exec(reg->db, sql, NULL, NULL, NULL);
-    return rc == SQLITE_OK ? IOT_OK : db_fail(reg, rc, doing, err);
+    return rc == SQLITE_OK ? IOT_OK : iot__registry_fail(reg, rc, doing, err);
 }
 
 /* A statement and what it does, for the message if it fails. */
@@ -179,7 +234,7 @@ static iot_status pragma_int(iot_registry *reg, const char *pragma, int *out, io
     int64_t v = 0;
     int rc = query_int64(reg->db, sql, &v);
     if (rc != SQLITE_OK)
-        return db_fail(reg, rc, "reading the header", err);
+        return iot__registry_fail(reg, rc, "reading the header", err);
     *out = (int)v;
     return IOT_OK;
 }
@@ -198,7 +253,7 @@ static iot_status reg_connect(iot_registry *reg, int flags, iot_err *err)
 {
     int rc = sqlite3_open_v2(reg->path, &reg->db, flags, NULL);
     if (rc != SQLITE_OK)
-        return db_fail(reg, rc, "opening", err);
+        return iot__registry_fail(reg, rc, "opening", err);
     sqlite3_busy_timeout(reg->db, DEFAULT_BUSY_MS);
     sqlite3_extended_result_codes(reg->db, 1);
     return IOT_OK;
@@ -220,9 +275,13 @@ iot_status iot_registry_create(const char *path, iot_registry **out, iot_err *er
     snprintf(sql, sizeof(sql), "PRAGMA application_id=%d; PRAGMA user_version=%d;", REGISTRY_APP_ID,
              REGISTRY_SCHEMA_VERSION);
     const sql_step steps[] = {
-        {"BEGIN IMMEDIATE", "creating"},    {sql, "creating"},
-        {SCHEMA, "creating the schema"},    {SCHEMA_V3, "creating the schema"},
-        {SCHEMA_V4, "creating the schema"}, {"COMMIT", "creating"},
+        {"BEGIN IMMEDIATE", "creating"},
+        {sql, "creating"},
+        {SCHEMA, "creating the schema"},
+        {SCHEMA_V3, "creating the schema"},
+        {SCHEMA_V4, "creating the schema"},
+        {SCHEMA_V5, "creating the schema"},
+        {"COMMIT", "creating"},
     };
     st = exec_steps(reg, steps, sizeof(steps) / sizeof(steps[0]), err);
     if (st != IOT_OK)
@@ -266,7 +325,8 @@ static iot_status upgrade_schema(iot_registry *reg, int version, iot_err *err)
     const sql_step steps[] = {
         {version < 2 ? SUPERSEDED_TABLE : NULL, "upgrading the schema"},
         {version < 3 ? SCHEMA_V3 : NULL, "upgrading the schema"},
-        {SCHEMA_V4, "upgrading the schema"},
+        {version < 4 ? SCHEMA_V4 : NULL, "upgrading the schema"},
+        {SCHEMA_V5, "upgrading the schema"},
         {sql, "upgrading the schema"},
         {"COMMIT", "upgrading the schema"},
     };
@@ -340,59 +400,68 @@ void iot_registry_rollback(iot_registry *reg)
         sqlite3_exec(reg->db, "ROLLBACK", NULL, NULL, NULL);
 }
 
-static void copy_text(char *dst, size_t size, sqlite3_stmt *st, int col)
+void iot__registry_text(char *dst, size_t size, sqlite3_stmt *st, int col)
 {
     const unsigned char *s = sqlite3_column_text(st, col);
     snprintf(dst, size, "%s", s ? (const char *)s : "");
 }
 
-/* Columns of a record; `spki` is '' in files older than schema 3,
- * `class_id` in files older than 4 and for replaced certificates. */
-#define SELECT_FIELDS                                                                              \
-    "SELECT name, kind, role, serial, fingerprint, not_before, not_after, created, state,"         \
-    " revoked_at, revoke_reason, "
-#define SELECT_V4 SELECT_FIELDS "spki, class_id FROM certificates "
-#define SELECT_V3 SELECT_FIELDS "spki, '' FROM certificates "
-#define SELECT_V2 SELECT_FIELDS "'', '' FROM certificates "
+/* Columns of a record, the 16 of IOT__CERT_COLUMNS in every schema: `spki`
+ * is '' in files older than schema 3, `class_id` in files older than 4 and
+ * for replaced certificates, `issuer` in files older than 5. */
+#define SELECT_FIELDS IOT__RECORD_FIELDS
+#define SELECT_V5     IOT__CERT_COLUMNS
+#define SELECT_V4     SELECT_FIELDS "spki, class_id, '', '', 0 FROM certificates "
+#define SELECT_V3     SELECT_FIELDS "spki, '', '', '', 0 FROM certificates "
+#define SELECT_V2     SELECT_FIELDS "'', '', '', '', 0 FROM certificates "
 #define SELECT_COLUMNS(tail)                                                                       \
-    (reg->version >= 4 ? SELECT_V4 tail : reg->version >= 3 ? SELECT_V3 tail : SELECT_V2 tail)
+    (reg->version >= 5   ? SELECT_V5 tail                                                          \
+     : reg->version >= 4 ? SELECT_V4 tail                                                          \
+     : reg->version >= 3 ? SELECT_V3 tail                                                          \
+                         : SELECT_V2 tail)
 /* For the calls that need schema 3 or later. */
-#define SELECT_KEYED(tail) (reg->version >= 4 ? SELECT_V4 tail : SELECT_V3 tail)
-#define SUPERSEDED_FIELDS                                                                          \
-    "SELECT name, kind, '', serial, fingerprint, not_before, not_after, created, 'revoked',"       \
-    " replaced_at, 'superseded', "
-#define SUPERSEDED_V3            SUPERSEDED_FIELDS "spki, '' FROM superseded "
-#define SUPERSEDED_V2            SUPERSEDED_FIELDS "'', '' FROM superseded "
-#define SUPERSEDED_COLUMNS(tail) (reg->version >= 3 ? SUPERSEDED_V3 tail : SUPERSEDED_V2 tail)
+#define SELECT_KEYED(tail)                                                                         \
+    (reg->version >= 5 ? SELECT_V5 tail : reg->version >= 4 ? SELECT_V4 tail : SELECT_V3 tail)
+#define SUPERSEDED_FIELDS IOT__SUPERSEDED_FIELDS
+#define SUPERSEDED_V5     IOT__SUPERSEDED_COLUMNS
+#define SUPERSEDED_V3     SUPERSEDED_FIELDS "spki, '', '', '', 0 FROM superseded "
+#define SUPERSEDED_V2     SUPERSEDED_FIELDS "'', '', '', '', 0 FROM superseded "
+#define SUPERSEDED_COLUMNS(tail)                                                                   \
+    (reg->version >= 5   ? SUPERSEDED_V5 tail                                                      \
+     : reg->version >= 3 ? SUPERSEDED_V3 tail                                                      \
+                         : SUPERSEDED_V2 tail)
 
-static iot_status row_to_record(iot_registry *reg, sqlite3_stmt *st, iot_cert_record *rec,
-                                iot_err *err)
+iot_status iot__registry_row(iot_registry *reg, sqlite3_stmt *st, iot_cert_record *rec,
+                             iot_err *err)
 {
     memset(rec, 0, sizeof(*rec));
-    copy_text(rec->name, sizeof(rec->name), st, 0);
+    iot__registry_text(rec->name, sizeof(rec->name), st, 0);
     char kind[16];
-    copy_text(kind, sizeof(kind), st, 1);
+    iot__registry_text(kind, sizeof(kind), st, 1);
     int k = kind_from_name(kind);
     if (k < 0) {
         char name[IOT_ID_MAX + 1];
-        printable(name, sizeof(name), rec->name);
-        printable(kind, sizeof(kind), kind);
+        iot__registry_printable(name, sizeof(name), rec->name);
+        iot__registry_printable(kind, sizeof(kind), kind);
         return iot_err_set(err, IOT_ECORRUPT, "registry %s: record '%s' has unknown kind '%s'",
                            reg->path, name, kind);
     }
     rec->kind = (iot_cert_kind)k;
-    copy_text(rec->role, sizeof(rec->role), st, 2);
-    copy_text(rec->serial, sizeof(rec->serial), st, 3);
-    copy_text(rec->fingerprint, sizeof(rec->fingerprint), st, 4);
+    iot__registry_text(rec->role, sizeof(rec->role), st, 2);
+    iot__registry_text(rec->serial, sizeof(rec->serial), st, 3);
+    iot__registry_text(rec->fingerprint, sizeof(rec->fingerprint), st, 4);
     rec->not_before = sqlite3_column_int64(st, 5);
     rec->not_after = sqlite3_column_int64(st, 6);
     rec->created = sqlite3_column_int64(st, 7);
     const unsigned char *state = sqlite3_column_text(st, 8);
     rec->revoked = state != NULL && strcmp((const char *)state, "revoked") == 0;
     rec->revoked_at = sqlite3_column_int64(st, 9);
-    copy_text(rec->revoke_reason, sizeof(rec->revoke_reason), st, 10);
-    copy_text(rec->spki, sizeof(rec->spki), st, 11);
-    copy_text(rec->class_id, sizeof(rec->class_id), st, 12);
+    iot__registry_text(rec->revoke_reason, sizeof(rec->revoke_reason), st, 10);
+    iot__registry_text(rec->spki, sizeof(rec->spki), st, 11);
+    iot__registry_text(rec->class_id, sizeof(rec->class_id), st, 12);
+    iot__registry_text(rec->issuer, sizeof(rec->issuer), st, 13);
+    iot__registry_text(rec->successor, sizeof(rec->successor), st, 14);
+    rec->grace_until = sqlite3_column_int64(st, 15);
     return IOT_OK;
 }
 
@@ -403,7 +472,7 @@ static iot_status get_one2(iot_registry *reg, const char *sql, const char *key, 
     iot_status s;
     int rc = sqlite3_prepare_v2(reg->db, sql, -1, &st, NULL);
     if (rc != SQLITE_OK) {
-        s = db_fail(reg, rc, "looking up a record", err);
+        s = iot__registry_fail(reg, rc, "looking up a record", err);
         goto out;
     }
     sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
@@ -411,11 +480,11 @@ static iot_status get_one2(iot_registry *reg, const char *sql, const char *key, 
         sqlite3_bind_text(st, 2, key2, -1, SQLITE_STATIC);
     rc = sqlite3_step(st);
     if (rc == SQLITE_ROW)
-        s = row_to_record(reg, st, out, err);
+        s = iot__registry_row(reg, st, out, err);
     else if (rc == SQLITE_DONE)
         s = iot_err_set(err, IOT_ENOENT, "'%s' is not in registry %s", key, reg->path);
     else
-        s = db_fail(reg, rc, "looking up a record", err);
+        s = iot__registry_fail(reg, rc, "looking up a record", err);
 out:
     sqlite3_finalize(st);
     return s;
@@ -439,13 +508,18 @@ iot_status iot_registry_get_by_serial(iot_registry *reg, const char *serial_hex,
     return get_one(reg, SELECT_COLUMNS("WHERE serial = ?1"), serial_hex, out, err);
 }
 
-static iot_status need_v3(iot_registry *reg, iot_err *err)
+iot_status iot__registry_need(iot_registry *reg, int version, iot_err *err)
 {
-    if (reg->version < 3)
+    if (reg->version < version)
         return iot_err_set(err, IOT_ESTATE,
                            "registry %s was opened read-only (schema %d); a write open upgrades it",
                            reg->path, reg->version);
     return IOT_OK;
+}
+
+static iot_status need_v3(iot_registry *reg, iot_err *err)
+{
+    return iot__registry_need(reg, 3, err);
 }
 
 iot_status iot_registry_find_key(iot_registry *reg, const char *spki, const char *other_than,
@@ -457,10 +531,10 @@ iot_status iot_registry_find_key(iot_registry *reg, const char *spki, const char
      * replaced one. */
     iot_status s =
         get_one2(reg,
-                 SELECT_FIELDS "spki, '', 0 FROM certificates WHERE spki = ?1 AND name <> ?2"
-                               " UNION ALL " SUPERSEDED_FIELDS
-                               "spki, '', 1 FROM superseded WHERE spki = ?1 AND name <> ?2"
-                               " ORDER BY 14, 1 LIMIT 1",
+                 SELECT_FIELDS "spki, '', '', '', 0, 0 FROM certificates WHERE spki = ?1 AND"
+                               " name <> ?2 UNION ALL " SUPERSEDED_FIELDS
+                               "spki, '', '', '', 0, 1 FROM superseded WHERE spki = ?1 AND"
+                               " name <> ?2 ORDER BY 17, 1 LIMIT 1",
                  spki, other_than ? other_than : "", out, err);
     if (s == IOT_ENOENT)
         return iot_err_set(err, IOT_ENOENT, "no certificate in registry %s has key %s", reg->path,
@@ -492,7 +566,7 @@ static iot_status check_key_free(iot_registry *reg, const iot_cert_record *rec, 
 }
 
 /* A new certificate's key needs schema 3 and must be no other name's. */
-static iot_status check_new_key(iot_registry *reg, const iot_cert_record *rec, iot_err *err)
+iot_status iot__registry_check_new_key(iot_registry *reg, const iot_cert_record *rec, iot_err *err)
 {
     iot_status s = need_v3(reg, err);
     if (s != IOT_OK)
@@ -516,7 +590,7 @@ bool iot_class_id_is_valid(const char *s)
 static iot_status class_invalid(const char *class_id, iot_err *err)
 {
     char shown[IOT_CLASS_ID_MAX + 1];
-    printable(shown, sizeof(shown), class_id);
+    iot__registry_printable(shown, sizeof(shown), class_id);
     return iot_err_set(err, IOT_EINVAL,
                        "class '%s' is not a class-id: 1-%d of [A-Za-z0-9._-], first a letter or "
                        "a digit",
@@ -560,7 +634,7 @@ iot_status iot_registry_set_class(iot_registry *reg, const char *name, const cha
     }
     sqlite3_finalize(st);
     if (rc != SQLITE_DONE)
-        return db_fail(reg, rc, "setting a class", err);
+        return iot__registry_fail(reg, rc, "setting a class", err);
     if (sqlite3_changes(reg->db) == 0)
         return iot_err_set(err, IOT_ENOENT, "no active device '%s' in registry %s",
                            iot_id_is_valid(name) ? name : "?", reg->path);
@@ -581,15 +655,17 @@ iot_status iot_registry_add(iot_registry *reg, const iot_cert_record *rec, iot_e
             *err = lookup;
         return s;
     }
-    s = check_new_key(reg, rec, err);
+    s = iot__registry_need(reg, 5, err);
+    if (s == IOT_OK)
+        s = iot__registry_check_new_key(reg, rec, err);
     if (s == IOT_OK)
         s = check_class(reg, rec, err);
     if (s != IOT_OK)
         return s;
     static const char sql[] =
         "INSERT INTO certificates (name, kind, role, serial, fingerprint, not_before, not_after,"
-        " state, created, spki, class_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'active', ?8, ?9,"
-        " ?10)";
+        " state, created, spki, class_id, issuer) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'active',"
+        " ?8, ?9, ?10, ?11)";
     sqlite3_stmt *st = NULL;
     int rc = sqlite3_prepare_v2(reg->db, sql, -1, &st, NULL);
     if (rc == SQLITE_OK) {
@@ -603,6 +679,7 @@ iot_status iot_registry_add(iot_registry *reg, const iot_cert_record *rec, iot_e
         sqlite3_bind_int64(st, 8, rec->created);
         sqlite3_bind_text(st, 9, rec->spki, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 10, rec->class_id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 11, rec->issuer, -1, SQLITE_STATIC);
         rc = sqlite3_step(st);
     }
     sqlite3_finalize(st);
@@ -611,7 +688,7 @@ iot_status iot_registry_add(iot_registry *reg, const iot_cert_record *rec, iot_e
     if ((rc & 0xff) == SQLITE_CONSTRAINT)
         return iot_err_set(err, IOT_EEXIST, "serial %s is already in registry %s", rec->serial,
                            reg->path);
-    return db_fail(reg, rc, "adding a record", err);
+    return iot__registry_fail(reg, rc, "adding a record", err);
 }
 
 iot_status iot_registry_revoke_check(iot_registry *reg, iot_cert_kind kind, const char *name,
@@ -647,26 +724,26 @@ iot_status iot_registry_revoke(iot_registry *reg, iot_cert_kind kind, const char
         rc = sqlite3_step(st);
     }
     sqlite3_finalize(st);
-    return rc == SQLITE_DONE ? IOT_OK : db_fail(reg, rc, "revoking", err);
+    return rc == SQLITE_DONE ? IOT_OK : iot__registry_fail(reg, rc, "revoking", err);
 }
 
-/* Runs `sql`, with `param` (if not NULL) bound to ?1, and calls fn on each
- * row. */
-static iot_status walk(iot_registry *reg, const char *sql, const char *param, iot_registry_fn fn,
-                       void *ctx, iot_err *err)
+iot_status iot__registry_walk(iot_registry *reg, const char *sql, const char *text, int64_t num,
+                              iot_registry_fn fn, void *ctx, iot_err *err)
 {
     sqlite3_stmt *st = NULL;
     iot_status s = IOT_OK;
     int rc = sqlite3_prepare_v2(reg->db, sql, -1, &st, NULL);
     if (rc != SQLITE_OK) {
-        s = db_fail(reg, rc, "listing records", err);
+        s = iot__registry_fail(reg, rc, "listing records", err);
         goto out;
     }
-    if (param != NULL)
-        sqlite3_bind_text(st, 1, param, -1, SQLITE_STATIC);
+    if (text != NULL)
+        sqlite3_bind_text(st, 1, text, -1, SQLITE_STATIC);
+    else if (sqlite3_bind_parameter_count(st) > 0)
+        sqlite3_bind_int64(st, 1, num);
     for (rc = sqlite3_step(st); rc == SQLITE_ROW; rc = sqlite3_step(st)) {
         iot_cert_record rec;
-        s = row_to_record(reg, st, &rec, err);
+        s = iot__registry_row(reg, st, &rec, err);
         if (s != IOT_OK)
             goto out;
         int stop = fn(&rec, ctx);
@@ -676,10 +753,18 @@ static iot_status walk(iot_registry *reg, const char *sql, const char *param, io
         }
     }
     if (rc != SQLITE_DONE)
-        s = db_fail(reg, rc, "listing records", err);
+        s = iot__registry_fail(reg, rc, "listing records", err);
 out:
     sqlite3_finalize(st);
     return s;
+}
+
+/* Runs `sql`, with `param` (if not NULL) bound to ?1, and calls fn on each
+ * row. */
+static iot_status walk(iot_registry *reg, const char *sql, const char *param, iot_registry_fn fn,
+                       void *ctx, iot_err *err)
+{
+    return iot__registry_walk(reg, sql, param, 0, fn, ctx, err);
 }
 
 iot_status iot_registry_foreach(iot_registry *reg, int kind, iot_registry_fn fn, void *ctx,
@@ -698,10 +783,12 @@ iot_status iot_registry_foreach_revoked(iot_registry *reg, iot_registry_fn fn, v
         return walk(reg, SELECT_COLUMNS("WHERE state = 'revoked' ORDER BY serial"), NULL, fn, ctx,
                     err);
     return walk(reg,
-                reg->version >= 3 ? SELECT_V3 "WHERE state = 'revoked' UNION ALL " SUPERSEDED_V3
+                reg->version >= 5 ? SELECT_V5 "WHERE state = 'revoked' UNION ALL " SUPERSEDED_V5
                                               "ORDER BY serial"
-                                  : SELECT_V2 "WHERE state = 'revoked' UNION ALL " SUPERSEDED_V2
-                                              "ORDER BY serial",
+                : reg->version >= 3 ? SELECT_V3 "WHERE state = 'revoked' UNION ALL " SUPERSEDED_V3
+                                                "ORDER BY serial"
+                                    : SELECT_V2 "WHERE state = 'revoked' UNION ALL " SUPERSEDED_V2
+                                                "ORDER BY serial",
                 NULL, fn, ctx, err);
 }
 
@@ -712,101 +799,6 @@ iot_status iot_registry_foreach_superseded(iot_registry *reg, const char *name, 
         return IOT_OK;
     return walk(reg, SUPERSEDED_COLUMNS("WHERE name = ?1 ORDER BY replaced_at, rowid"), name, fn,
                 ctx, err);
-}
-
-/* A serial names one certificate forever, the replaced ones included. */
-static iot_status check_serial_unused(iot_registry *reg, const iot_cert_record *rec, iot_err *err)
-{
-    static const char taken[] = "SELECT 1 FROM certificates WHERE serial = ?1"
-                                " UNION ALL SELECT 1 FROM superseded WHERE serial = ?1";
-    sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(reg->db, taken, -1, &st, NULL);
-    if (rc == SQLITE_OK) {
-        sqlite3_bind_text(st, 1, rec->serial, -1, SQLITE_STATIC);
-        rc = sqlite3_step(st);
-    }
-    sqlite3_finalize(st);
-    if (rc == SQLITE_ROW)
-        return iot_err_set(err, IOT_EEXIST, "serial %s is already in registry %s", rec->serial,
-                           reg->path);
-    if (rc != SQLITE_DONE)
-        return db_fail(reg, rc, "renewing", err);
-    return IOT_OK;
-}
-
-/* The outcome of one statement of a renewal; a serial the registry knows
- * already is refused by name. */
-static iot_status renew_status(iot_registry *reg, const iot_cert_record *rec, int rc, iot_err *err)
-{
-    if (rc == SQLITE_DONE)
-        return IOT_OK;
-    if ((rc & 0xff) == SQLITE_CONSTRAINT)
-        return iot_err_set(err, IOT_EEXIST, "serial %s is already in registry %s", rec->serial,
-                           reg->path);
-    return db_fail(reg, rc, "renewing", err);
-}
-
-/* The current certificate of rec's name joins the superseded ones. */
-static iot_status keep_superseded(iot_registry *reg, const iot_cert_record *rec, int64_t now,
-                                  iot_err *err)
-{
-    static const char keep[] = "INSERT INTO superseded (serial, name, kind, fingerprint,"
-                               " not_before, not_after, created, replaced_at, spki)"
-                               " SELECT serial, name, kind, fingerprint, not_before, not_after,"
-                               " created, ?1, spki FROM certificates WHERE name = ?2";
-    sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(reg->db, keep, -1, &st, NULL);
-    if (rc == SQLITE_OK) {
-        sqlite3_bind_int64(st, 1, now);
-        sqlite3_bind_text(st, 2, rec->name, -1, SQLITE_STATIC);
-        rc = sqlite3_step(st);
-    }
-    sqlite3_finalize(st);
-    return renew_status(reg, rec, rc, err);
-}
-
-static iot_status replace_current(iot_registry *reg, const iot_cert_record *rec, iot_err *err)
-{
-    static const char update[] = "UPDATE certificates SET serial = ?1, fingerprint = ?2,"
-                                 " not_before = ?3, not_after = ?4, spki = ?6 WHERE name = ?5";
-    sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(reg->db, update, -1, &st, NULL);
-    if (rc == SQLITE_OK) {
-        sqlite3_bind_text(st, 1, rec->serial, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, rec->fingerprint, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 3, rec->not_before);
-        sqlite3_bind_int64(st, 4, rec->not_after);
-        sqlite3_bind_text(st, 5, rec->name, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 6, rec->spki, -1, SQLITE_STATIC);
-        rc = sqlite3_step(st);
-    }
-    sqlite3_finalize(st);
-    return renew_status(reg, rec, rc, err);
-}
-
-iot_status iot_registry_renew(iot_registry *reg, const iot_cert_record *rec, int64_t now,
-                              iot_err *err)
-{
-    iot_cert_record old;
-    iot_status s = iot_registry_get_by_name(reg, rec->name, &old, err);
-    if (s != IOT_OK)
-        return s;
-    if (old.kind != rec->kind)
-        return iot_err_set(err, IOT_ENOENT, "'%s' is a %s certificate, not a %s", rec->name,
-                           iot_cert_kind_name(old.kind), iot_cert_kind_name(rec->kind));
-    if (old.revoked)
-        return iot_err_set(err, IOT_ESTATE, "%s '%s' is revoked; it cannot be renewed",
-                           iot_cert_kind_name(old.kind), rec->name);
-    s = check_new_key(reg, rec, err);
-    if (s != IOT_OK)
-        return s;
-    s = check_serial_unused(reg, rec, err);
-    if (s != IOT_OK)
-        return s;
-    s = keep_superseded(reg, rec, now, err);
-    if (s != IOT_OK)
-        return s;
-    return replace_current(reg, rec, err);
 }
 
 int iot_registry_upgraded_from(const iot_registry *reg)
@@ -826,8 +818,9 @@ iot_status iot_registry_foreach_shared_key(iot_registry *reg, iot_registry_fn fn
 #define SHARED_TAIL                                                                                \
     "WHERE spki IN shared UNION ALL " SUPERSEDED_V3 "WHERE spki IN shared ORDER BY 12, 1, 4"
     return walk(reg,
-                reg->version >= 4 ? SHARED_KEYS SELECT_V4 SHARED_TAIL
-                                  : SHARED_KEYS SELECT_V3 SHARED_TAIL,
+                reg->version >= 5   ? SHARED_KEYS SELECT_V5 SHARED_TAIL
+                : reg->version >= 4 ? SHARED_KEYS SELECT_V4 SHARED_TAIL
+                                    : SHARED_KEYS SELECT_V3 SHARED_TAIL,
                 NULL, fn, ctx, err);
 }
 
@@ -864,7 +857,7 @@ iot_status iot_registry_set_key(iot_registry *reg, const char *serial_hex, const
         }
         sqlite3_finalize(st);
         if (rc != SQLITE_DONE)
-            return db_fail(reg, rc, "recording a key", err);
+            return iot__registry_fail(reg, rc, "recording a key", err);
         changed += sqlite3_changes(reg->db);
     }
     if (changed == 0)
@@ -885,7 +878,7 @@ iot_status iot_registry_next_crl_number(iot_registry *reg, uint64_t *out, iot_er
     if (rc == SQLITE_DONE)
         return iot_err_set(err, IOT_ECORRUPT, "registry %s has no CRL number", reg->path);
     if (rc != SQLITE_OK)
-        return db_fail(reg, rc, "numbering the CRL", err);
+        return iot__registry_fail(reg, rc, "numbering the CRL", err);
     *out = (uint64_t)number;
     return IOT_OK;
 }

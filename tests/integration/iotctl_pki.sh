@@ -290,10 +290,16 @@ expect_eq "failed renewals change no file" "$before" "$(cd "$P" && find . -type 
 [ -z "$(find "$P/devices/dev-002" -maxdepth 1 -name 'superseded-*' ! -name "superseded-$old_serial")" ] ||
   fail "a failed renewal left a superseded directory"
 pass "a failed renewal puts the old files back"
+# What schema 5 added (issuing CAs, enrollment, renewal grace), removed
+# to make the older files below.
+STRIP_V5="DROP TABLE tokens; DROP TABLE enrollments; DROP INDEX superseded_successor;
+  ALTER TABLE superseded DROP COLUMN issuer; ALTER TABLE superseded DROP COLUMN successor;
+  ALTER TABLE superseded DROP COLUMN grace_until; ALTER TABLE superseded DROP COLUMN der;
+  ALTER TABLE certificates DROP COLUMN issuer; ALTER TABLE certificates DROP COLUMN der;"
 # A registry made before renewals existed (schema 1) is read as it is and
 # upgraded by the first change.
 cp -a "$P" "$T/v1"
-sqlite3 "$T/v1/registry.db" "DROP TABLE superseded; DROP INDEX certificates_spki;
+sqlite3 "$T/v1/registry.db" "$STRIP_V5 DROP TABLE superseded; DROP INDEX certificates_spki;
   ALTER TABLE certificates DROP COLUMN spki; ALTER TABLE certificates DROP COLUMN class_id;
   PRAGMA user_version=1;"
 expect_ok "a schema 1 registry is listed" "$IOTCTL" --dir "$T/v1" device list
@@ -301,13 +307,13 @@ expect_eq "a schema 1 registry shows no replaced certificates" "[]" \
   "$("$IOTCTL" --dir "$T/v1" device show dev-csr --json | jq -c .superseded)"
 expect_eq "listing does not change the schema" 1 "$(sqlite3 "$T/v1/registry.db" 'PRAGMA user_version')"
 expect_ok "a schema 1 registry takes a renewal" "$IOTCTL" --dir "$T/v1" device renew dev-csr
-expect_eq "the renewal upgraded the registry to schema 4" 4 "$(sqlite3 "$T/v1/registry.db" 'PRAGMA user_version')"
+expect_eq "the renewal upgraded the registry to schema 5" 5 "$(sqlite3 "$T/v1/registry.db" 'PRAGMA user_version')"
 # A registry from before key fingerprints (schema 2): the first change
 # upgrades it and takes each certificate's key from its file; a key that two
 # identities already share is reported.
 V2="$T/v2"
 cp -a "$P" "$V2"
-sqlite3 "$V2/registry.db" "DROP INDEX certificates_spki; DROP INDEX superseded_spki;
+sqlite3 "$V2/registry.db" "$STRIP_V5 DROP INDEX certificates_spki; DROP INDEX superseded_spki;
   ALTER TABLE certificates DROP COLUMN spki; ALTER TABLE superseded DROP COLUMN spki;
   ALTER TABLE certificates DROP COLUMN class_id; PRAGMA user_version=2;"
 # What an older iotctl allowed: dev-copy enrolled with dev-csr's first key.
@@ -323,7 +329,7 @@ expect_eq "a schema 2 registry shows no key" null "$("$IOTCTL" --dir "$V2" devic
 expect_eq "listing does not change schema 2" 2 "$(sqlite3 "$V2/registry.db" 'PRAGMA user_version')"
 run "$IOTCTL" --dir "$V2" crl update
 [ "$RC" -eq 0 ] || fail "crl update on a schema 2 registry: exit $RC: $ERR"
-expect_eq "the first change upgrades schema 2 to 4" 4 "$(sqlite3 "$V2/registry.db" 'PRAGMA user_version')"
+expect_eq "the first change upgrades schema 2 to 5" 5 "$(sqlite3 "$V2/registry.db" 'PRAGMA user_version')"
 echo "$ERR" | grep -q "warning: 1 certificates in $V2/registry.db have no recorded public key" ||
   fail "the upgrade did not report the certificate whose file is gone: $ERR"
 pass "the upgrade reports a certificate whose file is gone"

@@ -154,7 +154,7 @@ iot_status iot_registry_foreach_in_grace(iot_registry *reg, int64_t now, iot_reg
 /* The DER of a certificate the registry keeps (those the gateway issued,
  * so that a device that lost the answer gets the same one again):
  * set_der stores it for `serial` (active or replaced); get_der copies it
- * into buf (IOT_ENOENT if none is kept, IOT_ENOSPC if larger than cap). */
+ * into buf (IOT_ENOENT if none is kept, IOT_ENOMEM if larger than cap). */
 iot_status iot_registry_set_der(iot_registry *reg, const char *serial, const void *der, size_t len,
                                 iot_err *err);
 iot_status iot_registry_get_der(iot_registry *reg, const char *serial, void *buf, size_t cap,
