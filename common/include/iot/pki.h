@@ -16,9 +16,10 @@
 #include "iot/registry.h"
 #include "iot/status.h"
 
-#define PKI_MAX_SANS 16
-#define PKI_CSR_MAX  (64 * 1024) /* a CSR is a few hundred bytes; cap hostile input */
-#define PKI_PEM_MAX  (256 * 1024)
+#define PKI_ORGANIZATION "IoT Telemetry" /* O= of every certificate */
+#define PKI_MAX_SANS     16
+#define PKI_CSR_MAX      (64 * 1024) /* a CSR is a few hundred bytes; cap hostile input */
+#define PKI_PEM_MAX      (256 * 1024)
 
 typedef enum pki_profile_type {
     PKI_PROFILE_CA,           /* self-signed root: keyCertSign, cRLSign, pathlen 1 */
