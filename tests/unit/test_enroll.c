@@ -1,0 +1,508 @@
+/* The enrollment rules (iot/enroll.h) on a real registry with a real CA
+ * chain: tokens, approvals, bootstrap, renewal with grace, lost answers,
+ * and that a refusal writes nothing. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
+#include "iot/enroll.h"
+#include "iot/pki.h"
+#include "iot/registry.h"
+
+#define NOW   1800000000
+#define DAY   86400
+#define GRACE (7 * DAY)
+
+static char dir[64];
+static char db[128];
+static iot_registry *reg;
+static pki_ca root;
+static pki_ca issuer;
+static iot_enroll_policy policy = {.lifetime_s = 90 * DAY, .grace_s = GRACE};
+
+static iot_status make_ca(const pki_ca *parent, pki_profile_type type, const char *cn, pki_ca *out)
+{
+    pki_profile p = {.type = type,
+                     .common_name = cn,
+                     .organization = PKI_ORGANIZATION,
+                     .unit = type == PKI_PROFILE_CA ? NULL : "issuer",
+                     .not_before = NOW - DAY,
+                     .not_after = NOW + 365 * DAY};
+    iot_err err;
+    iot_status s = pki_key_generate(&out->key, &err);
+    if (s == IOT_OK)
+        s = pki_issue(parent, out->key, &p, &out->cert, &err);
+    return s;
+}
+
+/* Registers the issuing CA as the registry's issuer (what `iotctl ca
+ * intermediate` does). */
+static void register_issuer(const char *name, const pki_ca *ca)
+{
+    pki_cert_facts f;
+    iot_err err;
+    assert_int_equal(pki_cert_facts_get(ca->cert, &f, &err), IOT_OK);
+    iot_cert_record r = {.kind = IOT_KIND_ISSUER,
+                         .not_before = f.not_before,
+                         .not_after = f.not_after,
+                         .created = NOW};
+    snprintf(r.name, sizeof(r.name), "%s", name);
+    snprintf(r.role, sizeof(r.role), "issuer");
+    snprintf(r.serial, sizeof(r.serial), "%s", f.serial);
+    snprintf(r.fingerprint, sizeof(r.fingerprint), "%s", f.fingerprint);
+    assert_int_equal(pki_key_fingerprint(ca->key, r.spki, &err), IOT_OK);
+    assert_int_equal(iot_registry_add(reg, &r, &err), IOT_OK);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    snprintf(dir, sizeof(dir), "/tmp/iot-enroll.XXXXXX");
+    if (mkdtemp(dir) == NULL)
+        return -1;
+    snprintf(db, sizeof(db), "%s/registry.db", dir);
+    iot_err err;
+    if (iot_registry_create(db, &reg, &err) != IOT_OK)
+        return -1;
+    if (make_ca(NULL, PKI_PROFILE_CA, "root", &root) != IOT_OK ||
+        make_ca(&root, PKI_PROFILE_INTERMEDIATE, "gw-issuer", &issuer) != IOT_OK)
+        return -1;
+    register_issuer("gw-issuer", &issuer);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    iot_registry_close(reg);
+    pki_ca_free(&root);
+    pki_ca_free(&issuer);
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+typedef struct csr {
+    EVP_PKEY *key;
+    unsigned char der[1024];
+    size_t len;
+} csr;
+
+static void make_csr_with(EVP_PKEY *key, const char *cn, csr *out)
+{
+    X509_REQ *req = X509_REQ_new();
+    X509_NAME *name = X509_REQ_get_subject_name(req);
+    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1, 0);
+    X509_REQ_set_pubkey(req, key);
+    assert_true(X509_REQ_sign(req, key, EVP_sha256()) > 0);
+    unsigned char *p = out->der;
+    int n = i2d_X509_REQ(req, NULL);
+    assert_true(n > 0 && (size_t)n <= sizeof(out->der));
+    out->len = (size_t)i2d_X509_REQ(req, &p);
+    X509_REQ_free(req);
+}
+
+static void make_csr(const char *cn, csr *out)
+{
+    iot_err err;
+    assert_int_equal(pki_key_generate(&out->key, &err), IOT_OK);
+    make_csr_with(out->key, cn, out);
+}
+
+static iot_enroll_result by_token(const char *device, const char *token, const csr *c, int64_t now)
+{
+    iot_enroll_request req = {.method = IOT_ENROLL_BY_TOKEN,
+                              .device_id = device,
+                              .token = token,
+                              .csr = c->der,
+                              .csr_len = c->len,
+                              .peer = "127.0.0.1",
+                              .now = now};
+    iot_enroll_result res;
+    iot_err err;
+    assert_int_equal(iot_enroll(reg, &issuer, &policy, &req, &res, &err), IOT_OK);
+    return res;
+}
+
+static iot_enroll_result renew_with(const char *device, const char *auth_serial, const csr *c,
+                                    int64_t now)
+{
+    iot_enroll_request req = {.method = IOT_ENROLL_RENEW,
+                              .device_id = device,
+                              .auth_serial = auth_serial,
+                              .csr = c->der,
+                              .csr_len = c->len,
+                              .now = now};
+    iot_enroll_result res;
+    iot_err err;
+    assert_int_equal(iot_enroll(reg, &issuer, &policy, &req, &res, &err), IOT_OK);
+    return res;
+}
+
+static void new_token(const char *device, int64_t ttl, char token[IOT_TOKEN_LEN + 1])
+{
+    iot_err err;
+    iot_token_record t;
+    assert_int_equal(iot_token_create(reg, device, ttl, NOW, token, &t, &err), IOT_OK);
+    assert_int_equal(strlen(token), IOT_TOKEN_LEN);
+    assert_int_equal(strncmp(t.id, "tok-", 4), 0);
+}
+
+/* The registry's content, to show that a refusal wrote nothing. */
+static void dump(char *out, size_t cap)
+{
+    char cmd[256];
+    snprintf(cmd, sizeof(cmd), "sqlite3 %s .dump | sha256sum", db);
+    FILE *f = popen(cmd, "r");
+    assert_non_null(f);
+    assert_non_null(fgets(out, (int)cap, f));
+    pclose(f);
+}
+
+static void token_enrolls_once_and_answers_a_lost_reply(void **state)
+{
+    (void)state;
+    char token[IOT_TOKEN_LEN + 1];
+    new_token("dev-1", DAY, token);
+    csr c;
+    make_csr("dev-1", &c);
+    iot_enroll_result r = by_token("dev-1", token, &c, NOW);
+    assert_int_equal(r.outcome, IOT_ENROLL_OUT_ISSUED);
+    assert_non_null(r.cert);
+    /* Signed by the issuer, for the CSR's key, with the fixed subject. */
+    assert_int_equal(X509_verify(r.cert, issuer.key), 1);
+    assert_int_equal(EVP_PKEY_eq(X509_get0_pubkey(r.cert), c.key), 1);
+    char subject[128];
+    iot_err err;
+    assert_int_equal(pki_subject_text(r.cert, subject, sizeof(subject), &err), IOT_OK);
+    assert_string_equal(subject, "CN=dev-1,OU=device,O=IoT Telemetry");
+    assert_true(X509_cmp_time(X509_get0_notAfter(r.cert), &(time_t){NOW + 89 * DAY}) > 0);
+    assert_true(X509_cmp_time(X509_get0_notAfter(r.cert), &(time_t){NOW + 91 * DAY}) < 0);
+    iot_cert_record rec;
+    assert_int_equal(iot_registry_get_by_name(reg, "dev-1", &rec, &err), IOT_OK);
+    pki_cert_facts issuer_facts;
+    assert_int_equal(pki_cert_facts_get(issuer.cert, &issuer_facts, &err), IOT_OK);
+    assert_string_equal(rec.issuer, issuer_facts.serial);
+    assert_string_equal(rec.serial, r.issued.serial);
+    char serial[IOT_SERIAL_HEX_MAX + 1];
+    snprintf(serial, sizeof(serial), "%s", r.issued.serial);
+    X509_free(r.cert);
+
+    /* The same token and key again: the answer was lost, the same
+     * certificate comes back. */
+    r = by_token("dev-1", token, &c, NOW + 60);
+    assert_int_equal(r.outcome, IOT_ENROLL_OUT_REISSUED);
+    assert_string_equal(r.issued.serial, serial);
+    X509_free(r.cert);
+    /* Another key with the used token: refused as a used token. */
+    csr other;
+    make_csr("dev-1", &other);
+    r = by_token("dev-1", token, &other, NOW + 60);
+    assert_int_equal(r.outcome, IOT_ENROLL_OUT_BAD_AUTH);
+    assert_string_equal(r.reason, "token_used");
+    assert_null(r.cert);
+    EVP_PKEY_free(c.key);
+    EVP_PKEY_free(other.key);
+}
+
+static void bad_tokens_are_refused_and_write_nothing(void **state)
+{
+    (void)state;
+    char token[IOT_TOKEN_LEN + 1], other[IOT_TOKEN_LEN + 1];
+    new_token("dev-2", 3600, token);
+    new_token("dev-3", 3600, other);
+    csr c;
+    make_csr("dev-2", &c);
+    char before[128], after[128];
+    dump(before, sizeof(before));
+    char guessed[IOT_TOKEN_LEN + 1];
+    memset(guessed, 'A', IOT_TOKEN_LEN);
+    guessed[IOT_TOKEN_LEN] = '\0';
+    struct {
+        const char *device;
+        const char *token;
+        int64_t now;
+        const char *reason;
+    } cases[] = {
+        {"dev-2", guessed, NOW, "token_unknown"},    {"dev-2", "short", NOW, "token_unknown"},
+        {"dev-2", other, NOW, "token_wrong_device"}, {"dev-2", token, NOW + 3600, "token_expired"},
+        {"bad/id", token, NOW, "token_unknown"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        iot_enroll_result r = by_token(cases[i].device, cases[i].token, &c, cases[i].now);
+        assert_int_equal(r.outcome, IOT_ENROLL_OUT_BAD_AUTH);
+        assert_string_equal(r.reason, cases[i].reason);
+        assert_null(r.cert);
+    }
+    /* A revoked token. */
+    iot_err err;
+    char id[IOT_TOKEN_ID_LEN + 1] = "";
+    iot_token_record t;
+    assert_int_equal(iot_token_revoke(reg, "tok-000000000000", NOW, &err), IOT_ENOENT);
+    char t4[IOT_TOKEN_LEN + 1];
+    assert_int_equal(iot_token_create(reg, "dev-4", 60, NOW, t4, &t, &err), IOT_OK);
+    snprintf(id, sizeof(id), "%s", t.id);
+    assert_int_equal(iot_token_revoke(reg, id, NOW, &err), IOT_OK);
+    assert_int_equal(iot_token_revoke(reg, id, NOW, &err), IOT_ESTATE);
+    csr c4;
+    make_csr("dev-4", &c4);
+    dump(before, sizeof(before));
+    iot_enroll_result r = by_token("dev-4", t4, &c4, NOW);
+    assert_string_equal(r.reason, "token_revoked");
+    /* A CSR for another name, and one whose key another device has. */
+    csr wrong_cn;
+    make_csr("dev-9", &wrong_cn);
+    r = by_token("dev-2", token, &wrong_cn, NOW);
+    assert_int_equal(r.outcome, IOT_ENROLL_OUT_BAD_CSR);
+    iot_cert_record dev1;
+    assert_int_equal(iot_registry_get_by_name(reg, "dev-1", &dev1, &err), IOT_OK);
+    dump(after, sizeof(after));
+    assert_string_equal(before, after);
+    /* The token was not spent by the refusals: it still enrolls. */
+    r = by_token("dev-2", token, &c, NOW + 10);
+    assert_int_equal(r.outcome, IOT_ENROLL_OUT_ISSUED);
+    X509_free(r.cert);
+    EVP_PKEY_free(c.key);
+    EVP_PKEY_free(c4.key);
+    EVP_PKEY_free(wrong_cn.key);
+}
+
+static void a_key_seen_before_is_refused(void **state)
+{
+    (void)state;
+    char token[IOT_TOKEN_LEN + 1];
+    new_token("dev-5", DAY, token);
+    csr first;
+    make_csr("dev-5", &first);
+    iot_enroll_result r = by_token("dev-5", token, &first, NOW);
+    assert_int_equal(r.outcome, IOT_ENROLL_OUT_ISSUED);
+    X509_free(r.cert);
+    /* dev-6 presents dev-5's key. */
+    char t6[IOT_TOKEN_LEN + 1];
+    new_token("dev-6", DAY, t6);
+    csr stolen;
+    stolen.key = first.key;
+    make_csr_with(first.key, "dev-6", &stolen);
+    r = by_token("dev-6", t6, &stolen, NOW);
+    assert_int_equal(r.outcome, IOT_ENROLL_OUT_KEY_REUSED);
+    /* ... and with a key of its own it enrolls: the token was not spent. */
+    csr own;
+    make_csr("dev-6", &own);
+    r = by_token("dev-6", t6, &own, NOW);
+    assert_int_equal(r.outcome, IOT_ENROLL_OUT_ISSUED);
+    X509_free(r.cert);
+    /* A token cannot be made for a name that exists. */
+    iot_err err;
+    char t[IOT_TOKEN_LEN + 1];
+    assert_int_equal(iot_token_create(reg, "dev-5", DAY, NOW, t, NULL, &err), IOT_EEXIST);
+    assert_int_equal(iot_token_create(reg, "gw-issuer", DAY, NOW, t, NULL, &err), IOT_EEXIST);
+    assert_int_equal(iot_token_create(reg, "dev-7", 0, NOW, t, NULL, &err), IOT_EINVAL);
+    assert_int_equal(iot_token_create(reg, "dev-7", DAY, NOW, t, NULL, &err), IOT_OK);
+    assert_int_equal(iot_token_create(reg, "dev-7", DAY, NOW, t, NULL, &err), IOT_EEXIST);
+    EVP_PKEY_free(first.key);
+    EVP_PKEY_free(own.key);
+}
+
+static void approval_waits_then_issues_or_denies(void **state)
+{
+    (void)state;
+    policy.require_approval = true;
+    char ta[IOT_TOKEN_LEN + 1], td[IOT_TOKEN_LEN + 1];
+    new_token("dev-a", DAY, ta);
+    new_token("dev-d", DAY, td);
+    csr a, d;
+    make_csr("dev-a", &a);
+    make_csr("dev-d", &d);
+    iot_enroll_result r = by_token("dev-a", ta, &a, NOW);
+    assert_int_equal(r.outcome, IOT_ENROLL_OUT_PENDING);
+    r = by_token("dev-a", ta, &a, NOW + 60);
+    assert_int_equal(r.outcome, IOT_ENROLL_OUT_PENDING);
+    r = by_token("dev-d", td, &d, NOW);
+    assert_int_equal(r.outcome, IOT_ENROLL_OUT_PENDING);
+    iot_err err;
+    assert_int_equal(iot_enroll_decide(reg, "dev-a", true, NOW + 100, &err), IOT_OK);
+    assert_int_equal(iot_enroll_decide(reg, "dev-a", true, NOW + 100, &err), IOT_ESTATE);
+    assert_int_equal(iot_enroll_decide(reg, "dev-d", false, NOW + 100, &err), IOT_OK);
+    assert_int_equal(iot_enroll_decide(reg, "nobody", false, NOW + 100, &err), IOT_ENOENT);
+    r = by_token("dev-a", ta, &a, NOW + 120);
+    assert_int_equal(r.outcome, IOT_ENROLL_OUT_ISSUED);
+    X509_free(r.cert);
+    r = by_token("dev-d", td, &d, NOW + 120);
+    assert_int_equal(r.outcome, IOT_ENROLL_OUT_FORBIDDEN);
+    assert_string_equal(r.reason, "denied");
+    policy.require_approval = false;
+    EVP_PKEY_free(a.key);
+    EVP_PKEY_free(d.key);
+}
+
+static int count_in_grace(const iot_cert_record *rec, void *arg)
+{
+    (void)rec;
+    (*(int *)arg)++;
+    return 0;
+}
+
+static void renewal_keeps_the_old_certificate_in_grace(void **state)
+{
+    (void)state;
+    char token[IOT_TOKEN_LEN + 1];
+    new_token("dev-r", DAY, token);
+    csr c1;
+    make_csr("dev-r", &c1);
+    iot_enroll_result r = by_token("dev-r", token, &c1, NOW);
+    assert_int_equal(r.outcome, IOT_ENROLL_OUT_ISSUED);
+    char s1[IOT_SERIAL_HEX_MAX + 1];
+    snprintf(s1, sizeof(s1), "%s", r.issued.serial);
+    X509_free(r.cert);
+    iot_err err;
+    assert_int_equal(iot_registry_set_class(reg, "dev-r", "sensor", &err), IOT_OK);
+
+    /* Renewing with the same key is refused: a renewal takes a new key. */
+    r = renew_with("dev-r", s1, &c1, NOW + 60 * DAY);
+    assert_int_equal(r.outcome, IOT_ENROLL_OUT_KEY_REUSED);
+    csr c2;
+    make_csr("dev-r", &c2);
+    r = renew_with("dev-r", s1, &c2, NOW + 60 * DAY);
+    assert_int_equal(r.outcome, IOT_ENROLL_OUT_ISSUED);
+    char s2[IOT_SERIAL_HEX_MAX + 1];
+    snprintf(s2, sizeof(s2), "%s", r.issued.serial);
+    X509_free(r.cert);
+    iot_cert_record rec;
+    assert_int_equal(iot_registry_get_by_name(reg, "dev-r", &rec, &err), IOT_OK);
+    assert_string_equal(rec.serial, s2);
+    assert_string_equal(rec.class_id, "sensor"); /* kept */
+    int n = 0;
+    assert_int_equal(iot_registry_foreach_in_grace(reg, NOW + 60 * DAY, count_in_grace, &n, &err),
+                     IOT_OK);
+    assert_int_equal(n, 1);
+    n = 0;
+    assert_int_equal(
+        iot_registry_foreach_in_grace(reg, NOW + 60 * DAY + GRACE, count_in_grace, &n, &err),
+        IOT_OK);
+    assert_int_equal(n, 0);
+
+    /* The answer was lost: the old certificate asks again with the new
+     * key and gets the same certificate; with a third key it is refused. */
+    r = renew_with("dev-r", s1, &c2, NOW + 60 * DAY + 30);
+    assert_int_equal(r.outcome, IOT_ENROLL_OUT_REISSUED);
+    assert_string_equal(r.issued.serial, s2);
+    X509_free(r.cert);
+    csr c3;
+    make_csr("dev-r", &c3);
+    r = renew_with("dev-r", s1, &c3, NOW + 60 * DAY + 30);
+    assert_int_equal(r.outcome, IOT_ENROLL_OUT_CONFLICT);
+    /* Once the new one is used, the old one's grace ends. */
+    int ended = 0;
+    assert_int_equal(iot_registry_end_grace(reg, s2, NOW + 60 * DAY + 40, &ended, &err), IOT_OK);
+    assert_int_equal(ended, 1);
+    n = 0;
+    assert_int_equal(
+        iot_registry_foreach_in_grace(reg, NOW + 60 * DAY + 40, count_in_grace, &n, &err), IOT_OK);
+    assert_int_equal(n, 0);
+    r = renew_with("dev-r", s1, &c2, NOW + 60 * DAY + 50);
+    assert_int_equal(r.outcome, IOT_ENROLL_OUT_FORBIDDEN);
+    assert_string_equal(r.reason, "certificate_replaced");
+    /* A revoked device does not renew. */
+    assert_int_equal(iot_registry_begin(reg, &err), IOT_OK);
+    assert_int_equal(
+        iot_registry_revoke(reg, IOT_KIND_DEVICE, "dev-r", "key-compromise", NOW + 61 * DAY, &err),
+        IOT_OK);
+    assert_int_equal(iot_registry_commit(reg, &err), IOT_OK);
+    r = renew_with("dev-r", s2, &c3, NOW + 61 * DAY);
+    assert_int_equal(r.outcome, IOT_ENROLL_OUT_FORBIDDEN);
+    assert_string_equal(r.reason, "device_revoked");
+    EVP_PKEY_free(c1.key);
+    EVP_PKEY_free(c2.key);
+    EVP_PKEY_free(c3.key);
+}
+
+static void bootstrap_enrolls_with_a_new_key_only(void **state)
+{
+    (void)state;
+    csr boot;
+    make_csr("dev-b", &boot); /* stands for the bootstrap certificate's key */
+    char boot_spki[IOT_FPR_HEX_LEN + 1];
+    iot_err err;
+    assert_int_equal(pki_key_fingerprint(boot.key, boot_spki, &err), IOT_OK);
+    iot_enroll_request req = {.method = IOT_ENROLL_BY_BOOTSTRAP,
+                              .device_id = "dev-b",
+                              .auth_serial = "B0075E71A1",
+                              .auth_spki = boot_spki,
+                              .csr = boot.der,
+                              .csr_len = boot.len,
+                              .now = NOW};
+    iot_enroll_result r;
+    assert_int_equal(iot_enroll(reg, &issuer, &policy, &req, &r, &err), IOT_OK);
+    assert_int_equal(r.outcome, IOT_ENROLL_OUT_KEY_REUSED);
+    csr fresh;
+    make_csr("dev-b", &fresh);
+    req.csr = fresh.der;
+    req.csr_len = fresh.len;
+    assert_int_equal(iot_enroll(reg, &issuer, &policy, &req, &r, &err), IOT_OK);
+    assert_int_equal(r.outcome, IOT_ENROLL_OUT_ISSUED);
+    X509_free(r.cert);
+    /* Again with the same bootstrap certificate and key: the same answer. */
+    assert_int_equal(iot_enroll(reg, &issuer, &policy, &req, &r, &err), IOT_OK);
+    assert_int_equal(r.outcome, IOT_ENROLL_OUT_REISSUED);
+    X509_free(r.cert);
+    /* Another bootstrap certificate for a name that is taken. */
+    req.auth_serial = "B0075E71A2";
+    assert_int_equal(iot_enroll(reg, &issuer, &policy, &req, &r, &err), IOT_OK);
+    assert_int_equal(r.outcome, IOT_ENROLL_OUT_FORBIDDEN);
+    EVP_PKEY_free(boot.key);
+    EVP_PKEY_free(fresh.key);
+}
+
+static void a_revoked_issuer_signs_nothing(void **state)
+{
+    (void)state;
+    char token[IOT_TOKEN_LEN + 1];
+    new_token("dev-x", DAY, token);
+    csr c;
+    make_csr("dev-x", &c);
+    iot_err err;
+    assert_int_equal(iot_registry_begin(reg, &err), IOT_OK);
+    assert_int_equal(
+        iot_registry_revoke(reg, IOT_KIND_ISSUER, "gw-issuer", "key-compromise", NOW, &err),
+        IOT_OK);
+    assert_int_equal(iot_registry_commit(reg, &err), IOT_OK);
+    iot_enroll_result r = by_token("dev-x", token, &c, NOW);
+    assert_int_equal(r.outcome, IOT_ENROLL_OUT_UNAVAILABLE);
+    assert_string_equal(r.reason, "issuer_revoked");
+    /* An issuer the registry does not know signs nothing either. */
+    pki_ca stranger = {0};
+    assert_int_equal(make_ca(&root, PKI_PROFILE_INTERMEDIATE, "stranger", &stranger), IOT_OK);
+    iot_enroll_request req = {.method = IOT_ENROLL_BY_TOKEN,
+                              .device_id = "dev-x",
+                              .token = token,
+                              .csr = c.der,
+                              .csr_len = c.len,
+                              .now = NOW};
+    assert_int_equal(iot_enroll(reg, &stranger, &policy, &req, &r, &err), IOT_OK);
+    assert_string_equal(r.reason, "issuer_unknown");
+    pki_ca_free(&stranger);
+    EVP_PKEY_free(c.key);
+}
+
+int main(void)
+{
+    /* One registry through all cases, in order: later ones rely on the
+     * names earlier ones took. */
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(token_enrolls_once_and_answers_a_lost_reply),
+        cmocka_unit_test(bad_tokens_are_refused_and_write_nothing),
+        cmocka_unit_test(a_key_seen_before_is_refused),
+        cmocka_unit_test(approval_waits_then_issues_or_denies),
+        cmocka_unit_test(renewal_keeps_the_old_certificate_in_grace),
+        cmocka_unit_test(bootstrap_enrolls_with_a_new_key_only),
+        cmocka_unit_test(a_revoked_issuer_signs_nothing),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
