@@ -55,7 +55,7 @@ recipe() {
       ;;
     registry_fuzz)
       SRCS=("$f" common/src/status.c common/src/identity.c common/src/fsutil.c
-        common/src/registry.c core/src/protocol.c)
+        common/src/registry.c common/src/registry_renewal.c core/src/protocol.c)
       DEPS=(common core/include/iotd/protocol.h core/src/protocol.c)
       FLAGS=(-D_POSIX_C_SOURCE=200809L -Icommon/include -Icore/include $(pkg-config --cflags sqlite3))
       LIBS=($(pkg-config --libs sqlite3))

@@ -178,6 +178,15 @@ static void read_only(void)
     key[IOT_FPR_HEX_LEN] = '\0';
     st = iot_registry_find_key(reg, key, "dev-001", &rec, &err);
     lookup(st, &rec, &err);
+    st = iot_registry_foreach_in_grace(reg, 0, check_record, NULL, &err);
+    if (st != IOT_OK)
+        check_error(st, &err);
+    unsigned char der[2048];
+    size_t der_len = 0;
+    st = iot_registry_get_der(reg, "01", der, sizeof(der), &der_len, &err);
+    if (st != IOT_OK && st != IOT_ENOENT)
+        check_error(st, &err);
+    require(der_len <= sizeof(der));
     iot_registry_close(reg);
 }
 
