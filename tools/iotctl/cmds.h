@@ -22,6 +22,8 @@ int cmd_device_renew(cli_ctx *ctx, int argc, char **argv);
 int cmd_device_list(cli_ctx *ctx, int argc, char **argv);
 int cmd_device_show(cli_ctx *ctx, int argc, char **argv);
 int cmd_device_set_class(cli_ctx *ctx, int argc, char **argv);
+int cmd_bootstrap_init(cli_ctx *ctx, int argc, char **argv);
+int cmd_bootstrap_issue(cli_ctx *ctx, int argc, char **argv);
 int cmd_rollout_create(cli_ctx *ctx, int argc, char **argv);
 int cmd_rollout_pause(cli_ctx *ctx, int argc, char **argv);
 int cmd_rollout_resume(cli_ctx *ctx, int argc, char **argv);

@@ -122,6 +122,19 @@ const cli_command cli_commands[] = {
      "Regenerate the signed CRL with a new number and validity. Run it before the\n"
      "current CRL's next-update time (daily from cron is a good habit).",
      "  --days N               CRL validity in days (default 30)\n"},
+    {"bootstrap", "init", cmd_bootstrap_init,
+     "Create the factory's bootstrap CA, apart from the project CA.", "[--days N]",
+     "Create DIR/bootstrap/ca.key and ca.crt: a CA of its own whose certificates let\n"
+     "a device ask the gateway for its first certificate (EST simpleenroll) and for\n"
+     "nothing else. The key belongs in the factory; the gateway needs only ca.crt.",
+     "  --days N               CA validity in days (default 3650)\n"},
+    {"bootstrap", "issue", cmd_bootstrap_issue, "Issue a device's factory bootstrap certificate.",
+     "ID [--days N] [--out DIR]",
+     "Make a key and a bootstrap certificate (CN=ID, OU=bootstrap) for the device to\n"
+     "be, in DIR/bootstrap/devices/ID (or --out). The gateway enrolls it once, for\n"
+     "a new key the device makes itself; the registry is not changed here.",
+     "  --days N               validity in days (default 3650, never beyond the CA)\n"
+     "  --out DIR              where to write key.pem and cert.pem\n"},
     {"firmware key", "create", cmd_firmware_key_create,
      "Create a firmware signing key, trusted from now.", "--name NAME",
      "Create a firmware signing key, apart from the TLS CA: the private key goes to\n"
