@@ -424,51 +424,78 @@ static iot_status earlier_request(enroll_job *job, const char *auth, iot_enroll_
     return IOT_OK;
 }
 
-static iot_status enroll_by_token(enroll_job *job, iot_err *err)
+/* Looks the request's token up: *found false when no token has its hash
+ * (a short or guessed one included). */
+static iot_status find_token(enroll_job *job, iot_token_record *t, bool *found, iot_err *err)
 {
-    const iot_enroll_request *req = job->req;
-    if (req->token == NULL || strlen(req->token) != IOT_TOKEN_LEN)
-        return refuse_auth(job, "token_unknown", err);
+    *found = false;
+    const char *token = job->req->token;
+    if (token == NULL || strlen(token) != IOT_TOKEN_LEN)
+        return IOT_OK;
     char hash[IOT_FPR_HEX_LEN + 1];
-    iot_status s = token_hash(req->token, hash, err);
+    iot_status s = token_hash(token, hash, err);
     if (s != IOT_OK)
         return s;
-    iot_token_record t;
     iot_err lookup;
-    s = iot__token_find(job->reg, hash, &t, &lookup);
+    s = iot__token_find(job->reg, hash, t, &lookup);
     if (s == IOT_ENOENT)
-        return refuse_auth(job, "token_unknown", err);
+        return IOT_OK;
     if (s != IOT_OK) {
         if (err != NULL)
             *err = lookup;
         return s;
     }
-    if (strcmp(t.device, req->device_id) != 0)
+    *found = true;
+    return IOT_OK;
+}
+
+/* A token that was used once: only the key it was redeemed for may use it
+ * again (a lost answer, a wait for approval); to anyone else a used token
+ * is as good as none. */
+static iot_status token_again(enroll_job *job, const iot_token_record *t, iot_err *err)
+{
+    iot_enroll_record e;
+    bool found = false;
+    iot_status s = earlier_request(job, t->id, &e, &found, err);
+    if (s != IOT_OK)
+        return s;
+    if (!found || strcmp(e.spki, job->spki) != 0)
+        return refuse_auth(job, "token_used", err);
+    return follow_up(job, &e, err);
+}
+
+/* Spends the token on what admit_new did: a certificate or a request. */
+static iot_status spend_token(enroll_job *job, const iot_token_record *t, iot_err *err)
+{
+    iot_enroll_outcome o = job->res->outcome;
+    if (o != IOT_ENROLL_OUT_ISSUED && o != IOT_ENROLL_OUT_PENDING)
+        return IOT_OK;
+    iot_status s = iot__token_mark_used(job->reg, t->id, job->req->now, err);
+    if (s == IOT_OK && o == IOT_ENROLL_OUT_ISSUED)
+        s = iot__token_set_serial(job->reg, t->id, job->res->issued.serial, err);
+    return s;
+}
+
+static iot_status enroll_by_token(enroll_job *job, iot_err *err)
+{
+    iot_token_record t;
+    bool found = false;
+    iot_status s = find_token(job, &t, &found, err);
+    if (s != IOT_OK)
+        return s;
+    if (!found)
+        return refuse_auth(job, "token_unknown", err);
+    if (strcmp(t.device, job->req->device_id) != 0)
         return refuse_auth(job, "token_wrong_device", err);
     if (t.revoked_at != 0)
         return refuse_auth(job, "token_revoked", err);
-    if (t.used_at != 0) {
-        /* Only the key it was redeemed for may use it again (a lost
-         * answer, a wait for approval): to anyone else a used token is
-         * as good as none. */
-        iot_enroll_record e;
-        bool found = false;
-        s = earlier_request(job, t.id, &e, &found, err);
-        if (s != IOT_OK)
-            return s;
-        if (!found || strcmp(e.spki, job->spki) != 0)
-            return refuse_auth(job, "token_used", err);
-        return follow_up(job, &e, err);
-    }
-    if (t.expires <= req->now)
+    if (t.used_at != 0)
+        return token_again(job, &t, err);
+    if (t.expires <= job->req->now)
         return refuse_auth(job, "token_expired", err);
     s = admit_new(job, t.id, err);
-    if (s != IOT_OK ||
-        (job->res->outcome != IOT_ENROLL_OUT_ISSUED && job->res->outcome != IOT_ENROLL_OUT_PENDING))
-        return s;
-    s = iot__token_mark_used(job->reg, t.id, req->now, err);
-    if (s == IOT_OK && job->res->outcome == IOT_ENROLL_OUT_ISSUED)
-        s = iot__token_set_serial(job->reg, t.id, job->res->issued.serial, err);
+    if (s == IOT_OK)
+        s = spend_token(job, &t, err);
     return s;
 }
 

@@ -146,6 +146,51 @@ static iot_status issue_paths(const cli_ctx *ctx, const char *id, const char *ou
     return IOT_OK;
 }
 
+/* Loads the bootstrap CA from `base`; a certificate it signs never
+ * outlives it. */
+static iot_status load_bootstrap_ca(const char *base, pki_ca *ca, pki_profile *p, iot_err *err)
+{
+    char key[CLI_PATH_MAX + 16], crt[CLI_PATH_MAX + 16];
+    snprintf(key, sizeof(key), "%s/ca.key", base);
+    snprintf(crt, sizeof(crt), "%s/ca.crt", base);
+    if (!iot_path_exists(key))
+        return iot_err_set(err, IOT_ENOENT, "no bootstrap CA in %s (run 'iotctl bootstrap init')",
+                           base);
+    iot_status st = pki_ca_load(key, crt, ca, err);
+    pki_cert_facts facts;
+    if (st == IOT_OK)
+        st = pki_cert_facts_get(ca->cert, &facts, err);
+    if (st == IOT_OK && p->not_after > facts.not_after)
+        p->not_after = (time_t)facts.not_after;
+    return st;
+}
+
+static iot_status issue_bootstrap(const pki_ca *ca, const pki_profile *p, const char *dir,
+                                  iot_err *err)
+{
+    char key_path[CLI_PATH_MAX + 16], cert_path[CLI_PATH_MAX + 16];
+    snprintf(key_path, sizeof(key_path), "%s/key.pem", dir);
+    snprintf(cert_path, sizeof(cert_path), "%s/cert.pem", dir);
+    EVP_PKEY *key = NULL;
+    X509 *cert = NULL;
+    pki_cert_facts f;
+    iot_status st = iot_mkdir_p(dir, 0700, err);
+    if (st == IOT_OK)
+        st = pki_key_generate(&key, err);
+    if (st == IOT_OK)
+        st = pki_issue(ca, key, p, &cert, err);
+    if (st == IOT_OK)
+        st = write_pair(key, key_path, cert, cert_path, err);
+    if (st == IOT_OK)
+        st = pki_cert_facts_get(cert, &f, err);
+    if (st == IOT_OK)
+        printf("bootstrap certificate for %s (serial %s)\n  key   %s (mode 0600)\n  cert  %s\n",
+               p->common_name, f.serial, key_path, cert_path);
+    X509_free(cert);
+    EVP_PKEY_free(key);
+    return st;
+}
+
 int cmd_bootstrap_issue(cli_ctx *ctx, int argc, char **argv)
 {
     const cli_command *self = cmd_find("bootstrap", "issue");
@@ -156,11 +201,6 @@ int cmd_bootstrap_issue(cli_ctx *ctx, int argc, char **argv)
         return rc < 0 ? CLI_EXIT_OK : rc;
     const char *id = argv[optind];
     iot_err err = {0};
-    pki_ca ca = {0};
-    EVP_PKEY *key = NULL;
-    X509 *cert = NULL;
-    char base[CLI_PATH_MAX], dir[CLI_PATH_MAX], ca_key[CLI_PATH_MAX + 16],
-        ca_crt[CLI_PATH_MAX + 16], key_path[CLI_PATH_MAX + 16], cert_path[CLI_PATH_MAX + 16];
     pki_profile p = {.type = PKI_PROFILE_CLIENT,
                      .common_name = id,
                      .organization = PKI_ORGANIZATION,
@@ -168,44 +208,17 @@ int cmd_bootstrap_issue(cli_ctx *ctx, int argc, char **argv)
     if (cli_validity(ctx, &validity, DEFAULT_BOOTSTRAP_DAY, &p.not_before, &p.not_after, &err) !=
         IOT_OK)
         return cli_usage(self, "%s", err.msg);
+    pki_ca ca = {0};
+    char base[CLI_PATH_MAX], dir[CLI_PATH_MAX];
     iot_status st = iot_id_check("device ID", id, &err);
     if (st == IOT_OK)
         st = bootstrap_dir(ctx, base, &err);
     if (st == IOT_OK)
         st = issue_paths(ctx, id, out_dir, dir, sizeof(dir), &err);
-    snprintf(ca_key, sizeof(ca_key), "%s/ca.key", base);
-    snprintf(ca_crt, sizeof(ca_crt), "%s/ca.crt", base);
-    snprintf(key_path, sizeof(key_path), "%s/key.pem", dir);
-    snprintf(cert_path, sizeof(cert_path), "%s/cert.pem", dir);
-    if (st == IOT_OK && !iot_path_exists(ca_key))
-        st = iot_err_set(&err, IOT_ENOENT, "no bootstrap CA in %s (run 'iotctl bootstrap init')",
-                         base);
     if (st == IOT_OK)
-        st = pki_ca_load(ca_key, ca_crt, &ca, &err);
-    if (st == IOT_OK) {
-        pki_cert_facts ca_facts;
-        st = pki_cert_facts_get(ca.cert, &ca_facts, &err);
-        if (st == IOT_OK && p.not_after > ca_facts.not_after)
-            p.not_after = (time_t)ca_facts.not_after; /* never beyond the CA */
-    }
+        st = load_bootstrap_ca(base, &ca, &p, &err);
     if (st == IOT_OK)
-        st = iot_mkdir_p(dir, 0700, &err);
-    if (st == IOT_OK)
-        st = pki_key_generate(&key, &err);
-    if (st == IOT_OK)
-        st = pki_issue(&ca, key, &p, &cert, &err);
-    if (st == IOT_OK)
-        st = write_pair(key, key_path, cert, cert_path, &err);
-    if (st == IOT_OK) {
-        pki_cert_facts f;
-        st = pki_cert_facts_get(cert, &f, &err);
-        if (st == IOT_OK)
-            printf("bootstrap certificate for %s (serial %s)\n  key   %s (mode 0600)\n  cert  "
-                   "%s\n",
-                   id, f.serial, key_path, cert_path);
-    }
-    X509_free(cert);
-    EVP_PKEY_free(key);
+        st = issue_bootstrap(&ca, &p, dir, &err);
     pki_ca_free(&ca);
     return st == IOT_OK ? CLI_EXIT_OK : cli_fail(&err);
 }
