@@ -23,13 +23,16 @@ iot_status cmd_open_registry(const cli_ctx *ctx, const char *path, iot_registry 
 {
     char db[CLI_PATH_MAX];
     *reg = NULL;
-    if (path == NULL) {
+    bool given = path != NULL;
+    if (!given) {
         iot_status st = cli_path(ctx, db, "registry.db", err);
         if (st != IOT_OK)
             return st;
         path = db;
     }
     iot_status st = iot_registry_open(path, IOT_REGISTRY_WRITE, reg, err);
+    if (st == IOT_ENOENT && given)
+        return iot_err_set(err, IOT_ENOENT, "no registry at %s (--registry)", path);
     if (st == IOT_ENOENT)
         return iot_err_set(err, IOT_ENOENT,
                            "no registry at %s; give the gateway's with --registry, or create a PKI "
@@ -164,7 +167,7 @@ static const char *token_state(const cli_ctx *ctx, const iot_token_record *t)
     return t->expires <= (int64_t)ctx->now ? "expired" : "unused";
 }
 
-static void add_time(cJSON *o, const char *key, int64_t t)
+void cmd_json_time(cJSON *o, const char *key, int64_t t)
 {
     char buf[32];
     if (t == 0) {
@@ -192,10 +195,10 @@ static int token_one(const iot_token_record *t, void *arg)
     cJSON_AddStringToObject(o, "id", t->id);
     cJSON_AddStringToObject(o, "device", t->device);
     cJSON_AddStringToObject(o, "state", token_state(w->ctx, t));
-    add_time(o, "created", t->created);
-    add_time(o, "expires", t->expires);
-    add_time(o, "used_at", t->used_at);
-    add_time(o, "revoked_at", t->revoked_at);
+    cmd_json_time(o, "created", t->created);
+    cmd_json_time(o, "expires", t->expires);
+    cmd_json_time(o, "used_at", t->used_at);
+    cmd_json_time(o, "revoked_at", t->revoked_at);
     if (t->serial[0])
         cJSON_AddStringToObject(o, "serial", t->serial);
     else

@@ -6,6 +6,7 @@
 #include <getopt.h>
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "cli.h"
 #include "iot/pki.h"
@@ -109,5 +110,8 @@ iot_status cmd_open_registry(const cli_ctx *ctx, const char *path, iot_registry 
 /* Prints item as JSON on stdout; an error if item is NULL. */
 struct cJSON;
 int cmd_print_json(struct cJSON *item);
+
+/* Adds t (Unix seconds) to o as "YYYY-MM-DDTHH:MM:SSZ", or null if 0. */
+void cmd_json_time(struct cJSON *o, const char *key, int64_t t);
 
 #endif

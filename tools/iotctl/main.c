@@ -180,6 +180,26 @@ const cli_command cli_commands[] = {
      "Revoke an unused token by its id (tok-..., from 'token list'): the device can no\n"
      "longer enroll with it. A used or revoked token is refused.",
      "  --registry PATH        the gateway's registry (default DIR/registry.db)\n"},
+    {"enroll", "list", cmd_enroll_list, "List enrollment requests that needed a decision.",
+     "[--json] [--pending] [--registry PATH]",
+     "List the first enrollments the gateway held for an operator's decision\n"
+     "(est_require_approval), pending ones first: device, state (pending, approved,\n"
+     "denied, issued), method (token or bootstrap), when, the token id or bootstrap\n"
+     "serial, and the address the request came from.",
+     "  --json                 machine-readable output\n"
+     "  --pending              only the requests that wait for a decision\n"
+     "  --registry PATH        the gateway's registry (default DIR/registry.db)\n"},
+    {"enroll", "approve", cmd_enroll_approve, "Approve a device's pending enrollment.",
+     "ID [--registry PATH]",
+     "Approve the pending enrollment of device ID: the device's next request (it asks\n"
+     "again after the Retry-After the gateway gave it) gets its certificate. Needs no\n"
+     "CA key: run it on the registry the gateway uses.",
+     "  --registry PATH        the gateway's registry (default DIR/registry.db)\n"},
+    {"enroll", "deny", cmd_enroll_deny, "Deny a device's pending enrollment.",
+     "ID [--registry PATH]",
+     "Deny the pending enrollment of device ID: its requests are refused from now on\n"
+     "(403 denied). Needs no CA key: run it on the registry the gateway uses.",
+     "  --registry PATH        the gateway's registry (default DIR/registry.db)\n"},
     {"firmware key", "create", cmd_firmware_key_create,
      "Create a firmware signing key, trusted from now.", "--name NAME",
      "Create a firmware signing key, apart from the TLS CA: the private key goes to\n"
