@@ -82,7 +82,7 @@ const cli_command cli_commands[] = {
      "  --class C              the device's class: the class-id of the firmware it takes\n"
      "                         (1-64 of [A-Za-z0-9._-], first a letter or digit); rollouts\n"
      "                         select devices by it ('rollout create --class')\n"
-     "  --out DIR              write the files to DIR instead\n" VALIDITY_HELP("825")},
+     "  --out DIR              write the files to DIR instead\n" VALIDITY_HELP("90")},
     {"device", "renew", cmd_device_renew,
      "Give an enrolled device a new certificate under the same ID.",
      "ID [--csr FILE] [--days N] [--out DIR]",
@@ -95,7 +95,7 @@ const cli_command cli_commands[] = {
      "as soon as the gateway has the new registry.",
      "  --csr FILE             sign this PEM or DER certificate signing request\n"
      "  --out DIR              write the files to DIR instead (the old files stay)\n" VALIDITY_HELP(
-         "825")},
+         "90")},
     {"device", "revoke", cmd_device_revoke, "Revoke a device's certificate; regenerate the CRL.",
      "ID [--reason REASON] [--dry-run]",
      "Mark a device revoked in the registry and regenerate the signed CRL. Revocation\n"
