@@ -96,12 +96,11 @@ static iot_status check_name_free(iot_registry *reg, const char *name, iot_err *
         *err = lookup;
         return st;
     }
-    const char *kind = iot_cert_kind_name(rec.kind);
     return iot_err_set(err, IOT_EEXIST,
                        "the name '%s' is already taken by %s %s certificate; an intermediate CA "
                        "needs a name of its own",
-                       name, rec.revoked ? "a revoked" : (strchr("aeiou", kind[0]) ? "an" : "a"),
-                       kind);
+                       name, rec.revoked ? "a revoked" : iot_cert_kind_article(rec.kind),
+                       iot_cert_kind_name(rec.kind));
 }
 
 /* The intermediate must not outlive the root that vouches for it. */

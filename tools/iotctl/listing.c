@@ -292,8 +292,10 @@ static iot_status check_show_kind(int kind, const char *name, const iot_cert_rec
                                   iot_err *err)
 {
     if (kind >= 0 && rec->kind != (iot_cert_kind)kind)
-        return iot_err_set(err, IOT_ENOENT, "'%s' is a %s certificate, not a %s", name,
-                           iot_cert_kind_name(rec->kind), iot_cert_kind_name((iot_cert_kind)kind));
+        return iot_err_set(err, IOT_ENOENT, "'%s' is %s %s certificate, not %s %s", name,
+                           iot_cert_kind_article(rec->kind), iot_cert_kind_name(rec->kind),
+                           iot_cert_kind_article((iot_cert_kind)kind),
+                           iot_cert_kind_name((iot_cert_kind)kind));
     if (kind < 0 && rec->kind == IOT_KIND_DEVICE)
         return iot_err_set(err, IOT_ENOENT, "'%s' is a device; use 'iotctl device show %s'", name,
                            name);
