@@ -420,9 +420,10 @@ static const char *closest(const char *word, const char *group)
 static void print_overview(FILE *out)
 {
     fprintf(out, "usage: iotctl [--dir DIR] GROUP COMMAND [OPTIONS] [ARGS]\n\n"
-                 "Manages the telemetry system's certificate authority, the certificates of the\n"
-                 "gateway, the broker and operators, the registry of enrolled devices, the\n"
-                 "firmware signing keys and releases, and staged firmware rollouts.\n\n"
+                 "Manages the telemetry system's certificate authority and its intermediates,\n"
+                 "the certificates of the gateway, the broker and operators, the registry of\n"
+                 "enrolled devices with their enrollment tokens and approvals, the firmware\n"
+                 "signing keys and releases, and staged firmware rollouts.\n\n"
                  "Commands:\n");
     for (size_t i = 0; i < cli_command_count; i++) {
         char words[2 * WORD_MAX + 2];
