@@ -104,6 +104,11 @@ expect_eq "ca list --json shows it revoked" "revoked" \
 expect_fail "revoking it again is refused" 1 "already revoked" ctl ca revoke gw-b
 expect_fail "ca revoke refuses a device" 1 "is a device certificate, not an issuer" ctl ca revoke dev-1
 expect_fail "ca revoke of an unknown name" 1 "gw-none" ctl ca revoke gw-none
+expect_fail "cert revoke points to ca revoke" 1 "'gw-a' is an intermediate CA; use 'iotctl ca revoke gw-a'" \
+  ctl cert revoke gw-a
+expect_ok "cert list" ctl cert list
+echo "$OUT" | grep -q "gw-a" && fail "cert list shows an intermediate CA: $OUT"
+pass "cert list leaves intermediates to ca list"
 
 # A device certificate the intermediate signed (as the gateway records it)
 # is not the root's to list, even revoked; a root-signed device is.
