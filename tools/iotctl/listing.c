@@ -71,8 +71,8 @@ static const char *state_label(const cli_ctx *ctx, const iot_cert_record *rec)
 static int list_one(const iot_cert_record *rec, void *arg)
 {
     list_walk *w = arg;
-    if (w->kind < 0 && rec->kind == IOT_KIND_DEVICE)
-        return 0;
+    if (w->kind < 0 && (rec->kind == IOT_KIND_DEVICE || rec->kind == IOT_KIND_ISSUER))
+        return 0; /* cert list: servers and clients */
     w->count++;
     if (w->array != NULL) {
         cJSON *o = record_json(w->ctx, rec);
