@@ -238,6 +238,40 @@ expect_eq "nothing is pending any more" "[]" "$(ctl enroll list --pending --json
 expect_fail "a decided request is not decided again" 1 "dev-p1.*approved, not pending" ctl enroll deny dev-p1
 expect_fail "an issued enrollment is not approved" 1 "dev-p3.*issued, not pending" ctl enroll approve dev-p3
 
+# --- the gateway's registry for every command (global --registry) ------------------
+# On the gateway host there is no CA key: devices the intermediate issued are
+# listed, shown and revoked in the gateway's registry alone.
+expect_ok "device add dev-2" ctl device add dev-2
+db "INSERT INTO certificates (name, kind, role, serial, fingerprint, not_before, not_after, state,
+      created, spki, issuer)
+    VALUES ('dev-live', 'device', 'device', 'ABCDEF0456', '$(printf '1%.0s' {1..64})', $now,
+      $((now + 86400)), 'active', $now, '$(printf 'f%.0s' {1..64})', '$serial_a')"
+cp "$P/registry.db" "$T/gw/registry.db"
+cp "$P/crl.pem" "$T/crl.before"
+G=("$IOTCTL" --dir "$T/no-pki" --registry "$T/gw/registry.db")
+expect_ok "device list with the global --registry" "${G[@]}" device list
+echo "$OUT" | grep -Eq "^dev-live +active" || fail "device list --registry does not show dev-live: $OUT"
+pass "device list reads the registry --registry names"
+expect_ok "device revoke --dry-run of an issued device" "${G[@]}" device revoke dev-live --dry-run
+expect_eq "a dry run changes nothing" active \
+  "$(sqlite3 "$T/gw/registry.db" "SELECT state FROM certificates WHERE name='dev-live'")"
+expect_ok "device revoke of an issued device needs no CA key" "${G[@]}" device revoke dev-live
+echo "$OUT" | grep -q "revoked in $T/gw/registry.db" || fail "device revoke does not say where: $OUT"
+expect_eq "it is revoked in the gateway's registry" "revoked" \
+  "$(sqlite3 "$T/gw/registry.db" "SELECT state FROM certificates WHERE name='dev-live'")"
+expect_eq "the PKI directory's registry is untouched" "active" \
+  "$(db "SELECT state FROM certificates WHERE name='dev-live'")"
+cmp -s "$P/crl.pem" "$T/crl.before" || fail "revoking an issued device changed the root's CRL"
+pass "the root's CRL is not changed for an issued device"
+expect_fail "a root-signed device still needs the CA" 1 "no CA in $T/no-pki" "${G[@]}" device revoke dev-2
+IOTCTL_REGISTRY="$T/gw/registry.db" run "$IOTCTL" --dir "$T/no-pki" device show dev-live
+[ "$RC" -eq 0 ] && echo "$OUT" | grep -q "revoked" || fail "IOTCTL_REGISTRY is not used (exit $RC): $OUT $ERR"
+pass "IOTCTL_REGISTRY names the registry too"
+chmod 0666 "$T/gw/registry.db"
+expect_fail "a registry others may write is refused" 1 "others must not be able to write it" \
+  "${G[@]}" device list
+chmod 0660 "$T/gw/registry.db"
+
 # --- help ------------------------------------------------------------------------
 "$IOTCTL" --help | grep -E '^  (ca|token|enroll) ' >"$T/help.txt"
 expect_eq "--help lists the nine ca, token and enroll commands" 9 "$(grep -c . "$T/help.txt")"

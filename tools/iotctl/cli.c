@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "iot/fsutil.h"
 
@@ -40,7 +41,31 @@ int cli_help(const cli_command *cmd)
 
 iot_status cli_path(const cli_ctx *ctx, char *buf, const char *name, iot_err *err)
 {
+    if (ctx->registry != NULL && strcmp(name, "registry.db") == 0) {
+        size_t len = strlen(ctx->registry);
+        if (len == 0 || len >= CLI_PATH_MAX)
+            return iot_err_set(err, IOT_EINVAL, "--registry path is empty or too long");
+        memcpy(buf, ctx->registry, len + 1);
+        return IOT_OK;
+    }
     return iot_path_join(buf, CLI_PATH_MAX, ctx->dir, name, err);
+}
+
+/* The gateway's registry is written by the gateway's group too; anyone
+ * else who could write it could enroll a device of their own. */
+static iot_status check_shared_registry(const char *path, iot_err *err)
+{
+    struct stat sb;
+    if (stat(path, &sb) != 0)
+        return errno == ENOENT ? IOT_OK
+                               : iot_err_set(err, IOT_EIO, "cannot check registry %s: %s", path,
+                                             strerror(errno));
+    if (sb.st_mode & S_IWOTH)
+        return iot_err_set(err, IOT_EPERM,
+                           "registry %s has mode %04o; others must not be able to write it (run: "
+                           "chmod o-w %s)",
+                           path, (unsigned)(sb.st_mode & 07777), path);
+    return IOT_OK;
 }
 
 iot_status cli_check_pki(const cli_ctx *ctx, iot_err *err)
@@ -55,13 +80,20 @@ iot_status cli_check_pki(const cli_ctx *ctx, iot_err *err)
         {"registry.db", "registry", false},
         {"crl.pem", "CRL", false},
     };
-    iot_status st = iot_owner_mode_check("PKI directory", ctx->dir, false, err);
+    iot_status st = IOT_OK;
+    if (ctx->registry != NULL)
+        st = check_shared_registry(ctx->registry, err);
+    if (st != IOT_OK)
+        return st;
+    st = iot_owner_mode_check("PKI directory", ctx->dir, false, err);
     if (st == IOT_ENOENT)
         return IOT_OK;
     if (st != IOT_OK)
         return st;
     for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
         char path[CLI_PATH_MAX];
+        if (ctx->registry != NULL && strcmp(parts[i].file, "registry.db") == 0)
+            continue;
         st = cli_path(ctx, path, parts[i].file, err);
         if (st != IOT_OK)
             return st;

@@ -25,7 +25,8 @@
 #define CLI_ORGANIZATION "IoT Telemetry"
 
 typedef struct cli_ctx {
-    const char *dir; /* the PKI directory */
+    const char *dir;      /* the PKI directory */
+    const char *registry; /* the registry when not DIR/registry.db (the gateway's); NULL */
     time_t now;
 } cli_ctx;
 
@@ -48,14 +49,17 @@ int cli_usage(const cli_command *cmd, const char *fmt, ...) __attribute__((forma
 /* Prints the command's full help to stdout; returns CLI_EXIT_OK. */
 int cli_help(const cli_command *cmd);
 
-/* Path of a file in the PKI directory. */
+/* Path of a file in the PKI directory; for "registry.db", the registry
+ * given with --registry if there is one. */
 iot_status cli_path(const cli_ctx *ctx, char *buf, const char *name, iot_err *err);
 
 /* Checks the PKI directory before it is used: it and the files another
  * user could abuse (ca.key, ca.crt, registry.db, crl.pem) belong to this
  * user or root and are not writable by group or others; ca.key is not
  * accessible to them at all. A missing directory or file passes (the
- * command reports it in its own terms). */
+ * command reports it in its own terms). A registry given with --registry
+ * is shared with the gateway's group (0660 in a setgid 2770 directory):
+ * only others must not be able to write it. */
 iot_status cli_check_pki(const cli_ctx *ctx, iot_err *err);
 
 /* Parses a number of days in 1..CLI_MAX_DAYS. */

@@ -689,20 +689,71 @@ out:
     return st == IOT_OK ? CLI_EXIT_OK : cli_fail(&err);
 }
 
+/* The record's issuer, read without the CA key: "" if the root signed it
+ * (or there is no such record: the caller's checks say so). */
+static iot_status record_issuer(const cli_ctx *ctx, const char *name, char *issuer, size_t size,
+                                iot_err *err)
+{
+    char db[CLI_PATH_MAX];
+    iot_registry *reg = NULL;
+    iot_cert_record rec;
+    issuer[0] = '\0';
+    iot_status st = cli_check_pki(ctx, err);
+    if (st == IOT_OK)
+        st = cli_path(ctx, db, "registry.db", err);
+    if (st == IOT_OK)
+        st = iot_registry_open(db, IOT_REGISTRY_READONLY, &reg, err);
+    if (st == IOT_OK && iot_registry_get_by_name(reg, name, &rec, err) == IOT_OK)
+        snprintf(issuer, size, "%s", rec.issuer);
+    iot_registry_close(reg);
+    return st == IOT_ENOENT ? IOT_OK : st; /* no registry: the CA's checks say what is missing */
+}
+
+/* A certificate an intermediate issued (enrollment) is revoked in the
+ * registry alone: the gateway's registry is its revocation authority, the
+ * root's CRL lists only what the root signed, and no CA key is needed. */
+static int revoke_issued(cli_ctx *ctx, iot_cert_kind kind, const char *name, const char *reason,
+                         bool dry_run)
+{
+    iot_err err = {0};
+    iot_registry *reg = NULL;
+    iot_cert_record rec;
+    char db[CLI_PATH_MAX];
+    iot_status st = cli_path(ctx, db, "registry.db", &err);
+    if (st == IOT_OK)
+        st =
+            iot_registry_open(db, dry_run ? IOT_REGISTRY_READONLY : IOT_REGISTRY_WRITE, &reg, &err);
+    if (st == IOT_OK)
+        st = iot_registry_revoke_check(reg, kind, name, &rec, &err);
+    if (st == IOT_OK && !dry_run)
+        st = iot_registry_revoke(reg, kind, name, reason, (int64_t)ctx->now, &err);
+    iot_registry_close(reg);
+    if (st != IOT_OK)
+        return cli_fail(&err);
+    printf("%s %s: %s in %s (issued by intermediate %s: the gateway refuses it at its next "
+           "reload; the root's CRL is not changed)\n",
+           iot_cert_kind_name(kind), name, dry_run ? "would be revoked (dry run)" : "revoked", db,
+           rec.issuer);
+    return CLI_EXIT_OK;
+}
+
 int revoke_identity(cli_ctx *ctx, iot_cert_kind kind, const char *name, const char *reason,
                     bool dry_run)
 {
+    iot_err err = {0};
+    char issuer[IOT_SERIAL_HEX_MAX + 1];
+    const char *what = kind == IOT_KIND_DEVICE ? "device ID" : "certificate name";
+    if (iot_id_check(what, name, &err) != IOT_OK ||
+        record_issuer(ctx, name, issuer, sizeof(issuer), &err) != IOT_OK)
+        return cli_fail(&err);
+    if (issuer[0] != '\0')
+        return revoke_issued(ctx, kind, name, reason, dry_run);
     if (dry_run)
         return revoke_dry_run(ctx, kind, name, reason);
-    iot_err err = {0};
     pki_ca ca = {0};
     iot_registry *reg = NULL;
     uint64_t number = 0;
-    const char *what = kind == IOT_KIND_DEVICE ? "device ID" : "certificate name";
-    iot_status st = iot_id_check(what, name, &err);
-    if (st != IOT_OK)
-        goto out;
-    st = open_pki(ctx, &ca, &reg, &err);
+    iot_status st = open_pki(ctx, &ca, &reg, &err);
     if (st != IOT_OK)
         goto out;
     st = iot_registry_begin(reg, &err);

@@ -1,6 +1,6 @@
 /* iotctl: the administrator's tool for the project's PKI and device registry.
  *
- *   iotctl [--dir DIR] GROUP COMMAND [OPTIONS] [ARGS]
+ *   iotctl [--dir DIR] [--registry PATH] GROUP COMMAND [OPTIONS] [ARGS]
  *
  * One table below lists every command with its synopsis and help, so the
  * dispatcher, `iotctl --help` and `iotctl GROUP COMMAND --help` cannot
@@ -419,7 +419,7 @@ static const char *closest(const char *word, const char *group)
 
 static void print_overview(FILE *out)
 {
-    fprintf(out, "usage: iotctl [--dir DIR] GROUP COMMAND [OPTIONS] [ARGS]\n\n"
+    fprintf(out, "usage: iotctl [--dir DIR] [--registry PATH] GROUP COMMAND [OPTIONS] [ARGS]\n\n"
                  "Manages the telemetry system's certificate authority and its intermediates,\n"
                  "the certificates of the gateway, the broker and operators, the registry of\n"
                  "enrolled devices with their enrollment tokens and approvals, the firmware\n"
@@ -431,9 +431,11 @@ static void print_overview(FILE *out)
         fprintf(out, "  %-15s  %s\n", words, cli_commands[i].brief);
     }
     fprintf(out, "\nGlobal options:\n"
-                 "  --dir DIR   the PKI directory (default: $IOTCTL_DIR, else ./pki)\n"
-                 "  --help      this text; 'iotctl GROUP COMMAND --help' for one command\n"
-                 "  --version   the program version\n\n"
+                 "  --dir DIR        the PKI directory (default: $IOTCTL_DIR, else ./pki)\n"
+                 "  --registry PATH  the registry instead of DIR/registry.db: the gateway's\n"
+                 "                   when it enrolls devices (default: $IOTCTL_REGISTRY)\n"
+                 "  --help           this text; 'iotctl GROUP COMMAND --help' for one command\n"
+                 "  --version        the program version\n\n"
                  "Exit status: 0 success, 1 the command failed, 2 the command line is wrong.\n");
 }
 
@@ -453,6 +455,10 @@ static int parse_global(int argc, char **argv, cli_ctx *ctx, int *next)
             ctx->dir = argv[++i];
         } else if (strncmp(argv[i], "--dir=", 6) == 0) {
             ctx->dir = argv[i] + 6;
+        } else if (strcmp(argv[i], "--registry") == 0 && i + 1 < argc) {
+            ctx->registry = argv[++i];
+        } else if (strncmp(argv[i], "--registry=", 11) == 0) {
+            ctx->registry = argv[i] + 11;
         } else {
             fprintf(stderr, "iotctl: unknown or incomplete global option '%s'\n\n", argv[i]);
             print_overview(stderr);
@@ -507,6 +513,9 @@ int main(int argc, char **argv)
     cli_ctx ctx = {.dir = getenv("IOTCTL_DIR"), .now = time(NULL)};
     if (ctx.dir == NULL || ctx.dir[0] == '\0')
         ctx.dir = "pki";
+    ctx.registry = getenv("IOTCTL_REGISTRY");
+    if (ctx.registry != NULL && ctx.registry[0] == '\0')
+        ctx.registry = NULL;
     int i = 1;
     int rc = parse_global(argc, argv, &ctx, &i);
     if (rc >= 0)
