@@ -66,7 +66,7 @@ static gw_admission_verdict check_device(gw_admission *id, const char *name,
 
 static gw_admission *open_identity(void)
 {
-    gw_admission_options opt = {reg_copy, crl_copy, ca_path};
+    gw_admission_options opt = {reg_copy, crl_copy, ca_path, 0};
     gw_admission *id = NULL;
     iot_err err = {0};
     assert_int_equal(gw_admission_open(&opt, &id, &err), IOT_OK);
@@ -166,7 +166,7 @@ static void test_bad_crl_keeps_registry_revocations(void **state)
     gw_admission_close(id);
 
     /* At startup there is no CRL in force to keep: the gateway does not start. */
-    gw_admission_options opt = {reg_copy, crl_copy, ca_path};
+    gw_admission_options opt = {reg_copy, crl_copy, ca_path, 0};
     gw_admission *none = NULL;
     assert_int_not_equal(gw_admission_open(&opt, &none, &err), IOT_OK);
     assert_null(none);
