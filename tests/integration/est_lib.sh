@@ -80,6 +80,13 @@ send() {
   echo "${out:-000}"
 }
 
+# send_is DIR STATUS: whether a reading with DIR's certificate now gets
+# STATUS (for wait_until, which must run the request on every try).
+send_is() {
+  [ "$(send "$1" "{\"seq\":$((SEND_SEQ += 1)),\"temperature\":1}")" = "$2" ]
+}
+SEND_SEQ=1000
+
 # est_metric RESULT: iotgw_est_requests_total{result=RESULT}.
 est_metric() {
   curl -s "http://127.0.0.1:$ADMIN_PORT/metrics" |
