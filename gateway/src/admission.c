@@ -129,20 +129,35 @@ static int add_in_grace(const iot_cert_record *rec, void *arg)
     return rc;
 }
 
+static int name_cmp(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
 /* Marks the current certificate of every device with a predecessor in
- * grace, whose first use ends that grace. */
+ * grace, whose first use ends that grace: the names in grace are sorted
+ * once, then each device looks its name up. */
 static void mark_successors(id_snapshot *snap)
 {
-    for (size_t i = 0; i < snap->n; i++) {
-        const id_entry *old = &snap->entries[i];
-        if (!old->in_grace || old->revoked)
-            continue;
-        for (size_t j = 0; j < snap->n; j++) {
-            id_entry *e = &snap->entries[j];
-            if (!e->in_grace && e->kind == IOT_KIND_DEVICE && strcmp(e->name, old->name) == 0)
-                e->successor = true;
-        }
+    size_t n = 0;
+    for (size_t i = 0; i < snap->n; i++)
+        n += snap->entries[i].in_grace && !snap->entries[i].revoked;
+    const char **names = n > 0 ? malloc(n * sizeof(*names)) : NULL;
+    if (names == NULL)
+        return; /* none in grace, or no memory: the grace then runs out by date */
+    n = 0;
+    for (size_t i = 0; i < snap->n; i++)
+        if (snap->entries[i].in_grace && !snap->entries[i].revoked)
+            names[n++] = snap->entries[i].name;
+    qsort(names, n, sizeof(*names), name_cmp);
+    for (size_t j = 0; j < snap->n; j++) {
+        id_entry *e = &snap->entries[j];
+        const char *key = e->name;
+        if (!e->in_grace && e->kind == IOT_KIND_DEVICE &&
+            bsearch(&key, names, n, sizeof(*names), name_cmp) != NULL)
+            e->successor = true;
     }
+    free(names);
 }
 
 static bool serial_hex(const ASN1_INTEGER *serial, char out[IOT_SERIAL_HEX_MAX + 1])
