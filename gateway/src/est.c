@@ -11,9 +11,11 @@
 #include <openssl/bn.h>
 #include <openssl/err.h>
 
+#include "admission.h"
 #include "conn.h"
 #include "http1.h"
 #include "ingest.h"
+#include "iot/identity.h"
 #include "iot/pki.h"
 #include "log.h"
 #include "metrics.h"
@@ -246,8 +248,31 @@ static void issued(gw_est *est, gw_est_job *job, iot_enroll_result *res, double 
            now_ms() - started);
 }
 
+/* The root's CRL reaches the gateway with every CRL push, the registry
+ * only through the gateway: an intermediate the CRL lists signs nothing
+ * more, whatever the registry says. */
+static bool issuer_on_crl(gw_est *est)
+{
+    X509_CRL *crl = gw_admission_crl(est->opt.identity);
+    X509_REVOKED *entry = NULL;
+    bool listed =
+        crl != NULL &&
+        X509_CRL_get0_by_serial(crl, &entry,
+                                (ASN1_INTEGER *)X509_get0_serialNumber(est->issuer.cert)) == 1;
+    X509_CRL_free(crl);
+    return listed;
+}
+
 static void run_job(gw_est *est, gw_est_job *job)
 {
+    if (issuer_on_crl(est)) {
+        job->refusal = GW_REF_EST_ISSUER_REVOKED;
+        job->status = gw_refusal_row_of(job->refusal)->status;
+        snprintf(job->detail, sizeof(job->detail),
+                 "the issuing CA is revoked by the root's CRL; enrollments resume once the "
+                 "gateway has a new one (iotctl ca intermediate)");
+        return;
+    }
     double started = now_ms();
     iot_enroll_request req = {.method = job->method,
                               .device_id = job->device,
@@ -528,7 +553,38 @@ X509 *gw_est_bootstrap_ca(const gw_est *est)
     return est->bootstrap;
 }
 
-/* The issuer must be signed by the root and recorded as an issuer. */
+/* A new intermediate (first start, or rotation) is made on the machine
+ * that holds the root key and recorded in that machine's registry; the
+ * gateway's registry learns it here, once the root's signature on it has
+ * been checked. Its name is its CN, which must not be taken. */
+static iot_status record_issuer(gw_est *est, const pki_cert_facts *f, iot_err *err)
+{
+    iot_cert_record rec = {.kind = IOT_KIND_ISSUER, .created = now_s()};
+    X509_NAME *subject = X509_get_subject_name(est->issuer.cert);
+    if (X509_NAME_get_text_by_NID(subject, NID_commonName, rec.name, sizeof(rec.name)) <= 0 ||
+        !iot_id_is_valid(rec.name))
+        return iot_err_set(err, IOT_EINVAL,
+                           "est_ca_cert %s has no usable CN to record it by: make the issuing CA "
+                           "with 'iotctl ca intermediate NAME'",
+                           est->opt.ca_cert);
+    iot_status st = pki_key_fingerprint(est->issuer.key, rec.spki, err);
+    if (st != IOT_OK)
+        return st;
+    snprintf(rec.role, sizeof(rec.role), "issuer");
+    memcpy(rec.serial, f->serial, sizeof(rec.serial));
+    memcpy(rec.fingerprint, f->fingerprint, sizeof(rec.fingerprint));
+    rec.not_before = f->not_before;
+    rec.not_after = f->not_after;
+    st = iot_registry_add(est->reg, &rec, err);
+    if (st != IOT_OK)
+        return st;
+    gw_log(GW_LOG_INFO, "est.issuer_recorded", "name=%s serial=%s registry=%s", rec.name,
+           rec.serial, est->opt.registry);
+    /* Admission vouches for its devices only once it knows it. */
+    return gw_admission_reload(est->opt.identity, err);
+}
+
+/* The issuer must be signed by the root; the registry records it. */
 static iot_status check_issuer(gw_est *est, iot_err *err)
 {
     EVP_PKEY *root_key = X509_get0_pubkey(est->root);
@@ -545,6 +601,8 @@ static iot_status check_issuer(gw_est *est, iot_err *err)
     if (st != IOT_OK)
         return st;
     st = iot_registry_get_by_serial(est->reg, f.serial, &rec, err);
+    if (st == IOT_ENOENT)
+        return record_issuer(est, &f, err);
     if (st != IOT_OK || rec.kind != IOT_KIND_ISSUER)
         return iot_err_set(err, IOT_EINVAL,
                            "est_ca_cert %s (serial %s) is not an issuer in the registry %s",
