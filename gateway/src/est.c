@@ -342,8 +342,7 @@ static gw_est_job *next_job(gw_est *est)
 static void *est_main(void *arg)
 {
     gw_est *est = arg;
-    gw_est_job *job;
-    while ((job = next_job(est)) != NULL) {
+    for (gw_est_job *job = next_job(est); job != NULL; job = next_job(est)) {
         if (job->conn == NULL) {
             end_grace(est, job->device);
             gw_est_job_free(job);

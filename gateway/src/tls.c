@@ -256,6 +256,16 @@ static iot_status trust_enrollment(SSL_CTX *ctx, const gw_tls_options *opt, iot_
     return IOT_OK;
 }
 
+/* A client certificate is asked for always, required unless enrollment
+ * lets a device without one reach its endpoints. */
+static void set_verify(SSL_CTX *ctx, const gw_tls_options *opt)
+{
+    int mode = SSL_VERIFY_PEER;
+    if (opt->require_client_cert && !opt->enrollment)
+        mode |= SSL_VERIFY_FAIL_IF_NO_PEER_CERT;
+    SSL_CTX_set_verify(ctx, mode, verify_cb);
+}
+
 iot_status gw_tls_server_ctx(const gw_tls_options *opt, gw_admission *identity, SSL_CTX **out,
                              iot_err *err)
 {
@@ -307,10 +317,7 @@ iot_status gw_tls_server_ctx(const gw_tls_options *opt, gw_admission *identity, 
             goto out;
         }
     }
-    int mode = SSL_VERIFY_PEER;
-    if (opt->require_client_cert && !opt->enrollment)
-        mode |= SSL_VERIFY_FAIL_IF_NO_PEER_CERT;
-    SSL_CTX_set_verify(ctx, mode, verify_cb);
+    set_verify(ctx, opt);
     /* root -> issuing intermediate -> device: levels 0, 1 and 2 */
     SSL_CTX_set_verify_depth(ctx, 2);
     SSL_CTX_set_info_callback(ctx, info_cb);
