@@ -34,8 +34,9 @@ struct gw_est {
     pki_ca issuer;
     X509 *root;
     X509 *bootstrap;
-    iot_registry *reg; /* the thread's */
-    char *cacerts;     /* base64 PKCS#7 of the issuer and the root */
+    STACK_OF(X509) * issuers; /* every active intermediate the registry keeps, this one included */
+    iot_registry *reg;        /* the thread's */
+    char *cacerts;            /* base64 PKCS#7 of the issuer and the root */
     size_t cacerts_len;
     pthread_t thread;
     bool started;
@@ -255,10 +256,9 @@ static bool issuer_on_crl(gw_est *est)
 {
     X509_CRL *crl = gw_admission_crl(est->opt.identity);
     X509_REVOKED *entry = NULL;
-    bool listed =
-        crl != NULL &&
-        X509_CRL_get0_by_serial(crl, &entry,
-                                (ASN1_INTEGER *)X509_get0_serialNumber(est->issuer.cert)) == 1;
+    bool listed = crl != NULL &&
+                  X509_CRL_get0_by_serial(
+                      crl, &entry, (ASN1_INTEGER *)X509_get0_serialNumber(est->issuer.cert)) == 1;
     X509_CRL_free(crl);
     return listed;
 }
@@ -547,6 +547,11 @@ X509 *gw_est_issuer(const gw_est *est)
     return est->issuer.cert;
 }
 
+STACK_OF(X509) * gw_est_issuers(const gw_est *est)
+{
+    return est->issuers;
+}
+
 X509 *gw_est_bootstrap_ca(const gw_est *est)
 {
     return est->bootstrap;
@@ -614,6 +619,63 @@ static iot_status check_issuer(gw_est *est, iot_err *err)
     return IOT_OK;
 }
 
+/* The registry keeps each intermediate the gateway has signed with, so
+ * that after a rotation the devices of the previous one still verify
+ * (they send their own certificate only) until they renew. */
+static iot_status keep_issuer_der(gw_est *est, iot_err *err)
+{
+    unsigned char *der = NULL;
+    int n = i2d_X509(est->issuer.cert, &der);
+    pki_cert_facts f;
+    iot_status st = n > 0 ? pki_cert_facts_get(est->issuer.cert, &f, err)
+                          : iot_err_set(err, IOT_ENOMEM, "cannot encode est_ca_cert");
+    if (st == IOT_OK)
+        st = iot_registry_set_der(est->reg, f.serial, der, (size_t)n, err);
+    OPENSSL_free(der);
+    return st;
+}
+
+typedef struct issuer_walk {
+    gw_est *est;
+    iot_err *err;
+} issuer_walk;
+
+static int add_issuer(const iot_cert_record *rec, void *arg)
+{
+    issuer_walk *w = arg;
+    unsigned char buf[8192];
+    size_t len = 0;
+    iot_err ignored = {0};
+    if (rec->revoked ||
+        iot_registry_get_der(w->est->reg, rec->serial, buf, sizeof(buf), &len, &ignored) != IOT_OK)
+        return 0; /* kept since this gateway signs with it, or not at all */
+    const unsigned char *p = buf;
+    X509 *cert = d2i_X509(NULL, &p, (long)len);
+    if (cert == NULL || sk_X509_push(w->est->issuers, cert) <= 0) {
+        X509_free(cert);
+        iot_err_set(w->err, IOT_ENOMEM, "cannot load the kept certificate of issuer %s", rec->name);
+        return 1;
+    }
+    return 0;
+}
+
+static iot_status load_issuers(gw_est *est, iot_err *err)
+{
+    iot_status st = keep_issuer_der(est, err);
+    if (st != IOT_OK)
+        return st;
+    est->issuers = sk_X509_new_null();
+    if (est->issuers == NULL)
+        return iot_err_set(err, IOT_ENOMEM, "out of memory");
+    issuer_walk w = {.est = est, .err = err};
+    st = iot_registry_foreach(est->reg, IOT_KIND_ISSUER, add_issuer, &w, err);
+    if (st == IOT_OK && sk_X509_num(est->issuers) > 1)
+        gw_log(GW_LOG_INFO, "est.issuers_trusted",
+               "count=%d action=\"devices of every active intermediate verify\"",
+               sk_X509_num(est->issuers));
+    return st;
+}
+
 static iot_status build_cacerts(gw_est *est, iot_err *err)
 {
     X509 *certs[2] = {est->issuer.cert, est->root};
@@ -643,6 +705,8 @@ static iot_status load(gw_est *est, iot_err *err)
         return st;
     iot_registry_set_busy_timeout(est->reg, 5000);
     st = check_issuer(est, err);
+    if (st == IOT_OK)
+        st = load_issuers(est, err);
     if (st == IOT_OK)
         st = build_cacerts(est, err);
     return st;
@@ -711,6 +775,7 @@ void gw_est_close(gw_est *est)
     pki_ca_free(&est->issuer);
     X509_free(est->root);
     X509_free(est->bootstrap);
+    sk_X509_pop_free(est->issuers, X509_free);
     free(est->cacerts);
     pthread_cond_destroy(&est->wake);
     pthread_mutex_destroy(&est->lock);

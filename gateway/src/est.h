@@ -66,6 +66,9 @@ void gw_est_close(gw_est *est);
  * certificates) and the bootstrap CA (NULL if none). Borrowed. */
 X509 *gw_est_issuer(const gw_est *est);
 X509 *gw_est_bootstrap_ca(const gw_est *est);
+/* Every active intermediate the registry keeps (this one and those it
+ * replaced), chain elements for their devices' certificates. Borrowed. */
+STACK_OF(X509) * gw_est_issuers(const gw_est *est);
 
 /* The renewed certificate of `device` was used: its predecessor's grace
  * ends (on the thread). Any thread. */

@@ -364,6 +364,7 @@ static iot_status open_device_tls(daemon_state *d, iot_err *err)
     if (app->est != NULL) {
         topt.enrollment = true;
         topt.est_issuer = gw_est_issuer(app->est);
+        topt.est_issuers = gw_est_issuers(app->est);
         topt.bootstrap_ca = gw_est_bootstrap_ca(app->est);
     }
     iot_status st = gw_tls_server_ctx(&topt, app->identity, &app->device_tls, err);

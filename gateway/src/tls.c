@@ -238,14 +238,18 @@ static iot_status ossl_fail(iot_err *err, const char *what, const char *path)
     return iot_err_set(err, IOT_ECRYPTO, "%s %s: %s", what, path, reason);
 }
 
-/* The issuing intermediate helps build device chains (the root stays the
- * only trust anchor: no partial chains); the bootstrap CA is an anchor of
- * its own, whose certificates verify_cb marks. */
+/* The issuing intermediate, and those it replaced while still active,
+ * help build device chains (the root stays the only trust anchor: no
+ * partial chains); the bootstrap CA is an anchor of its own, whose
+ * certificates verify_cb marks. */
 static iot_status trust_enrollment(SSL_CTX *ctx, const gw_tls_options *opt, iot_err *err)
 {
     X509_STORE *store = SSL_CTX_get_cert_store(ctx);
     if (opt->est_issuer != NULL && X509_STORE_add_cert(store, opt->est_issuer) != 1)
         return ossl_fail(err, "cannot trust the issuing CA", "est_ca_cert");
+    for (int i = 0; opt->est_issuers != NULL && i < sk_X509_num(opt->est_issuers); i++)
+        if (X509_STORE_add_cert(store, sk_X509_value(opt->est_issuers, i)) != 1)
+            return ossl_fail(err, "cannot trust an earlier issuing CA", "registry");
     if (opt->bootstrap_ca == NULL)
         return IOT_OK;
     if (X509_STORE_add_cert(store, opt->bootstrap_ca) != 1 ||

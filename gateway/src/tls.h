@@ -32,6 +32,9 @@ typedef struct gw_tls_options {
     bool enrollment;
     X509 *est_issuer;   /* borrowed; NULL without enrollment */
     X509 *bootstrap_ca; /* borrowed; NULL: no bootstrap certificates */
+    /* Borrowed: every active intermediate the registry keeps, earlier ones
+     * included, so that their devices verify after a rotation; may be NULL. */
+    STACK_OF(X509) * est_issuers;
 } gw_tls_options;
 
 /* Largest certificate chain a device may send (SSL_CTX_set_max_cert_list):
