@@ -80,9 +80,10 @@ static iot_status check_token_target(iot_registry *reg, const char *device, int6
     iot_status s = iot_registry_get_by_name(reg, device, &rec, &lookup);
     if (s == IOT_OK)
         return iot_err_set(err, IOT_EEXIST,
-                           "the name '%s' is already taken by a %s%s certificate; a token "
+                           "the name '%s' is already taken by %s %s certificate; a token "
                            "enrolls a new device only",
-                           device, rec.revoked ? "revoked " : "", iot_cert_kind_name(rec.kind));
+                           device, rec.revoked ? "a revoked" : iot_cert_kind_article(rec.kind),
+                           iot_cert_kind_name(rec.kind));
     if (s != IOT_ENOENT) {
         if (err != NULL)
             *err = lookup;

@@ -571,6 +571,10 @@ struct crl_walk {
 static int crl_add_revoked(const iot_cert_record *rec, void *ctx)
 {
     struct crl_walk *w = ctx;
+    /* The root's CRL speaks for what the root signed: an intermediate's
+     * certificates are refused through the registry (issuer_revoked). */
+    if (rec->issuer[0] != '\0')
+        return 0;
     X509_REVOKED *r = X509_REVOKED_new();
     BIGNUM *bn = NULL;
     ASN1_INTEGER *serial = NULL;

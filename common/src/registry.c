@@ -137,6 +137,11 @@ const char *iot_cert_kind_name(iot_cert_kind kind)
     return "?";
 }
 
+const char *iot_cert_kind_article(iot_cert_kind kind)
+{
+    return kind == IOT_KIND_ISSUER ? "an" : "a";
+}
+
 static int kind_from_name(const char *s)
 {
     if (strcmp(s, "device") == 0)
@@ -647,8 +652,9 @@ iot_status iot_registry_add(iot_registry *reg, const iot_cert_record *rec, iot_e
     iot_err lookup;
     iot_status s = iot_registry_get_by_name(reg, rec->name, &existing, &lookup);
     if (s == IOT_OK)
-        return iot_err_set(err, IOT_EEXIST, "the name '%s' is already taken by a %s%s certificate",
-                           rec->name, existing.revoked ? "revoked " : "",
+        return iot_err_set(err, IOT_EEXIST, "the name '%s' is already taken by %s %s certificate",
+                           rec->name,
+                           existing.revoked ? "a revoked" : iot_cert_kind_article(existing.kind),
                            iot_cert_kind_name(existing.kind));
     if (s != IOT_ENOENT) {
         if (err)
@@ -698,8 +704,9 @@ iot_status iot_registry_revoke_check(iot_registry *reg, iot_cert_kind kind, cons
     if (s != IOT_OK)
         return s;
     if (out->kind != kind)
-        return iot_err_set(err, IOT_ENOENT, "'%s' is a %s certificate, not a %s", name,
-                           iot_cert_kind_name(out->kind), iot_cert_kind_name(kind));
+        return iot_err_set(err, IOT_ENOENT, "'%s' is %s %s certificate, not %s %s", name,
+                           iot_cert_kind_article(out->kind), iot_cert_kind_name(out->kind),
+                           iot_cert_kind_article(kind), iot_cert_kind_name(kind));
     if (out->revoked)
         return iot_err_set(err, IOT_ESTATE, "%s '%s' is already revoked", iot_cert_kind_name(kind),
                            name);

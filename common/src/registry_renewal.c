@@ -96,8 +96,9 @@ iot_status iot_registry_renew_with_grace(iot_registry *reg, const iot_cert_recor
     if (s != IOT_OK)
         return s;
     if (old.kind != rec->kind)
-        return iot_err_set(err, IOT_ENOENT, "'%s' is a %s certificate, not a %s", rec->name,
-                           iot_cert_kind_name(old.kind), iot_cert_kind_name(rec->kind));
+        return iot_err_set(err, IOT_ENOENT, "'%s' is %s %s certificate, not %s %s", rec->name,
+                           iot_cert_kind_article(old.kind), iot_cert_kind_name(old.kind),
+                           iot_cert_kind_article(rec->kind), iot_cert_kind_name(rec->kind));
     if (old.revoked)
         return iot_err_set(err, IOT_ESTATE, "%s '%s' is revoked; it cannot be renewed",
                            iot_cert_kind_name(old.kind), rec->name);

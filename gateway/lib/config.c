@@ -382,6 +382,99 @@ static const gw__option gw__options[] = {
              "or a copy): images/DIGEST.bin and the trusted signing keys\n"
              "trusted-keys.pem. Every manifest is verified with those keys\n"
              "before a device is offered it. Needs rollouts."},
+    {.key = "est_ca_cert",
+     .type = GW__PATH,
+     GW__FIELD(est_ca_cert),
+     .def = "",
+     .flags = GW__EMPTY_OK | GW__FILE,
+     .example = "/etc/iotgw/est/issuer.pem",
+     .section = "Enrollment (EST, RFC 7030)",
+     .help = "Certificate of the issuing CA (iotctl ca intermediate NAME: an\n"
+             "intermediate the root signed, recorded in the registry as an issuer).\n"
+             "Setting it and est_ca_key turns enrollment on: devices get and renew\n"
+             "their certificates at /.well-known/est/, and the gateway writes the\n"
+             "registry. \"\" turns enrollment off. The root key is never needed."},
+    {.key = "est_ca_key",
+     .type = GW__PATH,
+     GW__FIELD(est_ca_key),
+     .def = "",
+     .flags = GW__EMPTY_OK | GW__FILE | GW__KEY,
+     .example = "/etc/iotgw/est/issuer.key",
+     .help = "Private key of est_ca_cert; refused if group or others may access it.\n"
+             "Needs est_ca_cert."},
+    {.key = "est_bootstrap_ca",
+     .type = GW__PATH,
+     GW__FIELD(est_bootstrap_ca),
+     .def = "",
+     .flags = GW__EMPTY_OK | GW__FILE,
+     .example = "/etc/iotgw/est/bootstrap-ca.pem",
+     .help = "Certificate of the bootstrap (factory) CA (iotctl bootstrap init). A\n"
+             "client certificate it signed may only ask for a first enrollment\n"
+             "(simpleenroll), never send readings. \"\": no bootstrap certificates."},
+    {.key = "est_cert_lifetime",
+     .type = GW__DURATION,
+     GW__FIELD(est_cert_lifetime_s),
+     .def = "90d",
+     .flags = GW__WHOLE_S,
+     .min = GW__H,
+     .max = 825 * GW__D,
+     .scale = GW__S,
+     .help = "Lifetime of a device certificate the gateway issues (never past the\n"
+             "issuing CA's own expiry). Devices renew at about two thirds of it."},
+    {.key = "est_renewal_grace",
+     .type = GW__DURATION,
+     GW__FIELD(est_renewal_grace_s),
+     .def = "7d",
+     .flags = GW__WHOLE_S,
+     .min = 0,
+     .max = 90 * GW__D,
+     .scale = GW__S,
+     .help = "How long a renewed device's previous certificate keeps working\n"
+             "unless the new one is used first, so that a device that lost the\n"
+             "answer can ask again."},
+    {.key = "est_require_approval",
+     .type = GW__BOOL,
+     GW__FIELD(est_require_approval),
+     .def = "no",
+     .help = "First enrollments wait (202 with Retry-After) until an operator runs\n"
+             "iotctl enroll approve DEVICE (or deny)."},
+    {.key = "est_retry_after",
+     .type = GW__DURATION,
+     GW__FIELD(est_retry_after_s),
+     .def = "60s",
+     .flags = GW__WHOLE_S,
+     .min = GW__S,
+     .max = GW__D,
+     .scale = GW__S,
+     .help = "Retry-After sent with 202 while an enrollment waits for approval."},
+    {.key = "est_max_failures",
+     .type = GW__INT,
+     GW__FIELD(est_max_failures),
+     .def = "10",
+     .min = 1,
+     .max = 100000,
+     .help = "Refused enrollments (401 and 403) one address may have within\n"
+             "est_failure_window; beyond it the address gets 429 with Retry-After\n"
+             "until the window ends."},
+    {.key = "est_failure_window",
+     .type = GW__DURATION,
+     GW__FIELD(est_failure_window_s),
+     .def = "10m",
+     .flags = GW__WHOLE_S,
+     .min = GW__S,
+     .max = GW__D,
+     .scale = GW__S,
+     .help = "The window est_max_failures counts in."},
+    {.key = "cert_expiry_warning",
+     .type = GW__DURATION,
+     GW__FIELD(cert_expiry_warning_s),
+     .def = "30d",
+     .flags = GW__WHOLE_S,
+     .min = GW__H,
+     .max = 365 * GW__D,
+     .scale = GW__S,
+     .help = "A device whose certificate expires within this time and has no\n"
+             "renewal in progress is counted in iotgw_devices_cert_expiring."},
     {.key = "mqtt_host",
      .type = GW__STRING,
      GW__FIELD(mqtt_host),
@@ -1153,6 +1246,22 @@ static iot_status gw__check_updates(const gw_config *cfg, iot_err *err)
                               "firmware updates, or neither");
 }
 
+/* Enrollment needs the issuing CA's certificate and key together; a
+ * bootstrap CA only means something with enrollment on. */
+static iot_status gw__check_est(const gw_config *cfg, iot_err *err)
+{
+    bool cert = cfg->est_ca_cert[0] != '\0';
+    if (cert != (cfg->est_ca_key[0] != '\0'))
+        return gw__config_invalid(cfg, err, IOT_EINVAL, cert ? "est_ca_cert" : "est_ca_key",
+                                  "est_ca_cert and est_ca_key go together: set both to serve "
+                                  "enrollment, or neither");
+    if (!cert && cfg->est_bootstrap_ca[0] != '\0')
+        return gw__config_invalid(cfg, err, IOT_EINVAL, "est_bootstrap_ca",
+                                  "est_bootstrap_ca needs enrollment on (est_ca_cert and "
+                                  "est_ca_key)");
+    return IOT_OK;
+}
+
 /* Of two keys bound by a rule, the one to name first: the one the file
  * set (the later line when it set both). */
 static const char *gw__blame(const gw_config *cfg, const char *a, const char *b)
@@ -1207,7 +1316,11 @@ size_t gw__config_paths(const gw_config *cfg, gw__config_path *out, size_t max)
     size_t n = 0;
     for (size_t i = 0; i < GW__N_OPTIONS && n < max; i++) {
         unsigned need = gw__need_of(&gw__options[i]);
-        if (need == 0)
+        const char *path = gw__cfield(cfg, &gw__options[i]);
+        /* A file option left "" (off) names no file to check. */
+        bool off =
+            (gw__options[i].flags & GW__EMPTY_OK) && (need & GW__NEED_READ) && path[0] == '\0';
+        if (need == 0 || off)
             continue;
         out[n].key = gw__options[i].key;
         out[n].path = gw__cfield(cfg, &gw__options[i]);
@@ -1233,6 +1346,9 @@ iot_status gw_config_validate(const gw_config *cfg, gw_config_warn_fn warn, void
     if (st != IOT_OK)
         goto out;
     st = gw__check_updates(cfg, err);
+    if (st != IOT_OK)
+        goto out;
+    st = gw__check_est(cfg, err);
 out:
     return st;
 }

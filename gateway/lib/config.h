@@ -76,6 +76,18 @@ typedef struct gw_config {
     char rollouts[GW_PATH_MAX];     /* rollout file shared with iotctl; "" = updates off */
     char firmware_dir[GW_PATH_MAX]; /* images/DIGEST.bin and trusted-keys.pem */
 
+    /* enrollment (EST): on when est_ca_cert and est_ca_key are set */
+    char est_ca_cert[GW_PATH_MAX];      /* the issuing intermediate CA; "" = enrollment off */
+    char est_ca_key[GW_PATH_MAX];       /* its key; must not be group/other readable */
+    char est_bootstrap_ca[GW_PATH_MAX]; /* the bootstrap (factory) CA; "" = none */
+    int64_t est_cert_lifetime_s;        /* of issued device certificates; default 90 d */
+    int64_t est_renewal_grace_s;        /* the old certificate after a renewal; default 7 d */
+    bool est_require_approval;          /* first enrollments wait for an operator; default no */
+    int64_t est_retry_after_s;          /* Retry-After with 202; default 60 s */
+    int est_max_failures;               /* refused enrollments per address and window; 10 */
+    int64_t est_failure_window_s;       /* default 10 m */
+    int64_t cert_expiry_warning_s;      /* iotgw_devices_cert_expiring; default 30 d */
+
     /* MQTT forwarder */
     char mqtt_host[GW_HOST_MAX]; /* required */
     int mqtt_port;               /* default 8883 */

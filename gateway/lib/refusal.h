@@ -53,6 +53,13 @@ typedef enum gw_refusal_counter {
     GW_RC_UPDATE_REPORT_INVALID,
     GW_RC_UPDATE_DEFERRED,
     GW_RC_UPDATE_UNAVAILABLE,
+    GW_RC_CERTIFICATE_REQUIRED,
+    GW_RC_BOOTSTRAP_CERTIFICATE,
+    GW_RC_ISSUER_REVOKED,
+    GW_RC_EST_AUTH_FAILED,
+    GW_RC_EST_REFUSED,
+    GW_RC_EST_INVALID,
+    GW_RC_EST_UNAVAILABLE,
     GW_RC_COUNT
 } gw_refusal_counter;
 
@@ -124,6 +131,30 @@ typedef enum gw_refusal {
     GW_REF_REPORT_CONFLICT,       /* a report that would change a final state */
     GW_REF_UPDATE_DEFERRED,       /* the rollout's per-minute cap: ask again later */
     GW_REF_UPDATE_UNAVAILABLE,    /* the rollout file or an image cannot be read now */
+    /* enrollment (est.c) and the certificates it brings (tls.c, admission.c) */
+    GW_REF_CERTIFICATE_REQUIRED,  /* no client certificate: only cacerts and simpleenroll */
+    GW_REF_BOOTSTRAP_CERTIFICATE, /* a bootstrap certificate: only simpleenroll */
+    GW_REF_ISSUER_REVOKED,        /* a device certificate of a revoked intermediate */
+    GW_REF_EST_ENROLLED,          /* simpleenroll with a device certificate */
+    GW_REF_EST_AUTH_MISSING,      /* simpleenroll with neither Basic nor a bootstrap cert */
+    GW_REF_EST_TOKEN_UNKNOWN,
+    GW_REF_EST_TOKEN_USED,
+    GW_REF_EST_TOKEN_EXPIRED,
+    GW_REF_EST_TOKEN_REVOKED,
+    GW_REF_EST_TOKEN_WRONG_DEVICE,
+    GW_REF_EST_CSR_INVALID, /* bad base64, not a PKCS#10, wrong key or name */
+    GW_REF_EST_DENIED,      /* an operator denied it */
+    GW_REF_EST_NAME_TAKEN,
+    GW_REF_EST_DEVICE_REVOKED,
+    GW_REF_EST_DEVICE_UNKNOWN,
+    GW_REF_EST_CERT_REPLACED, /* renewal with a certificate that is no longer the device's */
+    GW_REF_EST_KEY_REUSED,
+    GW_REF_EST_RENEWAL_CONFLICT,
+    GW_REF_EST_ISSUER_REVOKED,
+    GW_REF_EST_ISSUER_EXPIRED,
+    GW_REF_EST_ISSUER_UNKNOWN,
+    GW_REF_EST_UNAVAILABLE,  /* the registry or the signer failed */
+    GW_REF_EST_RATE_LIMITED, /* est_max_failures within est_failure_window */
     /* the admin listener */
     GW_REF_ADMIN_UNAUTHORIZED,
     GW_REF_ADMIN_OVER_CAPACITY,

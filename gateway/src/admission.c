@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include <openssl/bn.h>
 #include <openssl/err.h>
@@ -23,8 +24,12 @@ typedef struct id_entry {
     char serial[IOT_SERIAL_HEX_MAX + 1];
     char name[IOT_ID_MAX + 1];
     char fingerprint[IOT_FPR_HEX_LEN + 1];
+    char issuer[IOT_SERIAL_HEX_MAX + 1]; /* the intermediate that signed it; "" = the root */
+    int64_t not_after;
     iot_cert_kind kind;
     bool revoked;
+    bool in_grace;  /* replaced by a renewal, still working until its successor is used */
+    bool successor; /* a certificate whose predecessor is in grace: its use ends that grace */
 } id_entry;
 
 /* Immutable once built: sorted by serial for bsearch. */
@@ -42,6 +47,7 @@ typedef struct file_stamp {
 } file_stamp;
 
 struct gw_admission {
+    int64_t expiry_warning_s;
     char registry_path[512];
     char crl_path[512];
     X509 *ca;
@@ -104,9 +110,54 @@ static int add_record(const iot_cert_record *rec, void *arg)
     memcpy(e->serial, rec->serial, sizeof(e->serial));
     memcpy(e->name, rec->name, sizeof(e->name));
     memcpy(e->fingerprint, rec->fingerprint, sizeof(e->fingerprint));
+    memcpy(e->issuer, rec->issuer, sizeof(e->issuer));
+    e->not_after = rec->not_after;
     e->kind = rec->kind;
     e->revoked = rec->revoked;
     return 0;
+}
+
+/* A replaced certificate still in its grace: it works as its device's. */
+static int add_in_grace(const iot_cert_record *rec, void *arg)
+{
+    int rc = add_record(rec, arg);
+    load_ctx *lc = arg;
+    if (rc == 0) {
+        lc->snap->entries[lc->snap->n - 1].kind = IOT_KIND_DEVICE;
+        lc->snap->entries[lc->snap->n - 1].in_grace = true;
+    }
+    return rc;
+}
+
+static int name_cmp(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Marks the current certificate of every device with a predecessor in
+ * grace, whose first use ends that grace: the names in grace are sorted
+ * once, then each device looks its name up. */
+static void mark_successors(id_snapshot *snap)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < snap->n; i++)
+        n += snap->entries[i].in_grace && !snap->entries[i].revoked;
+    const char **names = n > 0 ? malloc(n * sizeof(*names)) : NULL;
+    if (names == NULL)
+        return; /* none in grace, or no memory: the grace then runs out by date */
+    n = 0;
+    for (size_t i = 0; i < snap->n; i++)
+        if (snap->entries[i].in_grace && !snap->entries[i].revoked)
+            names[n++] = snap->entries[i].name;
+    qsort(names, n, sizeof(*names), name_cmp);
+    for (size_t j = 0; j < snap->n; j++) {
+        id_entry *e = &snap->entries[j];
+        const char *key = e->name;
+        if (!e->in_grace && e->kind == IOT_KIND_DEVICE &&
+            bsearch(&key, names, n, sizeof(*names), name_cmp) != NULL)
+            e->successor = true;
+    }
+    free(names);
 }
 
 static bool serial_hex(const ASN1_INTEGER *serial, char out[IOT_SERIAL_HEX_MAX + 1])
@@ -295,8 +346,12 @@ static iot_status load_registry(const gw_admission *id, id_snapshot *snap, iot_e
     st = iot_registry_foreach(reg, -1, add_record, &lc, err);
     if (st != IOT_OK)
         goto out;
+    st = iot_registry_foreach_in_grace(reg, (int64_t)time(NULL), add_in_grace, &lc, err);
+    if (st != IOT_OK)
+        goto out;
     audit_shared_keys(reg);
     qsort(snap->entries, snap->n, sizeof(id_entry), entry_cmp);
+    mark_successors(snap);
 out:
     iot_registry_close(reg);
     return st;
@@ -341,9 +396,30 @@ static size_t count_active(const id_snapshot *snap)
 {
     size_t active = 0;
     for (size_t i = 0; i < snap->n; i++)
-        if (snap->entries[i].kind == IOT_KIND_DEVICE && !snap->entries[i].revoked)
+        if (snap->entries[i].kind == IOT_KIND_DEVICE && !snap->entries[i].revoked &&
+            !snap->entries[i].in_grace)
             active++;
     return active;
+}
+
+/* The enrollment gauges: devices whose certificate expires within the
+ * warning (a renewed device counts with its new certificate), and
+ * replaced certificates still in their grace. */
+static void report_certificates(const gw_admission *id, const id_snapshot *snap)
+{
+    int64_t horizon = (int64_t)time(NULL) + id->expiry_warning_s;
+    int64_t expiring = 0, in_grace = 0;
+    for (size_t i = 0; i < snap->n; i++) {
+        const id_entry *e = &snap->entries[i];
+        if (e->kind != IOT_KIND_DEVICE || e->revoked)
+            continue;
+        if (e->in_grace)
+            in_grace++;
+        else if (id->expiry_warning_s > 0 && e->not_after < horizon)
+            expiring++;
+    }
+    gw_gauge_set(GW_G_DEVICES_CERT_EXPIRING, expiring);
+    gw_gauge_set(GW_G_CERTS_IN_GRACE, in_grace);
 }
 
 /* The CRL's number and next update; warns when that date is past. */
@@ -427,6 +503,7 @@ iot_status gw_admission_reload(gw_admission *id, iot_err *err)
         goto out;
     read_crl_dates(id, use, &r);
     r.active = count_active(snap);
+    report_certificates(id, snap);
     r.stale = crl_st != IOT_OK;
     publish(id, snap, fresh, &reg_stamp, &crl_stamp);
     snap = NULL;
@@ -496,6 +573,7 @@ iot_status gw_admission_open(const gw_admission_options *opt, gw_admission **out
     if (id == NULL)
         return iot_err_set(err, IOT_ENOMEM, "out of memory");
     pthread_mutex_init(&id->lock, NULL);
+    id->expiry_warning_s = opt->cert_expiry_warning_s;
     snprintf(id->registry_path, sizeof(id->registry_path), "%s", opt->registry_path);
     snprintf(id->crl_path, sizeof(id->crl_path), "%s", opt->crl_path);
     iot_status st = load_ca(opt->ca_path, &id->ca, err);
@@ -552,33 +630,160 @@ static bool fingerprint_of(X509 *cert, char out[IOT_FPR_HEX_LEN + 1])
     return true;
 }
 
-gw_admission_verdict gw_admission_check(gw_admission *id, X509 *cert,
-                                        char device_id[IOT_ID_MAX + 1])
+/* A device certificate signed by an intermediate is only as good as that
+ * intermediate: revoked (in the registry or the root CRL) or unknown, it
+ * admits none of its devices. */
+static bool issuer_usable(const id_snapshot *snap, const id_entry *e)
 {
+    if (e->issuer[0] == '\0')
+        return true;
     id_entry key = {0};
+    memcpy(key.serial, e->issuer, sizeof(key.serial));
+    const id_entry *i = bsearch(&key, snap->entries, snap->n, sizeof(*i), entry_cmp);
+    return i != NULL && i->kind == IOT_KIND_ISSUER && !i->revoked;
+}
+
+static gw_admission_verdict judge(const id_snapshot *snap, const id_entry *e, X509 *cert)
+{
     char cn[IOT_ID_MAX + 1];
     char fpr[IOT_FPR_HEX_LEN + 1];
+    if (e == NULL)
+        return GW_ADMISSION_UNKNOWN;
+    if (e->revoked)
+        return GW_ADMISSION_REVOKED;
+    if (e->kind != IOT_KIND_DEVICE)
+        return GW_ADMISSION_NOT_DEVICE;
+    if (!cert_cn(cert, cn) || strcmp(cn, e->name) != 0 || !fingerprint_of(cert, fpr) ||
+        strcmp(fpr, e->fingerprint) != 0)
+        return GW_ADMISSION_MISMATCH;
+    if (!issuer_usable(snap, e))
+        return GW_ADMISSION_ISSUER_REVOKED;
+    return GW_ADMISSION_OK;
+}
+
+gw_admission_verdict gw_admission_check_facts(gw_admission *id, X509 *cert,
+                                              char device_id[IOT_ID_MAX + 1],
+                                              gw_admission_facts *facts)
+{
+    id_entry key = {0};
     device_id[0] = '\0';
+    if (facts != NULL)
+        memset(facts, 0, sizeof(*facts));
     if (!serial_hex(X509_get0_serialNumber(cert), key.serial))
         return GW_ADMISSION_UNKNOWN;
     id_snapshot *snap = snapshot_acquire(id);
     if (snap == NULL)
         return GW_ADMISSION_UNKNOWN;
-    gw_admission_verdict v = GW_ADMISSION_OK;
     const id_entry *e = bsearch(&key, snap->entries, snap->n, sizeof(*e), entry_cmp);
-    if (e == NULL)
-        v = GW_ADMISSION_UNKNOWN;
-    else if (e->revoked)
-        v = GW_ADMISSION_REVOKED;
-    else if (e->kind != IOT_KIND_DEVICE)
-        v = GW_ADMISSION_NOT_DEVICE;
-    else if (!cert_cn(cert, cn) || strcmp(cn, e->name) != 0 || !fingerprint_of(cert, fpr) ||
-             strcmp(fpr, e->fingerprint) != 0)
-        v = GW_ADMISSION_MISMATCH;
-    else
+    gw_admission_verdict v = judge(snap, e, cert);
+    if (v == GW_ADMISSION_OK) {
         memcpy(device_id, e->name, sizeof(e->name));
+        if (facts != NULL) {
+            facts->ends_grace = e->successor;
+            facts->in_grace = e->in_grace;
+            memcpy(facts->serial, e->serial, sizeof(facts->serial));
+        }
+    }
     snapshot_release(id, snap);
     return v;
+}
+
+gw_admission_verdict gw_admission_check(gw_admission *id, X509 *cert,
+                                        char device_id[IOT_ID_MAX + 1])
+{
+    return gw_admission_check_facts(id, cert, device_id, NULL);
+}
+
+/* ---- changes the gateway itself made (enrollment) ------------------------ */
+
+/* A copy of the snapshot in force with room for `extra` more entries; the
+ * caller changes it and publishes it with swap_in. */
+static id_snapshot *snapshot_copy(gw_admission *id, size_t extra)
+{
+    id_snapshot *cur = snapshot_acquire(id);
+    id_snapshot *copy = calloc(1, sizeof(*copy));
+    size_t n = cur != NULL ? cur->n : 0;
+    if (copy != NULL)
+        copy->entries = calloc(n + extra + 1, sizeof(id_entry));
+    if (copy != NULL && copy->entries != NULL) {
+        if (n > 0)
+            memcpy(copy->entries, cur->entries, n * sizeof(id_entry));
+        copy->n = n;
+        copy->refs = 1;
+    } else if (copy != NULL) {
+        free(copy);
+        copy = NULL;
+    }
+    snapshot_release(id, cur);
+    return copy;
+}
+
+/* Puts a changed copy in force; the file stamps stay, so the next reload
+ * still reads the registry the change was written to. */
+static void swap_in(gw_admission *id, id_snapshot *snap)
+{
+    pthread_mutex_lock(&id->lock);
+    id_snapshot *old = id->current;
+    id->current = snap;
+    atomic_fetch_add(&id->generation, 1);
+    pthread_mutex_unlock(&id->lock);
+    snapshot_release(id, old);
+    report_certificates(id, snap);
+}
+
+/* The device's current certificate becomes replaced: in grace, or gone
+ * when there is none. Returns whether one went into grace. */
+static bool replace_current(id_snapshot *snap, const char *name, bool grace)
+{
+    bool any = false;
+    for (size_t i = 0; i < snap->n; i++) {
+        id_entry *e = &snap->entries[i];
+        if (e->kind != IOT_KIND_DEVICE || e->in_grace || e->revoked || strcmp(e->name, name) != 0)
+            continue;
+        e->in_grace = grace;
+        e->revoked = !grace;
+        e->successor = false;
+        any = any || grace;
+    }
+    return any;
+}
+
+iot_status gw_admission_add_issued(gw_admission *id, const iot_cert_record *rec, bool grace,
+                                   iot_err *err)
+{
+    id_snapshot *snap = snapshot_copy(id, 1);
+    if (snap == NULL)
+        return iot_err_set(err, IOT_ENOMEM, "out of memory updating the admission snapshot");
+    id_entry key = {0};
+    memcpy(key.serial, rec->serial, sizeof(key.serial));
+    if (bsearch(&key, snap->entries, snap->n, sizeof(key), entry_cmp) != NULL) {
+        free(snap->entries); /* reissued: it is in force already */
+        free(snap);
+        return IOT_OK;
+    }
+    bool replaced = replace_current(snap, rec->name, grace);
+    load_ctx lc = {snap, snap->n + 1};
+    add_record(rec, &lc);
+    snap->entries[snap->n - 1].successor = replaced;
+    qsort(snap->entries, snap->n, sizeof(id_entry), entry_cmp);
+    swap_in(id, snap);
+    return IOT_OK;
+}
+
+iot_status gw_admission_end_grace(gw_admission *id, const char *name, iot_err *err)
+{
+    id_snapshot *snap = snapshot_copy(id, 0);
+    if (snap == NULL)
+        return iot_err_set(err, IOT_ENOMEM, "out of memory updating the admission snapshot");
+    for (size_t i = 0; i < snap->n; i++) {
+        id_entry *e = &snap->entries[i];
+        if (e->kind != IOT_KIND_DEVICE || strcmp(e->name, name) != 0)
+            continue;
+        e->revoked = e->revoked || e->in_grace;
+        e->successor = false;
+    }
+    swap_in(id, snap);
+    return IOT_OK;
 }
 
 uint64_t gw_admission_generation(gw_admission *id)
@@ -620,6 +825,8 @@ const char *gw_admission_verdict_name(gw_admission_verdict v)
         return "not_a_device";
     case GW_ADMISSION_MISMATCH:
         return "certificate_mismatch";
+    case GW_ADMISSION_ISSUER_REVOKED:
+        return "issuer_revoked";
     }
     return "unknown";
 }
@@ -633,6 +840,8 @@ gw_refusal gw_admission_verdict_refusal(gw_admission_verdict v)
         return GW_REF_NOT_A_DEVICE;
     case GW_ADMISSION_MISMATCH:
         return GW_REF_CERT_MISMATCH;
+    case GW_ADMISSION_ISSUER_REVOKED:
+        return GW_REF_ISSUER_REVOKED;
     case GW_ADMISSION_OK:
     case GW_ADMISSION_UNKNOWN:
         break;

@@ -24,6 +24,7 @@
 #include <openssl/x509.h>
 
 #include "iot/identity.h"
+#include "iot/registry.h"
 #include "iot/status.h"
 #include "refusal.h"
 
@@ -31,16 +32,25 @@ typedef struct gw_admission gw_admission;
 
 typedef enum gw_admission_verdict {
     GW_ADMISSION_OK,
-    GW_ADMISSION_UNKNOWN,    /* serial not in the registry */
-    GW_ADMISSION_REVOKED,    /* revoked in the registry or listed in the CRL */
-    GW_ADMISSION_NOT_DEVICE, /* a server or client certificate, not a device */
-    GW_ADMISSION_MISMATCH,   /* CN or fingerprint differ from the registry record */
+    GW_ADMISSION_UNKNOWN,        /* serial not in the registry */
+    GW_ADMISSION_REVOKED,        /* revoked in the registry or listed in the CRL */
+    GW_ADMISSION_NOT_DEVICE,     /* a server or client certificate, not a device */
+    GW_ADMISSION_MISMATCH,       /* CN or fingerprint differ from the registry record */
+    GW_ADMISSION_ISSUER_REVOKED, /* signed by an intermediate that is revoked or unknown */
 } gw_admission_verdict;
+
+/* What an admitted certificate's entry says besides the device ID. */
+typedef struct gw_admission_facts {
+    char serial[IOT_SERIAL_HEX_MAX + 1];
+    bool in_grace;   /* a certificate replaced by a renewal, still in its grace */
+    bool ends_grace; /* the renewed certificate: its first use ends its predecessor's grace */
+} gw_admission_facts;
 
 typedef struct gw_admission_options {
     const char *registry_path; /* registry.db from iotctl (registry) */
     const char *crl_path;      /* the CRL from iotctl (crl_file) */
     const char *ca_path;       /* the CA that issues device certificates and the CRL (client_ca) */
+    int64_t cert_expiry_warning_s; /* iotgw_devices_cert_expiring; 0: not counted */
 } gw_admission_options;
 
 /* Loads the first snapshot; the paths are copied. An unusable registry or
@@ -62,6 +72,20 @@ iot_status gw_admission_reload_if_changed(gw_admission *id, bool *reloaded, iot_
  * device_id. Thread-safe. */
 gw_admission_verdict gw_admission_check(gw_admission *id, X509 *cert,
                                         char device_id[IOT_ID_MAX + 1]);
+
+/* gw_admission_check, with the entry's facts (facts may be NULL). */
+gw_admission_verdict gw_admission_check_facts(gw_admission *id, X509 *cert,
+                                              char device_id[IOT_ID_MAX + 1],
+                                              gw_admission_facts *facts);
+
+/* Enrollment writes the registry itself and puts what it wrote in force at
+ * once, without waiting for the next reload (which reads the same state
+ * from the file): add_issued admits a certificate just issued (a renewal's
+ * predecessor goes into grace, or out with grace false); end_grace ends the
+ * grace of the replaced certificates of device `name`. */
+iot_status gw_admission_add_issued(gw_admission *id, const iot_cert_record *rec, bool grace,
+                                   iot_err *err);
+iot_status gw_admission_end_grace(gw_admission *id, const char *name, iot_err *err);
 
 /* Checks a device by name alone. Only for development mode, where a
  * device without a certificate names itself in a header. */

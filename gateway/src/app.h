@@ -19,6 +19,7 @@
 
 typedef struct gw_admission gw_admission;
 typedef struct gw_updates gw_updates;
+typedef struct gw_est gw_est;
 
 /* The configuration values of the device path (config.h has each one's
  * meaning and default). Strings are borrowed: they must outlive the
@@ -46,6 +47,7 @@ typedef struct gw_app {
     gw_outbox *outbox;
     gw_ratelimit *ratelimit;
     gw_updates *updates; /* NULL: firmware updates off */
+    gw_est *est;         /* NULL: enrollment off */
     SSL_CTX *device_tls;
     atomic_bool draining; /* SIGTERM received: refuse new work with 503 */
 } gw_app;

@@ -19,6 +19,7 @@
 
 #include "log.h"
 #include "metrics.h"
+#include "est.h"
 #include "tls.h"
 
 #define HEAD_MAX      512
@@ -461,9 +462,33 @@ static void fail_request(gw_conn *c, gw_refusal why, const char *detail)
 
 /* Whether the device may send the request whose headers are in; a
  * refusal is left in c->pending. */
+/* With enrollment on, a connection may come without a certificate (for
+ * cacerts and simpleenroll) or with a bootstrap certificate (for
+ * simpleenroll): neither is a device. The endpoints that take them are
+ * .anyone rows, and see the refusal in c->pending. */
+static bool not_a_device_yet(gw_conn *c)
+{
+    gw_app *app = c->env->app;
+    if (c->bootstrap) {
+        c->pending = GW_REF_BOOTSTRAP_CERTIFICATE;
+        c->pending_detail = "a bootstrap certificate may only ask for enrollment (simpleenroll)";
+        refused_name(c, c->pending_who);
+    } else if (app->est != NULL && c->ssl != NULL && SSL_get0_peer_certificate(c->ssl) == NULL) {
+        c->pending = GW_REF_CERTIFICATE_REQUIRED;
+        c->pending_detail = "a device certificate is required; without one only "
+                            "/.well-known/est/cacerts and simpleenroll answer";
+    } else {
+        return false;
+    }
+    c->close_after = true;
+    return true;
+}
+
 static bool check_device(gw_conn *c)
 {
     char device[IOT_ID_MAX + 1];
+    if (not_a_device_yet(c))
+        return false;
     gw_admission_verdict v = authenticate(c, device);
     if (v != GW_ADMISSION_OK) {
         c->pending = gw_admission_verdict_refusal(v);
@@ -474,6 +499,9 @@ static bool check_device(gw_conn *c)
     }
     snprintf(c->device, sizeof(c->device), "%s", device);
     snprintf(c->pending_who, sizeof(c->pending_who), "%s", device);
+    if (c->ends_grace && c->env->app->est != NULL)
+        gw_est_end_grace(c->env->app->est, device);
+    c->ends_grace = false;
     return true;
 }
 

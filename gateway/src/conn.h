@@ -109,6 +109,9 @@ struct gw_conn {
     uint64_t verdict_generation;
     int verdict; /* gw_admission_verdict */
     char device[IOT_ID_MAX + 1];
+    bool ends_grace; /* a renewed certificate not used before: its first request ends the
+                        predecessor's grace (est.h) */
+    bool bootstrap;  /* the client certificate is the bootstrap CA's: simpleenroll only */
     /* max_connections_per_device */
     gw_dev_limit *per_device;
     char slot_device[IOT_ID_MAX + 1];

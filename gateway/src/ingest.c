@@ -19,6 +19,7 @@
 
 #include "addrlimit.h"
 #include "conn.h"
+#include "est.h"
 #include "iotd/protocol.h"
 #include "iotd/update.h"
 #include "log.h"
@@ -39,6 +40,7 @@ struct gw_worker {
     gw_conn_env env; /* this loop's connections */
     pthread_mutex_t lock;
     gw_store_job *done_head; /* completed jobs, guarded by lock */
+    gw_est_job *est_head;    /* enrollment requests handed back, guarded by lock */
     int pending;             /* jobs in the outbox; worker thread only */
     bool draining;
 };
@@ -61,6 +63,9 @@ static const gw_route ROUTES[] = {
     {.method = HTTP_GET, .path = IOTD_UPDATE_MANIFEST_PATH, .handler = gw_updates_manifest},
     {.method = HTTP_GET, .path = GW_UPDATES_IMAGE_PREFIX, .prefix = true, .handler = gw_updates_image},
     {.method = HTTP_POST, .path = IOTD_UPDATE_REPORT_PATH, .handler = gw_updates_report, .body_max = GW_UPDATES_REPORT_MAX},
+    {.method = HTTP_GET, .path = GW_EST_CACERTS, .handler = gw_est_cacerts, .anyone = true},
+    {.method = HTTP_POST, .path = GW_EST_SIMPLEENROLL, .handler = gw_est_simpleenroll, .body_max = GW_EST_BODY_MAX, .anyone = true},
+    {.method = HTTP_POST, .path = GW_EST_SIMPLEREENROLL, .handler = gw_est_simplereenroll, .body_max = GW_EST_BODY_MAX, .anyone = true},
 };
 // clang-format on
 
@@ -198,14 +203,43 @@ static void answer_job(gw_worker *w, ingest_job *ij)
     w->pending--;
 }
 
+void gw_ingest_est_begin(gw_conn *c)
+{
+    gw_worker *w = c->env->owner;
+    w->pending++;
+}
+
+void gw_ingest_est_done(gw_est_job *job)
+{
+    gw_worker *w = job->conn->env->owner;
+    pthread_mutex_lock(&w->lock);
+    job->next = w->est_head;
+    w->est_head = job;
+    pthread_mutex_unlock(&w->lock);
+    event_active(w->done_ev, EV_READ, 0);
+}
+
+static void answer_est(gw_worker *w, gw_est_job *list)
+{
+    while (list) {
+        gw_est_job *next = list->next;
+        gw_est_answer(list);
+        w->pending--;
+        list = next;
+    }
+}
+
 static void on_jobs_done(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd, (void)what;
     gw_worker *w = arg;
     pthread_mutex_lock(&w->lock);
     gw_store_job *list = w->done_head;
+    gw_est_job *est = w->est_head;
     w->done_head = NULL;
+    w->est_head = NULL;
     pthread_mutex_unlock(&w->lock);
+    answer_est(w, est);
     while (list) {
         gw_store_job *next = list->next;
         answer_job(w, (ingest_job *)list);
@@ -393,6 +427,11 @@ static void worker_free(gw_worker *w)
         gw_store_job *next = w->done_head->next;
         job_free((ingest_job *)w->done_head);
         w->done_head = next;
+    }
+    while (w->est_head) {
+        gw_est_job *next = w->est_head->next;
+        gw_est_job_free(w->est_head);
+        w->est_head = next;
     }
     gw_conn_close_all(&w->env);
     if (w->done_ev)

@@ -21,4 +21,14 @@ void gw_ingest_stop(gw_ingest *in, int grace_ms);
  * hand finished jobs back to a stopped worker until then. */
 void gw_ingest_free(gw_ingest *in);
 
+/* Enrollment requests (est.h) go to the enrollment thread and come back
+ * like outbox jobs: begin (worker thread) counts one in flight on the
+ * connection's worker, so a drain waits for it; done (the enrollment
+ * thread) hands the job back and wakes the worker's loop, which answers
+ * with gw_est_answer. */
+struct gw_conn;
+struct gw_est_job;
+void gw_ingest_est_begin(struct gw_conn *c);
+void gw_ingest_est_done(struct gw_est_job *job);
+
 #endif

@@ -40,6 +40,7 @@
 #include "outbox_store.h"
 #include "tls.h"
 #include "updates.h"
+#include "est.h"
 
 #define SHUTDOWN_GRACE_MS 10000
 
@@ -182,6 +183,24 @@ static void identity_options_from_config(const gw_config *c, gw_admission_option
     o->registry_path = c->registry;
     o->crl_path = c->crl_file;
     o->ca_path = c->client_ca;
+    o->cert_expiry_warning_s = c->cert_expiry_warning_s;
+}
+
+static void est_options_from_config(const gw_config *c, gw_admission *identity, gw_est_options *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->ca_cert = c->est_ca_cert;
+    o->ca_key = c->est_ca_key;
+    o->root = c->client_ca;
+    o->bootstrap_ca = c->est_bootstrap_ca;
+    o->registry = c->registry;
+    o->identity = identity;
+    o->lifetime_s = c->est_cert_lifetime_s;
+    o->grace_s = c->est_renewal_grace_s;
+    o->require_approval = c->est_require_approval;
+    o->retry_after_s = c->est_retry_after_s;
+    o->max_failures = c->est_max_failures;
+    o->failure_window_s = c->est_failure_window_s;
 }
 
 static void forwarder_options_from_config(const gw_config *c, gw_admission *identity,
@@ -322,6 +341,11 @@ static iot_status open_stores(daemon_state *d, iot_err *err)
     }
     if (d->cfg.rollouts[0] != '\0')
         st = gw_updates_open(d->cfg.rollouts, d->cfg.firmware_dir, &app->updates, err);
+    if (st != IOT_OK || d->cfg.est_ca_cert[0] == '\0')
+        goto out;
+    gw_est_options eopt;
+    est_options_from_config(&d->cfg, app->identity, &eopt);
+    st = gw_est_open(&eopt, &app->est, err);
 out:
     return st;
 }
@@ -332,8 +356,16 @@ static iot_status open_device_tls(daemon_state *d, iot_err *err)
     gw_app *app = &d->app;
     if (!d->cfg.device_tls)
         return IOT_OK;
-    gw_tls_options topt = {d->cfg.tls_cert, d->cfg.tls_key, d->cfg.client_ca,
-                           d->cfg.require_client_cert, d->cfg.max_connections_per_device};
+    gw_tls_options topt = {.cert_path = d->cfg.tls_cert,
+                           .key_path = d->cfg.tls_key,
+                           .client_ca_path = d->cfg.client_ca,
+                           .require_client_cert = d->cfg.require_client_cert,
+                           .max_connections_per_device = d->cfg.max_connections_per_device};
+    if (app->est != NULL) {
+        topt.enrollment = true;
+        topt.est_issuer = gw_est_issuer(app->est);
+        topt.bootstrap_ca = gw_est_bootstrap_ca(app->est);
+    }
     iot_status st = gw_tls_server_ctx(&topt, app->identity, &app->device_tls, err);
     if (st != IOT_OK)
         return st;
@@ -434,6 +466,8 @@ static void stop(daemon_state *d)
     gw_ingest_stop(d->ingest, SHUTDOWN_GRACE_MS);
     gw_outbox_close(app->outbox);
     app->outbox = NULL;
+    gw_est_close(app->est); /* hands back what it still holds to the workers */
+    app->est = NULL;
     gw_ingest_free(d->ingest);
     gw_admin_stop(d->admin);
     gw_forwarder_stop(d->forwarder);

@@ -139,10 +139,37 @@ static const struct {
     [GW_G_REQUEST_BYTES] = {"iotgw_request_buffer_bytes",
                             "Bytes of device requests being received and not yet answered "
                             "(bounded by max_buffered_bytes)"},
+    [GW_G_DEVICES_CERT_EXPIRING] = {"iotgw_devices_cert_expiring",
+                                    "Active devices whose certificate expires within "
+                                    "cert_expiry_warning (a renewed device counts with its new "
+                                    "certificate)"},
+    [GW_G_CERTS_IN_GRACE] = {"iotgw_certificates_in_grace",
+                             "Certificates replaced by a renewal that still work until their "
+                             "successor is used or est_renewal_grace ends"},
+    [GW_G_EST_ENABLED] = {"iotgw_est_enabled", "1 while enrollment (EST) is on"},
     [GW_G_SHARED_KEYS] = {"iotgw_registry_shared_key_certificates",
                           "Certificates in the registry whose key another name also has "
                           "(identity.shared_key); should be 0"},
 };
+
+static atomic_uint_fast64_t est_results[GW_EST_R_COUNT];
+
+static const char *const EST_RESULTS[GW_EST_R_COUNT] = {
+    [GW_EST_R_CACERTS] = "cacerts",         [GW_EST_R_ISSUED] = "issued",
+    [GW_EST_R_REISSUED] = "reissued",       [GW_EST_R_PENDING] = "pending",
+    [GW_EST_R_REFUSED] = "refused",         [GW_EST_R_RATE_LIMITED] = "rate_limited",
+    [GW_EST_R_UNAVAILABLE] = "unavailable",
+};
+
+void gw_est_result_inc(gw_est_result r)
+{
+    atomic_fetch_add_explicit(&est_results[r], 1, memory_order_relaxed);
+}
+
+uint64_t gw_est_result_get(gw_est_result r)
+{
+    return atomic_load_explicit(&est_results[r], memory_order_relaxed);
+}
 
 void gw_metric_inc(gw_counter c)
 {
@@ -309,6 +336,12 @@ size_t gw_metrics_render(char *buf, size_t size)
         emit(buf, size, &off, "iotgw_update_reports_total{status=\"%s\"} %llu\n",
              iot_rollout_dev_state_name((iot_rollout_dev_state)i),
              (unsigned long long)gw_update_report_get(i));
+    emit(buf, size, &off,
+         "# HELP iotgw_est_requests_total Enrollment (EST) requests by result; each refusal is "
+         "also in iotgw_refusals_total by reason\n# TYPE iotgw_est_requests_total counter\n");
+    for (int i = 0; i < GW_EST_R_COUNT; i++)
+        emit(buf, size, &off, "iotgw_est_requests_total{result=\"%s\"} %llu\n", EST_RESULTS[i],
+             (unsigned long long)gw_est_result_get((gw_est_result)i));
     emit(buf, size, &off,
          "# HELP iotgw_refusals_total Requests and connections refused, by reason; "
          "class=\"security\" marks security events\n# TYPE iotgw_refusals_total counter\n");

@@ -58,6 +58,9 @@ typedef enum gw_gauge {
     GW_G_CRL_NUMBER,      /* CRL Number of the CRL in force */
     GW_G_CRL_NEXT_UPDATE, /* its nextUpdate, unix seconds */
     GW_G_OUTBOX_MAX,
+    GW_G_DEVICES_CERT_EXPIRING, /* active device certificates expiring within cert_expiry_warning */
+    GW_G_CERTS_IN_GRACE,        /* renewed devices' previous certificates still working */
+    GW_G_EST_ENABLED,           /* 1 while enrollment is on */
     GW_G_GAUGE_COUNT
 } gw_gauge;
 
@@ -70,6 +73,20 @@ uint64_t gw_metric_get(gw_counter c);
 /* Counts a device's update report by its state (iot_rollout_dev_state). */
 void gw_update_report_inc(int state);
 uint64_t gw_update_report_get(int state);
+
+/* Enrollment requests (est.c) by result: iotgw_est_requests_total{result}. */
+typedef enum gw_est_result {
+    GW_EST_R_CACERTS,      /* GET cacerts answered */
+    GW_EST_R_ISSUED,       /* 200, a new certificate */
+    GW_EST_R_REISSUED,     /* 200, the same certificate again (a lost answer) */
+    GW_EST_R_PENDING,      /* 202, waits for an operator */
+    GW_EST_R_REFUSED,      /* 400, 401, 403, 409, 413, 415 */
+    GW_EST_R_RATE_LIMITED, /* 429 */
+    GW_EST_R_UNAVAILABLE,  /* 503: the issuing CA cannot sign, or the registry failed */
+    GW_EST_R_COUNT
+} gw_est_result;
+void gw_est_result_inc(gw_est_result r);
+uint64_t gw_est_result_get(gw_est_result r);
 
 /* Counts a refusal in its counter (refusal.h). */
 void gw_refusal_inc(gw_refusal r);

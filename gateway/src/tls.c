@@ -20,8 +20,9 @@ static const char TLS12_CIPHERS[] = "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-A
                                     "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-AES128-GCM-SHA256:"
                                     "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-CHACHA20-POLY1305";
 
-static int ex_identity = -1; /* SSL_CTX ex_data: gw_admission * */
-static int ex_devtable = -1; /* SSL_CTX ex_data: gw_dev_limit *, freed with the context */
+static int ex_identity = -1;  /* SSL_CTX ex_data: gw_admission * */
+static int ex_devtable = -1;  /* SSL_CTX ex_data: gw_dev_limit *, freed with the context */
+static int ex_bootstrap = -1; /* SSL_CTX ex_data: the bootstrap CA (X509 *), freed with it */
 
 /* Each SSL points to its connection (conn.h), which holds everything the
  * gateway keeps about it; NULL once the connection is closing. */
@@ -36,6 +37,21 @@ static void free_dev_table(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx,
 {
     (void)parent, (void)ad, (void)idx, (void)argl, (void)argp;
     gw_dev_limit_free(ptr);
+}
+
+static void free_cert(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void *argp)
+{
+    (void)parent, (void)ad, (void)idx, (void)argl, (void)argp;
+    X509_free(ptr);
+}
+
+/* Whether the verified chain ends at the bootstrap CA. */
+static bool chains_to_bootstrap(SSL *ssl, X509_STORE_CTX *store)
+{
+    X509 *boot = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), ex_bootstrap);
+    STACK_OF(X509) *chain = X509_STORE_CTX_get0_chain(store);
+    int n = chain != NULL ? sk_X509_num(chain) : 0;
+    return boot != NULL && n > 0 && X509_cmp(sk_X509_value(chain, n - 1), boot) == 0;
 }
 
 static const char *peer_of(SSL *ssl)
@@ -95,16 +111,23 @@ static int verify_cb(int preverify_ok, X509_STORE_CTX *store)
     }
     if (X509_STORE_CTX_get_error_depth(store) != 0)
         return 1;
+    gw_conn *c = gw_conn_of_ssl(ssl);
+    if (chains_to_bootstrap(ssl, store)) {
+        if (c != NULL)
+            c->bootstrap = true; /* may ask for enrollment, nothing else (conn.c) */
+        return 1;
+    }
     gw_admission *identity = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), ex_identity);
     char device[IOT_ID_MAX + 1];
+    gw_admission_facts facts;
     uint64_t generation = gw_admission_generation(identity);
-    gw_admission_verdict v = gw_admission_check(identity, cert, device);
-    gw_conn *c = gw_conn_of_ssl(ssl);
+    gw_admission_verdict v = gw_admission_check_facts(identity, cert, device, &facts);
     if (c != NULL && v == GW_ADMISSION_OK) {
         /* The first request needs no second check of the same certificate. */
         c->verdict = v;
         c->verdict_generation = generation;
         c->verdict_cached = true;
+        c->ends_grace = facts.ends_grace;
         memcpy(c->device, device, sizeof(c->device));
     }
     if (v != GW_ADMISSION_OK) {
@@ -215,6 +238,34 @@ static iot_status ossl_fail(iot_err *err, const char *what, const char *path)
     return iot_err_set(err, IOT_ECRYPTO, "%s %s: %s", what, path, reason);
 }
 
+/* The issuing intermediate helps build device chains (the root stays the
+ * only trust anchor: no partial chains); the bootstrap CA is an anchor of
+ * its own, whose certificates verify_cb marks. */
+static iot_status trust_enrollment(SSL_CTX *ctx, const gw_tls_options *opt, iot_err *err)
+{
+    X509_STORE *store = SSL_CTX_get_cert_store(ctx);
+    if (opt->est_issuer != NULL && X509_STORE_add_cert(store, opt->est_issuer) != 1)
+        return ossl_fail(err, "cannot trust the issuing CA", "est_ca_cert");
+    if (opt->bootstrap_ca == NULL)
+        return IOT_OK;
+    if (X509_STORE_add_cert(store, opt->bootstrap_ca) != 1 ||
+        SSL_CTX_add_client_CA(ctx, opt->bootstrap_ca) != 1)
+        return ossl_fail(err, "cannot trust the bootstrap CA", "est_bootstrap_ca");
+    X509_up_ref(opt->bootstrap_ca);
+    SSL_CTX_set_ex_data(ctx, ex_bootstrap, opt->bootstrap_ca);
+    return IOT_OK;
+}
+
+/* A client certificate is asked for always, required unless enrollment
+ * lets a device without one reach its endpoints. */
+static void set_verify(SSL_CTX *ctx, const gw_tls_options *opt)
+{
+    int mode = SSL_VERIFY_PEER;
+    if (opt->require_client_cert && !opt->enrollment)
+        mode |= SSL_VERIFY_FAIL_IF_NO_PEER_CERT;
+    SSL_CTX_set_verify(ctx, mode, verify_cb);
+}
+
 iot_status gw_tls_server_ctx(const gw_tls_options *opt, gw_admission *identity, SSL_CTX **out,
                              iot_err *err)
 {
@@ -222,6 +273,7 @@ iot_status gw_tls_server_ctx(const gw_tls_options *opt, gw_admission *identity, 
     if (ex_identity < 0) {
         ex_identity = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, NULL);
         ex_devtable = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, free_dev_table);
+        ex_bootstrap = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, free_cert);
     }
     SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
     if (ctx == NULL)
@@ -254,6 +306,9 @@ iot_status gw_tls_server_ctx(const gw_tls_options *opt, gw_admission *identity, 
     if (names != NULL)
         SSL_CTX_set_client_CA_list(ctx, names);
     SSL_CTX_set_ex_data(ctx, ex_identity, identity);
+    st = trust_enrollment(ctx, opt, err);
+    if (st != IOT_OK)
+        goto out;
     if (opt->max_connections_per_device > 0) {
         gw_dev_limit *per_device = gw_dev_limit_new((uint32_t)opt->max_connections_per_device);
         if (per_device == NULL || !SSL_CTX_set_ex_data(ctx, ex_devtable, per_device)) {
@@ -262,10 +317,8 @@ iot_status gw_tls_server_ctx(const gw_tls_options *opt, gw_admission *identity, 
             goto out;
         }
     }
-    int mode = SSL_VERIFY_PEER;
-    if (opt->require_client_cert)
-        mode |= SSL_VERIFY_FAIL_IF_NO_PEER_CERT;
-    SSL_CTX_set_verify(ctx, mode, verify_cb);
+    set_verify(ctx, opt);
+    /* root -> issuing intermediate -> device: levels 0, 1 and 2 */
     SSL_CTX_set_verify_depth(ctx, 2);
     SSL_CTX_set_info_callback(ctx, info_cb);
     /* No resumption: every connection presents and verifies its certificate
@@ -298,9 +351,11 @@ gw_admission_verdict gw_tls_peer_device(gw_conn *c, gw_admission *identity,
         return GW_ADMISSION_UNKNOWN;
     uint64_t generation = gw_admission_generation(identity);
     if (!c->verdict_cached || c->verdict_generation != generation) {
-        c->verdict = gw_admission_check(identity, cert, c->device);
+        gw_admission_facts facts;
+        c->verdict = gw_admission_check_facts(identity, cert, c->device, &facts);
         c->verdict_generation = generation;
         c->verdict_cached = true;
+        c->ends_grace = c->verdict == GW_ADMISSION_OK && facts.ends_grace;
         if (c->verdict != GW_ADMISSION_OK)
             c->device[0] = '\0';
     }

@@ -2,8 +2,9 @@
  * gateway asks for a context and, per connection, for the device identity.
  *
  * Policy: TLS 1.3, or TLS 1.2 with ECDHE + AEAD suites only; no
- * renegotiation, no compression; a client certificate is required and must
- * chain to the client CA; the admission snapshot (admission.h) then decides
+ * renegotiation, no compression; a client certificate is required (optional
+ * with enrollment on) and must chain to the client CA, directly or through
+ * the issuing intermediate; the admission snapshot (admission.h) then decides
  * whether the certificate belongs to an active device. Every refusal is
  * logged as `tls.refused` with the peer and the reason, and counted.
  */
@@ -23,6 +24,14 @@ typedef struct gw_tls_options {
     const char *client_ca_path;
     bool require_client_cert;
     int max_connections_per_device; /* 0: no cap */
+    /* Enrollment (est.h): with it on, a client certificate is optional
+     * (the endpoints decide), the issuing intermediate joins the store so
+     * that root -> intermediate -> device chains verify, and a certificate
+     * the bootstrap CA signed verifies and is marked (gw_conn.bootstrap)
+     * instead of being judged as a device's. */
+    bool enrollment;
+    X509 *est_issuer;   /* borrowed; NULL without enrollment */
+    X509 *bootstrap_ca; /* borrowed; NULL: no bootstrap certificates */
 } gw_tls_options;
 
 /* Largest certificate chain a device may send (SSL_CTX_set_max_cert_list):

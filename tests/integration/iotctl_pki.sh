@@ -156,7 +156,7 @@ expect_eq "refused keys change no file" "$before" "$(cd "$P" && find . -type f |
 # --- list and show --------------------------------------------------------------
 expect_ok "device list" ctl device list
 echo "$OUT" | head -1 | grep -q "ID.*STATE.*NOT AFTER.*DAYS LEFT.*CLASS" || fail "device list header: $OUT"
-echo "$OUT" | grep -Eq "^dev-001 +active +[0-9T:-]+Z +82[0-9] +-$" || fail "device list row: $OUT"
+echo "$OUT" | grep -Eq "^dev-001 +active +[0-9T:-]+Z +89 +-$" || fail "device list row: $OUT"
 pass "device list shows ID, state, expiry, days left and class"
 expect_ok "device list --json" ctl device list --json
 expect_eq "JSON lists every device" 4 "$(echo "$OUT" | jq length)"

@@ -25,29 +25,6 @@
 #define BOOTSTRAP_UNIT        "bootstrap"
 #define DEFAULT_BOOTSTRAP_DAY 3650 /* a factory certificate waits on a shelf for years */
 
-/* Writes a key (0600) and a certificate (0644) at the two paths, refusing
- * to replace either; on failure nothing is left behind. */
-static iot_status write_pair(EVP_PKEY *key, const char *key_path, X509 *cert, const char *cert_path,
-                             iot_err *err)
-{
-    char *pem = NULL;
-    size_t len = 0;
-    iot_status st = pki_key_pem(key, &pem, &len, err);
-    if (st != IOT_OK)
-        return st;
-    st = iot_file_create(key_path, pem, len, 0600, err);
-    OPENSSL_clear_free(pem, len);
-    if (st != IOT_OK)
-        return st;
-    st = pki_cert_pem(cert, &pem, &len, err);
-    if (st == IOT_OK)
-        st = iot_file_create(cert_path, pem, len, 0644, err);
-    free(pem);
-    if (st != IOT_OK)
-        unlink(key_path);
-    return st;
-}
-
 /* Parses --days and --out, and at most `positional` arguments. */
 static int parse_opts(const cli_command *self, int argc, char **argv, cli_validity_opts *validity,
                       const char **out_dir, int positional)
@@ -120,7 +97,7 @@ int cmd_bootstrap_init(cli_ctx *ctx, int argc, char **argv)
     if (st == IOT_OK)
         st = pki_issue(NULL, key, &p, &cert, &err);
     if (st == IOT_OK)
-        st = write_pair(key, key_path, cert, cert_path, &err);
+        st = cmd_write_key_cert(key, key_path, cert, cert_path, &err);
     if (st == IOT_OK) {
         printf("bootstrap CA created in %s\n", dir);
         printf("  CA           %s (give it to the gateway: est_bootstrap_ca)\n", cert_path);
@@ -180,7 +157,7 @@ static iot_status issue_bootstrap(const pki_ca *ca, const pki_profile *p, const 
     if (st == IOT_OK)
         st = pki_issue(ca, key, p, &cert, err);
     if (st == IOT_OK)
-        st = write_pair(key, key_path, cert, cert_path, err);
+        st = cmd_write_key_cert(key, key_path, cert, cert_path, err);
     if (st == IOT_OK)
         st = pki_cert_facts_get(cert, &f, err);
     if (st == IOT_OK)

@@ -123,9 +123,10 @@ int cmd_cert_revoke(cli_ctx *ctx, int argc, char **argv)
     iot_cert_record rec;
     if (lookup_cert(ctx, name, &rec, &err) != IOT_OK)
         return cli_fail(&err);
-    if (rec.kind == IOT_KIND_DEVICE) {
-        iot_err_set(&err, IOT_EINVAL, "'%s' is a device; use 'iotctl device revoke %s'", name,
-                    name);
+    if (rec.kind == IOT_KIND_DEVICE || rec.kind == IOT_KIND_ISSUER) {
+        iot_err_set(&err, IOT_EINVAL, "'%s' is %s; use 'iotctl %s revoke %s'", name,
+                    rec.kind == IOT_KIND_DEVICE ? "a device" : "an intermediate CA",
+                    rec.kind == IOT_KIND_DEVICE ? "device" : "ca", name);
         return cli_fail(&err);
     }
     rc = revoke_identity(ctx, rec.kind, name, reason, dry_run);

@@ -1,8 +1,34 @@
 /* Option handling shared by the issuing and revoking commands. */
 #include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
 
 #include "cmds.h"
+#include "iot/fsutil.h"
 #include "issue.h"
+
+iot_status cmd_write_key_cert(EVP_PKEY *key, const char *key_path, X509 *cert,
+                              const char *cert_path, iot_err *err)
+{
+    char *pem = NULL;
+    size_t len = 0;
+    iot_status st = pki_key_pem(key, &pem, &len, err);
+    if (st != IOT_OK)
+        return st;
+    st = iot_file_create(key_path, pem, len, 0600, err);
+    OPENSSL_clear_free(pem, len);
+    if (st != IOT_OK)
+        return st;
+    st = pki_cert_pem(cert, &pem, &len, err);
+    if (st == IOT_OK)
+        st = iot_file_create(cert_path, pem, len, 0644, err);
+    free(pem);
+    if (st != IOT_OK)
+        unlink(key_path);
+    return st;
+}
 
 bool cmd_issue_option(int c, cli_validity_opts *validity, issue_request *req)
 {

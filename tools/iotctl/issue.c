@@ -441,8 +441,9 @@ static iot_status check_enrollment(iot_registry *reg, const issue_request *req, 
 {
     bool found = iot_registry_get_by_name(reg, req->name, existing, NULL) == IOT_OK;
     if (found && !req->renew)
-        return iot_err_set(err, IOT_EEXIST, "%s '%s' is already taken by a %s%s certificate", what,
-                           req->name, existing->revoked ? "revoked " : "",
+        return iot_err_set(err, IOT_EEXIST, "%s '%s' is already taken by %s %s certificate", what,
+                           req->name,
+                           existing->revoked ? "a revoked" : iot_cert_kind_article(existing->kind),
                            iot_cert_kind_name(existing->kind));
     if (req->renew && (!found || existing->kind != req->kind))
         return iot_err_set(err, IOT_ENOENT, "%s '%s' is not enrolled; enroll it with 'iotctl %s'",

@@ -71,8 +71,8 @@ static const char *state_label(const cli_ctx *ctx, const iot_cert_record *rec)
 static int list_one(const iot_cert_record *rec, void *arg)
 {
     list_walk *w = arg;
-    if (w->kind < 0 && rec->kind == IOT_KIND_DEVICE)
-        return 0;
+    if (w->kind < 0 && (rec->kind == IOT_KIND_DEVICE || rec->kind == IOT_KIND_ISSUER))
+        return 0; /* cert list: servers and clients */
     w->count++;
     if (w->array != NULL) {
         cJSON *o = record_json(w->ctx, rec);
@@ -87,6 +87,9 @@ static int list_one(const iot_cert_record *rec, void *arg)
     if (w->kind == IOT_KIND_DEVICE)
         printf("%-32s %-8s %-21s %9lld  %s\n", rec->name, state_label(w->ctx, rec), until, days,
                rec->class_id[0] ? rec->class_id : "-");
+    else if (w->kind == IOT_KIND_ISSUER)
+        printf("%-24s %-40s %-8s %-21s %9lld\n", rec->name, rec->serial, state_label(w->ctx, rec),
+               until, days);
     else
         printf("%-32s %-7s %-9s %-8s %-21s %9lld\n", rec->name, iot_cert_kind_name(rec->kind),
                rec->role[0] ? rec->role : "-", state_label(w->ctx, rec), until, days);
@@ -146,6 +149,8 @@ static void print_header(int kind)
 {
     if (kind == IOT_KIND_DEVICE)
         printf("%-32s %-8s %-21s %9s  %s\n", "ID", "STATE", "NOT AFTER", "DAYS LEFT", "CLASS");
+    else if (kind == IOT_KIND_ISSUER)
+        printf("%-24s %-40s %-8s %-21s %9s\n", "NAME", "SERIAL", "STATE", "NOT AFTER", "DAYS LEFT");
     else
         printf("%-32s %-7s %-9s %-8s %-21s %9s\n", "NAME", "KIND", "ROLE", "STATE", "NOT AFTER",
                "DAYS LEFT");
@@ -287,8 +292,10 @@ static iot_status check_show_kind(int kind, const char *name, const iot_cert_rec
                                   iot_err *err)
 {
     if (kind >= 0 && rec->kind != (iot_cert_kind)kind)
-        return iot_err_set(err, IOT_ENOENT, "'%s' is a %s certificate, not a %s", name,
-                           iot_cert_kind_name(rec->kind), iot_cert_kind_name((iot_cert_kind)kind));
+        return iot_err_set(err, IOT_ENOENT, "'%s' is %s %s certificate, not %s %s", name,
+                           iot_cert_kind_article(rec->kind), iot_cert_kind_name(rec->kind),
+                           iot_cert_kind_article((iot_cert_kind)kind),
+                           iot_cert_kind_name((iot_cert_kind)kind));
     if (kind < 0 && rec->kind == IOT_KIND_DEVICE)
         return iot_err_set(err, IOT_ENOENT, "'%s' is a device; use 'iotctl device show %s'", name,
                            name);

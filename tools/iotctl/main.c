@@ -82,7 +82,7 @@ const cli_command cli_commands[] = {
      "  --class C              the device's class: the class-id of the firmware it takes\n"
      "                         (1-64 of [A-Za-z0-9._-], first a letter or digit); rollouts\n"
      "                         select devices by it ('rollout create --class')\n"
-     "  --out DIR              write the files to DIR instead\n" VALIDITY_HELP("825")},
+     "  --out DIR              write the files to DIR instead\n" VALIDITY_HELP("90")},
     {"device", "renew", cmd_device_renew,
      "Give an enrolled device a new certificate under the same ID.",
      "ID [--csr FILE] [--days N] [--out DIR]",
@@ -95,7 +95,7 @@ const cli_command cli_commands[] = {
      "as soon as the gateway has the new registry.",
      "  --csr FILE             sign this PEM or DER certificate signing request\n"
      "  --out DIR              write the files to DIR instead (the old files stay)\n" VALIDITY_HELP(
-         "825")},
+         "90")},
     {"device", "revoke", cmd_device_revoke, "Revoke a device's certificate; regenerate the CRL.",
      "ID [--reason REASON] [--dry-run]",
      "Mark a device revoked in the registry and regenerate the signed CRL. Revocation\n"
@@ -135,6 +135,71 @@ const cli_command cli_commands[] = {
      "a new key the device makes itself; the registry is not changed here.",
      "  --days N               validity in days (default 3650, never beyond the CA)\n"
      "  --out DIR              where to write key.pem and cert.pem\n"},
+    {"ca", "intermediate", cmd_ca_intermediate,
+     "Issue an intermediate CA that signs enrolled devices.", "NAME [--days N] [--out DIR]",
+     "Make a key and an intermediate CA certificate (CN=NAME, OU=issuer, pathlen 0)\n"
+     "signed by the root, and record it in the registry as an issuer. Writes\n"
+     "DIR/issuers/NAME.key (0600) and DIR/issuers/NAME.pem; the gateway signs the\n"
+     "certificates of enrolling devices with them (est_ca_key, est_ca_cert). Needs\n"
+     "ca.key. To rotate, make another under a new NAME and give it to the gateway; the\n"
+     "old one keeps working until revoked ('ca revoke').",
+     "  --days N               validity in days (default 365, never beyond the root)\n"
+     "  --out DIR              write NAME.key and NAME.pem to DIR instead\n"},
+    {"ca", "list", cmd_ca_list, "List intermediate CAs with serial, state and expiry.", "[--json]",
+     "List the intermediate CAs (issuers) of the registry with serial, state and expiry.",
+     "  --json                 machine-readable output\n"},
+    {"ca", "revoke", cmd_ca_revoke, "Revoke an intermediate CA; regenerate the CRL.",
+     "NAME [--reason REASON] [--dry-run]",
+     "Mark an intermediate CA revoked in the registry and regenerate the root's signed\n"
+     "CRL, which lists it. Needs ca.key. The gateway then signs nothing with it\n"
+     "(issuer_revoked) and refuses the devices whose certificates it signed: give the\n"
+     "gateway a new intermediate first, and let devices enroll again. Revocation cannot\n"
+     "be undone.",
+     "  --reason REASON        unspecified (default), key-compromise, affiliation-changed,\n"
+     "                         superseded or cessation-of-operation\n"
+     "  --dry-run              check and show what would be revoked; change nothing\n"},
+    {"token", "create", cmd_token_create, "Create a one-time enrollment token for a new device.",
+     "--device ID [--ttl 1h|30m|7d|SECONDS] [--registry PATH]",
+     "Create a token that lets the new device ID enroll once (EST simpleenroll with\n"
+     "HTTP Basic ID:TOKEN). The token is printed alone on the first line of stdout and\n"
+     "never again; the registry keeps only its SHA-256, and 'token list' names it by\n"
+     "its id (tok-...). An ID already in the registry, or one with a usable token, is\n"
+     "refused. Needs no CA key: run it on the registry the gateway uses.",
+     "  --device ID            the device to be (1-64 of [A-Za-z0-9._-])\n"
+     "  --ttl T                lifetime: 30m, 1h, 7d or seconds, at most 90d (default 7d)\n"
+     "  --registry PATH        the gateway's registry (default DIR/registry.db)\n"},
+    {"token", "list", cmd_token_list, "List enrollment tokens by id, device and state.",
+     "[--json] [--registry PATH]",
+     "List enrollment tokens, newest first: id, device, state (unused, used, expired,\n"
+     "revoked), creation and expiry, and the certificate a used one produced. The\n"
+     "tokens themselves are not kept and never shown.",
+     "  --json                 machine-readable output\n"
+     "  --registry PATH        the gateway's registry (default DIR/registry.db)\n"},
+    {"token", "revoke", cmd_token_revoke, "Revoke an unused enrollment token.",
+     "TOKEN-ID [--registry PATH]",
+     "Revoke an unused token by its id (tok-..., from 'token list'): the device can no\n"
+     "longer enroll with it. A used or revoked token is refused.",
+     "  --registry PATH        the gateway's registry (default DIR/registry.db)\n"},
+    {"enroll", "list", cmd_enroll_list, "List enrollment requests that needed a decision.",
+     "[--json] [--pending] [--registry PATH]",
+     "List the first enrollments the gateway held for an operator's decision\n"
+     "(est_require_approval), pending ones first: device, state (pending, approved,\n"
+     "denied, issued), method (token or bootstrap), when, the token id or bootstrap\n"
+     "serial, and the address the request came from.",
+     "  --json                 machine-readable output\n"
+     "  --pending              only the requests that wait for a decision\n"
+     "  --registry PATH        the gateway's registry (default DIR/registry.db)\n"},
+    {"enroll", "approve", cmd_enroll_approve, "Approve a device's pending enrollment.",
+     "ID [--registry PATH]",
+     "Approve the pending enrollment of device ID: the device's next request (it asks\n"
+     "again after the Retry-After the gateway gave it) gets its certificate. Needs no\n"
+     "CA key: run it on the registry the gateway uses.",
+     "  --registry PATH        the gateway's registry (default DIR/registry.db)\n"},
+    {"enroll", "deny", cmd_enroll_deny, "Deny a device's pending enrollment.",
+     "ID [--registry PATH]",
+     "Deny the pending enrollment of device ID: its requests are refused from now on\n"
+     "(403 denied). Needs no CA key: run it on the registry the gateway uses.",
+     "  --registry PATH        the gateway's registry (default DIR/registry.db)\n"},
     {"firmware key", "create", cmd_firmware_key_create,
      "Create a firmware signing key, trusted from now.", "--name NAME",
      "Create a firmware signing key, apart from the TLS CA: the private key goes to\n"
@@ -355,9 +420,10 @@ static const char *closest(const char *word, const char *group)
 static void print_overview(FILE *out)
 {
     fprintf(out, "usage: iotctl [--dir DIR] GROUP COMMAND [OPTIONS] [ARGS]\n\n"
-                 "Manages the telemetry system's certificate authority, the certificates of the\n"
-                 "gateway, the broker and operators, the registry of enrolled devices, the\n"
-                 "firmware signing keys and releases, and staged firmware rollouts.\n\n"
+                 "Manages the telemetry system's certificate authority and its intermediates,\n"
+                 "the certificates of the gateway, the broker and operators, the registry of\n"
+                 "enrolled devices with their enrollment tokens and approvals, the firmware\n"
+                 "signing keys and releases, and staged firmware rollouts.\n\n"
                  "Commands:\n");
     for (size_t i = 0; i < cli_command_count; i++) {
         char words[2 * WORD_MAX + 2];

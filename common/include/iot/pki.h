@@ -98,7 +98,9 @@ iot_status pki_csr_parse(const void *buf, size_t len, const char *source, const 
  * pki_csr_parse does. */
 iot_status pki_csr_load(const char *path, const char *expected_cn, EVP_PKEY **pubkey, iot_err *err);
 
-/* Builds and signs a v2 CRL listing every revoked record of the registry. */
+/* Builds and signs a v2 CRL listing every revoked or replaced record of the
+ * registry that the root signed (issuer ""), revoked intermediates
+ * included; certificates an intermediate signed are not listed. */
 iot_status pki_crl_build(const pki_ca *ca, iot_registry *reg, uint64_t number, time_t now,
                          int valid_days, X509_CRL **out, iot_err *err);
 

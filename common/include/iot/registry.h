@@ -70,6 +70,8 @@ enum {
 typedef int (*iot_registry_fn)(const struct iot_cert_record *rec, void *ctx);
 
 const char *iot_cert_kind_name(iot_cert_kind kind);
+/* The article for the kind's name in a sentence: "an" for issuer, else "a". */
+const char *iot_cert_kind_article(iot_cert_kind kind);
 
 /* Creates a new, empty registry; IOT_EEXIST if `path` exists. */
 iot_status iot_registry_create(const char *path, iot_registry **out, iot_err *err);

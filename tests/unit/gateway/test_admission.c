@@ -1,6 +1,9 @@
 /* The admission snapshot (registry + CRL) on files made by the real iotctl:
  * who is admitted, and what a CRL that cannot be used does to it.
  *
+ * Also what enrollment changes in the snapshot at once (add_issued,
+ * end_grace) and the issuer check.
+ *
  * The gateway reads copies (reg.db, crl.pem in the test directory) so each
  * test decides which registry and which CRL the gateway sees, and when. */
 #include <stdarg.h>
@@ -16,6 +19,7 @@
 
 #include "gw_test.h"
 #include "admission.h"
+#include "iot/pki.h"
 #include "metrics.h"
 
 static char dir[64];
@@ -66,7 +70,7 @@ static gw_admission_verdict check_device(gw_admission *id, const char *name,
 
 static gw_admission *open_identity(void)
 {
-    gw_admission_options opt = {reg_copy, crl_copy, ca_path};
+    gw_admission_options opt = {reg_copy, crl_copy, ca_path, 0};
     gw_admission *id = NULL;
     iot_err err = {0};
     assert_int_equal(gw_admission_open(&opt, &id, &err), IOT_OK);
@@ -166,7 +170,7 @@ static void test_bad_crl_keeps_registry_revocations(void **state)
     gw_admission_close(id);
 
     /* At startup there is no CRL in force to keep: the gateway does not start. */
-    gw_admission_options opt = {reg_copy, crl_copy, ca_path};
+    gw_admission_options opt = {reg_copy, crl_copy, ca_path, 0};
     gw_admission *none = NULL;
     assert_int_not_equal(gw_admission_open(&opt, &none, &err), IOT_OK);
     assert_null(none);
@@ -211,10 +215,82 @@ static void test_older_crl_refused(void **state)
     gw_admission_close(id);
 }
 
+/* The record iotctl made for `name`, read from its certificate. */
+static iot_cert_record record_of(const char *name, const char *issuer)
+{
+    char path[256];
+    snprintf(path, sizeof(path), "%s/devices/%s/cert.pem", pki, name);
+    X509 *cert = load_cert(path);
+    pki_cert_facts f;
+    iot_err err = {0};
+    assert_int_equal(pki_cert_facts_get(cert, &f, &err), IOT_OK);
+    X509_free(cert);
+    iot_cert_record r = {
+        .kind = IOT_KIND_DEVICE, .not_before = f.not_before, .not_after = f.not_after};
+    snprintf(r.name, sizeof(r.name), "%s", name);
+    snprintf(r.serial, sizeof(r.serial), "%s", f.serial);
+    snprintf(r.fingerprint, sizeof(r.fingerprint), "%s", f.fingerprint);
+    snprintf(r.issuer, sizeof(r.issuer), "%s", issuer);
+    return r;
+}
+
+static gw_admission_verdict check_facts(gw_admission *id, const char *path, gw_admission_facts *f)
+{
+    char device[IOT_ID_MAX + 1];
+    X509 *cert = load_cert(path);
+    gw_admission_verdict v = gw_admission_check_facts(id, cert, device, f);
+    X509_free(cert);
+    return v;
+}
+
+/* What enrollment does to the snapshot without waiting for a reload: an
+ * issued certificate is admitted at once; a renewal puts the predecessor
+ * in grace, the successor's use ends it; a certificate of an issuer the
+ * registry does not have is refused. */
+static void test_enrollment_changes(void **state)
+{
+    (void)state;
+    publish_registry();
+    publish_crl();
+    gw_admission *id = open_identity();
+    iot_err err = {0};
+    char device[IOT_ID_MAX + 1];
+    char old_path[256], new_path[256];
+    iotctl("device add dev-d");
+    assert_int_equal(check_device(id, "dev-d", device), GW_ADMISSION_UNKNOWN);
+    iot_cert_record first = record_of("dev-d", "");
+    assert_int_equal(gw_admission_add_issued(id, &first, true, &err), IOT_OK);
+    assert_int_equal(check_device(id, "dev-d", device), GW_ADMISSION_OK);
+    snprintf(old_path, sizeof(old_path), "%s/old-dev-d.pem", dir);
+    snprintf(new_path, sizeof(new_path), "%s/devices/dev-d/cert.pem", pki);
+    assert_int_equal(gwt_sh("cp %s %s", new_path, old_path), 0);
+    iotctl("device renew dev-d");
+    iot_cert_record second = record_of("dev-d", "");
+    assert_int_equal(gw_admission_add_issued(id, &second, true, &err), IOT_OK);
+    gw_admission_facts f;
+    assert_int_equal(check_facts(id, old_path, &f), GW_ADMISSION_OK);
+    assert_true(f.in_grace);
+    assert_int_equal(check_facts(id, new_path, &f), GW_ADMISSION_OK);
+    assert_true(f.ends_grace);
+    assert_int_equal(gw_gauge_get(GW_G_CERTS_IN_GRACE), 1);
+    assert_int_equal(gw_admission_end_grace(id, "dev-d", &err), IOT_OK);
+    assert_int_equal(check_facts(id, old_path, &f), GW_ADMISSION_REVOKED);
+    assert_int_equal(check_facts(id, new_path, &f), GW_ADMISSION_OK);
+    assert_false(f.ends_grace);
+    assert_int_equal(gw_gauge_get(GW_G_CERTS_IN_GRACE), 0);
+    iotctl("device add dev-e");
+    iot_cert_record foreign = record_of("dev-e", "DEADBEEF");
+    assert_int_equal(gw_admission_add_issued(id, &foreign, true, &err), IOT_OK);
+    assert_int_equal(check_device(id, "dev-e", device), GW_ADMISSION_ISSUER_REVOKED);
+    assert_string_equal(gw_admission_verdict_name(GW_ADMISSION_ISSUER_REVOKED), "issuer_revoked");
+    gw_admission_close(id);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_admission, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_enrollment_changes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_crl_keeps_registry_revocations, setup, teardown),
         cmocka_unit_test_setup_teardown(test_older_crl_refused, setup, teardown),
     };

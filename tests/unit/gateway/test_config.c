@@ -68,6 +68,16 @@ static const char *const all_keys[] = {
     "retry_after",
     "rollouts",
     "firmware_dir",
+    "est_ca_cert",
+    "est_ca_key",
+    "est_bootstrap_ca",
+    "est_cert_lifetime",
+    "est_renewal_grace",
+    "est_require_approval",
+    "est_retry_after",
+    "est_max_failures",
+    "est_failure_window",
+    "cert_expiry_warning",
     "mqtt_host",
     "mqtt_port",
     "mqtt_ca",
@@ -660,6 +670,33 @@ static void paths_name_every_file_and_its_need(void **state)
     assert_null(paths[2].key);
 }
 
+/* Enrollment's files are checked only when set: the key as a key. */
+static void est_paths_only_when_set(void **state)
+{
+    (void)state;
+    gw_config c;
+    valid_config(&c);
+    gw__config_path paths[GW_CONFIG_OPTIONS_MAX];
+    size_t off = gw__config_paths(&c, paths, GW_CONFIG_OPTIONS_MAX);
+    snprintf(c.est_ca_cert, sizeof(c.est_ca_cert), "%s", "/e/issuer.pem");
+    snprintf(c.est_ca_key, sizeof(c.est_ca_key), "%s", "/e/issuer.key");
+    size_t on = gw__config_paths(&c, paths, GW_CONFIG_OPTIONS_MAX);
+    assert_int_equal(on, off + 2);
+    bool key_seen = false;
+    for (size_t i = 0; i < on; i++)
+        if (strcmp(paths[i].key, "est_ca_key") == 0) {
+            assert_int_equal(paths[i].need, GW__NEED_READ | GW__NEED_PRIVATE);
+            key_seen = true;
+        }
+    assert_true(key_seen);
+    validate_expect(&c, IOT_OK, NULL, NULL);
+    c.est_ca_key[0] = '\0';
+    validate_expect(&c, IOT_EINVAL, "est_ca_cert", "go together");
+    c.est_ca_cert[0] = '\0';
+    snprintf(c.est_bootstrap_ca, sizeof(c.est_bootstrap_ca), "%s", "/e/boot.pem");
+    validate_expect(&c, IOT_EINVAL, "est_bootstrap_ca", "needs enrollment on");
+}
+
 /* The location prefix the file checks put before their messages. */
 static void where_names_the_file_and_line(void **state)
 {
@@ -879,6 +916,7 @@ int main(void)
         cmocka_unit_test(validate_checks_related_limits),
         cmocka_unit_test(validate_opens_no_file),
         cmocka_unit_test(paths_name_every_file_and_its_need),
+        cmocka_unit_test(est_paths_only_when_set),
         cmocka_unit_test(where_names_the_file_and_line),
         cmocka_unit_test(example_file_matches_the_table),
         cmocka_unit_test(example_is_valid_and_shows_the_defaults),

@@ -383,7 +383,7 @@ static void start_forwarder(harness *h, int inflight, size_t max_packet)
     snprintf(ca, sizeof(ca), "%s/ca.crt", pki);
     snprintf(cert, sizeof(cert), "%s/clients/gateway-mqtt/cert.pem", pki);
     snprintf(key, sizeof(key), "%s/clients/gateway-mqtt/key.pem", pki);
-    gw_admission_options iopt = {reg, crl, ca};
+    gw_admission_options iopt = {reg, crl, ca, 0};
     iot_err err = {0};
     assert_int_equal(gw_admission_open(&iopt, &h->identity, &err), IOT_OK);
     gw_forwarder_options opt = {
