@@ -142,6 +142,15 @@ static int start_machine(sim_device *d)
     return 0;
 }
 
+/* When the active certificate will be renewed, for the log. */
+static void scheduled(sim_device *d)
+{
+    char msg[96];
+    snprintf(msg, sizeof(msg), "renew_at=%lld not_after=%lld",
+             (long long)iotd_enroll_renew_at(&d->en), (long long)d->en.active_end);
+    sim_event(d, IOTD_LOG_INFO, "enroll.scheduled", msg);
+}
+
 int sim_enroll_open(sim_device *d)
 {
     if (!d->sim->opt->enroll.enabled)
@@ -161,6 +170,7 @@ int sim_enroll_open(sim_device *d)
         sleep_for(NULL, ms);
     }
     d->renewals_seen = d->en.stats.renewed;
+    scheduled(d);
     return 0;
 }
 
@@ -188,6 +198,7 @@ static void reload(sim_device *d)
         sim_errorf("%s: cannot load the renewed certificate: %s", d->id, err.msg);
     else
         sim_event(d, IOTD_LOG_INFO, "enroll.reloaded", "the TLS client uses the new certificate");
+    scheduled(d);
 }
 
 uint32_t sim_enroll_step(sim_device *d, uint64_t now)
