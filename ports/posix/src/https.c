@@ -252,24 +252,29 @@ static void init_contexts(iotd_posix_https *c)
 
 /* The device's certificate, key, CA and CRL, checked against each other.
  * The device's own files first: they are what an operator got wrong. */
-static iot_status load_credentials(iotd_posix_https *c, const iotd_posix_https_config *cfg,
+/* The device's certificate, checked against its ID (before the CA: it is
+ * what an operator got wrong). */
+static iot_status load_device_cert(iotd_posix_https *c, const iotd_posix_https_config *cfg,
                                    iot_err *err)
 {
-    iot_status st = IOT_OK;
-    if (cfg->cert_file == NULL)
-        goto trust;
-    st = iot_key_mode_check(cfg->key_file, err);
+    iot_status st = iot_key_mode_check(cfg->key_file, err);
     if (st != IOT_OK)
         goto out;
     st = load_crt(&c->cert, cfg->cert_file, "device certificate", err);
+    if (st != IOT_OK || cfg->device_id == NULL)
+        goto out;
+    st = check_cn(&c->cert, cfg->cert_file, cfg->device_id, err);
+out:
+    return st;
+}
+
+static iot_status load_credentials(iotd_posix_https *c, const iotd_posix_https_config *cfg,
+                                   iot_err *err)
+{
+    bool own = cfg->cert_file != NULL; /* none: no client certificate (enrollment) */
+    iot_status st = own ? load_device_cert(c, cfg, err) : IOT_OK;
     if (st != IOT_OK)
         goto out;
-    if (cfg->device_id != NULL) {
-        st = check_cn(&c->cert, cfg->cert_file, cfg->device_id, err);
-        if (st != IOT_OK)
-            goto out;
-    }
-trust:
     st = load_crt(&c->ca, cfg->ca_file, "CA certificate", err);
     if (st != IOT_OK)
         goto out;
@@ -278,7 +283,7 @@ trust:
         if (st != IOT_OK)
             goto out;
     }
-    if (cfg->cert_file == NULL)
+    if (!own)
         goto out;
     st = load_key(c, cfg->key_file, err);
     if (st != IOT_OK)
