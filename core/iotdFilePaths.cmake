@@ -10,6 +10,9 @@
 #   IOTD_MANIFEST_WRITE_SOURCES the manifest's writer, for the signing tool
 #                               only: not in IOTD_CORE_SOURCES, so the device
 #                               does not carry it
+#   IOTD_ENROLL_SOURCES         certificate enrollment and renewal
+#                               (iotd/enroll.h): a library of its own, not in
+#                               IOTD_CORE_SOURCES, for devices that enroll
 #   IOTD_CORE_INCLUDE_PUBLIC_DIRS   what users of the core include (iotd/...)
 #   IOTD_CORE_INCLUDE_PRIVATE_DIRS  the core's own internal headers
 
@@ -21,6 +24,9 @@ set(IOTD_MANIFEST_SOURCES
 
 set(IOTD_MANIFEST_WRITE_SOURCES
   "${CMAKE_CURRENT_LIST_DIR}/src/manifest_write.c")
+
+set(IOTD_ENROLL_SOURCES
+  "${CMAKE_CURRENT_LIST_DIR}/src/enroll.c")
 
 set(IOTD_CORE_SOURCES
   "${CMAKE_CURRENT_LIST_DIR}/src/status.c"

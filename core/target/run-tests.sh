@@ -3,6 +3,9 @@
 # rv32imac with picolibc, then fails if
 #   - the core's objects reference malloc/free/calloc/realloc or any printf,
 #   - its .text exceeds 18 KiB or its static RAM (.data + .bss) 4 KiB,
+#   - the enrollment library (libiotd_enroll.a, linked only by devices that
+#     enroll themselves) has allocation or printf, or .text over 4 KiB, or
+#     any static RAM,
 #   - any test binary exits non-zero (or hangs) under qemu-system-riscv32.
 # Run by ctest as target.core_riscv32; by hand:
 #   IOT_SOURCE_DIR=$PWD IOT_BUILD_DIR=build core/target/run-tests.sh
@@ -17,6 +20,10 @@ OUT="$IOT_BUILD_DIR/core-riscv32"
 # the budget is what stops the core from growing unnoticed.
 TEXT_BUDGET=18432
 RAM_BUDGET=4096
+# Enrollment and renewal (enroll.c) is counted apart: a device provisioned
+# at the factory does not link it.
+ENROLL_TEXT_BUDGET=4096
+ENROLL_RAM_BUDGET=0
 TEST_TIMEOUT=60
 
 fail() {
@@ -63,6 +70,20 @@ echo "core size: .text $text B (budget $TEXT_BUDGET), .data $data B + .bss $bss 
 [ "$text" -le "$TEXT_BUDGET" ] || fail ".text is $text bytes, over the $TEXT_BUDGET budget"
 [ "$ram" -le "$RAM_BUDGET" ] || fail "static RAM is $ram bytes, over the $RAM_BUDGET budget"
 echo "ok - within the size budget"
+
+# --- the enrollment library ------------------------------------------------------
+ENROLL_LIB="$OUT/core/libiotd_enroll.a"
+[ -f "$ENROLL_LIB" ] || fail "$ENROLL_LIB was not built"
+undefined="$(riscv64-unknown-elf-nm -u "$ENROLL_LIB" | awk 'NF == 2 { print $2 }' | sort -u)"
+echo "enrollment references outside itself: $(tr '\n' ' ' <<<"$undefined")"
+banned="$(grep -E '^(malloc|free|calloc|realloc|reallocarray|aligned_alloc|memalign|posix_memalign)$|printf' <<<"$undefined" || true)"
+[ -z "$banned" ] || fail "the enrollment library references forbidden symbols: $(tr '\n' ' ' <<<"$banned")"
+read -r text data bss _ < <(riscv64-unknown-elf-size -t "$ENROLL_LIB" | awk '/\(TOTALS\)/ { print $1, $2, $3 }')
+ram=$((data + bss))
+echo "enrollment size: .text $text B (budget $ENROLL_TEXT_BUDGET), static RAM $ram B (budget $ENROLL_RAM_BUDGET)"
+[ "$text" -le "$ENROLL_TEXT_BUDGET" ] || fail "enrollment .text is $text bytes, over the $ENROLL_TEXT_BUDGET budget"
+[ "$ram" -le "$ENROLL_RAM_BUDGET" ] || fail "enrollment static RAM is $ram bytes, over the $ENROLL_RAM_BUDGET budget"
+echo "ok - enrollment within its budget"
 
 # --- tests under qemu ----------------------------------------------------------
 mapfile -t tests <"$OUT/core-tests.txt"

@@ -8,7 +8,8 @@
 
 set(IOTD_MBEDTLS_SOURCES
   "${CMAKE_CURRENT_LIST_DIR}/src/manifest_crypto.c"
-  "${CMAKE_CURRENT_LIST_DIR}/src/manifest_keys.c")
+  "${CMAKE_CURRENT_LIST_DIR}/src/manifest_keys.c"
+  "${CMAKE_CURRENT_LIST_DIR}/src/cred_crypto.c")
 
 set(IOTD_MBEDTLS_INCLUDE_DIRS
   "${CMAKE_CURRENT_LIST_DIR}/include")

@@ -34,6 +34,9 @@ static const char USAGE[] =
     "              [--updates auto|off|window:H-H] [--trusted-keys FILE] [--vendor ID]\n"
     "              [--class ID] [--fw-version V] [--fw-secure-version N] [--update-check DUR]\n"
     "              [--chunk BYTES] [--slot-size BYTES]\n"
+    "       iotsim --gateway URL --ca FILE (--enroll-token TOKEN | --enroll-tokens FILE |\n"
+    "              --bootstrap-cert FILE --bootstrap-key FILE) [--renew] (--device ID ... |\n"
+    "              --devices N [--prefix P]) [OPTIONS]\n"
     "       iotsim --make-image FILE --image-version V [--image-secure-version N]\n"
     "              [--image-size BYTES] [--image-self-test pass|fail]\n";
 
@@ -70,6 +73,19 @@ static const char HELP[] =
     "  --backoff-max DUR      longest retry delay after failures (default 5m)\n"
     "  --connect-timeout DUR  TCP connect timeout (default 5s)\n"
     "  --timeout DUR          TLS handshake and request timeout (default 10s)\n"
+    "\n"
+    "Enrollment (EST: each device makes its own key, gets its certificate from the\n"
+    "gateway and renews it at about two thirds of its lifetime; the key and the\n"
+    "certificates live in STATE/ID/device.pem, a renewal in STATE/ID/candidate.pem\n"
+    "until the gateway has accepted it):\n"
+    "  --enroll-token TOKEN   the enrollment token of the one --device (iotctl token create)\n"
+    "  --enroll-tokens FILE   tokens of a fleet, one line \"DEVICE-ID TOKEN\" each\n"
+    "  --bootstrap-cert FILE  enroll with this bootstrap (factory) certificate, PEM\n"
+    "  --bootstrap-key FILE   and its key\n"
+    "  --ca FILE              the CA the gateway's certificate chains to, PEM (required\n"
+    "                         with enrollment; --pki is then not needed)\n"
+    "  --renew                renew every device's certificate at start, whatever its age\n"
+    "A device that already has a certificate in its state directory only renews it.\n"
     "\n"
     "Firmware updates (each device also runs the core's update machine, with its two\n"
     "firmware slots as files in its state directory; ports/posix/README.md):\n"
@@ -141,6 +157,7 @@ typedef enum sim_arg {
     ARG_DURATION, /* parse_duration, at least min ms */
     ARG_DEVICE,   /* a device ID, appended to cli.ids */
     ARG_SENSORS,  /* parse_sensors */
+    ARG_RENEW,
     ARG_VERBOSE,
     ARG_QUIET,
     ARG_HELP,
@@ -162,6 +179,12 @@ static const sim_option SIM_OPTIONS[] = {
     {.name = "gateway", .arg = ARG_TEXT, SIM_FIELD(opt.gateway)},
     {.name = "pki", .arg = ARG_TEXT, SIM_FIELD(opt.pki)},
     {.name = "crl", .arg = ARG_TEXT, SIM_FIELD(opt.crl)},
+    {.name = "enroll-token", .arg = ARG_TEXT, SIM_FIELD(opt.enroll.token)},
+    {.name = "enroll-tokens", .arg = ARG_TEXT, SIM_FIELD(opt.enroll.tokens_file)},
+    {.name = "bootstrap-cert", .arg = ARG_TEXT, SIM_FIELD(opt.enroll.bootstrap_cert)},
+    {.name = "bootstrap-key", .arg = ARG_TEXT, SIM_FIELD(opt.enroll.bootstrap_key)},
+    {.name = "ca", .arg = ARG_TEXT, SIM_FIELD(opt.enroll.ca)},
+    {.name = "renew", .arg = ARG_RENEW},
     {.name = "device", .arg = ARG_DEVICE},
     {.name = "devices",
      .arg = ARG_NUMBER,
@@ -433,6 +456,9 @@ static int apply_flag(cli *c, const sim_option *so)
     case ARG_QUIET:
         c->opt.verbose = -1;
         return -1;
+    case ARG_RENEW:
+        c->opt.enroll.renew = true;
+        return -1;
     case ARG_HELP:
         printf("%s%s", USAGE, HELP);
         return 0;
@@ -557,7 +583,7 @@ static int check_update_options(cli *c)
     if (strcmp(c->self_test, "pass") != 0 && strcmp(c->self_test, "fail") != 0)
         return usage_error("--self-test '%s' is not pass or fail", c->self_test);
     u->self_test_fails = strcmp(c->self_test, "fail") == 0;
-    if (c->trusted_keys == NULL &&
+    if (c->trusted_keys == NULL && c->opt.pki != NULL &&
         iot_path_join(pki_keys, sizeof(pki_keys), c->opt.pki, "firmware/trusted-keys.pem", &err) ==
             IOT_OK &&
         iot_path_exists(pki_keys))
@@ -570,6 +596,25 @@ static int check_update_options(cli *c)
 }
 
 /* Options that depend on one another, once all are read. */
+/* Returns -1 to go on, else the exit status. */
+static int check_enroll_options(cli *c)
+{
+    sim_enroll_options *e = &c->opt.enroll;
+    e->enabled = e->token != NULL || e->tokens_file != NULL || e->bootstrap_cert != NULL;
+    if (!e->enabled)
+        return e->renew || e->ca != NULL
+                   ? usage_error("--renew and --ca need --enroll-token, --enroll-tokens or "
+                                 "--bootstrap-cert")
+                   : -1;
+    if (e->ca == NULL)
+        return usage_error("enrollment needs --ca FILE, the CA of the gateway's certificate");
+    if ((e->bootstrap_cert == NULL) != (e->bootstrap_key == NULL))
+        return usage_error("--bootstrap-cert and --bootstrap-key go together");
+    if (e->token != NULL && (e->tokens_file != NULL || c->n_ids != 1))
+        return usage_error("--enroll-token is for one --device; a fleet uses --enroll-tokens");
+    return -1;
+}
+
 static int check_options(cli *c)
 {
     if (c->opt.gateway == NULL)
@@ -579,7 +624,9 @@ static int check_options(cli *c)
     if (iotd_posix_url_parse(c->opt.gateway, host, sizeof(host), port, sizeof(port), &err) !=
         IOT_OK)
         return usage_error("--gateway: %s", err.msg);
-    if (c->opt.pki == NULL)
+    if (check_enroll_options(c) >= 0)
+        return EXIT_USAGE;
+    if (c->opt.pki == NULL && !c->opt.enroll.enabled)
         return usage_error("--pki DIR is required");
     if ((c->n_ids > 0) == (c->devices > 0))
         return usage_error("give either --device ID (repeatable) or --devices N");

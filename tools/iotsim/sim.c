@@ -257,7 +257,8 @@ static int device_paths(const sim_options *opt, const char *id, char *dir, char 
 {
     iot_err err = {0};
     char devices[PATH_LEN];
-    if (iot_path_join(devices, PATH_LEN, opt->pki, "devices", &err) != IOT_OK ||
+    if (iot_path_join(devices, PATH_LEN, opt->pki != NULL ? opt->pki : ".", "devices", &err) !=
+            IOT_OK ||
         iot_path_join(dir, PATH_LEN, devices, id, &err) != IOT_OK ||
         iot_path_join(state, PATH_LEN, opt->state, id, &err) != IOT_OK) {
         sim_errorf("%s", err.msg);
@@ -318,9 +319,13 @@ static int open_port(sim_device *d)
     iot_err err = {0};
     if (device_paths(opt, d->id, dir, state) != 0)
         return -1;
-    if (iot_path_join(ca, PATH_LEN, dir, "ca.pem", &err) != IOT_OK ||
-        iot_path_join(cert, PATH_LEN, dir, "cert.pem", &err) != IOT_OK ||
-        iot_path_join(key, PATH_LEN, dir, "key.pem", &err) != IOT_OK) {
+    if (d->enrolling) {
+        snprintf(ca, sizeof(ca), "%s", d->ca_path);
+        snprintf(cert, sizeof(cert), "%s", sim_enroll_cert_path(d));
+        snprintf(key, sizeof(key), "%s", sim_enroll_cert_path(d));
+    } else if (iot_path_join(ca, PATH_LEN, dir, "ca.pem", &err) != IOT_OK ||
+               iot_path_join(cert, PATH_LEN, dir, "cert.pem", &err) != IOT_OK ||
+               iot_path_join(key, PATH_LEN, dir, "key.pem", &err) != IOT_OK) {
         sim_errorf("%s", err.msg);
         return -1;
     }
@@ -383,7 +388,7 @@ static int open_firmware(sim_device *d)
 int sim_open_device(sim_device *d)
 {
     const sim_options *opt = d->sim->opt;
-    if (open_port(d) != 0 || open_firmware(d) != 0)
+    if (sim_enroll_open(d) != 0 || open_port(d) != 0 || open_firmware(d) != 0)
         return -1;
     iotd_posix_synth_init(&d->synth, opt->curves, opt->n_curves, opt->seed ^ id_hash(d->id));
     char state[PATH_LEN];
@@ -500,6 +505,10 @@ static void step_device(sim_device *d, uint64_t now)
         sleep = u < sleep ? u : sleep;
         if (d->state != SIM_RUNNING)
             return; /* it could not restart */
+    }
+    if (d->enrolling) {
+        uint32_t e = sim_enroll_step(d, now);
+        sleep = e < sleep ? e : sleep;
     }
     const iotd_stats *st = iotd_device_stats(&d->dev);
     report_reading(d, st);
@@ -669,6 +678,7 @@ void sim_free(sim *s)
         if (d == NULL)
             continue;
         sim_close_device(d);
+        sim_enroll_close(d);
         free(d->body);
         free(d->ubuf);
         free(d);

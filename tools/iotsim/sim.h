@@ -23,6 +23,8 @@
 #include "iot/identity.h"
 #include "iotd/device.h"
 #include "iotd/update.h"
+#include "iotd/enroll.h"
+#include "iotd_posix/cred.h"
 #include "iotd_posix/port.h"
 #include "iotd_posix/sensors.h"
 #include "iotd_posix/update.h"
@@ -47,6 +49,17 @@ typedef struct sim_update_options {
     iotd_manifest_crypto crypto;
 } sim_update_options;
 
+/* Enrollment (enroll.c): devices that get their certificate themselves. */
+typedef struct sim_enroll_options {
+    bool enabled;               /* a token, a token file or a bootstrap certificate was given */
+    const char *token;          /* --enroll-token, for the one device */
+    const char *tokens_file;    /* --enroll-tokens: lines "DEVICE-ID TOKEN" */
+    const char *bootstrap_cert; /* --bootstrap-cert/--bootstrap-key */
+    const char *bootstrap_key;
+    const char *ca; /* --ca: the CA the gateway's certificate chains to */
+    bool renew;     /* --renew: renew at start, whatever the certificate's age */
+} sim_enroll_options;
+
 typedef struct sim_options {
     const char *gateway; /* https://HOST[:PORT] */
     const char *pki;     /* device files are PKI/devices/ID/{key,cert,ca}.pem */
@@ -66,6 +79,7 @@ typedef struct sim_options {
     size_t n_curves;
     int verbose; /* -1 quiet, 0 default, 1 -v, 2 -vv */
     sim_update_options update;
+    sim_enroll_options enroll;
     char **argv; /* the command line, for a reboot that re-executes iotsim */
 } sim_options;
 
@@ -123,6 +137,16 @@ typedef struct sim_device {
     uint64_t offered_sequence;
     iotd_update_report last_report;
     bool has_report;
+    /* enrollment (enroll.c) */
+    bool enrolling; /* iotd_enroll runs beside the device */
+    char token[128];
+    char ca_path[IOTD_POSIX_CRED_PATH_MAX];
+    iotd_posix_cred cred;
+    iotd_cred_port cport;
+    iotd_port eport; /* clock, random and log for the enrollment machine */
+    iotd_enroll en;
+    char *ework;
+    uint32_t renewals_seen;
 } sim_device;
 
 typedef struct sim {
@@ -159,6 +183,18 @@ void sim_free(sim *s);
 /* Prints one event line on stderr, as the port's log lines, when the
  * verbosity shows that level. */
 void sim_event(sim_device *d, iotd_log_level level, const char *event, const char *msg);
+
+/* Enrollment: before the port opens, gets the device its first certificate
+ * (blocking, with the core's backoff) when it has none; -1 on failure or
+ * when stopped. */
+int sim_enroll_open(sim_device *d);
+/* One enrollment step beside the device's; the ms until it is due again.
+ * After a committed renewal the device's TLS client takes the new
+ * certificate. */
+uint32_t sim_enroll_step(sim_device *d, uint64_t now);
+void sim_enroll_close(sim_device *d);
+/* The credential files of an enrolling device: *ca and the slot file. */
+const char *sim_enroll_cert_path(const sim_device *d);
 
 /* Opens (again, after a reboot) what a device keeps across restarts: its
  * port, firmware slots and core. On failure prints one line and returns -1. */

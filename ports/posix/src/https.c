@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include <http_parser.h>
+#include <mbedtls/base64.h>
 #include <mbedtls/error.h>
 #include <mbedtls/net_sockets.h>
 #include <mbedtls/oid.h>
@@ -225,7 +226,7 @@ static iot_status setup_conf(iotd_posix_https *c, iot_err *err)
     mbedtls_ssl_conf_min_version(&c->conf, MBEDTLS_SSL_MAJOR_VERSION_3,
                                  MBEDTLS_SSL_MINOR_VERSION_3);
 #endif
-    ret = mbedtls_ssl_conf_own_cert(&c->conf, &c->cert, &c->key);
+    ret = c->has_cert ? mbedtls_ssl_conf_own_cert(&c->conf, &c->cert, &c->key) : 0;
     if (ret != 0)
         return iot_err_set(err, IOT_ECRYPTO, "cannot use the device certificate (-0x%04x)",
                            (unsigned)-ret);
@@ -251,20 +252,29 @@ static void init_contexts(iotd_posix_https *c)
 
 /* The device's certificate, key, CA and CRL, checked against each other.
  * The device's own files first: they are what an operator got wrong. */
-static iot_status load_credentials(iotd_posix_https *c, const iotd_posix_https_config *cfg,
+/* The device's certificate, checked against its ID (before the CA: it is
+ * what an operator got wrong). */
+static iot_status load_device_cert(iotd_posix_https *c, const iotd_posix_https_config *cfg,
                                    iot_err *err)
 {
     iot_status st = iot_key_mode_check(cfg->key_file, err);
     if (st != IOT_OK)
         goto out;
     st = load_crt(&c->cert, cfg->cert_file, "device certificate", err);
+    if (st != IOT_OK || cfg->device_id == NULL)
+        goto out;
+    st = check_cn(&c->cert, cfg->cert_file, cfg->device_id, err);
+out:
+    return st;
+}
+
+static iot_status load_credentials(iotd_posix_https *c, const iotd_posix_https_config *cfg,
+                                   iot_err *err)
+{
+    bool own = cfg->cert_file != NULL; /* none: no client certificate (enrollment) */
+    iot_status st = own ? load_device_cert(c, cfg, err) : IOT_OK;
     if (st != IOT_OK)
         goto out;
-    if (cfg->device_id != NULL) {
-        st = check_cn(&c->cert, cfg->cert_file, cfg->device_id, err);
-        if (st != IOT_OK)
-            goto out;
-    }
     st = load_crt(&c->ca, cfg->ca_file, "CA certificate", err);
     if (st != IOT_OK)
         goto out;
@@ -273,9 +283,12 @@ static iot_status load_credentials(iotd_posix_https *c, const iotd_posix_https_c
         if (st != IOT_OK)
             goto out;
     }
+    if (!own)
+        goto out;
     st = load_key(c, cfg->key_file, err);
     if (st != IOT_OK)
         goto out;
+    c->has_cert = true;
     st = check_pair(c, cfg->cert_file, cfg->key_file, err);
 out:
     return st;
@@ -310,6 +323,23 @@ out:
     if (st != IOT_OK)
         iotd_posix_https_free(c);
     return st;
+}
+
+static bool header_safe(const char *s, bool spaces);
+
+iot_status iotd_posix_https_set_basic_auth(iotd_posix_https *c, const char *user,
+                                           const char *password)
+{
+    char plain[IOTD_POSIX_AUTH_MAX];
+    char b64[sizeof(c->extra_header)];
+    size_t n = 0;
+    int len = snprintf(plain, sizeof(plain), "%s:%s", user, password);
+    if (len <= 0 || (size_t)len >= sizeof(plain) || !header_safe(plain, false) ||
+        mbedtls_base64_encode((unsigned char *)b64, sizeof(b64), &n, (const unsigned char *)plain,
+                              (size_t)len) != 0)
+        return IOT_EINVAL;
+    len = snprintf(c->extra_header, sizeof(c->extra_header), "Authorization: Basic %s\r\n", b64);
+    return len > 0 && (size_t)len < sizeof(c->extra_header) ? IOT_OK : IOT_EINVAL;
 }
 
 /* --- the connection ------------------------------------------------------------ */
@@ -674,9 +704,9 @@ static int format_head(const iotd_posix_https *c, const request *req, char *buf,
     int n;
     if (req->content_type != NULL)
         n = snprintf(buf, cap,
-                     "POST %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: iotd-posix\r\n"
+                     "POST %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: iotd-posix\r\n%s"
                      "Content-Type: %s\r\nContent-Length: %zu\r\n\r\n",
-                     req->path, c->authority, req->content_type, req->body_len);
+                     req->path, c->authority, c->extra_header, req->content_type, req->body_len);
     else if (req->range_len > 0)
         n = snprintf(buf, cap,
                      "GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: iotd-posix\r\n"
@@ -684,8 +714,8 @@ static int format_head(const iotd_posix_https *c, const request *req, char *buf,
                      req->path, c->authority, req->range_start,
                      (uint64_t)req->range_start + req->range_len - 1u);
     else
-        n = snprintf(buf, cap, "GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: iotd-posix\r\n\r\n",
-                     req->path, c->authority);
+        n = snprintf(buf, cap, "GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: iotd-posix\r\n%s\r\n",
+                     req->path, c->authority, c->extra_header);
     return n < 0 || (size_t)n >= cap ? -1 : n;
 }
 

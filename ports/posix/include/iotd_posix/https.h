@@ -34,6 +34,8 @@
 #include "iotd/update_port.h"
 
 #define IOTD_POSIX_HOST_MAX 253
+/* The longest "user:password" of Basic authentication. */
+#define IOTD_POSIX_AUTH_MAX 160
 
 /* Why the last request got no response. */
 typedef enum iotd_posix_net_error {
@@ -52,7 +54,9 @@ typedef struct iotd_posix_https_config {
     const char *url;             /* https://HOST[:PORT], PORT 443 by default */
     const char *ca_file;         /* PEM: the CA the gateway's certificate must chain to */
     const char *crl_file;        /* PEM CRL of that CA, or NULL: no revocation check */
-    const char *cert_file;       /* PEM: this device's certificate */
+    const char *cert_file;       /* PEM: this device's certificate (and the CAs
+                                  * between it and the root, sent along);
+                                  * NULL: no client certificate (enrollment) */
     const char *key_file;        /* PEM: its private key; refused if group or others may read it */
     const char *device_id;       /* when set, the certificate's CN must be this */
     uint32_t connect_timeout_ms; /* 0: 5000 */
@@ -80,6 +84,8 @@ typedef struct iotd_posix_https {
     bool has_crl;
     mbedtls_x509_crt cert;
     mbedtls_pk_context key;
+    bool has_cert;                              /* a client certificate is presented */
+    char extra_header[IOTD_POSIX_AUTH_MAX * 2]; /* "" or "Authorization: ...\r\n" */
     mbedtls_ssl_config conf;
 
     /* the connection, when open */
@@ -102,6 +108,12 @@ typedef struct iotd_posix_https {
  * Makes no connection. The error names the file at fault. */
 iot_status iotd_posix_https_init(iotd_posix_https *c, const iotd_posix_https_config *cfg,
                                  iot_err *err);
+
+/* Sends "Authorization: Basic base64(user:password)" with every request
+ * from now on (EST enrollment with a token). IOT_EINVAL when too long or
+ * not printable. */
+iot_status iotd_posix_https_set_basic_auth(iotd_posix_https *c, const char *user,
+                                           const char *password);
 
 /* Closes the connection (with close_notify) and frees everything. */
 void iotd_posix_https_free(iotd_posix_https *c);
