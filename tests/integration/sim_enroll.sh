@@ -127,6 +127,30 @@ done
 [ -z "$(refused "$T/run2.out")" ] || fail "refused uploads during renewal: $(refused "$T/run2.out")"
 pass "every device renewed while publishing, no reading refused"
 
+# --- 2b. renewal falls due by itself --------------------------------------------------
+# The devices' renewal clock runs ahead (--clock-ahead): at 35 minutes into a
+# one-hour certificate nothing happens; at 46 minutes (past two thirds plus
+# the largest jitter) every device renews on its own, while publishing.
+run "${SIM[@]}" --enroll-tokens /dev/null --devices "$N" --state "$STATE" --count 10 --clock-ahead 35m -v
+cp "$T/.out" "$T/run2a.out"
+expect_eq "at 35 minutes: exit 0" 0 "$RC"
+expect_eq "at 35 minutes no device renews" 0 "$(echo "$ERR" | grep -c 'event=enroll.renewed' || true)"
+declare -A SECOND
+for i in $(seq 1 "$N"); do SECOND[sim-$i]="$(serial "sim-$i")"; done
+run "${SIM[@]}" --enroll-tokens /dev/null --devices "$N" --state "$STATE" --count 40 --clock-ahead 46m -v
+cp "$T/.out" "$T/run2b.out"
+cp "$T/.err" "$T/run2b.err"
+expect_eq "at 46 minutes: exit 0" 0 "$RC"
+for i in $(seq 1 "$N"); do
+  d="sim-$i"
+  expect_eq "$d renewed once, unasked" 1 "$(count_events "$d" enroll.renewed "$T/run2b.err")"
+  expect_eq "$d acknowledged every reading across it" 40 "$(summary_field "$T/run2b.out" "$d" acknowledged)"
+  [ "$(serial "$d")" != "${SECOND[$d]}" ] || fail "$d: still the certificate of the forced renewal"
+done
+[ -z "$(refused "$T/run2a.out" "$T/run2b.out")" ] ||
+  fail "refused uploads around the renewal: $(refused "$T/run2a.out" "$T/run2b.out")"
+pass "renewal falls due between two thirds and three quarters of the lifetime, no reading refused"
+
 # --- 3. the gateway down during a renewal ---------------------------------------------
 before="$(serial sim-1)"
 stop_gateway
@@ -146,9 +170,9 @@ expect_eq "sim-1 acknowledged every reading" 60 "$(summary_field "$T/run3.out" s
 pass "a gateway down during renewal: the old certificate kept working, the device asked again"
 
 # --- nothing lost at the consumer ---------------------------------------------------------
-acked "$T/run1.out" "$T/run1b.out" "$T/run2.out" "$T/run3.out" >"$T/acked"
+acked "$T/run1.out" "$T/run1b.out" "$T/run2.out" "$T/run2a.out" "$T/run2b.out" "$T/run3.out" >"$T/acked"
 total=$(wc -l <"$T/acked")
-[ "$total" -eq $((N * 20 + N * 3 + N * 40 + 60)) ] || fail "acknowledged readings: $total"
+[ "$total" -eq $((N * 20 + N * 3 + N * 40 + N * 10 + N * 40 + 60)) ] || fail "acknowledged readings: $total"
 wait_until 30 "every acknowledged reading at the consumer" \
   bash -c "[ \$(grep -c '^telemetry/' '$SUB') -ge $total ]"
 run bash "$LC" "$T/acked" "$SUB"

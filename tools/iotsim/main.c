@@ -85,6 +85,7 @@ static const char HELP[] =
     "  --ca FILE              the CA the gateway's certificate chains to, PEM (required\n"
     "                         with enrollment; --pki is then not needed)\n"
     "  --renew                renew every device's certificate at start, whatever its age\n"
+    "  --clock-ahead DUR      the certificate in use looks DUR older until renewed (tests)\n"
     "A device that already has a certificate in its state directory only renews it.\n"
     "\n"
     "Firmware updates (each device also runs the core's update machine, with its two\n"
@@ -185,6 +186,10 @@ static const sim_option SIM_OPTIONS[] = {
     {.name = "bootstrap-key", .arg = ARG_TEXT, SIM_FIELD(opt.enroll.bootstrap_key)},
     {.name = "ca", .arg = ARG_TEXT, SIM_FIELD(opt.enroll.ca)},
     {.name = "renew", .arg = ARG_RENEW},
+    {.name = "clock-ahead",
+     .arg = ARG_DURATION,
+     SIM_FIELD(opt.enroll.clock_ahead_ms),
+     .expect = "a duration up to 24h"},
     {.name = "device", .arg = ARG_DEVICE},
     {.name = "devices",
      .arg = ARG_NUMBER,

@@ -58,6 +58,10 @@ typedef struct sim_enroll_options {
     const char *bootstrap_key;
     const char *ca; /* --ca: the CA the gateway's certificate chains to */
     bool renew;     /* --renew: renew at start, whatever the certificate's age */
+    /* --clock-ahead: the certificate in use looks this much older to the
+     * enrollment machine until it is renewed, so that a test sees when
+     * renewal falls due without waiting. */
+    uint32_t clock_ahead_ms;
 } sim_enroll_options;
 
 typedef struct sim_options {
