@@ -1,7 +1,6 @@
 /* See iotd_mbedtls/cred_crypto.h. */
 #include "iotd_mbedtls/cred_crypto.h"
 
-#include <stdio.h>
 #include <string.h>
 
 #include <mbedtls/asn1.h>
@@ -97,6 +96,19 @@ static bool device_id_ok(const char *id)
     return n > 0;
 }
 
+/* "CN=<id>,O=IoT Telemetry,OU=device" (no stdio in the device build). */
+static bool subject_of(const char *device_id, char *out, size_t cap)
+{
+    static const char pre[] = "CN=", post[] = ",O=IoT Telemetry,OU=device";
+    size_t n = strlen(device_id);
+    if (sizeof(pre) - 1 + n + sizeof(post) > cap)
+        return false;
+    memcpy(out, pre, sizeof(pre) - 1);
+    memcpy(out + sizeof(pre) - 1, device_id, n);
+    memcpy(out + sizeof(pre) - 1 + n, post, sizeof(post));
+    return true;
+}
+
 iotd_status iotd_mbedtls_csr(const uint8_t *key, size_t key_len, const char *device_id,
                              uint8_t *der, size_t cap, size_t *len)
 {
@@ -113,8 +125,7 @@ iotd_status iotd_mbedtls_csr(const uint8_t *key, size_t key_len, const char *dev
     }
     if (!device_id_ok(device_id) || parse_key(&pk, key, key_len, &r) != 0)
         goto out;
-    int n = snprintf(subject, sizeof(subject), "CN=%s,O=IoT Telemetry,OU=device", device_id);
-    if (n <= 0 || (size_t)n >= sizeof(subject) ||
+    if (!subject_of(device_id, subject, sizeof(subject)) ||
         mbedtls_x509write_csr_set_subject_name(&csr, subject))
         goto out;
     mbedtls_x509write_csr_set_md_alg(&csr, MBEDTLS_MD_SHA256);
