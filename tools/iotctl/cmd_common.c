@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <cjson/cJSON.h>
 #include <openssl/crypto.h>
 
 #include "cmds.h"
@@ -96,5 +97,18 @@ int cmd_parse_revoke(const cli_command *self, int argc, char **argv, const char 
     if (optind + 1 != argc)
         return cli_usage(self, "too many arguments");
     *name = argv[optind];
+    return CLI_EXIT_OK;
+}
+
+int cmd_print_json(cJSON *item)
+{
+    char *text = item != NULL ? cJSON_Print(item) : NULL;
+    if (text == NULL) {
+        iot_err err;
+        iot_err_set(&err, IOT_ENOMEM, "out of memory formatting JSON");
+        return cli_fail(&err);
+    }
+    puts(text);
+    cJSON_free(text);
     return CLI_EXIT_OK;
 }

@@ -146,18 +146,12 @@ static cJSON *release_json(const fw_store *s, const fw_release *r, const fw_keyr
     return o;
 }
 
+/* Prints item as JSON and frees it. */
 static int print_json(cJSON *item)
 {
-    char *text = item == NULL ? NULL : cJSON_Print(item);
+    int rc = cmd_print_json(item);
     cJSON_Delete(item);
-    if (text == NULL) {
-        iot_err err;
-        iot_err_set(&err, IOT_ENOMEM, "out of memory formatting JSON");
-        return cli_fail(&err);
-    }
-    puts(text);
-    cJSON_free(text);
-    return CLI_EXIT_OK;
+    return rc;
 }
 
 static int list_json(const fw_store *s, const fw_release_list *l)

@@ -41,19 +41,6 @@ iot_status cmd_open_registry(const cli_ctx *ctx, const char *path, iot_registry 
     return st;
 }
 
-int cmd_print_json(cJSON *item)
-{
-    char *text = item != NULL ? cJSON_Print(item) : NULL;
-    if (text == NULL) {
-        iot_err err;
-        iot_err_set(&err, IOT_ENOMEM, "out of memory formatting JSON");
-        return cli_fail(&err);
-    }
-    puts(text);
-    cJSON_free(text);
-    return CLI_EXIT_OK;
-}
-
 int cmd_parse_registry_opts(const cli_command *self, int argc, char **argv,
                             const struct option *opts, cmd_registry_opts *o, const char *what)
 {

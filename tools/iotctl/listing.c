@@ -96,19 +96,6 @@ static int list_one(const iot_cert_record *rec, void *arg)
     return 0;
 }
 
-static int print_json(cJSON *item)
-{
-    char *text = cJSON_Print(item);
-    if (text == NULL) {
-        iot_err err;
-        iot_err_set(&err, IOT_ENOMEM, "out of memory formatting JSON");
-        return cli_fail(&err);
-    }
-    puts(text);
-    cJSON_free(text);
-    return CLI_EXIT_OK;
-}
-
 static iot_status open_readonly(const cli_ctx *ctx, iot_registry **reg, iot_err *err)
 {
     char db[CLI_PATH_MAX];
@@ -180,7 +167,7 @@ int listing_run(cli_ctx *ctx, const cli_command *self, int kind, int argc, char 
     st = iot_registry_foreach(reg, kind < 0 ? -1 : kind, list_one, &w, &err);
     if (st != IOT_OK)
         goto out;
-    rc = json ? print_json(w.array) : CLI_EXIT_OK;
+    rc = json ? cmd_print_json(w.array) : CLI_EXIT_OK;
 out:
     iot_registry_close(reg);
     if (st != IOT_OK)
@@ -329,7 +316,7 @@ int listing_show(cli_ctx *ctx, const cli_command *self, int kind, int argc, char
     cJSON *o = record_json(ctx, &rec);
     if (o != NULL)
         cJSON_AddItemToObject(o, "superseded", history_json(&past));
-    rc = print_json(o);
+    rc = cmd_print_json(o);
     cJSON_Delete(o);
     return rc;
 }
