@@ -176,3 +176,19 @@ refusals() {
   curl -s "http://127.0.0.1:$ADMIN_PORT/metrics" |
     awk -v r="$1" 'index($1, "reason=\"" r "\"") { print $2 }'
 }
+
+# wait_sim PID SECONDS: waits for the simulator; its status in $SIM_RC.
+wait_sim() {
+  local pid="$1" deadline=$((SECONDS + $2))
+  while kill -0 "$pid" 2>/dev/null; do
+    if [ "$SECONDS" -ge "$deadline" ]; then
+      kill -KILL "$pid" 2>/dev/null || true
+      fail "iotsim did not finish within $2 s"
+    fi
+    sleep 0.1
+  done
+  set +e
+  wait "$pid"
+  SIM_RC=$?
+  set -e
+}

@@ -22,21 +22,6 @@ URL="https://localhost:$GW_PORT"
 SIM=("$IOTSIM" --gateway "$URL" --pki "$P" --interval 100ms --backoff-max 1s --timeout 5s)
 
 
-# wait_sim PID SECONDS: waits for the simulator; its status in $SIM_RC.
-wait_sim() {
-  local pid="$1" deadline=$((SECONDS + $2))
-  while kill -0 "$pid" 2>/dev/null; do
-    if [ "$SECONDS" -ge "$deadline" ]; then
-      kill -KILL "$pid" 2>/dev/null || true
-      fail "iotsim did not finish within $2 s"
-    fi
-    sleep 0.1
-  done
-  set +e
-  wait "$pid"
-  SIM_RC=$?
-  set -e
-}
 
 count_lines() { grep -Ec -- "$2" "$1" 2>/dev/null || true; }
 at_least() { [ "$(count_lines "$1" "$2")" -ge "$3" ]; }

@@ -22,21 +22,6 @@ est_config "est_cert_lifetime = ${LIFETIME}s"
 URL="https://localhost:$GW_PORT"
 SIM=("$IOTSIM" --gateway "$URL" --ca "$P/ca.crt" --interval 100ms --backoff-max 1s --timeout 5s)
 
-# wait_sim PID SECONDS: waits for the simulator; its status in $SIM_RC.
-wait_sim() {
-  local pid="$1" deadline=$((SECONDS + $2))
-  while kill -0 "$pid" 2>/dev/null; do
-    if [ "$SECONDS" -ge "$deadline" ]; then
-      kill -KILL "$pid" 2>/dev/null || true
-      fail "iotsim did not finish within $2 s"
-    fi
-    sleep 0.1
-  done
-  set +e
-  wait "$pid"
-  SIM_RC=$?
-  set -e
-}
 
 summary_field() { # summary_field FILE DEV FIELD
   grep "^$2: readings" "$1" | sed "s/^$2: //" | tr ',' '\n' | awk -v f="$3" '$1 == f { print $2 }'
