@@ -3,8 +3,8 @@
 # over the POSIX port) get their certificates from the real gateway's EST
 # endpoints with tokens made by iotctl, publish readings with them, renew
 # while publishing without a lost or refused reading, and survive a gateway
-# that is down during a renewal: the old certificate keeps working and the
-# device asks again. Every reading is checked at the consumer (losscheck).
+# that is down during a renewal or killed in its middle: the old certificate
+# keeps working and the device asks again. Every reading is checked at the consumer (losscheck).
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/gateway_lib.sh"
 . "$(dirname "$0")/est_lib.sh"
@@ -154,10 +154,45 @@ expect_eq "sim-1 acknowledged every reading" 60 "$(summary_field "$T/run3.out" s
 [ -z "$(refused "$T/run3.out")" ] || fail "refused uploads: $(refused "$T/run3.out")"
 pass "a gateway down during renewal: the old certificate kept working, the device asked again"
 
+# --- 3b. the gateway killed in the middle of a renewal ------------------------------------
+# The gateway is stopped under a debugger at the point where the new
+# certificate is in its registry and the answer not yet sent, and killed
+# there (SIGKILL): the device never gets its new certificate. Its old one
+# must keep working, and its next request must succeed.
+command -v gdb >/dev/null || fail "gdb is needed (scripts/install-deps.sh installs it)"
+before="$(serial sim-2)"
+gdb -q -batch -p "$GW_PID" -ex 'set pagination off' -ex 'break issued' -ex 'continue' \
+  -ex 'info registers pc' -ex 'kill' >"$T/gdb.out" 2>&1 &
+GDB_PID=$!
+_PIDS+=("$GDB_PID")
+wait_until 30 "the debugger to hold the gateway" grep -q "^Breakpoint 1 at" "$T/gdb.out"
+"${SIM[@]}" --enroll-tokens /dev/null --device sim-2 --state "$STATE" --count 60 --renew \
+  --drain-timeout 60s -v >"$T/run3b.out" 2>"$T/run3b.err" &
+SIM_PID=$!
+_PIDS+=("$SIM_PID")
+wait_until 30 "the gateway to stop at the issued certificate" grep -q "Breakpoint 1, issued" "$T/gdb.out"
+wait_until 30 "the gateway to be killed" bash -c "! kill -0 $GW_PID 2>/dev/null"
+# The kill came after the commit: the registry already names a successor.
+registered="$("$IOTCTL" --dir "$P" device list --json | jq -r '.[] | select(.id == "sim-2") | .serial')"
+[ -n "$registered" ] && [ "serial=$registered" != "$before" ] ||
+  fail "the registry should hold sim-2's undelivered certificate: registry $registered, device $before"
+expect_eq "the device still holds its old certificate" "$before" "$(serial sim-2)"
+wait_until 30 "the device to notice the lost answer" \
+  grep -q "device=sim-2 event=enroll.no_answer" "$T/run3b.err"
+start_gateway
+wait_sim "$SIM_PID" 90
+expect_eq "gateway back after the kill: exit 0" 0 "$SIM_RC"
+expect_eq "sim-2 renewed once the gateway was back" 1 "$(count_events sim-2 enroll.renewed "$T/run3b.err")"
+[ "$(serial sim-2)" != "$before" ] || fail "sim-2: the renewal did not complete"
+expect_eq "sim-2 acknowledged every reading" 60 "$(summary_field "$T/run3b.out" sim-2 acknowledged)"
+[ -z "$(refused "$T/run3b.out")" ] || fail "refused uploads: $(refused "$T/run3b.out")"
+pass "a gateway killed mid-renewal: the old certificate kept working, the retry got a certificate"
+
 # --- nothing lost at the consumer ---------------------------------------------------------
-acked "$T/run1.out" "$T/run1b.out" "$T/run2.out" "$T/run2a.out" "$T/run2b.out" "$T/run3.out" >"$T/acked"
+acked "$T/run1.out" "$T/run1b.out" "$T/run2.out" "$T/run2a.out" "$T/run2b.out" "$T/run3.out" \
+  "$T/run3b.out" >"$T/acked"
 total=$(wc -l <"$T/acked")
-[ "$total" -eq $((N * 20 + N * 3 + N * 40 + N * 10 + N * 40 + 60)) ] || fail "acknowledged readings: $total"
+[ "$total" -eq $((N * 20 + N * 3 + N * 40 + N * 10 + N * 40 + 60 + 60)) ] || fail "acknowledged readings: $total"
 wait_until 30 "every acknowledged reading at the consumer" \
   bash -c "[ \$(grep -c '^telemetry/' '$SUB') -ge $total ]"
 run bash "$LC" "$T/acked" "$SUB"
