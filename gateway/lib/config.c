@@ -475,6 +475,42 @@ static const gw__option gw__options[] = {
      .scale = GW__S,
      .help = "A device whose certificate expires within this time and has no\n"
              "renewal in progress is counted in iotgw_devices_cert_expiring."},
+    {.key = "security_events",
+     .type = GW__BOOL,
+     GW__FIELD(security_events),
+     .def = "yes",
+     .section = "Security event stream",
+     .help = "Publish every security-relevant event (refused handshakes and\n"
+             "requests, revoked or unknown devices, rate limits, replays,\n"
+             "enrollment, reloads, update failures) as one JSON document on\n"
+             "security/<gateway>/<type> over a second MQTT connection, kept in\n"
+             "its own outbox until the broker has it (docs/security-events.md)."},
+    {.key = "security_outbox",
+     .type = GW__PATH,
+     GW__FIELD(security_outbox),
+     .def = "",
+     .flags = GW__EMPTY_OK | GW__DIR_OF,
+     .example = "/var/lib/iotgw/security-events.db",
+     .help = "SQLite file of the security events' outbox; empty: security-events.db\n"
+             "in the directory of outbox."},
+    {.key = "security_outbox_max",
+     .type = GW__INT,
+     GW__FIELD(security_outbox_max),
+     .def = "100000",
+     .min = 100,
+     .max = 100000000,
+     .help = "Security events the outbox holds at most while the broker is away;\n"
+             "beyond it events are counted in iotgw_security_events_lost_total and\n"
+             "logged, never dropped silently."},
+    {.key = "security_event_window",
+     .type = GW__DURATION,
+     GW__FIELD(security_event_window_ms),
+     .def = "60s",
+     .min = GW__S,
+     .max = GW__H,
+     .help = "Noise control: after an event of one type from one source (a device,\n"
+             "an address), repeats within this window are counted, not published,\n"
+             "and published as one summary with the count when it ends."},
     {.key = "mqtt_host",
      .type = GW__STRING,
      GW__FIELD(mqtt_host),

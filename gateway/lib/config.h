@@ -88,6 +88,12 @@ typedef struct gw_config {
     int64_t est_failure_window_s;       /* default 10 m */
     int64_t cert_expiry_warning_s;      /* iotgw_devices_cert_expiring; default 30 d */
 
+    /* security event stream */
+    bool security_events;              /* default yes */
+    char security_outbox[GW_PATH_MAX]; /* "" = security-events.db beside outbox */
+    int64_t security_outbox_max;       /* events held at most; default 100000 */
+    int64_t security_event_window_ms;  /* aggregation window; default 60 s */
+
     /* MQTT forwarder */
     char mqtt_host[GW_HOST_MAX]; /* required */
     int mqtt_port;               /* default 8883 */

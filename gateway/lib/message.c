@@ -113,6 +113,23 @@ int gw_message_full(const char *device, int64_t gseq, const char *tail, size_t t
     return n + (int)tail_len;
 }
 
+int gw_message_security_topic(const char *gateway, const char *type, char *buf, size_t size)
+{
+    int n = snprintf(buf, size, "security/%s/%s", gateway, type);
+    return (n < 0 || (size_t)n >= size) ? -1 : n;
+}
+
+int gw_message_security_full(const char *gateway, const char *type, int64_t gseq, const char *tail,
+                             size_t tail_len, char *buf, size_t size)
+{
+    int n = snprintf(buf, size, "{\"id\":\"%s/%s/%lld\",\"gateway\":\"%s\",\"seq\":%lld,", gateway,
+                     type, (long long)gseq, gateway, (long long)gseq);
+    if (n < 0 || (size_t)n + tail_len >= size)
+        return -1;
+    memcpy(buf + n, tail, tail_len);
+    return n + (int)tail_len;
+}
+
 size_t gw_message_tail_max(const char *prefix, const char *device, size_t max_packet)
 {
     size_t topic = strlen(prefix) + 1 + strlen(device) + sizeof("/telemetry") - 1;

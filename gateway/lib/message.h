@@ -34,6 +34,18 @@ int gw_message_topic(const char *prefix, const char *device, char *buf, size_t s
 int gw_message_full(const char *device, int64_t gseq, const char *tail, size_t tail_len, char *buf,
                     size_t size);
 
+/* The security event stream (src/secevent.c): one event per message on
+ * security/<gateway>/<type>, where <gateway> is the gateway's MQTT
+ * certificate CN and <type> the event's stable name (the log event that
+ * made it, "tls.refused"). The outbox row's device column holds the type,
+ * so `seq` counts per topic as for readings; the head is
+ *   {"id":"<gateway>/<type>/<seq>","gateway":"<gateway>","seq":<seq>,
+ * and the rest is the stored tail (docs/schemas/security-event.schema.json).
+ * Both return -1 when the result does not fit. */
+int gw_message_security_topic(const char *gateway, const char *type, char *buf, size_t size);
+int gw_message_security_full(const char *gateway, const char *type, int64_t gseq, const char *tail,
+                             size_t tail_len, char *buf, size_t size);
+
 /* Largest stored tail (gw_message_tail) whose PUBLISH packet still fits in
  * max_packet bytes on <prefix>/<device>/telemetry, whatever `seq` the
  * outbox gives it: the fixed header, the topic, the packet id and the

@@ -26,6 +26,28 @@
 
 #define CONNECT_TIMEOUT_MS 10000 /* to get a CONNACK, unless the options say otherwise */
 
+/* The readings' forwarder's metrics: iotgw_mqtt_*. */
+static const gw_forwarder_metrics READINGS_METRICS = {
+    .connected = GW_G_MQTT_CONNECTED,
+    .inflight = GW_G_MQTT_INFLIGHT,
+    .connects = GW_M_MQTT_CONNECTS,
+    .disconnects = GW_M_MQTT_DISCONNECTS,
+    .publish_refused = GW_M_MQTT_PUBLISH_REFUSED,
+    .cert_refused = GW_M_MQTT_CERT_REFUSED,
+};
+
+static void gauge(int g, int64_t v)
+{
+    if (g >= 0)
+        gw_gauge_set((gw_gauge)g, v);
+}
+
+static void count(int c)
+{
+    if (c >= 0)
+        gw_metric_inc((gw_counter)c);
+}
+
 typedef struct inflight {
     int mid;
     int64_t id;
@@ -61,8 +83,10 @@ struct gw_forwarder {
     int attempt;       /* reconnects since the last success: the backoff exponent */
     bool backoff_held; /* entered REFUSED: CONNACK does not reset `attempt`, a PUBACK does */
     char client_id[128];
-    char status_topic[160]; /* gateway/<certificate CN>/status, "" if unknown */
-    char *msg;              /* max_packet bytes: no message that fits is larger */
+    char status_topic[160]; /* gateway/<certificate CN>/status, "" if unknown or not readings */
+    char gateway[IOT_ID_MAX + 1]; /* the certificate's CN, "gateway" if unknown */
+    gw_forwarder_metrics metrics;
+    char *msg; /* max_packet bytes: no message that fits is larger */
     /* TLS to the broker: built here rather than by libmosquitto so that the
      * broker's certificate is checked against the CRL in force. Rebuilt
      * when the identity generation changes (a reload), so each new
@@ -141,14 +165,14 @@ static bool set_state(gw_forwarder *fw, gw_forwarder_state to)
     gw_log(GW_LOG_DEBUG, "mqtt.state", "from=%s to=%s", gw_forwarder_state_name(from),
            gw_forwarder_state_name(to));
     if (from == GW_FWD_CONNECTED) {
-        gw_metric_inc(GW_M_MQTT_DISCONNECTS);
-        gw_gauge_set(GW_G_MQTT_CONNECTED, 0);
+        count(fw->metrics.disconnects);
+        gauge(fw->metrics.connected, 0);
     }
     if (to == GW_FWD_CONNECTED) {
         if (!fw->backoff_held)
             fw->attempt = 0;
-        gw_metric_inc(GW_M_MQTT_CONNECTS);
-        gw_gauge_set(GW_G_MQTT_CONNECTED, 1);
+        count(fw->metrics.connects);
+        gauge(fw->metrics.connected, 1);
     }
     if (to == GW_FWD_REFUSED)
         fw->backoff_held = true;
@@ -192,7 +216,7 @@ static void teardown(gw_forwarder *fw)
     }
     fw->n_inflight = 0;
     fw->cursor = 0;
-    gw_gauge_set(GW_G_MQTT_INFLIGHT, 0);
+    gauge(fw->metrics.inflight, 0);
 }
 
 /* Logs and counts a refused broker certificate, once per connection
@@ -201,7 +225,7 @@ static bool broker_cert_refused(gw_forwarder *fw)
 {
     if (fw->verify_error == 0)
         return false;
-    gw_metric_inc(GW_M_MQTT_CERT_REFUSED);
+    count(fw->metrics.cert_refused);
     gw_log(GW_LOG_ERROR, "mqtt.certificate_refused",
            "broker=%s:%d reason=\"%s\" subject=\"%s\" action=\"%s\"", fw->host, fw->opt.port,
            X509_verify_cert_error_string(fw->verify_error), fw->verify_subject,
@@ -376,14 +400,14 @@ static void on_publish(struct mosquitto *mosq, void *arg, int mid, int reason,
         int64_t id = fw->window[i].id;
         const char *poison = unpublishable_reason(reason);
         if (poison != NULL) {
-            gw_metric_inc(GW_M_MQTT_PUBLISH_REFUSED);
+            count(fw->metrics.publish_refused);
             quarantine(fw, id, fw->window[i].device, poison);
             fw->window[i] = fw->window[--fw->n_inflight];
-            gw_gauge_set(GW_G_MQTT_INFLIGHT, fw->n_inflight);
+            gauge(fw->metrics.inflight, fw->n_inflight);
             break;
         }
         if (reason >= 0x80) {
-            gw_metric_inc(GW_M_MQTT_PUBLISH_REFUSED);
+            count(fw->metrics.publish_refused);
             gw_log(GW_LOG_ERROR, "mqtt.publish_refused",
                    "id=%lld reason=\"%s\" action=\"kept in the outbox; check the broker ACL "
                    "against topic_prefix\"",
@@ -397,7 +421,7 @@ static void on_publish(struct mosquitto *mosq, void *arg, int mid, int reason,
         fw->backoff_held = false;
         fw->attempt = 0;
         fw->window[i] = fw->window[--fw->n_inflight];
-        gw_gauge_set(GW_G_MQTT_INFLIGHT, fw->n_inflight);
+        gauge(fw->metrics.inflight, fw->n_inflight);
         fw->acked[fw->n_acked++] = id;
         break;
     }
@@ -423,12 +447,17 @@ static int publish_row(const gw_outbox_row *row, void *arg)
     gw_forwarder *fw = arg;
     char topic[256];
     fw->cursor = row->id;
-    if (gw_message_topic(fw->topic_prefix, row->device, topic, sizeof(topic)) < 0) {
+    bool security = fw->opt.stream == GW_STREAM_SECURITY;
+    int tlen = security ? gw_message_security_topic(fw->gateway, row->device, topic, sizeof(topic))
+                        : gw_message_topic(fw->topic_prefix, row->device, topic, sizeof(topic));
+    if (tlen < 0) {
         quarantine(fw, row->id, row->device, "topic_too_long");
         return 0;
     }
-    int len = gw_message_full(row->device, row->gseq, row->body, row->body_len, fw->msg,
-                              fw->opt.max_packet);
+    int len = security ? gw_message_security_full(fw->gateway, row->device, row->gseq, row->body,
+                                                  row->body_len, fw->msg, fw->opt.max_packet)
+                       : gw_message_full(row->device, row->gseq, row->body, row->body_len, fw->msg,
+                                         fw->opt.max_packet);
     if (len < 0) {
         /* Stored before mqtt_max_packet was lowered, or by an older
          * version that did not check at ingest. */
@@ -471,7 +500,7 @@ static void pump(gw_forwarder *fw)
         if (count == 0)
             break;
     }
-    gw_gauge_set(GW_G_MQTT_INFLIGHT, fw->n_inflight);
+    gauge(fw->metrics.inflight, fw->n_inflight);
     update_write_interest(fw);
 }
 
@@ -693,9 +722,11 @@ static void schedule_reconnect(gw_forwarder *fw)
 
 /* The broker knows the gateway by its certificate's CN (it uses the CN as
  * username and client id); the status topic is named after it. */
-static void status_topic_from_cert(const char *cert_path, char *topic, size_t size)
+static void names_from_cert(gw_forwarder *fw)
 {
-    topic[0] = '\0';
+    fw->status_topic[0] = '\0';
+    snprintf(fw->gateway, sizeof(fw->gateway), "gateway");
+    const char *cert_path = fw->cert_path;
     FILE *f = fopen(cert_path, "r");
     X509 *cert = f ? PEM_read_X509(f, NULL, NULL, NULL) : NULL;
     if (f)
@@ -704,8 +735,11 @@ static void status_topic_from_cert(const char *cert_path, char *topic, size_t si
     if (cert != NULL &&
         X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName, cn, sizeof(cn)) >
             0 &&
-        iot_id_is_valid(cn))
-        snprintf(topic, size, "gateway/%s/status", cn);
+        iot_id_is_valid(cn)) {
+        snprintf(fw->gateway, sizeof(fw->gateway), "%s", cn);
+        if (fw->opt.stream == GW_STREAM_READINGS)
+            snprintf(fw->status_topic, sizeof(fw->status_topic), "gateway/%s/status", cn);
+    }
     X509_free(cert);
 }
 
@@ -727,6 +761,8 @@ static iot_status copy_options(gw_forwarder *fw, const gw_forwarder_options *opt
         {fw->topic_prefix, sizeof(fw->topic_prefix), opt->topic_prefix, "topic_prefix"},
     };
     fw->opt = *opt;
+    fw->metrics = opt->metrics != NULL ? *opt->metrics : READINGS_METRICS;
+    fw->opt.metrics = NULL; /* copied into fw->metrics */
     for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++) {
         if (strs[i].src == NULL ||
             (size_t)snprintf(strs[i].dst, strs[i].size, "%s", strs[i].src) >= strs[i].size)
@@ -739,12 +775,15 @@ static iot_status copy_options(gw_forwarder *fw, const gw_forwarder_options *opt
     fw->opt.crl_path = fw->crl_path;
     fw->opt.topic_prefix = fw->topic_prefix;
     fw->opt.client_id = NULL; /* copied into fw->client_id */
+    /* The broker takes one connection per client id: the security stream's
+     * is the readings' with a suffix. */
+    const char *suffix = opt->stream == GW_STREAM_SECURITY ? "-security" : "";
     if (opt->client_id != NULL && opt->client_id[0]) {
-        snprintf(fw->client_id, sizeof(fw->client_id), "%s", opt->client_id);
+        snprintf(fw->client_id, sizeof(fw->client_id), "%.100s%s", opt->client_id, suffix);
     } else {
         char host[64] = "host";
         gethostname(host, sizeof(host) - 1);
-        snprintf(fw->client_id, sizeof(fw->client_id), "iotgw-%s", host);
+        snprintf(fw->client_id, sizeof(fw->client_id), "iotgw-%s%s", host, suffix);
     }
     if (opt->identity == NULL || opt->max_packet == 0)
         return iot_err_set(err, IOT_EINVAL, "the forwarder needs the identity and a packet size");
@@ -770,7 +809,7 @@ iot_status gw_forwarder_start(const gw_forwarder_options *opt, const gw_forwarde
     fw->window = calloc((size_t)fw->window_cap, sizeof(*fw->window));
     fw->acked = calloc((size_t)fw->window_cap, sizeof(*fw->acked));
     fw->msg = malloc(opt->max_packet);
-    status_topic_from_cert(fw->cert_path, fw->status_topic, sizeof(fw->status_topic));
+    names_from_cert(fw);
     fw->wake_ev = event_new(base, -1, EV_READ | EV_PERSIST, on_wake, fw);
     fw->retry_ev = evtimer_new(base, on_retry, fw);
     fw->teardown_ev = evtimer_new(base, on_teardown, fw);

@@ -62,6 +62,18 @@ typedef enum gw_forwarder_state {
     GW_FWD_STATE_COUNT
 } gw_forwarder_state;
 
+/* What a forwarder publishes from its store. */
+typedef enum gw_forwarder_stream {
+    GW_STREAM_READINGS = 0, /* <topic_prefix>/<device>/telemetry; the status topic and its will */
+    GW_STREAM_SECURITY,     /* security/<gateway>/<type> (message.h); no status topic */
+} gw_forwarder_stream;
+
+/* The metrics a forwarder keeps (metrics.h indexes; -1: not kept). */
+typedef struct gw_forwarder_metrics {
+    int connected, inflight;                                  /* gauges */
+    int connects, disconnects, publish_refused, cert_refused; /* counters */
+} gw_forwarder_metrics;
+
 typedef struct gw_forwarder_options {
     const char *host; /* the broker (mqtt_host), also checked against its certificate */
     int port;
@@ -78,6 +90,8 @@ typedef struct gw_forwarder_options {
     int64_t reconnect_max_ms;   /* backoff: cap */
     int64_t connect_timeout_ms; /* CONNACK deadline; 0: 10 s */
     gw_admission *identity;     /* the CRL in force, checked on the broker's certificate */
+    gw_forwarder_stream stream; /* readings unless told otherwise */
+    const gw_forwarder_metrics *metrics; /* NULL: the readings' (iotgw_mqtt_*) */
     /* Called after every state change, on the event loop's thread; may be NULL. */
     void (*on_state)(void *ctx, gw_forwarder_state from, gw_forwarder_state to);
     void *on_state_ctx;

@@ -277,9 +277,19 @@ static bool stderr_is_journal(void)
     return v;
 }
 
+static _Atomic(const gw_log_tap *) log_tap;
+
+void gw_log_set_tap(const gw_log_tap *tap)
+{
+    atomic_store(&log_tap, tap);
+}
+
 void gw_log(gw_log_level level, const char *event, const char *fmt, ...)
 {
-    if ((int)level < atomic_load(&min_level))
+    const gw_log_tap *tap = atomic_load(&log_tap);
+    bool tapped = tap != NULL && tap->wants(event);
+    bool shown = (int)level >= atomic_load(&min_level);
+    if (!shown && !tapped)
         return;
     char text[GW_LOG_LINE_MAX + 1];
     line_buf o = {text, sizeof(text) - 1, 0}; /* keeps a byte for the newline */
@@ -297,6 +307,7 @@ void gw_log(gw_log_level level, const char *event, const char *fmt, ...)
     put_n(&o, LEVEL_NAMES[level], strlen(LEVEL_NAMES[level]));
     put_n(&o, " event=", 7);
     put_string(&o, event, false);
+    size_t fields_at = o.len + 1;
     if (fmt != NULL) {
         put_c(&o, ' ');
         va_list ap;
@@ -311,6 +322,13 @@ void gw_log(gw_log_level level, const char *event, const char *fmt, ...)
         if (c < 0x20 || c > 0x7e)
             text[i] = '?';
     }
+    if (tapped) {
+        text[o.len] = '\0';
+        size_t at = fields_at < o.len ? fields_at : o.len;
+        tap->take(level, event, text + at, o.len - at);
+    }
+    if (!shown)
+        return;
     text[o.len++] = '\n';
     /* One write per line: lines from different threads never interleave. */
     ssize_t rc = write(STDERR_FILENO, text, o.len);

@@ -23,6 +23,7 @@
 #ifndef GW_LOG_H
 #define GW_LOG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "log_level.h"
@@ -40,6 +41,20 @@ void gw_log_set_level(gw_log_level level);
  * cut, never split. */
 void gw_log(gw_log_level level, const char *event, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* A tap sees the key=value part of the lines it wants, whatever the log
+ * level: the security event stream (secevent.c) is made from the same
+ * calls as the log lines, so the two never disagree. `wants` is called for
+ * every line with its event name and must be cheap; `take` gets the
+ * fields as formatted (escaped as above, NUL-terminated), on the logging
+ * thread, and must not log an event it wants. The tap must outlive every
+ * thread that logs; gw_log_set_tap(NULL) stops calling it. */
+typedef struct gw_log_tap {
+    bool (*wants)(const char *event);
+    void (*take)(gw_log_level level, const char *event, const char *fields, size_t len);
+} gw_log_tap;
+
+void gw_log_set_tap(const gw_log_tap *tap);
 
 /* Formats like gw_log without the time, level and event, into buf (always
  * NUL-terminated); returns the length. For tests. */

@@ -38,6 +38,7 @@
 #include "message.h"
 #include "metrics.h"
 #include "outbox_store.h"
+#include "secevent.h"
 #include "tls.h"
 #include "updates.h"
 #include "est.h"
@@ -59,6 +60,11 @@ typedef struct daemon_state {
     gw_ingest *ingest;
     gw_forwarder_store store;
     gw_forwarder *forwarder;
+    /* the security event stream: its own outbox and MQTT connection */
+    gw_outbox *sec_outbox;
+    gw_forwarder_store sec_store;
+    gw_forwarder *sec_forwarder;
+    char sec_path[GW_PATH_MAX];
     gw_admin *admin;
     struct event *sigterm_ev;
     struct event *sigint_ev;
@@ -393,6 +399,59 @@ out:
     return st;
 }
 
+/* security_outbox, or security-events.db beside the outbox. */
+static iot_status security_outbox_path(const gw_config *c, char *out, size_t size, iot_err *err)
+{
+    int n;
+    if (c->security_outbox[0] != '\0') {
+        n = snprintf(out, size, "%s", c->security_outbox);
+    } else {
+        const char *slash = strrchr(c->outbox, '/');
+        int dir = slash != NULL ? (int)(slash - c->outbox) + 1 : 0;
+        n = snprintf(out, size, "%.*ssecurity-events.db", dir, c->outbox);
+    }
+    if (n < 0 || (size_t)n >= size)
+        return iot_err_set(err, IOT_EINVAL, "security_outbox: the path is too long");
+    return IOT_OK;
+}
+
+/* The security event stream (secevent.h): its outbox, its forwarder on a
+ * second MQTT connection, and the log tap that feeds them. */
+static iot_status start_security_events(daemon_state *d, iot_err *err)
+{
+    static const gw_forwarder_metrics sec_metrics = {
+        .connected = GW_G_SECEV_CONNECTED,
+        .inflight = -1,
+        .connects = -1,
+        .disconnects = -1,
+        .publish_refused = GW_M_SECEV_PUBLISH_REFUSED,
+        .cert_refused = -1,
+    };
+    const gw_config *c = &d->cfg;
+    if (!c->security_events)
+        return IOT_OK;
+    iot_status st = security_outbox_path(c, d->sec_path, sizeof(d->sec_path), err);
+    if (st == IOT_OK)
+        st = gw_outbox_open(d->sec_path, c->security_outbox_max, &d->sec_outbox, err);
+    if (st != IOT_OK)
+        return st;
+    gw_outbox_set_metrics(d->sec_outbox, &gw_secev_outbox_metrics);
+    gw_forwarder_options fopt;
+    forwarder_options_from_config(c, d->app.identity, &fopt);
+    fopt.stream = GW_STREAM_SECURITY;
+    fopt.metrics = &sec_metrics;
+    st = gw_outbox_store_open(d->sec_outbox, d->sec_path, &d->sec_store, err);
+    if (st == IOT_OK)
+        st = gw_forwarder_start(&fopt, &d->sec_store, d->base, &d->sec_forwarder, err);
+    if (st == IOT_OK)
+        st = gw_outbox_start(d->sec_outbox, gw_forwarder_notify, d->sec_forwarder, err);
+    if (st != IOT_OK)
+        return st;
+    gw_secev_options sopt = {
+        .outbox = d->sec_outbox, .window_ms = c->security_event_window_ms, .sources = 4096};
+    return gw_secev_start(&sopt, err);
+}
+
 static iot_status start_admin(daemon_state *d, iot_err *err)
 {
     if (!d->cfg.admin_listen[0])
@@ -438,6 +497,9 @@ static iot_status start(daemon_state *d, iot_err *err)
     st = start_forwarding(d, err);
     if (st != IOT_OK)
         goto out;
+    st = start_security_events(d, err);
+    if (st != IOT_OK)
+        goto out;
     st = gw_ingest_start(app, &d->ingest, err);
     if (st != IOT_OK)
         goto out;
@@ -471,6 +533,14 @@ static void stop(daemon_state *d)
     app->est = NULL;
     gw_ingest_free(d->ingest);
     gw_admin_stop(d->admin);
+    /* Everything that reports security events has stopped: the stream's
+     * last summaries go to its outbox, which commits them before closing. */
+    gw_secev_stop();
+    if (d->sec_outbox != NULL)
+        gw_outbox_close(d->sec_outbox);
+    d->sec_outbox = NULL;
+    gw_forwarder_stop(d->sec_forwarder);
+    gw_outbox_store_close(&d->sec_store);
     gw_forwarder_stop(d->forwarder);
     gw_outbox_store_close(&d->store);
     struct event *evs[] = {d->sigterm_ev, d->sigint_ev, d->sighup_ev, d->reload_ev};

@@ -108,6 +108,25 @@ static const struct {
                               "Rollouts paused by the gateway at their failure threshold"},
     [GW_M_ROLLOUTS_COMPLETED] = {"iotgw_rollouts_completed_total",
                                  "Rollouts in which every device reached a final state"},
+    [GW_M_SECEV_EVENTS] = {"iotgw_security_events_total",
+                           "Security events the stream took, published alone or counted in a "
+                           "summary"},
+    [GW_M_SECEV_AGGREGATED] = {"iotgw_security_events_aggregated_total",
+                               "Security events counted in a summary (a flood of one type from "
+                               "one source) instead of published alone"},
+    [GW_M_SECEV_STORED] = {"iotgw_security_events_stored_total",
+                           "Security event documents stored in the security outbox"},
+    [GW_M_SECEV_PUBLISHED] = {"iotgw_security_events_published_total",
+                              "Security event documents the broker acknowledged"},
+    [GW_M_SECEV_LOST] = {"iotgw_security_events_lost_total",
+                         "Security events the security outbox could not take (full, disk "
+                         "error); each is logged as security.event_lost"},
+    [GW_M_SECEV_QUARANTINED] = {"iotgw_security_events_quarantined_total",
+                                "Security event documents the broker can never take, kept in "
+                                "the quarantine table of the security outbox"},
+    [GW_M_SECEV_PUBLISH_REFUSED] = {"iotgw_security_events_publish_refused_total",
+                                    "Security event publishes the broker refused (check its ACL "
+                                    "for security/<gateway>/#)"},
 };
 
 static const struct {
@@ -147,6 +166,12 @@ static const struct {
                              "Certificates replaced by a renewal that still work until their "
                              "successor is used or est_renewal_grace ends"},
     [GW_G_EST_ENABLED] = {"iotgw_est_enabled", "1 while enrollment (EST) is on"},
+    [GW_G_SECEV_ENABLED] = {"iotgw_security_events_enabled",
+                            "1 while the security event stream is on"},
+    [GW_G_SECEV_QUEUED] = {"iotgw_security_events_queued",
+                           "Security events in the security outbox, waiting for the broker"},
+    [GW_G_SECEV_CONNECTED] = {"iotgw_security_stream_connected",
+                              "1 while the security event stream's MQTT connection is up"},
     [GW_G_SHARED_KEYS] = {"iotgw_registry_shared_key_certificates",
                           "Certificates in the registry whose key another name also has "
                           "(identity.shared_key); should be 0"},

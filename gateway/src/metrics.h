@@ -39,6 +39,14 @@ typedef enum gw_counter {
     GW_M_ROLLOUT_WAVES_STARTED,
     GW_M_ROLLOUTS_PAUSED,
     GW_M_ROLLOUTS_COMPLETED,
+    /* the security event stream (secevent.c) */
+    GW_M_SECEV_EVENTS,          /* events the stream took, published or counted in a summary */
+    GW_M_SECEV_AGGREGATED,      /* of them, counted in a summary instead of published alone */
+    GW_M_SECEV_STORED,          /* documents stored in its outbox */
+    GW_M_SECEV_PUBLISHED,       /* documents the broker acknowledged */
+    GW_M_SECEV_LOST,            /* events its outbox could not take (full, disk error) */
+    GW_M_SECEV_QUARANTINED,     /* documents the broker can never take, kept aside */
+    GW_M_SECEV_PUBLISH_REFUSED, /* publishes the broker refused (its ACL) */
     GW_M_COUNTER_COUNT
 } gw_counter;
 
@@ -61,6 +69,9 @@ typedef enum gw_gauge {
     GW_G_DEVICES_CERT_EXPIRING, /* active device certificates expiring within cert_expiry_warning */
     GW_G_CERTS_IN_GRACE,        /* renewed devices' previous certificates still working */
     GW_G_EST_ENABLED,           /* 1 while enrollment is on */
+    GW_G_SECEV_ENABLED,         /* 1 while the security event stream is on */
+    GW_G_SECEV_QUEUED,          /* security events waiting for the broker */
+    GW_G_SECEV_CONNECTED,       /* 1 while its MQTT connection is up */
     GW_G_GAUGE_COUNT
 } gw_gauge;
 

@@ -57,7 +57,31 @@ struct gw_outbox {
 
     gw_outbox_notify_fn notify;
     void *notify_ctx;
+    gw_outbox_metrics metrics;
 };
+
+/* The readings' metrics: what an outbox counts unless told otherwise. */
+static const gw_outbox_metrics READINGS_METRICS = {
+    .depth = GW_G_OUTBOX_DEPTH,
+    .bytes = GW_G_OUTBOX_BYTES,
+    .quarantined_now = GW_G_OUTBOX_QUARANTINED,
+    .stored = GW_M_READINGS_STORED,
+    .duplicate = GW_M_READINGS_DUPLICATE,
+    .published = GW_M_READINGS_PUBLISHED,
+    .quarantined = GW_M_READINGS_QUARANTINED,
+};
+
+static void gauge(int g, int64_t v)
+{
+    if (g >= 0)
+        gw_gauge_set((gw_gauge)g, v);
+}
+
+static void count(int c, uint64_t n)
+{
+    if (c >= 0)
+        gw_metric_add((gw_counter)c, n);
+}
 
 static const char SCHEMA[] = "CREATE TABLE IF NOT EXISTS outbox ("
                              "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
@@ -192,6 +216,7 @@ iot_status gw_outbox_open(const char *path, int64_t max_items, gw_outbox **out, 
     snprintf(ob->path, sizeof(ob->path), "%s", path);
     ob->max_items = max_items;
     ob->device_share = 100;
+    ob->metrics = READINGS_METRICS;
     ob->lock_fd = -1;
     ob->held = gw_devmap_new();
     pthread_mutex_init(&ob->lock, NULL);
@@ -225,8 +250,6 @@ iot_status gw_outbox_open(const char *path, int64_t max_items, gw_outbox **out, 
     s = prepare_statements(ob, err);
     if (s != IOT_OK)
         goto out;
-    gw_gauge_set(GW_G_OUTBOX_DEPTH, atomic_load(&ob->depth));
-    gw_gauge_set(GW_G_OUTBOX_QUARANTINED, atomic_load(&ob->quarantined));
 out:
     if (s != IOT_OK) {
         gw_outbox_close(ob);
@@ -234,6 +257,11 @@ out:
     }
     *out = ob;
     return s;
+}
+
+void gw_outbox_set_metrics(gw_outbox *ob, const gw_outbox_metrics *m)
+{
+    ob->metrics = *m;
 }
 
 void gw_outbox_set_limits(gw_outbox *ob, int64_t max_bytes, int device_share_percent)
@@ -547,13 +575,13 @@ static void group_committed(gw_outbox *ob, const group_tally *t, const struct ti
     ob->bytes += t->added_bytes;
     int64_t change = t->added - t->deleted - t->moved;
     int64_t depth = atomic_fetch_add(&ob->depth, change) + change;
-    gw_gauge_set(GW_G_OUTBOX_DEPTH, depth);
-    gw_gauge_set(GW_G_OUTBOX_BYTES, ob->bytes);
-    gw_metric_add(GW_M_READINGS_PUBLISHED, (uint64_t)t->deleted);
+    gauge(ob->metrics.depth, depth);
+    gauge(ob->metrics.bytes, ob->bytes);
+    count(ob->metrics.published, (uint64_t)t->deleted);
     if (t->moved > 0) {
         int64_t total = atomic_fetch_add(&ob->quarantined, t->moved) + t->moved;
-        gw_gauge_set(GW_G_OUTBOX_QUARANTINED, total);
-        gw_metric_add(GW_M_READINGS_QUARANTINED, (uint64_t)t->moved);
+        gauge(ob->metrics.quarantined_now, total);
+        count(ob->metrics.quarantined, (uint64_t)t->moved);
     }
     if (t->added > 0 && ob->notify)
         ob->notify(ob->notify_ctx);
@@ -607,8 +635,8 @@ static void *committer_main(void *arg)
         while (jobs != NULL) {
             gw_store_job *next = jobs->next;
             if (jobs->result == GW_STORE_OK) {
-                gw_metric_add(GW_M_READINGS_STORED, jobs->stored);
-                gw_metric_add(GW_M_READINGS_DUPLICATE, jobs->duplicates);
+                count(ob->metrics.stored, jobs->stored);
+                count(ob->metrics.duplicate, jobs->duplicates);
             }
             jobs->done(jobs);
             jobs = next;
@@ -622,6 +650,8 @@ iot_status gw_outbox_start(gw_outbox *ob, gw_outbox_notify_fn notify, void *ctx,
 {
     ob->notify = notify;
     ob->notify_ctx = ctx;
+    gauge(ob->metrics.depth, atomic_load(&ob->depth));
+    gauge(ob->metrics.quarantined_now, atomic_load(&ob->quarantined));
     if (pthread_create(&ob->thread, NULL, committer_main, ob) != 0)
         return iot_err_set(err, IOT_EIO, "cannot start the outbox thread");
     ob->started = true;

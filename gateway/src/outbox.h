@@ -77,6 +77,19 @@ iot_status gw_outbox_open(const char *path, int64_t max_items, gw_outbox **out, 
  * device may hold (100: no share). Call before gw_outbox_start. */
 void gw_outbox_set_limits(gw_outbox *ob, int64_t max_bytes, int device_share_percent);
 
+/* The metrics an outbox keeps (metrics.h indexes; -1: not kept). Without
+ * gw_outbox_set_metrics, the readings' (iotgw_outbox_*, iotgw_readings_*);
+ * a second outbox (the security event stream) names its own. The outbox's
+ * transactions are counted in iotgw_outbox_commits_total, errors and the
+ * commit histogram whichever outbox made them. */
+typedef struct gw_outbox_metrics {
+    int depth, bytes, quarantined_now;             /* gauges */
+    int stored, duplicate, published, quarantined; /* counters */
+} gw_outbox_metrics;
+
+/* Call before gw_outbox_start. */
+void gw_outbox_set_metrics(gw_outbox *ob, const gw_outbox_metrics *m);
+
 /* Starts the committer thread. */
 iot_status gw_outbox_start(gw_outbox *ob, gw_outbox_notify_fn notify, void *ctx, iot_err *err);
 

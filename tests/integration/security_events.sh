@@ -1,0 +1,141 @@
+#!/usr/bin/env bash
+# The security event stream end to end: real actions against the real
+# gateway (a foreign certificate, no certificate, a revoked device, a device
+# speaking for another, a replay, an oversized body, a reload) each arrive
+# as one JSON document on security/<gateway>/<type>, valid against
+# docs/schemas/security-event.schema.json, read by a security monitor; a
+# consumer of readings reads none of them (the broker ACL of deploy/broker);
+# a flood from one address becomes one event and a summary with the count;
+# events made while the broker is down arrive once it is back.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/gateway_lib.sh"
+
+SCHEMA="$IOT_SOURCE_DIR/docs/schemas/security-event.schema.json"
+SEC="$T/sec.out"     # what the security monitor reads
+SNOOP="$T/snoop.out" # what a readings consumer gets when it asks for security/#
+F="$T/foreign"
+
+make_pki dev-1 dev-2
+"$IOTCTL" --dir "$P" cert client secmon --role operator >/dev/null
+"$IOTCTL" --dir "$F" pki init >/dev/null
+"$IOTCTL" --dir "$F" device add dev-1 >/dev/null
+# The deployed ACL, with the test's consumer in the dashboard's place.
+sed 's/CN=dashboard,/CN=consumer,/' "$IOT_SOURCE_DIR/deploy/broker/acl" >"$T/acl"
+BROKER_ACL="$T/acl"
+start_broker
+write_gateway_config "rate_limit = 0" "max_body = 4KiB" "security_event_window = 3s"
+
+# sub NAME FILE TOPIC: a QoS 1 subscriber with a persistent session.
+sub() {
+  spawn mosquitto_sub -h localhost -p "$BROKER_PORT" --cafile "$P/ca.crt" \
+    --cert "$P/clients/$1/cert.pem" --key "$P/clients/$1/key.pem" \
+    -i "$1-$$" -c -q 1 -t "$3" -v
+}
+sub secmon "$SEC" 'security/#' >>"$SEC" 2>>"$T/sub.err"
+sub consumer "$SNOOP" 'security/#' >>"$SNOOP" 2>>"$T/sub.err"
+sleep 0.5
+start_gateway
+
+# events TYPE: the documents of that type the monitor has.
+events() { awk -v t="security/gateway-mqtt/$1" '$1 == t { $1 = ""; print substr($0, 2) }' "$SEC"; }
+has_event() { # has_event TYPE JQ-FILTER
+  [ -n "$(events "$1" | jq -c "select($2)" 2>/dev/null)" ]
+}
+wait_event() { # wait_event WHAT TYPE JQ-FILTER
+  wait_until 20 "$1" has_event "$2" "$3"
+  pass "$1"
+}
+
+wait_event "the start is an event" gateway.started '.severity == "info" and .count == 1'
+
+# --- refused handshakes ----------------------------------------------------------------
+curl -s --cacert "$P/ca.crt" --cert "$F/devices/dev-1/cert.pem" --key "$F/devices/dev-1/key.pem" \
+  "https://localhost:$GW_PORT/v1/telemetry" -o /dev/null || true
+wait_event "a certificate of another CA" tls.refused '.reason == "tls_bad_certificate" and .peer != null'
+
+# --- a device speaking for another ----------------------------------------------------------
+now="$(date +%s)"
+r="$(post dev-1 'application/senml+json' "[{\"bn\":\"dev-2:\",\"bt\":$now,\"n\":\"temperature\",\"u\":\"Cel\",\"v\":1}]")"
+expect_eq "dev-1 cannot speak for dev-2" 403 "${r%% *}"
+wait_event "identity mismatch" request.refused \
+  '.reason == "identity_mismatch" and .device == "dev-1" and .severity == "warning"'
+
+# --- a replay ---------------------------------------------------------------------------------
+post dev-2 application/json '{"seq":5,"temperature":20}' >/dev/null
+r="$(post dev-2 application/json '{"seq":5,"temperature":20}')"
+expect_eq "a replayed reading is answered 200" 200 "${r%% *}"
+wait_event "a replay" reading.duplicate '.device == "dev-2"'
+
+# --- oversized input ------------------------------------------------------------------------------
+big="{\"seq\":9,\"note\":\"$(head -c 6000 /dev/zero | tr '\0' a)\"}"
+r="$(post dev-2 application/json "$big")"
+expect_eq "an oversized body is refused" 413 "${r%% *}"
+wait_event "oversized input" request.refused '.reason == "payload_too_large"'
+# A device's bad data is not a security event.
+r="$(post dev-2 application/json '{"seq":10,"temperature":"warm"}')"
+expect_eq "a bad value is refused" 422 "${r%% *}"
+
+# --- a revoked device -------------------------------------------------------------------------------
+iotctl_and_wait_reload device revoke dev-2
+wait_event "a reload is an event" identity.loaded '.severity == "info"'
+post dev-2 application/json '{"seq":11,"temperature":20}' >/dev/null
+wait_event "a revoked device trying" tls.refused '.reason == "device_revoked" or .reason == "tls_bad_certificate"'
+
+# --- noise control: a flood from one address --------------------------------------------------
+before="$(events tls.refused | jq -s 'map(select(.reason == "tls_no_certificate")) | length')"
+for _ in $(seq 1 25); do
+  curl -s --cacert "$P/ca.crt" "https://localhost:$GW_PORT/v1/telemetry" -o /dev/null || true
+done
+wait_until 20 "the flood's summary" bash -c \
+  "awk '\$1 == \"security/gateway-mqtt/tls.refused\"' '$SEC' | cut -d' ' -f2- | jq -e -s 'map(select(.count > 1)) | length > 0' >/dev/null"
+flood="$(events tls.refused | jq -s '[.[] | select(.peer == "127.0.0.1" or (.peer // "" | startswith("127.0.0.1")))] | map(.count) | add')"
+[ "$flood" -ge 25 ] || fail "the flood's events and summaries count $flood handshakes, not at least 25"
+alone="$(events tls.refused | jq -s 'map(select(.count == 1)) | length')"
+[ "$alone" -le $((before + 4)) ] || fail "a flood of 25 was published as $alone single events"
+[ "$(metric iotgw_security_events_aggregated_total)" -ge 20 ] ||
+  fail "the flood's repeats were not counted: $(metric iotgw_security_events_aggregated_total)"
+pass "a flood is one event and a summary with its count, nothing dropped"
+
+# --- the broker away ---------------------------------------------------------------------------
+t0="$(date -u +%Y-%m-%dT%H:%M:%S)"
+stop_broker
+wait_until 20 "the gateway to notice the broker is gone" \
+  bash -c "[ \"\$(curl -s http://127.0.0.1:$ADMIN_PORT/metrics | awk '\$1 == \"iotgw_security_stream_connected\" { print \$2 }')\" = 0 ]"
+sleep 3.5 # past the window of the identity mismatch above: a new event, not a summary
+post dev-1 'application/senml+json' "[{\"bn\":\"dev-9:\",\"bt\":$now,\"n\":\"temperature\",\"u\":\"Cel\",\"v\":1}]" >/dev/null
+wait_until 10 "the event to wait in the security outbox" \
+  bash -c "[ \"\$(curl -s http://127.0.0.1:$ADMIN_PORT/metrics | awk '\$1 == \"iotgw_security_events_queued\" { print \$2 }')\" -ge 1 ]"
+start_broker
+wait_event "an event made while the broker was down arrives" request.refused \
+  ".reason == \"identity_mismatch\" and .time > \"$t0\""
+
+expect_eq "no security event lost" 0 "$(metric iotgw_security_events_lost_total)"
+
+# --- the documents ------------------------------------------------------------------------------
+cut -d' ' -f2- "$SEC" >"$T/docs.jsonl"
+run python3 - "$SCHEMA" "$T/docs.jsonl" <<'PY'
+import json, sys
+import jsonschema
+schema = json.load(open(sys.argv[1]))
+jsonschema.Draft7Validator.check_schema(schema)
+v = jsonschema.Draft7Validator(schema, format_checker=jsonschema.FormatChecker())
+n = bad = 0
+for line in open(sys.argv[2]):
+    n += 1
+    for e in v.iter_errors(json.loads(line)):
+        bad += 1
+        print("invalid:", e.message, "in", line.strip()[:200])
+print(f"{n} documents, {bad} errors")
+sys.exit(1 if bad or n == 0 else 0)
+PY
+expect_eq "every document valid against the schema ($OUT)" 0 "$RC"
+# Per topic, seq runs 1, 2, 3, ... (duplicates after a reconnect carry the same seq).
+gaps="$(awk '{ print $1 }' "$SEC" | sort -u | while read -r topic; do
+  awk -v t="$topic" '$1 == t { $1 = ""; print substr($0, 2) }' "$SEC" | jq -s -r --arg t "$topic" \
+    '[.[].seq] | unique | if . == [range(1; length + 1)] then empty else "\($t): \(.)" end'
+done)"
+expect_eq "no gap in any topic's sequence" "" "$gaps"
+expect_eq "a readings consumer reads no security event" 0 "$(wc -l <"$SNOOP")"
+expect_eq "no quality refusal in the stream" "" \
+  "$(events request.refused | jq -r 'select(.reason == "invalid_value") | .id')"
+finish
