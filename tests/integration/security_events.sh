@@ -111,6 +111,15 @@ wait_event "an event made while the broker was down arrives" request.refused \
 
 expect_eq "no security event lost" 0 "$(metric iotgw_security_events_lost_total)"
 
+# --- the admin listener, and a restart -----------------------------------------------------------
+code="$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$ADMIN_PORT/secrets")"
+expect_eq "an admin path that does not exist" 404 "$code"
+wait_event "a probe of the admin listener" admin.refused '.reason == "admin_protocol"'
+stop_gateway
+start_gateway
+wait_event "the stop is an event, published after the restart" gateway.stopping '.severity == "info"'
+wait_event "the second start" gateway.started '.seq == 2'
+
 # --- the documents ------------------------------------------------------------------------------
 cut -d' ' -f2- "$SEC" >"$T/docs.jsonl"
 run python3 - "$SCHEMA" "$T/docs.jsonl" <<'PY'
