@@ -539,6 +539,37 @@ iot_status iot_incident_close(iot_registry *reg, int64_t id, const char *event, 
     return in_transaction(reg, s, err);
 }
 
+/* Steps st to its end, calling fn on each row; a non-zero return from fn
+ * stops the walk and is returned. */
+typedef int (*row_fn)(sqlite3_stmt *st, void *ctx);
+static iot_status walk_rows(iot_registry *reg, sqlite3_stmt *st, row_fn fn, void *ctx,
+                            const char *doing, iot_err *err)
+{
+    for (;;) {
+        int rc = sqlite3_step(st);
+        if (rc == SQLITE_DONE)
+            return IOT_OK;
+        if (rc != SQLITE_ROW)
+            return iot__registry_fail(reg, rc, doing, err);
+        int r = fn(st, ctx);
+        if (r != 0)
+            return (iot_status)r;
+    }
+}
+
+typedef struct incident_rows {
+    iot_incident *inc;
+    iot_incident_fn fn;
+    void *ctx;
+} incident_rows;
+
+static int incident_row(sqlite3_stmt *st, void *arg)
+{
+    incident_rows *w = arg;
+    read_incident(st, w->inc);
+    return w->fn(w->inc, w->ctx);
+}
+
 iot_status iot_incident_foreach(iot_registry *reg, iot_incident_fn fn, void *ctx, iot_err *err)
 {
     if (reg->version < REGISTER_SCHEMA)
@@ -546,27 +577,28 @@ iot_status iot_incident_foreach(iot_registry *reg, iot_incident_fn fn, void *ctx
     char cols[512], sql[700];
     column_list(cols, sizeof(cols));
     snprintf(sql, sizeof(sql), "SELECT id, %s FROM incidents ORDER BY id", cols);
-    iot_incident *inc = sqlite3_malloc(sizeof(*inc));
-    if (inc == NULL)
+    incident_rows w = {.inc = sqlite3_malloc(sizeof(iot_incident)), .fn = fn, .ctx = ctx};
+    if (w.inc == NULL)
         return iot_err_set(err, IOT_ENOMEM, "out of memory reading incidents");
     sqlite3_stmt *st = NULL;
-    iot_status s = IOT_OK;
     int rc = sqlite3_prepare_v2(reg->db, sql, -1, &st, NULL);
-    while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-        read_incident(st, inc);
-        int r = fn(inc, ctx);
-        if (r != 0) {
-            s = (iot_status)r;
-            rc = SQLITE_DONE;
-            break;
-        }
-        rc = SQLITE_OK;
-    }
-    if (rc != SQLITE_DONE && rc != SQLITE_OK)
-        s = iot__registry_fail(reg, rc, "reading incidents", err);
+    iot_status s = rc == SQLITE_OK ? walk_rows(reg, st, incident_row, &w, "reading incidents", err)
+                                   : iot__registry_fail(reg, rc, "reading incidents", err);
     sqlite3_finalize(st);
-    sqlite3_free(inc);
+    sqlite3_free(w.inc);
     return s;
+}
+
+typedef struct event_rows {
+    iot_incident_event_fn fn;
+    void *ctx;
+} event_rows;
+
+static int event_row(sqlite3_stmt *st, void *arg)
+{
+    event_rows *w = arg;
+    const unsigned char *ev = sqlite3_column_text(st, 1);
+    return w->fn(sqlite3_column_int64(st, 0), ev ? (const char *)ev : "", w->ctx);
 }
 
 iot_status iot_incident_history(iot_registry *reg, int64_t id, iot_incident_event_fn fn, void *ctx,
@@ -574,26 +606,17 @@ iot_status iot_incident_history(iot_registry *reg, int64_t id, iot_incident_even
 {
     if (reg->version < REGISTER_SCHEMA)
         return IOT_OK;
+    static const char doing[] = "reading an incident's history";
     sqlite3_stmt *st = NULL;
-    iot_status s = IOT_OK;
+    event_rows w = {.fn = fn, .ctx = ctx};
     int rc = sqlite3_prepare_v2(reg->db,
                                 "SELECT at, event FROM incident_events WHERE incident = ?1"
                                 " ORDER BY rowid",
                                 -1, &st, NULL);
     if (rc == SQLITE_OK)
         sqlite3_bind_int64(st, 1, id);
-    while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-        const unsigned char *ev = sqlite3_column_text(st, 1);
-        int r = fn(sqlite3_column_int64(st, 0), ev ? (const char *)ev : "", ctx);
-        if (r != 0) {
-            s = (iot_status)r;
-            rc = SQLITE_DONE;
-            break;
-        }
-        rc = SQLITE_OK;
-    }
-    if (rc != SQLITE_DONE && rc != SQLITE_OK)
-        s = iot__registry_fail(reg, rc, "reading an incident's history", err);
+    iot_status s = rc == SQLITE_OK ? walk_rows(reg, st, event_row, &w, doing, err)
+                                   : iot__registry_fail(reg, rc, doing, err);
     sqlite3_finalize(st);
     return s;
 }

@@ -318,14 +318,10 @@ iot_status iot_registry_create(const char *path, iot_registry **out, iot_err *er
     snprintf(sql, sizeof(sql), "PRAGMA application_id=%d; PRAGMA user_version=%d;", REGISTRY_APP_ID,
              REGISTRY_SCHEMA_VERSION);
     const sql_step steps[] = {
-        {"BEGIN IMMEDIATE", "creating"},
-        {sql, "creating"},
-        {SCHEMA, "creating the schema"},
-        {SCHEMA_V3, "creating the schema"},
-        {SCHEMA_V4, "creating the schema"},
-        {SCHEMA_V5, "creating the schema"},
-        {SCHEMA_V6, "creating the schema"},
-        {"COMMIT", "creating"},
+        {"BEGIN IMMEDIATE", "creating"},    {sql, "creating"},
+        {SCHEMA, "creating the schema"},    {SCHEMA_V3, "creating the schema"},
+        {SCHEMA_V4, "creating the schema"}, {SCHEMA_V5, "creating the schema"},
+        {SCHEMA_V6, "creating the schema"}, {"COMMIT", "creating"},
     };
     st = exec_steps(reg, steps, sizeof(steps) / sizeof(steps[0]), err);
     if (st != IOT_OK)

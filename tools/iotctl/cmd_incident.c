@@ -404,6 +404,12 @@ static iot_status apply_submitted(const incident_opts *o, iot_incident *inc, int
     return IOT_OK;
 }
 
+static bool changes_something(const incident_opts *o, const char *changed)
+{
+    return changed[0] != '\0' || o->note != NULL || o->aware_at != NULL || o->fixed_at != NULL ||
+           o->reportable >= 0;
+}
+
 int cmd_incident_update(cli_ctx *ctx, int argc, char **argv)
 {
     const cli_command *self = cmd_find("incident", "update");
@@ -427,8 +433,7 @@ int cmd_incident_update(cli_ctx *ctx, int argc, char **argv)
         st = apply(&o, inc, now, changed, sizeof(changed), &err);
     if (st == IOT_OK)
         st = apply_submitted(&o, inc, now, changed, sizeof(changed), &err);
-    if (st == IOT_OK && changed[0] == '\0' && o.note == NULL && o.aware_at == NULL &&
-        o.fixed_at == NULL && o.reportable < 0)
+    if (st == IOT_OK && !changes_something(&o, changed))
         st =
             iot_err_set(&err, IOT_EINVAL, "nothing to change: give a field, --submitted or --note");
     char event[512];
@@ -533,6 +538,15 @@ static int list_one(const iot_incident *inc, void *arg)
     return 0;
 }
 
+/* What `list --overdue` exits with, after saying how many are late. */
+static int overdue_status(int overdue)
+{
+    if (overdue == 0)
+        return CLI_EXIT_OK;
+    fprintf(stderr, "iotctl: %d report%s overdue\n", overdue, overdue == 1 ? " is" : "s are");
+    return EXIT_OVERDUE;
+}
+
 int cmd_incident_list(cli_ctx *ctx, int argc, char **argv)
 {
     const cli_command *self = cmd_find("incident", "list");
@@ -560,12 +574,7 @@ int cmd_incident_list(cli_ctx *ctx, int argc, char **argv)
     iot_registry_close(reg);
     rc = st != IOT_OK ? cli_fail(&err) : (o.json ? cmd_print_json(w.array) : CLI_EXIT_OK);
     cJSON_Delete(w.array);
-    if (rc == CLI_EXIT_OK && o.overdue && w.overdue > 0) {
-        fprintf(stderr, "iotctl: %d report%s overdue\n", w.overdue,
-                w.overdue == 1 ? " is" : "s are");
-        rc = EXIT_OVERDUE;
-    }
-    return rc;
+    return rc == CLI_EXIT_OK && o.overdue ? overdue_status(w.overdue) : rc;
 }
 
 static int print_event(int64_t at, const char *event, void *ctx)
