@@ -13,6 +13,8 @@
 #include "iot/incident.h"
 #include "iot/registry.h"
 
+#include <sqlite3.h>
+
 #define HOUR 3600
 #define DAY  86400
 /* 2027-01-31T10:00:00Z: the month after it is a short one. */
@@ -231,6 +233,37 @@ static void test_register(void **state)
     iot_registry_close(reg);
 }
 
+/* A registry of schema 5 has no register: read-only it counts nothing and
+ * refuses a new entry; a write open adds the tables. */
+static void test_schema5_is_upgraded(void **state)
+{
+    (void)state;
+    iot_registry *reg = NULL;
+    iot_err err;
+    assert_int_equal(iot_registry_create(db, &reg, &err), IOT_OK);
+    iot_registry_close(reg);
+    sqlite3 *raw = NULL;
+    assert_int_equal(sqlite3_open(db, &raw), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(raw,
+                                  "DROP TABLE incident_events; DROP TABLE incidents;"
+                                  " PRAGMA user_version=5;",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(raw);
+    assert_int_equal(iot_registry_open(db, IOT_REGISTRY_READONLY, &reg, &err), IOT_OK);
+    int n = -1;
+    assert_int_equal(iot_incident_count_overdue(reg, T0, &n, &err), IOT_OK);
+    assert_int_equal(n, 0);
+    iot_incident v = make(IOT_INCIDENT_VULNERABILITY, true);
+    assert_int_equal(iot_incident_open(reg, &v, T0, &err), IOT_ESTATE);
+    iot_registry_close(reg);
+    assert_int_equal(iot_registry_open(db, IOT_REGISTRY_WRITE, &reg, &err), IOT_OK);
+    assert_int_equal(iot_incident_open(reg, &v, T0, &err), IOT_OK);
+    assert_int_equal(iot_incident_count_overdue(reg, T0 + 25 * HOUR, &n, &err), IOT_OK);
+    assert_int_equal(n, 1);
+    iot_registry_close(reg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -240,6 +273,7 @@ int main(void)
         cmocka_unit_test(test_closed_and_not_reportable),
         cmocka_unit_test(test_validate),
         cmocka_unit_test_setup_teardown(test_register, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_schema5_is_upgraded, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
