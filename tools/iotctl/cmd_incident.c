@@ -21,7 +21,7 @@
 typedef struct incident_opts {
     const char *registry, *now, *kind, *aware_at, *fixed_at, *submitted, *submitted_at, *type,
         *note;
-    const char *texts[12]; /* by TEXT_OPTS index */
+    const char *texts[13]; /* by TEXT_OPTS index */
     int reportable;        /* -1 unchanged, 0 not, 1 exploited/severe */
     bool json, overdue, all, exploited, severe;
 } incident_opts;
@@ -48,9 +48,12 @@ static const struct {
     T('A', "actor", actor),
     T('r', "root-cause", root_cause),
     T('y', "sensitivity", sensitivity),
+    T('C', "cve", cve),
 #undef T
 };
 #define N_TEXT_OPTS (sizeof(TEXT_OPTS) / sizeof(TEXT_OPTS[0]))
+_Static_assert(sizeof(((incident_opts *)0)->texts) / sizeof(const char *) == N_TEXT_OPTS,
+               "one slot in incident_opts.texts per text option");
 
 #define TEXT_OPTIONS                                                                               \
     {"title", required_argument, NULL, 't'}, {"description", required_argument, NULL, 'd'},        \
@@ -73,8 +76,6 @@ static const struct {
     {                                                                                              \
         NULL, 0, NULL, 0                                                                           \
     }
-
-static const char *cve_opt;
 
 static bool take_text(int c, incident_opts *o)
 {
@@ -145,9 +146,6 @@ static bool take_value(int c, incident_opts *o)
     case 'N':
         slot = &o->note;
         break;
-    case 'C':
-        slot = &cve_opt;
-        break;
     default:
         return false;
     }
@@ -162,7 +160,6 @@ static int parse(const cli_command *self, int argc, char **argv, const struct op
 {
     memset(o, 0, sizeof(*o));
     o->reportable = -1;
-    cve_opt = NULL;
     for (int c = cmd_getopt(argc, argv, opts); c != -1; c = cmd_getopt(argc, argv, opts)) {
         if (c == 'h')
             return cli_help(self) == CLI_EXIT_OK ? -1 : CLI_EXIT_USAGE;
@@ -244,18 +241,17 @@ static iot_status add_note(iot_incident *inc, const char *note, int64_t now, iot
 static iot_status apply_texts(const incident_opts *o, iot_incident *inc, char *changed, size_t size,
                               iot_err *err)
 {
-    for (size_t i = 0; i < N_TEXT_OPTS + 1; i++) {
-        const char *v = i < N_TEXT_OPTS ? o->texts[i] : cve_opt;
+    for (size_t i = 0; i < N_TEXT_OPTS; i++) {
+        const char *v = o->texts[i];
         if (v == NULL)
             continue;
-        char *dst = i < N_TEXT_OPTS ? (char *)inc + TEXT_OPTS[i].offset : inc->cve;
-        size_t cap = i < N_TEXT_OPTS ? TEXT_OPTS[i].size : sizeof(inc->cve);
-        const char *name = i < N_TEXT_OPTS ? TEXT_OPTS[i].option : "cve";
+        size_t cap = TEXT_OPTS[i].size;
         if (strlen(v) >= cap)
-            return iot_err_set(err, IOT_EINVAL, "--%s is longer than %zu bytes", name, cap - 1);
-        snprintf(dst, cap, "%s", v);
+            return iot_err_set(err, IOT_EINVAL, "--%s is longer than %zu bytes",
+                               TEXT_OPTS[i].option, cap - 1);
+        snprintf((char *)inc + TEXT_OPTS[i].offset, cap, "%s", v);
         size_t used = strlen(changed);
-        snprintf(changed + used, size - used, "%s%s", used ? ", " : "", name);
+        snprintf(changed + used, size - used, "%s%s", used ? ", " : "", TEXT_OPTS[i].option);
     }
     return IOT_OK;
 }
