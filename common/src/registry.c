@@ -11,9 +11,10 @@
 /* 'IOTR' in the SQLite header: tells a registry from any other database. */
 #define REGISTRY_APP_ID 0x494f5452
 /* 2 added `superseded`, 3 the key fingerprints (`spki`), 4 the device
- * class (`class_id`), 5 issuing CAs, enrollment and renewal grace; older
- * files are read as they are and upgraded on a write open. */
-#define REGISTRY_SCHEMA_VERSION 5
+ * class (`class_id`), 5 issuing CAs, enrollment and renewal grace, 6 the
+ * incident and vulnerability register; older files are read as they are
+ * and upgraded on a write open. */
+#define REGISTRY_SCHEMA_VERSION 6
 #define DEFAULT_BUSY_MS         2000
 
 /* Certificates replaced by a renewal under the same name: the row in
@@ -121,6 +122,43 @@ static const char SCHEMA_V5[] =
     "  decided INTEGER NOT NULL DEFAULT 0,"
     "  state TEXT NOT NULL CHECK (state IN ('pending','approved','denied','issued')),"
     "  serial TEXT NOT NULL DEFAULT '');";
+
+/* Schema 6: the incident and vulnerability register (iot/incident.h), with
+ * the time each CRA Art. 14 report was submitted (0: not yet), and each
+ * entry's history, one line per change. */
+static const char SCHEMA_V6[] =
+    "CREATE TABLE incidents ("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  kind TEXT NOT NULL CHECK (kind IN ('vulnerability','incident')),"
+    "  state TEXT NOT NULL CHECK (state IN ('open','mitigated','closed')),"
+    "  reportable INTEGER NOT NULL CHECK (reportable IN (0,1)),"
+    "  severity TEXT NOT NULL CHECK (severity IN ('low','medium','high','critical')),"
+    "  malicious TEXT NOT NULL CHECK (malicious IN ('yes','no','unknown')),"
+    "  title TEXT NOT NULL,"
+    "  description TEXT NOT NULL DEFAULT '',"
+    "  devices TEXT NOT NULL DEFAULT '',"
+    "  versions TEXT NOT NULL DEFAULT '',"
+    "  member_states TEXT NOT NULL DEFAULT '',"
+    "  corrective TEXT NOT NULL DEFAULT '',"
+    "  user_measures TEXT NOT NULL DEFAULT '',"
+    "  actor TEXT NOT NULL DEFAULT '',"
+    "  root_cause TEXT NOT NULL DEFAULT '',"
+    "  sensitivity TEXT NOT NULL DEFAULT '',"
+    "  cve TEXT NOT NULL DEFAULT '',"
+    "  notes TEXT NOT NULL DEFAULT '',"
+    "  aware_at INTEGER NOT NULL,"
+    "  fixed_at INTEGER NOT NULL DEFAULT 0,"
+    "  closed_at INTEGER NOT NULL DEFAULT 0,"
+    "  created INTEGER NOT NULL,"
+    "  early_warning_at INTEGER NOT NULL DEFAULT 0,"
+    "  notification_at INTEGER NOT NULL DEFAULT 0,"
+    "  final_at INTEGER NOT NULL DEFAULT 0,"
+    "  user_notice_at INTEGER NOT NULL DEFAULT 0);"
+    "CREATE TABLE incident_events ("
+    "  incident INTEGER NOT NULL REFERENCES incidents (id),"
+    "  at INTEGER NOT NULL,"
+    "  event TEXT NOT NULL);"
+    "CREATE INDEX incident_events_incident ON incident_events (incident);";
 
 const char *iot_cert_kind_name(iot_cert_kind kind)
 {
@@ -280,13 +318,10 @@ iot_status iot_registry_create(const char *path, iot_registry **out, iot_err *er
     snprintf(sql, sizeof(sql), "PRAGMA application_id=%d; PRAGMA user_version=%d;", REGISTRY_APP_ID,
              REGISTRY_SCHEMA_VERSION);
     const sql_step steps[] = {
-        {"BEGIN IMMEDIATE", "creating"},
-        {sql, "creating"},
-        {SCHEMA, "creating the schema"},
-        {SCHEMA_V3, "creating the schema"},
-        {SCHEMA_V4, "creating the schema"},
-        {SCHEMA_V5, "creating the schema"},
-        {"COMMIT", "creating"},
+        {"BEGIN IMMEDIATE", "creating"},    {sql, "creating"},
+        {SCHEMA, "creating the schema"},    {SCHEMA_V3, "creating the schema"},
+        {SCHEMA_V4, "creating the schema"}, {SCHEMA_V5, "creating the schema"},
+        {SCHEMA_V6, "creating the schema"}, {"COMMIT", "creating"},
     };
     st = exec_steps(reg, steps, sizeof(steps) / sizeof(steps[0]), err);
     if (st != IOT_OK)
@@ -331,7 +366,8 @@ static iot_status upgrade_schema(iot_registry *reg, int version, iot_err *err)
         {version < 2 ? SUPERSEDED_TABLE : NULL, "upgrading the schema"},
         {version < 3 ? SCHEMA_V3 : NULL, "upgrading the schema"},
         {version < 4 ? SCHEMA_V4 : NULL, "upgrading the schema"},
-        {SCHEMA_V5, "upgrading the schema"},
+        {version < 5 ? SCHEMA_V5 : NULL, "upgrading the schema"},
+        {SCHEMA_V6, "upgrading the schema"},
         {sql, "upgrading the schema"},
         {"COMMIT", "upgrading the schema"},
     };

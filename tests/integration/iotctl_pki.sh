@@ -290,9 +290,9 @@ expect_eq "failed renewals change no file" "$before" "$(cd "$P" && find . -type 
 [ -z "$(find "$P/devices/dev-002" -maxdepth 1 -name 'superseded-*' ! -name "superseded-$old_serial")" ] ||
   fail "a failed renewal left a superseded directory"
 pass "a failed renewal puts the old files back"
-# What schema 5 added (issuing CAs, enrollment, renewal grace), removed
-# to make the older files below.
-STRIP_V5="DROP TABLE tokens; DROP TABLE enrollments; DROP INDEX superseded_successor;
+# What schemas 5 (issuing CAs, enrollment, renewal grace) and 6 (the
+# incident register) added, removed to make the older files below.
+STRIP_V5="DROP TABLE incident_events; DROP TABLE incidents; DROP TABLE tokens; DROP TABLE enrollments; DROP INDEX superseded_successor;
   ALTER TABLE superseded DROP COLUMN issuer; ALTER TABLE superseded DROP COLUMN successor;
   ALTER TABLE superseded DROP COLUMN grace_until; ALTER TABLE superseded DROP COLUMN der;
   ALTER TABLE certificates DROP COLUMN issuer; ALTER TABLE certificates DROP COLUMN der;"
@@ -307,7 +307,7 @@ expect_eq "a schema 1 registry shows no replaced certificates" "[]" \
   "$("$IOTCTL" --dir "$T/v1" device show dev-csr --json | jq -c .superseded)"
 expect_eq "listing does not change the schema" 1 "$(sqlite3 "$T/v1/registry.db" 'PRAGMA user_version')"
 expect_ok "a schema 1 registry takes a renewal" "$IOTCTL" --dir "$T/v1" device renew dev-csr
-expect_eq "the renewal upgraded the registry to schema 5" 5 "$(sqlite3 "$T/v1/registry.db" 'PRAGMA user_version')"
+expect_eq "the renewal upgraded the registry to schema 6" 6 "$(sqlite3 "$T/v1/registry.db" 'PRAGMA user_version')"
 # A registry from before key fingerprints (schema 2): the first change
 # upgrades it and takes each certificate's key from its file; a key that two
 # identities already share is reported.
@@ -329,7 +329,7 @@ expect_eq "a schema 2 registry shows no key" null "$("$IOTCTL" --dir "$V2" devic
 expect_eq "listing does not change schema 2" 2 "$(sqlite3 "$V2/registry.db" 'PRAGMA user_version')"
 run "$IOTCTL" --dir "$V2" crl update
 [ "$RC" -eq 0 ] || fail "crl update on a schema 2 registry: exit $RC: $ERR"
-expect_eq "the first change upgrades schema 2 to 5" 5 "$(sqlite3 "$V2/registry.db" 'PRAGMA user_version')"
+expect_eq "the first change upgrades schema 2 to 6" 6 "$(sqlite3 "$V2/registry.db" 'PRAGMA user_version')"
 echo "$ERR" | grep -q "warning: 1 certificates in $V2/registry.db have no recorded public key" ||
   fail "the upgrade did not report the certificate whose file is gone: $ERR"
 pass "the upgrade reports a certificate whose file is gone"

@@ -419,8 +419,10 @@ static int collect_class(const iot_cert_record *rec, void *ctx)
     return 0;
 }
 
-/* What schema 5 added, removed to make an older file from a new one. */
+/* What schemas 5 and 6 added, removed to make an older file from a new
+ * one. */
 #define STRIP_V5                                                                                   \
+    "DROP TABLE incident_events; DROP TABLE incidents;"                                            \
     "DROP TABLE tokens; DROP TABLE enrollments; DROP INDEX superseded_successor;"                  \
     "ALTER TABLE superseded DROP COLUMN issuer; ALTER TABLE superseded DROP COLUMN successor;"     \
     "ALTER TABLE superseded DROP COLUMN grace_until; ALTER TABLE superseded DROP COLUMN der;"      \

@@ -48,6 +48,13 @@ int cmd_firmware_verify(cli_ctx *ctx, int argc, char **argv);
 int cmd_firmware_add(cli_ctx *ctx, int argc, char **argv);
 int cmd_firmware_list(cli_ctx *ctx, int argc, char **argv);
 int cmd_firmware_show(cli_ctx *ctx, int argc, char **argv);
+/* iotctl incident: the CRA Art. 14 register (cmd_incident.c). */
+int cmd_incident_open(cli_ctx *ctx, int argc, char **argv);
+int cmd_incident_update(cli_ctx *ctx, int argc, char **argv);
+int cmd_incident_close(cli_ctx *ctx, int argc, char **argv);
+int cmd_incident_list(cli_ctx *ctx, int argc, char **argv);
+int cmd_incident_show(cli_ctx *ctx, int argc, char **argv);
+int cmd_incident_report(cli_ctx *ctx, int argc, char **argv);
 
 const cli_command *cmd_find(const char *group, const char *name);
 

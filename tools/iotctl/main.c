@@ -316,6 +316,72 @@ const cli_command cli_commands[] = {
      "  --devices              list each device (with NAME)\n"
      "  --json                 machine-readable output\n"
      "  --db PATH              the rollout file (default DIR/rollouts.db)\n"},
+/* iotctl incident: the vulnerability and incident register (CRA Art. 14). */
+#define INCIDENT_COMMON                                                                            \
+    "  --registry PATH        the registry (default DIR/registry.db)\n"                            \
+    "  --now WHEN             the clock, for tests and audits (also $IOTCTL_NOW): Unix\n"          \
+    "                         seconds or YYYY-MM-DD[THH:MM:SSZ]\n"
+#define INCIDENT_FIELDS                                                                            \
+    "  --title TEXT           what happened, one line\n"                                           \
+    "  --description TEXT     nature of the vulnerability/exploit or incident, impact\n"           \
+    "  --severity S           low, medium, high or critical\n"                                     \
+    "  --exploited            a vulnerability is actively exploited (Art. 14(1))\n"                \
+    "  --severe               an incident is severe (Art. 14(3), (5))\n"                           \
+    "  --not-reportable       neither: kept in the register with no deadlines\n"                   \
+    "  --malicious M          suspected unlawful or malicious acts: yes, no, unknown\n"            \
+    "  --aware-at WHEN        when it became known (default now); starts the clock\n"              \
+    "  --fixed-at WHEN        a corrective or mitigating measure is available\n"                   \
+    "  --devices LIST         affected devices; --versions LIST affected versions\n"               \
+    "  --member-states LIST   Member States where the product is made available\n"                 \
+    "  --corrective TEXT      corrective or mitigating measures taken or made available\n"         \
+    "  --user-measures TEXT   what users can do; --actor TEXT malicious actor\n"                   \
+    "  --root-cause TEXT      threat type or root cause; --sensitivity TEXT\n"                     \
+    "  --cve ID               CVE or other identifier; --note TEXT adds a dated note\n"            \
+    "  WHEN is now, Unix seconds or YYYY-MM-DD[THH:MM:SSZ] (UTC)\n"
+    {"incident", "open", cmd_incident_open, "Record a vulnerability or incident; start its clock.",
+     "--kind vulnerability|incident --title TEXT --severity S [FIELDS] [--registry PATH]",
+     "Record a vulnerability or an incident in the register and print its id alone on\n"
+     "stdout. An actively exploited vulnerability (--exploited) or a severe incident\n"
+     "(--severe) must be reported under CRA Art. 14: early warning within 24 hours of\n"
+     "becoming aware, notification within 72 hours, final report 14 days after a fix\n"
+     "is available (vulnerability) or one month after the notification (incident).\n"
+     "The deadlines are printed on stderr.",
+     "  --kind K               vulnerability or incident\n" INCIDENT_FIELDS INCIDENT_COMMON},
+    {"incident", "update", cmd_incident_update,
+     "Change a register entry or record a submitted report.",
+     "ID [FIELDS] [--submitted TYPE [--submitted-at WHEN]] [--registry PATH]",
+     "Change the fields of an open entry, or record that a report was submitted on\n"
+     "the single reporting platform (TYPE: early-warning, notification, final or\n"
+     "user-notice), at --submitted-at or now. Every change is kept in its history.",
+     INCIDENT_FIELDS
+     "  --submitted TYPE       early-warning, notification, final or user-notice\n"
+     "  --submitted-at WHEN    when it was submitted (default now)\n" INCIDENT_COMMON},
+    {"incident", "close", cmd_incident_close, "Close a register entry.",
+     "ID [--note TEXT] [--registry PATH]",
+     "Close an entry: it has no open deadlines from then on and can no longer be\n"
+     "changed. Reports that were required and never submitted are named on stderr.",
+     "  --note TEXT            why, kept in its history\n" INCIDENT_COMMON},
+    {"incident", "list", cmd_incident_list, "List register entries and overdue reports.",
+     "[--all] [--overdue] [--json] [--registry PATH]",
+     "List the open entries (--all: the closed ones too) with kind, state, severity,\n"
+     "the next report deadline and the number of reports overdue. With --overdue, only\n"
+     "the entries with overdue reports, and exit status 3 if there are any (for cron).",
+     "  --all                  include closed entries\n"
+     "  --overdue              only entries with overdue reports; exit 3 if any\n"
+     "  --json                 machine-readable output\n" INCIDENT_COMMON},
+    {"incident", "show", cmd_incident_show, "Show a register entry with deadlines and history.",
+     "ID [--json] [--registry PATH]",
+     "Show one entry: its fields, each report's deadline, state and submission time,\n"
+     "its notes and its history.",
+     "  --json                 machine-readable output\n" INCIDENT_COMMON},
+    {"incident", "report", cmd_incident_report, "Draft a CRA Art. 14 report for an entry.",
+     "ID --type early-warning|notification|final|user-notice [--json] [--registry PATH]",
+     "Draft a report as Markdown (or JSON) with the information Art. 14(2) (a\n"
+     "vulnerability) or 14(4) (an incident) asks for, or the information to users of\n"
+     "Art. 14(8), ready to check and submit by hand on the single reporting platform.\n"
+     "Fields the register does not hold yet are marked [to be completed].",
+     "  --type TYPE            early-warning, notification, final or user-notice\n"
+     "  --json                 machine-readable output\n" INCIDENT_COMMON},
 };
 const size_t cli_command_count = sizeof(cli_commands) / sizeof(cli_commands[0]);
 
