@@ -42,8 +42,10 @@ for id in $REQUIRED; do
   n="$(printf '%s\n' "$ids" | grep -cxF -- "$id" || true)"
   [ "$n" -eq 1 ] || err "$id has $n rows in $MAP; it needs exactly one"
 done
+# `grep -q` would stop reading at its match and fail the pipeline (pipefail)
+# with printf's SIGPIPE: the lookups below read all of their input.
 for id in $ids; do
-  printf '%s\n' $REQUIRED | grep -qxF -- "$id" || err "$MAP names an unknown requirement $id"
+  printf '%s\n' $REQUIRED | grep -xF -- "$id" >/dev/null || err "$MAP names an unknown requirement $id"
 done
 
 while IFS= read -r row; do
@@ -54,11 +56,11 @@ while IFS= read -r row; do
   for t in $tests; do
     if [ "${t#pending:}" != "$t" ]; then
       pending=$((pending + 1))
-      printf '%s\n' "$registered" | grep -qxF -- "${t#pending:}" &&
+      printf '%s\n' "$registered" | grep -xF -- "${t#pending:}" >/dev/null &&
         echo "check-compliance-map: $id: ${t#pending:} is registered now; remove its 'pending:' prefix" >&2
       continue
     fi
-    printf '%s\n' "$registered" | grep -qxF -- "$t" || err "$id maps to $t, which is not a registered test"
+    printf '%s\n' "$registered" | grep -xF -- "$t" >/dev/null || err "$id maps to $t, which is not a registered test"
   done
 done <<<"$rows"
 

@@ -39,6 +39,8 @@
 #include "metrics.h"
 #include "outbox_store.h"
 #include "secevent.h"
+#include "iot/incident.h"
+#include "iot/registry.h"
 #include "tls.h"
 #include "updates.h"
 #include "est.h"
@@ -50,8 +52,9 @@
  * the broker connection, the admin listener and its connections, the
  * signal and event-loop plumbing; and per worker its listening socket,
  * its event loop and its wake-up descriptor (docs/deploy.md). */
-#define FD_OVERHEAD            64
-#define FD_OVERHEAD_PER_WORKER 4
+#define OVERDUE_COUNT_INTERVAL_S 60
+#define FD_OVERHEAD              64
+#define FD_OVERHEAD_PER_WORKER   4
 
 typedef struct daemon_state {
     gw_config cfg;
@@ -65,6 +68,7 @@ typedef struct daemon_state {
     gw_forwarder_store sec_store;
     gw_forwarder *sec_forwarder;
     char sec_path[GW_PATH_MAX];
+    time_t overdue_counted_at; /* count_overdue_reports */
     gw_admin *admin;
     struct event *sigterm_ev;
     struct event *sigint_ev;
@@ -314,10 +318,33 @@ static void on_sighup(evutil_socket_t sig, short what, void *arg)
     notify("READY=1");
 }
 
+/* iotgw_incident_reports_overdue: the CRA Art. 14 reports of the incident
+ * register (iotctl incident, in the registry) past their deadline. Time
+ * alone makes a report overdue, so it is counted again every minute, not
+ * only when the registry changes. */
+static void count_overdue_reports(daemon_state *d)
+{
+    time_t now = time(NULL);
+    if (now - d->overdue_counted_at < OVERDUE_COUNT_INTERVAL_S)
+        return;
+    d->overdue_counted_at = now;
+    iot_registry *reg = NULL;
+    iot_err err = {0};
+    int overdue = 0;
+    if (iot_registry_open(d->cfg.registry, IOT_REGISTRY_READONLY, &reg, &err) == IOT_OK &&
+        iot_incident_count_overdue(reg, (int64_t)now, &overdue, &err) == IOT_OK)
+        gw_gauge_set(GW_G_INCIDENT_REPORTS_OVERDUE, overdue);
+    else
+        gw_log(GW_LOG_WARN, "incident.count_failed", "registry=%s error=\"%s\"", d->cfg.registry,
+               err.msg);
+    iot_registry_close(reg);
+}
+
 static void on_reload_tick(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd, (void)what;
     daemon_state *d = arg;
+    count_overdue_reports(d);
     bool reloaded = false;
     iot_err err = {0};
     if (gw_admission_reload_if_changed(d->app.identity, &reloaded, &err) != IOT_OK)
@@ -500,6 +527,7 @@ static iot_status start(daemon_state *d, iot_err *err)
     st = start_security_events(d, err);
     if (st != IOT_OK)
         goto out;
+    count_overdue_reports(d);
     st = gw_ingest_start(app, &d->ingest, err);
     if (st != IOT_OK)
         goto out;

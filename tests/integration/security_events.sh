@@ -115,8 +115,15 @@ expect_eq "no security event lost" 0 "$(metric iotgw_security_events_lost_total)
 code="$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$ADMIN_PORT/secrets")"
 expect_eq "an admin path that does not exist" 404 "$code"
 wait_event "a probe of the admin listener" admin.refused '.reason == "admin_protocol"'
+expect_eq "no CRA report overdue yet" 0 "$(metric iotgw_incident_reports_overdue)"
+# An actively exploited vulnerability known for three days: its 24 h early
+# warning and 72 h notification are overdue (iotctl incident, in the
+# registry the gateway reads); the gateway counts them at start.
+IOTCTL_NOW=$(($(date +%s) - 3 * 86400 - 60)) "$IOTCTL" --dir "$P" incident open \
+  --kind vulnerability --exploited --title "a test advisory" --severity high >/dev/null
 stop_gateway
 start_gateway
+expect_eq "overdue CRA reports in /metrics" 2 "$(metric iotgw_incident_reports_overdue)"
 wait_event "the stop is an event, published after the restart" gateway.stopping '.severity == "info"'
 wait_event "the second start" gateway.started '.seq == 2'
 
