@@ -511,6 +511,26 @@ static const gw__option gw__options[] = {
      .help = "Noise control: after an event of one type from one source (a device,\n"
              "an address), repeats within this window are counted, not published,\n"
              "and published as one summary with the count when it ends."},
+    {.key = "fleet_inventory",
+     .type = GW__PATH,
+     GW__FIELD(fleet_inventory),
+     .def = "",
+     .flags = GW__EMPTY_OK | GW__DIR_OF,
+     .example = "/var/lib/iotgw/fleet.db",
+     .section = "Fleet inventory",
+     .help = "SQLite file of the fleet inventory (each device's last contact and\n"
+             "last health report, served on the admin listener's /fleet); empty:\n"
+             "fleet.db in the directory of outbox."},
+    {.key = "device_silent_after",
+     .type = GW__DURATION,
+     GW__FIELD(device_silent_after_s),
+     .def = "2h",
+     .flags = GW__WHOLE_S,
+     .min = GW__M,
+     .max = 30 * GW__D,
+     .scale = GW__S,
+     .help = "A device of the inventory not heard from for this long counts in\n"
+             "iotgw_devices_silent (alert IotgwDevicesSilent)."},
     {.key = "mqtt_host",
      .type = GW__STRING,
      GW__FIELD(mqtt_host),

@@ -94,6 +94,10 @@ typedef struct gw_config {
     int64_t security_outbox_max;       /* events held at most; default 100000 */
     int64_t security_event_window_ms;  /* aggregation window; default 60 s */
 
+    /* fleet inventory */
+    char fleet_inventory[GW_PATH_MAX]; /* "" = fleet.db beside outbox */
+    int64_t device_silent_after_s;     /* iotgw_devices_silent; default 2 h */
+
     /* MQTT forwarder */
     char mqtt_host[GW_HOST_MAX]; /* required */
     int mqtt_port;               /* default 8883 */

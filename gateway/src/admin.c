@@ -30,6 +30,7 @@
 
 struct gw_admin {
     void (*status)(void *ctx, gw_admin_status *out);
+    char *(*fleet)(void *ctx);
     void *status_ctx;
     struct evconnlistener *listener;
     gw_conn_env env;
@@ -39,12 +40,14 @@ struct gw_admin {
 
 static void handle_healthz(gw_conn *c, gw_http_request *req, const char *device);
 static void handle_metrics(gw_conn *c, gw_http_request *req, const char *device);
+static void handle_fleet(gw_conn *c, gw_http_request *req, const char *device);
 
 /* The admin endpoints (router.h); GET rows also answer HEAD. */
 // clang-format off
 static const gw_route ADMIN_ROUTES[] = {
     {.method = HTTP_GET, .path = "/healthz", .handler = handle_healthz, .body_max = 0},
     {.method = HTTP_GET, .path = "/metrics", .handler = handle_metrics, .body_max = 0},
+    {.method = HTTP_GET, .path = "/fleet", .handler = handle_fleet, .body_max = 0},
 };
 // clang-format on
 
@@ -134,6 +137,18 @@ static void handle_metrics(gw_conn *c, gw_http_request *req, const char *device)
     free(buf);
 }
 
+static void handle_fleet(gw_conn *c, gw_http_request *req, const char *device)
+{
+    (void)req, (void)device;
+    gw_admin *a = c->env->owner;
+    char *text = a->fleet != NULL ? a->fleet(a->status_ctx) : NULL;
+    if (text != NULL)
+        gw_conn_reply_as(c, 200, "application/json", NULL, text, strlen(text));
+    else
+        gw_conn_refuse(c, GW_REF_OUT_OF_MEMORY, NULL, "no memory for the answer; retry later", 1);
+    cJSON_free(text);
+}
+
 static void on_accept(struct evconnlistener *listener, evutil_socket_t fd, struct sockaddr *sa,
                       int len, void *arg)
 {
@@ -167,6 +182,7 @@ iot_status gw_admin_start(const gw_admin_options *opt, struct event_base *base, 
     if (a == NULL)
         return iot_err_set(err, IOT_ENOMEM, "out of memory");
     a->status = opt->status;
+    a->fleet = opt->fleet;
     a->status_ctx = opt->status_ctx;
     a->env = (gw_conn_env){.kind = GW_CONN_ADMIN,
                            .base = base,

@@ -1,6 +1,7 @@
 /* The admin listener: plain HTTP, separate from the device listener.
- * GET /healthz (JSON: live, ready, broker connectivity, outbox depth) and
- * GET /metrics (Prometheus text); HEAD of either.
+ * GET /healthz (JSON: live, ready, broker connectivity, outbox depth),
+ * GET /metrics (Prometheus text) and GET /fleet (the fleet inventory,
+ * fleet.h); HEAD of each.
  *
  * Read by the same HTTP layer as the device listener (conn.h, http1.h,
  * router.h): the same strict framing rules, and every refusal a JSON
@@ -40,7 +41,9 @@ typedef struct gw_admin_options {
     const char *token_file; /* admin_token_file; NULL or "": no token required */
     int max_connections;    /* admin_max_connections */
     void (*status)(void *ctx, gw_admin_status *out);
-    void *status_ctx;
+    /* The fleet inventory as JSON, malloc'd (NULL: none, or no memory); may be NULL. */
+    char *(*fleet)(void *ctx);
+    void *status_ctx; /* passed to status and fleet */
 } gw_admin_options;
 
 /* Reads what it needs from opt during the call (nothing is kept but the

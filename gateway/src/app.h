@@ -20,6 +20,7 @@
 typedef struct gw_admission gw_admission;
 typedef struct gw_updates gw_updates;
 typedef struct gw_est gw_est;
+typedef struct gw_fleet gw_fleet;
 
 /* The configuration values of the device path (config.h has each one's
  * meaning and default). Strings are borrowed: they must outlive the
@@ -48,6 +49,7 @@ typedef struct gw_app {
     gw_ratelimit *ratelimit;
     gw_updates *updates; /* NULL: firmware updates off */
     gw_est *est;         /* NULL: enrollment off */
+    gw_fleet *fleet;     /* the fleet inventory (fleet.h); NULL in tests without one */
     SSL_CTX *device_tls;
     atomic_bool draining; /* SIGTERM received: refuse new work with 503 */
 } gw_app;

@@ -26,6 +26,8 @@
 #include "message.h"
 #include "metrics.h"
 #include "router.h"
+#include "fleet.h"
+#include "health.h"
 #include "updates.h"
 
 typedef struct gw_worker gw_worker;
@@ -53,6 +55,7 @@ struct gw_ingest {
 };
 
 static void handle_telemetry(gw_conn *c, gw_http_request *req, const char *device);
+static void handle_health(gw_conn *c, gw_http_request *req, const char *device);
 
 /* The device listener's endpoints (router.h). A new endpoint is a row
  * here and its handler; a row callable by a device that is not admitted
@@ -60,6 +63,7 @@ static void handle_telemetry(gw_conn *c, gw_http_request *req, const char *devic
 // clang-format off
 static const gw_route ROUTES[] = {
     {.method = HTTP_POST, .path = IOTD_PROTOCOL_PATH, .handler = handle_telemetry, .body_max = GW_ROUTE_BODY_CONFIGURED},
+    {.method = HTTP_POST, .path = IOTD_HEALTH_PATH, .handler = handle_health, .body_max = GW_HEALTH_BODY_MAX},
     {.method = HTTP_GET, .path = IOTD_UPDATE_MANIFEST_PATH, .handler = gw_updates_manifest},
     {.method = HTTP_GET, .path = GW_UPDATES_IMAGE_PREFIX, .prefix = true, .handler = gw_updates_image},
     {.method = HTTP_POST, .path = IOTD_UPDATE_REPORT_PATH, .handler = gw_updates_report, .body_max = GW_UPDATES_REPORT_MAX},
@@ -309,6 +313,8 @@ static void handle_telemetry(gw_conn *c, gw_http_request *req, const char *devic
     }
     const char *body = req->body != NULL ? (const char *)req->body : "";
     double rx = now_wall();
+    if (app->fleet != NULL)
+        gw_fleet_seen(app->fleet, device, (int64_t)rx);
     gw_batch batch;
     gw_payload_error perr;
     memset(&batch, 0, sizeof(batch));
@@ -319,6 +325,65 @@ static void handle_telemetry(gw_conn *c, gw_http_request *req, const char *devic
     }
     submit(w, c, device, &batch, rx);
     gw_batch_free(&batch);
+}
+
+/* What a health report says that the security event stream reports: a
+ * crash or watchdog reset, failed connections, a lower secure_version
+ * than before (an old, vulnerable image running again), a new firmware. */
+static void report_changes(const char *device, const gw_health_report *r,
+                           const gw_fleet_change *was)
+{
+    if (gw_health_reset_is_abnormal(r->reset_reason))
+        gw_log(GW_LOG_WARN, "device.security_report",
+               "device=%s reason=abnormal_reset detail=\"reset by %s; boot %u\"", device,
+               r->reset_reason, (unsigned)r->boot_count);
+    if (r->connect_failures > 0)
+        gw_log(GW_LOG_WARN, "device.security_report",
+               "device=%s reason=connect_failures detail=\"%u failed connections since its last "
+               "report\"",
+               device, (unsigned)r->connect_failures);
+    if (was->known && r->secure_version < was->prev_secure_version)
+        gw_log(GW_LOG_WARN, "device.security_report",
+               "device=%s reason=secure_version_lowered detail=\"secure_version %u, was %u\"",
+               device, (unsigned)r->secure_version, (unsigned)was->prev_secure_version);
+    if (was->known && strcmp(r->firmware, was->prev_firmware) != 0)
+        gw_log(GW_LOG_INFO, "device.firmware_changed", "device=%s firmware=%s previous=%s", device,
+               r->firmware, was->prev_firmware[0] ? was->prev_firmware : "-");
+}
+
+/* POST /v1/device/health from an admitted device: the fleet inventory. */
+static void handle_health(gw_conn *c, gw_http_request *req, const char *device)
+{
+    gw_worker *w = c->env->owner;
+    gw_app *app = w->app;
+    int retry_after = 0;
+    gw_content_type ct;
+    if (req->content_type[0] == '\0' || gw_content_type_parse(req->content_type, &ct) != 0 ||
+        ct != GW_CT_JSON) {
+        gw_conn_refuse(c, GW_REF_MEDIA_TYPE, device, "use application/json", 0);
+        return;
+    }
+    if (!gw_ratelimit_take(app->ratelimit, device, now_mono(), &retry_after)) {
+        gw_conn_refuse(c, GW_REF_RATE_LIMITED, device,
+                       "this device is sending faster than its rate limit", retry_after);
+        return;
+    }
+    gw_health_report r;
+    gw_refusal why;
+    char detail[160];
+    const char *body = req->body != NULL ? (const char *)req->body : "";
+    if (gw_health_parse(body, req->body_len, &r, &why, detail, sizeof(detail)) != 0) {
+        gw_conn_refuse(c, why, device, detail, 0);
+        return;
+    }
+    gw_fleet_change was = {0};
+    if (app->fleet != NULL)
+        gw_fleet_report(app->fleet, device, &r, (int64_t)now_wall(), &was);
+    report_changes(device, &r, &was);
+    gw_log(GW_LOG_DEBUG, "device.health",
+           "device=%s firmware=%s secure_version=%u boot_count=%u reset_reason=%s", device,
+           r.firmware, (unsigned)r.secure_version, (unsigned)r.boot_count, r.reset_reason);
+    gw_conn_reply(c, 204, NULL, NULL, 0);
 }
 
 static void on_accept(struct evconnlistener *listener, evutil_socket_t fd, struct sockaddr *sa,

@@ -39,6 +39,7 @@
 #include "metrics.h"
 #include "outbox_store.h"
 #include "secevent.h"
+#include "fleet.h"
 #include "iot/incident.h"
 #include "iot/registry.h"
 #include "tls.h"
@@ -53,6 +54,7 @@
  * signal and event-loop plumbing; and per worker its listening socket,
  * its event loop and its wake-up descriptor (docs/deploy.md). */
 #define OVERDUE_COUNT_INTERVAL_S 60
+#define FLEET_FLUSH_INTERVAL_S   5
 #define FD_OVERHEAD              64
 #define FD_OVERHEAD_PER_WORKER   4
 
@@ -69,6 +71,7 @@ typedef struct daemon_state {
     gw_forwarder *sec_forwarder;
     char sec_path[GW_PATH_MAX];
     time_t overdue_counted_at; /* count_overdue_reports */
+    time_t fleet_flushed_at;   /* keep_fleet */
     gw_admin *admin;
     struct event *sigterm_ev;
     struct event *sigint_ev;
@@ -244,6 +247,13 @@ static void admin_status(void *ctx, gw_admin_status *out)
     out->outbox_max = d->cfg.outbox_max;
 }
 
+/* /fleet: the inventory as JSON, malloc'd. */
+static char *admin_fleet(void *ctx)
+{
+    const daemon_state *d = ctx;
+    return d->app.fleet != NULL ? gw_fleet_json(d->app.fleet, (int64_t)time(NULL)) : NULL;
+}
+
 static void ingest_options_from_config(const gw_config *c, gw_ingest_options *o)
 {
     memset(o, 0, sizeof(*o));
@@ -271,6 +281,7 @@ static void admin_options_from_config(daemon_state *d, gw_admin_options *o)
     o->token_file = c->admin_token_file;
     o->max_connections = c->admin_max_connections;
     o->status = admin_status;
+    o->fleet = admin_fleet;
     o->status_ctx = d;
 }
 
@@ -340,17 +351,53 @@ static void count_overdue_reports(daemon_state *d)
     iot_registry_close(reg);
 }
 
+/* Writes the fleet inventory's changes and counts the silent devices,
+ * every FLEET_FLUSH_INTERVAL_S. */
+static void keep_fleet(daemon_state *d)
+{
+    time_t now = time(NULL);
+    if (d->app.fleet == NULL || now - d->fleet_flushed_at < FLEET_FLUSH_INTERVAL_S)
+        return;
+    d->fleet_flushed_at = now;
+    iot_err err = {0};
+    if (gw_fleet_flush(d->app.fleet, &err) != IOT_OK)
+        gw_log(GW_LOG_ERROR, "fleet.flush_failed",
+               "error=\"%s\" action=\"kept in memory; written again with the next flush\"",
+               err.msg);
+    gw_gauge_set(GW_G_DEVICES_SILENT,
+                 gw_fleet_silent(d->app.fleet, (int64_t)now, d->cfg.device_silent_after_s));
+}
+
 static void on_reload_tick(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd, (void)what;
     daemon_state *d = arg;
     count_overdue_reports(d);
+    keep_fleet(d);
     bool reloaded = false;
     iot_err err = {0};
     if (gw_admission_reload_if_changed(d->app.identity, &reloaded, &err) != IOT_OK)
         gw_log(GW_LOG_ERROR, "identity.reload_failed",
                "trigger=file_change error=\"%s\" action=\"kept the previous registry and CRL\"",
                err.msg);
+}
+
+/* The file an option names, or `name` in the directory of the outbox when
+ * it names none (security_outbox, fleet_inventory). */
+static iot_status path_beside_outbox(const gw_config *c, const char *key, const char *configured,
+                                     const char *name, char *out, size_t size, iot_err *err)
+{
+    int n;
+    if (configured[0] != '\0') {
+        n = snprintf(out, size, "%s", configured);
+    } else {
+        const char *slash = strrchr(c->outbox, '/');
+        int dir = slash != NULL ? (int)(slash - c->outbox) + 1 : 0;
+        n = snprintf(out, size, "%.*s%s", dir, c->outbox, name);
+    }
+    if (n < 0 || (size_t)n >= size)
+        return iot_err_set(err, IOT_EINVAL, "%s: the path is too long", key);
+    return IOT_OK;
 }
 
 /* The registry, the outbox and the per-address rate limit. */
@@ -367,6 +414,13 @@ static iot_status open_stores(daemon_state *d, iot_err *err)
         goto out;
     gw_outbox_set_limits(app->outbox, (int64_t)d->cfg.outbox_max_bytes, d->cfg.outbox_device_share);
     gw_gauge_set(GW_G_OUTBOX_MAX, d->cfg.outbox_max);
+    char fleet_path[GW_PATH_MAX];
+    st = path_beside_outbox(&d->cfg, "fleet_inventory", d->cfg.fleet_inventory, "fleet.db",
+                            fleet_path, sizeof(fleet_path), err);
+    if (st == IOT_OK)
+        st = gw_fleet_open(fleet_path, &app->fleet, err);
+    if (st != IOT_OK)
+        goto out;
     app->ratelimit = gw_ratelimit_new(d->cfg.rate_limit, d->cfg.rate_burst);
     if (app->ratelimit == NULL) {
         st = iot_err_set(err, IOT_ENOMEM, "out of memory");
@@ -426,22 +480,6 @@ out:
     return st;
 }
 
-/* security_outbox, or security-events.db beside the outbox. */
-static iot_status security_outbox_path(const gw_config *c, char *out, size_t size, iot_err *err)
-{
-    int n;
-    if (c->security_outbox[0] != '\0') {
-        n = snprintf(out, size, "%s", c->security_outbox);
-    } else {
-        const char *slash = strrchr(c->outbox, '/');
-        int dir = slash != NULL ? (int)(slash - c->outbox) + 1 : 0;
-        n = snprintf(out, size, "%.*ssecurity-events.db", dir, c->outbox);
-    }
-    if (n < 0 || (size_t)n >= size)
-        return iot_err_set(err, IOT_EINVAL, "security_outbox: the path is too long");
-    return IOT_OK;
-}
-
 /* The security event stream (secevent.h): its outbox, its forwarder on a
  * second MQTT connection, and the log tap that feeds them. */
 static iot_status start_security_events(daemon_state *d, iot_err *err)
@@ -457,7 +495,8 @@ static iot_status start_security_events(daemon_state *d, iot_err *err)
     const gw_config *c = &d->cfg;
     if (!c->security_events)
         return IOT_OK;
-    iot_status st = security_outbox_path(c, d->sec_path, sizeof(d->sec_path), err);
+    iot_status st = path_beside_outbox(c, "security_outbox", c->security_outbox,
+                                       "security-events.db", d->sec_path, sizeof(d->sec_path), err);
     if (st == IOT_OK)
         st = gw_outbox_open(d->sec_path, c->security_outbox_max, &d->sec_outbox, err);
     if (st != IOT_OK)
@@ -561,6 +600,8 @@ static void stop(daemon_state *d)
     app->est = NULL;
     gw_ingest_free(d->ingest);
     gw_admin_stop(d->admin);
+    gw_fleet_close(app->fleet); /* writes what changed since the last flush */
+    app->fleet = NULL;
     /* Everything that reports security events has stopped: the stream's
      * last summaries go to its outbox, which commits them before closing. */
     gw_secev_stop();

@@ -170,6 +170,9 @@ static const struct {
                             "1 while the security event stream is on"},
     [GW_G_SECEV_QUEUED] = {"iotgw_security_events_queued",
                            "Security events in the security outbox, waiting for the broker"},
+    [GW_G_DEVICES_SILENT] = {"iotgw_devices_silent",
+                             "Devices of the fleet inventory not heard from for "
+                             "device_silent_after"},
     [GW_G_INCIDENT_REPORTS_OVERDUE] = {"iotgw_incident_reports_overdue",
                                        "CRA Art. 14 reports of the incident register (iotctl "
                                        "incident) past their deadline"},

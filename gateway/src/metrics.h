@@ -73,6 +73,7 @@ typedef enum gw_gauge {
     GW_G_SECEV_QUEUED,          /* security events waiting for the broker */
     GW_G_SECEV_CONNECTED,       /* 1 while its MQTT connection is up */
     GW_G_INCIDENT_REPORTS_OVERDUE, /* CRA Art. 14 reports past their deadline */
+    GW_G_DEVICES_SILENT,           /* inventory devices not heard from for device_silent_after */
     GW_G_GAUGE_COUNT
 } gw_gauge;
 

@@ -60,36 +60,39 @@ static const struct {
     const char *event;
     const char *severity;
     include_fn include; /* NULL: every line of the event */
+    const char *source; /* who detected it; NULL: the gateway */
 } TYPES[] = {
-    {"admin.refused", "warning", NULL},
-    {"config.insecure", "warning", NULL},
-    {"connection.refused", "warning", NULL},
-    {"est.failed", "error", NULL},
-    {"est.issued", "info", NULL},
-    {"est.issuer_revoked", "critical", NULL},
-    {"est.pending", "info", NULL},
-    {"est.reissued", "info", NULL},
-    {"gateway.core_dumps_enabled", "warning", NULL},
-    {"gateway.started", "info", NULL},
-    {"gateway.stopping", "info", NULL},
-    {"identity.audit_failed", "error", NULL},
-    {"identity.crl_expired", "critical", NULL},
-    {"identity.crl_rejected", "error", NULL},
-    {"identity.loaded", "info", NULL},
-    {"identity.reload_failed", "error", NULL},
-    {"identity.shared_key", "critical", NULL},
-    {"mqtt.certificate_refused", "error", NULL},
-    {"mqtt.crl_not_applicable", "warning", NULL},
-    {"outbox.quarantined", "warning", NULL},
-    {"reading.duplicate", "info", NULL},
-    {"request.refused", "warning", security_refusal},
-    {"request.timeout", "warning", NULL},
-    {"rollout.paused", "warning", NULL},
-    {"tls.refused", "warning", NULL},
-    {"update.image_unreadable", "error", NULL},
-    {"update.keys_reload_failed", "error", NULL},
-    {"update.manifest_refused", "warning", NULL},
-    {"update.report", "warning", update_failure},
+    {"admin.refused", "warning", NULL, NULL},
+    {"config.insecure", "warning", NULL, NULL},
+    {"connection.refused", "warning", NULL, NULL},
+    {"device.firmware_changed", "info", NULL, "device"},
+    {"device.security_report", "warning", NULL, "device"},
+    {"est.failed", "error", NULL, NULL},
+    {"est.issued", "info", NULL, NULL},
+    {"est.issuer_revoked", "critical", NULL, NULL},
+    {"est.pending", "info", NULL, NULL},
+    {"est.reissued", "info", NULL, NULL},
+    {"gateway.core_dumps_enabled", "warning", NULL, NULL},
+    {"gateway.started", "info", NULL, NULL},
+    {"gateway.stopping", "info", NULL, NULL},
+    {"identity.audit_failed", "error", NULL, NULL},
+    {"identity.crl_expired", "critical", NULL, NULL},
+    {"identity.crl_rejected", "error", NULL, NULL},
+    {"identity.loaded", "info", NULL, NULL},
+    {"identity.reload_failed", "error", NULL, NULL},
+    {"identity.shared_key", "critical", NULL, NULL},
+    {"mqtt.certificate_refused", "error", NULL, NULL},
+    {"mqtt.crl_not_applicable", "warning", NULL, NULL},
+    {"outbox.quarantined", "warning", NULL, NULL},
+    {"reading.duplicate", "info", NULL, NULL},
+    {"request.refused", "warning", security_refusal, NULL},
+    {"request.timeout", "warning", NULL, NULL},
+    {"rollout.paused", "warning", NULL, NULL},
+    {"tls.refused", "warning", NULL, NULL},
+    {"update.image_unreadable", "error", NULL, NULL},
+    {"update.keys_reload_failed", "error", NULL, NULL},
+    {"update.manifest_refused", "warning", NULL, NULL},
+    {"update.report", "warning", update_failure, NULL},
 };
 #define N_TYPES (sizeof(TYPES) / sizeof(TYPES[0]))
 
@@ -222,7 +225,7 @@ static char *render(size_t type, const ev_fields *e, uint32_t count, int64_t fir
         return NULL;
     time_text(last_ms, t);
     cJSON_AddStringToObject(o, "time", t);
-    cJSON_AddStringToObject(o, "source", "gateway");
+    cJSON_AddStringToObject(o, "source", TYPES[type].source ? TYPES[type].source : "gateway");
     cJSON_AddStringToObject(o, "type", TYPES[type].event);
     cJSON_AddStringToObject(o, "severity", TYPES[type].severity);
     add_text(o, "device", e->device);

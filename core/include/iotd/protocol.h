@@ -18,6 +18,9 @@
 
 /* The one endpoint: POST of readings. */
 #define IOTD_PROTOCOL_PATH "/v1/telemetry"
+/* Health reports (gateway/lib/health.h, docs/protocol.md): JSON, 1 KiB at most. */
+#define IOTD_HEALTH_PATH     "/v1/device/health"
+#define IOTD_HEALTH_BODY_MAX 1024u
 
 /* The two body formats, as Content-Type media types (lower case). */
 #define IOTD_PROTOCOL_CT_SENML "application/senml+json"

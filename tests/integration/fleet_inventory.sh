@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# The fleet inventory: devices' health reports (POST /v1/device/health)
+# checked strictly, kept per device with the time of their last request,
+# served on the admin listener (GET /fleet), kept across a restart, and
+# turned into security events (source "device") when a device reports a
+# crash, failed connections or a lower secure_version; silent devices are
+# counted in iotgw_devices_silent.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/gateway_lib.sh"
+
+SEC="$T/sec.out"
+make_pki dev-1 dev-2 dev-3
+"$IOTCTL" --dir "$P" cert client secmon --role operator >/dev/null
+sed 's/CN=dashboard,/CN=consumer,/' "$IOT_SOURCE_DIR/deploy/broker/acl" >"$T/acl"
+BROKER_ACL="$T/acl"
+start_broker
+write_gateway_config "rate_limit = 0"
+# dev-3 was last heard from three hours ago, by an earlier run of the gateway.
+old=$(($(date +%s) - 3 * 3600))
+sqlite3 "$T/fleet.db" "CREATE TABLE fleet (device TEXT PRIMARY KEY, has_report INTEGER NOT NULL,
+  firmware TEXT NOT NULL, secure_version INTEGER NOT NULL, boot_count INTEGER NOT NULL,
+  reset_reason TEXT NOT NULL, connect_failures INTEGER NOT NULL, since_upload_s INTEGER NOT NULL,
+  heap_min INTEGER NOT NULL, cert_not_after INTEGER NOT NULL, last_seen INTEGER NOT NULL,
+  last_report INTEGER NOT NULL) WITHOUT ROWID;
+  INSERT INTO fleet VALUES ('dev-3', 1, '0.9.0', 1, 4, 'power_on', 0, 10, -1, 0, $old, $old);"
+spawn mosquitto_sub -h localhost -p "$BROKER_PORT" --cafile "$P/ca.crt" \
+  --cert "$P/clients/secmon/cert.pem" --key "$P/clients/secmon/key.pem" \
+  -i "secmon-$$" -c -q 1 -t 'security/#' -v >>"$SEC" 2>>"$T/sub.err"
+start_gateway
+
+# health DEVICE BODY [CONTENT-TYPE]: "STATUS BODY" of one report.
+health() {
+  local out
+  out="$(curl -s -o "$T/.resp" -w '%{http_code}' --cacert "$P/ca.crt" \
+    --cert "$P/devices/$1/cert.pem" --key "$P/devices/$1/key.pem" \
+    -H "Content-Type: ${3:-application/json}" --data-binary "$2" \
+    "https://localhost:$GW_PORT/v1/device/health" 2>/dev/null)" || true
+  echo "${out:-000} $(cat "$T/.resp" 2>/dev/null)"
+}
+fleet() { curl -s "http://127.0.0.1:$ADMIN_PORT/fleet"; }
+dev() { fleet | jq -c --arg d "$1" '.devices[] | select(.device == $d)'; }
+
+GOOD='{"firmware":"1.2.0","secure_version":3,"boot_count":12,"reset_reason":"power_on","connect_failures":0,"since_upload_s":40,"heap_min":51234,"cert_not_after":1803000000}'
+r="$(health dev-1 "$GOOD")"
+expect_eq "a health report is answered 204" "204" "${r%% *}"
+expect_eq "the inventory has it" '1.2.0 3 12 power_on 51234 1803000000' \
+  "$(dev dev-1 | jq -r '"\(.firmware) \(.secure_version) \(.boot_count) \(.reset_reason) \(.heap_min) \(.cert_not_after)"')"
+[ "$(dev dev-1 | jq .last_seen)" -ge $(($(date +%s) - 60)) ] || fail "dev-1 last_seen: $(dev dev-1)"
+expect_eq "dev-3 from the earlier run" "0.9.0 $old" "$(dev dev-3 | jq -r '"\(.firmware) \(.last_seen)"')"
+
+# --- strict reports ----------------------------------------------------------------------
+bad() { # bad WHAT STATUS ERROR BODY [CONTENT-TYPE]
+  local r
+  r="$(health dev-1 "$4" "${5:-application/json}")"
+  expect_eq "$1: status" "$2" "${r%% *}"
+  expect_eq "$1: error" "$3" "$(echo "${r#* }" | jq -r .error)"
+}
+bad "an unknown member" 422 unsupported_field "${GOOD%\}},\"shell\":\"rm -rf /\"}"
+bad "a member of the wrong type" 422 invalid_value "${GOOD/\"boot_count\":12/\"boot_count\":\"12\"}"
+bad "a negative count" 422 invalid_value "${GOOD/\"boot_count\":12/\"boot_count\":-1}"
+bad "a fraction" 422 invalid_value "${GOOD/\"secure_version\":3/\"secure_version\":3.5}"
+bad "an unknown reset reason" 422 invalid_value "${GOOD/power_on/cosmic_ray}"
+bad "a firmware version with a space" 422 invalid_value "${GOOD/1.2.0/1.2 0}"
+bad "a missing member" 422 missing_value '{"firmware":"1.2.0"}'
+bad "a member twice" 400 duplicate_key "${GOOD%\}},\"boot_count\":13}"
+bad "not JSON" 400 malformed_json '{"firmware":'
+bad "trailing bytes" 400 malformed_json "$GOOD x"
+bad "an array" 422 invalid_structure '[1,2]'
+bad "another media type" 415 unsupported_media_type "$GOOD" text/plain
+bad "too large" 413 payload_too_large "{\"firmware\":\"$(head -c 2000 /dev/zero | tr '\0' a)\"}"
+expect_eq "refused reports changed nothing" 12 "$(dev dev-1 | jq .boot_count)"
+code="$(curl -s -o /dev/null -w '%{http_code}' --cacert "$P/ca.crt" -H 'Content-Type: application/json' \
+  --data-binary "$GOOD" "https://localhost:$GW_PORT/v1/device/health" 2>/dev/null || true)"
+expect_eq "without a device certificate: no answer" 000 "$code"
+
+# --- what the stream hears from devices --------------------------------------------------------
+r="$(health dev-1 "$(echo "$GOOD" | jq -c '.reset_reason = "watchdog" | .connect_failures = 3 | .boot_count = 13')")"
+expect_eq "a report after a watchdog reset" 204 "${r%% *}"
+r="$(health dev-1 "$(echo "$GOOD" | jq -c '.secure_version = 2 | .firmware = "1.1.0" | .boot_count = 14')")"
+expect_eq "a report with a lower secure_version" 204 "${r%% *}"
+ev() { awk -v t="security/gateway-mqtt/$1" '$1 == t { $1 = ""; print substr($0, 2) }' "$SEC"; }
+for reason in abnormal_reset connect_failures secure_version_lowered; do
+  wait_until 20 "the stream to report $reason" \
+    bash -c "awk '\$1 == \"security/gateway-mqtt/device.security_report\"' '$SEC' | cut -d' ' -f2- | jq -s -e 'map(select(.reason == \"$reason\" and .device == \"dev-1\" and .source == \"device\")) | length > 0' >/dev/null"
+  pass "device.security_report $reason"
+done
+wait_until 20 "the firmware change" bash -c "grep -q 'security/gateway-mqtt/device.firmware_changed ' '$SEC'"
+pass "a firmware change is an event"
+
+# --- last seen from readings, silence, and a restart ---------------------------------------------
+r="$(post dev-2 application/json '{"seq":1,"temperature":20}')"
+expect_eq "a reading from dev-2" 200 "${r%% *}"
+expect_eq "dev-2 is in the inventory by its reading alone" '""' "$(dev dev-2 | jq -c .firmware)"
+wait_until 20 "dev-3 counted as silent" bash -c "[ \"\$(curl -s http://127.0.0.1:$ADMIN_PORT/metrics | awk '\$1 == \"iotgw_devices_silent\" { print \$2 }')\" = 1 ]"
+pass "a device not heard from for device_silent_after is silent"
+stop_gateway
+start_gateway
+expect_eq "the inventory survives a restart" "1.1.0 2 14 dev-2" \
+  "$(fleet | jq -r '[(.devices[] | select(.device == "dev-1") | "\(.firmware) \(.secure_version) \(.boot_count)"), (.devices[] | select(.device == "dev-2") | .device)] | join(" ")')"
+finish
