@@ -13,6 +13,8 @@
 #   IOTD_ENROLL_SOURCES         certificate enrollment and renewal
 #                               (iotd/enroll.h): a library of its own, not in
 #                               IOTD_CORE_SOURCES, for devices that enroll
+#   IOTD_HEALTH_SOURCES         the health report (iotd/health.h): a library
+#                               of its own with its own size budget
 #   IOTD_CORE_INCLUDE_PUBLIC_DIRS   what users of the core include (iotd/...)
 #   IOTD_CORE_INCLUDE_PRIVATE_DIRS  the core's own internal headers
 
@@ -27,6 +29,9 @@ set(IOTD_MANIFEST_WRITE_SOURCES
 
 set(IOTD_ENROLL_SOURCES
   "${CMAKE_CURRENT_LIST_DIR}/src/enroll.c")
+
+set(IOTD_HEALTH_SOURCES
+  "${CMAKE_CURRENT_LIST_DIR}/src/health.c")
 
 set(IOTD_CORE_SOURCES
   "${CMAKE_CURRENT_LIST_DIR}/src/status.c"

@@ -189,6 +189,7 @@ static outcome post(iotd_device *dev, size_t len, iotd_http_result *res)
         n = res->body_len < cap ? res->body_len : cap;
     dev->cfg.resp[n] = '\0';
     if (st != IOTD_OK) {
+        dev->stats.no_answer++;
         iotd__log(port, IOTD_LOG_WARN, "upload.no_response",
                   "the gateway could not be reached; the readings stay queued");
         return OUT_RETRY;
@@ -235,6 +236,8 @@ static void pop(iotd_device *dev, uint64_t now, uint32_t consumed, uint32_t lost
 static void accepted(iotd_device *dev, uint64_t now, uint32_t readings)
 {
     dev->stats.sent += readings;
+    dev->last_accepted_ms = now;
+    dev->has_accepted = true;
     iotd_backoff_reset(&dev->backoff);
     dev->next_upload_ms = now;
 }
@@ -453,6 +456,12 @@ uint32_t iotd_device_queued(const iotd_device *dev)
 uint32_t iotd_device_unreported_drops(const iotd_device *dev)
 {
     return dev->queue.dropped;
+}
+
+bool iotd_device_last_accepted(const iotd_device *dev, uint64_t *at_ms)
+{
+    *at_ms = dev->last_accepted_ms;
+    return dev->has_accepted;
 }
 
 bool iotd_device_halted(const iotd_device *dev)

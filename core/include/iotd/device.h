@@ -60,6 +60,7 @@ typedef struct iotd_stats {
     uint32_t failures;       /* requests without a 2xx or 4xx: network errors, 5xx, 429 */
     uint32_t sensor_errors;  /* sensor reads that failed */
     uint32_t storage_errors; /* key-value operations that failed */
+    uint32_t no_answer;      /* requests that got no response at all (DNS, TCP, TLS, timeout) */
 } iotd_stats;
 
 /* The device state. The caller owns the memory (static, usually); the
@@ -74,7 +75,9 @@ typedef struct iotd_device {
     iotd_stats stats;
     uint64_t next_sample_ms;
     uint64_t next_upload_ms;
-    uint32_t batch_limit; /* readings per request; halved on 413 */
+    uint32_t batch_limit;      /* readings per request; halved on 413 */
+    uint64_t last_accepted_ms; /* uptime of the last accepted upload */
+    bool has_accepted;
     bool started;
     bool halted; /* the gateway answered 403: no uploads until the next init */
 } iotd_device;
@@ -108,5 +111,8 @@ uint32_t iotd_device_unreported_drops(const iotd_device *dev);
 
 /* True after a 403: the gateway does not accept this device's identity. */
 bool iotd_device_halted(const iotd_device *dev);
+
+/* True, with the uptime in *at_ms, once an upload was accepted since init. */
+bool iotd_device_last_accepted(const iotd_device *dev, uint64_t *at_ms);
 
 #endif
