@@ -381,7 +381,8 @@ def esp32_sbom(a):
          "dependencies": [root["bom-ref"]] + own},
         # ESP-IDF components bundle third-party code (lwip, FreeRTOS, ...)
         # that is not listed one by one.
-        {"aggregate": "incomplete", "assemblies": [idf_ref] + idf, "dependencies": idf},
+        {"aggregate": "incomplete", "assemblies": [idf_ref] + idf,
+         "dependencies": idf + (["pkg:github/Mbed-TLS/mbedtls@v3.6.0"] if "mbedtls" in comps else [])},
     ]
     return bom
 
