@@ -116,15 +116,16 @@ def license_of(pkg):
 
 
 def deb_info(pkg):
-    rc, out = run(["dpkg-query", "-W", "-f=${Version}\t${Architecture}\t${Homepage}", pkg])
+    rc, out = run(["dpkg-query", "-W",
+                   "-f=${Version}\t${Architecture}\t${Homepage}\t${source:Package}\t${source:Version}",
+                   pkg])
     if rc != 0 or not out:
         raise InputError(f"dpkg-query: package '{pkg}' is not installed")
-    version, arch, home = out.split("\t")
-    return version, arch, home
+    return out.split("\t")
 
 
 def deb_component(pkg, dist):
-    version, arch, home = deb_info(pkg)
+    version, arch, home, src, src_version = deb_info(pkg)
     name = pkg.split(":")[0]
     purl = (f"pkg:deb/debian/{name}@{urllib.parse.quote(version, safe='.+~-')}"
             f"?arch={arch}&distro={dist}")
@@ -136,6 +137,9 @@ def deb_component(pkg, dist):
         "version": version,
         "purl": purl,
         "licenses": [license_of(name)],
+        # Debian's advisories name the source package and its version.
+        "properties": [{"name": "iot:deb-source", "value": src},
+                       {"name": "iot:deb-source-version", "value": src_version}],
     }
     if home:
         comp["externalReferences"] = [{"type": "website", "url": home}]
@@ -210,6 +214,10 @@ def bom_skeleton(root, tools_extra=None):
     }
 
 
+def own_purl(name, version):
+    return f"pkg:generic/iot_telemetry/{name}@{urllib.parse.quote(version, safe='.+~-')}"
+
+
 def own_component(name, version, path, ctype="library"):
     return {
         "type": ctype,
@@ -217,6 +225,7 @@ def own_component(name, version, path, ctype="library"):
         "supplier": {"name": MANUFACTURER},
         "name": name,
         "version": version,
+        "purl": own_purl(name, version),
         "licenses": [{"license": {"name": "proprietary (iot_telemetry)"}}],
         "hashes": [{"alg": "SHA-256", "content": sha256(path)}],
         "properties": [{"name": "iot:artifact", "value": os.path.basename(path)}],
@@ -239,7 +248,7 @@ def host_sbom(a):
     static_refs = []
     for pkg in a.deb_static:
         c = deb_component(pkg, dist)
-        c["properties"] = [{"name": "iot:linkage", "value": "static (compiled from the package's sources)"}]
+        c["properties"].append({"name": "iot:linkage", "value": "static (compiled from the package's sources)"})
         comps[c["bom-ref"]] = c
         static_refs.append(c["bom-ref"])
     libs = ldd(a.binary)
@@ -252,7 +261,7 @@ def host_sbom(a):
             unresolved.append(soname)
             continue
         c = deb_component(pkg, dist)
-        c.setdefault("properties", []).append({"name": "iot:soname", "value": soname})
+        c["properties"].append({"name": "iot:soname", "value": soname})
         if c["bom-ref"] in comps:
             comps[c["bom-ref"]]["properties"].append({"name": "iot:soname", "value": soname})
         else:
@@ -315,6 +324,7 @@ def esp32_sbom(a):
         "supplier": {"name": MANUFACTURER},
         "name": "iot-firmware-esp32",
         "version": version,
+        "purl": own_purl("iot-firmware-esp32", version),
         "licenses": [{"license": {"name": "proprietary (iot_telemetry)"}}],
         "properties": [{"name": "iot:target", "value": desc.get("target", "")},
                        {"name": "iot:product-version", "value": product}],
@@ -339,6 +349,7 @@ def esp32_sbom(a):
         if ours:
             c = {"type": "library", "bom-ref": f"esp32:{name}@{product}",
                  "supplier": {"name": MANUFACTURER}, "name": name, "version": product,
+                 "purl": own_purl(name, product),
                  "licenses": [{"license": {"name": "proprietary (iot_telemetry)"}}]}
             lib = ci.get("file", "")
             if lib and os.path.isfile(lib):

@@ -113,7 +113,7 @@ if [ -f "$FW" ]; then
   done
   for c in main iotd_core esp-idf; do
     expect_eq "our firmware component $c at the product version" "$VERSION" \
-      "$(jq -r --arg c "$c" '.components[] | select(.name == $c and .purl == null) | .version' "$E")"
+      "$(jq -r --arg c "$c" '.components[] | select(.name == $c and .supplier.name == "iot_telemetry project") | .version' "$E")"
   done
   pass "ESP32 SBOM: ESP-IDF $idf, its components and ours"
 fi

@@ -65,8 +65,8 @@ def bsi(doc):
                         for p in c.get("properties", []))
         if ours and built and not any(h.get("alg") == "SHA-256" for h in c.get("hashes", [])):
             errs.append(f"{who}: our own component without a SHA-256 hash")
-        if not ours and not c.get("purl"):
-            errs.append(f"{who}: third-party component without a purl")
+        if not c.get("purl"):
+            errs.append(f"{who}: component without a purl")
     graph = {d["ref"] for d in doc.get("dependencies", [])}
     for r in refs - graph:
         errs.append(f"{r}: not in the dependency graph")
