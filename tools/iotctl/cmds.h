@@ -48,6 +48,7 @@ int cmd_firmware_verify(cli_ctx *ctx, int argc, char **argv);
 int cmd_firmware_add(cli_ctx *ctx, int argc, char **argv);
 int cmd_firmware_list(cli_ctx *ctx, int argc, char **argv);
 int cmd_firmware_show(cli_ctx *ctx, int argc, char **argv);
+int cmd_vuln_scan(cli_ctx *ctx, int argc, char **argv);
 
 const cli_command *cmd_find(const char *group, const char *name);
 
