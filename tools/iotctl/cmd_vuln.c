@@ -203,34 +203,50 @@ static bool is_deb(const vuln_comp *c)
     return c->purl != NULL && strncmp(c->purl, "pkg:deb/", 8) == 0;
 }
 
+/* An advisory's purl against c's (or, for a Debian package, its source
+ * package's). */
+static bool purl_matches(const char *purl, const vuln_comp *c, const char **installed)
+{
+    char want[VULN_STR_MAX + 1], have[VULN_STR_MAX + 1];
+    purl_base(purl, want, sizeof(want));
+    purl_base(c->purl, have, sizeof(have));
+    *installed = c->version;
+    if (strcmp(want, have) == 0)
+        return true;
+    if (!is_deb(c) || c->src == NULL)
+        return false;
+    snprintf(have, sizeof(have), "pkg:deb/debian/%s", c->src);
+    *installed = c->src_version;
+    return strcmp(want, have) == 0;
+}
+
+/* "Debian" or "Debian:N" (then c must be built for debian-N). */
+static bool debian_ecosystem_matches(const char *eco, const vuln_comp *c)
+{
+    if (eco == NULL || !is_deb(c) || strncmp(eco, "Debian", 6) != 0)
+        return false;
+    if (eco[6] == '\0')
+        return true;
+    char want[VULN_STR_MAX + 1];
+    snprintf(want, sizeof(want), "distro=debian-%s", eco + 7);
+    return eco[6] == ':' && strstr(c->purl, want) != NULL;
+}
+
 /* Does pkg name c? *installed: the version to compare (the source
  * package's when matched by source name). */
 static bool package_matches(const cJSON *pkg, const vuln_comp *c, const char **installed)
 {
-    const char *purl = str_of(pkg, "purl"), *eco = str_of(pkg, "ecosystem");
-    const char *name = str_of(pkg, "name");
-    char want[VULN_STR_MAX + 1], have[VULN_STR_MAX + 1];
-    if (purl != NULL && c->purl != NULL) {
-        purl_base(purl, want, sizeof(want));
-        purl_base(c->purl, have, sizeof(have));
+    const char *purl = str_of(pkg, "purl"), *name = str_of(pkg, "name");
+    if (purl != NULL && c->purl != NULL)
+        return purl_matches(purl, c, installed);
+    if (name == NULL || !debian_ecosystem_matches(str_of(pkg, "ecosystem"), c))
+        return false;
+    if (strcmp(name, c->name) == 0) {
         *installed = c->version;
-        if (strcmp(want, have) == 0)
-            return true;
-        snprintf(have, sizeof(have), "pkg:deb/debian/%s", c->src != NULL ? c->src : "");
-        *installed = c->src_version;
-        return is_deb(c) && c->src != NULL && strcmp(want, have) == 0;
+        return true;
     }
-    if (eco == NULL || name == NULL || !is_deb(c) || strncmp(eco, "Debian", 6) != 0)
-        return false;
-    if (eco[6] == ':') {
-        snprintf(want, sizeof(want), "distro=debian-%s", eco + 7);
-        if (strstr(c->purl, want) == NULL)
-            return false;
-    } else if (eco[6] != '\0') {
-        return false;
-    }
-    *installed = strcmp(name, c->name) == 0 ? c->version : c->src_version;
-    return strcmp(name, c->name) == 0 || (c->src != NULL && strcmp(name, c->src) == 0);
+    *installed = c->src_version;
+    return c->src != NULL && strcmp(name, c->src) == 0;
 }
 
 typedef struct range_result {
@@ -308,6 +324,24 @@ static void eval_affected(const cJSON *aff, const vuln_comp *c, const char *inst
     }
 }
 
+/* Does a VEX affects[].ref name c (its bom-ref or purl, or urn:cdx:...#bom-ref)? */
+static bool vex_ref_names(const char *ref, const vuln_comp *c)
+{
+    if (ref == NULL)
+        return false;
+    const char *hash = strrchr(ref, '#');
+    if (hash != NULL && strncmp(ref, "urn:cdx:", 8) == 0)
+        ref = hash + 1;
+    return (c->bom_ref != NULL && strcmp(ref, c->bom_ref) == 0) ||
+           (c->purl != NULL && strcmp(ref, c->purl) == 0);
+}
+
+static bool vex_suppresses(const cJSON *e)
+{
+    const char *state = str_of(cJSON_GetObjectItemCaseSensitive(e, "analysis"), "state");
+    return strcmp(state, "not_affected") == 0 || strcmp(state, "false_positive") == 0;
+}
+
 /* The VEX statement that suppresses advisory adv for component c, NULL if
  * none. */
 static const cJSON *vex_for(const vuln_scan *v, const cJSON *adv, const vuln_comp *c)
@@ -318,10 +352,7 @@ static const cJSON *vex_for(const vuln_scan *v, const cJSON *adv, const vuln_com
     cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(v->vex, "vulnerabilities"))
     {
         const char *vid = str_of(e, "id");
-        const char *state = str_of(cJSON_GetObjectItemCaseSensitive(e, "analysis"), "state");
-        if (strcmp(vid, id) != 0 && !str_in(aliases, vid))
-            continue;
-        if (strcmp(state, "not_affected") != 0 && strcmp(state, "false_positive") != 0)
+        if ((strcmp(vid, id) != 0 && !str_in(aliases, vid)) || !vex_suppresses(e))
             continue;
         const cJSON *affects = cJSON_GetObjectItemCaseSensitive(e, "affects");
         if (cJSON_GetArraySize(affects) == 0)
@@ -329,12 +360,7 @@ static const cJSON *vex_for(const vuln_scan *v, const cJSON *adv, const vuln_com
         const cJSON *a;
         cJSON_ArrayForEach(a, affects)
         {
-            const char *ref = str_of(a, "ref");
-            const char *hash = ref != NULL ? strrchr(ref, '#') : NULL;
-            if (ref != NULL && ((c->bom_ref != NULL && strcmp(ref, c->bom_ref) == 0) ||
-                                (c->purl != NULL && strcmp(ref, c->purl) == 0) ||
-                                (hash != NULL && strncmp(ref, "urn:cdx:", 8) == 0 &&
-                                 c->bom_ref != NULL && strcmp(hash + 1, c->bom_ref) == 0)))
+            if (vex_ref_names(str_of(a, "ref"), c))
                 return e;
         }
     }
@@ -556,18 +582,20 @@ static iot_status list_advisories(vuln_scan *v, char ***names, size_t *n)
                            v->advisories, strerror(errno));
     iot_status st = IOT_OK;
     char **list = calloc(VULN_FILES_MAX, sizeof(*list));
-    struct dirent *e;
-    while (list != NULL && st == IOT_OK && (e = readdir(d)) != NULL) {
+    for (struct dirent *e = readdir(d); list != NULL && st == IOT_OK && e != NULL; e = readdir(d)) {
         if (!is_json_name(e->d_name))
             continue;
-        if (*n == VULN_FILES_MAX)
+        if (*n == VULN_FILES_MAX) {
             st =
                 iot_err_set(&v->err, IOT_ENOMEM, "%s: more than %d advisories; split the directory",
                             v->advisories, VULN_FILES_MAX);
-        else if ((list[*n] = strdup(e->d_name)) != NULL)
-            (*n)++;
-        else
+            continue;
+        }
+        list[*n] = strdup(e->d_name);
+        if (list[*n] == NULL)
             st = iot_err_set(&v->err, IOT_ENOMEM, "out of memory");
+        else
+            (*n)++;
     }
     closedir(d);
     if (list == NULL)

@@ -29,24 +29,30 @@ static bool chars_in(const char *s, size_t n, const char *extra)
     return true;
 }
 
+/* The epoch before the first ':' of *v, if any, leaving *v after it. */
+static bool deb_epoch(const char **v, unsigned long *epoch)
+{
+    *epoch = 0;
+    const char *colon = strchr(*v, ':');
+    if (colon == NULL)
+        return true;
+    if (colon == *v || colon - *v > 9)
+        return false;
+    for (const char *p = *v; p < colon; p++) {
+        if (!is_digit(*p))
+            return false;
+        *epoch = *epoch * 10 + (unsigned long)(*p - '0');
+    }
+    *v = colon + 1;
+    return true;
+}
+
 /* Splits v into epoch, upstream version and revision; false if malformed. */
 static bool deb_split(const char *v, deb_ver *out)
 {
     size_t len = strnlen(v, IOT_VULN_VERSION_MAX + 1);
-    if (len == 0 || len > IOT_VULN_VERSION_MAX)
+    if (len == 0 || len > IOT_VULN_VERSION_MAX || !deb_epoch(&v, &out->epoch))
         return false;
-    out->epoch = 0;
-    const char *colon = strchr(v, ':');
-    if (colon != NULL) {
-        if (colon == v || colon - v > 9)
-            return false;
-        for (const char *p = v; p < colon; p++) {
-            if (!is_digit(*p))
-                return false;
-            out->epoch = out->epoch * 10 + (unsigned long)(*p - '0');
-        }
-        v = colon + 1;
-    }
     const char *dash = strrchr(v, '-');
     size_t up_len = dash != NULL ? (size_t)(dash - v) : strlen(v);
     const char *rev = dash != NULL ? dash + 1 : "";
@@ -75,31 +81,46 @@ static int deb_order(char c)
     return 0;
 }
 
+/* The non-digit runs at *a and *b, advancing both; nonzero if they differ. */
+static int deb_alpha_cmp(const char **a, const char **b)
+{
+    while ((**a != '\0' && !is_digit(**a)) || (**b != '\0' && !is_digit(**b))) {
+        int ac = deb_order(**a), bc = deb_order(**b);
+        if (ac != bc)
+            return ac - bc;
+        (*a)++;
+        (*b)++;
+    }
+    return 0;
+}
+
+/* The digit runs at *a and *b as numbers, advancing both. */
+static int deb_num_cmp(const char **a, const char **b)
+{
+    while (**a == '0')
+        (*a)++;
+    while (**b == '0')
+        (*b)++;
+    int first_diff = 0;
+    for (; is_digit(**a) && is_digit(**b); (*a)++, (*b)++)
+        if (first_diff == 0)
+            first_diff = **a - **b;
+    if (is_digit(**a))
+        return 1;
+    if (is_digit(**b))
+        return -1;
+    return first_diff;
+}
+
 /* dpkg's verrevcmp: alternating non-digit and digit runs. */
 static int deb_part_cmp(const char *a, const char *b)
 {
     while (*a != '\0' || *b != '\0') {
-        while ((*a != '\0' && !is_digit(*a)) || (*b != '\0' && !is_digit(*b))) {
-            int ac = deb_order(*a), bc = deb_order(*b);
-            if (ac != bc)
-                return ac - bc;
-            a++;
-            b++;
-        }
-        while (*a == '0')
-            a++;
-        while (*b == '0')
-            b++;
-        int first_diff = 0;
-        for (; is_digit(*a) && is_digit(*b); a++, b++)
-            if (first_diff == 0)
-                first_diff = *a - *b;
-        if (is_digit(*a))
-            return 1;
-        if (is_digit(*b))
-            return -1;
-        if (first_diff != 0)
-            return first_diff;
+        int c = deb_alpha_cmp(&a, &b);
+        if (c == 0)
+            c = deb_num_cmp(&a, &b);
+        if (c != 0)
+            return c;
     }
     return 0;
 }
@@ -124,29 +145,32 @@ typedef struct sem_ver {
     size_t pre_len;
 } sem_ver;
 
-static bool sem_split(const char *v, sem_ver *out)
+/* MAJOR[.MINOR[.PATCH]] at *v, leaving *v after it. */
+static bool sem_numbers(const char **v, sem_ver *out)
 {
-    size_t len = strnlen(v, IOT_VULN_VERSION_MAX + 1);
-    if (len == 0 || len > IOT_VULN_VERSION_MAX)
-        return false;
-    if (v[0] == 'v')
-        v++;
-    memset(out, 0, sizeof(*out));
+    const char *p = *v;
     for (int i = 0; i < 3; i++) {
         out->num[i] = "";
-        if (i > 0 && *v != '.')
+        if (i > 0 && *p != '.')
             continue; /* 5.2 is 5.2.0 */
         if (i > 0)
-            v++;
-        if (!is_digit(*v))
+            p++;
+        if (!is_digit(*p))
             return false;
-        while (*v == '0' && is_digit(v[1]))
-            v++;
-        out->num[i] = v;
-        while (is_digit(*v))
-            v++;
-        out->num_len[i] = (size_t)(v - out->num[i]);
+        while (*p == '0' && is_digit(p[1]))
+            p++;
+        out->num[i] = p;
+        while (is_digit(*p))
+            p++;
+        out->num_len[i] = (size_t)(p - out->num[i]);
     }
+    *v = p;
+    return true;
+}
+
+/* [-PRE-RELEASE][+BUILD] at v, then the end. */
+static bool sem_tail(const char *v, sem_ver *out)
+{
     if (*v == '-') {
         out->pre = ++v;
         while (*v != '\0' && *v != '+')
@@ -158,6 +182,16 @@ static bool sem_split(const char *v, sem_ver *out)
     if (*v == '+')
         return v[1] != '\0' && chars_in(v + 1, strlen(v + 1), ".-");
     return *v == '\0';
+}
+
+static bool sem_split(const char *v, sem_ver *out)
+{
+    size_t len = strnlen(v, IOT_VULN_VERSION_MAX + 1);
+    if (len == 0 || len > IOT_VULN_VERSION_MAX)
+        return false;
+    memset(out, 0, sizeof(*out));
+    const char *p = v[0] == 'v' ? v + 1 : v;
+    return sem_numbers(&p, out) && sem_tail(p, out);
 }
 
 /* Digit strings without leading zeros compare by length, then bytes. */
@@ -259,6 +293,53 @@ static int event_cmp(iot_ver_scheme scheme, const iot_vuln_event *a, const iot_v
     return c != 0 ? c : (int)a->kind - (int)b->kind;
 }
 
+static const char *scheme_name(iot_ver_scheme scheme)
+{
+    return scheme == IOT_VER_DPKG ? "Debian" : "SemVer";
+}
+
+/* Checks the events' versions and sorts them into sorted[]. */
+static iot_status sort_events(iot_ver_scheme scheme, const iot_vuln_event *events, size_t n,
+                              iot_vuln_event *sorted, iot_err *err)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (!is_zero(&events[i]) && !iot_vuln_version_valid(scheme, events[i].version))
+            return iot_err_set(err, IOT_EINVAL, "event version '%.*s' is not a valid %s version",
+                               IOT_VULN_VERSION_MAX, events[i].version, scheme_name(scheme));
+        size_t j = i;
+        for (; j > 0 && event_cmp(scheme, &sorted[j - 1], &events[i]) > 0; j--)
+            sorted[j] = sorted[j - 1];
+        sorted[j] = events[i];
+    }
+    return IOT_OK;
+}
+
+/* One sorted event against version's comparison c with it (c > 0: the
+ * version is above the event). */
+static void apply_event(const iot_vuln_event *e, int c, bool *affected, bool *span_open,
+                        const char **fixed)
+{
+    bool at_or_above = c >= 0;
+    switch (e->kind) {
+    case IOT_VULN_INTRODUCED:
+        if (at_or_above)
+            *affected = true;
+        break;
+    case IOT_VULN_FIXED:
+        if (at_or_above)
+            *affected = false;
+        else if (*span_open && *fixed == NULL)
+            *fixed = e->version; /* the first fix above version */
+        break;
+    case IOT_VULN_LAST_AFFECTED:
+        if (c > 0)
+            *affected = false;
+        else
+            *span_open = false; /* the span ends there; no fix known */
+        break;
+    }
+}
+
 iot_status iot_vuln_range_match(iot_ver_scheme scheme, const char *version,
                                 const iot_vuln_event *events, size_t n, bool *affected,
                                 const char **fixed, iot_err *err)
@@ -270,33 +351,15 @@ iot_status iot_vuln_range_match(iot_ver_scheme scheme, const char *version,
                            IOT_VULN_EVENTS_MAX);
     if (!iot_vuln_version_valid(scheme, version))
         return iot_err_set(err, IOT_EINVAL, "'%.*s' is not a valid %s version",
-                           IOT_VULN_VERSION_MAX, version,
-                           scheme == IOT_VER_DPKG ? "Debian" : "SemVer");
+                           IOT_VULN_VERSION_MAX, version, scheme_name(scheme));
     iot_vuln_event sorted[IOT_VULN_EVENTS_MAX];
+    iot_status st = sort_events(scheme, events, n, sorted, err);
+    if (st != IOT_OK)
+        return st;
+    bool span_open = true;
     for (size_t i = 0; i < n; i++) {
-        if (!is_zero(&events[i]) && !iot_vuln_version_valid(scheme, events[i].version))
-            return iot_err_set(err, IOT_EINVAL, "event version '%.*s' is not a valid %s version",
-                               IOT_VULN_VERSION_MAX, events[i].version,
-                               scheme == IOT_VER_DPKG ? "Debian" : "SemVer");
-        size_t j = i;
-        for (; j > 0 && event_cmp(scheme, &sorted[j - 1], &events[i]) > 0; j--)
-            sorted[j] = sorted[j - 1];
-        sorted[j] = events[i];
-    }
-    bool span_open = true; /* no last_affected above version seen yet */
-    for (size_t i = 0; i < n; i++) {
-        const iot_vuln_event *e = &sorted[i];
-        int c = is_zero(e) ? 1 : iot_vuln_version_cmp(scheme, version, e->version);
-        if (c >= 0 && e->kind == IOT_VULN_INTRODUCED)
-            *affected = true;
-        else if (c >= 0 && e->kind == IOT_VULN_FIXED)
-            *affected = false;
-        else if (c > 0 && e->kind == IOT_VULN_LAST_AFFECTED)
-            *affected = false;
-        else if (c <= 0 && e->kind == IOT_VULN_LAST_AFFECTED)
-            span_open = false; /* the span ends there; no fix known */
-        else if (c < 0 && e->kind == IOT_VULN_FIXED && span_open && *fixed == NULL)
-            *fixed = e->version; /* the first fix above version */
+        int c = is_zero(&sorted[i]) ? 1 : iot_vuln_version_cmp(scheme, version, sorted[i].version);
+        apply_event(&sorted[i], c, affected, &span_open, fixed);
     }
     if (!*affected)
         *fixed = NULL;
