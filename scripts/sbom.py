@@ -189,6 +189,14 @@ def ldd(path):
     return libs
 
 
+def timestamp():
+    """Now, or SOURCE_DATE_EPOCH for reproducible builds, in UTC."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH", "")
+    when = (datetime.datetime.fromtimestamp(int(epoch), datetime.timezone.utc) if epoch.isdigit()
+            else datetime.datetime.now(datetime.timezone.utc))
+    return when.replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
 def bom_skeleton(root, tools_extra=None):
     tools = [dict(TOOL)]
     if tools_extra:
@@ -199,8 +207,7 @@ def bom_skeleton(root, tools_extra=None):
         "serialNumber": f"urn:uuid:{uuid.uuid4()}",
         "version": 1,
         "metadata": {
-            "timestamp": datetime.datetime.now(datetime.timezone.utc)
-            .replace(microsecond=0).isoformat().replace("+00:00", "Z"),
+            "timestamp": timestamp(),
             "lifecycles": [{"phase": "build"}],
             "tools": {"components": tools},
             "authors": [{"name": MANUFACTURER}],

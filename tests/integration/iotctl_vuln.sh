@@ -108,6 +108,30 @@ expect_eq "a GIT range is listed as not evaluated" "iotctl" \
   "$(jq -r '.unevaluated[] | select(.id == "IOT-2026-1") | .component' <<<"$OUT")"
 rm "$A/IOT-2026-1.json"
 
+# The ESP32 firmware (when the ESP-IDF build of esp_idf_build.sh exists):
+# an ESP-IDF component advisory by purl and SemVer, with the devices that
+# report that firmware version.
+FWDESC="$IOT_BUILD_DIR/esp-idf/production/project_description.json"
+if [ -f "$FWDESC" ]; then
+  /usr/bin/python3 "$IOT_SOURCE_DIR/scripts/sbom.py" esp32 --project-description "$FWDESC" \
+    --out "$T/fw.cdx.json" || fail "ESP32 SBOM not made"
+  FWV="$(jq -r .metadata.component.version "$T/fw.cdx.json")"
+  IDFV="$(jq -r '.components[] | select(.type == "framework") | .version' "$T/fw.cdx.json")"
+  mkdir "$T/esp-adv"
+  cat >"$T/esp-adv/ESP-1.json" <<JSON
+{"id": "ESP-2026-1", "summary": "lwIP flaw",
+ "affected": [{"package": {"purl": "pkg:github/espressif/esp-idf#components/lwip"},
+               "ranges": [{"type": "SEMVER", "events": [{"introduced": "5.0.0"}, {"fixed": "${IDFV%.*}.$((${IDFV##*.} + 1))"}]}]}]}
+JSON
+  jq --arg v "$FWV" '.devices += [{"device": "esp-1", "firmware": $v}]' "$INV" >"$T/fleet-esp.json"
+  run "$IOTCTL" vuln scan --advisories "$T/esp-adv" --sbom "$T/fw.cdx.json" --inventory "$T/fleet-esp.json" --json
+  expect_eq "ESP-IDF component advisory: exit 1" 1 "$RC"
+  expect_eq "ESP-IDF lwip $IDFV affected, device esp-1" "lwip $IDFV esp-1" \
+    "$(jq -r '.affected[0] | "\(.components[0].component) \(.components[0].installed) \([.devices[].device] | join(","))"' <<<"$OUT")"
+else
+  echo "# no ESP-IDF build at ${FWDESC%/*}: ESP32 firmware matching not checked"
+fi
+
 # VEX: not_affected for the alias, with its reason.
 VEX="$T/vex.cdx.json"
 cat >"$VEX" <<JSON
