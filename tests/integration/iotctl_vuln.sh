@@ -48,6 +48,8 @@ cat >"$A/DSA-9004-1.json" <<JSON
  "affected": [{"package": {"ecosystem": "Debian:11", "name": "$SRC"},
                "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}]}]}]}
 JSON
+# Withdrawn by the database: never reported.
+jq '.id = "DSA-9000-1" | .withdrawn = "2026-12-02T00:00:00Z"' "$A/DSA-9001-1.json" >"$A/DSA-9000-1.json"
 echo "not an advisory, not read" >"$A/README.txt"
 
 INV="$T/fleet.json"
@@ -70,12 +72,12 @@ grep -q "libssl3 $VER (source $SRC) in iotsim $SIM_VERSION: fixed in $NEXT" <<<"
 grep -q "devices (2): sim-1 ($SIM_VERSION) sim-2 ($SIM_VERSION)" <<<"$OUT" ||
   fail "affected devices not reported: $OUT"
 pass "an advisory whose range holds our $SRC $VER is reported with the devices running it"
-for id in DSA-9002-1 DSA-9003-1 DSA-9004-1; do
+for id in DSA-9000-1 DSA-9002-1 DSA-9003-1 DSA-9004-1; do
   grep -q "$id" <<<"$OUT" && fail "$id does not affect us but is reported: $OUT"
 done
-pass "advisories fixed in our version, introduced after it, or for Debian 11 are not reported"
-grep -q "^4 advisories read, 1 affect us (2 devices)" <<<"$OUT" || fail "summary line: $OUT"
-pass "summary counts 4 advisories, the .txt file not read"
+pass "advisories withdrawn, fixed in our version, introduced after it, or for Debian 11 are not reported"
+grep -q "^5 advisories read, 1 affect us (2 devices)" <<<"$OUT" || fail "summary line: $OUT"
+pass "summary counts 5 advisories, the .txt file not read"
 
 run scan --json
 [ "$RC" -eq 1 ] || fail "--json: expected exit 1, got $RC"
@@ -160,7 +162,7 @@ expect_eq "VEX for another component: still affected" 1 "$RC"
 rm "$A/DSA-9001-1.json"
 run scan
 expect_eq "no affecting advisory: exit 0" 0 "$RC"
-grep -q "^3 advisories read, 0 affect us" <<<"$OUT" || fail "summary: $OUT"
+grep -q "^4 advisories read, 0 affect us" <<<"$OUT" || fail "summary: $OUT"
 
 # Input errors: exit 2, naming the file.
 printf '{"id": "DSA-9005-1", "affected": [' >"$A/DSA-9005-1.json"

@@ -497,6 +497,8 @@ static const char *severity_of(const cJSON *adv)
 
 static void scan_advisory(vuln_scan *v, const cJSON *adv, const char *file)
 {
+    if (cJSON_GetObjectItemCaseSensitive(adv, "withdrawn") != NULL)
+        return; /* the database took it back */
     adv_state a = {.adv = adv, .file = file, .matches = cJSON_CreateArray()};
     for (size_t i = 0; i < v->n_sboms; i++) {
         const cJSON *md = cJSON_GetObjectItemCaseSensitive(v->sboms[i].doc, "metadata");
@@ -632,6 +634,12 @@ static iot_status scan_all(vuln_scan *v)
 
 /* --- output ------------------------------------------------------------- */
 
+static int num_of(const cJSON *o, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    return cJSON_IsNumber(v) ? v->valueint : 0;
+}
+
 static void print_match(const cJSON *m)
 {
     const char *fixed = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(m, "fixed"));
@@ -673,10 +681,8 @@ static void print_text(const vuln_scan *v, const cJSON *report)
                str_of(m, "installed"), str_of(m, "sbom"), str_of(m, "reason"));
     const cJSON *s = cJSON_GetObjectItemCaseSensitive(report, "summary");
     printf("%d advisories read, %d affect us (%d devices), %d matches suppressed by VEX\n",
-           cJSON_GetObjectItemCaseSensitive(s, "advisories")->valueint,
-           cJSON_GetObjectItemCaseSensitive(s, "affected")->valueint,
-           cJSON_GetObjectItemCaseSensitive(s, "devices")->valueint,
-           cJSON_GetObjectItemCaseSensitive(s, "suppressed")->valueint);
+           num_of(s, "advisories"), num_of(s, "affected"), num_of(s, "devices"),
+           num_of(s, "suppressed"));
 }
 
 static cJSON *report_json(vuln_scan *v)
