@@ -45,7 +45,7 @@ JSON
 # The same package in another Debian release does not concern us.
 cat >"$A/DSA-9004-1.json" <<JSON
 {"id": "DSA-9004-1", "summary": "$SRC in Debian 11",
- "affected": [{"package": {"ecosystem": "Debian:11", "name": "$SRC"},
+ "affected": [{"package": {"ecosystem": "Debian:11", "name": "$SRC", "purl": "pkg:deb/debian/$SRC?distro=debian-11"},
                "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}]}]}]}
 JSON
 # Withdrawn by the database: never reported.

@@ -237,9 +237,13 @@ static bool debian_ecosystem_matches(const char *eco, const vuln_comp *c)
 static bool package_matches(const cJSON *pkg, const vuln_comp *c, const char **installed)
 {
     const char *purl = str_of(pkg, "purl"), *name = str_of(pkg, "name");
+    const char *eco = str_of(pkg, "ecosystem");
+    bool debian = eco != NULL && strncmp(eco, "Debian", 6) == 0;
+    if (debian && !debian_ecosystem_matches(eco, c))
+        return false; /* another release's package */
     if (purl != NULL && c->purl != NULL)
         return purl_matches(purl, c, installed);
-    if (name == NULL || !debian_ecosystem_matches(str_of(pkg, "ecosystem"), c))
+    if (name == NULL || !debian)
         return false;
     if (strcmp(name, c->name) == 0) {
         *installed = c->version;
