@@ -22,7 +22,7 @@ TEST_PKGS=(
   gcc-riscv64-unknown-elf picolibc-riscv64-unknown-elf qemu-system-misc
   iproute2 nftables wireguard-go wireguard-tools tcpdump iputils-ping
   testssl.sh prometheus pmccabe
-  systemd strace gdb python3-yaml curl docker-compose
+  systemd strace gdb python3-yaml python3-jsonschema curl docker-compose
   buildah debootstrap python3-docker
   zstd binutils-riscv64-unknown-elf libstdc++-arm-none-eabi-dev
   python3-click python3-serial python3-cryptography python3-pyparsing

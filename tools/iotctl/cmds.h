@@ -55,6 +55,7 @@ int cmd_incident_close(cli_ctx *ctx, int argc, char **argv);
 int cmd_incident_list(cli_ctx *ctx, int argc, char **argv);
 int cmd_incident_show(cli_ctx *ctx, int argc, char **argv);
 int cmd_incident_report(cli_ctx *ctx, int argc, char **argv);
+int cmd_vuln_scan(cli_ctx *ctx, int argc, char **argv);
 
 const cli_command *cmd_find(const char *group, const char *name);
 

@@ -382,6 +382,21 @@ const cli_command cli_commands[] = {
      "Fields the register does not hold yet are marked [to be completed].",
      "  --type TYPE            early-warning, notification, final or user-notice\n"
      "  --json                 machine-readable output\n" INCIDENT_COMMON},
+    {"vuln", "scan", cmd_vuln_scan, "Match OSV advisories against the SBOMs and the fleet.",
+     "--advisories DIR --sbom FILE... [--inventory FILE] [--vex FILE] [--json]",
+     "Read the OSV advisories (*.json) in DIR and match them, offline, against the\n"
+     "CycloneDX SBOMs the build writes (build/<dir>/sbom/): Debian packages by name or\n"
+     "source package in Debian version order, ESP-IDF and our own components by purl\n"
+     "in SemVer order. Per advisory: the affected components with their installed and\n"
+     "fixed versions and, with --inventory, the devices whose reported firmware is the\n"
+     "version of an affected firmware SBOM. A CycloneDX VEX statement (analysis.state\n"
+     "not_affected or false_positive) suppresses a match, shown with its reason.\n"
+     "Exit status: 0 nothing affected, 1 something affected, 2 usage or input error.",
+     "  --advisories DIR       a directory of OSV JSON advisories (each at most 1 MiB)\n"
+     "  --sbom FILE            a CycloneDX SBOM; repeat for each (at most 16)\n"
+     "  --inventory FILE       the fleet inventory (the gateway's GET /fleet)\n"
+     "  --vex FILE             a CycloneDX VEX document of advisories that do not apply\n"
+     "  --json                 machine-readable output\n"},
 };
 const size_t cli_command_count = sizeof(cli_commands) / sizeof(cli_commands[0]);
 
@@ -489,7 +504,8 @@ static void print_overview(FILE *out)
                  "Manages the telemetry system's certificate authority and its intermediates,\n"
                  "the certificates of the gateway, the broker and operators, the registry of\n"
                  "enrolled devices with their enrollment tokens and approvals, the firmware\n"
-                 "signing keys and releases, and staged firmware rollouts.\n\n"
+                 "signing keys and releases, staged firmware rollouts, and the matching of\n"
+                 "vulnerability advisories against the software bills of materials.\n\n"
                  "Commands:\n");
     for (size_t i = 0; i < cli_command_count; i++) {
         char words[2 * WORD_MAX + 2];
