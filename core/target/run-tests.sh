@@ -5,7 +5,7 @@
 #   - its .text exceeds 18 KiB or its static RAM (.data + .bss) 4 KiB,
 #   - the enrollment library (libiotd_enroll.a, linked only by devices that
 #     enroll themselves) has allocation or printf, or .text over 4 KiB, or
-#     any static RAM,
+#     any static RAM; the same for the health report (libiotd_health.a, 2 KiB),
 #   - any test binary exits non-zero (or hangs) under qemu-system-riscv32.
 # Run by ctest as target.core_riscv32; by hand:
 #   IOT_SOURCE_DIR=$PWD IOT_BUILD_DIR=build core/target/run-tests.sh
@@ -24,6 +24,9 @@ RAM_BUDGET=4096
 # at the factory does not link it.
 ENROLL_TEXT_BUDGET=4096
 ENROLL_RAM_BUDGET=0
+# The health report (health.c), apart too.
+HEALTH_TEXT_BUDGET=2048
+HEALTH_RAM_BUDGET=0
 TEST_TIMEOUT=60
 
 fail() {
@@ -71,19 +74,25 @@ echo "core size: .text $text B (budget $TEXT_BUDGET), .data $data B + .bss $bss 
 [ "$ram" -le "$RAM_BUDGET" ] || fail "static RAM is $ram bytes, over the $RAM_BUDGET budget"
 echo "ok - within the size budget"
 
-# --- the enrollment library ------------------------------------------------------
-ENROLL_LIB="$OUT/core/libiotd_enroll.a"
-[ -f "$ENROLL_LIB" ] || fail "$ENROLL_LIB was not built"
-undefined="$(riscv64-unknown-elf-nm -u "$ENROLL_LIB" | awk 'NF == 2 { print $2 }' | sort -u)"
-echo "enrollment references outside itself: $(tr '\n' ' ' <<<"$undefined")"
-banned="$(grep -E '^(malloc|free|calloc|realloc|reallocarray|aligned_alloc|memalign|posix_memalign)$|printf' <<<"$undefined" || true)"
-[ -z "$banned" ] || fail "the enrollment library references forbidden symbols: $(tr '\n' ' ' <<<"$banned")"
-read -r text data bss _ < <(riscv64-unknown-elf-size -t "$ENROLL_LIB" | awk '/\(TOTALS\)/ { print $1, $2, $3 }')
-ram=$((data + bss))
-echo "enrollment size: .text $text B (budget $ENROLL_TEXT_BUDGET), static RAM $ram B (budget $ENROLL_RAM_BUDGET)"
-[ "$text" -le "$ENROLL_TEXT_BUDGET" ] || fail "enrollment .text is $text bytes, over the $ENROLL_TEXT_BUDGET budget"
-[ "$ram" -le "$ENROLL_RAM_BUDGET" ] || fail "enrollment static RAM is $ram bytes, over the $ENROLL_RAM_BUDGET budget"
-echo "ok - enrollment within its budget"
+# --- the libraries a device links only when it uses them ---------------------------
+# check_lib WHAT ARCHIVE TEXT_BUDGET RAM_BUDGET: no allocation, no printf,
+# within its budgets.
+check_lib() {
+  local what="$1" lib="$2" text_budget="$3" ram_budget="$4" undefined banned text data bss ram
+  [ -f "$lib" ] || fail "$lib was not built"
+  undefined="$(riscv64-unknown-elf-nm -u "$lib" | awk 'NF == 2 { print $2 }' | sort -u)"
+  echo "$what references outside itself: $(tr '\n' ' ' <<<"$undefined")"
+  banned="$(grep -E '^(malloc|free|calloc|realloc|reallocarray|aligned_alloc|memalign|posix_memalign)$|printf' <<<"$undefined" || true)"
+  [ -z "$banned" ] || fail "the $what library references forbidden symbols: $(tr '\n' ' ' <<<"$banned")"
+  read -r text data bss _ < <(riscv64-unknown-elf-size -t "$lib" | awk '/\(TOTALS\)/ { print $1, $2, $3 }')
+  ram=$((data + bss))
+  echo "$what size: .text $text B (budget $text_budget), static RAM $ram B (budget $ram_budget)"
+  [ "$text" -le "$text_budget" ] || fail "$what .text is $text bytes, over the $text_budget budget"
+  [ "$ram" -le "$ram_budget" ] || fail "$what static RAM is $ram bytes, over the $ram_budget budget"
+  echo "ok - $what within its budget"
+}
+check_lib enrollment "$OUT/core/libiotd_enroll.a" "$ENROLL_TEXT_BUDGET" "$ENROLL_RAM_BUDGET"
+check_lib "health report" "$OUT/core/libiotd_health.a" "$HEALTH_TEXT_BUDGET" "$HEALTH_RAM_BUDGET"
 
 # --- tests under qemu ----------------------------------------------------------
 mapfile -t tests <"$OUT/core-tests.txt"

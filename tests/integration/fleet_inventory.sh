@@ -9,7 +9,7 @@
 . "$(dirname "$0")/gateway_lib.sh"
 
 SEC="$T/sec.out"
-make_pki dev-1 dev-2 dev-3
+make_pki dev-1 dev-2 dev-3 dev-4
 "$IOTCTL" --dir "$P" cert client secmon --role operator >/dev/null
 sed 's/CN=dashboard,/CN=consumer,/' "$IOT_SOURCE_DIR/deploy/broker/acl" >"$T/acl"
 BROKER_ACL="$T/acl"
@@ -87,14 +87,35 @@ done
 wait_until 20 "the firmware change" bash -c "grep -q 'security/gateway-mqtt/device.firmware_changed ' '$SEC'"
 pass "a firmware change is an event"
 
+# --- the device core's reports (iotsim) ------------------------------------------------------------
+IOTSIM="$IOT_BUILD_DIR/tools/iotsim"
+sim() {
+  "$IOTSIM" --gateway "https://localhost:$GW_PORT" --pki "$P" --device dev-2 --state "$T/state" \
+    --interval 100ms --count 3 --updates off --health-interval 1h "$@" >"$T/sim.out" 2>"$T/sim.err"
+}
+expect_fail "an unknown reset reason" 2 "reset-reason 'cosmic'" "$IOTSIM" \
+  --gateway "https://localhost:$GW_PORT" --pki "$P" --device dev-2 --reset-reason cosmic
+expect_ok "a device reports at start" sim --reset-reason watchdog -v
+grep -q "event=health.sent.*status=204" "$T/sim.err" || fail "no health report answered 204: $(cat "$T/sim.err")"
+want_end="$(date -u -d "$(openssl x509 -in "$P/devices/dev-2/cert.pem" -noout -enddate | cut -d= -f2)" +%s)"
+# Its first step uploads the first reading, then reports: an upload just now.
+expect_eq "dev-2 as the core reported it" "1.0.0 0 1 watchdog $want_end true" \
+  "$(dev dev-2 | jq -r '"\(.firmware) \(.secure_version) \(.boot_count) \(.reset_reason) \(.cert_not_after) \(.since_upload_s >= 0 and .since_upload_s < 60)"')"
+expect_ok "a second start" sim
+expect_eq "the boot count grows across starts, the reset reason follows" "2 software" \
+  "$(dev dev-2 | jq -r '"\(.boot_count) \(.reset_reason)"')"
+wait_until 20 "the stream to report dev-2's watchdog reset" \
+  bash -c "awk '\$1 == \"security/gateway-mqtt/device.security_report\"' '$SEC' | cut -d' ' -f2- | jq -s -e 'map(select(.device == \"dev-2\" and .reason == \"abnormal_reset\")) | length > 0' >/dev/null"
+pass "a device's watchdog reset reaches the security stream"
+
 # --- last seen from readings, silence, and a restart ---------------------------------------------
-r="$(post dev-2 application/json '{"seq":1,"temperature":20}')"
-expect_eq "a reading from dev-2" 200 "${r%% *}"
-expect_eq "dev-2 is in the inventory by its reading alone" '""' "$(dev dev-2 | jq -c .firmware)"
+r="$(post dev-4 application/json '{"seq":1,"temperature":20}')"
+expect_eq "a reading from dev-4" 200 "${r%% *}"
+expect_eq "dev-4 is in the inventory by its reading alone" '""' "$(dev dev-4 | jq -c .firmware)"
 wait_until 20 "dev-3 counted as silent" bash -c "[ \"\$(curl -s http://127.0.0.1:$ADMIN_PORT/metrics | awk '\$1 == \"iotgw_devices_silent\" { print \$2 }')\" = 1 ]"
 pass "a device not heard from for device_silent_after is silent"
 stop_gateway
 start_gateway
-expect_eq "the inventory survives a restart" "1.1.0 2 14 dev-2" \
-  "$(fleet | jq -r '[(.devices[] | select(.device == "dev-1") | "\(.firmware) \(.secure_version) \(.boot_count)"), (.devices[] | select(.device == "dev-2") | .device)] | join(" ")')"
+expect_eq "the inventory survives a restart" "1.1.0 2 14 dev-2 2" \
+  "$(fleet | jq -r '[(.devices[] | select(.device == "dev-1") | "\(.firmware) \(.secure_version) \(.boot_count)"), (.devices[] | select(.device == "dev-2") | "\(.device) \(.boot_count)")] | join(" ")')"
 finish

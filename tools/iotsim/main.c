@@ -86,6 +86,12 @@ static const char HELP[] =
     "                         with enrollment; --pki is then not needed)\n"
     "  --renew                renew every device's certificate at start, whatever its age\n"
     "  --clock-ahead DUR      the certificate in use looks DUR older until renewed (tests)\n"
+    "  --health-interval DUR  send a health report (firmware, boot count, reset reason,\n"
+    "                         failed connections, certificate expiry) at start and then\n"
+    "                         every DUR (docs/protocol.md); default none\n"
+    "  --reset-reason R       the reset reason the reports give (power_on, software,\n"
+    "                         panic, watchdog, brownout, ...); default power_on at the\n"
+    "                         first start, software after\n"
     "A device that already has a certificate in its state directory only renews it.\n"
     "\n"
     "Firmware updates (each device also runs the core's update machine, with its two\n"
@@ -186,6 +192,11 @@ static const sim_option SIM_OPTIONS[] = {
     {.name = "bootstrap-key", .arg = ARG_TEXT, SIM_FIELD(opt.enroll.bootstrap_key)},
     {.name = "ca", .arg = ARG_TEXT, SIM_FIELD(opt.enroll.ca)},
     {.name = "renew", .arg = ARG_RENEW},
+    {.name = "health-interval",
+     .arg = ARG_DURATION,
+     SIM_FIELD(opt.health_ms),
+     .expect = "a duration up to 24h"},
+    {.name = "reset-reason", .arg = ARG_TEXT, SIM_FIELD(opt.reset_reason)},
     {.name = "clock-ahead",
      .arg = ARG_DURATION,
      SIM_FIELD(opt.enroll.clock_ahead_ms),
@@ -570,6 +581,15 @@ static bool version_valid(const char *v)
 
 /* Where the trusted keys come from: --trusted-keys, else the PKI's file
  * when it exists (then updates run unless --updates off). */
+/* NULL (the default) or a reason the health report accepts. */
+static bool reset_reason_valid(const char *reason)
+{
+    iotd_health_info probe = {.firmware = "x", .reset_reason = reason};
+    char json[IOTD_HEALTH_BODY_MAX];
+    size_t n = 0;
+    return reason == NULL || iotd_health_json(&probe, 0, 0, json, sizeof(json), &n) == IOTD_OK;
+}
+
 static int check_update_options(cli *c)
 {
     static char pki_keys[4096];
@@ -631,6 +651,10 @@ static int check_options(cli *c)
         return usage_error("--gateway: %s", err.msg);
     if (check_enroll_options(c) >= 0)
         return EXIT_USAGE;
+    if (!reset_reason_valid(c->opt.reset_reason))
+        return usage_error("--reset-reason '%s' is not one of power_on, software, deep_sleep, "
+                           "external, panic, watchdog, brownout, unknown",
+                           c->opt.reset_reason);
     if (c->opt.pki == NULL && !c->opt.enroll.enabled)
         return usage_error("--pki DIR is required");
     if ((c->n_ids > 0) == (c->devices > 0))

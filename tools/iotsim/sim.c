@@ -393,7 +393,7 @@ int sim_open_device(sim_device *d)
     iotd_posix_synth_init(&d->synth, opt->curves, opt->n_curves, opt->seed ^ id_hash(d->id));
     char state[PATH_LEN];
     snprintf(state, sizeof(state), "%s/%s", opt->state, d->id);
-    if (open_core(d, opt, state) != 0)
+    if (open_core(d, opt, state) != 0 || sim_health_open(d) != 0)
         return -1;
     return sim_update_open(d);
 }
@@ -509,6 +509,10 @@ static void step_device(sim_device *d, uint64_t now)
     if (d->enrolling) {
         uint32_t e = sim_enroll_step(d, now);
         sleep = e < sleep ? e : sleep;
+    }
+    if (d->reporting && !d->synth.off) {
+        uint32_t h = sim_health_step(d, now);
+        sleep = h < sleep ? h : sleep;
     }
     const iotd_stats *st = iotd_device_stats(&d->dev);
     report_reading(d, st);

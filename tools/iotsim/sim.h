@@ -24,6 +24,7 @@
 #include "iotd/device.h"
 #include "iotd/update.h"
 #include "iotd/enroll.h"
+#include "iotd/health.h"
 #include "iotd_posix/cred.h"
 #include "iotd_posix/port.h"
 #include "iotd_posix/sensors.h"
@@ -84,7 +85,10 @@ typedef struct sim_options {
     int verbose; /* -1 quiet, 0 default, 1 -v, 2 -vv */
     sim_update_options update;
     sim_enroll_options enroll;
-    char **argv; /* the command line, for a reboot that re-executes iotsim */
+    uint32_t health_ms;       /* --health-interval: 0 sends no health reports */
+    const char *reset_reason; /* --reset-reason: what the health report says; NULL: power_on at
+                                 the first start, software after */
+    char **argv;              /* the command line, for a reboot that re-executes iotsim */
 } sim_options;
 
 typedef enum sim_state {
@@ -151,6 +155,14 @@ typedef struct sim_device {
     iotd_enroll en;
     char *ework;
     uint32_t renewals_seen;
+    /* health reports (health.c) */
+    bool reporting;  /* iotd_health runs beside the device */
+    iotd_port hport; /* the device's port, its https_post the raw one */
+    iotd_health health;
+    char hbuf[IOTD_HEALTH_BODY_MAX];
+    uint32_t boot_count;
+    const char *reset_reason;
+    int64_t cert_not_after;
 } sim_device;
 
 typedef struct sim {
@@ -165,6 +177,11 @@ typedef struct sim {
     size_t active; /* devices not finished */
     bool stop;
 } sim;
+
+/* Health reports (health.c): counts this start, reads the certificate's
+ * expiry and starts iotd_health when --health-interval is set. */
+int sim_health_open(sim_device *d);
+uint32_t sim_health_step(sim_device *d, uint64_t now);
 
 /* Allocates the device table for n devices. */
 int sim_init(sim *s, const sim_options *opt, size_t n);
