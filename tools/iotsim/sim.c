@@ -495,25 +495,28 @@ static void drain(sim_device *d, uint64_t now)
                    d->id, (unsigned)queued, queued == 1 ? "" : "s", opt->state, d->id);
 }
 
+/* The machines beside the device's: updates, enrollment, health reports;
+ * the earliest of `sleep` and what they want. */
+static uint32_t step_beside(sim_device *d, uint64_t now, uint32_t sleep)
+{
+    uint32_t u = d->updating ? sim_update_step(d, now) : UINT32_MAX;
+    if (d->state != SIM_RUNNING)
+        return sleep;
+    uint32_t e = d->enrolling ? sim_enroll_step(d, now) : UINT32_MAX;
+    uint32_t h = d->reporting && !d->synth.off ? sim_health_step(d, now) : UINT32_MAX;
+    uint32_t m = u < e ? u : e;
+    m = m < h ? m : h;
+    return m < sleep ? m : sleep;
+}
+
 /* One step of the core, then what the simulator decides about the device. */
 static void step_device(sim_device *d, uint64_t now)
 {
     const sim_options *opt = d->sim->opt;
     uint32_t sleep = iotd_device_step(&d->dev, now);
-    if (d->updating) {
-        uint32_t u = sim_update_step(d, now);
-        sleep = u < sleep ? u : sleep;
-        if (d->state != SIM_RUNNING)
-            return; /* it could not restart */
-    }
-    if (d->enrolling) {
-        uint32_t e = sim_enroll_step(d, now);
-        sleep = e < sleep ? e : sleep;
-    }
-    if (d->reporting && !d->synth.off) {
-        uint32_t h = sim_health_step(d, now);
-        sleep = h < sleep ? h : sleep;
-    }
+    sleep = step_beside(d, now, sleep);
+    if (d->state != SIM_RUNNING)
+        return; /* it could not restart after an update */
     const iotd_stats *st = iotd_device_stats(&d->dev);
     report_reading(d, st);
     now = mono_ms();
