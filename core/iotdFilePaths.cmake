@@ -43,6 +43,7 @@ set(IOTD_CORE_SOURCES
   "${CMAKE_CURRENT_LIST_DIR}/src/device.c"
   "${CMAKE_CURRENT_LIST_DIR}/src/update.c"
   "${CMAKE_CURRENT_LIST_DIR}/src/update_report.c"
+  "${CMAKE_CURRENT_LIST_DIR}/src/reset.c"
   ${IOTD_PROTOCOL_SOURCES}
   ${IOTD_MANIFEST_SOURCES})
 

@@ -163,6 +163,13 @@ int sim_enroll_open(sim_device *d)
     if (d->ework == NULL && (setup(d) != 0 || start_machine(d) != 0))
         return -1;
     d->enrolling = true;
+    if (!iotd_enroll_has_certificate(&d->en) && d->token[0] == '\0' &&
+        d->sim->opt->enroll.bootstrap_cert == NULL) {
+        sim_errorf("%s: no certificate in %s and nothing to enroll with: give its token "
+                   "(--enroll-token, --enroll-tokens) or a bootstrap certificate",
+                   d->id, d->cred.active);
+        return -1;
+    }
     uint64_t deadline = now_ms() + FIRST_WAIT_MS;
     while (!iotd_enroll_has_certificate(&d->en)) {
         uint32_t ms = iotd_enroll_step(&d->en, now_ms());

@@ -89,6 +89,9 @@ static const char HELP[] =
     "  --health-interval DUR  send a health report (firmware, boot count, reset reason,\n"
     "                         failed connections, certificate expiry) at start and then\n"
     "                         every DUR (docs/protocol.md); default none\n"
+    "  --factory-reset        erase the --device's keys, certificates, queued readings\n"
+    "                         and state in --state (nothing else runs); a device whose\n"
+    "                         reset was cut short finishes it when it next starts\n"
     "  --reset-reason R       the reset reason the reports give (power_on, software,\n"
     "                         panic, watchdog, brownout, ...); default power_on at the\n"
     "                         first start, software after\n"
@@ -155,6 +158,7 @@ typedef struct cli {
     uint32_t image_size;
     const char *image_self_test;
     const char *self_test; /* --self-test pass|fail */
+    bool factory_reset;    /* --factory-reset */
 } cli;
 
 /* What an option's value is, and so how it is parsed and stored. */
@@ -165,6 +169,7 @@ typedef enum sim_arg {
     ARG_DEVICE,   /* a device ID, appended to cli.ids */
     ARG_SENSORS,  /* parse_sensors */
     ARG_RENEW,
+    ARG_FACTORY_RESET,
     ARG_VERBOSE,
     ARG_QUIET,
     ARG_HELP,
@@ -192,6 +197,7 @@ static const sim_option SIM_OPTIONS[] = {
     {.name = "bootstrap-key", .arg = ARG_TEXT, SIM_FIELD(opt.enroll.bootstrap_key)},
     {.name = "ca", .arg = ARG_TEXT, SIM_FIELD(opt.enroll.ca)},
     {.name = "renew", .arg = ARG_RENEW},
+    {.name = "factory-reset", .arg = ARG_FACTORY_RESET},
     {.name = "health-interval",
      .arg = ARG_DURATION,
      SIM_FIELD(opt.health_ms),
@@ -475,6 +481,9 @@ static int apply_flag(cli *c, const sim_option *so)
     case ARG_RENEW:
         c->opt.enroll.renew = true;
         return -1;
+    case ARG_FACTORY_RESET:
+        c->factory_reset = true;
+        return -1;
     case ARG_HELP:
         printf("%s%s", USAGE, HELP);
         return 0;
@@ -642,6 +651,8 @@ static int check_enroll_options(cli *c)
 
 static int check_options(cli *c)
 {
+    if (c->factory_reset)
+        return c->n_ids > 0 ? -1 : usage_error("--factory-reset needs --device ID (repeatable)");
     if (c->opt.gateway == NULL)
         return usage_error("--gateway URL is required");
     char host[IOTD_POSIX_HOST_MAX + 1], port[6];
@@ -761,6 +772,10 @@ int main(int argc, char **argv)
     if (prc >= 0) {
         free(c.ids);
         return prc;
+    }
+    if (c.factory_reset) {
+        rc = sim_factory_reset(c.opt.state, c.ids, c.n_ids);
+        goto out;
     }
     c.opt.argv = argv;
     /* A peer that closes is reported by send(); never die of SIGPIPE. */

@@ -388,6 +388,8 @@ static int open_firmware(sim_device *d)
 int sim_open_device(sim_device *d)
 {
     const sim_options *opt = d->sim->opt;
+    if (sim_finish_reset(opt->state, d->id) != 0)
+        return -1;
     if (sim_enroll_open(d) != 0 || open_port(d) != 0 || open_firmware(d) != 0)
         return -1;
     iotd_posix_synth_init(&d->synth, opt->curves, opt->n_curves, opt->seed ^ id_hash(d->id));

@@ -183,6 +183,13 @@ typedef struct sim {
 int sim_health_open(sim_device *d);
 uint32_t sim_health_step(sim_device *d, uint64_t now);
 
+/* Factory reset (reset.c): erases each device's state; 0, or 1 when one
+ * failed (named on stderr). */
+int sim_factory_reset(const char *state, const char *const *ids, size_t n);
+/* Finishes a reset that was cut short, before the device starts; -1 when
+ * it cannot. */
+int sim_finish_reset(const char *state, const char *id);
+
 /* Allocates the device table for n devices. */
 int sim_init(sim *s, const sim_options *opt, size_t n);
 
