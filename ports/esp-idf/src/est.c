@@ -167,15 +167,9 @@ out:
  * the slot has no certificate or key. */
 static iotd_status slot_identity(iotd_esp_est *est, iotd_cred_slot slot, est_call *call)
 {
-    iotd_esp_cred *cred = est->cred;
-    iotd_status st = iotd_esp_cred_load(cred, slot);
+    iotd_status st = iotd_esp_cred_load_pem(est->cred, slot, est->cert_pem, sizeof(est->cert_pem),
+                                            est->key_pem, sizeof(est->key_pem));
 
-    if (st == IOTD_OK && (!iotd_esp__pem_chain(cred->chain, cred->chain_len, est->cert_pem,
-                                               sizeof(est->cert_pem)) ||
-                          !iotd_esp__pem_key(cred->key, cred->key_len, est->key_pem,
-                                             sizeof(est->key_pem))))
-        st = IOTD_ECORRUPT;
-    memset(cred->key, 0, sizeof(cred->key));
     if (st != IOTD_OK) {
         ESP_LOGW(TAG, "est.no_identity: the %s slot's key and certificate are not usable",
                  slot == IOTD_CRED_ACTIVE ? "active" : "candidate");

@@ -54,4 +54,11 @@ void iotd_esp_cred_port(iotd_esp_cred *c, iotd_cred_port *out);
  * certificate. */
 iotd_status iotd_esp_cred_load(iotd_esp_cred *c, iotd_cred_slot slot);
 
+/* A slot's chain and key as NUL-terminated PEM ("CERTIFICATE" blocks, one
+ * "EC PRIVATE KEY" block), for esp_http_client. IOTD_ENOENT when the slot
+ * has no certificate or key; IOTD_ECORRUPT when they do not fit the
+ * buffers or are not DER. c->key is wiped afterwards. */
+iotd_status iotd_esp_cred_load_pem(iotd_esp_cred *c, iotd_cred_slot slot, char *cert_pem,
+                                   size_t cert_cap, char *key_pem, size_t key_cap);
+
 #endif
