@@ -23,10 +23,10 @@
 
 #include "esp_err.h"
 
-#define IDENTITY_ID_MAX  65   /* 64 characters (docs/pki.md) and the NUL */
-#define IDENTITY_PEM_MAX 2048 /* a P-256 certificate is under 1 KiB */
+#define IDENTITY_ID_MAX    65   /* 64 characters (docs/pki.md) and the NUL */
+#define IDENTITY_PEM_MAX   2048 /* a P-256 certificate is under 1 KiB */
 #define IDENTITY_CHAIN_MAX 3200 /* an enrolled certificate and its issuing CAs */
-#define IDENTITY_KEY_MAX 1024
+#define IDENTITY_KEY_MAX   1024
 
 #define IDENTITY_PARTITION "ident"
 #define DEVKEY_NAMESPACE   "devkey"

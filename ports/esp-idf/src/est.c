@@ -17,8 +17,8 @@
 static const char *TAG = "iotd";
 
 /* The buffers of iotd_esp_est are the sizes pem.h asks for. */
-typedef char est_chain_fits[sizeof(((iotd_esp_est *)0)->cert_pem) == IOTD_ESP_PEM_CHAIN_MAX ? 1
-                                                                                             : -1];
+typedef char
+    est_chain_fits[sizeof(((iotd_esp_est *)0)->cert_pem) == IOTD_ESP_PEM_CHAIN_MAX ? 1 : -1];
 typedef char est_key_fits[sizeof(((iotd_esp_est *)0)->key_pem) == IOTD_ESP_PEM_KEY_MAX ? 1 : -1];
 typedef char est_auth_fits[sizeof(((iotd_esp_est *)0)->auth) == IOTD_ESP_AUTH_MAX ? 1 : -1];
 
@@ -59,8 +59,8 @@ static void take_retry_after(const iotd_esp_est *est, iotd_http_result *result)
         return;
     }
     bool known = iotd_esp_wall_time(NULL, &now);
-    result->has_retry_after = iotd_protocol_retry_after(
-        est->retry_after, strlen(est->retry_after), known, now, &result->retry_after_s);
+    result->has_retry_after = iotd_protocol_retry_after(est->retry_after, strlen(est->retry_after),
+                                                        known, now, &result->retry_after_s);
     if (!result->has_retry_after)
         ESP_LOGW(TAG, "est.retry_after_ignored: a Retry-After value that is not delta-seconds "
                       "or an HTTP-date the clock can convert");
@@ -189,8 +189,7 @@ static iotd_status identity_for(iotd_esp_est *est, iotd_est_op op, est_call *cal
         return IOTD_OK;
     case IOTD_EST_ENROLL_TOKEN:
         if (est->cfg.token == NULL ||
-            !iotd_esp__basic_auth(est->auth, sizeof(est->auth), est->cfg.device_id,
-                                  est->cfg.token))
+            !iotd_esp__basic_auth(est->auth, sizeof(est->auth), est->cfg.device_id, est->cfg.token))
             return IOTD_ENOENT;
         call->auth = est->auth;
         return IOTD_OK;

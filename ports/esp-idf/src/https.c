@@ -68,10 +68,10 @@ static esp_err_t on_event(esp_http_client_event_t *evt)
         return ESP_OK;
     if (iotd_esp__ieq(evt->header_key, "Retry-After"))
         iotd_esp__keep_header(evt->header_value, esp->retry_after, sizeof(esp->retry_after),
-                    &esp->has_retry_after, &esp->retry_after_bad);
+                              &esp->has_retry_after, &esp->retry_after_bad);
     else if (iotd_esp__ieq(evt->header_key, "Content-Range"))
         iotd_esp__keep_header(evt->header_value, esp->content_range, sizeof(esp->content_range),
-                    &esp->has_content_range, &esp->content_range_bad);
+                              &esp->has_content_range, &esp->content_range_bad);
     else if (iotd_esp__ieq(evt->header_key, "Connection") &&
              iotd_esp__has_token(evt->header_value, "close"))
         esp->server_closes = true;

@@ -112,8 +112,8 @@ bool iotd_esp__basic_auth(char *out, size_t cap, const char *user, const char *p
         joined[u] = ':';
         memcpy(joined + u + 1, password, p);
         memcpy(out, "Basic ", 6);
-        ok = iotd_base64_encode((const uint8_t *)joined, u + 1 + p, out + 6, cap - 6, &w) ==
-             IOTD_OK;
+        ok =
+            iotd_base64_encode((const uint8_t *)joined, u + 1 + p, out + 6, cap - 6, &w) == IOTD_OK;
         memset(joined, 0, sizeof(joined)); /* the token */
     }
     if (!ok && cap > 0)
