@@ -357,13 +357,14 @@ void app_main(void)
      * random mode, which needs Wi-Fi running. */
     if (!net_start(s_settings.ssid, s_settings.password, (uint32_t)CONFIG_IOTD_WIFI_WAIT_S * 1000u))
         halt("wifi.unusable", "the Wi-Fi station could not be started");
+    /* SNTP keeps trying in the background; wait for it only when the
+     * network is there to answer. Before the credentials: enrollment's TLS
+     * checks the gateway certificate's dates. */
+    net_sntp_start(s_settings.sntp_server, net_connected() ? SNTP_WAIT_MS : 0);
     bool resumed = resume_is_valid();
     credentials_init(resumed);
     s_resume.magic = 0;
     port_init(resumed);
-    /* SNTP keeps trying in the background; wait for it only when the
-     * network is there to answer. */
-    net_sntp_start(s_settings.sntp_server, net_connected() ? SNTP_WAIT_MS : 0);
     if (resumed) {
         ESP_LOGI(TAG, "boot.resumed: the device continues after deep sleep");
     } else {
