@@ -10,40 +10,15 @@
 #include <cmocka.h>
 #include <stdbool.h>
 #include <stdint.h>
-#include <stdio.h>
 #include <string.h>
-
-#include "esp_http_client.h"
-#include "esp_log.h"
-#include "nvs.h"
 
 #include "iotd_esp/cred.h"
 #include "iotd_esp/est.h"
 #include "pem.h"
 
-/* ---- ESP-IDF and mbedTLS pieces the sources call --------------------------------------- */
+#include "esp_fakes.h"
 
-void esp_log_write(esp_log_level_t level, const char *tag, const char *format, ...)
-{
-    (void)level;
-    (void)tag;
-    (void)format;
-}
-
-const char *esp_err_to_name(esp_err_t code)
-{
-    (void)code;
-    return "ERR";
-}
-
-static int64_t fake_now = 1800000000; /* 2027-01-15 */
-
-bool iotd_esp_wall_time(void *ctx, int64_t *unix_s)
-{
-    (void)ctx;
-    *unix_s = fake_now;
-    return true;
-}
+/* ---- mbedTLS: not reached by the transport ---------------------------------------------- */
 
 iotd_status iotd_mbedtls_key_generate(uint8_t *der, size_t cap, size_t *len)
 {
@@ -82,201 +57,6 @@ iotd_status iotd_mbedtls_cert_validity(const uint8_t *cert, size_t len, iotd_cer
     return IOTD_OK;
 }
 
-/* ---- NVS: one namespace of blobs and u8 values in memory -------------------------------- */
-
-#define NVS_ENTRIES 8
-static struct {
-    char key[16];
-    uint8_t data[IOTD_ESP_CRED_CHAIN_MAX];
-    size_t len;
-    bool used;
-} nvs[NVS_ENTRIES];
-
-static int nvs_find(const char *key)
-{
-    for (int i = 0; i < NVS_ENTRIES; i++)
-        if (nvs[i].used && strcmp(nvs[i].key, key) == 0)
-            return i;
-    return -1;
-}
-
-esp_err_t nvs_open(const char *ns, nvs_open_mode_t mode, nvs_handle_t *h)
-{
-    (void)ns, (void)mode;
-    *h = 1;
-    return ESP_OK;
-}
-
-void nvs_close(nvs_handle_t h)
-{
-    (void)h;
-}
-
-esp_err_t nvs_commit(nvs_handle_t h)
-{
-    (void)h;
-    return ESP_OK;
-}
-
-esp_err_t nvs_set_blob(nvs_handle_t h, const char *key, const void *value, size_t length)
-{
-    (void)h;
-    int i = nvs_find(key);
-    for (int k = 0; i < 0 && k < NVS_ENTRIES; k++)
-        if (!nvs[k].used)
-            i = k;
-    assert_true(i >= 0 && length <= sizeof(nvs[i].data));
-    snprintf(nvs[i].key, sizeof(nvs[i].key), "%s", key);
-    memcpy(nvs[i].data, value, length);
-    nvs[i].len = length;
-    nvs[i].used = true;
-    return ESP_OK;
-}
-
-esp_err_t nvs_get_blob(nvs_handle_t h, const char *key, void *out, size_t *length)
-{
-    (void)h;
-    int i = nvs_find(key);
-    if (i < 0)
-        return ESP_ERR_NVS_NOT_FOUND;
-    if (*length < nvs[i].len)
-        return ESP_ERR_NVS_INVALID_LENGTH;
-    memcpy(out, nvs[i].data, nvs[i].len);
-    *length = nvs[i].len;
-    return ESP_OK;
-}
-
-esp_err_t nvs_set_u8(nvs_handle_t h, const char *key, uint8_t value)
-{
-    return nvs_set_blob(h, key, &value, 1);
-}
-
-esp_err_t nvs_get_u8(nvs_handle_t h, const char *key, uint8_t *out)
-{
-    size_t n = 1;
-    return nvs_get_blob(h, key, out, &n);
-}
-
-esp_err_t nvs_erase_key(nvs_handle_t h, const char *key)
-{
-    (void)h;
-    int i = nvs_find(key);
-    if (i < 0)
-        return ESP_ERR_NVS_NOT_FOUND;
-    nvs[i].used = false;
-    return ESP_OK;
-}
-
-/* ---- esp_http_client: one scripted exchange, everything the request carried recorded ---- */
-
-struct esp_http_client {
-    int unused;
-};
-
-static struct {
-    /* the answer */
-    bool fail_open;
-    int status;
-    const char *body;
-    const char *retry_after[2]; /* Retry-After headers sent, NULL: fewer */
-    /* the request */
-    int inits, cleanups;
-    esp_http_client_config_t cfg;
-    char url[IOTD_ESP_URL_MAX];
-    char cert[IOTD_ESP_PEM_CHAIN_MAX];
-    char key[IOTD_ESP_PEM_KEY_MAX];
-    bool has_cert, has_key;
-    char auth[IOTD_ESP_AUTH_MAX];
-    char content_type[64];
-    char sent[512];
-    size_t read_at;
-} http;
-static struct esp_http_client the_client;
-
-static void copy_or_flag(char *dst, size_t cap, const char *src, bool *has)
-{
-    *has = src != NULL;
-    snprintf(dst, cap, "%s", src != NULL ? src : "");
-}
-
-esp_http_client_handle_t esp_http_client_init(const esp_http_client_config_t *config)
-{
-    http.inits++;
-    http.cfg = *config;
-    snprintf(http.url, sizeof(http.url), "%s", config->url);
-    return &the_client;
-}
-
-esp_err_t esp_http_client_set_header(esp_http_client_handle_t c, const char *key, const char *value)
-{
-    (void)c;
-    if (strcmp(key, "Authorization") == 0)
-        snprintf(http.auth, sizeof(http.auth), "%s", value);
-    else if (strcmp(key, "Content-Type") == 0)
-        snprintf(http.content_type, sizeof(http.content_type), "%s", value);
-    return ESP_OK;
-}
-
-/* TLS reads the PEM while it connects: what it sees then is what the request presented. */
-esp_err_t esp_http_client_open(esp_http_client_handle_t c, int write_len)
-{
-    (void)c;
-    (void)write_len;
-    copy_or_flag(http.cert, sizeof(http.cert), http.cfg.client_cert_pem, &http.has_cert);
-    copy_or_flag(http.key, sizeof(http.key), http.cfg.client_key_pem, &http.has_key);
-    return http.fail_open ? ESP_FAIL : ESP_OK;
-}
-
-int esp_http_client_write(esp_http_client_handle_t c, const char *buffer, int len)
-{
-    (void)c;
-    assert_true((size_t)len < sizeof(http.sent));
-    memcpy(http.sent, buffer, (size_t)len);
-    http.sent[len] = '\0';
-    return len;
-}
-
-int64_t esp_http_client_fetch_headers(esp_http_client_handle_t c)
-{
-    (void)c;
-    for (int i = 0; i < 2 && http.retry_after[i] != NULL; i++) {
-        esp_http_client_event_t evt = {
-            .event_id = HTTP_EVENT_ON_HEADER,
-            .client = &the_client,
-            .user_data = http.cfg.user_data,
-            .header_key = (char *)"retry-after",
-            .header_value = (char *)http.retry_after[i],
-        };
-        http.cfg.event_handler(&evt);
-    }
-    return http.body != NULL ? (int64_t)strlen(http.body) : 0;
-}
-
-int esp_http_client_read(esp_http_client_handle_t c, char *buffer, int len)
-{
-    (void)c;
-    size_t left = http.body != NULL ? strlen(http.body) - http.read_at : 0;
-    size_t n = left < (size_t)len ? left : (size_t)len;
-    if (n > 7)
-        n = 7; /* the answer comes in pieces */
-    memcpy(buffer, http.body + http.read_at, n);
-    http.read_at += n;
-    return (int)n;
-}
-
-int esp_http_client_get_status_code(esp_http_client_handle_t c)
-{
-    (void)c;
-    return http.status;
-}
-
-esp_err_t esp_http_client_cleanup(esp_http_client_handle_t c)
-{
-    (void)c;
-    http.cleanups++;
-    return ESP_OK;
-}
-
 /* ---- the fixture ------------------------------------------------------------------------ */
 
 static iotd_esp_cred cred;
@@ -307,9 +87,7 @@ static iotd_esp_est_config config(void)
 static int setup(void **state)
 {
     (void)state;
-    memset(nvs, 0, sizeof(nvs));
-    memset(&http, 0, sizeof(http));
-    http.status = 200;
+    fakes_reset();
     http.body = "MIIB...base64";
     assert_int_equal(iotd_esp_cred_open(&cred, "cred", "dev-1"), IOTD_OK);
     iotd_esp_cred_port(&cred, &port);
@@ -504,7 +282,7 @@ static void retry_after_is_parsed_once(void **state)
     assert_false(r.has_retry_after);
 
     http.retry_after[0] = "Fri, 15 Jan 2027 08:02:00 GMT"; /* an HTTP-date, 120 s ahead */
-    fake_now = 1800000000; /* 08:00:00 that day */
+    /* fake_now is 08:00:00 that day */
     assert_int_equal(request(IOTD_EST_CACERTS, resp, sizeof(resp), &r), IOTD_OK);
     assert_true(r.has_retry_after);
     assert_int_equal(r.retry_after_s, 120);
