@@ -161,8 +161,11 @@ static void copy_or_flag(char *dst, size_t cap, const char *src, bool *has)
 
 esp_http_client_handle_t esp_http_client_init(const esp_http_client_config_t *config)
 {
+    /* A new client: nothing of the last request's headers or body. */
     http.inits++;
     http.cfg = *config;
+    http.read_at = 0;
+    http.auth[0] = http.content_type[0] = http.sent[0] = '\0';
     snprintf(http.url, sizeof(http.url), "%s", config->url);
     return &the_client;
 }
@@ -238,7 +241,6 @@ esp_err_t esp_http_client_cleanup(esp_http_client_handle_t c)
     http.cleanups++;
     return ESP_OK;
 }
-
 
 void fakes_reset(void)
 {

@@ -37,7 +37,7 @@ typedef struct fake_http {
 } fake_http;
 
 extern fake_http http;
-extern int64_t fake_now;    /* the wall clock, Unix seconds */
+extern int64_t fake_now;     /* the wall clock, Unix seconds */
 extern uint64_t fake_uptime; /* ms; iotd_esp_sleep_ms advances it */
 extern char fake_log[8192];  /* every line logged, "event: message\n" */
 
