@@ -14,6 +14,9 @@
  *     after a power cut.
  *   - The uptime the core schedules by continues across the sleep: the
  *     tag carries the uptime at which the sleep ends.
+ *   - The enrollment machine (enrollment.c) is kept the same way, with a
+ *     CRC of its own in the tag; a mismatch reads it again from the
+ *     certificate slots in NVS.
  */
 #include <stdint.h>
 #include <string.h>
@@ -245,8 +248,10 @@ static void port_init(bool resumed)
 }
 
 /* A renewal was committed: the telemetry client presents the new
- * certificate from its next request on. The old client is gone before
- * s_id is rewritten (esp_http_client keeps pointers to the PEM). */
+ * certificate from its next request on. esp_http_client keeps pointers to
+ * the PEM in s_id and reads them when it connects: the connection is
+ * closed before s_id is rewritten, and nothing connects until the client
+ * has been made again. */
 static void identity_renewed(void)
 {
     iotd_esp_config cfg;
