@@ -281,20 +281,20 @@ expect_config production \
   CONFIG_SECURE_FLASH_ENC_ENABLED=y CONFIG_SECURE_FLASH_ENCRYPTION_MODE_RELEASE=y \
   CONFIG_SECURE_ENABLE_SECURE_ROM_DL_MODE=y CONFIG_NVS_ENCRYPTION=y \
   CONFIG_NVS_SEC_KEY_PROTECT_USING_HMAC=y CONFIG_NVS_SEC_HMAC_EFUSE_KEY_ID=5 \
-  CONFIG_PARTITION_TABLE_OFFSET=0x10000 CONFIG_IOTD_IDENTITY_NVS=y
+  CONFIG_PARTITION_TABLE_OFFSET=0x10000 CONFIG_IOTD_IDENTITY_NVS=y CONFIG_IOTD_ENROLL=y
 expect_config production "${UPDATE_OPTIONS[@]}"
 expect_config production "${UPDATE_CONFIG[@]}"
 grep -qx '# CONFIG_SECURE_FLASH_ENCRYPTION_MODE_DEVELOPMENT is not set' "$OUT/production/sdkconfig" ||
   fail "production: flash encryption is not in release mode"
 objects production >"$T/a.objs"
 for f in main.c identity.c tsens.c https.c nvs_sec_provider.c manifest_crypto.c manifest_keys.c \
-  update.c fwupdate.c fwrules.c; do
+  update.c fwupdate.c fwrules.c enroll.c cred.c cred_crypto.c est.c pem.c enrollment.c; do
   grep -qx "$f" "$T/a.objs" || fail "production: $f was not compiled: $(paste -sd' ' "$T/a.objs")"
 done
 for f in bme280.c csr.c; do
   ! grep -qx "$f" "$T/a.objs" || fail "production: $f was compiled though its option is off"
 done
-pass "production: the internal sensor's driver is compiled, the BME280 and CSR code are not"
+pass "production: the internal sensor's driver and enrollment are compiled, the BME280 and CSR code are not"
 [ -f "$OUT/production/bootloader/bootloader.bin" ] || fail "production: no bootloader.bin"
 BL_LOG="$OUT/production/targets.log"
 [ "$MODE" = idf ] && BL_LOG="$OUT/production/esp-idf-build.log"
@@ -311,15 +311,15 @@ printf 'CONFIG_IOTD_BME280=y\nCONFIG_IOTD_CSR_ON_DEVICE=y\n' >"$T/options.defaul
 build bme280-csr-development \
   "$FW/sdkconfig.defaults;$FW/sdkconfig.development;$T/options.defaults;$T/update.defaults"
 expect_config bme280-csr-development \
-  CONFIG_IOTD_BME280=y CONFIG_IOTD_CSR_ON_DEVICE=y \
+  CONFIG_IOTD_BME280=y CONFIG_IOTD_CSR_ON_DEVICE=y CONFIG_IOTD_ENROLL=y \
   '# CONFIG_SECURE_FLASH_ENC_ENABLED is not set' '# CONFIG_NVS_ENCRYPTION is not set'
 expect_config bme280-csr-development "${UPDATE_OPTIONS[@]}"
 expect_config bme280-csr-development "${UPDATE_CONFIG[@]}"
 objects bme280-csr-development >"$T/b.objs"
-for f in bme280.c bme280_comp.c csr.c identity.c manifest_crypto.c; do
+for f in bme280.c bme280_comp.c csr.c identity.c manifest_crypto.c est.c pem.c enrollment.c; do
   grep -qx "$f" "$T/b.objs" || fail "bme280-csr-development: $f was not compiled: $(paste -sd' ' "$T/b.objs")"
 done
-pass "bme280-csr-development: the BME280 driver and the on-device CSR are compiled"
+pass "bme280-csr-development: the BME280 driver, the on-device CSR and enrollment are compiled"
 check_partitions bme280-csr-development
 updates bme280-csr-development
 

@@ -82,6 +82,12 @@ extern const char embedded_cert[] __asm__("_binary_device_cert_pem_start");
 extern const char embedded_key[] __asm__("_binary_device_key_pem_start");
 extern const char embedded_ca[] __asm__("_binary_ca_cert_pem_start");
 
+static esp_err_t load_for_enrollment(identity *id, bootstrap *boot)
+{
+    boot->cert[0] = '\0';
+    return copy_str(id->ca, sizeof(id->ca), embedded_ca) ? ESP_OK : ESP_ERR_NO_MEM;
+}
+
 static identity_state load(identity *id)
 {
     ESP_LOGW(TAG, "identity.embedded: development identity built into the image");
@@ -186,6 +192,25 @@ static identity_state load(identity *id)
     return st;
 }
 
+static esp_err_t load_for_enrollment(identity *id, bootstrap *boot)
+{
+    nvs_handle_t h;
+    esp_err_t err = open_ident(&h);
+
+    boot->cert[0] = '\0';
+    boot->key[0] = '\0';
+    if (err != ESP_OK)
+        return err;
+    err = read_str(h, "ca", id->ca, sizeof(id->ca));
+    if (err == ESP_OK && read_str(h, "boot_cert", boot->cert, sizeof(boot->cert)) == ESP_OK &&
+        read_str(h, "boot_key", boot->key, sizeof(boot->key)) != ESP_OK) {
+        ESP_LOGW(TAG, "enroll.bootstrap_incomplete: boot_cert without boot_key; not used");
+        boot->cert[0] = '\0';
+    }
+    nvs_close(h);
+    return err;
+}
+
 #endif
 
 /* The certificate parses, names a device, and belongs to the key: a
@@ -223,6 +248,17 @@ out:
     mbedtls_pk_free(&key);
     mbedtls_x509_crt_free(&crt);
     return st;
+}
+
+esp_err_t identity_load_for_enrollment(identity *id, bootstrap *boot)
+{
+    memset(id, 0, sizeof(*id));
+    return load_for_enrollment(id, boot);
+}
+
+identity_state identity_check(identity *id)
+{
+    return check(id);
 }
 
 identity_state identity_load(identity *id)

@@ -7,6 +7,10 @@
  * re-flashing "ident" with a renewed certificate never erases it. The
  * device ID is the CN of the certificate.
  *
+ * For enrollment (enrollment.h) the same namespace may hold, instead of
+ * "cert" and "key", the factory bootstrap credential: "boot_cert" and
+ * "boot_key" (PEM), besides "ca".
+ *
  * Settings (namespace "cfg" of the default partition, optional): "ssid",
  * "password", "gateway_url", "sntp_server" and "device_id" (for a CSR made
  * on the device) override the Kconfig values; "fw_mode" and "fw_window"
@@ -19,16 +23,17 @@
 
 #include "esp_err.h"
 
-#define IDENTITY_ID_MAX  65   /* 64 characters (docs/pki.md) and the NUL */
-#define IDENTITY_PEM_MAX 2048 /* a P-256 certificate is under 1 KiB */
-#define IDENTITY_KEY_MAX 1024
+#define IDENTITY_ID_MAX    65   /* 64 characters (docs/pki.md) and the NUL */
+#define IDENTITY_PEM_MAX   2048 /* a P-256 certificate is under 1 KiB */
+#define IDENTITY_CHAIN_MAX 3200 /* an enrolled certificate and its issuing CAs */
+#define IDENTITY_KEY_MAX   1024
 
 #define IDENTITY_PARTITION "ident"
 #define DEVKEY_NAMESPACE   "devkey"
 
 typedef struct identity {
     char device_id[IDENTITY_ID_MAX];
-    char cert[IDENTITY_PEM_MAX];
+    char cert[IDENTITY_CHAIN_MAX];
     char key[IDENTITY_KEY_MAX];
     char ca[IDENTITY_PEM_MAX];
 } identity;
@@ -55,5 +60,20 @@ void settings_load(settings *s);
 /* Loads and checks the identity: the certificate parses, its CN is a
  * device ID, the key is the certificate's. */
 identity_state identity_load(identity *id);
+
+/* The bootstrap credential of the factory, for enrollment. */
+typedef struct bootstrap {
+    char cert[IDENTITY_PEM_MAX];
+    char key[IDENTITY_KEY_MAX];
+} bootstrap;
+
+/* For enrollment: the CA into id->ca (ESP_OK) and, when the partition has
+ * one, the bootstrap certificate and key into *boot (boot->cert empty when
+ * there is none). ESP_ERR_NVS_NOT_FOUND when there is no CA. */
+esp_err_t identity_load_for_enrollment(identity *id, bootstrap *boot);
+
+/* Checks id->cert and id->key as identity_load does (and sets
+ * id->device_id from the CN), for a certificate that came from elsewhere. */
+identity_state identity_check(identity *id);
 
 #endif

@@ -14,6 +14,9 @@
  *     after a power cut.
  *   - The uptime the core schedules by continues across the sleep: the
  *     tag carries the uptime at which the sleep ends.
+ *   - The enrollment machine (enrollment.c) is kept the same way, with a
+ *     CRC of its own in the tag; a mismatch reads it again from the
+ *     certificate slots in NVS.
  */
 #include <stdint.h>
 #include <string.h>
@@ -21,6 +24,7 @@
 #include "esp_attr.h"
 #include "esp_log.h"
 #include "esp_sleep.h"
+#include "esp_system.h"
 #include "freertos/FreeRTOS.h"
 #include "freertos/task.h"
 #include "nvs_flash.h"
@@ -31,6 +35,7 @@
 #include "iotd_esp/port.h"
 #include "iotd_esp/sensors.h"
 
+#include "enrollment.h"
 #include "fwupdate.h"
 #include "identity.h"
 #include "net.h"
@@ -64,6 +69,7 @@ typedef struct resume_tag {
     uintptr_t port;         /* &s_port then: the same image, the same layout */
     uint64_t uptime_ms;     /* the uptime at which the sleep ends */
     uint64_t update_due_ms; /* the uptime of the next update step */
+    uint32_t enroll_crc;    /* CRC-32 of the enrollment machine (enrollment.c) */
 } resume_tag;
 
 KEPT_IN_SLEEP static iotd_device s_dev;
@@ -75,6 +81,7 @@ static identity s_id;
 static settings s_settings;
 static char s_body[BODY_MAX];
 static char s_resp[RESP_MAX];
+static bool s_enrolled; /* the certificate is from the slots and renews itself */
 static iotd_sensor s_sensors[4];
 static size_t s_n_sensors;
 #if CONFIG_SOC_TEMP_SENSOR_SUPPORTED
@@ -188,6 +195,24 @@ static void identity_init(void)
     halt("identity.unusable", "the installed identity cannot be used; see the lines above");
 }
 
+/* The enrolled certificate, a first enrollment, or the "ident" partition
+ * (enrollment.h). */
+static void credentials_init(bool resumed)
+{
+    switch (enrollment_boot(&s_settings, &s_esp, &s_id, resumed, s_resume.enroll_crc)) {
+    case ENROLLMENT_READY:
+        s_enrolled = true;
+        return;
+    case ENROLLMENT_OFF:
+        identity_init();
+        return;
+    case ENROLLMENT_BROKEN:
+        break;
+    }
+    halt("enroll.unusable", "the certificate slots or the enrollment settings cannot be used; "
+                            "see the lines above");
+}
+
 static bool resume_is_valid(void)
 {
 #if CONFIG_IOTD_DEEP_SLEEP
@@ -199,9 +224,9 @@ static bool resume_is_valid(void)
 #endif
 }
 
-static void port_init(bool resumed)
+static void port_config(iotd_esp_config *cfg, uint64_t uptime_base_ms)
 {
-    const iotd_esp_config cfg = {
+    *cfg = (iotd_esp_config){
         .gateway_url = s_settings.gateway_url,
         .ca_pem = s_id.ca,
         .cert_pem = s_id.cert,
@@ -209,11 +234,41 @@ static void port_init(bool resumed)
         .timeout_ms = CONFIG_IOTD_HTTP_TIMEOUT_MS,
         .reuse_idle_ms = CONFIG_IOTD_HTTP_REUSE_IDLE_MS,
         .kv_namespace = KV_NAMESPACE,
-        .uptime_base_ms = resumed ? s_resume.uptime_ms : 0,
+        .uptime_base_ms = uptime_base_ms,
     };
+}
 
+static void port_init(bool resumed)
+{
+    iotd_esp_config cfg;
+
+    port_config(&cfg, resumed ? s_resume.uptime_ms : 0);
     if (iotd_esp_init(&s_esp, &cfg, &s_port) != IOTD_OK)
         halt("port.init_failed", "check the gateway URL (https://host[:port]) and the lines above");
+}
+
+/* A renewal was committed: the telemetry client presents the new
+ * certificate from its next request on. esp_http_client keeps pointers to
+ * the PEM in s_id and reads them when it connects: the connection is
+ * closed before s_id is rewritten, and nothing connects until the client
+ * has been made again. */
+static void identity_renewed(void)
+{
+    iotd_esp_config cfg;
+
+    iotd_esp_disconnect(&s_esp);
+    if (!enrollment_reload(&s_id)) {
+        ESP_LOGE(TAG, "enroll.reload_failed: the renewed certificate cannot be loaded; "
+                      "restarting to use it from the slots");
+        esp_restart();
+    }
+    port_config(&cfg, 0);
+    if (iotd_esp_set_identity(&s_esp, &cfg) != IOTD_OK) {
+        ESP_LOGE(TAG, "enroll.reload_failed: no HTTP client for the renewed certificate; "
+                      "restarting");
+        esp_restart();
+    }
+    ESP_LOGI(TAG, "enroll.reloaded: the telemetry client uses the renewed certificate");
 }
 
 static void device_init(void)
@@ -252,6 +307,7 @@ static void sleep_deep(uint32_t ms)
     s_resume.update_due_ms = fwupdate_due_ms();
     s_resume.port = (uintptr_t)&s_port;
     s_resume.crc = iotd_crc32((const uint8_t *)&s_dev, sizeof(s_dev));
+    s_resume.enroll_crc = enrollment_crc();
     s_resume.magic = RESUME_MAGIC;
     iotd_esp_disconnect(&s_esp);
     net_stop();
@@ -261,17 +317,36 @@ static void sleep_deep(uint32_t ms)
 }
 #endif
 
-/* One step of the device and one of the updates; how long until either is
- * due again, counted from after both (a step may take seconds of network). */
+static uint32_t until(uint64_t due, uint64_t now)
+{
+    uint64_t ms = due > now ? due - now : 0;
+    return ms < UINT32_MAX ? (uint32_t)ms : UINT32_MAX;
+}
+
+/* One step of the device, one of the updates and, with an enrolled
+ * certificate, one of its renewal; how long until any is due again,
+ * counted from after all (a step may take seconds of network). */
 static uint32_t next_wait(void)
 {
+    bool renewed = false;
     uint64_t now = iotd_esp_uptime_ms(&s_esp);
     uint64_t device_due = now + iotd_device_step(&s_dev, now);
 
     now = iotd_esp_uptime_ms(&s_esp);
-    uint32_t ms = fwupdate_step(now, &s_dev);
-    uint32_t device_ms = device_due > now ? (uint32_t)(device_due - now) : 0;
-    return device_ms < ms ? device_ms : ms;
+    uint64_t update_due = now + fwupdate_step(now, &s_dev);
+    uint64_t enroll_due = UINT64_MAX;
+    if (s_enrolled) {
+        now = iotd_esp_uptime_ms(&s_esp);
+        enroll_due = now + enrollment_step(now, &renewed);
+        if (renewed)
+            identity_renewed();
+    }
+    now = iotd_esp_uptime_ms(&s_esp);
+    uint32_t ms = until(device_due, now);
+    uint32_t update_ms = until(update_due, now);
+    uint32_t enroll_ms = until(enroll_due, now);
+    ms = update_ms < ms ? update_ms : ms;
+    return enroll_ms < ms ? enroll_ms : ms;
 }
 
 /* ESP-IDF's entry point; no ESP-IDF header declares it. */
@@ -287,14 +362,14 @@ void app_main(void)
      * random mode, which needs Wi-Fi running. */
     if (!net_start(s_settings.ssid, s_settings.password, (uint32_t)CONFIG_IOTD_WIFI_WAIT_S * 1000u))
         halt("wifi.unusable", "the Wi-Fi station could not be started");
-    identity_init();
-
+    /* SNTP keeps trying in the background; wait for it only when the
+     * network is there to answer. Before the credentials: enrollment's TLS
+     * checks the gateway certificate's dates. */
+    net_sntp_start(s_settings.sntp_server, net_connected() ? SNTP_WAIT_MS : 0);
     bool resumed = resume_is_valid();
+    credentials_init(resumed);
     s_resume.magic = 0;
     port_init(resumed);
-    /* SNTP keeps trying in the background; wait for it only when the
-     * network is there to answer. */
-    net_sntp_start(s_settings.sntp_server, net_connected() ? SNTP_WAIT_MS : 0);
     if (resumed) {
         ESP_LOGI(TAG, "boot.resumed: the device continues after deep sleep");
     } else {

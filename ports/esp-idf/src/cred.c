@@ -5,6 +5,8 @@
 
 #include "esp_log.h"
 
+#include "pem.h"
+
 static const char *TAG = "iotd";
 
 static const char *const KEY_NAME[2] = {"s0.key", "s1.key"};
@@ -65,6 +67,19 @@ iotd_status iotd_esp_cred_load(iotd_esp_cred *c, iotd_cred_slot slot)
     iotd_status st = get_blob(c, CRT_NAME[i], c->chain, sizeof(c->chain), &c->chain_len);
     if (st == IOTD_OK)
         st = get_blob(c, KEY_NAME[i], c->key, sizeof(c->key), &c->key_len);
+    return st;
+}
+
+iotd_status iotd_esp_cred_load_pem(iotd_esp_cred *c, iotd_cred_slot slot, char *cert_pem,
+                                   size_t cert_cap, char *key_pem, size_t key_cap)
+{
+    iotd_status st = iotd_esp_cred_load(c, slot);
+
+    if (st == IOTD_ECORRUPT ||
+        (st == IOTD_OK && (!iotd_esp__pem_chain(c->chain, c->chain_len, cert_pem, cert_cap) ||
+                           !iotd_esp__pem_key(c->key, c->key_len, key_pem, key_cap))))
+        st = IOTD_ECORRUPT;
+    memset(c->key, 0, sizeof(c->key));
     return st;
 }
 

@@ -59,18 +59,6 @@ typedef struct response {
     body_end end;
 } response;
 
-/* Copies a response header's value for later parsing: one copy per
- * response, and only if it fits. */
-static void keep_header(const char *value, char *dst, size_t cap, bool *seen, bool *bad)
-{
-    size_t n = strlen(value);
-
-    *bad = *bad || *seen || n >= cap;
-    *seen = true;
-    if (!*bad)
-        memcpy(dst, value, n + 1);
-}
-
 static esp_err_t on_event(esp_http_client_event_t *evt)
 {
     iotd_esp *esp = evt->user_data;
@@ -79,11 +67,11 @@ static esp_err_t on_event(esp_http_client_event_t *evt)
         evt->header_value == NULL)
         return ESP_OK;
     if (iotd_esp__ieq(evt->header_key, "Retry-After"))
-        keep_header(evt->header_value, esp->retry_after, sizeof(esp->retry_after),
-                    &esp->has_retry_after, &esp->retry_after_bad);
+        iotd_esp__keep_header(evt->header_value, esp->retry_after, sizeof(esp->retry_after),
+                              &esp->has_retry_after, &esp->retry_after_bad);
     else if (iotd_esp__ieq(evt->header_key, "Content-Range"))
-        keep_header(evt->header_value, esp->content_range, sizeof(esp->content_range),
-                    &esp->has_content_range, &esp->content_range_bad);
+        iotd_esp__keep_header(evt->header_value, esp->content_range, sizeof(esp->content_range),
+                              &esp->has_content_range, &esp->content_range_bad);
     else if (iotd_esp__ieq(evt->header_key, "Connection") &&
              iotd_esp__has_token(evt->header_value, "close"))
         esp->server_closes = true;
@@ -329,6 +317,8 @@ static iotd_status perform(iotd_esp *esp, const char *path, const request *req, 
     iotd_status st;
 
     memset(rsp, 0, sizeof(*rsp));
+    if (esp->http == NULL)
+        return IOTD_ENET; /* iotd_esp_set_identity could not make a client */
     if (req->body_len > (size_t)INT_MAX ||
         !iotd_esp__join(esp->url, sizeof(esp->url), esp->base_url, path))
         return IOTD_EINVAL;

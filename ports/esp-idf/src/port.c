@@ -73,6 +73,18 @@ out:
     return st;
 }
 
+iotd_status iotd_esp_set_identity(iotd_esp *esp, const iotd_esp_config *cfg)
+{
+    if (!config_is_valid(cfg)) {
+        ESP_LOGE(TAG, "port.config_invalid: the new identity needs a certificate and a key");
+        return IOTD_EINVAL;
+    }
+    iotd_esp_disconnect(esp);
+    iotd_esp__http_destroy(esp);
+    esp->base_url = cfg->gateway_url;
+    return iotd_esp__http_create(esp, cfg);
+}
+
 void iotd_esp_deinit(iotd_esp *esp)
 {
     iotd_esp__http_destroy(esp);

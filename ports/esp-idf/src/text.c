@@ -224,3 +224,13 @@ bool iotd_esp__range_header(char *out, size_t cap, uint32_t start, uint32_t len)
     out[n] = '\0';
     return true;
 }
+
+void iotd_esp__keep_header(const char *value, char *dst, size_t cap, bool *seen, bool *bad)
+{
+    size_t n = strlen(value);
+
+    *bad = *bad || *seen || n >= cap;
+    *seen = true;
+    if (!*bad)
+        memcpy(dst, value, n + 1);
+}

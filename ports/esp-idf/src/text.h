@@ -50,4 +50,10 @@ void iotd_esp__escape(const char *in, char *out, size_t cap);
 /* out = a followed by b. False (and out empty) when it does not fit. */
 bool iotd_esp__join(char *out, size_t cap, const char *a, const char *b);
 
+/* Copies a response header's value (for parsing once the headers are in):
+ * one copy per response, and only if it fits cap with its NUL. *seen is set;
+ * *bad is set, and dst left alone, when the header came before in this
+ * response (*seen already) or does not fit. */
+void iotd_esp__keep_header(const char *value, char *dst, size_t cap, bool *seen, bool *bad);
+
 #endif

@@ -212,6 +212,32 @@ static void finds_the_common_name(void **state)
     assert_false(dn_common_name("", id, sizeof(id)));
 }
 
+static void keeps_one_header_that_fits(void **state)
+{
+    (void)state;
+    char dst[8];
+    bool seen = false, bad = false;
+
+    iotd_esp__keep_header("120", dst, sizeof(dst), &seen, &bad);
+    assert_true(seen);
+    assert_false(bad);
+    assert_string_equal(dst, "120");
+    /* The same header again: neither value is used. */
+    iotd_esp__keep_header("5", dst, sizeof(dst), &seen, &bad);
+    assert_true(bad);
+    assert_string_equal(dst, "120");
+
+    seen = bad = false;
+    iotd_esp__keep_header("1234567", dst, sizeof(dst), &seen, &bad); /* 7 and the NUL */
+    assert_false(bad);
+    assert_string_equal(dst, "1234567");
+    seen = bad = false;
+    iotd_esp__keep_header("12345678", dst, sizeof(dst), &seen, &bad);
+    assert_true(seen);
+    assert_true(bad);
+    assert_string_equal(dst, "1234567");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -224,6 +250,7 @@ int main(void)
         cmocka_unit_test(parses_content_ranges),
         cmocka_unit_test(refuses_malformed_content_ranges),
         cmocka_unit_test(writes_range_headers),
+        cmocka_unit_test(keeps_one_header_that_fits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

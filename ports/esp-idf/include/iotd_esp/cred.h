@@ -13,8 +13,9 @@
  * No allocation of ours: every blob is read into the buffers inside
  * iotd_esp_cred (mbedTLS allocates during key generation and signing, and
  * frees before returning). The EST transport (est_request, probe) is the
- * application's: it fills those two pointers of the iotd_cred_port with its
- * HTTPS client, using iotd_esp_cred_active/candidate for the identity.
+ * application's choice: iotd_esp/est.h fills those two pointers of the
+ * iotd_cred_port with esp_http_client, using iotd_esp_cred_load for the
+ * identity.
  */
 #ifndef IOTD_ESP_CRED_H
 #define IOTD_ESP_CRED_H
@@ -37,6 +38,7 @@ typedef struct iotd_esp_cred {
     size_t key_len;
     uint8_t chain[IOTD_ESP_CRED_CHAIN_MAX];
     size_t chain_len;
+    void *transport; /* the EST transport's state (iotd_esp/est.h), or NULL */
 } iotd_esp_cred;
 
 /* Opens the NVS namespace (default partition) that holds the slots. */
@@ -51,5 +53,12 @@ void iotd_esp_cred_port(iotd_esp_cred *c, iotd_cred_port *out);
  * the application's TLS client). IOTD_ENOENT when the slot has no
  * certificate. */
 iotd_status iotd_esp_cred_load(iotd_esp_cred *c, iotd_cred_slot slot);
+
+/* A slot's chain and key as NUL-terminated PEM ("CERTIFICATE" blocks, one
+ * "EC PRIVATE KEY" block), for esp_http_client. IOTD_ENOENT when the slot
+ * has no certificate or key; IOTD_ECORRUPT when they do not fit the
+ * buffers or are not DER. c->key is wiped afterwards. */
+iotd_status iotd_esp_cred_load_pem(iotd_esp_cred *c, iotd_cred_slot slot, char *cert_pem,
+                                   size_t cert_cap, char *key_pem, size_t key_cap);
 
 #endif

@@ -69,6 +69,16 @@ typedef struct iotd_esp {
  * NVS or the HTTP client cannot be set up. */
 iotd_status iotd_esp_init(iotd_esp *esp, const iotd_esp_config *cfg, iotd_port *port);
 
+/* Replaces the HTTP client with one that presents cfg's certificate and
+ * key (after a renewal was committed): the open connection is closed, the
+ * NVS handle and the uptime base stay (cfg's kv_namespace and
+ * uptime_base_ms are not read again). The old PEM strings may be freed or
+ * overwritten once this returns, the new ones must stay. IOTD_EINVAL for a
+ * configuration iotd_esp_init would refuse (nothing changed); IOTD_EIO
+ * when the new client cannot be created (the port then has none, and its
+ * requests fail until a later call succeeds). */
+iotd_status iotd_esp_set_identity(iotd_esp *esp, const iotd_esp_config *cfg);
+
 /* Closes the gateway connection, if any (before deep sleep or Wi-Fi stop). */
 void iotd_esp_disconnect(iotd_esp *esp);
 

@@ -22,6 +22,13 @@
 #define CONFIG_IOTD_HTTP_REUSE_IDLE_MS 5000
 #define CONFIG_IOTD_WIFI_WAIT_S        15
 
+#ifndef CONFIG_IOTD_ENROLL
+#define CONFIG_IOTD_ENROLL 1
+#endif
+#if CONFIG_IOTD_ENROLL
+#define CONFIG_IOTD_ENROLL_BACKOFF_MAX_S 3600
+#endif
+
 #define CONFIG_IOTD_FW_TRUSTED_KEYS_FILE "trusted-keys.pem"
 #define CONFIG_IOTD_FW_VENDOR_ID         "example-vendor"
 #define CONFIG_IOTD_FW_CLASS_ID          "esp32-sensor"
