@@ -2,7 +2,7 @@
 # The device core on its target: builds core/ and its unit tests for
 # rv32imac with picolibc, then fails if
 #   - the core's objects reference malloc/free/calloc/realloc or any printf,
-#   - its .text exceeds 18 KiB or its static RAM (.data + .bss) 4 KiB,
+#   - its .text exceeds 18.5 KiB or its static RAM (.data + .bss) 4 KiB,
 #   - the enrollment library (libiotd_enroll.a, linked only by devices that
 #     enroll themselves) has allocation or printf, or .text over 4 KiB, or
 #     any static RAM; the same for the health report (libiotd_health.a, 2 KiB),
@@ -17,8 +17,9 @@ OUT="$IOT_BUILD_DIR/core-riscv32"
 # 16 KiB until firmware updates came: the update state machine (update.c)
 # is about 4 KiB, of which the manifest writer's move out of the device
 # (manifest_write.c, 2.2 KiB) paid half. The ESP32-C3 has 4 MiB of flash;
-# the budget is what stops the core from growing unnoticed.
-TEXT_BUDGET=18432
+# the budget is what stops the core from growing unnoticed. 18.5 KiB since
+# the factory reset (reset.c, about 400 B), which every device must have.
+TEXT_BUDGET=18944
 RAM_BUDGET=4096
 # Enrollment and renewal (enroll.c) is counted apart: a device provisioned
 # at the factory does not link it.
