@@ -36,6 +36,7 @@
 #include "iotd_esp/sensors.h"
 
 #include "enrollment.h"
+#include "factory_reset.h"
 #include "fwupdate.h"
 #include "identity.h"
 #include "net.h"
@@ -355,6 +356,7 @@ void app_main(void);
 void app_main(void)
 {
     storage_init();
+    factory_reset_at_boot(KV_NAMESPACE);
     settings_load(&s_settings);
     sensors_open();
 
