@@ -25,6 +25,7 @@
 #include <event2/event.h>
 #include <event2/thread.h>
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
 #include <openssl/ssl.h>
 
 #include "admin.h"
@@ -33,6 +34,7 @@
 #include "forwarder.h"
 #include "admission.h"
 #include "ingest.h"
+#include "iot/fsutil.h"
 #include "iot/process.h"
 #include "log.h"
 #include "message.h"
@@ -72,6 +74,7 @@ typedef struct daemon_state {
     char sec_path[GW_PATH_MAX];
     time_t overdue_counted_at; /* count_overdue_reports */
     time_t fleet_flushed_at;   /* keep_fleet */
+    char config_sha256[65];    /* of the configuration file read at start */
     gw_admin *admin;
     struct event *sigterm_ev;
     struct event *sigint_ev;
@@ -578,10 +581,10 @@ static iot_status start(daemon_state *d, iot_err *err)
         goto out;
     gw_log(GW_LOG_INFO, "gateway.started",
            "version=%s device_listen=%s admin_listen=%s workers=%d outbox=%s outbox_depth=%lld "
-           "broker=%s:%d",
+           "broker=%s:%d config_sha256=%s",
            IOT_VERSION, d->cfg.device_listen, d->cfg.admin_listen[0] ? d->cfg.admin_listen : "-",
            app->opt.workers, d->cfg.outbox, (long long)gw_outbox_depth(app->outbox),
-           d->cfg.mqtt_host, d->cfg.mqtt_port);
+           d->cfg.mqtt_host, d->cfg.mqtt_port, d->config_sha256);
 out:
     return st;
 }
@@ -622,6 +625,22 @@ static void stop(daemon_state *d)
     gw_ratelimit_free(app->ratelimit);
 }
 
+/* The SHA-256 of the configuration file, for the gateway.started event:
+ * a changed configuration is visible in the security event stream. */
+static void config_digest(const char *path, char out[65])
+{
+    char *text = NULL;
+    size_t len = 0;
+    unsigned char md[32];
+    iot_err err = {0};
+    snprintf(out, 65, "-");
+    if (iot_file_read(path, 1024 * 1024, &text, &len, &err) == IOT_OK &&
+        EVP_Digest(text, len, md, NULL, EVP_sha256(), NULL) == 1)
+        for (size_t i = 0; i < sizeof(md); i++)
+            snprintf(out + 2 * i, 3, "%02x", md[i]);
+    free(text);
+}
+
 static int run(const char *config_path)
 {
     daemon_state d;
@@ -632,6 +651,7 @@ static int run(const char *config_path)
         fprintf(stderr, "iotgw: error: %s\n", err.msg);
         return 1; /* as --check-config: 2 is for a wrong command line */
     }
+    config_digest(config_path, d.config_sha256);
     int level = gw_log_level_parse(d.cfg.log_level);
     gw_log_set_level(level < 0 ? GW_LOG_INFO : (gw_log_level)level);
     raise_fd_limit(&d.cfg);

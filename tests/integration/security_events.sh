@@ -47,6 +47,8 @@ wait_event() { # wait_event WHAT TYPE JQ-FILTER
 }
 
 wait_event "the start is an event" gateway.started '.severity == "info" and .count == 1'
+expect_eq "the start names the configuration it read" "$(sha256sum "$T/gw.conf" | cut -d' ' -f1)" \
+  "$(events gateway.started | head -1 | jq -r .log | sed -nE 's/.*config_sha256=([0-9a-f]+).*/\1/p')"
 
 # --- refused handshakes ----------------------------------------------------------------
 curl -s --cacert "$P/ca.crt" --cert "$F/devices/dev-1/cert.pem" --key "$F/devices/dev-1/key.pem" \
