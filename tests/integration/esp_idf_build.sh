@@ -288,13 +288,14 @@ grep -qx '# CONFIG_SECURE_FLASH_ENCRYPTION_MODE_DEVELOPMENT is not set' "$OUT/pr
   fail "production: flash encryption is not in release mode"
 objects production >"$T/a.objs"
 for f in main.c identity.c tsens.c https.c nvs_sec_provider.c manifest_crypto.c manifest_keys.c \
-  update.c fwupdate.c fwrules.c enroll.c cred.c cred_crypto.c est.c pem.c enrollment.c; do
+  update.c fwupdate.c fwrules.c enroll.c cred.c cred_crypto.c est.c pem.c enrollment.c reset.c \
+  factory_reset.c; do
   grep -qx "$f" "$T/a.objs" || fail "production: $f was not compiled: $(paste -sd' ' "$T/a.objs")"
 done
 for f in bme280.c csr.c; do
   ! grep -qx "$f" "$T/a.objs" || fail "production: $f was compiled though its option is off"
 done
-pass "production: the internal sensor's driver and enrollment are compiled, the BME280 and CSR code are not"
+pass "production: the internal sensor's driver, enrollment and the factory reset are compiled, the BME280 and CSR code are not"
 [ -f "$OUT/production/bootloader/bootloader.bin" ] || fail "production: no bootloader.bin"
 BL_LOG="$OUT/production/targets.log"
 [ "$MODE" = idf ] && BL_LOG="$OUT/production/esp-idf-build.log"
