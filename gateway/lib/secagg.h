@@ -20,7 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define GW_SECAGG_SOURCE_MAX 80 /* an IPv6 address or a device ID, with room */
+#define GW_SECAGG_SOURCE_MAX 128 /* a device ID or an IPv6 address, and a reason */
 #define GW_SECAGG_OVERFLOW   "*"
 
 typedef struct gw_secagg gw_secagg;

@@ -198,11 +198,11 @@ static void read_fields(const char *f, size_t len, ev_fields *e)
 static void source_of(const ev_fields *e, char *out, size_t cap)
 {
     if (e->device[0])
-        snprintf(out, cap, "d:%s|%s", e->device, e->reason);
+        snprintf(out, cap, "d:%.64s|%.48s", e->device, e->reason);
     else if (e->address[0])
-        snprintf(out, cap, "a:%s|%s", e->address, e->reason);
+        snprintf(out, cap, "a:%.64s|%.48s", e->address, e->reason);
     else
-        snprintf(out, cap, "g|%s", e->reason);
+        snprintf(out, cap, "g|%.48s", e->reason);
 }
 
 static void add_text(cJSON *o, const char *key, const char *v)

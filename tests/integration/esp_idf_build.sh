@@ -288,7 +288,7 @@ grep -qx '# CONFIG_SECURE_FLASH_ENCRYPTION_MODE_DEVELOPMENT is not set' "$OUT/pr
   fail "production: flash encryption is not in release mode"
 objects production >"$T/a.objs"
 for f in main.c identity.c tsens.c https.c nvs_sec_provider.c manifest_crypto.c manifest_keys.c \
-  update.c fwupdate.c fwrules.c enroll.c cred.c cred_crypto.c est.c pem.c enrollment.c reset.c \
+  update.c fwupdate.c fwrules.c enroll.c cred.c cred_crypto.c est.c pem.c enrollment.c reset.c health.c \
   factory_reset.c; do
   grep -qx "$f" "$T/a.objs" || fail "production: $f was not compiled: $(paste -sd' ' "$T/a.objs")"
 done

@@ -31,7 +31,9 @@
 #include "sdkconfig.h"
 
 #include "iotd/device.h"
+#include "iotd/health.h"
 #include "iotd/record.h"
+#include "iotd_esp/health.h"
 #include "iotd_esp/port.h"
 #include "iotd_esp/sensors.h"
 
@@ -66,14 +68,17 @@ static const char *TAG = "iotd";
 
 typedef struct resume_tag {
     uint32_t magic;
-    uint32_t crc;           /* CRC-32 of s_dev as it went to sleep */
-    uintptr_t port;         /* &s_port then: the same image, the same layout */
-    uint64_t uptime_ms;     /* the uptime at which the sleep ends */
-    uint64_t update_due_ms; /* the uptime of the next update step */
-    uint32_t enroll_crc;    /* CRC-32 of the enrollment machine (enrollment.c) */
+    uint32_t crc;              /* CRC-32 of s_dev as it went to sleep */
+    uintptr_t port;            /* &s_port then: the same image, the same layout */
+    uint64_t uptime_ms;        /* the uptime at which the sleep ends */
+    uint64_t update_due_ms;    /* the uptime of the next update step */
+    uint64_t health_due_ms;    /* the uptime of the next health report */
+    uint32_t health_no_answer; /* the device's no_answer count at the last report */
+    uint32_t enroll_crc;       /* CRC-32 of the enrollment machine (enrollment.c) */
 } resume_tag;
 
 KEPT_IN_SLEEP static iotd_device s_dev;
+
 KEPT_IN_SLEEP static resume_tag s_resume;
 
 static iotd_esp s_esp;
@@ -81,6 +86,9 @@ static iotd_port s_port;
 static identity s_id;
 static settings s_settings;
 static char s_body[BODY_MAX];
+static char s_health_buf[IOTD_HEALTH_BODY_MAX];
+static iotd_esp_health s_esp_health;
+static iotd_health s_health;
 static char s_resp[RESP_MAX];
 static bool s_enrolled; /* the certificate is from the slots and renews itself */
 static iotd_sensor s_sensors[4];
@@ -300,12 +308,36 @@ static void device_init(void)
     }
 }
 
+/* The health report (iotd/health.h): once after boot, then every
+ * CONFIG_IOTD_HEALTH_INTERVAL_S. After deep sleep only its schedule and
+ * count carry over (plain numbers in the resume tag, no pointers); the
+ * boot count and reset reason are this start's. */
+static void health_init(bool resumed)
+{
+    iotd_esp_health_open(&s_esp_health, &s_esp, s_id.cert);
+    iotd_health_config cfg;
+    iotd_health_config_init(&cfg);
+    cfg.interval_ms = (uint32_t)CONFIG_IOTD_HEALTH_INTERVAL_S * 1000u;
+    cfg.fill = iotd_esp_health_fill;
+    cfg.fill_ctx = &s_esp_health;
+    cfg.buf = s_health_buf;
+    cfg.cap = sizeof(s_health_buf);
+    if (iotd_health_init(&s_health, &s_port, &s_dev, &cfg) != IOTD_OK)
+        halt("health.init_failed", "the health report's configuration is wrong");
+    if (resumed) {
+        s_health.due_ms = s_resume.health_due_ms;
+        s_health.no_answer_reported = s_resume.health_no_answer;
+    }
+}
+
 #if CONFIG_IOTD_DEEP_SLEEP
 static void sleep_deep(uint32_t ms) __attribute__((noreturn));
 static void sleep_deep(uint32_t ms)
 {
     s_resume.uptime_ms = iotd_esp_uptime_ms(&s_esp) + ms;
     s_resume.update_due_ms = fwupdate_due_ms();
+    s_resume.health_due_ms = s_health.due_ms;
+    s_resume.health_no_answer = s_health.no_answer_reported;
     s_resume.port = (uintptr_t)&s_port;
     s_resume.crc = iotd_crc32((const uint8_t *)&s_dev, sizeof(s_dev));
     s_resume.enroll_crc = enrollment_crc();
@@ -343,7 +375,11 @@ static uint32_t next_wait(void)
             identity_renewed();
     }
     now = iotd_esp_uptime_ms(&s_esp);
+    uint64_t health_due = now + iotd_health_step(&s_health, now);
+    now = iotd_esp_uptime_ms(&s_esp);
     uint32_t ms = until(device_due, now);
+    uint32_t health_ms = until(health_due, now);
+    ms = health_ms < ms ? health_ms : ms;
     uint32_t update_ms = until(update_due, now);
     uint32_t enroll_ms = until(enroll_due, now);
     ms = update_ms < ms ? update_ms : ms;
@@ -381,6 +417,7 @@ void app_main(void)
     /* Without updates the device still sends readings; fwupdate_init has
      * said why, and rolled back an image on trial. */
     (void)fwupdate_init(&s_port, &s_esp, &s_settings, resumed ? s_resume.update_due_ms : 0);
+    health_init(resumed);
 
     for (;;) {
         uint32_t ms = next_wait();

@@ -33,3 +33,28 @@ esp_err_t nvs_commit(nvs_handle_t handle);
 esp_err_t nvs_set_u8(nvs_handle_t handle, const char *key, uint8_t value);
 esp_err_t nvs_get_u8(nvs_handle_t handle, const char *key, uint8_t *out_value);
 esp_err_t nvs_erase_key(nvs_handle_t handle, const char *key);
+esp_err_t nvs_erase_all(nvs_handle_t handle);
+
+#define NVS_DEFAULT_PART_NAME "nvs"
+#define NVS_KEY_NAME_MAX_SIZE 16
+#define NVS_NS_NAME_MAX_SIZE  NVS_KEY_NAME_MAX_SIZE
+
+typedef enum {
+    NVS_TYPE_U8 = 0x01,
+    NVS_TYPE_BLOB = 0x42,
+    NVS_TYPE_ANY = 0xff,
+} nvs_type_t;
+
+typedef struct {
+    char namespace_name[NVS_NS_NAME_MAX_SIZE];
+    char key[NVS_KEY_NAME_MAX_SIZE];
+    nvs_type_t type;
+} nvs_entry_info_t;
+
+typedef struct nvs_opaque_iterator_t *nvs_iterator_t;
+
+esp_err_t nvs_entry_find(const char *part_name, const char *namespace_name, nvs_type_t type,
+                         nvs_iterator_t *output_iterator);
+esp_err_t nvs_entry_next(nvs_iterator_t *iterator);
+esp_err_t nvs_entry_info(const nvs_iterator_t iterator, nvs_entry_info_t *out_info);
+void nvs_release_iterator(nvs_iterator_t iterator);
