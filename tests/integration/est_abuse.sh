@@ -14,7 +14,13 @@
 . "$(dirname "$0")/est_lib.sh"
 
 est_pki
+"$IOTCTL" --dir "$P" cert client secmon --role operator >/dev/null
+BROKER_ACL="$IOT_SOURCE_DIR/deploy/broker/acl"
 start_broker
+SEC="$T/sec.out" # the security event stream, as a monitor reads it
+spawn mosquitto_sub -h localhost -p "$BROKER_PORT" --cafile "$P/ca.crt" \
+  --cert "$P/clients/secmon/cert.pem" --key "$P/clients/secmon/key.pem" \
+  -i "secmon-$$" -c -q 1 -t 'security/#' -v >>"$SEC" 2>>"$T/sub.err"
 est_config "est_max_failures = 6" "est_failure_window = 10m"
 start_gateway
 
@@ -112,6 +118,26 @@ pass "a device of the revoked issuer is refused as issuer_revoked"
 LAST="$(est_csr simpleenroll "$T/dev-8" -u "dev-9:$(token dev-9)")"
 refused_as "an enrollment signed by the revoked issuer" 503 issuer_revoked
 expect_eq "iotgw_est_requests_total{result=unavailable}" 1 "$(est_metric unavailable)"
+
+# --- the security event stream -------------------------------------------------------------
+# stream_has TYPE JQ-FILTER: a document of TYPE matching the filter arrived.
+stream_has() {
+  awk -v t="security/gateway-mqtt/$1" '$1 == t { $1 = ""; print substr($0, 2) }' "$SEC" |
+    jq -s -e "map(select($2)) | length > 0" >/dev/null
+}
+for want in 'est.issued|.device == "dev-1" and .severity == "info"' \
+  'request.refused|.reason == "token_used" and .device == "dev-1"' \
+  'request.refused|.reason == "token_expired"' \
+  'request.refused|.reason == "token_unknown"' \
+  'request.refused|.reason == "rate_limited"' \
+  'request.refused|.reason == "key_reused"' \
+  'tls.refused|.reason == "issuer_revoked"'; do
+  wait_until 20 "the stream to carry ${want#*|}" stream_has "${want%%|*}" "${want#*|}"
+  pass "security stream: ${want%%|*} ${want#*|}"
+done
+run /usr/bin/python3 "$IOT_SOURCE_DIR/tests/support/tools/secevent_check.py" \
+  "$IOT_SOURCE_DIR/docs/schemas/security-event.schema.json" "$SEC"
+expect_eq "every enrollment event valid against the schema ($OUT)" 0 "$RC"
 
 # --- no root key on the gateway ----------------------------------------------------------
 root_key="$(sha256sum <"$P/ca.key")"
