@@ -20,6 +20,14 @@ cp "$P/crl.pem" "$T/crl-first.pem" # a saved copy: becomes "older" below
 GW_CRL="$T/gw-crl.pem"             # the CRL file the gateway reads, put there by hand
 cp "$P/crl.pem" "$GW_CRL"
 start_broker
+# A security monitor's persistent session: the broker keeps the stream's
+# events for it while it is away, across its own restarts.
+secmon() {
+  mosquitto_sub -h localhost -p "$BROKER_PORT" --cafile "$P/ca.crt" \
+    --cert "$P/clients/consumer/cert.pem" --key "$P/clients/consumer/key.pem" \
+    -i "secmon-$$" -c -q 1 -t 'security/#' "$@"
+}
+secmon -E
 write_gateway_config "reload_interval = 0"
 sed -i "s|^crl_file = .*|crl_file = $GW_CRL|" "$T/gw.conf"
 start_gateway
@@ -186,6 +194,26 @@ expect_eq "the delivered reading is the queued one" 11 \
   "$(tail -1 "$SUB" | cut -d' ' -f2- | jq -r '.values[0].v')"
 pass "the queued reading is delivered once the broker has a valid certificate"
 expect_eq "outbox empty" 0 "$(metric iotgw_outbox_depth)"
+
+# The security event stream, read once it could reach the broker again: the
+# refused CRLs and the revoked broker's certificate, nothing lost.
+has() { # has TYPE JQ-FILTER: in what the monitor has read so far
+  awk -v t="security/gateway-mqtt/$1" '$1 == t { $1 = ""; print substr($0, 2) }' "$T/sec.out" |
+    jq -s -e "map(select($2)) | length > 0" >/dev/null
+}
+read_stream() {
+  secmon -v -W 2 >>"$T/sec.out" 2>/dev/null || true
+  has mqtt.certificate_refused '.reason == "certificate revoked"'
+}
+wait_until 40 "the revoked broker's certificate on the security stream" read_stream
+pass "mqtt.certificate_refused arrived after the outage it caused"
+for reason in older_crl_number older_this_update; do
+  has identity.crl_rejected ".reason == \"$reason\"" || fail "no identity.crl_rejected $reason on the stream"
+done
+pass "the refused CRLs are on the stream"
+run /usr/bin/python3 "$IOT_SOURCE_DIR/tests/support/tools/secevent_check.py" \
+  "$IOT_SOURCE_DIR/docs/schemas/security-event.schema.json" "$T/sec.out"
+expect_eq "the stream's documents valid, without a gap ($OUT)" 0 "$RC"
 
 stop_gateway
 finish
