@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The security event stream end to end: real actions against the real
 # gateway (a foreign certificate, no certificate, a revoked device, a device
-# speaking for another, a replay, an oversized body, a reload) each arrive
+# speaking for another, a replay, an oversized body, a reload, a silent
+# connection, an admin probe, a restart) each arrive
 # as one JSON document on security/<gateway>/<type>, valid against
 # docs/schemas/security-event.schema.json, read by a security monitor; a
 # consumer of readings reads none of them (the broker ACL of deploy/broker);
@@ -23,7 +24,8 @@ make_pki dev-1 dev-2
 sed 's/CN=dashboard,/CN=consumer,/' "$IOT_SOURCE_DIR/deploy/broker/acl" >"$T/acl"
 BROKER_ACL="$T/acl"
 start_broker
-write_gateway_config "rate_limit = 0" "max_body = 4KiB" "security_event_window = 3s"
+write_gateway_config "rate_limit = 0" "max_body = 4KiB" "security_event_window = 3s" \
+  "request_timeout = 2s"
 
 # sub NAME FILE TOPIC: a QoS 1 subscriber with a persistent session.
 sub() {
@@ -112,6 +114,11 @@ wait_event "an event made while the broker was down arrives" request.refused \
   ".reason == \"identity_mismatch\" and .time > \"$t0\""
 
 expect_eq "no security event lost" 0 "$(metric iotgw_security_events_lost_total)"
+
+# --- a silent connection (slowloris) ------------------------------------------------------
+exec 3<>"/dev/tcp/127.0.0.1/$GW_PORT"
+wait_event "a connection silent past request_timeout" request.timeout '.peer != null'
+exec 3>&-
 
 # --- the admin listener, and a restart -----------------------------------------------------------
 code="$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$ADMIN_PORT/secrets")"
