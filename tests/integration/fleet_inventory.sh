@@ -4,7 +4,8 @@
 # served on the admin listener (GET /fleet), kept across a restart, and
 # turned into security events (source "device") when a device reports a
 # crash, failed connections or a lower secure_version; silent devices are
-# counted in iotgw_devices_silent.
+# counted in iotgw_devices_silent; what GET /fleet serves is what
+# iotctl vuln scan --inventory reads.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/gateway_lib.sh"
 
@@ -107,6 +108,28 @@ expect_eq "the boot count grows across starts, the reset reason follows" "2 soft
 wait_until 20 "the stream to report dev-2's watchdog reset" \
   bash -c "awk '\$1 == \"security/gateway-mqtt/device.security_report\"' '$SEC' | cut -d' ' -f2- | jq -s -e 'map(select(.device == \"dev-2\" and .reason == \"abnormal_reset\")) | length > 0' >/dev/null"
 pass "a device's watchdog reset reaches the security stream"
+
+# --- from the inventory to an advisory ------------------------------------------------------
+# What GET /fleet serves is what iotctl vuln scan reads: an advisory for this
+# machine's OpenSSL, which the simulator's image links, names the one device
+# that reported running that image.
+S="$IOT_BUILD_DIR/sbom"
+SIM_VERSION="$(jq -r .metadata.component.version "$S/iotsim.cdx.json")"
+expect_eq "dev-2 runs the image the simulator's SBOM describes" "$SIM_VERSION" "$(dev dev-2 | jq -r .firmware)"
+SRC="$(dpkg-query -W -f='${source:Package}' libssl3)"
+VER="$(dpkg-query -W -f='${source:Version}' libssl3)"
+mkdir -p "$T/advisories"
+cat >"$T/advisories/DSA-9101-1.json" <<JSON
+{"id": "DSA-9101-1", "summary": "$SRC: a flaw fixed after our version",
+ "affected": [{"package": {"ecosystem": "Debian:12", "name": "$SRC"},
+               "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "${VER}+sec1"}]}]}]}
+JSON
+fleet >"$T/fleet.json"
+run "$IOTCTL" vuln scan --advisories "$T/advisories" --sbom "$S/iotsim.cdx.json" \
+  --inventory "$T/fleet.json" --json
+expect_eq "an affecting advisory: exit 1" 1 "$RC"
+expect_eq "the affected devices, from the gateway's inventory" "dev-2" \
+  "$(jq -r '[.affected[0].devices[].device] | join(" ")' <<<"$OUT")"
 
 # --- last seen from readings, silence, and a restart ---------------------------------------------
 r="$(post dev-4 application/json '{"seq":1,"temperature":20}')"
