@@ -653,18 +653,12 @@ static void paths_name_every_file_and_its_need(void **state)
         const char *key;
         unsigned need;
     } want[] = {
-        {"tls_cert", GW__NEED_READ},
-        {"tls_key", GW__NEED_READ | GW__NEED_PRIVATE},
-        {"client_ca", GW__NEED_READ},
-        {"crl_file", GW__NEED_READ},
-        {"registry", GW__NEED_READ},
-        {"outbox", GW__NEED_DIR},
-        {"rollouts", GW__NEED_DIR},
-        {"security_outbox", GW__NEED_DIR},
-        {"fleet_inventory", GW__NEED_DIR},
-        {"mqtt_ca", GW__NEED_READ},
-        {"mqtt_cert", GW__NEED_READ},
-        {"mqtt_key", GW__NEED_READ | GW__NEED_PRIVATE},
+        {"tls_cert", GW__NEED_READ},       {"tls_key", GW__NEED_READ | GW__NEED_PRIVATE},
+        {"client_ca", GW__NEED_READ},      {"crl_file", GW__NEED_READ},
+        {"registry", GW__NEED_READ},       {"outbox", GW__NEED_DIR},
+        {"rollouts", GW__NEED_DIR},        {"security_outbox", GW__NEED_DIR},
+        {"fleet_inventory", GW__NEED_DIR}, {"mqtt_ca", GW__NEED_READ},
+        {"mqtt_cert", GW__NEED_READ},      {"mqtt_key", GW__NEED_READ | GW__NEED_PRIVATE},
     };
     const size_t n_want = sizeof(want) / sizeof(want[0]);
     gw_config c;
