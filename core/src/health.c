@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "json_out.h"
 #include "iotd/protocol.h"
 
 #define HEALTH_BUF_MIN     256u
@@ -12,48 +13,12 @@
 #define RETRY_MAX_MS       (30u * 60u * 1000u)
 #define FIRMWARE_MAX_CHARS 32u
 
-typedef struct out {
-    char *buf;
-    size_t cap, len;
-    bool full;
-} out;
-
-static void put_mem(out *o, const char *s, size_t n)
+static void member(iotd__out *o, const char *name, int64_t v)
 {
-    if (o->full || n >= o->cap - o->len) {
-        o->full = true;
-        return;
-    }
-    memcpy(o->buf + o->len, s, n);
-    o->len += n;
-}
-
-static void put_str(out *o, const char *s)
-{
-    put_mem(o, s, strlen(s));
-}
-
-/* A signed integer; the values here are never INT64_MIN. */
-static void put_i64(out *o, int64_t v)
-{
-    char d[20];
-    size_t n = sizeof(d);
-    uint64_t u = v < 0 ? (uint64_t)(-v) : (uint64_t)v;
-    do {
-        d[--n] = (char)('0' + (unsigned)(u % 10u));
-        u /= 10u;
-    } while (u != 0u);
-    if (v < 0)
-        put_mem(o, "-", 1);
-    put_mem(o, d + n, sizeof(d) - n);
-}
-
-static void member(out *o, const char *name, int64_t v)
-{
-    put_str(o, ",\"");
-    put_str(o, name);
-    put_str(o, "\":");
-    put_i64(o, v);
+    iotd__put_str(o, ",\"");
+    iotd__put_str(o, name);
+    iotd__put_str(o, "\":");
+    iotd__put_i64(o, v);
 }
 
 static bool firmware_ok(const char *s)
@@ -89,19 +54,19 @@ iotd_status iotd_health_json(const iotd_health_info *info, uint32_t connect_fail
     if (info == NULL || buf == NULL || len == NULL || cap == 0u || !firmware_ok(info->firmware) ||
         !reset_ok(info->reset_reason))
         return IOTD_EINVAL;
-    out o = {buf, cap, 0u, false};
-    put_str(&o, "{\"firmware\":\"");
-    put_str(&o, info->firmware);
-    put_str(&o, "\",\"reset_reason\":\"");
-    put_str(&o, info->reset_reason);
-    put_str(&o, "\"");
+    iotd__out o = {buf, cap, 0u, false};
+    iotd__put_str(&o, "{\"firmware\":\"");
+    iotd__put_str(&o, info->firmware);
+    iotd__put_str(&o, "\",\"reset_reason\":\"");
+    iotd__put_str(&o, info->reset_reason);
+    iotd__put_str(&o, "\"");
     member(&o, "secure_version", info->secure_version);
     member(&o, "boot_count", info->boot_count);
     member(&o, "connect_failures", connect_failures);
     member(&o, "since_upload_s", since_upload_s < -1 ? -1 : since_upload_s);
     member(&o, "heap_min", info->heap_min < -1 ? -1 : info->heap_min);
     member(&o, "cert_not_after", info->cert_not_after < 0 ? 0 : info->cert_not_after);
-    put_str(&o, "}");
+    iotd__put_str(&o, "}");
     if (o.full)
         return IOTD_ENOSPC;
     buf[o.len] = '\0';
