@@ -36,18 +36,6 @@ static const gw_forwarder_metrics READINGS_METRICS = {
     .cert_refused = GW_M_MQTT_CERT_REFUSED,
 };
 
-static void gauge(int g, int64_t v)
-{
-    if (g >= 0)
-        gw_gauge_set((gw_gauge)g, v);
-}
-
-static void count(int c)
-{
-    if (c >= 0)
-        gw_metric_inc((gw_counter)c);
-}
-
 typedef struct inflight {
     int mid;
     int64_t id;
@@ -165,14 +153,14 @@ static bool set_state(gw_forwarder *fw, gw_forwarder_state to)
     gw_log(GW_LOG_DEBUG, "mqtt.state", "from=%s to=%s", gw_forwarder_state_name(from),
            gw_forwarder_state_name(to));
     if (from == GW_FWD_CONNECTED) {
-        count(fw->metrics.disconnects);
-        gauge(fw->metrics.connected, 0);
+        gw_metric_add_chosen(fw->metrics.disconnects, 1);
+        gw_gauge_set_chosen(fw->metrics.connected, 0);
     }
     if (to == GW_FWD_CONNECTED) {
         if (!fw->backoff_held)
             fw->attempt = 0;
-        count(fw->metrics.connects);
-        gauge(fw->metrics.connected, 1);
+        gw_metric_add_chosen(fw->metrics.connects, 1);
+        gw_gauge_set_chosen(fw->metrics.connected, 1);
     }
     if (to == GW_FWD_REFUSED)
         fw->backoff_held = true;
@@ -216,7 +204,7 @@ static void teardown(gw_forwarder *fw)
     }
     fw->n_inflight = 0;
     fw->cursor = 0;
-    gauge(fw->metrics.inflight, 0);
+    gw_gauge_set_chosen(fw->metrics.inflight, 0);
 }
 
 /* Logs and counts a refused broker certificate, once per connection
@@ -225,7 +213,7 @@ static bool broker_cert_refused(gw_forwarder *fw)
 {
     if (fw->verify_error == 0)
         return false;
-    count(fw->metrics.cert_refused);
+    gw_metric_add_chosen(fw->metrics.cert_refused, 1);
     gw_log(GW_LOG_ERROR, "mqtt.certificate_refused",
            "broker=%s:%d reason=\"%s\" subject=\"%s\" action=\"%s\"", fw->host, fw->opt.port,
            X509_verify_cert_error_string(fw->verify_error), fw->verify_subject,
@@ -400,14 +388,14 @@ static void on_publish(struct mosquitto *mosq, void *arg, int mid, int reason,
         int64_t id = fw->window[i].id;
         const char *poison = unpublishable_reason(reason);
         if (poison != NULL) {
-            count(fw->metrics.publish_refused);
+            gw_metric_add_chosen(fw->metrics.publish_refused, 1);
             quarantine(fw, id, fw->window[i].device, poison);
             fw->window[i] = fw->window[--fw->n_inflight];
-            gauge(fw->metrics.inflight, fw->n_inflight);
+            gw_gauge_set_chosen(fw->metrics.inflight, fw->n_inflight);
             break;
         }
         if (reason >= 0x80) {
-            count(fw->metrics.publish_refused);
+            gw_metric_add_chosen(fw->metrics.publish_refused, 1);
             gw_log(GW_LOG_ERROR, "mqtt.publish_refused",
                    "id=%lld reason=\"%s\" action=\"kept in the outbox; check the broker ACL "
                    "against topic_prefix\"",
@@ -421,7 +409,7 @@ static void on_publish(struct mosquitto *mosq, void *arg, int mid, int reason,
         fw->backoff_held = false;
         fw->attempt = 0;
         fw->window[i] = fw->window[--fw->n_inflight];
-        gauge(fw->metrics.inflight, fw->n_inflight);
+        gw_gauge_set_chosen(fw->metrics.inflight, fw->n_inflight);
         fw->acked[fw->n_acked++] = id;
         break;
     }
@@ -500,7 +488,7 @@ static void pump(gw_forwarder *fw)
         if (count == 0)
             break;
     }
-    gauge(fw->metrics.inflight, fw->n_inflight);
+    gw_gauge_set_chosen(fw->metrics.inflight, fw->n_inflight);
     update_write_interest(fw);
 }
 

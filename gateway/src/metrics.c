@@ -232,6 +232,18 @@ int64_t gw_gauge_get(gw_gauge g)
     return atomic_load_explicit(&gauges[g], memory_order_relaxed);
 }
 
+void gw_gauge_set_chosen(int g, int64_t v)
+{
+    if (g >= 0 && g < GW_G_GAUGE_COUNT)
+        gw_gauge_set((gw_gauge)g, v);
+}
+
+void gw_metric_add_chosen(int c, uint64_t n)
+{
+    if (c >= 0 && c < GW_M_COUNTER_COUNT)
+        gw_metric_add((gw_counter)c, n);
+}
+
 void gw_refusal_inc(gw_refusal r)
 {
     atomic_fetch_add_explicit(&refusals[gw_refusal_row_of(r)->counter], 1, memory_order_relaxed);

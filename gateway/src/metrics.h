@@ -83,6 +83,10 @@ void gw_gauge_set(gw_gauge g, int64_t v);
 void gw_gauge_add(gw_gauge g, int64_t delta);
 int64_t gw_gauge_get(gw_gauge g);
 uint64_t gw_metric_get(gw_counter c);
+/* For modules whose caller chooses their metrics (outbox.h, forwarder.h):
+ * an index of gw_gauge or gw_counter, or -1 for a metric not kept. */
+void gw_gauge_set_chosen(int g, int64_t v);
+void gw_metric_add_chosen(int c, uint64_t n);
 /* Counts a device's update report by its state (iot_rollout_dev_state). */
 void gw_update_report_inc(int state);
 uint64_t gw_update_report_get(int state);

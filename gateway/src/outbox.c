@@ -71,18 +71,6 @@ static const gw_outbox_metrics READINGS_METRICS = {
     .quarantined = GW_M_READINGS_QUARANTINED,
 };
 
-static void gauge(int g, int64_t v)
-{
-    if (g >= 0)
-        gw_gauge_set((gw_gauge)g, v);
-}
-
-static void count(int c, uint64_t n)
-{
-    if (c >= 0)
-        gw_metric_add((gw_counter)c, n);
-}
-
 static const char SCHEMA[] = "CREATE TABLE IF NOT EXISTS outbox ("
                              "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
                              "  device TEXT NOT NULL,"
@@ -575,13 +563,13 @@ static void group_committed(gw_outbox *ob, const group_tally *t, const struct ti
     ob->bytes += t->added_bytes;
     int64_t change = t->added - t->deleted - t->moved;
     int64_t depth = atomic_fetch_add(&ob->depth, change) + change;
-    gauge(ob->metrics.depth, depth);
-    gauge(ob->metrics.bytes, ob->bytes);
-    count(ob->metrics.published, (uint64_t)t->deleted);
+    gw_gauge_set_chosen(ob->metrics.depth, depth);
+    gw_gauge_set_chosen(ob->metrics.bytes, ob->bytes);
+    gw_metric_add_chosen(ob->metrics.published, (uint64_t)t->deleted);
     if (t->moved > 0) {
         int64_t total = atomic_fetch_add(&ob->quarantined, t->moved) + t->moved;
-        gauge(ob->metrics.quarantined_now, total);
-        count(ob->metrics.quarantined, (uint64_t)t->moved);
+        gw_gauge_set_chosen(ob->metrics.quarantined_now, total);
+        gw_metric_add_chosen(ob->metrics.quarantined, (uint64_t)t->moved);
     }
     if (t->added > 0 && ob->notify)
         ob->notify(ob->notify_ctx);
@@ -635,8 +623,8 @@ static void *committer_main(void *arg)
         while (jobs != NULL) {
             gw_store_job *next = jobs->next;
             if (jobs->result == GW_STORE_OK) {
-                count(ob->metrics.stored, jobs->stored);
-                count(ob->metrics.duplicate, jobs->duplicates);
+                gw_metric_add_chosen(ob->metrics.stored, jobs->stored);
+                gw_metric_add_chosen(ob->metrics.duplicate, jobs->duplicates);
             }
             jobs->done(jobs);
             jobs = next;
@@ -650,8 +638,8 @@ iot_status gw_outbox_start(gw_outbox *ob, gw_outbox_notify_fn notify, void *ctx,
 {
     ob->notify = notify;
     ob->notify_ctx = ctx;
-    gauge(ob->metrics.depth, atomic_load(&ob->depth));
-    gauge(ob->metrics.quarantined_now, atomic_load(&ob->quarantined));
+    gw_gauge_set_chosen(ob->metrics.depth, atomic_load(&ob->depth));
+    gw_gauge_set_chosen(ob->metrics.quarantined_now, atomic_load(&ob->quarantined));
     if (pthread_create(&ob->thread, NULL, committer_main, ob) != 0)
         return iot_err_set(err, IOT_EIO, "cannot start the outbox thread");
     ob->started = true;

@@ -177,16 +177,23 @@ static void address_of(const char *peer, char *out, size_t cap)
     snprintf(out, cap, "%.*s", (int)n, peer);
 }
 
-static void read_fields(const char *f, size_t len, ev_fields *e)
+/* What the aggregation key needs: read for every event, also the ones a
+ * flood's summary counts. */
+static void read_key_fields(const char *f, size_t len, ev_fields *e)
 {
     memset(e, 0, sizeof(*e));
     gw_logfmt_get(f, len, "device", e->device, sizeof(e->device));
-    gw_logfmt_get(f, len, "serial", e->serial, sizeof(e->serial));
     gw_logfmt_get(f, len, "peer", e->peer, sizeof(e->peer));
     if (!gw_logfmt_get(f, len, "address", e->address, sizeof(e->address)) && e->peer[0])
         address_of(e->peer, e->address, sizeof(e->address));
     if (!gw_logfmt_get(f, len, "reason", e->reason, sizeof(e->reason)))
         gw_logfmt_get(f, len, "error", e->reason, sizeof(e->reason));
+}
+
+/* The rest, for an event that is published. */
+static void read_other_fields(const char *f, size_t len, ev_fields *e)
+{
+    gw_logfmt_get(f, len, "serial", e->serial, sizeof(e->serial));
     gw_logfmt_get(f, len, "detail", e->detail, sizeof(e->detail));
     snprintf(e->log, sizeof(e->log), "%.*s", (int)(len < LOG_MAX ? len : LOG_MAX - 1), f);
 }
@@ -297,7 +304,7 @@ static void take(gw_log_level level, const char *event, const char *fields, size
         return;
     ev_fields e;
     char source[GW_SECAGG_SOURCE_MAX];
-    read_fields(fields, len, &e);
+    read_key_fields(fields, len, &e);
     source_of(&e, source, sizeof(source));
     int64_t now = now_ms();
     pthread_mutex_lock(&S.lock);
@@ -314,6 +321,7 @@ static void take(gw_log_level level, const char *event, const char *fields, size
         gw_metric_inc(GW_M_SECEV_AGGREGATED);
         return;
     }
+    read_other_fields(fields, len, &e);
     submit(ob, (size_t)type, render((size_t)type, &e, 1, now, now));
     pthread_mutex_lock(&S.lock);
     if (--S.busy == 0)
