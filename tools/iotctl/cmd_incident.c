@@ -5,6 +5,7 @@
  * tests and audits: "what was overdue on that day". */
 #include <errno.h>
 #include <getopt.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -115,42 +116,26 @@ static bool take_flag(int c, incident_opts *o)
     }
 }
 
+/* The options whose value is kept as given, and where. */
+static const struct {
+    int val;
+    size_t offset;
+} VALUE_OPTS[] = {
+    {'R', offsetof(incident_opts, registry)},     {'w', offsetof(incident_opts, now)},
+    {'k', offsetof(incident_opts, kind)},         {'a', offsetof(incident_opts, aware_at)},
+    {'f', offsetof(incident_opts, fixed_at)},     {'b', offsetof(incident_opts, submitted)},
+    {'B', offsetof(incident_opts, submitted_at)}, {'T', offsetof(incident_opts, type)},
+    {'N', offsetof(incident_opts, note)},
+};
+
 static bool take_value(int c, incident_opts *o)
 {
-    const char **slot = NULL;
-    switch (c) {
-    case 'R':
-        slot = &o->registry;
-        break;
-    case 'w':
-        slot = &o->now;
-        break;
-    case 'k':
-        slot = &o->kind;
-        break;
-    case 'a':
-        slot = &o->aware_at;
-        break;
-    case 'f':
-        slot = &o->fixed_at;
-        break;
-    case 'b':
-        slot = &o->submitted;
-        break;
-    case 'B':
-        slot = &o->submitted_at;
-        break;
-    case 'T':
-        slot = &o->type;
-        break;
-    case 'N':
-        slot = &o->note;
-        break;
-    default:
-        return false;
-    }
-    *slot = optarg;
-    return true;
+    for (size_t i = 0; i < sizeof(VALUE_OPTS) / sizeof(VALUE_OPTS[0]); i++)
+        if (VALUE_OPTS[i].val == c) {
+            *(const char **)((char *)o + VALUE_OPTS[i].offset) = optarg;
+            return true;
+        }
+    return false;
 }
 
 /* Parses the options, then `what` names the one positional argument (NULL:
