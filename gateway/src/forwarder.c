@@ -507,6 +507,13 @@ void gw_forwarder_notify(void *arg)
 /* Records why the broker's certificate was refused, for connection_lost. */
 static int verify_broker(int ok, X509_STORE_CTX *store)
 {
+    /* The broker's own certificate, once verified: its expiry is the one
+     * certificate on the path the gateway does not hold a file of. */
+    if (ok && X509_STORE_CTX_get_error_depth(store) == 0) {
+        X509 *leaf = X509_STORE_CTX_get_current_cert(store);
+        if (leaf != NULL)
+            gw_cert_expiry_set(GW_CERT_BROKER, gw_asn1_time_unix(X509_get0_notAfter(leaf)));
+    }
     if (ok)
         return 1;
     SSL *ssl = X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx());

@@ -38,10 +38,8 @@ static const struct {
 };
 
 static const char *const CERT_SLOTS[GW_CERT_SLOT_COUNT] = {
-    [GW_CERT_SERVER] = "server",
-    [GW_CERT_MQTT_CLIENT] = "mqtt_client",
-    [GW_CERT_CA] = "ca",
-    [GW_CERT_MQTT_CA] = "mqtt_ca",
+    [GW_CERT_SERVER] = "server",   [GW_CERT_MQTT_CLIENT] = "mqtt_client", [GW_CERT_CA] = "ca",
+    [GW_CERT_MQTT_CA] = "mqtt_ca", [GW_CERT_BROKER] = "broker",
 };
 
 static const struct {

@@ -116,6 +116,7 @@ typedef enum gw_cert_slot {
     GW_CERT_MQTT_CLIENT, /* mqtt_cert: what the broker sees */
     GW_CERT_CA,          /* client_ca: devices' CA, also the CRL issuer */
     GW_CERT_MQTT_CA,     /* mqtt_ca: the broker's CA */
+    GW_CERT_BROKER,      /* the broker's certificate, as last verified */
     GW_CERT_SLOT_COUNT
 } gw_cert_slot;
 

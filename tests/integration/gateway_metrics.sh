@@ -50,6 +50,11 @@ expect_eq "expiry of the CA" "$(not_after "$P/ca.crt")" \
   "$(value 'iotgw_certificate_expiry_timestamp_seconds{certificate="ca"}')"
 expect_eq "expiry of the broker's CA" "$(not_after "$P/ca.crt")" \
   "$(value 'iotgw_certificate_expiry_timestamp_seconds{certificate="mqtt_ca"}')"
+broker_expiry() { scrape && [ -n "$(value 'iotgw_certificate_expiry_timestamp_seconds{certificate="broker"}')" ]; }
+wait_until 10 "the broker's certificate in /metrics" broker_expiry
+expect_eq "expiry of the broker's certificate, as verified at connect" \
+  "$(not_after "$P/servers/broker/cert.pem")" \
+  "$(value 'iotgw_certificate_expiry_timestamp_seconds{certificate="broker"}')"
 next_update="$(date -d "$(openssl crl -in "$P/crl.pem" -noout -nextupdate | cut -d= -f2)" +%s)"
 expect_eq "CRL nextUpdate" "$next_update" "$(value iotgw_crl_next_update_timestamp_seconds)"
 expect_eq "iotgw_outbox_max is outbox_max" 4321 "$(value iotgw_outbox_max)"
