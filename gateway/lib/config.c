@@ -159,6 +159,20 @@ static const gw__option gw__options[] = {
      .help = "How long a device connection may stay silent (in the TLS\n"
              "handshake, in a request, or idle between requests) before it is\n"
              "closed, so that silent clients cannot hold connections."},
+    {.key = "tls_session_lifetime",
+     .type = GW__DURATION,
+     GW__FIELD(tls_session_lifetime_s),
+     .def = "2h",
+     .flags = GW__WHOLE_S | GW__ZERO_OFF,
+     .min = GW__S,
+     .max = 7 * GW__D,
+     .scale = GW__S,
+     .help = "How long a device may resume its TLS session (session tickets, TLS\n"
+             "1.2 and 1.3, no early data) instead of a full handshake. A resumed\n"
+             "session is admitted like a new one: its certificate is checked\n"
+             "against the registry and CRL in force, so a revoked or renewed\n"
+             "certificate cannot resume. Ticket keys live in memory only and\n"
+             "rotate every lifetime. 0 turns resumption off."},
     {.key = "max_connections",
      .type = GW__INT,
      GW__FIELD(max_connections),

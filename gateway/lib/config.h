@@ -39,10 +39,11 @@ typedef struct gw_config {
     char registry[GW_PATH_MAX];  /* registry.db from iotctl; required */
     int workers;                 /* event-loop threads for devices; 0 = one per core (default) */
     int64_t request_timeout_ms;  /* silence allowed on a connection; default 10 s */
-    int max_connections;         /* default 20000 */
-    int max_connections_per_address;     /* per IPv4 address or IPv6 /64; 0 = no cap; default 256 */
-    int max_connections_per_device;      /* per device ID; 0 = no cap; default 4 */
-    size_t max_buffered_bytes;           /* request bytes buffered in all; default 256 MiB */
+    int64_t tls_session_lifetime_s;  /* session ticket lifetime; 0 = no resumption; default 2 h */
+    int max_connections;             /* default 20000 */
+    int max_connections_per_address; /* per IPv4 address or IPv6 /64; 0 = no cap; default 256 */
+    int max_connections_per_device;  /* per device ID; 0 = no cap; default 4 */
+    size_t max_buffered_bytes;       /* request bytes buffered in all; default 256 MiB */
     double connection_rate_per_address;  /* new connections/s per address; 0 = none; default 20 */
     double connection_burst_per_address; /* bucket size; default 200 */
     int64_t reload_interval_ms; /* poll registry/CRL for changes; 0 = SIGHUP only; default 2 s */

@@ -450,7 +450,8 @@ static iot_status open_device_tls(daemon_state *d, iot_err *err)
                            .key_path = d->cfg.tls_key,
                            .client_ca_path = d->cfg.client_ca,
                            .require_client_cert = d->cfg.require_client_cert,
-                           .max_connections_per_device = d->cfg.max_connections_per_device};
+                           .max_connections_per_device = d->cfg.max_connections_per_device,
+                           .session_lifetime_s = d->cfg.tls_session_lifetime_s};
     if (app->est != NULL) {
         topt.enrollment = true;
         topt.est_issuer = gw_est_issuer(app->est);

@@ -79,6 +79,16 @@ static const struct {
         {"iotgw_connections_unclean_close_total",
          "Device connections the peer closed without a TLS close_notify after a completed "
          "handshake: ordinary disconnects, not security events"},
+    [GW_M_TLS_FULL_HANDSHAKES] = {"iotgw_tls_full_handshakes_total",
+                                  "Device TLS handshakes completed with a certificate verified "
+                                  "(public-key operations on both sides)"},
+    [GW_M_TLS_RESUMED] = {"iotgw_tls_resumed_handshakes_total",
+                          "Device TLS handshakes completed by resuming a session ticket, "
+                          "its certificate admitted again"},
+    [GW_M_TLS_RESUMPTION_REFUSED] =
+        {"iotgw_tls_resumptions_refused_total",
+         "Session tickets refused because their certificate is no longer admitted (revoked, "
+         "renewed, unknown): the device made a full handshake instead"},
     [GW_M_CRL_LOAD_FAILURES] =
         {"iotgw_crl_load_failures_total",
          "CRL files refused (missing, corrupt, not issued and signed by "

@@ -27,8 +27,11 @@ typedef enum gw_counter {
     GW_M_RELOAD_FAILURES,
     GW_M_READINGS_QUARANTINED,
     GW_M_CONNECTIONS_UNCLEAN_CLOSE,
-    GW_M_CRL_LOAD_FAILURES, /* CRL files refused: the CRL in force was kept */
-    GW_M_MQTT_CERT_REFUSED, /* broker certificates that did not verify */
+    GW_M_TLS_FULL_HANDSHAKES,    /* device handshakes that verified a certificate */
+    GW_M_TLS_RESUMED,            /* device handshakes that resumed a session */
+    GW_M_TLS_RESUMPTION_REFUSED, /* tickets whose certificate no longer admits */
+    GW_M_CRL_LOAD_FAILURES,      /* CRL files refused: the CRL in force was kept */
+    GW_M_MQTT_CERT_REFUSED,      /* broker certificates that did not verify */
     /* firmware updates (updates.c) */
     GW_M_UPDATE_CHECKS,
     GW_M_UPDATE_OFFERS,

@@ -14,6 +14,7 @@
 #include "devlimit.h"
 #include "log.h"
 #include "metrics.h"
+#include "tls_tickets.h"
 
 /* TLS 1.2 suites: forward secrecy and AEAD only. TLS 1.3 suites are all AEAD. */
 static const char TLS12_CIPHERS[] = "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"
@@ -97,6 +98,27 @@ static bool take_device_slot(SSL *ssl, const char *device)
     return true;
 }
 
+/* The admission of a device's certificate, the same for a full handshake
+ * and a resumed session: the verdict of the registry and CRL in force,
+ * then a connection slot of the device. Caches the verdict on the
+ * connection, so that the first request needs no second check. */
+static gw_admission_verdict admit(SSL *ssl, X509 *cert, char device[IOT_ID_MAX + 1],
+                                  gw_admission_facts *facts)
+{
+    gw_conn *c = gw_conn_of_ssl(ssl);
+    gw_admission *identity = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), ex_identity);
+    uint64_t generation = gw_admission_generation(identity);
+    gw_admission_verdict v = gw_admission_check_facts(identity, cert, device, facts);
+    if (c != NULL && v == GW_ADMISSION_OK) {
+        c->verdict = v;
+        c->verdict_generation = generation;
+        c->verdict_cached = true;
+        c->ends_grace = facts->ends_grace;
+        memcpy(c->device, device, sizeof(c->device));
+    }
+    return v;
+}
+
 static int verify_cb(int preverify_ok, X509_STORE_CTX *store)
 {
     SSL *ssl = X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx());
@@ -117,19 +139,9 @@ static int verify_cb(int preverify_ok, X509_STORE_CTX *store)
             c->bootstrap = true; /* may ask for enrollment, nothing else (conn.c) */
         return 1;
     }
-    gw_admission *identity = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), ex_identity);
     char device[IOT_ID_MAX + 1];
     gw_admission_facts facts;
-    uint64_t generation = gw_admission_generation(identity);
-    gw_admission_verdict v = gw_admission_check_facts(identity, cert, device, &facts);
-    if (c != NULL && v == GW_ADMISSION_OK) {
-        /* The first request needs no second check of the same certificate. */
-        c->verdict = v;
-        c->verdict_generation = generation;
-        c->verdict_cached = true;
-        c->ends_grace = facts.ends_grace;
-        memcpy(c->device, device, sizeof(c->device));
-    }
+    gw_admission_verdict v = admit(ssl, cert, device, &facts);
     if (v != GW_ADMISSION_OK) {
         refuse(ssl, gw_admission_verdict_refusal(v), gw_admission_verdict_name(v), subject);
         X509_STORE_CTX_set_error(store, v == GW_ADMISSION_REVOKED ? X509_V_ERR_CERT_REVOKED
@@ -142,6 +154,49 @@ static int verify_cb(int preverify_ok, X509_STORE_CTX *store)
         return 0;
     }
     return 1;
+}
+
+/* Whether a session from a ticket may resume: its certificate is admitted
+ * by the registry and CRL in force, as in a full handshake, and is not
+ * one a renewal replaced (the device has a newer certificate; a bootstrap
+ * certificate is not in the registry either). When it may not, the device
+ * makes a full handshake, in which a revoked certificate is refused and
+ * logged like any other. */
+static bool resumable(SSL *ssl, SSL_SESSION *sess)
+{
+    X509 *cert = SSL_SESSION_get0_peer(sess);
+    char device[IOT_ID_MAX + 1];
+    gw_admission_facts facts;
+    if (cert == NULL)
+        return false;
+    gw_admission_verdict v = admit(ssl, cert, device, &facts);
+    const char *why = v != GW_ADMISSION_OK             ? gw_admission_verdict_name(v)
+                      : facts.in_grace                 ? "renewed"
+                      : !take_device_slot(ssl, device) ? "max_connections_per_device"
+                                                       : NULL;
+    if (why == NULL)
+        return true;
+    gw_conn *c = gw_conn_of_ssl(ssl);
+    if (c != NULL)
+        c->verdict_cached = false;
+    char subject[256] = "";
+    X509_NAME_oneline(X509_get_subject_name(cert), subject, sizeof(subject));
+    gw_metric_inc(GW_M_TLS_RESUMPTION_REFUSED);
+    gw_log(GW_LOG_INFO, "tls.resumption_refused",
+           "peer=%s reason=%s subject=\"%s\" action=\"a full handshake follows\"", peer_of(ssl),
+           why, subject);
+    return false;
+}
+
+static SSL_TICKET_RETURN admit_ticket(SSL *ssl, SSL_SESSION *sess, const unsigned char *keyname,
+                                      size_t keyname_len, SSL_TICKET_STATUS status, void *arg)
+{
+    (void)keyname, (void)keyname_len, (void)arg;
+    if (status != SSL_TICKET_SUCCESS && status != SSL_TICKET_SUCCESS_RENEW)
+        return SSL_TICKET_RETURN_IGNORE_RENEW; /* none, unknown key, damaged: full handshake */
+    if (!resumable(ssl, sess))
+        return SSL_TICKET_RETURN_IGNORE_RENEW;
+    return status == SSL_TICKET_SUCCESS_RENEW ? SSL_TICKET_RETURN_USE_RENEW : SSL_TICKET_RETURN_USE;
 }
 
 /* A failure OpenSSL ends without an alert: a plaintext HTTP request on
@@ -202,8 +257,10 @@ static void info_cb(const SSL *cssl, int where, int ret)
     gw_conn *c = gw_conn_of_ssl(ssl);
     if (c == NULL)
         return; /* closing */
-    if (where & SSL_CB_HANDSHAKE_DONE)
+    if ((where & SSL_CB_HANDSHAKE_DONE) && !c->handshake_done) {
         c->handshake_done = true;
+        gw_metric_inc(SSL_session_reused(ssl) ? GW_M_TLS_RESUMED : GW_M_TLS_FULL_HANDSHAKES);
+    }
     if (where & SSL_CB_EXIT)
         handshake_exit(ssl, ret);
     if (!(where & SSL_CB_WRITE_ALERT) || (ret >> 8) != 2 /* fatal */)
@@ -270,6 +327,22 @@ static void set_verify(SSL_CTX *ctx, const gw_tls_options *opt)
     SSL_CTX_set_verify(ctx, mode, verify_cb);
 }
 
+/* No session cache: with tickets, a device carries its own session, and
+ * the gateway keeps nothing per device. The context id is required by
+ * OpenSSL whenever client certificates are verified. */
+static iot_status set_sessions(SSL_CTX *ctx, const gw_tls_options *opt, iot_err *err)
+{
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+    SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"iotgw", 5);
+    SSL_CTX_set_num_tickets(ctx, 0);
+    if (opt->session_lifetime_s <= 0)
+        return IOT_OK;
+    iot_status st = gw_tls_tickets_enable(ctx, opt->session_lifetime_s, err);
+    if (st == IOT_OK)
+        SSL_CTX_set_session_ticket_cb(ctx, NULL, admit_ticket, NULL);
+    return st;
+}
+
 iot_status gw_tls_server_ctx(const gw_tls_options *opt, gw_admission *identity, SSL_CTX **out,
                              iot_err *err)
 {
@@ -325,14 +398,7 @@ iot_status gw_tls_server_ctx(const gw_tls_options *opt, gw_admission *identity, 
     /* root -> issuing intermediate -> device: levels 0, 1 and 2 */
     SSL_CTX_set_verify_depth(ctx, 2);
     SSL_CTX_set_info_callback(ctx, info_cb);
-    /* No resumption: every connection presents and verifies its certificate
-     * in a full handshake. Devices keep their connection open, so a session
-     * cache would save little, and it would cost a locked cache insert and a
-     * NewSessionTicket per handshake. The context id is still required by
-     * OpenSSL whenever client certificates are verified. */
-    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
-    SSL_CTX_set_num_tickets(ctx, 0);
-    SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"iotgw", 5);
+    st = set_sessions(ctx, opt, err);
 out:
     if (st != IOT_OK) {
         SSL_CTX_free(ctx);
@@ -342,8 +408,9 @@ out:
     return st;
 }
 
-/* A connection's certificate cannot change (no renegotiation, no
- * resumption), so its verdict only changes with the admission snapshot:
+/* A connection's certificate cannot change (no renegotiation; a resumed
+ * session is admitted before it is used), so its verdict only changes
+ * with the admission snapshot:
  * checked once per connection and snapshot, not once per request (the
  * check hashes the certificate). */
 gw_admission_verdict gw_tls_peer_device(gw_conn *c, gw_admission *identity,

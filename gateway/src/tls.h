@@ -24,6 +24,7 @@ typedef struct gw_tls_options {
     const char *client_ca_path;
     bool require_client_cert;
     int max_connections_per_device; /* 0: no cap */
+    int64_t session_lifetime_s;     /* session tickets (tls_tickets.h); 0: none */
     /* Enrollment (est.h): with it on, a client certificate is optional
      * (the endpoints decide), the issuing intermediate joins the store so
      * that root -> intermediate -> device chains verify, and a certificate

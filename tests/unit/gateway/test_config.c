@@ -42,6 +42,7 @@ static const char *const all_keys[] = {
     "registry",
     "workers",
     "request_timeout",
+    "tls_session_lifetime",
     "max_connections",
     "max_connections_per_address",
     "max_connections_per_device",

@@ -133,7 +133,11 @@ static int setup(void **state)
     gw_payload_limits_default(&app->limits);
     iot_err err = {0};
     gw_admission_options iopt = {r->registry, r->crl, r->ca, 0};
-    gw_tls_options topt = {r->cert, r->key, r->ca, true, 4, false, NULL, NULL, NULL};
+    gw_tls_options topt = {.cert_path = r->cert,
+                           .key_path = r->key,
+                           .client_ca_path = r->ca,
+                           .require_client_cert = true,
+                           .max_connections_per_device = 4};
     app->ratelimit = gw_ratelimit_new(0, 0); /* no per-device rate limit */
     bool ok = app->ratelimit != NULL && r->port > 0 &&
               gw_admission_open(&iopt, &app->identity, &err) == IOT_OK &&

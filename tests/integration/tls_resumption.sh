@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# TLS session resumption on the real gateway, with openssl s_client as the
+# device (it saves and reuses its session like the firmware):
+#  - a device resumes its session with a ticket, in TLS 1.3 and 1.2, and
+#    its reading is stored; the gateway counts full and resumed handshakes;
+#  - a resumed session is admitted like a new one: once the device is
+#    revoked, its ticket is refused (a full handshake follows, in which the
+#    revoked certificate is refused), counted and logged;
+#  - a renewed device's old session does not resume; the new certificate
+#    works;
+#  - sessions end with tls_session_lifetime, and with the gateway's restart
+#    (ticket keys live in memory only); 0 issues no ticket.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/gateway_lib.sh"
+
+make_pki dev-1 dev-2 dev-3
+start_broker
+write_gateway_config
+start_gateway
+
+# tls_post DEV SEQ [S_CLIENT OPTION...]: one reading over a new connection;
+# s_client's output (handshake summary, then the HTTP answer) in $T/s.out.
+tls_post() {
+  local dev="$1" seq="$2" body
+  shift 2
+  body="{\"seq\":$seq,\"temperature\":21}"
+  printf 'POST /v1/telemetry HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s' \
+    "${#body}" "$body" |
+    timeout 10 openssl s_client -connect "127.0.0.1:$GW_PORT" -servername localhost \
+      -CAfile "$P/ca.crt" -cert "$P/devices/$dev/cert.pem" -key "$P/devices/$dev/key.pem" \
+      -ign_eof "$@" >"$T/s.out" 2>&1 || true
+}
+handshake() { awk '/^(New|Reused), /{ print $1; exit }' "$T/s.out"; }
+answer() { awk '/^HTTP\/1.1 /{ print $2; exit }' "$T/s.out"; }
+
+tls_post dev-1 1 -sess_out "$T/dev-1.sess"
+expect_eq "a first connection is a full handshake that stores the reading" "New, 200" \
+  "$(handshake) $(answer)"
+[ -s "$T/dev-1.sess" ] || fail "the gateway issued no session ticket"
+tls_post dev-1 2 -sess_in "$T/dev-1.sess"
+expect_eq "the next connection resumes the session (TLS 1.3) and stores the reading" \
+  "Reused, 200" "$(handshake) $(answer)"
+tls_post dev-2 1 -tls1_2 -sess_out "$T/dev-2.sess"
+expect_eq "TLS 1.2: a full handshake" "New, 200" "$(handshake) $(answer)"
+tls_post dev-2 2 -tls1_2 -sess_in "$T/dev-2.sess"
+expect_eq "TLS 1.2: the session resumes with its ticket" "Reused, 200" "$(handshake) $(answer)"
+expect_eq "iotgw_tls_full_handshakes_total" 2 "$(metric iotgw_tls_full_handshakes_total)"
+expect_eq "iotgw_tls_resumed_handshakes_total" 2 "$(metric iotgw_tls_resumed_handshakes_total)"
+
+# --- revocation stops resumption at once --------------------------------------------
+tls_post dev-1 3 -sess_out "$T/dev-1.sess"
+expect_eq "dev-1 holds a fresh session" "New, 200" "$(handshake) $(answer)"
+revoked_before="$(refusals device_revoked)"
+iotctl_and_wait_reload device revoke dev-1
+tls_post dev-1 4 -sess_in "$T/dev-1.sess"
+[ "$(handshake)" != Reused ] || fail "a revoked device resumed its session: $(cat "$T/s.out")"
+[ -z "$(answer)" ] || fail "a revoked device got an answer: $(answer)"
+pass "a revoked device's ticket does not resume, and it gets no answer"
+expect_eq "the refused ticket is counted" 1 "$(metric iotgw_tls_resumptions_refused_total)"
+expect_eq "the full handshake that follows refuses the revoked certificate" \
+  $((revoked_before + 1)) "$(refusals device_revoked)"
+grep -q 'tls.resumption_refused .*reason=device_revoked subject=".*CN=dev-1' "$T/gw.log" ||
+  fail "no tls.resumption_refused line for dev-1: $(grep resumption "$T/gw.log")"
+pass "logged: tls.resumption_refused reason=device_revoked for dev-1"
+
+# --- a renewed certificate ends the old sessions -------------------------------------
+tls_post dev-3 1 -sess_out "$T/dev-3.sess"
+expect_eq "dev-3 holds a session of its first certificate" "New, 200" "$(handshake) $(answer)"
+iotctl_and_wait_reload device renew dev-3
+tls_post dev-3 2 -sess_in "$T/dev-3.sess"
+[ "$(handshake)" != Reused ] || fail "a session of a replaced certificate resumed"
+pass "the session of dev-3's replaced certificate does not resume"
+tls_post dev-3 3 -sess_out "$T/dev-3.sess"
+expect_eq "dev-3's new certificate: a full handshake" "New, 200" "$(handshake) $(answer)"
+tls_post dev-3 4 -sess_in "$T/dev-3.sess"
+expect_eq "and its new session resumes" "Reused, 200" "$(handshake) $(answer)"
+
+# --- a restart forgets the ticket keys ----------------------------------------------------
+stop_gateway
+start_gateway
+tls_post dev-3 5 -sess_in "$T/dev-3.sess"
+expect_eq "after a restart the old ticket gives a full handshake, and the reading is stored" \
+  "New, 200" "$(handshake) $(answer)"
+
+# --- the lifetime, and resumption off --------------------------------------------------
+stop_gateway
+write_gateway_config "tls_session_lifetime = 2s"
+start_gateway
+tls_post dev-2 3 -sess_out "$T/dev-2.sess"
+tls_post dev-2 4 -sess_in "$T/dev-2.sess"
+expect_eq "within tls_session_lifetime the session resumes" "Reused, 200" "$(handshake) $(answer)"
+sleep 4 # OpenSSL counts session age in whole seconds
+tls_post dev-2 5 -sess_in "$T/dev-2.sess"
+expect_eq "past tls_session_lifetime it does not" "New, 200" "$(handshake) $(answer)"
+stop_gateway
+write_gateway_config "tls_session_lifetime = 0"
+start_gateway
+tls_post dev-2 6 -sess_out "$T/dev-2.sess"
+expect_eq "with tls_session_lifetime = 0: a full handshake" "New, 200" "$(handshake) $(answer)"
+tls_post dev-2 7 -sess_in "$T/dev-2.sess"
+expect_eq "and no session to resume" "New, 200" "$(handshake) $(answer)"
+expect_eq "no resumed handshake counted" 0 "$(metric iotgw_tls_resumed_handshakes_total)"
+finish
