@@ -29,7 +29,8 @@ grep -q "PRIVATE KEY" "$STATE/sim-1/device.pem" || fail "sim-1 holds no key"
 stop_gateway
 run "${SIM[@]}" --enroll-tokens /dev/null --device sim-1 --count 4 --drain-timeout 1s
 [ "$(ls "$STATE/sim-1" | grep -c '\.kv$')" -gt 2 ] || fail "no queued readings in $STATE/sim-1: $(ls "$STATE/sim-1")"
-pass "sim-1 holds a key, a certificate and readings it could not send"
+[ -s "$STATE/sim-1/tls-session" ] || fail "sim-1 keeps no TLS session: $(ls "$STATE/sim-1")"
+pass "sim-1 holds a key, a certificate, a TLS session and readings it could not send"
 
 # --- the reset --------------------------------------------------------------------------
 expect_ok "factory reset" "$IOTSIM" --factory-reset --state "$STATE" --device sim-1

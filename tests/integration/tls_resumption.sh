@@ -9,11 +9,15 @@
 #  - a renewed device's old session does not resume; the new certificate
 #    works;
 #  - sessions end with tls_session_lifetime, and with the gateway's restart
-#    (ticket keys live in memory only); 0 issues no ticket.
+#    (ticket keys live in memory only); 0 issues no ticket;
+#  - the simulated device (iotsim --sleep) closes its connection after each
+#    wake-up and resumes its session, kept 0600 in its state directory,
+#    across wake-ups and runs; a session of a replaced certificate or a
+#    damaged file is not offered; a revoked device cannot resume.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/gateway_lib.sh"
 
-make_pki dev-1 dev-2 dev-3
+make_pki dev-1 dev-2 dev-3 sim-1 sim-2
 start_broker
 write_gateway_config
 start_gateway
@@ -81,6 +85,44 @@ start_gateway
 tls_post dev-3 5 -sess_in "$T/dev-3.sess"
 expect_eq "after a restart the old ticket gives a full handshake, and the reading is stored" \
   "New, 200" "$(handshake) $(answer)"
+
+# --- the simulated device sleeps between wake-ups ----------------------------------
+SIM="$IOT_BUILD_DIR/tools/iotsim"
+# sim DEVICE COUNT: COUNT readings, one wake-up each; the summary in $OUT.
+sim() {
+  run "$SIM" --gateway "https://localhost:$GW_PORT" --pki "$P" --device "$1" --state "$T/sim" \
+    --count "$2" --interval 200ms --sleep -q
+}
+handshakes() { echo "$OUT" | grep -o 'handshakes [0-9]* (resumed [0-9]*)'; }
+full_before="$(metric iotgw_tls_full_handshakes_total)"
+sim sim-1 3
+expect_eq "iotsim --sleep: 3 wake-ups, one full handshake, then resumed" \
+  "0 handshakes 3 (resumed 2)" "$RC $(handshakes)"
+expect_eq "the session is kept 0600 in the device's state directory" 600 \
+  "$(file_mode "$T/sim/sim-1/tls-session")"
+sim sim-1 2
+expect_eq "the next run (a deep sleep) resumes the kept session at once" \
+  "0 handshakes 2 (resumed 2)" "$RC $(handshakes)"
+expect_eq "the gateway counted one full handshake" $((full_before + 1)) \
+  "$(metric iotgw_tls_full_handshakes_total)"
+refused_before="$(metric iotgw_tls_resumptions_refused_total)"
+iotctl_and_wait_reload device renew sim-1
+sim sim-1 2
+expect_eq "after a renewal the old certificate's session is not offered" \
+  "0 handshakes 2 (resumed 1)" "$RC $(handshakes)"
+expect_eq "so the gateway had none to refuse" "$refused_before" \
+  "$(metric iotgw_tls_resumptions_refused_total)"
+head -c 200 /dev/urandom >"$T/sim/sim-1/tls-session"
+sim sim-1 2
+expect_eq "a damaged session file: a full handshake, then resumed" \
+  "0 handshakes 2 (resumed 1)" "$RC $(handshakes)"
+sim sim-2 1
+expect_eq "sim-2 keeps a session" "0 handshakes 1 (resumed 0)" "$RC $(handshakes)"
+iotctl_and_wait_reload device revoke sim-2
+sim sim-2 1
+[ "$RC" -eq 1 ] || fail "a revoked simulated device did not stop: exit $RC: $OUT $ERR"
+expect_eq "a revoked simulated device's session does not resume" \
+  $((refused_before + 1)) "$(metric iotgw_tls_resumptions_refused_total)"
 
 # --- the lifetime, and resumption off --------------------------------------------------
 stop_gateway

@@ -30,7 +30,8 @@ static const char USAGE[] =
     "usage: iotsim --gateway URL --pki DIR (--device ID ... | --devices N [--prefix P])\n"
     "              [--crl FILE] [--state DIR] [--interval DUR] [--count N] [--drain-timeout DUR]\n"
     "              [--batch N] [--queue N] [--seed N] [--sensors LIST] [--threads N]\n"
-    "              [--backoff-max DUR] [--connect-timeout DUR] [--timeout DUR] [-v|-vv|-q]\n"
+    "              [--backoff-max DUR] [--connect-timeout DUR] [--timeout DUR] [--sleep]\n"
+    "              [-v|-vv|-q]\n"
     "              [--updates auto|off|window:H-H] [--trusted-keys FILE] [--vendor ID]\n"
     "              [--class ID] [--fw-version V] [--fw-secure-version N] [--update-check DUR]\n"
     "              [--chunk BYTES] [--slot-size BYTES]\n"
@@ -70,6 +71,10 @@ static const char HELP[] =
     "                         (default all four)\n"
     "  --threads N            worker threads stepping the devices (default: devices, at\n"
     "                         most 8); also the most requests in flight\n"
+    "  --sleep                sleep between wake-ups as a battery device does: close the\n"
+    "                         connection after each wake-up; the TLS session is kept in\n"
+    "                         STATE/ID/tls-session, so the next wake-up (and the next\n"
+    "                         run) resumes it instead of a full handshake\n"
     "  --backoff-max DUR      longest retry delay after failures (default 5m)\n"
     "  --connect-timeout DUR  TCP connect timeout (default 5s)\n"
     "  --timeout DUR          TLS handshake and request timeout (default 10s)\n"
@@ -170,6 +175,7 @@ typedef enum sim_arg {
     ARG_SENSORS,  /* parse_sensors */
     ARG_RENEW,
     ARG_FACTORY_RESET,
+    ARG_SLEEP,
     ARG_VERBOSE,
     ARG_QUIET,
     ARG_HELP,
@@ -198,6 +204,7 @@ static const sim_option SIM_OPTIONS[] = {
     {.name = "ca", .arg = ARG_TEXT, SIM_FIELD(opt.enroll.ca)},
     {.name = "renew", .arg = ARG_RENEW},
     {.name = "factory-reset", .arg = ARG_FACTORY_RESET},
+    {.name = "sleep", .arg = ARG_SLEEP},
     {.name = "health-interval",
      .arg = ARG_DURATION,
      SIM_FIELD(opt.health_ms),
@@ -483,6 +490,9 @@ static int apply_flag(cli *c, const sim_option *so)
         return -1;
     case ARG_FACTORY_RESET:
         c->factory_reset = true;
+        return -1;
+    case ARG_SLEEP:
+        c->opt.sleep = true;
         return -1;
     case ARG_HELP:
         printf("%s%s", USAGE, HELP);

@@ -329,6 +329,11 @@ static int open_port(sim_device *d)
         sim_errorf("%s", err.msg);
         return -1;
     }
+    char session[PATH_LEN];
+    if (iot_path_join(session, PATH_LEN, state, "tls-session", &err) != IOT_OK) {
+        sim_errorf("%s", err.msg);
+        return -1;
+    }
     iotd_posix_config pc = {
         .device_id = d->id,
         .state_dir = state,
@@ -339,7 +344,8 @@ static int open_port(sim_device *d)
                   .key_file = key,
                   .device_id = d->id,
                   .connect_timeout_ms = opt->connect_timeout_ms,
-                  .request_timeout_ms = opt->timeout_ms},
+                  .request_timeout_ms = opt->timeout_ms,
+                  .session_file = session},
     };
     if (iotd_posix_open(&d->posix, &pc, &err) != IOT_OK) {
         sim_errorf("device %s: %s", d->id, err.msg);
@@ -536,6 +542,8 @@ static void step_device(sim_device *d, uint64_t now)
         d->drain_deadline_ms = now + opt->drain_timeout_ms;
     }
     d->wake_ms = now + sleep;
+    if (opt->sleep && sleep > 0)
+        iotd_posix_https_close(&d->posix.https); /* deep sleep: the radio is off */
     if (d->synth.off)
         drain(d, now);
 }
@@ -658,10 +666,16 @@ int sim_report(const sim *s)
                                                    : "";
         char fw[96];
         sim_update_summary(d, fw, sizeof(fw));
+        char tls[64] = "";
+        if (s->opt->sleep && d->posix_open)
+            snprintf(tls, sizeof(tls), ", handshakes %u (resumed %u)",
+                     (unsigned)d->posix.https.stats.connects,
+                     (unsigned)d->posix.https.stats.resumed);
         outf("%s: readings %u, sent %u, acknowledged %u, duplicates %u, dropped %u, queued "
-             "%u%s%s%s",
+             "%u%s%s%s%s",
              d->id, (unsigned)st->readings, (unsigned)d->sent, (unsigned)st->sent,
-             (unsigned)d->duplicates, (unsigned)st->dropped, (unsigned)queued, rejected, fw, why);
+             (unsigned)d->duplicates, (unsigned)st->dropped, (unsigned)queued, rejected, tls, fw,
+             why);
         if (d->state == SIM_REFUSED || d->state == SIM_FAILED || d->drain_timed_out)
             rc = 1;
         tot[0] += st->readings;

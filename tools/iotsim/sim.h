@@ -86,6 +86,7 @@ typedef struct sim_options {
     sim_update_options update;
     sim_enroll_options enroll;
     uint32_t health_ms;       /* --health-interval: 0 sends no health reports */
+    bool sleep;               /* --sleep: close the connection after each wake-up */
     const char *reset_reason; /* --reset-reason: what the health report says; NULL: power_on at
                                  the first start, software after */
     char **argv;              /* the command line, for a reboot that re-executes iotsim */

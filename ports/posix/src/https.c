@@ -319,6 +319,8 @@ iot_status iotd_posix_https_init(iotd_posix_https *c, const iotd_posix_https_con
     if (st != IOT_OK)
         goto out;
     st = setup_conf(c, err);
+    if (st == IOT_OK)
+        iotd_posix_session_init(&c->session, cfg->session_file, c->has_cert ? &c->cert : NULL);
 out:
     if (st != IOT_OK)
         iotd_posix_https_free(c);
@@ -441,6 +443,7 @@ void iotd_posix_https_free(iotd_posix_https *c)
     iotd_posix_https_close(c);
     mbedtls_ssl_free(&c->ssl);
     mbedtls_ssl_config_free(&c->conf);
+    iotd_posix_session_free(&c->session);
     mbedtls_pk_free(&c->key);
     mbedtls_x509_crt_free(&c->cert);
     mbedtls_x509_crt_free(&c->ca);
@@ -623,6 +626,7 @@ static bool tls_connect(iotd_posix_https *c)
         return false;
     }
     mbedtls_ssl_set_bio(&c->ssl, c, bio_send, bio_recv, NULL);
+    iotd_posix_session_offer(&c->session, &c->ssl);
     c->deadline_ms = mono_ms() + c->request_timeout_ms;
     c->handshaking = true;
     c->reset_in_handshake = false;
@@ -632,10 +636,14 @@ static bool tls_connect(iotd_posix_https *c)
     c->handshaking = false;
     if (ret != 0) {
         handshake_failed(c, ret);
+        if (!c->timed_out && !c->reset_in_handshake)
+            iotd_posix_session_forget(&c->session); /* refused: the next one is full */
         drop(c);
         return false;
     }
     c->stats.connects++;
+    if (iotd_posix_session_keep(&c->session, &c->ssl))
+        c->stats.resumed++;
     return true;
 }
 

@@ -23,7 +23,9 @@ static iotd_status sync_dir(int dirfd)
 static iotd_status erase_credentials(void *ctx)
 {
     iotd_posix_kv *kv = ctx;
-    static const char *const files[] = {"device.pem", "candidate.pem", "cacerts.pem"};
+    /* tls-session holds a master secret: a credential too (session.h) */
+    static const char *const files[] = {"device.pem", "candidate.pem", "cacerts.pem",
+                                        "tls-session"};
     iotd_status st = IOTD_OK;
     for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++)
         if (remove_file(kv->dirfd, files[i]) != IOTD_OK)

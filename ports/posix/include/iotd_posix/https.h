@@ -30,6 +30,7 @@
 #include <mbedtls/x509_crt.h>
 
 #include "iot/status.h"
+#include "iotd_posix/session.h"
 #include "iotd/port.h"
 #include "iotd/update_port.h"
 
@@ -61,10 +62,13 @@ typedef struct iotd_posix_https_config {
     const char *device_id;       /* when set, the certificate's CN must be this */
     uint32_t connect_timeout_ms; /* 0: 5000 */
     uint32_t request_timeout_ms; /* 0: 10000 */
+    const char *session_file;    /* the TLS session kept across runs (session.h);
+                                  * NULL: kept in memory only */
 } iotd_posix_https_config;
 
 typedef struct iotd_posix_https_stats {
     uint32_t connects;  /* TLS sessions established */
+    uint32_t resumed;   /* of them, by resuming the session kept */
     uint32_t reuses;    /* requests sent on a kept connection */
     uint32_t failures;  /* requests that got no response */
     uint32_t responses; /* requests that got one */
@@ -87,6 +91,7 @@ typedef struct iotd_posix_https {
     bool has_cert;                              /* a client certificate is presented */
     char extra_header[IOTD_POSIX_AUTH_MAX * 2]; /* "" or "Authorization: ...\r\n" */
     mbedtls_ssl_config conf;
+    iotd_posix_session session; /* resumed at the next connection */
 
     /* the connection, when open */
     mbedtls_ssl_context ssl;

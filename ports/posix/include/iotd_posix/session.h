@@ -1,0 +1,50 @@
+/* The TLS session a device resumes after sleeping, so that a wake-up costs
+ * no public-key operation: kept in memory from one connection to the next
+ * and, with a file, from one run to the next (the simulator's deep sleep;
+ * the ESP32 keeps it in RTC memory).
+ *
+ * The file holds the SHA-256 of the device's certificate, then mbedTLS's
+ * serialized session (mbedtls_ssl_session_save). A session of another
+ * certificate (after a renewal) or a damaged file is not offered: the
+ * device makes a full handshake and keeps the new session. The session
+ * includes its master secret, so the file is created 0600, like a key. The
+ * gateway decides whether a session resumes; this module only offers it
+ * and tells afterwards whether it did. */
+#ifndef IOTD_POSIX_SESSION_H
+#define IOTD_POSIX_SESSION_H
+
+#include <limits.h>
+#include <stdbool.h>
+
+#include <mbedtls/ssl.h>
+#include <mbedtls/x509_crt.h>
+
+#define IOTD_POSIX_SESSION_MAX 4096 /* serialized session with its ticket */
+
+typedef struct iotd_posix_session {
+    mbedtls_ssl_session kept;
+    bool have;                   /* `kept` may be offered */
+    unsigned char cert_hash[32]; /* of the certificate the session belongs to */
+    bool bound;                  /* a certificate is presented: sessions are kept */
+    char path[PATH_MAX];         /* "" : memory only */
+} iotd_posix_session;
+
+/* Prepares the store for the device's certificate `own` (NULL: no client
+ * certificate, nothing is kept) and loads `path` when it holds a session
+ * of that certificate. path may be NULL (memory only). */
+void iotd_posix_session_init(iotd_posix_session *ss, const char *path, const mbedtls_x509_crt *own);
+
+/* Offers the kept session on a connection about to shake hands. */
+void iotd_posix_session_offer(iotd_posix_session *ss, mbedtls_ssl_context *ssl);
+
+/* After a completed handshake: keeps the connection's session (in the file
+ * too) and returns whether the handshake resumed the one offered. */
+bool iotd_posix_session_keep(iotd_posix_session *ss, const mbedtls_ssl_context *ssl);
+
+/* After a failed handshake: forgets the session, in the file too, so that
+ * the next attempt is a full handshake. */
+void iotd_posix_session_forget(iotd_posix_session *ss);
+
+void iotd_posix_session_free(iotd_posix_session *ss);
+
+#endif
