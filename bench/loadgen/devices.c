@@ -18,9 +18,32 @@ static void ossl_reason(char *buf, size_t size)
     ERR_clear_error();
 }
 
+/* --resume: keeps the session a server gives (with TLS 1.3 after the
+ * handshake, in a NewSessionTicket) as the device's next one. */
+static int keep_session(SSL *ssl, SSL_SESSION *sess)
+{
+    lg_device *d = SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl));
+    if (d == NULL)
+        return 0;
+    pthread_mutex_lock(&d->lock);
+    SSL_SESSION_free(d->session);
+    d->session = sess;
+    pthread_mutex_unlock(&d->lock);
+    return 1; /* the reference is ours */
+}
+
+void lg_device_offer_session(lg_device *d, SSL *ssl)
+{
+    pthread_mutex_lock(&d->lock);
+    if (d->session != NULL)
+        SSL_set_session(ssl, d->session);
+    pthread_mutex_unlock(&d->lock);
+}
+
 /* A client context per device: every connection of the device presents its
- * certificate. No session cache and no tickets, so every connection makes a
- * full handshake, as a device does after booting. */
+ * certificate. Without --resume no session cache and no tickets, so every
+ * connection makes a full handshake, as a device does after booting; with
+ * it, the device keeps its last session, as a sleeping device does. */
 static SSL_CTX *device_ctx(const lg_options *o, const char *name, char *err, size_t err_size)
 {
     char cert[1024], key[1024], ca[1024], why[256];
@@ -36,8 +59,14 @@ static SSL_CTX *device_ctx(const lg_options *o, const char *name, char *err, siz
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
     if (o->tls12)
         SSL_CTX_set_max_proto_version(ctx, TLS1_2_VERSION);
-    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
-    SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+    if (o->resume) {
+        SSL_CTX_set_session_cache_mode(ctx,
+                                       SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+        SSL_CTX_sess_set_new_cb(ctx, keep_session);
+    } else {
+        SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+        SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+    }
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
     if (SSL_CTX_load_verify_locations(ctx, ca, NULL) != 1) {
@@ -75,6 +104,8 @@ int lg_devices_load(const lg_options *o, lg_devices *out, char *err, size_t err_
         out->n++;
         if (!o->plain && (d->ctx = device_ctx(o, d->name, err, err_size)) == NULL)
             return -1;
+        if (d->ctx != NULL)
+            SSL_CTX_set_app_data(d->ctx, d);
     }
     return 0;
 }
@@ -154,6 +185,7 @@ void lg_devices_free(lg_devices *ds)
 {
     for (int i = 0; i < ds->n; i++) {
         SSL_CTX_free(ds->dev[i].ctx);
+        SSL_SESSION_free(ds->dev[i].session);
         free(ds->dev[i].acked);
         pthread_mutex_destroy(&ds->dev[i].lock);
     }

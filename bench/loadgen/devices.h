@@ -19,7 +19,8 @@ typedef struct lg_device {
     char name[72];
     SSL_CTX *ctx; /* NULL with --plain */
     _Atomic uint64_t next_seq;
-    pthread_mutex_t lock; /* guards the acknowledged ranges */
+    pthread_mutex_t lock; /* guards the acknowledged ranges and the session */
+    SSL_SESSION *session; /* --resume: the last session the server gave */
     lg_range *acked;
     size_t n_acked, cap_acked;
     uint64_t acked_readings;
@@ -37,6 +38,10 @@ int lg_devices_load(const lg_options *o, lg_devices *out, char *err, size_t err_
 /* Takes `count` sequence numbers; returns the first, or 0 when they would
  * pass 2^32 - 1. */
 uint32_t lg_device_take_seq(lg_device *d, uint32_t count);
+
+/* --resume: offers the device's last session on a connection about to
+ * shake hands (nothing when it has none yet). */
+void lg_device_offer_session(lg_device *d, SSL *ssl);
 
 /* Records readings lo..hi as acknowledged (a 2xx). */
 void lg_device_ack(lg_device *d, uint32_t lo, uint32_t hi);

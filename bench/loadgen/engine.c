@@ -4,7 +4,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
+#include <linux/tcp.h> /* TCP_INFO with tcpi_bytes_acked, TCP_NODELAY */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -57,7 +57,9 @@ typedef struct conn {
     uint64_t t_start;  /* when the request was due (--handshake: when its connection began) */
     uint64_t next_due; /* --rate */
     lg_device *dev;
-    uint32_t seq; /* first reading of the request in flight; 0: none */
+    uint32_t seq;          /* first reading of the request in flight; 0: none */
+    uint32_t waits;        /* --handshake: round trips on this connection */
+    uint64_t sent_at_wait; /* bytes sent when the last round trip began */
     char *req;
     size_t req_len, req_off, req_cap;
     worker *w;
@@ -192,6 +194,8 @@ static int conn_open(conn *c)
     if (connect(c->fd, (struct sockaddr *)&e->addr, sizeof(e->addr)) != 0 && errno != EINPROGRESS)
         goto fail;
     c->state = C_CONNECTING;
+    c->waits = 1; /* the TCP handshake */
+    c->sent_at_wait = 0;
     if (!e->o->plain) {
         c->ssl = SSL_new(c->dev->ctx);
         if (c->ssl == NULL || SSL_set_fd(c->ssl, c->fd) != 1 ||
@@ -199,6 +203,8 @@ static int conn_open(conn *c)
             SSL_set1_host(c->ssl, e->o->sni) != 1)
             goto fail;
         SSL_set_connect_state(c->ssl);
+        if (e->o->resume)
+            lg_device_offer_session(c->dev, c->ssl);
         c->state = C_HANDSHAKE;
     }
     c->events = EPOLLOUT;
@@ -297,15 +303,22 @@ static void schedule(conn *c, uint64_t now)
         park(c);
 }
 
-/* --handshake: a request is a new connection. */
+/* --handshake: a request is a new connection. With --rate the device
+ * sleeps until its next wake-up is due (poll_once opens it then), and its
+ * latency counts from that time. */
 static void open_for_request(conn *c)
 {
     lg_engine *e = c->w->e;
+    uint64_t now = lg_now_ns();
+    if (e->o->rate > 0 && c->next_due > now)
+        return; /* asleep */
     while (c->w->issuing && !atomic_load(&e->stop) && lg_now_ns() < atomic_load(&e->t_end) &&
            take_budget(e)) {
         c->pending = 1;
         c->w->pending++;
-        c->t_start = lg_now_ns();
+        c->t_start = e->o->rate > 0 ? c->next_due : lg_now_ns();
+        if (e->o->rate > 0)
+            c->next_due += (uint64_t)e->period_ns;
         if (conn_open(c) == 0)
             return;
         c->w->st.err_connect++;
@@ -347,6 +360,22 @@ static uint64_t duplicates_in(const conn *c)
     return n;
 }
 
+/* What one wake-up cost on the wire, from the kernel's count of the
+ * connection's payload bytes (TLS records and HTTP). */
+static void count_wake(const conn *c, lg_stats *st)
+{
+    struct tcp_info ti;
+    socklen_t len = sizeof(ti);
+    memset(&ti, 0, sizeof(ti));
+    if (getsockopt(c->fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == 0) {
+        st->wire_out += ti.tcpi_bytes_acked;
+        st->wire_in += ti.tcpi_bytes_received;
+    }
+    st->wakes++;
+    st->wakes_resumed += c->ssl != NULL && SSL_session_reused(c->ssl) ? 1 : 0;
+    st->waits += c->waits;
+}
+
 static void record_answer(conn *c, uint64_t now)
 {
     lg_engine *e = c->w->e;
@@ -371,6 +400,8 @@ static void record_answer(conn *c, uint64_t now)
         st->readings += (uint64_t)e->o->batch;
         bench_hist_add(st->hist, now - c->t_start);
         st->last_answer_ns = now;
+        if (e->o->mode == LG_HANDSHAKE)
+            count_wake(c, st);
     }
 }
 
@@ -433,10 +464,26 @@ static int is_connect_errno(int e)
 }
 
 /* An SSL call returned r <= 0. */
+/* A round trip is a wait for the server after the client sent something
+ * new: two reads that wait for parts of one answer (a TLS 1.3 ticket, then
+ * the HTTP answer) are one round trip. */
+static void note_round_trip(conn *c)
+{
+    struct tcp_info ti;
+    socklen_t len = sizeof(ti);
+    memset(&ti, 0, sizeof(ti));
+    if (getsockopt(c->fd, IPPROTO_TCP, TCP_INFO, &ti, &len) != 0 ||
+        ti.tcpi_bytes_sent <= c->sent_at_wait)
+        return;
+    c->sent_at_wait = ti.tcpi_bytes_sent;
+    c->waits++;
+}
+
 static ssize_t ssl_wait(conn *c, int r, int *closed)
 {
     int e = SSL_get_error(c->ssl, r);
     if (e == SSL_ERROR_WANT_READ) {
+        note_round_trip(c);
         set_interest(c, EPOLLIN);
         return IO_AGAIN;
     }
@@ -625,11 +672,14 @@ static void poll_once(worker *w, uint64_t until)
     uint64_t wake = until;
     if (w->e->o->rate > 0 && w->issuing && !atomic_load(&w->e->stop)) {
         uint64_t now = lg_now_ns();
+        int wakes = w->e->o->mode == LG_HANDSHAKE;
         for (int i = 0; i < w->nconns; i++) {
             conn *c = &w->conns[i];
-            if (c->state != C_WAITING)
+            if (wakes ? c->state != C_FREE || c->pending : c->state != C_WAITING)
                 continue;
-            if (c->next_due <= now) {
+            if (c->next_due <= now && wakes) {
+                open_for_request(c);
+            } else if (c->next_due <= now) {
                 start_request(c, c->next_due);
                 conn_drive(c);
             } else if (c->next_due < wake) {
@@ -724,8 +774,14 @@ static void *worker_main(void *arg)
     pthread_barrier_wait(&e->go);
     w->issuing = 1;
     if (e->o->mode == LG_HANDSHAKE) {
-        for (int i = 0; i < w->nconns; i++)
-            open_for_request(&w->conns[i]);
+        uint64_t begin = atomic_load(&e->t_begin);
+        for (int i = 0; i < w->nconns; i++) {
+            conn *c = &w->conns[i];
+            /* Spread the devices' wake-ups over one period. */
+            c->next_due =
+                begin + (e->o->rate > 0 ? (uint64_t)((double)c->id / e->o->rate * 1e9) : 0);
+            open_for_request(c);
+        }
     } else if (e->o->mode == LG_KEEPALIVE) {
         kick_off(w, atomic_load(&e->t_begin));
     }
@@ -854,6 +910,11 @@ int lg_engine_join(lg_engine *e, lg_stats *out)
         out->reconnects += s->reconnects;
         out->established += s->established;
         out->closed_by_server += s->closed_by_server;
+        out->wakes += s->wakes;
+        out->wakes_resumed += s->wakes_resumed;
+        out->wire_out += s->wire_out;
+        out->wire_in += s->wire_in;
+        out->waits += s->waits;
         if (s->last_answer_ns > out->last_answer_ns)
             out->last_answer_ns = s->last_answer_ns;
         bench_hist_merge(out->hist, s->hist);

@@ -21,7 +21,11 @@ typedef struct lg_stats {
     uint64_t established;      /* --idle: connections up after setup */
     uint64_t closed_by_server; /* --idle: connections lost while held */
     uint64_t last_answer_ns;   /* --requests: when the last one was answered */
-    bench_hist *hist;          /* latency of the 2xx answers in the window, ns */
+    /* --handshake: the wake-ups answered 2xx in the window, and per wake-up
+     * summed: TCP payload bytes each way (TCP_INFO), the times the client
+     * waited for the server (round trips, the TCP connect included) */
+    uint64_t wakes, wakes_resumed, wire_out, wire_in, waits;
+    bench_hist *hist; /* latency of the 2xx answers in the window, ns */
     char first_error[200];
 } lg_stats;
 

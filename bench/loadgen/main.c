@@ -130,6 +130,14 @@ static int report_json(const lg_options *o, const lg_stats *s, const run_figures
         cJSON_AddNumberToObject(j, "established", (double)s->established);
         cJSON_AddNumberToObject(j, "closed_by_server", (double)s->closed_by_server);
     }
+    if (o->mode == LG_HANDSHAKE && s->wakes > 0) {
+        double n = (double)s->wakes;
+        cJSON_AddNumberToObject(j, "wakes", n);
+        cJSON_AddNumberToObject(j, "wakes_resumed", (double)s->wakes_resumed);
+        cJSON_AddNumberToObject(j, "bytes_out_per_wake", (double)s->wire_out / n);
+        cJSON_AddNumberToObject(j, "bytes_in_per_wake", (double)s->wire_in / n);
+        cJSON_AddNumberToObject(j, "round_trips_per_wake", (double)s->waits / n);
+    }
     cJSON_AddNumberToObject(j, "acked_readings", (double)f->acked);
     cJSON_AddNumberToObject(j, "seq_next", (double)f->seq_next);
     cJSON_AddNumberToObject(j, "measure_start_unix", (double)f->measure_start_ns / 1e9);
@@ -174,6 +182,11 @@ static void report_text(const lg_options *o, const lg_stats *s, const run_figure
            ", unanswered %" PRIu64 "; reconnects %" PRIu64 "; duplicates %" PRIu64 "\n",
            s->err_connect, s->err_tls, s->err_http, s->err_closed, s->unanswered, s->reconnects,
            s->duplicates);
+    if (o->mode == LG_HANDSHAKE && s->wakes > 0)
+        printf("  wake-ups   %" PRIu64 " (%" PRIu64 " resumed); per wake-up %.0f bytes out, %.0f "
+               "in, %.2f round trips\n",
+               s->wakes, s->wakes_resumed, (double)s->wire_out / (double)s->wakes,
+               (double)s->wire_in / (double)s->wakes, (double)s->waits / (double)s->wakes);
     printf("  latency    %s\n", lat);
     printf("  seq_next   %" PRIu64 "; acknowledged readings %" PRIu64 "\n", f->seq_next, f->acked);
     if (s->first_error[0] != '\0')

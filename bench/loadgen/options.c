@@ -39,8 +39,10 @@ static const char USAGE[] =
     "  --plain             HTTP without TLS (sends X-Device-Id)\n"
     "  --tls12             offer TLS 1.2 only\n"
     "Modes:\n"
-    "  --handshake         a new TLS connection for every request (no resumption);\n"
-    "                      the rate reported is full handshakes/s\n"
+    "  --handshake         a new TLS connection for every request (a device's wake-up);\n"
+    "                      no resumption: the rate reported is full handshakes/s\n"
+    "  --resume            with --handshake: each connection resumes the session its\n"
+    "                      device got last (session tickets), as a sleeping device does\n"
     "  --idle N            open N connections, one request each, report `idle_ready`,\n"
     "                      then hold them until SIGINT/SIGTERM or --hold seconds\n"
     "  --hold S            longest hold in --idle mode (default 600)\n"
@@ -73,6 +75,7 @@ enum {
     O_PLAIN,
     O_TLS12,
     O_HANDSHAKE,
+    O_RESUME,
     O_IDLE,
     O_HOLD,
     O_ACKED,
@@ -102,6 +105,7 @@ static const struct option LONG_OPTS[] = {
     {"plain", no_argument, NULL, O_PLAIN},
     {"tls12", no_argument, NULL, O_TLS12},
     {"handshake", no_argument, NULL, O_HANDSHAKE},
+    {"resume", no_argument, NULL, O_RESUME},
     {"idle", required_argument, NULL, O_IDLE},
     {"hold", required_argument, NULL, O_HOLD},
     {"acked", required_argument, NULL, O_ACKED},
@@ -245,6 +249,9 @@ static int parse_flag_option(int id, const char *val, lg_options *o)
     case O_HANDSHAKE:
         o->mode = LG_HANDSHAKE;
         return 0;
+    case O_RESUME:
+        o->resume = 1;
+        return 0;
     case O_JSON:
         o->json = 1;
         return 0;
@@ -260,6 +267,10 @@ static int check(lg_options *o)
     }
     if (o->plain && (o->mode == LG_HANDSHAKE || o->tls12)) {
         fprintf(stderr, "loadgen: --handshake and --tls12 need TLS; drop --plain\n");
+        return 2;
+    }
+    if (o->resume && o->mode != LG_HANDSHAKE) {
+        fprintf(stderr, "loadgen: --resume needs --handshake\n");
         return 2;
     }
     if (strlen(o->prefix) > 56) {

@@ -35,6 +35,7 @@ typedef struct lg_options {
     uint64_t seq_start; /* first device sequence number */
     const char *acked;  /* file for the acknowledged readings */
     int tls12;          /* offer TLS 1.2 only */
+    int resume;         /* --handshake: resume the device's last session */
     int64_t max_errors; /* give up after this many; 0: never */
     int json;           /* one JSON line instead of text */
 } lg_options;

@@ -196,7 +196,12 @@ static SSL_TICKET_RETURN admit_ticket(SSL *ssl, SSL_SESSION *sess, const unsigne
         return SSL_TICKET_RETURN_IGNORE_RENEW; /* none, unknown key, damaged: full handshake */
     if (!resumable(ssl, sess))
         return SSL_TICKET_RETURN_IGNORE_RENEW;
-    return status == SSL_TICKET_SUCCESS_RENEW ? SSL_TICKET_RETURN_USE_RENEW : SSL_TICKET_RETURN_USE;
+    /* A TLS 1.3 client uses a ticket once (RFC 8446, C.4), so every
+     * resumption gives it the next one; a TLS 1.2 ticket is reused until
+     * its key retires. */
+    if (status == SSL_TICKET_SUCCESS_RENEW || SSL_version(ssl) == TLS1_3_VERSION)
+        return SSL_TICKET_RETURN_USE_RENEW;
+    return SSL_TICKET_RETURN_USE;
 }
 
 /* A failure OpenSSL ends without an alert: a plaintext HTTP request on
