@@ -123,6 +123,16 @@ expect_eq "overdue CRA reports in /metrics" 2 "$(metric iotgw_incident_reports_o
 expect_stream gateway.stopping '.severity == "info"' "the stop is an event, published after the restart"
 expect_stream gateway.started '.seq == 2' "the second start"
 
+# --- a broker CA file whose first CA did not issue the CRL ------------------------------
+# The broker's certificate still verifies (the bundle holds our CA too), but
+# the CRL cannot be applied to it: the gateway says so at its start.
+"$IOTCTL" --dir "$T/other" pki init --cn "Another Root CA" >/dev/null
+cat "$T/other/ca.crt" "$P/ca.crt" >"$T/mqtt-ca.pem"
+stop_gateway
+sed -i "s|^mqtt_ca = .*|mqtt_ca = $T/mqtt-ca.pem|" "$T/gw.conf"
+start_gateway
+expect_stream mqtt.crl_not_applicable ".severity == \"warning\" and (.log | contains(\"mqtt_ca=$T/mqtt-ca.pem\"))"
+
 # --- the documents ------------------------------------------------------------------------------
 expect_stream_valid
 expect_eq "a readings consumer reads no security event" 0 "$(wc -l <"$SNOOP")"
