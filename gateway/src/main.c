@@ -721,6 +721,8 @@ int main(int argc, char **argv)
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     const char *config = NULL;
+    /* Security events logged before the stream starts reach it then. */
+    gw_secev_hold();
     /* First: --check-config reads the key files too. */
     disable_core_dumps();
     opterr = 0;

@@ -18,6 +18,7 @@
 #define DETAIL_MAX 256 /* the document's detail, in bytes */
 #define LOG_MAX    512 /* the document's copy of the log fields */
 #define FIELD_MAX  160 /* one field read back from the log line */
+#define HELD_MAX   32  /* events kept from gw_secev_hold to gw_secev_start */
 
 const gw_outbox_metrics gw_secev_outbox_metrics = {
     .depth = GW_G_SECEV_QUEUED,
@@ -103,7 +104,15 @@ static struct {
     int busy; /* takes between their decision and their submit */
     pthread_t thread;
     bool running;  /* the tap publishes */
+    bool holding;  /* the tap keeps events in held until the stream starts */
     bool stopping; /* the thread ends */
+    size_t n_held;
+    struct {
+        size_t type;
+        int64_t ms;
+        size_t len;
+        char fields[LOG_MAX];
+    } held[HELD_MAX];
     gw_secagg *agg;
     gw_outbox *outbox;
     int64_t window_ms;
@@ -296,19 +305,33 @@ static void submit(gw_outbox *ob, size_t type, char *tail)
     gw_outbox_submit(ob, job);
 }
 
-static void take(gw_log_level level, const char *event, const char *fields, size_t len)
+/* Keeps one event logged before the stream started, under S.lock; one
+ * past HELD_MAX is only logged. */
+static void hold(size_t type, const char *fields, size_t len, int64_t now)
 {
-    (void)level;
-    long type = type_of(event);
-    if (type < 0 || (TYPES[type].include != NULL && !TYPES[type].include(fields, len)))
+    if (S.n_held >= HELD_MAX)
         return;
+    size_t n = len < LOG_MAX ? len : LOG_MAX - 1;
+    S.held[S.n_held].type = type;
+    S.held[S.n_held].ms = now;
+    S.held[S.n_held].len = n;
+    memcpy(S.held[S.n_held].fields, fields, n);
+    S.held[S.n_held].fields[n] = '\0';
+    S.n_held++;
+}
+
+/* One event of TYPE logged at NOW: published, counted in a summary, or
+ * kept until the stream starts. */
+static void take_at(size_t type, const char *fields, size_t len, int64_t now)
+{
     ev_fields e;
     char source[GW_SECAGG_SOURCE_MAX];
     read_key_fields(fields, len, &e);
     source_of(&e, source, sizeof(source));
-    int64_t now = now_ms();
     pthread_mutex_lock(&S.lock);
     bool running = S.running;
+    if (!running && S.holding)
+        hold(type, fields, len, now);
     bool publish = running && gw_secagg_seen(S.agg, (unsigned)type, source, now);
     gw_outbox *ob = S.outbox;
     if (publish)
@@ -322,11 +345,20 @@ static void take(gw_log_level level, const char *event, const char *fields, size
         return;
     }
     read_other_fields(fields, len, &e);
-    submit(ob, (size_t)type, render((size_t)type, &e, 1, now, now));
+    submit(ob, type, render(type, &e, 1, now, now));
     pthread_mutex_lock(&S.lock);
     if (--S.busy == 0)
         pthread_cond_broadcast(&S.idle);
     pthread_mutex_unlock(&S.lock);
+}
+
+static void take(gw_log_level level, const char *event, const char *fields, size_t len)
+{
+    (void)level;
+    long type = type_of(event);
+    if (type < 0 || (TYPES[type].include != NULL && !TYPES[type].include(fields, len)))
+        return;
+    take_at((size_t)type, fields, len, now_ms());
 }
 
 /* A summary waiting to be handed to the outbox once S.lock is released. */
@@ -410,6 +442,36 @@ static void *flusher(void *arg)
 
 static const gw_log_tap TAP = {.wants = wants, .take = take};
 
+void gw_secev_hold(void)
+{
+    pthread_mutex_lock(&S.lock);
+    S.holding = !S.running;
+    pthread_mutex_unlock(&S.lock);
+    gw_log_set_tap(&TAP);
+}
+
+/* Publishes what gw_secev_hold kept, in the order it was logged; no
+ * event is held once the stream runs. */
+static void publish_held(void)
+{
+    for (size_t i = 0;; i++) {
+        pthread_mutex_lock(&S.lock);
+        bool more = i < S.n_held;
+        size_t type = more ? S.held[i].type : 0;
+        int64_t ms = more ? S.held[i].ms : 0;
+        size_t len = more ? S.held[i].len : 0;
+        char fields[LOG_MAX];
+        if (more)
+            memcpy(fields, S.held[i].fields, len + 1);
+        else
+            S.n_held = 0;
+        pthread_mutex_unlock(&S.lock);
+        if (!more)
+            return;
+        take_at(type, fields, len, ms);
+    }
+}
+
 iot_status gw_secev_start(const gw_secev_options *opt, iot_err *err)
 {
     for (size_t i = 1; i < N_TYPES; i++)
@@ -425,6 +487,7 @@ iot_status gw_secev_start(const gw_secev_options *opt, iot_err *err)
     S.window_ms = opt->window_ms;
     S.stopping = false;
     S.running = true;
+    S.holding = false;
     pthread_mutex_unlock(&S.lock);
     if (pthread_create(&S.thread, NULL, flusher, NULL) != 0) {
         pthread_mutex_lock(&S.lock);
@@ -436,6 +499,7 @@ iot_status gw_secev_start(const gw_secev_options *opt, iot_err *err)
     }
     gw_gauge_set(GW_G_SECEV_ENABLED, 1);
     gw_log_set_tap(&TAP);
+    publish_held();
     return IOT_OK;
 }
 
@@ -446,13 +510,17 @@ void gw_secev_stop(void)
     pthread_mutex_lock(&S.lock);
     bool was = S.running;
     S.running = false;
+    S.holding = false;
+    S.n_held = 0;
     S.stopping = true;
     pthread_cond_signal(&S.wake);
     while (S.busy > 0)
         pthread_cond_wait(&S.idle, &S.lock);
     pthread_mutex_unlock(&S.lock);
-    if (!was)
+    if (!was) {
+        gw_log_set_tap(NULL);
         return;
+    }
     pthread_join(S.thread, NULL);
     gw_log_set_tap(NULL);
     pthread_mutex_lock(&S.lock);

@@ -38,12 +38,20 @@ typedef struct gw_secev_options {
  * gw_outbox_set_metrics. */
 extern const gw_outbox_metrics gw_secev_outbox_metrics;
 
+/* Keeps the security events logged from now until gw_secev_start (the
+ * configuration's warnings, the first load of the registry and CRL, the
+ * issuer's state: all logged before the stream can start), up to a few
+ * dozen; gw_secev_start publishes them, with the time they were logged.
+ * Call first thing in main. */
+void gw_secev_hold(void);
+
 /* Starts the stream: installs the log tap and the thread that publishes
  * summaries when their windows end. */
 iot_status gw_secev_start(const gw_secev_options *opt, iot_err *err);
 
 /* Publishes the summaries still counting, removes the tap and stops the
- * thread. Call before closing the outbox. Safe when not started. */
+ * thread. Call before closing the outbox. Safe when not started (what
+ * gw_secev_hold kept is then dropped). */
 void gw_secev_stop(void);
 
 /* The event types (log event names) the stream carries, in order; for the

@@ -17,6 +17,7 @@
 
 est_pki
 start_broker
+security_monitor consumer # no broker ACL here: any client may read the stream
 est_config "est_renewal_grace = 1h"
 start_gateway
 start_consumer "$T/sub.out"
@@ -115,6 +116,9 @@ expect_eq "dev-3 waits" 202 "$(est_csr simpleenroll "$N" -u "dev-3:$tok")"
 expect_ok "iotctl enroll deny dev-3" "$IOTCTL" --dir "$P" enroll deny dev-3
 expect_eq "a denied enrollment is refused" 403 "$(est_csr simpleenroll "$N" -u "dev-3:$tok")"
 expect_eq "... as denied" denied "$(est_error)"
+expect_stream est.reissued '.device == "dev-1" and .severity == "info" and .serial != null'
+expect_stream est.pending '.device == "dev-2" and .severity == "info" and .peer != null'
+expect_stream est.pending '.device == "dev-3"'
 
 # --- a bootstrap certificate ------------------------------------------------------------
 stop_gateway
@@ -143,6 +147,8 @@ expect_eq "without a certificate, telemetry is refused" 403 \
     --data-binary '{"seq":1,"temperature":1}' "https://localhost:$GW_PORT/v1/telemetry")"
 expect_eq "without a certificate, simplereenroll is refused" 403 "$(est_csr simplereenroll "$F")"
 expect_eq "... as certificate_required" certificate_required "$(est_error)"
+expect_stream request.refused '.reason == "bootstrap_certificate"'
+expect_stream_valid
 
 stop_consumer
 stop_gateway

@@ -9,7 +9,6 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/gateway_lib.sh"
 
-SEC="$T/sec.out"
 make_pki dev-1 dev-2 dev-3 dev-4
 "$IOTCTL" --dir "$P" cert client secmon --role operator >/dev/null
 sed 's/CN=dashboard,/CN=consumer,/' "$IOT_SOURCE_DIR/deploy/broker/acl" >"$T/acl"
@@ -24,9 +23,7 @@ sqlite3 "$T/fleet.db" "CREATE TABLE fleet (device TEXT PRIMARY KEY, has_report I
   heap_min INTEGER NOT NULL, cert_not_after INTEGER NOT NULL, last_seen INTEGER NOT NULL,
   last_report INTEGER NOT NULL) WITHOUT ROWID;
   INSERT INTO fleet VALUES ('dev-3', 1, '0.9.0', 1, 4, 'power_on', 0, 10, -1, 0, $old, $old);"
-spawn mosquitto_sub -h localhost -p "$BROKER_PORT" --cafile "$P/ca.crt" \
-  --cert "$P/clients/secmon/cert.pem" --key "$P/clients/secmon/key.pem" \
-  -i "secmon-$$" -c -q 1 -t 'security/#' -v >>"$SEC" 2>>"$T/sub.err"
+security_monitor
 start_gateway
 
 # health DEVICE BODY [CONTENT-TYPE]: "STATUS BODY" of one report.
@@ -79,14 +76,11 @@ r="$(health dev-1 "$(echo "$GOOD" | jq -c '.reset_reason = "watchdog" | .connect
 expect_eq "a report after a watchdog reset" 204 "${r%% *}"
 r="$(health dev-1 "$(echo "$GOOD" | jq -c '.secure_version = 2 | .firmware = "1.1.0" | .boot_count = 14')")"
 expect_eq "a report with a lower secure_version" 204 "${r%% *}"
-ev() { awk -v t="security/gateway-mqtt/$1" '$1 == t { $1 = ""; print substr($0, 2) }' "$SEC"; }
 for reason in abnormal_reset connect_failures secure_version_lowered; do
-  wait_until 20 "the stream to report $reason" \
-    bash -c "awk '\$1 == \"security/gateway-mqtt/device.security_report\"' '$SEC' | cut -d' ' -f2- | jq -s -e 'map(select(.reason == \"$reason\" and .device == \"dev-1\" and .source == \"device\")) | length > 0' >/dev/null"
-  pass "device.security_report $reason"
+  expect_stream device.security_report ".reason == \"$reason\" and .device == \"dev-1\" and .source == \"device\"" \
+    "device.security_report $reason"
 done
-wait_until 20 "the firmware change" bash -c "grep -q 'security/gateway-mqtt/device.firmware_changed ' '$SEC'"
-pass "a firmware change is an event"
+expect_stream device.firmware_changed '.device == "dev-1" and .source == "device"' "a firmware change is an event"
 
 # --- the device core's reports (iotsim) ------------------------------------------------------------
 IOTSIM="$IOT_BUILD_DIR/tools/iotsim"
@@ -105,9 +99,9 @@ expect_eq "dev-2 as the core reported it" "1.0.0 0 1 watchdog $want_end true" \
 expect_ok "a second start" sim
 expect_eq "the boot count grows across starts, the reset reason follows" "2 software" \
   "$(dev dev-2 | jq -r '"\(.boot_count) \(.reset_reason)"')"
-wait_until 20 "the stream to report dev-2's watchdog reset" \
-  bash -c "awk '\$1 == \"security/gateway-mqtt/device.security_report\"' '$SEC' | cut -d' ' -f2- | jq -s -e 'map(select(.device == \"dev-2\" and .reason == \"abnormal_reset\")) | length > 0' >/dev/null"
-pass "a device's watchdog reset reaches the security stream"
+expect_stream device.security_report '.device == "dev-2" and .reason == "abnormal_reset"' \
+  "a device's watchdog reset reaches the security stream"
+expect_stream_valid
 
 # --- from the inventory to an advisory ------------------------------------------------------
 # What GET /fleet serves is what iotctl vuln scan reads: an advisory for this

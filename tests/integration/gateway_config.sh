@@ -6,6 +6,7 @@
 
 make_pki dev-001
 start_broker
+security_monitor consumer # no broker ACL here: any client may read the stream
 write_gateway_config
 expect_ok "a complete configuration passes --check-config" "$IOTGW" --check-config "$T/gw.conf"
 echo "$OUT" | grep -q "is valid" || fail "check-config output: $OUT"
@@ -92,6 +93,9 @@ cp "$T/plain.conf" "$T/gw.conf"
 start_gateway
 grep -q 'event=config.insecure key=device_tls' "$T/gw.log" || fail "plaintext mode not logged: $(cat "$T/gw.log")"
 pass "development mode is logged loudly"
+# Logged while the configuration is read, before the stream starts: it
+# arrives once the stream is up.
+expect_stream config.insecure '.severity == "warning" and (.log | contains("key=device_tls")) and .detail != null'
 SUB="$T/sub.out"
 start_consumer "$SUB"
 sleep 0.3
@@ -128,4 +132,5 @@ run "$IOTGW" --config "$T/gw.conf"
   fail "a port in use: exit $RC, stderr: $ERR"
 pass "a port in use is reported with the address"
 
+expect_stream_valid
 finish

@@ -13,6 +13,7 @@ make_pki dev-001 dev-002 dev-rev dev-rev2 dev-rate dev-ren dev-ka
 "$IOTCTL" --dir "$T/other" pki init >/dev/null
 "$IOTCTL" --dir "$T/other" device add dev-001 >/dev/null # same name, foreign CA
 start_broker
+security_monitor consumer # no broker ACL here: any client may read the stream
 write_gateway_config "rate_limit = 1" "rate_burst = 20" "reload_interval = 200ms"
 start_gateway
 SUB="$T/sub.out"
@@ -237,5 +238,8 @@ expect_eq "two certificates sharing one key are counted" 2 "$(metric iotgw_regis
 grep -q 'event=identity.shared_key name=dev-002 kind=device serial=[0-9A-F]* key_sha256=[0-9a-f]\{64\}' "$T/gw.log" ||
   fail "the shared key was not logged: $(grep shared "$T/gw.log" | tail -2)"
 pass "the gateway's audit reports certificates that share a key"
+expect_stream identity.shared_key \
+  '.severity == "critical" and .serial != null and (.log | test("kind=device .*key_sha256=[0-9a-f]{64}"))'
+expect_stream_valid
 
 finish

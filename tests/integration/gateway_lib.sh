@@ -192,3 +192,51 @@ wait_sim() {
   SIM_RC=$?
   set -e
 }
+
+# --- the security event stream ------------------------------------------------
+# The documents arrive on security/<gateway>/<type>, <gateway> being the CN
+# of the gateway's MQTT client certificate (gateway-mqtt by make_pki).
+SEC_GATEWAY="${SEC_GATEWAY:-gateway-mqtt}"
+
+# security_monitor [CLIENT]: a security monitor reading security/# as CLIENT
+# (default secmon: `cert client secmon --role operator`, which the broker ACL
+# of deploy/broker lets read the stream) with a persistent QoS 1 session,
+# subscribed before it returns; each document is one "TOPIC JSON" line
+# appended to $SEC (default $T/sec.out).
+security_monitor() {
+  local client="${1:-secmon}"
+  local args=(-h localhost -p "$BROKER_PORT" --cafile "$P/ca.crt"
+    --cert "$P/clients/$client/cert.pem" --key "$P/clients/$client/key.pem"
+    -i "secmon-$$" -c -q 1 -t 'security/#')
+  SEC="${SEC:-$T/sec.out}"
+  # The session and its subscription first: from then on the broker keeps
+  # the documents for it.
+  mosquitto_sub "${args[@]}" -E 2>>"$T/sub.err" || fail "the security monitor could not subscribe"
+  spawn mosquitto_sub "${args[@]}" -v >>"$SEC" 2>>"$T/sub.err"
+  SECMON_PID=$LAST_PID
+}
+
+# stream_docs TYPE: the documents of TYPE in $SEC, one a line.
+stream_docs() {
+  awk -v t="security/$SEC_GATEWAY/$1" '$1 == t { $1 = ""; print substr($0, 2) }' "$SEC"
+}
+
+# stream_has TYPE JQ-FILTER: a document of TYPE matching the filter arrived.
+stream_has() {
+  stream_docs "$1" | jq -s -e "map(select($2)) | length > 0" >/dev/null
+}
+
+# expect_stream TYPE JQ-FILTER [WHAT]: waits (20 s at most) until
+# stream_has TYPE JQ-FILTER; passes as WHAT.
+expect_stream() {
+  wait_until 20 "$1 ($2) on the security stream" stream_has "$1" "$2"
+  pass "${3:-security stream: $1 $2}"
+}
+
+# expect_stream_valid: every document in $SEC is valid against the schema,
+# on its topic, without a gap in seq.
+expect_stream_valid() {
+  run /usr/bin/python3 "$IOT_SOURCE_DIR/tests/support/tools/secevent_check.py" \
+    "$IOT_SOURCE_DIR/docs/schemas/security-event.schema.json" "$SEC"
+  expect_eq "every document on the security stream valid against the schema ($OUT)" 0 "$RC"
+}

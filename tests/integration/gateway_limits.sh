@@ -20,6 +20,7 @@
 make_pki dev-big dev-small dev-flood
 BROKER_EXTRA_CONF="max_packet_size 65536"
 start_broker
+security_monitor consumer # no broker ACL here: any client may read the stream
 SUB="$T/sub.out"
 start_consumer "$SUB"
 
@@ -75,6 +76,7 @@ expect_eq "quarantined counter" 1 "$(metric iotgw_readings_quarantined_total)"
 expect_eq "outbox depth after delivery" 0 "$(metric iotgw_outbox_depth)"
 grep -q 'level=error event=outbox.quarantined id=[0-9]* device=dev-big reason=packet_too_large' "$T/gw.log" ||
   fail "the quarantine was not logged"
+expect_stream outbox.quarantined '.device == "dev-big" and .reason == "packet_too_large" and .severity == "warning"'
 stop_gateway
 q="$(sqlite3 "$T/outbox.db" "SELECT device, reason, length(body) > 65536 FROM quarantine")"
 expect_eq "the quarantined reading is kept whole, with its reason" "dev-big|packet_too_large|1" "$q"
@@ -215,6 +217,8 @@ expect_eq "the upload that went over max_buffered_bytes was closed" closed "$(ca
 expect_eq "the uploads within it stayed open" "open open" "$(xargs <"$T/held")"
 grep -q 'event=connection.refused peer=127.0.0.1:[0-9]* reason=over_capacity detail="max_buffered_bytes reached"' "$T/gw.log" ||
   fail "max_buffered_bytes refusal not logged"
+expect_stream connection.refused \
+  '.reason == "over_capacity" and (.detail | contains("max_buffered_bytes")) and (.peer | startswith("127.0.0.1"))'
 [ "$(refusals over_capacity)" -gt "$before" ] || fail "max_buffered_bytes refusal not counted"
 for _ in $(seq 1 30); do [ "$(metric iotgw_request_buffer_bytes)" = 0 ] && break; sleep 0.1; done
 expect_eq "closed uploads give their bytes back" 0 "$(metric iotgw_request_buffer_bytes)"
@@ -222,4 +226,5 @@ r="$(post dev-flood application/json '{"seq":1,"x":1}')"
 [ "${r%% *}" = 200 ] || fail "a request after the uploads were closed: $r"
 pass "max_buffered_bytes bounds the bytes of requests being received in all"
 stop_gateway
+expect_stream_valid
 finish

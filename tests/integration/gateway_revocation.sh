@@ -19,6 +19,7 @@ make_pki dev-ok dev-a dev-b dev-c dev-d dev-e
 cp "$P/crl.pem" "$T/crl-first.pem" # a saved copy: becomes "older" below
 GW_CRL="$T/gw-crl.pem"             # the CRL file the gateway reads, put there by hand
 cp "$P/crl.pem" "$GW_CRL"
+SEC="$T/sec.out"
 start_broker
 # A security monitor's persistent session: the broker keeps the stream's
 # events for it while it is away, across its own restarts.
@@ -197,23 +198,46 @@ expect_eq "outbox empty" 0 "$(metric iotgw_outbox_depth)"
 
 # The security event stream, read once it could reach the broker again: the
 # refused CRLs and the revoked broker's certificate, nothing lost.
-has() { # has TYPE JQ-FILTER: in what the monitor has read so far
-  awk -v t="security/gateway-mqtt/$1" '$1 == t { $1 = ""; print substr($0, 2) }' "$T/sec.out" |
-    jq -s -e "map(select($2)) | length > 0" >/dev/null
-}
+# read_stream CMD...: appends what the broker kept for the monitor, then runs CMD.
 read_stream() {
-  secmon -v -W 2 >>"$T/sec.out" 2>/dev/null || true
-  has mqtt.certificate_refused '.reason == "certificate revoked"'
+  secmon -v -W 2 >>"$SEC" 2>/dev/null || true
+  "$@"
 }
-wait_until 40 "the revoked broker's certificate on the security stream" read_stream
+wait_until 40 "the revoked broker's certificate on the security stream" \
+  read_stream stream_has mqtt.certificate_refused '.reason == "certificate revoked" and .severity == "error"'
 pass "mqtt.certificate_refused arrived after the outage it caused"
 for reason in older_crl_number older_this_update; do
-  has identity.crl_rejected ".reason == \"$reason\"" || fail "no identity.crl_rejected $reason on the stream"
+  stream_has identity.crl_rejected ".reason == \"$reason\"" || fail "no identity.crl_rejected $reason on the stream"
 done
 pass "the refused CRLs are on the stream"
-run /usr/bin/python3 "$IOT_SOURCE_DIR/tests/support/tools/secevent_check.py" \
-  "$IOT_SOURCE_DIR/docs/schemas/security-event.schema.json" "$T/sec.out"
-expect_eq "the stream's documents valid, without a gap ($OUT)" 0 "$RC"
+
+# --- a registry the gateway cannot read, an expired CRL ------------------------------
+mv "$P/registry.db" "$T/registry.away"
+reload
+grep -q 'event=identity.reload_failed trigger=SIGHUP' "$T/gw.log" ||
+  fail "a missing registry is not logged as identity.reload_failed: $(tail -2 "$T/gw.log")"
+expect_eq "a failed reload keeps the registry in force" 200 "$(status dev-ok 12)"
+mv "$T/registry.away" "$P/registry.db"
+# The CA's CRL, newer than the one in force, whose nextUpdate is already
+# past. The forwarders check the broker against it too, so they refuse
+# the broker until a valid CRL is back: the event arrives then.
+now="$(date -u +%Y%m%d%H%M%SZ)"
+openssl ca -config "$T/ca.cnf" -gencrl -cert "$P/ca.crt" -keyfile "$P/ca.key" \
+  -crl_lastupdate "$now" -crl_nextupdate "$now" -out "$GW_CRL" 2>/dev/null
+reload
+grep -q 'event=identity.crl_expired' "$T/gw.log" || fail "an expired CRL is not logged as identity.crl_expired"
+pass "an expired CRL is logged"
+openssl ca -config "$T/ca.cnf" -gencrl -cert "$P/ca.crt" -keyfile "$P/ca.key" \
+  -crl_lastupdate "$now" -crl_nextupdate 20300101000000Z -out "$GW_CRL" 2>/dev/null
+reload
+expect_eq "a valid CRL again: iotgw_crl_stale 0" 0 "$(metric iotgw_crl_stale)"
+wait_until 30 "the failed reload on the security stream" \
+  read_stream stream_has identity.reload_failed '.severity == "error" and (.log | contains("trigger=SIGHUP")) and .reason != null'
+pass "identity.reload_failed on the stream"
+wait_until 20 "the expired CRL on the security stream" \
+  read_stream stream_has identity.crl_expired '.severity == "critical" and (.log | contains("path="))'
+pass "identity.crl_expired on the stream"
+expect_stream_valid
 
 stop_gateway
 finish

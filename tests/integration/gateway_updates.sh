@@ -22,6 +22,7 @@ SEQ="$(awk '/^sequence-number:/ {print $2}' "$T/app.manifest")"
 URI="/v1/firmware/images/$DIGEST"
 
 start_broker
+security_monitor consumer # no broker ACL here: any client may read the stream
 write_gateway_config "rollouts = $DB" "firmware_dir = $P/firmware"
 start_gateway
 
@@ -197,6 +198,16 @@ expect_eq "a tampered manifest is not offered" 204 "$(dget dev-c /v1/firmware/ma
 grep -q 'update.manifest_refused device=dev-c rollout=r2 .*reason=bad_signature' "$T/gw.log" ||
   fail "no update.manifest_refused line: $(grep manifest_refused "$T/gw.log")"
 pass "a tampered manifest is refused by the gateway's verifier, logged and counted"
+expect_stream update.manifest_refused '.device == "dev-c" and .reason == "bad_signature" and .severity == "warning"'
+
+# --- trusted keys that cannot be read, on SIGHUP ------------------------------------------
+mv "$P/firmware/trusted-keys.pem" "$T/trusted-keys.pem"
+kill -HUP "$GW_PID"
+expect_stream update.keys_reload_failed '.severity == "error" and .reason != null'
+grep -q 'event=update.keys_reload_failed .*action="kept the trusted keys in use"' "$T/gw.log" ||
+  fail "no update.keys_reload_failed line: $(tail -2 "$T/gw.log")"
+expect_eq "the keys in use are kept: $other is still offered its release" 200 "$(dget "$other" /v1/firmware/manifest)"
+mv "$T/trusted-keys.pem" "$P/firmware/trusted-keys.pem"
 
 # --- updates off ----------------------------------------------------------------------------
 stop_gateway
@@ -204,4 +215,5 @@ write_gateway_config
 start_gateway
 expect_eq "updates off: the manifest is 204" 204 "$(dget "$other" /v1/firmware/manifest)"
 expect_eq "updates off: no image" 404 "$(dget "$other" "$URI")"
+expect_stream_valid
 finish

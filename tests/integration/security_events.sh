@@ -11,8 +11,6 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/gateway_lib.sh"
 
-SCHEMA="$IOT_SOURCE_DIR/docs/schemas/security-event.schema.json"
-SEC="$T/sec.out"     # what the security monitor reads
 SNOOP="$T/snoop.out" # what a readings consumer gets when it asks for security/#
 F="$T/foreign"
 
@@ -27,74 +25,63 @@ start_broker
 write_gateway_config "rate_limit = 0" "max_body = 4KiB" "security_event_window = 3s" \
   "request_timeout = 2s"
 
-# sub NAME FILE TOPIC: a QoS 1 subscriber with a persistent session.
+# sub NAME TOPIC: a QoS 1 subscriber with a persistent session.
 sub() {
   spawn mosquitto_sub -h localhost -p "$BROKER_PORT" --cafile "$P/ca.crt" \
     --cert "$P/clients/$1/cert.pem" --key "$P/clients/$1/key.pem" \
-    -i "$1-$$" -c -q 1 -t "$3" -v
+    -i "$1-$$" -c -q 1 -t "$2" -v
 }
-sub secmon "$SEC" 'security/#' >>"$SEC" 2>>"$T/sub.err"
-sub consumer "$SNOOP" 'security/#' >>"$SNOOP" 2>>"$T/sub.err"
+security_monitor
+sub consumer 'security/#' >>"$SNOOP" 2>>"$T/sub.err"
 sleep 0.5
 start_gateway
 
-# events TYPE: the documents of that type the monitor has.
-events() { awk -v t="security/gateway-mqtt/$1" '$1 == t { $1 = ""; print substr($0, 2) }' "$SEC"; }
-has_event() { # has_event TYPE JQ-FILTER
-  [ -n "$(events "$1" | jq -c "select($2)" 2>/dev/null)" ]
-}
-wait_event() { # wait_event WHAT TYPE JQ-FILTER
-  wait_until 20 "$1" has_event "$2" "$3"
-  pass "$1"
-}
-
-wait_event "the start is an event" gateway.started '.severity == "info" and .count == 1'
+expect_stream gateway.started '.severity == "info" and .count == 1' "the start is an event"
 expect_eq "the start names the configuration it read" "$(sha256sum "$T/gw.conf" | cut -d' ' -f1)" \
-  "$(events gateway.started | head -1 | jq -r .log | sed -nE 's/.*config_sha256=([0-9a-f]+).*/\1/p')"
+  "$(stream_docs gateway.started | head -1 | jq -r .log | sed -nE 's/.*config_sha256=([0-9a-f]+).*/\1/p')"
 
 # --- refused handshakes ----------------------------------------------------------------
 curl -s --cacert "$P/ca.crt" --cert "$F/devices/dev-1/cert.pem" --key "$F/devices/dev-1/key.pem" \
   "https://localhost:$GW_PORT/v1/telemetry" -o /dev/null || true
-wait_event "a certificate of another CA" tls.refused '.reason == "tls_bad_certificate" and .peer != null'
+expect_stream tls.refused '.reason == "tls_bad_certificate" and .peer != null' "a certificate of another CA"
 
 # --- a device speaking for another ----------------------------------------------------------
 now="$(date +%s)"
 r="$(post dev-1 'application/senml+json' "[{\"bn\":\"dev-2:\",\"bt\":$now,\"n\":\"temperature\",\"u\":\"Cel\",\"v\":1}]")"
 expect_eq "dev-1 cannot speak for dev-2" 403 "${r%% *}"
-wait_event "identity mismatch" request.refused \
-  '.reason == "identity_mismatch" and .device == "dev-1" and .severity == "warning"'
+expect_stream request.refused \
+  '.reason == "identity_mismatch" and .device == "dev-1" and .severity == "warning"' "identity mismatch"
 
 # --- a replay ---------------------------------------------------------------------------------
 post dev-2 application/json '{"seq":5,"temperature":20}' >/dev/null
 r="$(post dev-2 application/json '{"seq":5,"temperature":20}')"
 expect_eq "a replayed reading is answered 200" 200 "${r%% *}"
-wait_event "a replay" reading.duplicate '.device == "dev-2"'
+expect_stream reading.duplicate '.device == "dev-2"' "a replay"
 
 # --- oversized input ------------------------------------------------------------------------------
 big="{\"seq\":9,\"note\":\"$(head -c 6000 /dev/zero | tr '\0' a)\"}"
 r="$(post dev-2 application/json "$big")"
 expect_eq "an oversized body is refused" 413 "${r%% *}"
-wait_event "oversized input" request.refused '.reason == "payload_too_large"'
+expect_stream request.refused '.reason == "payload_too_large"' "oversized input"
 # A device's bad data is not a security event.
 r="$(post dev-2 application/json '{"seq":10,"temperature":"warm"}')"
 expect_eq "a bad value is refused" 422 "${r%% *}"
 
 # --- a revoked device -------------------------------------------------------------------------------
 iotctl_and_wait_reload device revoke dev-2
-wait_event "a reload is an event" identity.loaded '.severity == "info"'
+expect_stream identity.loaded '.severity == "info"' "a reload is an event"
 post dev-2 application/json '{"seq":11,"temperature":20}' >/dev/null
-wait_event "a revoked device trying" tls.refused '.reason == "device_revoked" or .reason == "tls_bad_certificate"'
+expect_stream tls.refused '.reason == "device_revoked" or .reason == "tls_bad_certificate"' "a revoked device trying"
 
 # --- noise control: a flood from one address --------------------------------------------------
-before="$(events tls.refused | jq -s 'map(select(.reason == "tls_no_certificate")) | length')"
+before="$(stream_docs tls.refused | jq -s 'map(select(.reason == "tls_no_certificate")) | length')"
 for _ in $(seq 1 25); do
   curl -s --cacert "$P/ca.crt" "https://localhost:$GW_PORT/v1/telemetry" -o /dev/null || true
 done
-wait_until 20 "the flood's summary" bash -c \
-  "awk '\$1 == \"security/gateway-mqtt/tls.refused\"' '$SEC' | cut -d' ' -f2- | jq -e -s 'map(select(.count > 1)) | length > 0' >/dev/null"
-flood="$(events tls.refused | jq -s '[.[] | select(.peer == "127.0.0.1" or (.peer // "" | startswith("127.0.0.1")))] | map(.count) | add')"
+wait_until 20 "the flood's summary" stream_has tls.refused '.count > 1'
+flood="$(stream_docs tls.refused | jq -s '[.[] | select(.peer == "127.0.0.1" or (.peer // "" | startswith("127.0.0.1")))] | map(.count) | add')"
 [ "$flood" -ge 25 ] || fail "the flood's events and summaries count $flood handshakes, not at least 25"
-alone="$(events tls.refused | jq -s 'map(select(.count == 1)) | length')"
+alone="$(stream_docs tls.refused | jq -s 'map(select(.count == 1)) | length')"
 [ "$alone" -le $((before + 4)) ] || fail "a flood of 25 was published as $alone single events"
 [ "$(metric iotgw_security_events_aggregated_total)" -ge 20 ] ||
   fail "the flood's repeats were not counted: $(metric iotgw_security_events_aggregated_total)"
@@ -110,20 +97,20 @@ post dev-1 'application/senml+json' "[{\"bn\":\"dev-9:\",\"bt\":$now,\"n\":\"tem
 wait_until 10 "the event to wait in the security outbox" \
   bash -c "[ \"\$(curl -s http://127.0.0.1:$ADMIN_PORT/metrics | awk '\$1 == \"iotgw_security_events_queued\" { print \$2 }')\" -ge 1 ]"
 start_broker
-wait_event "an event made while the broker was down arrives" request.refused \
-  ".reason == \"identity_mismatch\" and .time > \"$t0\""
+expect_stream request.refused \
+  ".reason == \"identity_mismatch\" and .time > \"$t0\"" "an event made while the broker was down arrives"
 
 expect_eq "no security event lost" 0 "$(metric iotgw_security_events_lost_total)"
 
 # --- a silent connection (slowloris) ------------------------------------------------------
 exec 3<>"/dev/tcp/127.0.0.1/$GW_PORT"
-wait_event "a connection silent past request_timeout" request.timeout '.peer != null'
+expect_stream request.timeout '.peer != null' "a connection silent past request_timeout"
 exec 3>&-
 
 # --- the admin listener, and a restart -----------------------------------------------------------
 code="$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$ADMIN_PORT/secrets")"
 expect_eq "an admin path that does not exist" 404 "$code"
-wait_event "a probe of the admin listener" admin.refused '.reason == "admin_protocol"'
+expect_stream admin.refused '.reason == "admin_protocol"' "a probe of the admin listener"
 expect_eq "no CRA report overdue yet" 0 "$(metric iotgw_incident_reports_overdue)"
 # An actively exploited vulnerability known for three days: its 24 h early
 # warning and 72 h notification are overdue (iotctl incident, in the
@@ -133,13 +120,22 @@ IOTCTL_NOW=$(($(date +%s) - 3 * 86400 - 60)) "$IOTCTL" --dir "$P" incident open 
 stop_gateway
 start_gateway
 expect_eq "overdue CRA reports in /metrics" 2 "$(metric iotgw_incident_reports_overdue)"
-wait_event "the stop is an event, published after the restart" gateway.stopping '.severity == "info"'
-wait_event "the second start" gateway.started '.seq == 2'
+expect_stream gateway.stopping '.severity == "info"' "the stop is an event, published after the restart"
+expect_stream gateway.started '.seq == 2' "the second start"
+
+# --- a broker CA file whose first CA did not issue the CRL ------------------------------
+# The broker's certificate still verifies (the bundle holds our CA too), but
+# the CRL cannot be applied to it: the gateway says so at its start.
+"$IOTCTL" --dir "$T/other" pki init --cn "Another Root CA" >/dev/null
+cat "$T/other/ca.crt" "$P/ca.crt" >"$T/mqtt-ca.pem"
+stop_gateway
+sed -i "s|^mqtt_ca = .*|mqtt_ca = $T/mqtt-ca.pem|" "$T/gw.conf"
+start_gateway
+expect_stream mqtt.crl_not_applicable ".severity == \"warning\" and (.log | contains(\"mqtt_ca=$T/mqtt-ca.pem\"))"
 
 # --- the documents ------------------------------------------------------------------------------
-run /usr/bin/python3 "$IOT_SOURCE_DIR/tests/support/tools/secevent_check.py" "$SCHEMA" "$SEC"
-expect_eq "every document valid against the schema, on its topic, no gap in seq ($OUT)" 0 "$RC"
+expect_stream_valid
 expect_eq "a readings consumer reads no security event" 0 "$(wc -l <"$SNOOP")"
 expect_eq "no quality refusal in the stream" "" \
-  "$(events request.refused | jq -r 'select(.reason == "invalid_value") | .id')"
+  "$(stream_docs request.refused | jq -r 'select(.reason == "invalid_value") | .id')"
 finish

@@ -56,11 +56,7 @@ start_broker
 write_gateway_config "rollouts = $DB" "firmware_dir = $P/firmware"
 start_gateway
 start_consumer "$SUB"
-SEC="$T/sec.out" # the security event stream (no broker ACL here: any client may read it)
-spawn mosquitto_sub -h localhost -p "$BROKER_PORT" --cafile "$P/ca.crt" \
-  --cert "$P/clients/consumer/cert.pem" --key "$P/clients/consumer/key.pem" \
-  -i "secmon-$$" -c -q 1 -t 'security/#' -v >>"$SEC" 2>>"$T/sub.err"
-sleep 0.5
+security_monitor consumer # no broker ACL here: any client may read the stream
 
 SIM=("$IOTSIM" --gateway "https://localhost:$GW_PORT" --pki "$P" --state "$T/state"
   --class sensor --interval 1s --update-check 1s --backoff-max 2s --timeout 10s -v)
@@ -131,12 +127,14 @@ expect_eq "rolled_back reports counted" "$rolled" \
   "$(curl -s "http://127.0.0.1:$ADMIN_PORT/metrics" | awk '$1 == "iotgw_update_reports_total{status=\"rolled_back\"}" {print $2}')"
 grep -q "rollout.paused rollout=r2 reason=failure_threshold" "$T/gw.log" || fail "no rollout.paused line"
 # The security event stream: the pause, and each device's rollback.
-stream() { awk -v t="security/gateway-mqtt/$1" '$1 == t { $1 = ""; print substr($0, 2) }' "$SEC"; }
-rollbacks() { stream update.report | jq -s -r 'map(select(.log | contains("status=rolled_back"))) | map(.device) | unique | length'; }
+expect_stream update.report '.severity == "warning" and .device != null and (.log | contains("status=rolled_back"))'
+rollbacks() { stream_docs update.report | jq -s -r 'map(select(.log | contains("status=rolled_back"))) | map(.device) | unique | length'; }
 rollbacks_are() { [ "$(rollbacks)" = "$1" ]; }
 wait_until 30 "every rollback on the security stream" rollbacks_are "$rolled"
 expect_eq "one update.report event per device rolled back" "$rolled" "$(rollbacks)"
-expect_eq "the pause is an event" 1 "$(stream rollout.paused | jq -s 'map(select(.reason == "failure_threshold")) | length')"
+expect_stream rollout.paused '.reason == "failure_threshold" and .severity == "warning"'
+expect_eq "the pause is one event" 1 "$(stream_docs rollout.paused | jq -s 'map(select(.reason == "failure_threshold")) | length')"
+expect_stream_valid
 
 # Telemetry: the outbox drains, then every stored reading was delivered
 # and each device's readings arrived without a gap.
