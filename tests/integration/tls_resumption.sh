@@ -12,8 +12,9 @@
 #    (ticket keys live in memory only); 0 issues no ticket;
 #  - the simulated device (iotsim --sleep) closes its connection after each
 #    wake-up and resumes its session, kept 0600 in its state directory,
-#    across wake-ups and runs; a session of a replaced certificate or a
-#    damaged file is not offered; a revoked device cannot resume.
+#    across wake-ups and runs; a session of a replaced certificate, made
+#    under another CRL, or a damaged file is not offered; a revoked device
+#    cannot resume.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/gateway_lib.sh"
 
@@ -116,6 +117,18 @@ head -c 200 /dev/urandom >"$T/sim/sim-1/tls-session"
 sim sim-1 2
 expect_eq "a damaged session file: a full handshake, then resumed" \
   "0 handshakes 2 (resumed 1)" "$RC $(handshakes)"
+# A resumption checks no certificate: a new CRL (which may revoke the
+# gateway's certificate) needs a full handshake.
+run "$SIM" --gateway "https://localhost:$GW_PORT" --pki "$P" --device sim-1 --state "$T/sim" \
+  --count 1 --sleep -q --crl "$P/crl.pem"
+expect_eq "with the CRL given: a full handshake" "0 handshakes 1 (resumed 0)" "$RC $(handshakes)"
+run "$SIM" --gateway "https://localhost:$GW_PORT" --pki "$P" --device sim-1 --state "$T/sim" \
+  --count 1 --sleep -q --crl "$P/crl.pem"
+expect_eq "the same CRL: resumed" "0 handshakes 1 (resumed 1)" "$RC $(handshakes)"
+"$IOTCTL" --dir "$P" crl update >/dev/null
+run "$SIM" --gateway "https://localhost:$GW_PORT" --pki "$P" --device sim-1 --state "$T/sim" \
+  --count 1 --sleep -q --crl "$P/crl.pem"
+expect_eq "a new CRL: the session is not offered" "0 handshakes 1 (resumed 0)" "$RC $(handshakes)"
 sim sim-2 1
 expect_eq "sim-2 keeps a session" "0 handshakes 1 (resumed 0)" "$RC $(handshakes)"
 iotctl_and_wait_reload device revoke sim-2

@@ -320,7 +320,8 @@ iot_status iotd_posix_https_init(iotd_posix_https *c, const iotd_posix_https_con
         goto out;
     st = setup_conf(c, err);
     if (st == IOT_OK)
-        iotd_posix_session_init(&c->session, cfg->session_file, c->has_cert ? &c->cert : NULL);
+        iotd_posix_session_init(&c->session, cfg->session_file, c->has_cert ? &c->cert : NULL,
+                                &c->ca, c->has_crl ? &c->crl : NULL);
 out:
     if (st != IOT_OK)
         iotd_posix_https_free(c);

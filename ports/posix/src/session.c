@@ -12,11 +12,15 @@
 #include "iot/fsutil.h"
 
 #if MBEDTLS_VERSION_MAJOR >= 3
-#define SESSION_MASTER(s)    ((s)->MBEDTLS_PRIVATE(master))
-#define SHA256(in, len, out) mbedtls_sha256((in), (len), (out), 0)
+#define SESSION_MASTER(s)      ((s)->MBEDTLS_PRIVATE(master))
+#define SHA256_STARTS(c)       mbedtls_sha256_starts((c), 0)
+#define SHA256_UPDATE(c, p, n) mbedtls_sha256_update((c), (p), (n))
+#define SHA256_FINISH(c, out)  mbedtls_sha256_finish((c), (out))
 #else
-#define SESSION_MASTER(s)    ((s)->master)
-#define SHA256(in, len, out) mbedtls_sha256_ret((in), (len), (out), 0)
+#define SESSION_MASTER(s)      ((s)->master)
+#define SHA256_STARTS(c)       mbedtls_sha256_starts_ret((c), 0)
+#define SHA256_UPDATE(c, p, n) mbedtls_sha256_update_ret((c), (p), (n))
+#define SHA256_FINISH(c, out)  mbedtls_sha256_finish_ret((c), (out))
 #endif
 
 #define HASH_LEN 32
@@ -52,13 +56,37 @@ static void save(const iotd_posix_session *ss)
     mbedtls_platform_zeroize(buf, sizeof(buf));
 }
 
-void iotd_posix_session_init(iotd_posix_session *ss, const char *path, const mbedtls_x509_crt *own)
+/* What a session is valid with: the device's certificate (a renewal
+ * starts anew), and the CAs and CRL the gateway's certificate was checked
+ * against (a resumption checks nothing, so a new CRL, which may revoke the
+ * gateway's certificate, or a new CA, needs a full handshake). */
+static bool bind(iotd_posix_session *ss, const mbedtls_x509_crt *own, const mbedtls_x509_crt *ca,
+                 const mbedtls_x509_crl *crl)
+{
+    mbedtls_sha256_context h;
+    int rc;
+    mbedtls_sha256_init(&h);
+    rc = SHA256_STARTS(&h);
+    for (const mbedtls_x509_crt *c = own; rc == 0 && c != NULL && c->raw.p != NULL; c = c->next)
+        rc = SHA256_UPDATE(&h, c->raw.p, c->raw.len);
+    for (const mbedtls_x509_crt *c = ca; rc == 0 && c != NULL && c->raw.p != NULL; c = c->next)
+        rc = SHA256_UPDATE(&h, c->raw.p, c->raw.len);
+    for (const mbedtls_x509_crl *c = crl; rc == 0 && c != NULL && c->raw.p != NULL; c = c->next)
+        rc = SHA256_UPDATE(&h, c->raw.p, c->raw.len);
+    if (rc == 0)
+        rc = SHA256_FINISH(&h, ss->cert_hash);
+    mbedtls_sha256_free(&h);
+    return rc == 0;
+}
+
+void iotd_posix_session_init(iotd_posix_session *ss, const char *path, const mbedtls_x509_crt *own,
+                             const mbedtls_x509_crt *ca, const mbedtls_x509_crl *crl)
 {
     memset(ss, 0, sizeof(*ss));
     mbedtls_ssl_session_init(&ss->kept);
     if (own == NULL || own->raw.p == NULL)
         return;
-    ss->bound = SHA256(own->raw.p, own->raw.len, ss->cert_hash) == 0;
+    ss->bound = bind(ss, own, ca, crl);
     if (!ss->bound || path == NULL || path[0] == '\0' || strlen(path) >= sizeof(ss->path))
         return;
     memcpy(ss->path, path, strlen(path) + 1);

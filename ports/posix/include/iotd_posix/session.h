@@ -3,10 +3,13 @@
  * and, with a file, from one run to the next (the simulator's deep sleep;
  * the ESP32 keeps it in RTC memory).
  *
- * The file holds the SHA-256 of the device's certificate, then mbedTLS's
- * serialized session (mbedtls_ssl_session_save). A session of another
- * certificate (after a renewal) or a damaged file is not offered: the
- * device makes a full handshake and keeps the new session. The session
+ * The file holds a SHA-256 over the device's certificate and the CAs and
+ * CRL the gateway's certificate is checked against, then mbedTLS's
+ * serialized session (mbedtls_ssl_session_save). A resumption checks no
+ * certificate, so a session made under another certificate (a renewal),
+ * CA or CRL (which may revoke the gateway's certificate), or a damaged
+ * file, is not offered: the device makes a full handshake and keeps the
+ * new session. The session
  * includes its master secret, so the file is created 0600, like a key. The
  * gateway decides whether a session resumes; this module only offers it
  * and tells afterwards whether it did. */
@@ -24,15 +27,17 @@
 typedef struct iotd_posix_session {
     mbedtls_ssl_session kept;
     bool have;                   /* `kept` may be offered */
-    unsigned char cert_hash[32]; /* of the certificate the session belongs to */
+    unsigned char cert_hash[32]; /* of the certificate, CAs and CRL it is valid with */
     bool bound;                  /* a certificate is presented: sessions are kept */
     char path[PATH_MAX];         /* "" : memory only */
 } iotd_posix_session;
 
 /* Prepares the store for the device's certificate `own` (NULL: no client
- * certificate, nothing is kept) and loads `path` when it holds a session
- * of that certificate. path may be NULL (memory only). */
-void iotd_posix_session_init(iotd_posix_session *ss, const char *path, const mbedtls_x509_crt *own);
+ * certificate, nothing is kept), checking the gateway against `ca` and
+ * `crl` (may be NULL), and loads `path` when it holds a session made with
+ * the same three. path may be NULL (memory only). */
+void iotd_posix_session_init(iotd_posix_session *ss, const char *path, const mbedtls_x509_crt *own,
+                             const mbedtls_x509_crt *ca, const mbedtls_x509_crl *crl);
 
 /* Offers the kept session on a connection about to shake hands. */
 void iotd_posix_session_offer(iotd_posix_session *ss, mbedtls_ssl_context *ssl);
