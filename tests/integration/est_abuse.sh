@@ -111,16 +111,16 @@ expect_eq "the token of the refused requests is still usable" 200 "$(new_csr "$T
 # est.failed; once the lock is gone the same token enrolls.
 tok10="$(token dev-10)"
 new_csr "$T/dev-10" dev-10
-mkfifo "$T/lock.in"
-spawn_in "$T/lock.in" sqlite3 "$P/registry.db"
-exec 5>"$T/lock.in"
-echo "BEGIN EXCLUSIVE;" >&5
-locked() { ! sqlite3 -cmd ".timeout 0" "$P/registry.db" "BEGIN IMMEDIATE; ROLLBACK;" 2>/dev/null; }
-wait_until 5 "the registry to be locked" locked
+# The shell marks the lock taken only once BEGIN EXCLUSIVE has succeeded
+# (-bail: it exits if it cannot), and holds it until it is killed.
+spawn sqlite3 -bail -cmd ".timeout 10000" -cmd "BEGIN EXCLUSIVE;" "$P/registry.db" \
+  ".shell touch '$T/locked' && exec sleep 120"
+LOCK_PID=$LAST_PID
+wait_until 15 "the registry to be locked" test -e "$T/locked"
 LAST="$(est_csr simpleenroll "$T/dev-10" -u "dev-10:$tok10")"
 refused_as "an enrollment while the registry cannot be written" 503 enrollment_unavailable
-echo "ROLLBACK;" >&5
-exec 5>&-
+pkill -P "$LOCK_PID" -x sleep || fail "the registry lock's sleep was not found"
+wait "$LOCK_PID" 2>/dev/null || true # it rolls back and exits
 expect_stream est.failed '.device == "dev-10" and .severity == "error" and .reason != null'
 expect_eq "the same token enrolls once the registry is free" 200 "$(est_csr simpleenroll "$T/dev-10" -u "dev-10:$tok10")"
 
