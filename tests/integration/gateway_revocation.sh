@@ -145,7 +145,7 @@ pass "iotsim --crl refuses the revoked gateway certificate: $(echo "$ERR" | grep
 sim
 expect_eq "without --crl the simulator cannot know (documented)" 0 "$RC"
 "$IOTCTL" --dir "$T/other" cert server gateway --dns localhost >/dev/null
-run "$IOTSIM" --gateway "https://localhost:$GW_PORT" --pki "$P" --device dev-ok --count 1 \
+run "$IOTSIM" --gateway "https://localhost:$GW_PORT" --pki "$P" --device dev-ok --state "$T/sim" --count 1 \
   --crl "$T/other/crl.pem"
 [ "$RC" -eq 1 ] && echo "$ERR" | grep -q "not issued by the CA" ||
   fail "iotsim took a CRL of another CA (exit $RC): $ERR"
