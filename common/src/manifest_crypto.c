@@ -194,6 +194,14 @@ static bool key_seen(const iotd_manifest_key *keys, size_t n, const iotd_manifes
     return false;
 }
 
+static bool blank(const char *text, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if (text[i] != ' ' && text[i] != '\t' && text[i] != '\n' && text[i] != '\r')
+            return false;
+    return true;
+}
+
 iot_status iot_manifest_keys_load(const char *path, iotd_manifest_key *keys, size_t cap, size_t *n,
                                   iot_err *err)
 {
@@ -229,6 +237,13 @@ iot_status iot_manifest_keys_load(const char *path, iotd_manifest_key *keys, siz
         }
         keys[(*n)++] = row;
     }
+    /* An empty file trusts no key (every key retired); text without a key
+     * is a damaged or mistaken file, which must not silently do the same. */
+    if (*n == 0 && !blank(text, len))
+        st = iot_err_set(err, IOT_ECORRUPT,
+                         "%s holds text but no PEM public key; restore it from iotctl's "
+                         "firmware directory",
+                         path);
 out:
     if (st != IOT_OK)
         *n = 0;

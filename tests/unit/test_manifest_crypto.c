@@ -159,6 +159,9 @@ static void loads_trusted_keys(void **state)
     write_keys(path, keys, 0, "");
     assert_int_equal(iot_manifest_keys_load(path, rows, 4, &n, &err), IOT_OK);
     assert_int_equal(n, 0);
+    write_keys(path, keys, 0, "not a key\n");
+    assert_int_equal(iot_manifest_keys_load(path, rows, 4, &n, &err), IOT_ECORRUPT);
+    assert_non_null(strstr(err.msg, "no PEM public key"));
 
     EVP_PKEY *twice[2] = {keys[0], keys[0]};
     write_keys(path, twice, 2, "");
