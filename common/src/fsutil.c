@@ -140,14 +140,27 @@ iot_status iot_file_read(const char *path, size_t max, char **out, size_t *out_l
                          (long long)sb.st_size, max);
         goto out;
     }
-    buf = malloc(max + 1);
+    /* Room for the file as it is now, its NUL and one byte more to see
+     * EOF; a file that grows while read gets more, up to the cap. */
+    size_t cap = (size_t)sb.st_size < max ? (size_t)sb.st_size + 2 : max + 2;
+    size_t used = 0;
+    buf = malloc(cap);
     if (buf == NULL) {
         st = iot_err_set(err, IOT_ENOMEM, "out of memory reading %s", path);
         goto out;
     }
-    size_t used = 0;
     for (;;) {
-        ssize_t r = read(fd, buf + used, max + 1 - used);
+        if (used + 1 == cap) { /* full but for the NUL */
+            size_t more = cap - 1 > max / 2 ? max + 2 : 2 * cap;
+            char *grown = realloc(buf, more);
+            if (grown == NULL) {
+                st = iot_err_set(err, IOT_ENOMEM, "out of memory reading %s", path);
+                goto out;
+            }
+            buf = grown;
+            cap = more;
+        }
+        ssize_t r = read(fd, buf + used, cap - 1 - used);
         if (r < 0 && errno == EINTR)
             continue;
         if (r < 0) {

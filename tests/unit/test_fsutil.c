@@ -90,6 +90,25 @@ static void read_is_capped(void **state)
     assert_non_null(strstr(err.msg, "limit is 9"));
 }
 
+/* A file larger than its size said when opened (procfs says 0): read in
+ * full while under the cap, refused past it. */
+static void read_grows_to_the_cap(void **state)
+{
+    (void)state;
+    char *data = NULL;
+    size_t len = 0;
+    iot_err err = {0};
+    assert_int_equal(iot_file_read("/proc/self/status", 1 << 20, &data, &len, &err), IOT_OK);
+    assert_true(len > 100);
+    assert_int_equal(strlen(data), len);
+    assert_non_null(strstr(data, "Name:"));
+    free(data);
+    data = NULL;
+    assert_int_equal(iot_file_read("/proc/self/status", 40, &data, &len, &err), IOT_ENOMEM);
+    assert_null(data);
+    assert_non_null(strstr(err.msg, "grew past the limit of 40"));
+}
+
 static void key_mode_check(void **state)
 {
     (void)state;
@@ -140,6 +159,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(create_sets_mode_and_content),
+        cmocka_unit_test(read_grows_to_the_cap),
         cmocka_unit_test(create_never_overwrites),
         cmocka_unit_test(replace_swaps_content),
         cmocka_unit_test(read_is_capped),
