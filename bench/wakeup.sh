@@ -13,7 +13,8 @@
 #   bench/wakeup.sh --keep     keep the work directory (logs, configs, JSON)
 #
 # Environment: DEVICES (64) devices, RATE (150) wake-ups per second in all
-# (open loop: each device wakes every DEVICES/RATE seconds), DURATION (5)
+# (open loop: each device wakes every DEVICES/RATE seconds; 0: closed loop,
+# every device wakes again as soon as it is answered), DURATION (5)
 # measured seconds per run, ROUNDS (3) interleaved rounds (median),
 # IOTGW=PATH measures another build of the gateway.
 set -euo pipefail
@@ -24,7 +25,7 @@ for arg in "$@"; do
     case "$arg" in
     --keep) KEEP=1 ;;
     -h | --help)
-        sed -n '2,18p' "$0"
+        sed -n '2,19p' "$0"
         exit 0
         ;;
     *)
@@ -182,9 +183,10 @@ wake() {
     port="$([ "$server" = gateway ] && echo "$GW_PORT" || echo "$NGINX_PORT")"
     [ "$kind" = resumed ] && args+=(--resume)
     [ "$tls" = 1.2 ] && args+=(--tls12)
+    [ "$RATE" = 0 ] || args+=(--rate "$RATE")
     c0="$(cpu_ticks "$server")"
     OUT="$(timeout "$LOADGEN_TIMEOUT" "$LOADGEN" --port "$port" --pki "$P" --devices bench- \
-        --count "$DEVICES" --handshake --rate "$RATE" --duration "$DURATION" --warmup "$WARMUP" \
+        --count "$DEVICES" --handshake --duration "$DURATION" --warmup "$WARMUP" \
         --seq-start "$SEQ" --json "${args[@]}")" || die "loadgen: $OUT"
     c1="$(cpu_ticks "$server")"
     SEQ="$(j .seq_next "$OUT")"
@@ -229,7 +231,7 @@ pk_ops() {
 }
 
 STAMP="$(date -u +%Y-%m-%d-%H%M)"
-RES="bench/results/wakeup-$STAMP.md"
+RES="bench/results/wakeup-$STAMP$([ "$RATE" != 0 ] || echo -closed).md"
 GW_FULL="$(median "${R[gateway|full|1.3|cpu]}")"
 GW_RES="$(median "${R[gateway|resumed|1.3|cpu]}")"
 NG_FULL="$(median "${R[nginx|full|1.3|cpu]}")"
@@ -240,7 +242,11 @@ NG_RES="$(median "${R[nginx|resumed|1.3|cpu]}")"
     echo "\`bench/wakeup.sh\` (DEVICES=$DEVICES RATE=$RATE DURATION=$DURATION ROUNDS=$ROUNDS) on $(nproc) cores,"
     echo "$(uname -r), OpenSSL $(openssl version | awk '{ print $2 }'), nginx $(dpkg-query -W -f='${Version}' nginx 2>/dev/null || echo '?'),"
     echo "gateway $(git rev-parse --short HEAD 2>/dev/null || echo '?'). Each wake-up: TCP connect, mutual-TLS handshake (or"
-    echo "resumption), one POST of one reading, close; $RATE wake-ups per second over $DEVICES devices, open loop."
+    if [ "$RATE" = 0 ]; then
+        echo "resumption), one POST of one reading, close; $DEVICES devices waking again as soon as answered (closed loop)."
+    else
+        echo "resumption), one POST of one reading, close; $RATE wake-ups per second over $DEVICES devices, open loop."
+    fi
     echo "Medians of $ROUNDS interleaved rounds. Server CPU: all threads and processes, from /proc."
     echo
     echo "| server | handshake | TLS | server CPU µs / wake-up | bytes out / in | round trips | resumed | device public-key ops | p50 ms |"
