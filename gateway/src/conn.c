@@ -15,6 +15,8 @@
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <openssl/x509.h>
 
 #include "log.h"
@@ -26,6 +28,9 @@
 #define ADMIN_AUTH    "WWW-Authenticate: Bearer realm=\"iotgw\"\r\n"
 #define LINGER_MS     2000
 #define CONTINUE_LINE "HTTP/1.1 100 Continue\r\n\r\n"
+/* Head and body of an answer written in one SSL_write: every answer but an
+ * update image. */
+#define GW_DIRECT_MAX 2048
 
 /* Request bytes buffered over all connections (max_buffered_bytes). */
 static atomic_size_t buffered_total;
@@ -245,6 +250,10 @@ static bool start_io(gw_conn *c)
     if (c->env->kind == GW_CONN_DEVICE)
         c->input_cb = evbuffer_add_cb(bufferevent_get_input(c->bev), on_input, c);
     bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
+    /* An answer that the session could not take at once (send_direct) is
+     * retried by the bufferevent from its own buffer. */
+    if (c->ssl != NULL)
+        SSL_set_mode(c->ssl, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
     /* While a request is with its handler, what follows it waits in the
      * socket rather than in memory. */
     bufferevent_setwatermark(c->bev, EV_READ, 0, GW_HTTP_HEADERS_MAX + c->env->max_body);
@@ -300,41 +309,102 @@ static void send_bytes(gw_conn *c, const char *data, size_t len)
     evbuffer_add(bufferevent_get_output(c->bev), data, len);
 }
 
-/* Writes the head of an answer of len body bytes and switches to
- * writing; NULL when no answer can go out (the connection is then closed
- * or already answering). *send_body: false for a HEAD request. */
-static struct evbuffer *begin_reply(gw_conn *c, int status, const char *content_type,
-                                    const char *extra_headers, uint64_t len, bool *send_body)
+/* Whether an answer can be taken: not while one is going out or after the
+ * last. */
+static bool can_answer(const gw_conn *c)
 {
-    if (!c->open || c->state == GW_CONN_WRITING || c->state == GW_CONN_CLOSING)
-        return NULL;
-    char head[HEAD_MAX];
+    return c->open && c->state != GW_CONN_WRITING && c->state != GW_CONN_CLOSING;
+}
+
+/* Formats the head of an answer of len body bytes into head (HEAD_MAX) and
+ * switches to writing; 0 when no answer can go out (the connection is then
+ * closed). *send_body: false for a HEAD request. */
+static size_t reply_head(gw_conn *c, char *head, int status, const char *content_type,
+                         const char *extra_headers, uint64_t len, bool *send_body)
+{
     bool keep = c->http.req.keep_alive && !c->close_after && c->http.done;
     *send_body = !(c->http.req.method == HTTP_HEAD && c->http.headers_done) && len > 0;
-    size_t n = gw_http_format_head(head, sizeof(head), status, content_type, extra_headers,
-                                   (size_t)len, keep);
+    size_t n =
+        gw_http_format_head(head, HEAD_MAX, status, content_type, extra_headers, (size_t)len, keep);
     if (n == 0) {
         /* Never happens with the gateway's answers; closing is the safe way out. */
         conn_close(c);
-        return NULL;
+        return 0;
     }
     c->close_after = !keep;
     c->state = GW_CONN_WRITING;
     arm_deadline(c); /* a peer that does not read its answer is not waited for */
+    return n;
+}
+
+/* Writes the head of an answer of len body bytes to the bufferevent and
+ * switches to writing; NULL when no answer can go out. */
+static struct evbuffer *begin_reply(gw_conn *c, int status, const char *content_type,
+                                    const char *extra_headers, uint64_t len, bool *send_body)
+{
+    if (!can_answer(c))
+        return NULL;
+    char head[HEAD_MAX];
+    size_t n = reply_head(c, head, status, content_type, extra_headers, len, send_body);
+    if (n == 0)
+        return NULL;
     struct evbuffer *out = bufferevent_get_output(c->bev);
     evbuffer_add(out, head, n);
     return out;
+}
+
+/* An answer written to the TLS session at once, when nothing else is
+ * waiting to go out. Through the bufferevent it would cost two epoll_ctl
+ * per answer (write interest on, then off) and a wait for the socket to be
+ * reported writable, which the socket of a device waiting for its answer
+ * is. What the
+ * session cannot take now (WANT_WRITE) goes to the bufferevent, which
+ * retries with the same bytes (SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER); an
+ * error does too, and the bufferevent reports it and the connection
+ * closes. The end of the answer (on_write) runs from the event loop, as it
+ * does after a write through the bufferevent. */
+static void send_direct(gw_conn *c, const char *data, size_t len)
+{
+    ERR_clear_error();
+    int n = SSL_write(c->ssl, data, (int)len);
+    if (n > 0 && (size_t)n == len) {
+        bufferevent_trigger(c->bev, EV_WRITE, BEV_TRIG_DEFER_CALLBACKS);
+        return;
+    }
+    size_t done = n > 0 ? (size_t)n : 0;
+    evbuffer_add(bufferevent_get_output(c->bev), data + done, len - done);
+}
+
+/* Whether an answer of len bytes can be written directly: over TLS, with
+ * nothing queued before it (a 100 Continue), and small enough for one
+ * record. */
+static bool direct_ok(gw_conn *c, size_t len)
+{
+    return c->ssl != NULL && len <= GW_DIRECT_MAX &&
+           evbuffer_get_length(bufferevent_get_output(c->bev)) == 0;
 }
 
 void gw_conn_reply_as(gw_conn *c, int status, const char *content_type, const char *extra_headers,
                       const char *body, size_t len)
 {
     bool send_body = false;
-    struct evbuffer *out = begin_reply(c, status, content_type, extra_headers, len, &send_body);
-    if (out == NULL)
+    if (!can_answer(c))
         return;
-    if (send_body)
-        evbuffer_add(out, body, len);
+    char msg[HEAD_MAX + GW_DIRECT_MAX];
+    size_t n = reply_head(c, msg, status, content_type, extra_headers, len, &send_body);
+    if (n == 0)
+        return;
+    size_t body_len = send_body ? len : 0;
+    if (direct_ok(c, n + body_len)) {
+        if (body_len > 0)
+            memcpy(msg + n, body, body_len);
+        send_direct(c, msg, n + body_len);
+        return;
+    }
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    evbuffer_add(out, msg, n);
+    if (body_len > 0)
+        evbuffer_add(out, body, body_len);
     /* One chunk, so bufferevent_openssl sends it as one TLS record. */
     evbuffer_pullup(out, -1);
 }
