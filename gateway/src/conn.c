@@ -31,6 +31,8 @@
 /* Head and body of an answer written in one SSL_write: every answer but an
  * update image. */
 #define GW_DIRECT_MAX 2048
+/* Plaintext taken from the TLS session at a time (pull_pending): one record. */
+#define GW_PULL_CHUNK 16384
 
 /* Request bytes buffered over all connections (max_buffered_bytes). */
 static atomic_size_t buffered_total;
@@ -250,10 +252,14 @@ static bool start_io(gw_conn *c)
     if (c->env->kind == GW_CONN_DEVICE)
         c->input_cb = evbuffer_add_cb(bufferevent_get_input(c->bev), on_input, c);
     bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
-    /* An answer that the session could not take at once (send_direct) is
-     * retried by the bufferevent from its own buffer. */
-    if (c->ssl != NULL)
+    if (c->ssl != NULL) {
+        /* An answer that the session could not take at once (send_direct)
+         * is retried by the bufferevent from its own buffer. */
         SSL_set_mode(c->ssl, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+        /* One read per request rather than two (a record's header, then the
+         * rest): OpenSSL reads what the socket holds (pull_pending). */
+        SSL_set_read_ahead(c->ssl, 1);
+    }
     /* While a request is with its handler, what follows it waits in the
      * socket rather than in memory. */
     bufferevent_setwatermark(c->bev, EV_READ, 0, GW_HTTP_HEADERS_MAX + c->env->max_body);
@@ -655,6 +661,34 @@ static void on_request(gw_conn *c)
     c->route->handler(c, &c->http.req, c->device);
 }
 
+/* With read-ahead (start_io) one read takes whatever the socket holds,
+ * which may be more than one TLS record: a request sent as headers and
+ * body, or pipelined requests. bufferevent_openssl decrypts the first and
+ * then waits for the socket, which will not become readable for records
+ * already read; they are decrypted here, when the reader needs more. A
+ * session error shuts the socket down, and the event path reports it and
+ * closes, as for an error seen by the bufferevent. */
+static bool pull_pending(gw_conn *c)
+{
+    if (c->ssl == NULL || !SSL_has_pending(c->ssl))
+        return false;
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    struct evbuffer_iovec v;
+    if (evbuffer_reserve_space(in, GW_PULL_CHUNK, &v, 1) < 1)
+        return false;
+    ERR_clear_error();
+    int n = SSL_read(c->ssl, v.iov_base, (int)v.iov_len);
+    if (n <= 0) {
+        int e = SSL_get_error(c->ssl, n);
+        if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE)
+            shutdown(c->fd, SHUT_RDWR);
+        return false;
+    }
+    v.iov_len = (size_t)n;
+    evbuffer_commit_space(in, &v, 1);
+    return true;
+}
+
 /* Feeds what has arrived to the reader until it stops at a whole request
  * or an error, or runs out of bytes. */
 static void process_input(gw_conn *c)
@@ -662,8 +696,11 @@ static void process_input(gw_conn *c)
     struct evbuffer *in = bufferevent_get_input(c->bev);
     while (c->open && c->state == GW_CONN_READING) {
         struct evbuffer_iovec v = {NULL, 0};
-        if (evbuffer_peek(in, -1, NULL, &v, 1) < 1 && !c->http.done)
+        if (evbuffer_peek(in, -1, NULL, &v, 1) < 1 && !c->http.done) {
+            if (pull_pending(c))
+                continue;
             break;
+        }
         size_t used = 0;
         gw_http_status st = gw_http_feed(&c->http, v.iov_base, v.iov_len, &used);
         evbuffer_drain(in, used);
@@ -744,8 +781,14 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 {
     (void)bev;
     gw_conn *c = arg;
-    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT))
+    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)) {
         conn_close(c);
+        return;
+    }
+    /* The handshake is done: the first request may have come with the
+     * client's last handshake record, read with it (pull_pending). */
+    if ((what & BEV_EVENT_CONNECTED) && c->state == GW_CONN_READING)
+        process_input(c);
 }
 
 static void on_timer(evutil_socket_t fd, short what, void *arg)
