@@ -277,6 +277,19 @@ static bool connect_failed(evutil_socket_t fd, short what)
            errno == ENOTCONN;
 }
 
+/* With read-ahead, whole records may wait in the TLS session after
+ * libmosquitto stopped reading (it reads a bounded number of packets per
+ * call, each until the socket has no more); the socket will not report
+ * them. One more read takes them; a partial record waits for the rest,
+ * which the socket does report. */
+static int read_buffered(gw_forwarder *fw)
+{
+    SSL *ssl = mosquitto_ssl_get(fw->mosq);
+    if (ssl == NULL || !SSL_is_init_finished(ssl) || !SSL_has_pending(ssl))
+        return MOSQ_ERR_SUCCESS;
+    return mosquitto_loop_read(fw->mosq, 1);
+}
+
 static void on_socket_event(evutil_socket_t fd, short what, void *arg)
 {
     gw_forwarder *fw = arg;
@@ -285,6 +298,8 @@ static void on_socket_event(evutil_socket_t fd, short what, void *arg)
         return;
     }
     int rc = mosquitto_loop(fw->mosq, 0, 1);
+    if (rc == MOSQ_ERR_SUCCESS)
+        rc = read_buffered(fw);
     flush_acks(fw);
     if (rc != MOSQ_ERR_SUCCESS) {
         connection_lost(fw, GW_FWD_CLOSING, mosquitto_strerror(rc));
@@ -562,6 +577,10 @@ static iot_status build_tls(gw_forwarder *fw, SSL_CTX **out, iot_err *err)
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
     SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION);
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+    /* The broker's PUBACKs come many to a read rather than two reads each
+     * (a record's header, then the rest); records read ahead are taken by
+     * read_buffered. */
+    SSL_CTX_set_read_ahead(ctx, 1);
     SSL_CTX_set_ex_data(ctx, ex_forwarder, fw);
     st = load_pem_cert(c->ca_path, &ca, err);
     if (st != IOT_OK)
