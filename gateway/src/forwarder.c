@@ -249,9 +249,50 @@ static void on_teardown(evutil_socket_t fd, short what, void *arg)
         schedule_reconnect(fw);
 }
 
+/* MQTT packets go out together: libmosquitto writes each packet to the TLS
+ * session on its own (one write per PUBLISH), so once connected the
+ * session writes into a buffer in front of the socket (buffer_writes),
+ * sent when the forwarder has done what an event brought (flush_writes,
+ * from update_write_interest, which every path that writes ends with). A
+ * PUBLISH is not published before it reaches the socket, and a reading
+ * only leaves the outbox on its PUBACK, so nothing is lost by the wait. */
+#define FWD_WRITE_BUFFER 32768
+
+static void buffer_writes(gw_forwarder *fw)
+{
+    SSL *ssl = mosquitto_ssl_get(fw->mosq);
+    BIO *sock = ssl != NULL ? SSL_get_wbio(ssl) : NULL;
+    if (sock == NULL || BIO_method_type(sock) == BIO_TYPE_BUFFER)
+        return;
+    BIO *buf = BIO_new(BIO_f_buffer());
+    if (buf == NULL || BIO_set_write_buffer_size(buf, FWD_WRITE_BUFFER) != 1 ||
+        BIO_up_ref(sock) != 1) {
+        BIO_free(buf); /* unbuffered: one write per packet, as before */
+        return;
+    }
+    BIO_push(buf, sock);
+    SSL_set0_wbio(ssl, buf); /* the session's own reference to sock goes */
+}
+
+/* Sends what the buffer holds. False when the socket cannot take it all
+ * now (the rest waits for it to be writable) or the connection failed. */
+static bool flush_writes(gw_forwarder *fw)
+{
+    SSL *ssl = fw->mosq != NULL ? mosquitto_ssl_get(fw->mosq) : NULL;
+    BIO *buf = ssl != NULL ? SSL_get_wbio(ssl) : NULL;
+    if (buf == NULL || BIO_method_type(buf) != BIO_TYPE_BUFFER || BIO_wpending(buf) == 0)
+        return true;
+    if (BIO_flush(buf) == 1)
+        return true;
+    if (!BIO_should_retry(buf))
+        connection_lost(fw, GW_FWD_CLOSING, "cannot write to the broker");
+    return false;
+}
+
 static void update_write_interest(gw_forwarder *fw)
 {
-    if (fw->mosq && fw->write_ev && mosquitto_want_write(fw->mosq))
+    bool held = !flush_writes(fw);
+    if (fw->mosq && fw->write_ev && (held || mosquitto_want_write(fw->mosq)))
         event_add(fw->write_ev, NULL);
 }
 
@@ -290,6 +331,22 @@ static int read_buffered(gw_forwarder *fw)
     return mosquitto_loop_read(fw->mosq, 1);
 }
 
+/* Once connected, what the event says is read or written directly:
+ * mosquitto_loop would first poll the socket and libmosquitto's wake-up
+ * pipe (which it then reads a byte from), two system calls per event that
+ * tell nothing new. */
+static int loop_once(gw_forwarder *fw, short what)
+{
+    if (atomic_load(&fw->state) != GW_FWD_CONNECTED)
+        return mosquitto_loop(fw->mosq, 0, 1);
+    int rc = MOSQ_ERR_SUCCESS;
+    if (what & EV_READ)
+        rc = mosquitto_loop_read(fw->mosq, 1);
+    if (rc == MOSQ_ERR_SUCCESS && fw->mosq != NULL && mosquitto_want_write(fw->mosq))
+        rc = mosquitto_loop_write(fw->mosq, 1);
+    return rc;
+}
+
 static void on_socket_event(evutil_socket_t fd, short what, void *arg)
 {
     gw_forwarder *fw = arg;
@@ -297,7 +354,7 @@ static void on_socket_event(evutil_socket_t fd, short what, void *arg)
         connection_lost(fw, GW_FWD_CLOSING, "connection refused or unreachable");
         return;
     }
-    int rc = mosquitto_loop(fw->mosq, 0, 1);
+    int rc = loop_once(fw, what);
     if (rc == MOSQ_ERR_SUCCESS)
         rc = read_buffered(fw);
     flush_acks(fw);
@@ -345,6 +402,7 @@ static void on_connect(struct mosquitto *mosq, void *arg, int rc)
     if (!set_state(fw, GW_FWD_CONNECTED))
         return;
     event_del(fw->deadline_ev);
+    buffer_writes(fw);
     fw->cursor = 0;
     fw->n_inflight = 0;
     gw_log(GW_LOG_INFO, "mqtt.connected", "broker=%s:%d client_id=%s outbox_depth=%lld", fw->host,
@@ -871,6 +929,7 @@ void gw_forwarder_stop(gw_forwarder *fw)
             mosquitto_publish(fw->mosq, NULL, fw->status_topic, 7, "offline", 1, true);
         mosquitto_disconnect(fw->mosq);
         mosquitto_loop_write(fw->mosq, 1);
+        flush_writes(fw);
     }
     teardown(fw);
     struct event *evs[] = {fw->wake_ev, fw->retry_ev, fw->teardown_ev, fw->deadline_ev,
