@@ -15,9 +15,11 @@
 # Environment: DEVICES (32) keep-alive connections, one device each; WARMUP
 # (2) seconds of load before strace attaches; WINDOW (5) seconds traced;
 # BUILD (build/release) the tree to build and take the tools from;
-# IOTGW=PATH traces another build of the gateway; LABEL=NAME names the
-# results file syscalls-DATE-NAME.md.
+# IOTGW=PATH traces another build of the gateway; BEFORE=PATH also traces
+# that build (an earlier one) in the same run, for a before/after table;
+# LABEL=NAME names the results file syscalls-DATE-NAME.md.
 set -euo pipefail
+export LC_ALL=C # sort and join agree on the order
 cd "$(dirname "$0")/.."
 
 KEEP=0
@@ -25,7 +27,7 @@ for arg in "$@"; do
     case "$arg" in
     --keep) KEEP=1 ;;
     -h | --help)
-        sed -n '2,19p' "$0"
+        sed -n '2,20p' "$0"
         exit 0
         ;;
     *)
@@ -58,6 +60,8 @@ IOTCTL="$BUILD/tools/iotctl"
 IOTGW="${IOTGW:-$BUILD/gateway/iotgw}"
 LOADGEN="$BUILD/bench/loadgen/loadgen"
 [ -x "$IOTGW" ] || die "no gateway binary at $IOTGW"
+BEFORE="${BEFORE:-}"
+[ -z "$BEFORE" ] || [ -x "$BEFORE" ] || die "no gateway binary at $BEFORE"
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/iot-syscalls.XXXXXX")"
 chmod 755 "$WORK" # nginx's workers run as www-data
@@ -109,7 +113,7 @@ say "gateway (pid ${PIDS[gateway]}) on $GW_PORT, nginx on $NGINX_PORT, mosquitto
 
 # requests_of SERVER: the requests it has answered so far.
 requests_of() {
-    if [ "$1" = gateway ]; then
+    if [ "$1" != nginx ]; then
         metric iotgw_requests_total
     else
         curl -s --max-time 5 "http://127.0.0.1:$NGINX_STATUS_PORT/status" |
@@ -120,7 +124,7 @@ requests_of() {
 # traced_pids SERVER: the gateway's process (-f takes every thread), or
 # nginx's workers (the master does not serve).
 traced_pids() {
-    if [ "$1" = gateway ]; then
+    if [ "$1" != nginx ]; then
         echo "${PIDS[gateway]}"
     else
         pgrep -P "${PIDS[nginx]}"
@@ -163,24 +167,79 @@ calls_of() {
 total_calls() { calls_of "$1" | awk '{ n += $2 } END { print n + 0 }'; }
 per_req() { awk -v a="$1" -v n="$2" 'BEGIN { printf "%.2f", n ? a / n : 0 }'; }
 
-# The devices' sequence numbers start above anything stored: a fresh outbox.
+# Each gateway starts with a fresh outbox: the devices' sequence numbers
+# start again.
+SERVERS=(gateway nginx)
+if [ -n "$BEFORE" ]; then
+    SERVERS=(before gateway nginx)
+    stop gateway
+    AFTER="$IOTGW"
+    IOTGW="$BEFORE"
+    start_gateway "$WORK/gw/iotgw.conf"
+    measure before "$GW_PORT" --seq-start 1
+    wait_drained 120 || die "the gateway's outbox did not drain within 120 s"
+    stop gateway
+    IOTGW="$AFTER"
+    start_gateway "$WORK/gw/iotgw.conf"
+fi
 measure gateway "$GW_PORT" --seq-start 1
 wait_drained 120 || die "the gateway's outbox did not drain within 120 s"
 measure nginx "$NGINX_PORT"
 
 # --- report -------------------------------------------------------------------
 
-# table: one row per system call, both servers, most frequent (gateway) first.
+# table: one row per system call, a column of calls per request (and of
+# those that failed) for each server, the most frequent first.
 table() {
-    local g="$WORK/calls-gateway" n="$WORK/calls-nginx"
-    calls_of gateway | sort >"$g"
-    calls_of nginx | sort >"$n"
-    join -a1 -a2 -e0 -o 0,1.2,1.3,2.2,2.3 "$g" "$n" |
-        awk -v gr="${REQS[gateway]}" -v nr="${REQS[nginx]}" '{
-            printf "| `%s` | %d | %.2f | %.2f | %d | %.2f | %.2f |\n",
-                $1, $2, $2 / gr, $3 / gr, $4, $4 / nr, $5 / nr
-        }' | sort -t'|' -k3,3nr
+    local srv joined="$WORK/calls-joined" next
+    calls_of "${SERVERS[0]}" | sort >"$joined"
+    for srv in "${SERVERS[@]:1}"; do
+        calls_of "$srv" | sort >"$WORK/calls-$srv"
+        next="$(join -a1 -a2 -e0 -o auto "$joined" "$WORK/calls-$srv")"
+        echo "$next" >"$joined"
+    done
+    local reqs=()
+    for srv in "${SERVERS[@]}"; do reqs+=("${REQS[$srv]}"); done
+    awk -v reqs="${reqs[*]}" '{
+            n = split(reqs, r, " ")
+            line = sprintf("| `%s` |", $1)
+            most = 0
+            for (i = 1; i <= n; i++) {
+                v = $(2 * i) / r[i]
+                if (v > most)
+                    most = v
+                line = line sprintf(" %.2f (%.2f) |", v, $(2 * i + 1) / r[i])
+            }
+            printf "%.4f\t%s\n", most, line
+        }' "$joined" | sort -t$'\t' -k1,1gr | cut -f2
 }
+header() {
+    local srv line="| call |" sep="| --- |"
+    for srv in "${SERVERS[@]}"; do
+        line+=" $(label "$srv") |"
+        sep+=" --- |"
+    done
+    echo "$line"
+    echo "$sep"
+}
+label() {
+    case "$1" in
+    before) echo "gateway before" ;;
+    gateway) [ -n "$BEFORE" ] && echo "gateway after" || echo "gateway" ;;
+    *) echo "$1" ;;
+    esac
+}
+row() {
+    local srv line="| $1 |"
+    shift
+    for srv in "${SERVERS[@]}"; do line+=" $("$@" "$srv") |"; done
+    echo "$line"
+}
+r_reqs() { echo "${REQS[$1]}"; }
+r_rps() { printf '%.0f' "${RPS[$1]}"; }
+r_errs() { echo "${ERRS[$1]}"; }
+r_total() { echo "**$(per_req "$(total_calls "$1")" "${REQS[$1]}")**"; }
+r_calls() { total_calls "$1"; }
 
 pkgver() { dpkg-query -W -f='${Version}' "$1" 2>/dev/null || echo "?"; }
 GW_SHA="$(sha256sum "$IOTGW" | cut -c1-12)"
@@ -191,31 +250,31 @@ fi
 DATE="$(date +%Y-%m-%d)"
 RESULT="bench/results/syscalls-$DATE${LABEL:+-$LABEL}.md"
 mkdir -p bench/results
-GT="$(total_calls gateway)"
-NT="$(total_calls nginx)"
+SHA_BEFORE=""
+[ -z "$BEFORE" ] || SHA_BEFORE=" and \`$BEFORE\` (sha256 $(sha256sum "$BEFORE" | cut -c1-12)…, traced first)"
 {
     echo "# System calls per request ($DATE)"
     echo
-    echo "Command: \`bench/syscalls.sh\` (DEVICES=$DEVICES WARMUP=$WARMUP WINDOW=$WINDOW); gateway"
-    echo "binary \`$IOTGW\` (sha256 $GW_SHA…; source $SOURCE); nginx $(pkgver nginx),"
-    echo "strace $(strace -V | awk 'NR == 1 { print $4 }'), kernel $(uname -r), $(nproc) cores."
+    echo "Command: \`$([ -n "$BEFORE" ] && echo "BEFORE=$BEFORE ")bench/syscalls.sh\` (DEVICES=$DEVICES WARMUP=$WARMUP"
+    echo "WINDOW=$WINDOW); gateway binary \`$IOTGW\` (sha256 $GW_SHA…; source $SOURCE)$SHA_BEFORE;"
+    echo "nginx $(pkgver nginx), strace $(strace -V | awk 'NR == 1 { print $4 }'), kernel $(uname -r), $(nproc) cores."
     echo
     echo "\`strace -c -f\` on the gateway's process (every thread) and on nginx's workers for"
     echo "${WINDOW} s of $DEVICES keep-alive mutual-TLS connections, closed loop, after ${WARMUP} s"
     echo "of load; divided by the requests each answered in that window. Under strace both run"
     echo "slower than without, so batching (group commit, epoll_wait) sees smaller batches."
     echo
-    echo "| | gateway | nginx |"
-    echo "| --- | --- | --- |"
-    echo "| requests answered while traced | ${REQS[gateway]} | ${REQS[nginx]} |"
-    echo "| load generator's rate over the run, req/s (traced part included) | $(printf '%.0f' "${RPS[gateway]}") | $(printf '%.0f' "${RPS[nginx]}") |"
-    echo "| load generator's errors | ${ERRS[gateway]} | ${ERRS[nginx]} |"
-    echo "| **system calls per request** | **$(per_req "$GT" "${REQS[gateway]}")** | **$(per_req "$NT" "${REQS[nginx]}")** |"
+    header
+    row "requests answered while traced" r_reqs
+    row "load generator's rate over the run, req/s (traced part included)" r_rps
+    row "load generator's errors" r_errs
+    row "system calls while traced" r_calls
+    row "**system calls per request**" r_total
     echo
-    echo "| call | gateway calls | per request | failed per request | nginx calls | per request | failed per request |"
-    echo "| --- | --- | --- | --- | --- | --- | --- |"
+    echo "By call: calls per request (of which failed, e.g. EAGAIN)."
+    echo
+    header
     table
-    echo "| total | $GT | $(per_req "$GT" "${REQS[gateway]}") | | $NT | $(per_req "$NT" "${REQS[nginx]}") | |"
 } >"$RESULT"
 
 say "results written to $RESULT"
