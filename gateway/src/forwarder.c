@@ -66,6 +66,7 @@ struct gw_forwarder {
     inflight *window;
     int window_cap;
     int n_inflight;
+    bool rows_left; /* the last outbox query may have left rows behind (pump) */
     int64_t *acked; /* PUBACKed outbox ids not yet handed to the outbox */
     int n_acked;
     int attempt;       /* reconnects since the last success: the backoff exponent */
@@ -363,8 +364,9 @@ static void on_socket_event(evutil_socket_t fd, short what, void *arg)
         return;
     }
     /* Refill once half the window is free: one outbox query per batch, not
-     * one per PUBACK. New readings wake the forwarder on their own. */
-    if (fw->n_inflight <= fw->window_cap / 2)
+     * one per PUBACK, and none when the last one found every row (new
+     * readings wake the forwarder on their own). */
+    if (fw->rows_left && fw->n_inflight <= fw->window_cap / 2)
         pump(fw);
     update_write_interest(fw);
 }
@@ -547,6 +549,7 @@ static int publish_row(const gw_outbox_row *row, void *arg)
 /* Fills the in-flight window from the outbox. */
 static void pump(gw_forwarder *fw)
 {
+    bool failed = false;
     while (atomic_load(&fw->state) == GW_FWD_CONNECTED && fw->mosq &&
            fw->n_inflight < fw->window_cap) {
         int count = 0;
@@ -554,6 +557,7 @@ static void pump(gw_forwarder *fw)
         if (fw->store.fetch(fw->store.ctx, fw->cursor, fw->window_cap - fw->n_inflight, publish_row,
                             fw, &count, &err) != IOT_OK) {
             gw_log(GW_LOG_ERROR, "outbox.read_failed", "error=\"%s\"", err.msg);
+            failed = true;
             break;
         }
         /* Rows moved to quarantine advance the cursor without filling the
@@ -561,6 +565,8 @@ static void pump(gw_forwarder *fw)
         if (count == 0)
             break;
     }
+    /* A full window (or a failed query) may have left rows behind. */
+    fw->rows_left = fw->n_inflight >= fw->window_cap || failed;
     gw_gauge_set_chosen(fw->metrics.inflight, fw->n_inflight);
     update_write_interest(fw);
 }
