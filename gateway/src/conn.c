@@ -359,6 +359,18 @@ static struct evbuffer *begin_reply(gw_conn *c, int status, const char *content_
     return out;
 }
 
+/* The end of an answer written directly (on_write). An answer given while
+ * the connection's input is being read (a handler that answers at once)
+ * ends from the event loop, after the reader has returned; one given later
+ * (from the outbox's answer) ends here, without another pass of the loop. */
+static void finish_answer(gw_conn *c)
+{
+    if (c->feeding)
+        bufferevent_trigger(c->bev, EV_WRITE, BEV_TRIG_DEFER_CALLBACKS);
+    else
+        on_write(c->bev, c);
+}
+
 /* An answer written to the TLS session at once, when nothing else is
  * waiting to go out. Through the bufferevent it would cost two epoll_ctl
  * per answer (write interest on, then off) and a wait for the socket to be
@@ -374,7 +386,7 @@ static void send_direct(gw_conn *c, const char *data, size_t len)
     ERR_clear_error();
     int n = SSL_write(c->ssl, data, (int)len);
     if (n > 0 && (size_t)n == len) {
-        bufferevent_trigger(c->bev, EV_WRITE, BEV_TRIG_DEFER_CALLBACKS);
+        finish_answer(c);
         return;
     }
     size_t done = n > 0 ? (size_t)n : 0;
@@ -691,7 +703,7 @@ static bool pull_pending(gw_conn *c)
 
 /* Feeds what has arrived to the reader until it stops at a whole request
  * or an error, or runs out of bytes. */
-static void process_input(gw_conn *c)
+static void feed(gw_conn *c)
 {
     struct evbuffer *in = bufferevent_get_input(c->bev);
     while (c->open && c->state == GW_CONN_READING) {
@@ -715,6 +727,19 @@ static void process_input(gw_conn *c)
             return;
         }
     }
+}
+
+/* The connection stays allocated until the reader has returned, whatever
+ * a handler does with it. */
+static void process_input(gw_conn *c)
+{
+    bool outer = !c->feeding;
+    gw_conn_ref(c);
+    c->feeding = true;
+    feed(c);
+    if (outer)
+        c->feeding = false;
+    gw_conn_unref(c);
 }
 
 static void on_read(struct bufferevent *bev, void *arg)
