@@ -390,7 +390,11 @@ static void send_direct(gw_conn *c, const char *data, size_t len)
         return;
     }
     size_t done = n > 0 ? (size_t)n : 0;
-    evbuffer_add(bufferevent_get_output(c->bev), data + done, len - done);
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    evbuffer_add(out, data + done, len - done);
+    /* One chunk: after WANT_WRITE the session must be given the same
+     * bytes again in one SSL_write. */
+    evbuffer_pullup(out, -1);
 }
 
 /* Whether an answer of len bytes can be written directly: over TLS, with
