@@ -375,12 +375,10 @@ static void finish_answer(gw_conn *c)
  * waiting to go out. Through the bufferevent it would cost two epoll_ctl
  * per answer (write interest on, then off) and a wait for the socket to be
  * reported writable, which the socket of a device waiting for its answer
- * is. What the
- * session cannot take now (WANT_WRITE) goes to the bufferevent, which
- * retries with the same bytes (SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER); an
- * error does too, and the bufferevent reports it and the connection
- * closes. The end of the answer (on_write) runs from the event loop, as it
- * does after a write through the bufferevent. */
+ * is. What the session cannot take now (WANT_WRITE) goes to the
+ * bufferevent, which retries with the same bytes
+ * (SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER); an error does too, and the
+ * bufferevent reports it and the connection closes. */
 static void send_direct(gw_conn *c, const char *data, size_t len)
 {
     ERR_clear_error();
@@ -734,7 +732,8 @@ static void feed(gw_conn *c)
 }
 
 /* The connection stays allocated until the reader has returned, whatever
- * a handler does with it. */
+ * a handler does with it; an answer given meanwhile ends from the event
+ * loop (finish_answer). */
 static void process_input(gw_conn *c)
 {
     bool outer = !c->feeding;

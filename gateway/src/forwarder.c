@@ -293,6 +293,8 @@ static bool flush_writes(gw_forwarder *fw)
 static void update_write_interest(gw_forwarder *fw)
 {
     bool held = !flush_writes(fw);
+    if (held && atomic_load(&fw->state) != GW_FWD_CONNECTED)
+        return; /* the write failed: the connection is being torn down */
     if (fw->mosq && fw->write_ev && (held || mosquitto_want_write(fw->mosq)))
         event_add(fw->write_ev, NULL);
 }
