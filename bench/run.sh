@@ -58,11 +58,8 @@ LOADGEN_TIMEOUT=300
 DRAIN_TIMEOUT=900
 
 T0=$SECONDS
-say() { printf '[%4ds] %s\n' $((SECONDS - T0)) "$*" >&2; }
-die() {
-    say "FAILED: $*"
-    exit 1
-}
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 
 # --- setup ------------------------------------------------------------------
 
@@ -114,159 +111,22 @@ LOAD_BEFORE="$(cut -d' ' -f1-3 /proc/loadavg)"
 
 P="$WORK/pki"
 say "making the PKI with iotctl: CA, gateway and broker certificates, $CONNS devices"
-"$IOTCTL" --dir "$P" pki init >/dev/null
-"$IOTCTL" --dir "$P" cert server gateway --dns localhost --ip 127.0.0.1 >/dev/null
-"$IOTCTL" --dir "$P" cert server broker --dns localhost --ip 127.0.0.1 >/dev/null
-"$IOTCTL" --dir "$P" cert client gateway-mqtt --role gateway >/dev/null
-"$IOTCTL" --dir "$P" cert client consumer --role consumer >/dev/null
-"$IOTCTL" --dir "$P" cert client flask --role gateway >/dev/null
-NDEV=$((CONNS > HS_CONNS ? CONNS : HS_CONNS))
-for i in $(seq 1 "$NDEV"); do
-    "$IOTCTL" --dir "$P" device add "bench-$i" >/dev/null
-done
+NDEV_PKI=$((CONNS > HS_CONNS ? CONNS : HS_CONNS))
+make_pki "$NDEV_PKI" flask
 
 # --- services and measurements ----------------------------------------------
 
-# Below the ephemeral range, where the load generator's connections could hold it.
-free_port() {
-    local port
-    for _ in $(seq 1 200); do
-        port=$((20000 + RANDOM % 12000))
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-            echo "$port"
-            return 0
-        fi
-    done
-    die "no free port found"
-}
-
-wait_port() {
-    local deadline=$((SECONDS + ${2:-15}))
-    while ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; do
-        [ "$SECONDS" -lt "$deadline" ] || return 1
-        sleep 0.1
-    done
-}
-
-stop() {
-    local name="$1"
-    [ -n "${PIDS[$name]:-}" ] || return 0
-    kill -TERM "${PIDS[$name]}" 2>/dev/null || true
-    wait "${PIDS[$name]}" 2>/dev/null || true
-    unset "PIDS[$name]"
-}
-
 BROKER_PORT="$(free_port)"
-mkdir -p "$WORK/broker"
-# TLS with required client certificates, and the limits and persistence of
-# deploy/broker/mosquitto.conf (its ACL aside: the Flask app and mqtt-pub
-# publish under other names). Mosquitto's own default queue for a consumer
-# is 1,000 messages, 70 ms at the rates here; beyond it the broker drops.
-cat >"$WORK/broker/mosquitto.conf" <<CONF
-user root
-listener $BROKER_PORT 127.0.0.1
-cafile $P/ca.crt
-certfile $P/servers/broker/cert.pem
-keyfile $P/servers/broker/key.pem
-require_certificate true
-use_subject_as_username true
-allow_anonymous false
-tls_version tlsv1.2
-max_packet_size 65536
-max_inflight_messages 20
-max_queued_messages 10000
-max_queued_bytes 16777216
-persistence true
-persistence_location $WORK/broker/
-autosave_interval 60
-log_dest stdout
-CONF
-
-start_broker() {
-    mosquitto -c "$WORK/broker/mosquitto.conf" >>"$WORK/broker/log" 2>&1 &
-    PIDS[broker]=$!
-    wait_port "$BROKER_PORT" || die "mosquitto did not start: $(tail -2 "$WORK/broker/log")"
-}
+write_broker_conf
 
 GW_PORT="$(free_port)"
 ADMIN_PORT="$(free_port)"
-# gateway_config FILE [EXTRA LINES...]: the product's defaults except the
-# per-device rate limit (64 simulated devices carry the load of thousands of
-# real ones), the per-address connection cap and rate (every simulated device
-# connects from 127.0.0.1), a keep-alive timeout as long as nginx's (the idle test
-# holds connections while 10,000 handshakes complete) and a short broker
-# backoff.
-gateway_config() {
-    local file="$1"
-    shift
-    cat >"$file" <<CONF
-device_listen = 127.0.0.1:$GW_PORT
-admin_listen = 127.0.0.1:$ADMIN_PORT
-tls_cert = $P/servers/gateway/cert.pem
-tls_key = $P/servers/gateway/key.pem
-client_ca = $P/ca.crt
-crl_file = $P/crl.pem
-registry = $P/registry.db
-outbox = $WORK/gw/outbox.db
-mqtt_host = localhost
-mqtt_port = $BROKER_PORT
-mqtt_ca = $P/ca.crt
-mqtt_cert = $P/clients/gateway-mqtt/cert.pem
-mqtt_key = $P/clients/gateway-mqtt/key.pem
-mqtt_client_id = iotgw-bench
-rate_limit = 0
-max_connections_per_address = 0
-connection_rate_per_address = 0
-outbox_device_share = 100
-request_timeout = 60s
-reconnect_min = 100ms
-reconnect_max = 1s
-CONF
-    local line
-    for line in "$@"; do echo "$line" >>"$file"; done
-}
 mkdir -p "$WORK/gw"
 gateway_config "$WORK/gw/iotgw.conf"
 gateway_config "$WORK/gw/drain.conf" "max_body = 1MiB" "max_readings = $DRAIN_BATCH" \
     "max_records = $((2 * DRAIN_BATCH))"
 
-# start_gateway CONFIG: a fresh outbox every time.
-start_gateway() {
-    rm -f "$WORK"/gw/outbox.db*
-    "$IOTGW" --config "$1" 2>>"$WORK/gw/log" &
-    PIDS[gateway]=$!
-    wait_port "$GW_PORT" || die "iotgw did not start: $(tail -2 "$WORK/gw/log")"
-}
-
-healthz() { curl -s --max-time 5 "http://127.0.0.1:$ADMIN_PORT/healthz"; }
-depth() { healthz | jq -r '.outbox_depth // -1'; }
-metric() {
-    curl -s --max-time 5 "http://127.0.0.1:$ADMIN_PORT/metrics" |
-        awk -v m="$1" '$1 == m { print $2 }'
-}
-
-# wait_drained SECONDS: until the outbox is empty; prints how long it took.
-wait_drained() {
-    local start=$SECONDS
-    while [ "$(depth)" != 0 ]; do
-        [ $((SECONDS - start)) -lt "$1" ] || return 1
-        sleep 0.1
-    done
-}
-
 NGINX_PORT="$(free_port)"
-start_nginx() {
-    local dir="$WORK/nginx"
-    mkdir -p "$dir"
-    chmod 755 "$dir"
-    sed -e "s|@DIR@|$dir|g" -e "s|@PORT@|$NGINX_PORT|g" \
-        -e "s|@CERT@|$P/servers/gateway/cert.pem|g" -e "s|@KEY@|$P/servers/gateway/key.pem|g" \
-        -e "s|@CA@|$P/ca.crt|g" bench/nginx/nginx.conf.in >"$dir/nginx.conf"
-    nginx -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log" 2>>"$dir/stderr" &
-    PIDS[nginx]=$!
-    wait_port "$NGINX_PORT" || die "nginx did not start; see $dir/error.log"
-    sleep 0.3 # the workers fork after the listener opens
-}
 
 FLASK_PORT="$(free_port)"
 FLASK_ENV=(MQTT_HOST=localhost "MQTT_PORT=$BROKER_PORT" "MQTT_CA=$P/ca.crt"

@@ -15,6 +15,8 @@
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <openssl/x509.h>
 
 #include "log.h"
@@ -26,6 +28,11 @@
 #define ADMIN_AUTH    "WWW-Authenticate: Bearer realm=\"iotgw\"\r\n"
 #define LINGER_MS     2000
 #define CONTINUE_LINE "HTTP/1.1 100 Continue\r\n\r\n"
+/* Head and body of an answer written in one SSL_write: every answer but an
+ * update image. */
+#define GW_DIRECT_MAX 2048
+/* Plaintext taken from the TLS session at a time (pull_pending): one record. */
+#define GW_PULL_CHUNK 16384
 
 /* Request bytes buffered over all connections (max_buffered_bytes). */
 static atomic_size_t buffered_total;
@@ -245,6 +252,14 @@ static bool start_io(gw_conn *c)
     if (c->env->kind == GW_CONN_DEVICE)
         c->input_cb = evbuffer_add_cb(bufferevent_get_input(c->bev), on_input, c);
     bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
+    if (c->ssl != NULL) {
+        /* An answer that the session could not take at once (send_direct)
+         * is retried by the bufferevent from its own buffer. */
+        SSL_set_mode(c->ssl, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+        /* One read per request rather than two (a record's header, then the
+         * rest): OpenSSL reads what the socket holds (pull_pending). */
+        SSL_set_read_ahead(c->ssl, 1);
+    }
     /* While a request is with its handler, what follows it waits in the
      * socket rather than in memory. */
     bufferevent_setwatermark(c->bev, EV_READ, 0, GW_HTTP_HEADERS_MAX + c->env->max_body);
@@ -300,41 +315,116 @@ static void send_bytes(gw_conn *c, const char *data, size_t len)
     evbuffer_add(bufferevent_get_output(c->bev), data, len);
 }
 
-/* Writes the head of an answer of len body bytes and switches to
- * writing; NULL when no answer can go out (the connection is then closed
- * or already answering). *send_body: false for a HEAD request. */
-static struct evbuffer *begin_reply(gw_conn *c, int status, const char *content_type,
-                                    const char *extra_headers, uint64_t len, bool *send_body)
+/* Whether an answer can be taken: not while one is going out or after the
+ * last. */
+static bool can_answer(const gw_conn *c)
 {
-    if (!c->open || c->state == GW_CONN_WRITING || c->state == GW_CONN_CLOSING)
-        return NULL;
-    char head[HEAD_MAX];
+    return c->open && c->state != GW_CONN_WRITING && c->state != GW_CONN_CLOSING;
+}
+
+/* Formats the head of an answer of len body bytes into head (HEAD_MAX) and
+ * switches to writing; 0 when no answer can go out (the connection is then
+ * closed). *send_body: false for a HEAD request. */
+static size_t reply_head(gw_conn *c, char *head, int status, const char *content_type,
+                         const char *extra_headers, uint64_t len, bool *send_body)
+{
     bool keep = c->http.req.keep_alive && !c->close_after && c->http.done;
     *send_body = !(c->http.req.method == HTTP_HEAD && c->http.headers_done) && len > 0;
-    size_t n = gw_http_format_head(head, sizeof(head), status, content_type, extra_headers,
-                                   (size_t)len, keep);
+    size_t n =
+        gw_http_format_head(head, HEAD_MAX, status, content_type, extra_headers, (size_t)len, keep);
     if (n == 0) {
         /* Never happens with the gateway's answers; closing is the safe way out. */
         conn_close(c);
-        return NULL;
+        return 0;
     }
     c->close_after = !keep;
     c->state = GW_CONN_WRITING;
     arm_deadline(c); /* a peer that does not read its answer is not waited for */
+    return n;
+}
+
+/* Writes the head of an answer of len body bytes to the bufferevent and
+ * switches to writing; NULL when no answer can go out. */
+static struct evbuffer *begin_reply(gw_conn *c, int status, const char *content_type,
+                                    const char *extra_headers, uint64_t len, bool *send_body)
+{
+    if (!can_answer(c))
+        return NULL;
+    char head[HEAD_MAX];
+    size_t n = reply_head(c, head, status, content_type, extra_headers, len, send_body);
+    if (n == 0)
+        return NULL;
     struct evbuffer *out = bufferevent_get_output(c->bev);
     evbuffer_add(out, head, n);
     return out;
+}
+
+/* The end of an answer written directly (on_write). An answer given while
+ * the connection's input is being read (a handler that answers at once)
+ * ends from the event loop, after the reader has returned; one given later
+ * (from the outbox's answer) ends here, without another pass of the loop. */
+static void finish_answer(gw_conn *c)
+{
+    if (c->feeding)
+        bufferevent_trigger(c->bev, EV_WRITE, BEV_TRIG_DEFER_CALLBACKS);
+    else
+        on_write(c->bev, c);
+}
+
+/* An answer written to the TLS session at once, when nothing else is
+ * waiting to go out. Through the bufferevent it would cost two epoll_ctl
+ * per answer (write interest on, then off) and a wait for the socket to be
+ * reported writable, which the socket of a device waiting for its answer
+ * is. What the session cannot take now (WANT_WRITE) goes to the
+ * bufferevent, which retries with the same bytes
+ * (SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER); an error does too, and the
+ * bufferevent reports it and the connection closes. */
+static void send_direct(gw_conn *c, const char *data, size_t len)
+{
+    ERR_clear_error();
+    int n = SSL_write(c->ssl, data, (int)len);
+    if (n > 0 && (size_t)n == len) {
+        finish_answer(c);
+        return;
+    }
+    size_t done = n > 0 ? (size_t)n : 0;
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    evbuffer_add(out, data + done, len - done);
+    /* One chunk: after WANT_WRITE the session must be given the same
+     * bytes again in one SSL_write. */
+    evbuffer_pullup(out, -1);
+}
+
+/* Whether an answer of len bytes can be written directly: over TLS, with
+ * nothing queued before it (a 100 Continue), and small enough for one
+ * record. */
+static bool direct_ok(gw_conn *c, size_t len)
+{
+    return c->ssl != NULL && len <= GW_DIRECT_MAX &&
+           evbuffer_get_length(bufferevent_get_output(c->bev)) == 0;
 }
 
 void gw_conn_reply_as(gw_conn *c, int status, const char *content_type, const char *extra_headers,
                       const char *body, size_t len)
 {
     bool send_body = false;
-    struct evbuffer *out = begin_reply(c, status, content_type, extra_headers, len, &send_body);
-    if (out == NULL)
+    if (!can_answer(c))
         return;
-    if (send_body)
-        evbuffer_add(out, body, len);
+    char msg[HEAD_MAX + GW_DIRECT_MAX];
+    size_t n = reply_head(c, msg, status, content_type, extra_headers, len, &send_body);
+    if (n == 0)
+        return;
+    size_t body_len = send_body ? len : 0;
+    if (direct_ok(c, n + body_len)) {
+        if (body_len > 0)
+            memcpy(msg + n, body, body_len);
+        send_direct(c, msg, n + body_len);
+        return;
+    }
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    evbuffer_add(out, msg, n);
+    if (body_len > 0)
+        evbuffer_add(out, body, body_len);
     /* One chunk, so bufferevent_openssl sends it as one TLS record. */
     evbuffer_pullup(out, -1);
 }
@@ -585,15 +675,46 @@ static void on_request(gw_conn *c)
     c->route->handler(c, &c->http.req, c->device);
 }
 
+/* With read-ahead (start_io) one read takes whatever the socket holds,
+ * which may be more than one TLS record: a request sent as headers and
+ * body, or pipelined requests. bufferevent_openssl decrypts the first and
+ * then waits for the socket, which will not become readable for records
+ * already read; they are decrypted here, when the reader needs more. A
+ * session error shuts the socket down, and the event path reports it and
+ * closes, as for an error seen by the bufferevent. */
+static bool pull_pending(gw_conn *c)
+{
+    if (c->ssl == NULL || !SSL_has_pending(c->ssl))
+        return false;
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    struct evbuffer_iovec v;
+    if (evbuffer_reserve_space(in, GW_PULL_CHUNK, &v, 1) < 1)
+        return false;
+    ERR_clear_error();
+    int n = SSL_read(c->ssl, v.iov_base, (int)v.iov_len);
+    if (n <= 0) {
+        int e = SSL_get_error(c->ssl, n);
+        if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE)
+            shutdown(c->fd, SHUT_RDWR);
+        return false;
+    }
+    v.iov_len = (size_t)n;
+    evbuffer_commit_space(in, &v, 1);
+    return true;
+}
+
 /* Feeds what has arrived to the reader until it stops at a whole request
  * or an error, or runs out of bytes. */
-static void process_input(gw_conn *c)
+static void feed(gw_conn *c)
 {
     struct evbuffer *in = bufferevent_get_input(c->bev);
     while (c->open && c->state == GW_CONN_READING) {
         struct evbuffer_iovec v = {NULL, 0};
-        if (evbuffer_peek(in, -1, NULL, &v, 1) < 1 && !c->http.done)
+        if (evbuffer_peek(in, -1, NULL, &v, 1) < 1 && !c->http.done) {
+            if (pull_pending(c))
+                continue;
             break;
+        }
         size_t used = 0;
         gw_http_status st = gw_http_feed(&c->http, v.iov_base, v.iov_len, &used);
         evbuffer_drain(in, used);
@@ -608,6 +729,20 @@ static void process_input(gw_conn *c)
             return;
         }
     }
+}
+
+/* The connection stays allocated until the reader has returned, whatever
+ * a handler does with it; an answer given meanwhile ends from the event
+ * loop (finish_answer). */
+static void process_input(gw_conn *c)
+{
+    bool outer = !c->feeding;
+    gw_conn_ref(c);
+    c->feeding = true;
+    feed(c);
+    if (outer)
+        c->feeding = false;
+    gw_conn_unref(c);
 }
 
 static void on_read(struct bufferevent *bev, void *arg)
@@ -674,8 +809,14 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 {
     (void)bev;
     gw_conn *c = arg;
-    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT))
+    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)) {
         conn_close(c);
+        return;
+    }
+    /* The handshake is done: the first request may have come with the
+     * client's last handshake record, read with it (pull_pending). */
+    if ((what & BEV_EVENT_CONNECTED) && c->state == GW_CONN_READING)
+        process_input(c);
 }
 
 static void on_timer(evutil_socket_t fd, short what, void *arg)

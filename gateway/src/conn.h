@@ -126,6 +126,7 @@ struct gw_conn {
     char pending_who[IOT_ID_MAX + 1];
     char allow[GW_ROUTE_ALLOW_MAX];
     bool close_after; /* the answer ends the connection */
+    bool feeding;     /* inside process_input: an answer's end waits for the loop */
     bool serving;     /* holds one of env->max_serving */
 };
 

@@ -66,6 +66,7 @@ struct gw_forwarder {
     inflight *window;
     int window_cap;
     int n_inflight;
+    bool rows_left; /* the last outbox query may have left rows behind (pump) */
     int64_t *acked; /* PUBACKed outbox ids not yet handed to the outbox */
     int n_acked;
     int attempt;       /* reconnects since the last success: the backoff exponent */
@@ -249,9 +250,52 @@ static void on_teardown(evutil_socket_t fd, short what, void *arg)
         schedule_reconnect(fw);
 }
 
+/* MQTT packets go out together: libmosquitto writes each packet to the TLS
+ * session on its own (one write per PUBLISH), so once connected the
+ * session writes into a buffer in front of the socket (buffer_writes),
+ * sent when the forwarder has done what an event brought (flush_writes,
+ * from update_write_interest, which every path that writes ends with). A
+ * PUBLISH is not published before it reaches the socket, and a reading
+ * only leaves the outbox on its PUBACK, so nothing is lost by the wait. */
+#define FWD_WRITE_BUFFER 32768
+
+static void buffer_writes(gw_forwarder *fw)
+{
+    SSL *ssl = mosquitto_ssl_get(fw->mosq);
+    BIO *sock = ssl != NULL ? SSL_get_wbio(ssl) : NULL;
+    if (sock == NULL || BIO_method_type(sock) == BIO_TYPE_BUFFER)
+        return;
+    BIO *buf = BIO_new(BIO_f_buffer());
+    if (buf == NULL || BIO_set_write_buffer_size(buf, FWD_WRITE_BUFFER) != 1 ||
+        BIO_up_ref(sock) != 1) {
+        BIO_free(buf); /* unbuffered: one write per packet, as before */
+        return;
+    }
+    BIO_push(buf, sock);
+    SSL_set0_wbio(ssl, buf); /* the session's own reference to sock goes */
+}
+
+/* Sends what the buffer holds. False when the socket cannot take it all
+ * now (the rest waits for it to be writable) or the connection failed. */
+static bool flush_writes(gw_forwarder *fw)
+{
+    SSL *ssl = fw->mosq != NULL ? mosquitto_ssl_get(fw->mosq) : NULL;
+    BIO *buf = ssl != NULL ? SSL_get_wbio(ssl) : NULL;
+    if (buf == NULL || BIO_method_type(buf) != BIO_TYPE_BUFFER || BIO_wpending(buf) == 0)
+        return true;
+    if (BIO_flush(buf) == 1)
+        return true;
+    if (!BIO_should_retry(buf))
+        connection_lost(fw, GW_FWD_CLOSING, "cannot write to the broker");
+    return false;
+}
+
 static void update_write_interest(gw_forwarder *fw)
 {
-    if (fw->mosq && fw->write_ev && mosquitto_want_write(fw->mosq))
+    bool held = !flush_writes(fw);
+    if (held && atomic_load(&fw->state) != GW_FWD_CONNECTED)
+        return; /* the write failed: the connection is being torn down */
+    if (fw->mosq && fw->write_ev && (held || mosquitto_want_write(fw->mosq)))
         event_add(fw->write_ev, NULL);
 }
 
@@ -277,6 +321,35 @@ static bool connect_failed(evutil_socket_t fd, short what)
            errno == ENOTCONN;
 }
 
+/* With read-ahead, whole records may wait in the TLS session after
+ * libmosquitto stopped reading (it reads a bounded number of packets per
+ * call, each until the socket has no more); the socket will not report
+ * them. One more read takes them; a partial record waits for the rest,
+ * which the socket does report. */
+static int read_buffered(gw_forwarder *fw)
+{
+    SSL *ssl = mosquitto_ssl_get(fw->mosq);
+    if (ssl == NULL || !SSL_is_init_finished(ssl) || !SSL_has_pending(ssl))
+        return MOSQ_ERR_SUCCESS;
+    return mosquitto_loop_read(fw->mosq, 1);
+}
+
+/* Once connected, what the event says is read or written directly:
+ * mosquitto_loop would first poll the socket and libmosquitto's wake-up
+ * pipe (which it then reads a byte from), two system calls per event that
+ * tell nothing new. */
+static int loop_once(gw_forwarder *fw, short what)
+{
+    if (atomic_load(&fw->state) != GW_FWD_CONNECTED)
+        return mosquitto_loop(fw->mosq, 0, 1);
+    int rc = MOSQ_ERR_SUCCESS;
+    if (what & EV_READ)
+        rc = mosquitto_loop_read(fw->mosq, 1);
+    if (rc == MOSQ_ERR_SUCCESS && fw->mosq != NULL && mosquitto_want_write(fw->mosq))
+        rc = mosquitto_loop_write(fw->mosq, 1);
+    return rc;
+}
+
 static void on_socket_event(evutil_socket_t fd, short what, void *arg)
 {
     gw_forwarder *fw = arg;
@@ -284,15 +357,18 @@ static void on_socket_event(evutil_socket_t fd, short what, void *arg)
         connection_lost(fw, GW_FWD_CLOSING, "connection refused or unreachable");
         return;
     }
-    int rc = mosquitto_loop(fw->mosq, 0, 1);
+    int rc = loop_once(fw, what);
+    if (rc == MOSQ_ERR_SUCCESS)
+        rc = read_buffered(fw);
     flush_acks(fw);
     if (rc != MOSQ_ERR_SUCCESS) {
         connection_lost(fw, GW_FWD_CLOSING, mosquitto_strerror(rc));
         return;
     }
     /* Refill once half the window is free: one outbox query per batch, not
-     * one per PUBACK. New readings wake the forwarder on their own. */
-    if (fw->n_inflight <= fw->window_cap / 2)
+     * one per PUBACK, and none when the last one found every row (new
+     * readings wake the forwarder on their own). */
+    if (fw->rows_left && fw->n_inflight <= fw->window_cap / 2)
         pump(fw);
     update_write_interest(fw);
 }
@@ -330,6 +406,7 @@ static void on_connect(struct mosquitto *mosq, void *arg, int rc)
     if (!set_state(fw, GW_FWD_CONNECTED))
         return;
     event_del(fw->deadline_ev);
+    buffer_writes(fw);
     fw->cursor = 0;
     fw->n_inflight = 0;
     gw_log(GW_LOG_INFO, "mqtt.connected", "broker=%s:%d client_id=%s outbox_depth=%lld", fw->host,
@@ -474,6 +551,7 @@ static int publish_row(const gw_outbox_row *row, void *arg)
 /* Fills the in-flight window from the outbox. */
 static void pump(gw_forwarder *fw)
 {
+    bool failed = false;
     while (atomic_load(&fw->state) == GW_FWD_CONNECTED && fw->mosq &&
            fw->n_inflight < fw->window_cap) {
         int count = 0;
@@ -481,6 +559,7 @@ static void pump(gw_forwarder *fw)
         if (fw->store.fetch(fw->store.ctx, fw->cursor, fw->window_cap - fw->n_inflight, publish_row,
                             fw, &count, &err) != IOT_OK) {
             gw_log(GW_LOG_ERROR, "outbox.read_failed", "error=\"%s\"", err.msg);
+            failed = true;
             break;
         }
         /* Rows moved to quarantine advance the cursor without filling the
@@ -488,6 +567,8 @@ static void pump(gw_forwarder *fw)
         if (count == 0)
             break;
     }
+    /* A full window (or a failed query) may have left rows behind. */
+    fw->rows_left = fw->n_inflight >= fw->window_cap || failed;
     gw_gauge_set_chosen(fw->metrics.inflight, fw->n_inflight);
     update_write_interest(fw);
 }
@@ -562,6 +643,10 @@ static iot_status build_tls(gw_forwarder *fw, SSL_CTX **out, iot_err *err)
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
     SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION);
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+    /* The broker's PUBACKs come many to a read rather than two reads each
+     * (a record's header, then the rest); records read ahead are taken by
+     * read_buffered. */
+    SSL_CTX_set_read_ahead(ctx, 1);
     SSL_CTX_set_ex_data(ctx, ex_forwarder, fw);
     st = load_pem_cert(c->ca_path, &ca, err);
     if (st != IOT_OK)
@@ -852,6 +937,7 @@ void gw_forwarder_stop(gw_forwarder *fw)
             mosquitto_publish(fw->mosq, NULL, fw->status_topic, 7, "offline", 1, true);
         mosquitto_disconnect(fw->mosq);
         mosquitto_loop_write(fw->mosq, 1);
+        flush_writes(fw);
     }
     teardown(fw);
     struct event *evs[] = {fw->wake_ev, fw->retry_ev, fw->teardown_ev, fw->deadline_ev,

@@ -139,15 +139,27 @@ static int build_items(const gw_batch *batch, double rx, size_t tail_max, gw_sto
     return 0;
 }
 
+/* Whether the worker has nothing handed back waiting (under w->lock). Only
+ * the first job of a group wakes the worker: its event is then active, and
+ * on_jobs_done takes every job handed back until it runs. One wake-up (the
+ * event loop's lock, an eventfd write and read) per group and worker rather
+ * than per request. */
+static bool handed_back_none(const gw_worker *w)
+{
+    return w->done_head == NULL && w->est_head == NULL;
+}
+
 static void job_done(gw_store_job *job)
 {
     ingest_job *ij = (ingest_job *)job;
     gw_worker *w = ij->worker;
     pthread_mutex_lock(&w->lock);
+    bool first = handed_back_none(w);
     job->next = w->done_head;
     w->done_head = job;
     pthread_mutex_unlock(&w->lock);
-    event_active(w->done_ev, EV_READ, 0);
+    if (first)
+        event_active(w->done_ev, EV_READ, 0);
 }
 
 static void job_free(ingest_job *ij)
@@ -217,10 +229,12 @@ void gw_ingest_est_done(gw_est_job *job)
 {
     gw_worker *w = job->conn->env->owner;
     pthread_mutex_lock(&w->lock);
+    bool first = handed_back_none(w);
     job->next = w->est_head;
     w->est_head = job;
     pthread_mutex_unlock(&w->lock);
-    event_active(w->done_ev, EV_READ, 0);
+    if (first)
+        event_active(w->done_ev, EV_READ, 0);
 }
 
 static void answer_est(gw_worker *w, gw_est_job *list)

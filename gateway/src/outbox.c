@@ -24,6 +24,29 @@ typedef struct quarantine_req {
     char reason[48];
 } quarantine_req;
 
+/* The rows of the last groups, kept after their commit so that the
+ * forwarder takes them from memory (gw_outbox_fetch_recent) rather than by
+ * a query, which after every commit reads its pages again: SQLite drops a
+ * reader's cache whenever the database changed. */
+#define RECENT_MAX 1024
+
+typedef struct recent_row {
+    int64_t id;
+    int64_t gseq;
+    char device[IOT_ID_MAX + 1];
+    char *body;
+    size_t body_len;
+} recent_row;
+
+/* A row inserted by the open transaction; its body is the job's until the
+ * job is done, after the commit. */
+typedef struct staged_row {
+    int64_t id;
+    int64_t gseq;
+    const char *device;
+    const gw_store_item *item;
+} staged_row;
+
 struct gw_outbox {
     int lock_fd; /* flock on <path>.lock: one gateway per outbox */
     sqlite3 *db;
@@ -54,6 +77,13 @@ struct gw_outbox {
     quarantine_req quarantine[QUARANTINE_MAX]; /* guarded by lock */
     size_t n_quarantine;
     bool stopping;
+    recent_row recent[RECENT_MAX]; /* a ring, guarded by lock */
+    size_t recent_first;           /* index of the oldest */
+    size_t recent_n;
+    int64_t recent_floor; /* guarded by lock: no row above it was deleted */
+    staged_row *staged;   /* committer thread only */
+    size_t n_staged, cap_staged;
+    bool staged_lost; /* a row could not be staged: the ring is emptied */
 
     gw_outbox_notify_fn notify;
     void *notify_ctx;
@@ -368,6 +398,24 @@ static int save_device_state(gw_outbox *ob, const char *device, int64_t last_dse
     return rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 
+/* Notes an inserted row for the ring. Without memory the ring is given up
+ * for this group (recent_lost): the forwarder queries the database. */
+static void stage_row(gw_outbox *ob, int64_t id, int64_t gseq, const char *device,
+                      const gw_store_item *item)
+{
+    if (ob->n_staged == ob->cap_staged) {
+        size_t cap = ob->cap_staged ? 2 * ob->cap_staged : 256;
+        staged_row *grown = realloc(ob->staged, cap * sizeof(*grown));
+        if (grown == NULL) {
+            ob->staged_lost = true;
+            return;
+        }
+        ob->staged = grown;
+        ob->cap_staged = cap;
+    }
+    ob->staged[ob->n_staged++] = (staged_row){id, gseq, device, item};
+}
+
 static int insert_row(gw_outbox *ob, const char *device, int64_t gseq, const gw_store_item *item)
 {
     sqlite3_stmt *st = ob->insert_row;
@@ -376,7 +424,10 @@ static int insert_row(gw_outbox *ob, const char *device, int64_t gseq, const gw_
     sqlite3_bind_blob(st, 3, item->body, (int)item->body_len, SQLITE_STATIC);
     int rc = sqlite3_step(st);
     sqlite3_reset(st);
-    return rc == SQLITE_DONE ? SQLITE_OK : rc;
+    if (rc != SQLITE_DONE)
+        return rc;
+    stage_row(ob, sqlite3_last_insert_rowid(ob->db), gseq, device, item);
+    return SQLITE_OK;
 }
 
 /* Whether the job fits the outbox's bounds and the device's share, counting
@@ -506,6 +557,7 @@ static void recount(gw_outbox *ob)
 /* What one committed group changed. */
 typedef struct {
     int64_t added, added_bytes, deleted, moved, freed_bytes;
+    int64_t top_removed; /* the highest id acknowledged or moved to quarantine */
 } group_tally;
 
 /* Runs the group's deletes, quarantine moves and stores in one
@@ -513,6 +565,14 @@ typedef struct {
 static int apply_group(gw_outbox *ob, gw_store_job *jobs, const int64_t *acks, size_t n_acks,
                        const quarantine_req *q, size_t n_q, group_tally *t)
 {
+    for (size_t i = 0; i < n_acks; i++)
+        if (acks[i] > t->top_removed)
+            t->top_removed = acks[i];
+    for (size_t i = 0; i < n_q; i++)
+        if (q[i].id > t->top_removed)
+            t->top_removed = q[i].id;
+    ob->n_staged = 0;
+    ob->staged_lost = false;
     int rc = sqlite3_exec(ob->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
     if (rc != SQLITE_OK)
         goto out;
@@ -553,6 +613,53 @@ static void group_failed(gw_outbox *ob, int rc, gw_store_job *jobs, int64_t *ack
         gw_outbox_quarantine(ob, q[i].id, q[i].reason);
 }
 
+static void recent_clear(gw_outbox *ob)
+{
+    for (size_t i = 0; i < ob->recent_n; i++)
+        free(ob->recent[(ob->recent_first + i) % RECENT_MAX].body);
+    ob->recent_first = ob->recent_n = 0;
+}
+
+/* Adds a committed row to the ring, the oldest giving way; false without
+ * memory. */
+static bool recent_add(gw_outbox *ob, const staged_row *r)
+{
+    char *body = malloc(r->item->body_len ? r->item->body_len : 1);
+    if (body == NULL)
+        return false;
+    memcpy(body, r->item->body, r->item->body_len);
+    if (ob->recent_n == RECENT_MAX) {
+        free(ob->recent[ob->recent_first].body);
+        ob->recent_first = (ob->recent_first + 1) % RECENT_MAX;
+        ob->recent_n--;
+    }
+    recent_row *slot = &ob->recent[(ob->recent_first + ob->recent_n) % RECENT_MAX];
+    slot->id = r->id;
+    slot->gseq = r->gseq;
+    snprintf(slot->device, sizeof(slot->device), "%s", r->device);
+    slot->body = body;
+    slot->body_len = r->item->body_len;
+    ob->recent_n++;
+    return true;
+}
+
+/* After a commit: its rows join the ring, and the rows it deleted raise
+ * the floor under which the ring may not answer. */
+static void keep_recent(gw_outbox *ob, int64_t top_removed)
+{
+    pthread_mutex_lock(&ob->lock);
+    if (top_removed > ob->recent_floor)
+        ob->recent_floor = top_removed;
+    bool lost = ob->staged_lost;
+    for (size_t i = 0; i < ob->n_staged && !lost; i++)
+        lost = !recent_add(ob, &ob->staged[i]);
+    /* A row missing from the ring would be skipped: start it again. */
+    if (lost)
+        recent_clear(ob);
+    pthread_mutex_unlock(&ob->lock);
+    ob->n_staged = 0;
+}
+
 static void group_committed(gw_outbox *ob, const group_tally *t, const struct timespec *t0)
 {
     struct timespec t1;
@@ -571,6 +678,7 @@ static void group_committed(gw_outbox *ob, const group_tally *t, const struct ti
         gw_gauge_set_chosen(ob->metrics.quarantined_now, total);
         gw_metric_add_chosen(ob->metrics.quarantined, (uint64_t)t->moved);
     }
+    keep_recent(ob, t->top_removed);
     if (t->added > 0 && ob->notify)
         ob->notify(ob->notify_ctx);
 }
@@ -665,6 +773,8 @@ void gw_outbox_close(gw_outbox *ob)
     sqlite3_close(ob->db);
     gw_devmap_free(ob->held);
     free(ob->acks);
+    recent_clear(ob);
+    free(ob->staged);
     if (ob->lock_fd >= 0)
         close(ob->lock_fd);
     pthread_mutex_destroy(&ob->lock);
@@ -731,6 +841,68 @@ iot_status gw_outbox_fetch(gw_outbox_reader *r, int64_t after_id, int limit, gw_
     if (rc != SQLITE_DONE)
         return db_error(r->db, r->path, "reading readings", err);
     return IOT_OK;
+}
+
+/* Copies the ring's rows above after_id (at most limit) under ob->lock;
+ * -1 when the ring cannot answer for every such row: rows older than the
+ * ring (ids are consecutive: AUTOINCREMENT, nothing else inserts), or a
+ * deleted row above after_id (after a reconnect). */
+static int recent_copy(gw_outbox *ob, int64_t after_id, int limit, gw_outbox_row **rows_out,
+                       char **bodies_out)
+{
+    if (ob->recent_n == 0 || after_id < ob->recent_floor ||
+        ob->recent[ob->recent_first].id > after_id + 1)
+        return -1;
+    size_t start = 0;
+    while (start < ob->recent_n &&
+           ob->recent[(ob->recent_first + start) % RECENT_MAX].id <= after_id)
+        start++;
+    size_t n = ob->recent_n - start, total = 0;
+    if (limit >= 0 && n > (size_t)limit)
+        n = (size_t)limit;
+    for (size_t i = 0; i < n; i++)
+        total += ob->recent[(ob->recent_first + start + i) % RECENT_MAX].body_len;
+    gw_outbox_row *rows = calloc(n ? n : 1, sizeof(*rows));
+    char *bodies = malloc(total ? total : 1);
+    if (rows == NULL || bodies == NULL) {
+        free(rows);
+        free(bodies);
+        return -1;
+    }
+    size_t off = 0;
+    for (size_t i = 0; i < n; i++) {
+        const recent_row *r = &ob->recent[(ob->recent_first + start + i) % RECENT_MAX];
+        rows[i].id = r->id;
+        rows[i].gseq = r->gseq;
+        snprintf(rows[i].device, sizeof(rows[i].device), "%s", r->device);
+        memcpy(bodies + off, r->body, r->body_len);
+        rows[i].body = bodies + off;
+        rows[i].body_len = r->body_len;
+        off += r->body_len;
+    }
+    *rows_out = rows;
+    *bodies_out = bodies;
+    return (int)n;
+}
+
+int gw_outbox_fetch_recent(gw_outbox *ob, int64_t after_id, int limit, gw_outbox_row_fn fn,
+                           void *ctx, int *count)
+{
+    gw_outbox_row *rows = NULL;
+    char *bodies = NULL;
+    *count = 0;
+    pthread_mutex_lock(&ob->lock);
+    int n = recent_copy(ob, after_id, limit, &rows, &bodies);
+    pthread_mutex_unlock(&ob->lock);
+    /* The rows are the caller's copies: fn runs without the lock. */
+    for (int i = 0; i < n; i++) {
+        (*count)++;
+        if (fn(&rows[i], ctx) != 0)
+            break;
+    }
+    free(rows);
+    free(bodies);
+    return n < 0 ? -1 : 0;
 }
 
 void gw_outbox_reader_close(gw_outbox_reader *r)

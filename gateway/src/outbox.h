@@ -130,6 +130,15 @@ typedef struct gw_outbox_row {
 
 typedef int (*gw_outbox_row_fn)(const gw_outbox_row *row, void *ctx);
 
+/* The rows above after_id, at most limit, oldest first, from the rows of
+ * the last groups committed, kept in memory: no query. -1 when those
+ * cannot answer for every such row (the caller then uses
+ * gw_outbox_fetch); 0 otherwise, with *count rows passed to fn (which may
+ * stop it by returning non-zero; row bodies are valid during fn).
+ * Thread-safe. */
+int gw_outbox_fetch_recent(gw_outbox *ob, int64_t after_id, int limit, gw_outbox_row_fn fn,
+                           void *ctx, int *count);
+
 iot_status gw_outbox_reader_open(const char *path, gw_outbox_reader **out, iot_err *err);
 /* Calls fn for up to `limit` rows with id > after_id, in id order; fn
  * returning non-zero stops early. *count gets the number delivered. */

@@ -341,6 +341,60 @@ static void submit_after_close_is_refused(void **state)
     assert_non_null(strstr(err.msg, "/nonexistent-dir/outbox.db"));
 }
 
+/* The last groups' rows from memory: the same rows as the query, and no
+ * answer where memory cannot answer for every row (rows older than it, or
+ * a deleted row above the cursor). */
+static void recent_rows_match_the_query(void **state)
+{
+    (void)state;
+    char other[160];
+    snprintf(other, sizeof(other), "%s/recent.db", dir);
+    gw_outbox *ob = NULL;
+    gw_outbox_reader *r = NULL;
+    iot_err err = {0};
+    int count = 0;
+    assert_int_equal(gw_outbox_open(other, 100, &ob, &err), IOT_OK);
+    assert_int_equal(gw_outbox_start(ob, NULL, NULL, &err), IOT_OK);
+    assert_int_equal(gw_outbox_reader_open(other, &r, &err), IOT_OK);
+    collected none = {0};
+    assert_int_equal(gw_outbox_fetch_recent(ob, 0, 64, collect, &none, &count), -1);
+    gw_store_job *a = make_job("dev-a", 1, 3);
+    gw_store_job *b = make_job("dev-b", 1, 2);
+    gw_outbox_submit(ob, a);
+    wait_done(1);
+    gw_outbox_submit(ob, b);
+    wait_done(1);
+    collected mem = {0}, db = {0};
+    assert_int_equal(gw_outbox_fetch_recent(ob, 0, 64, collect, &mem, &count), 0);
+    assert_int_equal(count, 5);
+    assert_int_equal(gw_outbox_fetch(r, 0, 64, collect, &db, &count, &err), IOT_OK);
+    assert_int_equal(db.n, 5);
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(mem.ids[i], db.ids[i]);
+        assert_int_equal(mem.gseq[i], db.gseq[i]);
+        assert_string_equal(mem.devices[i], db.devices[i]);
+    }
+    /* Above a cursor, and bounded by the limit. */
+    collected tail = {0};
+    assert_int_equal(gw_outbox_fetch_recent(ob, mem.ids[2], 1, collect, &tail, &count), 0);
+    assert_int_equal(count, 1);
+    assert_int_equal(tail.ids[0], mem.ids[3]);
+    /* An acknowledged row above the cursor: the query answers, not memory. */
+    gw_outbox_ack(ob, &mem.ids[1], 1);
+    gw_store_job *c = make_job("dev-c", 1, 1);
+    gw_outbox_submit(ob, c);
+    wait_done(1);
+    collected after = {0};
+    assert_int_equal(gw_outbox_fetch_recent(ob, 0, 64, collect, &after, &count), -1);
+    assert_int_equal(gw_outbox_fetch_recent(ob, mem.ids[1], 64, collect, &after, &count), 0);
+    assert_int_equal(count, 4);
+    free_job(a);
+    free_job(b);
+    free_job(c);
+    gw_outbox_reader_close(r);
+    gw_outbox_close(ob);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -350,6 +404,7 @@ int main(void)
         cmocka_unit_test(device_share_and_byte_bound),
         cmocka_unit_test(quarantine_moves_a_row),
         cmocka_unit_test(submit_after_close_is_refused),
+        cmocka_unit_test(recent_rows_match_the_query),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
