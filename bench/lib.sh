@@ -167,8 +167,43 @@ start_nginx() {
         -e "s|@CERT@|$P/servers/gateway/cert.pem|g" -e "s|@KEY@|$P/servers/gateway/key.pem|g" \
         -e "s|@CA@|$P/ca.crt|g" bench/nginx/nginx.conf.in >"$dir/nginx.conf"
     [ -z "${1:-}" ] || sed -i "s|^http {|http {\n    include $1;|" "$dir/nginx.conf"
+    # NGINX_RESUME=1: nginx's own session resumption (stateless tickets,
+    # shared by its workers), for the wake-up benchmark.
+    [ "${NGINX_RESUME:-0}" = 0 ] ||
+        sed -i 's|ssl_session_tickets off;|ssl_session_tickets on; ssl_session_timeout 2h;|' "$dir/nginx.conf"
     nginx -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log" 2>>"$dir/stderr" &
     PIDS[nginx]=$!
     wait_port "$NGINX_PORT" || die "nginx did not start; see $dir/error.log"
     sleep 0.3 # the workers fork after the listener opens
+}
+
+# --- measuring ----------------------------------------------------------------
+
+# The process IDs of a server: nginx is its master and workers, Flask under
+# gunicorn its arbiter and workers.
+server_pids() {
+    local pid="${PIDS[$1]}"
+    echo "$pid"
+    case "$1" in nginx | gunicorn) pgrep -P "$pid" || true ;; esac
+}
+# CPU ticks (user + system, all threads) of a server's processes.
+cpu_ticks() {
+    local total=0 p
+    for p in $(server_pids "$1"); do
+        total=$((total + $(sed 's/.*) //' "/proc/$p/stat" | awk '{ print $12 + $13 }')))
+    done
+    echo "$total"
+}
+rss_kib() {
+    local total=0 p
+    for p in $(server_pids "$1"); do
+        total=$((total + $(awk '/^VmRSS/ { print $2 }' "/proc/$p/status")))
+    done
+    echo "$total"
+}
+CLK_TCK="$(getconf CLK_TCK)"
+
+j() { jq -r "$1" <<<"$2"; }
+median() {
+    printf '%s\n' $1 | sort -g | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)]; else print 0 }'
 }

@@ -148,29 +148,6 @@ start_flask() {
     [ "$got" = 200 ] || die "$1 answered $got to a reading; see $WORK/$1.log"
 }
 
-# The process IDs of a server: nginx is its master and workers, Flask under
-# gunicorn its arbiter and workers.
-server_pids() {
-    local pid="${PIDS[$1]}"
-    echo "$pid"
-    case "$1" in nginx | gunicorn) pgrep -P "$pid" || true ;; esac
-}
-# CPU ticks (user + system, all threads) of a server's processes.
-cpu_ticks() {
-    local total=0 p
-    for p in $(server_pids "$1"); do
-        total=$((total + $(sed 's/.*) //' "/proc/$p/stat" | awk '{ print $12 + $13 }')))
-    done
-    echo "$total"
-}
-rss_kib() {
-    local total=0 p
-    for p in $(server_pids "$1"); do
-        total=$((total + $(awk '/^VmRSS/ { print $2 }' "/proc/$p/status")))
-    done
-    echo "$total"
-}
-CLK_TCK="$(getconf CLK_TCK)"
 
 # loadgen PORT ARGS...: one JSON result line.
 loadgen() {
@@ -187,15 +164,11 @@ gw_load() {
     OUT="$(loadgen "$GW_PORT" --count "$CONNS" --seq-start "$SEQ" "$@")" || die "loadgen: $OUT"
     SEQ="$(jq -r .seq_next <<<"$OUT")"
 }
-j() { jq -r "$1" <<<"$2"; }
 errors_of() { jq -r '.errors' <<<"$1"; }
 # Sums over a server's runs, and the whole run's tally of errors.
 declare -A ERRS
 add_errors() { ERRS[$1]=$((${ERRS[$1]:-0} + $2)); }
 
-median() {
-    printf '%s\n' $1 | sort -g | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)]; else print 0 }'
-}
 fmt_int() { printf '%.0f' "$1" | sed -e ':a' -e 's/\B[0-9]\{3\}\>/,&/' -e 'ta'; }
 ms() { awk -v u="$1" 'BEGIN { printf "%.2f", u / 1000 }'; }
 

@@ -41,12 +41,8 @@ ROUNDS="${ROUNDS:-3}"
 WARMUP=1
 LOADGEN_TIMEOUT=120
 T0=$SECONDS
-
-say() { printf '[%4ds] %s\n' $((SECONDS - T0)) "$*" >&2; }
-die() {
-    say "FAILED: $*"
-    exit 1
-}
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 
 say "installing what the benchmark needs (scripts/install-deps.sh --bench)"
 scripts/install-deps.sh --bench >&2
@@ -60,7 +56,6 @@ LOADGEN="$BUILD/bench/loadgen/loadgen"
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/iot-wakeup.XXXXXX")"
 chmod 755 "$WORK" # nginx's workers run as www-data
-declare -A PIDS
 cleanup() {
     local name
     for name in "${!PIDS[@]}"; do kill -TERM "${PIDS[$name]}" 2>/dev/null || true; done
@@ -72,109 +67,23 @@ trap 'exit 130' INT TERM
 
 P="$WORK/pki"
 say "making the PKI with iotctl: CA, gateway and broker certificates, $DEVICES devices"
-"$IOTCTL" --dir "$P" pki init >/dev/null
-"$IOTCTL" --dir "$P" cert server gateway --dns localhost --ip 127.0.0.1 >/dev/null
-"$IOTCTL" --dir "$P" cert server broker --dns localhost --ip 127.0.0.1 >/dev/null
-"$IOTCTL" --dir "$P" cert client gateway-mqtt --role gateway >/dev/null
-for i in $(seq 1 "$DEVICES"); do "$IOTCTL" --dir "$P" device add "bench-$i" >/dev/null; done
-
-free_port() {
-    local port
-    for _ in $(seq 1 200); do
-        port=$((20000 + RANDOM % 12000))
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-            echo "$port"
-            return 0
-        fi
-    done
-    die "no free port found"
-}
-wait_port() {
-    local deadline=$((SECONDS + ${2:-15}))
-    while ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; do
-        [ "$SECONDS" -lt "$deadline" ] || return 1
-        sleep 0.1
-    done
-}
-
+make_pki "$DEVICES"
 BROKER_PORT="$(free_port)"
-mkdir -p "$WORK/broker" "$WORK/gw" "$WORK/nginx"
-cat >"$WORK/broker/mosquitto.conf" <<CONF
-user root
-listener $BROKER_PORT 127.0.0.1
-cafile $P/ca.crt
-certfile $P/servers/broker/cert.pem
-keyfile $P/servers/broker/key.pem
-require_certificate true
-use_subject_as_username true
-allow_anonymous false
-tls_version tlsv1.2
-persistence false
-log_dest stdout
-CONF
-mosquitto -c "$WORK/broker/mosquitto.conf" >>"$WORK/broker/log" 2>&1 &
-PIDS[broker]=$!
-wait_port "$BROKER_PORT" || die "mosquitto did not start: $(tail -2 "$WORK/broker/log")"
-
-# The gateway with the product's defaults (resumption on, tls_session_lifetime
-# 2 h) except the limits that 64 simulated devices on one address would hit.
 GW_PORT="$(free_port)"
 ADMIN_PORT="$(free_port)"
-cat >"$WORK/gw/iotgw.conf" <<CONF
-device_listen = 127.0.0.1:$GW_PORT
-admin_listen = 127.0.0.1:$ADMIN_PORT
-tls_cert = $P/servers/gateway/cert.pem
-tls_key = $P/servers/gateway/key.pem
-client_ca = $P/ca.crt
-crl_file = $P/crl.pem
-registry = $P/registry.db
-outbox = $WORK/gw/outbox.db
-mqtt_host = localhost
-mqtt_port = $BROKER_PORT
-mqtt_ca = $P/ca.crt
-mqtt_cert = $P/clients/gateway-mqtt/cert.pem
-mqtt_key = $P/clients/gateway-mqtt/key.pem
-mqtt_client_id = iotgw-wakeup
-rate_limit = 0
-max_connections_per_address = 0
-connection_rate_per_address = 0
-outbox_device_share = 100
-CONF
-"$IOTGW" --config "$WORK/gw/iotgw.conf" 2>>"$WORK/gw/log" &
-PIDS[gateway]=$!
-wait_port "$GW_PORT" || die "iotgw did not start: $(tail -2 "$WORK/gw/log")"
-
-# nginx: bench/nginx/nginx.conf.in with its own resumption turned on
-# (stateless tickets, as the gateway; its 2 workers share the ticket key).
 NGINX_PORT="$(free_port)"
-sed -e "s|@DIR@|$WORK/nginx|g" -e "s|@PORT@|$NGINX_PORT|g" \
-    -e "s|@CERT@|$P/servers/gateway/cert.pem|g" -e "s|@KEY@|$P/servers/gateway/key.pem|g" \
-    -e "s|@CA@|$P/ca.crt|g" -e 's|ssl_session_tickets off;|ssl_session_tickets on; ssl_session_timeout 2h;|' \
-    bench/nginx/nginx.conf.in >"$WORK/nginx/nginx.conf"
+write_broker_conf
+start_broker
+# The gateway with the product's defaults (resumption on,
+# tls_session_lifetime 2 h) but for the limits lib.sh lifts for simulated
+# devices; nginx with its own resumption (stateless tickets).
+mkdir -p "$WORK/gw"
+gateway_config "$WORK/gw/iotgw.conf"
+start_gateway "$WORK/gw/iotgw.conf"
+NGINX_RESUME=1 start_nginx
 grep -q 'ssl_session_tickets on' "$WORK/nginx/nginx.conf" || die "cannot turn on nginx's session tickets"
-nginx -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" -e "$WORK/nginx/error.log" 2>>"$WORK/nginx/stderr" &
-PIDS[nginx]=$!
-wait_port "$NGINX_PORT" || die "nginx did not start; see $WORK/nginx/error.log"
-sleep 0.3 # the workers fork after the listener opens
 say "gateway (pid ${PIDS[gateway]}) on $GW_PORT, nginx on $NGINX_PORT, mosquitto on $BROKER_PORT"
 
-server_pids() {
-    echo "${PIDS[$1]}"
-    [ "$1" != nginx ] || pgrep -P "${PIDS[nginx]}" || true
-}
-cpu_ticks() {
-    local total=0 p
-    for p in $(server_pids "$1"); do
-        total=$((total + $(sed 's/.*) //' "/proc/$p/stat" | awk '{ print $12 + $13 }')))
-    done
-    echo "$total"
-}
-CLK_TCK="$(getconf CLK_TCK)"
-metric() {
-    curl -s --max-time 5 "http://127.0.0.1:$ADMIN_PORT/metrics" | awk -v m="$1" '$1 == m { print $2 }'
-}
-j() { jq -r "$1" <<<"$2"; }
-median() { tr ' ' '\n' <<<"$1" | grep . | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
 SEQ=1
 # wake SERVER KIND TLS: one measured run; sets CPU (µs per wake-up) and OUT.
