@@ -201,9 +201,12 @@ rss_kib() {
     done
     echo "$total"
 }
+# shellcheck disable=SC2034 # read by the scripts that source this file
 CLK_TCK="$(getconf CLK_TCK)"
 
 j() { jq -r "$1" <<<"$2"; }
+# median "V1 V2 ...": the middle value (of a space-separated list).
 median() {
+    # shellcheck disable=SC2086 # the list is split on purpose
     printf '%s\n' $1 | sort -g | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)]; else print 0 }'
 }
