@@ -71,8 +71,9 @@ struct gw_forwarder {
     bool rows_left; /* the last outbox query may have left rows behind (pump) */
     int64_t *acked; /* PUBACKed outbox ids not yet handed to the outbox */
     int n_acked;
-    int attempt;       /* reconnects since the last success: the backoff exponent */
-    bool backoff_held; /* entered REFUSED: CONNACK does not reset `attempt`, a PUBACK does */
+    int attempt;              /* reconnects since the last success: the backoff exponent */
+    bool backoff_held;        /* entered REFUSED: CONNACK does not reset `attempt`, a PUBACK does */
+    bool acked_since_connect; /* a PUBACK came on this connection (MQTT 3.1.1 refusals) */
     char client_id[128];
     char status_topic[160]; /* gateway/<certificate CN>/status, "" if unknown or not readings */
     char gateway[IOT_ID_MAX + 1]; /* the certificate's CN, "gateway" if unknown */
@@ -407,6 +408,7 @@ static void on_connect(struct mosquitto *mosq, void *arg, int rc)
     }
     if (!set_state(fw, GW_FWD_CONNECTED))
         return;
+    fw->acked_since_connect = false;
     event_del(fw->deadline_ev);
     buffer_writes(fw);
     fw->cursor = 0;
@@ -418,10 +420,33 @@ static void on_connect(struct mosquitto *mosq, void *arg, int rc)
     pump(fw);
 }
 
+/* MQTT 3.1.1 has no negative PUBACK: a broker that will not take a
+ * publish (RabbitMQ, for a topic its permissions refuse) closes the
+ * connection. A connection closed with publishes unacknowledged and none
+ * acknowledged since it opened is taken for that refusal: counted, logged,
+ * and the backoff keeps growing until a PUBACK comes, rather than
+ * reconnecting at once into the same refusal. */
+static bool closed_on_refusal(gw_forwarder *fw, int rc)
+{
+    if (!fw->opt.mqtt311 || rc == 0 || fw->n_inflight == 0 || fw->acked_since_connect)
+        return false;
+    gw_metric_add_chosen(fw->metrics.publish_refused, 1);
+    gw_log(GW_LOG_ERROR, "mqtt.publish_refused",
+           "id=%lld reason=\"the broker closed the connection with %d publishes unacknowledged "
+           "(MQTT 3.1.1 has no refusal code)\" action=\"kept in the outbox; check the broker's "
+           "permissions for topic_prefix\"",
+           (long long)fw->window[0].id, fw->n_inflight);
+    return true;
+}
+
 static void on_disconnect(struct mosquitto *mosq, void *arg, int rc)
 {
     (void)mosq;
-    connection_lost(arg, GW_FWD_CLOSING, rc == 0 ? "closed" : mosquitto_strerror(rc));
+    gw_forwarder *fw = arg;
+    if (closed_on_refusal(fw, rc))
+        connection_lost(fw, GW_FWD_REFUSED, "closed with publishes unacknowledged");
+    else
+        connection_lost(fw, GW_FWD_CLOSING, rc == 0 ? "closed" : mosquitto_strerror(rc));
 }
 
 /* A row the broker can never take must not hold up the rows behind it:
@@ -490,6 +515,7 @@ static void on_publish(struct mosquitto *mosq, void *arg, int mid, int reason,
         fw->window[i] = fw->window[--fw->n_inflight];
         gw_gauge_set_chosen(fw->metrics.inflight, fw->n_inflight);
         fw->acked[fw->n_acked++] = id;
+        fw->acked_since_connect = true;
         break;
     }
 }
