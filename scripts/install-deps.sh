@@ -13,7 +13,7 @@ BUILD_PKGS=(
   build-essential cmake ninja-build pkg-config git
   libssl-dev libsqlite3-dev libcjson-dev libevent-dev
   libmosquitto-dev libmbedtls-dev libhttp-parser-dev libcmocka-dev
-  libsystemd-dev node-llhttp
+  libsystemd-dev node-llhttp libpaho-mqtt-dev
 )
 # Real programs the test suite starts or checks against.
 TEST_PKGS=(

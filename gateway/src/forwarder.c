@@ -549,8 +549,8 @@ static int publish_row(const gw_outbox_row *row, void *arg)
     }
     int len = security ? gw_message_security_full(fw->gateway, row->device, row->gseq, row->body,
                                                   row->body_len, fw->msg, fw->opt.max_packet)
-                       : gw_message_full(row->device, row->gseq, row->body, row->body_len, fw->msg,
-                                         fw->opt.max_packet);
+                       : gw_message_full(row->device, fw->gateway, row->gseq, row->body,
+                                         row->body_len, fw->msg, fw->opt.max_packet);
     if (len < 0) {
         /* Stored before mqtt_max_packet was lowered, or by an older
          * version that did not check at ingest. */
