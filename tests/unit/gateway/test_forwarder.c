@@ -172,8 +172,10 @@ static void on_sub_message(struct mosquitto *mosq, void *arg, const struct mosqu
     memcpy(text, m->payload, (size_t)len);
     text[len] = '\0';
     long long seq = -1;
-    char device[IOT_ID_MAX + 1];
-    if (sscanf(text, "{\"device\":\"%64[^\"]\",\"seq\":%lld,", device, &seq) != 2)
+    char device[IOT_ID_MAX + 1], gateway[IOT_ID_MAX + 1];
+    if (sscanf(text, "{\"device\":\"%64[^\"]\",\"gateway\":\"%64[^\"]\",\"seq\":%lld,", device,
+               gateway, &seq) != 3 ||
+        strcmp(gateway, "gateway-mqtt") != 0)
         seq = -1;
     pthread_mutex_lock(&sub.lock);
     if (sub.n < (int)(sizeof(sub.seqs) / sizeof(sub.seqs[0])))
