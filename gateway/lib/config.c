@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "config_parse.h"
+#include "proxyv2.h"
 #include "iotd/protocol.h"
 
 #define GW__LINE_MAX 1024
@@ -230,6 +231,21 @@ static const gw__option gw__options[] = {
      .help = "New connections one address may open at once above that average,\n"
              "for example devices behind one NAT address reconnecting after an\n"
              "outage."},
+    {.key = "proxy_protocol_from",
+     .type = GW__STRING,
+     GW__FIELD(proxy_protocol_from),
+     .def = "",
+     .flags = GW__EMPTY_OK,
+     .check = gw_proxy_from_check,
+     .allowed = "IP addresses or CIDR prefixes separated by spaces or commas, at most 32, "
+                "or \"\" (off)",
+     .help = "Addresses of the TCP balancers (HAProxy with send-proxy-v2) in front\n"
+             "of the device listener. A connection from one of them must start with\n"
+             "a PROXY protocol v2 header, whose client address then counts for the\n"
+             "per-address limits and the logs; a PROXY header from any other address,\n"
+             "or none from a balancer, is refused as proxy_header_refused. \"\" looks\n"
+             "for no header (one then fails the TLS handshake as tls_protocol).\n"
+             "See docs/deploy.md, Several gateways behind HAProxy."},
     {.key = "reload_interval",
      .type = GW__DURATION,
      GW__FIELD(reload_interval_ms),

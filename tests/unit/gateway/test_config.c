@@ -49,6 +49,7 @@ static const char *const all_keys[] = {
     "max_buffered_bytes",
     "connection_rate_per_address",
     "connection_burst_per_address",
+    "proxy_protocol_from",
     "reload_interval",
     "admin_listen",
     "admin_remote",
@@ -135,6 +136,7 @@ static void defaults_are_the_documented_ones(void **state)
     assert_int_equal(c.request_timeout_ms, 10000);
     assert_int_equal(c.max_connections, 20000);
     assert_int_equal(c.reload_interval_ms, 2000);
+    assert_string_equal(c.proxy_protocol_from, ""); /* off: no PROXY headers taken */
     assert_string_equal(c.admin_listen, "127.0.0.1:9100");
     /* The payload defaults are the protocol's (docs/protocol.md). */
     assert_int_equal(c.max_body, IOTD_PROTOCOL_BODY_MAX);
@@ -315,6 +317,9 @@ static void bad_lines_name_origin_line_key_and_value(void **state)
         {"max_body = 16KB", {"'16KB' for 'max_body'", "unknown unit", "B, KiB, MiB, GiB"}},
         {"max_body = 2MiB", {"'max_body'", "out of range", "256B to 1MiB"}},
         {"max_body = 4096", {"'max_body'", "needs a unit"}},
+        {"proxy_protocol_from = 10.0.0.1, 10.0.0.256",
+         {"'10.0.0.1, 10.0.0.256' for 'proxy_protocol_from'", "'10.0.0.256' is not an IP"}},
+        {"proxy_protocol_from = 10.0.0.0/40", {"'10.0.0.0/40' is not an IP address or CIDR"}},
         {"rate_limit = nan", {"'nan' for 'rate_limit'", "not a number"}},
         {"rate_limit = inf", {"'inf'", "not a number"}},
         {"rate_limit = 1e999", {"'1e999'", "out of range"}},
