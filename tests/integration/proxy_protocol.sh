@@ -75,10 +75,14 @@ HAPROXY_PID=$LAST_PID
 wait_port "$LB" 10 || fail "haproxy did not start; see $T/haproxy.log"
 pass "HAProxy runs deploy/haproxy/haproxy.cfg in front of two gateways"
 
-# Both gateways up in HAProxy's eyes: a down one is logged as DOWN.
-sleep 2.5 # two health checks (inter 1s, rise 2) have run
-grep -q "gw[12] is DOWN" "$T/haproxy.log" && fail "a gateway failed HAProxy's health check: $(cat "$T/haproxy.log")"
-pass "both gateways pass the health check on /healthz"
+# Both gateways pass HAProxy's check of /healthz (log-health-checks logs
+# each result as it changes).
+for g in gw1 gw2; do
+  wait_until 10 "HAProxy's health check of $g passing" \
+    grep -q "Health check for server gateways/$g succeeded, reason: Layer7 check passed, code: 200" "$T/haproxy.log"
+done
+grep -q "is DOWN" "$T/haproxy.log" && fail "a gateway failed HAProxy's health check: $(cat "$T/haproxy.log")"
+pass "both gateways pass the health check on /healthz (200)"
 
 # lb_post DEVICE BODY SOURCE [curl args]: a POST through the balancer from
 # SOURCE; prints "STATUS BODY".
