@@ -72,39 +72,50 @@ static gw_proxy_status take_source(uint8_t fam, const uint8_t *body, size_t body
     return GW_PROXY_DONE;
 }
 
+/* The 16 fixed bytes: version 2, a command the gateway takes, a body
+ * within GW_PROXY_BODY_MAX, a family it takes (any with LOCAL: the
+ * receiver then uses the real endpoints). */
+static const char *check_fixed(const uint8_t *buf, uint8_t *cmd, size_t *body_len)
+{
+    uint8_t ver_cmd = buf[12], fam = buf[13];
+    *cmd = ver_cmd & 0x0f;
+    *body_len = ((size_t)buf[14] << 8) | buf[15];
+    if ((ver_cmd >> 4) != 2)
+        return "PROXY header version is not 2";
+    if (*cmd != CMD_LOCAL && *cmd != CMD_PROXY)
+        return "PROXY command is neither LOCAL nor PROXY";
+    if (*body_len > GW_PROXY_BODY_MAX)
+        return "PROXY header longer than 536 bytes";
+    if (*cmd == CMD_PROXY && fam != FAM_UNSPEC && fam != FAM_TCP4 && fam != FAM_TCP6)
+        return "PROXY family is not TCP over IPv4 or IPv6, nor UNSPEC";
+    return NULL;
+}
+
 gw_proxy_status gw_proxy_parse(const uint8_t *buf, size_t len, gw_proxy_header *out,
                                const char **why)
 {
     memset(out, 0, sizeof(*out));
     *why = NULL;
-    gw_proxy_status sig = match_sig(buf, len, SIG_V2, sizeof(SIG_V2));
-    if (sig == GW_PROXY_INVALID)
+    if (match_sig(buf, len, SIG_V2, sizeof(SIG_V2)) == GW_PROXY_INVALID)
         return invalid(why, match_sig(buf, len, SIG_V1, sizeof(SIG_V1)) != GW_PROXY_INVALID
                                 ? "a PROXY v1 (text) header; only v2 is taken"
                                 : "no PROXY v2 signature");
     if (len < GW_PROXY_FIXED)
         return GW_PROXY_MORE;
-    uint8_t ver_cmd = buf[12], fam = buf[13];
-    size_t body_len = ((size_t)buf[14] << 8) | buf[15];
-    if ((ver_cmd >> 4) != 2)
-        return invalid(why, "PROXY header version is not 2");
-    uint8_t cmd = ver_cmd & 0x0f;
-    if (cmd != CMD_LOCAL && cmd != CMD_PROXY)
-        return invalid(why, "PROXY command is neither LOCAL nor PROXY");
-    if (body_len > GW_PROXY_BODY_MAX)
-        return invalid(why, "PROXY header longer than 536 bytes");
-    /* LOCAL: the receiver uses the real endpoints whatever the family. */
-    if (cmd == CMD_PROXY && fam != FAM_UNSPEC && fam != FAM_TCP4 && fam != FAM_TCP6)
-        return invalid(why, "PROXY family is not TCP over IPv4 or IPv6, nor UNSPEC");
+    uint8_t cmd = 0;
+    size_t body_len = 0;
+    const char *bad = check_fixed(buf, &cmd, &body_len);
+    if (bad != NULL)
+        return invalid(why, bad);
     if (len < GW_PROXY_FIXED + body_len)
         return GW_PROXY_MORE;
     out->length = GW_PROXY_FIXED + body_len;
-    if (cmd == CMD_LOCAL || fam == FAM_UNSPEC) {
+    if (cmd == CMD_LOCAL || buf[13] == FAM_UNSPEC) {
         out->local = true;
         return GW_PROXY_DONE;
     }
     /* What follows the addresses (TLVs) is not needed: skipped. */
-    gw_proxy_status st = take_source(fam, buf + GW_PROXY_FIXED, body_len, out, why);
+    gw_proxy_status st = take_source(buf[13], buf + GW_PROXY_FIXED, body_len, out, why);
     if (st != GW_PROXY_DONE)
         out->length = 0;
     return st;
