@@ -14,8 +14,10 @@
 #   4. a PROXY header from an address not in proxy_protocol_from, and a
 #      connection from the balancer's address without one, are refused,
 #      counted (proxy_header_refused) and logged.
-# Devices use their own loopback addresses (curl --interface 127.0.0.7):
-# HAProxy connects to the gateways from 127.0.0.1.
+# Devices use their own loopback addresses (curl --interface 127.0.0.7),
+# one per connection where the per-address cap (1) is not what is tested,
+# so that a connection the gateway has not yet seen close cannot refuse the
+# next; HAProxy connects to the gateways from 127.0.0.1.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/gateway_lib.sh"
 
@@ -97,9 +99,9 @@ total_stored() { echo $(($(stored "$A1") + $(stored "$A2"))); }
 
 # --- 1. through the balancer -------------------------------------------------
 SEQ=0
-r="$(lb_post dev-a '{"seq":1,"temp":21.5}' 127.0.0.7)"
+r="$(lb_post dev-a '{"seq":1,"temp":21.5}' 127.0.0.11)"
 [ "${r%% *}" = 200 ] || fail "a reading through the balancer: $r"
-r="$(lb_post dev-b '{"seq":1,"temp":19}' 127.0.0.7)"
+r="$(lb_post dev-b '{"seq":1,"temp":19}' 127.0.0.12)"
 [ "${r%% *}" = 200 ] || fail "a second reading through the balancer: $r"
 expect_eq "two readings stored by the gateways behind the balancer" 2 "$(total_stored)"
 wait_for_lines "$SUB" 2 20 || fail "the readings were not published: $(cat "$SUB")"
@@ -107,7 +109,7 @@ grep -q '^telemetry/dev-a/' "$SUB" && grep -q '^telemetry/dev-b/' "$SUB" ||
   fail "published under other identities than the certificates': $(cat "$SUB")"
 pass "published as the devices of the client certificates (telemetry/dev-a, telemetry/dev-b)"
 before=$(($(refused_g "$A1" tls_no_certificate) + $(refused_g "$A2" tls_no_certificate)))
-r="$(lb_post "" '{"seq":2,"temp":1}' 127.0.0.7)"
+r="$(lb_post "" '{"seq":2,"temp":1}' 127.0.0.13)"
 [ "${r%% *}" = 000 ] || fail "a device without a certificate was served through the balancer: $r"
 after=$(($(refused_g "$A1" tls_no_certificate) + $(refused_g "$A2" tls_no_certificate)))
 expect_eq "a device without a certificate is refused by the gateway's TLS (mutual TLS end to end)" \
@@ -135,7 +137,7 @@ wait "$GW2_PID" 2>/dev/null || true
 wait_until 10 "HAProxy marks gw2 down" grep -q "gw2 is DOWN" "$T/haproxy.log"
 pass "gw2 stopped: HAProxy's health check marks it down"
 s1="$(stored "$A1")"
-r="$(lb_post dev-a '{"seq":3,"temp":22}' 127.0.0.9)"
+r="$(lb_post dev-a '{"seq":3,"temp":22}' 127.0.0.10)"
 [ "${r%% *}" = 200 ] || fail "a device after gw2 went down: $r"
 expect_eq "new devices are served by gw1" $((s1 + 1)) "$(stored "$A1")"
 
@@ -189,7 +191,7 @@ wait_until 10 "HAProxy marks gw2 up" grep -q "gw2 is UP" "$T/haproxy.log"
 pass "gw2 started again: HAProxy marks it up"
 s2="$(stored "$A2")"
 for seq in $(seq 10 29); do
-  r="$(lb_post dev-c "{\"seq\":$seq,\"temp\":20}" 127.0.0.7)"
+  r="$(lb_post dev-c "{\"seq\":$seq,\"temp\":20}" "127.0.0.$((20 + seq))")"
   [ "${r%% *}" = 200 ] || fail "a reading after gw2 came back: $r"
   [ "$(stored "$A2")" -gt "$s2" ] && break
 done
