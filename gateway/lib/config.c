@@ -1267,6 +1267,26 @@ static iot_status gw__check_fields(const gw_config *cfg, iot_err *err)
     return IOT_OK;
 }
 
+/* A balancer list that takes in everyone lets any client claim any address
+ * (escaping its per-address limits, writing another address in the logs):
+ * allowed, but said. */
+static void gw__warn_proxy_from(const gw_config *cfg, gw_config_warn_fn warn, void *ctx)
+{
+    gw_proxy_from from;
+    char why[160];
+    if (!gw_proxy_from_parse(cfg->proxy_protocol_from, &from, why, sizeof(why)))
+        return; /* refused with its reason by the field check */
+    for (size_t i = 0; i < from.n; i++) {
+        if (from.net[i].prefix == 0) {
+            gw__warn(warn, ctx, "proxy_protocol_from",
+                     "proxy_protocol_from takes PROXY headers from every address (a /0 prefix): "
+                     "any client can claim any address, past the per-address limits; list "
+                     "the balancers' addresses");
+            return;
+        }
+    }
+}
+
 static iot_status gw__check_security(const gw_config *cfg, gw_config_warn_fn warn, void *ctx,
                                      iot_err *err)
 {
@@ -1297,6 +1317,7 @@ static iot_status gw__check_security(const gw_config *cfg, gw_config_warn_fn war
                  "require_client_cert = no: devices are not authenticated and the device ID "
                  "is taken from the X-Device-Id header");
     }
+    gw__warn_proxy_from(cfg, warn, ctx);
     return IOT_OK;
 }
 

@@ -587,6 +587,18 @@ static void insecure_settings_need_development_mode(void **state)
     memset(&w, 0, sizeof(w));
     assert_int_equal(gw_config_validate(&c, gwt_collect, &w, &err), IOT_OK);
     assert_int_equal(w.n, 0);
+
+    /* Balancers named one by one: no warning; every address: a warning. */
+    valid_config(&c);
+    snprintf(c.proxy_protocol_from, sizeof(c.proxy_protocol_from), "10.0.0.5, 10.0.1.0/24");
+    memset(&w, 0, sizeof(w));
+    assert_int_equal(gw_config_validate(&c, gwt_collect, &w, &err), IOT_OK);
+    assert_int_equal(w.n, 0);
+    snprintf(c.proxy_protocol_from, sizeof(c.proxy_protocol_from), "10.0.0.5 ::/0");
+    assert_int_equal(gw_config_validate(&c, gwt_collect, &w, &err), IOT_OK);
+    assert_int_equal(w.n, 1);
+    assert_string_equal(w.key[0], "proxy_protocol_from");
+    gwt_assert_contains(w.msg[0], "any client can claim any address");
 }
 
 static void validate_checks_related_limits(void **state)
