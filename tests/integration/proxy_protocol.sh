@@ -98,15 +98,15 @@ refused_g() { local v; v="$(ADMIN_PORT="$1" refusals "$2")"; echo "${v:-0}"; }
 total_stored() { echo $(($(stored "$A1") + $(stored "$A2"))); }
 
 # --- 1. through the balancer -------------------------------------------------
-SEQ=0
 r="$(lb_post dev-a '{"seq":1,"temp":21.5}' 127.0.0.11)"
 [ "${r%% *}" = 200 ] || fail "a reading through the balancer: $r"
 r="$(lb_post dev-b '{"seq":1,"temp":19}' 127.0.0.12)"
 [ "${r%% *}" = 200 ] || fail "a second reading through the balancer: $r"
 expect_eq "two readings stored by the gateways behind the balancer" 2 "$(total_stored)"
 wait_for_lines "$SUB" 2 20 || fail "the readings were not published: $(cat "$SUB")"
-grep -q '^telemetry/dev-a/' "$SUB" && grep -q '^telemetry/dev-b/' "$SUB" ||
+if ! grep -q '^telemetry/dev-a/' "$SUB" || ! grep -q '^telemetry/dev-b/' "$SUB"; then
   fail "published under other identities than the certificates': $(cat "$SUB")"
+fi
 pass "published as the devices of the client certificates (telemetry/dev-a, telemetry/dev-b)"
 before=$(($(refused_g "$A1" tls_no_certificate) + $(refused_g "$A2" tls_no_certificate)))
 r="$(lb_post "" '{"seq":2,"temp":1}' 127.0.0.13)"
