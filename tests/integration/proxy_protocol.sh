@@ -132,6 +132,7 @@ grep -q 'event=connection.proxied peer=127.0.0.7:[0-9]* balancer=127.0.0.1:[0-9]
 pass "connection.proxied names the device's address and the balancer's (debug)"
 
 # --- 3. a gateway down, per-address limits, the gateway back -----------------
+# shellcheck disable=SC2153 # set by start_gw
 kill -TERM "$GW2_PID"
 wait "$GW2_PID" 2>/dev/null || true
 wait_until 10 "HAProxy marks gw2 down" grep -q "gw2 is DOWN" "$T/haproxy.log"
