@@ -46,7 +46,8 @@
 typedef struct gw_conn gw_conn;
 
 typedef enum gw_conn_kind {
-    /* Devices: admitted at accept (max_connections, per address), counted
+    /* Devices: admitted at accept (max_connections, per address; a
+     * balancer's connection once its PROXY header names the device), counted
      * in the connection and buffered-bytes gauges, each request checked
      * against the device's identity; refusals logged as request.refused. */
     GW_CONN_DEVICE,
