@@ -2,7 +2,8 @@
  *
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -D_POSIX_C_SOURCE=200809L \
  *     -Igateway/lib -Icommon/include -Icore/include tests/fuzz/config_fuzz.c \
- *     gateway/lib/config.c gateway/lib/config_parse.c common/src/status.c \
+ *     gateway/lib/config.c gateway/lib/config_parse.c gateway/lib/proxyv2.c \
+ *     common/src/status.c \
  *     -o config_fuzz
  *   ./config_fuzz -max_len=70000 tests/fuzz/corpus/config
  *
