@@ -21,7 +21,7 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/gateway_lib.sh"
 
-command -v haproxy >/dev/null || { echo "skip: haproxy not installed (scripts/install-deps.sh)"; exit 77; }
+command -v haproxy >/dev/null || fail "haproxy is missing: run scripts/install-deps.sh (Debian package haproxy)"
 
 make_pki dev-a dev-b dev-c
 start_broker
