@@ -13,7 +13,7 @@ BUILD_PKGS=(
   build-essential cmake ninja-build pkg-config git
   libssl-dev libsqlite3-dev libcjson-dev libevent-dev
   libmosquitto-dev libmbedtls-dev libhttp-parser-dev libcmocka-dev
-  libsystemd-dev node-llhttp
+  libsystemd-dev node-llhttp libpaho-mqtt-dev
 )
 # Real programs the test suite starts or checks against.
 TEST_PKGS=(
@@ -28,11 +28,12 @@ TEST_PKGS=(
   python3-click python3-serial python3-cryptography python3-pyparsing
   python3-pyelftools python3-construct python3-packaging python3-setuptools
   python3-bitstring python3-intelhex python3-ecdsa python3-kconfiglib
+  rabbitmq-server
 )
 # Only for bench/: the systems the gateway is compared with.
 BENCH_PKGS=(
   nginx python3-flask python3-paho-mqtt gunicorn hyperfine
-  linux-perf
+  linux-perf heaptrack
 )
 
 want=("${BUILD_PKGS[@]}" "${TEST_PKGS[@]}")

@@ -118,12 +118,52 @@ iot_status iot_file_replace(const char *path, const void *data, size_t len, mode
     return install(path, data, len, mode, 0, err);
 }
 
+/* A growable read buffer: room for `used` bytes, a NUL, and one byte more
+ * so that EOF is seen; never past max + 2. */
+typedef struct read_buf {
+    char *p;
+    size_t cap, used;
+} read_buf;
+
+static bool make_room(read_buf *b, size_t max)
+{
+    if (b->used + 1 < b->cap)
+        return true;
+    size_t more = b->cap - 1 > max / 2 ? max + 2 : 2 * b->cap;
+    char *grown = realloc(b->p, more);
+    if (grown == NULL)
+        return false;
+    b->p = grown;
+    b->cap = more;
+    return true;
+}
+
+/* Reads fd to its end into b, failing past max bytes (a file that grows
+ * while it is read). */
+static iot_status read_to_end(int fd, const char *path, size_t max, read_buf *b, iot_err *err)
+{
+    for (;;) {
+        if (!make_room(b, max))
+            return iot_err_set(err, IOT_ENOMEM, "out of memory reading %s", path);
+        ssize_t r = read(fd, b->p + b->used, b->cap - 1 - b->used);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            return iot_err_set(err, IOT_EIO, "cannot read %s: %s", path, strerror(errno));
+        if (r == 0)
+            return IOT_OK;
+        b->used += (size_t)r;
+        if (b->used > max)
+            return iot_err_set(err, IOT_ENOMEM, "%s grew past the limit of %zu bytes", path, max);
+    }
+}
+
 iot_status iot_file_read(const char *path, size_t max, char **out, size_t *out_len, iot_err *err)
 {
     *out = NULL;
     *out_len = 0;
     iot_status st = IOT_OK;
-    char *buf = NULL;
+    read_buf b = {0};
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         int saved = errno;
@@ -140,47 +180,22 @@ iot_status iot_file_read(const char *path, size_t max, char **out, size_t *out_l
                          (long long)sb.st_size, max);
         goto out;
     }
-    /* Room for the file as it is now, its NUL and one byte more to see
-     * EOF; a file that grows while read gets more, up to the cap. */
-    size_t cap = (size_t)sb.st_size < max ? (size_t)sb.st_size + 2 : max + 2;
-    size_t used = 0;
-    buf = malloc(cap);
-    if (buf == NULL) {
+    /* The file's size as it is now, not the cap: a CRL's cap is 16 MiB. */
+    b.cap = (size_t)sb.st_size + 2;
+    b.p = malloc(b.cap);
+    if (b.p == NULL) {
         st = iot_err_set(err, IOT_ENOMEM, "out of memory reading %s", path);
         goto out;
     }
-    for (;;) {
-        if (used + 1 == cap) { /* full but for the NUL */
-            size_t more = cap - 1 > max / 2 ? max + 2 : 2 * cap;
-            char *grown = realloc(buf, more);
-            if (grown == NULL) {
-                st = iot_err_set(err, IOT_ENOMEM, "out of memory reading %s", path);
-                goto out;
-            }
-            buf = grown;
-            cap = more;
-        }
-        ssize_t r = read(fd, buf + used, cap - 1 - used);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0) {
-            st = iot_err_set(err, IOT_EIO, "cannot read %s: %s", path, strerror(errno));
-            goto out;
-        }
-        if (r == 0)
-            break;
-        used += (size_t)r;
-        if (used > max) {
-            st = iot_err_set(err, IOT_ENOMEM, "%s grew past the limit of %zu bytes", path, max);
-            goto out;
-        }
-    }
-    buf[used] = '\0';
-    *out = buf;
-    *out_len = used;
-    buf = NULL;
+    st = read_to_end(fd, path, max, &b, err);
+    if (st != IOT_OK)
+        goto out;
+    b.p[b.used] = '\0';
+    *out = b.p;
+    *out_len = b.used;
+    b.p = NULL;
 out:
-    free(buf);
+    free(b.p);
     close(fd);
     return st;
 }

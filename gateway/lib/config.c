@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "brokers.h"
 #include "config_parse.h"
 #include "proxyv2.h"
 #include "iotd/protocol.h"
@@ -90,6 +91,7 @@ typedef struct gw__option {
 #define GW__KB 1024
 
 static const char *const gw__log_levels[] = {"debug", "info", "warn", "error", NULL};
+static const char *const gw__mqtt_protocols[] = {"5", "3.1.1", NULL};
 
 static const gw__option gw__options[] = {
     {.key = "device_listen",
@@ -565,18 +567,31 @@ static const gw__option gw__options[] = {
      .type = GW__STRING,
      GW__FIELD(mqtt_host),
      .flags = GW__REQUIRED,
-     .check = gw__check_host,
-     .allowed = "an IP address or a DNS name",
+     .check = gw_brokers_check,
+     .allowed = "up to 8 of HOST, HOST:PORT or [IPv6]:PORT, separated by spaces",
      .example = "broker.example.org",
      .section = "MQTT forwarder",
-     .help = "Host name or IP address of the MQTT broker."},
+     .help = "The MQTT broker: a host name or IP address, or several (the nodes of\n"
+             "a broker cluster), tried in order: the forwarder stays with the\n"
+             "first that takes it and moves on to the next when it fails. Each\n"
+             "broker's certificate must name its own host."},
     {.key = "mqtt_port",
      .type = GW__INT,
      GW__FIELD(mqtt_port),
      .def = "8883",
      .min = 1,
      .max = 65535,
-     .help = "TCP port of the broker's TLS listener."},
+     .help = "TCP port of the broker's TLS listener, for the mqtt_host entries\n"
+             "that name none."},
+    {.key = "mqtt_protocol",
+     .type = GW__ENUM,
+     GW__FIELD(mqtt_protocol),
+     .def = "5",
+     .choices = gw__mqtt_protocols,
+     .help = "MQTT version: 5 (Mosquitto), or 3.1.1 for brokers that speak only\n"
+             "that (RabbitMQ's MQTT plugin). With 3.1.1 a broker cannot refuse\n"
+             "one publish: it closes the connection, and the reading stays in\n"
+             "the outbox (docs/gateway.md, MQTT 3.1.1)."},
     {.key = "mqtt_ca",
      .type = GW__PATH,
      GW__FIELD(mqtt_ca),

@@ -23,6 +23,7 @@
 
 #define GW_PATH_MAX           512
 #define GW_HOST_MAX           256
+#define GW_MQTT_HOSTS_MAX     1024        /* mqtt_host: up to 8 brokers */
 #define GW_CONFIG_OPTIONS_MAX 128         /* room in gw_config.set_line; checked in config.c */
 #define GW_CONFIG_FILE_MAX    (64 * 1024) /* bytes of configuration text, at most */
 
@@ -101,18 +102,19 @@ typedef struct gw_config {
     int64_t device_silent_after_s;     /* iotgw_devices_silent; default 2 h */
 
     /* MQTT forwarder */
-    char mqtt_host[GW_HOST_MAX]; /* required */
-    int mqtt_port;               /* default 8883 */
-    char mqtt_ca[GW_PATH_MAX];   /* CA that signs the broker certificate; required */
-    char mqtt_cert[GW_PATH_MAX]; /* gateway's MQTT client certificate; required */
-    char mqtt_key[GW_PATH_MAX];  /* its key; required; must not be group/other readable */
-    char mqtt_client_id[128];    /* default "iotgw-<hostname>" when empty */
-    char topic_prefix[128];      /* default "telemetry"; no wildcards, no leading/trailing '/' */
-    int64_t mqtt_keepalive_ms;   /* default 30 s */
-    int mqtt_inflight;           /* QoS 1 messages in flight; default 256 */
-    size_t mqtt_max_packet;      /* the broker's max_packet_size; default 64 KiB */
-    int64_t reconnect_min_ms;    /* default 500 ms */
-    int64_t reconnect_max_ms;    /* default 30 s */
+    char mqtt_host[GW_MQTT_HOSTS_MAX]; /* one or more brokers (brokers.h); required */
+    int mqtt_port;                     /* for entries without one; default 8883 */
+    char mqtt_protocol[8];             /* "5" (default) or "3.1.1" */
+    char mqtt_ca[GW_PATH_MAX];         /* CA that signs the broker certificate; required */
+    char mqtt_cert[GW_PATH_MAX];       /* gateway's MQTT client certificate; required */
+    char mqtt_key[GW_PATH_MAX];        /* its key; required; must not be group/other readable */
+    char mqtt_client_id[128];          /* default "iotgw-<hostname>" when empty */
+    char topic_prefix[128];    /* default "telemetry"; no wildcards, no leading/trailing '/' */
+    int64_t mqtt_keepalive_ms; /* default 30 s */
+    int mqtt_inflight;         /* QoS 1 messages in flight; default 256 */
+    size_t mqtt_max_packet;    /* the broker's max_packet_size; default 64 KiB */
+    int64_t reconnect_min_ms;  /* default 500 ms */
+    int64_t reconnect_max_ms;  /* default 30 s */
 
     /* operations */
     char log_level[16];    /* debug, info, warn, error; default info */

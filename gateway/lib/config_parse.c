@@ -197,7 +197,7 @@ const char *gw__check_host(const char *s)
     return gw__check_dns_name(s);
 }
 
-static const char *gw__check_port(const char *s)
+const char *gw__check_port(const char *s)
 {
     size_t n = strlen(s);
     if (n == 0)

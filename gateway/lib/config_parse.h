@@ -33,6 +33,9 @@ const char *gw__parse_bool(const char *s, bool *out);
 /* "host:port" or "[IPv6]:port"; host an IP literal or a DNS name. */
 const char *gw__check_listen(const char *s);
 
+/* A TCP port, 1-65535, digits only. */
+const char *gw__check_port(const char *s);
+
 /* An IPv4 or IPv6 literal (without brackets) or a DNS name. */
 const char *gw__check_host(const char *s);
 

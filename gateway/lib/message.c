@@ -7,8 +7,9 @@
 
 #include "iot/identity.h"
 
-/* `{"device":"<id>","seq":<gseq>,` with the longest gseq (int64). */
-#define HEAD_FIXED  (sizeof("{\"device\":\"\",\"seq\":,") - 1)
+/* `{"device":"<id>","gateway":"<cn>","seq":<gseq>,` with the longest gseq
+ * (int64) and gateway name (an ID). */
+#define HEAD_FIXED  (sizeof("{\"device\":\"\",\"gateway\":\"\",\"seq\":,") - 1 + IOT_ID_MAX)
 #define GSEQ_DIGITS 19
 /* PUBLISH overhead besides the topic text: fixed header byte, remaining
  * length (at most 4 bytes), topic length (2), packet id (2, QoS 1), MQTT 5
@@ -103,10 +104,11 @@ int gw_message_topic(const char *prefix, const char *device, char *buf, size_t s
     return (n < 0 || (size_t)n >= size) ? -1 : n;
 }
 
-int gw_message_full(const char *device, int64_t gseq, const char *tail, size_t tail_len, char *buf,
-                    size_t size)
+int gw_message_full(const char *device, const char *gateway, int64_t gseq, const char *tail,
+                    size_t tail_len, char *buf, size_t size)
 {
-    int n = snprintf(buf, size, "{\"device\":\"%s\",\"seq\":%lld,", device, (long long)gseq);
+    int n = snprintf(buf, size, "{\"device\":\"%s\",\"gateway\":\"%s\",\"seq\":%lld,", device,
+                     gateway, (long long)gseq);
     if (n < 0 || (size_t)n + tail_len >= size)
         return -1;
     memcpy(buf + n, tail, tail_len);

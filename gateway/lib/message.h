@@ -31,8 +31,8 @@ int gw_message_topic(const char *prefix, const char *device, char *buf, size_t s
 
 /* Renders the whole message from a stored tail into buf; returns its
  * length, or -1 if it does not fit. */
-int gw_message_full(const char *device, int64_t gseq, const char *tail, size_t tail_len, char *buf,
-                    size_t size);
+int gw_message_full(const char *device, const char *gateway, int64_t gseq, const char *tail,
+                    size_t tail_len, char *buf, size_t size);
 
 /* The security event stream (src/secevent.c): one event per message on
  * security/<gateway>/<type>, where <gateway> is the gateway's MQTT

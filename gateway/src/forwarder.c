@@ -45,7 +45,9 @@ typedef struct inflight {
 struct gw_forwarder {
     /* The options with their strings copied: the caller's may go away. */
     gw_forwarder_options opt;
-    char host[256];
+    int broker;                        /* opt.brokers[broker] is the one used now */
+    char host[GW_BROKER_HOST_MAX + 1]; /* its host and port, for connecting and log lines */
+    int port;
     char ca_path[512];
     char cert_path[512];
     char key_path[512];
@@ -69,8 +71,9 @@ struct gw_forwarder {
     bool rows_left; /* the last outbox query may have left rows behind (pump) */
     int64_t *acked; /* PUBACKed outbox ids not yet handed to the outbox */
     int n_acked;
-    int attempt;       /* reconnects since the last success: the backoff exponent */
-    bool backoff_held; /* entered REFUSED: CONNACK does not reset `attempt`, a PUBACK does */
+    int attempt;              /* reconnects since the last success: the backoff exponent */
+    bool backoff_held;        /* entered REFUSED: CONNACK does not reset `attempt`, a PUBACK does */
+    bool acked_since_connect; /* a PUBACK came on this connection (MQTT 3.1.1 refusals) */
     char client_id[128];
     char status_topic[160]; /* gateway/<certificate CN>/status, "" if unknown or not readings */
     char gateway[IOT_ID_MAX + 1]; /* the certificate's CN, "gateway" if unknown */
@@ -82,6 +85,7 @@ struct gw_forwarder {
      * connection uses the CRL loaded last. */
     SSL_CTX *tls;
     uint64_t tls_generation;
+    int tls_broker;   /* the broker whose name the context checks */
     bool crl_checked; /* the CRL in force was issued by mqtt_ca */
     int verify_error; /* X509_V_* of the last refused broker certificate, 0 if none */
     char verify_subject[256];
@@ -216,7 +220,7 @@ static bool broker_cert_refused(gw_forwarder *fw)
         return false;
     gw_metric_add_chosen(fw->metrics.cert_refused, 1);
     gw_log(GW_LOG_ERROR, "mqtt.certificate_refused",
-           "broker=%s:%d reason=\"%s\" subject=\"%s\" action=\"%s\"", fw->host, fw->opt.port,
+           "broker=%s:%d reason=\"%s\" subject=\"%s\" action=\"%s\"", fw->host, fw->port,
            X509_verify_cert_error_string(fw->verify_error), fw->verify_subject,
            fw->verify_error == X509_V_ERR_CERT_REVOKED
                ? "the broker's certificate is revoked in the CRL: give the broker a new "
@@ -235,8 +239,7 @@ static void connection_lost(gw_forwarder *fw, gw_forwarder_state to, const char 
         return;
     if (broker_cert_refused(fw))
         why = "broker certificate refused";
-    gw_log(GW_LOG_WARN, "mqtt.disconnected", "broker=%s:%d reason=\"%s\"", fw->host, fw->opt.port,
-           why);
+    gw_log(GW_LOG_WARN, "mqtt.disconnected", "broker=%s:%d reason=\"%s\"", fw->host, fw->port, why);
     if (set_state(fw, to))
         event_active(fw->teardown_ev, EV_TIMEOUT, 0);
 }
@@ -398,28 +401,52 @@ static void on_connect(struct mosquitto *mosq, void *arg, int rc)
     (void)mosq;
     gw_forwarder *fw = arg;
     if (rc != 0) {
-        gw_log(GW_LOG_ERROR, "mqtt.refused", "broker=%s:%d reason=\"%s\"", fw->host, fw->opt.port,
+        gw_log(GW_LOG_ERROR, "mqtt.refused", "broker=%s:%d reason=\"%s\"", fw->host, fw->port,
                mosquitto_reason_string(rc));
         connection_lost(fw, GW_FWD_CLOSING, mosquitto_reason_string(rc));
         return;
     }
     if (!set_state(fw, GW_FWD_CONNECTED))
         return;
+    fw->acked_since_connect = false;
     event_del(fw->deadline_ev);
     buffer_writes(fw);
     fw->cursor = 0;
     fw->n_inflight = 0;
     gw_log(GW_LOG_INFO, "mqtt.connected", "broker=%s:%d client_id=%s outbox_depth=%lld", fw->host,
-           fw->opt.port, fw->client_id, (long long)fw->store.depth(fw->store.ctx));
+           fw->port, fw->client_id, (long long)fw->store.depth(fw->store.ctx));
     if (fw->status_topic[0]) /* retained, so consumers see the state on subscribing */
         mosquitto_publish(fw->mosq, NULL, fw->status_topic, 6, "online", 1, true);
     pump(fw);
 }
 
+/* MQTT 3.1.1 has no negative PUBACK: a broker that will not take a
+ * publish (RabbitMQ, for a topic its permissions refuse) closes the
+ * connection. A connection closed with publishes unacknowledged and none
+ * acknowledged since it opened is taken for that refusal: counted, logged,
+ * and the backoff keeps growing until a PUBACK comes, rather than
+ * reconnecting at once into the same refusal. */
+static bool closed_on_refusal(gw_forwarder *fw, int rc)
+{
+    if (!fw->opt.mqtt311 || rc == 0 || fw->n_inflight == 0 || fw->acked_since_connect)
+        return false;
+    gw_metric_add_chosen(fw->metrics.publish_refused, 1);
+    gw_log(GW_LOG_ERROR, "mqtt.publish_refused",
+           "id=%lld reason=\"the broker closed the connection with %d publishes unacknowledged "
+           "(MQTT 3.1.1 has no refusal code)\" action=\"kept in the outbox; check the broker's "
+           "permissions for topic_prefix\"",
+           (long long)fw->window[0].id, fw->n_inflight);
+    return true;
+}
+
 static void on_disconnect(struct mosquitto *mosq, void *arg, int rc)
 {
     (void)mosq;
-    connection_lost(arg, GW_FWD_CLOSING, rc == 0 ? "closed" : mosquitto_strerror(rc));
+    gw_forwarder *fw = arg;
+    if (closed_on_refusal(fw, rc))
+        connection_lost(fw, GW_FWD_REFUSED, "closed with publishes unacknowledged");
+    else
+        connection_lost(fw, GW_FWD_CLOSING, rc == 0 ? "closed" : mosquitto_strerror(rc));
 }
 
 /* A row the broker can never take must not hold up the rows behind it:
@@ -488,6 +515,7 @@ static void on_publish(struct mosquitto *mosq, void *arg, int mid, int reason,
         fw->window[i] = fw->window[--fw->n_inflight];
         gw_gauge_set_chosen(fw->metrics.inflight, fw->n_inflight);
         fw->acked[fw->n_acked++] = id;
+        fw->acked_since_connect = true;
         break;
     }
 }
@@ -521,8 +549,8 @@ static int publish_row(const gw_outbox_row *row, void *arg)
     }
     int len = security ? gw_message_security_full(fw->gateway, row->device, row->gseq, row->body,
                                                   row->body_len, fw->msg, fw->opt.max_packet)
-                       : gw_message_full(row->device, row->gseq, row->body, row->body_len, fw->msg,
-                                         fw->opt.max_packet);
+                       : gw_message_full(row->device, fw->gateway, row->gseq, row->body,
+                                         row->body_len, fw->msg, fw->opt.max_packet);
     if (len < 0) {
         /* Stored before mqtt_max_packet was lowered, or by an older
          * version that did not check at ingest. */
@@ -668,10 +696,10 @@ static iot_status build_tls(gw_forwarder *fw, SSL_CTX **out, iot_err *err)
                        gw_asn1_time_unix(X509_get0_notAfter(SSL_CTX_get0_certificate(ctx))));
     X509_VERIFY_PARAM *param = SSL_CTX_get0_param(ctx);
     X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
-    if (X509_VERIFY_PARAM_set1_ip_asc(param, c->host) != 1 &&
-        X509_VERIFY_PARAM_set1_host(param, c->host, 0) != 1) {
+    if (X509_VERIFY_PARAM_set1_ip_asc(param, fw->host) != 1 &&
+        X509_VERIFY_PARAM_set1_host(param, fw->host, 0) != 1) {
         st = iot_err_set(err, IOT_EINVAL, "mqtt_host '%s' cannot be checked against a certificate",
-                         c->host);
+                         fw->host);
         goto out;
     }
     /* The CRL only applies to certificates its issuer signed: with
@@ -701,7 +729,7 @@ out:
 static int refresh_tls(gw_forwarder *fw)
 {
     uint64_t generation = gw_admission_generation(fw->opt.identity);
-    if (fw->tls != NULL && generation == fw->tls_generation)
+    if (fw->tls != NULL && generation == fw->tls_generation && fw->broker == fw->tls_broker)
         return MOSQ_ERR_SUCCESS;
     SSL_CTX *ctx = NULL;
     iot_err err = {0};
@@ -713,6 +741,7 @@ static int refresh_tls(gw_forwarder *fw)
     SSL_CTX_free(fw->tls);
     fw->tls = ctx;
     fw->tls_generation = generation;
+    fw->tls_broker = fw->broker;
     if (first && !fw->crl_checked)
         gw_log(GW_LOG_WARN, "mqtt.crl_not_applicable",
                "mqtt_ca=%s crl=%s action=\"the CRL is not issued by mqtt_ca: the broker's "
@@ -724,6 +753,9 @@ static int refresh_tls(gw_forwarder *fw)
 static int connect_now(gw_forwarder *fw)
 {
     const gw_forwarder_options *c = &fw->opt;
+    const gw_broker *b = &c->brokers[fw->broker];
+    snprintf(fw->host, sizeof(fw->host), "%s", b->host);
+    fw->port = b->port;
     int rc = refresh_tls(fw);
     if (rc != MOSQ_ERR_SUCCESS)
         return rc;
@@ -734,7 +766,8 @@ static int connect_now(gw_forwarder *fw)
     mosquitto_connect_callback_set(fw->mosq, on_connect);
     mosquitto_disconnect_callback_set(fw->mosq, on_disconnect);
     mosquitto_publish_v5_callback_set(fw->mosq, on_publish);
-    mosquitto_int_option(fw->mosq, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V5);
+    mosquitto_int_option(fw->mosq, MOSQ_OPT_PROTOCOL_VERSION,
+                         c->mqtt311 ? MQTT_PROTOCOL_V311 : MQTT_PROTOCOL_V5);
     /* Our own window bounds what is in flight; libmosquitto must not hold back. */
     mosquitto_max_inflight_messages_set(fw->mosq, 0);
     /* Our context as it is: libmosquitto adds nothing to it (no defaults). */
@@ -744,7 +777,7 @@ static int connect_now(gw_forwarder *fw)
     if (rc == MOSQ_ERR_SUCCESS && fw->status_topic[0])
         rc = mosquitto_will_set(fw->mosq, fw->status_topic, 7, "offline", 1, true);
     if (rc == MOSQ_ERR_SUCCESS)
-        rc = mosquitto_connect_async(fw->mosq, c->host, c->port, (int)(c->keepalive_ms / 1000));
+        rc = mosquitto_connect_async(fw->mosq, fw->host, fw->port, (int)(c->keepalive_ms / 1000));
     if (rc != MOSQ_ERR_SUCCESS)
         return rc;
     int sock = mosquitto_socket(fw->mosq);
@@ -772,7 +805,7 @@ static void on_retry(evutil_socket_t fd, short what, void *arg)
     if (rc != MOSQ_ERR_SUCCESS) {
         broker_cert_refused(fw);
         gw_log(GW_LOG_WARN, "mqtt.connect_failed", "broker=%s:%d reason=\"%s\" attempt=%d",
-               fw->host, fw->opt.port,
+               fw->host, fw->port,
                rc == MOSQ_ERR_ERRNO ? "connection refused or unreachable" : mosquitto_strerror(rc),
                fw->attempt);
         teardown(fw);
@@ -787,6 +820,17 @@ static void on_retry(evutil_socket_t fd, short what, void *arg)
 static void schedule_reconnect(gw_forwarder *fw)
 {
     const gw_forwarder_options *c = &fw->opt;
+    /* With several brokers the next one is tried after the shortest delay;
+     * the backoff grows once every broker has failed in turn. */
+    if (c->n_brokers > 1 && !fw->backoff_held) {
+        fw->broker = (fw->broker + 1) % c->n_brokers;
+        if (fw->broker != 0) {
+            struct timeval tv = {(time_t)(c->reconnect_min_ms / 1000),
+                                 (suseconds_t)((c->reconnect_min_ms % 1000) * 1000)};
+            event_add(fw->retry_ev, &tv);
+            return;
+        }
+    }
     int64_t delay = c->reconnect_min_ms;
     for (int i = 0; i < fw->attempt && delay < c->reconnect_max_ms; i++)
         delay *= 2;
@@ -833,7 +877,6 @@ static iot_status copy_options(gw_forwarder *fw, const gw_forwarder_options *opt
         const char *src;
         const char *what;
     } strs[] = {
-        {fw->host, sizeof(fw->host), opt->host, "mqtt_host"},
         {fw->ca_path, sizeof(fw->ca_path), opt->ca_path, "mqtt_ca"},
         {fw->cert_path, sizeof(fw->cert_path), opt->cert_path, "mqtt_cert"},
         {fw->key_path, sizeof(fw->key_path), opt->key_path, "mqtt_key"},
@@ -848,7 +891,11 @@ static iot_status copy_options(gw_forwarder *fw, const gw_forwarder_options *opt
             (size_t)snprintf(strs[i].dst, strs[i].size, "%s", strs[i].src) >= strs[i].size)
             return iot_err_set(err, IOT_EINVAL, "%s is missing or too long", strs[i].what);
     }
-    fw->opt.host = fw->host;
+    if (opt->n_brokers < 1 || opt->n_brokers > GW_BROKERS_MAX)
+        return iot_err_set(err, IOT_EINVAL, "mqtt_host names no broker");
+    fw->broker = 0;
+    snprintf(fw->host, sizeof(fw->host), "%s", opt->brokers[0].host);
+    fw->port = opt->brokers[0].port;
     fw->opt.ca_path = fw->ca_path;
     fw->opt.cert_path = fw->cert_path;
     fw->opt.key_path = fw->key_path;

@@ -46,6 +46,7 @@
 #include <event2/event.h>
 
 #include "iot/status.h"
+#include "brokers.h"
 #include "outbox.h"
 
 typedef struct gw_forwarder gw_forwarder;
@@ -75,8 +76,12 @@ typedef struct gw_forwarder_metrics {
 } gw_forwarder_metrics;
 
 typedef struct gw_forwarder_options {
-    const char *host; /* the broker (mqtt_host), also checked against its certificate */
-    int port;
+    /* The brokers (mqtt_host), tried in order: the forwarder stays with
+     * the one that takes it and moves to the next when it fails. Each is
+     * checked against its own certificate. */
+    gw_broker brokers[GW_BROKERS_MAX];
+    int n_brokers;
+    bool mqtt311;               /* MQTT 3.1.1 instead of 5 (mqtt_protocol) */
     const char *ca_path;        /* CA of the broker's certificate (mqtt_ca) */
     const char *cert_path;      /* the gateway's client certificate (mqtt_cert) */
     const char *key_path;       /* its key (mqtt_key) */

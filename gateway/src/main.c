@@ -223,8 +223,9 @@ static void forwarder_options_from_config(const gw_config *c, gw_admission *iden
                                           gw_forwarder_options *o)
 {
     memset(o, 0, sizeof(*o));
-    o->host = c->mqtt_host;
-    o->port = c->mqtt_port;
+    /* Validated with the configuration: a list that parses then parses now. */
+    (void)gw_brokers_parse(c->mqtt_host, c->mqtt_port, o->brokers, &o->n_brokers);
+    o->mqtt311 = strcmp(c->mqtt_protocol, "3.1.1") == 0;
     o->ca_path = c->mqtt_ca;
     o->cert_path = c->mqtt_cert;
     o->key_path = c->mqtt_key;

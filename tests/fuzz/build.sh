@@ -39,10 +39,11 @@ recipe() {
       LIBS=($(pkg-config --libs libcjson) -lm)
       ;;
     config_fuzz)
-      SRCS=("$f" gateway/lib/config.c gateway/lib/config_parse.c gateway/lib/proxyv2.c
-        common/src/status.c)
+      SRCS=("$f" gateway/lib/config.c gateway/lib/config_parse.c gateway/lib/brokers.c
+        gateway/lib/proxyv2.c common/src/status.c)
       DEPS=(gateway/lib/config.h gateway/lib/config.c gateway/lib/config_parse.h
-        gateway/lib/config_parse.c gateway/lib/proxyv2.c gateway/lib/proxyv2.h common
+        gateway/lib/config_parse.c gateway/lib/brokers.h gateway/lib/brokers.c
+        gateway/lib/proxyv2.c gateway/lib/proxyv2.h common
         core/include/iotd/protocol.h)
       FLAGS=(-D_POSIX_C_SOURCE=200809L -Igateway/lib -Icommon/include -Icore/include)
       LIBS=(-lm)

@@ -88,6 +88,7 @@ static const char *const all_keys[] = {
     "device_silent_after",
     "mqtt_host",
     "mqtt_port",
+    "mqtt_protocol",
     "mqtt_ca",
     "mqtt_cert",
     "mqtt_key",

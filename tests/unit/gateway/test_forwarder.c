@@ -387,8 +387,8 @@ static void start_forwarder(harness *h, int inflight, size_t max_packet)
     iot_err err = {0};
     assert_int_equal(gw_admission_open(&iopt, &h->identity, &err), IOT_OK);
     gw_forwarder_options opt = {
-        .host = "127.0.0.1",
-        .port = port,
+        .brokers = {{.host = "127.0.0.1", .port = port}},
+        .n_brokers = 1,
         .ca_path = ca,
         .cert_path = cert,
         .key_path = key,
