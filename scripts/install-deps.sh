@@ -21,7 +21,7 @@ TEST_PKGS=(
   clang clang-format libclang-rt-14-dev gcovr python3
   gcc-riscv64-unknown-elf picolibc-riscv64-unknown-elf qemu-system-misc
   iproute2 nftables wireguard-go wireguard-tools tcpdump iputils-ping
-  testssl.sh prometheus pmccabe
+  testssl.sh prometheus pmccabe haproxy
   systemd strace gdb python3-yaml python3-jsonschema curl docker-compose
   buildah debootstrap python3-docker
   zstd binutils-riscv64-unknown-elf libstdc++-arm-none-eabi-dev

@@ -13,6 +13,7 @@
 
 #include "brokers.h"
 #include "config_parse.h"
+#include "proxyv2.h"
 #include "iotd/protocol.h"
 
 #define GW__LINE_MAX 1024
@@ -232,6 +233,21 @@ static const gw__option gw__options[] = {
      .help = "New connections one address may open at once above that average,\n"
              "for example devices behind one NAT address reconnecting after an\n"
              "outage."},
+    {.key = "proxy_protocol_from",
+     .type = GW__STRING,
+     GW__FIELD(proxy_protocol_from),
+     .def = "",
+     .flags = GW__EMPTY_OK,
+     .check = gw_proxy_from_check,
+     .allowed = "IP addresses or CIDR prefixes separated by spaces or commas, at most 32, "
+                "or \"\" (off)",
+     .help = "Addresses of the TCP balancers (HAProxy with send-proxy-v2) in front\n"
+             "of the device listener. A connection from one of them must start with\n"
+             "a PROXY protocol v2 header, whose client address then counts for the\n"
+             "per-address limits and the logs; a PROXY header from any other address,\n"
+             "or none from a balancer, is refused as proxy_header_refused. \"\" looks\n"
+             "for no header (one then fails the TLS handshake as tls_protocol).\n"
+             "See docs/deploy.md, Several gateways behind HAProxy."},
     {.key = "reload_interval",
      .type = GW__DURATION,
      GW__FIELD(reload_interval_ms),
@@ -1266,6 +1282,26 @@ static iot_status gw__check_fields(const gw_config *cfg, iot_err *err)
     return IOT_OK;
 }
 
+/* A balancer list that takes in everyone lets any client claim any address
+ * (escaping its per-address limits, writing another address in the logs):
+ * allowed, but said. */
+static void gw__warn_proxy_from(const gw_config *cfg, gw_config_warn_fn warn, void *ctx)
+{
+    gw_proxy_from from;
+    char why[160];
+    if (!gw_proxy_from_parse(cfg->proxy_protocol_from, &from, why, sizeof(why)))
+        return; /* refused with its reason by the field check */
+    for (size_t i = 0; i < from.n; i++) {
+        if (from.net[i].prefix == 0) {
+            gw__warn(warn, ctx, "proxy_protocol_from",
+                     "proxy_protocol_from takes PROXY headers from every address (a /0 prefix): "
+                     "any client can claim any address, past the per-address limits; list "
+                     "the balancers' addresses");
+            return;
+        }
+    }
+}
+
 static iot_status gw__check_security(const gw_config *cfg, gw_config_warn_fn warn, void *ctx,
                                      iot_err *err)
 {
@@ -1296,6 +1332,7 @@ static iot_status gw__check_security(const gw_config *cfg, gw_config_warn_fn war
                  "require_client_cert = no: devices are not authenticated and the device ID "
                  "is taken from the X-Device-Id header");
     }
+    gw__warn_proxy_from(cfg, warn, ctx);
     return IOT_OK;
 }
 

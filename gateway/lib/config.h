@@ -47,7 +47,8 @@ typedef struct gw_config {
     size_t max_buffered_bytes;       /* request bytes buffered in all; default 256 MiB */
     double connection_rate_per_address;  /* new connections/s per address; 0 = none; default 20 */
     double connection_burst_per_address; /* bucket size; default 200 */
-    int64_t reload_interval_ms; /* poll registry/CRL for changes; 0 = SIGHUP only; default 2 s */
+    char proxy_protocol_from[512]; /* balancers sending PROXY v2 headers; "" = none (default) */
+    int64_t reload_interval_ms;    /* poll registry/CRL for changes; 0 = SIGHUP only; default 2 s */
 
     /* admin listener (plain HTTP: /healthz, /metrics) */
     char admin_listen[GW_HOST_MAX];     /* default "127.0.0.1:9100"; "" disables */

@@ -19,6 +19,7 @@ static const gw_refusal_row ROWS[GW_REF_COUNT] = {
     [GW_REF_CONN_OVER_CAPACITY]     = {0,   "over_capacity",              O, GW_RC_OVER_CAPACITY,        W},
     [GW_REF_CONN_RATE_LIMITED]      = {0,   "rate_limited",               S, GW_RC_RATE_LIMITED,         W},
     [GW_REF_REQUEST_TIMEOUT]        = {0,   "request_timeout",            S, GW_RC_REQUEST_TIMEOUT,      W},
+    [GW_REF_PROXY_HEADER]           = {0,   "proxy_header_refused",       S, GW_RC_PROXY_HEADER_REFUSED, W},
     [GW_REF_DEVICE_UNKNOWN]         = {403, "device_unknown",             S, GW_RC_DEVICE_UNKNOWN,       W},
     [GW_REF_DEVICE_REVOKED]         = {403, "device_revoked",             S, GW_RC_DEVICE_REVOKED,       W},
     [GW_REF_NOT_A_DEVICE]           = {403, "device_unknown",             S, GW_RC_NOT_A_DEVICE,         W},
@@ -143,6 +144,7 @@ static const struct {
     [GW_RC_EST_REFUSED]         = {"est_refused",              S},
     [GW_RC_EST_INVALID]         = {"est_invalid",              Q},
     [GW_RC_EST_UNAVAILABLE]     = {"est_unavailable",          O},
+    [GW_RC_PROXY_HEADER_REFUSED] = {"proxy_header_refused",    S},
 };
 // clang-format on
 

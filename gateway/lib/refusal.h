@@ -60,6 +60,7 @@ typedef enum gw_refusal_counter {
     GW_RC_EST_REFUSED,
     GW_RC_EST_INVALID,
     GW_RC_EST_UNAVAILABLE,
+    GW_RC_PROXY_HEADER_REFUSED,
     GW_RC_COUNT
 } gw_refusal_counter;
 
@@ -71,6 +72,8 @@ typedef enum gw_refusal {
     GW_REF_CONN_OVER_CAPACITY, /* max_connections, per address, per device, buffered bytes */
     GW_REF_CONN_RATE_LIMITED,  /* connection_rate_per_address */
     GW_REF_REQUEST_TIMEOUT,
+    GW_REF_PROXY_HEADER, /* a PROXY header from an address not in proxy_protocol_from, or none
+                            (or an invalid one) from a balancer that is */
     /* identity (in the handshake, or per request) */
     GW_REF_DEVICE_UNKNOWN,
     GW_REF_DEVICE_REVOKED,

@@ -34,6 +34,7 @@ typedef struct gw_ingest_options {
     int max_connections_per_address;    /* 0: no cap */
     double connection_rate_per_address; /* new connections/s; 0: no limit */
     double connection_burst_per_address;
+    const char *proxy_protocol_from; /* balancers sending PROXY v2 headers; "" or NULL: none */
     int64_t request_timeout_ms;
     size_t max_buffered_bytes;
     int64_t retry_after_s;    /* Retry-After on 503 */

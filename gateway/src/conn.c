@@ -20,6 +20,7 @@
 #include <openssl/x509.h>
 
 #include "log.h"
+#include "proxyv2.h"
 #include "metrics.h"
 #include "est.h"
 #include "tls.h"
@@ -93,6 +94,16 @@ static void on_input(struct evbuffer *buf, const struct evbuffer_cb_info *info, 
 
 /* ---- life and death --------------------------------------------------- */
 
+static void preface_free(gw_conn *c)
+{
+    if (c->preface != NULL)
+        event_free(c->preface);
+    c->preface = NULL;
+    if (c->preface_wait != NULL)
+        event_free(c->preface_wait);
+    c->preface_wait = NULL;
+}
+
 /* Everything the connection holds, given back once. */
 static void conn_close(gw_conn *c)
 {
@@ -125,6 +136,7 @@ static void conn_close(gw_conn *c)
     if (c->linger != NULL)
         event_free(c->linger);
     c->linger = NULL;
+    preface_free(c);
     if (c->holds_address_slot && gw_addr_limit_release(c->env->per_address, &c->address))
         gw_gauge_add(GW_G_CONNECTED_ADDRESSES, -1);
     c->holds_address_slot = false;
@@ -135,8 +147,9 @@ static void conn_close(gw_conn *c)
         c->env->serving--;
     c->serving = false;
     gw_http_reader_free(&c->http);
-    if (c->env->kind == GW_CONN_DEVICE)
+    if (c->counted)
         gw_gauge_add(GW_G_OPEN_CONNECTIONS, -1);
+    c->counted = false;
     gw_conn_unref(c);
 }
 
@@ -246,7 +259,8 @@ static bool start_io(gw_conn *c)
     } else {
         c->bev = bufferevent_socket_new(c->env->base, c->fd, opts);
     }
-    c->timer = evtimer_new(c->env->base, on_timer, c);
+    if (c->timer == NULL) /* made already when a PROXY header was looked for */
+        c->timer = evtimer_new(c->env->base, on_timer, c);
     if (c->bev == NULL || c->timer == NULL)
         return false;
     if (c->env->kind == GW_CONN_DEVICE)
@@ -265,6 +279,140 @@ static bool start_io(gw_conn *c)
     bufferevent_setwatermark(c->bev, EV_READ, 0, GW_HTTP_HEADERS_MAX + c->env->max_body);
     arm_deadline(c); /* the handshake and the first request */
     return bufferevent_enable(c->bev, EV_READ | EV_WRITE) == 0;
+}
+
+/* ---- before TLS: the PROXY header (proxy_protocol_from) ------------------ */
+
+/* Counts an admitted device connection in the open connections. */
+static void count_open(gw_conn *c)
+{
+    if (c->env->kind != GW_CONN_DEVICE)
+        return;
+    gw_gauge_add(GW_G_OPEN_CONNECTIONS, 1);
+    c->counted = true;
+}
+
+/* The first bytes are settled: TLS takes the socket from here. */
+static void begin_tls(gw_conn *c)
+{
+    preface_free(c);
+    if (start_io(c))
+        return;
+    gw_refusal_inc(GW_REF_OUT_OF_MEMORY);
+    gw_log(GW_LOG_ERROR, "connection.refused",
+           "peer=%s reason=out_of_memory detail=\"no memory for the connection\"", c->peer);
+    conn_close(c);
+}
+
+static void refuse_preface(gw_conn *c, const char *detail)
+{
+    refuse_connection(c, GW_REF_PROXY_HEADER, detail);
+    conn_close(c);
+}
+
+/* Part of a header has come: looking again at once would spin on the
+ * same bytes (the socket stays readable), so look again shortly; the
+ * connection's deadline bounds the wait. */
+static void wait_more(gw_conn *c)
+{
+    struct timeval tv = ms_tv(10);
+    event_del(c->preface);
+    evtimer_add(c->preface_wait, &tv);
+}
+
+/* The balancer's client becomes the connection's peer and address, for the
+ * per-address limits and every log line. */
+static void take_client_address(gw_conn *c, const gw_proxy_header *h)
+{
+    char balancer[GW_PEER_MAX];
+    memcpy(balancer, c->peer, sizeof(balancer));
+    const struct sockaddr *sa = (const struct sockaddr *)&h->source;
+    gw_peer_format(sa, h->source_len, c->peer, sizeof(c->peer));
+    c->has_address = gw_addr_key_of(sa, h->source_len, &c->address);
+    if (c->has_address)
+        gw_addr_key_format(&c->address, c->address_text, sizeof(c->address_text));
+    gw_log(GW_LOG_DEBUG, "connection.proxied", "peer=%s balancer=%s", c->peer, balancer);
+}
+
+/* A balancer's connection: its PROXY v2 header, taken off the socket to
+ * the last byte and no further (what follows is the client's TLS), then
+ * admission with the client's address. */
+static void take_proxy_header(gw_conn *c, const uint8_t *buf, size_t n)
+{
+    gw_proxy_header h;
+    const char *why = NULL;
+    gw_proxy_status st = gw_proxy_parse(buf, n, &h, &why);
+    if (st == GW_PROXY_MORE) {
+        wait_more(c);
+        return;
+    }
+    if (st == GW_PROXY_INVALID) {
+        char detail[160];
+        snprintf(detail, sizeof(detail), "no valid PROXY v2 header from a balancer: %s", why);
+        refuse_preface(c, detail);
+        return;
+    }
+    uint8_t sink[GW_PROXY_MAX];
+    if (recv(c->fd, sink, h.length, 0) != (ssize_t)h.length) {
+        conn_close(c); /* the bytes just peeked are gone: the socket failed */
+        return;
+    }
+    if (!h.local)
+        take_client_address(c, &h);
+    if (!admit(c)) {
+        conn_close(c);
+        return;
+    }
+    count_open(c);
+    begin_tls(c);
+}
+
+/* The first bytes of a connection, peeked: a balancer's PROXY header, or
+ * anyone else's first TLS record (a PROXY header from them is refused:
+ * it would claim an address they may not claim). */
+static void on_preface(evutil_socket_t fd, short what, void *arg)
+{
+    (void)what;
+    gw_conn *c = arg;
+    uint8_t buf[GW_PROXY_MAX];
+    ssize_t n = recv(fd, buf, c->from_balancer ? sizeof(buf) : GW_PROXY_SIG_LEN, MSG_PEEK);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        return;
+    if (n <= 0) {
+        conn_close(c); /* gone before a byte, as a port scan does */
+        return;
+    }
+    if (c->from_balancer) {
+        take_proxy_header(c, buf, (size_t)n);
+        return;
+    }
+    gw_proxy_status st = gw_proxy_sniff(buf, (size_t)n);
+    if (st == GW_PROXY_DONE)
+        refuse_preface(c, "a PROXY header from an address not in proxy_protocol_from");
+    else if (st == GW_PROXY_MORE)
+        wait_more(c);
+    else
+        begin_tls(c);
+}
+
+static void on_preface_wait(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    gw_conn *c = arg;
+    if (event_add(c->preface, NULL) != 0)
+        conn_close(c);
+}
+
+/* Watches the first bytes within the request deadline (on_timer). */
+static bool start_preface(gw_conn *c)
+{
+    c->timer = evtimer_new(c->env->base, on_timer, c);
+    c->preface = event_new(c->env->base, c->fd, EV_READ | EV_PERSIST, on_preface, c);
+    c->preface_wait = evtimer_new(c->env->base, on_preface_wait, c);
+    if (c->timer == NULL || c->preface == NULL || c->preface_wait == NULL)
+        return false;
+    arm_deadline(c);
+    return event_add(c->preface, NULL) == 0;
 }
 
 void gw_conn_accept(gw_conn_env *env, evutil_socket_t fd, const struct sockaddr *sa, socklen_t len)
@@ -287,20 +435,23 @@ void gw_conn_accept(gw_conn_env *env, evutil_socket_t fd, const struct sockaddr 
         gw_addr_key_format(&c->address, c->address_text, sizeof(c->address_text));
     if (env->kind == GW_CONN_DEVICE)
         gw_metric_inc(GW_M_CONNECTIONS_ACCEPTED);
-    if (!admit(c)) {
+    /* A balancer's connection is admitted once its header names the client. */
+    c->from_balancer = env->proxy_from != NULL && gw_proxy_from_match(env->proxy_from, sa, len);
+    if (!c->from_balancer && !admit(c)) {
         close(fd);
         free(c);
         return;
     }
-    if (env->kind == GW_CONN_DEVICE)
-        gw_gauge_add(GW_G_OPEN_CONNECTIONS, 1);
+    if (!c->from_balancer)
+        count_open(c);
     c->open = true;
     c->next = env->open;
     if (env->open != NULL)
         env->open->prev = c;
     env->open = c;
     gw_http_reader_init(&c->http);
-    if (!start_io(c)) {
+    bool started = env->proxy_from != NULL ? start_preface(c) : start_io(c);
+    if (!started) {
         gw_refusal_inc(GW_REF_OUT_OF_MEMORY);
         gw_log(GW_LOG_ERROR, "connection.refused",
                "peer=%s reason=out_of_memory detail=\"no memory for the connection\"", c->peer);
@@ -826,6 +977,10 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     /* An admin connection idle between requests (a scraper's keep-alive)
      * is closed quietly; one part-way through a request is not. */
     bool idle = c->env->kind == GW_CONN_ADMIN && !c->http.started;
+    if (c->preface != NULL && c->from_balancer) {
+        refuse_preface(c, "no PROXY v2 header from a balancer within request_timeout");
+        return;
+    }
     if (c->state == GW_CONN_READING && !idle) {
         gw_refusal_inc(GW_REF_REQUEST_TIMEOUT);
         gw_log(GW_LOG_WARN, "request.timeout",

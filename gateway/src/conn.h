@@ -7,7 +7,11 @@
  * At accept the peer address is formatted once and the connection is
  * admitted or refused before any TLS state exists: max_connections, then
  * the per-address rate (connection_rate_per_address) and cap
- * (max_connections_per_address). An admitted connection holds its TLS
+ * (max_connections_per_address). With proxy_protocol_from set, the first
+ * bytes are looked at before TLS: a connection from a balancer of the list
+ * must start with a PROXY v2 header, whose client address replaces the
+ * balancer's, and is admitted only then; any other that starts with a
+ * PROXY header is refused (proxyv2.h). An admitted connection holds its TLS
  * session (whose SSL points back here), its request deadline, its share of
  * max_buffered_bytes, the identity verdict of its certificate (per
  * admission snapshot), its per-device slot, and its HTTP reader.
@@ -36,12 +40,14 @@
 #include "app.h"
 #include "devlimit.h"
 #include "http1.h"
+#include "proxyv2.h"
 #include "router.h"
 
 typedef struct gw_conn gw_conn;
 
 typedef enum gw_conn_kind {
-    /* Devices: admitted at accept (max_connections, per address), counted
+    /* Devices: admitted at accept (max_connections, per address; a
+     * balancer's connection once its PROXY header names the device), counted
      * in the connection and buffered-bytes gauges, each request checked
      * against the device's identity; refusals logged as request.refused. */
     GW_CONN_DEVICE,
@@ -63,11 +69,12 @@ typedef struct gw_conn_env {
     gw_conn_kind kind;
     gw_app *app; /* GW_CONN_DEVICE */
     struct event_base *base;
-    SSL_CTX *tls;                /* NULL: plain TCP */
-    uint64_t request_timeout_ms; /* for each request, and for the peer to read its answer */
-    size_t max_body;             /* the body limit of GW_ROUTE_BODY_CONFIGURED rows */
-    gw_addr_limit *per_address;  /* NULL: no per-address cap */
-    gw_addr_rate *address_rate;  /* NULL: no per-address rate */
+    SSL_CTX *tls;                    /* NULL: plain TCP */
+    uint64_t request_timeout_ms;     /* for each request, and for the peer to read its answer */
+    size_t max_body;                 /* the body limit of GW_ROUTE_BODY_CONFIGURED rows */
+    gw_addr_limit *per_address;      /* NULL: no per-address cap */
+    gw_addr_rate *address_rate;      /* NULL: no per-address rate */
+    const gw_proxy_from *proxy_from; /* GW_CONN_DEVICE: the balancers; NULL: no PROXY headers */
     const gw_route *routes;
     size_t n_routes;
     int max_serving;                /* GW_CONN_ADMIN: connections served at once */
@@ -96,7 +103,12 @@ struct gw_conn {
     char address_text[GW_PEER_MAX]; /* the key: "192.0.2.7", "2001:db8::/64" */
     bool has_address;
     bool holds_address_slot;
-    SSL *ssl; /* NULL without device_tls; freed with bev */
+    bool counted;       /* in the open connections gauge: admitted */
+    bool from_balancer; /* from proxy_protocol_from: admitted after its PROXY header */
+    /* before TLS, with proxy_protocol_from: the first bytes, peeked */
+    struct event *preface;      /* the socket readable */
+    struct event *preface_wait; /* a part of a header came: look again shortly */
+    SSL *ssl;                   /* NULL without device_tls; freed with bev */
     struct bufferevent *bev;
     struct event *timer;  /* request deadline, then the wait for the peer to go */
     struct event *linger; /* reads the socket while waiting for the peer to go */

@@ -22,6 +22,7 @@
 #include "est.h"
 #include "iotd/protocol.h"
 #include "iotd/update.h"
+#include "proxyv2.h"
 #include "log.h"
 #include "message.h"
 #include "metrics.h"
@@ -52,6 +53,7 @@ struct gw_ingest {
     int n;
     gw_addr_limit *per_address; /* NULL: no per-address cap */
     gw_addr_rate *address_rate; /* NULL: no per-address connection rate */
+    gw_proxy_from *proxy_from;  /* NULL: no PROXY headers looked for */
 };
 
 static void handle_telemetry(gw_conn *c, gw_http_request *req, const char *device);
@@ -475,6 +477,7 @@ static iot_status worker_init(gw_app *app, gw_worker *w, gw_ingest *in, iot_err 
                            .max_body = app->limits.max_body,
                            .per_address = in->per_address,
                            .address_rate = in->address_rate,
+                           .proxy_from = in->proxy_from,
                            .routes = ROUTES,
                            .n_routes = sizeof(ROUTES) / sizeof(ROUTES[0]),
                            .owner = w};
@@ -547,6 +550,26 @@ static iot_status open_address_limits(gw_ingest *in, const gw_ingest_options *op
     return IOT_OK;
 }
 
+/* The balancers of proxy_protocol_from, shared read-only by the workers.
+ * The configuration has checked the list; a list built in code is checked
+ * here. */
+static iot_status open_proxy_from(gw_ingest *in, const gw_ingest_options *opt, iot_err *err)
+{
+    if (opt->proxy_protocol_from == NULL || opt->proxy_protocol_from[0] == '\0')
+        return IOT_OK;
+    in->proxy_from = calloc(1, sizeof(*in->proxy_from));
+    if (in->proxy_from == NULL)
+        return iot_err_set(err, IOT_ENOMEM, "out of memory for proxy_protocol_from");
+    char why[160];
+    if (!gw_proxy_from_parse(opt->proxy_protocol_from, in->proxy_from, why, sizeof(why)))
+        return iot_err_set(err, IOT_EINVAL, "invalid proxy_protocol_from: %s", why);
+    if (in->proxy_from->n == 0) {
+        free(in->proxy_from);
+        in->proxy_from = NULL;
+    }
+    return IOT_OK;
+}
+
 static iot_status start_workers(gw_app *app, gw_ingest *in, iot_err *err)
 {
     for (int i = 0; i < in->n; i++) {
@@ -587,6 +610,8 @@ iot_status gw_ingest_start(gw_app *app, gw_ingest **out, iot_err *err)
         goto out;
     }
     st = open_address_limits(in, &app->opt, err);
+    if (st == IOT_OK)
+        st = open_proxy_from(in, &app->opt, err);
     if (st != IOT_OK)
         goto out;
     st = start_workers(app, in, err);
@@ -622,6 +647,7 @@ void gw_ingest_free(gw_ingest *in)
         worker_free(&in->workers[i]); /* frees the connections, which give back their slots */
     gw_addr_limit_free(in->per_address);
     gw_addr_rate_free(in->address_rate);
+    free(in->proxy_from);
     free(in->workers);
     free(in);
 }

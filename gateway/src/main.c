@@ -269,6 +269,7 @@ static void ingest_options_from_config(const gw_config *c, gw_ingest_options *o)
     o->max_connections_per_address = c->max_connections_per_address;
     o->connection_rate_per_address = c->connection_rate_per_address;
     o->connection_burst_per_address = c->connection_burst_per_address;
+    o->proxy_protocol_from = c->proxy_protocol_from;
     o->request_timeout_ms = c->request_timeout_ms;
     o->max_buffered_bytes = c->max_buffered_bytes;
     o->retry_after_s = c->retry_after_s;

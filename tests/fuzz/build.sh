@@ -12,7 +12,8 @@ set -euo pipefail
 SRC="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 OUT="${IOT_FUZZ_DIR:-$SRC/build/fuzz}"
 CC="${FUZZ_CC:-clang}"
-HARNESSES=(payload_fuzz config_fuzz csr_fuzz registry_fuzz core_response_fuzz manifest_fuzz)
+HARNESSES=(payload_fuzz config_fuzz csr_fuzz registry_fuzz core_response_fuzz manifest_fuzz
+  proxyv2_fuzz)
 
 # The flags every harness gets; sanitizer findings abort, so libFuzzer
 # stops on them and keeps the input.
@@ -39,9 +40,10 @@ recipe() {
       ;;
     config_fuzz)
       SRCS=("$f" gateway/lib/config.c gateway/lib/config_parse.c gateway/lib/brokers.c
-        common/src/status.c)
+        gateway/lib/proxyv2.c common/src/status.c)
       DEPS=(gateway/lib/config.h gateway/lib/config.c gateway/lib/config_parse.h
-        gateway/lib/config_parse.c gateway/lib/brokers.h gateway/lib/brokers.c common
+        gateway/lib/config_parse.c gateway/lib/brokers.h gateway/lib/brokers.c
+        gateway/lib/proxyv2.c gateway/lib/proxyv2.h common
         core/include/iotd/protocol.h)
       FLAGS=(-D_POSIX_C_SOURCE=200809L -Igateway/lib -Icommon/include -Icore/include)
       LIBS=(-lm)
@@ -67,6 +69,11 @@ recipe() {
       DEPS=(core/include/iotd/manifest.h core/include/iotd/protocol.h core/src/manifest.c
         core/src/manifest_internal.h core/src/manifest_write.c core/src/protocol.c)
       FLAGS=(-Icore/include)
+      ;;
+    proxyv2_fuzz)
+      SRCS=("$f" gateway/lib/proxyv2.c)
+      DEPS=(gateway/lib/proxyv2.c gateway/lib/proxyv2.h)
+      FLAGS=(-D_POSIX_C_SOURCE=200809L -Igateway/lib)
       ;;
     core_response_fuzz)
       SRCS=("$f" core/src/*.c)

@@ -2,8 +2,8 @@
  *
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -D_POSIX_C_SOURCE=200809L \
  *     -Igateway/lib -Icommon/include -Icore/include tests/fuzz/config_fuzz.c \
- *     gateway/lib/config.c gateway/lib/config_parse.c common/src/status.c \
- *     -o config_fuzz
+ *     gateway/lib/config.c gateway/lib/config_parse.c gateway/lib/brokers.c \
+ *     gateway/lib/proxyv2.c common/src/status.c -o config_fuzz
  *   ./config_fuzz -max_len=70000 tests/fuzz/corpus/config
  *
  * Besides the sanitizers' checks, every outcome must keep the contract:

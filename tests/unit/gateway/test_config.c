@@ -49,6 +49,7 @@ static const char *const all_keys[] = {
     "max_buffered_bytes",
     "connection_rate_per_address",
     "connection_burst_per_address",
+    "proxy_protocol_from",
     "reload_interval",
     "admin_listen",
     "admin_remote",
@@ -136,6 +137,7 @@ static void defaults_are_the_documented_ones(void **state)
     assert_int_equal(c.request_timeout_ms, 10000);
     assert_int_equal(c.max_connections, 20000);
     assert_int_equal(c.reload_interval_ms, 2000);
+    assert_string_equal(c.proxy_protocol_from, ""); /* off: no PROXY headers taken */
     assert_string_equal(c.admin_listen, "127.0.0.1:9100");
     /* The payload defaults are the protocol's (docs/protocol.md). */
     assert_int_equal(c.max_body, IOTD_PROTOCOL_BODY_MAX);
@@ -316,6 +318,9 @@ static void bad_lines_name_origin_line_key_and_value(void **state)
         {"max_body = 16KB", {"'16KB' for 'max_body'", "unknown unit", "B, KiB, MiB, GiB"}},
         {"max_body = 2MiB", {"'max_body'", "out of range", "256B to 1MiB"}},
         {"max_body = 4096", {"'max_body'", "needs a unit"}},
+        {"proxy_protocol_from = 10.0.0.1, 10.0.0.256",
+         {"'10.0.0.1, 10.0.0.256' for 'proxy_protocol_from'", "'10.0.0.256' is not an IP"}},
+        {"proxy_protocol_from = 10.0.0.0/40", {"'10.0.0.0/40' is not an IP address or CIDR"}},
         {"rate_limit = nan", {"'nan' for 'rate_limit'", "not a number"}},
         {"rate_limit = inf", {"'inf'", "not a number"}},
         {"rate_limit = 1e999", {"'1e999'", "out of range"}},
@@ -583,6 +588,18 @@ static void insecure_settings_need_development_mode(void **state)
     memset(&w, 0, sizeof(w));
     assert_int_equal(gw_config_validate(&c, gwt_collect, &w, &err), IOT_OK);
     assert_int_equal(w.n, 0);
+
+    /* Balancers named one by one: no warning; every address: a warning. */
+    valid_config(&c);
+    snprintf(c.proxy_protocol_from, sizeof(c.proxy_protocol_from), "10.0.0.5, 10.0.1.0/24");
+    memset(&w, 0, sizeof(w));
+    assert_int_equal(gw_config_validate(&c, gwt_collect, &w, &err), IOT_OK);
+    assert_int_equal(w.n, 0);
+    snprintf(c.proxy_protocol_from, sizeof(c.proxy_protocol_from), "10.0.0.5 ::/0");
+    assert_int_equal(gw_config_validate(&c, gwt_collect, &w, &err), IOT_OK);
+    assert_int_equal(w.n, 1);
+    assert_string_equal(w.key[0], "proxy_protocol_from");
+    gwt_assert_contains(w.msg[0], "any client can claim any address");
 }
 
 static void validate_checks_related_limits(void **state)

@@ -53,6 +53,7 @@ static void stable_labels(void **state)
         const char *error;
     } want[] = {
         {GW_REF_TLS_NO_CERT, "tls_no_certificate", "security", 0, "tls_no_certificate"},
+        {GW_REF_PROXY_HEADER, "proxy_header_refused", "security", 0, "proxy_header_refused"},
         {GW_REF_DEVICE_REVOKED, "device_revoked", "security", 403, "device_revoked"},
         {GW_REF_NOT_A_DEVICE, "not_a_device", "security", 403, "device_unknown"},
         {GW_REF_INVALID_NAME_HOSTILE, "payload_hostile", "security", 422, "invalid_name"},
