@@ -204,9 +204,13 @@ bool gw_proxy_from_parse(const char *text, gw_proxy_from *out, char *why, size_t
     }
 }
 
+/* The table's check returns text it keeps: the configuration is parsed on
+ * the main thread only (start and reload), so one buffer will do (a
+ * thread-local one would make the program need the dynamic loader's
+ * __tls_get_addr). */
 const char *gw_proxy_from_check(const char *text)
 {
-    static _Thread_local char why[160];
+    static char why[160];
     gw_proxy_from from;
     return gw_proxy_from_parse(text, &from, why, sizeof(why)) ? NULL : why;
 }
