@@ -2,7 +2,8 @@
 # The gateway on RabbitMQ (Debian's 3.10 with its MQTT plugin), the broker a
 # cluster would run, over MQTT 3.1.1 (mqtt_protocol = 3.1.1) and TLS, the
 # gateway logging in with its certificate (ssl_cert_login, the CN as user):
-#  - readings arrive at a 3.1.1 consumer with a persistent session;
+#  - readings arrive at a 3.1.1 consumer with a persistent session, kept on
+#    a quorum queue (mqtt.durable_queue_type);
 #  - a publish RabbitMQ refuses (its topic permissions) closes the
 #    connection, as 3.1.1 has no refusal code: the gateway keeps the
 #    readings, logs and counts mqtt.publish_refused and backs off instead of
@@ -34,6 +35,9 @@ ssl_options.fail_if_no_peer_cert = true
 mqtt.ssl_cert_login = true
 ssl_cert_login_from = common_name
 mqtt.allow_anonymous = false
+# A consumer's persistent session (QoS 1) on a quorum queue: Raft-replicated
+# across a cluster's nodes (one node here).
+mqtt.durable_queue_type = quorum
 CONF
 echo "[rabbitmq_mqtt,rabbitmq_auth_mechanism_ssl]." >"$R/enabled_plugins"
 export HOME="$R" ERL_EPMD_PORT="$EPMD_PORT" RABBITMQ_NODENAME="$NODE" \
@@ -81,6 +85,8 @@ arrived() { [ "$(count)" -ge "$1" ]; }
 send 3
 wait_until 20 "3 readings through RabbitMQ" arrived 3
 pass "readings arrive through RabbitMQ over MQTT 3.1.1"
+expect_eq "the consumer's session is a quorum queue" "quorum" \
+  "$(ctl -q list_queues name type | awk -v c="consumer-$$" 'index($1, c) { print $2 }')"
 
 # --- a refused publish ----------------------------------------------------------------------
 allow '^(security|gateway)\..*'
