@@ -36,26 +36,11 @@ T0=$SECONDS
 
 scripts/install-deps.sh --bench >&2
 [ "$HEAP" = 0 ] || command -v heaptrack >/dev/null || die "heaptrack is missing (apt install heaptrack)"
-BUILD=build/bench
-say "building the gateway, iotctl and loadgen in $BUILD (RelWithDebInfo)"
-cmake -S . -B "$BUILD" -G Ninja -DIOT_BUILD_TESTS=OFF >/dev/null
-cmake --build "$BUILD" --target iotgw iotctl bench_loadgen >/dev/null
-IOTCTL="$BUILD/tools/iotctl"
-IOTGW="${IOTGW:-$BUILD/gateway/iotgw}"
-LOADGEN="$BUILD/bench/loadgen/loadgen"
+build_bench bench_loadgen
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 [ "$(ulimit -n)" -ge $((CONNS + 200)) ] || die "only $(ulimit -n) descriptors allowed; CONNS=$CONNS needs more"
 
-WORK="$(mktemp -d "${TMPDIR:-/tmp}/iot-connmem.XXXXXX")"
-chmod 755 "$WORK" # nginx's workers run as www-data
-cleanup() {
-    local name
-    for name in "${!PIDS[@]}"; do kill -TERM "${PIDS[$name]}" 2>/dev/null || true; done
-    for name in "${!PIDS[@]}"; do wait "${PIDS[$name]}" 2>/dev/null || true; done
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+make_workdir connmem
 
 P="$WORK/pki"
 say "making the PKI with iotctl: CA, gateway and broker certificates, $DEVICES devices"

@@ -15,6 +15,40 @@ die() {
     exit 1
 }
 
+# build_bench [TARGET...]: iotgw, iotctl and the TARGETs, RelWithDebInfo, in
+# build/bench; sets BUILD, IOTCTL, IOTGW (unless given) and LOADGEN.
+# shellcheck disable=SC2034 # read by the scripts that source this file
+build_bench() {
+    BUILD=build/bench
+    say "building the gateway, iotctl and $* in $BUILD (RelWithDebInfo)"
+    cmake -S . -B "$BUILD" -G Ninja -DIOT_BUILD_TESTS=OFF >/dev/null
+    cmake --build "$BUILD" --target iotgw iotctl "$@" >/dev/null
+    IOTCTL="$BUILD/tools/iotctl"
+    IOTGW="${IOTGW:-$BUILD/gateway/iotgw}"
+    LOADGEN="$BUILD/bench/loadgen/loadgen"
+    [ -x "$IOTGW" ] || die "no gateway binary at $IOTGW"
+}
+
+# make_workdir NAME: a fresh WORK directory (nginx's workers, as www-data,
+# must read it), removed at exit after the services in PIDS are stopped;
+# KEEP=1 keeps it.
+make_workdir() {
+    WORK="$(mktemp -d "${TMPDIR:-/tmp}/iot-$1.XXXXXX")"
+    chmod 755 "$WORK"
+    trap stop_all EXIT
+    trap 'exit 130' INT TERM
+}
+stop_all() {
+    local name
+    for name in "${!PIDS[@]}"; do kill -TERM "${PIDS[$name]}" 2>/dev/null || true; done
+    for name in "${!PIDS[@]}"; do wait "${PIDS[$name]}" 2>/dev/null || true; done
+    if [ "${KEEP:-0}" = 1 ]; then
+        echo "$(basename "$0"): work files kept in $WORK" >&2
+    else
+        rm -rf "$WORK"
+    fi
+}
+
 # make_pki N [CLIENT...]: in $P, a CA, the gateway's and the broker's server
 # certificates, the gateway's and a consumer's MQTT client certificates, any
 # further gateway-role clients named, and N devices bench-1..bench-N.

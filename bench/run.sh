@@ -66,19 +66,11 @@ T0=$SECONDS
 say "installing what the benchmark needs (scripts/install-deps.sh --bench)"
 scripts/install-deps.sh --bench >&2
 
-BUILD=build/bench
-say "building the gateway, iotctl and the bench tools in $BUILD (RelWithDebInfo)"
-cmake -S . -B "$BUILD" -G Ninja -DIOT_BUILD_TESTS=OFF >/dev/null
-cmake --build "$BUILD" --target iotgw iotctl bench_loadgen bench_mqtt_latency bench_mqtt_pub \
-    >/dev/null
-IOTCTL="$BUILD/tools/iotctl"
-IOTGW="${IOTGW:-$BUILD/gateway/iotgw}"
-LOADGEN="$BUILD/bench/loadgen/loadgen"
+build_bench bench_loadgen bench_mqtt_latency bench_mqtt_pub
 MQTT_LATENCY="$BUILD/bench/mqtt-latency/mqtt-latency"
 MQTT_PUB="$BUILD/bench/mqtt-pub/mqtt-pub"
 PY=/usr/bin/python3 # Debian's, with python3-flask and python3-paho-mqtt
 GUNICORN=/usr/bin/gunicorn
-[ -x "$IOTGW" ] || die "no gateway binary at $IOTGW"
 
 # 10,000 idle connections need as many descriptors in the gateway, nginx and
 # the load generator; children inherit this.
@@ -87,25 +79,7 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 [ "$(ulimit -n)" -ge $((IDLE_CONNS + 1000)) ] ||
     say "warning: only $(ulimit -n) descriptors allowed; the idle test needs $((IDLE_CONNS + 1000))"
 
-WORK="$(mktemp -d "${TMPDIR:-/tmp}/iot-bench.XXXXXX")"
-chmod 755 "$WORK" # nginx's workers run as www-data
-declare -A PIDS
-cleanup() {
-    local name
-    for name in "${!PIDS[@]}"; do
-        kill -TERM "${PIDS[$name]}" 2>/dev/null || true
-    done
-    for name in "${!PIDS[@]}"; do
-        wait "${PIDS[$name]}" 2>/dev/null || true
-    done
-    if [ "$KEEP" = 1 ]; then
-        echo "run.sh: work files kept in $WORK" >&2
-    else
-        rm -rf "$WORK"
-    fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+make_workdir bench
 
 LOAD_BEFORE="$(cut -d' ' -f1-3 /proc/loadavg)"
 

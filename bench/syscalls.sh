@@ -63,24 +63,7 @@ LOADGEN="$BUILD/bench/loadgen/loadgen"
 BEFORE="${BEFORE:-}"
 [ -z "$BEFORE" ] || [ -x "$BEFORE" ] || die "no gateway binary at $BEFORE"
 
-WORK="$(mktemp -d "${TMPDIR:-/tmp}/iot-syscalls.XXXXXX")"
-chmod 755 "$WORK" # nginx's workers run as www-data
-cleanup() {
-    local name
-    for name in "${!PIDS[@]}"; do
-        kill -TERM "${PIDS[$name]}" 2>/dev/null || true
-    done
-    for name in "${!PIDS[@]}"; do
-        wait "${PIDS[$name]}" 2>/dev/null || true
-    done
-    if [ "$KEEP" = 1 ]; then
-        echo "syscalls.sh: work files kept in $WORK" >&2
-    else
-        rm -rf "$WORK"
-    fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+make_workdir syscalls
 
 P="$WORK/pki"
 say "making the PKI with iotctl: CA, gateway and broker certificates, $DEVICES devices"

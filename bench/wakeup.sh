@@ -46,24 +46,9 @@ T0=$SECONDS
 
 say "installing what the benchmark needs (scripts/install-deps.sh --bench)"
 scripts/install-deps.sh --bench >&2
-BUILD=build/bench
-say "building the gateway, iotctl and loadgen in $BUILD (RelWithDebInfo)"
-cmake -S . -B "$BUILD" -G Ninja -DIOT_BUILD_TESTS=OFF >/dev/null
-cmake --build "$BUILD" --target iotgw iotctl bench_loadgen >/dev/null
-IOTCTL="$BUILD/tools/iotctl"
-IOTGW="${IOTGW:-$BUILD/gateway/iotgw}"
-LOADGEN="$BUILD/bench/loadgen/loadgen"
+build_bench bench_loadgen
 
-WORK="$(mktemp -d "${TMPDIR:-/tmp}/iot-wakeup.XXXXXX")"
-chmod 755 "$WORK" # nginx's workers run as www-data
-cleanup() {
-    local name
-    for name in "${!PIDS[@]}"; do kill -TERM "${PIDS[$name]}" 2>/dev/null || true; done
-    for name in "${!PIDS[@]}"; do wait "${PIDS[$name]}" 2>/dev/null || true; done
-    if [ "$KEEP" = 1 ]; then echo "wakeup.sh: work files kept in $WORK" >&2; else rm -rf "$WORK"; fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+make_workdir wakeup
 
 P="$WORK/pki"
 say "making the PKI with iotctl: CA, gateway and broker certificates, $DEVICES devices"
