@@ -471,6 +471,8 @@ static void note_round_trip(conn *c)
 {
     struct tcp_info ti;
     socklen_t len = sizeof(ti);
+    if (c->w->e->o->mode != LG_HANDSHAKE)
+        return; /* counted per wake-up only: no extra system call on keep-alive reads */
     memset(&ti, 0, sizeof(ti));
     if (getsockopt(c->fd, IPPROTO_TCP, TCP_INFO, &ti, &len) != 0 ||
         ti.tcpi_bytes_sent <= c->sent_at_wait)
