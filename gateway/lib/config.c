@@ -92,6 +92,7 @@ typedef struct gw__option {
 
 static const char *const gw__log_levels[] = {"debug", "info", "warn", "error", NULL};
 static const char *const gw__mqtt_protocols[] = {"5", "3.1.1", NULL};
+static const char *const gw__acknowledge[] = {"stored", "confirmed", NULL};
 
 static const gw__option gw__options[] = {
     {.key = "device_listen",
@@ -392,6 +393,27 @@ static const gw__option gw__options[] = {
      .max = GW__H,
      .scale = GW__S,
      .help = "Retry-After sent with 503 responses."},
+    {.key = "acknowledge",
+     .type = GW__ENUM,
+     GW__FIELD(acknowledge),
+     .def = "stored",
+     .choices = gw__acknowledge,
+     .help = "When a device gets its 200. stored: once the reading is synced to\n"
+             "the outbox, which survives a crash of the process or the machine,\n"
+             "not the loss of its disk. confirmed: once the broker has also\n"
+             "acknowledged it (PUBACK; with RabbitMQ, after its quorum queues\n"
+             "have it on a majority of nodes), so losing this gateway's disk\n"
+             "loses nothing acknowledged; each request waits a round trip to the\n"
+             "broker more (docs/gateway.md, What a 200 means)."},
+    {.key = "confirm_timeout",
+     .type = GW__DURATION,
+     GW__FIELD(confirm_timeout_ms),
+     .def = "10s",
+     .min = 100,
+     .max = 10 * GW__M,
+     .help = "With acknowledge = confirmed, how long a request waits for the\n"
+             "broker: then it gets 503 not_confirmed (the reading stays stored\n"
+             "and is delivered; the device's resend is recognised)."},
     {.key = "rollouts",
      .type = GW__PATH,
      GW__FIELD(rollouts),

@@ -69,11 +69,13 @@ typedef struct gw_config {
     double rate_burst; /* bucket size; default 20 */
 
     /* durable outbox */
-    char outbox[GW_PATH_MAX]; /* SQLite file; default "/var/lib/iotgw/outbox.db" */
-    int64_t outbox_max;       /* readings held at most; default 1000000 */
-    size_t outbox_max_bytes;  /* bytes of stored messages held at most; default 1 GiB */
-    int outbox_device_share;  /* percent of both bounds one device may hold; default 10 */
-    int64_t retry_after_s;    /* Retry-After on 503; default 5 */
+    char outbox[GW_PATH_MAX];   /* SQLite file; default "/var/lib/iotgw/outbox.db" */
+    int64_t outbox_max;         /* readings held at most; default 1000000 */
+    size_t outbox_max_bytes;    /* bytes of stored messages held at most; default 1 GiB */
+    int outbox_device_share;    /* percent of both bounds one device may hold; default 10 */
+    int64_t retry_after_s;      /* Retry-After on 503; default 5 */
+    char acknowledge[16];       /* "stored" (default) or "confirmed" (by the broker) */
+    int64_t confirm_timeout_ms; /* acknowledge = confirmed: 503 past it; default 10 s */
 
     /* firmware updates (both "" or both set) */
     char rollouts[GW_PATH_MAX];     /* rollout file shared with iotctl; "" = updates off */

@@ -68,6 +68,8 @@ static const gw_refusal_row ROWS[GW_REF_COUNT] = {
     [GW_REF_OUTBOX_FULL]            = {503, "outbox_full",                O, GW_RC_OUTBOX_FULL,          W},
     [GW_REF_OUTBOX_DEVICE_SHARE]    = {503, "outbox_device_share_full",   O, GW_RC_OUTBOX_DEVICE_SHARE,  W},
     [GW_REF_STORAGE_ERROR]          = {503, "storage_unavailable",        O, GW_RC_STORAGE_ERROR,        W},
+    [GW_REF_NOT_CONFIRMED]          = {503, "not_confirmed",              O, GW_RC_NOT_CONFIRMED,        W},
+    [GW_REF_BROKER_REFUSED]         = {502, "broker_refused",             Q, GW_RC_BROKER_REFUSED,       W},
     [GW_REF_RANGE_NOT_SATISFIABLE]  = {416, "range_not_satisfiable",      Q, GW_RC_HTTP_PROTOCOL,        I},
     [GW_REF_IMAGE_NOT_OFFERED]      = {404, "image_not_offered",          S, GW_RC_UPDATE_NOT_OFFERED,   W},
     [GW_REF_INVALID_REPORT]         = {422, "invalid_report",             Q, GW_RC_UPDATE_REPORT_INVALID, I},
@@ -145,6 +147,8 @@ static const struct {
     [GW_RC_EST_INVALID]         = {"est_invalid",              Q},
     [GW_RC_EST_UNAVAILABLE]     = {"est_unavailable",          O},
     [GW_RC_PROXY_HEADER_REFUSED] = {"proxy_header_refused",    S},
+    [GW_RC_NOT_CONFIRMED]       = {"not_confirmed",            O},
+    [GW_RC_BROKER_REFUSED]      = {"broker_refused",           Q},
 };
 // clang-format on
 
@@ -200,6 +204,7 @@ static const struct {
     {429, "Too Many Requests"},
     {431, "Request Header Fields Too Large"},
     {500, "Internal Server Error"},
+    {502, "Bad Gateway"},
     {503, "Service Unavailable"},
     {505, "HTTP Version Not Supported"},
 };

@@ -61,6 +61,8 @@ typedef enum gw_refusal_counter {
     GW_RC_EST_INVALID,
     GW_RC_EST_UNAVAILABLE,
     GW_RC_PROXY_HEADER_REFUSED,
+    GW_RC_NOT_CONFIRMED,
+    GW_RC_BROKER_REFUSED,
     GW_RC_COUNT
 } gw_refusal_counter;
 
@@ -126,6 +128,8 @@ typedef enum gw_refusal {
     GW_REF_OUTBOX_FULL,
     GW_REF_OUTBOX_DEVICE_SHARE,
     GW_REF_STORAGE_ERROR,
+    GW_REF_NOT_CONFIRMED,  /* acknowledge = confirmed: stored, the broker has not confirmed it */
+    GW_REF_BROKER_REFUSED, /* acknowledge = confirmed: the broker refused it for good */
     /* firmware updates (updates.c) */
     GW_REF_RANGE_NOT_SATISFIABLE, /* 416: past the end, malformed, or more than one range */
     GW_REF_IMAGE_NOT_OFFERED,     /* an image no rollout offers this device */

@@ -205,6 +205,8 @@ static void answer_job(gw_worker *w, ingest_job *ij)
         [GW_STORE_DEVICE_FULL] = GW_REF_OUTBOX_DEVICE_SHARE,
         [GW_STORE_ERROR] = GW_REF_STORAGE_ERROR,
         [GW_STORE_SHUTDOWN] = GW_REF_SHUTTING_DOWN,
+        [GW_STORE_UNCONFIRMED] = GW_REF_NOT_CONFIRMED,
+        [GW_STORE_REFUSED] = GW_REF_BROKER_REFUSED,
     };
     static const char *const detail[] = {
         [GW_STORE_FULL] = "the gateway's outbox is full; retry later",
@@ -212,11 +214,17 @@ static void answer_job(gw_worker *w, ingest_job *ij)
                                  "(outbox_device_share); retry later",
         [GW_STORE_ERROR] = "the gateway cannot write to its outbox; retry later",
         [GW_STORE_SHUTDOWN] = "the gateway is shutting down; retry later",
+        [GW_STORE_UNCONFIRMED] = "stored at the gateway, but the broker has not confirmed it "
+                                 "yet (acknowledge = confirmed); send it again later, it will "
+                                 "not be stored twice",
+        [GW_STORE_REFUSED] = "the broker refused this reading; the gateway keeps it in its "
+                             "quarantine; sending it again will not help",
     };
     if (job->result == GW_STORE_OK)
         answer_stored(ij);
     else if (gw_conn_is_open(ij->conn))
-        gw_conn_refuse(ij->conn, why[job->result], job->device, detail[job->result], retry);
+        gw_conn_refuse(ij->conn, why[job->result], job->device, detail[job->result],
+                       job->result == GW_STORE_REFUSED ? 0 : retry);
     job_free(ij);
     w->pending--;
 }

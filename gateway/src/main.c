@@ -418,6 +418,8 @@ static iot_status open_stores(daemon_state *d, iot_err *err)
     if (st != IOT_OK)
         goto out;
     gw_outbox_set_limits(app->outbox, (int64_t)d->cfg.outbox_max_bytes, d->cfg.outbox_device_share);
+    if (strcmp(d->cfg.acknowledge, "confirmed") == 0)
+        gw_outbox_set_confirm(app->outbox, d->cfg.confirm_timeout_ms);
     gw_gauge_set(GW_G_OUTBOX_MAX, d->cfg.outbox_max);
     char fleet_path[GW_PATH_MAX];
     st = path_beside_outbox(&d->cfg, "fleet_inventory", d->cfg.fleet_inventory, "fleet.db",

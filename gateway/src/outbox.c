@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "confirmq.h"
 #include "devmap.h"
 #include "log.h"
 #include "metrics.h"
@@ -64,6 +65,7 @@ struct gw_outbox {
     sqlite3_stmt *upsert_device;
     sqlite3_stmt *delete_row;
     sqlite3_stmt *quarantine_row;
+    sqlite3_stmt *min_row;
 
     pthread_t thread;
     bool started;
@@ -88,6 +90,10 @@ struct gw_outbox {
     gw_outbox_notify_fn notify;
     void *notify_ctx;
     gw_outbox_metrics metrics;
+
+    int64_t top_id;             /* committer thread only: the highest row inserted */
+    int64_t confirm_timeout_ns; /* 0: acknowledge = stored */
+    gw_confirmq confirm;        /* committer thread only */
 };
 
 /* The readings' metrics: what an outbox counts unless told otherwise. */
@@ -174,6 +180,15 @@ static iot_status count_rows(gw_outbox *ob, iot_err *err)
     sqlite3_finalize(st);
     st = NULL;
     atomic_store(&ob->depth, rows);
+    if (sqlite3_prepare_v2(ob->db, "SELECT coalesce(max(id), 0) FROM outbox", -1, &st, NULL) !=
+            SQLITE_OK ||
+        sqlite3_step(st) != SQLITE_ROW) {
+        s = db_error(ob->db, ob->path, "finding the last reading", err);
+        goto out;
+    }
+    ob->top_id = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    st = NULL;
     if (sqlite3_prepare_v2(ob->db, "SELECT count(*) FROM quarantine", -1, &st, NULL) != SQLITE_OK ||
         sqlite3_step(st) != SQLITE_ROW) {
         s = db_error(ob->db, ob->path, "counting quarantined readings", err);
@@ -218,6 +233,7 @@ static iot_status prepare_statements(gw_outbox *ob, iot_err *err)
          " SELECT id, device, gseq, body, ?2, CAST(strftime('%s','now') AS INTEGER)"
          " FROM outbox WHERE id = ?1",
          &ob->quarantine_row},
+        {"SELECT min(id) FROM outbox", &ob->min_row},
     };
     iot_status s = IOT_OK;
     for (size_t i = 0; i < sizeof(want) / sizeof(want[0]) && s == IOT_OK; i++)
@@ -238,7 +254,11 @@ iot_status gw_outbox_open(const char *path, int64_t max_items, gw_outbox **out, 
     ob->lock_fd = -1;
     ob->held = gw_devmap_new();
     pthread_mutex_init(&ob->lock, NULL);
-    pthread_cond_init(&ob->wake, NULL);
+    pthread_condattr_t cattr;
+    pthread_condattr_init(&cattr);
+    pthread_condattr_setclock(&cattr, CLOCK_MONOTONIC); /* confirm deadlines */
+    pthread_cond_init(&ob->wake, &cattr);
+    pthread_condattr_destroy(&cattr);
     iot_status s = IOT_OK;
     if (ob->held == NULL) {
         s = iot_err_set(err, IOT_ENOMEM, "out of memory opening outbox %s", path);
@@ -282,6 +302,11 @@ void gw_outbox_set_metrics(gw_outbox *ob, const gw_outbox_metrics *m)
     ob->metrics = *m;
 }
 
+void gw_outbox_set_confirm(gw_outbox *ob, int64_t timeout_ms)
+{
+    ob->confirm_timeout_ns = timeout_ms * 1000000;
+}
+
 void gw_outbox_set_limits(gw_outbox *ob, int64_t max_bytes, int device_share_percent)
 {
     ob->max_bytes = max_bytes;
@@ -313,6 +338,8 @@ void gw_outbox_submit(gw_outbox *ob, gw_store_job *job)
     job->stored = 0;
     job->duplicates = 0;
     job->first_stored = false;
+    job->first_id = 1;
+    job->last_id = 0;
     pthread_mutex_lock(&ob->lock);
     if (ob->stopping) {
         pthread_mutex_unlock(&ob->lock);
@@ -426,7 +453,10 @@ static int insert_row(gw_outbox *ob, const char *device, int64_t gseq, const gw_
     sqlite3_reset(st);
     if (rc != SQLITE_DONE)
         return rc;
-    stage_row(ob, sqlite3_last_insert_rowid(ob->db), gseq, device, item);
+    int64_t id = sqlite3_last_insert_rowid(ob->db);
+    if (id > ob->top_id)
+        ob->top_id = id;
+    stage_row(ob, id, gseq, device, item);
     return SQLITE_OK;
 }
 
@@ -476,6 +506,9 @@ static int store_job(gw_outbox *ob, gw_store_job *job, int64_t *added, int64_t *
         rc = insert_row(ob, job->device, next_gseq, item);
         if (rc != SQLITE_OK)
             goto out;
+        if (job->stored == 0)
+            job->first_id = ob->top_id;
+        job->last_id = ob->top_id;
         next_gseq++;
         if (item->has_dseq)
             last_dseq = item->dseq;
@@ -684,8 +717,8 @@ static void group_committed(gw_outbox *ob, const group_tally *t, const struct ti
 }
 
 /* One transaction for every job, ack and quarantine move that arrived
- * meanwhile. */
-static void commit_group(gw_outbox *ob, gw_store_job *jobs, int64_t *acks, size_t n_acks,
+ * meanwhile; whether it committed. */
+static bool commit_group(gw_outbox *ob, gw_store_job *jobs, int64_t *acks, size_t n_acks,
                          const quarantine_req *q, size_t n_q)
 {
     group_tally t = {0};
@@ -696,6 +729,97 @@ static void commit_group(gw_outbox *ob, gw_store_job *jobs, int64_t *acks, size_
         group_failed(ob, rc, jobs, acks, n_acks, q, n_q);
     else
         group_committed(ob, &t, &t0);
+    return rc == SQLITE_OK;
+}
+
+static int64_t mono_ns(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
+}
+
+/* The lowest row still waiting for the broker; INT64_MAX when none, and
+ * INT64_MIN (nothing confirmed) when the query fails. */
+static int64_t min_pending(gw_outbox *ob)
+{
+    if (atomic_load(&ob->depth) == 0)
+        return INT64_MAX;
+    int64_t id = INT64_MIN;
+    if (sqlite3_step(ob->min_row) == SQLITE_ROW)
+        id = sqlite3_column_type(ob->min_row, 0) == SQLITE_NULL
+                 ? INT64_MAX
+                 : sqlite3_column_int64(ob->min_row, 0);
+    sqlite3_reset(ob->min_row);
+    return id;
+}
+
+static void confirm_released(void *item, gw_confirm_outcome outcome, void *ctx)
+{
+    (void)ctx;
+    gw_store_job *job = item;
+    if (outcome == GW_CONFIRM_TIMEOUT)
+        job->result = GW_STORE_UNCONFIRMED;
+    else if (outcome == GW_CONFIRM_REFUSED)
+        job->result = GW_STORE_REFUSED;
+    job->done(job);
+}
+
+/* Hands each job of a group back to its owner or, with acknowledge =
+ * confirmed, queues the stored ones for the broker's acknowledgement. */
+static void jobs_committed(gw_outbox *ob, gw_store_job *jobs)
+{
+    int64_t deadline = mono_ns() + ob->confirm_timeout_ns;
+    while (jobs != NULL) {
+        gw_store_job *next = jobs->next;
+        bool wait = jobs->result == GW_STORE_OK && ob->confirm_timeout_ns > 0;
+        if (jobs->result == GW_STORE_OK) {
+            gw_metric_add_chosen(ob->metrics.stored, jobs->stored);
+            gw_metric_add_chosen(ob->metrics.duplicate, jobs->duplicates);
+        }
+        if (wait && gw_confirmq_push(&ob->confirm, jobs, jobs->first_id, jobs->last_id, ob->top_id,
+                                     deadline) != 0) {
+            jobs->result = GW_STORE_UNCONFIRMED; /* stored all the same */
+            wait = false;
+        }
+        if (!wait)
+            jobs->done(jobs);
+        jobs = next;
+    }
+}
+
+/* After a committed group: rows moved to quarantine refuse the requests
+ * that stored them; rows the broker acknowledged release the requests
+ * that waited for them. */
+static void confirm_progress(gw_outbox *ob, const quarantine_req *q, size_t n_q)
+{
+    if (ob->confirm.n == 0)
+        return;
+    for (size_t i = 0; i < n_q; i++)
+        gw_confirmq_refuse(&ob->confirm, q[i].id);
+    gw_confirmq_release(&ob->confirm, min_pending(ob), mono_ns(), confirm_released, NULL);
+}
+
+static bool has_work(const gw_outbox *ob)
+{
+    return ob->jobs_head != NULL || ob->n_acks > 0 || ob->n_quarantine > 0;
+}
+
+/* Under ob->lock: sleeps until there is work, the outbox stops, or the
+ * first waiting request's deadline. */
+static void wait_for_work(gw_outbox *ob)
+{
+    while (!has_work(ob) && !ob->stopping) {
+        int64_t deadline = gw_confirmq_next_deadline(&ob->confirm);
+        if (deadline < 0) {
+            pthread_cond_wait(&ob->wake, &ob->lock);
+            continue;
+        }
+        if (mono_ns() >= deadline)
+            return;
+        struct timespec ts = {.tv_sec = deadline / 1000000000, .tv_nsec = deadline % 1000000000};
+        pthread_cond_timedwait(&ob->wake, &ob->lock, &ts);
+    }
 }
 
 static void *committer_main(void *arg)
@@ -705,11 +829,15 @@ static void *committer_main(void *arg)
     quarantine_req *q = malloc(sizeof(ob->quarantine));
     for (;;) {
         pthread_mutex_lock(&ob->lock);
-        while (ob->jobs_head == NULL && ob->n_acks == 0 && ob->n_quarantine == 0 && !ob->stopping)
-            pthread_cond_wait(&ob->wake, &ob->lock);
-        if (ob->jobs_head == NULL && ob->n_acks == 0 && ob->n_quarantine == 0 && ob->stopping) {
+        wait_for_work(ob);
+        if (!has_work(ob)) {
+            bool stop = ob->stopping;
             pthread_mutex_unlock(&ob->lock);
-            break;
+            if (stop)
+                break;
+            /* a deadline: only expired requests can go */
+            gw_confirmq_release(&ob->confirm, INT64_MIN, mono_ns(), confirm_released, NULL);
+            continue;
         }
         gw_store_job *jobs = ob->jobs_head;
         ob->jobs_head = ob->jobs_tail = NULL;
@@ -725,19 +853,16 @@ static void *committer_main(void *arg)
         ob->n_quarantine -= n_q;
         pthread_mutex_unlock(&ob->lock);
 
-        commit_group(ob, jobs, acks, n_acks, q, n_q);
+        bool committed = commit_group(ob, jobs, acks, n_acks, q, n_q);
         free(acks);
         acks = NULL;
-        while (jobs != NULL) {
-            gw_store_job *next = jobs->next;
-            if (jobs->result == GW_STORE_OK) {
-                gw_metric_add_chosen(ob->metrics.stored, jobs->stored);
-                gw_metric_add_chosen(ob->metrics.duplicate, jobs->duplicates);
-            }
-            jobs->done(jobs);
-            jobs = next;
-        }
+        jobs_committed(ob, jobs);
+        if (committed)
+            confirm_progress(ob, q, n_q);
     }
+    /* Stored, not confirmed: the device resends and waits again elsewhere
+     * or after the restart. */
+    gw_confirmq_drain(&ob->confirm, GW_CONFIRM_TIMEOUT, confirm_released, NULL);
     free(q);
     return NULL;
 }
@@ -770,6 +895,7 @@ void gw_outbox_close(gw_outbox *ob)
     sqlite3_finalize(ob->upsert_device);
     sqlite3_finalize(ob->delete_row);
     sqlite3_finalize(ob->quarantine_row);
+    sqlite3_finalize(ob->min_row);
     sqlite3_close(ob->db);
     gw_devmap_free(ob->held);
     free(ob->acks);

@@ -29,6 +29,9 @@ typedef enum gw_store_result {
     GW_STORE_DEVICE_FULL, /* this device's share of the outbox would be exceeded */
     GW_STORE_ERROR,       /* the transaction failed (disk full, I/O error): nothing stored */
     GW_STORE_SHUTDOWN,    /* the outbox is closing: nothing stored */
+    /* with gw_outbox_set_confirm only: stored, but ... */
+    GW_STORE_UNCONFIRMED, /* ... the broker did not confirm it within the timeout */
+    GW_STORE_REFUSED,     /* ... the broker refused one of its readings for good */
 } gw_store_result;
 
 /* One reading to store. `body` is the published message without its first
@@ -64,7 +67,8 @@ struct gw_store_job {
     /* called on the committer thread once the transaction is durable (or
      * failed); it must hand the job back to its owner's thread quickly */
     gw_store_done_fn done;
-    gw_store_job *next; /* internal */
+    gw_store_job *next;        /* internal */
+    int64_t first_id, last_id; /* internal: its new rows */
 };
 
 /* Called on the committer thread after each commit that added rows. */
@@ -89,6 +93,14 @@ typedef struct gw_outbox_metrics {
 
 /* Call before gw_outbox_start. */
 void gw_outbox_set_metrics(gw_outbox *ob, const gw_outbox_metrics *m);
+
+/* acknowledge = confirmed: a job that stored (or found as duplicates) its
+ * readings is done only once the broker has acknowledged every row up to
+ * the highest that existed when it committed (confirmq.h), or as
+ * GW_STORE_UNCONFIRMED after timeout_ms, or GW_STORE_REFUSED when one of
+ * its readings goes to quarantine. 0: done at commit (acknowledge =
+ * stored). Call before gw_outbox_start. */
+void gw_outbox_set_confirm(gw_outbox *ob, int64_t timeout_ms);
 
 /* Starts the committer thread. */
 iot_status gw_outbox_start(gw_outbox *ob, gw_outbox_notify_fn notify, void *ctx, iot_err *err);

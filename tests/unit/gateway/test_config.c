@@ -68,6 +68,8 @@ static const char *const all_keys[] = {
     "outbox_max_bytes",
     "outbox_device_share",
     "retry_after",
+    "acknowledge",
+    "confirm_timeout",
     "rollouts",
     "firmware_dir",
     "est_ca_cert",

@@ -65,6 +65,8 @@ static void stable_labels(void **state)
         {GW_REF_SHUTTING_DOWN, "shutting_down", "overload", 503, "shutting_down"},
         {GW_REF_OUT_OF_MEMORY, "out_of_memory", "overload", 503, "out_of_memory"},
         {GW_REF_STORAGE_ERROR, "storage_error", "overload", 503, "storage_unavailable"},
+        {GW_REF_NOT_CONFIRMED, "not_confirmed", "overload", 503, "not_confirmed"},
+        {GW_REF_BROKER_REFUSED, "broker_refused", "quality", 502, "broker_refused"},
         {GW_REF_RATE_LIMITED, "rate_limited", "security", 429, "rate_limited"},
         {GW_REF_REPLAY, "replay", "security", 0, "replay"},
         {GW_REF_ADMIN_NOT_FOUND, "admin_protocol", "security", 404, "not_found"},
