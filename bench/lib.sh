@@ -115,6 +115,7 @@ allow_anonymous false
 tls_version tlsv1.2
 max_packet_size 65536
 max_inflight_messages 20
+set_tcp_nodelay true
 max_queued_messages 10000
 max_queued_bytes 16777216
 persistence true

@@ -102,14 +102,18 @@ static void handle_healthz(gw_conn *c, gw_http_request *req, const char *device)
     gw_admin_status status = {0};
     a->status(a->status_ctx, &status);
     bool draining = status.draining;
+    /* Ready means "can acknowledge readings": with acknowledge = stored the
+     * broker being away does not stop that, it only grows the outbox; with
+     * confirmed it does, and a balancer should send devices elsewhere. */
+    bool waiting_broker = status.needs_broker && !status.broker_connected;
+    bool ready = !draining && !waiting_broker;
     cJSON *o = cJSON_CreateObject();
     char *text = NULL;
     if (o) {
-        /* Ready means "accepting readings": the broker being away does not
-         * stop that, it only grows the outbox. */
-        cJSON_AddStringToObject(o, "status", draining ? "draining" : "ok");
+        cJSON_AddStringToObject(o, "status",
+                                draining ? "draining" : (waiting_broker ? "no_broker" : "ok"));
         cJSON_AddBoolToObject(o, "live", true);
-        cJSON_AddBoolToObject(o, "ready", !draining);
+        cJSON_AddBoolToObject(o, "ready", ready);
         cJSON_AddStringToObject(o, "broker",
                                 status.broker_connected ? "connected" : "disconnected");
         cJSON_AddNumberToObject(o, "outbox_depth", (double)status.outbox_depth);
@@ -117,7 +121,7 @@ static void handle_healthz(gw_conn *c, gw_http_request *req, const char *device)
         text = cJSON_PrintUnformatted(o);
     }
     if (text)
-        gw_conn_reply(c, draining ? 503 : 200, NULL, text, strlen(text));
+        gw_conn_reply(c, ready ? 200 : 503, NULL, text, strlen(text));
     else
         gw_conn_refuse(c, GW_REF_OUT_OF_MEMORY, NULL, "no memory for the answer; retry later", 1);
     cJSON_free(text);

@@ -31,6 +31,7 @@ typedef struct gw_admin gw_admin;
 typedef struct gw_admin_status {
     bool draining; /* stopping: not ready */
     bool broker_connected;
+    bool needs_broker; /* acknowledge = confirmed: no broker, no 200: not ready */
     int64_t outbox_depth;
     int64_t outbox_max;
 } gw_admin_status;

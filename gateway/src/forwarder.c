@@ -770,6 +770,10 @@ static int connect_now(gw_forwarder *fw)
                          c->mqtt311 ? MQTT_PROTOCOL_V311 : MQTT_PROTOCOL_V5);
     /* Our own window bounds what is in flight; libmosquitto must not hold back. */
     mosquitto_max_inflight_messages_set(fw->mosq, 0);
+    /* Packets are already gathered into one write per event (read_buffered):
+     * Nagle would only hold a publish back until the broker's ACK of the
+     * previous one, which a waiting acknowledge = confirmed request feels. */
+    mosquitto_int_option(fw->mosq, MOSQ_OPT_TCP_NODELAY, 1);
     /* Our context as it is: libmosquitto adds nothing to it (no defaults). */
     rc = mosquitto_int_option(fw->mosq, MOSQ_OPT_SSL_CTX_WITH_DEFAULTS, 0);
     if (rc == MOSQ_ERR_SUCCESS)

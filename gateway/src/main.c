@@ -247,6 +247,7 @@ static void admin_status(void *ctx, gw_admin_status *out)
     const daemon_state *d = ctx;
     out->draining = atomic_load(&d->app.draining);
     out->broker_connected = gw_forwarder_connected(d->forwarder);
+    out->needs_broker = strcmp(d->cfg.acknowledge, "confirmed") == 0;
     out->outbox_depth = d->app.outbox != NULL ? gw_outbox_depth(d->app.outbox) : 0;
     out->outbox_max = d->cfg.outbox_max;
 }

@@ -10,6 +10,8 @@
 #      confirm_timeout, with Retry-After, counted and logged; the reading is
 #      kept and delivered when the broker returns, and the device's resend
 #      is then answered 200 as a duplicate: delivered once;
+#      While no broker is connected /healthz is 503 "no_broker" (with
+#      acknowledge = stored it stays 200), so a balancer moves devices away;
 #   3. a reading the broker refuses for good (quarantined) gets 502
 #      broker_refused, and another device's reading behind it gets 200.
 . "$(dirname "$0")/lib.sh"
@@ -23,6 +25,7 @@ start_consumer "$SUB"
 sleep 0.5 # the consumer's session exists before anything is published
 
 arrived() { grep -c "^telemetry/$1/telemetry .*\"dseq\":$2[,}]" "$SUB" || true; }
+has_arrived() { [ "$(arrived "$1" "$2")" -ge 1 ]; }
 kill_gateway() {
   kill -9 "$GW_PID" 2>/dev/null || true
   wait "$GW_PID" 2>/dev/null || true
@@ -39,7 +42,7 @@ for seq in 1 2 3 4 5; do
   lose_disk
 done
 for seq in 1 2 3 4 5; do
-  wait_until 10 "reading $seq at the consumer" test "$(arrived dev-1 "$seq")" -ge 1
+  wait_until 10 "reading $seq at the consumer" has_arrived dev-1 "$seq"
 done
 pass "5 readings, each acknowledged then its gateway killed and its outbox deleted: all 5 arrived"
 
@@ -49,6 +52,8 @@ stop_broker
 start_gateway
 r="$(post dev-1 application/json '{"seq":6,"x":6}')"
 [ "${r%% *}" = 200 ] || fail "acknowledge = stored with the broker down: $r"
+health() { curl -s -o "$T/.health" -w '%{http_code}' "http://127.0.0.1:$ADMIN_PORT/healthz"; }
+expect_eq "/healthz, acknowledge = stored, broker down" 200 "$(health)"
 kill_gateway
 lose_disk
 start_broker
@@ -71,6 +76,9 @@ expect_eq "counted" 1 "$(refusals not_confirmed)"
 grep -q 'event=request.refused .*device=dev-1 status=503 error=not_confirmed' "$T/gw.log" ||
   fail "not_confirmed was not logged with the device"
 expect_eq "the reading is kept in the outbox" 1 "$(metric iotgw_outbox_depth)"
+expect_eq "/healthz, acknowledge = confirmed, broker down" 503 "$(health)"
+jq -e '.status == "no_broker" and .ready == false' "$T/.health" >/dev/null ||
+  fail "/healthz without a broker: $(cat "$T/.health")"
 pass "broker down: 503 not_confirmed after confirm_timeout, with Retry-After, counted and logged; the reading kept"
 r="$(post dev-1 application/json '{"seq":7,"x":7}')"
 [ "${r%% *}" = 503 ] || fail "the resend while the broker is still down: $r"
@@ -83,7 +91,8 @@ for _ in $(seq 1 20); do
   r="$(post dev-1 application/json '{"seq":7,"x":7}')"
 done
 [ "${r%% *}" = 200 ] && grep -q '"duplicates":1' <<<"$r" || fail "the resend once the broker is back: $r"
-wait_until 10 "reading 7 at the consumer" test "$(arrived dev-1 7)" -ge 1
+wait_until 10 "reading 7 at the consumer" has_arrived dev-1 7
+expect_eq "/healthz, acknowledge = confirmed, broker back" 200 "$(health)"
 sleep 1
 expect_eq "copies of reading 7" 1 "$(arrived dev-1 7)"
 pass "broker back: the stored reading is delivered, the resend gets 200 as a duplicate, one copy arrives"
@@ -101,7 +110,7 @@ expect_eq "counted" 1 "$(refusals broker_refused)"
 expect_eq "kept in quarantine" 1 "$(metric iotgw_outbox_quarantined)"
 r="$(post dev-small application/json '{"seq":1,"x":1}')"
 [ "${r%% *}" = 200 ] || fail "another device's reading after the refused one: $r"
-wait_until 10 "dev-small's reading at the consumer" test "$(arrived dev-small 1)" -ge 1
+wait_until 10 "dev-small's reading at the consumer" has_arrived dev-small 1
 stop_gateway
 pass "a reading the broker refuses gets 502 broker_refused and stays in quarantine; the next device's gets 200"
 finish
