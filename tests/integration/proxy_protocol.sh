@@ -60,11 +60,11 @@ start_gw 2
 # file descriptors than a test may open.
 LB="$(free_port)"
 sed -e '/^ *\(chroot\|user\|group\) /d' -e 's/^\( *maxconn \)[0-9]*$/\11000/' \
-  -e "s|^\( *bind \):8443$|\1127.0.0.1:$LB|" \
+  -e "s|^\( *bind \):::8443 v4v6$|\1127.0.0.1:$LB\n\1ipv6@::1:$LB|" \
   -e "s|^\( *server gw1 \)10.0.0.11:8443 check port 9100$|\1127.0.0.1:$G1 check port $A1|" \
   -e "s|^\( *server gw2 \)10.0.0.12:8443 check port 9100$|\1127.0.0.1:$G2 check port $A2|" \
   "$IOT_SOURCE_DIR/deploy/haproxy/haproxy.cfg" >"$T/haproxy.cfg"
-for want in "bind 127.0.0.1:$LB" "server gw1 127.0.0.1:$G1 check port $A1" \
+for want in "bind 127.0.0.1:$LB" "bind ipv6@::1:$LB" "server gw1 127.0.0.1:$G1 check port $A1" \
   "server gw2 127.0.0.1:$G2 check port $A2" "send-proxy-v2" "balance leastconn" \
   "option httpchk GET /healthz"; do
   grep -qF -- "$want" "$T/haproxy.cfg" || fail "deploy/haproxy/haproxy.cfg no longer has what this test replaces: $want"
@@ -130,6 +130,20 @@ pass "the gateway logs the device's address (127.0.0.7), not the balancer's (127
 grep -q 'event=connection.proxied peer=127.0.0.7:[0-9]* balancer=127.0.0.1:[0-9]*' "$T/both.log" ||
   fail "no connection.proxied line naming device and balancer"
 pass "connection.proxied names the device's address and the balancer's (debug)"
+
+# An IPv6 device: the balancer passes its address in a PROXY v2 header of the
+# TCP6 family, over its IPv4 connection to the gateway.
+r="$(GW_PORT="$LB" post dev-c application/json '{"seq":1,"temp":18}' -6 \
+  --resolve "localhost:$LB:[::1]")"
+[ "${r%% *}" = 200 ] || fail "a reading from an IPv6 device through the balancer: $r"
+code="$(curl -s -6 -o /dev/null -w '%{http_code}' --cacert "$P/ca.crt" \
+  --cert "$P/devices/dev-c/cert.pem" --key "$P/devices/dev-c/key.pem" \
+  --resolve "localhost:$LB:[::1]" "https://localhost:$LB/no/such/path/v6" 2>/dev/null)" || true
+expect_eq "a wrong path from the IPv6 device gets the gateway's 404" 404 "$code"
+cat "$T/gw1.log" "$T/gw2.log" >"$T/both.log"
+grep -q 'event=request.refused peer=\[::1\]:[0-9]* device=dev-c status=404' "$T/both.log" ||
+  fail "the IPv6 device's refusal was not logged with its address: $(grep request.refused "$T/both.log")"
+pass "an IPv6 device through the balancer: stored, and logged with its own address ([::1])"
 
 # --- 3. a gateway down, per-address limits, the gateway back -----------------
 # shellcheck disable=SC2153 # set by start_gw
