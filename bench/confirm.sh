@@ -67,46 +67,22 @@ consumer "$MOSQ_PORT" mqttv5
 
 BROKERS=(mosquitto)
 if [ "$RABBITMQ" = 1 ]; then
-    RMQ_BIN=/usr/lib/rabbitmq/bin
-    [ -x "$RMQ_BIN/rabbitmq-server" ] || die "rabbitmq-server is missing: run scripts/install-deps.sh"
-    R="$WORK/rmq"
-    mkdir -p "$R/mnesia" "$R/log"
+    # shellcheck source=tests/support/rabbitmq.sh
+    . tests/support/rabbitmq.sh
     RMQ_PORT="$(free_port)"
-    EPMD_PORT="$(free_port)"
-    DIST_PORT="$(free_port)"
-    NODE="rabbit-bench-$$@localhost"
-    cat >"$R/rabbitmq.conf" <<CONF
-listeners.tcp = none
-mqtt.listeners.tcp = none
-mqtt.listeners.ssl.default = $RMQ_PORT
-ssl_options.cacertfile = $P/ca.crt
-ssl_options.certfile = $P/servers/broker/cert.pem
-ssl_options.keyfile = $P/servers/broker/key.pem
-ssl_options.verify = verify_peer
-ssl_options.fail_if_no_peer_cert = true
-mqtt.ssl_cert_login = true
-ssl_cert_login_from = common_name
-mqtt.allow_anonymous = false
-mqtt.durable_queue_type = quorum
-CONF
-    echo "[rabbitmq_mqtt,rabbitmq_auth_mechanism_ssl]." >"$R/enabled_plugins"
+    R="$WORK/rmq"
     say "starting RabbitMQ (one node, quorum queues) on $RMQ_PORT"
-    (
-        export HOME="$R" ERL_EPMD_PORT="$EPMD_PORT" RABBITMQ_NODENAME="$NODE" \
-            RABBITMQ_MNESIA_BASE="$R/mnesia" RABBITMQ_LOG_BASE="$R/log" \
-            RABBITMQ_CONFIG_FILE="$R/rabbitmq.conf" RABBITMQ_ENABLED_PLUGINS_FILE="$R/enabled_plugins" \
-            RABBITMQ_DIST_PORT="$DIST_PORT"
-        exec "$RMQ_BIN/rabbitmq-server"
-    ) >"$R/server.out" 2>&1 &
+    home="$HOME" # rmq_setup points HOME at the node's cookie, for its own commands
+    rmq_setup "$R" "$RMQ_PORT" "$P/ca.crt" "$P/servers/broker/cert.pem" \
+        "$P/servers/broker/key.pem" || die "cannot set RabbitMQ up"
+    epmd -port "$EPMD_PORT" &
+    PIDS[epmd]=$!
+    "$RMQ_BIN/rabbitmq-server" >"$R.out" 2>&1 &
     PIDS[rabbitmq]=$!
-    ctl() { HOME="$R" ERL_EPMD_PORT="$EPMD_PORT" "$RMQ_BIN/rabbitmqctl" -n "$NODE" "$@"; }
-    for _ in $(seq 1 90); do ctl -q await_startup >/dev/null 2>&1 && break; sleep 1; done
-    wait_port "$RMQ_PORT" 30 || die "RabbitMQ did not start: $(tail -3 "$R/server.out")"
-    for user in gateway-mqtt consumer; do
-        ctl -q add_user "$user" "$(head -c 18 /dev/urandom | base64)" >/dev/null
-        ctl -q clear_password "$user" >/dev/null
-        ctl -q set_permissions -p / "$user" ".*" ".*" ".*" >/dev/null
-    done
+    rmq_wait 90 || die "RabbitMQ did not start: $(tail -3 "$R.out")"
+    wait_port "$RMQ_PORT" 30 || die "RabbitMQ's MQTT listener is not up: $(tail -3 "$R.out")"
+    rmq_cert_users gateway-mqtt consumer
+    export HOME="$home"
     consumer "$RMQ_PORT" mqttv311
     BROKERS+=(rabbitmq)
 fi

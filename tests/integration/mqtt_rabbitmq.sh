@@ -12,49 +12,20 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/gateway_lib.sh"
 
-RMQ_BIN=/usr/lib/rabbitmq/bin # as root, without Debian's wrapper that runs as user rabbitmq
-[ -x "$RMQ_BIN/rabbitmq-server" ] || fail "rabbitmq-server is missing: run scripts/install-deps.sh"
+. "$IOT_SOURCE_DIR/tests/support/rabbitmq.sh"
 make_pki dev-1
 
 # --- RabbitMQ of our own: its node, ports, epmd and cookie in $T/rmq -------------------
-R="$T/rmq"
-mkdir -p "$R/mnesia" "$R/log"
 BROKER_PORT="$(free_port)"
-EPMD_PORT="$(free_port)"
-DIST_PORT="$(free_port)"
-NODE="rabbit-$$@localhost"
-cat >"$R/rabbitmq.conf" <<CONF
-listeners.tcp = none
-mqtt.listeners.tcp = none
-mqtt.listeners.ssl.default = $BROKER_PORT
-ssl_options.cacertfile = $P/ca.crt
-ssl_options.certfile = $P/servers/broker/cert.pem
-ssl_options.keyfile = $P/servers/broker/key.pem
-ssl_options.verify = verify_peer
-ssl_options.fail_if_no_peer_cert = true
-mqtt.ssl_cert_login = true
-ssl_cert_login_from = common_name
-mqtt.allow_anonymous = false
-# A consumer's persistent session (QoS 1) on a quorum queue: Raft-replicated
-# across a cluster's nodes (one node here).
-mqtt.durable_queue_type = quorum
-CONF
-echo "[rabbitmq_mqtt,rabbitmq_auth_mechanism_ssl]." >"$R/enabled_plugins"
-export HOME="$R" ERL_EPMD_PORT="$EPMD_PORT" RABBITMQ_NODENAME="$NODE" \
-  RABBITMQ_MNESIA_BASE="$R/mnesia" RABBITMQ_LOG_BASE="$R/log" \
-  RABBITMQ_CONFIG_FILE="$R/rabbitmq.conf" RABBITMQ_ENABLED_PLUGINS_FILE="$R/enabled_plugins" \
-  RABBITMQ_DIST_PORT="$DIST_PORT"
+rmq_setup "$T/rmq" "$BROKER_PORT" "$P/ca.crt" "$P/servers/broker/cert.pem" \
+  "$P/servers/broker/key.pem" || fail "cannot set RabbitMQ up"
+R="$T/rmq"
 spawn epmd -port "$EPMD_PORT" # ours, stopped with the test
 spawn "$RMQ_BIN/rabbitmq-server" >"$R/server.out" 2>&1
-ctl() { "$RMQ_BIN/rabbitmqctl" -n "$NODE" "$@"; }
-wait_until 90 "RabbitMQ to start ($R/server.out)" ctl -q await_startup
+ctl() { rmq_ctl "$@"; }
+rmq_wait 90 || fail "RabbitMQ did not start: $(tail -3 "$R/server.out")"
 wait_port "$BROKER_PORT" 20 || fail "RabbitMQ's MQTT listener is not up: $(tail -3 "$R/server.out")"
-# Users for the certificates' CNs, without passwords: only a certificate logs in.
-for user in gateway-mqtt consumer; do
-  ctl -q add_user "$user" "$(head -c 18 /dev/urandom | base64)" >/dev/null
-  ctl -q clear_password "$user" >/dev/null
-  ctl -q set_permissions -p / "$user" ".*" ".*" ".*" >/dev/null
-done
+rmq_cert_users gateway-mqtt consumer
 # allow WRITE-PATTERN: what the gateway may publish (routing keys: / becomes
 # .); a connection keeps the permissions it opened with, so the gateway's
 # connections are closed for the change to apply (the gateway reconnects).
