@@ -11,6 +11,7 @@
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <mosquitto.h>
 #include <signal.h>
 #include <sqlite3.h>
@@ -121,6 +122,21 @@ static void disable_core_dumps(void)
     if (iot_harden_process(&err) != IOT_OK)
         gw_log(GW_LOG_WARN, "gateway.core_dumps_enabled",
                "error=\"%s\" action=\"set LimitCORE=0 in the unit\"", err.msg);
+}
+
+/* glibc gives the free memory at the top of a thread's heap back to the
+ * kernel (madvise) as soon as it exceeds 128 KiB, and takes it again at the
+ * next allocation: draining an outbox, the forwarder's and committer's
+ * batches made about 7,000 madvise calls a second, each a TLB shootdown on
+ * every core running a thread of the gateway, for 13 % of its CPU per
+ * message (docs/performance.md, Drain). Keeping up to 4 MiB per heap ends
+ * that; allocations up to 1 MiB stay in the heaps as well. */
+static void tune_malloc(void)
+{
+#ifdef __GLIBC__
+    mallopt(M_TRIM_THRESHOLD, 4 << 20);
+    mallopt(M_MMAP_THRESHOLD, 1 << 20);
+#endif
 }
 
 static int worker_count(const gw_config *c)
@@ -730,6 +746,7 @@ int main(int argc, char **argv)
     gw_secev_hold();
     /* First: --check-config reads the key files too. */
     disable_core_dumps();
+    tune_malloc();
     opterr = 0;
     for (int c = getopt_long(argc, argv, "c:h", opts, NULL); c != -1;
          c = getopt_long(argc, argv, "c:h", opts, NULL)) {
