@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Where the gateway's CPU goes on the keep-alive path: `perf record` on
-# every thread of the gateway while the load generator keeps DEVICES
-# keep-alive mutual-TLS connections busy (closed loop), against Mosquitto.
+# Where the gateway's CPU goes: `perf record` on every thread of the
+# gateway while the load generator keeps DEVICES keep-alive mutual-TLS
+# connections busy (closed loop), or, with MODE=wakeup, while DEVICES
+# devices wake (a new connection per reading, as bench/wakeup.sh), against
+# Mosquitto.
 # Prints the shares by library and the top functions, and writes
 # bench/results/profile-DATE.md (perf.data stays in the work directory
 # with --keep, for `perf report -i`).
@@ -9,9 +11,10 @@
 #   bench/profile.sh           about 40 s
 #   bench/profile.sh --keep    keep the work directory (perf.data, logs)
 #
-# Environment: DEVICES (64), WARMUP (2) seconds of load before recording,
-# WINDOW (6) seconds recorded, TOP (40) functions listed, IOTGW=PATH
-# profiles another build.
+# Environment: MODE (keepalive | wakeup), WAKE_ARGS (for wakeup: loadgen
+# options, default "--resume --tls12 --rate 150"), DEVICES (64), WARMUP (2)
+# seconds of load before recording, WINDOW (6) seconds recorded, TOP (40)
+# functions listed, IOTGW=PATH profiles another build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,7 +23,7 @@ for arg in "$@"; do
     case "$arg" in
     --keep) KEEP=1 ;;
     -h | --help)
-        sed -n '2,14p' "$0"
+        sed -n '2,17p' "$0"
         exit 0
         ;;
     *)
@@ -29,6 +32,8 @@ for arg in "$@"; do
         ;;
     esac
 done
+MODE="${MODE:-keepalive}"
+WAKE_ARGS="${WAKE_ARGS:---resume --tls12 --rate 150}"
 DEVICES="${DEVICES:-64}"
 WARMUP="${WARMUP:-2}"
 WINDOW="${WINDOW:-6}"
@@ -53,8 +58,15 @@ gateway_config "$WORK/gw/iotgw.conf"
 start_gateway "$WORK/gw/iotgw.conf"
 pid="${PIDS[gateway]}"
 
-say "load: $DEVICES keep-alive devices for $((WARMUP + WINDOW + 2)) s; recording $WINDOW s after $WARMUP s"
-"$LOADGEN" --port "$GW_PORT" --pki "$P" --devices bench- --count "$DEVICES" \
+mode_args=()
+# shellcheck disable=SC2206 # the options are split on purpose
+case "$MODE" in
+keepalive) ;;
+wakeup) mode_args=(--handshake $WAKE_ARGS) ;;
+*) die "MODE is keepalive or wakeup, not '$MODE'" ;;
+esac
+say "load: $DEVICES devices ($MODE ${mode_args[*]}) for $((WARMUP + WINDOW + 2)) s; recording $WINDOW s after $WARMUP s"
+"$LOADGEN" --port "$GW_PORT" --pki "$P" --devices bench- --count "$DEVICES" "${mode_args[@]}" \
     --duration $((WARMUP + WINDOW + 1)) --warmup 1 --json >"$WORK/loadgen.json" &
 lg=$!
 sleep "$WARMUP"
@@ -75,9 +87,9 @@ awk -v top="$TOP" '/^ +[0-9.]+%/ && n++ < top' "$WORK/sym.full" >"$WORK/sym.txt"
 mkdir -p bench/results
 REPORT="bench/results/profile-$(date -u +%Y-%m-%d-%H%M).md"
 {
-    echo "# Gateway profile, keep-alive path, $(date -u '+%Y-%m-%d %H:%M') UTC"
+    echo "# Gateway profile, $MODE ${mode_args[*]}, $(date -u '+%Y-%m-%d %H:%M') UTC"
     echo
-    echo "\`bench/profile.sh\` (DEVICES=$DEVICES WINDOW=$WINDOW); $(nproc) cores, load average"
+    echo "\`bench/profile.sh\` (MODE=$MODE DEVICES=$DEVICES WINDOW=$WINDOW); $(nproc) cores, load average"
     echo "$(cut -d' ' -f1-3 /proc/loadavg) at the end; $requests requests in the recorded window;"
     echo "loadgen $(jq -r .rps "$WORK/loadgen.json") req/s over its whole run."
     echo

@@ -615,11 +615,22 @@ static bool cert_cn(X509 *cert, char out[IOT_ID_MAX + 1])
     return strlen(out) == (size_t)len && iot_id_is_valid(out);
 }
 
+/* SHA-256 fetched once: EVP_sha256() would make OpenSSL 3 look it up by
+ * name (locks, string compares) on every handshake and resumption. */
+static EVP_MD *fpr_md;
+static pthread_once_t fpr_md_once = PTHREAD_ONCE_INIT;
+
+static void fetch_fpr_md(void)
+{
+    fpr_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
+
 static bool fingerprint_of(X509 *cert, char out[IOT_FPR_HEX_LEN + 1])
 {
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int n = 0;
-    if (!X509_digest(cert, EVP_sha256(), md, &n) || n * 2 != IOT_FPR_HEX_LEN)
+    pthread_once(&fpr_md_once, fetch_fpr_md);
+    if (fpr_md == NULL || !X509_digest(cert, fpr_md, md, &n) || n * 2 != IOT_FPR_HEX_LEN)
         return false;
     static const char digits[] = "0123456789abcdef";
     for (unsigned int i = 0; i < n; i++) {

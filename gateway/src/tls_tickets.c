@@ -11,6 +11,9 @@
 #include "ticketkeys.h"
 
 static int ex_keys = -1; /* SSL_CTX ex_data: gw_ticket_keys *, freed with the context */
+/* Fetched once: EVP_aes_256_cbc() would make OpenSSL 3 look the cipher up
+ * by name (locks, string compares) on every ticket sealed or opened. */
+static EVP_CIPHER *ticket_cipher;
 
 static int64_t now_s(void)
 {
@@ -42,7 +45,7 @@ static int use_key(const gw_ticket_key *key, unsigned char *iv, EVP_CIPHER_CTX *
         OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0),
         OSSL_PARAM_construct_end(),
     };
-    if (EVP_CipherInit_ex(cctx, EVP_aes_256_cbc(), NULL, key->cipher, iv, enc) != 1 ||
+    if (EVP_CipherInit_ex(cctx, ticket_cipher, NULL, key->cipher, iv, enc) != 1 ||
         EVP_MAC_CTX_set_params(hctx, params) != 1)
         return -1;
     return 0;
@@ -61,7 +64,7 @@ static int ticket_key_cb(SSL *ssl, unsigned char key_name[16], unsigned char *iv
             rc = 0; /* no ticket this time; the handshake goes on */
             goto out;
         }
-        if (RAND_bytes(iv, EVP_CIPHER_get_iv_length(EVP_aes_256_cbc())) != 1)
+        if (RAND_bytes(iv, EVP_CIPHER_get_iv_length(ticket_cipher)) != 1)
             goto out;
         memcpy(key_name, key.name, GW_TICKET_NAME_LEN);
         rc = use_key(&key, iv, cctx, hctx, 1) == 0 ? 1 : -1;
@@ -83,6 +86,10 @@ iot_status gw_tls_tickets_enable(SSL_CTX *ctx, int64_t lifetime_s, iot_err *err)
 {
     if (ex_keys < 0)
         ex_keys = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, free_keys);
+    if (ticket_cipher == NULL)
+        ticket_cipher = EVP_CIPHER_fetch(NULL, "AES-256-CBC", NULL);
+    if (ticket_cipher == NULL)
+        return iot_err_set(err, IOT_ECRYPTO, "OpenSSL offers no AES-256-CBC for session tickets");
     gw_ticket_keys *keys = calloc(1, sizeof(*keys));
     if (keys == NULL)
         return iot_err_set(err, IOT_ENOMEM, "out of memory for the session ticket keys");
