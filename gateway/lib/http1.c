@@ -148,6 +148,8 @@ static int on_header_value_complete(llhttp_t *p)
         /* kept */
     } else if (field_is(r, "Expect")) {
         r->req.expect_continue = strcasecmp(r->value, "100-continue") == 0;
+    } else if (r->other_header != NULL && r->field[0] != '\0') {
+        r->other_header(r->other_header_ctx, r->field, r->value, r->value_long);
     }
     r->field_len = 0;
     r->field[0] = '\0';
