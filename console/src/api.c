@@ -537,6 +537,8 @@ static void route_api_get(request *r)
         get_status(r);
     else if (n == 3 && strcmp(what, "stream") == 0 && no_params(r))
         (void)ic_stream_start(r->c);
+    else if (n == 5 && (strcmp(what, "rollouts") == 0 || strcmp(what, "events") == 0))
+        method_not_allowed(r); /* the actions are POST */
     else
         ic_refuse(r->c, IC_REF_NOT_FOUND, 404, "not_found", "no such endpoint");
 }

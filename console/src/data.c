@@ -310,11 +310,39 @@ static int add_superseded(const iot_cert_record *r, void *ctx)
     return 0;
 }
 
-typedef struct fw_ctx {
-    iot_rollouts *r;
-    const char *device;
-    cJSON *arr;
-} fw_ctx;
+/* The rollouts, copied out first: iot_rollout_foreach holds a read
+ * transaction, and the per-device walk needs its own. */
+typedef struct infos {
+    iot_rollout_info *v;
+    size_t n, cap;
+} infos;
+
+static int collect_info(const iot_rollout_info *info, void *ctx)
+{
+    infos *x = ctx;
+    if (x->n == x->cap) {
+        size_t cap = x->cap != 0 ? 2 * x->cap : 16;
+        iot_rollout_info *v = realloc(x->v, cap * sizeof(*v));
+        if (v == NULL)
+            return 1;
+        x->v = v;
+        x->cap = cap;
+    }
+    x->v[x->n++] = *info;
+    return 0;
+}
+
+static iot_status load_infos(iot_rollouts *r, infos *x, iot_err *err)
+{
+    memset(x, 0, sizeof(*x));
+    iot_status st = iot_rollout_foreach(r, collect_info, x, err);
+    if (st != IOT_OK) {
+        free(x->v);
+        x->v = NULL;
+        x->n = 0;
+    }
+    return st;
+}
 
 typedef struct fw_dev_ctx {
     const iot_rollout_info *info;
@@ -339,15 +367,6 @@ static int fw_device(const iot_rollout_device *d, void *ctx)
     return 1;
 }
 
-static int fw_rollout(const iot_rollout_info *info, void *ctx)
-{
-    fw_ctx *c = ctx;
-    fw_dev_ctx d = {.info = info, .device = c->device, .arr = c->arr};
-    iot_err err = {0};
-    (void)iot_rollout_foreach_device(c->r, info->plan.name, fw_device, &d, &err);
-    return 0;
-}
-
 static cJSON *firmware_history(ic_app *app, const char *device)
 {
     cJSON *arr = cJSON_CreateArray();
@@ -356,8 +375,14 @@ static cJSON *firmware_history(ic_app *app, const char *device)
     if (app->cfg.rollouts[0] == '\0' ||
         iot_rollouts_open(app->cfg.rollouts, IOT_ROLLOUTS_READONLY, &r, &err) != IOT_OK)
         return arr;
-    fw_ctx c = {.r = r, .device = device, .arr = arr};
-    (void)iot_rollout_foreach(r, fw_rollout, &c, &err);
+    infos x;
+    if (load_infos(r, &x, &err) == IOT_OK) {
+        for (size_t i = 0; i < x.n; i++) {
+            fw_dev_ctx d = {.info = &x.v[i], .device = device, .arr = arr};
+            (void)iot_rollout_foreach_device(r, x.v[i].plan.name, fw_device, &d, &err);
+        }
+    }
+    free(x.v);
     iot_rollouts_close(r);
     return arr;
 }
@@ -473,9 +498,8 @@ typedef struct rollouts_ctx {
     cJSON *arr;
 } rollouts_ctx;
 
-static int add_rollout(const iot_rollout_info *info, void *ctx)
+static void add_rollout(const iot_rollout_info *info, rollouts_ctx *c)
 {
-    rollouts_ctx *c = ctx;
     cJSON *o = cJSON_CreateObject();
     cJSON_AddNumberToObject(o, "id", (double)info->id);
     cJSON_AddStringToObject(o, "name", info->plan.name);
@@ -494,7 +518,6 @@ static int add_rollout(const iot_rollout_info *info, void *ctx)
                                 info->count[s]);
     cJSON_AddItemToObject(o, "waves", waves_json(c->r, info));
     cJSON_AddItemToArray(c->arr, o);
-    return 0;
 }
 
 iot_status ic_data_rollouts(ic_app *app, cJSON **out, iot_err *err)
@@ -507,8 +530,12 @@ iot_status ic_data_rollouts(ic_app *app, cJSON **out, iot_err *err)
     iot_status st = iot_rollouts_open(app->cfg.rollouts, IOT_ROLLOUTS_READONLY, &c.r, err);
     if (st == IOT_ENOENT)
         return IOT_OK; /* none created yet */
+    infos x = {0};
     if (st == IOT_OK)
-        st = iot_rollout_foreach(c.r, add_rollout, &c, err);
+        st = load_infos(c.r, &x, err);
+    for (size_t i = 0; st == IOT_OK && i < x.n; i++)
+        add_rollout(&x.v[i], &c);
+    free(x.v);
     iot_rollouts_close(c.r);
     if (st != IOT_OK) {
         cJSON_Delete(root);

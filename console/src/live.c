@@ -25,9 +25,8 @@ typedef struct dev_stats {
     uint64_t total;
     uint64_t dropped;
     int64_t last;
-    int64_t minute_start;
-    uint32_t minute_count, last_minute_count;
     char *ring[IC_LIVE_READINGS];
+    int64_t ring_at[IC_LIVE_READINGS]; /* when each arrived: the rate over the last minute */
     size_t ring_next;
 } dev_stats;
 
@@ -129,13 +128,8 @@ static void on_reading(ic_live *l, const char *payload, int64_t now)
         d->total++;
         d->dropped += cJSON_IsNumber(dropped) ? (uint64_t)dropped->valuedouble : 0;
         d->last = now;
-        if (now - d->minute_start >= 60) {
-            d->last_minute_count = now - d->minute_start < 120 ? d->minute_count : 0;
-            d->minute_start = now;
-            d->minute_count = 0;
-        }
-        d->minute_count++;
         free(d->ring[d->ring_next]);
+        d->ring_at[d->ring_next] = now;
         d->ring[d->ring_next] = strdup(payload);
         d->ring_next = (d->ring_next + 1) % IC_LIVE_READINGS;
         ic_stream_broadcast(l->app, "reading", payload);
@@ -266,9 +260,9 @@ void ic_live_device_stats(const ic_live *l, const char *device, cJSON *obj)
     if (d == NULL)
         return;
     int64_t now = ic_now();
-    uint32_t rate = now - d->minute_start < 60 ? d->last_minute_count : d->minute_count;
-    if (now - d->minute_start >= 120)
-        rate = 0;
+    uint32_t rate = 0; /* at most IC_LIVE_READINGS: "60 or more" a minute */
+    for (size_t k = 0; k < IC_LIVE_READINGS; k++)
+        rate += d->ring[k] != NULL && now - d->ring_at[k] < 60;
     cJSON_AddNumberToObject(obj, "readings_total", (double)d->total);
     cJSON_AddNumberToObject(obj, "readings_per_min", rate);
     cJSON_AddNumberToObject(obj, "dropped", (double)d->dropped);
