@@ -232,8 +232,6 @@ iot_status ic_config_validate(ic_config *cfg, iot_err *err)
     if (!all_or_none(cfg))
         return iot_err_set(err, IOT_EINVAL,
                            "mqtt_host needs mqtt_ca, mqtt_cert and mqtt_key (and they need it)");
-    if (cfg->gateways[0] != '\0' && cfg->gateway_token_file[0] == '\0')
-        return iot_err_set(err, IOT_EINVAL, "gateways needs gateway_token_file");
     if (cfg->session_max_ms < cfg->session_idle_ms)
         return iot_err_set(err, IOT_EINVAL, "session_max is shorter than session_idle");
     if (cfg->origin[0] == '\0') {

@@ -77,7 +77,8 @@ static void poll_one(ic_fleet *f, gateway *g)
         return;
     struct evkeyvalq *h = evhttp_request_get_output_headers(req);
     evhttp_add_header(h, "Host", g->name);
-    evhttp_add_header(h, "Authorization", f->auth);
+    if (f->auth[0] != '\0') /* no token: the gateway's admin listener needs none */
+        evhttp_add_header(h, "Authorization", f->auth);
     if (evhttp_make_request(g->conn, req, EVHTTP_REQ_GET, "/fleet") == 0)
         g->busy = true;
 }
@@ -151,7 +152,7 @@ iot_status ic_fleet_start(ic_app *app, ic_fleet **out, iot_err *err)
         st = parse_url(p, len, &f->gw[f->n++], err);
         p += len;
     }
-    if (st == IOT_OK && f->n > 0)
+    if (st == IOT_OK && f->n > 0 && app->cfg.gateway_token_file[0] != '\0')
         st = load_token(f, app->cfg.gateway_token_file, err);
     if (st == IOT_OK && f->n > 0) {
         f->timer = event_new(app->base, -1, EV_PERSIST, on_timer, f);

@@ -7,7 +7,7 @@
   const status = document.getElementById('status');
   const only = el('input', {id: 'unacked', type: 'checkbox'});
   const holder = el('div', {id: 'events'});
-  content.append(el('div', {class: 'toolbar'}, el('label', {for: 'unacked'},
+  content.append(el('div', {class: 'toolbar'}, el('label', {for: 'unacked', class: 'check'},
     'Not acknowledged only', only)), holder);
   async function load() {
     const data = await IC.get('/api/v1/events' + (only.checked ? '?unacked=1' : ''));

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Helpers for the fleet console's tests: its certificates and operator, a
 # configuration for the PKI of gateway_lib.sh, the daemon, and curl with a
 # session. Source after lib.sh and gateway_lib.sh.

@@ -7,7 +7,7 @@
 . "$(dirname "$0")/lib.sh"
 
 export DEMO_STATE="$T/demo" DEMO_GATEWAY_PORT="$(free_port)" DEMO_BROKER_PORT="$(free_port)" \
-  DEMO_ADMIN_PORT="$(free_port)"
+  DEMO_ADMIN_PORT="$(free_port)" DEMO_CONSOLE_PORT="$(free_port)"
 
 run_demo() {
   # setsid: the demo gets its own process group, as in a terminal.

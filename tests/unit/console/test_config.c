@@ -54,7 +54,7 @@ static void refusals(void **state)
     assert_int_equal(load("max_sessions = 0\n", &cfg, &err), IOT_EINVAL);
     assert_int_equal(load("session_idle = 5\n", &cfg, &err), IOT_EINVAL);
     assert_int_equal(load("mqtt_host = localhost\n", &cfg, &err), IOT_EINVAL);
-    assert_int_equal(load("gateways = http://127.0.0.1:9100\n", &cfg, &err), IOT_EINVAL);
+    assert_int_equal(load("gateways = http://127.0.0.1:9100\n", &cfg, &err), IOT_OK);
     assert_int_equal(load("origin = http://localhost:8444\n", &cfg, &err), IOT_EINVAL);
     assert_int_equal(load("origin = https://localhost:8444/x\n", &cfg, &err), IOT_EINVAL);
     assert_int_equal(load("registry = /other\n", &cfg, &err), IOT_EINVAL); /* twice */
