@@ -6,7 +6,10 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <stdlib.h>
+
 #include "config.h"
+#include "iot/fsutil.h"
 
 static const char BASE[] = "tls_cert = /c.pem\ntls_key = /k.pem\noperators = /ops\n"
                            "registry = /r.db\n";
@@ -64,11 +67,33 @@ static void refusals(void **state)
     assert_non_null(strstr(err.msg, "required"));
 }
 
+/* docs/console.md's configuration table names every key of the table. */
+static void every_key_documented(void **state)
+{
+    (void)state;
+    char *doc = NULL;
+    size_t len = 0;
+    iot_err err = {0};
+    assert_int_equal(iot_file_read(IOT_SOURCE_DIR "/docs/console.md", 1 << 20, &doc, &len, &err),
+                     IOT_OK);
+    const char *keys[64];
+    size_t n = ic_config_keys(keys, 64);
+    assert_true(n > 20);
+    for (size_t i = 0; i < n; i++) {
+        char quoted[64];
+        snprintf(quoted, sizeof(quoted), "`%s`", keys[i]);
+        if (strstr(doc, quoted) == NULL)
+            fail_msg("docs/console.md does not document %s", keys[i]);
+    }
+    free(doc);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(secure_defaults),
         cmocka_unit_test(refusals),
+        cmocka_unit_test(every_key_documented),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
