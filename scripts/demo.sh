@@ -178,6 +178,11 @@ mqtt_key = $P/clients/console-mqtt/key.pem
 CONF
 "$ROOT/$BUILD/console/iotconsole" --config "$STATE/iotconsole.conf" 2>>"$STATE/iotconsole.log" &
 PIDS+=("$!")
+for _ in $(seq 1 50); do
+  port_in_use "$CONSOLE_PORT" && break
+  kill -0 "${PIDS[-1]}" 2>/dev/null || die "the console stopped; see $STATE/iotconsole.log: $(tail -2 "$STATE/iotconsole.log")"
+  sleep 0.1
+done
 step "fleet console: https://localhost:$CONSOLE_PORT (operator 'operator', password in $STATE/console-password; the CA to trust is $P/ca.crt)"
 
 # --- consumer: one line per reading ----------------------------------------------

@@ -111,7 +111,8 @@ static iot_status parse_url(const char *url, size_t len, gateway *g, iot_err *er
     *colon = '\0';
     memcpy(g->host, buf, (size_t)(colon - buf) + 1);
     g->port = (int)port;
-    snprintf(g->name, sizeof(g->name), "%s:%ld", g->host, port);
+    snprintf(g->name, sizeof(g->name), "%.127s:%ld", buf,
+             port); /* buf is the host, checked to fit g->host */
     return IOT_OK;
 }
 
