@@ -86,13 +86,11 @@ static const char *split_segments(ic_target *t)
     }
 }
 
-const char *ic_target_parse(const char *target, size_t len, ic_target *out)
+/* The path: origin-form, bounded, none of '%', '#', space or control. */
+static const char *check_path(const char *target, size_t plen)
 {
-    memset(out, 0, sizeof(*out));
-    if (len == 0 || target[0] != '/')
+    if (plen == 0 || target[0] != '/')
         return "target is not origin-form";
-    const char *q = memchr(target, '?', len);
-    size_t plen = q != NULL ? (size_t)(q - target) : len;
     if (plen > IC_PATH_MAX)
         return "path too long";
     for (size_t i = 0; i < plen; i++) {
@@ -100,21 +98,37 @@ const char *ic_target_parse(const char *target, size_t len, ic_target *out)
         if (c == '%' || c == '#' || c <= 0x20 || c >= 0x7f)
             return "path holds '%', '#', a space or a control byte";
     }
-    memcpy(out->path, target, plen);
-    out->path[plen] = '\0';
-    const char *why = split_segments(out);
-    if (why != NULL || q == NULL)
-        return why;
-    const char *p = q + 1, *end = target + len;
+    return NULL;
+}
+
+static const char *parse_query(ic_target *t, const char *p, const char *end)
+{
     if (memchr(p, '#', (size_t)(end - p)) != NULL)
         return "fragment in the target";
+    const char *why = NULL;
     while (p <= end && why == NULL) {
         const char *amp = memchr(p, '&', (size_t)(end - p));
         const char *stop = amp != NULL ? amp : end;
-        why = add_param(out, p, (size_t)(stop - p));
+        why = add_param(t, p, (size_t)(stop - p));
         p = stop + 1;
     }
     return why;
+}
+
+const char *ic_target_parse(const char *target, size_t len, ic_target *out)
+{
+    memset(out, 0, sizeof(*out));
+    const char *q = len > 0 ? memchr(target, '?', len) : NULL;
+    size_t plen = q != NULL ? (size_t)(q - target) : len;
+    const char *why = check_path(target, plen);
+    if (why != NULL)
+        return why;
+    memcpy(out->path, target, plen);
+    out->path[plen] = '\0';
+    why = split_segments(out);
+    if (why != NULL || q == NULL)
+        return why;
+    return parse_query(out, q + 1, target + len);
 }
 
 const char *ic_target_param(const ic_target *t, const char *key)

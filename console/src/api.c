@@ -514,29 +514,35 @@ static void method_not_allowed(request *r)
     ic_refuse(r->c, IC_REF_METHOD, 405, "method_not_allowed", "reads are GET, actions are POST");
 }
 
-/* GET /api/v1/... */
+static void get_stream(request *r)
+{
+    if (no_params(r))
+        (void)ic_stream_start(r->c);
+}
+
+/* GET /api/v1/NAME */
+static const struct {
+    const char *name;
+    void (*fn)(request *r);
+} API_GETS[] = {
+    {"devices", get_devices},   {"certificates", get_certificates},
+    {"rollouts", get_rollouts}, {"events", get_events},
+    {"audit", get_audit},       {"session", get_session},
+    {"status", get_status},     {"stream", get_stream},
+};
+
 static void route_api_get(request *r)
 {
     size_t n = r->t.n_seg;
     const char *what = n > 2 ? r->t.seg[2] : "";
-    if (n == 3 && strcmp(what, "devices") == 0)
-        get_devices(r);
-    else if (n == 4 && strcmp(what, "devices") == 0)
+    for (size_t i = 0; n == 3 && i < sizeof(API_GETS) / sizeof(API_GETS[0]); i++) {
+        if (strcmp(what, API_GETS[i].name) == 0) {
+            API_GETS[i].fn(r);
+            return;
+        }
+    }
+    if (n == 4 && strcmp(what, "devices") == 0)
         get_device(r, r->t.seg[3]);
-    else if (n == 3 && strcmp(what, "certificates") == 0)
-        get_certificates(r);
-    else if (n == 3 && strcmp(what, "rollouts") == 0)
-        get_rollouts(r);
-    else if (n == 3 && strcmp(what, "events") == 0)
-        get_events(r);
-    else if (n == 3 && strcmp(what, "audit") == 0)
-        get_audit(r);
-    else if (n == 3 && strcmp(what, "session") == 0)
-        get_session(r);
-    else if (n == 3 && strcmp(what, "status") == 0)
-        get_status(r);
-    else if (n == 3 && strcmp(what, "stream") == 0 && no_params(r))
-        (void)ic_stream_start(r->c);
     else if (n == 5 && (strcmp(what, "rollouts") == 0 || strcmp(what, "events") == 0))
         method_not_allowed(r); /* the actions are POST */
     else

@@ -13,9 +13,10 @@
 
 #include "api.h"
 
-#define HEAD_MAX     4096
-#define IDLE_TIMEOUT 30 /* seconds: a request, or a connection idle between requests */
-#define BODY_MAX     4096
+#define HEAD_MAX        4096
+#define IDLE_TIMEOUT    30 /* seconds: a request, or a connection idle between requests */
+#define BODY_MAX        4096
+#define READ_HIGH_WATER (64 * 1024)
 
 /* Every answer, pages, API and refusals alike. The policy allows only our
  * own origin's files, no inline script or style, no framing, no base or
@@ -155,7 +156,13 @@ static void on_http_error(ic_conn *c)
 static void process(ic_conn *c)
 {
     struct evbuffer *in = bufferevent_get_input(c->bev);
-    while (!c->closing && !c->stream) {
+    if (c->stream) {
+        /* A stream's client has nothing more to say: what it sends is
+         * dropped, never buffered. */
+        evbuffer_drain(in, evbuffer_get_length(in));
+        return;
+    }
+    while (!c->closing) {
         size_t avail = evbuffer_get_length(in);
         const char *data = avail > 0 ? (const char *)evbuffer_pullup(in, -1) : "";
         size_t used = 0;
@@ -177,8 +184,10 @@ static void process(ic_conn *c)
         }
         ic_api_handle(c);
         reset_request(c);
-        if (c->stream || c->closing)
+        if (c->stream || c->closing) {
+            evbuffer_drain(in, evbuffer_get_length(in));
             return;
+        }
         gw_http_next(&c->reader);
     }
 }
@@ -245,6 +254,9 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
     struct timeval idle = {IDLE_TIMEOUT, 0};
     bufferevent_set_timeouts(c->bev, &idle, &idle);
     bufferevent_setcb(c->bev, on_read, write_done, on_event, c);
+    /* Reading stops while this much waits unparsed (the parser takes
+     * everything it is fed, so only a closing connection leaves any). */
+    bufferevent_setwatermark(c->bev, EV_READ, 0, READ_HIGH_WATER);
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 }
 

@@ -303,6 +303,21 @@ sqlite3 "$T/console.db" "SELECT count(*) FROM audit WHERE result = 'rate_limited
   { read -r c; [ "$c" -ge 2 ] || fail "rate-limited logins not audited: $c"; }
 pass "rate-limited logins are in the audit log"
 
+# --- stream cap (a restart: sessions and login limits are in memory) -----------------------
+kill "$CONSOLE_PID"
+wait "$CONSOLE_PID" 2>/dev/null || true
+echo "sse_max_clients = 1" >>"$T/console.conf"
+start_console
+rm -f "$T/jar"
+console_login
+ccurl -N --max-time 4 "$O/api/v1/stream" >/dev/null 2>&1 &
+_PIDS+=("$!")
+stream_open() { ccurl "$O/api/v1/status" | jq -e '.streams == 1' >/dev/null; }
+wait_until 5 "the first stream" stream_open
+code="$(ccurl -o "$T/r" -w '%{http_code}' --max-time 4 "$O/api/v1/stream")"
+expect_eq "a stream over sse_max_clients is refused" "503 too_many_streams" \
+  "$code $(jq -r .error "$T/r")"
+
 # --- secure defaults at start --------------------------------------------------------------
 chmod 644 "$P/servers/console/key.pem"
 run "$IOTCONSOLE" --config "$T/console.conf" --check-config
