@@ -67,9 +67,11 @@ static cJSON *device_row(ic_app *app, const iot_cert_record *r, int64_t now)
     const cJSON *v = NULL;
     cJSON_ArrayForEach(v, stats)
     {
-        cJSON_ReplaceItemInObjectCaseSensitive(o, v->string, cJSON_Duplicate(v, false));
-        if (cJSON_GetObjectItemCaseSensitive(o, v->string) == NULL)
-            cJSON_AddItemToObject(o, v->string, cJSON_Duplicate(v, false));
+        cJSON *copy = cJSON_Duplicate(v, false);
+        if (cJSON_GetObjectItemCaseSensitive(o, v->string) != NULL)
+            cJSON_ReplaceItemInObjectCaseSensitive(o, v->string, copy);
+        else
+            cJSON_AddItemToObject(o, v->string, copy);
     }
     cJSON_Delete(stats);
     return o;

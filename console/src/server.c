@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdio.h>
+#include <sys/socket.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -17,6 +18,7 @@
 #define IDLE_TIMEOUT    30 /* seconds: a request, or a connection idle between requests */
 #define BODY_MAX        4096
 #define READ_HIGH_WATER (64 * 1024)
+#define STREAM_SNDBUF   (32 * 1024)
 
 /* Every answer, pages, API and refusals alike. The policy allows only our
  * own origin's files, no inline script or style, no framing, no base or
@@ -291,6 +293,10 @@ bool ic_stream_start(ic_conn *c)
     }
     evbuffer_add(bufferevent_get_output(c->bev), head, (size_t)n);
     c->stream = true;
+    /* The kernel's share of a stream's backlog is bounded too, so a client
+     * that stops reading reaches sse_queue_kib soon, not after megabytes. */
+    int sndbuf = STREAM_SNDBUF;
+    (void)setsockopt(bufferevent_getfd(c->bev), SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
     /* No read timeout: a stream is idle by design; the write timeout still
      * drops a client that stops reading. */
     struct timeval wr = {IDLE_TIMEOUT, 0};

@@ -303,20 +303,58 @@ sqlite3 "$T/console.db" "SELECT count(*) FROM audit WHERE result = 'rate_limited
   { read -r c; [ "$c" -ge 2 ] || fail "rate-limited logins not audited: $c"; }
 pass "rate-limited logins are in the audit log"
 
-# --- stream cap (a restart: sessions and login limits are in memory) -----------------------
+# --- stream cap and slow clients (a restart: sessions, limits are in memory) -------------
 kill "$CONSOLE_PID"
 wait "$CONSOLE_PID" 2>/dev/null || true
-echo "sse_max_clients = 1" >>"$T/console.conf"
+jq -s -e 'map(select(.event == "console.stopped")) | length == 1' "$T/console.log" >/dev/null ||
+  fail "iotconsole did not stop cleanly on SIGTERM: $(tail -20 "$T/console.log")"
+pass "SIGTERM stops the console cleanly (under ASan: no leak, no error)"
+printf 'sse_max_clients = 1\nsse_queue_kib = 16\n' >>"$T/console.conf"
 start_console
 rm -f "$T/jar"
 console_login
-ccurl -N --max-time 4 "$O/api/v1/stream" >/dev/null 2>&1 &
+# A client that opens a stream and never reads (a small receive buffer so
+# the kernel holds little for it).
+cookie="$(awk '$6 == "__Host-iotconsole" { print $7 }' "$T/jar")"
+/usr/bin/python3 - "$P/ca.crt" "$CONSOLE_PORT" "$cookie" >"$T/slow.out" 2>&1 <<'PY' &
+import socket, ssl, sys, time
+ctx = ssl.create_default_context(cafile=sys.argv[1])
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 2048)
+s.connect(("127.0.0.1", int(sys.argv[2])))
+t = ctx.wrap_socket(s, server_hostname="localhost")
+t.sendall(("GET /api/v1/stream HTTP/1.1\r\nHost: localhost\r\nCookie: __Host-iotconsole=%s\r\n\r\n"
+           % sys.argv[3]).encode())
+time.sleep(60)
+PY
 _PIDS+=("$!")
 stream_open() { ccurl "$O/api/v1/status" | jq -e '.streams == 1' >/dev/null; }
-wait_until 5 "the first stream" stream_open
+wait_until 10 "the slow client's stream" stream_open
 code="$(ccurl -o "$T/r" -w '%{http_code}' --max-time 4 "$O/api/v1/stream")"
 expect_eq "a stream over sse_max_clients is refused" "503 too_many_streams" \
   "$code $(jq -r .error "$T/r")"
+# Readings in batches of 60 (max_readings is 64) until the slow client is dropped.
+seq=100
+dropped() { ccurl "$O/api/v1/status" | jq -e '.streams_dropped >= 1 and .streams == 0' >/dev/null; }
+for _ in $(seq 1 40); do
+  body="$(jq -cn --argjson now "$now" --argjson s "$seq" '[range(0; 60) as $i |
+    {bn: "dev-1:", bt: ($now - 3000 + $s + $i), n: "temperature", u: "Cel", v: $i, seq: ($s + $i)}]')"
+  r="$(post dev-1 application/senml+json "$body")"
+  [ "${r%% *}" = 200 ] || fail "a batch of readings: $r"
+  seq=$((seq + 60))
+  ! dropped || break
+done
+dropped || fail "the slow stream client was not dropped: $(ccurl "$O/api/v1/status")"
+pass "a stream client that does not read is dropped and counted (after $((seq - 100)) readings)"
+jq -s -e 'map(select(.event == "console.stream_dropped")) | length == 1' "$T/console.log" \
+  >/dev/null || fail "the drop is not logged"
+pass "the drop is logged as console.stream_dropped"
+
+kill "$CONSOLE_PID"
+wait "$CONSOLE_PID" 2>/dev/null || true
+jq -s -e 'map(select(.event == "console.stopped")) | length == 2' "$T/console.log" >/dev/null ||
+  fail "the second iotconsole did not stop cleanly: $(tail -20 "$T/console.log")"
+pass "the console that served streams and dropped one stops cleanly too"
 
 # --- secure defaults at start --------------------------------------------------------------
 chmod 644 "$P/servers/console/key.pem"
