@@ -71,6 +71,15 @@ if curl -s --cacert "$P/ca.crt" "$O/login" | grep -Eiq '<script>|<style|style=|o
 fi
 pass "no inline script or style in the login page"
 
+# --- TLS ---------------------------------------------------------------------------------------
+tls() { openssl s_client -connect "127.0.0.1:$CONSOLE_PORT" -servername localhost \
+  -CAfile "$P/ca.crt" "$@" </dev/null >"$T/tls.out" 2>&1; }
+tls -tls1_3 || fail "TLS 1.3 refused: $(tail -5 "$T/tls.out")"
+grep -q 'Verify return code: 0 (ok)' "$T/tls.out" || fail "the console's certificate does not verify"
+if tls -tls1_1; then fail "TLS 1.1 accepted"; fi
+if tls -tls1_2 -cipher 'AES128-SHA'; then fail "a non-ECDHE, non-AEAD suite accepted"; fi
+pass "TLS 1.3 with a certificate of our CA; TLS 1.1 and static-RSA CBC suites refused"
+
 # --- login ---------------------------------------------------------------------------------
 login_body() { jq -cn --arg o "$1" --arg p "$2" '{operator: $o, password: $p}'; }
 code="$(ccurl -o "$T/r" -w '%{http_code}' -H "Origin: $O" -H 'Content-Type: application/json' \
