@@ -99,6 +99,12 @@ ic_session *ic_session_find(ic_sessions *s, const char *id, int64_t now)
     return x;
 }
 
+bool ic_session_alive(ic_sessions *s, const char *id, int64_t now)
+{
+    ic_session *x = find_slot(s, id);
+    return x != NULL && !expired(s, x, now);
+}
+
 bool ic_session_end(ic_sessions *s, const char *id)
 {
     ic_session *x = find_slot(s, id);

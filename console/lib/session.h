@@ -51,6 +51,11 @@ const ic_session *ic_session_create(ic_sessions *s, const char *op, const char *
  * last use set to now; NULL if none, or if it expired (then it is ended). */
 ic_session *ic_session_find(ic_sessions *s, const char *id, int64_t now);
 
+/* Whether the session with this id is live at `now`, without counting
+ * this as a use (a live stream checks its session at each message; only
+ * requests keep a session from going idle). */
+bool ic_session_alive(ic_sessions *s, const char *id, int64_t now);
+
 /* Ends the session; false if there was none. */
 bool ic_session_end(ic_sessions *s, const char *id);
 

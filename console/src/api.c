@@ -517,7 +517,7 @@ static void method_not_allowed(request *r)
 static void get_stream(request *r)
 {
     if (no_params(r))
-        (void)ic_stream_start(r->c);
+        (void)ic_stream_start(r->c, r->session->id);
 }
 
 /* GET /api/v1/NAME */

@@ -273,7 +273,7 @@ struct evconnlistener *ic_server_listen(ic_app *app)
                                    (struct sockaddr *)&ss, len);
 }
 
-bool ic_stream_start(ic_conn *c)
+bool ic_stream_start(ic_conn *c, const char *id)
 {
     ic_app *app = c->app;
     if (app->n_streams >= app->cfg.sse_max_clients) {
@@ -293,6 +293,7 @@ bool ic_stream_start(ic_conn *c)
     }
     evbuffer_add(bufferevent_get_output(c->bev), head, (size_t)n);
     c->stream = true;
+    memcpy(c->stream_session, id, IC_SESSION_HEX + 1);
     /* The kernel's share of a stream's backlog is bounded too, so a client
      * that stops reading reaches sse_queue_kib soon, not after megabytes. */
     int sndbuf = STREAM_SNDBUF;
@@ -310,11 +311,15 @@ bool ic_stream_start(ic_conn *c)
 void ic_stream_broadcast(ic_app *app, const char *type, const char *json)
 {
     size_t cap = (size_t)app->cfg.sse_queue_kib * 1024;
+    int64_t now = ic_now();
     ic_conn *c = app->streams;
     while (c != NULL) {
         ic_conn *next = c->next_stream;
         struct evbuffer *out = bufferevent_get_output(c->bev);
-        if (evbuffer_get_length(out) > cap) {
+        if (!ic_session_alive(&app->sessions, c->stream_session, now)) {
+            /* logged out or expired: the stream ends with its session */
+            conn_free(c);
+        } else if (evbuffer_get_length(out) > cap) {
             app->streams_dropped++;
             ic_log("warn", "console.stream_dropped", "address", c->addr, (char *)NULL);
             conn_free(c);

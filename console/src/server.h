@@ -29,6 +29,7 @@ typedef struct ic_conn {
     bool closing;      /* the answer is the last */
     bool stream;       /* an SSE stream: no more requests */
     struct ic_conn *next_stream;
+    char stream_session[IC_SESSION_HEX + 1]; /* the stream ends with it */
 } ic_conn;
 
 /* Starts listening on cfg.listen. */
@@ -47,9 +48,10 @@ void ic_reply_json(ic_conn *c, int status, const char *extra, cJSON *doc);
  * console.refused with the reason and the request's path. */
 void ic_refuse(ic_conn *c, ic_refusal why, int status, const char *error, const char *detail);
 
-/* Turns the connection into an SSE stream (answers the head); false when
- * at sse_max_clients (then it refused with 503). */
-bool ic_stream_start(ic_conn *c);
+/* Turns the connection into an SSE stream (answers the head) for as long
+ * as session `id` lives (logout, expiry); false when at sse_max_clients
+ * (then it refused with 503). */
+bool ic_stream_start(ic_conn *c, const char *id);
 
 /* Sends "event: TYPE\ndata: JSON\n\n" to every stream; a client with more
  * than sse_queue_kib waiting is dropped and counted. */

@@ -278,8 +278,18 @@ jq -s -e 'map(select(.event == "console.refused" and .reason == "bad_request")) 
 pass "refusals are logged as console.refused with their reason"
 
 # --- logout, removed operator ------------------------------------------------------------
+# A stream opened in this session (its own curl: it must not write the jar).
+curl -sS -N --max-time 20 --cacert "$P/ca.crt" -b "$T/jar" "$O/api/v1/stream" >"$T/sse2" 2>&1 &
+STREAM_PID=$!
+_PIDS+=("$STREAM_PID")
+sleep 1
 r="$(cpost /logout)"
 expect_eq "logout" 200 "${r%% *}"
+post dev-1 application/senml+json "[{\"bn\":\"dev-1:\",\"bt\":$now,\"n\":\"temperature\",\"u\":\"Cel\",\"v\":31.5,\"seq\":10}]" >/dev/null
+stream_gone() { ! kill -0 "$STREAM_PID" 2>/dev/null; }
+wait_until 10 "the stream of a logged-out session to end" stream_gone
+! grep -q '^event: reading' "$T/sse2" || fail "a reading reached the stream after logout: $(cat "$T/sse2")"
+pass "logout ends the session's live stream before the next reading reaches it"
 expect_eq "the session is gone after logout" 401 \
   "$(ccurl -o /dev/null -w '%{http_code}' "$O/api/v1/devices")"
 "$IOTCTL" --dir "$P" cert client carol --role consumer >/dev/null # a name no operator has

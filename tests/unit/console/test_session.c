@@ -47,7 +47,10 @@ static void logout_and_unknown_ids(void **state)
     const ic_session *a = make(&s, "alice", 3, 0);
     char id[IC_SESSION_HEX + 1];
     memcpy(id, a->id, sizeof(id));
+    assert_true(ic_session_alive(&s, id, 1));
+    assert_false(ic_session_alive(&s, id, 100)); /* alive does not count as a use */
     assert_true(ic_session_end(&s, id));
+    assert_false(ic_session_alive(&s, id, 1));
     assert_null(ic_session_find(&s, id, 1));
     assert_false(ic_session_end(&s, id));
     assert_null(ic_session_find(&s, "", 1));
