@@ -21,7 +21,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 
 # Directories of product C code, relative to the source root.
-SCOPE=(common core gateway ports tools firmware)
+SCOPE=(common core gateway ports tools firmware console)
 
 # Paths (prefixes, relative to the source root) left out of the check: for
 # third-party code only, which keeps its authors' style. None today.

@@ -14,7 +14,7 @@ if [ "${1:-}" = --top ]; then
   top="$2"
   shift 2
 fi
-[ $# -gt 0 ] || set -- core common gateway ports tools firmware
+[ $# -gt 0 ] || set -- core common gateway ports tools firmware console
 command -v pmccabe >/dev/null || {
   echo "complexity: pmccabe is not installed (Debian package pmccabe)" >&2
   exit 1

@@ -8,8 +8,8 @@
 #
 # State (PKI, broker data, outbox, device state) stays in .state/demo, so a
 # second run continues where the first stopped. Ports: DEMO_GATEWAY_PORT
-# (8443), DEMO_BROKER_PORT (8883), DEMO_ADMIN_PORT (9100); DEMO_STATE moves the
-# state directory.
+# (8443), DEMO_BROKER_PORT (8883), DEMO_ADMIN_PORT (9100), DEMO_CONSOLE_PORT
+# (8444, the fleet console); DEMO_STATE moves the state directory.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$PWD"
@@ -27,6 +27,7 @@ done
 GW_PORT="${DEMO_GATEWAY_PORT:-8443}"
 BROKER_PORT="${DEMO_BROKER_PORT:-8883}"
 ADMIN_PORT="${DEMO_ADMIN_PORT:-9100}"
+CONSOLE_PORT="${DEMO_CONSOLE_PORT:-8444}"
 
 step() { printf '==> %s\n' "$*"; }
 die() { printf 'demo: %s\n' "$*" >&2; exit 1; }
@@ -38,7 +39,7 @@ fi
 
 port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 for spec in "gateway:$GW_PORT:DEMO_GATEWAY_PORT" "broker:$BROKER_PORT:DEMO_BROKER_PORT" \
-  "admin:$ADMIN_PORT:DEMO_ADMIN_PORT"; do
+  "admin:$ADMIN_PORT:DEMO_ADMIN_PORT" "console:$CONSOLE_PORT:DEMO_CONSOLE_PORT"; do
   IFS=: read -r what port var <<<"$spec"
   if port_in_use "$port"; then
     who="$(ss -Hltnp "sport = :$port" 2>/dev/null | sed -n 's/.*users:((\("[^"]*"\).*/\1/p' | head -1)"
@@ -49,7 +50,7 @@ done
 BUILD=build/release
 step "building ($BUILD)"
 cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DIOT_BUILD_TESTS=OFF >/dev/null
-cmake --build "$BUILD" --target iotctl iotgw iotsim | grep -v '^\[' || true
+cmake --build "$BUILD" --target iotctl iotgw iotsim iotconsole | grep -v '^\[' || true
 IOTCTL="$ROOT/$BUILD/tools/iotctl"
 IOTGW="$ROOT/$BUILD/gateway/iotgw"
 IOTSIM="$ROOT/$BUILD/tools/iotsim"
@@ -65,6 +66,17 @@ if [ ! -e "$P/ca.crt" ]; then
   ctl cert server broker --dns localhost --ip 127.0.0.1 >/dev/null
   ctl cert client gateway-mqtt --role gateway >/dev/null   # the broker ACL's gateway identity
   ctl cert client dashboard --role consumer >/dev/null     # the broker ACL's first consumer
+fi
+# The fleet console: its server certificate, its MQTT identity (the broker
+# ACL's console role) and an operator whose password is drawn here, kept in
+# the state directory (0600) and printed below: no default password.
+if [ ! -e "$P/servers/console/cert.pem" ]; then
+  ctl cert server console --dns localhost --ip 127.0.0.1 >/dev/null
+  ctl cert client console-mqtt --role console >/dev/null
+fi
+if [ ! -s "$STATE/console-password" ]; then
+  (umask 077 && head -c 18 /dev/urandom | base64 | tr '+/' '-_' >"$STATE/console-password")
+  ctl operator add operator --password-file "$STATE/console-password" >/dev/null
 fi
 if [ ! -s "$P/firmware/trusted-keys.pem" ]; then
   step "creating the firmware signing key demo-release (README: a firmware rollout)"
@@ -145,6 +157,33 @@ for _ in $(seq 1 100); do
   kill -0 "${PIDS[-1]}" 2>/dev/null || die "the gateway stopped; see $STATE/iotgw.log: $(tail -2 "$STATE/iotgw.log")"
   sleep 0.1
 done
+
+# --- the fleet console ---------------------------------------------------------------
+cat >"$STATE/iotconsole.conf" <<CONF
+# Written by scripts/demo.sh; see docs/console.md.
+listen = 127.0.0.1:$CONSOLE_PORT
+tls_cert = $P/servers/console/cert.pem
+tls_key = $P/servers/console/key.pem
+operators = $P/operators
+registry = $P/registry.db
+rollouts = $STATE/rollouts.db
+state = $STATE/console.db
+web_dir = $ROOT/$BUILD/console/web
+gateways = http://127.0.0.1:$ADMIN_PORT
+mqtt_host = localhost
+mqtt_port = $BROKER_PORT
+mqtt_ca = $P/ca.crt
+mqtt_cert = $P/clients/console-mqtt/cert.pem
+mqtt_key = $P/clients/console-mqtt/key.pem
+CONF
+"$ROOT/$BUILD/console/iotconsole" --config "$STATE/iotconsole.conf" 2>>"$STATE/iotconsole.log" &
+PIDS+=("$!")
+for _ in $(seq 1 50); do
+  port_in_use "$CONSOLE_PORT" && break
+  kill -0 "${PIDS[-1]}" 2>/dev/null || die "the console stopped; see $STATE/iotconsole.log: $(tail -2 "$STATE/iotconsole.log")"
+  sleep 0.1
+done
+step "fleet console: https://localhost:$CONSOLE_PORT (operator 'operator', password in $STATE/console-password; the CA to trust is $P/ca.crt)"
 
 # --- consumer: one line per reading ----------------------------------------------
 step "subscribing to telemetry/# as 'dashboard'"

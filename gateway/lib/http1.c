@@ -124,6 +124,13 @@ static bool keep_range_field(gw_http_reader *r)
     return true;
 }
 
+/* A header the reader does not keep, to the caller's hook if it set one. */
+static void pass_on(gw_http_reader *r)
+{
+    if (r->other_header != NULL && r->field[0] != '\0')
+        r->other_header(r->other_header_ctx, r->field, r->value, r->value_long);
+}
+
 static int on_header_value_complete(llhttp_t *p)
 {
     gw_http_reader *r = reader_of(p);
@@ -148,6 +155,8 @@ static int on_header_value_complete(llhttp_t *p)
         /* kept */
     } else if (field_is(r, "Expect")) {
         r->req.expect_continue = strcasecmp(r->value, "100-continue") == 0;
+    } else {
+        pass_on(r);
     }
     r->field_len = 0;
     r->field[0] = '\0';

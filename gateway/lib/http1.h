@@ -93,6 +93,13 @@ typedef struct gw_http_reader {
     bool prev_cr, line_start, started; /* raw header byte state (line rules) */
     gw_refusal refusal;
     char detail[GW_HTTP_DETAIL_MAX];
+    /* Optional (NULL by default): called with each header the reader
+     * does not keep itself, trimmed, at most GW_HTTP_AUTH_MAX bytes
+     * (too_long: the value was cut, and must not be trusted). For a server
+     * on this layer that reads other headers (the console: Cookie, Origin,
+     * X-CSRF-Token) without every gateway connection paying for them. */
+    void (*other_header)(void *ctx, const char *name, const char *value, bool too_long);
+    void *other_header_ctx;
 } gw_http_reader;
 
 void gw_http_reader_init(gw_http_reader *r);

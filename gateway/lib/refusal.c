@@ -190,6 +190,7 @@ static const struct {
     {202, "Accepted"},
     {204, "No Content"},
     {206, "Partial Content"},
+    {303, "See Other"}, /* the console's redirect to its login page */
     {304, "Not Modified"},
     {400, "Bad Request"},
     {401, "Unauthorized"},

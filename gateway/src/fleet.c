@@ -320,7 +320,8 @@ char *gw_fleet_json(gw_fleet *f, int64_t now)
     pthread_mutex_unlock(&f->lock);
     if (root == NULL || arr == NULL || (f->used > 0 && all == NULL))
         goto out;
-    qsort(all, n, sizeof(entry), by_device);
+    if (n > 1) /* all is NULL while the inventory is empty: qsort must not see it */
+        qsort(all, n, sizeof(entry), by_device);
     for (size_t i = 0; i < n; i++)
         add_entry(arr, &all[i]);
     cJSON_AddNumberToObject(root, "generated", (double)now);

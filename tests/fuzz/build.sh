@@ -13,7 +13,7 @@ SRC="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 OUT="${IOT_FUZZ_DIR:-$SRC/build/fuzz}"
 CC="${FUZZ_CC:-clang}"
 HARNESSES=(payload_fuzz config_fuzz csr_fuzz registry_fuzz core_response_fuzz manifest_fuzz
-  proxyv2_fuzz)
+  proxyv2_fuzz console_fuzz)
 
 # The flags every harness gets; sanitizer findings abort, so libFuzzer
 # stops on them and keeps the input.
@@ -74,6 +74,14 @@ recipe() {
       SRCS=("$f" gateway/lib/proxyv2.c)
       DEPS=(gateway/lib/proxyv2.c gateway/lib/proxyv2.h)
       FLAGS=(-D_POSIX_C_SOURCE=200809L -Igateway/lib)
+      ;;
+    console_fuzz)
+      SRCS=("$f" console/lib/query.c console/lib/session.c console/lib/operators.c
+        console/lib/pwhash.c common/src/status.c common/src/identity.c core/src/protocol.c)
+      DEPS=(console/lib common core/include/iotd/protocol.h core/src/protocol.c)
+      FLAGS=(-D_POSIX_C_SOURCE=200809L -Iconsole/lib -Icommon/include -Icore/include
+        $(pkg-config --cflags openssl))
+      LIBS=($(pkg-config --libs libcrypto))
       ;;
     core_response_fuzz)
       SRCS=("$f" core/src/*.c)

@@ -29,14 +29,14 @@ export IOT_FUZZ_DIR="$OUT"
 declare -A DEFAULT_RUNS=(
   [payload_fuzz]=300000 [config_fuzz]=30000 [csr_fuzz]=40000
   [registry_fuzz]=3000 [core_response_fuzz]=12000 [manifest_fuzz]=100000
-  [proxyv2_fuzz]=200000
+  [proxyv2_fuzz]=200000 [console_fuzz]=200000
 )
 # Largest input per harness: above what the parser accepts, so its size
 # limits are exercised too.
 declare -A MAX_LEN=(
   [payload_fuzz]=20000 [config_fuzz]=70000 [csr_fuzz]=4096
   [registry_fuzz]=65536 [core_response_fuzz]=4096 [manifest_fuzz]=2048
-  [proxyv2_fuzz]=1024
+  [proxyv2_fuzz]=1024 [console_fuzz]=1024
 )
 # Seed corpus directory of each harness.
 corpus_of() { echo "$SRC/tests/fuzz/corpus/${1%_fuzz}"; }

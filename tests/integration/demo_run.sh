@@ -7,7 +7,7 @@
 . "$(dirname "$0")/lib.sh"
 
 export DEMO_STATE="$T/demo" DEMO_GATEWAY_PORT="$(free_port)" DEMO_BROKER_PORT="$(free_port)" \
-  DEMO_ADMIN_PORT="$(free_port)"
+  DEMO_ADMIN_PORT="$(free_port)" DEMO_CONSOLE_PORT="$(free_port)"
 
 run_demo() {
   # setsid: the demo gets its own process group, as in a terminal.
@@ -27,6 +27,12 @@ for dev in demo-sensor-1 demo-sensor-2; do
     fail "no reading line from $dev: $(tail -20 "$T/demo.out")"
 done
 pass "readings from every device are shown with their latency"
+grep -q "^==> fleet console: https://localhost:$DEMO_CONSOLE_PORT " "$T/demo.out" ||
+  fail "the fleet console was not started: $(grep -i console "$T/demo.out")"
+jq -s -e 'map(select(.event == "console.started")) | length == 1' "$DEMO_STATE/iotconsole.log" \
+  >/dev/null || fail "iotconsole did not start: $(tail -3 "$DEMO_STATE/iotconsole.log")"
+expect_eq "the console's operator password is drawn, not a default, and private" 600 \
+  "$(file_mode "$DEMO_STATE/console-password")"
 grep -q "^stopped; state kept in $DEMO_STATE" "$T/demo.out" || fail "no clean stop: $(tail -5 "$T/demo.out")"
 pass "SIGINT stops the demo cleanly"
 sleep 1

@@ -8,7 +8,7 @@
 #include "issue.h"
 #include "listing.h"
 
-static const char *const CLIENT_ROLES[] = {"gateway", "operator", "consumer"};
+static const char *const CLIENT_ROLES[] = {"gateway", "operator", "consumer", "console"};
 
 static bool role_is_valid(const char *role)
 {
@@ -64,8 +64,8 @@ int cmd_cert_client(cli_ctx *ctx, int argc, char **argv)
     for (int c = cmd_getopt(argc, argv, opts); c != -1; c = cmd_getopt(argc, argv, opts)) {
         if (c == 'r') {
             if (!role_is_valid(optarg))
-                return cli_usage(self, "--role '%s' is not one of gateway, operator, consumer",
-                                 optarg);
+                return cli_usage(
+                    self, "--role '%s' is not one of gateway, operator, consumer, console", optarg);
             req.role = optarg;
         } else if (c == 'h') {
             return cli_help(self);
@@ -74,7 +74,7 @@ int cmd_cert_client(cli_ctx *ctx, int argc, char **argv)
         }
     }
     if (optind < argc && req.role == NULL)
-        return cli_usage(self, "--role is required (gateway, operator or consumer)");
+        return cli_usage(self, "--role is required (gateway, operator, consumer or console)");
     return cmd_issue(ctx, self, argc, argv, &req, &validity, CLI_DEFAULT_CLIENT_DAYS, "NAME");
 }
 

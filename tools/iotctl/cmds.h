@@ -56,6 +56,10 @@ int cmd_incident_list(cli_ctx *ctx, int argc, char **argv);
 int cmd_incident_show(cli_ctx *ctx, int argc, char **argv);
 int cmd_incident_report(cli_ctx *ctx, int argc, char **argv);
 int cmd_vuln_scan(cli_ctx *ctx, int argc, char **argv);
+/* iotctl operator: the console's operators (cmd_operator.c). */
+int cmd_operator_add(cli_ctx *ctx, int argc, char **argv);
+int cmd_operator_remove(cli_ctx *ctx, int argc, char **argv);
+int cmd_operator_list(cli_ctx *ctx, int argc, char **argv);
 
 const cli_command *cmd_find(const char *group, const char *name);
 

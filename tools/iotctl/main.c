@@ -42,13 +42,13 @@ const cli_command cli_commands[] = {
      "  --out DIR              write the files to DIR instead\n" VALIDITY_HELP("397")},
     {"cert", "client", cmd_cert_client,
      "Issue a TLS client certificate for the gateway or a person.",
-     "NAME --role gateway|operator|consumer [--days N] [--out DIR]",
+     "NAME --role gateway|operator|consumer|console [--days N] [--out DIR]",
      "Issue a TLS client certificate: 'gateway' for the gateway's own MQTT connection,\n"
      "'operator' or 'consumer' for people and applications. The subject is\n"
      "CN=NAME,OU=ROLE,O=IoT Telemetry; the broker takes it whole as the username, so its\n"
      "ACL grants rights to NAME in ROLE only (iotctl prints the ACL's user line). Writes\n"
      "key.pem (0600), cert.pem and ca.pem to DIR/clients/NAME.",
-     "  --role ROLE            gateway, operator or consumer (required)\n"
+     "  --role ROLE            gateway, operator, consumer or console (required)\n"
      "  --out DIR              write the files to DIR instead\n" VALIDITY_HELP("397")},
     {"cert", "list", cmd_cert_list, "List server and client certificates with state and expiry.",
      "[--json]", "List server and client certificates with state, expiry and days left.",
@@ -397,6 +397,22 @@ const cli_command cli_commands[] = {
      "  --inventory FILE       the fleet inventory (the gateway's GET /fleet)\n"
      "  --vex FILE             a CycloneDX VEX document of advisories that do not apply\n"
      "  --json                 machine-readable output\n"},
+    {"operator", "add", cmd_operator_add, "Add a console operator with a password.",
+     "NAME [--password-file FILE] [--file PATH]",
+     "Add an operator of the fleet console (iotconsole). The password is read from\n"
+     "one line of stdin, or of --password-file, never from the command line; it must\n"
+     "have 12 to 256 characters, 6 of them different, and not contain NAME. It is\n"
+     "stored hashed with scrypt (N=2^15, r=8, p=1, recorded with the hash) in the\n"
+     "operators file, mode 0600.",
+     "  --password-file FILE   read the password from FILE's first line\n"
+     "  --file PATH            the operators file (default DIR/operators)\n"},
+    {"operator", "remove", cmd_operator_remove, "Remove a console operator.", "NAME [--file PATH]",
+     "Remove an operator from the operators file: the console refuses the operator's\n"
+     "logins and ends its sessions at their next request.",
+     "  --file PATH            the operators file (default DIR/operators)\n"},
+    {"operator", "list", cmd_operator_list, "List console operators.", "[--file PATH]",
+     "List the operators of the fleet console, one name a line.",
+     "  --file PATH            the operators file (default DIR/operators)\n"},
 };
 const size_t cli_command_count = sizeof(cli_commands) / sizeof(cli_commands[0]);
 

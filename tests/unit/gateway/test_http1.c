@@ -219,6 +219,56 @@ static void authorization_and_content_type(void **state)
 
 /* Range fields for image downloads: kept when given once and short; a
  * second Range, or one too long, is marked bad so it is never served. */
+/* The hook for headers the reader does not keep (the console's Cookie,
+ * Origin, X-CSRF-Token): each such header once, trimmed, a cut one
+ * flagged; those the reader keeps (Content-Type) are not passed on. */
+typedef struct seen_headers {
+    char names[4][32];
+    char values[4][GW_HTTP_AUTH_MAX + 1];
+    bool cut[4];
+    int n;
+} seen_headers;
+
+static void record_header(void *ctx, const char *name, const char *value, bool too_long)
+{
+    seen_headers *s = ctx;
+    if (s->n == 4)
+        return;
+    snprintf(s->names[s->n], sizeof(s->names[0]), "%s", name);
+    snprintf(s->values[s->n], sizeof(s->values[0]), "%s", value);
+    s->cut[s->n++] = too_long;
+}
+
+static void other_headers_hook(void **state)
+{
+    (void)state;
+    char req[1024], big[GW_HTTP_AUTH_MAX + 40];
+    memset(big, 'c', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    snprintf(req, sizeof(req),
+             "POST /x HTTP/1.1\r\nCookie: a=b  \r\nContent-Type: text/plain\r\n"
+             "Origin: https://h\r\nX-Csrf-Token: %s\r\nContent-Length: 0\r\n\r\n",
+             big);
+    gw_http_reader r;
+    seen_headers s = {0};
+    size_t used;
+    gw_http_reader_init(&r);
+    r.other_header = record_header;
+    r.other_header_ctx = &s;
+    assert_int_equal(feed_all(&r, req, strlen(req), 7, &used), GW_HTTP_REQUEST);
+    assert_int_equal(s.n, 4); /* Content-Length too: llhttp reads it, the reader keeps none */
+    assert_string_equal(s.names[3], "Content-Length");
+    assert_string_equal(s.names[0], "Cookie");
+    assert_string_equal(s.values[0], "a=b");
+    assert_false(s.cut[0]);
+    assert_string_equal(s.names[1], "Origin");
+    assert_string_equal(s.values[1], "https://h");
+    assert_string_equal(s.names[2], "X-Csrf-Token");
+    assert_true(s.cut[2]);
+    assert_string_equal(r.req.content_type, "text/plain");
+    gw_http_reader_free(&r);
+}
+
 static void range_fields(void **state)
 {
     (void)state;
@@ -262,6 +312,7 @@ int main(void)
         cmocka_unit_test(limits_refused),        cmocka_unit_test(pipelined),
         cmocka_unit_test(keep_alive_and_expect), cmocka_unit_test(answers),
         cmocka_unit_test(range_fields),          cmocka_unit_test(authorization_and_content_type),
+        cmocka_unit_test(other_headers_hook),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
