@@ -29,9 +29,9 @@ static void add_fleet_fields(ic_app *app, const char *id, cJSON *o, int64_t now)
 {
     const char *gw = NULL;
     const cJSON *e = ic_fleet_lookup(app->fleet, id, &gw);
-    static const char *const copied[] = {
-        "firmware",         "secure_version", "boot_count",  "reset_reason",
-        "connect_failures", "heap_min",       "last_report", NULL};
+    static const char *const copied[] = {"firmware",   "secure_version", "slot",
+                                         "boot_count", "reset_reason",   "connect_failures",
+                                         "heap_min",   "last_report",    NULL};
     double seen = 0;
     if (e != NULL) {
         const cJSON *ls = cJSON_GetObjectItemCaseSensitive(e, "last_seen");
@@ -244,18 +244,10 @@ static void csv_field(char *buf, size_t size, size_t *pos, const cJSON *v)
 
 char *ic_data_devices_csv(const cJSON *doc, size_t *len)
 {
-    static const char *const cols[] = {"id",
-                                       "state",
-                                       "online",
-                                       "last_seen",
-                                       "firmware",
-                                       "not_after",
-                                       "cert_days_left",
-                                       "gateway",
-                                       "readings_per_min",
-                                       "dropped",
-                                       "class",
-                                       NULL};
+    static const char *const cols[] = {
+        "id",        "state",          "online",  "last_seen",        "firmware", "slot",
+        "not_after", "cert_days_left", "gateway", "readings_per_min", "dropped",  "class",
+        NULL};
     const cJSON *arr = cJSON_GetObjectItemCaseSensitive(doc, "devices");
     size_t rows = (size_t)cJSON_GetArraySize(arr) + 1;
     size_t cap = rows * CSV_ROW_MAX;

@@ -19,6 +19,7 @@
   fact('Gateway', d.gateway || '—');
   fact('Firmware', (d.firmware || '—') + (d.secure_version ? ' (secure version ' +
     d.secure_version + ')' : ''));
+  fact('Running slot', d.slot || '—');
   fact('Class', d.class || '—');
   fact('Boots, last reset', (d.boot_count ?? '—') + ', ' + (d.reset_reason || '—'));
   fact('Readings/min, dropped', d.readings_per_min + ', ' + d.dropped);

@@ -7,7 +7,7 @@
   const content = document.getElementById('content');
   const state = {q: '', state: '', sort: 'id', order: 'asc'};
   const cols = [['id', 'Device'], ['state', 'Certificate'], ['last_seen', 'Last seen'],
-    ['firmware', 'Firmware'], ['not_after', 'Certificate expiry'], ['gateway', 'Gateway'],
+    ['firmware', 'Firmware (slot)'], ['not_after', 'Certificate expiry'], ['gateway', 'Gateway'],
     ['readings_per_min', 'Readings/min'], ['dropped', 'Dropped'], ['class', 'Class']];
   const q = el('input', {id: 'filter-q', type: 'search', placeholder: 'device ID contains'});
   const st = el('select', {id: 'filter-state'});
@@ -39,7 +39,8 @@
     const days = d.cert_days_left;
     const exp = el('span', {class: days < 30 ? 'warn' : '', text: IC.time(d.not_after).slice(0, 10) +
       ' (' + days + ' d)'});
-    return [link, cert, seen, d.firmware || '—', exp, d.gateway || '—', d.readings_per_min,
+    const fw = d.firmware ? d.firmware + (d.slot ? ' (' + d.slot + ')' : '') : '—';
+    return [link, cert, seen, fw, exp, d.gateway || '—', d.readings_per_min,
       d.dropped, d.class || '—'];
   }
 

@@ -12,6 +12,7 @@
 #define RETRY_BASE_MS      5000u
 #define RETRY_MAX_MS       (30u * 60u * 1000u)
 #define FIRMWARE_MAX_CHARS 32u
+#define SLOT_MAX_CHARS     16u
 
 static void member(iotd__out *o, const char *name, int64_t v)
 {
@@ -36,6 +37,20 @@ static bool firmware_ok(const char *s)
     return n > 0;
 }
 
+/* NULL (not known) or 1..16 of [a-z0-9_]. */
+static bool slot_ok(const char *s)
+{
+    size_t n = 0;
+    if (s == NULL)
+        return true;
+    for (; s[n] != '\0'; n++) {
+        char c = s[n];
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || c == '_') || n >= SLOT_MAX_CHARS)
+            return false;
+    }
+    return n > 0;
+}
+
 static bool reset_ok(const char *s)
 {
     static const char *const known[] = {
@@ -52,7 +67,7 @@ iotd_status iotd_health_json(const iotd_health_info *info, uint32_t connect_fail
                              int64_t since_upload_s, char *buf, size_t cap, size_t *len)
 {
     if (info == NULL || buf == NULL || len == NULL || cap == 0u || !firmware_ok(info->firmware) ||
-        !reset_ok(info->reset_reason))
+        !reset_ok(info->reset_reason) || !slot_ok(info->slot))
         return IOTD_EINVAL;
     iotd__out o = {buf, cap, 0u, false};
     iotd__put_str(&o, "{\"firmware\":\"");
@@ -60,6 +75,11 @@ iotd_status iotd_health_json(const iotd_health_info *info, uint32_t connect_fail
     iotd__put_str(&o, "\",\"reset_reason\":\"");
     iotd__put_str(&o, info->reset_reason);
     iotd__put_str(&o, "\"");
+    if (info->slot != NULL) {
+        iotd__put_str(&o, ",\"slot\":\"");
+        iotd__put_str(&o, info->slot);
+        iotd__put_str(&o, "\"");
+    }
     member(&o, "secure_version", info->secure_version);
     member(&o, "boot_count", info->boot_count);
     member(&o, "connect_failures", connect_failures);

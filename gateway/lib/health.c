@@ -14,7 +14,7 @@ static const char *const RESET_REASONS[] = {
 };
 #define N_RESETS (sizeof(RESET_REASONS) / sizeof(RESET_REASONS[0]))
 
-typedef enum kind { K_VERSION, K_U32, K_SINCE, K_HEAP, K_TIME, K_RESET } kind;
+typedef enum kind { K_VERSION, K_U32, K_SINCE, K_HEAP, K_TIME, K_RESET, K_SLOT } kind;
 
 static const struct {
     const char *name;
@@ -25,6 +25,7 @@ static const struct {
     {"boot_count", K_U32, true},       {"reset_reason", K_RESET, true},
     {"connect_failures", K_U32, true}, {"since_upload_s", K_SINCE, true},
     {"heap_min", K_HEAP, false},       {"cert_not_after", K_TIME, false},
+    {"slot", K_SLOT, false},
 };
 #define N_MEMBERS (sizeof(MEMBERS) / sizeof(MEMBERS[0]))
 
@@ -78,6 +79,23 @@ static bool integer_in(const cJSON *v, double lo, double hi, int64_t *out)
     return true;
 }
 
+/* 1..GW_HEALTH_SLOT_MAX of [a-z0-9_]: a partition label. */
+static bool set_slot(const cJSON *v, gw_health_report *r)
+{
+    if (!cJSON_IsString(v))
+        return false;
+    size_t n = strlen(v->valuestring);
+    if (n == 0 || n > GW_HEALTH_SLOT_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = v->valuestring[i];
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || c == '_'))
+            return false;
+    }
+    memcpy(r->slot, v->valuestring, n + 1);
+    return true;
+}
+
 static bool set_reset(const cJSON *v, gw_health_report *r)
 {
     if (!cJSON_IsString(v))
@@ -100,6 +118,8 @@ static bool set_member(kind k, const cJSON *v, int64_t *num, gw_health_report *r
         return true;
     case K_RESET:
         return set_reset(v, r);
+    case K_SLOT:
+        return set_slot(v, r);
     case K_U32:
         return integer_in(v, 0, 4294967295.0, num);
     case K_SINCE:

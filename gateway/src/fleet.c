@@ -21,6 +21,7 @@ typedef struct entry {
     char reset_reason[RESET_MAX];
     int64_t since_upload_s, heap_min, cert_not_after;
     int64_t last_seen, last_report;
+    char slot[GW_HEALTH_SLOT_MAX + 1];
     bool dirty;
 } entry;
 
@@ -44,7 +45,20 @@ static const char SCHEMA[] = "CREATE TABLE IF NOT EXISTS fleet ("
                              "  heap_min INTEGER NOT NULL,"
                              "  cert_not_after INTEGER NOT NULL,"
                              "  last_seen INTEGER NOT NULL,"
-                             "  last_report INTEGER NOT NULL) WITHOUT ROWID;";
+                             "  last_report INTEGER NOT NULL,"
+                             "  slot TEXT NOT NULL DEFAULT '') WITHOUT ROWID;";
+
+/* An inventory written before reports carried the slot gets the column. */
+static int add_slot_column(sqlite3 *db)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(db, "SELECT slot FROM fleet LIMIT 0", -1, &st, NULL);
+    sqlite3_finalize(st);
+    if (rc == SQLITE_OK)
+        return SQLITE_OK;
+    return sqlite3_exec(db, "ALTER TABLE fleet ADD COLUMN slot TEXT NOT NULL DEFAULT ''", NULL,
+                        NULL, NULL);
+}
 
 static uint64_t hash_of(const char *s)
 {
@@ -115,6 +129,8 @@ static void load_row(gw_fleet *f, sqlite3_stmt *st)
     e->cert_not_after = sqlite3_column_int64(st, 9);
     e->last_seen = sqlite3_column_int64(st, 10);
     e->last_report = sqlite3_column_int64(st, 11);
+    const unsigned char *slot = sqlite3_column_text(st, 12);
+    snprintf(e->slot, sizeof(e->slot), "%s", slot != NULL ? (const char *)slot : "");
 }
 
 static iot_status load(gw_fleet *f, iot_err *err)
@@ -147,7 +163,8 @@ iot_status gw_fleet_open(const char *path, gw_fleet **out, iot_err *err)
             SQLITE_OK ||
         sqlite3_exec(f->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;", NULL, NULL,
                      NULL) != SQLITE_OK ||
-        sqlite3_exec(f->db, SCHEMA, NULL, NULL, NULL) != SQLITE_OK)
+        sqlite3_exec(f->db, SCHEMA, NULL, NULL, NULL) != SQLITE_OK ||
+        add_slot_column(f->db) != SQLITE_OK)
         st = db_fail(f, "opening", err);
     if (st == IOT_OK)
         st = load(f, err);
@@ -189,6 +206,7 @@ void gw_fleet_report(gw_fleet *f, const char *device, const gw_health_report *r,
         e->since_upload_s = r->since_upload_s;
         e->heap_min = r->heap_min;
         e->cert_not_after = r->cert_not_after;
+        snprintf(e->slot, sizeof(e->slot), "%s", r->slot);
         e->last_seen = e->last_report = now;
         e->dirty = true;
     }
@@ -228,6 +246,7 @@ static int bind_entry(sqlite3_stmt *st, const entry *e)
     sqlite3_bind_int64(st, 10, e->cert_not_after);
     sqlite3_bind_int64(st, 11, e->last_seen);
     sqlite3_bind_int64(st, 12, e->last_report);
+    sqlite3_bind_text(st, 13, e->slot, -1, SQLITE_STATIC);
     return sqlite3_step(st);
 }
 
@@ -240,7 +259,7 @@ iot_status gw_fleet_flush(gw_fleet *f, iot_err *err)
     iot_status s = IOT_OK;
     sqlite3_stmt *st = NULL;
     if (sqlite3_exec(f->db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK ||
-        sqlite3_prepare_v2(f->db, "INSERT OR REPLACE INTO fleet VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+        sqlite3_prepare_v2(f->db, "INSERT OR REPLACE INTO fleet VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                            -1, &st, NULL) != SQLITE_OK) {
         s = db_fail(f, "writing", err);
         goto out;
@@ -295,6 +314,7 @@ static void add_entry(cJSON *arr, const entry *e)
     cJSON_AddStringToObject(o, "device", e->device);
     cJSON_AddStringToObject(o, "firmware", e->firmware);
     cJSON_AddNumberToObject(o, "secure_version", e->secure_version);
+    cJSON_AddStringToObject(o, "slot", e->slot);
     cJSON_AddNumberToObject(o, "last_seen", (double)e->last_seen);
     cJSON_AddNumberToObject(o, "last_report", (double)e->last_report);
     cJSON_AddNumberToObject(o, "cert_not_after", (double)e->cert_not_after);

@@ -133,12 +133,21 @@ ccurl "$O/api/v1/devices/dev-1" | jq -e '.id == "dev-1" and .readings_total >= 3
   (.firmware_history | length == 1) and .firmware_history[0].rollout == "r-2" and
   (.events | type == "array")' >/dev/null || fail "device schema: $(ccurl "$O/api/v1/devices/dev-1")"
 pass "GET /api/v1/devices/dev-1: certificates, firmware history, events, readings from MQTT"
+# The firmware and the slot it runs from, as the device's health report gave them to the gateway.
+code="$(curl -s -o /dev/null -w '%{http_code}' --cacert "$P/ca.crt" --cert "$P/devices/dev-1/cert.pem" \
+  --key "$P/devices/dev-1/key.pem" -H 'Content-Type: application/json' --data-binary \
+  '{"firmware":"2.0.0","secure_version":2,"boot_count":3,"reset_reason":"software","connect_failures":0,"since_upload_s":5,"slot":"ota_1"}' \
+  "https://localhost:$GW_PORT/v1/device/health")"
+expect_eq "dev-1's health report" 204 "$code"
+dev1_fw() { ccurl "$O/api/v1/devices/dev-1" | jq -e '.firmware == "2.0.0" and .slot == "ota_1"' >/dev/null; }
+wait_until 15 "dev-1's firmware and slot through the gateway's /fleet" dev1_fw
+pass "the device's firmware and running slot, from its health report through the gateway"
 expect_eq "sorted by id, descending" "dev-3 dev-2 dev-1" \
   "$(devices "?sort=id&order=desc" | jq -r '[.devices[].id] | join(" ")')"
 expect_eq "filtered by name" "dev-2" "$(devices "?q=v-2" | jq -r '[.devices[].id] | join(" ")')"
 expect_eq "filtered online" "dev-1" "$(devices "?state=online" | jq -r '[.devices[].id] | join(" ")')"
 csv="$(devices "?format=csv&sort=id")"
-expect_eq "CSV export: header" "id,state,online,last_seen,firmware,not_after,cert_days_left,gateway,readings_per_min,dropped,class" \
+expect_eq "CSV export: header" "id,state,online,last_seen,firmware,slot,not_after,cert_days_left,gateway,readings_per_min,dropped,class" \
   "$(head -1 <<<"$csv" | tr -d '\r')"
 expect_eq "CSV export: one row a device" 4 "$(grep -c . <<<"$csv")"
 

@@ -45,6 +45,10 @@ expect_eq "the inventory has it" '1.2.0 3 12 power_on 51234 1803000000' \
   "$(dev dev-1 | jq -r '"\(.firmware) \(.secure_version) \(.boot_count) \(.reset_reason) \(.heap_min) \(.cert_not_after)"')"
 [ "$(dev dev-1 | jq .last_seen)" -ge $(($(date +%s) - 60)) ] || fail "dev-1 last_seen: $(dev dev-1)"
 expect_eq "dev-3 from the earlier run" "0.9.0 $old" "$(dev dev-3 | jq -r '"\(.firmware) \(.last_seen)"')"
+expect_eq "an inventory from before slots: the slot column added, empty" '""' "$(dev dev-3 | jq -c .slot)"
+r="$(health dev-1 "${GOOD%\}},\"slot\":\"ota_1\"}")"
+expect_eq "a report with the running slot is answered 204" "204" "${r%% *}"
+expect_eq "the inventory has the slot" "ota_1" "$(dev dev-1 | jq -r .slot)"
 
 # --- strict reports ----------------------------------------------------------------------
 bad() { # bad WHAT STATUS ERROR BODY [CONTENT-TYPE]
@@ -58,6 +62,7 @@ bad "a member of the wrong type" 422 invalid_value "${GOOD/\"boot_count\":12/\"b
 bad "a negative count" 422 invalid_value "${GOOD/\"boot_count\":12/\"boot_count\":-1}"
 bad "a fraction" 422 invalid_value "${GOOD/\"secure_version\":3/\"secure_version\":3.5}"
 bad "an unknown reset reason" 422 invalid_value "${GOOD/power_on/cosmic_ray}"
+bad "a slot that is no partition label" 422 invalid_value "${GOOD%\}},\"slot\":\"OTA 1\"}"
 bad "a firmware version with a space" 422 invalid_value "${GOOD/1.2.0/1.2 0}"
 bad "a missing member" 422 missing_value '{"firmware":"1.2.0"}'
 bad "a member twice" 400 duplicate_key "${GOOD%\}},\"boot_count\":13}"
@@ -94,8 +99,8 @@ expect_ok "a device reports at start" sim --reset-reason watchdog -v
 grep -q "event=health.sent.*status=204" "$T/sim.err" || fail "no health report answered 204: $(cat "$T/sim.err")"
 want_end="$(date -u -d "$(openssl x509 -in "$P/devices/dev-2/cert.pem" -noout -enddate | cut -d= -f2)" +%s)"
 # Its first step uploads the first reading, then reports: an upload just now.
-expect_eq "dev-2 as the core reported it" "1.0.0 0 1 watchdog $want_end true" \
-  "$(dev dev-2 | jq -r '"\(.firmware) \(.secure_version) \(.boot_count) \(.reset_reason) \(.cert_not_after) \(.since_upload_s >= 0 and .since_upload_s < 60)"')"
+expect_eq "dev-2 as the core reported it" "1.0.0 0 1 watchdog $want_end true factory" \
+  "$(dev dev-2 | jq -r '"\(.firmware) \(.secure_version) \(.boot_count) \(.reset_reason) \(.cert_not_after) \(.since_upload_s >= 0 and .since_upload_s < 60) \(.slot)"')"
 expect_ok "a second start" sim
 expect_eq "the boot count grows across starts, the reset reason follows" "2 software" \
   "$(dev dev-2 | jq -r '"\(.boot_count) \(.reset_reason)"')"

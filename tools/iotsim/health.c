@@ -66,6 +66,9 @@ static void fill(void *ctx, iotd_health_info *out)
     out->reset_reason = d->reset_reason;
     out->heap_min = -1;
     out->cert_not_after = cert_not_after(d);
+    out->slot = d->boot.slot == IOTD_POSIX_FACTORY ? "factory"
+                : d->boot.slot == 0                ? "ota_0"
+                                                   : "ota_1";
 }
 
 /* This start, counted in the device's state. */

@@ -39,6 +39,9 @@ typedef struct iotd_health_info {
     const char *reset_reason; /* an IOTD_RESET_* string */
     int64_t heap_min;         /* bytes; -1: not known */
     int64_t cert_not_after;   /* Unix seconds; 0: not known */
+    /* The partition the running image booted from, as the bootloader names
+     * it ("factory", "ota_0", "ota_1"): 1..16 of [a-z0-9_]; NULL: not known. */
+    const char *slot;
 } iotd_health_info;
 
 typedef void (*iotd_health_fill_fn)(void *ctx, iotd_health_info *out);

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "esp_app_desc.h"
+#include "esp_ota_ops.h"
 #include "esp_system.h"
 #include "mbedtls/x509_crt.h"
 
@@ -77,4 +78,6 @@ void iotd_esp_health_fill(void *ctx, iotd_health_info *out)
     out->reset_reason = h->reset_reason;
     out->heap_min = (int64_t)esp_get_minimum_free_heap_size();
     out->cert_not_after = not_after(h->cert_pem);
+    const esp_partition_t *running = esp_ota_get_running_partition();
+    out->slot = running != NULL ? running->label : NULL;
 }

@@ -60,7 +60,7 @@ static void setup(void)
 static void json_has_every_member(void **state)
 {
     (void)state;
-    iotd_health_info info = {"1.2.0", 3, 12, IOTD_RESET_PANIC, -1, 0};
+    iotd_health_info info = {"1.2.0", 3, 12, IOTD_RESET_PANIC, -1, 0, NULL};
     char out[256];
     size_t len = 0;
     CT_EQ(iotd_health_json(&info, 2, -1, out, sizeof(out), &len), IOTD_OK);
@@ -76,6 +76,25 @@ static void json_has_every_member(void **state)
     CT_EQ(iotd_health_json(&info, 0, 0, out, sizeof(out), &len), IOTD_EINVAL);
     info.reset_reason = NULL;
     CT_EQ(iotd_health_json(&info, 0, 0, out, sizeof(out), &len), IOTD_EINVAL);
+}
+
+/* The running slot when the port knows it; a label the gateway would
+ * refuse is the port's error. */
+static void json_has_the_slot_when_known(void **state)
+{
+    (void)state;
+    iotd_health_info info = {"1.2.0", 3, 12, IOTD_RESET_SOFTWARE, -1, 0, "ota_1"};
+    char out[256];
+    size_t len = 0;
+    CT_EQ(iotd_health_json(&info, 0, 5, out, sizeof(out), &len), IOTD_OK);
+    CT_STR_EQ(out, "{\"firmware\":\"1.2.0\",\"reset_reason\":\"software\",\"slot\":\"ota_1\","
+                   "\"secure_version\":3,\"boot_count\":12,\"connect_failures\":0,"
+                   "\"since_upload_s\":5,\"heap_min\":-1,\"cert_not_after\":0}");
+    const char *bad[] = {"", "OTA_0", "ota 0", "a_partition_label_too_long"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        info.slot = bad[i];
+        CT_EQ(iotd_health_json(&info, 0, 0, out, sizeof(out), &len), IOTD_EINVAL);
+    }
 }
 
 /* The first report at once, the next one an interval later; failed
@@ -157,6 +176,7 @@ int main(void)
 {
     static const ct_test tests[] = {
         CT_TEST(json_has_every_member),
+        CT_TEST(json_has_the_slot_when_known),
         CT_TEST(reports_on_schedule_with_counts),
         CT_TEST(failures_back_off_refusals_wait),
         CT_TEST(configuration_is_checked),
