@@ -30,9 +30,9 @@ typedef struct gw_health_report {
     uint32_t boot_count;
     const char *reset_reason; /* one of gw_health_reset_reasons, static */
     uint32_t connect_failures;
-    int64_t since_upload_s; /* -1: never uploaded since boot */
-    int64_t heap_min;       /* bytes; -1: not known */
-    int64_t cert_not_after; /* Unix seconds; 0: not known */
+    int64_t since_upload_s;            /* -1: never uploaded since boot */
+    int64_t heap_min;                  /* bytes; -1: not known */
+    int64_t cert_not_after;            /* Unix seconds; 0: not known */
     char slot[GW_HEALTH_SLOT_MAX + 1]; /* "factory", "ota_0", ...; "": not known */
 } gw_health_report;
 
