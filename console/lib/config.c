@@ -65,6 +65,7 @@ static const ic__option ic__options[] = {
     {"sse_queue_kib", IC__INT, F(sse_queue_kib), 0, "256", 16, 65536},
     {"login_rate", IC__DOUBLE, F(login_rate), 0, "5", 0, 0},
     {"login_burst", IC__INT, F(login_burst), 0, "5", 1, 1000},
+    {"login_rate_total", IC__DOUBLE, F(login_rate_total), 0, "60", 0, 0},
 };
 // clang-format on
 

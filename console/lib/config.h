@@ -45,6 +45,7 @@ typedef struct ic_config {
     int sse_queue_kib; /* bytes waiting for one stream client, at most (KiB) */
     double login_rate; /* failed logins per minute, per operator and per address */
     int login_burst;
+    double login_rate_total; /* login attempts per minute over all addresses */
 } ic_config;
 
 void ic_config_defaults(ic_config *cfg);

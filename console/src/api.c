@@ -136,6 +136,11 @@ static bool login_allowed(request *r, const char *name)
 {
     double now = (double)ic_now();
     int retry = 0;
+    /* Each attempt costs a scrypt (about 0.1 s on the event loop): over
+     * all addresses together too, or many addresses would stall the
+     * console for everyone. */
+    if (!gw_ratelimit_take(r->app->login_total, "all", now, &retry))
+        return false;
     bool by_addr = gw_ratelimit_take(r->app->login_by_address, r->c->addr, now, &retry);
     bool by_op = gw_ratelimit_take(r->app->login_by_operator, name, now, &retry);
     return by_addr && by_op;

@@ -43,6 +43,7 @@ typedef struct ic_app {
     ic_sessions sessions;
     gw_ratelimit *login_by_operator;
     gw_ratelimit *login_by_address;
+    gw_ratelimit *login_total; /* every attempt, whoever: scrypt's CPU bounded */
     struct ic_store *store;
     struct ic_fleet *fleet;
     struct ic_live *live;

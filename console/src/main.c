@@ -29,6 +29,8 @@
 #include "store.h"
 
 #define FILES_MAX 32
+/* Login attempts over all addresses allowed at once, before login_rate_total applies. */
+#define LOGIN_TOTAL_BURST 10
 
 int64_t ic_now(void)
 {
@@ -141,7 +143,8 @@ static iot_status start(ic_app *app, struct evconnlistener **listener, iot_err *
     double per_s = app->cfg.login_rate / 60.0;
     app->login_by_address = gw_ratelimit_new(per_s, app->cfg.login_burst);
     app->login_by_operator = gw_ratelimit_new(per_s, app->cfg.login_burst);
-    if (app->login_by_address == NULL || app->login_by_operator == NULL)
+    app->login_total = gw_ratelimit_new(app->cfg.login_rate_total / 60.0, LOGIN_TOTAL_BURST);
+    if (app->login_by_address == NULL || app->login_by_operator == NULL || app->login_total == NULL)
         return iot_err_set(err, IOT_ENOMEM, "out of memory");
     iot_status st = ic_store_open(app->cfg.state, &app->store, err);
     if (st == IOT_OK)
@@ -169,6 +172,7 @@ static void stop(ic_app *app, struct evconnlistener *listener)
     SSL_CTX_free(app->ssl);
     gw_ratelimit_free(app->login_by_address);
     gw_ratelimit_free(app->login_by_operator);
+    gw_ratelimit_free(app->login_total);
     free(app->sessions.slots);
     if (app->base != NULL)
         event_base_free(app->base);

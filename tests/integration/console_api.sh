@@ -397,4 +397,18 @@ run "$IOTCONSOLE" --config "$T/console.conf" --check-config
 [ "$RC" -ne 0 ] && grep -q 'loopback' <<<"$ERR" || fail "a non-loopback listen was accepted: $ERR"
 pass "listening beyond loopback needs listen_remote = yes"
 
+# --- logins over all addresses: login_rate_total -------------------------------------------
+# Per address and operator the limit is lifted here; over all of them, 10
+# at once and then 1 a minute: what many addresses together would get.
+write_console_config "login_rate = 6000" "login_burst = 1000" "login_rate_total = 1"
+start_console
+codes=""
+for _ in $(seq 1 11); do
+  codes+="$(curl -s --cacert "$P/ca.crt" -o "$T/r" -w '%{http_code}' -H "Origin: $O" \
+    -H 'Content-Type: application/json' -d "$(login_body bob wrong-password-here)" "$O/login") "
+done
+expect_eq "10 failed logins refused as such, the 11th over login_rate_total" \
+  "401 401 401 401 401 401 401 401 401 401 429 " "$codes"
+pass "login attempts are bounded over all addresses (login_rate_total)"
+
 finish
