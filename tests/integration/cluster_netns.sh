@@ -328,13 +328,20 @@ wait_acked() {
   wait_until 60 "$1 more acknowledged readings $2 (tries in $L/log)" \
     holds -ge "$want" acked_count
 }
-# delivered_all: every reading acknowledged so far is in the consumer's store.
+# expect_delivered WHEN: every reading acknowledged so far reaches the
+# consumer's store (within 60 s).
 stored_keys() {
   sqlite3 "$T/consumer.db" "SELECT device || ' ' || substr(reading, 2) FROM readings WHERE reading LIKE 'd%';" 2>/dev/null
 }
-missing() { sort -u "$L/acked" | comm -23 - <(stored_keys | sort -u) | wc -l; }
+missing_list() { sort -u "$L/acked" | comm -23 - <(stored_keys | sort -u); }
+missing() { missing_list | wc -l; }
 expect_delivered() {
-  wait_until 60 "every acknowledged reading in the consumer's store $1 " holds = 0 missing
+  local deadline=$((SECONDS + 60))
+  until holds '=' 0 missing; do
+    [ "$SECONDS" -lt "$deadline" ] ||
+      fail "acknowledged readings not in the consumer's store 60 s later ($1): $(missing_list | head -20 | tr '\n' ',')"
+    sleep 0.2
+  done
   pass "every reading acknowledged $1 is in the consumer's store ($(acked_count) readings)"
 }
 wait_acked 40 "before the faults"
