@@ -33,7 +33,7 @@ static void sleep_ms(long ms)
 static const char USAGE[] =
     "usage: iotconsume --ca FILE --cert FILE --key FILE --db FILE [--host H] [--port P]\n"
     "                  [--client-id ID] [--topic FILTER] [--count N] [--timeout SECONDS]\n"
-    "                  [--retention-days D] [--print] [-q]\n"
+    "                  [--retention-days D] [--print] [--print-duplicates] [-q]\n"
     "\n"
     "Subscribes to the gateways' readings with a persistent session (MQTT 3.1.1, QoS 1,\n"
     "TLS with a client certificate, as `iotctl cert client NAME --role consumer` makes)\n"
@@ -55,6 +55,7 @@ static const char USAGE[] =
     "  --retention-days D   keys of readings seen more than D days ago are forgotten, so a\n"
     "                       duplicate later than that is stored again (default 7)\n"
     "  --print              print each stored reading, one JSON document per line\n"
+    "  --print-duplicates   print each duplicate as \"duplicate \" and its JSON document\n"
     "  -q                   no summary line\n"
     "\n"
     "Exit status: 0 done (signal, or --count reached), 1 the broker or the store failed,\n"
@@ -63,7 +64,7 @@ static const char USAGE[] =
 typedef struct options {
     const char *host, *ca, *cert, *key, *db, *client_id, *topic;
     long port, count, timeout_s, retention_days;
-    bool print, quiet;
+    bool print, print_duplicates, quiet;
 } options;
 
 typedef struct consumer {
@@ -103,9 +104,13 @@ static int on_message(void *ctx, char *topic, int topic_len, MQTTClient_message 
         return 0;
     }
     atomic_fetch_add(&c->received, 1);
-    if (res == IC_DUPLICATE)
+    if (res == IC_DUPLICATE) {
         atomic_fetch_add(&c->duplicates, 1);
-    else if (res == IC_INVALID)
+        if (c->o->print_duplicates) {
+            printf("duplicate %.*s\n", m->payloadlen, (const char *)m->payload);
+            fflush(stdout);
+        }
+    } else if (res == IC_INVALID)
         atomic_fetch_add(&c->invalid, 1);
     if (res == IC_NEW) {
         atomic_fetch_add(&c->stored, 1);
@@ -172,8 +177,8 @@ static const struct {
 /* 0: taken; 1: a bad value or an unknown option. */
 static int take_option(options *o, int ch, const char *arg)
 {
-    if (ch == 'P' || ch == 'q') {
-        *(ch == 'P' ? &o->print : &o->quiet) = true;
+    if (ch == 'P' || ch == 'D' || ch == 'q') {
+        *(ch == 'P' ? &o->print : ch == 'D' ? &o->print_duplicates : &o->quiet) = true;
         return 0;
     }
     for (size_t i = 0; i < sizeof(VALUES) / sizeof(VALUES[0]); i++) {
@@ -204,6 +209,7 @@ static int parse_args(int argc, char **argv, options *o)
         {"timeout", 1, NULL, 'T'},
         {"retention-days", 1, NULL, 'r'},
         {"print", 0, NULL, 'P'},
+        {"print-duplicates", 0, NULL, 'D'},
         {"help", 0, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
