@@ -603,10 +603,10 @@ static iot_status start(daemon_state *d, iot_err *err)
         goto out;
     gw_log(GW_LOG_INFO, "gateway.started",
            "version=%s device_listen=%s admin_listen=%s workers=%d outbox=%s outbox_depth=%lld "
-           "broker=%s:%d config_sha256=%s",
+           "brokers=\"%s\" mqtt_port=%d acknowledge=%s config_sha256=%s",
            IOT_VERSION, d->cfg.device_listen, d->cfg.admin_listen[0] ? d->cfg.admin_listen : "-",
            app->opt.workers, d->cfg.outbox, (long long)gw_outbox_depth(app->outbox),
-           d->cfg.mqtt_host, d->cfg.mqtt_port, d->config_sha256);
+           d->cfg.mqtt_host, d->cfg.mqtt_port, d->cfg.acknowledge, d->config_sha256);
 out:
     return st;
 }
