@@ -261,7 +261,7 @@ pass "both gateways connect to the first node of mqtt_host over MQTT 3.1.1"
 # and user are for a system service, and its maxconn needs more file
 # descriptors than a test may open.
 sed -e '/^ *\(chroot\|user\|group\) /d' -e 's/^\( *maxconn \)[0-9]*$/\11000/' \
-  -e "s|^\( *bind \):8443$|\1${IP[lb]}:8443|" \
+  -e "s|^\( *bind \):::8443 v4v6$|\1${IP[lb]}:8443|" \
   -e "s|^\( *server gw1 \)10.0.0.11:8443|\1${IP[g1]}:8443|" \
   -e "s|^\( *server gw2 \)10.0.0.12:8443|\1${IP[g2]}:8443|" \
   "$DEPLOY/haproxy/haproxy.cfg" >"$T/haproxy.cfg"
