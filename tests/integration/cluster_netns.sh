@@ -404,6 +404,39 @@ wait_acked 40 "after HAProxy's restart"
 pass "HAProxy restarted: devices served again within $(elapsed "$stopped_at" "$(now)") s"
 expect_delivered "after HAProxy's restart"
 
+# --- 4. a gateway's disk lost, with acknowledge = confirmed ---------------------------------------
+# g1 answers 2xx only once the cluster has confirmed the reading. Cut off
+# from the brokers it acknowledges nothing more (503 not_confirmed after
+# confirm_timeout: the devices retry, and g2 serves them); killed then and
+# restarted on an empty outbox (its disk lost), it has lost nothing it
+# acknowledged. (With acknowledge = stored the readings it acknowledged
+# after the cut would be gone with its disk.)
+stop_g1() {
+  kill -KILL "${GWPID[g1]}"
+  wait "${GWPID[g1]}" 2>/dev/null || true
+}
+stop_g1
+printf 'acknowledge = confirmed\nconfirm_timeout = 2s\n' >>"$T/g1/gw.conf"
+start_gw g1
+wait_until 30 "g1 started with acknowledge = confirmed" holds = 1 \
+  grep -c "event=gateway.started.*acknowledge=confirmed" "$T/g1.log"
+# Readings g1 stored since this start (each answered only once confirmed).
+g1_stored() { admin g1 /metrics | awk '$1 == "iotgw_readings_stored_total" { print $2 + 0 }'; }
+wait_until 30 "readings acknowledged by g1 with acknowledge = confirmed" holds -ge 5 g1_stored
+for r in r1 r2 r3; do ip -n "${NS[g1]}" route add unreachable "${IP[$r]}/32"; done
+unconfirmed() { admin g1 /metrics | awk 'index($1, "reason=\"not_confirmed\"") { print $2 + 0 }'; }
+wait_until 30 "requests g1 could not confirm (503 not_confirmed)" holds -ge 1 unconfirmed
+wait_acked 20 "by g2 while g1 has no broker"
+held=$(health g1 outbox_depth)
+refused_503=$(unconfirmed)
+stop_g1
+rm -f "$T/g1/outbox.db" "$T/g1/outbox.db-wal" "$T/g1/outbox.db-shm"
+for r in r1 r2 r3; do ip -n "${NS[g1]}" route del unreachable "${IP[$r]}/32"; done
+start_gw g1
+pass "g1 (acknowledge = confirmed) cut off from the brokers: $refused_503 requests answered 503 not_confirmed; killed with $held unconfirmed readings and its outbox deleted"
+wait_acked 20 "after g1's disk was lost"
+expect_delivered "with g1 confirming, after its disk was lost"
+
 # --- the verdict ------------------------------------------------------------------------------
 touch "$L/stop"
 for pid in "${LOAD_PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
