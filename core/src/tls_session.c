@@ -4,7 +4,7 @@
 
 #include "iotd/record.h"
 
-#define HEAD_LEN (4u + 4u + IOTD_TLS_BINDING_LEN)
+#define HEAD_LEN IOTD_TLS_RECORD_HEAD
 
 static void put_u32(uint8_t *p, uint32_t v)
 {

@@ -29,7 +29,8 @@
 #define IOTD_TLS_BINDING_LEN  32
 #define IOTD_TLS_RECORD_MAGIC 0x31534c54u /* "TLS1" */
 /* Magic, length, binding before the session; CRC-32 after it. */
-#define IOTD_TLS_RECORD_OVERHEAD (4u + 4u + IOTD_TLS_BINDING_LEN + 4u)
+#define IOTD_TLS_RECORD_HEAD     (4u + 4u + IOTD_TLS_BINDING_LEN)
+#define IOTD_TLS_RECORD_OVERHEAD (IOTD_TLS_RECORD_HEAD + 4u)
 
 /* A streaming SHA-256 from the port. Each returns IOTD_OK, or IOTD_EIO when
  * the service failed (the digest is then not used). */
@@ -69,9 +70,10 @@ iotd_status iotd_tls_bind_finish(iotd_tls_binder *b, uint8_t out[IOTD_TLS_BINDIN
 size_t iotd_tls_record_size(size_t session_len);
 
 /* Writes the record of session[0..session_len) under binding into
- * out[0..cap). IOTD_OK and *out_len; IOTD_ENOSPC when it does not fit
- * (nothing written that could be taken for a record: out is zeroed up to
- * the header); IOTD_EINVAL for a NULL pointer. */
+ * out[0..cap). The session may already be in place at out +
+ * IOTD_TLS_RECORD_HEAD (serialized there, so no second buffer). IOTD_OK and *out_len; IOTD_ENOSPC
+ * when it does not fit (nothing written that could be taken for a record: out is zeroed up to the
+ * header); IOTD_EINVAL for a NULL pointer. */
 iotd_status iotd_tls_record_pack(const uint8_t binding[IOTD_TLS_BINDING_LEN],
                                  const uint8_t *session, size_t session_len, uint8_t *out,
                                  size_t cap, size_t *out_len);

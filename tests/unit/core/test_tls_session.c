@@ -163,6 +163,22 @@ static void record_opens_under_its_binding(void **state)
     CT_EQ(open_slot(binding, SESSION_LEN), IOTD_OK);
 }
 
+/* Serialized straight into the slot, then packed around it. */
+static void record_packs_in_place(void **state)
+{
+    size_t n = 0;
+    (void)state;
+    packed();
+    uint8_t copy[SLOT];
+    memcpy(copy, slot, sizeof(copy));
+    memset(slot, 0, sizeof(slot));
+    memcpy(slot + IOTD_TLS_RECORD_HEAD, SESSION, SESSION_LEN);
+    CT_EQ(iotd_tls_record_pack(binding, slot + IOTD_TLS_RECORD_HEAD, SESSION_LEN, slot,
+                               sizeof(slot), &n),
+          IOTD_OK);
+    CT_MEM_EQ(slot, copy, sizeof(copy));
+}
+
 static void record_refused_after_renewal_or_new_crl(void **state)
 {
     uint8_t other[32];
@@ -229,6 +245,7 @@ int main(void)
         CT_TEST(binding_frames_each_part),
         CT_TEST(binding_fails_with_the_hash),
         CT_TEST(record_opens_under_its_binding),
+        CT_TEST(record_packs_in_place),
         CT_TEST(record_refused_after_renewal_or_new_crl),
         CT_TEST(damaged_record_is_refused),
         CT_TEST(empty_slot_has_no_record),
