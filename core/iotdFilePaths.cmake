@@ -15,6 +15,9 @@
 #                               IOTD_CORE_SOURCES, for devices that enroll
 #   IOTD_HEALTH_SOURCES         the health report (iotd/health.h): a library
 #                               of its own with its own size budget
+#   IOTD_TLS_SESSION_SOURCES    the TLS session kept across deep sleep, its
+#                               binding and record (iotd/tls_session.h): a
+#                               library of its own, for the ports
 #   IOTD_CORE_INCLUDE_PUBLIC_DIRS   what users of the core include (iotd/...)
 #   IOTD_CORE_INCLUDE_PRIVATE_DIRS  the core's own internal headers
 
@@ -32,6 +35,9 @@ set(IOTD_ENROLL_SOURCES
 
 set(IOTD_HEALTH_SOURCES
   "${CMAKE_CURRENT_LIST_DIR}/src/health.c")
+
+set(IOTD_TLS_SESSION_SOURCES
+  "${CMAKE_CURRENT_LIST_DIR}/src/tls_session.c")
 
 set(IOTD_CORE_SOURCES
   "${CMAKE_CURRENT_LIST_DIR}/src/status.c"

@@ -5,7 +5,8 @@
 #   - its .text exceeds 18.5 KiB or its static RAM (.data + .bss) 4 KiB,
 #   - the enrollment library (libiotd_enroll.a, linked only by devices that
 #     enroll themselves) has allocation or printf, or .text over 4 KiB, or
-#     any static RAM; the same for the health report (libiotd_health.a, 2 KiB),
+#     any static RAM; the same for the health report (libiotd_health.a, 2 KiB)
+#     and the TLS session record (libiotd_tls_session.a, 1 KiB),
 #   - any test binary exits non-zero (or hangs) under qemu-system-riscv32.
 # Run by ctest as target.core_riscv32; by hand:
 #   IOT_SOURCE_DIR=$PWD IOT_BUILD_DIR=build core/target/run-tests.sh
@@ -28,6 +29,10 @@ ENROLL_RAM_BUDGET=0
 # The health report (health.c), apart too.
 HEALTH_TEXT_BUDGET=2048
 HEALTH_RAM_BUDGET=0
+# The TLS session record (tls_session.c), apart too: only ports that resume
+# link it.
+TLS_SESSION_TEXT_BUDGET=1024
+TLS_SESSION_RAM_BUDGET=0
 TEST_TIMEOUT=60
 
 fail() {
@@ -94,6 +99,8 @@ check_lib() {
 }
 check_lib enrollment "$OUT/core/libiotd_enroll.a" "$ENROLL_TEXT_BUDGET" "$ENROLL_RAM_BUDGET"
 check_lib "health report" "$OUT/core/libiotd_health.a" "$HEALTH_TEXT_BUDGET" "$HEALTH_RAM_BUDGET"
+check_lib "TLS session" "$OUT/core/libiotd_tls_session.a" "$TLS_SESSION_TEXT_BUDGET" \
+  "$TLS_SESSION_RAM_BUDGET"
 
 # --- tests under qemu ----------------------------------------------------------
 mapfile -t tests <"$OUT/core-tests.txt"

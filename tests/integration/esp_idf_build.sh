@@ -10,7 +10,8 @@
 #      BME280 driver and the key and CSR made on the device.
 # For each: the sdkconfig ESP-IDF resolved holds the options asked for
 # (a misspelt or unknown Kconfig name would be dropped silently), app
-# rollback and anti-rollback among them; the sources the options select
+# rollback and anti-rollback among them, and the TLS session tickets; the
+# sources the options select
 # were compiled and the others not, the mbedTLS manifest crypto
 # (ports/mbedtls) included, and our sources compiled without a warning;
 # the partition table ESP-IDF generated has otadata and two equal OTA
@@ -20,7 +21,9 @@
 # functions the port maps (confirm, rollback, activation, ranged writes)
 # and the restart, and the trusted signing keys (made here with openssl)
 # are built into the image as given; a build without trusted keys, or with
-# a private key among them, stops with its own message.
+# a private key among them, stops with its own message. The POSTs go over
+# esp-tls with the TLS session kept in RTC memory (the record's symbol is
+# in an .rtc.data section) and their responses are read by http-parser.
 #
 # With a real ESP-IDF (IDF_PATH set, idf.py working) it runs `idf.py
 # build`; otherwise it uses the compile kit next to the checkout,
@@ -250,6 +253,28 @@ updates() {
   pass "$name: the trusted signing keys built in are the file given"
 }
 
+# session NAME: the POSTs of build NAME go over esp-tls offering the TLS
+# session kept across deep sleep, read by http-parser, and the session's
+# record is in RTC memory (a section ".rtc.data*"), not in ordinary RAM.
+session() {
+  local name="$1" port=esp-idf/esp-idf/CMakeFiles/__idf_esp-idf.dir/src obj
+  expect_config "$name" CONFIG_ESP_TLS_CLIENT_SESSION_TICKETS=y \
+    CONFIG_MBEDTLS_CLIENT_SSL_SESSION_TICKETS=y
+  calls "$name" "$port/tls_post.c.obj" esp_tls_init esp_tls_conn_http_new_sync \
+    esp_tls_conn_write esp_tls_conn_read esp_tls_conn_destroy iotd_esp__session_offer \
+    iotd_esp__session_keep iotd_posix_http_response_feed
+  calls "$name" "$port/session.c.obj" esp_tls_get_client_session mbedtls_ssl_session_save \
+    mbedtls_ssl_session_load iotd_tls_record_pack iotd_tls_record_open iotd_tls_bind_finish
+  obj="$(find "$OUT/$name" -name http_response.c.obj -path '*__idf_esp-idf*' | head -1)"
+  [ -n "$obj" ] || fail "$name: the response reader (ports/posix/src/http_response.c) was not compiled"
+  calls "$name" "${obj#"$OUT/$name/"}" http_parser_execute
+  "${NM%nm}objdump" -t "$OUT/$name/$port/session.c.obj" >"$T/objdump.out" ||
+    fail "$name: cannot read session.c.obj"
+  grep -Eq '[[:space:]]\.rtc\.data[^[:space:]]*[[:space:]]+[0-9a-f]+ s_record$' "$T/objdump.out" ||
+    fail "$name: the session record is not in RTC memory: $(grep s_record "$T/objdump.out")"
+  pass "$name: the TLS session record is kept in RTC memory"
+}
+
 # objects NAME: the source files compiled, by base name.
 objects() { find "$OUT/$1" -name '*.c.obj' -path '*__idf_*' -printf '%f\n' | sed 's/\.obj$//' | sort -u; }
 
@@ -289,7 +314,7 @@ grep -qx '# CONFIG_SECURE_FLASH_ENCRYPTION_MODE_DEVELOPMENT is not set' "$OUT/pr
 objects production >"$T/a.objs"
 for f in main.c identity.c tsens.c https.c nvs_sec_provider.c manifest_crypto.c manifest_keys.c \
   update.c fwupdate.c fwrules.c enroll.c cred.c cred_crypto.c est.c pem.c enrollment.c reset.c health.c \
-  factory_reset.c; do
+  factory_reset.c tls_post.c session.c http_response.c tls_session.c; do
   grep -qx "$f" "$T/a.objs" || fail "production: $f was not compiled: $(paste -sd' ' "$T/a.objs")"
 done
 for f in bme280.c csr.c; do
@@ -306,6 +331,7 @@ pass "production: the flash-encryption bootloader links and fits below the parti
 pass "production: the partition table is generated from partitions.csv"
 check_partitions production
 updates production
+session production
 
 # --- B. development, BME280 and the key and CSR made on the device ---------
 printf 'CONFIG_IOTD_BME280=y\nCONFIG_IOTD_CSR_ON_DEVICE=y\n' >"$T/options.defaults"
@@ -323,6 +349,7 @@ done
 pass "bme280-csr-development: the BME280 driver, the on-device CSR and enrollment are compiled"
 check_partitions bme280-csr-development
 updates bme280-csr-development
+session bme280-csr-development
 
 # --- C. the trusted keys are required, and public ---------------------------
 refused no-trusted-keys "CONFIG_IOTD_FW_TRUSTED_KEYS_FILE is not set" "$FW/sdkconfig.defaults"

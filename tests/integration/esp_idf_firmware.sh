@@ -49,11 +49,13 @@ scan() {
   return 0
 }
 
-# With the mbedTLS code the port compiles from ports/mbedtls (checked for
+# With the mbedTLS code the port compiles from ports/mbedtls and the
+# response reader from ports/posix (checked for
 # the same rules here; it is compiled for real by the host build and by
 # esp_idf_build.sh).
 mapfile -t SOURCES < <(ls "$PORT"/src/*.c "$PORT"/src/*.h "$PORT"/include/iotd_esp/*.h \
-  "$FW"/main/*.c "$FW"/main/*.h "$SRC"/ports/mbedtls/src/*.c "$SRC"/ports/mbedtls/include/*/*.h)
+  "$FW"/main/*.c "$FW"/main/*.h "$SRC"/ports/mbedtls/src/*.c "$SRC"/ports/mbedtls/include/*/*.h \
+  "$SRC"/ports/posix/src/http_response.c "$SRC"/ports/posix/include/iotd_posix/http_response.h)
 [ "${#SOURCES[@]}" -ge 15 ] || fail "expected the port and firmware sources, found ${#SOURCES[@]}"
 violations="$(scan "${SOURCES[@]}")"
 [ -z "$violations" ] || fail "forbidden constructs: $violations"
@@ -90,8 +92,8 @@ CFLAGS=(-std=gnu17 -fsyntax-only -Wall -Wextra -Werror -Wshadow -Wformat=2
   -Wstrict-prototypes -Wmissing-prototypes -Wimplicit-fallthrough -Wpointer-arith
   -Wcast-qual -Wvla -Wwrite-strings
   -I"$STANDINS" -I"$PORT/include" -I"$PORT/src" -I"$SRC/core/include" -I"$FW/main"
-  -I"$SRC/ports/mbedtls/include")
-mapfile -t C_FILES < <(ls "$PORT"/src/*.c "$FW"/main/*.c)
+  -I"$SRC/ports/mbedtls/include" -I"$SRC/ports/posix/include")
+mapfile -t C_FILES < <(ls "$PORT"/src/*.c "$FW"/main/*.c "$SRC"/ports/posix/src/http_response.c)
 
 # compile_all NAME -D...: every source, one configuration.
 compile_all() {

@@ -101,6 +101,9 @@ expect_eq "iotsim --sleep: 3 wake-ups, one full handshake, then resumed" \
   "0 handshakes 3 (resumed 2)" "$RC $(handshakes)"
 expect_eq "the session is kept 0600 in the device's state directory" 600 \
   "$(file_mode "$T/sim/sim-1/tls-session")"
+expect_eq "the file is the device core's session record (iotd/tls_session.h)" TLS1 \
+  "$(head -c 4 "$T/sim/sim-1/tls-session")"
+echo "# session record: $(wc -c <"$T/sim/sim-1/tls-session") bytes"
 sim sim-1 2
 expect_eq "the next run (a deep sleep) resumes the kept session at once" \
   "0 handshakes 2 (resumed 2)" "$RC $(handshakes)"
@@ -116,6 +119,15 @@ expect_eq "so the gateway had none to refuse" "$refused_before" \
 head -c 200 /dev/urandom >"$T/sim/sim-1/tls-session"
 sim sim-1 2
 expect_eq "a damaged session file: a full handshake, then resumed" \
+  "0 handshakes 2 (resumed 1)" "$RC $(handshakes)"
+# One byte changed inside the session (its ticket or secret): the CRC-32
+# of the record catches it before mbedTLS would offer it.
+byte="$(od -An -tu1 -j100 -N1 "$T/sim/sim-1/tls-session" | tr -d ' ')"
+# shellcheck disable=SC2059 # the octal escape is the format
+printf "\\$(printf %03o $((255 - byte)))" |
+  dd of="$T/sim/sim-1/tls-session" bs=1 seek=100 conv=notrunc status=none
+sim sim-1 2
+expect_eq "one byte changed in the session file: a full handshake, then resumed" \
   "0 handshakes 2 (resumed 1)" "$RC $(handshakes)"
 # A resumption checks no certificate: a new CRL (which may revoke the
 # gateway's certificate) needs a full handshake.

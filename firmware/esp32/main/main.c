@@ -17,6 +17,8 @@
  *   - The enrollment machine (enrollment.c) is kept the same way, with a
  *     CRC of its own in the tag; a mismatch reads it again from the
  *     certificate slots in NVS.
+ *   - The port keeps the TLS session of its POSTs in RTC memory by itself
+ *     (iotd_esp/session.h), so a wake-up resumes it.
  */
 #include <stdint.h>
 #include <string.h>
@@ -36,6 +38,7 @@
 #include "iotd_esp/health.h"
 #include "iotd_esp/port.h"
 #include "iotd_esp/sensors.h"
+#include "iotd_esp/session.h"
 
 #include "enrollment.h"
 #include "factory_reset.h"
@@ -344,7 +347,9 @@ static void sleep_deep(uint32_t ms)
     s_resume.magic = RESUME_MAGIC;
     iotd_esp_disconnect(&s_esp);
     net_stop();
-    ESP_LOGI(TAG, "sleep.deep: %u ms", (unsigned)ms);
+    iotd_esp_session_stats tls = iotd_esp_session_get_stats();
+    ESP_LOGI(TAG, "sleep.deep: %u ms; TLS handshakes since power-on %u, resumed %u", (unsigned)ms,
+             (unsigned)tls.handshakes, (unsigned)tls.resumed);
     (void)esp_sleep_enable_timer_wakeup((uint64_t)ms * 1000u);
     esp_deep_sleep_start();
 }

@@ -1,7 +1,8 @@
-/* Requests to the gateway over HTTPS with mutual TLS: the core's POST and
- * the update's (ranged) GET, through esp_http_client's streaming calls
+/* The update's (ranged) GET to the gateway over HTTPS with mutual TLS,
+ * through esp_http_client's streaming calls
  * (open, write, fetch_headers, read), so the response body goes straight
- * into the caller's capped buffer.
+ * into the caller's capped buffer. The core's POSTs go over esp-tls
+ * instead, with the TLS session kept across deep sleep (tls_post.c).
  *
  * esp_http_client_get_header() returns *request* headers (esp_http_client.h,
  * ESP-IDF 5.x), so Retry-After, Content-Range and Connection are taken from
@@ -98,6 +99,11 @@ iotd_status iotd_esp__http_create(iotd_esp *esp, const iotd_esp_config *cfg)
         .user_data = esp,
     };
 
+    esp->ca_pem = cfg->ca_pem;
+    esp->cert_pem = cfg->cert_pem;
+    esp->key_pem = cfg->key_pem;
+    esp->timeout_ms = cfg->timeout_ms;
+    iotd_esp__session_bind(esp, cfg->cert_pem, cfg->ca_pem);
     esp->http = esp_http_client_init(&hc);
     if (esp->http == NULL) {
         ESP_LOGE(TAG, "https.init_failed: the HTTP client could not be created");
@@ -108,6 +114,7 @@ iotd_status iotd_esp__http_create(iotd_esp *esp, const iotd_esp_config *cfg)
 
 void iotd_esp__http_destroy(iotd_esp *esp)
 {
+    iotd_esp__tls_close(esp);
     if (esp->http != NULL) {
         esp_http_client_cleanup(esp->http);
         esp->http = NULL;
@@ -117,6 +124,7 @@ void iotd_esp__http_destroy(iotd_esp *esp)
 
 void iotd_esp_disconnect(iotd_esp *esp)
 {
+    iotd_esp__tls_close(esp);
     if (esp->http != NULL && esp->open)
         esp_http_client_close(esp->http);
     esp->open = false;
@@ -334,24 +342,6 @@ static iotd_status perform(iotd_esp *esp, const char *path, const request *req, 
     }
     esp->last_used_ms = iotd_esp_uptime_ms(esp);
     return st;
-}
-
-iotd_status iotd_esp_https_post(void *ctx, const char *path, const char *content_type,
-                                const char *body, size_t body_len, char *resp, size_t resp_cap,
-                                iotd_http_result *result)
-{
-    iotd_esp *esp = ctx;
-    const request req = {HTTP_METHOD_POST, content_type, NULL, body, body_len, resp, resp_cap};
-    response rsp;
-
-    memset(result, 0, sizeof(*result));
-    iotd_status st = perform(esp, path, &req, &rsp);
-    if (st != IOTD_OK)
-        return st;
-    result->status = rsp.status;
-    result->body_len = rsp.body_len;
-    take_retry_after(esp, &result->has_retry_after, &result->retry_after_s);
-    return IOTD_OK;
 }
 
 iotd_status iotd_esp_https_get(void *ctx, const char *path, uint32_t range_start,

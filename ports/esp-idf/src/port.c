@@ -7,6 +7,7 @@
 
 #include "esp_log.h"
 #include "esp_random.h"
+#include "iotd_esp/session.h"
 
 #include "port_internal.h"
 #include "text.h"
@@ -81,6 +82,9 @@ iotd_status iotd_esp_set_identity(iotd_esp *esp, const iotd_esp_config *cfg)
     }
     iotd_esp_disconnect(esp);
     iotd_esp__http_destroy(esp);
+    /* The old certificate's session is never offered again (its binding
+     * no longer matches); erased at once all the same. */
+    iotd_esp_session_erase();
     esp->base_url = cfg->gateway_url;
     return iotd_esp__http_create(esp, cfg);
 }

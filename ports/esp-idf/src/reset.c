@@ -1,6 +1,7 @@
 /* See iotd_esp/reset.h. NVS calls: nvs_open, nvs_erase_all, nvs_erase_key,
  * nvs_commit, nvs_entry_find/next/info, nvs_flash_erase_partition. */
 #include "iotd_esp/reset.h"
+#include "iotd_esp/session.h"
 
 #include <string.h>
 
@@ -27,6 +28,8 @@ static iotd_status erase_namespace(const char *ns)
 static iotd_status erase_credentials(void *ctx)
 {
     const iotd_esp_reset *r = ctx;
+    /* The TLS session, in RTC memory, was made with these credentials. */
+    iotd_esp_session_erase();
     iotd_status st = erase_namespace(r->cred_namespace);
     if (st == IOTD_OK && r->devkey_namespace != NULL)
         st = erase_namespace(r->devkey_namespace);

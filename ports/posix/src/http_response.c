@@ -105,7 +105,8 @@ static void end_value(iotd_posix_http_response *r)
     }
     uint32_t s = 0;
     r->has_retry_after =
-        !r->value_overflow && iotd_protocol_retry_after(r->value, r->value_len, true, r->now_s, &s);
+        !r->value_overflow &&
+        iotd_protocol_retry_after(r->value, r->value_len, r->now_known, r->now_s, &s);
     r->retry_after_s = r->has_retry_after ? s : 0;
 }
 
@@ -222,6 +223,7 @@ void iotd_posix_http_response_init(iotd_posix_http_response *r, char *body, size
     r->body = body;
     r->body_cap = body == NULL ? 0 : body_cap;
     r->now_s = now_s;
+    r->now_known = true;
 }
 
 static iotd_posix_http_rc after_execute(iotd_posix_http_response *r, size_t parsed, size_t len)

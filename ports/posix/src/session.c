@@ -10,6 +10,7 @@
 #include <mbedtls/version.h>
 
 #include "iot/fsutil.h"
+#include "iotd/tls_session.h"
 
 #if MBEDTLS_VERSION_MAJOR >= 3
 #define SESSION_MASTER(s)      ((s)->MBEDTLS_PRIVATE(master))
@@ -23,18 +24,24 @@
 #define SHA256_FINISH(c, out)  mbedtls_sha256_finish_ret((c), (out))
 #endif
 
-#define HASH_LEN 32
+/* The file: the core's record (iotd/tls_session.h) around the serialized
+ * session. */
+#define RECORD_MAX (IOTD_TLS_RECORD_OVERHEAD + IOTD_POSIX_SESSION_MAX)
 
 static void load(iotd_posix_session *ss)
 {
     char *buf = NULL;
     size_t len = 0;
+    const uint8_t *session = NULL;
+    size_t session_len = 0;
     iot_err err = {0};
-    if (iot_file_read(ss->path, HASH_LEN + IOTD_POSIX_SESSION_MAX, &buf, &len, &err) != IOT_OK)
+    if (iot_file_read(ss->path, RECORD_MAX, &buf, &len, &err) != IOT_OK)
         return; /* none yet */
-    ss->have = len > HASH_LEN && memcmp(buf, ss->cert_hash, HASH_LEN) == 0 &&
-               mbedtls_ssl_session_load(&ss->kept, (const unsigned char *)buf + HASH_LEN,
-                                        len - HASH_LEN) == 0;
+    /* Damaged, or made under another certificate, CA or CRL: not offered,
+     * and replaced by the next session kept. */
+    ss->have = iotd_tls_record_open((const uint8_t *)buf, len, ss->cert_hash,
+                                    IOTD_POSIX_SESSION_MAX, &session, &session_len) == IOTD_OK &&
+               mbedtls_ssl_session_load(&ss->kept, session, session_len) == 0;
     if (!ss->have) {
         mbedtls_ssl_session_free(&ss->kept);
         mbedtls_ssl_session_init(&ss->kept);
@@ -45,15 +52,33 @@ static void load(iotd_posix_session *ss)
 
 static void save(const iotd_posix_session *ss)
 {
-    unsigned char buf[HASH_LEN + IOTD_POSIX_SESSION_MAX];
+    unsigned char buf[RECORD_MAX];
     size_t len = 0;
     iot_err err = {0};
-    memcpy(buf, ss->cert_hash, HASH_LEN);
-    if (mbedtls_ssl_session_save(&ss->kept, buf + HASH_LEN, sizeof(buf) - HASH_LEN, &len) == 0)
-        (void)iot_file_replace(ss->path, buf, HASH_LEN + len, 0600, &err);
+    /* Serialized in place, then packed around. */
+    if (mbedtls_ssl_session_save(&ss->kept, buf + IOTD_TLS_RECORD_HEAD, IOTD_POSIX_SESSION_MAX,
+                                 &len) == 0 &&
+        iotd_tls_record_pack(ss->cert_hash, buf + IOTD_TLS_RECORD_HEAD, len, buf, sizeof(buf),
+                             &len) == IOTD_OK)
+        (void)iot_file_replace(ss->path, buf, len, 0600, &err);
     else
         (void)unlink(ss->path); /* too large to keep: the next wake-up is a full handshake */
     mbedtls_platform_zeroize(buf, sizeof(buf));
+}
+
+static iotd_status sha_begin(void *ctx)
+{
+    return SHA256_STARTS((mbedtls_sha256_context *)ctx) == 0 ? IOTD_OK : IOTD_EIO;
+}
+
+static iotd_status sha_update(void *ctx, const void *data, size_t len)
+{
+    return SHA256_UPDATE((mbedtls_sha256_context *)ctx, data, len) == 0 ? IOTD_OK : IOTD_EIO;
+}
+
+static iotd_status sha_finish(void *ctx, uint8_t out[IOTD_TLS_BINDING_LEN])
+{
+    return SHA256_FINISH((mbedtls_sha256_context *)ctx, out) == 0 ? IOTD_OK : IOTD_EIO;
 }
 
 /* What a session is valid with: the device's certificate (a renewal
@@ -64,19 +89,20 @@ static bool bind(iotd_posix_session *ss, const mbedtls_x509_crt *own, const mbed
                  const mbedtls_x509_crl *crl)
 {
     mbedtls_sha256_context h;
-    int rc;
+    const iotd_sha256_ops ops = {&h, sha_begin, sha_update, sha_finish};
+    iotd_tls_binder b;
+
     mbedtls_sha256_init(&h);
-    rc = SHA256_STARTS(&h);
-    for (const mbedtls_x509_crt *c = own; rc == 0 && c != NULL && c->raw.p != NULL; c = c->next)
-        rc = SHA256_UPDATE(&h, c->raw.p, c->raw.len);
-    for (const mbedtls_x509_crt *c = ca; rc == 0 && c != NULL && c->raw.p != NULL; c = c->next)
-        rc = SHA256_UPDATE(&h, c->raw.p, c->raw.len);
-    for (const mbedtls_x509_crl *c = crl; rc == 0 && c != NULL && c->raw.p != NULL; c = c->next)
-        rc = SHA256_UPDATE(&h, c->raw.p, c->raw.len);
-    if (rc == 0)
-        rc = SHA256_FINISH(&h, ss->cert_hash);
+    iotd_tls_bind_begin(&b, &ops);
+    for (const mbedtls_x509_crt *c = own; c != NULL && c->raw.p != NULL; c = c->next)
+        iotd_tls_bind_add(&b, IOTD_TLS_PART_OWN_CERT, c->raw.p, c->raw.len);
+    for (const mbedtls_x509_crt *c = ca; c != NULL && c->raw.p != NULL; c = c->next)
+        iotd_tls_bind_add(&b, IOTD_TLS_PART_CA, c->raw.p, c->raw.len);
+    for (const mbedtls_x509_crl *c = crl; c != NULL && c->raw.p != NULL; c = c->next)
+        iotd_tls_bind_add(&b, IOTD_TLS_PART_CRL, c->raw.p, c->raw.len);
+    iotd_status st = iotd_tls_bind_finish(&b, ss->cert_hash);
     mbedtls_sha256_free(&h);
-    return rc == 0;
+    return st == IOTD_OK;
 }
 
 void iotd_posix_session_init(iotd_posix_session *ss, const char *path, const mbedtls_x509_crt *own,

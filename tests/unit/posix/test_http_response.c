@@ -111,6 +111,22 @@ static void retry_after_seconds_and_dates(void **st)
         feed_all(&r, "HTTP/1.1 503 x\r\nRetry-After: soon\r\nContent-Length: 0\r\n\r\n"),
         IOTD_POSIX_HTTP_DONE);
     assert_false(r.has_retry_after);
+
+    /* A device whose clock is not set yet (the ESP32 before SNTP): an
+     * HTTP-date cannot be measured, delta-seconds still can. */
+    iotd_posix_http_response_init(&r, body, sizeof(body), 0);
+    r.now_known = false;
+    assert_int_equal(feed_all(&r, "HTTP/1.1 429 Too Many Requests\r\n"
+                                  "Retry-After: Wed, 25 Nov 2026 16:51:30 GMT\r\n"
+                                  "Content-Length: 0\r\n\r\n"),
+                     IOTD_POSIX_HTTP_DONE);
+    assert_false(r.has_retry_after);
+    iotd_posix_http_response_init(&r, body, sizeof(body), 0);
+    r.now_known = false;
+    assert_int_equal(feed_all(&r, "HTTP/1.1 503 x\r\nRetry-After: 30\r\nContent-Length: 0\r\n\r\n"),
+                     IOTD_POSIX_HTTP_DONE);
+    assert_true(r.has_retry_after);
+    assert_int_equal(r.retry_after_s, 30);
 }
 
 /* A 206 answer with the Content-Range header in its header block. */

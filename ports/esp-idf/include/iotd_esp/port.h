@@ -1,6 +1,9 @@
 /* The device core's port contract (iotd/port.h) on ESP-IDF 5.x.
  *
- * HTTPS with mutual TLS through esp_http_client, the key-value store in
+ * HTTPS with mutual TLS: the POSTs (readings, health) over esp-tls, with
+ * the TLS session kept across deep sleep (iotd_esp/session.h) and the
+ * response read by http-parser; the update's GETs through esp_http_client
+ * (esp_http_client gives no access to the TLS session). The key-value store in
  * NVS, the clock from newlib's time() (set by SNTP), uptime from esp_timer,
  * sleep with vTaskDelay, randomness from the hardware RNG and the log
  * through ESP_LOGx. Written against ESP-IDF v5.2 (the API reference of that
@@ -20,6 +23,7 @@
 #include <stdint.h>
 
 #include "esp_http_client.h"
+#include "esp_tls.h"
 #include "nvs.h"
 
 #include "iotd/port.h"
@@ -61,6 +65,17 @@ typedef struct iotd_esp {
     bool content_range_bad;
     char content_range[IOTD_ESP_CONTENT_RANGE_MAX];
     bool server_closes; /* "Connection: close" */
+    /* The POST connection (tls_post.c), over esp-tls. The PEM strings are
+     * the configuration's, which the caller keeps. */
+    esp_tls_t *tls;
+    bool tls_session_kept;     /* this connection's session went to RTC memory */
+    uint64_t tls_last_used_ms; /* uptime of the end of its last exchange */
+    const char *ca_pem;
+    const char *cert_pem;
+    const char *key_pem;
+    int timeout_ms;
+    uint8_t session_binding[32]; /* iotd/tls_session.h, over cert_pem and ca_pem */
+    bool session_bound;
 } iotd_esp;
 
 /* Opens the NVS namespace, creates the HTTP client (no connection yet) and
@@ -73,13 +88,15 @@ iotd_status iotd_esp_init(iotd_esp *esp, const iotd_esp_config *cfg, iotd_port *
  * key (after a renewal was committed): the open connection is closed, the
  * NVS handle and the uptime base stay (cfg's kv_namespace and
  * uptime_base_ms are not read again). The old PEM strings may be freed or
- * overwritten once this returns, the new ones must stay. IOTD_EINVAL for a
+ * overwritten once this returns, the new ones must stay. The TLS session
+ * kept for the old certificate is erased. IOTD_EINVAL for a
  * configuration iotd_esp_init would refuse (nothing changed); IOTD_EIO
  * when the new client cannot be created (the port then has none, and its
  * requests fail until a later call succeeds). */
 iotd_status iotd_esp_set_identity(iotd_esp *esp, const iotd_esp_config *cfg);
 
-/* Closes the gateway connection, if any (before deep sleep or Wi-Fi stop). */
+/* Closes the gateway connections, if any (before deep sleep or Wi-Fi
+ * stop); the TLS session stays kept for the next one. */
 void iotd_esp_disconnect(iotd_esp *esp);
 
 /* Releases the HTTP client and the NVS handle. */

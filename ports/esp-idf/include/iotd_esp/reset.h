@@ -5,7 +5,8 @@
  *                      certificates, iotd_esp/cred.h), the namespace of a
  *                      key made on the device, and the whole provisioned
  *                      identity partition (erased, then left for
- *                      re-provisioning)
+ *                      re-provisioning), and the TLS session kept
+ *                      in RTC memory (iotd_esp/session.h)
  *   erase_settings     the settings' namespace (Wi-Fi, gateway, device ID,
  *                      enrollment token)
  *   erase_storage      every key of the core's namespace (sequence record,

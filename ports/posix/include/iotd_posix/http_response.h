@@ -6,6 +6,8 @@
  * reused. Interim 1xx
  * responses are skipped. Headers are capped at IOTD_POSIX_HTTP_HEADER_MAX
  * bytes; the body is counted in full but stored only up to body_cap.
+ * Portable (http-parser and the core only): the ESP-IDF port compiles it
+ * with ESP-IDF's http_parser component, the same parser.
  */
 #ifndef IOTD_POSIX_HTTP_RESPONSE_H
 #define IOTD_POSIX_HTTP_RESPONSE_H
@@ -26,8 +28,10 @@ typedef enum iotd_posix_http_rc {
 
 typedef struct iotd_posix_http_response {
     http_parser parser;
-    int64_t now_s; /* Unix time a Retry-After HTTP-date is measured from */
-    char *body;    /* caller's buffer */
+    int64_t now_s;  /* Unix time a Retry-After HTTP-date is measured from */
+    bool now_known; /* true after init; false (set by a device without a
+                     * clock yet) refuses HTTP-dates, keeps delta-seconds */
+    char *body;     /* caller's buffer */
     size_t body_cap;
 
     /* results */

@@ -3,9 +3,11 @@
  * and, with a file, from one run to the next (the simulator's deep sleep;
  * the ESP32 keeps it in RTC memory).
  *
- * The file holds a SHA-256 over the device's certificate and the CAs and
- * CRL the gateway's certificate is checked against, then mbedTLS's
- * serialized session (mbedtls_ssl_session_save). A resumption checks no
+ * The file is the device core's session record (iotd/tls_session.h, the
+ * ESP32 firmware's too): mbedTLS's serialized session
+ * (mbedtls_ssl_session_save) with a CRC-32 and a SHA-256 over the
+ * device's certificate and the CAs and CRL the gateway's certificate is
+ * checked against. A resumption checks no
  * certificate, so a session made under another certificate (a renewal),
  * CA or CRL (which may revoke the gateway's certificate), or a damaged
  * file, is not offered: the device makes a full handshake and keeps the
@@ -27,7 +29,7 @@
 typedef struct iotd_posix_session {
     mbedtls_ssl_session kept;
     bool have;                   /* `kept` may be offered */
-    unsigned char cert_hash[32]; /* of the certificate, CAs and CRL it is valid with */
+    unsigned char cert_hash[32]; /* binding: the certificate, CAs and CRL it is valid with */
     bool bound;                  /* a certificate is presented: sessions are kept */
     char path[PATH_MAX];         /* "" : memory only */
 } iotd_posix_session;

@@ -6,6 +6,8 @@
 #pragma once
 
 #define CONFIG_LWIP_SNTP_MAX_SERVERS 1
+/* firmware/esp32/sdkconfig.defaults turns it on; the port requires it. */
+#define CONFIG_ESP_TLS_CLIENT_SESSION_TICKETS 1
 
 #ifndef CONFIG_SOC_TEMP_SENSOR_SUPPORTED
 #define CONFIG_SOC_TEMP_SENSOR_SUPPORTED 1
