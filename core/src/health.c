@@ -22,30 +22,16 @@ static void member(iotd__out *o, const char *name, int64_t v)
     iotd__put_i64(o, v);
 }
 
-static bool firmware_ok(const char *s)
+/* 1..max of [a-z0-9_]; with wide, also [A-Z.+-] (a firmware version).
+ * One check for both strings keeps the report inside its size budget. */
+static bool token_ok(const char *s, size_t max, bool wide)
 {
     size_t n = 0;
-    if (s == NULL)
-        return false;
     for (; s[n] != '\0'; n++) {
         char c = s[n];
-        bool ok = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-                  c == '.' || c == '-' || c == '+' || c == '_';
-        if (!ok || n >= FIRMWARE_MAX_CHARS)
-            return false;
-    }
-    return n > 0;
-}
-
-/* NULL (not known) or 1..16 of [a-z0-9_]. */
-static bool slot_ok(const char *s)
-{
-    size_t n = 0;
-    if (s == NULL)
-        return true;
-    for (; s[n] != '\0'; n++) {
-        char c = s[n];
-        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || c == '_') || n >= SLOT_MAX_CHARS)
+        bool ok = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || c == '_' ||
+                  (wide && ((c >= 'A' && c <= 'Z') || c == '.' || c == '-' || c == '+'));
+        if (!ok || n >= max)
             return false;
     }
     return n > 0;
@@ -66,8 +52,9 @@ static bool reset_ok(const char *s)
 iotd_status iotd_health_json(const iotd_health_info *info, uint32_t connect_failures,
                              int64_t since_upload_s, char *buf, size_t cap, size_t *len)
 {
-    if (info == NULL || buf == NULL || len == NULL || cap == 0u || !firmware_ok(info->firmware) ||
-        !reset_ok(info->reset_reason) || !slot_ok(info->slot))
+    if (info == NULL || buf == NULL || len == NULL || cap == 0u || info->firmware == NULL ||
+        !token_ok(info->firmware, FIRMWARE_MAX_CHARS, true) || !reset_ok(info->reset_reason) ||
+        (info->slot != NULL && !token_ok(info->slot, SLOT_MAX_CHARS, false)))
         return IOTD_EINVAL;
     iotd__out o = {buf, cap, 0u, false};
     iotd__put_str(&o, "{\"firmware\":\"");
@@ -110,8 +97,7 @@ iotd_status iotd_health_init(iotd_health *h, const iotd_port *port, const iotd_d
     h->port = port;
     h->dev = dev;
     h->cfg = *cfg;
-    iotd_backoff_init(&h->backoff, RETRY_BASE_MS, RETRY_MAX_MS);
-    h->due_ms = 0u;
+    iotd_backoff_init(&h->backoff, RETRY_BASE_MS, RETRY_MAX_MS); /* due_ms 0: due at once */
     return IOTD_OK;
 }
 
@@ -158,9 +144,8 @@ uint32_t iotd_health_step(iotd_health *h, uint64_t now_ms)
     } else if (status < 0 || (status >= 400 && status < 500 && status != 408 && status != 429)) {
         h->stats.refused++;
         iotd__log(h->port, IOTD_LOG_WARN, "health.refused",
-                  status < 0 ? "the health report could not be made (check the firmware version)"
-                             : "the gateway refused the health report; the next one is due at "
-                               "the interval");
+                  status < 0 ? "no health report made: firmware, reset reason or slot invalid"
+                             : "the gateway refused the health report; next one at the interval");
         h->due_ms = now_ms + h->cfg.interval_ms;
     } else {
         h->stats.no_answer++;

@@ -12,6 +12,7 @@ import sys
 import time
 
 from selenium import webdriver
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
@@ -43,7 +44,11 @@ def shot(driver, name):
 
 def wait(driver, seconds, cond, what):
     try:
-        return WebDriverWait(driver, seconds, poll_frequency=0.2).until(cond)
+        # The pages re-render their tables as data arrives: an element found
+        # one moment may be replaced the next, which is a reason to look again.
+        return WebDriverWait(driver, seconds, poll_frequency=0.2,
+                             ignored_exceptions=(NoSuchElementException,
+                                                 StaleElementReferenceException)).until(cond)
     except Exception as e:  # the timeout, with what was expected
         shot(driver, "failed.png")
         fail("%s (after %d s): %s" % (what, seconds, type(e).__name__))
@@ -141,20 +146,20 @@ def run(driver):
 
     # Pause a rollout, find it in the audit log.
     driver.get(ORIGIN + "/rollouts")
-    button = wait(driver, 10, EC.element_to_be_clickable((By.ID, "pause-r-2")), "pause button")
-    button.click()
+    # Found and clicked in one step: the list may be drawn again in between.
+    wait(driver, 10, lambda d: d.find_element(By.ID, "pause-r-2").click() or True, "pause button")
     wait(driver, 10, lambda d: d.find_element(
         By.CSS_SELECTOR, "section[data-rollout='r-2']").get_attribute("data-state") == "paused",
         "r-2 paused")
     ok("rollout r-2 paused from the page")
     shot(driver, "05-rollouts.png")
     driver.get(ORIGIN + "/audit")
-    table = wait(driver, 10, lambda d: d.find_element(By.ID, "audit-table"), "audit table")
-    found = [r.text for r in table.find_elements(By.CSS_SELECTOR, "tbody tr")
-             if "rollout.pause" in r.text and "r-2" in r.text and "alice" in r.text
-             and r.text.rstrip().endswith("ok")]
+    rows = wait(driver, 10, lambda d: [r.text for r in d.find_elements(
+        By.CSS_SELECTOR, "#audit-table tbody tr")] or None, "audit table")
+    found = [t for t in rows if "rollout.pause" in t and "r-2" in t and "alice" in t
+             and t.rstrip().endswith("ok")]
     if len(found) != 1:
-        fail("the pause is not in the audit log: " + table.text)
+        fail("the pause is not in the audit log: " + " | ".join(rows))
     ok("the pause is in the audit log: " + found[0])
     shot(driver, "06-audit.png")
 

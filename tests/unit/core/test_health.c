@@ -76,6 +76,13 @@ static void json_has_every_member(void **state)
     CT_EQ(iotd_health_json(&info, 0, 0, out, sizeof(out), &len), IOTD_EINVAL);
     info.reset_reason = NULL;
     CT_EQ(iotd_health_json(&info, 0, 0, out, sizeof(out), &len), IOTD_EINVAL);
+    info.reset_reason = IOTD_RESET_PANIC;
+    info.firmware = NULL;
+    CT_EQ(iotd_health_json(&info, 0, 0, out, sizeof(out), &len), IOTD_EINVAL);
+    info.firmware = "1.2.0-rc.1+Build_7";
+    CT_EQ(iotd_health_json(&info, 0, 0, out, sizeof(out), &len), IOTD_OK);
+    info.firmware = "1.2.0-a-version-string-over-32-ch";
+    CT_EQ(iotd_health_json(&info, 0, 0, out, sizeof(out), &len), IOTD_EINVAL);
 }
 
 /* The running slot when the port knows it; a label the gateway would
@@ -90,7 +97,7 @@ static void json_has_the_slot_when_known(void **state)
     CT_STR_EQ(out, "{\"firmware\":\"1.2.0\",\"reset_reason\":\"software\",\"slot\":\"ota_1\","
                    "\"secure_version\":3,\"boot_count\":12,\"connect_failures\":0,"
                    "\"since_upload_s\":5,\"heap_min\":-1,\"cert_not_after\":0}");
-    const char *bad[] = {"", "OTA_0", "ota 0", "a_partition_label_too_long"};
+    const char *bad[] = {"", "OTA_0", "ota 0", "ota.0", "ota-0", "a_partition_label_too_long"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         info.slot = bad[i];
         CT_EQ(iotd_health_json(&info, 0, 0, out, sizeof(out), &len), IOTD_EINVAL);
@@ -175,10 +182,8 @@ static void configuration_is_checked(void **state)
 int main(void)
 {
     static const ct_test tests[] = {
-        CT_TEST(json_has_every_member),
-        CT_TEST(json_has_the_slot_when_known),
-        CT_TEST(reports_on_schedule_with_counts),
-        CT_TEST(failures_back_off_refusals_wait),
+        CT_TEST(json_has_every_member),           CT_TEST(json_has_the_slot_when_known),
+        CT_TEST(reports_on_schedule_with_counts), CT_TEST(failures_back_off_refusals_wait),
         CT_TEST(configuration_is_checked),
     };
     return CT_RUN(tests);
