@@ -14,7 +14,7 @@ BUILD_PKGS=(
   libssl-dev libsqlite3-dev libcjson-dev libevent-dev
   libmosquitto-dev libmbedtls-dev libhttp-parser-dev libcmocka-dev
   libsystemd-dev node-llhttp libpaho-mqtt-dev
-  libjs-chart.js
+  libjs-chart.js libcurl4-openssl-dev
 )
 # Real programs the test suite starts or checks against.
 TEST_PKGS=(
@@ -29,7 +29,7 @@ TEST_PKGS=(
   python3-click python3-serial python3-cryptography python3-pyparsing
   python3-pyelftools python3-construct python3-packaging python3-setuptools
   python3-bitstring python3-intelhex python3-ecdsa python3-kconfiglib
-  rabbitmq-server
+  rabbitmq-server etcd-server etcd-client
   chromium chromium-driver python3-selenium
 )
 # Only for bench/: the systems the gateway is compared with.
