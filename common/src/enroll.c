@@ -477,6 +477,19 @@ static iot_status spend_token(enroll_job *job, const iot_token_record *t, iot_er
     return s;
 }
 
+/* The token, valid here, is claimed where every gateway sees it. */
+static iot_status claim_token(enroll_job *job, iot_err *err)
+{
+    if (job->policy->claim_token == NULL)
+        return IOT_OK;
+    char hash[IOT_FPR_HEX_LEN + 1];
+    iot_status s = token_hash(job->req->token, hash, err);
+    if (s == IOT_OK)
+        s = job->policy->claim_token(job->policy->claim_ctx, hash, job->req->device_id, job->spki,
+                                     err);
+    return s;
+}
+
 static iot_status enroll_by_token(enroll_job *job, iot_err *err)
 {
     iot_token_record t;
@@ -494,7 +507,11 @@ static iot_status enroll_by_token(enroll_job *job, iot_err *err)
         return token_again(job, &t, err);
     if (t.expires <= job->req->now)
         return refuse_auth(job, "token_expired", err);
-    s = admit_new(job, t.id, err);
+    s = claim_token(job, err);
+    if (s == IOT_EEXIST)
+        return refuse_auth(job, "token_used", err);
+    if (s == IOT_OK)
+        s = admit_new(job, t.id, err);
     if (s == IOT_OK)
         s = spend_token(job, &t, err);
     return s;

@@ -585,6 +585,49 @@ static const gw__option gw__options[] = {
      .scale = GW__S,
      .help = "A device of the inventory not heard from for this long counts in\n"
              "iotgw_devices_silent (alert IotgwDevicesSilent)."},
+    {.key = "shared_state",
+     .type = GW__STRING,
+     GW__FIELD(shared_state),
+     .def = "",
+     .flags = GW__EMPTY_OK,
+     .check = gw_brokers_check,
+     .allowed = "up to 8 of HOST, HOST:PORT or [IPv6]:PORT, separated by spaces",
+     .example = "10.0.0.21:2379 10.0.0.22:2379 10.0.0.23:2379",
+     .section = "Shared state (several gateways)",
+     .help = "The members of the etcd cluster that gateways behind one balancer\n"
+             "share (docs/cluster.md, Shared state): enrollment tokens spent and\n"
+             "rollout reports. Empty: this gateway keeps them alone. Port 2379\n"
+             "when none is given; always TLS with shared_state_cert."},
+    {.key = "shared_state_ca",
+     .type = GW__PATH,
+     GW__FIELD(shared_state_ca),
+     .def = "",
+     .flags = GW__EMPTY_OK | GW__FILE,
+     .example = "/etc/iotgw/etcd/ca.pem",
+     .help = "CA certificate that signs the etcd members' certificates."},
+    {.key = "shared_state_cert",
+     .type = GW__PATH,
+     GW__FIELD(shared_state_cert),
+     .def = "",
+     .flags = GW__EMPTY_OK | GW__FILE,
+     .example = "/etc/iotgw/etcd/cert.pem",
+     .help = "Client certificate of the gateway at etcd; its CN is the etcd user\n"
+             "(iotctl cert client NAME --role gateway)."},
+    {.key = "shared_state_key",
+     .type = GW__PATH,
+     GW__FIELD(shared_state_key),
+     .def = "",
+     .flags = GW__EMPTY_OK | GW__FILE | GW__KEY,
+     .example = "/etc/iotgw/etcd/key.pem",
+     .help = "Private key of shared_state_cert; refused if group or others may\n"
+             "access it."},
+    {.key = "shared_state_poll",
+     .type = GW__DURATION,
+     GW__FIELD(shared_state_poll_ms),
+     .def = "1s",
+     .min = 100,
+     .max = GW__M,
+     .help = "How often the rollout reports other gateways shared are read."},
     {.key = "mqtt_host",
      .type = GW__STRING,
      GW__FIELD(mqtt_host),
@@ -1406,6 +1449,26 @@ static iot_status gw__check_est(const gw_config *cfg, iot_err *err)
     return IOT_OK;
 }
 
+/* etcd is reached with mutual TLS only: the CA, certificate and key come
+ * with the member list, and mean nothing without it. */
+static iot_status gw__check_shared_state(const gw_config *cfg, iot_err *err)
+{
+    bool on = cfg->shared_state[0] != '\0';
+    const char *files[] = {"shared_state_ca", "shared_state_cert", "shared_state_key"};
+    const char *values[] = {cfg->shared_state_ca, cfg->shared_state_cert, cfg->shared_state_key};
+    for (size_t i = 0; i < 3; i++) {
+        if (on && values[i][0] == '\0')
+            return gw__config_invalid(cfg, err, IOT_EINVAL, files[i],
+                                      "shared_state needs shared_state_ca, shared_state_cert and "
+                                      "shared_state_key: etcd is reached with mutual TLS");
+        if (!on && values[i][0] != '\0')
+            return gw__config_invalid(cfg, err, IOT_EINVAL, files[i],
+                                      "%s means nothing without shared_state (the etcd members)",
+                                      files[i]);
+    }
+    return IOT_OK;
+}
+
 /* Of two keys bound by a rule, the one to name first: the one the file
  * set (the later line when it set both). */
 static const char *gw__blame(const gw_config *cfg, const char *a, const char *b)
@@ -1493,6 +1556,9 @@ iot_status gw_config_validate(const gw_config *cfg, gw_config_warn_fn warn, void
     if (st != IOT_OK)
         goto out;
     st = gw__check_est(cfg, err);
+    if (st != IOT_OK)
+        goto out;
+    st = gw__check_shared_state(cfg, err);
 out:
     return st;
 }

@@ -103,6 +103,13 @@ typedef struct gw_config {
     char fleet_inventory[GW_PATH_MAX]; /* "" = fleet.db beside outbox */
     int64_t device_silent_after_s;     /* iotgw_devices_silent; default 2 h */
 
+    /* shared state of several gateways (etcd) */
+    char shared_state[GW_MQTT_HOSTS_MAX]; /* etcd members; "" = this gateway alone (default) */
+    char shared_state_ca[GW_PATH_MAX];    /* CA of the members' certificates */
+    char shared_state_cert[GW_PATH_MAX];  /* the gateway's client certificate at etcd */
+    char shared_state_key[GW_PATH_MAX];   /* its key; must not be group/other readable */
+    int64_t shared_state_poll_ms;         /* how often other gateways' reports are read */
+
     /* MQTT forwarder */
     char mqtt_host[GW_MQTT_HOSTS_MAX]; /* one or more brokers (brokers.h); required */
     int mqtt_port;                     /* for entries without one; default 8883 */

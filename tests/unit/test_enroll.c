@@ -491,6 +491,77 @@ static void a_revoked_issuer_signs_nothing(void **state)
     EVP_PKEY_free(c.key);
 }
 
+/* What the shared state answers to a claim, and what it was asked. */
+static iot_status claim_answer;
+static char claimed_device[64];
+static char claimed_spki[IOT_FPR_HEX_LEN + 1];
+static int claims;
+
+static iot_status fake_claim(void *ctx, const char *token_hash, const char *device,
+                             const char *spki, iot_err *err)
+{
+    (void)ctx;
+    claims++;
+    assert_int_equal(strlen(token_hash), IOT_FPR_HEX_LEN);
+    snprintf(claimed_device, sizeof(claimed_device), "%s", device);
+    snprintf(claimed_spki, sizeof(claimed_spki), "%s", spki);
+    return claim_answer == IOT_OK
+               ? IOT_OK
+               : iot_err_set(err, claim_answer, "the claim was answered %d", (int)claim_answer);
+}
+
+/* Several gateways: a token valid here is claimed before it is spent; a
+ * claim lost to another gateway refuses it as used, and a claim without
+ * an answer fails the enrollment with nothing written. A token refused
+ * here is never claimed. */
+static void a_token_is_claimed_before_it_is_spent(void **state)
+{
+    (void)state;
+    iot_enroll_policy shared = policy;
+    shared.claim_token = fake_claim;
+    char token[IOT_TOKEN_LEN + 1];
+    new_token("dev-claim", DAY, token);
+    csr c;
+    make_csr("dev-claim", &c);
+    iot_enroll_request req = {.method = IOT_ENROLL_BY_TOKEN,
+                              .device_id = "dev-claim",
+                              .token = token,
+                              .csr = c.der,
+                              .csr_len = c.len,
+                              .peer = "127.0.0.1",
+                              .now = NOW};
+    iot_enroll_result r;
+    iot_err err;
+    char before[128];
+    char after[128];
+    dump(before, sizeof(before));
+    claim_answer = IOT_EIO;
+    assert_int_equal(iot_enroll(reg, &issuer, &shared, &req, &r, &err), IOT_EIO);
+    dump(after, sizeof(after));
+    assert_string_equal(before, after);
+    claim_answer = IOT_EEXIST;
+    assert_int_equal(iot_enroll(reg, &issuer, &shared, &req, &r, &err), IOT_OK);
+    assert_int_equal(r.outcome, IOT_ENROLL_OUT_BAD_AUTH);
+    assert_string_equal(r.reason, "token_used");
+    dump(after, sizeof(after));
+    assert_string_equal(before, after);
+    int asked = claims;
+    req.now = NOW + 2 * DAY; /* refused here: never claimed */
+    assert_int_equal(iot_enroll(reg, &issuer, &shared, &req, &r, &err), IOT_OK);
+    assert_string_equal(r.reason, "token_expired");
+    assert_int_equal(claims, asked);
+    req.now = NOW;
+    claim_answer = IOT_OK;
+    assert_int_equal(iot_enroll(reg, &issuer, &shared, &req, &r, &err), IOT_OK);
+    assert_int_equal(r.outcome, IOT_ENROLL_OUT_ISSUED);
+    assert_string_equal(claimed_device, "dev-claim");
+    char spki[IOT_FPR_HEX_LEN + 1];
+    assert_int_equal(pki_key_fingerprint(c.key, spki, &err), IOT_OK);
+    assert_string_equal(claimed_spki, spki);
+    X509_free(r.cert);
+    EVP_PKEY_free(c.key);
+}
+
 int main(void)
 {
     /* One registry through all cases, in order: later ones rely on the
@@ -502,6 +573,7 @@ int main(void)
         cmocka_unit_test(approval_waits_then_issues_or_denies),
         cmocka_unit_test(renewal_keeps_the_old_certificate_in_grace),
         cmocka_unit_test(bootstrap_enrolls_with_a_new_key_only),
+        cmocka_unit_test(a_token_is_claimed_before_it_is_spent),
         cmocka_unit_test(a_revoked_issuer_signs_nothing),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

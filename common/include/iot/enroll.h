@@ -103,10 +103,23 @@ typedef enum iot_enroll_method {
     IOT_ENROLL_RENEW,        /* simplereenroll, the device's own certificate */
 } iot_enroll_method;
 
+/* Several gateways, one set of tokens (the gateway's shared state): a
+ * token that passed every check of this registry is claimed before it is
+ * spent, by its hash (SHA-256 hex), the device and the SPKI fingerprint
+ * of the CSR's key. IOT_OK: this request may spend it (nobody had, or the
+ * same device with the same key did, an answer it lost); IOT_EEXIST:
+ * another gateway spent it for something else (refused as token_used);
+ * another status: no answer now, and the enrollment fails with nothing
+ * written. */
+typedef iot_status (*iot_enroll_claim_fn)(void *ctx, const char *token_hash, const char *device,
+                                          const char *spki, iot_err *err);
+
 typedef struct iot_enroll_policy {
     int64_t lifetime_s;    /* of an issued device certificate */
     int64_t grace_s;       /* a replaced certificate works this long unless its successor is used */
     bool require_approval; /* first enrollments wait for iot_enroll_decide */
+    iot_enroll_claim_fn claim_token; /* NULL: this registry alone decides */
+    void *claim_ctx;
 } iot_enroll_policy;
 
 typedef struct iot_enroll_request {

@@ -88,6 +88,11 @@ static const char *const all_keys[] = {
     "security_event_window",
     "fleet_inventory",
     "device_silent_after",
+    "shared_state",
+    "shared_state_ca",
+    "shared_state_cert",
+    "shared_state_key",
+    "shared_state_poll",
     "mqtt_host",
     "mqtt_port",
     "mqtt_protocol",
@@ -725,6 +730,33 @@ static void est_paths_only_when_set(void **state)
     validate_expect(&c, IOT_EINVAL, "est_bootstrap_ca", "needs enrollment on");
 }
 
+/* The etcd members come with the TLS files to reach them, and the files
+ * only with the members; the key is checked as a key. */
+static void shared_state_needs_its_tls_files(void **state)
+{
+    (void)state;
+    gw_config c;
+    valid_config(&c);
+    snprintf(c.shared_state, sizeof(c.shared_state), "%s", "10.0.0.21 10.0.0.22:2379");
+    validate_expect(&c, IOT_EINVAL, "shared_state_ca", "mutual TLS");
+    snprintf(c.shared_state_ca, sizeof(c.shared_state_ca), "%s", "/s/ca.pem");
+    snprintf(c.shared_state_cert, sizeof(c.shared_state_cert), "%s", "/s/cert.pem");
+    validate_expect(&c, IOT_EINVAL, "shared_state_key", "mutual TLS");
+    snprintf(c.shared_state_key, sizeof(c.shared_state_key), "%s", "/s/key.pem");
+    validate_expect(&c, IOT_OK, NULL, NULL);
+    gw__config_path paths[GW_CONFIG_OPTIONS_MAX];
+    size_t n = gw__config_paths(&c, paths, GW_CONFIG_OPTIONS_MAX);
+    bool key_seen = false;
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(paths[i].key, "shared_state_key") == 0) {
+            assert_int_equal(paths[i].need, GW__NEED_READ | GW__NEED_PRIVATE);
+            key_seen = true;
+        }
+    assert_true(key_seen);
+    c.shared_state[0] = '\0';
+    validate_expect(&c, IOT_EINVAL, "shared_state_ca", "without shared_state");
+}
+
 /* The location prefix the file checks put before their messages. */
 static void where_names_the_file_and_line(void **state)
 {
@@ -945,6 +977,7 @@ int main(void)
         cmocka_unit_test(validate_opens_no_file),
         cmocka_unit_test(paths_name_every_file_and_its_need),
         cmocka_unit_test(est_paths_only_when_set),
+        cmocka_unit_test(shared_state_needs_its_tls_files),
         cmocka_unit_test(where_names_the_file_and_line),
         cmocka_unit_test(example_file_matches_the_table),
         cmocka_unit_test(example_is_valid_and_shows_the_defaults),
