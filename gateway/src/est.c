@@ -11,6 +11,8 @@
 #include <openssl/bn.h>
 #include <openssl/err.h>
 
+#include <cjson/cJSON.h>
+
 #include "admission.h"
 #include "conn.h"
 #include "http1.h"
@@ -19,6 +21,7 @@
 #include "iot/pki.h"
 #include "log.h"
 #include "metrics.h"
+#include "shared.h"
 
 #define FAIL_SLOTS 1024 /* addresses whose failures are remembered */
 
@@ -290,7 +293,8 @@ static void run_job(gw_est *est, gw_est_job *job)
     if (st != IOT_OK) {
         job->status = 503;
         job->refusal = GW_REF_EST_UNAVAILABLE;
-        snprintf(job->detail, sizeof(job->detail), "the registry cannot be written now; retry");
+        snprintf(job->detail, sizeof(job->detail),
+                 "the registry or the shared state cannot be written now; retry");
         gw_log(GW_LOG_ERROR, "est.failed", "peer=%s device=%s error=\"%s\"", job->peer, job->device,
                err.msg);
     } else if (res.outcome == IOT_ENROLL_OUT_ISSUED || res.outcome == IOT_ENROLL_OUT_REISSUED) {
@@ -712,6 +716,62 @@ static iot_status load(gw_est *est, iot_err *err)
     return st;
 }
 
+/* The claim's value: who spent the token, for which device and key. */
+static char *claim_value(const gw_est *est, const char *device, const char *spki)
+{
+    cJSON *v = cJSON_CreateObject();
+    cJSON_AddStringToObject(v, "device", device);
+    cJSON_AddStringToObject(v, "spki", spki);
+    cJSON_AddStringToObject(v, "gateway", est->opt.gateway);
+    cJSON_AddNumberToObject(v, "at", (double)now_s());
+    char *text = cJSON_PrintUnformatted(v);
+    cJSON_Delete(v);
+    return text;
+}
+
+/* A claim found in place: the same device with the same key (an answer
+ * it lost, here or at another gateway) may go on; anything else spent it. */
+static iot_status claim_found(const char *existing, const char *device, const char *spki,
+                              iot_err *err)
+{
+    cJSON *v = cJSON_Parse(existing);
+    const cJSON *d = cJSON_GetObjectItemCaseSensitive(v, "device");
+    const cJSON *k = cJSON_GetObjectItemCaseSensitive(v, "spki");
+    const cJSON *g = cJSON_GetObjectItemCaseSensitive(v, "gateway");
+    bool same = cJSON_IsString(d) && cJSON_IsString(k) && strcmp(d->valuestring, device) == 0 &&
+                strcmp(k->valuestring, spki) == 0;
+    char at[64];
+    snprintf(at, sizeof(at), "%.63s", cJSON_IsString(g) ? g->valuestring : "?");
+    cJSON_Delete(v);
+    if (same)
+        return IOT_OK;
+    gw_log(GW_LOG_WARN, "est.token_spent_elsewhere", "device=%s spent_at=%s", device, at);
+    return iot_err_set(err, IOT_EEXIST, "the token was spent at gateway %s", at);
+}
+
+/* iot_enroll_claim_fn on the shared state: one gateway spends a token. */
+static iot_status claim_token(void *ctx, const char *token_hash, const char *device,
+                              const char *spki, iot_err *err)
+{
+    gw_est *est = ctx;
+    char key[GW_SHARED_KEY_MAX];
+    char existing[GW_SHARED_VALUE_MAX];
+    bool created = false;
+    snprintf(key, sizeof(key), "/iot/tokens/%s", token_hash);
+    char *value = claim_value(est, device, spki);
+    if (value == NULL)
+        return iot_err_set(err, IOT_ENOMEM, "out of memory");
+    iot_status st =
+        gw_shared_create(est->opt.shared, key, value, &created, existing, sizeof(existing), err);
+    free(value);
+    if (st != IOT_OK) {
+        gw_log(GW_LOG_ERROR, "shared.unavailable", "for=enrollment device=%s error=\"%s\"", device,
+               err != NULL ? err->msg : "");
+        return st;
+    }
+    return created ? IOT_OK : claim_found(existing, device, spki, err);
+}
+
 iot_status gw_est_open(const gw_est_options *opt, gw_est **out, iot_err *err)
 {
     *out = NULL;
@@ -722,6 +782,10 @@ iot_status gw_est_open(const gw_est_options *opt, gw_est **out, iot_err *err)
     est->policy = (iot_enroll_policy){.lifetime_s = opt->lifetime_s,
                                       .grace_s = opt->grace_s,
                                       .require_approval = opt->require_approval};
+    if (opt->shared != NULL) {
+        est->policy.claim_token = claim_token;
+        est->policy.claim_ctx = est;
+    }
     pthread_mutex_init(&est->lock, NULL);
     pthread_mutex_init(&est->fail_lock, NULL);
     pthread_cond_init(&est->wake, NULL);

@@ -54,6 +54,10 @@ typedef struct gw_est_options {
     int64_t retry_after_s; /* with 202 */
     int max_failures;      /* per address and window */
     int64_t failure_window_s;
+    /* Several gateways: tokens are claimed here before they are spent
+     * (shared.h, /iot/tokens/); NULL: this gateway's registry alone. */
+    struct gw_shared *shared;
+    const char *gateway; /* this gateway's name in what it shares */
 } gw_est_options;
 
 /* Loads the issuing CA (which must chain to the root and be an issuer of

@@ -317,9 +317,10 @@ static char *range_body(const char *prefix, int64_t after, int limit)
     return body;
 }
 
-iot_status gw_shared_changes(gw_shared *s, const char *prefix, int64_t *revision, int limit,
+iot_status gw_shared_changes(gw_shared *s, const char *prefix, int64_t *revision, int limit, int *n,
                              gw_shared_kv_fn fn, void *ctx, iot_err *err)
 {
+    *n = 0;
     answer a = {NULL, 0};
     cJSON *root = NULL;
     char key[GW_SHARED_KEY_MAX + 1];
@@ -339,16 +340,19 @@ iot_status gw_shared_changes(gw_shared *s, const char *prefix, int64_t *revision
         goto out;
     }
     const cJSON *kv = NULL;
-    cJSON_ArrayForEach(kv, cJSON_GetObjectItemCaseSensitive(root, "kvs"))
+    const cJSON *kvs = cJSON_GetObjectItemCaseSensitive(root, "kvs");
+    *n = cJSON_GetArraySize(kvs);
+    cJSON_ArrayForEach(kv, kvs)
     {
+        /* A key or value that is not ours to read (too long, not text) is
+         * passed over, never a reason to stop reading the rest. */
+        if (unb64(cJSON_GetObjectItemCaseSensitive(kv, "key"), key, sizeof(key)) &&
+            unb64(cJSON_GetObjectItemCaseSensitive(kv, "value"), value, sizeof(value)) &&
+            !fn(ctx, key, value))
+            break;
         int64_t mod = int64_field(kv, "mod_revision");
         if (mod > *revision)
             *revision = mod;
-        /* A key or value of another writer's making that is not ours to
-         * read is passed over, never a reason to stop reading the rest. */
-        if (unb64(cJSON_GetObjectItemCaseSensitive(kv, "key"), key, sizeof(key)) &&
-            unb64(cJSON_GetObjectItemCaseSensitive(kv, "value"), value, sizeof(value)))
-            fn(ctx, key, value);
     }
 out:
     cJSON_Delete(root);

@@ -2,8 +2,10 @@
  * (docs/cluster.md, Shared state): a Raft-replicated key-value store with
  * linearizable create-if-absent, reached through its JSON gateway
  * (POST /v3/kv/txn and /v3/kv/range, keys and values in base64) with
- * libcurl and mutual TLS. The gateway's client certificate's CN is its
- * etcd user, allowed to read and write the prefix /iot/ only.
+ * libcurl and mutual TLS. etcd trusts the root of a PKI of its own, which
+ * signs its members and the gateways' client certificates and never a
+ * device's, so only gateways reach the store (etcd's own users and roles
+ * stay off: its JSON gateway refuses a certificate with a CN then).
  *
  * What lives there (the keys are this module's callers'):
  *   /iot/tokens/<sha256 of the token>    the gateway that spent an
@@ -53,13 +55,16 @@ iot_status gw_shared_create(gw_shared *s, const char *key, const char *value, bo
                             char *existing, size_t cap, iot_err *err);
 
 /* Called for each key under a prefix, in the order the cluster wrote
- * them. The strings live until the callback returns. */
-typedef void (*gw_shared_kv_fn)(void *ctx, const char *key, const char *value);
+ * them. The strings live until the callback returns. false: stop here;
+ * the next call starts again at this key. */
+typedef bool (*gw_shared_kv_fn)(void *ctx, const char *key, const char *value);
 
 /* The keys under prefix written after *revision (0: all), oldest first,
- * at most `limit` of them, each passed to fn; *revision becomes the last
- * one's revision, so the next call goes on from there. IOT_EIO as above. */
-iot_status gw_shared_changes(gw_shared *s, const char *prefix, int64_t *revision, int limit,
+ * at most `limit` of them, each passed to fn; *revision becomes the
+ * revision of the last one fn took, so the next call goes on from there.
+ * *n is how many the cluster gave (limit: ask again at once). IOT_EIO as
+ * above. */
+iot_status gw_shared_changes(gw_shared *s, const char *prefix, int64_t *revision, int limit, int *n,
                              gw_shared_kv_fn fn, void *ctx, iot_err *err);
 
 #endif
