@@ -988,25 +988,81 @@ static iot_status set_state(iot_rollouts *r, int64_t id, iot_rollout_state state
     return step_done(r, st, "changing a rollout's state", err);
 }
 
-/* Starts the next wave while the waves started so far have reached the
- * success threshold; an empty wave is passed at once. Only a started
- * device can have confirmed, so count[CONFIRMED] is the confirmations of
- * waves 0..current. */
+/* The last wave earned from the current one on: the next starts while
+ * the devices of the waves started so far have reached the success
+ * threshold; an empty wave is passed at once. confirmed[w] is wave w's
+ * confirmations. */
+static uint32_t earned_wave(const iot_rollout_info *info, const uint64_t confirmed[])
+{
+    uint64_t started = 0, ok = 0;
+    uint32_t wave = info->current_wave;
+    for (uint32_t w = 0; w <= wave; w++) {
+        started += info->wave_size[w];
+        ok += confirmed[w];
+    }
+    while (wave < info->plan.n_waves &&
+           ok * 100 >= (uint64_t)info->plan.success_percent * started) {
+        wave++;
+        started += info->wave_size[wave];
+        ok += confirmed[wave];
+    }
+    return wave;
+}
+
+/* Confirmations per wave, from the device rows. */
+static iot_status confirmed_by_wave(iot_rollouts *r, int64_t id,
+                                    uint64_t confirmed[IOT_ROLLOUT_WAVES_MAX + 1], iot_err *err)
+{
+    sqlite3_stmt *st = NULL;
+    iot_status s = prepare(r,
+                           "SELECT wave, COUNT(*) FROM rollout_devices WHERE rollout_id = ?1"
+                           " AND state = 'confirmed' GROUP BY wave",
+                           &st, "starting a wave", err);
+    if (s != IOT_OK)
+        return s;
+    memset(confirmed, 0, (IOT_ROLLOUT_WAVES_MAX + 1) * sizeof(confirmed[0]));
+    sqlite3_bind_int64(st, 1, id);
+    int rc = sqlite3_step(st);
+    for (; rc == SQLITE_ROW; rc = sqlite3_step(st)) {
+        int64_t wave = sqlite3_column_int64(st, 0);
+        if (wave >= 0 && wave <= IOT_ROLLOUT_WAVES_MAX)
+            confirmed[wave] = (uint64_t)sqlite3_column_int64(st, 1);
+    }
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? IOT_OK : db_fail(r, rc, "starting a wave", err);
+}
+
+/* The wave to be in now. count[CONFIRMED] counts every wave's
+ * confirmations: an upper bound of those of the waves started, and
+ * exactly them while every report came through this file (only a
+ * started device reports). A final state applied from another gateway
+ * may be of a device whose wave has not started here, so a wave is
+ * started only once the confirmations of each wave, read from the rows,
+ * earn it; the rows are read only when the counter says a wave may
+ * start. */
+static iot_status wave_due(iot_rollouts *r, const iot_rollout_info *info, uint32_t *wave,
+                           iot_err *err)
+{
+    uint64_t confirmed[IOT_ROLLOUT_WAVES_MAX + 1] = {info->count[IOT_RDEV_CONFIRMED]};
+    *wave = earned_wave(info, confirmed);
+    if (*wave == info->current_wave)
+        return IOT_OK;
+    iot_status s = confirmed_by_wave(r, info->id, confirmed, err);
+    *wave = s == IOT_OK ? earned_wave(info, confirmed) : info->current_wave;
+    return s;
+}
+
+/* Starts the waves earned (wave_due). */
 static iot_status advance_waves(iot_rollouts *r, iot_rollout_info *info, int64_t now,
                                 iot_report_outcome *out, iot_err *err)
 {
-    uint64_t started = 0;
     uint32_t wave = info->current_wave;
-    uint64_t confirmed = info->count[IOT_RDEV_CONFIRMED];
-    for (uint32_t w = 0; w <= wave; w++)
-        started += info->wave_size[w];
-    while (wave < info->plan.n_waves && confirmed * 100 >= info->plan.success_percent * started)
-        started += info->wave_size[++wave];
-    if (wave == info->current_wave)
-        return IOT_OK;
+    iot_status s = wave_due(r, info, &wave, err);
+    if (s != IOT_OK || wave == info->current_wave)
+        return s;
     sqlite3_stmt *st = NULL;
-    iot_status s = prepare(r, "UPDATE rollouts SET current_wave = ?2, updated = ?3 WHERE id = ?1",
-                           &st, "starting a wave", err);
+    s = prepare(r, "UPDATE rollouts SET current_wave = ?2, updated = ?3 WHERE id = ?1", &st,
+                "starting a wave", err);
     if (s != IOT_OK)
         return s;
     sqlite3_bind_int64(st, 1, info->id);
@@ -1270,6 +1326,29 @@ iot_status iot_rollout_image_for(iot_rollouts *r, const char *device, const char
 
 /* ---- reports ----------------------------------------------------------------- */
 
+/* What a report, or a final state applied from another gateway, writes
+ * for one device. An applied state comes without an offset: the one
+ * recorded here is kept. */
+typedef struct dev_change {
+    const char *device;
+    iot_rollout_dev_state state;
+    const char *reason;
+    bool has_offset;
+    uint32_t offset;
+} dev_change;
+
+/* The rollout's ID and name and the device's state from a row of (id,
+ * name, state); IOT_ECORRUPT if the state is not one of ours. */
+static iot_status row_to_outcome(const iot_rollouts *r, sqlite3_stmt *st, iot_report_outcome *out,
+                                 iot_err *err)
+{
+    int state = name_index(DEV_STATES, IOT_RDEV_STATE_COUNT, sqlite3_column_text(st, 2));
+    out->rollout_id = sqlite3_column_int64(st, 0);
+    copy_col(out->name, sizeof(out->name), st, 1);
+    out->previous = (iot_rollout_dev_state)(state < 0 ? 0 : state);
+    return state < 0 ? corrupt_row(r, out->name, "device state", err) : IOT_OK;
+}
+
 /* The rollout of that sequence number in which the device was started: a
  * live one before an ended one, then the newest. */
 static iot_status find_reported(iot_rollouts *r, const char *device, uint64_t sequence,
@@ -1287,22 +1366,16 @@ static iot_status find_reported(iot_rollouts *r, const char *device, uint64_t se
     sqlite3_bind_text(st, 1, device, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, (int64_t)sequence);
     int rc = sqlite3_step(st);
-    int state = rc == SQLITE_ROW
-                    ? name_index(DEV_STATES, IOT_RDEV_STATE_COUNT, sqlite3_column_text(st, 2))
-                    : -1;
-    if (rc == SQLITE_ROW) {
-        out->rollout_id = sqlite3_column_int64(st, 0);
-        copy_col(out->name, sizeof(out->name), st, 1);
-        out->previous = (iot_rollout_dev_state)(state < 0 ? 0 : state);
-    }
+    if (rc == SQLITE_ROW)
+        s = row_to_outcome(r, st, out, err);
+    else if (rc == SQLITE_DONE)
+        s = iot_err_set(err, IOT_ENOENT,
+                        "device '%s' was offered no rollout of sequence number %" PRIu64,
+                        iot_id_is_valid(device) ? device : "?", sequence);
+    else
+        s = db_fail(r, rc, "recording a report", err);
     sqlite3_finalize(st);
-    if (rc == SQLITE_ROW && state < 0)
-        return corrupt_row(r, out->name, "device state", err);
-    if (rc == SQLITE_DONE)
-        return iot_err_set(err, IOT_ENOENT,
-                           "device '%s' was offered no rollout of sequence number %" PRIu64,
-                           iot_id_is_valid(device) ? device : "?", sequence);
-    return rc == SQLITE_ROW ? IOT_OK : db_fail(r, rc, "recording a report", err);
+    return s;
 }
 
 /* A reason is a short word from the device: kept printable and short. */
@@ -1314,24 +1387,28 @@ static void clean_reason(char *dst, const char *src, bool failure)
     dst[i] = '\0';
 }
 
-static iot_status update_device(iot_rollouts *r, int64_t id, const char *device,
-                                const iot_rollout_report *rep, int64_t now, iot_err *err)
+static iot_status update_device(iot_rollouts *r, int64_t id, const dev_change *ch, int64_t now,
+                                iot_err *err)
 {
     char reason[IOT_ROLLOUT_REASON_MAX + 1];
-    clean_reason(reason, rep->reason,
-                 rep->state == IOT_RDEV_FAILED || rep->state == IOT_RDEV_ROLLED_BACK);
+    clean_reason(reason, ch->reason,
+                 ch->state == IOT_RDEV_FAILED || ch->state == IOT_RDEV_ROLLED_BACK);
     sqlite3_stmt *st = NULL;
     iot_status s = prepare(r,
-                           "UPDATE rollout_devices SET state = ?3, reason = ?4, offset_bytes = ?5,"
-                           " updated = ?6 WHERE rollout_id = ?1 AND device = ?2",
+                           "UPDATE rollout_devices SET state = ?3, reason = ?4,"
+                           " offset_bytes = COALESCE(?5, offset_bytes), updated = ?6"
+                           " WHERE rollout_id = ?1 AND device = ?2",
                            &st, "recording a report", err);
     if (s != IOT_OK)
         return s;
     sqlite3_bind_int64(st, 1, id);
-    sqlite3_bind_text(st, 2, device, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, DEV_STATES[rep->state], -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, ch->device, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, DEV_STATES[ch->state], -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 4, reason, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int64(st, 5, rep->offset);
+    if (ch->has_offset)
+        sqlite3_bind_int64(st, 5, ch->offset);
+    else
+        sqlite3_bind_null(st, 5);
     sqlite3_bind_int64(st, 6, now);
     return step_done(r, st, "recording a report", err);
 }
@@ -1396,23 +1473,36 @@ static iot_status judge(iot_rollouts *r, int64_t id, iot_rollout_dev_state repor
     return advance_waves(r, &info, now, out, err);
 }
 
-static iot_status apply_report(iot_rollouts *r, const char *device, const iot_rollout_report *rep,
-                               int64_t now, iot_report_outcome *out, iot_err *err)
+/* Writes the change of the device whose rollout and state before are in
+ * *out, then judges the rollout: one path for a device's report and for
+ * a final state applied from another gateway. A final state does not
+ * change: the same one again changes nothing, another is refused. */
+static iot_status settle(iot_rollouts *r, const dev_change *ch, int64_t now,
+                         iot_report_outcome *out, iot_err *err)
 {
-    iot_status st = find_reported(r, device, rep->sequence, out, err);
-    if (st != IOT_OK)
-        return st;
-    if (is_final(out->previous) && out->previous == rep->state)
+    if (is_final(out->previous) && out->previous == ch->state)
         return IOT_OK;
     if (is_final(out->previous))
         return iot_err_set(err, IOT_ESTATE,
                            "device '%s' already reported %s for rollout '%s'; a final state "
                            "does not change (it reported %s)",
-                           device, DEV_STATES[out->previous], out->name, DEV_STATES[rep->state]);
-    st = update_device(r, out->rollout_id, device, rep, now, err);
+                           ch->device, DEV_STATES[out->previous], out->name, DEV_STATES[ch->state]);
+    iot_status st = update_device(r, out->rollout_id, ch, now, err);
     if (st == IOT_OK)
-        st = judge(r, out->rollout_id, rep->state, now, out, err);
+        st = judge(r, out->rollout_id, ch->state, now, out, err);
     return st;
+}
+
+static iot_status apply_report(iot_rollouts *r, const char *device, const iot_rollout_report *rep,
+                               int64_t now, iot_report_outcome *out, iot_err *err)
+{
+    dev_change ch = {.device = device,
+                     .state = rep->state,
+                     .reason = rep->reason,
+                     .has_offset = true,
+                     .offset = rep->offset};
+    iot_status st = find_reported(r, device, rep->sequence, out, err);
+    return st == IOT_OK ? settle(r, &ch, now, out, err) : st;
 }
 
 iot_status iot_rollout_record_report(iot_rollouts *r, const char *device,
@@ -1427,4 +1517,66 @@ iot_status iot_rollout_record_report(iot_rollouts *r, const char *device,
     if (st == IOT_OK)
         st = apply_report(r, device, rep, now, out, err);
     return finish(r, st, "recording a report", err);
+}
+
+/* The device in the named rollout, whatever its state and the
+ * rollout's; IOT_ENOENT naming which of the two is missing. */
+static iot_status find_member(iot_rollouts *r, const char *name, const char *device,
+                              iot_report_outcome *out, iot_err *err)
+{
+    static const char sql[] =
+        "SELECT r.id, r.name, d.state FROM rollouts r LEFT JOIN rollout_devices d"
+        " ON d.rollout_id = r.id AND d.device = ?2 WHERE r.name = ?1";
+    sqlite3_stmt *st = NULL;
+    iot_status s = prepare(r, sql, &st, "applying a final state", err);
+    if (s != IOT_OK)
+        return s;
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, device, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW && sqlite3_column_type(st, 2) != SQLITE_NULL)
+        s = row_to_outcome(r, st, out, err);
+    else if (rc == SQLITE_ROW)
+        s = iot_err_set(err, IOT_ENOENT, "device '%s' is not in rollout '%s' in %s", device, name,
+                        r->path);
+    else if (rc == SQLITE_DONE)
+        s = iot_err_set(err, IOT_ENOENT, "no rollout '%s' in %s", name, r->path);
+    else
+        s = db_fail(r, rc, "applying a final state", err);
+    sqlite3_finalize(st);
+    return s;
+}
+
+/* Names and the state are checked before the file is locked: a name that
+ * is not an ID can name nothing in it. */
+static iot_status check_applied(const iot_rollouts *r, const char *name, const char *device,
+                                iot_rollout_dev_state state, iot_err *err)
+{
+    if (!is_final(state))
+        return iot_err_set(err, IOT_EINVAL,
+                           "only a final state (confirmed, failed, rolled_back) is applied from "
+                           "another gateway, not %s",
+                           iot_rollout_dev_state_name(state));
+    if (name == NULL || !iot_id_is_valid(name))
+        return iot_err_set(err, IOT_ENOENT, "no rollout of that name in %s", r->path);
+    if (device == NULL || !iot_id_is_valid(device))
+        return iot_err_set(err, IOT_ENOENT, "no such device in rollout '%s' in %s", name, r->path);
+    return IOT_OK;
+}
+
+iot_status iot_rollout_apply_final(iot_rollouts *r, const char *name, const char *device,
+                                   iot_rollout_dev_state state, const char *reason, int64_t now,
+                                   iot_report_outcome *out, iot_err *err)
+{
+    dev_change ch = {.device = device, .state = state, .reason = reason};
+    memset(out, 0, sizeof(*out));
+    iot_status st = check_applied(r, name, device, state, err);
+    if (st != IOT_OK)
+        return st;
+    st = begin_write(r, "applying a final state", err);
+    if (st == IOT_OK)
+        st = find_member(r, name, device, out, err);
+    if (st == IOT_OK)
+        st = settle(r, &ch, now, out, err);
+    return finish(r, st, "applying a final state", err);
 }

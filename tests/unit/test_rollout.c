@@ -178,6 +178,17 @@ static iot_status report(iot_rollouts *r, int dev, uint64_t seq, iot_rollout_dev
     return iot_rollout_record_report(r, names[dev], &rep, now, out ? out : &unused, &err);
 }
 
+/* A final state of device `dev` applied as if reported through another
+ * gateway. */
+static iot_status apply(iot_rollouts *r, const char *name, int dev, iot_rollout_dev_state state,
+                        int64_t now, iot_report_outcome *out)
+{
+    iot_err err = {0};
+    iot_report_outcome unused;
+    return iot_rollout_apply_final(r, name, names[dev], state, "self_test", now,
+                                   out ? out : &unused, &err);
+}
+
 static iot_rollout_info info_of(iot_rollouts *r, const char *name)
 {
     iot_rollout_info info;
@@ -818,6 +829,21 @@ static int first_device(const iot_rollout_device *d, void *ctx)
     return 1; /* stop */
 }
 
+/* The row of device names[index]. */
+typedef struct dev_find {
+    int index;
+    dev_row *row;
+} dev_find;
+
+static int find_device(const iot_rollout_device *d, void *ctx)
+{
+    const dev_find *f = ctx;
+    if (strcmp(d->device, names[f->index]) != 0)
+        return 0;
+    f->row->d = *d;
+    return 1; /* stop */
+}
+
 static void report_refusals(void **state)
 {
     (void)state;
@@ -847,6 +873,268 @@ static void report_refusals(void **state)
     assert_int_equal(row.d.state, IOT_RDEV_FAILED);
     assert_string_equal(row.d.reason, "digest?"); /* kept printable */
     assert_int_equal(row.d.offset, 8192);
+    iot_rollouts_close(r);
+}
+
+/* min_reports 2, failure 50 %: one failure reported here and one applied
+ * from another gateway pause the rollout together; neither alone does.
+ * After a resume an applied failure is in the new count as a local one:
+ * with one confirmation here, 1 of 2 pauses again. */
+static void applied_failures_pause(void **state)
+{
+    (void)state;
+    char path[128];
+    iot_rollouts *r = open_new(path, sizeof(path));
+    iot_rollout_plan p = plan_of("shared", 10);
+    p.failure_percent = 50;
+    p.min_reports = 2;
+    create(r, &p, 4, 10);
+    iot_rollout_offer o;
+    iot_report_outcome out;
+    for (int d = 0; d < 3; d++)
+        assert_int_equal(offer(r, d, 1000, &o, NULL), IOT_OFFER_MADE);
+    assert_int_equal(report(r, 0, 4, IOT_RDEV_FAILED, 1001, &out), IOT_OK);
+    assert_false(out.paused); /* 1 report: below min_reports */
+    assert_int_equal(apply(r, "shared", 5, IOT_RDEV_ROLLED_BACK, 1002, &out), IOT_OK);
+    assert_true(out.paused);
+    assert_string_equal(out.name, "shared");
+    assert_int_equal(out.previous, IOT_RDEV_PENDING);
+    iot_rollout_info info = info_of(r, "shared");
+    assert_int_equal(out.rollout_id, info.id);
+    assert_int_equal(info.state, IOT_ROLLOUT_PAUSED);
+    assert_string_equal(info.pause_reason, "failure_threshold");
+    assert_int_equal(info.count[IOT_RDEV_FAILED], 1);
+    assert_int_equal(info.count[IOT_RDEV_ROLLED_BACK], 1);
+    assert_int_equal(info.count[IOT_RDEV_OFFERED], 2);
+    assert_int_equal(info.count[IOT_RDEV_PENDING], 6);
+    dev_row row;
+    iot_err err = {0};
+    assert_int_equal(
+        iot_rollout_foreach_device(r, "shared", find_device, &(dev_find){5, &row}, &err), 1);
+    assert_int_equal(row.d.state, IOT_RDEV_ROLLED_BACK);
+    assert_string_equal(row.d.reason, "self_test");
+    assert_int_equal(row.d.updated, 1002);
+    assert_int_equal(row.d.offered_at, 0); /* never started here */
+
+    assert_int_equal(iot_rollout_resume(r, "shared", 1010, &err), IOT_OK);
+    assert_int_equal(apply(r, "shared", 6, IOT_RDEV_FAILED, 1011, &out), IOT_OK);
+    assert_false(out.paused); /* 1 report since the resume */
+    assert_int_equal(report(r, 1, 4, IOT_RDEV_CONFIRMED, 1012, &out), IOT_OK);
+    assert_true(out.paused); /* 1 of 2 since the resume */
+    assert_counts_match(path, r, "shared");
+    iot_rollouts_close(r);
+}
+
+/* The same final state applied again (the shared state is read again
+ * from its start) changes nothing; another final state is refused, here
+ * and for a report through this gateway. */
+static void applied_replay_and_conflict(void **state)
+{
+    (void)state;
+    char path[128];
+    iot_rollouts *r = open_new(path, sizeof(path));
+    iot_rollout_plan p = plan_of("replay", 10);
+    create(r, &p, 4, 10);
+    iot_rollout_offer o;
+    iot_report_outcome out;
+    assert_int_equal(offer(r, 2, 1000, &o, NULL), IOT_OFFER_MADE);
+    assert_int_equal(apply(r, "replay", 1, IOT_RDEV_FAILED, 1001, &out), IOT_OK);
+    assert_int_equal(apply(r, "replay", 2, IOT_RDEV_CONFIRMED, 1002, &out), IOT_OK);
+    assert_int_equal(out.previous, IOT_RDEV_OFFERED);
+    iot_rollout_info before = info_of(r, "replay");
+    assert_int_equal(before.count[IOT_RDEV_CONFIRMED], 1);
+    assert_int_equal(before.count[IOT_RDEV_FAILED], 1);
+    assert_int_equal(before.count[IOT_RDEV_OFFERED], 0);
+
+    assert_int_equal(apply(r, "replay", 2, IOT_RDEV_CONFIRMED, 1003, &out), IOT_OK);
+    assert_int_equal(out.previous, IOT_RDEV_CONFIRMED);
+    assert_false(out.wave_started || out.paused || out.completed);
+    assert_int_equal(apply(r, "replay", 1, IOT_RDEV_FAILED, 1003, &out), IOT_OK);
+    assert_int_equal(out.previous, IOT_RDEV_FAILED);
+    iot_rollout_info after = info_of(r, "replay");
+    assert_memory_equal(before.count, after.count, sizeof(before.count));
+    assert_int_equal(after.updated, before.updated);
+    dev_row row;
+    iot_err err = {0};
+    assert_int_equal(
+        iot_rollout_foreach_device(r, "replay", find_device, &(dev_find){1, &row}, &err), 1);
+    assert_int_equal(row.d.updated, 1001); /* not the replay's time */
+
+    assert_int_equal(apply(r, "replay", 2, IOT_RDEV_FAILED, 1004, &out), IOT_ESTATE);
+    assert_int_equal(out.previous, IOT_RDEV_CONFIRMED);
+    assert_int_equal(apply(r, "replay", 1, IOT_RDEV_ROLLED_BACK, 1004, &out), IOT_ESTATE);
+    /* The device's own report through this gateway comes too late. */
+    assert_int_equal(report(r, 2, 4, IOT_RDEV_INSTALLING, 1005, &out), IOT_ESTATE);
+    after = info_of(r, "replay");
+    assert_memory_equal(before.count, after.count, sizeof(before.count));
+    assert_counts_match(path, r, "replay");
+    iot_rollouts_close(r);
+}
+
+static void applied_refusals(void **state)
+{
+    (void)state;
+    char path[128];
+    iot_rollouts *r = open_new(path, sizeof(path));
+    iot_rollout_plan p = plan_of("refuse", 10);
+    create(r, &p, 4, 4);
+    iot_rollout_plan q = plan_of("other", 10);
+    release rel;
+    make_release(&rel, 5);
+    const char *outsider[] = {"outsider"};
+    iot_err err = {0};
+    int64_t id = 0;
+    assert_int_equal(
+        iot_rollout_create(r, &q, rel.text, rel.len, &rel.m, outsider, 1, 1000, &id, &err), IOT_OK);
+    iot_rollout_info before = info_of(r, "refuse");
+    iot_report_outcome out;
+    assert_int_equal(apply(r, "nothing", 0, IOT_RDEV_FAILED, 1001, &out), IOT_ENOENT);
+    assert_int_equal(
+        iot_rollout_apply_final(r, "refuse", "outsider", IOT_RDEV_FAILED, NULL, 1001, &out, &err),
+        IOT_ENOENT);
+    assert_non_null(strstr(err.msg, "outsider"));
+    assert_int_equal(
+        iot_rollout_apply_final(r, "refuse", "no/such", IOT_RDEV_FAILED, NULL, 1001, &out, &err),
+        IOT_ENOENT);
+    assert_int_equal(
+        iot_rollout_apply_final(r, NULL, names[0], IOT_RDEV_FAILED, NULL, 1001, &out, &err),
+        IOT_ENOENT);
+    static const iot_rollout_dev_state not_final[] = {IOT_RDEV_PENDING,     IOT_RDEV_OFFERED,
+                                                      IOT_RDEV_DOWNLOADING, IOT_RDEV_DOWNLOADED,
+                                                      IOT_RDEV_INSTALLING,  IOT_RDEV_STATE_COUNT};
+    for (size_t i = 0; i < sizeof(not_final) / sizeof(not_final[0]); i++)
+        assert_int_equal(apply(r, "refuse", 0, not_final[i], 1001, &out), IOT_EINVAL);
+    iot_rollout_info after = info_of(r, "refuse");
+    assert_memory_equal(&before, &after, sizeof(before));
+    assert_int_equal(info_of(r, "other").count[IOT_RDEV_PENDING], 1);
+
+    /* A confirmation keeps no reason; a failure's is kept printable and short. */
+    assert_int_equal(iot_rollout_apply_final(r, "refuse", names[0], IOT_RDEV_CONFIRMED, "ignored",
+                                             1002, &out, &err),
+                     IOT_OK);
+    assert_int_equal(iot_rollout_apply_final(r, "refuse", names[1], IOT_RDEV_FAILED,
+                                             "a\nreason-well-over-thirty-two-bytes-long", 1002,
+                                             &out, &err),
+                     IOT_OK);
+    dev_row row;
+    assert_int_equal(
+        iot_rollout_foreach_device(r, "refuse", find_device, &(dev_find){0, &row}, &err), 1);
+    assert_string_equal(row.d.reason, "");
+    assert_int_equal(
+        iot_rollout_foreach_device(r, "refuse", find_device, &(dev_find){1, &row}, &err), 1);
+    assert_string_equal(row.d.reason, "a?reason-well-over-thirty-two-by");
+
+    /* Locked by another process: IOT_EBUSY, as every call. */
+    sqlite3 *other = NULL;
+    assert_int_equal(sqlite3_open(path, &other), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(other, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+    iot_rollouts_set_busy_timeout(r, 50);
+    assert_int_equal(apply(r, "refuse", 2, IOT_RDEV_FAILED, 1003, &out), IOT_EBUSY);
+    sqlite3_exec(other, "ROLLBACK", NULL, NULL, NULL);
+    sqlite3_close(other);
+    assert_int_equal(info_of(r, "refuse").count[IOT_RDEV_FAILED], 1);
+    iot_rollouts_close(r);
+}
+
+/* 10 devices, canary 2, waves 50,100 (4 and 4), success 50 %: the
+ * canaries' confirmations applied from another gateway start wave 1 here,
+ * though neither was ever offered here, and the rollout completes on
+ * applied states alone. */
+static void applied_confirmations_start_waves(void **state)
+{
+    (void)state;
+    char path[128];
+    iot_rollouts *r = open_new(path, sizeof(path));
+    iot_rollout_plan p = plan_of("remote", 2);
+    p.waves[0] = 50;
+    p.waves[1] = 100;
+    p.n_waves = 2;
+    p.success_percent = 50;
+    p.failure_percent = 100;
+    create(r, &p, 3, 10);
+    placement pl = place(r, "remote");
+    int c0 = in_wave(&pl, 0, -1), w1 = in_wave(&pl, 1, -1);
+    iot_rollout_offer o;
+    iot_report_outcome out;
+    assert_int_equal(offer(r, w1, 1000, &o, NULL), IOT_OFFER_NONE);
+    assert_int_equal(apply(r, "remote", c0, IOT_RDEV_CONFIRMED, 1001, &out), IOT_OK);
+    assert_int_equal(out.previous, IOT_RDEV_PENDING);
+    assert_true(out.wave_started);
+    assert_int_equal(out.new_wave, 1);
+    assert_int_equal(info_of(r, "remote").current_wave, 1);
+    assert_int_equal(offer(r, w1, 1002, &o, NULL), IOT_OFFER_MADE);
+
+    for (int d = 0; d < 10; d++) {
+        assert_int_equal(apply(r, "remote", d, IOT_RDEV_CONFIRMED, 1003, &out), IOT_OK);
+        assert_int_equal(out.completed, d == 9);
+    }
+    iot_rollout_info info = info_of(r, "remote");
+    assert_int_equal(info.state, IOT_ROLLOUT_COMPLETED);
+    assert_int_equal(info.count[IOT_RDEV_CONFIRMED], 10);
+    assert_counts_match(path, r, "remote");
+    iot_rollouts_close(r);
+}
+
+/* A confirmation applied for a device of a wave not started here (the
+ * other gateway is ahead) counts for its own wave: with success 50 %, it
+ * does not start wave 1 in place of a canary's; once a canary confirmed,
+ * wave 1 starts, and wave 2 only when waves 0..1 earn it. */
+static void applied_later_wave_counts_for_its_wave(void **state)
+{
+    (void)state;
+    char path[128];
+    iot_rollouts *r = open_new(path, sizeof(path));
+    iot_rollout_plan p = plan_of("ahead", 2);
+    p.waves[0] = 50;
+    p.waves[1] = 100;
+    p.n_waves = 2;
+    p.success_percent = 50;
+    create(r, &p, 3, 10);
+    placement pl = place(r, "ahead");
+    int c0 = in_wave(&pl, 0, -1), w1 = in_wave(&pl, 1, -1);
+    int w2 = in_wave(&pl, 2, -1), w2b = in_wave(&pl, 2, w2);
+    iot_report_outcome out;
+    assert_int_equal(apply(r, "ahead", w1, IOT_RDEV_CONFIRMED, 1001, &out), IOT_OK);
+    assert_false(out.wave_started);
+    assert_int_equal(apply(r, "ahead", w2, IOT_RDEV_CONFIRMED, 1002, &out), IOT_OK);
+    assert_int_equal(apply(r, "ahead", w2b, IOT_RDEV_CONFIRMED, 1003, &out), IOT_OK);
+    assert_false(out.wave_started); /* 3 confirmed, none of them a canary */
+    assert_int_equal(info_of(r, "ahead").current_wave, 0);
+    /* 1 of 2 canaries: wave 1; then 2 of 6 for waves 0..1: not wave 2. */
+    assert_int_equal(apply(r, "ahead", c0, IOT_RDEV_CONFIRMED, 1004, &out), IOT_OK);
+    assert_true(out.wave_started);
+    assert_int_equal(out.new_wave, 1);
+    assert_int_equal(info_of(r, "ahead").current_wave, 1);
+    iot_rollouts_close(r);
+}
+
+/* Paused: the applied state is recorded and completes the rollout;
+ * aborted: recorded, and nothing is judged. */
+static void applied_to_paused_and_aborted(void **state)
+{
+    (void)state;
+    char path[128];
+    iot_rollouts *r = open_new(path, sizeof(path));
+    iot_rollout_plan p = plan_of("held", 2), q = plan_of("gone", 2);
+    create(r, &p, 5, 2);
+    create(r, &q, 6, 2);
+    iot_err err = {0};
+    iot_report_outcome out;
+    assert_int_equal(iot_rollout_pause(r, "held", 1001, &err), IOT_OK);
+    assert_int_equal(apply(r, "held", 0, IOT_RDEV_FAILED, 1002, &out), IOT_OK);
+    assert_false(out.completed);
+    assert_int_equal(apply(r, "held", 1, IOT_RDEV_CONFIRMED, 1003, &out), IOT_OK);
+    assert_true(out.completed);
+    assert_int_equal(info_of(r, "held").state, IOT_ROLLOUT_COMPLETED);
+
+    assert_int_equal(iot_rollout_abort(r, "gone", 1004, &err), IOT_OK);
+    assert_int_equal(apply(r, "gone", 0, IOT_RDEV_ROLLED_BACK, 1005, &out), IOT_OK);
+    assert_int_equal(apply(r, "gone", 1, IOT_RDEV_ROLLED_BACK, 1006, &out), IOT_OK);
+    assert_false(out.paused || out.completed || out.wave_started);
+    iot_rollout_info info = info_of(r, "gone");
+    assert_int_equal(info.state, IOT_ROLLOUT_ABORTED);
+    assert_int_equal(info.count[IOT_RDEV_ROLLED_BACK], 2);
+    assert_counts_match(path, r, "gone");
     iot_rollouts_close(r);
 }
 
@@ -1017,6 +1305,12 @@ int main(void)
         cmocka_unit_test(highest_sequence_wins),
         cmocka_unit_test(image_for_started),
         cmocka_unit_test(report_refusals),
+        cmocka_unit_test(applied_failures_pause),
+        cmocka_unit_test(applied_replay_and_conflict),
+        cmocka_unit_test(applied_refusals),
+        cmocka_unit_test(applied_confirmations_start_waves),
+        cmocka_unit_test(applied_later_wave_counts_for_its_wave),
+        cmocka_unit_test(applied_to_paused_and_aborted),
         cmocka_unit_test(reopen_keeps_everything),
         cmocka_unit_test(foreach_oldest_first),
         cmocka_unit_test(the_file),

@@ -238,4 +238,32 @@ iot_status iot_rollout_record_report(iot_rollouts *r, const char *device,
                                      const iot_rollout_report *rep, int64_t now,
                                      iot_report_outcome *out, iot_err *err);
 
+/* Applies a final state that `device` reported through another gateway
+ * (the shared state) to the rollout `name`: several gateways keep a file
+ * each with the same rollouts, and each applies the others' final reports
+ * to its own, so that its failure count and its waves include them.
+ * `state` is confirmed, failed or rolled_back (else IOT_EINVAL); reason
+ * is kept (cleaned and cut to IOT_ROLLOUT_REASON_MAX) only for failed and
+ * rolled_back, as of a report. The device need not have been started
+ * here: any state that is not final (pending, offered, ... installing)
+ * takes the applied one, and a report of its progress through this
+ * gateway is then refused as after any final state. The state counts as
+ * reported at `now`: for the failure threshold, an applied final state
+ * is judged exactly as a local one, in the count since the creation or
+ * the last resume. Then the completion, the pause and the waves are
+ * judged as for iot_rollout_record_report, and *out says what changed
+ * (a confirmation of a device whose wave has not started here counts for
+ * its own wave, as Waves says, not for the waves started). The offset
+ * recorded here is kept.
+ * In a paused rollout the state is recorded and only the completion is
+ * judged; in an aborted one it is recorded (the device's truth) and
+ * nothing is judged; a completed one has only final states, so it is a
+ * replay or a conflict. IOT_ENOENT: no rollout of that name, or the
+ * device is not in it (nothing changed); IOT_OK with nothing changed when
+ * the device already has that final state (a replay: out->previous says
+ * so); IOT_ESTATE when it has another final state (nothing changed). */
+iot_status iot_rollout_apply_final(iot_rollouts *r, const char *name, const char *device,
+                                   iot_rollout_dev_state state, const char *reason, int64_t now,
+                                   iot_report_outcome *out, iot_err *err);
+
 #endif
