@@ -604,15 +604,17 @@ static const gw__option gw__options[] = {
      .def = "",
      .flags = GW__EMPTY_OK | GW__FILE,
      .example = "/etc/iotgw/etcd/ca.pem",
-     .help = "CA certificate that signs the etcd members' certificates."},
+     .help = "Root of the shared state's own PKI, which signs the etcd members'\n"
+             "certificates and the gateways' (iotctl --dir DIR pki init; never the\n"
+             "devices' CA: etcd admits whatever it signs)."},
     {.key = "shared_state_cert",
      .type = GW__PATH,
      GW__FIELD(shared_state_cert),
      .def = "",
      .flags = GW__EMPTY_OK | GW__FILE,
      .example = "/etc/iotgw/etcd/cert.pem",
-     .help = "Client certificate of the gateway at etcd; its CN is the etcd user\n"
-             "(iotctl cert client NAME --role gateway)."},
+     .help = "Client certificate of the gateway at etcd, from the shared state's\n"
+             "PKI (iotctl --dir DIR cert client NAME --role gateway)."},
     {.key = "shared_state_key",
      .type = GW__PATH,
      GW__FIELD(shared_state_key),

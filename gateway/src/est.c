@@ -765,6 +765,7 @@ static iot_status claim_token(void *ctx, const char *token_hash, const char *dev
         gw_shared_create(est->opt.shared, key, value, &created, existing, sizeof(existing), err);
     free(value);
     if (st != IOT_OK) {
+        gw_metric_inc(GW_M_SHARED_ERRORS);
         gw_log(GW_LOG_ERROR, "shared.unavailable", "for=enrollment device=%s error=\"%s\"", device,
                err != NULL ? err->msg : "");
         return st;

@@ -47,6 +47,8 @@
 #include "iot/registry.h"
 #include "tls.h"
 #include "updates.h"
+#include "rollshare.h"
+#include "shared.h"
 #include "est.h"
 
 #define SHUTDOWN_GRACE_MS 10000
@@ -77,6 +79,10 @@ typedef struct daemon_state {
     time_t fleet_flushed_at;   /* keep_fleet */
     char config_sha256[65];    /* of the configuration file read at start */
     gw_admin *admin;
+    /* several gateways: the etcd client and the rollout progress on it */
+    gw_shared *shared;
+    gw_rollshare *rollshare;
+    char gateway_name[128]; /* in what it shares: the MQTT client ID's rule */
     struct event *sigterm_ev;
     struct event *sigint_ev;
     struct event *sighup_ev;
@@ -422,6 +428,37 @@ static iot_status path_beside_outbox(const gw_config *c, const char *key, const 
     return IOT_OK;
 }
 
+/* Several gateways (shared_state): the etcd client, and the thread that
+ * shares rollout progress when this gateway serves updates. */
+static iot_status open_shared(daemon_state *d, iot_err *err)
+{
+    const gw_config *c = &d->cfg;
+    if (c->shared_state[0] == '\0')
+        return IOT_OK;
+    if (c->mqtt_client_id[0] != '\0') {
+        snprintf(d->gateway_name, sizeof(d->gateway_name), "%s", c->mqtt_client_id);
+    } else {
+        char host[64] = "localhost";
+        (void)gethostname(host, sizeof(host) - 1);
+        snprintf(d->gateway_name, sizeof(d->gateway_name), "iotgw-%s", host);
+    }
+    gw_shared_options so = {.members = c->shared_state,
+                            .ca = c->shared_state_ca,
+                            .cert = c->shared_state_cert,
+                            .key = c->shared_state_key};
+    iot_status st = gw_shared_open(&so, &d->shared, err);
+    if (st != IOT_OK || d->app.updates == NULL)
+        return st;
+    gw_rollshare_options ro = {.rollouts = c->rollouts,
+                               .shared = d->shared,
+                               .gateway = d->gateway_name,
+                               .poll_ms = (int)c->shared_state_poll_ms};
+    st = gw_rollshare_start(&ro, &d->rollshare, err);
+    if (st == IOT_OK)
+        gw_updates_share(d->app.updates, d->rollshare);
+    return st;
+}
+
 /* The registry, the outbox and the per-address rate limit. */
 static iot_status open_stores(daemon_state *d, iot_err *err)
 {
@@ -452,10 +489,14 @@ static iot_status open_stores(daemon_state *d, iot_err *err)
     }
     if (d->cfg.rollouts[0] != '\0')
         st = gw_updates_open(d->cfg.rollouts, d->cfg.firmware_dir, &app->updates, err);
+    if (st == IOT_OK)
+        st = open_shared(d, err);
     if (st != IOT_OK || d->cfg.est_ca_cert[0] == '\0')
         goto out;
     gw_est_options eopt;
     est_options_from_config(&d->cfg, app->identity, &eopt);
+    eopt.shared = d->shared;
+    eopt.gateway = d->gateway_name;
     st = gw_est_open(&eopt, &app->est, err);
 out:
     return st;
@@ -603,10 +644,13 @@ static iot_status start(daemon_state *d, iot_err *err)
         goto out;
     gw_log(GW_LOG_INFO, "gateway.started",
            "version=%s device_listen=%s admin_listen=%s workers=%d outbox=%s outbox_depth=%lld "
-           "brokers=\"%s\" mqtt_port=%d acknowledge=%s config_sha256=%s",
+           "brokers=\"%s\" mqtt_port=%d acknowledge=%s shared_state=\"%s\" gateway_name=%s "
+           "config_sha256=%s",
            IOT_VERSION, d->cfg.device_listen, d->cfg.admin_listen[0] ? d->cfg.admin_listen : "-",
            app->opt.workers, d->cfg.outbox, (long long)gw_outbox_depth(app->outbox),
-           d->cfg.mqtt_host, d->cfg.mqtt_port, d->cfg.acknowledge, d->config_sha256);
+           d->cfg.mqtt_host, d->cfg.mqtt_port, d->cfg.acknowledge,
+           d->cfg.shared_state[0] ? d->cfg.shared_state : "-",
+           d->gateway_name[0] ? d->gateway_name : "-", d->config_sha256);
 out:
     return st;
 }
@@ -624,6 +668,10 @@ static void stop(daemon_state *d)
     gw_est_close(app->est); /* hands back what it still holds to the workers */
     app->est = NULL;
     gw_ingest_free(d->ingest);
+    gw_rollshare_stop(d->rollshare); /* the workers that hand it reports are gone */
+    d->rollshare = NULL;
+    gw_shared_close(d->shared);
+    d->shared = NULL;
     gw_admin_stop(d->admin);
     gw_fleet_close(app->fleet); /* writes what changed since the last flush */
     app->fleet = NULL;

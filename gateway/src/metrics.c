@@ -116,6 +116,15 @@ static const struct {
                               "Rollouts paused by the gateway at their failure threshold"},
     [GW_M_ROLLOUTS_COMPLETED] = {"iotgw_rollouts_completed_total",
                                  "Rollouts in which every device reached a final state"},
+    [GW_M_SHARED_ERRORS] = {"iotgw_shared_state_errors_total",
+                            "Calls to the shared state (etcd) that failed: no member answered "
+                            "or etcd refused; enrollment answers 503, reports wait"},
+    [GW_M_SHARED_REFUSED] = {"iotgw_shared_state_refused_total",
+                             "Keys in the shared state that were not a valid report and were "
+                             "passed over: should be 0"},
+    [GW_M_SHARED_REPORTS_APPLIED] = {"iotgw_shared_reports_applied_total",
+                                     "Final update reports taken by other gateways and applied "
+                                     "to this gateway's rollout file"},
     [GW_M_SECEV_EVENTS] = {"iotgw_security_events_total",
                            "Security events the stream took, published alone or counted in a "
                            "summary"},

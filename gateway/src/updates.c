@@ -24,6 +24,7 @@
 #include "payload.h"
 #include "metrics.h"
 #include "range.h"
+#include "rollshare.h"
 
 #define DIGEST_HEX (2 * IOTD_MANIFEST_DIGEST_LEN)
 /* A worker's event loop waits at most this long for iotctl's lock; then
@@ -40,6 +41,7 @@ struct gw_updates {
     char images[GW_PATH_MAX];
     iotd_manifest_key keys[IOT_MANIFEST_KEYS_MAX];
     size_t n_keys;
+    gw_rollshare *share; /* several gateways: final reports go there too */
 };
 
 static int64_t now_unix(void)
@@ -99,6 +101,11 @@ void gw_updates_close(gw_updates *u)
     iot_rollouts_close(u->rollouts);
     pthread_mutex_destroy(&u->lock);
     free(u);
+}
+
+void gw_updates_share(gw_updates *u, struct gw_rollshare *share)
+{
+    u->share = share;
 }
 
 iot_status gw_updates_reload_keys(gw_updates *u, iot_err *err)
@@ -480,6 +487,10 @@ void gw_updates_report(gw_conn *c, gw_http_request *req, const char *device)
     } else {
         gw_update_report_inc((int)in.rep.state);
         log_outcome(device, &in, &o);
+        bool final = in.rep.state == IOT_RDEV_CONFIRMED || in.rep.state == IOT_RDEV_FAILED ||
+                     in.rep.state == IOT_RDEV_ROLLED_BACK;
+        if (u->share != NULL && final && o.previous != in.rep.state)
+            gw_rollshare_put(u->share, o.name, device, in.rep.state, in.reason, in.rep.sequence);
         gw_conn_reply(c, 204, NULL, NULL, 0);
     }
 }

@@ -42,6 +42,11 @@ iot_status gw_updates_open(const char *rollouts, const char *firmware_dir, gw_up
                            iot_err *err);
 void gw_updates_close(gw_updates *u);
 
+/* Several gateways (rollshare.h): each final report recorded here is
+ * also handed to `share`, which outlives the workers' use of u. */
+struct gw_rollshare;
+void gw_updates_share(gw_updates *u, struct gw_rollshare *share);
+
 /* Reads the trusted keys again (SIGHUP); on error the keys in use stay. */
 iot_status gw_updates_reload_keys(gw_updates *u, iot_err *err);
 
