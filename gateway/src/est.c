@@ -171,8 +171,9 @@ void gw_est_answer(gw_est_job *job)
             gw_conn_reply_as(c, 200, PKCS7_TYPE, B64_HEADER, job->body, job->body_len);
         else if (job->status == 202)
             answer_pending(c, job->est, job->device);
-        else
-            refuse(c, job->est, job->refusal, job->device, job->detail, 0);
+        else /* a 503 says when to come back */
+            refuse(c, job->est, job->refusal, job->device, job->detail,
+                   job->status == 503 && job->est != NULL ? (int)job->est->opt.retry_after_s : 0);
     }
     gw_est_job_free(job);
 }
