@@ -222,7 +222,10 @@ static iot_status add_profile_extensions(X509 *cert, X509 *issuer, const pki_pro
         ku = "critical,keyCertSign,cRLSign";
         break;
     case PKI_PROFILE_SERVER:
-        eku = "serverAuth";
+        /* A server that is also its peers' client (an etcd member dials
+         * its peers, and its own JSON gateway dials its gRPC port, with
+         * the one certificate). */
+        eku = p->also_client ? "serverAuth,clientAuth" : "serverAuth";
         break;
     case PKI_PROFILE_CLIENT:
         eku = "clientAuth";

@@ -41,6 +41,19 @@ expect_ok "client cert verifies for TLS clients" \
 openssl x509 -in "$P/clients/gateway-mqtt/cert.pem" -noout -subject | grep -q "OU = gateway, CN = gateway-mqtt" ||
   fail "client certificate subject lacks role and name"
 pass "client certificate subject carries role and name"
+eku() { openssl x509 -in "$1" -noout -ext extendedKeyUsage | sed -n '2s/^ *//p'; }
+expect_eq "a server certificate is for TLS servers only" "TLS Web Server Authentication" \
+  "$(eku "$P/servers/gateway/cert.pem")"
+expect_fail "a server certificate does not verify for TLS clients" 2 "unsupported certificate purpose|verification failed" \
+  openssl verify -CAfile "$P/ca.crt" -purpose sslclient "$P/servers/gateway/cert.pem"
+expect_ok "etcd member certificate (--also-client)" ctl cert server etcd-1 --also-client --ip 127.0.0.1 --dns localhost
+expect_eq "--also-client adds clientAuth next to serverAuth" \
+  "TLS Web Server Authentication, TLS Web Client Authentication" "$(eku "$P/servers/etcd-1/cert.pem")"
+expect_ok "--also-client certificate verifies for TLS servers" \
+  openssl verify -CAfile "$P/ca.crt" -purpose sslserver -verify_ip 127.0.0.1 "$P/servers/etcd-1/cert.pem"
+expect_ok "--also-client certificate verifies for TLS clients" \
+  openssl verify -CAfile "$P/ca.crt" -purpose sslclient "$P/servers/etcd-1/cert.pem"
+expect_fail "cert client has no --also-client" 2 "also-client" ctl cert client c0 --role gateway --also-client
 expect_fail "server cert needs a SAN" 2 "at least one --dns or --ip" ctl cert server lonely
 expect_fail "server cert refuses a bad IP" 1 "not an IPv4 or IPv6 address" ctl cert server s2 --ip 300.1.1.1
 expect_fail "server cert refuses a bad DNS name" 2 "not a valid DNS name" ctl cert server s3 --dns 'a,DNS:evil'
@@ -174,7 +187,7 @@ pass "device show prints the state"
 expect_fail "device show of an unknown ID" 1 "no device 'ghost'" ctl device show ghost
 expect_fail "device show of a non-device" 1 "is a client certificate, not a device" ctl device show dashboard
 expect_ok "cert list --json" ctl cert list --json
-expect_eq "cert list holds servers and clients only" "broker dashboard gateway gateway-mqtt" \
+expect_eq "cert list holds servers and clients only" "broker dashboard etcd-1 gateway gateway-mqtt" \
   "$(echo "$OUT" | jq -r '[.[].name] | join(" ")')"
 
 # --- revocation -----------------------------------------------------------------

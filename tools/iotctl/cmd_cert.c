@@ -21,11 +21,11 @@ static bool role_is_valid(const char *role)
 int cmd_cert_server(cli_ctx *ctx, int argc, char **argv)
 {
     const cli_command *self = cmd_find("cert", "server");
-    static const struct option opts[] = {{"dns", required_argument, NULL, 'n'},
-                                         {"ip", required_argument, NULL, 'i'},
-                                         CMD_ISSUE_OPTIONS,
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {
+        {"dns", required_argument, NULL, 'n'},   {"ip", required_argument, NULL, 'i'},
+        {"also-client", no_argument, NULL, 'c'}, CMD_ISSUE_OPTIONS,
+        {"help", no_argument, NULL, 'h'},        {NULL, 0, NULL, 0},
+    };
     issue_request req = {.kind = IOT_KIND_SERVER, .role = "server"};
     req.profile.type = PKI_PROFILE_SERVER;
     cli_validity_opts validity = {0};
@@ -40,6 +40,8 @@ int cmd_cert_server(cli_ctx *ctx, int argc, char **argv)
             if (req.profile.n_ips == PKI_MAX_SANS)
                 return cli_usage(self, "at most %d --ip addresses", PKI_MAX_SANS);
             req.profile.ips[req.profile.n_ips++] = optarg;
+        } else if (c == 'c') {
+            req.profile.also_client = true;
         } else if (c == 'h') {
             return cli_help(self);
         } else if (!cmd_issue_option(c, &validity, &req)) {

@@ -34,11 +34,14 @@ const cli_command cli_commands[] = {
      "  --crl-days N           CRL validity in days (default 30)\n"},
     {"cert", "server", cmd_cert_server,
      "Issue a TLS server certificate for the gateway or the broker.",
-     "NAME (--dns HOST | --ip ADDR)... [--days N] [--out DIR]",
+     "NAME (--dns HOST | --ip ADDR)... [--also-client] [--days N] [--out DIR]",
      "Issue a TLS server certificate (for the gateway or the broker) with DNS and IP\n"
-     "subjectAltNames. Writes key.pem (0600), cert.pem and ca.pem to DIR/servers/NAME.",
+     "subjectAltNames. Writes key.pem (0600), cert.pem and ca.pem to DIR/servers/NAME.\n"
+     "--also-client adds the clientAuth extended key usage next to serverAuth, for a\n"
+     "server that is also its peers' client with the same certificate (etcd members).",
      "  --dns HOST             a DNS name the server is reached by (repeatable)\n"
      "  --ip ADDR              an IPv4/IPv6 address the server is reached by (repeatable)\n"
+     "  --also-client          also a TLS client certificate (EKU serverAuth, clientAuth)\n"
      "  --out DIR              write the files to DIR instead\n" VALIDITY_HELP("397")},
     {"cert", "client", cmd_cert_client,
      "Issue a TLS client certificate for the gateway or a person.",

@@ -6,6 +6,7 @@
 #ifndef IOT_PKI_H
 #define IOT_PKI_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <time.h>
@@ -39,6 +40,7 @@ typedef struct pki_profile {
     size_t n_dns;
     const char *ips[PKI_MAX_SANS];
     size_t n_ips;
+    bool also_client; /* PKI_PROFILE_SERVER: clientAuth next to serverAuth (etcd members) */
 } pki_profile;
 
 typedef struct pki_ca {
