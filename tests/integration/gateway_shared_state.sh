@@ -1,0 +1,178 @@
+#!/usr/bin/env bash
+# Two gateways behind one balancer share state on a three-member etcd
+# cluster (docs/cluster.md, Shared state): an enrollment token spent at
+# one gateway is refused at the other (each has its own copy of the
+# registry in which the token is still unused), the same device with the
+# same key may take its lost answer from either; a rollout pauses on
+# failures reported through both gateways, with one etcd member down; a
+# gateway that was stopped catches up on what the other took meanwhile;
+# with no member answering, enrollment answers 503 and a final report
+# waits in the gateway until etcd is back.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/gateway_lib.sh"
+. "$(dirname "$0")/est_lib.sh"
+. "$(dirname "$0")/../support/etcd.sh"
+
+ctl() { "$IOTCTL" --dir "$P" "$@"; }
+
+est_pki dev-a dev-b dev-c dev-d
+expect_ok "firmware key" ctl firmware key create --name rel
+head -c 8192 /dev/urandom >"$T/app.bin"
+expect_ok "sign 2.0.0" ctl firmware sign --image "$T/app.bin" --vendor acme --class sensor \
+  --version 2.0.0 --secure-version 0 --key rel --out "$T/app.manifest"
+expect_ok "add 2.0.0" ctl firmware add --manifest "$T/app.manifest" --image "$T/app.bin"
+SEQ="$(awk '/^sequence-number:/ {print $2}' "$T/app.manifest")"
+head -c 8192 /dev/urandom >"$T/app2.bin"
+expect_ok "sign 2.0.1" ctl firmware sign --image "$T/app2.bin" --vendor acme --class sensor \
+  --version 2.0.1 --secure-version 0 --key rel --out "$T/app2.manifest"
+expect_ok "add 2.0.1" ctl firmware add --manifest "$T/app2.manifest" --image "$T/app2.bin"
+SEQ2="$(awk '/^sequence-number:/ {print $2}' "$T/app2.manifest")"
+TOK="$(token dev-new)"
+TOK2="$(token dev-late)"
+
+echo "# starting three etcd members"
+etcd_cluster_start "$T/etcd" "$IOTCTL" 3 gw-a gw-b
+start_broker
+
+# gateway X: its own registry copy, outbox and rollout file; both gateways
+# have the same rollouts, created by iotctl in each file.
+setup_gateway() {
+  local x="$1"
+  mkdir -p "$T/$x"
+  cp "$P/registry.db" "$T/$x/registry.db"
+  ctl rollout create r1 --firmware "$SEQ" --devices dev-a,dev-b,dev-d --canary 0 --waves 100 \
+    --failure-percent 50 --min-reports 2 --seed 7 --db "$T/$x/rollouts.db" >/dev/null ||
+    fail "rollout r1 in $x's file"
+  ctl rollout create r2 --firmware "$SEQ2" --devices dev-c --canary 0 --waves 100 \
+    --seed 7 --db "$T/$x/rollouts.db" >/dev/null || fail "rollout r2 in $x's file"
+  GW_PORT="$(free_port)" ADMIN_PORT="$(free_port)"
+  est_config "rollouts = $T/$x/rollouts.db" "firmware_dir = $P/firmware" \
+    "shared_state = $ETCD_ENDPOINTS" "shared_state_ca = $ETCD_CA" \
+    "shared_state_cert = $T/etcd/clients/gw-$x.crt" "shared_state_key = $T/etcd/clients/gw-$x.key" \
+    "shared_state_poll = 200ms"
+  sed -i -e "s|^registry = .*|registry = $T/$x/registry.db|" \
+    -e "s|^outbox = .*|outbox = $T/$x/outbox.db|" \
+    -e "s|^mqtt_client_id = .*|mqtt_client_id = gw-$x|" "$T/gw.conf"
+  mv "$T/gw.conf" "$T/$x/gw.conf"
+  eval "PORT_$x=$GW_PORT ADMIN_$x=$ADMIN_PORT"
+}
+
+run_gateway() {
+  local x="$1" port
+  port="$(eval echo "\$PORT_$x")"
+  "$IOTGW" --config "$T/$x/gw.conf" 2>>"$T/$x/gw.log" &
+  _PIDS+=("$!")
+  eval "PID_$x=$!"
+  wait_port "$port" 15 || fail "gateway $x did not start; see $T/$x/gw.log: $(tail -3 "$T/$x/gw.log")"
+}
+
+halt_gateway() {
+  local pid
+  pid="$(eval echo "\$PID_$1")"
+  kill -TERM "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+}
+
+# at X: the following est / dget / report go to gateway X.
+at() {
+  GW_PORT="$(eval echo "\$PORT_$1")"
+  ADMIN_PORT="$(eval echo "\$ADMIN_$1")"
+}
+
+dget() {
+  curl -s -o "$T/.body" -w '%{http_code}' --cacert "$P/ca.crt" \
+    --cert "$P/devices/$1/cert.pem" --key "$P/devices/$1/key.pem" \
+    "https://localhost:$GW_PORT$2" 2>/dev/null || true
+}
+report() {
+  curl -s -o "$T/.body" -w '%{http_code}' --cacert "$P/ca.crt" \
+    --cert "$P/devices/$1/cert.pem" --key "$P/devices/$1/key.pem" \
+    -H "Content-Type: application/json" --data-binary "$2" \
+    "https://localhost:$GW_PORT/v1/firmware/status" 2>/dev/null || true
+}
+rep() { printf '{"status":"%s",%s"sequence":%s,"offset":8192,"size":8192}' "$1" "${3:+\"reason\":\"$3\",}" "$2"; }
+rollout_json() { ctl rollout status "$2" --json --db "$T/$1/rollouts.db"; }
+rollout_state() { rollout_json "$1" "$2" | jq -r .state; }
+dev_state() { rollout_json "$1" "$2" | jq -r --arg d "$3" '.device_states[] | select(.device == $d) | .state'; }
+state_is() { [ "$(dev_state "$1" "$2" "$3")" = "$4" ]; }
+rollout_is() { [ "$(rollout_state "$1" "$2")" = "$3" ]; }
+
+setup_gateway a
+setup_gateway b
+run_gateway a
+run_gateway b
+grep -q 'gateway.started.*shared_state=.*gateway_name=gw-a' "$T/a/gw.log" ||
+  fail "gateway a did not name its shared state: $(grep gateway.started "$T/a/gw.log")"
+pass "gateway a started on the shared state as gw-a"
+
+# --- an enrollment token is spent once, whichever gateway sees it ------------------
+at a
+new_csr "$T/n1" dev-new
+expect_eq "dev-new enrolls at gateway a" 200 "$(est_csr simpleenroll "$T/n1" -u "dev-new:$TOK")"
+at b
+new_csr "$T/n2" dev-new
+expect_eq "the same token with another key at gateway b" 401 \
+  "$(est_csr simpleenroll "$T/n2" -u "dev-new:$TOK")"
+expect_eq "it is refused as used" token_used "$(est_error)"
+grep -q 'est.token_spent_elsewhere device=dev-new spent_at=gw-a' "$T/b/gw.log" ||
+  fail "gateway b did not log where the token was spent"
+pass "gateway b logged est.token_spent_elsewhere spent_at=gw-a"
+expect_eq "b's own registry still had the token unused" "" \
+  "$(sqlite3 "$T/b/registry.db" "SELECT used_at FROM tokens WHERE used_at IS NOT NULL AND used_at != 0" 2>&1 | head -1)"
+expect_eq "the same device with the same key takes its lost answer at b" 200 \
+  "$(est_csr simpleenroll "$T/n1" -u "dev-new:$TOK")"
+expect_eq "the claim names gateway a" gw-a \
+  "$(etcd_ctl get --print-value-only --prefix /iot/tokens/ | jq -r .gateway | sort -u | tr '\n' ' ' | sed 's/ $//')"
+
+# --- a rollout pauses on failures reported through both gateways -------------------
+etcd_member_kill 1
+echo "# etcd member 1 is down"
+at a
+expect_eq "dev-a starts at gateway a" 200 "$(dget dev-a /v1/firmware/manifest)"
+expect_eq "dev-a fails at gateway a" 204 "$(report dev-a "$(rep failed "$SEQ" self_test)")"
+expect_eq "one failure of two needed: r1 runs at a" running "$(rollout_state a r1)"
+wait_until 10 "gateway b to take dev-a's failure" state_is b r1 dev-a failed
+pass "gateway b applied dev-a's failure reported at gateway a"
+expect_eq "r1 still runs at b" running "$(rollout_state b r1)"
+at b
+expect_eq "dev-b starts at gateway b" 200 "$(dget dev-b /v1/firmware/manifest)"
+expect_eq "dev-b rolls back at gateway b" 204 "$(report dev-b "$(rep rolled_back "$SEQ" self_test)")"
+expect_eq "two failures of two: r1 paused at b" paused "$(rollout_state b r1)"
+wait_until 10 "gateway a to pause r1" rollout_is a r1 paused
+pass "gateway a paused r1 on the failures reported through both gateways"
+expect_eq "a's reason" failure_threshold "$(rollout_json a r1 | jq -r .pause_reason)"
+grep -q 'update.report_shared device=dev-b rollout=r1 status=rolled_back from=gw-b' "$T/a/gw.log" ||
+  fail "no update.report_shared line at a"
+pass "gateway a logged update.report_shared from gw-b"
+at a
+expect_eq "a counts the applied report" 1 "$(metric iotgw_shared_reports_applied_total)"
+expect_eq "nothing refused in the shared state" 0 "$(metric iotgw_shared_state_refused_total)"
+etcd_member_start 1
+
+# --- a stopped gateway catches up ---------------------------------------------------
+halt_gateway a
+at b
+expect_eq "dev-c starts at gateway b" 200 "$(dget dev-c /v1/firmware/manifest)"
+expect_eq "dev-c confirms at gateway b" 204 "$(report dev-c "$(rep confirmed "$SEQ2")")"
+expect_eq "a has not seen it (stopped)" pending "$(dev_state a r2 dev-c)"
+run_gateway a
+wait_until 10 "gateway a to catch up on dev-c" state_is a r2 dev-c confirmed
+pass "gateway a caught up at start on dev-c's confirmation"
+expect_eq "r2 completed at a" completed "$(rollout_state a r2)"
+
+# --- no member answers ----------------------------------------------------------------
+etcd_cluster_stop
+at a
+new_csr "$T/n3" dev-late
+expect_eq "enrollment without the shared state" 503 \
+  "$(est_csr simpleenroll "$T/n3" -u "dev-late:$TOK2")"
+grep -qi '^retry-after: [0-9]' "$T/est.hdr" || fail "the 503 has no Retry-After: $(cat "$T/est.hdr")"
+pass "the 503 carries Retry-After"
+grep -q 'shared.unavailable for=enrollment' "$T/a/gw.log" || fail "no shared.unavailable line"
+pass "gateway a logged shared.unavailable for enrollment"
+expect_eq "the token stays unused at a" "" \
+  "$(sqlite3 "$T/a/registry.db" "SELECT device FROM tokens WHERE device = 'dev-late' AND used_at IS NOT NULL AND used_at != 0")"
+[ "$(metric iotgw_shared_state_errors_total)" -ge 1 ] || fail "iotgw_shared_state_errors_total"
+pass "iotgw_shared_state_errors_total counts it"
+
+finish
