@@ -16,6 +16,13 @@
 #      the devices go on through the other gateway (the gap is measured);
 #      restarted, its outbox drains to 0 and what it held arrives;
 #   3. HAProxy restarted: readings acknowledged afterwards arrive.
+#   4. a gateway with acknowledge = confirmed loses its disk: nothing it
+#      acknowledged is lost.
+#   5. shared state on a three-member etcd cluster (on the broker hosts),
+#      one member killed: an enrollment token spent at one gateway is
+#      refused at the other (whose own registry copy still has it
+#      unused); a rollout pauses at both gateways on failures reported
+#      through both.
 # At the end the loss checker compares the acknowledged readings with the
 # consumer's store: lost must be 0; duplicates are counted and printed.
 # Addresses are a documentation range (RFC 5737) inside namespaces the test
@@ -38,6 +45,7 @@ ip netns del "$probe"
 
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/gateway_lib.sh"
+. "$(dirname "$0")/../support/etcd.sh"
 
 RMQ_BIN=/usr/lib/rabbitmq/bin # as root, without Debian's wrapper that runs as user rabbitmq
 [ -x "$RMQ_BIN/rabbitmq-server" ] || fail "rabbitmq-server is missing: run scripts/install-deps.sh"
@@ -122,6 +130,26 @@ DEVICES=(dev-1 dev-2 dev-3 dev-4)
 "$IOTCTL" --dir "$P" cert client gw-2 --role gateway >/dev/null
 "$IOTCTL" --dir "$P" cert client consumer --role consumer >/dev/null
 for d in "${DEVICES[@]}"; do "$IOTCTL" --dir "$P" device add "$d" >/dev/null; done
+# For phase 5: an issuing CA for enrollment, a token, a signed release and
+# a rollout of it in each gateway's file.
+"$IOTCTL" --dir "$P" ca intermediate gw-issuer >/dev/null
+ENROLL_TOKEN="$("$IOTCTL" --dir "$P" token create --device dev-new --ttl 1h 2>/dev/null | head -1)"
+"$IOTCTL" --dir "$P" firmware key create --name rel >/dev/null
+head -c 4096 /dev/urandom >"$T/fw.bin"
+"$IOTCTL" --dir "$P" firmware sign --image "$T/fw.bin" --vendor acme --class sensor \
+  --version 2.0.0 --secure-version 0 --key rel --out "$T/fw.manifest" >/dev/null
+"$IOTCTL" --dir "$P" firmware add --manifest "$T/fw.manifest" --image "$T/fw.bin" >/dev/null
+FW_SEQ="$(awk '/^sequence-number:/ {print $2}' "$T/fw.manifest")"
+
+# --- the shared state: three etcd members, on the broker hosts -------------------------------
+declare -a ETCD_HOST_IP ETCD_HOST_NS
+for k in 1 2 3; do
+  ETCD_HOST_IP[k]="${IP[r$k]}"
+  ETCD_HOST_NS[k]="${NS[r$k]}"
+done
+ETCD_CTL_NS="${NS[g1]}"
+etcd_cluster_start "$T/etcd" "$IOTCTL" 3 gw-1 gw-2 || fail "etcd did not start ($T/etcd)"
+pass "three etcd members on the broker hosts: $ETCD_ENDPOINTS"
 
 # --- three RabbitMQ nodes, one cluster ---------------------------------------------------
 # deploy/rabbitmq/rabbitmq.conf with this test's certificate paths and node
@@ -211,6 +239,11 @@ BROKERS="${IP[r1]}:8883 ${IP[r2]}:8883 ${IP[r3]}:8883"
 gw_config() {
   local g="$1"
   mkdir -p "$T/$g"
+  # Its own copy of the registry: what it shares goes through etcd only.
+  [ -e "$T/$g/registry.db" ] || cp "$P/registry.db" "$T/$g/registry.db"
+  "$IOTCTL" --dir "$P" rollout create fw1 --firmware "$FW_SEQ" --devices dev-1,dev-2,dev-3 \
+    --canary 0 --waves 100 --failure-percent 50 --min-reports 2 --seed 7 \
+    --db "$T/$g/rollouts.db" >/dev/null
   cat >"$T/$g/gw.conf" <<CONF
 device_listen = ${IP[$g]}:8443
 admin_listen = ${IP[$g]}:9100
@@ -220,8 +253,17 @@ tls_cert = $P/servers/gateway/cert.pem
 tls_key = $P/servers/gateway/key.pem
 client_ca = $P/ca.crt
 crl_file = $P/crl.pem
-registry = $P/registry.db
+registry = $T/$g/registry.db
 outbox = $T/$g/outbox.db
+est_ca_cert = $P/issuers/gw-issuer.pem
+est_ca_key = $P/issuers/gw-issuer.key
+rollouts = $T/$g/rollouts.db
+firmware_dir = $P/firmware
+shared_state = $ETCD_ENDPOINTS
+shared_state_ca = $ETCD_CA
+shared_state_cert = $T/etcd/clients/gw-${g#g}.crt
+shared_state_key = $T/etcd/clients/gw-${g#g}.key
+shared_state_poll = 200ms
 proxy_protocol_from = ${IP[lb]}
 connection_rate_per_address = 0
 mqtt_host = $BROKERS
@@ -436,6 +478,49 @@ start_gw g1
 pass "g1 (acknowledge = confirmed) cut off from the brokers: $refused_503 requests answered 503 not_confirmed; killed with $held unconfirmed readings and its outbox deleted"
 wait_acked 20 "after g1's disk was lost"
 expect_delivered "with g1 confirming, after its disk was lost"
+
+# --- 5. shared state across the gateways, one etcd member down ------------------------------------
+etcd_member_kill 1
+# direct ARGS...: curl from the devices' host, straight to a gateway (not
+# through the balancer); prints the status, the body in $T/direct.body.
+direct() {
+  in_ns dev curl -s -o "$T/direct.body" -w '%{http_code}' --max-time 15 --cacert "$P/ca.crt" \
+    "$@" 2>/dev/null || true
+}
+gw_url() { echo "https://${IP[$1]}:8443$2"; }
+as_dev() { echo --cert "$P/devices/$1/cert.pem" --key "$P/devices/$1/key.pem"; }
+csr() {
+  openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/$1.key" \
+    -subj "/CN=dev-new" -outform DER 2>/dev/null | openssl base64 >"$T/$1.csr"
+}
+csr k1
+csr k2
+est_at() {
+  direct -H 'Content-Type: application/pkcs10' --data-binary "@$T/$2.csr" \
+    -u "dev-new:$ENROLL_TOKEN" "$(gw_url "$1" /.well-known/est/simpleenroll)"
+}
+expect_eq "dev-new enrolls at g1 with its token" 200 "$(est_at g1 k1)"
+expect_eq "the same token with another key at g2" 401 "$(est_at g2 k2)"
+expect_eq "g2 refuses it as used" token_used "$(jq -r .error "$T/direct.body")"
+expect_eq "g2's own registry copy still has the token unused" 0 \
+  "$(sqlite3 "$T/g2/registry.db" "SELECT used_at FROM tokens WHERE device = 'dev-new'")"
+report_at() {
+  # shellcheck disable=SC2046 # as_dev prints four words
+  direct $(as_dev "$2") -H 'Content-Type: application/json' \
+    --data-binary "{\"status\":\"$3\",\"reason\":\"self_test\",\"sequence\":$FW_SEQ,\"offset\":4096,\"size\":4096}" \
+    "$(gw_url "$1" /v1/firmware/status)"
+}
+# shellcheck disable=SC2046
+manifest_at() { direct $(as_dev "$2") "$(gw_url "$1" /v1/firmware/manifest)"; }
+rollout_state() { "$IOTCTL" --dir "$P" rollout status fw1 --json --db "$T/$1/rollouts.db" | jq -r .state; }
+expect_eq "dev-1 is offered the release at g1" 200 "$(manifest_at g1 dev-1)"
+expect_eq "dev-1 reports a failure at g1" 204 "$(report_at g1 dev-1 failed)"
+expect_eq "one failure of the two judged: fw1 runs at g2" running "$(rollout_state g2)"
+expect_eq "dev-2 is offered the release at g2" 200 "$(manifest_at g2 dev-2)"
+expect_eq "dev-2 reports a rollback at g2" 204 "$(report_at g2 dev-2 rolled_back)"
+wait_until 15 "fw1 paused at g1 ($T/g1.log)" holds = paused rollout_state g1
+wait_until 15 "fw1 paused at g2 ($T/g2.log)" holds = paused rollout_state g2
+pass "fw1 paused at both gateways on one failure reported through each, etcd member 1 down"
 
 # --- the verdict ------------------------------------------------------------------------------
 touch "$L/stop"

@@ -27,6 +27,12 @@
 # etcd takes any exported ETCD_* variable for a flag (ETCD_NAME is --name):
 # the members are started without ours. etcd_leader needs jq.
 #
+# Members in network namespaces (tests/integration/cluster_netns.sh): set
+# ETCD_HOST_IP[K] and ETCD_HOST_NS[K] for each member K before
+# etcd_cluster_start: member K then runs in that namespace on that address,
+# ports 2379 (clients) and 2380 (peers), and etcdctl runs in ETCD_CTL_NS (a
+# namespace that reaches them). Unset, members share 127.0.0.1 on free ports.
+#
 # Cleanup: under tests/integration/lib.sh the members join its list of
 # spawned processes (_PIDS), so its EXIT trap stops them before $T goes;
 # another caller puts etcd_cluster_stop in its own EXIT trap.
@@ -40,6 +46,14 @@ ETCD_CLIENT_PORT=()
 ETCD_PEER_PORT=()
 
 etcd__say() { echo "etcd: $*" >&2; }
+
+# etcd__ip K: member K's address.
+etcd__ip() { echo "${ETCD_HOST_IP[$1]:-127.0.0.1}"; }
+
+# etcd__ctl_run CMD...: CMD where the members can be reached.
+etcd__ctl_run() {
+  if [ -n "${ETCD_CTL_NS:-}" ]; then ip netns exec "$ETCD_CTL_NS" "$@"; else "$@"; fi
+}
 
 # etcd__port: a free loopback port below the ephemeral range, none of the
 # ports this cluster took already.
@@ -91,11 +105,14 @@ etcd__launch() {
   local k="$1" state="$2" m="$ETCD_DIR/pki/servers/etcd-$1"
   (
     for v in $(compgen -e); do [[ "$v" != ETCD_* ]] || export -n "${v:?}"; done
-    exec "$ETCD_BIN" --name "etcd-$k" --data-dir "$ETCD_DIR/member-$k" \
-      --listen-client-urls "https://127.0.0.1:${ETCD_CLIENT_PORT[$k]}" \
-      --advertise-client-urls "https://127.0.0.1:${ETCD_CLIENT_PORT[$k]}" \
-      --listen-peer-urls "https://127.0.0.1:${ETCD_PEER_PORT[$k]}" \
-      --initial-advertise-peer-urls "https://127.0.0.1:${ETCD_PEER_PORT[$k]}" \
+    local ip ns=()
+    ip="$(etcd__ip "$k")"
+    [ -z "${ETCD_HOST_NS[$k]:-}" ] || ns=(ip netns exec "${ETCD_HOST_NS[$k]}")
+    exec "${ns[@]}" "$ETCD_BIN" --name "etcd-$k" --data-dir "$ETCD_DIR/member-$k" \
+      --listen-client-urls "https://$ip:${ETCD_CLIENT_PORT[$k]}" \
+      --advertise-client-urls "https://$ip:${ETCD_CLIENT_PORT[$k]}" \
+      --listen-peer-urls "https://$ip:${ETCD_PEER_PORT[$k]}" \
+      --initial-advertise-peer-urls "https://$ip:${ETCD_PEER_PORT[$k]}" \
       --initial-cluster "$ETCD_INITIAL_CLUSTER" --initial-cluster-token "$ETCD_TOKEN" \
       --initial-cluster-state "$state" \
       --client-cert-auth --trusted-ca-file "$ETCD_CA" \
@@ -112,7 +129,7 @@ etcd__launch() {
 # etcd__healthy URLS: every endpoint in URLS (comma-separated) answers a
 # linearizable read (what `endpoint health` does).
 etcd__healthy() {
-  ETCDCTL_API=3 "$ETCDCTL_BIN" --endpoints "$1" --cacert "$ETCD_CA" \
+  ETCDCTL_API=3 etcd__ctl_run "$ETCDCTL_BIN" --endpoints "$1" --cacert "$ETCD_CA" \
     --cert "$ETCD_ADMIN_CERT" --key "$ETCD_ADMIN_KEY" \
     --dial-timeout 1s --command-timeout 2s endpoint health >/dev/null 2>&1
 }
@@ -162,7 +179,8 @@ etcd_cluster_start() {
   etcd__say "dedicated PKI in $ETCD_DIR/pki, certificates for $n members and ${*:-no gateways}"
   etcd__issue "$iotctl" pki init --cn "IoT Shared State Test CA" || return 1
   for k in $(seq 1 "$n"); do
-    etcd__issue "$iotctl" cert server "etcd-$k" --also-client --ip 127.0.0.1 --dns localhost || return 1
+    etcd__issue "$iotctl" cert server "etcd-$k" --also-client --ip "$(etcd__ip "$k")" \
+      --dns localhost || return 1
   done
   etcd__issue "$iotctl" cert client etcd-admin --role operator || return 1
   ETCD_ADMIN_CERT="$ETCD_DIR/pki/clients/etcd-admin/cert.pem"
@@ -174,11 +192,15 @@ etcd_cluster_start() {
   done
 
   for k in $(seq 1 "$n"); do
-    ETCD_CLIENT_PORT[k]="$(etcd__port)" || return 1
-    ETCD_PEER_PORT[k]="$(etcd__port)" || return 1
-    urls+=("https://127.0.0.1:${ETCD_CLIENT_PORT[k]}")
-    eps+=("127.0.0.1:${ETCD_CLIENT_PORT[k]}")
-    peers+=("etcd-$k=https://127.0.0.1:${ETCD_PEER_PORT[k]}")
+    if [ -n "${ETCD_HOST_IP[k]:-}" ]; then
+      ETCD_CLIENT_PORT[k]=2379 ETCD_PEER_PORT[k]=2380
+    else
+      ETCD_CLIENT_PORT[k]="$(etcd__port)" || return 1
+      ETCD_PEER_PORT[k]="$(etcd__port)" || return 1
+    fi
+    urls+=("https://$(etcd__ip "$k"):${ETCD_CLIENT_PORT[k]}")
+    eps+=("$(etcd__ip "$k"):${ETCD_CLIENT_PORT[k]}")
+    peers+=("etcd-$k=https://$(etcd__ip "$k"):${ETCD_PEER_PORT[k]}")
   done
   ETCD_URLS="$(IFS=,; echo "${urls[*]}")"
   ETCD_ENDPOINTS="${eps[*]}"
@@ -202,7 +224,7 @@ etcd_client_files() {
 }
 
 etcd_ctl() {
-  ETCDCTL_API=3 "$ETCDCTL_BIN" --endpoints "$ETCD_URLS" --cacert "$ETCD_CA" \
+  ETCDCTL_API=3 etcd__ctl_run "$ETCDCTL_BIN" --endpoints "$ETCD_URLS" --cacert "$ETCD_CA" \
     --cert "$ETCD_ADMIN_CERT" --key "$ETCD_ADMIN_KEY" \
     --dial-timeout 2s --command-timeout 5s "$@"
 }
@@ -213,7 +235,8 @@ etcd_leader() {
   local k st
   for k in $(seq 1 "$ETCD_N"); do
     [ -n "${ETCD_PIDS[k]:-}" ] || continue
-    st="$(ETCDCTL_API=3 "$ETCDCTL_BIN" --endpoints "https://127.0.0.1:${ETCD_CLIENT_PORT[k]}" \
+    st="$(ETCDCTL_API=3 etcd__ctl_run "$ETCDCTL_BIN" \
+      --endpoints "https://$(etcd__ip "$k"):${ETCD_CLIENT_PORT[k]}" \
       --cacert "$ETCD_CA" --cert "$ETCD_ADMIN_CERT" --key "$ETCD_ADMIN_KEY" \
       --dial-timeout 1s --command-timeout 2s endpoint status -w json 2>/dev/null)" || continue
     if jq -e '.[0].Status | .leader == .header.member_id' >/dev/null <<<"$st"; then
@@ -261,7 +284,7 @@ etcd_member_start() {
   }
   etcd__say "restarting member $k on its data directory"
   etcd__launch "$k" existing
-  etcd__wait_healthy "https://127.0.0.1:${ETCD_CLIENT_PORT[k]}" "member $k" || return 1
+  etcd__wait_healthy "https://$(etcd__ip "$k"):${ETCD_CLIENT_PORT[k]}" "member $k" || return 1
   etcd__say "member $k serves again"
 }
 
