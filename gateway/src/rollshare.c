@@ -190,16 +190,6 @@ static int collect_final(const iot_rollout_device *d, void *ctx)
     return 0;
 }
 
-static int collect_rollout(const iot_rollout_info *info, void *ctx)
-{
-    finals *f = ctx;
-    f->rollout = info->plan.name;
-    iot_err err = {0};
-    return iot_rollout_foreach_device(f->rs->r, info->plan.name, collect_final, f, &err) == IOT_OK
-               ? 0
-               : 1;
-}
-
 static void free_reports(report *list)
 {
     while (list != NULL) {
@@ -209,6 +199,33 @@ static void free_reports(report *list)
     }
 }
 
+static int collect_name(const iot_rollout_info *info, void *ctx)
+{
+    report **names = ctx;
+    report *n = calloc(1, sizeof(*n));
+    if (n == NULL)
+        return 1;
+    snprintf(n->rollout, sizeof(n->rollout), "%s", info->plan.name);
+    n->next = *names;
+    *names = n;
+    return 0;
+}
+
+/* The final states of every rollout of the file. The names are read
+ * first: each walk of the file is a transaction of its own, and one
+ * cannot run inside another. */
+static iot_status collect_finals(gw_rollshare *rs, finals *f, iot_err *err)
+{
+    report *names = NULL;
+    iot_status st = iot_rollout_foreach(rs->r, collect_name, &names, err);
+    for (report *n = names; st == IOT_OK && n != NULL; n = n->next) {
+        f->rollout = n->rollout;
+        st = iot_rollout_foreach_device(rs->r, n->rollout, collect_final, f, err);
+    }
+    free_reports(names);
+    return st;
+}
+
 /* Writes every final state of the local file; the reads are done before
  * the first write, so no read transaction waits on the network. false:
  * to be done again. */
@@ -216,7 +233,7 @@ static bool compare_file(gw_rollshare *rs)
 {
     finals f = {.rs = rs};
     iot_err err = {0};
-    iot_status st = iot_rollout_foreach(rs->r, collect_rollout, &f, &err);
+    iot_status st = collect_finals(rs, &f, &err);
     bool done = st == IOT_OK;
     for (report *rep = f.list; done && rep != NULL; rep = rep->next) {
         rep->sequence = 0; /* not kept per device: 0 says "from the file" */

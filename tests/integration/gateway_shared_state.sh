@@ -15,7 +15,7 @@
 
 ctl() { "$IOTCTL" --dir "$P" "$@"; }
 
-est_pki dev-a dev-b dev-c dev-d
+est_pki dev-a dev-b dev-c dev-d dev-e
 expect_ok "firmware key" ctl firmware key create --name rel
 head -c 8192 /dev/urandom >"$T/app.bin"
 expect_ok "sign 2.0.0" ctl firmware sign --image "$T/app.bin" --vendor acme --class sensor \
@@ -27,6 +27,11 @@ expect_ok "sign 2.0.1" ctl firmware sign --image "$T/app2.bin" --vendor acme --c
   --version 2.0.1 --secure-version 0 --key rel --out "$T/app2.manifest"
 expect_ok "add 2.0.1" ctl firmware add --manifest "$T/app2.manifest" --image "$T/app2.bin"
 SEQ2="$(awk '/^sequence-number:/ {print $2}' "$T/app2.manifest")"
+head -c 8192 /dev/urandom >"$T/app3.bin"
+expect_ok "sign 2.0.2" ctl firmware sign --image "$T/app3.bin" --vendor acme --class sensor \
+  --version 2.0.2 --secure-version 0 --key rel --out "$T/app3.manifest"
+expect_ok "add 2.0.2" ctl firmware add --manifest "$T/app3.manifest" --image "$T/app3.bin"
+SEQ3="$(awk '/^sequence-number:/ {print $2}' "$T/app3.manifest")"
 TOK="$(token dev-new)"
 TOK2="$(token dev-late)"
 
@@ -45,6 +50,8 @@ setup_gateway() {
     fail "rollout r1 in $x's file"
   ctl rollout create r2 --firmware "$SEQ2" --devices dev-c --canary 0 --waves 100 \
     --seed 7 --db "$T/$x/rollouts.db" >/dev/null || fail "rollout r2 in $x's file"
+  ctl rollout create r3 --firmware "$SEQ3" --devices dev-e --canary 0 --waves 100 \
+    --seed 7 --db "$T/$x/rollouts.db" >/dev/null || fail "rollout r3 in $x's file"
   GW_PORT="$(free_port)" ADMIN_PORT="$(free_port)"
   est_config "rollouts = $T/$x/rollouts.db" "firmware_dir = $P/firmware" \
     "shared_state = $ETCD_ENDPOINTS" "shared_state_ca = $ETCD_CA" \
@@ -159,6 +166,29 @@ run_gateway a
 wait_until 10 "gateway a to catch up on dev-c" state_is a r2 dev-c confirmed
 pass "gateway a caught up at start on dev-c's confirmation"
 expect_eq "r2 completed at a" completed "$(rollout_state a r2)"
+
+# --- a report taken without a quorum is written at the next start ----------------
+# Two members down: nothing can be written. The report is recorded at a
+# and waits in its memory; a stops with it unwritten; at its next start a
+# writes every final state of its file that etcd lacks.
+etcd_member_kill 2
+etcd_member_kill 3
+at a
+expect_eq "dev-e starts at gateway a" 200 "$(dget dev-e /v1/firmware/manifest)"
+expect_eq "dev-e confirms at gateway a, etcd without a quorum" 204 \
+  "$(report dev-e "$(rep confirmed "$SEQ3")")"
+halt_gateway a
+grep -q 'shared.pending_at_stop reports=1' "$T/a/gw.log" ||
+  fail "gateway a did not stop with the report unwritten: $(grep 'event=shared' "$T/a/gw.log" | tail -3)"
+pass "gateway a stopped with dev-e's report unwritten (shared.pending_at_stop reports=1)"
+expect_eq "b has not seen it" pending "$(dev_state b r3 dev-e)"
+etcd_member_start 2
+run_gateway a
+wait_until 15 "gateway b to get dev-e's confirmation, written at a's start" \
+  state_is b r3 dev-e confirmed
+pass "a wrote at its start the report it had taken without a quorum; b applied it"
+grep -q 'shared.compare_failed' "$T/a/gw.log" && fail "a could not compare its file: $(grep shared.compare_failed "$T/a/gw.log" | tail -1)"
+pass "no shared.compare_failed at a"
 
 # --- no member answers ----------------------------------------------------------------
 etcd_cluster_stop
