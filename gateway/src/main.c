@@ -80,7 +80,9 @@ typedef struct daemon_state {
     char config_sha256[65];    /* of the configuration file read at start */
     gw_admin *admin;
     /* several gateways: the etcd client and the rollout progress on it */
-    gw_shared *shared;
+    gw_shared *shared;         /* enrollment's */
+    gw_shared *rollshare_etcd; /* the rollout sharing thread's own: a slow
+                                * call of one never holds up the other */
     gw_rollshare *rollshare;
     char gateway_name[128]; /* in what it shares: the MQTT client ID's rule */
     struct event *sigterm_ev;
@@ -449,8 +451,11 @@ static iot_status open_shared(daemon_state *d, iot_err *err)
     iot_status st = gw_shared_open(&so, &d->shared, err);
     if (st != IOT_OK || d->app.updates == NULL)
         return st;
+    st = gw_shared_open(&so, &d->rollshare_etcd, err);
+    if (st != IOT_OK)
+        return st;
     gw_rollshare_options ro = {.rollouts = c->rollouts,
-                               .shared = d->shared,
+                               .shared = d->rollshare_etcd,
                                .gateway = d->gateway_name,
                                .poll_ms = (int)c->shared_state_poll_ms};
     st = gw_rollshare_start(&ro, &d->rollshare, err);
@@ -670,6 +675,8 @@ static void stop(daemon_state *d)
     gw_ingest_free(d->ingest);
     gw_rollshare_stop(d->rollshare); /* the workers that hand it reports are gone */
     d->rollshare = NULL;
+    gw_shared_close(d->rollshare_etcd);
+    d->rollshare_etcd = NULL;
     gw_shared_close(d->shared);
     d->shared = NULL;
     gw_admin_stop(d->admin);

@@ -13,13 +13,14 @@
  *                                        device and key (est.c)
  *   /iot/rollouts/<rollout>/final/<dev>  a device's final update report,
  *                                        and the gateway that took it
- *                                        (updates.c)
+ *                                        (rollshare.c)
  *
  * Calls block (a connection attempt is capped at 2 s, a call at 5 s) and
- * are serialized on one connection: they are made by the enrollment
- * thread, by a worker taking a device's final update report and by the
- * poller, all rare next to readings, which never touch etcd. A member that
- * does not answer is left for the next one, in the configured order. */
+ * are serialized on the handle's one connection. Only threads of their
+ * own call: the enrollment thread and the rollout sharing thread, each
+ * with its own handle (rollshare.h); workers and readings never touch
+ * etcd. A member that does not answer is left for the next one, in the
+ * configured order; the one that answered last is asked first. */
 #ifndef GW_SHARED_H
 #define GW_SHARED_H
 
