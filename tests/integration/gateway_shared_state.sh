@@ -132,6 +132,13 @@ expect_eq "the claim names gateway a" gw-a \
   "$(etcd_ctl get --print-value-only --prefix /iot/tokens/ | jq -r .gateway | sort -u | tr '\n' ' ' | sed 's/ $//')"
 
 # --- a rollout pauses on failures reported through both gateways -------------------
+# Keys under the prefix that are no report of ours, written first: each is
+# counted and passed over, and the reports after them still count.
+etcd_ctl put /iot/rollouts/r1/final/dev-d 'not json' >/dev/null || fail "etcdctl put"
+etcd_ctl put '/iot/rollouts/r1/final/../dev-d' '{"state":"failed","gateway":"gw-x"}' >/dev/null ||
+  fail "etcdctl put"
+etcd_ctl put /iot/rollouts/r1/final/dev-x '{"state":"exploded","gateway":"gw-x"}' >/dev/null ||
+  fail "etcdctl put"
 etcd_member_kill 1
 echo "# etcd member 1 is down"
 at a
@@ -153,7 +160,11 @@ grep -q 'update.report_shared device=dev-b rollout=r1 status=rolled_back from=gw
 pass "gateway a logged update.report_shared from gw-b"
 at a
 expect_eq "a counts the applied report" 1 "$(metric iotgw_shared_reports_applied_total)"
-expect_eq "nothing refused in the shared state" 0 "$(metric iotgw_shared_state_refused_total)"
+expect_eq "a counted the three planted keys as refused" 3 "$(metric iotgw_shared_state_refused_total)"
+grep -q 'event=shared.value_refused key="/iot/rollouts/r1/final/dev-d"' "$T/a/gw.log" ||
+  fail "no shared.value_refused line for the planted key"
+pass "a logged shared.value_refused naming the key"
+expect_eq "dev-d stays pending at a (its planted key was refused)" pending "$(dev_state a r1 dev-d)"
 etcd_member_start 1
 
 # --- a stopped gateway catches up ---------------------------------------------------
