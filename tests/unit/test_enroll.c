@@ -1,6 +1,7 @@
 /* The enrollment rules (iot/enroll.h) on a real registry with a real CA
  * chain: tokens, approvals, bootstrap, renewal with grace, lost answers,
- * and that a refusal writes nothing. */
+ * and that a refusal writes nothing; and a second gateway's registry taking
+ * in what the first issued and revoked. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -9,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/bn.h>
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
@@ -23,6 +25,11 @@
 static char dir[64];
 static char db[128];
 static iot_registry *reg;
+/* Gateway B: the same root and issuing CA, a registry of its own, which
+ * takes in what gateway A (reg) issues and revokes. */
+static char db_b[128];
+static iot_registry *reg_b;
+static STACK_OF(X509) * trusted; /* B's issuers: the issuing CA's certificate, borrowed */
 static pki_ca root;
 static pki_ca issuer;
 static iot_enroll_policy policy = {.lifetime_s = 90 * DAY, .grace_s = GRACE};
@@ -44,21 +51,21 @@ static iot_status make_ca(const pki_ca *parent, pki_profile_type type, const cha
 
 /* Registers the issuing CA as the registry's issuer (what `iotctl ca
  * intermediate` does). */
-static void register_issuer(const char *name, const pki_ca *ca)
+static void register_issuer(iot_registry *r, const char *name, const pki_ca *ca)
 {
     pki_cert_facts f;
     iot_err err;
     assert_int_equal(pki_cert_facts_get(ca->cert, &f, &err), IOT_OK);
-    iot_cert_record r = {.kind = IOT_KIND_ISSUER,
-                         .not_before = f.not_before,
-                         .not_after = f.not_after,
-                         .created = NOW};
-    snprintf(r.name, sizeof(r.name), "%s", name);
-    snprintf(r.role, sizeof(r.role), "issuer");
-    snprintf(r.serial, sizeof(r.serial), "%s", f.serial);
-    snprintf(r.fingerprint, sizeof(r.fingerprint), "%s", f.fingerprint);
-    assert_int_equal(pki_key_fingerprint(ca->key, r.spki, &err), IOT_OK);
-    assert_int_equal(iot_registry_add(reg, &r, &err), IOT_OK);
+    iot_cert_record rec = {.kind = IOT_KIND_ISSUER,
+                           .not_before = f.not_before,
+                           .not_after = f.not_after,
+                           .created = NOW};
+    snprintf(rec.name, sizeof(rec.name), "%s", name);
+    snprintf(rec.role, sizeof(rec.role), "issuer");
+    snprintf(rec.serial, sizeof(rec.serial), "%s", f.serial);
+    snprintf(rec.fingerprint, sizeof(rec.fingerprint), "%s", f.fingerprint);
+    assert_int_equal(pki_key_fingerprint(ca->key, rec.spki, &err), IOT_OK);
+    assert_int_equal(iot_registry_add(r, &rec, &err), IOT_OK);
 }
 
 static int setup(void **state)
@@ -69,12 +76,18 @@ static int setup(void **state)
         return -1;
     snprintf(db, sizeof(db), "%s/registry.db", dir);
     iot_err err;
-    if (iot_registry_create(db, &reg, &err) != IOT_OK)
+    snprintf(db_b, sizeof(db_b), "%s/registry-b.db", dir);
+    if (iot_registry_create(db, &reg, &err) != IOT_OK ||
+        iot_registry_create(db_b, &reg_b, &err) != IOT_OK)
         return -1;
     if (make_ca(NULL, PKI_PROFILE_CA, "root", &root) != IOT_OK ||
         make_ca(&root, PKI_PROFILE_INTERMEDIATE, "gw-issuer", &issuer) != IOT_OK)
         return -1;
-    register_issuer("gw-issuer", &issuer);
+    register_issuer(reg, "gw-issuer", &issuer);
+    register_issuer(reg_b, "gw-issuer", &issuer);
+    trusted = sk_X509_new_null();
+    if (trusted == NULL || sk_X509_push(trusted, issuer.cert) <= 0)
+        return -1;
     return 0;
 }
 
@@ -82,6 +95,8 @@ static int teardown(void **state)
 {
     (void)state;
     iot_registry_close(reg);
+    iot_registry_close(reg_b);
+    sk_X509_free(trusted);
     pki_ca_free(&root);
     pki_ca_free(&issuer);
     char cmd[128];
@@ -155,15 +170,20 @@ static void new_token(const char *device, int64_t ttl, char token[IOT_TOKEN_LEN 
     assert_int_equal(strncmp(t.id, "tok-", 4), 0);
 }
 
-/* The registry's content, to show that a refusal wrote nothing. */
-static void dump(char *out, size_t cap)
+/* A registry's content, to show that a refusal wrote nothing. */
+static void dump_of(const char *path, char *out, size_t cap)
 {
     char cmd[256];
-    snprintf(cmd, sizeof(cmd), "sqlite3 %s .dump | sha256sum", db);
+    snprintf(cmd, sizeof(cmd), "sqlite3 %s .dump | sha256sum", path);
     FILE *f = popen(cmd, "r");
     assert_non_null(f);
     assert_non_null(fgets(out, (int)cap, f));
     pclose(f);
+}
+
+static void dump(char *out, size_t cap)
+{
+    dump_of(db, out, cap);
 }
 
 static void token_enrolls_once_and_answers_a_lost_reply(void **state)
@@ -562,6 +582,387 @@ static void a_token_is_claimed_before_it_is_spent(void **state)
     EVP_PKEY_free(c.key);
 }
 
+/* ---- a second gateway takes in what the first issued and revoked ---------- */
+
+typedef struct der {
+    unsigned char buf[4096];
+    size_t len;
+} der;
+
+static void der_of(X509 *cert, der *out)
+{
+    int n = i2d_X509(cert, NULL);
+    assert_true(n > 0 && (size_t)n <= sizeof(out->buf));
+    unsigned char *p = out->buf;
+    out->len = (size_t)i2d_X509(cert, &p);
+}
+
+/* What B's import said last, to check that a refusal names the device. */
+static iot_err import_err;
+
+static iot_status import_b(const der *d, const char *device, const char *previous,
+                           int64_t grace_until, int64_t now, iot_import_outcome *out)
+{
+    iot_enroll_import in = {.der = d->buf,
+                            .der_len = d->len,
+                            .device = device,
+                            .previous = previous,
+                            .grace_until = grace_until,
+                            .issuers = trusted};
+    memset(&import_err, 0, sizeof(import_err));
+    return iot_enroll_import_cert(reg_b, &in, now, out, &import_err);
+}
+
+static iot_status revoke_b(const char *device, const char *serial, const char *reason, int64_t now,
+                           bool *changed)
+{
+    iot_err err;
+    return iot_enroll_import_revocation(reg_b, device, serial, reason, now, changed, &err);
+}
+
+/* A first enrollment on gateway A at NOW: its certificate as DER, and
+ * its record in A. */
+static void enroll_on_a(const char *device, der *d, iot_cert_record *rec)
+{
+    char token[IOT_TOKEN_LEN + 1];
+    new_token(device, DAY, token);
+    csr c;
+    make_csr(device, &c);
+    iot_enroll_result r = by_token(device, token, &c, NOW);
+    assert_int_equal(r.outcome, IOT_ENROLL_OUT_ISSUED);
+    der_of(r.cert, d);
+    *rec = r.issued;
+    X509_free(r.cert);
+    EVP_PKEY_free(c.key);
+}
+
+/* A renewal on gateway A of the certificate `serial`, with a new key. */
+static void renew_on_a(const char *device, const char *serial, int64_t now, der *d,
+                       iot_cert_record *rec)
+{
+    csr c;
+    make_csr(device, &c);
+    iot_enroll_result r = renew_with(device, serial, &c, now);
+    assert_int_equal(r.outcome, IOT_ENROLL_OUT_ISSUED);
+    der_of(r.cert, d);
+    *rec = r.issued;
+    X509_free(r.cert);
+    EVP_PKEY_free(c.key);
+}
+
+/* A certificate signed directly by `ca`, as a forger or a careless tool
+ * would make one. */
+static void sign_directly(const pki_ca *ca, pki_profile_type type, const char *unit, const char *cn,
+                          der *d)
+{
+    EVP_PKEY *key = NULL;
+    iot_err err;
+    assert_int_equal(pki_key_generate(&key, &err), IOT_OK);
+    pki_profile p = {.type = type,
+                     .common_name = cn,
+                     .organization = PKI_ORGANIZATION,
+                     .unit = unit,
+                     .not_before = NOW - 300,
+                     .not_after = NOW + 90 * DAY};
+    if (type == PKI_PROFILE_SERVER) {
+        p.dns[0] = cn;
+        p.n_dns = 1;
+    }
+    X509 *cert = NULL;
+    assert_int_equal(pki_issue(ca, key, &p, &cert, &err), IOT_OK);
+    der_of(cert, d);
+    X509_free(cert);
+    EVP_PKEY_free(key);
+}
+
+/* A certificate for `cn` signed by the issuer that reuses `serial`. */
+static void sign_with_serial(const char *cn, const char *serial, der *d)
+{
+    sign_directly(&issuer, PKI_PROFILE_CLIENT, "device", cn, d);
+    const unsigned char *p = d->buf;
+    X509 *cert = d2i_X509(NULL, &p, (long)d->len);
+    assert_non_null(cert);
+    BIGNUM *bn = NULL;
+    assert_true(BN_hex2bn(&bn, serial) > 0);
+    assert_non_null(BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(cert)));
+    assert_true(X509_sign(cert, issuer.key, EVP_sha256()) > 0);
+    der_of(cert, d);
+    BN_free(bn);
+    X509_free(cert);
+}
+
+static void a_certificate_issued_elsewhere_is_taken_in_once(void **state)
+{
+    (void)state;
+    der d;
+    iot_cert_record a;
+    enroll_on_a("dev-imp", &d, &a);
+    iot_import_outcome o = IOT_IMPORT_KNOWN;
+    assert_int_equal(import_b(&d, "dev-imp", NULL, 0, NOW + 5, &o), IOT_OK);
+    assert_int_equal(o, IOT_IMPORT_ADDED);
+    /* B records it as A did, created when B took it in, the DER kept. */
+    iot_cert_record b;
+    iot_err err;
+    assert_int_equal(iot_registry_get_by_name(reg_b, "dev-imp", &b, &err), IOT_OK);
+    assert_int_equal(b.kind, IOT_KIND_DEVICE);
+    assert_false(b.revoked);
+    assert_string_equal(b.serial, a.serial);
+    assert_string_equal(b.fingerprint, a.fingerprint);
+    assert_string_equal(b.spki, a.spki);
+    assert_string_equal(b.issuer, a.issuer);
+    assert_true(b.issuer[0] != '\0');
+    assert_int_equal(b.not_before, a.not_before);
+    assert_int_equal(b.not_after, a.not_after);
+    assert_int_equal(b.created, NOW + 5);
+    unsigned char kept[4096];
+    size_t len = 0;
+    assert_int_equal(iot_registry_get_der(reg_b, b.serial, kept, sizeof(kept), &len, &err), IOT_OK);
+    assert_int_equal(len, d.len);
+    assert_memory_equal(kept, d.buf, len);
+    /* The same certificate again, later or as a renewal of nothing: known,
+     * nothing written. */
+    char before[128], after[128];
+    dump_of(db_b, before, sizeof(before));
+    o = IOT_IMPORT_ADDED;
+    assert_int_equal(import_b(&d, "dev-imp", "", 0, NOW + DAY, &o), IOT_OK);
+    assert_int_equal(o, IOT_IMPORT_KNOWN);
+    dump_of(db_b, after, sizeof(after));
+    assert_string_equal(before, after);
+}
+
+/* Each refusal names the device and writes nothing. */
+static void refused(const der *d, const char *device, const char *previous, int64_t now,
+                    iot_status expected)
+{
+    char before[128], after[128];
+    dump_of(db_b, before, sizeof(before));
+    iot_import_outcome o = IOT_IMPORT_KNOWN;
+    assert_int_equal(import_b(d, device, previous, 0, now, &o), expected);
+    if (device != NULL && strchr(device, '/') == NULL)
+        assert_non_null(strstr(import_err.msg, device));
+    dump_of(db_b, after, sizeof(after));
+    assert_string_equal(before, after);
+}
+
+static void what_is_not_a_trusted_device_certificate_is_refused(void **state)
+{
+    (void)state;
+    /* Signed by a CA B does not trust; then trusted by the caller but no
+     * issuer of B's registry. */
+    pki_ca stranger = {0};
+    assert_int_equal(make_ca(&root, PKI_PROFILE_INTERMEDIATE, "stranger", &stranger), IOT_OK);
+    der d;
+    sign_directly(&stranger, PKI_PROFILE_CLIENT, "device", "dev-s", &d);
+    refused(&d, "dev-s", NULL, NOW, IOT_EPERM);
+    STACK_OF(X509) *mine = trusted;
+    trusted = sk_X509_new_null();
+    assert_non_null(trusted);
+    assert_true(sk_X509_push(trusted, stranger.cert) > 0);
+    refused(&d, "dev-s", NULL, NOW, IOT_EPERM);
+    assert_non_null(strstr(import_err.msg, "not an issuer"));
+    sk_X509_free(trusted);
+    trusted = mine;
+    pki_ca_free(&stranger);
+    /* A's certificate of another device, or for a name that is no device
+     * ID; then expired. */
+    iot_cert_record a;
+    enroll_on_a("dev-wrong", &d, &a);
+    refused(&d, "dev-other", NULL, NOW, IOT_EINVAL);
+    refused(&d, "DEV-WRONG", NULL, NOW, IOT_EINVAL);
+    refused(&d, "bad/id", NULL, NOW, IOT_EINVAL);
+    refused(&d, "dev-wrong", NULL, a.not_after, IOT_EINVAL);
+    assert_non_null(strstr(import_err.msg, "expired"));
+    /* Signed by the issuer, but no device certificate: another unit, a
+     * server profile. */
+    sign_directly(&issuer, PKI_PROFILE_CLIENT, "gateway", "dev-gw", &d);
+    refused(&d, "dev-gw", NULL, NOW, IOT_EINVAL);
+    sign_directly(&issuer, PKI_PROFILE_SERVER, "device", "dev-srv", &d);
+    refused(&d, "dev-srv", NULL, NOW, IOT_EINVAL);
+    /* Not one DER certificate: garbage, a byte too many, nothing, too big;
+     * then A's certificate with its signature altered, names intact. */
+    enroll_on_a("dev-bytes", &d, &a);
+    der tampered = d;
+    tampered.buf[tampered.len - 1] ^= 0x01;
+    refused(&tampered, "dev-bytes", NULL, NOW, IOT_EPERM);
+    d.buf[d.len++] = 0;
+    refused(&d, "dev-bytes", NULL, NOW, IOT_EINVAL);
+    d.len--;
+    der junk = {.len = 16};
+    memset(junk.buf, 0x30, junk.len);
+    refused(&junk, "dev-bytes", NULL, NOW, IOT_EINVAL);
+    junk.len = 0;
+    refused(&junk, "dev-bytes", NULL, NOW, IOT_EINVAL);
+    junk.len = sizeof(junk.buf);
+    refused(&junk, "dev-bytes", NULL, NOW, IOT_EINVAL);
+    /* A name B has with another certificate; a serial B has for another
+     * certificate. */
+    sign_directly(&issuer, PKI_PROFILE_CLIENT, "device", "dev-imp", &d);
+    refused(&d, "dev-imp", NULL, NOW, IOT_EEXIST);
+    iot_cert_record b;
+    iot_err err;
+    assert_int_equal(iot_registry_get_by_name(reg_b, "dev-imp", &b, &err), IOT_OK);
+    sign_with_serial("dev-clash", b.serial, &d);
+    refused(&d, "dev-clash", NULL, NOW, IOT_EEXIST);
+    /* None of them was refused for want of the device in B: this one is
+     * taken in. */
+    enroll_on_a("dev-fine", &d, &a);
+    iot_import_outcome o = IOT_IMPORT_KNOWN;
+    assert_int_equal(import_b(&d, "dev-fine", NULL, 0, NOW, &o), IOT_OK);
+    assert_int_equal(o, IOT_IMPORT_ADDED);
+}
+
+typedef struct successor_walk {
+    const char *serial;
+    const char *successor;
+    int found;
+} successor_walk;
+
+static int match_successor(const iot_cert_record *rec, void *arg)
+{
+    successor_walk *w = arg;
+    if (strcmp(rec->serial, w->serial) == 0 && strcmp(rec->successor, w->successor) == 0)
+        w->found++;
+    return 0;
+}
+
+/* How many times B lists `serial` as replaced by `successor`: among the
+ * superseded certificates of `device`, or among those in grace at `now`. */
+static int superseded_in_b(const char *device, const char *serial, const char *successor)
+{
+    successor_walk w = {.serial = serial, .successor = successor};
+    iot_err err;
+    assert_int_equal(iot_registry_foreach_superseded(reg_b, device, match_successor, &w, &err),
+                     IOT_OK);
+    return w.found;
+}
+
+static int in_grace_in_b(const char *serial, const char *successor, int64_t now)
+{
+    successor_walk w = {.serial = serial, .successor = successor};
+    iot_err err;
+    assert_int_equal(iot_registry_foreach_in_grace(reg_b, now, match_successor, &w, &err), IOT_OK);
+    return w.found;
+}
+
+static void a_renewal_elsewhere_replaces_the_certificate_it_renewed(void **state)
+{
+    (void)state;
+    der d1, d2, d3;
+    iot_cert_record a1, a2, a3;
+    enroll_on_a("dev-ren", &d1, &a1);
+    iot_import_outcome o = IOT_IMPORT_KNOWN;
+    assert_int_equal(import_b(&d1, "dev-ren", NULL, 0, NOW, &o), IOT_OK);
+    assert_int_equal(o, IOT_IMPORT_ADDED);
+    int64_t t = NOW + 60 * DAY;
+    renew_on_a("dev-ren", a1.serial, t, &d2, &a2);
+    assert_int_equal(import_b(&d2, "dev-ren", a1.serial, t + GRACE, t, &o), IOT_OK);
+    assert_int_equal(o, IOT_IMPORT_RENEWED);
+    iot_cert_record b;
+    iot_err err;
+    assert_int_equal(iot_registry_get_by_name(reg_b, "dev-ren", &b, &err), IOT_OK);
+    assert_string_equal(b.serial, a2.serial);
+    assert_string_equal(b.fingerprint, a2.fingerprint);
+    assert_string_equal(b.spki, a2.spki);
+    assert_int_equal(superseded_in_b("dev-ren", a1.serial, a2.serial), 1);
+    assert_int_equal(in_grace_in_b(a1.serial, a2.serial, t), 1);
+    assert_int_equal(in_grace_in_b(a1.serial, a2.serial, t + GRACE), 0);
+    size_t len = 0;
+    unsigned char kept[4096];
+    assert_int_equal(iot_registry_get_der(reg_b, a2.serial, kept, sizeof(kept), &len, &err),
+                     IOT_OK);
+    assert_int_equal(len, d2.len);
+    /* Replays of both, the replaced one included: known. */
+    char before[128], after[128];
+    dump_of(db_b, before, sizeof(before));
+    assert_int_equal(import_b(&d2, "dev-ren", a1.serial, t + GRACE, t + 10, &o), IOT_OK);
+    assert_int_equal(o, IOT_IMPORT_KNOWN);
+    o = IOT_IMPORT_ADDED;
+    assert_int_equal(import_b(&d1, "dev-ren", NULL, 0, t + 10, &o), IOT_OK);
+    assert_int_equal(o, IOT_IMPORT_KNOWN);
+    dump_of(db_b, after, sizeof(after));
+    assert_string_equal(before, after);
+    /* The next renewal must name the certificate B has, a2; without a
+     * grace the replaced one stops at once. */
+    renew_on_a("dev-ren", a2.serial, t + DAY, &d3, &a3);
+    refused(&d3, "dev-ren", a1.serial, t + DAY, IOT_ESTATE);
+    assert_int_equal(import_b(&d3, "dev-ren", a2.serial, 0, t + DAY, &o), IOT_OK);
+    assert_int_equal(o, IOT_IMPORT_RENEWED);
+    assert_int_equal(iot_registry_get_by_name(reg_b, "dev-ren", &b, &err), IOT_OK);
+    assert_string_equal(b.serial, a3.serial);
+    assert_int_equal(superseded_in_b("dev-ren", a2.serial, a3.serial), 1);
+    assert_int_equal(in_grace_in_b(a2.serial, a3.serial, t + DAY), 0);
+    /* A renewal of a device B never saw admits it. */
+    enroll_on_a("dev-late", &d1, &a1);
+    renew_on_a("dev-late", a1.serial, t, &d2, &a2);
+    assert_int_equal(import_b(&d2, "dev-late", a1.serial, t + GRACE, t, &o), IOT_OK);
+    assert_int_equal(o, IOT_IMPORT_ADDED);
+    assert_int_equal(iot_registry_get_by_name(reg_b, "dev-late", &b, &err), IOT_OK);
+    assert_string_equal(b.serial, a2.serial);
+}
+
+static int first_serial(const iot_cert_record *rec, void *arg)
+{
+    char *serial = arg;
+    if (serial[0] == '\0')
+        snprintf(serial, IOT_SERIAL_HEX_MAX + 1, "%s", rec->serial);
+    return 0;
+}
+
+static void a_revocation_elsewhere_is_applied_once(void **state)
+{
+    (void)state;
+    iot_cert_record imp, ren, late;
+    iot_err err;
+    assert_int_equal(iot_registry_get_by_name(reg_b, "dev-imp", &imp, &err), IOT_OK);
+    assert_int_equal(iot_registry_get_by_name(reg_b, "dev-ren", &ren, &err), IOT_OK);
+    assert_int_equal(iot_registry_get_by_name(reg_b, "dev-late", &late, &err), IOT_OK);
+    bool changed = false;
+    assert_int_equal(revoke_b("dev-imp", imp.serial, "key-compromise", NOW + DAY, &changed),
+                     IOT_OK);
+    assert_true(changed);
+    iot_cert_record b;
+    assert_int_equal(iot_registry_get_by_name(reg_b, "dev-imp", &b, &err), IOT_OK);
+    assert_true(b.revoked);
+    assert_int_equal(b.revoked_at, NOW + DAY);
+    assert_string_equal(b.revoke_reason, "key-compromise");
+    /* Again, and for a certificate a renewal replaced: nothing to do. */
+    char before[128], after[128];
+    dump_of(db_b, before, sizeof(before));
+    changed = true;
+    assert_int_equal(revoke_b("dev-imp", imp.serial, "key-compromise", NOW + DAY, &changed),
+                     IOT_OK);
+    assert_false(changed);
+    char replaced[IOT_SERIAL_HEX_MAX + 1] = "";
+    assert_int_equal(
+        iot_registry_foreach_superseded(reg_b, "dev-ren", first_serial, replaced, &err), IOT_OK);
+    assert_true(replaced[0] != '\0');
+    assert_int_equal(revoke_b("dev-ren", replaced, "key-compromise", NOW + DAY, &changed), IOT_OK);
+    assert_false(changed);
+    /* A serial B does not have, one of another device, malformed ones. */
+    assert_int_equal(revoke_b("dev-ren", "00AB", "key-compromise", NOW + DAY, &changed),
+                     IOT_ENOENT);
+    assert_int_equal(revoke_b("dev-imp", ren.serial, "key-compromise", NOW + DAY, &changed),
+                     IOT_EINVAL);
+    assert_int_equal(revoke_b("dev-ren", "00ab", "key-compromise", NOW + DAY, &changed),
+                     IOT_EINVAL);
+    assert_int_equal(revoke_b("bad/id", ren.serial, "key-compromise", NOW + DAY, &changed),
+                     IOT_EINVAL);
+    assert_false(changed);
+    dump_of(db_b, after, sizeof(after));
+    assert_string_equal(before, after);
+    /* A reason iotctl would not record is recorded as unspecified. */
+    assert_int_equal(revoke_b("dev-late", late.serial, "it's; gone", NOW + DAY, &changed), IOT_OK);
+    assert_true(changed);
+    assert_int_equal(iot_registry_get_by_name(reg_b, "dev-late", &b, &err), IOT_OK);
+    assert_string_equal(b.revoke_reason, "unspecified");
+    /* A revoked device does not come back with a certificate from
+     * elsewhere, new or renewed. */
+    der d;
+    sign_directly(&issuer, PKI_PROFILE_CLIENT, "device", "dev-imp", &d);
+    refused(&d, "dev-imp", NULL, NOW + DAY, IOT_ESTATE);
+    refused(&d, "dev-imp", imp.serial, NOW + DAY, IOT_ESTATE);
+}
+
 int main(void)
 {
     /* One registry through all cases, in order: later ones rely on the
@@ -574,6 +975,10 @@ int main(void)
         cmocka_unit_test(renewal_keeps_the_old_certificate_in_grace),
         cmocka_unit_test(bootstrap_enrolls_with_a_new_key_only),
         cmocka_unit_test(a_token_is_claimed_before_it_is_spent),
+        cmocka_unit_test(a_certificate_issued_elsewhere_is_taken_in_once),
+        cmocka_unit_test(what_is_not_a_trusted_device_certificate_is_refused),
+        cmocka_unit_test(a_renewal_elsewhere_replaces_the_certificate_it_renewed),
+        cmocka_unit_test(a_revocation_elsewhere_is_applied_once),
         cmocka_unit_test(a_revoked_issuer_signs_nothing),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

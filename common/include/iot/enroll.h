@@ -170,4 +170,71 @@ typedef struct iot_enroll_result {
 iot_status iot_enroll(iot_registry *reg, const pki_ca *issuer, const iot_enroll_policy *policy,
                       const iot_enroll_request *req, iot_enroll_result *res, iot_err *err);
 
+/* ---- several gateways ------------------------------------------------------
+ *
+ * Several gateways behind one balancer each keep a registry of their own.
+ * What one of them decides is published in the shared state and taken in
+ * by the others with the two calls below, so that a device is admitted,
+ * renewed or refused the same everywhere. Each call runs in one registry
+ * transaction of its own: a refusal or a failure leaves nothing written. */
+
+/* A device certificate another gateway issued (shared state). */
+typedef struct iot_enroll_import {
+    const unsigned char *der; /* the certificate, DER (at most 4096 bytes) */
+    size_t der_len;
+    const char *device;   /* the device ID it was issued to */
+    const char *previous; /* serial it renewed ("" or NULL: a first enrollment) */
+    int64_t grace_until;  /* with previous: until when the replaced one still works (<= now: not) */
+    /* The issuing CAs this gateway trusts: what gw_est_issuers() gives
+     * (every active intermediate of its registry). Borrowed; only their
+     * certificates are used. */
+    const STACK_OF(X509) * issuers;
+} iot_enroll_import;
+
+typedef enum iot_import_outcome {
+    IOT_IMPORT_ADDED,   /* a device this registry did not have */
+    IOT_IMPORT_RENEWED, /* the device's certificate `previous` is replaced */
+    IOT_IMPORT_KNOWN,   /* the registry has this certificate already: nothing written */
+} iot_import_outcome;
+
+/* Takes a device certificate another gateway issued into this registry,
+ * recorded as iot_enroll records the certificates it issues (created at
+ * `now`, the issuing CA's serial, the key's SPKI fingerprint, the DER kept).
+ *
+ * The certificate must be one DER certificate of at most 4096 bytes, for
+ * a valid device ID, with the subject O=IoT Telemetry, OU=device,
+ * CN=<device> exactly, for TLS client authentication and not a CA, and not
+ * expired at `now`: otherwise IOT_EINVAL, naming the device and what is
+ * wrong. It must be signed by one of `issuers` (name and signature) that
+ * this registry also has as an active issuer: otherwise IOT_EPERM.
+ *
+ * Then, with *out set:
+ *  - its serial is in the registry already (active, revoked or replaced)
+ *    as the same certificate of the same device: IOT_OK, KNOWN (a replay);
+ *    as anything else: IOT_EEXIST;
+ *  - the device is revoked here: IOT_ESTATE (a revoked device is not
+ *    brought back);
+ *  - `previous` empty, or the device unknown here: the device is added,
+ *    ADDED (a renewal of a device this gateway never saw admits it as a new
+ *    one); IOT_EEXIST, the registry's message, if the name or the key is
+ *    another certificate's;
+ *  - `previous` given: it must be the device's active certificate here
+ *    (IOT_ESTATE if this registry has another one for it); it is replaced,
+ *    working on until `grace_until` if that is later than `now`, RENEWED.
+ * *out is meaningful with IOT_OK only. */
+iot_status iot_enroll_import_cert(iot_registry *reg, const iot_enroll_import *in, int64_t now,
+                                  iot_import_outcome *out, iot_err *err);
+
+/* Applies a revocation another gateway made: `serial` (upper-case hex, as
+ * the registry writes it) of `device`. If it is the device's active
+ * certificate here, the device is revoked at `now` with `reason` (an RFC
+ * 5280 name as iotctl takes it, pki_reason_names; anything else is
+ * recorded as "unspecified") and *changed is true. Already revoked, or
+ * replaced by a renewal: IOT_OK, *changed false. IOT_ENOENT if the
+ * registry has no certificate with that serial; IOT_EINVAL if it is the
+ * certificate of another name, or for a malformed device ID or serial. */
+iot_status iot_enroll_import_revocation(iot_registry *reg, const char *device, const char *serial,
+                                        const char *reason, int64_t now, bool *changed,
+                                        iot_err *err);
+
 #endif
