@@ -328,6 +328,12 @@ static iot_status check_name_free(enroll_job *job, bool *free_name, iot_err *err
     iot_cert_record rec;
     iot_err lookup;
     iot_status s = iot_registry_get_by_name(job->reg, job->req->device_id, &rec, &lookup);
+    /* Issued elsewhere with this very key (another gateway, whose
+     * certificate this registry took in): the device lost that answer and
+     * asks here; it gets the same certificate. */
+    if (s == IOT_OK && rec.kind == IOT_KIND_DEVICE && !rec.revoked &&
+        strcmp(rec.spki, job->spki) == 0)
+        return reissue(job, rec.serial, err);
     if (s == IOT_OK)
         return outcome(job, IOT_ENROLL_OUT_FORBIDDEN, "name_taken", err,
                        "the name '%s' already has a certificate; a renewal uses simplereenroll",

@@ -21,6 +21,7 @@
 #include "iot/pki.h"
 #include "log.h"
 #include "metrics.h"
+#include "regshare.h"
 #include "shared.h"
 
 #define FAIL_SLOTS 1024 /* addresses whose failures are remembered */
@@ -235,6 +236,18 @@ static void issued(gw_est *est, gw_est_job *job, iot_enroll_result *res, double 
         job->status = 503;
         job->refusal = GW_REF_EST_UNAVAILABLE;
         snprintf(job->detail, sizeof(job->detail), "out of memory; retry later");
+        return;
+    }
+    /* Several gateways: the others must know the certificate before the
+     * device has it (regshare.h); if they cannot, the device asks again
+     * and gets the same one. */
+    if (est->opt.shared != NULL &&
+        gw_regshare_publish(est->opt.shared, est->opt.gateway, est->reg, job->device,
+                            res->issued.serial, &err) != IOT_OK) {
+        job->status = 503;
+        job->refusal = GW_REF_EST_UNAVAILABLE;
+        snprintf(job->detail, sizeof(job->detail),
+                 "the certificate cannot be shared with the other gateways now; retry");
         return;
     }
     if (gw_admission_add_issued(est->opt.identity, &res->issued, est->opt.grace_s > 0, &err) !=

@@ -47,6 +47,7 @@
 #include "iot/registry.h"
 #include "tls.h"
 #include "updates.h"
+#include "regshare.h"
 #include "rollshare.h"
 #include "shared.h"
 #include "est.h"
@@ -84,6 +85,8 @@ typedef struct daemon_state {
     gw_shared *rollshare_etcd; /* the rollout sharing thread's own: a slow
                                 * call of one never holds up the other */
     gw_rollshare *rollshare;
+    gw_shared *regshare_etcd; /* the registry sharing thread's */
+    gw_regshare *regshare;
     char gateway_name[128]; /* in what it shares: the MQTT client ID's rule */
     struct event *sigterm_ev;
     struct event *sigint_ev;
@@ -464,6 +467,29 @@ static iot_status open_shared(daemon_state *d, iot_err *err)
     return st;
 }
 
+/* Several gateways with enrollment on: the thread that takes the
+ * certificates and revocations the others made into this registry. */
+static iot_status start_regshare(daemon_state *d, iot_err *err)
+{
+    const gw_config *c = &d->cfg;
+    if (d->shared == NULL)
+        return IOT_OK;
+    gw_shared_options so = {.members = c->shared_state,
+                            .ca = c->shared_state_ca,
+                            .cert = c->shared_state_cert,
+                            .key = c->shared_state_key};
+    iot_status st = gw_shared_open(&so, &d->regshare_etcd, err);
+    if (st != IOT_OK)
+        return st;
+    gw_regshare_options ro = {.registry = c->registry,
+                              .shared = d->regshare_etcd,
+                              .identity = d->app.identity,
+                              .issuers = gw_est_issuers(d->app.est),
+                              .gateway = d->gateway_name,
+                              .poll_ms = (int)c->shared_state_poll_ms};
+    return gw_regshare_start(&ro, &d->regshare, err);
+}
+
 /* The registry, the outbox and the per-address rate limit. */
 static iot_status open_stores(daemon_state *d, iot_err *err)
 {
@@ -503,6 +529,8 @@ static iot_status open_stores(daemon_state *d, iot_err *err)
     eopt.shared = d->shared;
     eopt.gateway = d->gateway_name;
     st = gw_est_open(&eopt, &app->est, err);
+    if (st == IOT_OK)
+        st = start_regshare(d, err);
 out:
     return st;
 }
@@ -670,6 +698,10 @@ static void stop(daemon_state *d)
     gw_ingest_stop(d->ingest, SHUTDOWN_GRACE_MS);
     gw_outbox_close(app->outbox);
     app->outbox = NULL;
+    gw_regshare_stop(d->regshare); /* borrows the enrollment's issuers */
+    d->regshare = NULL;
+    gw_shared_close(d->regshare_etcd);
+    d->regshare_etcd = NULL;
     gw_est_close(app->est); /* hands back what it still holds to the workers */
     app->est = NULL;
     gw_ingest_free(d->ingest);

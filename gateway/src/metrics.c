@@ -125,6 +125,12 @@ static const struct {
     [GW_M_SHARED_REPORTS_APPLIED] = {"iotgw_shared_reports_applied_total",
                                      "Final update reports taken by other gateways and applied "
                                      "to this gateway's rollout file"},
+    [GW_M_SHARED_CERTS_IMPORTED] = {"iotgw_shared_certs_imported_total",
+                                    "Device certificates other gateways issued at enrollment, "
+                                    "verified and taken into this gateway's registry"},
+    [GW_M_SHARED_REVOCATIONS_IMPORTED] = {"iotgw_shared_revocations_imported_total",
+                                          "Device revocations made at other gateways and "
+                                          "applied to this gateway's registry"},
     [GW_M_SECEV_EVENTS] = {"iotgw_security_events_total",
                            "Security events the stream took, published alone or counted in a "
                            "summary"},

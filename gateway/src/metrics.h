@@ -43,9 +43,11 @@ typedef enum gw_counter {
     GW_M_ROLLOUTS_PAUSED,
     GW_M_ROLLOUTS_COMPLETED,
     /* the state shared by several gateways (shared.c, rollshare.c) */
-    GW_M_SHARED_ERRORS,          /* calls to the shared state that failed */
-    GW_M_SHARED_REFUSED,         /* keys in it that were not ours to read */
-    GW_M_SHARED_REPORTS_APPLIED, /* final update reports taken by other gateways */
+    GW_M_SHARED_ERRORS,               /* calls to the shared state that failed */
+    GW_M_SHARED_REFUSED,              /* keys in it that were not ours to read */
+    GW_M_SHARED_REPORTS_APPLIED,      /* final update reports taken by other gateways */
+    GW_M_SHARED_CERTS_IMPORTED,       /* device certificates other gateways issued */
+    GW_M_SHARED_REVOCATIONS_IMPORTED, /* revocations made at other gateways */
     /* the security event stream (secevent.c) */
     GW_M_SECEV_EVENTS,          /* events the stream took, published or counted in a summary */
     GW_M_SECEV_AGGREGATED,      /* of them, counted in a summary instead of published alone */

@@ -116,6 +116,8 @@ pass "gateway a started on the shared state as gw-a"
 at a
 new_csr "$T/n1" dev-new
 expect_eq "dev-new enrolls at gateway a" 200 "$(est_csr simpleenroll "$T/n1" -u "dev-new:$TOK")"
+est_certs "$T/n1"
+FIRST_SERIAL="$(openssl x509 -in "$T/n1/cert.pem" -noout -serial)"
 at b
 new_csr "$T/n2" dev-new
 expect_eq "the same token with another key at gateway b" 401 \
@@ -126,8 +128,38 @@ grep -q 'est.token_spent_elsewhere device=dev-new spent_at=gw-a' "$T/b/gw.log" |
 pass "gateway b logged est.token_spent_elsewhere spent_at=gw-a"
 expect_eq "b's own registry still had the token unused" "" \
   "$(sqlite3 "$T/b/registry.db" "SELECT used_at FROM tokens WHERE used_at IS NOT NULL AND used_at != 0" 2>&1 | head -1)"
+
+# --- enrolled at one gateway, known at every gateway -------------------------------
+wait_until 10 "gateway b to admit dev-new, enrolled at a" send_is "$T/n1" 200
+grep -q 'event=est.imported device=dev-new .*from=gw-a as=new' "$T/b/gw.log" ||
+  fail "no est.imported line at b: $(grep -c est.imported "$T/b/gw.log")"
+pass "gateway b took dev-new's certificate, issued at a, into its registry"
+expect_eq "b counts it" 1 "$(metric iotgw_shared_certs_imported_total)"
 expect_eq "the same device with the same key takes its lost answer at b" 200 \
   "$(est_csr simpleenroll "$T/n1" -u "dev-new:$TOK")"
+mkdir -p "$T/lost"
+est_certs "$T/lost"
+expect_eq "... the same certificate a issued" "$FIRST_SERIAL" \
+  "$(openssl x509 -in "$T/lost/cert.pem" -noout -serial)"
+new_csr "$T/r1" dev-new
+expect_eq "dev-new renews at gateway b, with its certificate from a" 200 \
+  "$(est_csr simplereenroll "$T/r1" --cert "$T/n1/cert.pem" --key "$T/n1/key.pem")"
+est_certs "$T/r1"
+at a
+wait_until 10 "gateway a to admit dev-new's certificate renewed at b" send_is "$T/r1" 200
+grep -q 'event=est.imported device=dev-new .*from=gw-b as=renewal' "$T/a/gw.log" ||
+  fail "no est.imported renewal line at a"
+pass "gateway a took the renewal made at b"
+# Revoked in a's registry, on a's host (no CA key): b refuses it too.
+expect_ok "dev-new revoked in a's registry" \
+  "$IOTCTL" --dir "$T/no-pki" --registry "$T/a/registry.db" device revoke dev-new
+at b
+wait_until 10 "gateway b to refuse dev-new, revoked at a" send_is "$T/r1" 000
+grep -q 'event=identity.revocation_imported device=dev-new .*from=gw-a' "$T/b/gw.log" ||
+  fail "no identity.revocation_imported line at b"
+pass "gateway b applied the revocation made at a"
+expect_eq "b counts it" 1 "$(metric iotgw_shared_revocations_imported_total)"
+at b
 expect_eq "the claim names gateway a" gw-a \
   "$(etcd_ctl get --print-value-only --prefix /iot/tokens/ | jq -r .gateway | sort -u | tr '\n' ' ' | sed 's/ $//')"
 

@@ -472,12 +472,23 @@ static void bootstrap_enrolls_with_a_new_key_only(void **state)
     assert_int_equal(iot_enroll(reg, &issuer, &policy, &req, &r, &err), IOT_OK);
     assert_int_equal(r.outcome, IOT_ENROLL_OUT_REISSUED);
     X509_free(r.cert);
-    /* Another bootstrap certificate for a name that is taken. */
+    /* Another bootstrap certificate with the key that has the name: the
+     * certificate issued for that key again (it proves the key; a gateway
+     * whose registry took the certificate in from another answers so). */
     req.auth_serial = "B0075E71A2";
+    assert_int_equal(iot_enroll(reg, &issuer, &policy, &req, &r, &err), IOT_OK);
+    assert_int_equal(r.outcome, IOT_ENROLL_OUT_REISSUED);
+    X509_free(r.cert);
+    /* ... and with another key, for a name that is taken: refused. */
+    csr other;
+    make_csr("dev-b", &other);
+    req.csr = other.der;
+    req.csr_len = other.len;
     assert_int_equal(iot_enroll(reg, &issuer, &policy, &req, &r, &err), IOT_OK);
     assert_int_equal(r.outcome, IOT_ENROLL_OUT_FORBIDDEN);
     EVP_PKEY_free(boot.key);
     EVP_PKEY_free(fresh.key);
+    EVP_PKEY_free(other.key);
 }
 
 static void a_revoked_issuer_signs_nothing(void **state)
