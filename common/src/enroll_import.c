@@ -12,6 +12,7 @@
 #include <openssl/objects.h>
 #include <openssl/x509v3.h>
 
+#include "enroll_store.h"
 #include "registry_internal.h"
 
 #define DER_MAX 4096 /* as enroll.c keeps: a P-256 device certificate is about 600 bytes */
@@ -422,5 +423,78 @@ iot_status iot_enroll_import_revocation(iot_registry *reg, const char *device, c
     iot_registry_rollback(reg);
     if (s != IOT_OK)
         *changed = false;
+    return s;
+}
+
+/* ---- tokens ---------------------------------------------------------------- */
+
+/* 64 lower-case hex digits: a SHA-256 as the registry keeps it. */
+static bool hash_ok(const char *hash)
+{
+    if (strlen(hash) != 64)
+        return false;
+    for (size_t i = 0; i < 64; i++)
+        if (!((hash[i] >= '0' && hash[i] <= '9') || (hash[i] >= 'a' && hash[i] <= 'f')))
+            return false;
+    return true;
+}
+
+static iot_status check_token(const iot_token_record *rec, const char *hash, iot_err *err)
+{
+    char id[IOT_TOKEN_ID_LEN + 1];
+    iot_status s = iot_id_check("the device ID of a shared token", rec->device, err);
+    if (s != IOT_OK)
+        return s;
+    if (!hash_ok(hash))
+        return iot_err_set(err, IOT_EINVAL,
+                           "a shared token's hash must be 64 lower-case hex digits");
+    snprintf(id, sizeof(id), "tok-%.12s", hash);
+    if (strcmp(id, rec->id) != 0)
+        return iot_err_set(err, IOT_EINVAL, "a shared token's id must be %s for its hash", id);
+    if (rec->expires <= rec->created)
+        return iot_err_set(err, IOT_EINVAL, "token %s expires before it was created", rec->id);
+    return IOT_OK;
+}
+
+static iot_status take_token(iot_registry *reg, const iot_token_record *rec, const char *hash,
+                             bool *added, iot_err *err)
+{
+    iot_token_record have;
+    iot_err lookup = {0};
+    iot_status s = iot__token_find(reg, hash, &have, &lookup);
+    if (s == IOT_OK)
+        return IOT_OK; /* known: its revocation comes on its own */
+    if (s != IOT_ENOENT) {
+        if (err != NULL)
+            *err = lookup;
+        return s;
+    }
+    iot_token_record t = {0};
+    snprintf(t.id, sizeof(t.id), "%s", rec->id);
+    snprintf(t.device, sizeof(t.device), "%s", rec->device);
+    t.created = rec->created;
+    t.expires = rec->expires;
+    s = iot__token_insert(reg, &t, hash, err);
+    *added = s == IOT_OK;
+    return s;
+}
+
+iot_status iot_token_import(iot_registry *reg, const iot_token_record *rec, const char *hash,
+                            bool *added, iot_err *err)
+{
+    *added = false;
+    iot_status s = check_token(rec, hash, err);
+    if (s == IOT_OK)
+        s = iot__registry_need(reg, 5, err);
+    if (s == IOT_OK)
+        s = iot_registry_begin(reg, err);
+    if (s != IOT_OK)
+        return s;
+    s = take_token(reg, rec, hash, added, err);
+    if (s == IOT_OK && *added)
+        s = iot_registry_commit(reg, err);
+    iot_registry_rollback(reg);
+    if (s != IOT_OK)
+        *added = false;
     return s;
 }

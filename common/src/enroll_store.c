@@ -309,3 +309,36 @@ out:
         iot_registry_rollback(reg);
     return s;
 }
+
+iot_status iot_token_foreach_hash(iot_registry *reg, iot_token_hash_fn fn, void *ctx, iot_err *err)
+{
+    if (reg->version < 5)
+        return IOT_OK;
+    sqlite3_stmt *st = NULL;
+    iot_status s = IOT_OK;
+    int rc = sqlite3_prepare_v2(
+        reg->db,
+        "SELECT id, device, created, expires, used_at, revoked_at, serial, hash FROM tokens "
+        "ORDER BY created, id",
+        -1, &st, NULL);
+    if (rc != SQLITE_OK) {
+        s = iot__registry_fail(reg, rc, "listing tokens", err);
+        goto out;
+    }
+    for (rc = sqlite3_step(st); rc == SQLITE_ROW; rc = sqlite3_step(st)) {
+        iot_token_record t;
+        char hash[65];
+        token_row(st, &t);
+        iot__registry_text(hash, sizeof(hash), st, 7);
+        int stop = fn(&t, hash, ctx);
+        if (stop != 0) {
+            s = (iot_status)stop;
+            goto out;
+        }
+    }
+    if (rc != SQLITE_DONE)
+        s = iot__registry_fail(reg, rc, "listing tokens", err);
+out:
+    sqlite3_finalize(st);
+    return s;
+}

@@ -21,6 +21,8 @@
 
 #define CERTS       "/iot/certs/"
 #define REVOKED     "/iot/revoked/"
+#define TOKENS      "/iot/tokens-made/"
+#define TOKENS_OFF  "/iot/tokens-revoked/"
 #define DER_MAX     4096
 #define PAGE        500
 #define BUSY_MS     2000
@@ -36,8 +38,10 @@ struct gw_regshare {
     pthread_cond_t wake;
     bool stopping;
     bool down; /* the last call failed: logged once, until one succeeds */
-    int64_t certs_rev, revoked_rev;
+    int64_t certs_rev, revoked_rev, tokens_rev, tokens_off_rev;
     int64_t revoked_up_to; /* local revocations up to this time are written */
+    int64_t tokens_up_to;  /* local tokens created up to this time are written */
+    int64_t tokens_off_up_to;
 };
 
 static int64_t now_s(void)
@@ -372,6 +376,174 @@ static void write_revocations(gw_regshare *rs)
         rs->revoked_up_to = now - 1;
 }
 
+/* ---- tokens in and out -------------------------------------------------------- */
+
+/* "tok-" and 12 lower-case hex digits. */
+static bool token_id_ok(const char *id)
+{
+    if (strlen(id) != IOT_TOKEN_ID_LEN || strncmp(id, "tok-", 4) != 0)
+        return false;
+    for (size_t i = 4; i < IOT_TOKEN_ID_LEN; i++)
+        if (!((id[i] >= '0' && id[i] <= '9') || (id[i] >= 'a' && id[i] <= 'f')))
+            return false;
+    return true;
+}
+
+static bool import_token(gw_regshare *rs, const char *key, const char *id, const cJSON *v)
+{
+    iot_token_record t = {0};
+    const char *device = string_of(v, "device", IOT_ID_MAX);
+    const char *hash = string_of(v, "hash", 64);
+    const char *from = string_of(v, "gateway", GATEWAY_MAX);
+    const cJSON *created = cJSON_GetObjectItemCaseSensitive(v, "created");
+    const cJSON *expires = cJSON_GetObjectItemCaseSensitive(v, "expires");
+    if (device == NULL || hash == NULL || from == NULL || !cJSON_IsNumber(created) ||
+        !cJSON_IsNumber(expires))
+        return refuse_value(key, "not a token record");
+    if (strcmp(from, rs->gateway) == 0)
+        return true;
+    snprintf(t.id, sizeof(t.id), "%s", id);
+    snprintf(t.device, sizeof(t.device), "%s", device);
+    t.created = (int64_t)created->valuedouble;
+    t.expires = (int64_t)expires->valuedouble;
+    bool added = false;
+    iot_err err = {0};
+    iot_status st = iot_token_import(rs->reg, &t, hash, &added, &err);
+    if (st == IOT_EBUSY || st == IOT_EIO)
+        return false;
+    if (st != IOT_OK)
+        return refuse_value(key, err.msg);
+    if (added)
+        gw_log(GW_LOG_INFO, "est.token_imported", "token=%s device=%s from=%s", id, device, from);
+    return true;
+}
+
+static bool import_token_revocation(gw_regshare *rs, const char *key, const char *id,
+                                    const cJSON *v)
+{
+    const char *from = string_of(v, "gateway", GATEWAY_MAX);
+    if (from == NULL)
+        return refuse_value(key, "not a token revocation record");
+    if (strcmp(from, rs->gateway) == 0)
+        return true;
+    iot_err err = {0};
+    iot_status st = iot_token_revoke(rs->reg, id, now_s(), &err);
+    if (st == IOT_EBUSY || st == IOT_EIO)
+        return false;
+    if (st == IOT_OK)
+        gw_log(GW_LOG_INFO, "est.token_revocation_imported", "token=%s from=%s", id, from);
+    return true; /* unknown here, or used or revoked already: nothing to do */
+}
+
+static bool take_token_key(void *ctx, const char *key, const char *value, bool made)
+{
+    gw_regshare *rs = ctx;
+    const char *prefix = made ? TOKENS : TOKENS_OFF;
+    const char *id = key + strlen(prefix);
+    if (strncmp(key, prefix, strlen(prefix)) != 0 || !token_id_ok(id))
+        return refuse_value(key, "not a token key");
+    cJSON *v = cJSON_Parse(value);
+    bool ok = made ? import_token(rs, key, id, v) : import_token_revocation(rs, key, id, v);
+    cJSON_Delete(v);
+    return ok;
+}
+
+static bool take_token_made(void *ctx, const char *key, const char *value)
+{
+    return take_token_key(ctx, key, value, true);
+}
+
+static bool take_token_revoked(void *ctx, const char *key, const char *value)
+{
+    return take_token_key(ctx, key, value, false);
+}
+
+typedef struct token_out {
+    struct token_out *next;
+    bool revoked; /* a revocation, else a new token */
+    iot_token_record rec;
+    char hash[65];
+} token_out;
+
+typedef struct tokens_out {
+    int64_t made_after, revoked_after, now;
+    token_out *list;
+} tokens_out;
+
+/* Tokens made here since the last pass and still usable, and tokens
+ * revoked here since the last pass. */
+static int collect_token(const iot_token_record *rec, const char *hash, void *ctx)
+{
+    tokens_out *o = ctx;
+    bool made = rec->created > o->made_after && rec->used_at == 0 && rec->revoked_at == 0 &&
+                rec->expires > o->now;
+    bool revoked = rec->revoked_at > o->revoked_after;
+    if (!made && !revoked)
+        return 0;
+    token_out *t = calloc(1, sizeof(*t));
+    if (t == NULL)
+        return 0;
+    t->revoked = revoked;
+    t->rec = *rec;
+    snprintf(t->hash, sizeof(t->hash), "%s", hash);
+    t->next = o->list;
+    o->list = t;
+    return 0;
+}
+
+static char *token_value(const gw_regshare *rs, const token_out *t)
+{
+    cJSON *v = cJSON_CreateObject();
+    if (!t->revoked) {
+        cJSON_AddStringToObject(v, "device", t->rec.device);
+        cJSON_AddStringToObject(v, "hash", t->hash);
+        cJSON_AddNumberToObject(v, "created", (double)t->rec.created);
+        cJSON_AddNumberToObject(v, "expires", (double)t->rec.expires);
+    } else {
+        cJSON_AddNumberToObject(v, "at", (double)t->rec.revoked_at);
+    }
+    cJSON_AddStringToObject(v, "gateway", rs->gateway);
+    char *text = cJSON_PrintUnformatted(v);
+    cJSON_Delete(v);
+    return text;
+}
+
+static bool write_token(gw_regshare *rs, const token_out *t)
+{
+    char key[GW_SHARED_KEY_MAX];
+    char existing[GW_SHARED_VALUE_MAX];
+    bool created = false;
+    iot_err err = {0};
+    char *value = token_value(rs, t);
+    if (value == NULL)
+        return false;
+    snprintf(key, sizeof(key), "%s%s", t->revoked ? TOKENS_OFF : TOKENS, t->rec.id);
+    iot_status st =
+        gw_shared_create(rs->opt.shared, key, value, &created, existing, sizeof(existing), &err);
+    free(value);
+    note_call(rs, st, &err);
+    return st == IOT_OK;
+}
+
+/* As write_revocations, for tokens. */
+static void write_tokens(gw_regshare *rs)
+{
+    int64_t now = now_s();
+    tokens_out o = {
+        .made_after = rs->tokens_up_to, .revoked_after = rs->tokens_off_up_to, .now = now};
+    iot_err err = {0};
+    bool all = iot_token_foreach_hash(rs->reg, collect_token, &o, &err) == IOT_OK;
+    for (token_out *t = o.list; t != NULL; t = o.list) {
+        all = all && write_token(rs, t);
+        o.list = t->next;
+        free(t);
+    }
+    if (all) {
+        rs->tokens_up_to = now - 1;
+        rs->tokens_off_up_to = now - 1;
+    }
+}
+
 /* ---- the thread -------------------------------------------------------------- */
 
 static bool wait_or_stop(gw_regshare *rs)
@@ -397,8 +569,11 @@ static void *run(void *arg)
 {
     gw_regshare *rs = arg;
     do {
+        read_prefix(rs, TOKENS, &rs->tokens_rev, take_token_made);
+        read_prefix(rs, TOKENS_OFF, &rs->tokens_off_rev, take_token_revoked);
         read_prefix(rs, CERTS, &rs->certs_rev, take_cert);
         read_prefix(rs, REVOKED, &rs->revoked_rev, take_revoked);
+        write_tokens(rs);
         write_revocations(rs);
     } while (!wait_or_stop(rs));
     return NULL;

@@ -159,9 +159,31 @@ grep -q 'event=identity.revocation_imported device=dev-new .*from=gw-a' "$T/b/gw
   fail "no identity.revocation_imported line at b"
 pass "gateway b applied the revocation made at a"
 expect_eq "b counts it" 1 "$(metric iotgw_shared_revocations_imported_total)"
+
+# --- a token made on one gateway's host is good at the other -------------------------
+actl() { "$IOTCTL" --dir "$T/no-pki" --registry "$T/a/registry.db" "$@"; }
+TOK3="$(actl token create --device dev-t3 --ttl 1h 2>/dev/null | head -1)"
+TOK4="$(actl token create --device dev-t4 --ttl 1h 2>/dev/null | head -1)"
+[ "${#TOK3}" -eq 43 ] && [ "${#TOK4}" -eq 43 ] || fail "iotctl token create on a's registry"
+TOK4_ID="$(actl token list | awk '$2 == "dev-t4" { print $1 }')"
+expect_ok "a token revoked on a's host" actl token revoke "$TOK4_ID"
 at b
-expect_eq "the claim names gateway a" gw-a \
-  "$(etcd_ctl get --print-value-only --prefix /iot/tokens/ | jq -r .gateway | sort -u | tr '\n' ' ' | sed 's/ $//')"
+new_csr "$T/t3" dev-t3
+wait_until 10 "gateway b to take the token made at a" \
+  grep -q "event=est.token_imported .*device=dev-t3 from=gw-a" "$T/b/gw.log"
+expect_eq "dev-t3 enrolls at b with the token made at a" 200 \
+  "$(est_csr simpleenroll "$T/t3" -u "dev-t3:$TOK3")"
+new_csr "$T/t4" dev-t4
+wait_until 10 "gateway b to take the token revocation made at a" \
+  grep -q "event=est.token_revocation_imported token=$TOK4_ID from=gw-a" "$T/b/gw.log"
+expect_eq "the token revoked at a is refused at b" 401 \
+  "$(est_csr simpleenroll "$T/t4" -u "dev-t4:$TOK4")"
+expect_eq "... as token_revoked" token_revoked "$(est_error)"
+at b
+expect_eq "dev-new's token's claim names gateway a" gw-a \
+  "$(etcd_ctl get --print-value-only "/iot/tokens/$(printf %s "$TOK" | sha256sum | cut -c1-64)" | jq -r .gateway)"
+expect_eq "dev-t3's names gateway b" gw-b \
+  "$(etcd_ctl get --print-value-only "/iot/tokens/$(printf %s "$TOK3" | sha256sum | cut -c1-64)" | jq -r .gateway)"
 
 # --- a rollout pauses on failures reported through both gateways -------------------
 # Keys under the prefix that are no report of ours, written first: each is

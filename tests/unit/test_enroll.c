@@ -491,6 +491,57 @@ static void bootstrap_enrolls_with_a_new_key_only(void **state)
     EVP_PKEY_free(other.key);
 }
 
+typedef struct found_token {
+    const char *device;
+    iot_token_record rec;
+    char hash[65];
+} found_token;
+
+static int find_token(const iot_token_record *rec, const char *hash, void *ctx)
+{
+    found_token *f = ctx;
+    if (strcmp(rec->device, f->device) == 0) {
+        f->rec = *rec;
+        snprintf(f->hash, sizeof(f->hash), "%s", hash);
+    }
+    return 0;
+}
+
+/* A token made at gateway A is good at gateway B once B took it in. */
+static void a_token_made_elsewhere_is_good_here(void **state)
+{
+    (void)state;
+    char token[IOT_TOKEN_LEN + 1];
+    new_token("dev-tokb", DAY, token);
+    found_token f = {.device = "dev-tokb"};
+    iot_err err;
+    assert_int_equal(iot_token_foreach_hash(reg, find_token, &f, &err), IOT_OK);
+    assert_int_equal(strlen(f.hash), 64);
+    bool added = true;
+    iot_token_record bad = f.rec;
+    bad.id[5] ^= 1; /* not the hash's id */
+    assert_int_equal(iot_token_import(reg_b, &bad, f.hash, &added, &err), IOT_EINVAL);
+    assert_false(added);
+    assert_int_equal(iot_token_import(reg_b, &f.rec, "ABC", &added, &err), IOT_EINVAL);
+    assert_int_equal(iot_token_import(reg_b, &f.rec, f.hash, &added, &err), IOT_OK);
+    assert_true(added);
+    assert_int_equal(iot_token_import(reg_b, &f.rec, f.hash, &added, &err), IOT_OK);
+    assert_false(added);
+    csr c;
+    make_csr("dev-tokb", &c);
+    iot_enroll_request req = {.method = IOT_ENROLL_BY_TOKEN,
+                              .device_id = "dev-tokb",
+                              .token = token,
+                              .csr = c.der,
+                              .csr_len = c.len,
+                              .now = NOW};
+    iot_enroll_result r;
+    assert_int_equal(iot_enroll(reg_b, &issuer, &policy, &req, &r, &err), IOT_OK);
+    assert_int_equal(r.outcome, IOT_ENROLL_OUT_ISSUED);
+    X509_free(r.cert);
+    EVP_PKEY_free(c.key);
+}
+
 static void a_revoked_issuer_signs_nothing(void **state)
 {
     (void)state;
@@ -990,6 +1041,7 @@ int main(void)
         cmocka_unit_test(what_is_not_a_trusted_device_certificate_is_refused),
         cmocka_unit_test(a_renewal_elsewhere_replaces_the_certificate_it_renewed),
         cmocka_unit_test(a_revocation_elsewhere_is_applied_once),
+        cmocka_unit_test(a_token_made_elsewhere_is_good_here),
         cmocka_unit_test(a_revoked_issuer_signs_nothing),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -64,6 +64,13 @@ iot_status iot_token_revoke(iot_registry *reg, const char *id, int64_t now, iot_
 /* Every token, newest first. */
 iot_status iot_token_foreach(iot_registry *reg, iot_token_fn fn, void *ctx, iot_err *err);
 
+/* Every token with its hash (the SHA-256 the registry keeps), oldest
+ * first: what a gateway shares so that a token created at one gateway is
+ * good at the others (iot_token_import). The hash reveals nothing that
+ * helps to guess the token. */
+typedef int (*iot_token_hash_fn)(const iot_token_record *rec, const char *hash, void *ctx);
+iot_status iot_token_foreach_hash(iot_registry *reg, iot_token_hash_fn fn, void *ctx, iot_err *err);
+
 typedef enum iot_enroll_state {
     IOT_ENROLL_PENDING,  /* waits for an operator */
     IOT_ENROLL_APPROVED, /* the device's next request gets its certificate */
@@ -236,5 +243,15 @@ iot_status iot_enroll_import_cert(iot_registry *reg, const iot_enroll_import *in
 iot_status iot_enroll_import_revocation(iot_registry *reg, const char *device, const char *serial,
                                         const char *reason, int64_t now, bool *changed,
                                         iot_err *err);
+
+/* Takes in a token created at another gateway: its id, device, created
+ * and expires from `rec`, with its hash; unused and unrevoked here (its
+ * use is claimed in the shared state, its revocation comes with
+ * iot_token_revoke). *added is false when the registry has that token
+ * already (nothing written). IOT_EINVAL for a malformed device ID or hash,
+ * an id that is not "tok-" and the hash's first 12 digits, or an expiry
+ * before the creation. One transaction. */
+iot_status iot_token_import(iot_registry *reg, const iot_token_record *rec, const char *hash,
+                            bool *added, iot_err *err);
 
 #endif
