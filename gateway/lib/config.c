@@ -595,9 +595,10 @@ static const gw__option gw__options[] = {
      .example = "10.0.0.21:2379 10.0.0.22:2379 10.0.0.23:2379",
      .section = "Shared state (several gateways)",
      .help = "The members of the etcd cluster that gateways behind one balancer\n"
-             "share (docs/cluster.md, Shared state): enrollment tokens spent and\n"
-             "rollout reports. Empty: this gateway keeps them alone. Port 2379\n"
-             "when none is given; always TLS with shared_state_cert."},
+             "share (docs/cluster.md, Shared state): enrollment tokens, the\n"
+             "certificates issued and revoked, and rollout reports. Empty: this\n"
+             "gateway keeps them alone. Port 2379 when none is given; always TLS\n"
+             "with shared_state_cert."},
     {.key = "shared_state_ca",
      .type = GW__PATH,
      GW__FIELD(shared_state_ca),
@@ -629,7 +630,8 @@ static const gw__option gw__options[] = {
      .def = "1s",
      .min = 100,
      .max = GW__M,
-     .help = "How often the rollout reports other gateways shared are read."},
+     .help = "How often what other gateways shared (tokens, certificates,\n"
+             "revocations, rollout reports) is read."},
     {.key = "mqtt_host",
      .type = GW__STRING,
      GW__FIELD(mqtt_host),

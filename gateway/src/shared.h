@@ -11,6 +11,12 @@
  *   /iot/tokens/<sha256 of the token>    the gateway that spent an
  *                                        enrollment token, for which
  *                                        device and key (est.c)
+ *   /iot/tokens-made/<id>, -revoked/<id> tokens made or revoked in one
+ *                                        gateway's registry (regshare.c)
+ *   /iot/certs/<serial>                  a device certificate a gateway
+ *                                        issued, DER (est.c, regshare.c)
+ *   /iot/revoked/<serial>                a device revoked in a gateway's
+ *                                        registry (regshare.c)
  *   /iot/rollouts/<rollout>/final/<dev>  a device's final update report,
  *                                        and the gateway that took it
  *                                        (rollshare.c)
