@@ -49,21 +49,6 @@ static int64_t now_s(void)
     return (int64_t)time(NULL);
 }
 
-static void note_call(gw_regshare *rs, iot_status st, const iot_err *err)
-{
-    if (st != IOT_OK) {
-        gw_metric_inc(GW_M_SHARED_ERRORS);
-        if (!rs->down)
-            gw_log(GW_LOG_ERROR, "shared.unavailable",
-                   "for=registry error=\"%s\" action=\"check the etcd members in shared_state\"",
-                   err->msg);
-        rs->down = true;
-    } else if (rs->down) {
-        rs->down = false;
-        gw_log(GW_LOG_INFO, "shared.available", "for=registry");
-    }
-}
-
 static bool refuse_value(const char *key, const char *why)
 {
     gw_metric_inc(GW_M_SHARED_REFUSED);
@@ -293,7 +278,7 @@ static void read_prefix(gw_regshare *rs, const char *prefix, int64_t *revision, 
         iot_err err = {0};
         int64_t before = *revision;
         iot_status st = gw_shared_changes(rs->opt.shared, prefix, revision, PAGE, &n, fn, rs, &err);
-        note_call(rs, st, &err);
+        gw_shared_note(&rs->down, "registry", st, &err);
         if (st != IOT_OK || *revision == before)
             return;
     }
@@ -350,7 +335,7 @@ static bool write_revocation(gw_regshare *rs, const revocation *r)
     iot_status st =
         gw_shared_create(rs->opt.shared, key, value, &created, existing, sizeof(existing), &err);
     free(value);
-    note_call(rs, st, &err);
+    gw_shared_note(&rs->down, "registry", st, &err);
     if (st == IOT_OK && created)
         gw_log(GW_LOG_INFO, "identity.revocation_shared", "device=%s serial=%s", r->device,
                r->serial);
@@ -521,7 +506,7 @@ static bool write_token(gw_regshare *rs, const token_out *t)
     iot_status st =
         gw_shared_create(rs->opt.shared, key, value, &created, existing, sizeof(existing), &err);
     free(value);
-    note_call(rs, st, &err);
+    gw_shared_note(&rs->down, "registry", st, &err);
     return st == IOT_OK;
 }
 
@@ -549,17 +534,8 @@ static void write_tokens(gw_regshare *rs)
 static bool wait_or_stop(gw_regshare *rs)
 {
     pthread_mutex_lock(&rs->lock);
-    if (!rs->stopping) {
-        struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_sec += rs->opt.poll_ms / 1000;
-        until.tv_nsec += (long)(rs->opt.poll_ms % 1000) * 1000000L;
-        if (until.tv_nsec >= 1000000000L) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000L;
-        }
-        pthread_cond_timedwait(&rs->wake, &rs->lock, &until);
-    }
+    if (!rs->stopping)
+        gw_shared_timedwait(&rs->wake, &rs->lock, rs->opt.poll_ms);
     bool stop = rs->stopping;
     pthread_mutex_unlock(&rs->lock);
     return stop;

@@ -56,23 +56,6 @@ static bool is_final(iot_rollout_dev_state s)
     return s == IOT_RDEV_CONFIRMED || s == IOT_RDEV_FAILED || s == IOT_RDEV_ROLLED_BACK;
 }
 
-/* One failure is logged, not every retry of it; the recovery is. */
-static void note_call(gw_rollshare *rs, iot_status st, const iot_err *err)
-{
-    if (st != IOT_OK) {
-        gw_metric_inc(GW_M_SHARED_ERRORS);
-        if (!rs->down)
-            gw_log(GW_LOG_ERROR, "shared.unavailable",
-                   "for=rollouts error=\"%s\" action=\"check the etcd members in shared_state; "
-                   "reports wait here and are written when one answers\"",
-                   err->msg);
-        rs->down = true;
-    } else if (rs->down) {
-        rs->down = false;
-        gw_log(GW_LOG_INFO, "shared.available", "for=rollouts");
-    }
-}
-
 /* ---- local reports out ---------------------------------------------------- */
 
 static char *report_value(const gw_rollshare *rs, const report *rep)
@@ -131,7 +114,7 @@ static bool write_report(gw_rollshare *rs, const report *rep)
     iot_status st =
         gw_shared_create(rs->opt.shared, key, value, &created, existing, sizeof(existing), &err);
     free(value);
-    note_call(rs, st, &err);
+    gw_shared_note(&rs->down, "rollouts", st, &err);
     if (st != IOT_OK)
         return false;
     if (!created)
@@ -384,7 +367,7 @@ static void read_shared(gw_rollshare *rs)
         int64_t before = rs->revision;
         iot_status st = gw_shared_changes(rs->opt.shared, PREFIX, &rs->revision, PAGE, &n,
                                           take_shared, rs, &err);
-        note_call(rs, st, &err);
+        gw_shared_note(&rs->down, "rollouts", st, &err);
         if (st != IOT_OK || rs->revision == before)
             return;
     }
@@ -395,17 +378,8 @@ static void read_shared(gw_rollshare *rs)
 static bool should_stop(gw_rollshare *rs, bool wait)
 {
     pthread_mutex_lock(&rs->lock);
-    if (wait && !rs->stopping && rs->head == NULL) {
-        struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_sec += rs->opt.poll_ms / 1000;
-        until.tv_nsec += (long)(rs->opt.poll_ms % 1000) * 1000000L;
-        if (until.tv_nsec >= 1000000000L) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000L;
-        }
-        pthread_cond_timedwait(&rs->wake, &rs->lock, &until);
-    }
+    if (wait && !rs->stopping && rs->head == NULL)
+        gw_shared_timedwait(&rs->wake, &rs->lock, rs->opt.poll_ms);
     bool stop = rs->stopping;
     pthread_mutex_unlock(&rs->lock);
     return stop;

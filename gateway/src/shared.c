@@ -9,9 +9,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "brokers.h"
 #include "estcodec.h"
+#include "log.h"
+#include "metrics.h"
 
 #define DEFAULT_PORT    2379
 #define CONNECT_TIMEOUT 2000L /* ms */
@@ -359,4 +362,33 @@ out:
     free(a.buf);
     free(body);
     return st;
+}
+
+void gw_shared_note(bool *down, const char *what, iot_status st, const iot_err *err)
+{
+    if (st != IOT_OK) {
+        gw_metric_inc(GW_M_SHARED_ERRORS);
+        if (!*down)
+            gw_log(GW_LOG_ERROR, "shared.unavailable",
+                   "for=%s error=\"%s\" action=\"check the etcd members in shared_state; what "
+                   "waits is written when one answers\"",
+                   what, err->msg);
+        *down = true;
+    } else if (*down) {
+        *down = false;
+        gw_log(GW_LOG_INFO, "shared.available", "for=%s", what);
+    }
+}
+
+void gw_shared_timedwait(pthread_cond_t *wake, pthread_mutex_t *lock, int ms)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += ms / 1000;
+    until.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    pthread_cond_timedwait(wake, lock, &until);
 }

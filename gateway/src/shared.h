@@ -32,6 +32,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <pthread.h>
 #include <stdint.h>
 
 #include "iot/status.h"
@@ -73,5 +74,15 @@ typedef bool (*gw_shared_kv_fn)(void *ctx, const char *key, const char *value);
  * above. */
 iot_status gw_shared_changes(gw_shared *s, const char *prefix, int64_t *revision, int limit, int *n,
                              gw_shared_kv_fn fn, void *ctx, iot_err *err);
+
+/* ---- for the threads that call (rollshare.c, regshare.c) ------------------ */
+
+/* Counts a failed call and logs shared.unavailable once per outage
+ * (*down remembers it), and shared.available when a call succeeds again;
+ * `what` says whose state it is ("rollouts", "registry"). */
+void gw_shared_note(bool *down, const char *what, iot_status st, const iot_err *err);
+
+/* Waits on `wake` (with `lock` held) for at most ms milliseconds. */
+void gw_shared_timedwait(pthread_cond_t *wake, pthread_mutex_t *lock, int ms);
 
 #endif
