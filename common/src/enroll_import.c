@@ -253,11 +253,38 @@ static iot_status keep_der(import_job *job, iot_err *err)
     return iot_registry_set_der(job->reg, job->rec.serial, job->in->der, job->in->der_len, err);
 }
 
+/* A request of this device for this key that waited here (pending or
+ * approved) was answered at another gateway: it is issued, with this
+ * certificate, so that the device asking here gets the same one. */
+static iot_status settle_request(iot_registry *reg, const iot_cert_record *rec, iot_err *err)
+{
+    iot_enroll_record e;
+    iot_err lookup = {0};
+    iot_status s = iot__enroll_get(reg, rec->name, &e, &lookup);
+    if (s == IOT_ENOENT)
+        return IOT_OK;
+    if (s != IOT_OK) {
+        if (err != NULL)
+            *err = lookup;
+        return s;
+    }
+    if (strcmp(e.spki, rec->spki) != 0 || e.state == IOT_ENROLL_DENIED ||
+        e.state == IOT_ENROLL_ISSUED)
+        return IOT_OK;
+    e.state = IOT_ENROLL_ISSUED;
+    if (e.decided == 0)
+        e.decided = rec->created;
+    snprintf(e.serial, sizeof(e.serial), "%s", rec->serial);
+    return iot__enroll_put(reg, &e, err);
+}
+
 static iot_status add_device(import_job *job, iot_import_outcome *out, iot_err *err)
 {
     iot_status s = iot_registry_add(job->reg, &job->rec, err);
     if (s == IOT_OK)
         s = keep_der(job, err);
+    if (s == IOT_OK)
+        s = settle_request(job->reg, &job->rec, err);
     if (s == IOT_OK)
         *out = IOT_IMPORT_ADDED;
     return s;
@@ -496,5 +523,79 @@ iot_status iot_token_import(iot_registry *reg, const iot_token_record *rec, cons
     iot_registry_rollback(reg);
     if (s != IOT_OK)
         *added = false;
+    return s;
+}
+
+/* ---- requests that wait for an operator ------------------------------------ */
+
+static iot_status check_request(const iot_enroll_record *e, iot_err *err)
+{
+    iot_status s = iot_id_check("the device ID of a shared enrollment request", e->device, err);
+    if (s != IOT_OK)
+        return s;
+    if (strcmp(e->method, "token") != 0 && strcmp(e->method, "bootstrap") != 0)
+        return iot_err_set(err, IOT_EINVAL, "a shared request's method must be token or bootstrap");
+    if (!hash_ok(e->spki))
+        return iot_err_set(err, IOT_EINVAL, "a shared request's key must be a SHA-256 in hex");
+    if (e->state != IOT_ENROLL_PENDING && e->state != IOT_ENROLL_APPROVED &&
+        e->state != IOT_ENROLL_DENIED)
+        return iot_err_set(err, IOT_EINVAL, "a shared request is pending, approved or denied");
+    return IOT_OK;
+}
+
+/* What this registry holds for the request's device decides: nothing (the
+ * request is added, with this key's certificate already here: issued), a
+ * pending request for the same key (the decision is taken), anything else
+ * (nothing changes: a decision is not undone, a request for another key
+ * is the device's own business here). */
+static iot_status take_request(iot_registry *reg, const iot_enroll_record *in, bool *changed,
+                               iot_err *err)
+{
+    iot_enroll_record have;
+    iot_err lookup = {0};
+    iot_status s = iot__enroll_get(reg, in->device, &have, &lookup);
+    if (s == IOT_OK) {
+        if (have.state != IOT_ENROLL_PENDING || in->state == IOT_ENROLL_PENDING ||
+            strcmp(have.spki, in->spki) != 0)
+            return IOT_OK;
+        have.state = in->state;
+        have.decided = in->decided;
+        *changed = true;
+        return iot__enroll_put(reg, &have, err);
+    }
+    if (s != IOT_ENOENT) {
+        if (err != NULL)
+            *err = lookup;
+        return s;
+    }
+    iot_enroll_record e = *in;
+    e.serial[0] = '\0';
+    iot_cert_record cur;
+    if (iot_registry_get_by_name(reg, in->device, &cur, &lookup) == IOT_OK && !cur.revoked &&
+        strcmp(cur.spki, in->spki) == 0 && in->state != IOT_ENROLL_DENIED) {
+        e.state = IOT_ENROLL_ISSUED;
+        snprintf(e.serial, sizeof(e.serial), "%s", cur.serial);
+    }
+    *changed = true;
+    return iot__enroll_put(reg, &e, err);
+}
+
+iot_status iot_enroll_import_request(iot_registry *reg, const iot_enroll_record *e, bool *changed,
+                                     iot_err *err)
+{
+    *changed = false;
+    iot_status s = check_request(e, err);
+    if (s == IOT_OK)
+        s = iot__registry_need(reg, 5, err);
+    if (s == IOT_OK)
+        s = iot_registry_begin(reg, err);
+    if (s != IOT_OK)
+        return s;
+    s = take_request(reg, e, changed, err);
+    if (s == IOT_OK && *changed)
+        s = iot_registry_commit(reg, err);
+    iot_registry_rollback(reg);
+    if (s != IOT_OK)
+        *changed = false;
     return s;
 }

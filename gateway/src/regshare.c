@@ -23,6 +23,7 @@
 #define REVOKED     "/iot/revoked/"
 #define TOKENS      "/iot/tokens-made/"
 #define TOKENS_OFF  "/iot/tokens-revoked/"
+#define REQUESTS    "/iot/enroll/"
 #define DER_MAX     4096
 #define PAGE        500
 #define BUSY_MS     2000
@@ -42,6 +43,8 @@ struct gw_regshare {
     int64_t revoked_up_to; /* local revocations up to this time are written */
     int64_t tokens_up_to;  /* local tokens created up to this time are written */
     int64_t tokens_off_up_to;
+    int64_t requests_rev;
+    int64_t asked_up_to, decided_up_to; /* local requests and decisions written */
 };
 
 static int64_t now_s(void)
@@ -529,6 +532,154 @@ static void write_tokens(gw_regshare *rs)
     }
 }
 
+/* ---- requests that wait for an operator, and decisions ------------------------ */
+
+/* "/iot/enroll/<device>/<state>". */
+static bool parse_request_key(const char *key, char *device, iot_enroll_state *state)
+{
+    const char *dev = key + strlen(REQUESTS);
+    const char *slash = strchr(dev, '/');
+    if (strncmp(key, REQUESTS, strlen(REQUESTS)) != 0 || slash == NULL ||
+        (size_t)(slash - dev) > IOT_ID_MAX)
+        return false;
+    memcpy(device, dev, (size_t)(slash - dev));
+    device[slash - dev] = '\0';
+    const char *name = slash + 1;
+    if (strcmp(name, "pending") == 0)
+        *state = IOT_ENROLL_PENDING;
+    else if (strcmp(name, "approved") == 0)
+        *state = IOT_ENROLL_APPROVED;
+    else if (strcmp(name, "denied") == 0)
+        *state = IOT_ENROLL_DENIED;
+    else
+        return false;
+    return iot_id_is_valid(device);
+}
+
+static bool parse_request(const cJSON *v, iot_enroll_record *e, const char **from)
+{
+    const char *method = string_of(v, "method", sizeof(e->method) - 1);
+    const char *auth = string_of(v, "auth", IOT_SERIAL_HEX_MAX);
+    const char *spki = string_of(v, "spki", IOT_FPR_HEX_LEN);
+    const char *peer = string_of(v, "peer", sizeof(e->peer) - 1);
+    const cJSON *requested = cJSON_GetObjectItemCaseSensitive(v, "requested");
+    const cJSON *decided = cJSON_GetObjectItemCaseSensitive(v, "decided");
+    *from = string_of(v, "gateway", GATEWAY_MAX);
+    if (method == NULL || auth == NULL || spki == NULL || peer == NULL || *from == NULL ||
+        !cJSON_IsNumber(requested) || !cJSON_IsNumber(decided))
+        return false;
+    snprintf(e->method, sizeof(e->method), "%s", method);
+    snprintf(e->auth, sizeof(e->auth), "%s", auth);
+    snprintf(e->spki, sizeof(e->spki), "%s", spki);
+    snprintf(e->peer, sizeof(e->peer), "%s", peer);
+    e->requested = (int64_t)requested->valuedouble;
+    e->decided = (int64_t)decided->valuedouble;
+    return true;
+}
+
+static bool take_request(void *ctx, const char *key, const char *value)
+{
+    gw_regshare *rs = ctx;
+    iot_enroll_record e;
+    memset(&e, 0, sizeof(e));
+    const char *from = NULL;
+    if (!parse_request_key(key, e.device, &e.state))
+        return refuse_value(key, "not /iot/enroll/<device>/<pending|approved|denied>");
+    cJSON *v = cJSON_Parse(value);
+    bool ok = true;
+    if (!parse_request(v, &e, &from)) {
+        refuse_value(key, "not an enrollment request record");
+        goto out;
+    }
+    if (strcmp(from, rs->gateway) == 0)
+        goto out;
+    bool changed = false;
+    iot_err err = {0};
+    iot_status st = iot_enroll_import_request(rs->reg, &e, &changed, &err);
+    if (st == IOT_EBUSY || st == IOT_EIO)
+        ok = false;
+    else if (st != IOT_OK)
+        refuse_value(key, err.msg);
+    else if (changed)
+        gw_log(GW_LOG_INFO, "est.request_imported", "device=%s state=%s from=%s", e.device,
+               iot_enroll_state_name(e.state), from);
+out:
+    cJSON_Delete(v);
+    return ok;
+}
+
+typedef struct request_out {
+    struct request_out *next;
+    iot_enroll_record e;
+} request_out;
+
+typedef struct requests_out {
+    int64_t asked_after, decided_after;
+    request_out *list;
+} requests_out;
+
+/* Requests made here, and decisions taken here, since the last pass. */
+static int collect_request(const iot_enroll_record *e, void *ctx)
+{
+    requests_out *o = ctx;
+    bool asked = e->state == IOT_ENROLL_PENDING && e->requested > o->asked_after;
+    bool decided = (e->state == IOT_ENROLL_APPROVED || e->state == IOT_ENROLL_DENIED) &&
+                   e->decided > o->decided_after;
+    if (!asked && !decided)
+        return 0;
+    request_out *r = calloc(1, sizeof(*r));
+    if (r == NULL)
+        return 0;
+    r->e = *e;
+    r->next = o->list;
+    o->list = r;
+    return 0;
+}
+
+static bool write_request(gw_regshare *rs, const iot_enroll_record *e)
+{
+    char key[GW_SHARED_KEY_MAX];
+    char existing[GW_SHARED_VALUE_MAX];
+    bool created = false;
+    iot_err err = {0};
+    cJSON *v = cJSON_CreateObject();
+    cJSON_AddStringToObject(v, "method", e->method);
+    cJSON_AddStringToObject(v, "auth", e->auth);
+    cJSON_AddStringToObject(v, "spki", e->spki);
+    cJSON_AddStringToObject(v, "peer", e->peer);
+    cJSON_AddNumberToObject(v, "requested", (double)e->requested);
+    cJSON_AddNumberToObject(v, "decided", (double)e->decided);
+    cJSON_AddStringToObject(v, "gateway", rs->gateway);
+    char *value = cJSON_PrintUnformatted(v);
+    cJSON_Delete(v);
+    if (value == NULL)
+        return false;
+    snprintf(key, sizeof(key), REQUESTS "%s/%s", e->device, iot_enroll_state_name(e->state));
+    iot_status st =
+        gw_shared_create(rs->opt.shared, key, value, &created, existing, sizeof(existing), &err);
+    free(value);
+    gw_shared_note(&rs->down, "registry", st, &err);
+    return st == IOT_OK;
+}
+
+/* As write_revocations, for requests and decisions. */
+static void write_requests(gw_regshare *rs)
+{
+    int64_t now = now_s();
+    requests_out o = {.asked_after = rs->asked_up_to, .decided_after = rs->decided_up_to};
+    iot_err err = {0};
+    bool all = iot_enroll_foreach(rs->reg, collect_request, &o, &err) == IOT_OK;
+    for (request_out *r = o.list; r != NULL; r = o.list) {
+        all = all && write_request(rs, &r->e);
+        o.list = r->next;
+        free(r);
+    }
+    if (all) {
+        rs->asked_up_to = now - 1;
+        rs->decided_up_to = now - 1;
+    }
+}
+
 /* ---- the thread -------------------------------------------------------------- */
 
 static bool wait_or_stop(gw_regshare *rs)
@@ -548,8 +699,10 @@ static void *run(void *arg)
         read_prefix(rs, TOKENS, &rs->tokens_rev, take_token_made);
         read_prefix(rs, TOKENS_OFF, &rs->tokens_off_rev, take_token_revoked);
         read_prefix(rs, CERTS, &rs->certs_rev, take_cert);
+        read_prefix(rs, REQUESTS, &rs->requests_rev, take_request);
         read_prefix(rs, REVOKED, &rs->revoked_rev, take_revoked);
         write_tokens(rs);
+        write_requests(rs);
         write_revocations(rs);
     } while (!wait_or_stop(rs));
     return NULL;

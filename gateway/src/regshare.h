@@ -7,7 +7,10 @@
  * /iot/certs/<serial> before the device gets its 200, so no device holds
  * a certificate the others cannot learn; a revocation made in a gateway's
  * registry (iotctl device revoke on that gateway's host) is written as
- * /iot/revoked/<serial> by that gateway's thread. Every gateway's thread
+ * /iot/revoked/<serial> by that gateway's thread, and so are the tokens
+ * made or revoked there (/iot/tokens-made/, /iot/tokens-revoked/), the
+ * requests waiting there for an operator and the decisions on them
+ * (/iot/enroll/<device>/<state>). Every gateway's thread
  * reads both and takes into its own registry what others wrote: a
  * certificate only when it verifies against this gateway's own issuing
  * CAs and is a device certificate for the name it claims

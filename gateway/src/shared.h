@@ -17,6 +17,9 @@
  *                                        issued, DER (est.c, regshare.c)
  *   /iot/revoked/<serial>                a device revoked in a gateway's
  *                                        registry (regshare.c)
+ *   /iot/enroll/<device>/<state>         a request waiting for an
+ *                                        operator, and the decision
+ *                                        (regshare.c)
  *   /iot/rollouts/<rollout>/final/<dev>  a device's final update report,
  *                                        and the gateway that took it
  *                                        (rollshare.c)

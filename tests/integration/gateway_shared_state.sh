@@ -255,6 +255,46 @@ pass "a wrote at its start the report it had taken without a quorum; b applied i
 grep -q 'shared.compare_failed' "$T/a/gw.log" && fail "a could not compare its file: $(grep shared.compare_failed "$T/a/gw.log" | tail -1)"
 pass "no shared.compare_failed at a"
 
+# --- approvals: a request waiting at one gateway is decided at the other ------------
+halt_gateway a
+halt_gateway b
+for x in a b; do echo "est_require_approval = yes" >>"$T/$x/gw.conf"; done
+run_gateway a
+run_gateway b
+bctl() { "$IOTCTL" --dir "$T/no-pki" --registry "$T/b/registry.db" "$@"; }
+TOK5="$(actl token create --device dev-ap --ttl 1h 2>/dev/null | head -1)"
+TOK6="$(actl token create --device dev-dn --ttl 1h 2>/dev/null | head -1)"
+wait_until 10 "gateway b to take the tokens made at a" \
+  grep -q "event=est.token_imported .*device=dev-dn from=gw-a" "$T/b/gw.log"
+at a
+new_csr "$T/ap" dev-ap
+expect_eq "dev-ap waits for an operator at a" 202 "$(est_csr simpleenroll "$T/ap" -u "dev-ap:$TOK5")"
+wait_until 10 "gateway b to list dev-ap's request" \
+  grep -q "event=est.request_imported device=dev-ap state=pending from=gw-a" "$T/b/gw.log"
+bctl enroll list --pending | grep -q dev-ap || fail "enroll list --pending at b does not show dev-ap"
+pass "the request made at a is pending at b"
+expect_ok "dev-ap approved on b's host" bctl enroll approve dev-ap
+wait_until 10 "gateway a to take the approval made at b" \
+  grep -q "event=est.request_imported device=dev-ap state=approved from=gw-b" "$T/a/gw.log"
+expect_eq "dev-ap gets its certificate at a" 200 "$(est_csr simpleenroll "$T/ap" -u "dev-ap:$TOK5")"
+est_certs "$T/ap"
+at b
+wait_until 10 "gateway b to admit dev-ap" send_is "$T/ap" 200
+expect_eq "dev-ap's lost answer at b" 200 "$(est_csr simpleenroll "$T/ap" -u "dev-ap:$TOK5")"
+mkdir -p "$T/ap-again"
+est_certs "$T/ap-again"
+expect_eq "... is the certificate a issued" "$(openssl x509 -in "$T/ap/cert.pem" -noout -serial)" \
+  "$(openssl x509 -in "$T/ap-again/cert.pem" -noout -serial)"
+new_csr "$T/dn" dev-dn
+expect_eq "dev-dn waits for an operator at b" 202 "$(est_csr simpleenroll "$T/dn" -u "dev-dn:$TOK6")"
+wait_until 10 "gateway a to list dev-dn's request" \
+  grep -q "event=est.request_imported device=dev-dn state=pending from=gw-b" "$T/a/gw.log"
+expect_ok "dev-dn denied on a's host" actl enroll deny dev-dn
+wait_until 10 "gateway b to take the denial made at a" \
+  grep -q "event=est.request_imported device=dev-dn state=denied from=gw-a" "$T/b/gw.log"
+expect_eq "dev-dn is refused at b" 403 "$(est_csr simpleenroll "$T/dn" -u "dev-dn:$TOK6")"
+expect_eq "... as denied" denied "$(est_error)"
+
 # --- no member answers ----------------------------------------------------------------
 etcd_cluster_stop
 at a

@@ -542,6 +542,62 @@ static void a_token_made_elsewhere_is_good_here(void **state)
     EVP_PKEY_free(c.key);
 }
 
+static int find_request(const iot_enroll_record *e, void *ctx)
+{
+    iot_enroll_record *want = ctx;
+    if (strcmp(e->device, want->device) == 0)
+        *want = *e;
+    return 0;
+}
+
+static iot_enroll_state request_state_in_b(const char *device)
+{
+    iot_enroll_record e = {0};
+    iot_err err;
+    snprintf(e.device, sizeof(e.device), "%s", device);
+    e.state = (iot_enroll_state)-1;
+    assert_int_equal(iot_enroll_foreach(reg_b, find_request, &e, &err), IOT_OK);
+    return e.state;
+}
+
+/* A request waiting at gateway A is listed at B, and a decision taken at
+ * either reaches the other; a decision is never undone. */
+static void a_request_and_its_decision_travel(void **state)
+{
+    (void)state;
+    iot_enroll_record e = {.requested = NOW, .state = IOT_ENROLL_PENDING};
+    snprintf(e.device, sizeof(e.device), "dev-req");
+    snprintf(e.method, sizeof(e.method), "bootstrap");
+    snprintf(e.auth, sizeof(e.auth), "B0075E71A9");
+    memset(e.spki, 'a', 64);
+    snprintf(e.peer, sizeof(e.peer), "192.0.2.7");
+    bool changed = false;
+    iot_err err;
+    iot_enroll_record bad = e;
+    snprintf(bad.method, sizeof(bad.method), "magic");
+    assert_int_equal(iot_enroll_import_request(reg_b, &bad, &changed, &err), IOT_EINVAL);
+    assert_false(changed);
+    assert_int_equal(iot_enroll_import_request(reg_b, &e, &changed, &err), IOT_OK);
+    assert_true(changed);
+    assert_int_equal(request_state_in_b("dev-req"), IOT_ENROLL_PENDING);
+    assert_int_equal(iot_enroll_import_request(reg_b, &e, &changed, &err), IOT_OK);
+    assert_false(changed);
+    iot_enroll_record other = e; /* a decision on another key changes nothing */
+    other.state = IOT_ENROLL_APPROVED;
+    memset(other.spki, 'b', 64);
+    assert_int_equal(iot_enroll_import_request(reg_b, &other, &changed, &err), IOT_OK);
+    assert_false(changed);
+    e.state = IOT_ENROLL_APPROVED;
+    e.decided = NOW + 10;
+    assert_int_equal(iot_enroll_import_request(reg_b, &e, &changed, &err), IOT_OK);
+    assert_true(changed);
+    assert_int_equal(request_state_in_b("dev-req"), IOT_ENROLL_APPROVED);
+    e.state = IOT_ENROLL_DENIED;
+    assert_int_equal(iot_enroll_import_request(reg_b, &e, &changed, &err), IOT_OK);
+    assert_false(changed);
+    assert_int_equal(request_state_in_b("dev-req"), IOT_ENROLL_APPROVED);
+}
+
 static void a_revoked_issuer_signs_nothing(void **state)
 {
     (void)state;
@@ -1042,6 +1098,7 @@ int main(void)
         cmocka_unit_test(a_renewal_elsewhere_replaces_the_certificate_it_renewed),
         cmocka_unit_test(a_revocation_elsewhere_is_applied_once),
         cmocka_unit_test(a_token_made_elsewhere_is_good_here),
+        cmocka_unit_test(a_request_and_its_decision_travel),
         cmocka_unit_test(a_revoked_issuer_signs_nothing),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

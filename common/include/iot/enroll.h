@@ -254,4 +254,16 @@ iot_status iot_enroll_import_revocation(iot_registry *reg, const char *device, c
 iot_status iot_token_import(iot_registry *reg, const iot_token_record *rec, const char *hash,
                             bool *added, iot_err *err);
 
+/* Takes in a request that waits (or waited) for an operator at another
+ * gateway, or the operator's decision on it (state pending, approved or
+ * denied; e->serial is ignored). Unknown here: it is added (as issued, if
+ * this registry has that key's certificate for the device already). A
+ * request pending here for the same key: the decision is taken. Anything
+ * else changes nothing: a decision is not undone. *changed says whether
+ * something was written. IOT_EINVAL for a malformed record. One
+ * transaction. A certificate taken in with iot_enroll_import_cert settles
+ * the device's pending or approved request for the same key as issued. */
+iot_status iot_enroll_import_request(iot_registry *reg, const iot_enroll_record *e, bool *changed,
+                                     iot_err *err);
+
 #endif
