@@ -381,6 +381,31 @@ out:
     return s;
 }
 
+/* ---- one transaction for each change --------------------------------------- */
+
+/* What one import writes: *changed says whether it wrote anything. */
+typedef iot_status (*import_step)(iot_registry *reg, const void *in, bool *changed, iot_err *err);
+
+/* Runs step in a transaction of its own, committed only when it changed
+ * something: a refusal or a failure leaves nothing written. */
+static iot_status in_transaction(iot_registry *reg, import_step step, const void *in, bool *changed,
+                                 iot_err *err)
+{
+    *changed = false;
+    iot_status s = iot__registry_need(reg, 5, err);
+    if (s == IOT_OK)
+        s = iot_registry_begin(reg, err);
+    if (s != IOT_OK)
+        return s;
+    s = step(reg, in, changed, err);
+    if (s == IOT_OK && *changed)
+        s = iot_registry_commit(reg, err);
+    iot_registry_rollback(reg);
+    if (s != IOT_OK)
+        *changed = false;
+    return s;
+}
+
 /* ---- revocations --------------------------------------------------------- */
 
 /* A serial as the registry writes it: upper-case hex, 1 to 64 digits. */
@@ -404,9 +429,15 @@ static const char *reason_name(const char *reason)
     return reason;
 }
 
-static iot_status revoke_serial(iot_registry *reg, const char *device, const char *serial,
-                                const char *reason, int64_t now, bool *changed, iot_err *err)
+typedef struct revocation_in {
+    const char *device, *serial, *reason;
+    int64_t now;
+} revocation_in;
+
+static iot_status revoke_serial(iot_registry *reg, const void *arg, bool *changed, iot_err *err)
 {
+    const revocation_in *in = arg;
+    const char *device = in->device, *serial = in->serial;
     iot_cert_record rec;
     bool found = false;
     iot_status s = find_serial(reg, serial, &rec, &found, err);
@@ -425,7 +456,7 @@ static iot_status revoke_serial(iot_registry *reg, const char *device, const cha
                            iot_cert_kind_name(rec.kind), rec.name, reg->path);
     if (rec.revoked)
         return IOT_OK; /* revoked already, or replaced by a renewal */
-    s = iot_registry_revoke(reg, IOT_KIND_DEVICE, device, reason_name(reason), now, err);
+    s = iot_registry_revoke(reg, IOT_KIND_DEVICE, device, reason_name(in->reason), in->now, err);
     *changed = s == IOT_OK;
     return s;
 }
@@ -438,19 +469,8 @@ iot_status iot_enroll_import_revocation(iot_registry *reg, const char *device, c
     iot_status s = iot_id_check("the device ID of a shared revocation", device, err);
     if (s == IOT_OK)
         s = check_serial_text(serial, err);
-    if (s == IOT_OK)
-        s = iot__registry_need(reg, 5, err);
-    if (s == IOT_OK)
-        s = iot_registry_begin(reg, err);
-    if (s != IOT_OK)
-        return s;
-    s = revoke_serial(reg, device, serial, reason, now, changed, err);
-    if (s == IOT_OK && *changed)
-        s = iot_registry_commit(reg, err);
-    iot_registry_rollback(reg);
-    if (s != IOT_OK)
-        *changed = false;
-    return s;
+    revocation_in in = {device, serial, reason, now};
+    return s == IOT_OK ? in_transaction(reg, revoke_serial, &in, changed, err) : s;
 }
 
 /* ---- tokens ---------------------------------------------------------------- */
@@ -458,12 +478,7 @@ iot_status iot_enroll_import_revocation(iot_registry *reg, const char *device, c
 /* 64 lower-case hex digits: a SHA-256 as the registry keeps it. */
 static bool hash_ok(const char *hash)
 {
-    if (strlen(hash) != 64)
-        return false;
-    for (size_t i = 0; i < 64; i++)
-        if (!((hash[i] >= '0' && hash[i] <= '9') || (hash[i] >= 'a' && hash[i] <= 'f')))
-            return false;
-    return true;
+    return strlen(hash) == 64 && strspn(hash, "0123456789abcdef") == 64;
 }
 
 static iot_status check_token(const iot_token_record *rec, const char *hash, iot_err *err)
@@ -483,9 +498,16 @@ static iot_status check_token(const iot_token_record *rec, const char *hash, iot
     return IOT_OK;
 }
 
-static iot_status take_token(iot_registry *reg, const iot_token_record *rec, const char *hash,
-                             bool *added, iot_err *err)
+typedef struct token_in {
+    const iot_token_record *rec;
+    const char *hash;
+} token_in;
+
+static iot_status take_token(iot_registry *reg, const void *arg, bool *added, iot_err *err)
 {
+    const token_in *in = arg;
+    const iot_token_record *rec = in->rec;
+    const char *hash = in->hash;
     iot_token_record have;
     iot_err lookup = {0};
     iot_status s = iot__token_find(reg, hash, &have, &lookup);
@@ -511,19 +533,8 @@ iot_status iot_token_import(iot_registry *reg, const iot_token_record *rec, cons
 {
     *added = false;
     iot_status s = check_token(rec, hash, err);
-    if (s == IOT_OK)
-        s = iot__registry_need(reg, 5, err);
-    if (s == IOT_OK)
-        s = iot_registry_begin(reg, err);
-    if (s != IOT_OK)
-        return s;
-    s = take_token(reg, rec, hash, added, err);
-    if (s == IOT_OK && *added)
-        s = iot_registry_commit(reg, err);
-    iot_registry_rollback(reg);
-    if (s != IOT_OK)
-        *added = false;
-    return s;
+    token_in in = {rec, hash};
+    return s == IOT_OK ? in_transaction(reg, take_token, &in, added, err) : s;
 }
 
 /* ---- requests that wait for an operator ------------------------------------ */
@@ -548,9 +559,9 @@ static iot_status check_request(const iot_enroll_record *e, iot_err *err)
  * pending request for the same key (the decision is taken), anything else
  * (nothing changes: a decision is not undone, a request for another key
  * is the device's own business here). */
-static iot_status take_request(iot_registry *reg, const iot_enroll_record *in, bool *changed,
-                               iot_err *err)
+static iot_status take_request(iot_registry *reg, const void *arg, bool *changed, iot_err *err)
 {
+    const iot_enroll_record *in = arg;
     iot_enroll_record have;
     iot_err lookup = {0};
     iot_status s = iot__enroll_get(reg, in->device, &have, &lookup);
@@ -585,17 +596,5 @@ iot_status iot_enroll_import_request(iot_registry *reg, const iot_enroll_record 
 {
     *changed = false;
     iot_status s = check_request(e, err);
-    if (s == IOT_OK)
-        s = iot__registry_need(reg, 5, err);
-    if (s == IOT_OK)
-        s = iot_registry_begin(reg, err);
-    if (s != IOT_OK)
-        return s;
-    s = take_request(reg, e, changed, err);
-    if (s == IOT_OK && *changed)
-        s = iot_registry_commit(reg, err);
-    iot_registry_rollback(reg);
-    if (s != IOT_OK)
-        *changed = false;
-    return s;
+    return s == IOT_OK ? in_transaction(reg, take_request, e, changed, err) : s;
 }

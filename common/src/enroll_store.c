@@ -192,33 +192,6 @@ iot_status iot_token_revoke(iot_registry *reg, const char *id, int64_t now, iot_
                        t.revoked_at != 0 ? "revoked" : "used");
 }
 
-iot_status iot_token_foreach(iot_registry *reg, iot_token_fn fn, void *ctx, iot_err *err)
-{
-    if (reg->version < 5)
-        return IOT_OK; /* no tokens before schema 5 */
-    sqlite3_stmt *st = NULL;
-    iot_status s = IOT_OK;
-    int rc = sqlite3_prepare_v2(reg->db, TOKEN_COLUMNS "ORDER BY created DESC, id", -1, &st, NULL);
-    if (rc != SQLITE_OK) {
-        s = iot__registry_fail(reg, rc, "listing tokens", err);
-        goto out;
-    }
-    for (rc = sqlite3_step(st); rc == SQLITE_ROW; rc = sqlite3_step(st)) {
-        iot_token_record t;
-        token_row(st, &t);
-        int stop = fn(&t, ctx);
-        if (stop != 0) {
-            s = (iot_status)stop;
-            goto out;
-        }
-    }
-    if (rc != SQLITE_DONE)
-        s = iot__registry_fail(reg, rc, "listing tokens", err);
-out:
-    sqlite3_finalize(st);
-    return s;
-}
-
 iot_status iot__enroll_get(iot_registry *reg, const char *device, iot_enroll_record *out,
                            iot_err *err)
 {
@@ -310,17 +283,20 @@ out:
     return s;
 }
 
-iot_status iot_token_foreach_hash(iot_registry *reg, iot_token_hash_fn fn, void *ctx, iot_err *err)
+/* Every token with its hash, in the order `order_by` gives. */
+static iot_status walk_tokens(iot_registry *reg, const char *order_by, iot_token_hash_fn fn,
+                              void *ctx, iot_err *err)
 {
     if (reg->version < 5)
-        return IOT_OK;
+        return IOT_OK; /* no tokens before schema 5 */
+    char sql[256];
+    snprintf(sql, sizeof(sql),
+             "SELECT id, device, created, expires, used_at, revoked_at, serial, hash FROM tokens "
+             "ORDER BY %s",
+             order_by);
     sqlite3_stmt *st = NULL;
     iot_status s = IOT_OK;
-    int rc = sqlite3_prepare_v2(
-        reg->db,
-        "SELECT id, device, created, expires, used_at, revoked_at, serial, hash FROM tokens "
-        "ORDER BY created, id",
-        -1, &st, NULL);
+    int rc = sqlite3_prepare_v2(reg->db, sql, -1, &st, NULL);
     if (rc != SQLITE_OK) {
         s = iot__registry_fail(reg, rc, "listing tokens", err);
         goto out;
@@ -341,4 +317,27 @@ iot_status iot_token_foreach_hash(iot_registry *reg, iot_token_hash_fn fn, void 
 out:
     sqlite3_finalize(st);
     return s;
+}
+
+typedef struct without_hash {
+    iot_token_fn fn;
+    void *ctx;
+} without_hash;
+
+static int drop_hash(const iot_token_record *rec, const char *hash, void *ctx)
+{
+    (void)hash;
+    const without_hash *w = ctx;
+    return w->fn(rec, w->ctx);
+}
+
+iot_status iot_token_foreach(iot_registry *reg, iot_token_fn fn, void *ctx, iot_err *err)
+{
+    without_hash w = {fn, ctx};
+    return walk_tokens(reg, "created DESC, id", drop_hash, &w, err);
+}
+
+iot_status iot_token_foreach_hash(iot_registry *reg, iot_token_hash_fn fn, void *ctx, iot_err *err)
+{
+    return walk_tokens(reg, "created, id", fn, ctx, err);
 }

@@ -16,6 +16,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "shared.h"
+#include "updates.h"
 
 #define PREFIX      "/iot/rollouts/"
 #define FINAL       "/final/"
@@ -262,21 +263,7 @@ static void log_applied(const report *rep, const char *from, const iot_report_ou
     gw_metric_inc(GW_M_SHARED_REPORTS_APPLIED);
     gw_log(GW_LOG_INFO, "update.report_shared", "device=%s rollout=%s status=%s from=%s",
            rep->device, rep->rollout, iot_rollout_dev_state_name(rep->state), from);
-    if (o->wave_started) {
-        gw_metric_inc(GW_M_ROLLOUT_WAVES_STARTED);
-        gw_log(GW_LOG_INFO, "rollout.wave_started", "rollout=%s wave=%u", o->name, o->new_wave);
-    }
-    if (o->paused) {
-        gw_metric_inc(GW_M_ROLLOUTS_PAUSED);
-        gw_log(GW_LOG_WARN, "rollout.paused",
-               "rollout=%s reason=failure_threshold action=\"inspect with iotctl rollout status, "
-               "then resume or abort\"",
-               o->name);
-    }
-    if (o->completed) {
-        gw_metric_inc(GW_M_ROLLOUTS_COMPLETED);
-        gw_log(GW_LOG_INFO, "rollout.completed", "rollout=%s", o->name);
-    }
+    gw_updates_log_outcome(o);
 }
 
 /* Applies one shared report to the local file. false: the file is busy;

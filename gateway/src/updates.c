@@ -421,15 +421,8 @@ out:
     return why;
 }
 
-static void log_outcome(const char *device, const report_in *in, const iot_report_outcome *o)
+void gw_updates_log_outcome(const iot_report_outcome *o)
 {
-    gw_log_level level = in->rep.state == IOT_RDEV_FAILED || in->rep.state == IOT_RDEV_ROLLED_BACK
-                             ? GW_LOG_WARN
-                             : GW_LOG_INFO;
-    gw_log(level, "update.report",
-           "device=%s rollout=%s sequence=%" PRIu64 " status=%s reason=%s offset=%u size=%u",
-           device, o->name, in->rep.sequence, in->status, in->reason[0] ? in->reason : "-",
-           in->rep.offset, in->rep.size);
     if (o->wave_started) {
         gw_metric_inc(GW_M_ROLLOUT_WAVES_STARTED);
         gw_log(GW_LOG_INFO, "rollout.wave_started", "rollout=%s wave=%u", o->name, o->new_wave);
@@ -445,6 +438,18 @@ static void log_outcome(const char *device, const report_in *in, const iot_repor
         gw_metric_inc(GW_M_ROLLOUTS_COMPLETED);
         gw_log(GW_LOG_INFO, "rollout.completed", "rollout=%s", o->name);
     }
+}
+
+static void log_outcome(const char *device, const report_in *in, const iot_report_outcome *o)
+{
+    gw_log_level level = in->rep.state == IOT_RDEV_FAILED || in->rep.state == IOT_RDEV_ROLLED_BACK
+                             ? GW_LOG_WARN
+                             : GW_LOG_INFO;
+    gw_log(level, "update.report",
+           "device=%s rollout=%s sequence=%" PRIu64 " status=%s reason=%s offset=%u size=%u",
+           device, o->name, in->rep.sequence, in->status, in->reason[0] ? in->reason : "-",
+           in->rep.offset, in->rep.size);
+    gw_updates_log_outcome(o);
 }
 
 static bool is_json(const char *content_type)

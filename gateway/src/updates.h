@@ -47,6 +47,12 @@ void gw_updates_close(gw_updates *u);
 struct gw_rollshare;
 void gw_updates_share(gw_updates *u, struct gw_rollshare *share);
 
+/* Logs and counts what judging a final report did to its rollout (a wave
+ * started, the rollout paused or completed): for a report taken here and
+ * for one another gateway took (rollshare.c). */
+struct iot_report_outcome;
+void gw_updates_log_outcome(const struct iot_report_outcome *o);
+
 /* Reads the trusted keys again (SIGHUP); on error the keys in use stay. */
 iot_status gw_updates_reload_keys(gw_updates *u, iot_err *err);
 
