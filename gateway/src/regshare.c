@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include <cjson/cJSON.h>
@@ -30,6 +31,13 @@
 #define GATEWAY_MAX 127
 #define REASON_MAX  31
 
+/* The registry file and its WAL: what any writer (iotctl, enrollment,
+ * this thread) changes. */
+typedef struct reg_stamp {
+    struct timespec mtime, wal_mtime;
+    off_t size, wal_size;
+} reg_stamp;
+
 struct gw_regshare {
     gw_regshare_options opt;
     char gateway[GATEWAY_MAX + 1];
@@ -45,6 +53,8 @@ struct gw_regshare {
     int64_t tokens_off_up_to;
     int64_t requests_rev;
     int64_t asked_up_to, decided_up_to; /* local requests and decisions written */
+    reg_stamp written;                  /* the registry when all was last written out */
+    bool written_once;
 };
 
 static int64_t now_s(void)
@@ -63,12 +73,7 @@ static bool refuse_value(const char *key, const char *why)
 static bool serial_ok(const char *s)
 {
     size_t n = strlen(s);
-    if (n == 0 || n > IOT_SERIAL_HEX_MAX)
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'A' && s[i] <= 'F')))
-            return false;
-    return true;
+    return n > 0 && n <= IOT_SERIAL_HEX_MAX && strspn(s, "0123456789ABCDEF") == n;
 }
 
 static const char *string_of(const cJSON *obj, const char *name, size_t max)
@@ -347,7 +352,7 @@ static bool write_revocation(gw_regshare *rs, const revocation *r)
 
 /* Writes the revocations made in this registry since the last pass (the
  * first pass: all of them; writing one that is there changes nothing). */
-static void write_revocations(gw_regshare *rs)
+static bool write_revocations(gw_regshare *rs)
 {
     revocations rv = {.after = rs->revoked_up_to};
     iot_err err = {0};
@@ -362,6 +367,7 @@ static void write_revocations(gw_regshare *rs)
      * or after `now`, which the next pass reads. */
     if (all)
         rs->revoked_up_to = now - 1;
+    return all;
 }
 
 /* ---- tokens in and out -------------------------------------------------------- */
@@ -369,12 +375,8 @@ static void write_revocations(gw_regshare *rs)
 /* "tok-" and 12 lower-case hex digits. */
 static bool token_id_ok(const char *id)
 {
-    if (strlen(id) != IOT_TOKEN_ID_LEN || strncmp(id, "tok-", 4) != 0)
-        return false;
-    for (size_t i = 4; i < IOT_TOKEN_ID_LEN; i++)
-        if (!((id[i] >= '0' && id[i] <= '9') || (id[i] >= 'a' && id[i] <= 'f')))
-            return false;
-    return true;
+    return strlen(id) == IOT_TOKEN_ID_LEN && strncmp(id, "tok-", 4) == 0 &&
+           strspn(id + 4, "0123456789abcdef") == IOT_TOKEN_ID_LEN - 4;
 }
 
 static bool import_token(gw_regshare *rs, const char *key, const char *id, const cJSON *v)
@@ -514,7 +516,7 @@ static bool write_token(gw_regshare *rs, const token_out *t)
 }
 
 /* As write_revocations, for tokens. */
-static void write_tokens(gw_regshare *rs)
+static bool write_tokens(gw_regshare *rs)
 {
     int64_t now = now_s();
     tokens_out o = {
@@ -530,6 +532,7 @@ static void write_tokens(gw_regshare *rs)
         rs->tokens_up_to = now - 1;
         rs->tokens_off_up_to = now - 1;
     }
+    return all;
 }
 
 /* ---- requests that wait for an operator, and decisions ------------------------ */
@@ -663,7 +666,7 @@ static bool write_request(gw_regshare *rs, const iot_enroll_record *e)
 }
 
 /* As write_revocations, for requests and decisions. */
-static void write_requests(gw_regshare *rs)
+static bool write_requests(gw_regshare *rs)
 {
     int64_t now = now_s();
     requests_out o = {.asked_after = rs->asked_up_to, .decided_after = rs->decided_up_to};
@@ -678,9 +681,52 @@ static void write_requests(gw_regshare *rs)
         rs->asked_up_to = now - 1;
         rs->decided_up_to = now - 1;
     }
+    return all;
 }
 
 /* ---- the thread -------------------------------------------------------------- */
+
+static void stamp_registry(const char *path, reg_stamp *st)
+{
+    char wal[1024]; /* registry paths are at most 511 bytes (config.h) */
+    struct stat sb;
+    memset(st, 0, sizeof(*st));
+    snprintf(wal, sizeof(wal), "%s-wal", path);
+    if (stat(path, &sb) == 0) {
+        st->mtime = sb.st_mtim;
+        st->size = sb.st_size;
+    }
+    if (stat(wal, &sb) == 0) {
+        st->wal_mtime = sb.st_mtim;
+        st->wal_size = sb.st_size;
+    }
+}
+
+static bool stamp_equal(const reg_stamp *a, const reg_stamp *b)
+{
+    return a->mtime.tv_sec == b->mtime.tv_sec && a->mtime.tv_nsec == b->mtime.tv_nsec &&
+           a->size == b->size && a->wal_mtime.tv_sec == b->wal_mtime.tv_sec &&
+           a->wal_mtime.tv_nsec == b->wal_mtime.tv_nsec && a->wal_size == b->wal_size;
+}
+
+/* The write passes read whole tables (tokens, requests, revocations): they
+ * run only when the registry was written since the last pass that wrote
+ * everything out, not at every poll. The stamp is taken before the pass,
+ * so a change made during it is seen next time. */
+static void write_changes(gw_regshare *rs)
+{
+    reg_stamp now;
+    stamp_registry(rs->opt.registry, &now);
+    if (rs->written_once && stamp_equal(&now, &rs->written))
+        return;
+    bool all = write_tokens(rs);
+    all = write_requests(rs) && all;
+    all = write_revocations(rs) && all;
+    if (all) {
+        rs->written = now;
+        rs->written_once = true;
+    }
+}
 
 static bool wait_or_stop(gw_regshare *rs)
 {
@@ -701,9 +747,7 @@ static void *run(void *arg)
         read_prefix(rs, CERTS, &rs->certs_rev, take_cert);
         read_prefix(rs, REQUESTS, &rs->requests_rev, take_request);
         read_prefix(rs, REVOKED, &rs->revoked_rev, take_revoked);
-        write_tokens(rs);
-        write_requests(rs);
-        write_revocations(rs);
+        write_changes(rs);
     } while (!wait_or_stop(rs));
     return NULL;
 }
